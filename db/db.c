@@ -1,0 +1,594 @@
+#include "db.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "moetune/moetune.h"
+
+/* Migrations, applied in order, each in its own BEGIN IMMEDIATE. A step is
+ * never edited once released: changes go in a new step. */
+static const struct { int version; const char *sql; } migrations[] = {
+    {1,
+     "CREATE TABLE devices("
+     " id INTEGER PRIMARY KEY,"
+     " backend TEXT NOT NULL,"
+     " name TEXT NOT NULL,"          /* as vLLM spells it in file names */
+     " raw_name TEXT NOT NULL,"
+     " arch TEXT NOT NULL DEFAULT '',"
+     " cores INTEGER NOT NULL DEFAULT 0,"
+     " memory_bytes INTEGER NOT NULL DEFAULT 0,"
+     " driver TEXT NOT NULL DEFAULT '',"
+     " toolkit TEXT NOT NULL DEFAULT '',"
+     " bandwidth_gbs REAL,"
+     " peak_gflops REAL,"
+     " ceilings_at TEXT,"
+     " UNIQUE(backend, name, raw_name, arch, cores, memory_bytes));"
+     "CREATE TABLE problems("
+     " id INTEGER PRIMARY KEY,"
+     " kernel TEXT NOT NULL,"
+     " dtype TEXT NOT NULL,"
+     " E INTEGER NOT NULL, N INTEGER NOT NULL, K INTEGER NOT NULL, topk INTEGER NOT NULL,"
+     " block_n INTEGER NOT NULL DEFAULT 0, block_k INTEGER NOT NULL DEFAULT 0,"
+     " renormalize INTEGER NOT NULL DEFAULT 1,"
+     " UNIQUE(kernel, dtype, E, N, K, topk, block_n, block_k, renormalize));"
+     "CREATE TABLE configs("
+     " id INTEGER PRIMARY KEY,"
+     " backend TEXT NOT NULL,"
+     " params TEXT NOT NULL,"
+     " UNIQUE(backend, params));"
+     "CREATE TABLE sweeps("
+     " id INTEGER PRIMARY KEY,"
+     " device_id INTEGER NOT NULL REFERENCES devices(id),"
+     " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+     " strategy TEXT NOT NULL, budget INTEGER NOT NULL, batch_sizes TEXT NOT NULL, command TEXT NOT NULL,"
+     " started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+     " finished_at TEXT, status TEXT NOT NULL DEFAULT 'running');"
+     "CREATE TABLE measurements("
+     " id INTEGER PRIMARY KEY,"
+     " sweep_id INTEGER REFERENCES sweeps(id),"
+     " device_id INTEGER NOT NULL REFERENCES devices(id),"
+     " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+     " M INTEGER NOT NULL,"
+     " config_id INTEGER NOT NULL REFERENCES configs(id),"
+     " is_default INTEGER NOT NULL DEFAULT 0,"
+     " status TEXT NOT NULL CHECK (status IN ('ok','failed','foreign')),"
+     " reason TEXT,"
+     " median_us REAL, spread_us REAL, reps INTEGER,"
+     " rel_err REAL, tolerance REAL, floor_us REAL, efficiency REAL,"
+     " kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL, timing_policy TEXT NOT NULL,"
+     " ord INTEGER NOT NULL DEFAULT 0,"
+     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+     " UNIQUE(device_id, problem_id, M, config_id, kernel_hash, timing_policy));"
+     "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, median_us);"
+     "CREATE TABLE imports("
+     " id INTEGER PRIMARY KEY,"
+     " device_id INTEGER NOT NULL REFERENCES devices(id),"
+     " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+     " file TEXT NOT NULL, key_order TEXT NOT NULL, extra TEXT NOT NULL,"
+     " imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+     " UNIQUE(device_id, problem_id));"},
+};
+#define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+enum stmt_id {
+    S_DEV_FIND, S_DEV_INSERT, S_DEV_CEIL, S_PROB_FIND, S_PROB_INSERT, S_CFG_FIND, S_CFG_INSERT,
+    S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
+    S_RESULTS_FOREIGN, S_COUNTS, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_DEV_FIND] = "SELECT id, bandwidth_gbs, peak_gflops FROM devices WHERE backend=?1 AND name=?2 AND "
+                   "raw_name=?3 AND arch=?4 AND cores=?5 AND memory_bytes=?6",
+    [S_DEV_INSERT] = "INSERT INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit) "
+                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, "
+                   "ceilings_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
+    [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND dtype=?2 AND E=?3 AND N=?4 AND K=?5 AND "
+                    "topk=?6 AND block_n=?7 AND block_k=?8 AND renormalize=?9",
+    [S_PROB_INSERT] = "INSERT INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_CFG_FIND] = "SELECT id FROM configs WHERE backend=?1 AND params=?2",
+    [S_CFG_INSERT] = "INSERT INTO configs(backend, params) VALUES(?1,?2)",
+    [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command) "
+                      "VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_SWEEP_END] = "UPDATE sweeps SET status=?2, finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
+    [S_MEAS_EXISTS] = "SELECT 1 FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
+                      "config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
+    [S_MEAS_INSERT] = "INSERT INTO measurements(sweep_id,device_id,problem_id,M,config_id,is_default,status,"
+                      "reason,median_us,spread_us,reps,rel_err,tolerance,floor_us,efficiency,kernel_hash,"
+                      "moetune_version,timing_policy,ord) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+    [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
+                "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
+                "p.block_k,p.renormalize FROM measurements m JOIN devices d ON d.id=m.device_id "
+                "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 ORDER BY d.id, p.id",
+    [S_RESULTS_OK] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,m.spread_us,"
+                     "m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM measurements m "
+                     "JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND m.problem_id=?2 AND "
+                     "m.status=?3 ORDER BY m.M, m.median_us, m.id",
+    [S_RESULTS_OK_HASH] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,"
+                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM "
+                          "measurements m JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND "
+                          "m.problem_id=?2 AND m.status=?3 AND m.kernel_hash=?4 ORDER BY m.M, m.median_us, m.id",
+    [S_RESULTS_FOREIGN] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,"
+                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM "
+                          "measurements m JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND "
+                          "m.problem_id=?2 AND m.status=?3 ORDER BY m.ord, m.M",
+    [S_COUNTS] = "SELECT coalesce(sum(status='ok'),0), coalesce(sum(status='failed'),0) FROM measurements "
+                 "WHERE device_id=?1 AND problem_id=?2 AND (?3 IS NULL OR kernel_hash=?3)",
+    [S_IMPORT_DEL_ROWS] = "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND status='foreign'",
+    [S_IMPORT_UPSERT] = "INSERT INTO imports(device_id,problem_id,file,key_order,extra) VALUES(?1,?2,?3,?4,?5) "
+                        "ON CONFLICT(device_id,problem_id) DO UPDATE SET file=excluded.file, "
+                        "key_order=excluded.key_order, extra=excluded.extra, "
+                        "imported_at=strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+    [S_IMPORT_GET] = "SELECT key_order, extra FROM imports WHERE device_id=?1 AND problem_id=?2",
+    [S_COUNT_ALL] = "SELECT count(*) FROM measurements",
+};
+
+struct mt_db {
+    sqlite3 *h;
+    sqlite3_stmt *st[S_COUNT];
+};
+
+const char *mt_db_errmsg(mt_db *db)
+{
+    return db && db->h ? sqlite3_errmsg(db->h) : "no database";
+}
+
+/* Prepared once per handle, reset before each use. */
+static sqlite3_stmt *stmt(mt_db *db, enum stmt_id id)
+{
+    if (!db->st[id]) {
+        if (sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &db->st[id], NULL) != SQLITE_OK) {
+            mt_err("cannot prepare statement %d: %s", (int)id, sqlite3_errmsg(db->h));
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(db->st[id]);
+        sqlite3_clear_bindings(db->st[id]);
+    }
+    return db->st[id];
+}
+
+static int exec(mt_db *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        mt_err("database: %s", msg ? msg : sqlite3_errmsg(db->h));
+        sqlite3_free(msg);
+        return MT_EDB;
+    }
+    return MT_OK;
+}
+
+int mt_db_begin(mt_db *db) { return exec(db, "BEGIN IMMEDIATE"); }
+int mt_db_commit(mt_db *db) { return exec(db, "COMMIT"); }
+void mt_db_rollback(mt_db *db)
+{
+    if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int classify(int rc)
+{
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) return MT_ECORRUPT;
+    if (rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_PERM || rc == SQLITE_IOERR ||
+        rc == SQLITE_FULL)
+        return MT_EIO;
+    return MT_EDB;
+}
+
+static const char *hint(int status)
+{
+    switch (status) {
+    case MT_EIO: return "check that the folder exists and is writable, or pass --db PATH";
+    case MT_ECORRUPT: return "the file was left untouched; move it aside or pass --db PATH";
+    case MT_ESCHEMA: return "upgrade moetune, or pass --db PATH for a separate database";
+    default: return "see the message above";
+    }
+}
+
+int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
+{
+    mt_db *db;
+    int rc, status, version = 0;
+    sqlite3_stmt *q = NULL;
+    *out = NULL;
+    db = calloc(1, sizeof *db);
+    if (!db) return MT_ENOMEM;
+    rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) goto fail_rc;
+    sqlite3_extended_result_codes(db->h, 0);
+    sqlite3_busy_timeout(db->h, 10000);
+    /* Reading user_version is the first touch of the file: a file that is
+     * not a database fails here, before anything is written to it. */
+    rc = sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &q, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        version = sqlite3_column_int(q, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK) goto fail_rc;
+    if (version > MT_DB_SCHEMA_VERSION) {
+        status = MT_ESCHEMA;
+        snprintf(err, err_len, "cannot use database '%s': its schema version %d is newer than this moetune's (%d); %s",
+                 path, version, MT_DB_SCHEMA_VERSION, hint(status));
+        goto fail;
+    }
+    rc = sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) goto fail_rc;
+    for (int i = 0; i < N_MIGRATIONS; i++) {
+        char sql[64];
+        if (migrations[i].version <= version) continue;
+        rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, migrations[i].sql, NULL, NULL, NULL);
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", migrations[i].version);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            mt_db_rollback(db);
+            goto fail_rc;
+        }
+    }
+    *out = db;
+    return MT_OK;
+
+fail_rc:
+    status = classify(rc);
+    snprintf(err, err_len, "cannot open database '%s': %s; %s", path,
+             db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc), hint(status));
+fail:
+    sqlite3_close(db->h);
+    free(db);
+    return status;
+}
+
+void mt_db_close(mt_db *db)
+{
+    if (!db) return;
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(db->st[i]);
+    sqlite3_close(db->h);
+    free(db);
+}
+
+static int fail(mt_db *db, const char *what)
+{
+    mt_err("database: %s: %s", what, sqlite3_errmsg(db->h));
+    return MT_EDB;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(s, i);
+}
+
+static void bind_real(sqlite3_stmt *s, int i, double v)
+{
+    if (isnan(v)) sqlite3_bind_null(s, i);
+    else sqlite3_bind_double(s, i, v);
+}
+
+static double col_real(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+static void copy_col(char *dst, size_t n, sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+int mt_db_device_upsert(mt_db *db, mt_device_info *d)
+{
+    sqlite3_stmt *s = stmt(db, S_DEV_FIND);
+    if (!s) return MT_EDB;
+    bind_text(s, 1, d->backend);
+    bind_text(s, 2, d->name);
+    bind_text(s, 3, d->raw_name);
+    bind_text(s, 4, d->arch);
+    sqlite3_bind_int(s, 5, d->cores);
+    sqlite3_bind_int64(s, 6, d->memory_bytes);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        d->id = sqlite3_column_int64(s, 0);
+        d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
+        d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+        return MT_OK;
+    }
+    if (rc != SQLITE_DONE) return fail(db, "find device");
+    s = stmt(db, S_DEV_INSERT);
+    if (!s) return MT_EDB;
+    bind_text(s, 1, d->backend);
+    bind_text(s, 2, d->name);
+    bind_text(s, 3, d->raw_name);
+    bind_text(s, 4, d->arch);
+    sqlite3_bind_int(s, 5, d->cores);
+    sqlite3_bind_int64(s, 6, d->memory_bytes);
+    bind_text(s, 7, d->driver);
+    bind_text(s, 8, d->toolkit);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert device");
+    d->id = sqlite3_last_insert_rowid(db->h);
+    d->bandwidth_gbs = d->peak_gflops = 0;
+    return MT_OK;
+}
+
+int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak)
+{
+    sqlite3_stmt *s = stmt(db, S_DEV_CEIL);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_double(s, 2, bw);
+    sqlite3_bind_double(s, 3, peak);
+    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "store ceilings");
+}
+
+static void bind_problem(sqlite3_stmt *s, const mt_problem *p)
+{
+    bind_text(s, 1, p->kernel);
+    bind_text(s, 2, p->dtype);
+    sqlite3_bind_int64(s, 3, p->E);
+    sqlite3_bind_int64(s, 4, p->N);
+    sqlite3_bind_int64(s, 5, p->K);
+    sqlite3_bind_int64(s, 6, p->topk);
+    sqlite3_bind_int64(s, 7, p->block_n);
+    sqlite3_bind_int64(s, 8, p->block_k);
+    sqlite3_bind_int(s, 9, p->renormalize);
+}
+
+int mt_db_problem_upsert(mt_db *db, mt_problem *p)
+{
+    sqlite3_stmt *s = stmt(db, S_PROB_FIND);
+    if (!s) return MT_EDB;
+    bind_problem(s, p);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        p->id = sqlite3_column_int64(s, 0);
+        return MT_OK;
+    }
+    if (rc != SQLITE_DONE) return fail(db, "find problem");
+    s = stmt(db, S_PROB_INSERT);
+    if (!s) return MT_EDB;
+    bind_problem(s, p);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert problem");
+    p->id = sqlite3_last_insert_rowid(db->h);
+    return MT_OK;
+}
+
+int mt_db_config_upsert(mt_db *db, const char *backend, const char *params, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(db, S_CFG_FIND);
+    if (!s) return MT_EDB;
+    bind_text(s, 1, backend);
+    bind_text(s, 2, params);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        return MT_OK;
+    }
+    if (rc != SQLITE_DONE) return fail(db, "find config");
+    s = stmt(db, S_CFG_INSERT);
+    if (!s) return MT_EDB;
+    bind_text(s, 1, backend);
+    bind_text(s, 2, params);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert config");
+    *id = sqlite3_last_insert_rowid(db->h);
+    return MT_OK;
+}
+
+int mt_db_sweep_begin(mt_db *db, int64_t dev, int64_t prob, const char *strategy, int budget,
+                      const char *batch_sizes, const char *command, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(db, S_SWEEP_BEGIN);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    bind_text(s, 3, strategy);
+    sqlite3_bind_int(s, 4, budget);
+    bind_text(s, 5, batch_sizes);
+    bind_text(s, 6, command);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "record sweep");
+    *id = sqlite3_last_insert_rowid(db->h);
+    return MT_OK;
+}
+
+int mt_db_sweep_end(mt_db *db, int64_t id, const char *status)
+{
+    sqlite3_stmt *s = stmt(db, S_SWEEP_END);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, status);
+    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "finish sweep");
+}
+
+int mt_db_measurement_exists(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
+                             const char *policy)
+{
+    sqlite3_stmt *s = stmt(db, S_MEAS_EXISTS);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    sqlite3_bind_int64(s, 3, M);
+    sqlite3_bind_int64(s, 4, cfg);
+    bind_text(s, 5, hash);
+    bind_text(s, 6, policy);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return fail(db, "look up measurement");
+}
+
+int mt_db_measurement_insert(mt_db *db, const mt_measurement *m)
+{
+    sqlite3_stmt *s = stmt(db, S_MEAS_INSERT);
+    if (!s) return MT_EDB;
+    if (m->sweep_id) sqlite3_bind_int64(s, 1, m->sweep_id);
+    sqlite3_bind_int64(s, 2, m->device_id);
+    sqlite3_bind_int64(s, 3, m->problem_id);
+    sqlite3_bind_int64(s, 4, m->M);
+    sqlite3_bind_int64(s, 5, m->config_id);
+    sqlite3_bind_int(s, 6, m->is_default);
+    bind_text(s, 7, m->status);
+    bind_text(s, 8, m->reason);
+    bind_real(s, 9, m->median_us);
+    bind_real(s, 10, m->spread_us);
+    if (m->reps > 0) sqlite3_bind_int(s, 11, m->reps);
+    bind_real(s, 12, m->rel_err);
+    bind_real(s, 13, m->tolerance);
+    bind_real(s, 14, m->floor_us);
+    bind_real(s, 15, m->efficiency);
+    bind_text(s, 16, m->kernel_hash);
+    bind_text(s, 17, MOETUNE_VERSION);
+    bind_text(s, 18, m->timing_policy);
+    sqlite3_bind_int64(s, 19, m->ord);
+    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "insert measurement");
+}
+
+int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
+{
+    sqlite3_stmt *s = stmt(db, S_PAIRS);
+    int rc;
+    if (!s) return MT_EDB;
+    bind_text(s, 1, status);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_device_info d;
+        mt_problem p;
+        memset(&d, 0, sizeof d);
+        memset(&p, 0, sizeof p);
+        d.id = sqlite3_column_int64(s, 0);
+        copy_col(d.backend, sizeof d.backend, s, 1);
+        copy_col(d.name, sizeof d.name, s, 2);
+        copy_col(d.raw_name, sizeof d.raw_name, s, 3);
+        copy_col(d.arch, sizeof d.arch, s, 4);
+        d.cores = sqlite3_column_int(s, 5);
+        d.memory_bytes = sqlite3_column_int64(s, 6);
+        copy_col(d.driver, sizeof d.driver, s, 7);
+        copy_col(d.toolkit, sizeof d.toolkit, s, 8);
+        d.bandwidth_gbs = sqlite3_column_double(s, 9);
+        d.peak_gflops = sqlite3_column_double(s, 10);
+        p.id = sqlite3_column_int64(s, 11);
+        copy_col(p.kernel, sizeof p.kernel, s, 12);
+        copy_col(p.dtype, sizeof p.dtype, s, 13);
+        p.E = sqlite3_column_int64(s, 14);
+        p.N = sqlite3_column_int64(s, 15);
+        p.K = sqlite3_column_int64(s, 16);
+        p.topk = sqlite3_column_int64(s, 17);
+        p.block_n = sqlite3_column_int64(s, 18);
+        p.block_k = sqlite3_column_int64(s, 19);
+        p.renormalize = sqlite3_column_int(s, 20);
+        /* the callback may run other statements, but never S_PAIRS */
+        if ((rc = cb(&d, &p, user)) != 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "list results");
+}
+
+int mt_db_results(mt_db *db, int64_t dev, int64_t prob, const char *status, const char *hash,
+                  mt_result_cb cb, void *user)
+{
+    enum stmt_id id = strcmp(status, "foreign") == 0 ? S_RESULTS_FOREIGN : hash ? S_RESULTS_OK_HASH : S_RESULTS_OK;
+    sqlite3_stmt *s = stmt(db, id);
+    int rc;
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    bind_text(s, 3, status);
+    if (id == S_RESULTS_OK_HASH) bind_text(s, 4, hash);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_result_row r;
+        memset(&r, 0, sizeof r);
+        r.device_id = dev;
+        r.problem_id = prob;
+        r.M = sqlite3_column_int64(s, 0);
+        r.config_id = sqlite3_column_int64(s, 1);
+        r.backend = (const char *)sqlite3_column_text(s, 2);
+        r.params = (const char *)sqlite3_column_text(s, 3);
+        r.status = (const char *)sqlite3_column_text(s, 4);
+        r.reason = (const char *)sqlite3_column_text(s, 5);
+        r.median_us = col_real(s, 6);
+        r.spread_us = col_real(s, 7);
+        r.rel_err = col_real(s, 8);
+        r.floor_us = col_real(s, 9);
+        r.efficiency = col_real(s, 10);
+        r.reps = sqlite3_column_int(s, 11);
+        r.is_default = sqlite3_column_int(s, 12);
+        r.ord = sqlite3_column_int64(s, 13);
+        if ((rc = cb(&r, user)) != 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "read results");
+}
+
+int mt_db_counts(mt_db *db, int64_t dev, int64_t prob, const char *hash, int64_t *ok, int64_t *failed)
+{
+    sqlite3_stmt *s = stmt(db, S_COUNTS);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    bind_text(s, 3, hash);
+    if (sqlite3_step(s) != SQLITE_ROW) return fail(db, "count results");
+    *ok = sqlite3_column_int64(s, 0);
+    *failed = sqlite3_column_int64(s, 1);
+    return MT_OK;
+}
+
+int mt_db_import_begin(mt_db *db, int64_t dev, int64_t prob, const char *file, const char *order, const char *extra)
+{
+    sqlite3_stmt *s = stmt(db, S_IMPORT_DEL_ROWS);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "replace imported rows");
+    s = stmt(db, S_IMPORT_UPSERT);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    bind_text(s, 3, file);
+    bind_text(s, 4, order);
+    bind_text(s, 5, extra);
+    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "record import");
+}
+
+int mt_db_import_get(mt_db *db, int64_t dev, int64_t prob, char **order, char **extra)
+{
+    sqlite3_stmt *s = stmt(db, S_IMPORT_GET);
+    int rc;
+    *order = *extra = NULL;
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) return MT_ENOTFOUND;
+    if (rc != SQLITE_ROW) return fail(db, "read import");
+    *order = strdup((const char *)sqlite3_column_text(s, 0));
+    *extra = strdup((const char *)sqlite3_column_text(s, 1));
+    sqlite3_reset(s);
+    if (!*order || !*extra) {
+        free(*order);
+        free(*extra);
+        *order = *extra = NULL;
+        return MT_ENOMEM;
+    }
+    return MT_OK;
+}
+
+int64_t mt_db_count_measurements(mt_db *db)
+{
+    sqlite3_stmt *s = stmt(db, S_COUNT_ALL);
+    int64_t n = -1;
+    if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    if (s) sqlite3_reset(s);
+    return n;
+}

@@ -1,0 +1,116 @@
+/*
+ * The measurement database: one SQLite file, schema versioned with
+ * PRAGMA user_version, WAL, every measurement committed as it is taken.
+ */
+#ifndef MT_DB_H
+#define MT_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mt_db mt_db;
+
+/* The schema version this moetune writes. */
+#define MT_DB_SCHEMA_VERSION 1
+
+typedef struct mt_device_info {
+    int64_t id;
+    char backend[16];   /* cpu, cuda, hip */
+    char name[128];     /* as vLLM spells it in file names */
+    char raw_name[128]; /* as the driver reports it */
+    char arch[32];      /* sm_90a, gfx942, x86_64 */
+    int cores;          /* SMs, CUs or hardware threads */
+    int64_t memory_bytes;
+    char driver[64];
+    char toolkit[64];
+    double bandwidth_gbs; /* measured; 0 when not yet measured */
+    double peak_gflops;
+} mt_device_info;
+
+typedef struct mt_problem {
+    int64_t id;
+    char kernel[32];   /* "fused_moe" */
+    char dtype[32];    /* bf16, fp32, or a vLLM dtype string for imports */
+    int64_t E, N, K, topk; /* K and topk are 0 when unknown (imports) */
+    int64_t block_n, block_k;
+    int renormalize;
+} mt_problem;
+
+typedef struct mt_measurement {
+    int64_t sweep_id; /* 0: none */
+    int64_t device_id, problem_id, config_id, M;
+    int is_default;
+    const char *status; /* "ok", "failed", "foreign" */
+    const char *reason; /* may be NULL */
+    double median_us, spread_us, rel_err, tolerance, floor_us, efficiency; /* NaN: NULL */
+    int reps;
+    const char *kernel_hash, *timing_policy;
+    int64_t ord; /* position in an imported file, else 0 */
+} mt_measurement;
+
+/* Open (creating and migrating) the database at path. On failure *out is
+ * NULL and err holds a message naming the file. Returns MT_OK, MT_EIO
+ * (cannot open or create), MT_ECORRUPT, MT_ESCHEMA or MT_EDB. */
+int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len);
+/* NULL is a harmless no-op. */
+void mt_db_close(mt_db *db);
+/* The last SQLite error message on this handle. */
+const char *mt_db_errmsg(mt_db *db);
+
+int mt_db_begin(mt_db *db);
+int mt_db_commit(mt_db *db);
+void mt_db_rollback(mt_db *db);
+
+/* Insert or find the device; fills d->id and, when stored, the ceilings. */
+int mt_db_device_upsert(mt_db *db, mt_device_info *d);
+int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bandwidth_gbs, double peak_gflops);
+int mt_db_problem_upsert(mt_db *db, mt_problem *p);
+int mt_db_config_upsert(mt_db *db, const char *backend, const char *params_json, int64_t *id);
+
+int mt_db_sweep_begin(mt_db *db, int64_t device_id, int64_t problem_id, const char *strategy, int budget,
+                      const char *batch_sizes, const char *command, int64_t *id);
+int mt_db_sweep_end(mt_db *db, int64_t id, const char *status);
+
+/* 1 when a measurement of this (device, problem, M, config, kernel hash,
+ * timing policy) is stored, 0 when not, negative on error. */
+int mt_db_measurement_exists(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
+                             const char *kernel_hash, const char *timing_policy);
+/* Insert and commit (unless inside mt_db_begin). */
+int mt_db_measurement_insert(mt_db *db, const mt_measurement *m);
+
+/* A row of a result listing. Strings point into the statement and are valid
+ * during the callback only. */
+typedef struct mt_result_row {
+    int64_t device_id, problem_id, M, config_id, ord;
+    const char *backend, *params, *status, *reason;
+    double median_us, spread_us, rel_err, floor_us, efficiency;
+    int reps, is_default;
+} mt_result_row;
+typedef int (*mt_result_cb)(const mt_result_row *r, void *user);
+
+/* The (device, problem) pairs that have rows of the given status ("ok" or
+ * "foreign"), device and problem filled. */
+typedef int (*mt_pair_cb)(const mt_device_info *d, const mt_problem *p, void *user);
+int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user);
+
+/* Rows of (device, problem): status "ok" rows ordered by M then median (so
+ * the first row of each M is its best), or "foreign" rows by ord. Only rows
+ * with the given kernel hash when kernel_hash is not NULL. */
+int mt_db_results(mt_db *db, int64_t device_id, int64_t problem_id, const char *status,
+                  const char *kernel_hash, mt_result_cb cb, void *user);
+
+/* Counts for a (device, problem): ok and failed measurements. */
+int mt_db_counts(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash,
+                 int64_t *ok, int64_t *failed);
+
+/* Imported files: replace the foreign rows of (device, problem) and record
+ * the file's top-level key order and extra (non-M) keys as JSON. */
+int mt_db_import_begin(mt_db *db, int64_t device_id, int64_t problem_id, const char *file,
+                       const char *key_order_json, const char *extra_json);
+/* The stored key order and extras; strings are malloc'ed (free them). */
+int mt_db_import_get(mt_db *db, int64_t device_id, int64_t problem_id, char **key_order_json, char **extra_json);
+
+/* Number of rows in measurements (tests and progress). */
+int64_t mt_db_count_measurements(mt_db *db);
+
+#endif

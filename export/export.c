@@ -1,0 +1,332 @@
+#include "export.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "log.h"
+#include "moetune/moetune.h"
+#include "vllm.h"
+
+#ifndef MT_CPU_KERNEL_HASH
+#define MT_CPU_KERNEL_HASH "unknown"
+#endif
+
+const char *mt_kernel_hash(const char *backend)
+{
+    if (strcmp(backend, "cpu") == 0) return MT_CPU_KERNEL_HASH;
+    return NULL;
+}
+
+struct collect { mt_best_list *l; int failed_pass; int err; };
+
+static mt_best *slot(mt_best_list *l, int64_t M)
+{
+    if (l->n && l->v[l->n - 1].M == M) return &l->v[l->n - 1];
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i].M == M) return &l->v[i];
+    mt_best *v = realloc(l->v, (size_t)(l->n + 1) * sizeof *v);
+    if (!v) return NULL;
+    l->v = v;
+    mt_best *b = &l->v[l->n++];
+    memset(b, 0, sizeof *b);
+    b->M = M;
+    b->def_median_us = NAN;
+    return b;
+}
+
+static int collect_row(const mt_result_row *r, void *u)
+{
+    struct collect *c = u;
+    mt_best *b = slot(c->l, r->M);
+    if (!b) return c->err = MT_ENOMEM;
+    if (c->failed_pass) {
+        b->n_failed++;
+        return 0;
+    }
+    b->n_ok++;
+    /* rows come ordered by M then median: the first is the best */
+    if (!b->params) {
+        b->params = strdup(r->params);
+        b->median_us = r->median_us;
+        b->spread_us = r->spread_us;
+        b->rel_err = r->rel_err;
+        b->floor_us = r->floor_us;
+        b->efficiency = r->efficiency;
+        b->reps = r->reps;
+        b->is_default = r->is_default;
+        if (!b->params) return c->err = MT_ENOMEM;
+    }
+    if (r->is_default && !b->def_params) {
+        b->def_params = strdup(r->params);
+        b->def_median_us = r->median_us;
+        if (!b->def_params) return c->err = MT_ENOMEM;
+    }
+    return 0;
+}
+
+int mt_best_collect(mt_db *db, int64_t dev, int64_t prob, const char *hash, mt_best_list *out)
+{
+    struct collect c = {out, 0, 0};
+    memset(out, 0, sizeof *out);
+    int rc = mt_db_results(db, dev, prob, "ok", hash, collect_row, &c);
+    if (rc == MT_OK) {
+        c.failed_pass = 1;
+        rc = mt_db_results(db, dev, prob, "failed", hash, collect_row, &c);
+    }
+    if (rc == MT_OK) rc = c.err;
+    /* an M with failures only has no best: drop it */
+    int k = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (out->v[i].params) out->v[k++] = out->v[i];
+        else free(out->v[i].def_params);
+    }
+    out->n = k;
+    if (rc != MT_OK) mt_best_list_free(out);
+    return rc;
+}
+
+void mt_best_list_free(mt_best_list *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->v[i].params);
+        free(l->v[i].def_params);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
+{
+    int k = snprintf(out, n, "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s.moetune.json",
+                     (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk, d->name, d->backend,
+                     p->dtype);
+    return k < 0 || (size_t)k >= n ? MT_EINVAL : MT_OK;
+}
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+    if (isnan(v)) cJSON_AddNullToObject(o, k);
+    else cJSON_AddNumberToObject(o, k, v);
+}
+
+static int write_json(const char *dir, const char *name, cJSON *root, int quiet)
+{
+    char path[4096], err[512];
+    mt_buf b = {0};
+    mt_json_python(&b, root, 0);
+    mt_buf_puts(&b, "\n");
+    if (b.oom) {
+        mt_buf_free(&b);
+        return MT_ENOMEM;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = mt_write_file_atomic(path, b.data, b.len, err, sizeof err);
+    mt_buf_free(&b);
+    if (rc != MT_OK) mt_err("%s", err);
+    else if (!quiet) printf("%s\n", path);
+    return rc;
+}
+
+static int export_moetune(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
+                          const mt_best_list *l, const char *hash)
+{
+    char name[512];
+    if (mt_mtformat_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "moetune-config/1");
+    cJSON_AddStringToObject(root, "kernel", p->kernel);
+    cJSON_AddStringToObject(root, "backend", d->backend);
+    cJSON *dev = cJSON_AddObjectToObject(root, "device");
+    cJSON_AddStringToObject(dev, "name", d->name);
+    cJSON_AddStringToObject(dev, "raw_name", d->raw_name);
+    cJSON_AddStringToObject(dev, "arch", d->arch);
+    cJSON_AddNumberToObject(dev, "cores", d->cores);
+    cJSON_AddNumberToObject(dev, "memory_bytes", (double)d->memory_bytes);
+    cJSON_AddStringToObject(dev, "driver", d->driver);
+    cJSON_AddStringToObject(dev, "toolkit", d->toolkit);
+    add_num(dev, "bandwidth_gbs", d->bandwidth_gbs > 0 ? d->bandwidth_gbs : NAN);
+    add_num(dev, "peak_gflops", d->peak_gflops > 0 ? d->peak_gflops : NAN);
+    cJSON *pr = cJSON_AddObjectToObject(root, "problem");
+    cJSON_AddNumberToObject(pr, "E", (double)p->E);
+    cJSON_AddNumberToObject(pr, "N", (double)p->N);
+    cJSON_AddNumberToObject(pr, "K", (double)p->K);
+    cJSON_AddNumberToObject(pr, "topk", (double)p->topk);
+    cJSON_AddStringToObject(pr, "dtype", p->dtype);
+    cJSON_AddBoolToObject(pr, "renormalize", p->renormalize);
+    cJSON *pv = cJSON_AddObjectToObject(root, "provenance");
+    cJSON_AddStringToObject(pv, "moetune_version", MOETUNE_VERSION);
+    cJSON_AddStringToObject(pv, "kernel_hash", hash ? hash : "");
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(pv, "exported_at", ts);
+    cJSON *cf = cJSON_AddObjectToObject(root, "configs");
+    for (int i = 0; i < l->n; i++) {
+        const mt_best *b = &l->v[i];
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)b->M);
+        cJSON *e = cJSON_AddObjectToObject(cf, key);
+        cJSON_AddItemToObject(e, "params", cJSON_Parse(b->params));
+        add_num(e, "median_us", b->median_us);
+        add_num(e, "spread_us", b->spread_us);
+        cJSON_AddNumberToObject(e, "reps", b->reps);
+        add_num(e, "rel_err", b->rel_err);
+        add_num(e, "floor_us", b->floor_us);
+        add_num(e, "fraction_of_floor", b->efficiency);
+        cJSON_AddBoolToObject(e, "is_default", b->is_default);
+        if (b->def_params) cJSON_AddItemToObject(e, "default_params", cJSON_Parse(b->def_params));
+        else cJSON_AddNullToObject(e, "default_params");
+        add_num(e, "default_median_us", b->def_median_us);
+        add_num(e, "speedup_vs_default", b->def_params ? b->def_median_us / b->median_us : NAN);
+        cJSON_AddNumberToObject(e, "variants_ok", b->n_ok);
+        cJSON_AddNumberToObject(e, "variants_failed", b->n_failed);
+    }
+    int rc = write_json(o->out_dir, name, root, o->quiet);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int vllm_name_of(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
+{
+    mt_vllm_name nm;
+    memset(&nm, 0, sizeof nm);
+    nm.E = p->E;
+    nm.N = p->N;
+    snprintf(nm.device, sizeof nm.device, "%s", d->name);
+    /* imports keep the file's own field ("vllm:" + it); bf16 and fp16
+     * carry no dtype field in vLLM's names */
+    if (strncmp(p->dtype, "vllm:", 5) == 0)
+        snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype + 5);
+    else if (strcmp(p->dtype, "bf16") && strcmp(p->dtype, "fp16"))
+        snprintf(nm.dtype, sizeof nm.dtype, "%s", strcmp(p->dtype, "fp32") == 0 ? "float32" : p->dtype);
+    nm.block_n = p->block_n;
+    nm.block_k = p->block_k;
+    return mt_vllm_name_format(out, n, &nm);
+}
+
+/* Our own measured results of a kernel that takes vLLM's parameters. */
+static int export_vllm_measured(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
+                                const mt_best_list *l)
+{
+    char name[512];
+    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    cJSON *root = cJSON_CreateObject();
+    /* rows come in increasing M, as vLLM writes its keys */
+    for (int i = 0; i < l->n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)l->v[i].M);
+        cJSON *all = cJSON_Parse(l->v[i].params), *e = cJSON_CreateObject();
+        for (cJSON *c = all ? all->child : NULL; c; c = c->next)
+            if (mt_vllm_is_kernel_key(c->string)) cJSON_AddItemToObject(e, c->string, cJSON_Duplicate(c, 1));
+        cJSON_Delete(all);
+        cJSON_AddItemToObject(root, key, e);
+    }
+    int rc = write_json(o->out_dir, name, root, o->quiet);
+    cJSON_Delete(root);
+    return rc;
+}
+
+struct foreign_ctx { cJSON *by_m; int err; };
+
+static int foreign_row(const mt_result_row *r, void *u)
+{
+    struct foreign_ctx *c = u;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)r->M);
+    cJSON *v = cJSON_Parse(r->params);
+    if (!v) return c->err = MT_EPARSE;
+    cJSON_AddItemToObject(c->by_m, key, v);
+    return 0;
+}
+
+/* An imported file, rebuilt in its own key order with its own extra keys. */
+static int export_vllm_foreign(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p)
+{
+    char name[512], *order_s = NULL, *extra_s = NULL;
+    struct foreign_ctx c = {cJSON_CreateObject(), 0};
+    int rc;
+    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) {
+        cJSON_Delete(c.by_m);
+        return MT_EINVAL;
+    }
+    rc = mt_db_results(db, d->id, p->id, "foreign", NULL, foreign_row, &c);
+    if (rc == MT_OK) rc = c.err;
+    if (rc == MT_OK) rc = mt_db_import_get(db, d->id, p->id, &order_s, &extra_s);
+    cJSON *order = rc == MT_OK ? cJSON_Parse(order_s) : NULL, *extra = rc == MT_OK ? cJSON_Parse(extra_s) : NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (rc == MT_OK && (!cJSON_IsArray(order) || !cJSON_IsObject(extra))) rc = MT_EPARSE;
+    for (cJSON *k = order ? order->child : NULL; rc == MT_OK && k; k = k->next) {
+        const char *key = k->valuestring;
+        cJSON *src = cJSON_GetObjectItemCaseSensitive(mt_vllm_is_m_key(key) ? c.by_m : extra, key);
+        if (!src) continue;
+        cJSON_AddItemToObject(root, key, cJSON_Duplicate(src, 1));
+    }
+    if (rc == MT_OK) rc = write_json(o->out_dir, name, root, o->quiet);
+    else mt_err("imported results of '%s' are damaged in the database: %s", name, mt_status_str(rc));
+    cJSON_Delete(root);
+    cJSON_Delete(order);
+    cJSON_Delete(extra);
+    cJSON_Delete(c.by_m);
+    free(order_s);
+    free(extra_s);
+    return rc;
+}
+
+struct export_ctx { mt_db *db; const mt_export_opts *o; mt_export_stats *st; };
+
+static int wanted(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p)
+{
+    return (!o->device_id || o->device_id == d->id) && (!o->problem_id || o->problem_id == p->id);
+}
+
+static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
+{
+    struct export_ctx *c = u;
+    mt_best_list l;
+    if (!wanted(c->o, d, p)) return 0;
+    const char *hash = mt_kernel_hash(d->backend);
+    if (mt_best_collect(c->db, d->id, p->id, hash, &l) != MT_OK) {
+        c->st->failed++;
+        return 0;
+    }
+    if (l.n > 0) {
+        int is_cpu = strcmp(d->backend, "cpu") == 0;
+        if (c->o->moetune) {
+            if (export_moetune(c->o, d, p, &l, hash) == MT_OK) c->st->written++;
+            else c->st->failed++;
+        }
+        if (c->o->vllm && is_cpu) {
+            c->st->cpu_skipped++;
+        } else if (c->o->vllm) {
+            if (export_vllm_measured(c->o, d, p, &l) == MT_OK) c->st->written++;
+            else c->st->failed++;
+        }
+    }
+    mt_best_list_free(&l);
+    return 0;
+}
+
+static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, void *u)
+{
+    struct export_ctx *c = u;
+    if (!wanted(c->o, d, p) || !c->o->vllm) return 0;
+    if (export_vllm_foreign(c->db, c->o, d, p) == MT_OK) c->st->written++;
+    else c->st->failed++;
+    return 0;
+}
+
+int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st)
+{
+    struct export_ctx c = {db, o, st};
+    memset(st, 0, sizeof *st);
+    int rc = mt_db_pairs(db, "ok", export_ok_pair, &c);
+    if (rc == MT_OK) rc = mt_db_pairs(db, "foreign", export_foreign_pair, &c);
+    return rc;
+}

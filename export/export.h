@@ -1,0 +1,55 @@
+/* From the database to files: the best verified config per M, in vLLM's
+ * format (for kernels that take vLLM's parameters, and imported files) and
+ * in moetune's own (every backend, with the figures behind each choice). */
+#ifndef MT_EXPORT_H
+#define MT_EXPORT_H
+
+#include <stdint.h>
+
+#include "db.h"
+
+/* The best of one M. */
+typedef struct mt_best {
+    int64_t M;
+    char *params; /* canonical JSON */
+    double median_us, spread_us, rel_err, floor_us, efficiency;
+    int reps, is_default;
+    char *def_params; /* the default config's, NULL when not measured */
+    double def_median_us;
+    int n_ok, n_failed;
+} mt_best;
+
+typedef struct mt_best_list {
+    mt_best *v;
+    int n;
+} mt_best_list;
+
+/* Best verified row per M of (device, problem) among rows of kernel_hash
+ * (NULL: any). The default config competes like any other, so a best never
+ * loses to it. */
+int mt_best_collect(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_best_list *out);
+void mt_best_list_free(mt_best_list *l);
+
+typedef struct mt_export_opts {
+    const char *out_dir;
+    int vllm, moetune;
+    int64_t device_id, problem_id; /* 0: all */
+    int quiet;                     /* no per-file lines on stdout */
+} mt_export_opts;
+
+typedef struct mt_export_stats {
+    int written;
+    int cpu_skipped; /* CPU results asked for in vLLM's format */
+    int failed;
+} mt_export_stats;
+
+int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
+
+/* The vLLM device spelling, problem and backend name a moetune-format file
+ * is named from. */
+int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
+
+/* The kernel source hash of a backend's kernels in this build. */
+const char *mt_kernel_hash(const char *backend);
+
+#endif

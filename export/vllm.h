@@ -1,0 +1,35 @@
+/* vLLM's fused-MoE config files: read them, and write them byte for byte
+ * as vLLM's json.dump(obj, f, indent=4) plus a newline would. */
+#ifndef MT_VLLM_H
+#define MT_VLLM_H
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "moetune/moetune.h"
+
+/* Append `item` in Python json.dumps(indent=4) layout (ensure_ascii). */
+void mt_json_python(mt_buf *b, const cJSON *item, int depth);
+
+/* A parsed vLLM file. */
+typedef struct mt_vllm_file {
+    mt_vllm_name name;
+    cJSON *root;   /* the whole object, in file order */
+    int n_m;       /* number of batch-size keys */
+} mt_vllm_file;
+
+/* Read and check one file. Refused (with a reason in why): names that are
+ * not vLLM fused-MoE names (e.g. backend=flydsl), malformed JSON, a top
+ * level that is not an object, an entry that is not an object of integers
+ * or booleans, a file without any batch-size key. */
+int mt_vllm_file_read(const char *path, mt_vllm_file *out, char *why, size_t why_len);
+void mt_vllm_file_free(mt_vllm_file *f);
+
+/* 1 when key is a batch size: a decimal integer without sign or leading
+ * zeros. */
+int mt_vllm_is_m_key(const char *key);
+
+/* Keep only the keys vLLM passes to its kernel launch. */
+int mt_vllm_is_kernel_key(const char *key);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * The tuned CPU fused-MoE kernel. Tiles of (block_m pairs) x (block_n
+ * columns) are dealt to threads from an atomic counter; the weight tile of
+ * block_n rows x block_k depth is converted to fp32 once and reused by every
+ * pair of the tile, which is why block_m and block_k change the speed: they
+ * trade weight reuse against cache footprint.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "moe_cpu.h"
+
+#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
+
+struct layout {
+    size_t xf, sorted, eids, tpe, act, out2, scratch, per_thread, total;
+    int64_t cap;
+};
+
+static void plan(const mt_moe_shape *s, const mt_cpu_params *p, int64_t M, struct layout *L)
+{
+    size_t o = 0;
+    int64_t pairs = M * s->topk;
+    L->cap = mt_moe_align_capacity(M, s->topk, s->E, p->block_m);
+    L->xf = o;      o += ALIGN64((size_t)(M * s->K) * sizeof(float));
+    L->sorted = o;  o += ALIGN64((size_t)L->cap * sizeof(int32_t));
+    L->eids = o;    o += ALIGN64((size_t)(L->cap / p->block_m + 1) * sizeof(int32_t));
+    L->tpe = o;     o += ALIGN64((size_t)s->E * sizeof(int32_t));
+    L->act = o;     o += ALIGN64((size_t)(pairs * s->N) * sizeof(float));
+    L->out2 = o;    o += ALIGN64((size_t)(pairs * s->K) * sizeof(float));
+    /* per thread: two weight tiles (gate, up) and two accumulator tiles */
+    L->per_thread = ALIGN64((size_t)(2 * p->block_n * p->block_k + 2 * p->block_m * p->block_n) * sizeof(float));
+    L->scratch = o; o += L->per_thread * (size_t)p->threads;
+    L->total = o + 64;
+}
+
+size_t mt_moe_cpu_workspace(const mt_moe_shape *s, const mt_cpu_params *p, int64_t M)
+{
+    struct layout L;
+    plan(s, p, M, &L);
+    return L.total;
+}
+
+static int pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
+
+int mt_cpu_params_check(const mt_moe_shape *s, const mt_cpu_params *p, int max_threads)
+{
+    if (!s || !p) return MT_EINVAL;
+    if (!pow2(p->block_m) || p->block_m > 256 || !pow2(p->block_n) || p->block_n > 1024 ||
+        !pow2(p->block_k) || p->block_k < 8 || p->block_k > 4096)
+        return MT_EINVAL;
+    if (p->threads < 1 || p->threads > max_threads) return MT_EINVAL;
+    if (s->dtype != MT_DTYPE_BF16 && s->dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
+    return MT_OK;
+}
+
+struct job {
+    const mt_moe_shape *s;
+    const mt_cpu_params *p;
+    int64_t M, nblocks, ntiles1, ntiles2;
+    const void *x, *w1, *w2;
+    const int32_t *ids;
+    const float *tw;
+    float *xf, *act, *out2, *out;
+    int32_t *sorted, *eids;
+    char *scratch;
+    size_t per_thread;
+    atomic_long next;
+};
+
+/* 8 independent partial sums so the compiler can vectorise the loop
+ * without -ffast-math. */
+static inline float dot(const float *restrict a, const float *restrict b, int n)
+{
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += a[i + l] * b[i + l];
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static void load_tile(float *dst, const void *src, int dtype, size_t row0, size_t ld, int rows, size_t col0, int cols, int dld)
+{
+    for (int r = 0; r < rows; r++) {
+        size_t base = (row0 + (size_t)r) * ld + col0;
+        float *d = dst + (size_t)r * dld;
+        if (dtype == MT_DTYPE_FP32) {
+            memcpy(d, (const float *)src + base, (size_t)cols * sizeof(float));
+        } else {
+            const uint16_t *h = (const uint16_t *)src + base;
+            for (int c = 0; c < cols; c++) d[c] = mt_bf16_to_f32(h[c]);
+        }
+    }
+}
+
+static void convert_x(void *arg, int tid)
+{
+    struct job *j = arg;
+    int64_t rows = j->M, K = j->s->K;
+    int nt = j->p->threads;
+    for (int64_t t = tid; t < rows; t += nt)
+        load_tile(j->xf + t * K, j->x, j->s->dtype, (size_t)t, (size_t)K, 1, 0, (int)K, (int)K);
+}
+
+static void gemm1(void *arg, int tid)
+{
+    struct job *j = arg;
+    const mt_moe_shape *s = j->s;
+    int BM = j->p->block_m, BN = j->p->block_n, BK = j->p->block_k;
+    int64_t N = s->N, K = s->K, pairs = j->M * s->topk;
+    float *wg = (float *)(j->scratch + (size_t)tid * j->per_thread);
+    float *wu = wg + (size_t)BN * BK;
+    float *ag = wu + (size_t)BN * BK;
+    float *au = ag + (size_t)BM * BN;
+    for (;;) {
+        long item = atomic_fetch_add(&j->next, 1);
+        if (item >= j->nblocks * j->ntiles1) break;
+        int64_t b = item / j->ntiles1, j0 = (item % j->ntiles1) * BN;
+        int nj = (int)(N - j0 < BN ? N - j0 : BN);
+        int64_t e = j->eids[b];
+        const int32_t *rows = j->sorted + b * BM;
+        memset(ag, 0, (size_t)BM * BN * sizeof(float));
+        memset(au, 0, (size_t)BM * BN * sizeof(float));
+        for (int64_t k0 = 0; k0 < K; k0 += BK) {
+            int kl = (int)(K - k0 < BK ? K - k0 : BK);
+            load_tile(wg, j->w1, s->dtype, (size_t)(e * 2 * N + j0), (size_t)K, nj, (size_t)k0, kl, BK);
+            load_tile(wu, j->w1, s->dtype, (size_t)(e * 2 * N + N + j0), (size_t)K, nj, (size_t)k0, kl, BK);
+            for (int i = 0; i < BM; i++) {
+                if (rows[i] >= pairs) continue; /* padding */
+                const float *xr = j->xf + (rows[i] / s->topk) * K + k0;
+                for (int c = 0; c < nj; c++) {
+                    ag[i * BN + c] += dot(xr, wg + (size_t)c * BK, kl);
+                    au[i * BN + c] += dot(xr, wu + (size_t)c * BK, kl);
+                }
+            }
+        }
+        for (int i = 0; i < BM; i++) {
+            if (rows[i] >= pairs) continue;
+            float *dst = j->act + (size_t)rows[i] * N + j0;
+            for (int c = 0; c < nj; c++) {
+                float g = ag[i * BN + c];
+                dst[c] = g / (1.0f + expf(-g)) * au[i * BN + c];
+            }
+        }
+    }
+}
+
+static void gemm2(void *arg, int tid)
+{
+    struct job *j = arg;
+    const mt_moe_shape *s = j->s;
+    int BM = j->p->block_m, BN = j->p->block_n, BK = j->p->block_k;
+    int64_t N = s->N, K = s->K, pairs = j->M * s->topk;
+    float *wt = (float *)(j->scratch + (size_t)tid * j->per_thread);
+    float *acc = wt + (size_t)2 * BN * BK;
+    for (;;) {
+        long item = atomic_fetch_add(&j->next, 1);
+        if (item >= j->nblocks * j->ntiles2) break;
+        int64_t b = item / j->ntiles2, c0 = (item % j->ntiles2) * BN;
+        int nc = (int)(K - c0 < BN ? K - c0 : BN);
+        int64_t e = j->eids[b];
+        const int32_t *rows = j->sorted + b * BM;
+        memset(acc, 0, (size_t)BM * BN * sizeof(float));
+        for (int64_t n0 = 0; n0 < N; n0 += BK) {
+            int nl = (int)(N - n0 < BK ? N - n0 : BK);
+            load_tile(wt, j->w2, s->dtype, (size_t)(e * K + c0), (size_t)N, nc, (size_t)n0, nl, BK);
+            for (int i = 0; i < BM; i++) {
+                if (rows[i] >= pairs) continue;
+                const float *ar = j->act + (size_t)rows[i] * N + n0;
+                for (int c = 0; c < nc; c++) acc[i * BN + c] += dot(ar, wt + (size_t)c * BK, nl);
+            }
+        }
+        for (int i = 0; i < BM; i++) {
+            if (rows[i] >= pairs) continue;
+            float w = j->tw[rows[i]];
+            float *dst = j->out2 + (size_t)rows[i] * K + c0;
+            for (int c = 0; c < nc; c++) dst[c] = w * acc[i * BN + c];
+        }
+    }
+}
+
+static void combine(void *arg, int tid)
+{
+    struct job *j = arg;
+    int64_t K = j->s->K, topk = j->s->topk;
+    for (int64_t t = tid; t < j->M; t += j->p->threads) {
+        float *o = j->out + t * K;
+        const float *src = j->out2 + t * topk * K;
+        memcpy(o, src, (size_t)K * sizeof(float));
+        for (int64_t q = 1; q < topk; q++)
+            for (int64_t k = 0; k < K; k++) o[k] += src[q * K + k];
+    }
+}
+
+int mt_moe_cpu_forward(mt_pool *pool, const mt_moe_shape *s, const mt_cpu_params *p, int64_t M,
+                       const void *x, const void *w1, const void *w2, const int32_t *ids,
+                       const float *tw, void *workspace, float *out)
+{
+    struct layout L;
+    struct job j;
+    int64_t n_sorted = 0;
+    int rc;
+    if (!pool || !s || !p || !x || !w1 || !w2 || !ids || !tw || !workspace || !out || M < 0)
+        return MT_EINVAL;
+    if ((rc = mt_cpu_params_check(s, p, mt_pool_size(pool))) != MT_OK) return rc;
+    if (M == 0) return MT_OK;
+    plan(s, p, M, &L);
+    char *ws = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    memset(&j, 0, sizeof j);
+    j.s = s; j.p = p; j.M = M; j.x = x; j.w1 = w1; j.w2 = w2; j.ids = ids; j.tw = tw; j.out = out;
+    j.xf = (float *)(ws + L.xf);
+    j.sorted = (int32_t *)(ws + L.sorted);
+    j.eids = (int32_t *)(ws + L.eids);
+    j.act = (float *)(ws + L.act);
+    j.out2 = (float *)(ws + L.out2);
+    j.scratch = ws + L.scratch;
+    j.per_thread = L.per_thread;
+    rc = mt_moe_align(ids, M, s->topk, s->E, p->block_m, j.sorted, j.eids, (int32_t *)(ws + L.tpe), &n_sorted);
+    if (rc != MT_OK) return rc;
+    j.nblocks = n_sorted / p->block_m;
+    j.ntiles1 = (s->N + p->block_n - 1) / p->block_n;
+    j.ntiles2 = (s->K + p->block_n - 1) / p->block_n;
+    mt_pool_run(pool, p->threads, convert_x, &j);
+    atomic_store(&j.next, 0);
+    mt_pool_run(pool, p->threads, gemm1, &j);
+    atomic_store(&j.next, 0);
+    mt_pool_run(pool, p->threads, gemm2, &j);
+    mt_pool_run(pool, p->threads, combine, &j);
+    return MT_OK;
+}

@@ -1,0 +1,149 @@
+#include "moetune/moetune.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mt_device_vllm_name(char *out, size_t out_len, const char *raw)
+{
+    size_t o = 0;
+    int in_run = 0;
+    if (!out || out_len == 0 || !raw) return MT_EINVAL;
+    for (const char *p = raw; *p; p++) {
+        int sep = isspace((unsigned char)*p) || *p == '/';
+        if (sep) {
+            if (in_run) continue;
+            in_run = 1;
+        } else {
+            in_run = 0;
+        }
+        if (o + 1 >= out_len) return MT_EINVAL;
+        out[o++] = sep ? '_' : *p;
+    }
+    out[o] = 0;
+    /* vLLM merges every H200 variant (NVL, 141GB, ...) into one name: the
+     * token must stand alone between underscores. */
+    for (const char *t = out; *t;) {
+        size_t n = strcspn(t, "_");
+        if (n == 4 && strncmp(t, "H200", 4) == 0) {
+            if (out_len < sizeof "NVIDIA_H200") return MT_EINVAL;
+            strcpy(out, "NVIDIA_H200");
+            break;
+        }
+        t += n;
+        if (*t == '_') t++;
+    }
+    return MT_OK;
+}
+
+int mt_vllm_name_format(char *out, size_t out_len, const mt_vllm_name *nm)
+{
+    int n;
+    if (!out || !nm) return MT_EINVAL;
+    n = snprintf(out, out_len, "E=%lld,N=%lld,device_name=%s", (long long)nm->E, (long long)nm->N,
+                 nm->device);
+    if (n < 0 || (size_t)n >= out_len) return MT_EINVAL;
+    if (nm->dtype[0]) {
+        int k = snprintf(out + n, out_len - n, ",dtype=%s", nm->dtype);
+        if (k < 0 || (size_t)k >= out_len - n) return MT_EINVAL;
+        n += k;
+    }
+    /* vLLM leaves block_shape out when either element is 0 */
+    if (nm->block_n > 0 && nm->block_k > 0) {
+        int k = snprintf(out + n, out_len - n, ",block_shape=[%lld,%lld]", (long long)nm->block_n,
+                         (long long)nm->block_k);
+        if (k < 0 || (size_t)k >= out_len - n) return MT_EINVAL;
+        n += k;
+    }
+    if ((size_t)n + 6 > out_len) return MT_EINVAL;
+    strcpy(out + n, ".json");
+    return MT_OK;
+}
+
+static int parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char buf[32];
+    char *end;
+    if (len == 0 || len >= sizeof buf) return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    if (!isdigit((unsigned char)buf[0])) return -1;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+#define WHY(...) do { if (why) snprintf(why, why_len, __VA_ARGS__); } while (0)
+
+int mt_vllm_name_parse(const char *file, mt_vllm_name *out, char *why, size_t why_len)
+{
+    size_t len;
+    int seen = 0; /* bit 0 E, 1 N, 2 device_name */
+    if (!file || !out) return MT_EINVAL;
+    memset(out, 0, sizeof *out);
+    len = strlen(file);
+    if (len < 5 || strcmp(file + len - 5, ".json") != 0) {
+        WHY("the name does not end in .json");
+        return MT_EPARSE;
+    }
+    len -= 5;
+    size_t i = 0;
+    while (i < len) {
+        /* a field runs to the next comma outside brackets */
+        size_t j = i;
+        int depth = 0;
+        while (j < len && (file[j] != ',' || depth > 0)) {
+            if (file[j] == '[') depth++;
+            if (file[j] == ']') depth--;
+            j++;
+        }
+        const char *f = file + i;
+        size_t flen = j - i;
+        const char *eq = memchr(f, '=', flen);
+        if (!eq) {
+            WHY("field '%.*s' has no '='", (int)flen, f);
+            return MT_EPARSE;
+        }
+        size_t klen = (size_t)(eq - f);
+        const char *v = eq + 1;
+        size_t vlen = flen - klen - 1;
+        if (klen == 1 && f[0] == 'E') {
+            if (parse_i64(v, vlen, &out->E) || out->E <= 0) { WHY("E is not a positive integer"); return MT_EPARSE; }
+            seen |= 1;
+        } else if (klen == 1 && f[0] == 'N') {
+            if (parse_i64(v, vlen, &out->N) || out->N <= 0) { WHY("N is not a positive integer"); return MT_EPARSE; }
+            seen |= 2;
+        } else if (klen == 11 && strncmp(f, "device_name", 11) == 0) {
+            if (vlen >= sizeof out->device) { WHY("device name too long"); return MT_EPARSE; }
+            memcpy(out->device, v, vlen);
+            out->device[vlen] = 0;
+            seen |= 4;
+        } else if (klen == 5 && strncmp(f, "dtype", 5) == 0) {
+            if (vlen == 0 || vlen >= sizeof out->dtype) { WHY("bad dtype field"); return MT_EPARSE; }
+            memcpy(out->dtype, v, vlen);
+            out->dtype[vlen] = 0;
+        } else if (klen == 11 && strncmp(f, "block_shape", 11) == 0) {
+            const char *comma = memchr(v, ',', vlen);
+            /* vLLM's spelling has no space after the comma; SGLang's has one */
+            if (vlen < 5 || v[0] != '[' || v[vlen - 1] != ']' || !comma ||
+                parse_i64(v + 1, (size_t)(comma - v - 1), &out->block_n) ||
+                parse_i64(comma + 1, (size_t)(v + vlen - 1 - comma - 1), &out->block_k)) {
+                WHY("block_shape '%.*s' is not of the form [N,K] (vLLM spelling, no space)", (int)vlen, v);
+                return MT_EPARSE;
+            }
+        } else {
+            WHY("field '%.*s' is not part of vLLM's fused-MoE file names", (int)klen, f);
+            return MT_EUNSUPPORTED;
+        }
+        i = j + 1;
+    }
+    if (seen != 7) {
+        WHY("the name lacks %s", !(seen & 1) ? "E=" : !(seen & 2) ? "N=" : "device_name=");
+        return MT_EPARSE;
+    }
+    return MT_OK;
+}

@@ -1,0 +1,51 @@
+#include "moetune/moetune.h"
+
+#include <string.h>
+
+/* A switch with no default: a new status code without a string is a
+ * compiler warning (-Wswitch), and -Werror makes it a build failure. */
+const char *mt_status_str(int status)
+{
+    switch ((enum mt_status)status) {
+    case MT_OK: return "success";
+    case MT_EINVAL: return "invalid argument";
+    case MT_ENOMEM: return "out of memory";
+    case MT_EIO: return "input/output error";
+    case MT_ENOTFOUND: return "not found";
+    case MT_EDB: return "database error";
+    case MT_EPARSE: return "malformed input";
+    case MT_ENODEV: return "no such device";
+    case MT_EUNSUPPORTED: return "not supported";
+    case MT_ETIMEOUT: return "timed out";
+    case MT_ECRASH: return "worker process crashed";
+    case MT_ECHECK: return "output does not match the reference";
+    case MT_ESCHEMA: return "database written by a newer moetune";
+    case MT_ECORRUPT: return "database file is corrupt or not a database";
+    }
+    return "unknown status";
+}
+
+const char *mt_dtype_name(int dtype)
+{
+    switch (dtype) {
+    case MT_DTYPE_BF16: return "bf16";
+    case MT_DTYPE_FP16: return "fp16";
+    case MT_DTYPE_FP32: return "fp32";
+    default: return NULL;
+    }
+}
+
+int mt_dtype_parse(const char *s, int *out)
+{
+    static const struct { const char *name; int v; } tab[] = {
+        {"bf16", MT_DTYPE_BF16}, {"bfloat16", MT_DTYPE_BF16},
+        {"fp16", MT_DTYPE_FP16}, {"float16", MT_DTYPE_FP16},
+        {"fp32", MT_DTYPE_FP32}, {"float32", MT_DTYPE_FP32},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (s && strcmp(s, tab[i].name) == 0) {
+            *out = tab[i].v;
+            return MT_OK;
+        }
+    return MT_EPARSE;
+}

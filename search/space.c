@@ -1,0 +1,204 @@
+#include "space.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moetune/moetune.h"
+
+static int64_t next_pow2(int64_t v)
+{
+    int64_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+/* ---- CPU ---- */
+enum { CPU_BM, CPU_BN, CPU_BK, CPU_THREADS };
+
+/* Bounds shared by the constraints and the default, so the default is
+ * always a valid point. */
+static int64_t cpu_max_bm(const mt_space_ctx *x) { int64_t v = next_pow2(x->M * x->topk); return v < 4 ? 4 : v; }
+static int64_t cpu_max_bn(const mt_space_ctx *x) { return next_pow2(x->N > x->K ? x->N : x->K); }
+static int64_t cpu_max_bk(const mt_space_ctx *x) { return next_pow2(x->N > x->K ? x->N : x->K); }
+/* per-thread scratch: two weight tiles and two accumulator tiles, in floats;
+ * past a typical 2 MiB L2 slice the tiles thrash */
+#define CPU_SCRATCH_MAX (2u << 20)
+
+static int cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int bm = c->v[CPU_BM], bn = c->v[CPU_BN], bk = c->v[CPU_BK];
+    size_t scratch = (size_t)(2 * bn * bk + 2 * bm * bn) * 4;
+    if (bm > cpu_max_bm(x)) return snprintf(why, n, "block_m %d exceeds the padded pair count", bm), 0;
+    if (bn > cpu_max_bn(x)) return snprintf(why, n, "block_n %d exceeds the widest output", bn), 0;
+    if (bk > cpu_max_bk(x)) return snprintf(why, n, "block_k %d exceeds the deepest reduction", bk), 0;
+    if (scratch > CPU_SCRATCH_MAX) return snprintf(why, n, "tiles need %zu bytes per thread", scratch), 0;
+    if (c->v[CPU_THREADS] > x->max_threads) return snprintf(why, n, "more threads than the machine has"), 0;
+    return 1;
+}
+
+static int clamp_pow2(int want, int64_t max)
+{
+    while (want > max && want > 1) want >>= 1;
+    return want;
+}
+
+static void cpu_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp;
+    memset(out, 0, sizeof *out);
+    out->v[CPU_BM] = clamp_pow2(16, cpu_max_bm(x));
+    out->v[CPU_BN] = clamp_pow2(32, cpu_max_bn(x));
+    out->v[CPU_BK] = clamp_pow2(256, cpu_max_bk(x));
+    out->v[CPU_THREADS] = x->max_threads;
+}
+
+void mt_space_cpu_moe(mt_space *sp, int max_threads)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "cpu";
+    sp->nparams = 4;
+    sp->params[CPU_BM] = (mt_param_def){"block_m", 5, {4, 8, 16, 32, 64}};
+    sp->params[CPU_BN] = (mt_param_def){"block_n", 4, {8, 16, 32, 64}};
+    sp->params[CPU_BK] = (mt_param_def){"block_k", 4, {64, 128, 256, 512}};
+    /* threads: powers of two below the machine's count, and the count */
+    mt_param_def *t = &sp->params[CPU_THREADS];
+    t->name = "threads";
+    for (int v = 1; v < max_threads && t->nvalues < MT_SPACE_MAX_VALUES - 1; v <<= 1) t->values[t->nvalues++] = v;
+    t->values[t->nvalues++] = max_threads < 1 ? 1 : max_threads;
+    sp->valid = cpu_valid;
+    sp->default_config = cpu_default;
+}
+
+/* ---- vLLM's Triton parameters ---- */
+enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES };
+
+static int vllm_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    (void)x;
+    /* shared memory of the pipeline: stages x (A tile + B tile) in bf16 */
+    size_t smem = (size_t)c->v[V_STAGES] * (size_t)(c->v[V_BM] * c->v[V_BK] + c->v[V_BN] * c->v[V_BK]) * 2;
+    if (smem > 227u * 1024) return snprintf(why, n, "pipeline needs %zu bytes of shared memory", smem), 0;
+    return 1;
+}
+
+/* vLLM's default heuristic for bf16/fp16 (VLLM-FORMAT.md) */
+static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    int rocm = sp->backend && strcmp(sp->backend, "hip") == 0;
+    int64_t M = x->M;
+    memset(out, 0, sizeof *out);
+    out->v[V_BM] = M <= 32 ? 16 : M <= 96 ? 32 : M <= 512 ? 64 : 128;
+    out->v[V_BN] = M <= 64 ? 64 : 128;
+    out->v[V_BK] = M <= 64 ? 128 : 64;
+    out->v[V_GROUP] = x->E > 0 && M / x->E > 128 ? 16 : 1;
+    out->v[V_WARPS] = M <= 128 ? 4 : 8;
+    out->v[V_STAGES] = rocm ? 2 : M <= 32 ? 4 : 3;
+}
+
+void mt_space_vllm_moe(mt_space *sp, int rocm)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = rocm ? "hip" : "cuda";
+    sp->nparams = 6;
+    sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+    sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
+    sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
+    sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
+    sp->params[V_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
+    sp->params[V_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
+    sp->valid = vllm_valid;
+    sp->default_config = vllm_default;
+}
+
+int mt_space_param_index(const mt_space *sp, const char *name)
+{
+    for (int i = 0; i < sp->nparams; i++)
+        if (strcmp(sp->params[i].name, name) == 0) return i;
+    return -1;
+}
+
+int mt_space_enumerate(const mt_space *sp, const mt_space_ctx *ctx, mt_config **out)
+{
+    size_t total = 1, n = 0;
+    mt_config *pts;
+    char why[128];
+    for (int i = 0; i < sp->nparams; i++) total *= (size_t)sp->params[i].nvalues;
+    pts = malloc((total ? total : 1) * sizeof *pts);
+    if (!pts) return MT_ENOMEM;
+    for (size_t idx = 0; idx < total; idx++) {
+        mt_config c;
+        size_t r = idx;
+        memset(&c, 0, sizeof c);
+        /* the last parameter varies fastest */
+        for (int i = sp->nparams - 1; i >= 0; i--) {
+            c.v[i] = sp->params[i].values[r % (size_t)sp->params[i].nvalues];
+            r /= (size_t)sp->params[i].nvalues;
+        }
+        if (sp->valid(sp, &c, ctx, why, sizeof why)) pts[n++] = c;
+    }
+    *out = pts;
+    return (int)n;
+}
+
+int mt_config_to_json(const mt_space *sp, const mt_config *c, char *out, size_t len)
+{
+    size_t o = 0;
+    int k = snprintf(out, len, "{");
+    if (k < 0 || (size_t)k >= len) return MT_EINVAL;
+    o = (size_t)k;
+    for (int i = 0; i < sp->nparams; i++) {
+        k = snprintf(out + o, len - o, "%s\"%s\":%d", i ? "," : "", sp->params[i].name, c->v[i]);
+        if (k < 0 || (size_t)k >= len - o) return MT_EINVAL;
+        o += (size_t)k;
+    }
+    k = snprintf(out + o, len - o, "}");
+    if (k < 0 || (size_t)k >= len - o) return MT_EINVAL;
+    return MT_OK;
+}
+
+int mt_config_from_json(const mt_space *sp, const char *json, mt_config *out)
+{
+    cJSON *root = cJSON_Parse(json);
+    int rc = MT_OK;
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return MT_EPARSE;
+    }
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < sp->nparams && rc == MT_OK; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(root, sp->params[i].name);
+        if (!cJSON_IsNumber(v)) rc = MT_EPARSE;
+        else out->v[i] = v->valueint;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int same(const mt_config *a, const mt_config *b, int np)
+{
+    for (int i = 0; i < np; i++)
+        if (a->v[i] != b->v[i]) return 0;
+    return 1;
+}
+
+int mt_grid_order(const mt_config *pts, int n, const mt_config *def, int np, int budget, int *order)
+{
+    int cnt = 0, def_idx = -1;
+    for (int i = 0; i < n; i++)
+        if (def && same(&pts[i], def, np)) def_idx = i;
+    if (def_idx >= 0) order[cnt++] = def_idx;
+    int want = budget > 0 && budget < n ? budget : n;
+    int rest = want - cnt;
+    int others = n - (def_idx >= 0);
+    for (int q = 0; q < rest; q++) {
+        /* the q-th of `rest` evenly spaced picks among the non-default points */
+        int k = (int)((long long)q * others / rest);
+        int i = k + (def_idx >= 0 && k >= def_idx);
+        order[cnt++] = i;
+    }
+    return cnt;
+}

@@ -1,0 +1,65 @@
+/*
+ * The parameter space of a kernel, declared once: the values of each
+ * parameter and the constraints that prune variants that cannot run or that
+ * would duplicate another. Search strategies only ever see valid points.
+ */
+#ifndef MT_SPACE_H
+#define MT_SPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_SPACE_MAX_PARAMS 8
+#define MT_SPACE_MAX_VALUES 16
+
+typedef struct mt_param_def {
+    const char *name;  /* spelled as exported (vLLM's keys where vLLM has them) */
+    int nvalues;
+    int values[MT_SPACE_MAX_VALUES];
+} mt_param_def;
+
+/* What the constraints may depend on. */
+typedef struct mt_space_ctx {
+    int64_t E, N, K, topk, M;
+    int max_threads; /* CPU: hardware threads */
+} mt_space_ctx;
+
+typedef struct mt_config {
+    int v[MT_SPACE_MAX_PARAMS];
+} mt_config;
+
+typedef struct mt_space {
+    const char *backend; /* "cpu", "cuda", "hip" */
+    int nparams;
+    mt_param_def params[MT_SPACE_MAX_PARAMS];
+    /* 1 when c can run for ctx; else 0 and a reason in why */
+    int (*valid)(const struct mt_space *sp, const mt_config *c, const mt_space_ctx *ctx, char *why, size_t why_len);
+    /* the backend's default config for ctx (valid by construction) */
+    void (*default_config)(const struct mt_space *sp, const mt_space_ctx *ctx, mt_config *out);
+} mt_space;
+
+/* The CPU fused-MoE kernel's space for a machine with max_threads threads. */
+void mt_space_cpu_moe(mt_space *sp, int max_threads);
+/* vLLM's CUDA grid (benchmark_moe.py), with vLLM's default heuristic as the
+ * default config. */
+void mt_space_vllm_moe(mt_space *sp, int rocm);
+
+/* Index of a named parameter, or -1. */
+int mt_space_param_index(const mt_space *sp, const char *name);
+
+/* All valid points, in lexicographic order of the declared values. *out is
+ * malloc'ed; returns the count or a negative status. */
+int mt_space_enumerate(const mt_space *sp, const mt_space_ctx *ctx, mt_config **out);
+
+/* The canonical JSON text of a config: {"name": value, ...} in declared
+ * order with no spaces. Returns MT_OK or MT_EINVAL when out is too small. */
+int mt_config_to_json(const mt_space *sp, const mt_config *c, char *out, size_t out_len);
+/* Parse canonical or any JSON object holding every parameter. */
+int mt_config_from_json(const mt_space *sp, const char *json, mt_config *out);
+
+/* Grid strategy: choose up to budget points out of n (budget <= 0: all),
+ * evenly strided so that a capped grid still spans the space. The default
+ * config goes first. Writes indices into order[]; returns their count. */
+int mt_grid_order(const mt_config *pts, int n, const mt_config *def, int nparams, int budget, int *order);
+
+#endif

@@ -1,0 +1,76 @@
+/* moetune devices: what this machine can tune, and what the build can do. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "device.h"
+#include "moetune/moetune.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: moetune devices [--json]\n"
+    "\n"
+    "List the devices of this machine: the CPU, CUDA GPUs (through the\n"
+    "NVIDIA driver, when installed) and HIP GPUs, each with the name vLLM\n"
+    "gives it in config file names, and whether this build can tune it.\n";
+
+static void print_dev(const mt_device_info *d, const char *spec, int usable, int json, int first)
+{
+    if (json) {
+        printf("%s{\"device\":", first ? "" : ",");
+        mt_json_str(stdout, spec);
+        printf(",\"backend\":");
+        mt_json_str(stdout, d->backend);
+        printf(",\"name\":");
+        mt_json_str(stdout, d->name);
+        printf(",\"raw_name\":");
+        mt_json_str(stdout, d->raw_name);
+        printf(",\"arch\":");
+        mt_json_str(stdout, d->arch);
+        printf(",\"cores\":%d,\"memory_bytes\":%lld,\"driver\":", d->cores, (long long)d->memory_bytes);
+        mt_json_str(stdout, d->driver);
+        printf(",\"tunable\":%s}", usable ? "true" : "false");
+    } else {
+        printf("%-8s %-48s %-8s %5d %s  %6.1f GiB  %s%s\n", spec, d->name, d->arch, d->cores,
+               !strcmp(d->backend, "cpu") ? "threads" : "SMs", (double)d->memory_bytes / (1 << 30), d->driver,
+               usable ? "" : "  (not tunable by this build)");
+    }
+}
+
+int cmd_devices(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j') json = 1;
+        else if (c == 'h') return fputs(usage, stdout), mt_cli_finish("devices", 0);
+        else return mt_usage_error("devices", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (optind < argc) return mt_usage_error("devices", "unexpected argument '%s'", argv[optind]);
+    mt_device_info d;
+    char why[256] = "", spec[32];
+    if (json) printf("{\"devices\":[");
+    mt_device_cpu_info(&d);
+    print_dev(&d, "cpu", 1, json, 1);
+    int n = mt_device_cuda_count(why, sizeof why);
+    for (int i = 0; i < n; i++) {
+        char w2[256];
+        snprintf(spec, sizeof spec, "cuda:%d", i);
+        if (mt_device_cuda_info(i, &d, w2, sizeof w2) == MT_OK)
+            print_dev(&d, spec, mt_backend_available(MT_BACKEND_CUDA), json, 0);
+    }
+    const char *hip = "no AMD GPU: this build has no HIP backend";
+    if (json) {
+        printf("],\"cuda\":");
+        mt_json_str(stdout, n > 0 ? "" : why);
+        printf(",\"hip\":");
+        mt_json_str(stdout, hip);
+        printf("}\n");
+    } else {
+        if (n == 0) printf("%s\n", why);
+        printf("%s\n", hip);
+    }
+    return mt_cli_finish("devices", 0);
+}

@@ -1,0 +1,435 @@
+/* moetune sweep: tune one problem on one device. Every variant is measured
+ * in a worker process and committed as it is taken, so a killed sweep loses
+ * nothing and a repeated sweep measures only what is missing. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "device.h"
+#include "export.h"
+#include "log.h"
+#include "measure.h"
+#include "report.h"
+#include "space.h"
+#include "util.h"
+#include "workerpool.h"
+
+static const char usage[] =
+    "usage: moetune sweep [--device auto|cpu|cuda:N|hip:N] [problem] [options]\n"
+    "\n"
+    "Tune the fused-MoE kernel for one problem on one device, store every\n"
+    "measurement in the database, print the best config per batch size and\n"
+    "export the config files.\n"
+    "\n"
+    "Problem (one of; with none, the default job: --model tiny on the CPU,\n"
+    "--model mixtral-8x7b --tp 2 on a GPU):\n"
+    "  --model NAME            a preset (moetune sweep --list-models)\n"
+    "  --model-config PATH     a Hugging Face config.json\n"
+    "  --experts E --intermediate I --hidden K --topk T   an explicit shape\n"
+    "  --tp N                  tensor parallel: N = intermediate / tp\n"
+    "  --ep N                  expert parallel: E = experts / ep\n"
+    "  --dtype bf16|fp32       weights and activations (default bf16)\n"
+    "  --batch-sizes LIST      e.g. 1,8,64 (default vLLM's 18; CPU default job: 1,8,32,128)\n"
+    "\n"
+    "Search:\n"
+    "  --strategy grid         grid search over the valid points (default)\n"
+    "  --budget N              at most N variants timed per batch size\n"
+    "  --timeout SEC           a variant running longer is killed (default 60)\n"
+    "  --seed N                seed of the random inputs (default 1)\n"
+    "\n"
+    "Output:\n"
+    "  --db PATH               database (default $XDG_DATA_HOME/moetune/moetune.db)\n"
+    "  --out DIR               where config files go (default $XDG_DATA_HOME/moetune/configs)\n"
+    "  --no-export             write no files\n"
+    "  --json                  print the results as JSON\n"
+    "  --quiet                 no progress line\n"
+    "  --list-models           list the presets and exit\n";
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig)
+{
+    (void)sig;
+    /* the loop stops after the variant in flight; a second signal exits */
+    if (interrupted) _exit(MT_EXIT_INTERRUPTED);
+    interrupted = 1;
+}
+
+enum {
+    O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST
+};
+
+static const struct option long_opts[] = {
+    {"device", required_argument, 0, O_DEVICE}, {"db", required_argument, 0, O_DB},
+    {"model", required_argument, 0, O_MODEL}, {"model-config", required_argument, 0, O_MODEL_CONFIG},
+    {"experts", required_argument, 0, O_EXPERTS}, {"intermediate", required_argument, 0, O_INTER},
+    {"hidden", required_argument, 0, O_HIDDEN}, {"topk", required_argument, 0, O_TOPK},
+    {"tp", required_argument, 0, O_TP}, {"ep", required_argument, 0, O_EP},
+    {"dtype", required_argument, 0, O_DTYPE}, {"batch-sizes", required_argument, 0, O_BATCH},
+    {"strategy", required_argument, 0, O_STRATEGY}, {"budget", required_argument, 0, O_BUDGET},
+    {"timeout", required_argument, 0, O_TIMEOUT}, {"seed", required_argument, 0, O_SEED},
+    {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
+    {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
+    {"list-models", no_argument, 0, O_LIST}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+
+typedef struct sweep_opts {
+    const char *device, *db, *out;
+    mt_problem_opts prob;
+    int64_t budget, timeout, seed;
+    int no_export, json, quiet;
+} sweep_opts;
+
+/* One worker reply (or its absence) turned into a stored measurement. */
+static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call_rc, const char *why,
+                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out)
+{
+    char reason[512];
+    cJSON *r = NULL;
+    m->median_us = m->spread_us = m->rel_err = m->floor_us = m->efficiency = NAN;
+    m->reps = 0;
+    m->reason = NULL;
+    *median_out = NAN;
+    if (call_rc != MT_OK) {
+        m->status = "failed";
+        snprintf(reason, sizeof reason, "%s", why);
+        m->reason = reason;
+    } else {
+        r = cJSON_Parse(reply_text);
+        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
+        if (!cJSON_IsTrue(ok) || !cJSON_IsString(st)) {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+            m->status = "failed";
+            snprintf(reason, sizeof reason, "worker error: %s", cJSON_IsString(e) ? e->valuestring : "malformed reply");
+            m->reason = reason;
+        } else {
+            const cJSON *v;
+            m->status = strcmp(st->valuestring, "ok") == 0 ? "ok" : "failed";
+            if ((v = cJSON_GetObjectItemCaseSensitive(r, "reason")) && cJSON_IsString(v)) {
+                snprintf(reason, sizeof reason, "%s", v->valuestring);
+                m->reason = reason;
+            }
+            if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
+            if (!strcmp(m->status, "ok")) {
+                m->median_us = cJSON_GetObjectItemCaseSensitive(r, "median_us")->valuedouble;
+                m->spread_us = cJSON_GetObjectItemCaseSensitive(r, "spread_us")->valuedouble;
+                m->reps = cJSON_GetObjectItemCaseSensitive(r, "reps")->valueint;
+                v = cJSON_GetObjectItemCaseSensitive(r, "experts_hit");
+                int64_t hit = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : s->E;
+                m->floor_us = mt_roofline_floor_us(s, m->M, hit, dev->bandwidth_gbs, dev->peak_gflops);
+                m->efficiency = m->median_us > 0 ? m->floor_us / m->median_us : NAN;
+                *median_out = m->median_us;
+            }
+        }
+    }
+    int rc = mt_db_measurement_insert(db, m);
+    cJSON_Delete(r);
+    return rc;
+}
+
+static int parse_opts(int argc, char **argv, sweep_opts *o)
+{
+    int c;
+    int64_t v;
+    memset(o, 0, sizeof *o);
+    o->device = "auto";
+    o->timeout = 60;
+    o->seed = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        int rc = MT_EXIT_OK;
+        switch (c) {
+        case 'h': fputs(usage, stdout); return -1;
+        case O_LIST:
+            for (int i = 0; i < mt_n_presets; i++) printf("%-16s %s\n", mt_presets[i].name, mt_presets[i].about);
+            return -1;
+        case O_DEVICE: o->device = optarg; break;
+        case O_DB: o->db = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_MODEL: o->prob.model = optarg; break;
+        case O_MODEL_CONFIG: o->prob.model_config = optarg; break;
+        case O_EXPERTS: rc = mt_parse_int_opt("sweep", "--experts", optarg, 1, 1 << 16, &o->prob.experts); break;
+        case O_INTER: rc = mt_parse_int_opt("sweep", "--intermediate", optarg, 1, 1 << 20, &o->prob.intermediate); break;
+        case O_HIDDEN: rc = mt_parse_int_opt("sweep", "--hidden", optarg, 1, 1 << 20, &o->prob.hidden); break;
+        case O_TOPK: rc = mt_parse_int_opt("sweep", "--topk", optarg, 1, 1 << 16, &o->prob.topk); break;
+        case O_TP: rc = mt_parse_int_opt("sweep", "--tp", optarg, 1, 1024, &v); o->prob.tp = (int)v; break;
+        case O_EP: rc = mt_parse_int_opt("sweep", "--ep", optarg, 1, 1024, &v); o->prob.ep = (int)v; break;
+        case O_DTYPE: o->prob.dtype = optarg; break;
+        case O_BATCH: o->prob.batch_sizes = optarg; break;
+        case O_STRATEGY:
+            if (strcmp(optarg, "grid") != 0)
+                return mt_usage_error("sweep", "--strategy '%s': this version has 'grid' (random and bayes are planned)",
+                                      optarg);
+            break;
+        case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
+        case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
+        case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_NO_EXPORT: o->no_export = 1; break;
+        case O_JSON: o->json = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        default: return mt_usage_error("sweep", "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc != MT_EXIT_OK) return rc;
+    }
+    if (optind < argc) return mt_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
+    return MT_EXIT_OK;
+}
+
+static int start_worker(const char *exe, mt_worker **w, mt_device_info *dev, mt_db *db)
+{
+    char err[512], why[512], *reply = NULL;
+    if (mt_worker_start(w, exe, "cpu", err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
+    if (dev->bandwidth_gbs > 0 && dev->peak_gflops > 0) return MT_EXIT_OK;
+    /* ceilings are measured once per device and stored */
+    if (mt_worker_call(*w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) != MT_OK)
+        return mt_fail("sweep", "measuring the device ceilings failed: %s", why);
+    cJSON *r = cJSON_Parse(reply);
+    const cJSON *bw = cJSON_GetObjectItemCaseSensitive(r, "bandwidth_gbs");
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(r, "peak_gflops");
+    if (cJSON_IsNumber(bw) && cJSON_IsNumber(pk) && bw->valuedouble > 0 && pk->valuedouble > 0) {
+        dev->bandwidth_gbs = bw->valuedouble;
+        dev->peak_gflops = pk->valuedouble;
+        mt_db_device_set_ceilings(db, dev->id, dev->bandwidth_gbs, dev->peak_gflops);
+    }
+    cJSON_Delete(r);
+    free(reply);
+    if (dev->bandwidth_gbs <= 0) return mt_fail("sweep", "the worker returned no device ceilings");
+    return MT_EXIT_OK;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_opts o;
+    mt_device_spec spec, dspec;
+    mt_problem_spec ps;
+    mt_db *db = NULL;
+    mt_worker *w = NULL;
+    char note[512], exe[4096], why[512], policy_text[256], out_dir[4096];
+    int status = parse_opts(argc, argv, &o);
+    if (status < 0) return mt_cli_finish("sweep", 0);
+    if (status) return status;
+    if (mt_device_spec_parse(o.device, &spec) != MT_OK)
+        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", o.device);
+    int rc = mt_device_resolve(&spec, &dspec, note, sizeof note);
+    if (rc != MT_OK) return mt_fail("sweep", "--device %s: %s", o.device, note);
+    if (note[0] && !o.quiet) fprintf(stderr, "moetune sweep: %s\n", note);
+
+    int default_job = !o.prob.model && !o.prob.model_config && !o.prob.experts && !o.prob.intermediate &&
+                      !o.prob.hidden && !o.prob.topk;
+    status = mt_problem_opts_resolve("sweep", &o.prob, "tiny",
+                                     default_job && !o.prob.batch_sizes ? "1,8,32,128" : NULL, &ps);
+    if (status) return status;
+
+    mt_device_info dev;
+    mt_device_cpu_info(&dev);
+    mt_space sp;
+    mt_space_cpu_moe(&sp, dev.cores);
+    mt_policy pol;
+    mt_policy_cpu_default(&pol);
+    mt_policy_text(&pol, "cpu", policy_text, sizeof policy_text);
+    if (ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
+        free(ps.ms);
+        return mt_usage_error("sweep", "the CPU backend takes --dtype bf16 or fp32");
+    }
+    const char *khash = mt_kernel_hash("cpu");
+
+    if ((status = mt_cli_open_db("sweep", o.db, &db)) != 0) {
+        free(ps.ms);
+        return status;
+    }
+    mt_problem prob;
+    memset(&prob, 0, sizeof prob);
+    snprintf(prob.kernel, sizeof prob.kernel, "fused_moe");
+    snprintf(prob.dtype, sizeof prob.dtype, "%s", mt_dtype_name(ps.dtype));
+    prob.E = ps.E;
+    prob.N = ps.N;
+    prob.K = ps.model.hidden;
+    prob.topk = ps.model.topk;
+    prob.renormalize = ps.model.renormalize;
+    if (mt_db_device_upsert(db, &dev) != MT_OK || mt_db_problem_upsert(db, &prob) != MT_OK) {
+        status = mt_fail("sweep", "cannot record the device or problem: %s", mt_db_errmsg(db));
+        goto out;
+    }
+    if (mt_self_exe(exe, sizeof exe) != MT_OK) {
+        status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if ((status = start_worker(exe, &w, &dev, db)) != 0) goto out;
+
+    /* the plan: every M's valid points in grid order, capped by the budget */
+    mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
+    int **order = calloc((size_t)ps.n_ms, sizeof *order);
+    int *norder = calloc((size_t)ps.n_ms, sizeof *norder);
+    mt_config *defs = calloc((size_t)ps.n_ms, sizeof *defs);
+    int total = 0;
+    if (!pts || !order || !norder || !defs) {
+        status = mt_fail("sweep", "out of memory");
+        goto out_plan;
+    }
+    for (int i = 0; i < ps.n_ms; i++) {
+        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores};
+        int n = mt_space_enumerate(&sp, &ctx, &pts[i]);
+        if (n < 0) {
+            status = mt_fail("sweep", "out of memory");
+            goto out_plan;
+        }
+        sp.default_config(&sp, &ctx, &defs[i]);
+        order[i] = malloc(((size_t)n + 1) * sizeof(int));
+        if (!order[i]) {
+            status = mt_fail("sweep", "out of memory");
+            goto out_plan;
+        }
+        norder[i] = mt_grid_order(pts[i], n, &defs[i], sp.nparams, (int)o.budget, order[i]);
+        total += norder[i];
+    }
+
+    char bs_text[512] = "";
+    for (int i = 0; i < ps.n_ms; i++)
+        snprintf(bs_text + strlen(bs_text), sizeof bs_text - strlen(bs_text), "%s%lld", i ? "," : "", (long long)ps.ms[i]);
+    char cmdline[1024] = "moetune";
+    for (int i = 0; i < argc; i++)
+        snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
+    int64_t sweep_id = 0;
+    if (mt_db_sweep_begin(db, dev.id, prob.id, "grid", (int)o.budget, bs_text, cmdline, &sweep_id) != MT_OK) {
+        status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
+        goto out_plan;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "moetune sweep: %s on %s: E=%lld N=%lld K=%lld top-%lld %s, %d batch sizes, %d variants\n",
+                ps.model.name, dev.name, (long long)ps.E, (long long)ps.N, (long long)prob.K, (long long)prob.topk,
+                prob.dtype, ps.n_ms, total);
+
+    mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
+    mt_progress prog;
+    mt_progress_init(&prog, o.quiet);
+    int done = 0, measured = 0, skipped = 0, failed = 0;
+    for (int i = 0; i < ps.n_ms && !interrupted && !status; i++) {
+        double best = INFINITY;
+        for (int q = 0; q < norder[i] && !interrupted; q++) {
+            const mt_config *c = &pts[i][order[i][q]];
+            char params[256], best_txt[96];
+            int64_t cfg_id;
+            mt_config_to_json(&sp, c, params, sizeof params);
+            if (mt_db_config_upsert(db, "cpu", params, &cfg_id) != MT_OK) {
+                status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
+                break;
+            }
+            int have = mt_db_measurement_exists(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text);
+            if (have < 0) {
+                status = mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
+                break;
+            }
+            done++;
+            if (have) {
+                skipped++;
+                continue;
+            }
+            /* fresh inputs per variant, reproducible from the seed */
+            uint64_t seed = (uint64_t)o.seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)ps.ms[i] * 1000003ull ^
+                            (uint64_t)cfg_id * 0xbf58476d1ce4e5b9ull;
+            char req[1024];
+            snprintf(req, sizeof req,
+                     "{\"op\":\"measure\",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
+                     "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
+                     "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
+                     "\"tolerance\":%g}}",
+                     (long long)shape.E, (long long)shape.N, (long long)shape.K, (long long)shape.topk,
+                     mt_dtype_name(shape.dtype), shape.renormalize, (long long)ps.ms[i], params,
+                     (unsigned long long)(seed & 0xffffffffffffull), pol.warmup, pol.min_reps, pol.max_reps,
+                     pol.min_time_s, pol.cold, pol.check_rows, pol.tolerance);
+            char *reply = NULL;
+            int crc = mt_worker_call(w, req, (double)o.timeout, &reply, why, sizeof why);
+            if (interrupted && crc != MT_OK) {
+                free(reply);
+                break; /* the variant in flight is abandoned, not blamed */
+            }
+            mt_measurement m = {.sweep_id = sweep_id, .device_id = dev.id, .problem_id = prob.id,
+                                .config_id = cfg_id, .M = ps.ms[i],
+                                .is_default = memcmp(c, &defs[i], sizeof *c) == 0,
+                                .tolerance = pol.tolerance, .kernel_hash = khash, .timing_policy = policy_text};
+            double med;
+            if (record(db, &m, reply, crc, why, &shape, &dev, &med) != MT_OK) {
+                free(reply);
+                status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
+                break;
+            }
+            free(reply);
+            measured++;
+            if (strcmp(m.status, "ok") != 0) {
+                failed++;
+                if (!o.quiet && !prog.tty)
+                    mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, m.reason ? m.reason : "failed");
+            }
+            if (crc != MT_OK) {
+                char err[512];
+                if (mt_worker_restart(w, err, sizeof err) != MT_OK) {
+                    status = mt_fail("sweep", "cannot restart the worker: %s", err);
+                    break;
+                }
+            }
+            if (med < best) best = med;
+            snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
+            mt_progress_update(&prog, done, total, best_txt);
+        }
+    }
+    mt_progress_end(&prog);
+    mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : "done");
+    if (status) goto out_plan;
+
+    if (o.json) {
+        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"interrupted\":%s,\"table\":",
+               (long long)sweep_id, measured, skipped, failed, interrupted ? "true" : "false");
+        mt_report_pair(stdout, db, &dev, &prob, 1);
+    } else {
+        printf("measured %d variants (%d failed), %d already in the database\n", measured, failed, skipped);
+        mt_report_pair(stdout, db, &dev, &prob, 0);
+    }
+    if (!o.no_export && !interrupted) {
+        if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
+        else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
+        else snprintf(out_dir, sizeof out_dir, "moetune-configs");
+        mt_export_opts eo = {out_dir, 0, 1, dev.id, prob.id, 1};
+        mt_export_stats es;
+        if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
+            status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
+        } else if (o.json) {
+            printf(",\"out\":");
+            mt_json_str(stdout, out_dir);
+        } else {
+            printf("config files (moetune format%s): %s\n",
+                   !strcmp(dev.backend, "cpu") ? "; vLLM has no use for CPU configs" : "",
+                   out_dir);
+        }
+    }
+    if (o.json) printf("}\n");
+    if (interrupted && !status) {
+        fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n",
+                measured);
+        status = MT_EXIT_INTERRUPTED;
+    }
+out_plan:
+    for (int i = 0; i < ps.n_ms; i++) {
+        if (pts) free(pts[i]);
+        if (order) free(order[i]);
+    }
+    free(pts);
+    free(order);
+    free(norder);
+    free(defs);
+out:
+    mt_worker_stop(w);
+    mt_db_close(db);
+    free(ps.ms);
+    return mt_cli_finish("sweep", status);
+}

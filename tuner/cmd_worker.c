@@ -1,0 +1,173 @@
+/* moetune worker: measures variants for its parent, one JSON request per
+ * line on stdin, one JSON reply per line on stdout. It exits when stdin
+ * closes. Everything risky (running a variant) happens here, so that a
+ * crash or hang costs only this process. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "device.h"
+#include "measure.h"
+#include "space.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: moetune worker --device cpu\n"
+    "\n"
+    "Internal: started by sweep, one per device, speaking JSON lines over\n"
+    "stdin and stdout. Not meant to be run by hand.\n";
+
+static void reply(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    free(s);
+    cJSON_Delete(o);
+}
+
+static void reply_error(const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 0);
+    cJSON_AddStringToObject(o, "error", msg);
+    reply(o);
+}
+
+static int64_t num(const cJSON *o, const char *k, int64_t def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : def;
+}
+
+static double numf(const cJSON *o, const char *k, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+/* MOETUNE_TEST_FAULT=kind:substring (see measure.h) */
+static int fault_for(const char *params)
+{
+    const char *f = getenv("MOETUNE_TEST_FAULT");
+    if (!f || !*f) return MT_FAULT_NONE;
+    const char *colon = strchr(f, ':');
+    if (!colon || !strstr(params, colon + 1)) return MT_FAULT_NONE;
+    if (!strncmp(f, "crash:", 6)) return MT_FAULT_CRASH;
+    if (!strncmp(f, "hang:", 5)) return MT_FAULT_HANG;
+    if (!strncmp(f, "nan:", 4)) return MT_FAULT_NAN;
+    return MT_FAULT_NONE;
+}
+
+static void do_measure(mt_cpu_bench *b, const mt_space *sp, const cJSON *req)
+{
+    mt_moe_shape s;
+    mt_config c;
+    mt_policy pol;
+    mt_measure_result res;
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype");
+    char *ptxt = params ? cJSON_PrintUnformatted(params) : NULL;
+    memset(&s, 0, sizeof s);
+    s.E = num(req, "E", 0);
+    s.N = num(req, "N", 0);
+    s.K = num(req, "K", 0);
+    s.topk = num(req, "topk", 0);
+    s.renormalize = (int)num(req, "renormalize", 1);
+    int64_t M = num(req, "M", 0);
+    if (!ptxt || !cJSON_IsString(dt) || mt_dtype_parse(dt->valuestring, &s.dtype) != MT_OK || s.E < 1 || s.N < 1 ||
+        s.K < 1 || s.topk < 1 || s.topk > s.E || M < 1 || mt_config_from_json(sp, ptxt, &c) != MT_OK) {
+        free(ptxt);
+        reply_error("malformed measure request");
+        return;
+    }
+    mt_policy_cpu_default(&pol);
+    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(req, "policy");
+    if (cJSON_IsObject(pj)) {
+        pol.warmup = (int)num(pj, "warmup", pol.warmup);
+        pol.min_reps = (int)num(pj, "min_reps", pol.min_reps);
+        pol.max_reps = (int)num(pj, "max_reps", pol.max_reps);
+        pol.min_time_s = numf(pj, "min_time_s", pol.min_time_s);
+        pol.cold = (int)num(pj, "cold", pol.cold);
+        pol.check_rows = (int)num(pj, "check_rows", pol.check_rows);
+        pol.tolerance = numf(pj, "tolerance", pol.tolerance);
+    }
+    mt_cpu_params p = {c.v[0], c.v[1], c.v[2], c.v[3]};
+    mt_cpu_bench_set_fault(b, fault_for(ptxt));
+    free(ptxt);
+    int rc = mt_cpu_bench_measure(b, &s, M, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
+    if (rc != MT_OK) {
+        reply_error(mt_status_str(rc));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : "failed");
+    if (!res.ok) cJSON_AddStringToObject(o, "reason", res.reason);
+    if (res.ok) {
+        cJSON_AddNumberToObject(o, "median_us", res.median_us);
+        cJSON_AddNumberToObject(o, "spread_us", res.spread_us);
+        cJSON_AddNumberToObject(o, "reps", res.reps);
+    }
+    if (res.rel_err == res.rel_err) cJSON_AddNumberToObject(o, "rel_err", res.rel_err);
+    cJSON_AddNumberToObject(o, "experts_hit", (double)res.experts_hit);
+    reply(o);
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {{"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *device = "cpu";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd') device = optarg;
+        else if (c == 'h') return fputs(usage, stdout), mt_cli_finish("worker", 0);
+        else return mt_usage_error("worker", "unknown option");
+    }
+    mt_device_spec spec;
+    if (mt_device_spec_parse(device, &spec) != MT_OK || spec.auto_pick || spec.kind != MT_BACKEND_CPU)
+        return mt_fail("worker", "this build's worker measures only --device cpu, not '%s'", device);
+    mt_device_info info;
+    mt_device_cpu_info(&info);
+    mt_cpu_bench *b;
+    if (mt_cpu_bench_new(&b, info.cores) != MT_OK) return mt_fail("worker", "cannot start the CPU bench");
+    mt_space sp;
+    mt_space_cpu_moe(&sp, info.cores);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        cJSON *req = cJSON_Parse(line);
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+        if (!cJSON_IsString(op)) {
+            reply_error("malformed request");
+        } else if (!strcmp(op->valuestring, "hello")) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddBoolToObject(o, "ok", 1);
+            cJSON_AddStringToObject(o, "device", info.name);
+            cJSON_AddNumberToObject(o, "threads", info.cores);
+            reply(o);
+        } else if (!strcmp(op->valuestring, "ceilings")) {
+            double bw = 0, peak = 0;
+            cJSON *o = cJSON_CreateObject();
+            int rc = mt_cpu_ceilings(b, &bw, &peak);
+            cJSON_AddBoolToObject(o, "ok", rc == MT_OK);
+            cJSON_AddNumberToObject(o, "bandwidth_gbs", bw);
+            cJSON_AddNumberToObject(o, "peak_gflops", peak);
+            reply(o);
+        } else if (!strcmp(op->valuestring, "measure")) {
+            do_measure(b, &sp, req);
+        } else {
+            reply_error("unknown op");
+        }
+        cJSON_Delete(req);
+    }
+    free(line);
+    mt_cpu_bench_free(b);
+    return 0;
+}

@@ -1,0 +1,206 @@
+#include "device.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "moetune/moetune.h"
+
+int mt_device_spec_parse(const char *s, mt_device_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(s, "auto") == 0) {
+        out->auto_pick = 1;
+        return MT_OK;
+    }
+    if (strcmp(s, "cpu") == 0) return MT_OK;
+    const char *rest = NULL;
+    if (strncmp(s, "cuda", 4) == 0) { out->kind = MT_BACKEND_CUDA; rest = s + 4; }
+    else if (strncmp(s, "hip", 3) == 0) { out->kind = MT_BACKEND_HIP; rest = s + 3; }
+    else return MT_EPARSE;
+    if (!*rest) return MT_OK;
+    if (*rest != ':' || !rest[1]) return MT_EPARSE;
+    char *end;
+    long v = strtol(rest + 1, &end, 10);
+    if (*end || v < 0 || v > 1024) return MT_EPARSE;
+    out->index = (int)v;
+    return MT_OK;
+}
+
+int mt_device_cpu_info(mt_device_info *d)
+{
+    char model[128] = "";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    struct utsname u;
+    memset(d, 0, sizeof *d);
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0 || (!model[0] && strncmp(line, "Model", 5) == 0)) {
+                char *c = strchr(line, ':');
+                if (!c) continue;
+                c++;
+                while (*c == ' ' || *c == '\t') c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(model, sizeof model, "%s", c);
+                if (strncmp(line, "model name", 10) == 0) break;
+            }
+        }
+        fclose(f);
+    }
+    if (!model[0]) snprintf(model, sizeof model, "unknown processor");
+    snprintf(d->backend, sizeof d->backend, "cpu");
+    snprintf(d->raw_name, sizeof d->raw_name, "%s", model);
+    char spelled[120];
+    if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
+    snprintf(d->name, sizeof d->name, "CPU_%s", spelled);
+    if (uname(&u) == 0) {
+        snprintf(d->arch, sizeof d->arch, "%.31s", u.machine);
+        snprintf(d->driver, sizeof d->driver, "linux %.56s", u.release);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    d->cores = n > 0 ? (int)n : 1;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    d->memory_bytes = pages > 0 && psz > 0 ? (int64_t)pages * psz : 0;
+#ifdef __VERSION__
+    snprintf(d->toolkit, sizeof d->toolkit, "cc %s", __VERSION__);
+#endif
+    return MT_OK;
+}
+
+/* The few driver-API entry points discovery needs, loaded from libcuda so
+ * that the binary neither links nor requires it. */
+typedef int (*cu_init_t)(unsigned);
+typedef int (*cu_count_t)(int *);
+typedef int (*cu_get_t)(int *, int);
+typedef int (*cu_name_t)(char *, int, int);
+typedef int (*cu_mem_t)(size_t *, int);
+typedef int (*cu_attr_t)(int *, int, int);
+typedef int (*cu_ver_t)(int *);
+
+static void *cuda_lib(char *why, size_t n)
+{
+    static void *h;
+    static int tried;
+    if (!tried) {
+        tried = 1;
+        h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    }
+    if (!h) snprintf(why, n, "no CUDA device: the NVIDIA driver library libcuda.so.1 is not installed");
+    return h;
+}
+
+int mt_device_cuda_count(char *why, size_t n)
+{
+    void *h = cuda_lib(why, n);
+    int count = 0;
+    if (!h) return 0;
+    cu_init_t init = (cu_init_t)dlsym(h, "cuInit");
+    cu_count_t cnt = (cu_count_t)dlsym(h, "cuDeviceGetCount");
+    if (!init || !cnt) {
+        snprintf(why, n, "no CUDA device: libcuda.so.1 lacks cuInit");
+        return 0;
+    }
+    int rc = init(0);
+    if (rc != 0) {
+        snprintf(why, n, "no CUDA device: the driver failed to initialise (CUresult %d)", rc);
+        return 0;
+    }
+    if (cnt(&count) != 0 || count == 0) {
+        snprintf(why, n, "no CUDA device: the driver sees none");
+        return 0;
+    }
+    return count;
+}
+
+int mt_device_cuda_info(int idx, mt_device_info *d, char *why, size_t n)
+{
+    void *h = cuda_lib(why, n);
+    int count = mt_device_cuda_count(why, n);
+    if (!h || count == 0) return MT_ENODEV;
+    if (idx < 0 || idx >= count) {
+        snprintf(why, n, "no CUDA device %d: the driver sees %d", idx, count);
+        return MT_ENODEV;
+    }
+    cu_get_t get = (cu_get_t)dlsym(h, "cuDeviceGet");
+    cu_name_t name = (cu_name_t)dlsym(h, "cuDeviceGetName");
+    cu_mem_t mem = (cu_mem_t)dlsym(h, "cuDeviceTotalMem_v2");
+    cu_attr_t attr = (cu_attr_t)dlsym(h, "cuDeviceGetAttribute");
+    cu_ver_t ver = (cu_ver_t)dlsym(h, "cuDriverGetVersion");
+    int dev = 0, major = 0, minor = 0, sms = 0, dv = 0;
+    size_t bytes = 0;
+    if (!get || !name || !mem || !attr || !ver || get(&dev, idx) != 0) {
+        snprintf(why, n, "CUDA device %d: the driver API is incomplete", idx);
+        return MT_ENODEV;
+    }
+    memset(d, 0, sizeof *d);
+    snprintf(d->backend, sizeof d->backend, "cuda");
+    name(d->raw_name, (int)sizeof d->raw_name, dev);
+    mt_device_vllm_name(d->name, sizeof d->name, d->raw_name);
+    attr(&major, 75, dev); /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
+    attr(&minor, 76, dev); /* ..._MINOR */
+    attr(&sms, 16, dev);   /* CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT */
+    mem(&bytes, dev);
+    ver(&dv);
+    /* Hopper's arch-specific instructions need the 'a' target */
+    snprintf(d->arch, sizeof d->arch, "sm_%d%d%s", major, minor, major == 9 ? "a" : "");
+    d->cores = sms;
+    d->memory_bytes = (int64_t)bytes;
+    snprintf(d->driver, sizeof d->driver, "cuda driver %d.%d", dv / 1000, (dv % 1000) / 10);
+    return MT_OK;
+}
+
+int mt_backend_available(int kind)
+{
+    /* The GPU backends' kernels arrive with their own issues; until then a
+     * GPU is listed but not measured. */
+    return kind == MT_BACKEND_CPU;
+}
+
+const char *mt_backend_name(int kind)
+{
+    return kind == MT_BACKEND_CUDA ? "cuda" : kind == MT_BACKEND_HIP ? "hip" : "cpu";
+}
+
+int mt_device_resolve(const mt_device_spec *spec, mt_device_spec *out, char *note, size_t n)
+{
+    char why[256] = "";
+    *out = *spec;
+    note[0] = 0;
+    if (!spec->auto_pick) {
+        if (spec->kind == MT_BACKEND_CPU) return MT_OK;
+        if (spec->kind == MT_BACKEND_CUDA) {
+            mt_device_info d;
+            if (mt_device_cuda_info(spec->index, &d, why, sizeof why) != MT_OK) {
+                snprintf(note, n, "%s", why);
+                return MT_ENODEV;
+            }
+        }
+        if (spec->kind == MT_BACKEND_HIP) {
+            snprintf(note, n, "no HIP device: this build has no HIP backend");
+            return MT_ENODEV;
+        }
+        if (!mt_backend_available(spec->kind)) {
+            snprintf(note, n, "the %s backend's kernels are not part of this build yet; use --device cpu",
+                     mt_backend_name(spec->kind));
+            return MT_EUNSUPPORTED;
+        }
+        return MT_OK;
+    }
+    out->auto_pick = 0;
+    out->kind = MT_BACKEND_CPU;
+    out->index = 0;
+    int cuda = mt_device_cuda_count(why, sizeof why);
+    if (cuda > 0 && mt_backend_available(MT_BACKEND_CUDA)) {
+        out->kind = MT_BACKEND_CUDA;
+        snprintf(note, n, "auto: picked cuda:0 of %d CUDA device(s)", cuda);
+    } else if (cuda > 0) {
+        snprintf(note, n, "auto: %d CUDA device(s) found, but this build has no CUDA kernels yet: tuning the CPU", cuda);
+    } else {
+        snprintf(note, n, "auto: %s; tuning the CPU backend", why);
+    }
+    return MT_OK;
+}

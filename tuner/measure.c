@@ -1,0 +1,289 @@
+#include "measure.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void mt_policy_cpu_default(mt_policy *p)
+{
+    p->warmup = 2;
+    p->min_reps = 7;
+    p->max_reps = 200;
+    p->min_time_s = 0.02;
+    p->cold = 1;
+    p->check_rows = 64;
+    p->tolerance = 1e-3;
+}
+
+void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n)
+{
+    snprintf(out, n, "%s-v1;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g", backend,
+             p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no", p->check_rows,
+             p->tolerance);
+}
+
+struct mt_cpu_bench {
+    mt_pool *pool;
+    int threads;
+    int fault;
+    /* weights for the current shape, regenerated when the shape changes */
+    mt_moe_shape wshape;
+    void *w1, *w2;
+    /* a buffer larger than the last-level cache, read to evict it */
+    float *flush;
+    size_t flush_n;
+    volatile float sink;
+};
+
+int mt_cpu_bench_new(mt_cpu_bench **out, int threads)
+{
+    mt_cpu_bench *b = calloc(1, sizeof *b);
+    if (!b) return MT_ENOMEM;
+    int rc = mt_pool_new(&b->pool, threads);
+    if (rc != MT_OK) {
+        free(b);
+        return rc;
+    }
+    b->threads = threads;
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    size_t bytes = l3 > 0 ? (size_t)l3 * 2 : (size_t)64 << 20;
+    if (bytes < ((size_t)16 << 20)) bytes = (size_t)16 << 20;
+    if (bytes > ((size_t)256 << 20)) bytes = (size_t)256 << 20;
+    b->flush_n = bytes / sizeof(float);
+    b->flush = malloc(bytes);
+    if (!b->flush) {
+        mt_cpu_bench_free(b);
+        return MT_ENOMEM;
+    }
+    for (size_t i = 0; i < b->flush_n; i++) b->flush[i] = (float)(i & 7);
+    *out = b;
+    return MT_OK;
+}
+
+void mt_cpu_bench_free(mt_cpu_bench *b)
+{
+    if (!b) return;
+    mt_pool_free(b->pool);
+    free(b->w1);
+    free(b->w2);
+    free(b->flush);
+    free(b);
+}
+
+void mt_cpu_bench_set_fault(mt_cpu_bench *b, int fault) { b->fault = fault; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void flush_caches(mt_cpu_bench *b)
+{
+    float s = 0;
+    for (size_t i = 0; i < b->flush_n; i += 16) s += b->flush[i];
+    b->sink = s;
+}
+
+static int ensure_weights(mt_cpu_bench *b, const mt_moe_shape *s)
+{
+    if (b->w1 && memcmp(&b->wshape, s, sizeof *s) == 0) return MT_OK;
+    free(b->w1);
+    free(b->w2);
+    size_t esz = mt_dtype_size(s->dtype);
+    size_t n1 = (size_t)(s->E * 2 * s->N * s->K), n2 = (size_t)(s->E * s->K * s->N);
+    b->w1 = malloc(n1 * esz);
+    b->w2 = malloc(n2 * esz);
+    if (!b->w1 || !b->w2) {
+        free(b->w1);
+        free(b->w2);
+        b->w1 = b->w2 = NULL;
+        return MT_ENOMEM;
+    }
+    /* scaled like trained weights, so activations stay near unit size */
+    mt_rng r = {0x6d6f6574756e65ull ^ (uint64_t)(s->E * 131 + s->N * 7 + s->K)};
+    mt_fill_random(b->w1, s->dtype, n1, 1.0f / sqrtf((float)s->K), &r);
+    mt_fill_random(b->w2, s->dtype, n2, 1.0f / sqrtf((float)s->N), &r);
+    b->wshape = *s;
+    return MT_OK;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p, uint64_t seed,
+                         const mt_policy *pol, mt_measure_result *res)
+{
+    int rc;
+    size_t esz = mt_dtype_size(s->dtype);
+    void *x = NULL, *ws = NULL;
+    float *logits = NULL, *tw = NULL, *out = NULL;
+    int32_t *ids = NULL;
+    double *ref = NULL, *times = NULL;
+    memset(res, 0, sizeof *res);
+    if ((rc = mt_cpu_params_check(s, p, b->threads)) != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "invalid parameters for this shape or machine");
+        return MT_OK;
+    }
+    if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
+    size_t wsz = mt_moe_cpu_workspace(s, p, M);
+    int64_t rows = M < pol->check_rows ? M : pol->check_rows;
+    x = malloc((size_t)(M * s->K) * esz);
+    logits = malloc((size_t)(M * s->E) * sizeof *logits);
+    ids = malloc((size_t)(M * s->topk) * sizeof *ids);
+    tw = malloc((size_t)(M * s->topk) * sizeof *tw);
+    out = malloc((size_t)(M * s->K) * sizeof *out);
+    ws = malloc(wsz);
+    ref = malloc((size_t)(rows * s->K) * sizeof *ref);
+    times = malloc((size_t)pol->max_reps * sizeof *times);
+    if (!x || !logits || !ids || !tw || !out || !ws || !ref || !times) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    /* fresh inputs for every variant: a kernel cannot pass on what a
+     * previous variant left in memory */
+    mt_rng r = {seed};
+    mt_fill_random(x, s->dtype, (size_t)(M * s->K), 1.0f, &r);
+    for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&r);
+    if ((rc = mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids, tw)) != MT_OK) goto out;
+    {
+        char *hit = calloc((size_t)s->E, 1);
+        if (!hit) { rc = MT_ENOMEM; goto out; }
+        for (int64_t i = 0; i < M * s->topk; i++) hit[ids[i]] = 1;
+        for (int64_t e = 0; e < s->E; e++) res->experts_hit += hit[e];
+        free(hit);
+    }
+    /* poison the output: a tile the kernel forgets stays NaN */
+    for (int64_t i = 0; i < M * s->K; i++) out[i] = NAN;
+
+    if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
+    if (b->fault == MT_FAULT_HANG) for (;;) pause();
+
+    if ((rc = mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out)) != MT_OK) goto out;
+    if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = NAN;
+
+    /* every output must be finite; a random window of tokens is compared
+     * with the oracle, which is exact enough to judge the rest */
+    int64_t t0 = M > rows ? (int64_t)(mt_rng_next(&r) % (uint64_t)(M - rows + 1)) : 0;
+    for (int64_t i = 0; i < M * s->K; i++)
+        if (!isfinite(out[i])) {
+            res->rel_err = NAN;
+            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld)", (long long)(i / s->K));
+            goto out;
+        }
+    if ((rc = mt_moe_reference(s, rows, (const char *)x + (size_t)(t0 * s->K) * esz, b->w1, b->w2,
+                               ids + t0 * s->topk, tw + t0 * s->topk, ref)) != MT_OK)
+        goto out;
+    res->rel_err = mt_rel_l2_error(out + t0 * s->K, ref, (size_t)(rows * s->K));
+    if (!(res->rel_err <= pol->tolerance)) {
+        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err,
+                 pol->tolerance);
+        goto out;
+    }
+
+    for (int i = 0; i < pol->warmup; i++) mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out);
+    double timed = 0;
+    int n = 0;
+    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+        if (pol->cold) flush_caches(b);
+        double t = now_s();
+        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out);
+        t = now_s() - t;
+        times[n++] = t;
+        timed += t;
+    }
+    qsort(times, (size_t)n, sizeof *times, cmp_d);
+    res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e6;
+    res->spread_us = (times[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - times[n / 4]) * 1e6;
+    res->reps = n;
+    res->ok = 1;
+    rc = MT_OK;
+out:
+    free(x);
+    free(logits);
+    free(ids);
+    free(tw);
+    free(out);
+    free(ws);
+    free(ref);
+    free(times);
+    return rc;
+}
+
+struct copy_job { float *src, *dst; size_t n; int threads; };
+static void copy_part(void *arg, int tid)
+{
+    struct copy_job *j = arg;
+    size_t per = j->n / (size_t)j->threads, a = per * (size_t)tid, e = tid == j->threads - 1 ? j->n : a + per;
+    memcpy(j->dst + a, j->src + a, (e - a) * sizeof(float));
+}
+
+struct fma_job { long iters; int threads; float out[64]; };
+static void fma_part(void *arg, int tid)
+{
+    struct fma_job *j = arg;
+    /* 32 independent chains: enough to cover FMA latency on every core we
+     * know, compiled with the same flags as the kernel */
+    float acc[32];
+    for (int l = 0; l < 32; l++) acc[l] = 0.001f * (float)(l + tid);
+    const float a = 0.999f, c = 0.0001f;
+    for (long i = 0; i < j->iters; i++)
+        for (int l = 0; l < 32; l++) acc[l] = acc[l] * a + c;
+    float s = 0;
+    for (int l = 0; l < 32; l++) s += acc[l];
+    j->out[tid & 63] = s;
+}
+
+int mt_cpu_ceilings(mt_cpu_bench *b, double *bw, double *peak)
+{
+    size_t n = (size_t)64 << 20 >> 2; /* 64 MiB each way: beyond any cache */
+    struct copy_job cj = {malloc(n * sizeof(float)), malloc(n * sizeof(float)), n, b->threads};
+    if (!cj.src || !cj.dst) {
+        free(cj.src);
+        free(cj.dst);
+        return MT_ENOMEM;
+    }
+    memset(cj.src, 1, n * sizeof(float));
+    memset(cj.dst, 0, n * sizeof(float));
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        double t = now_s();
+        mt_pool_run(b->pool, b->threads, copy_part, &cj);
+        t = now_s() - t;
+        if (t < best) best = t;
+    }
+    *bw = 2.0 * (double)n * sizeof(float) / best / 1e9;
+    free(cj.src);
+    free(cj.dst);
+
+    struct fma_job fj = {.iters = 2000000, .threads = b->threads};
+    best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t = now_s();
+        mt_pool_run(b->pool, b->threads, fma_part, &fj);
+        t = now_s() - t;
+        if (t < best) best = t;
+    }
+    b->sink = fj.out[0];
+    *peak = 2.0 * 32 * (double)fj.iters * b->threads / best / 1e9;
+    return MT_OK;
+}
+
+double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t hit, double bw, double peak)
+{
+    double esz = (double)mt_dtype_size(s->dtype);
+    /* each weight of the experts actually hit read once; activations in
+     * (dtype) and out (fp32) */
+    double bytes = (double)hit * 3.0 * (double)s->N * (double)s->K * esz + (double)M * (double)s->K * (esz + 4.0);
+    double flops = 2.0 * (double)M * (double)s->topk * 3.0 * (double)s->N * (double)s->K;
+    double tb = bw > 0 ? bytes / (bw * 1e9) : 0, tf = peak > 0 ? flops / (peak * 1e9) : 0;
+    return (tb > tf ? tb : tf) * 1e6;
+}

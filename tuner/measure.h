@@ -1,0 +1,56 @@
+/* What a worker does for one variant: fresh inputs, a checked run against
+ * the oracle, then timing. Also the device ceilings for the roofline. */
+#ifndef MT_MEASURE_H
+#define MT_MEASURE_H
+
+#include <stdint.h>
+
+#include "moe_cpu.h"
+
+typedef struct mt_policy {
+    int warmup;        /* untimed runs first */
+    int min_reps;      /* at least this many timed runs ... */
+    int max_reps;      /* ... and at most this many */
+    double min_time_s; /* keep timing until this much has been timed */
+    int cold;          /* flush caches before each timed run */
+    int check_rows;    /* tokens compared with the oracle (a random window) */
+    double tolerance;  /* relative L2 error allowed */
+} mt_policy;
+
+/* The default CPU policy, and its text as stored with each measurement: a
+ * measurement taken under another policy is a different measurement. */
+void mt_policy_cpu_default(mt_policy *p);
+void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n);
+
+typedef struct mt_measure_result {
+    int ok;              /* 1: checked and timed; 0: failed, reason says why */
+    char reason[256];
+    double median_us, spread_us, rel_err;
+    int reps;
+    int64_t experts_hit;
+} mt_measure_result;
+
+typedef struct mt_cpu_bench mt_cpu_bench;
+int mt_cpu_bench_new(mt_cpu_bench **out, int threads);
+void mt_cpu_bench_free(mt_cpu_bench *b);
+
+/* Measure one variant. Returns MT_OK whether or not the variant passed
+ * (result->ok tells); an error only when measuring was impossible. */
+int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p,
+                         uint64_t seed, const mt_policy *pol, mt_measure_result *res);
+
+/* Test hook: when MOETUNE_TEST_FAULT is "crash:SUB", "hang:SUB" or
+ * "nan:SUB" and SUB occurs in params_json, the worker misbehaves so: the
+ * tests prove that the tuner survives such variants. */
+void mt_cpu_bench_set_fault(mt_cpu_bench *b, int fault);
+enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN };
+
+/* Copy bandwidth (bytes read + written) and peak fp32 FLOP rate, measured
+ * on all threads. */
+int mt_cpu_ceilings(mt_cpu_bench *b, double *bandwidth_gbs, double *peak_gflops);
+
+/* The roofline floor in microseconds. */
+double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,
+                            double peak_gflops);
+
+#endif

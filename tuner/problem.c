@@ -1,0 +1,192 @@
+#include "problem.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "moetune/moetune.h"
+
+/* Checked against each model's config.json (Hugging Face hub) on
+ * 2026-11-23; the key each figure comes from is in `about`. */
+const mt_preset mt_presets[] = {
+    {"mixtral-8x7b", "Mixtral-8x7B: num_local_experts 8, hidden 4096, intermediate_size 14336, top-2", 8, 4096, 14336, 2, 1},
+    {"mixtral-8x22b", "Mixtral-8x22B: num_local_experts 8, hidden 6144, intermediate_size 16384, top-2", 8, 6144, 16384, 2, 1},
+    {"deepseek-v3", "DeepSeek-V3 / R1: n_routed_experts 256, hidden 7168, moe_intermediate_size 2048, top-8", 256, 7168, 2048, 8, 1},
+    {"qwen3-30b-a3b", "Qwen3-30B-A3B: num_experts 128, hidden 2048, moe_intermediate_size 768, top-8", 128, 2048, 768, 8, 1},
+    {"qwen3-235b-a22b", "Qwen3-235B-A22B: num_experts 128, hidden 4096, moe_intermediate_size 1536, top-8", 128, 4096, 1536, 8, 1},
+    {"gpt-oss-120b", "gpt-oss-120b: num_local_experts 128, hidden 2880, intermediate_size 2880, top-4", 128, 2880, 2880, 4, 1},
+    {"olmoe-1b-7b", "OLMoE-1B-7B: num_experts 64, hidden 2048, intermediate_size 1024, top-8 (norm_topk_prob false)", 64, 2048, 1024, 8, 0},
+    /* not a real model: small enough that the CPU default job ends in
+     * minutes on two cores, large enough that tiling matters */
+    {"tiny", "synthetic: 8 experts, hidden 512, intermediate 256, top-2 (the CPU default job)", 8, 512, 256, 2, 1},
+};
+const int mt_n_presets = (int)(sizeof mt_presets / sizeof mt_presets[0]);
+
+const int64_t mt_default_batch_sizes[18] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096};
+
+const mt_preset *mt_preset_find(const char *name)
+{
+    for (int i = 0; i < mt_n_presets; i++)
+        if (strcasecmp(mt_presets[i].name, name) == 0) return &mt_presets[i];
+    return NULL;
+}
+
+/* The first key of `names` that `obj` holds, as a positive integer. 0: none
+ * of them; -1: present but not a positive integer. */
+static int get_int(const cJSON *obj, const char *const *names, int64_t *out, const char **which)
+{
+    for (; *names; names++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, *names);
+        if (!v) continue;
+        *which = *names;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) return -1;
+        *out = (int64_t)v->valuedouble;
+        return 1;
+    }
+    return 0;
+}
+
+int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_t n)
+{
+    static const char *const k_experts[] = {"num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", NULL};
+    /* moe_intermediate_size first: Qwen-MoE and DeepSeek also carry a dense
+     * intermediate_size that is not the experts' */
+    static const char *const k_inter[] = {"moe_intermediate_size", "intermediate_size", NULL};
+    static const char *const k_hidden[] = {"hidden_size", "d_model", NULL};
+    static const char *const k_topk[] = {"num_experts_per_tok", "experts_per_token", "moe_topk", "top_k", NULL};
+    static const struct { const char *what; const char *const *keys; } need[] = {
+        {"expert count", k_experts}, {"intermediate size", k_inter}, {"hidden size", k_hidden}, {"top-k", k_topk}};
+    char *text = NULL;
+    size_t len;
+    int rc = mt_read_file(path, &text, &len, err, n);
+    if (rc != MT_OK) return rc;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root || !cJSON_IsObject(root)) {
+        snprintf(err, n, "cannot read model config '%s': %s near byte %ld; expected a Hugging Face config.json",
+                 path, root ? "the top level is not an object" : "malformed JSON",
+                 root ? 0L : (long)(end ? end - text : 0));
+        cJSON_Delete(root);
+        free(text);
+        return MT_EPARSE;
+    }
+    free(text);
+    /* multimodal models keep the language model's keys under text_config */
+    const cJSON *obj = root;
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    int64_t vals[4];
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < 4; i++) {
+        const char *which = NULL;
+        int got = get_int(obj, need[i].keys, &vals[i], &which);
+        if (got == 0 && cJSON_IsObject(tc)) got = get_int(tc, need[i].keys, &vals[i], &which);
+        if (got == 1) continue;
+        if (got < 0)
+            snprintf(err, n, "model config '%s': key '%s' (%s) is not a positive integer", path, which, need[i].what);
+        else {
+            char keys[256] = "";
+            for (const char *const *k = need[i].keys; *k; k++)
+                snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s'%s'", keys[0] ? ", " : "", *k);
+            snprintf(err, n, "model config '%s' has no %s: none of %s; is this a Mixture-of-Experts model?", path,
+                     need[i].what, keys);
+        }
+        cJSON_Delete(root);
+        return MT_EPARSE;
+    }
+    out->experts = vals[0];
+    out->intermediate = vals[1];
+    out->hidden = vals[2];
+    out->topk = vals[3];
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(tc) && !cJSON_GetObjectItemCaseSensitive(root, "norm_topk_prob") ? tc : root, "norm_topk_prob");
+    /* Mixtral and gpt-oss renormalise without saying so */
+    out->renormalize = cJSON_IsBool(norm) ? cJSON_IsTrue(norm) : 1;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    snprintf(out->name, sizeof out->name, "%s",
+             cJSON_IsString(name) ? name->valuestring : cJSON_IsString(mt) ? mt->valuestring : path);
+    cJSON_Delete(root);
+    if (out->topk > out->experts) {
+        snprintf(err, n, "model config '%s': top-k %lld exceeds the expert count %lld", path, (long long)out->topk,
+                 (long long)out->experts);
+        return MT_EPARSE;
+    }
+    return MT_OK;
+}
+
+int mt_shape_shard(const mt_model_shape *m, int tp, int ep, int64_t *E, int64_t *N, char *err, size_t n)
+{
+    if (tp < 1 || ep < 1) {
+        snprintf(err, n, "--tp and --ep must be at least 1");
+        return MT_EINVAL;
+    }
+    if (m->topk > m->experts) {
+        snprintf(err, n, "top-k %lld exceeds the expert count %lld", (long long)m->topk, (long long)m->experts);
+        return MT_EINVAL;
+    }
+    if (ep > 1) {
+        /* vLLM with expert parallelism: experts are split, each keeps its
+         * whole intermediate size */
+        if (tp > 1) {
+            snprintf(err, n, "--tp %d with --ep %d: with expert parallelism vLLM splits experts, not their "
+                     "intermediate size; give --ep alone", tp, ep);
+            return MT_EINVAL;
+        }
+        if (m->experts % ep) {
+            snprintf(err, n, "%lld experts do not divide by --ep %d", (long long)m->experts, ep);
+            return MT_EINVAL;
+        }
+        *E = m->experts / ep;
+        *N = m->intermediate;
+        return MT_OK;
+    }
+    if (m->intermediate % tp) {
+        snprintf(err, n, "intermediate size %lld does not divide by --tp %d", (long long)m->intermediate, tp);
+        return MT_EINVAL;
+    }
+    *E = m->experts;
+    *N = m->intermediate / tp;
+    return MT_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int mt_batch_sizes_parse(const char *s, int64_t **out, int *count, char *err, size_t n)
+{
+    int cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    int64_t *v = malloc((size_t)cap * sizeof *v);
+    int k = 0;
+    if (!v) return MT_ENOMEM;
+    const char *p = s;
+    while (1) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < 1 || x > (1LL << 24) || (*end && *end != ',')) {
+            snprintf(err, n, "--batch-sizes '%s': expected positive integers separated by commas (e.g. 1,8,64)", s);
+            free(v);
+            return MT_EPARSE;
+        }
+        v[k++] = x;
+        if (!*end) break;
+        p = end + 1;
+    }
+    qsort(v, (size_t)k, sizeof *v, cmp_i64);
+    for (int i = 1; i < k; i++)
+        if (v[i] == v[i - 1]) {
+            snprintf(err, n, "--batch-sizes '%s': %lld appears twice", s, (long long)v[i]);
+            free(v);
+            return MT_EPARSE;
+        }
+    *out = v;
+    *count = k;
+    return MT_OK;
+}

@@ -1,0 +1,43 @@
+/* Problems: model presets, Hugging Face config.json, explicit shapes, and
+ * the tensor/expert-parallel arithmetic that names vLLM's files. */
+#ifndef MT_PROBLEM_H
+#define MT_PROBLEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mt_model_shape {
+    char name[64];
+    int64_t experts, hidden, intermediate, topk;
+    int renormalize;
+} mt_model_shape;
+
+typedef struct mt_preset {
+    const char *name;
+    const char *about;
+    int64_t experts, hidden, intermediate, topk;
+    int renormalize;
+} mt_preset;
+
+extern const mt_preset mt_presets[];
+extern const int mt_n_presets;
+
+/* Find a preset by name (case-insensitive). */
+const mt_preset *mt_preset_find(const char *name);
+
+/* Read the MoE shape from a Hugging Face config.json. err names the file and
+ * the missing or malformed key. */
+int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_t err_len);
+
+/* E and N of the kernel for tp and ep, as vLLM names its files: N is
+ * intermediate / tp, or with ep > 1, E is experts / ep and N is the full
+ * intermediate. err says what is inconsistent. */
+int mt_shape_shard(const mt_model_shape *m, int tp, int ep, int64_t *E, int64_t *N, char *err, size_t err_len);
+
+/* vLLM's 18 batch sizes. */
+extern const int64_t mt_default_batch_sizes[18];
+/* Parse "1,8,64": positive, strictly increasing after sorting, no
+ * duplicates. *out malloc'ed. */
+int mt_batch_sizes_parse(const char *s, int64_t **out, int *n, char *err, size_t err_len);
+
+#endif

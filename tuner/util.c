@@ -1,0 +1,199 @@
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "moetune/moetune.h"
+
+int mt_cli_verbose;
+
+int mt_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "moetune %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry 'moetune %s --help'\n", cmd);
+    return MT_EXIT_USAGE;
+}
+
+int mt_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "moetune %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return MT_EXIT_FAIL;
+}
+
+void mt_cli_log(int level, const char *msg, void *user)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    (void)user;
+    fprintf(stderr, "moetune: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
+}
+
+int mt_mkdir_p(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int bad = mkdir(path, 0755) != 0 && errno != EEXIST;
+        *p = '/';
+        if (bad) return -1;
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int mt_data_dir(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(out, n, "%s/moetune", xdg);
+    else if (home && *home) snprintf(out, n, "%s/.local/share/moetune", home);
+    else return MT_ENOTFOUND;
+    return mt_mkdir_p(out) == 0 ? MT_OK : MT_EIO;
+}
+
+int mt_cli_open_db(const char *cmd, const char *path, mt_db **db)
+{
+    char def[4096], err[1024];
+    if (!path) {
+        if (mt_data_dir(def, sizeof def - 16) != MT_OK)
+            return mt_fail(cmd, "cannot create the data folder (set XDG_DATA_HOME or HOME, or pass --db PATH)");
+        strcat(def, "/moetune.db");
+        path = def;
+    }
+    if (mt_db_open(db, path, err, sizeof err) != MT_OK) return mt_fail(cmd, "%s", err);
+    return MT_EXIT_OK;
+}
+
+int mt_cli_finish(const char *cmd, int status)
+{
+    /* a full disk shows up here, at the latest: it must not report success */
+    if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+        fprintf(stderr, "moetune %s: error: cannot write the output: %s\n", cmd, strerror(errno));
+        return status ? status : MT_EXIT_FAIL;
+    }
+    return status;
+}
+
+int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (!*val || *end || errno || v < min || v > max)
+        return mt_usage_error(cmd, "%s '%s': expected an integer from %lld to %lld", opt, val, (long long)min,
+                              (long long)max);
+    *out = v;
+    return MT_EXIT_OK;
+}
+
+int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const char *default_model,
+                            const char *default_batch_sizes, mt_problem_spec *out)
+{
+    char err[1024];
+    int explicit_shape = o->experts || o->intermediate || o->hidden || o->topk;
+    int sources = (o->model != NULL) + (o->model_config != NULL) + (explicit_shape != 0);
+    memset(out, 0, sizeof *out);
+    if (sources > 1)
+        return mt_usage_error(cmd, "give one of --model, --model-config, or --experts/--intermediate/--hidden/--topk");
+    if (o->model || sources == 0) {
+        const char *name = o->model ? o->model : default_model;
+        const mt_preset *p = mt_preset_find(name);
+        if (!p) {
+            char list[1024] = "";
+            for (int i = 0; i < mt_n_presets; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", mt_presets[i].name);
+            return mt_usage_error(cmd, "unknown model '%s'; presets: %s (or --model-config PATH)", name, list);
+        }
+        snprintf(out->model.name, sizeof out->model.name, "%s", p->name);
+        out->model.experts = p->experts;
+        out->model.hidden = p->hidden;
+        out->model.intermediate = p->intermediate;
+        out->model.topk = p->topk;
+        out->model.renormalize = p->renormalize;
+    } else if (o->model_config) {
+        int rc = mt_model_config_read(o->model_config, &out->model, err, sizeof err);
+        if (rc != MT_OK) {
+            fprintf(stderr, "moetune %s: %s\n", cmd, err);
+            return rc == MT_EPARSE ? MT_EXIT_USAGE : MT_EXIT_FAIL;
+        }
+    } else {
+        if (!o->experts || !o->intermediate || !o->hidden || !o->topk)
+            return mt_usage_error(cmd, "an explicit shape needs all of --experts, --intermediate, --hidden and --topk");
+        snprintf(out->model.name, sizeof out->model.name, "explicit");
+        out->model.experts = o->experts;
+        out->model.intermediate = o->intermediate;
+        out->model.hidden = o->hidden;
+        out->model.topk = o->topk;
+        out->model.renormalize = 1;
+    }
+    if (mt_shape_shard(&out->model, o->tp ? o->tp : 1, o->ep ? o->ep : 1, &out->E, &out->N, err, sizeof err) != MT_OK)
+        return mt_usage_error(cmd, "inconsistent shape: %s", err);
+    out->dtype = MT_DTYPE_BF16;
+    if (o->dtype && mt_dtype_parse(o->dtype, &out->dtype) != MT_OK)
+        return mt_usage_error(cmd, "unknown --dtype '%s': expected bf16, fp16 or fp32", o->dtype);
+    const char *bs = o->batch_sizes ? o->batch_sizes : default_batch_sizes;
+    if (bs) {
+        if (mt_batch_sizes_parse(bs, &out->ms, &out->n_ms, err, sizeof err) != MT_OK)
+            return mt_usage_error(cmd, "%s", err);
+    } else {
+        out->ms = malloc(sizeof mt_default_batch_sizes);
+        if (!out->ms) return mt_fail(cmd, "out of memory");
+        memcpy(out->ms, mt_default_batch_sizes, sizeof mt_default_batch_sizes);
+        out->n_ms = 18;
+    }
+    return MT_EXIT_OK;
+}
+
+double mt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void mt_progress_init(mt_progress *p, int quiet)
+{
+    p->tty = !quiet && isatty(2);
+    p->start = mt_now();
+    p->last = 0;
+}
+
+void mt_progress_update(mt_progress *p, int done, int total, const char *best)
+{
+    double t = mt_now();
+    if (!p->tty || (t - p->last < 0.2 && done < total)) return;
+    p->last = t;
+    double el = t - p->start;
+    double left = done > 0 ? el / done * (total - done) : 0;
+    fprintf(stderr, "\r\033[K[%d/%d] %s  elapsed %.0fs, about %.0fs left", done, total, best ? best : "", el, left);
+    fflush(stderr);
+}
+
+void mt_progress_end(mt_progress *p)
+{
+    if (p->tty) fprintf(stderr, "\r\033[K");
+}
+
+void mt_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *q = (const unsigned char *)(s ? s : ""); *q; q++) {
+        if (*q == '"' || *q == '\\') fprintf(f, "\\%c", *q);
+        else if (*q < 0x20) fprintf(f, "\\u%04x", *q);
+        else fputc(*q, f);
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,72 @@
+/* What every subcommand shares: usage errors, the database path, logging to
+ * stderr, problem options, progress, and a checked exit. */
+#ifndef MT_UTIL_H
+#define MT_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "db.h"
+#include "problem.h"
+
+/* Exit statuses: 0 success, 1 failure at run time, 2 bad usage. */
+enum { MT_EXIT_OK = 0, MT_EXIT_FAIL = 1, MT_EXIT_USAGE = 2, MT_EXIT_INTERRUPTED = 130 };
+
+/* "moetune CMD: MESSAGE" on stderr, then a hint; returns MT_EXIT_USAGE. */
+int mt_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "moetune CMD: error: MESSAGE" on stderr; returns MT_EXIT_FAIL. */
+int mt_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The library's log callback for the command line: to stderr with the level. */
+void mt_cli_log(int level, const char *msg, void *user);
+extern int mt_cli_verbose;
+
+/* mkdir -p; 0 or -1 with errno. */
+int mt_mkdir_p(const char *dir);
+
+/* $XDG_DATA_HOME/moetune (or ~/.local/share/moetune), created if missing. */
+int mt_data_dir(char *out, size_t n);
+
+/* Open --db (or the default) and report failures; returns an exit status. */
+int mt_cli_open_db(const char *cmd, const char *path, mt_db **db);
+
+/* Flush and close stdout; a failure (a full disk) is an error. */
+int mt_cli_finish(const char *cmd, int status);
+
+/* Problem options shared by sweep (and later submit). */
+typedef struct mt_problem_opts {
+    const char *model, *model_config, *dtype, *batch_sizes;
+    int64_t experts, intermediate, hidden, topk;
+    int tp, ep;
+} mt_problem_opts;
+
+typedef struct mt_problem_spec {
+    mt_model_shape model;
+    int64_t E, N;
+    int dtype;
+    int64_t *ms; /* batch sizes, malloc'ed */
+    int n_ms;
+} mt_problem_spec;
+
+/* Resolve the options into a problem; returns an exit status (usage errors
+ * printed). default_model is used when no model or shape is given. */
+int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const char *default_model,
+                            const char *default_batch_sizes, mt_problem_spec *out);
+
+/* Parse a positive integer option value, or report a usage error. */
+int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t min, int64_t max, int64_t *out);
+
+/* Progress on a terminal: redraws one line on stderr; silent otherwise. */
+typedef struct mt_progress {
+    int tty;
+    double start, last;
+} mt_progress;
+void mt_progress_init(mt_progress *p, int quiet);
+void mt_progress_update(mt_progress *p, int done, int total, const char *best);
+void mt_progress_end(mt_progress *p);
+double mt_now(void);
+
+/* Quote s for a JSON string into f. */
+void mt_json_str(FILE *f, const char *s);
+
+#endif

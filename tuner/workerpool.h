@@ -1,0 +1,28 @@
+/* The parent's side of a worker: a child process started by fork+exec of
+ * `moetune worker`, spoken to with one JSON object per line over pipes. A
+ * variant that crashes or hangs kills only its worker. */
+#ifndef MT_WORKERPOOL_H
+#define MT_WORKERPOOL_H
+
+#include <stddef.h>
+
+typedef struct mt_worker mt_worker;
+
+/* Start `exe worker --device DEVICE`. */
+int mt_worker_start(mt_worker **out, const char *exe, const char *device, char *err, size_t err_len);
+
+/* Send one request line and wait up to timeout_s for the reply line.
+ * MT_ETIMEOUT: the worker was killed after the timeout; MT_ECRASH: it died
+ * (why names the signal or exit status). After either, call
+ * mt_worker_restart before the next request. *reply is malloc'ed. */
+int mt_worker_call(mt_worker *w, const char *request, double timeout_s, char **reply, char *why, size_t why_len);
+
+int mt_worker_restart(mt_worker *w, char *err, size_t err_len);
+
+/* Close the pipes and reap the child; NULL is a no-op. */
+void mt_worker_stop(mt_worker *w);
+
+/* The path of the running executable, for exec'ing workers. */
+int mt_self_exe(char *out, size_t n);
+
+#endif
