@@ -134,8 +134,13 @@ int mt_vllm_file_read(const char *path, mt_vllm_file *out, char *why, size_t why
     int rc;
     memset(out, 0, sizeof *out);
     base = base ? base + 1 : path;
-    rc = mt_vllm_name_parse(base, &out->name, why, why_len);
-    if (rc != MT_OK) return rc;
+    char detail[256] = "";
+    rc = mt_vllm_name_parse(base, &out->name, detail, sizeof detail);
+    if (rc != MT_OK) {
+        WHY("not a vLLM fused-MoE config file name (E=...,N=...,device_name=...[,dtype=...][,block_shape=[N,K]].json): %s",
+            detail);
+        return rc;
+    }
     rc = mt_read_file(path, &text, &len, why, why_len);
     if (rc != MT_OK) return rc;
     const char *end = NULL;

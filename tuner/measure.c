@@ -12,8 +12,8 @@ void mt_policy_cpu_default(mt_policy *p)
 {
     p->warmup = 2;
     p->min_reps = 7;
-    p->max_reps = 200;
-    p->min_time_s = 0.02;
+    p->max_reps = 50;
+    p->min_time_s = 0.01;
     p->cold = 1;
     p->check_rows = 64;
     p->tolerance = 1e-3;

@@ -21,7 +21,7 @@ static void compact(char *out, size_t n, const char *json)
 static void num_or_null(FILE *f, double v)
 {
     if (isnan(v) || isinf(v)) fputs("null", f);
-    else fprintf(f, "%.6g", v);
+    else fprintf(f, "%.10g", v);
 }
 
 int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem *p, int json)

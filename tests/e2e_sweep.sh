@@ -1,0 +1,65 @@
+# A small sweep end to end: every measurement stored, the table, the rerun
+# that measures nothing again, and the export in both formats.
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/s.db
+expect_exit 0 "$TMP/j" "$MT" sweep --device auto --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --out "$TMP/out" --json --quiet
+[ "$(py "$TMP/j" 'j["measured"]')" = 10 ] || fail "measured $(py "$TMP/j" 'j["measured"]'), want 10"; ok
+[ "$(py "$TMP/j" 'j["failed"]')" = 0 ] || fail "variants failed"; ok
+[ "$(sql "$DB" 'select count(*) from measurements')" = 10 ] || fail "10 rows stored"; ok
+[ "$(sql "$DB" "select count(*) from measurements where status='ok' and rel_err < tolerance and median_us > 0 and reps >= 7")" = 10 ] \
+  || fail "every row is checked and timed"; ok
+[ "$(sql "$DB" 'select count(*) from measurements where is_default=1')" = 2 ] || fail "the default is measured for each M"; ok
+[ "$(sql "$DB" 'select count(*) from devices where bandwidth_gbs > 0 and peak_gflops > 0')" = 1 ] || fail "ceilings stored"; ok
+[ "$(sql "$DB" 'select count(*) from measurements where floor_us > 0 and abs(efficiency - floor_us/median_us) < 1e-9')" = 10 ] \
+  || fail "floor and fraction of floor stored"; ok
+[ "$(sql "$DB" "select status from sweeps")" = done ] || fail "the sweep is recorded as done"; ok
+python3 - "$TMP/j" <<'PY' || fail "the JSON table is wrong"
+import json, sys
+j = json.load(open(sys.argv[1]))
+rows = j["table"]["results"]
+assert [r["M"] for r in rows] == [1, 16], rows
+for r in rows:
+    assert r["median_us"] > 0 and 0 < r["fraction_of_floor"] <= 1.5, r
+    assert r["default_params"] is not None
+    assert r["median_us"] <= r["default_median_us"], "the best never loses to the default"
+    assert r["speedup_vs_default"] >= 1.0
+    assert r["variants_ok"] == 5
+PY
+ok
+# the same sweep again measures nothing
+expect_exit 0 "$TMP/j2" "$MT" sweep --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --no-export --json --quiet
+[ "$(py "$TMP/j2" 'j["measured"]')" = 0 ] && [ "$(py "$TMP/j2" 'j["skipped"]')" = 10 ] || fail "the rerun measured again"; ok
+[ "$(sql "$DB" 'select count(*) from measurements')" = 10 ] || fail "no duplicate rows"; ok
+
+expect_exit 0 "$TMP/show" "$MT" show --db "$DB"
+expect_in "$TMP/show" "floor/t"
+expect_in "$TMP/show" "speedup"
+f=$(ls "$TMP/out"/*.moetune.json)
+[ "$(echo "$f" | wc -l)" = 1 ] || fail "one moetune file"; ok
+case "$(basename "$f")" in E=8,N=256,K=512,topk=2,device_name=CPU_*,backend=cpu,dtype=bf16.moetune.json) ok ;; *) fail "file name $f" ;; esac
+python3 - "$f" "$TMP/j" <<'PY' || fail "the moetune file is wrong"
+import json, sys
+f = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["table"]["results"]
+assert f["format"] == "moetune-config/1" and f["backend"] == "cpu"
+assert f["device"]["bandwidth_gbs"] > 0 and f["provenance"]["kernel_hash"].startswith("cpu-")
+assert list(f["configs"]) == ["1", "16"]
+for r in t:
+    c = f["configs"][str(r["M"])]
+    assert abs(c["median_us"] - r["median_us"]) < 1e-6 * r["median_us"]
+    assert c["params"] == r["params"]
+    assert set(c["params"]) == {"block_m", "block_n", "block_k", "threads"}
+    assert c["rel_err"] < 1e-3 and c["floor_us"] > 0 and c["speedup_vs_default"] >= 1
+PY
+ok
+# vLLM has no use for CPU configs
+expect_exit 1 "$TMP/v" "$MT" export --db "$DB" --out "$TMP/v_out" --format vllm
+expect_in "$TMP/v" "vLLM has no use for CPU"
+[ -z "$(ls "$TMP/v_out")" ] || fail "no vLLM file for CPU results"; ok
+expect_exit 0 "$TMP/a" "$MT" export --db "$DB" --out "$TMP/a_out"
+expect_in "$TMP/a" ".moetune.json"
+# the default job's defaults: the XDG database and folder
+expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
+[ -f "$XDG_DATA_HOME/moetune/moetune.db" ] || fail "default database"; ok
+ls "$XDG_DATA_HOME"/moetune/configs/*.moetune.json >/dev/null || fail "default export folder"
+ok
+done_ok

@@ -1,0 +1,161 @@
+/* The database: migrations, refusal of newer and corrupt files (left
+ * untouched), unique measurements, imports. Real SQLite files. */
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "db.h"
+#include "moetune/moetune.h"
+
+static char dir[256];
+
+static void path_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static long file_size(const char *p)
+{
+    FILE *f = fopen(p, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void test_fresh_and_reopen(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    path_of(p, sizeof p, "a.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info d = {.backend = "cpu", .name = "CPU_X", .raw_name = "X", .arch = "x86_64", .cores = 2};
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && d.id > 0, "device");
+    int64_t first = d.id;
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && d.id == first, "the same device is found, not added");
+    CHECK(mt_db_device_set_ceilings(db, d.id, 10.5, 20.25) == MT_OK, "ceilings");
+    mt_problem pr = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 64, .K = 128, .topk = 2, .renormalize = 1};
+    CHECK(mt_db_problem_upsert(db, &pr) == MT_OK, "problem");
+    int64_t cfg;
+    CHECK(mt_db_config_upsert(db, "cpu", "{\"a\":1}", &cfg) == MT_OK, "config");
+    mt_measurement m = {.device_id = d.id, .problem_id = pr.id, .config_id = cfg, .M = 8, .status = "ok",
+                        .median_us = 12.5, .spread_us = 1, .reps = 9, .rel_err = 1e-7, .tolerance = 1e-3,
+                        .floor_us = 5, .efficiency = 0.4, .kernel_hash = "h", .timing_policy = "p"};
+    CHECK(mt_db_measurement_insert(db, &m) == MT_OK, "insert");
+    CHECK(mt_db_measurement_exists(db, d.id, pr.id, 8, cfg, "h", "p") == 1, "exists");
+    CHECK(mt_db_measurement_exists(db, d.id, pr.id, 8, cfg, "other-hash", "p") == 0, "another kernel hash is another measurement");
+    CHECK(mt_db_measurement_insert(db, &m) != MT_OK, "a duplicate measurement is refused");
+    m.status = "bogus";
+    CHECK(mt_db_measurement_insert(db, &m) != MT_OK, "an unknown status is refused");
+    mt_db_close(db);
+
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "reopen: %s", err);
+    CHECK(mt_db_count_measurements(db) == 1, "the measurement survived reopening");
+    d.bandwidth_gbs = 0;
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && fabs(d.bandwidth_gbs - 10.5) < 1e-12, "stored ceilings come back");
+    mt_db_close(db);
+}
+
+static void test_newer_schema(void)
+{
+    char p[512], err[512];
+    sqlite3 *h;
+    mt_db *db;
+    path_of(p, sizeof p, "newer.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE future(x); INSERT INTO future VALUES(42); PRAGMA user_version=99;", 0, 0, 0);
+    sqlite3_close(h);
+    long before = file_size(p);
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_ESCHEMA, "a newer schema must be refused");
+    CHECK(strstr(err, "99") && strstr(err, p), "the message names the file and version: %s", err);
+    CHECK(file_size(p) == before, "the file is untouched");
+    sqlite3_open(p, &h);
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(h, "SELECT x FROM future", -1, &s, 0);
+    CHECK(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 42, "its data is intact");
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+}
+
+static void test_corrupt(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    path_of(p, sizeof p, "corrupt.db");
+    FILE *f = fopen(p, "wb");
+    for (int i = 0; i < 8192; i++) fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_ECORRUPT, "a file that is not a database must be refused: %s", err);
+    CHECK(strstr(err, p) != NULL, "the message names the file: %s", err);
+    CHECK(file_size(p) == 8192, "the file is untouched");
+}
+
+static void test_unwritable(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    /* under a regular file: impossible even for root */
+    path_of(p, sizeof p, "plainfile");
+    FILE *f = fopen(p, "w");
+    fclose(f);
+    path_of(p, sizeof p, "plainfile/x.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_EIO, "an unopenable path: %s", err);
+    CHECK(strstr(err, "plainfile/x.db") != NULL, "the message names the path: %s", err);
+}
+
+static int count_rows(const mt_result_row *r, void *u)
+{
+    (void)r;
+    (*(int *)u)++;
+    return 0;
+}
+
+static void test_import_replace(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    path_of(p, sizeof p, "imp.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info d = {.backend = "cuda", .name = "NVIDIA_H100", .raw_name = "NVIDIA_H100"};
+    mt_problem pr = {.kernel = "fused_moe", .dtype = "vllm:", .E = 8, .N = 64};
+    mt_db_device_upsert(db, &d);
+    mt_db_problem_upsert(db, &pr);
+    for (int round = 0; round < 2; round++) {
+        CHECK(mt_db_import_begin(db, d.id, pr.id, "f.json", "[\"1\",\"2\"]", "{}") == MT_OK, "import begin");
+        for (int k = 1; k <= 2; k++) {
+            int64_t cfg;
+            char js[64];
+            snprintf(js, sizeof js, "{\"BLOCK_SIZE_M\":%d}", k * 16 + round);
+            mt_db_config_upsert(db, "vllm", js, &cfg);
+            mt_measurement m = {.device_id = d.id, .problem_id = pr.id, .config_id = cfg, .M = k,
+                                .status = "foreign", .kernel_hash = "imported", .timing_policy = "none", .ord = k};
+            m.median_us = m.spread_us = m.rel_err = m.tolerance = m.floor_us = m.efficiency = NAN;
+            CHECK(mt_db_measurement_insert(db, &m) == MT_OK, "foreign row");
+        }
+    }
+    int n = 0;
+    mt_db_results(db, d.id, pr.id, "foreign", NULL, count_rows, &n);
+    CHECK(n == 2, "re-importing replaces the rows: %d", n);
+    char *order, *extra;
+    CHECK(mt_db_import_get(db, d.id, pr.id, &order, &extra) == MT_OK && !strcmp(order, "[\"1\",\"2\"]"), "key order");
+    free(order);
+    free(extra);
+    mt_db_close(db);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/mt_test_db.XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    test_fresh_and_reopen();
+    test_newer_schema();
+    test_corrupt();
+    test_unwritable();
+    test_import_replace();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_report("test_db");
+}

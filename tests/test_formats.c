@@ -1,0 +1,122 @@
+/* Python's json.dumps(indent=4) layout, Hugging Face config.json reading,
+ * the tensor/expert-parallel arithmetic and batch-size lists. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "check.h"
+#include "moetune/moetune.h"
+#include "problem.h"
+#include "vllm.h"
+
+static void py_is(const char *json, const char *want)
+{
+    cJSON *j = cJSON_Parse(json);
+    mt_buf b = {0};
+    mt_json_python(&b, j, 0);
+    CHECK(b.data && strcmp(b.data, want) == 0, "%s -> [%s], want [%s]", json, b.data ? b.data : "", want);
+    mt_buf_free(&b);
+    cJSON_Delete(j);
+}
+
+static char tmpdir[128];
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char p[256];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static void model_is(const char *text, int64_t E, int64_t H, int64_t I, int64_t k, int renorm)
+{
+    mt_model_shape m;
+    char err[512] = "";
+    const char *p = write_tmp("config.json", text);
+    int rc = mt_model_config_read(p, &m, err, sizeof err);
+    CHECK(rc == MT_OK, "config %s: %s", text, err);
+    if (rc) return;
+    CHECK(m.experts == E && m.hidden == H && m.intermediate == I && m.topk == k && m.renormalize == renorm,
+          "%s -> E=%lld H=%lld I=%lld k=%lld renorm=%d", text, (long long)m.experts, (long long)m.hidden,
+          (long long)m.intermediate, (long long)m.topk, m.renormalize);
+}
+
+static void model_fails(const char *text, const char *needle)
+{
+    mt_model_shape m;
+    char err[512] = "";
+    const char *p = write_tmp("bad.json", text);
+    CHECK(mt_model_config_read(p, &m, err, sizeof err) == MT_EPARSE, "should fail: %s", text);
+    CHECK(strstr(err, needle) != NULL && strstr(err, "bad.json") != NULL, "message '%s' lacks '%s' or the file", err,
+          needle);
+}
+
+int main(void)
+{
+    py_is("{}", "{}");
+    py_is("{\"a\":{}}", "{\n    \"a\": {}\n}");
+    py_is("{\"1\":{\"BLOCK_SIZE_M\":16,\"num_warps\":4}}",
+          "{\n    \"1\": {\n        \"BLOCK_SIZE_M\": 16,\n        \"num_warps\": 4\n    }\n}");
+    py_is("{\"v\":\"3.6.0\",\"t\":true,\"f\":false,\"n\":null,\"l\":[1,2]}",
+          "{\n    \"v\": \"3.6.0\",\n    \"t\": true,\n    \"f\": false,\n    \"n\": null,\n    \"l\": [\n        1,\n        2\n    ]\n}");
+    py_is("{\"s\":\"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\"}", "{\n    \"s\": \"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\"\n}");
+    py_is("{\"x\":0.5,\"y\":-3,\"z\":1e-07}", "{\n    \"x\": 0.5,\n    \"y\": -3,\n    \"z\": 1e-07\n}");
+
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/mt_test_formats.XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    /* each family's own key names */
+    model_is("{\"model_type\":\"mixtral\",\"num_local_experts\":8,\"hidden_size\":4096,\"intermediate_size\":14336,"
+             "\"num_experts_per_tok\":2}", 8, 4096, 14336, 2, 1);
+    model_is("{\"model_type\":\"deepseek_v3\",\"n_routed_experts\":256,\"hidden_size\":7168,\"intermediate_size\":18432,"
+             "\"moe_intermediate_size\":2048,\"num_experts_per_tok\":8,\"norm_topk_prob\":true}", 256, 7168, 2048, 8, 1);
+    model_is("{\"model_type\":\"qwen3_moe\",\"num_experts\":128,\"hidden_size\":2048,\"intermediate_size\":6144,"
+             "\"moe_intermediate_size\":768,\"num_experts_per_tok\":8,\"norm_topk_prob\":true}", 128, 2048, 768, 8, 1);
+    model_is("{\"model_type\":\"gpt_oss\",\"num_local_experts\":128,\"hidden_size\":2880,\"intermediate_size\":2880,"
+             "\"experts_per_token\":4}", 128, 2880, 2880, 4, 1);
+    model_is("{\"model_type\":\"olmoe\",\"num_experts\":64,\"hidden_size\":2048,\"intermediate_size\":1024,"
+             "\"num_experts_per_tok\":8,\"norm_topk_prob\":false}", 64, 2048, 1024, 8, 0);
+    model_is("{\"model_type\":\"qwen3_vl_moe\",\"text_config\":{\"num_experts\":128,\"hidden_size\":2048,"
+             "\"moe_intermediate_size\":768,\"num_experts_per_tok\":8}}", 128, 2048, 768, 8, 1);
+    model_fails("{\"hidden_size\":4096,\"intermediate_size\":14336,\"num_experts_per_tok\":2}", "expert count");
+    model_fails("{\"num_local_experts\":8,\"hidden_size\":4096,\"intermediate_size\":14336}", "top-k");
+    model_fails("{\"num_local_experts\":8,\"hidden_size\":\"big\",\"intermediate_size\":1,\"num_experts_per_tok\":2}",
+                "hidden_size");
+    model_fails("{\"num_local_experts\":8,", "malformed JSON");
+    model_fails("[1,2]", "not an object");
+    model_fails("{\"num_local_experts\":2,\"hidden_size\":8,\"intermediate_size\":8,\"num_experts_per_tok\":4}", "exceeds");
+
+    mt_model_shape mx = {"m", 8, 4096, 14336, 2, 1};
+    int64_t E, N;
+    char err[256];
+    CHECK(mt_shape_shard(&mx, 2, 1, &E, &N, err, sizeof err) == MT_OK && E == 8 && N == 7168, "tp2: E=%lld N=%lld",
+          (long long)E, (long long)N);
+    mt_model_shape ds = {"d", 256, 7168, 2048, 8, 1};
+    CHECK(mt_shape_shard(&ds, 8, 1, &E, &N, err, sizeof err) == MT_OK && E == 256 && N == 256, "deepseek tp8");
+    CHECK(mt_shape_shard(&ds, 1, 8, &E, &N, err, sizeof err) == MT_OK && E == 32 && N == 2048, "deepseek ep8");
+    CHECK(mt_shape_shard(&mx, 3, 1, &E, &N, err, sizeof err) == MT_EINVAL && strstr(err, "--tp 3"), "14336 %% 3: %s", err);
+    CHECK(mt_shape_shard(&mx, 1, 3, &E, &N, err, sizeof err) == MT_EINVAL, "8 experts %% ep 3");
+    CHECK(mt_shape_shard(&mx, 2, 2, &E, &N, err, sizeof err) == MT_EINVAL, "tp with ep");
+    mt_model_shape bad = {"b", 4, 64, 64, 8, 1};
+    CHECK(mt_shape_shard(&bad, 1, 1, &E, &N, err, sizeof err) == MT_EINVAL && strstr(err, "top-k"), "top-k > E");
+
+    int64_t *ms;
+    int n;
+    CHECK(mt_batch_sizes_parse("64,1,8", &ms, &n, err, sizeof err) == MT_OK && n == 3 && ms[0] == 1 && ms[2] == 64,
+          "sorted batch sizes");
+    free(ms);
+    CHECK(mt_batch_sizes_parse("1,,8", &ms, &n, err, sizeof err) == MT_EPARSE, "empty item");
+    CHECK(mt_batch_sizes_parse("1,8,8", &ms, &n, err, sizeof err) == MT_EPARSE, "duplicate");
+    CHECK(mt_batch_sizes_parse("0", &ms, &n, err, sizeof err) == MT_EPARSE, "zero");
+    CHECK(mt_batch_sizes_parse("4x", &ms, &n, err, sizeof err) == MT_EPARSE, "junk");
+
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return check_report("test_formats");
+}

@@ -1,0 +1,86 @@
+/* The parameter spaces: constraints, defaults, grid order and JSON. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "moetune/moetune.h"
+#include "space.h"
+
+static void test_cpu_space(void)
+{
+    mt_space sp;
+    mt_space_cpu_moe(&sp, 2);
+    CHECK(sp.nparams == 4, "cpu space has %d params", sp.nparams);
+    CHECK(sp.params[3].nvalues == 2 && sp.params[3].values[1] == 2, "threads 1 and 2");
+    int64_t ms[] = {1, 2, 7, 64, 4096};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2};
+        mt_config *pts, def;
+        char why[128];
+        int n = mt_space_enumerate(&sp, &ctx, &pts);
+        sp.default_config(&sp, &ctx, &def);
+        CHECK(n > 0, "M=%lld: no valid point", (long long)ms[i]);
+        CHECK(sp.valid(&sp, &def, &ctx, why, sizeof why), "M=%lld: the default is invalid: %s", (long long)ms[i], why);
+        int found = 0;
+        for (int k = 0; k < n; k++) {
+            CHECK(sp.valid(&sp, &pts[k], &ctx, why, sizeof why), "enumerated an invalid point");
+            found |= memcmp(&pts[k], &def, sizeof def) == 0;
+        }
+        CHECK(found, "M=%lld: the default is not among the enumerated points", (long long)ms[i]);
+        /* the constraints prune: M=1 top-2 makes 2 pairs, so block_m stays at 4 */
+        if (ms[i] == 1)
+            for (int k = 0; k < n; k++) CHECK(pts[k].v[0] <= 4, "block_m %d kept for 2 pairs", pts[k].v[0]);
+        int *order = malloc((size_t)n * sizeof *order);
+        int cnt = mt_grid_order(pts, n, &def, sp.nparams, 5, order);
+        CHECK(cnt == 5 || (n < 5 && cnt == n), "budget 5 gave %d", cnt);
+        CHECK(memcmp(&pts[order[0]], &def, sizeof def) == 0, "the default goes first");
+        for (int a = 0; a < cnt; a++)
+            for (int b = a + 1; b < cnt; b++) CHECK(order[a] != order[b], "point %d chosen twice", order[a]);
+        cnt = mt_grid_order(pts, n, &def, sp.nparams, 0, order);
+        CHECK(cnt == n, "no budget: all %d points, got %d", n, cnt);
+        free(order);
+        free(pts);
+    }
+    mt_config c = {{16, 32, 256, 2}}, back;
+    char js[256];
+    CHECK(mt_config_to_json(&sp, &c, js, sizeof js) == MT_OK, "to json");
+    CHECK(strcmp(js, "{\"block_m\":16,\"block_n\":32,\"block_k\":256,\"threads\":2}") == 0, "json %s", js);
+    CHECK(mt_config_from_json(&sp, "{\"threads\":2,\"block_k\":256,\"block_n\":32,\"block_m\":16}", &back) == MT_OK &&
+              memcmp(&back, &c, sizeof c) == 0, "key order does not matter when reading");
+    CHECK(mt_config_from_json(&sp, "{\"block_m\":16}", &back) == MT_EPARSE, "missing parameters are refused");
+}
+
+static void test_vllm_space(void)
+{
+    mt_space sp;
+    mt_space_vllm_moe(&sp, 0);
+    size_t total = 1;
+    for (int i = 0; i < sp.nparams; i++) total *= (size_t)sp.params[i].nvalues;
+    CHECK(total == 1920, "vLLM's grid has 1,920 points, ours %zu", total);
+    /* the default heuristic, from VLLM-FORMAT.md */
+    struct { int64_t M, E; int bm, bn, bk, g, w, s; } cases[] = {
+        {1, 8, 16, 64, 128, 1, 4, 4},   {32, 8, 16, 64, 128, 1, 4, 4},  {64, 8, 32, 64, 128, 1, 4, 3},
+        {96, 8, 32, 128, 64, 1, 4, 3},  {256, 8, 64, 128, 64, 1, 8, 3}, {1024, 8, 128, 128, 64, 1, 8, 3},
+        {4096, 8, 128, 128, 64, 16, 8, 3}, {4096, 128, 128, 128, 64, 1, 8, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1};
+        mt_config d;
+        sp.default_config(&sp, &ctx, &d);
+        CHECK(d.v[0] == cases[i].bm && d.v[1] == cases[i].bn && d.v[2] == cases[i].bk && d.v[3] == cases[i].g &&
+                  d.v[4] == cases[i].w && d.v[5] == cases[i].s,
+              "M=%lld E=%lld: default %d/%d/%d/%d/%d/%d", (long long)cases[i].M, (long long)cases[i].E, d.v[0], d.v[1],
+              d.v[2], d.v[3], d.v[4], d.v[5]);
+    }
+    mt_space_vllm_moe(&sp, 1);
+    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1};
+    mt_config d;
+    sp.default_config(&sp, &ctx, &d);
+    CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
+}
+
+int main(void)
+{
+    test_cpu_space();
+    test_vllm_space();
+    return check_report("test_space");
+}
