@@ -10,7 +10,7 @@ run() { # name fault extra-args...
 # M=1 has 32 valid variants; each fault matches two of them (threads 1 and 2)
 run crash 'crash:"block_n":8,"block_k":64,'
 [ "$(py "$TMP/crash.json" 'j["measured"], j["failed"]')" = "(32, 2)" ] || fail "crash: $(cat "$TMP/crash.json")"; ok
-[ "$(sql "$TMP/crash.db" "select count(*) from measurements where status='failed' and reason like '%signal 11%'")" = 2 ] \
+[ "$(sql "$TMP/crash.db" "select count(*) from measurements where status='failed' and reason like 'worker died:%'")" = 2 ] \
   || fail "crash reason"; ok
 
 run hang 'hang:"block_n":16,"block_k":64,' --timeout 2

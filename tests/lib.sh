@@ -10,16 +10,20 @@ PASSED=0
 fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed"; exit 1; }
 ok() { PASSED=$((PASSED + 1)); }
 
-# expect_exit CODE OUTFILE CMD...: run CMD, stdout+stderr to OUTFILE, check the status
+# expect_exit CODE OUTFILE CMD...: run CMD, stdout to OUTFILE and stderr to
+# OUTFILE.err, check the status
 expect_exit() {
   local want=$1 out=$2; shift 2
-  set +e; "$@" >"$out" 2>&1; local got=$?; set -e
-  [ "$got" = "$want" ] || { cat "$out" >&2; fail "'$*' exited $got, want $want"; }
+  set +e; "$@" >"$out" 2>"$out.err"; local got=$?; set -e
+  [ "$got" = "$want" ] || { cat "$out" "$out.err" >&2; fail "'$*' exited $got, want $want"; }
   ok
 }
 
-# expect_in FILE TEXT: FILE contains TEXT
-expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "output lacks '$2'"; }; ok; }
+# expect_in FILE TEXT: FILE (stdout) or FILE.err (stderr) contains TEXT
+expect_in() {
+  cat "$1" "$1.err" 2>/dev/null | grep -qF -- "$2" || { cat "$1" "$1.err" >&2 2>/dev/null; fail "output lacks '$2'"; }
+  ok
+}
 
 # sql DB QUERY: one value from a real SQLite file, through Python's sqlite3
 sql() { python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchone(); print(r[0] if r else "")' "$1" "$2"; }

@@ -226,22 +226,6 @@ static void copy_part(void *arg, int tid)
     memcpy(j->dst + a, j->src + a, (e - a) * sizeof(float));
 }
 
-struct fma_job { long iters; int threads; float out[64]; };
-static void fma_part(void *arg, int tid)
-{
-    struct fma_job *j = arg;
-    /* 32 independent chains: enough to cover FMA latency on every core we
-     * know, compiled with the same flags as the kernel */
-    float acc[32];
-    for (int l = 0; l < 32; l++) acc[l] = 0.001f * (float)(l + tid);
-    const float a = 0.999f, c = 0.0001f;
-    for (long i = 0; i < j->iters; i++)
-        for (int l = 0; l < 32; l++) acc[l] = acc[l] * a + c;
-    float s = 0;
-    for (int l = 0; l < 32; l++) s += acc[l];
-    j->out[tid & 63] = s;
-}
-
 int mt_cpu_ceilings(mt_cpu_bench *b, double *bw, double *peak)
 {
     size_t n = (size_t)64 << 20 >> 2; /* 64 MiB each way: beyond any cache */
@@ -264,16 +248,7 @@ int mt_cpu_ceilings(mt_cpu_bench *b, double *bw, double *peak)
     free(cj.src);
     free(cj.dst);
 
-    struct fma_job fj = {.iters = 2000000, .threads = b->threads};
-    best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        double t = now_s();
-        mt_pool_run(b->pool, b->threads, fma_part, &fj);
-        t = now_s() - t;
-        if (t < best) best = t;
-    }
-    b->sink = fj.out[0];
-    *peak = 2.0 * 32 * (double)fj.iters * b->threads / best / 1e9;
+    *peak = mt_cpu_peak_gflops(b->pool, b->threads);
     return MT_OK;
 }
 

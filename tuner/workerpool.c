@@ -95,9 +95,9 @@ static void reap(mt_worker *w, int kill_first, char *why, size_t n)
     while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR) {}
     if (why && n) {
         if (WIFSIGNALED(st))
-            snprintf(why, n, "worker killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+            snprintf(why, n, "worker died: killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
         else if (WIFEXITED(st))
-            snprintf(why, n, "worker exited with status %d", WEXITSTATUS(st));
+            snprintf(why, n, "worker died: exited with status %d without replying", WEXITSTATUS(st));
     }
     w->pid = 0;
 }

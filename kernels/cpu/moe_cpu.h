@@ -113,4 +113,9 @@ int mt_moe_cpu_forward(mt_pool *pool, const mt_moe_shape *s, const mt_cpu_params
                        const void *x, const void *w1, const void *w2, const int32_t *topk_ids,
                        const float *topk_w, void *workspace, float *out);
 
+/* The fp32 multiply-add rate of `threads` threads, compiled with the same
+ * flags as the kernel so that the roofline's ceiling is one the kernel
+ * could reach. GFLOP/s. */
+double mt_cpu_peak_gflops(mt_pool *pool, int threads);
+
 #endif

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Build and run every test twice: a plain release build, then a build with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/install.sh
+ci/build.sh build
+(cd build && ctest --output-on-failure -j "$(nproc)")
+ci/build.sh build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOETUNE_SANITIZE=ON
+# detect_leaks: a leak is a failure too
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-sanitize && ctest --output-on-failure -j "$(nproc)")
