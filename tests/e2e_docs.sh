@@ -1,0 +1,12 @@
+# Each command's manual page in docs/ holds its --help text verbatim.
+. "$(dirname "$0")/lib.sh"
+DOCS=$(dirname "$0")/../docs
+for c in sweep devices show export import worker; do
+  "$MT" "$c" --help >"$TMP/help"
+  python3 - "$TMP/help" "$DOCS/$c.md" <<'PY' || fail "docs/$c.md does not hold 'moetune $c --help' (regenerate it)"
+import sys
+assert open(sys.argv[1]).read() in open(sys.argv[2]).read()
+PY
+  ok
+done
+done_ok
