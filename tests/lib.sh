@@ -21,7 +21,9 @@ expect_exit() {
 
 # expect_in FILE TEXT: FILE (stdout) or FILE.err (stderr) contains TEXT
 expect_in() {
-  cat "$1" "$1.err" 2>/dev/null | grep -qF -- "$2" || { cat "$1" "$1.err" >&2 2>/dev/null; fail "output lacks '$2'"; }
+  # grep reads both files itself: 'cat | grep -q' fails under pipefail when
+  # grep stops early and cat gets SIGPIPE
+  grep -qsF -- "$2" "$1" "$1.err" || { cat "$1" "$1.err" >&2 2>/dev/null; fail "output lacks '$2'"; }
   ok
 }
 
