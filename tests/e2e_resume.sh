@@ -28,4 +28,21 @@ after = c.execute("select id,M,config_id,median_us from measurements order by id
 assert after[:len(before)] == before
 PY
 ok
+
+# SIGINT: the sweep stops after the variant in flight, says so, exits 130,
+# and keeps what it measured
+DB2=$TMP/int.db
+"$MT" sweep --db "$DB2" --model tiny --batch-sizes 1,8 --budget 12 --no-export --quiet >"$TMP/int.out" 2>"$TMP/int.err" &
+pid=$!
+for _ in $(seq 600); do
+  n=$(sql "$DB2" 'select count(*) from measurements' 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 3 ] && break
+  sleep 0.1
+done
+kill -INT $pid
+set +e; wait $pid; rc=$?; set -e
+[ $rc = 130 ] || fail "an interrupted sweep exits 130, got $rc"; ok
+expect_in "$TMP/int" "interrupted"
+[ "$(sql "$DB2" 'select status from sweeps')" = interrupted ] || fail "the sweep is recorded as interrupted"; ok
+[ "$(sql "$DB2" "select count(*) from measurements where status='failed'")" = 0 ] || fail "the abandoned variant was blamed"; ok
 done_ok
