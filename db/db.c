@@ -71,6 +71,8 @@ static const struct { int version; const char *sql; } migrations[] = {
      " file TEXT NOT NULL, key_order TEXT NOT NULL, extra TEXT NOT NULL,"
      " imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
      " UNIQUE(device_id, problem_id));"},
+    /* GPU variants carry the compiler's resource report */
+    {2, "ALTER TABLE measurements ADD COLUMN resources TEXT;"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -100,8 +102,8 @@ static const char *const stmt_sql[S_COUNT] = {
                       "config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
     [S_MEAS_INSERT] = "INSERT INTO measurements(sweep_id,device_id,problem_id,M,config_id,is_default,status,"
                       "reason,median_us,spread_us,reps,rel_err,tolerance,floor_us,efficiency,kernel_hash,"
-                      "moetune_version,timing_policy,ord) "
-                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+                      "moetune_version,timing_policy,ord,resources) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
                 "p.block_k,p.renormalize FROM measurements m JOIN devices d ON d.id=m.device_id "
@@ -447,6 +449,7 @@ int mt_db_measurement_insert(mt_db *db, const mt_measurement *m)
     bind_text(s, 17, MOETUNE_VERSION);
     bind_text(s, 18, m->timing_policy);
     sqlite3_bind_int64(s, 19, m->ord);
+    bind_text(s, 20, m->resources);
     return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "insert measurement");
 }
 

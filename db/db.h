@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 1
+#define MT_DB_SCHEMA_VERSION 2
 
 typedef struct mt_device_info {
     int64_t id;
@@ -46,6 +46,7 @@ typedef struct mt_measurement {
     int reps;
     const char *kernel_hash, *timing_policy;
     int64_t ord; /* position in an imported file, else 0 */
+    const char *resources; /* the compiler's resource report (JSON), or NULL */
 } mt_measurement;
 
 /* Open (creating and migrating) the database at path. On failure *out is

@@ -19,6 +19,7 @@
 const char *mt_kernel_hash(const char *backend)
 {
     if (strcmp(backend, "cpu") == 0) return MT_CPU_KERNEL_HASH;
+    if (strcmp(backend, "cuda") == 0) return MT_CUDA_KERNEL_HASH;
     return NULL;
 }
 

@@ -75,13 +75,47 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 /* ---- vLLM's Triton parameters ---- */
 enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES };
 
+int mt_cuda_warps_m(int bm, int bn, int warps)
+{
+    int best = 0;
+    double best_score = 1e9;
+    for (int wm = 1; wm <= warps; wm *= 2) {
+        int wn = warps / wm;
+        if (bm % (16 * wm) || bn % (8 * wn)) continue;
+        double r = (double)(bm / wm) / (double)(bn / wn);
+        double score = r > 1 ? r : 1 / r;
+        if (score < best_score) {
+            best_score = score;
+            best = wm;
+        }
+    }
+    return best;
+}
+
+int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+{
+    return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 8) * 2;
+}
+
+/* The constraints of our CUDA kernels (kernels/cuda/moe.cu) on vLLM's
+ * parameters: a warp layout must exist, the pipeline must fit in shared
+ * memory, and the first GEMM's two accumulator sets must fit in registers. */
 static int vllm_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
     (void)sp;
-    (void)x;
-    /* shared memory of the pipeline: stages x (A tile + B tile) in bf16 */
-    size_t smem = (size_t)c->v[V_STAGES] * (size_t)(c->v[V_BM] * c->v[V_BK] + c->v[V_BN] * c->v[V_BK]) * 2;
-    if (smem > 227u * 1024) return snprintf(why, n, "pipeline needs %zu bytes of shared memory", smem), 0;
+    int bm = c->v[V_BM], bn = c->v[V_BN], bk = c->v[V_BK], w = c->v[V_WARPS], st = c->v[V_STAGES];
+    int limit = x->smem_limit > 0 ? x->smem_limit : 227 * 1024;
+    int wm = mt_cuda_warps_m(bm, bn, w);
+    if (!wm) return snprintf(why, n, "no layout of %d warps tiles %dx%d", w, bm, bn), 0;
+    int smem = mt_cuda_smem_bytes(bm, bn, bk, st, 1);
+    if (smem > limit) return snprintf(why, n, "pipeline needs %d bytes of shared memory", smem), 0;
+    /* accumulators per thread of the first GEMM: gate and up */
+    int acc = 2 * (bm / wm / 16) * (bn / (w / wm) / 8) * 4;
+    if (acc > 128) return snprintf(why, n, "%d accumulator registers per thread", acc), 0;
+    /* a row block taller than the padded pair count only adds padding */
+    int64_t pairs = x->M * x->topk, maxbm = 16;
+    while (maxbm < pairs && maxbm < 256) maxbm <<= 1;
+    if (x->M > 0 && bm > maxbm) return snprintf(why, n, "BLOCK_SIZE_M %d exceeds the pair count", bm), 0;
     return 1;
 }
 

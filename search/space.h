@@ -22,6 +22,7 @@ typedef struct mt_param_def {
 typedef struct mt_space_ctx {
     int64_t E, N, K, topk, M;
     int max_threads; /* CPU: hardware threads */
+    int smem_limit;  /* GPU: shared memory a block may opt in to (0: 227 KiB, Hopper's) */
 } mt_space_ctx;
 
 typedef struct mt_config {
@@ -43,6 +44,14 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads);
 /* vLLM's CUDA grid (benchmark_moe.py), with vLLM's default heuristic as the
  * default config. */
 void mt_space_vllm_moe(mt_space *sp, int rocm);
+
+/* Our CUDA kernel's warp layout for a tile: the number of warp rows
+ * (WARPS_M) that splits BM x BN into whole 16x8 MMA tiles with the most
+ * square warp tiles; 0 when no layout fits. */
+int mt_cuda_warps_m(int bm, int bn, int warps);
+/* Dynamic shared memory of our CUDA GEMMs for a config: the first GEMM
+ * stages the gate and up halves, so its B tile is twice as tall. */
+int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
 /* Index of a named parameter, or -1. */
 int mt_space_param_index(const mt_space *sp, const char *name);

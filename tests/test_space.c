@@ -14,7 +14,7 @@ static void test_cpu_space(void)
     CHECK(sp.params[3].nvalues == 2 && sp.params[3].values[1] == 2, "threads 1 and 2");
     int64_t ms[] = {1, 2, 7, 64, 4096};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2};
+        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2, 0};
         mt_config *pts, def;
         char why[128];
         int n = mt_space_enumerate(&sp, &ctx, &pts);
@@ -63,7 +63,7 @@ static void test_vllm_space(void)
         {96, 8, 32, 128, 64, 1, 4, 3},  {256, 8, 64, 128, 64, 1, 8, 3}, {1024, 8, 128, 128, 64, 1, 8, 3},
         {4096, 8, 128, 128, 64, 16, 8, 3}, {4096, 128, 128, 128, 64, 1, 8, 3}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1};
+        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1, 0};
         mt_config d;
         sp.default_config(&sp, &ctx, &d);
         CHECK(d.v[0] == cases[i].bm && d.v[1] == cases[i].bn && d.v[2] == cases[i].bk && d.v[3] == cases[i].g &&
@@ -72,14 +72,49 @@ static void test_vllm_space(void)
               d.v[2], d.v[3], d.v[4], d.v[5]);
     }
     mt_space_vllm_moe(&sp, 1);
-    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1};
+    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1, 0};
     mt_config d;
     sp.default_config(&sp, &ctx, &d);
     CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
 }
 
+/* vLLM's default config is always measured, so it must be a valid point of
+ * our CUDA kernels' space for every batch size and the shapes we tune. */
+static void test_vllm_default_valid(void)
+{
+    mt_space sp;
+    mt_space_vllm_moe(&sp, 0);
+    int64_t shapes[][4] = {{8, 14336, 4096, 2}, {8, 7168, 4096, 2}, {128, 768, 2048, 8}, {256, 256, 7168, 8}};
+    int64_t ms[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096};
+    for (size_t s = 0; s < 4; s++)
+        for (size_t i = 0; i < 18; i++) {
+            mt_space_ctx ctx = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ms[i], 1, 227 * 1024};
+            mt_config d;
+            char why[128] = "";
+            sp.default_config(&sp, &ctx, &d);
+            CHECK(sp.valid(&sp, &d, &ctx, why, sizeof why), "E=%lld M=%lld: vLLM's default is invalid: %s",
+                  (long long)shapes[s][0], (long long)ms[i], why);
+        }
+    mt_space_ctx big = {8, 7168, 4096, 2, 4096, 1, 227 * 1024};
+    mt_config *pts;
+    int n = mt_space_enumerate(&sp, &big, &pts);
+    CHECK(n > 300 && n < 1920, "the constraints keep %d of 1,920 points", n);
+    for (int i = 0; i < n; i++) {
+        int wm = mt_cuda_warps_m(pts[i].v[0], pts[i].v[1], pts[i].v[4]);
+        CHECK(wm > 0 && pts[i].v[0] % (16 * wm) == 0 && pts[i].v[1] % (8 * (pts[i].v[4] / wm)) == 0,
+              "point %d has no warp layout", i);
+        CHECK(mt_cuda_smem_bytes(pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[5], 1) <= 227 * 1024,
+              "point %d overflows shared memory", i);
+    }
+    free(pts);
+    CHECK(mt_cuda_warps_m(16, 64, 4) == 1, "16x64 with 4 warps: one warp row");
+    CHECK(mt_cuda_warps_m(128, 128, 8) == 2, "128x128 with 8 warps: 2 rows of 4");
+    CHECK(mt_cuda_warps_m(16, 16, 8) == 0, "16x16 cannot feed 8 warps");
+}
+
 int main(void)
 {
+    test_vllm_default_valid();
     test_cpu_space();
     test_vllm_space();
     return check_report("test_space");

@@ -15,6 +15,7 @@
 #include "export.h"
 #include "log.h"
 #include "measure.h"
+#include "measure_cuda.h"
 #include "report.h"
 #include "space.h"
 #include "util.h"
@@ -90,6 +91,7 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
                   const mt_moe_shape *s, const mt_device_info *dev, double *median_out)
 {
     char reason[512];
+    char *resources = NULL;
     cJSON *r = NULL;
     m->median_us = m->spread_us = m->rel_err = m->floor_us = m->efficiency = NAN;
     m->reps = 0;
@@ -116,6 +118,8 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
                 m->reason = reason;
             }
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
+            if ((v = cJSON_GetObjectItemCaseSensitive(r, "resources")) && cJSON_IsObject(v))
+                m->resources = resources = cJSON_PrintUnformatted(v);
             if (!strcmp(m->status, "ok")) {
                 m->median_us = cJSON_GetObjectItemCaseSensitive(r, "median_us")->valuedouble;
                 m->spread_us = cJSON_GetObjectItemCaseSensitive(r, "spread_us")->valuedouble;
@@ -130,6 +134,8 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
     }
     int rc = mt_db_measurement_insert(db, m);
     cJSON_Delete(r);
+    free(resources);
+    m->resources = NULL;
     return rc;
 }
 
@@ -181,21 +187,60 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     return MT_EXIT_OK;
 }
 
-static int start_worker(const char *exe, mt_worker **w, mt_device_info *dev, mt_db *db)
+static void copy_str(char *dst, size_t n, const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    snprintf(dst, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+/* Start the worker, learn the device from its hello, record the device, and
+ * measure its ceilings once. */
+static int start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, int *smem_limit,
+                        mt_db *db)
 {
     char err[512], why[512], *reply = NULL;
-    if (mt_worker_start(w, exe, "cpu", err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
+    if (mt_worker_start(w, exe, device, err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
+    /* opening a GPU and compiling the helper kernels can take a while */
+    if (mt_worker_call(*w, "{\"op\":\"hello\"}", 300, &reply, why, sizeof why) != MT_OK)
+        return mt_fail("sweep", "the worker for %s did not start: %s", device, why);
+    cJSON *r = cJSON_Parse(reply);
+    free(reply);
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok"))) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+        int st = mt_fail("sweep", "%s: %s", device, cJSON_IsString(e) ? e->valuestring : "the worker refused");
+        cJSON_Delete(r);
+        return st;
+    }
+    memset(dev, 0, sizeof *dev);
+    copy_str(dev->backend, sizeof dev->backend, r, "backend");
+    copy_str(dev->name, sizeof dev->name, r, "name");
+    copy_str(dev->raw_name, sizeof dev->raw_name, r, "raw_name");
+    copy_str(dev->arch, sizeof dev->arch, r, "arch");
+    copy_str(dev->driver, sizeof dev->driver, r, "driver");
+    copy_str(dev->toolkit, sizeof dev->toolkit, r, "toolkit");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "cores");
+    dev->cores = cJSON_IsNumber(v) ? v->valueint : 1;
+    v = cJSON_GetObjectItemCaseSensitive(r, "memory_bytes");
+    dev->memory_bytes = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    v = cJSON_GetObjectItemCaseSensitive(r, "smem_limit");
+    *smem_limit = cJSON_IsNumber(v) ? v->valueint : 0;
+    cJSON_Delete(r);
+    if (mt_db_device_upsert(db, dev) != MT_OK)
+        return mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
     if (dev->bandwidth_gbs > 0 && dev->peak_gflops > 0) return MT_EXIT_OK;
     /* ceilings are measured once per device and stored */
     if (mt_worker_call(*w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) != MT_OK)
         return mt_fail("sweep", "measuring the device ceilings failed: %s", why);
-    cJSON *r = cJSON_Parse(reply);
+    r = cJSON_Parse(reply);
     const cJSON *bw = cJSON_GetObjectItemCaseSensitive(r, "bandwidth_gbs");
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(r, "peak_gflops");
+    const cJSON *how = cJSON_GetObjectItemCaseSensitive(r, "how");
     if (cJSON_IsNumber(bw) && cJSON_IsNumber(pk) && bw->valuedouble > 0 && pk->valuedouble > 0) {
         dev->bandwidth_gbs = bw->valuedouble;
         dev->peak_gflops = pk->valuedouble;
         mt_db_device_set_ceilings(db, dev->id, dev->bandwidth_gbs, dev->peak_gflops);
+        mt_info("%s ceilings: %.0f GB/s, %.0f GFLOP/s (%s)", dev->name, dev->bandwidth_gbs, dev->peak_gflops,
+                cJSON_IsString(how) ? how->valuestring : "");
     }
     cJSON_Delete(r);
     free(reply);
@@ -222,22 +267,41 @@ int cmd_sweep(int argc, char **argv)
 
     int default_job = !o.prob.model && !o.prob.model_config && !o.prob.experts && !o.prob.intermediate &&
                       !o.prob.hidden && !o.prob.topk;
+    int gpu = dspec.kind == MT_BACKEND_CUDA;
+    /* the default job: minutes on two CPU cores; on a GPU, Mixtral TP2 at
+     * six batch sizes with a budget */
+    if (default_job && gpu) {
+        o.prob.model = "mixtral-8x7b";
+        o.prob.tp = o.prob.tp ? o.prob.tp : 2;
+        if (!o.budget) o.budget = 40;
+    }
     status = mt_problem_opts_resolve("sweep", &o.prob, "tiny",
-                                     default_job && !o.prob.batch_sizes ? "1,8,32,128" : NULL, &ps);
+                                     default_job && !o.prob.batch_sizes ? (gpu ? "1,8,64,256,1024,4096" : "1,8,32,128")
+                                                                        : NULL,
+                                     &ps);
     if (status) return status;
-
-    mt_device_info dev;
-    mt_device_cpu_info(&dev);
-    mt_space sp;
-    mt_space_cpu_moe(&sp, dev.cores);
-    mt_policy pol;
-    mt_policy_cpu_default(&pol);
-    mt_policy_text(&pol, "cpu", policy_text, sizeof policy_text);
-    if (ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
+    if (!gpu && ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
         free(ps.ms);
         return mt_usage_error("sweep", "the CPU backend takes --dtype bf16 or fp32");
     }
-    const char *khash = mt_kernel_hash("cpu");
+    if (gpu && ps.dtype == MT_DTYPE_FP32) {
+        free(ps.ms);
+        return mt_usage_error("sweep", "the CUDA kernels take --dtype bf16 or fp16");
+    }
+    char device_arg[32];
+    snprintf(device_arg, sizeof device_arg, gpu ? "cuda:%d" : "cpu", dspec.index);
+    mt_device_info dev;
+    int smem_limit = 0;
+    mt_space sp;
+    mt_policy pol;
+    if (gpu) {
+        mt_space_vllm_moe(&sp, 0);
+        mt_policy_cuda_default(&pol);
+    } else {
+        mt_policy_cpu_default(&pol);
+    }
+    mt_policy_text(&pol, gpu ? "cuda" : "cpu", policy_text, sizeof policy_text);
+    const char *khash = mt_kernel_hash(gpu ? "cuda" : "cpu");
 
     if ((status = mt_cli_open_db("sweep", o.db, &db)) != 0) {
         free(ps.ms);
@@ -252,8 +316,8 @@ int cmd_sweep(int argc, char **argv)
     prob.K = ps.model.hidden;
     prob.topk = ps.model.topk;
     prob.renormalize = ps.model.renormalize;
-    if (mt_db_device_upsert(db, &dev) != MT_OK || mt_db_problem_upsert(db, &prob) != MT_OK) {
-        status = mt_fail("sweep", "cannot record the device or problem: %s", mt_db_errmsg(db));
+    if (mt_db_problem_upsert(db, &prob) != MT_OK) {
+        status = mt_fail("sweep", "cannot record the problem: %s", mt_db_errmsg(db));
         goto out;
     }
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
@@ -265,7 +329,8 @@ int cmd_sweep(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if ((status = start_worker(exe, &w, &dev, db)) != 0) goto out;
+    if ((status = start_worker(exe, device_arg, &w, &dev, &smem_limit, db)) != 0) goto out;
+    if (!gpu) mt_space_cpu_moe(&sp, dev.cores);
 
     /* the plan: every M's valid points in grid order, capped by the budget */
     mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
@@ -278,7 +343,7 @@ int cmd_sweep(int argc, char **argv)
         goto out_plan;
     }
     for (int i = 0; i < ps.n_ms; i++) {
-        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores};
+        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, smem_limit};
         int n = mt_space_enumerate(&sp, &ctx, &pts[i]);
         if (n < 0) {
             status = mt_fail("sweep", "out of memory");
@@ -321,7 +386,7 @@ int cmd_sweep(int argc, char **argv)
             char params[256], best_txt[96];
             int64_t cfg_id;
             mt_config_to_json(&sp, c, params, sizeof params);
-            if (mt_db_config_upsert(db, "cpu", params, &cfg_id) != MT_OK) {
+            if (mt_db_config_upsert(db, dev.backend, params, &cfg_id) != MT_OK) {
                 status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
                 break;
             }
@@ -399,7 +464,7 @@ int cmd_sweep(int argc, char **argv)
         if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
         else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
         else snprintf(out_dir, sizeof out_dir, "moetune-configs");
-        mt_export_opts eo = {out_dir, 0, 1, dev.id, prob.id, 1};
+        mt_export_opts eo = {out_dir, gpu, 1, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
@@ -407,9 +472,8 @@ int cmd_sweep(int argc, char **argv)
             printf(",\"out\":");
             mt_json_str(stdout, out_dir);
         } else {
-            printf("config files (moetune format%s): %s\n",
-                   !strcmp(dev.backend, "cpu") ? "; vLLM has no use for CPU configs" : "",
-                   out_dir);
+            printf("config files (%s): %s\n",
+                   gpu ? "vLLM and moetune formats" : "moetune format; vLLM has no use for CPU configs", out_dir);
         }
     }
     if (o.json) printf("}\n");

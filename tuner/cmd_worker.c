@@ -11,11 +11,12 @@
 #include "cmds.h"
 #include "device.h"
 #include "measure.h"
+#include "measure_cuda.h"
 #include "space.h"
 #include "util.h"
 
 static const char usage[] =
-    "usage: moetune worker --device cpu\n"
+    "usage: moetune worker --device cpu|cuda:N\n"
     "\n"
     "Internal: started by sweep, one per device, speaking JSON lines over\n"
     "stdin and stdout. Not meant to be run by hand.\n";
@@ -65,8 +66,18 @@ static int fault_for(const char *params)
     return MT_FAULT_NONE;
 }
 
-static void do_measure(mt_cpu_bench *b, const mt_space *sp, const cJSON *req)
+struct backend {
+    int kind;
+    mt_cpu_bench *cpu;
+    mt_cuda_bench *cuda;
+    mt_space sp;
+    mt_device_info info;
+    int smem_limit;
+};
+
+static void do_measure(struct backend *be, const cJSON *req)
 {
+    const mt_space *sp = &be->sp;
     mt_moe_shape s;
     mt_config c;
     mt_policy pol;
@@ -87,7 +98,8 @@ static void do_measure(mt_cpu_bench *b, const mt_space *sp, const cJSON *req)
         reply_error("malformed measure request");
         return;
     }
-    mt_policy_cpu_default(&pol);
+    if (be->kind == MT_BACKEND_CUDA) mt_policy_cuda_default(&pol);
+    else mt_policy_cpu_default(&pol);
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(req, "policy");
     if (cJSON_IsObject(pj)) {
         pol.warmup = (int)num(pj, "warmup", pol.warmup);
@@ -98,10 +110,26 @@ static void do_measure(mt_cpu_bench *b, const mt_space *sp, const cJSON *req)
         pol.check_rows = (int)num(pj, "check_rows", pol.check_rows);
         pol.tolerance = numf(pj, "tolerance", pol.tolerance);
     }
-    mt_cpu_params p = {c.v[0], c.v[1], c.v[2], c.v[3]};
-    mt_cpu_bench_set_fault(b, fault_for(ptxt));
+    int fault = fault_for(ptxt);
     free(ptxt);
-    int rc = mt_cpu_bench_measure(b, &s, M, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
+    char resources[512] = "";
+    int rc;
+    uint64_t seed = (uint64_t)num(req, "seed", 1);
+    if (be->kind == MT_BACKEND_CUDA) {
+        mt_cuda_bench_set_fault(be->cuda, fault);
+        rc = mt_cuda_bench_measure(be->cuda, &s, M, &c, seed, &pol, &res, resources, sizeof resources);
+        if (rc == MT_ECRASH) {
+            /* the context is poisoned: say why, then exit so the parent
+             * starts a fresh worker */
+            fprintf(stderr, "moetune worker: %s\n", res.reason);
+            fflush(stderr);
+            exit(3);
+        }
+    } else {
+        mt_cpu_params p = {c.v[0], c.v[1], c.v[2], c.v[3]};
+        mt_cpu_bench_set_fault(be->cpu, fault);
+        rc = mt_cpu_bench_measure(be->cpu, &s, M, &p, seed, &pol, &res);
+    }
     if (rc != MT_OK) {
         reply_error(mt_status_str(rc));
         return;
@@ -117,6 +145,38 @@ static void do_measure(mt_cpu_bench *b, const mt_space *sp, const cJSON *req)
     }
     if (res.rel_err == res.rel_err) cJSON_AddNumberToObject(o, "rel_err", res.rel_err);
     cJSON_AddNumberToObject(o, "experts_hit", (double)res.experts_hit);
+    if (resources[0]) cJSON_AddItemToObject(o, "resources", cJSON_Parse(resources));
+    reply(o);
+}
+
+static void cache_dir(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[1024];
+    if (xdg && *xdg) snprintf(base, sizeof base, "%s/moetune", xdg);
+    else if (home && *home) snprintf(base, sizeof base, "%s/.cache/moetune", home);
+    else {
+        out[0] = 0;
+        return;
+    }
+    snprintf(out, n, "%s/cuda", base);
+    if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
+}
+
+static void hello(const struct backend *be)
+{
+    const mt_device_info *d = &be->info;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    cJSON_AddStringToObject(o, "backend", d->backend);
+    cJSON_AddStringToObject(o, "name", d->name);
+    cJSON_AddStringToObject(o, "raw_name", d->raw_name);
+    cJSON_AddStringToObject(o, "arch", d->arch);
+    cJSON_AddNumberToObject(o, "cores", d->cores);
+    cJSON_AddNumberToObject(o, "memory_bytes", (double)d->memory_bytes);
+    cJSON_AddStringToObject(o, "driver", d->driver);
+    cJSON_AddStringToObject(o, "toolkit", d->toolkit);
+    cJSON_AddNumberToObject(o, "smem_limit", be->smem_limit);
     reply(o);
 }
 
@@ -131,43 +191,61 @@ int cmd_worker(int argc, char **argv)
         else return mt_usage_error("worker", "unknown option");
     }
     mt_device_spec spec;
-    if (mt_device_spec_parse(device, &spec) != MT_OK || spec.auto_pick || spec.kind != MT_BACKEND_CPU)
-        return mt_fail("worker", "this build's worker measures only --device cpu, not '%s'", device);
-    mt_device_info info;
-    mt_device_cpu_info(&info);
-    mt_cpu_bench *b;
-    if (mt_cpu_bench_new(&b, info.cores) != MT_OK) return mt_fail("worker", "cannot start the CPU bench");
-    mt_space sp;
-    mt_space_cpu_moe(&sp, info.cores);
+    struct backend be;
+    char err[1024] = "";
+    memset(&be, 0, sizeof be);
+    if (mt_device_spec_parse(device, &spec) != MT_OK || spec.auto_pick || spec.kind == MT_BACKEND_HIP)
+        return mt_fail("worker", "cannot measure on '%s': expected cpu or cuda:N", device);
+    be.kind = spec.kind;
+    int init = MT_OK;
+    if (spec.kind == MT_BACKEND_CUDA) {
+        char cache[1100];
+        cache_dir(cache, sizeof cache);
+        init = mt_cuda_bench_new(&be.cuda, spec.index, cache[0] ? cache : NULL, err, sizeof err);
+        if (init == MT_OK) {
+            mt_cuda_bench_info(be.cuda, &be.info);
+            be.smem_limit = mt_cuda_bench_smem_limit(be.cuda);
+            mt_space_vllm_moe(&be.sp, 0);
+        }
+    } else {
+        mt_device_cpu_info(&be.info);
+        init = mt_cpu_bench_new(&be.cpu, be.info.cores);
+        if (init != MT_OK) snprintf(err, sizeof err, "cannot start the CPU bench: %s", mt_status_str(init));
+        mt_space_cpu_moe(&be.sp, be.info.cores);
+    }
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, stdin) > 0) {
         cJSON *req = cJSON_Parse(line);
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
-        if (!cJSON_IsString(op)) {
+        if (init != MT_OK) {
+            /* every request gets the reason the device could not be opened */
+            reply_error(err);
+        } else if (!cJSON_IsString(op)) {
             reply_error("malformed request");
         } else if (!strcmp(op->valuestring, "hello")) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddBoolToObject(o, "ok", 1);
-            cJSON_AddStringToObject(o, "device", info.name);
-            cJSON_AddNumberToObject(o, "threads", info.cores);
-            reply(o);
+            hello(&be);
         } else if (!strcmp(op->valuestring, "ceilings")) {
             double bw = 0, peak = 0;
+            char how[256] = "copy of 64 MiB (read+write); fp32 multiply-add loop";
             cJSON *o = cJSON_CreateObject();
-            int rc = mt_cpu_ceilings(b, &bw, &peak);
+            int rc = be.kind == MT_BACKEND_CUDA ? mt_cuda_bench_ceilings(be.cuda, &bw, &peak, how, sizeof how)
+                                                : mt_cpu_ceilings(be.cpu, &bw, &peak);
             cJSON_AddBoolToObject(o, "ok", rc == MT_OK);
+            if (rc != MT_OK) cJSON_AddStringToObject(o, "error", how);
             cJSON_AddNumberToObject(o, "bandwidth_gbs", bw);
             cJSON_AddNumberToObject(o, "peak_gflops", peak);
+            cJSON_AddStringToObject(o, "how", how);
             reply(o);
         } else if (!strcmp(op->valuestring, "measure")) {
-            do_measure(b, &sp, req);
+            do_measure(&be, req);
         } else {
             reply_error("unknown op");
         }
         cJSON_Delete(req);
     }
     free(line);
-    mt_cpu_bench_free(b);
+    mt_cpu_bench_free(be.cpu);
+    mt_cuda_bench_free(be.cuda);
     return 0;
 }

@@ -1,0 +1,500 @@
+#include "cuda_rt.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "moetune/moetune.h"
+
+/* The handful of driver types we use, declared here so that the host code
+ * builds without the CUDA toolkit's headers. Values are from cuda.h. */
+typedef int CUresult;
+typedef int CUdevice;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream, *CUevent, *CUgraph, *CUgraphExec;
+typedef unsigned long long CUdeviceptr;
+enum {
+    CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16,
+    CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE = 38,
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
+    CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
+    CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0,
+    CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1,
+    CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3,
+    CU_FUNC_ATTRIBUTE_NUM_REGS = 4,
+    CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
+    CU_STREAM_NON_BLOCKING = 1,
+    CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+};
+typedef int nvrtcResult;
+typedef void *nvrtcProgram;
+
+/* One table of entry points, filled by name. The versioned names are the
+ * ABI names cuda.h maps the plain ones to. */
+#define DRIVER_FUNCS(X)                                                                                       \
+    X(cuInit, CUresult, (unsigned))                                                                         \
+    X(cuDriverGetVersion, CUresult, (int *))                                                                \
+    X(cuGetErrorString, CUresult, (CUresult, const char **))                                                \
+    X(cuDeviceGet, CUresult, (CUdevice *, int))                                                             \
+    X(cuDeviceGetCount, CUresult, (int *))                                                                  \
+    X(cuDeviceGetName, CUresult, (char *, int, CUdevice))                                                   \
+    X(cuDeviceGetAttribute, CUresult, (int *, int, CUdevice))                                               \
+    X(cuDeviceTotalMem_v2, CUresult, (size_t *, CUdevice))                                                  \
+    X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext *, CUdevice))                                          \
+    X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                                   \
+    X(cuCtxSetCurrent, CUresult, (CUcontext))                                                               \
+    X(cuMemAlloc_v2, CUresult, (CUdeviceptr *, size_t))                                                     \
+    X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                                \
+    X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void *, size_t))                                       \
+    X(cuMemcpyDtoH_v2, CUresult, (void *, CUdeviceptr, size_t))                                             \
+    X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                         \
+    X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                            \
+    X(cuModuleLoadData, CUresult, (CUmodule *, const void *))                                               \
+    X(cuModuleUnload, CUresult, (CUmodule))                                                                 \
+    X(cuModuleGetFunction, CUresult, (CUfunction *, CUmodule, const char *))                                \
+    X(cuFuncGetAttribute, CUresult, (int *, int, CUfunction))                                               \
+    X(cuFuncSetAttribute, CUresult, (CUfunction, int, int))                                                 \
+    X(cuLaunchKernel, CUresult, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,    \
+                                   unsigned, CUstream, void **, void **))                                     \
+    X(cuStreamCreate, CUresult, (CUstream *, unsigned))                                                     \
+    X(cuStreamDestroy_v2, CUresult, (CUstream))                                                             \
+    X(cuStreamSynchronize, CUresult, (CUstream))                                                            \
+    X(cuStreamBeginCapture_v2, CUresult, (CUstream, int))                                                   \
+    X(cuStreamEndCapture, CUresult, (CUstream, CUgraph *))                                                  \
+    X(cuGraphInstantiateWithFlags, CUresult, (CUgraphExec *, CUgraph, unsigned long long))                  \
+    X(cuGraphLaunch, CUresult, (CUgraphExec, CUstream))                                                     \
+    X(cuGraphExecDestroy, CUresult, (CUgraphExec))                                                          \
+    X(cuGraphDestroy, CUresult, (CUgraph))                                                                  \
+    X(cuEventCreate, CUresult, (CUevent *, unsigned))                                                       \
+    X(cuEventRecord, CUresult, (CUevent, CUstream))                                                         \
+    X(cuEventSynchronize, CUresult, (CUevent))                                                              \
+    X(cuEventElapsedTime, CUresult, (float *, CUevent, CUevent))                                            \
+    X(cuEventDestroy_v2, CUresult, (CUevent))
+
+#define NVRTC_FUNCS(X)                                                                                        \
+    X(nvrtcVersion, nvrtcResult, (int *, int *))                                                            \
+    X(nvrtcGetErrorString, const char *, (nvrtcResult))                                                    \
+    X(nvrtcCreateProgram, nvrtcResult, (nvrtcProgram *, const char *, const char *, int, const char *const *, \
+                                          const char *const *))                                               \
+    X(nvrtcCompileProgram, nvrtcResult, (nvrtcProgram, int, const char *const *))                           \
+    X(nvrtcGetProgramLogSize, nvrtcResult, (nvrtcProgram, size_t *))                                        \
+    X(nvrtcGetProgramLog, nvrtcResult, (nvrtcProgram, char *))                                              \
+    X(nvrtcGetCUBINSize, nvrtcResult, (nvrtcProgram, size_t *))                                             \
+    X(nvrtcGetCUBIN, nvrtcResult, (nvrtcProgram, char *))                                                   \
+    X(nvrtcDestroyProgram, nvrtcResult, (nvrtcProgram *))
+
+#define DECLARE(name, ret, args) ret(*name) args;
+struct mt_cuda {
+    void *libcuda, *libnvrtc, *libcublas;
+    DRIVER_FUNCS(DECLARE)
+    NVRTC_FUNCS(DECLARE)
+    CUdevice dev;
+    CUcontext ctx;
+    CUstream stream;
+    CUevent ev0, ev1;
+    mt_cuda_props props;
+    char err[512];
+};
+
+struct mt_cuda_module {
+    CUmodule mod;
+};
+
+const char *mt_cuda_errmsg(const mt_cuda *c) { return c ? c->err : "no CUDA handle"; }
+const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c) { return &c->props; }
+
+static int cu_fail(mt_cuda *c, const char *what, CUresult r)
+{
+    const char *s = NULL;
+    if (c->cuGetErrorString) c->cuGetErrorString(r, &s);
+    snprintf(c->err, sizeof c->err, "%s: CUDA error %d (%s)", what, r, s ? s : "unknown");
+    return r == 2 ? MT_ENOMEM : MT_EIO;
+}
+#define CU(c, call, what)                                \
+    do {                                                 \
+        CUresult r_ = (call);                            \
+        if (r_ != 0) return cu_fail((c), (what), r_);    \
+    } while (0)
+
+static void *open_first(const char *const *names)
+{
+    for (; *names; names++) {
+        void *h = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
+        if (h) return h;
+    }
+    return NULL;
+}
+
+static int load_symbols(mt_cuda *c, char *err, size_t n)
+{
+    static const char *const cuda_names[] = {"libcuda.so.1", "libcuda.so", NULL};
+    /* NVRTC is versioned with the toolkit; the driver may be newer */
+    static const char *const nvrtc_names[] = {"libnvrtc.so.13", "/usr/local/cuda/lib64/libnvrtc.so.13",
+                                              "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so.12",
+                                              "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so", NULL};
+    c->libcuda = open_first(cuda_names);
+    if (!c->libcuda) {
+        snprintf(err, n, "no CUDA device: the NVIDIA driver library libcuda.so.1 is not installed");
+        return MT_ENODEV;
+    }
+#define LOAD_CUDA(name, ret, args)                                                               \
+    c->name = (ret(*) args)dlsym(c->libcuda, #name);                                               \
+    if (!c->name && !strcmp(#name, "cuEventElapsedTime"))                                   \
+        c->name = (ret(*) args)dlsym(c->libcuda, "cuEventElapsedTime_v2");                         \
+    if (!c->name) {                                                                         \
+        snprintf(err, n, "the NVIDIA driver library lacks %s: the driver is too old", #name); \
+        return MT_EUNSUPPORTED;                                                             \
+    }
+    DRIVER_FUNCS(LOAD_CUDA)
+    c->libnvrtc = open_first(nvrtc_names);
+    if (!c->libnvrtc) {
+        snprintf(err, n, "NVRTC (libnvrtc.so.13 or .12) was not found: install the CUDA toolkit or add its lib64 "
+                         "folder to LD_LIBRARY_PATH");
+        return MT_EUNSUPPORTED;
+    }
+#define LOAD_NVRTC(name, ret, args)                                            \
+    c->name = (ret(*) args)dlsym(c->libnvrtc, #name);                            \
+    if (!c->name) {                                                       \
+        snprintf(err, n, "the NVRTC library lacks %s", #name);            \
+        return MT_EUNSUPPORTED;                                           \
+    }
+    NVRTC_FUNCS(LOAD_NVRTC)
+    return MT_OK;
+}
+
+int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
+{
+    mt_cuda *c = calloc(1, sizeof *c);
+    int count = 0, rc;
+    size_t mem = 0;
+    *out = NULL;
+    if (!c) return MT_ENOMEM;
+    if ((rc = load_symbols(c, err, n)) != MT_OK) goto fail;
+    if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0) {
+        snprintf(err, n, "no CUDA device: the driver sees none");
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    if (ordinal < 0 || ordinal >= count) {
+        snprintf(err, n, "no CUDA device %d: the driver sees %d", ordinal, count);
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    if (c->cuDeviceGet(&c->dev, ordinal) != 0 || c->cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != 0 ||
+        c->cuCtxSetCurrent(c->ctx) != 0 || c->cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING) != 0 ||
+        c->cuEventCreate(&c->ev0, 0) != 0 || c->cuEventCreate(&c->ev1, 0) != 0) {
+        snprintf(err, n, "cannot open CUDA device %d: context or stream creation failed", ordinal);
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    mt_cuda_props *p = &c->props;
+    int l2 = 0;
+    c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
+    c->cuDeviceGetAttribute(&p->cc_major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c->dev);
+    c->cuDeviceGetAttribute(&p->cc_minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, c->dev);
+    c->cuDeviceGetAttribute(&p->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, c->dev);
+    c->cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, c->dev);
+    c->cuDeviceGetAttribute(&p->smem_optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
+    c->cuDeviceTotalMem_v2(&mem, c->dev);
+    c->cuDriverGetVersion(&p->driver_version);
+    c->nvrtcVersion(&p->nvrtc_major, &p->nvrtc_minor);
+    p->l2_bytes = l2;
+    p->memory_bytes = (int64_t)mem;
+    /* Hopper's wgmma and setmaxnreg need the arch-specific 'a' target */
+    snprintf(p->arch, sizeof p->arch, "sm_%d%d%s", p->cc_major, p->cc_minor, p->cc_major == 9 ? "a" : "");
+    *out = c;
+    return MT_OK;
+fail:
+    mt_cuda_close(c);
+    return rc;
+}
+
+void mt_cuda_close(mt_cuda *c)
+{
+    if (!c) return;
+    if (c->stream) c->cuStreamDestroy_v2(c->stream);
+    if (c->ev0) c->cuEventDestroy_v2(c->ev0);
+    if (c->ev1) c->cuEventDestroy_v2(c->ev1);
+    if (c->ctx) c->cuDevicePrimaryCtxRelease_v2(c->dev);
+    if (c->libcublas) dlclose(c->libcublas);
+    if (c->libnvrtc) dlclose(c->libnvrtc);
+    if (c->libcuda) dlclose(c->libcuda);
+    free(c);
+}
+
+int mt_cuda_alloc(mt_cuda *c, size_t bytes, mt_dptr *p)
+{
+    CU(c, c->cuMemAlloc_v2(p, bytes ? bytes : 16), "cuMemAlloc");
+    return MT_OK;
+}
+void mt_cuda_free(mt_cuda *c, mt_dptr p)
+{
+    if (p) c->cuMemFree_v2(p);
+}
+int mt_cuda_h2d(mt_cuda *c, mt_dptr dst, const void *src, size_t bytes)
+{
+    CU(c, c->cuMemcpyHtoD_v2(dst, src, bytes), "copy to device");
+    return MT_OK;
+}
+int mt_cuda_d2h(mt_cuda *c, void *dst, mt_dptr src, size_t bytes)
+{
+    CU(c, c->cuStreamSynchronize(c->stream), "synchronize");
+    CU(c, c->cuMemcpyDtoH_v2(dst, src, bytes), "copy from device");
+    return MT_OK;
+}
+int mt_cuda_d2d_async(mt_cuda *c, mt_dptr dst, mt_dptr src, size_t bytes)
+{
+    CU(c, c->cuMemcpyDtoDAsync_v2(dst, src, bytes, c->stream), "device copy");
+    return MT_OK;
+}
+int mt_cuda_memset_async(mt_cuda *c, mt_dptr dst, unsigned char v, size_t bytes)
+{
+    CU(c, c->cuMemsetD8Async(dst, v, bytes, c->stream), "memset");
+    return MT_OK;
+}
+int mt_cuda_sync(mt_cuda *c)
+{
+    CU(c, c->cuStreamSynchronize(c->stream), "kernel execution");
+    return MT_OK;
+}
+
+/* FNV-1a: the cache key only needs to spread; the full key text is stored
+ * in the file and compared on load, so a collision is a miss, not a bug. */
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int cache_read(const char *path, const char *key, char **bin, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t klen = strlen(key);
+    char *hdr = malloc(klen + 1);
+    int ok = hdr && fread(hdr, 1, klen + 1, f) == klen + 1 && memcmp(hdr, key, klen) == 0 && hdr[klen] == '\n';
+    free(hdr);
+    if (!ok) {
+        fclose(f);
+        return -1;
+    }
+    long start = ftell(f);
+    fseek(f, 0, SEEK_END);
+    long end = ftell(f);
+    fseek(f, start, SEEK_SET);
+    *len = (size_t)(end - start);
+    *bin = malloc(*len ? *len : 1);
+    ok = *bin && fread(*bin, 1, *len, f) == *len;
+    fclose(f);
+    if (!ok) {
+        free(*bin);
+        *bin = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void cache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len)
+{
+    char tmp[4300];
+    mkdir(dir, 0755);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return; /* a cache that cannot be written is only slower */
+    int ok = fwrite(key, 1, strlen(key), f) == strlen(key) && fputc('\n', f) != EOF && fwrite(bin, 1, len, f) == len;
+    ok = fclose(f) == 0 && ok;
+    if (ok) rename(tmp, path);
+    else unlink(tmp);
+}
+
+int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
+                  mt_cuda_module **out, char **log)
+{
+    char key[4096], path[4200];
+    size_t o = 0;
+    char *bin = NULL;
+    size_t len = 0;
+    int rc = MT_OK;
+    *out = NULL;
+    if (log) *log = NULL;
+    uint64_t h = fnv(0xcbf29ce484222325ull, src, strlen(src));
+    o += (size_t)snprintf(key + o, sizeof key - o, "moetune-cubin/1 src=%016llx arch=%s nvrtc=%d.%d",
+                          (unsigned long long)h, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor);
+    for (int i = 0; i < nopts && o < sizeof key; i++) o += (size_t)snprintf(key + o, sizeof key - o, " %s", opts[i]);
+    if (o >= sizeof key) return MT_EINVAL;
+    snprintf(path, sizeof path, "%s/%016llx.cubin", cache_dir ? cache_dir : ".",
+             (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)));
+    if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
+        nvrtcProgram prog;
+        char archopt[64];
+        const char **all = malloc((size_t)(nopts + 4) * sizeof *all);
+        if (!all) return MT_ENOMEM;
+        snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", c->props.arch);
+        all[0] = archopt;
+        all[1] = "-std=c++17";
+        all[2] = "--use_fast_math";
+        for (int i = 0; i < nopts; i++) all[3 + i] = opts[i];
+        if (c->nvrtcCreateProgram(&prog, src, "moe.cu", 0, NULL, NULL) != 0) {
+            free(all);
+            snprintf(c->err, sizeof c->err, "NVRTC could not create a program");
+            return MT_EIO;
+        }
+        nvrtcResult r = c->nvrtcCompileProgram(prog, nopts + 3, all);
+        free(all);
+        size_t lsz = 0;
+        c->nvrtcGetProgramLogSize(prog, &lsz);
+        if (r != 0) {
+            if (log && lsz > 1 && (*log = malloc(lsz))) c->nvrtcGetProgramLog(prog, *log);
+            snprintf(c->err, sizeof c->err, "NVRTC compile failed: %s", c->nvrtcGetErrorString(r));
+            c->nvrtcDestroyProgram(&prog);
+            return MT_EPARSE;
+        }
+        if (c->nvrtcGetCUBINSize(prog, &len) != 0 || !(bin = malloc(len)) || c->nvrtcGetCUBIN(prog, bin) != 0) {
+            c->nvrtcDestroyProgram(&prog);
+            free(bin);
+            snprintf(c->err, sizeof c->err, "NVRTC produced no cubin");
+            return MT_EIO;
+        }
+        c->nvrtcDestroyProgram(&prog);
+        if (cache_dir) cache_write(cache_dir, path, key, bin, len);
+    }
+    mt_cuda_module *m = calloc(1, sizeof *m);
+    if (!m) rc = MT_ENOMEM;
+    else {
+        CUresult r = c->cuModuleLoadData(&m->mod, bin);
+        if (r != 0) {
+            rc = cu_fail(c, "load module", r);
+            free(m);
+            m = NULL;
+        }
+    }
+    free(bin);
+    *out = m;
+    return rc;
+}
+
+void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m)
+{
+    if (!m) return;
+    c->cuModuleUnload(m->mod);
+    free(m);
+}
+
+int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *fn, mt_cuda_resources *res)
+{
+    CUfunction f;
+    CU(c, c->cuModuleGetFunction(&f, m->mod, name), name);
+    if (res) {
+        c->cuFuncGetAttribute(&res->regs, CU_FUNC_ATTRIBUTE_NUM_REGS, f);
+        c->cuFuncGetAttribute(&res->local_bytes, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, f);
+        c->cuFuncGetAttribute(&res->static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);
+        c->cuFuncGetAttribute(&res->max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f);
+    }
+    *fn = f;
+    return MT_OK;
+}
+
+int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes)
+{
+    CU(c, c->cuFuncSetAttribute((CUfunction)fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
+       "raise the shared-memory limit");
+    return MT_OK;
+}
+
+int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args)
+{
+    CU(c, c->cuLaunchKernel((CUfunction)fn, grid, 1, 1, block, 1, 1, smem, c->stream, args, NULL), "launch");
+    return MT_OK;
+}
+
+int mt_cuda_capture_begin(mt_cuda *c)
+{
+    CU(c, c->cuStreamBeginCapture_v2(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "begin capture");
+    return MT_OK;
+}
+
+int mt_cuda_capture_end(mt_cuda *c, mt_cugraph *g)
+{
+    CUgraph graph;
+    CUgraphExec exec;
+    CU(c, c->cuStreamEndCapture(c->stream, &graph), "end capture");
+    CUresult r = c->cuGraphInstantiateWithFlags(&exec, graph, 0);
+    c->cuGraphDestroy(graph);
+    if (r != 0) return cu_fail(c, "instantiate graph", r);
+    *g = exec;
+    return MT_OK;
+}
+
+int mt_cuda_graph_launch(mt_cuda *c, mt_cugraph g)
+{
+    CU(c, c->cuGraphLaunch((CUgraphExec)g, c->stream), "graph launch");
+    return MT_OK;
+}
+
+void mt_cuda_graph_free(mt_cuda *c, mt_cugraph g)
+{
+    if (g) c->cuGraphExecDestroy((CUgraphExec)g);
+}
+
+int mt_cuda_time(mt_cuda *c, int (*fn)(mt_cuda *, void *), void *arg, float *ms)
+{
+    int rc;
+    CU(c, c->cuEventRecord(c->ev0, c->stream), "record event");
+    if ((rc = fn(c, arg)) != MT_OK) return rc;
+    CU(c, c->cuEventRecord(c->ev1, c->stream), "record event");
+    CU(c, c->cuEventSynchronize(c->ev1), "kernel execution");
+    CU(c, c->cuEventElapsedTime(ms, c->ev0, c->ev1), "elapsed time");
+    return MT_OK;
+}
+
+/* cuBLAS, loaded only for the ceiling measurement */
+typedef int (*cublas_create_t)(void **);
+typedef int (*cublas_destroy_t)(void *);
+typedef int (*cublas_stream_t)(void *, CUstream);
+typedef int (*cublas_gemm_t)(void *, int, int, int, int, int, const void *, const void *, int, int, const void *,
+                             int, int, const void *, void *, int, int, int, int);
+
+struct gemm_arg { cublas_gemm_t gemm; void *h; int n; mt_dptr a, b, d; };
+
+static int run_gemm(mt_cuda *c, void *p)
+{
+    struct gemm_arg *g = p;
+    const float one = 1.0f, zero = 0.0f;
+    /* CUBLAS_OP_N = 0, CUDA_R_16BF = 14, CUBLAS_COMPUTE_32F = 68, CUBLAS_GEMM_DEFAULT = -1 */
+    int r = g->gemm(g->h, 0, 0, g->n, g->n, g->n, &one, (void *)g->a, 14, g->n, (void *)g->b, 14, g->n, &zero,
+                    (void *)g->d, 14, g->n, 68, -1);
+    if (r != 0) {
+        snprintf(c->err, sizeof c->err, "cublasGemmEx failed: status %d", r);
+        return MT_EIO;
+    }
+    return MT_OK;
+}
+
+int mt_cuda_cublas_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, double *tflops)
+{
+    static const char *const names[] = {"libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.13", "libcublas.so.12",
+                                        "/usr/local/cuda/lib64/libcublas.so.12", "libcublas.so", NULL};
+    if (!c->libcublas) c->libcublas = open_first(names);
+    if (!c->libcublas) return MT_EUNSUPPORTED;
+    cublas_create_t create = (cublas_create_t)dlsym(c->libcublas, "cublasCreate_v2");
+    cublas_destroy_t destroy = (cublas_destroy_t)dlsym(c->libcublas, "cublasDestroy_v2");
+    cublas_stream_t set_stream = (cublas_stream_t)dlsym(c->libcublas, "cublasSetStream_v2");
+    struct gemm_arg g = {(cublas_gemm_t)dlsym(c->libcublas, "cublasGemmEx"), NULL, n, a, b, d};
+    if (!create || !destroy || !set_stream || !g.gemm || create(&g.h) != 0) return MT_EUNSUPPORTED;
+    set_stream(g.h, c->stream);
+    float best = 1e30f;
+    int rc = MT_OK;
+    for (int i = 0; rc == MT_OK && i < 10; i++) {
+        float ms;
+        rc = mt_cuda_time(c, run_gemm, &g, &ms);
+        if (rc == MT_OK && i >= 3 && ms < best) best = ms; /* the first three warm up */
+    }
+    destroy(g.h);
+    if (rc == MT_OK) *tflops = 2.0 * n * (double)n * n / (best * 1e-3) / 1e12;
+    return rc;
+}

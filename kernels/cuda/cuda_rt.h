@@ -1,0 +1,80 @@
+/*
+ * The CUDA backend's host side: the driver API and NVRTC, loaded at run
+ * time (dlopen), so that one moetune binary runs on machines with and
+ * without the NVIDIA driver and toolkit, and says "no CUDA device" cleanly.
+ * Variants are compiled by NVRTC for the device's own architecture and
+ * cached on disk, keyed by source, options, architecture and NVRTC version.
+ */
+#ifndef MT_CUDA_RT_H
+#define MT_CUDA_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mt_cuda mt_cuda;
+typedef unsigned long long mt_dptr;
+typedef struct mt_cuda_module mt_cuda_module;
+typedef void *mt_cufn;
+typedef void *mt_cugraph; /* an instantiated graph */
+
+typedef struct mt_cuda_props {
+    char name[128];   /* as the driver reports it */
+    int cc_major, cc_minor;
+    char arch[16];    /* sm_90a on Hopper: the arch-specific target */
+    int sms;
+    int64_t memory_bytes;
+    int64_t l2_bytes;
+    int smem_optin;   /* shared memory a block may opt in to */
+    int driver_version;       /* e.g. 13000 */
+    int nvrtc_major, nvrtc_minor;
+} mt_cuda_props;
+
+/* The compiler's resource report for one kernel. */
+typedef struct mt_cuda_resources {
+    int regs, local_bytes, static_smem, max_threads;
+} mt_cuda_resources;
+
+/* Open device `ordinal`: load the driver and NVRTC, retain the primary
+ * context, create a stream. On failure err says what is missing ("no CUDA
+ * device: ..."). */
+int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t err_len);
+void mt_cuda_close(mt_cuda *c);
+const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c);
+/* The text of the last driver or NVRTC error on this handle. */
+const char *mt_cuda_errmsg(const mt_cuda *c);
+
+int mt_cuda_alloc(mt_cuda *c, size_t bytes, mt_dptr *p);
+void mt_cuda_free(mt_cuda *c, mt_dptr p);
+int mt_cuda_h2d(mt_cuda *c, mt_dptr dst, const void *src, size_t bytes);
+int mt_cuda_d2h(mt_cuda *c, void *dst, mt_dptr src, size_t bytes);
+int mt_cuda_d2d_async(mt_cuda *c, mt_dptr dst, mt_dptr src, size_t bytes);
+int mt_cuda_memset_async(mt_cuda *c, mt_dptr dst, unsigned char v, size_t bytes);
+int mt_cuda_sync(mt_cuda *c);
+
+/* Compile src with the options (or load it from cache_dir), load the
+ * module. *log gets NVRTC's log on failure (malloc'ed, may be NULL). */
+int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
+                  mt_cuda_module **out, char **log);
+void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
+int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *fn, mt_cuda_resources *res);
+/* Allow fn up to `bytes` of dynamic shared memory. */
+int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);
+int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
+
+/* Capture what is launched between begin and end into a graph. */
+int mt_cuda_capture_begin(mt_cuda *c);
+int mt_cuda_capture_end(mt_cuda *c, mt_cugraph *g);
+int mt_cuda_graph_launch(mt_cuda *c, mt_cugraph g);
+void mt_cuda_graph_free(mt_cuda *c, mt_cugraph g);
+
+/* Record a start event, run fn(arg) (which launches), record a stop event,
+ * wait, and return the elapsed milliseconds in *ms. */
+int mt_cuda_time(mt_cuda *c, int (*fn)(mt_cuda *, void *), void *arg, float *ms);
+
+/* Peak bf16 matrix rate through cuBLAS when libcublas loads: TFLOP/s of an
+ * n x n x n product of the caller's bf16 buffers a, b (filled with random
+ * data: zeros run faster than real data) into d; MT_EUNSUPPORTED without
+ * cuBLAS. */
+int mt_cuda_cublas_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, double *tflops);
+
+#endif

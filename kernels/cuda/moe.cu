@@ -1,0 +1,408 @@
+/*
+ * moetune's fused-MoE kernels for CUDA: one source compiled at run time by
+ * NVRTC for the device's own architecture, one module per config. The
+ * config's parameters are compile-time constants (macros below), so every
+ * variant is a separate, fully specialised binary. The same file is
+ * compiled by nvcc in CI with the defaults, to prove it builds.
+ *
+ * No headers: NVRTC needs none of the toolkit's, and bf16/fp16 are handled
+ * as raw 16-bit patterns with inline PTX for the tensor cores.
+ *
+ * Pipeline (all launched on one stream, captured in one graph):
+ *   moe_align     (token, slot) pairs sorted by expert, padded per expert
+ *                 to BLOCK_SIZE_M; expert id per block; tokens per expert
+ *   moe_gemm1     act[pair, j] = silu(x[t] . w1[e, j]) * (x[t] . w1[e, N+j])
+ *   moe_gemm2     out2[pair, k] = w[pair] * (act[pair] . w2[e, k])
+ *   moe_combine   out[t, k] = sum over slots of out2[t*topk+s, k]
+ */
+
+#ifndef BLOCK_SIZE_M
+#define BLOCK_SIZE_M 64
+#endif
+#ifndef BLOCK_SIZE_N
+#define BLOCK_SIZE_N 64
+#endif
+#ifndef BLOCK_SIZE_K
+#define BLOCK_SIZE_K 64
+#endif
+#ifndef GROUP_SIZE_M
+#define GROUP_SIZE_M 1
+#endif
+#ifndef NUM_WARPS
+#define NUM_WARPS 4
+#endif
+#ifndef NUM_STAGES
+#define NUM_STAGES 3
+#endif
+#ifndef WARPS_M
+#define WARPS_M 2
+#endif
+#ifndef MT_FP16
+#define MT_FP16 0 /* 0: bf16, 1: fp16 */
+#endif
+
+#define WARPS_N (NUM_WARPS / WARPS_M)
+#define THREADS (NUM_WARPS * 32)
+#define WARP_TILE_M (BLOCK_SIZE_M / WARPS_M)
+#define WARP_TILE_N (BLOCK_SIZE_N / WARPS_N)
+#define MT_TILES (WARP_TILE_M / 16)
+#define NT_TILES (WARP_TILE_N / 8)
+#define SROW (BLOCK_SIZE_K + 8) /* padded shared-memory row: no bank conflicts for ldmatrix */
+
+static_assert(NUM_WARPS % WARPS_M == 0, "warps must split into WARPS_M rows");
+static_assert(BLOCK_SIZE_M % (16 * WARPS_M) == 0, "each warp needs whole 16-row MMA tiles");
+static_assert(BLOCK_SIZE_N % (8 * WARPS_N) == 0, "each warp needs whole 8-column MMA tiles");
+static_assert(BLOCK_SIZE_K % 16 == 0, "the reduction step is 16");
+static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
+
+typedef unsigned short h16;
+typedef unsigned int u32;
+
+__device__ __forceinline__ float h2f(h16 h)
+{
+#if MT_FP16
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    return __uint_as_float(((u32)h) << 16);
+#endif
+}
+
+__device__ __forceinline__ h16 f2h(float f)
+{
+    h16 h;
+#if MT_FP16
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#else
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#endif
+    return h;
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pred)
+{
+    u32 s = (u32)__cvta_generic_to_shared(smem);
+    int n = pred ? 16 : 0; /* 0 bytes read: the 16 bytes are zero-filled */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(u32 *r, const void *p)
+{
+    u32 s = (u32)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x2(u32 *r, const void *p)
+{
+    u32 s = (u32)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+}
+
+__device__ __forceinline__ void mma16816(float *c, const u32 *a, const u32 *b)
+{
+#if MT_FP16
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+/* ---- alignment ---- */
+
+#define ALIGN_MAX_E 1024
+
+/* One block. sorted_ids holds pair indices (token * topk + slot), each
+ * expert's run padded to a multiple of BLOCK_SIZE_M with the sentinel
+ * num_pairs. Within an expert the order is whatever the atomics give: every
+ * row of the GEMMs is computed independently, so the result does not
+ * depend on it. */
+extern "C" __global__ void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
+                                                            int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
+                                                            int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
+                                                            int cap)
+{
+    __shared__ int cnt[ALIGN_MAX_E];
+    __shared__ int start[ALIGN_MAX_E + 1];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int pos = 0;
+        for (int e = 0; e < E; e++) {
+            start[e] = pos;
+            pos += (cnt[e] + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M;
+        }
+        start[E] = pos;
+        *num_post = pos;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < start[E]; i += blockDim.x) sorted_ids[i] = num_pairs;
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        tokens_per_expert[e] = cnt[e];
+        for (int b = start[e] / BLOCK_SIZE_M; b < start[e + 1] / BLOCK_SIZE_M; b++) expert_ids[b] = e;
+    }
+    __syncthreads();
+    /* cnt becomes each expert's write cursor */
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = start[e];
+    __syncthreads();
+    for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) sorted_ids[atomicAdd(&cnt[topk_ids[i]], 1)] = i;
+    (void)cap;
+}
+
+/* ---- the grouped GEMMs ---- */
+
+/* MODE 1: A = x (row of pair p is token p / topk), B = w1[e] gate and up
+ * halves, epilogue silu(gate) * up -> act.
+ * MODE 2: A = act (row p), B = w2[e], epilogue times the routing weight ->
+ * out2. */
+template <int MODE>
+__device__ __forceinline__ void moe_gemm(const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
+                                         const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
+                                         const int *__restrict__ num_post, const float *__restrict__ topk_w,
+                                         int num_pairs, int a_div, int n_out, int k_red, int num_pid_m)
+{
+    constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N; /* B rows per tile */
+    extern __shared__ __align__(16) h16 smem[];
+    h16 *sa = smem;                                      /* [STAGES][BM][SROW] */
+    h16 *sb = smem + NUM_STAGES * BLOCK_SIZE_M * SROW;   /* [STAGES][NB][SROW] */
+
+    /* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row
+     * blocks share each column block while it is in L2 */
+    const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
+    const int pid = blockIdx.x;
+    const int in_group = GROUP_SIZE_M * num_pid_n;
+    const int first_m = (pid / in_group) * GROUP_SIZE_M;
+    const int gsize = min(num_pid_m - first_m, GROUP_SIZE_M);
+    const int pid_m = first_m + (pid % in_group) % gsize;
+    const int pid_n = (pid % in_group) / gsize;
+    if (pid_m * BLOCK_SIZE_M >= *num_post) return;
+    const long e = expert_ids[pid_m];
+    const int n0 = pid_n * BLOCK_SIZE_N;
+    const h16 *We = W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * k_red;
+    const int *rows = sorted_ids + pid_m * BLOCK_SIZE_M;
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+    constexpr int KCH = BLOCK_SIZE_K / 8; /* 16-byte chunks per row */
+    const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+
+    auto load = [&](int stage, int kt) {
+        const int k0 = kt * BLOCK_SIZE_K;
+        h16 *da = sa + stage * BLOCK_SIZE_M * SROW;
+        for (int c = tid; c < BLOCK_SIZE_M * KCH; c += THREADS) {
+            int r = c / KCH, kc = (c % KCH) * 8;
+            int p = rows[r];
+            bool ok = p < num_pairs && k0 + kc < k_red && kt < ktiles;
+            const h16 *src = ok ? A + (long)(p / a_div) * k_red + k0 + kc : A;
+            cp_async16(da + r * SROW + kc, src, ok);
+        }
+        h16 *db = sb + stage * NB * SROW;
+        for (int c = tid; c < NB * KCH; c += THREADS) {
+            int r = c / KCH, kc = (c % KCH) * 8;
+            int col = n0 + (r % BLOCK_SIZE_N);
+            long wrow = (MODE == 1 && r >= BLOCK_SIZE_N) ? (long)n_out + col : col;
+            bool ok = col < n_out && k0 + kc < k_red && kt < ktiles;
+            const h16 *src = ok ? We + wrow * k_red + k0 + kc : W;
+            cp_async16(db + r * SROW + kc, src, ok);
+        }
+    };
+
+    float acc[MT_TILES][NT_TILES][4];
+    float acc2[MODE == 1 ? MT_TILES : 1][MODE == 1 ? NT_TILES : 1][4]; /* the up half */
+#pragma unroll
+    for (int i = 0; i < MT_TILES; i++)
+#pragma unroll
+        for (int j = 0; j < NT_TILES; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                acc[i][j][q] = 0.f;
+                if (MODE == 1) acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0][q] = 0.f;
+            }
+
+#pragma unroll
+    for (int s = 0; s < NUM_STAGES - 1; s++) {
+        load(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < ktiles; kt++) {
+        cp_async_wait<NUM_STAGES - 2>();
+        __syncthreads();
+        /* refill the stage consumed in the previous iteration; a group is
+         * committed even when empty, to keep the wait count exact */
+        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
+        cp_async_commit();
+        const h16 *ta = sa + (kt % NUM_STAGES) * BLOCK_SIZE_M * SROW;
+        const h16 *tb = sb + (kt % NUM_STAGES) * NB * SROW;
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_SIZE_K; kk += 16) {
+            u32 af[MT_TILES][4];
+#pragma unroll
+            for (int i = 0; i < MT_TILES; i++) {
+                int r = wm * WARP_TILE_M + i * 16 + (lane & 15);
+                ldmatrix_x4(af[i], ta + r * SROW + kk + (lane >> 4) * 8);
+            }
+#pragma unroll
+            for (int j = 0; j < NT_TILES; j++) {
+                u32 bf[2];
+                int r = wn * WARP_TILE_N + j * 8 + (lane & 7);
+                ldmatrix_x2(bf, tb + r * SROW + kk + ((lane >> 3) & 1) * 8);
+#pragma unroll
+                for (int i = 0; i < MT_TILES; i++) mma16816(acc[i][j], af[i], bf);
+                if (MODE == 1) {
+                    u32 bu[2];
+                    ldmatrix_x2(bu, tb + (BLOCK_SIZE_N + r) * SROW + kk + ((lane >> 3) & 1) * 8);
+#pragma unroll
+                    for (int i = 0; i < MT_TILES; i++) mma16816(acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0], af[i], bu);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+
+    /* epilogue: each thread holds rows lane/4 and lane/4+8 of each 16x8
+     * tile, two adjacent columns each */
+#pragma unroll
+    for (int i = 0; i < MT_TILES; i++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int r = wm * WARP_TILE_M + i * 16 + (lane >> 2) + half * 8;
+            int p = rows[r];
+            if (p >= num_pairs) continue;
+            float w = MODE == 2 ? topk_w[p] : 1.f;
+#pragma unroll
+            for (int j = 0; j < NT_TILES; j++) {
+                int col = n0 + wn * WARP_TILE_N + j * 8 + (lane & 3) * 2;
+                if (col >= n_out) continue;
+                float v0, v1;
+                if (MODE == 1) {
+                    float g0 = acc[i][j][half * 2], g1 = acc[i][j][half * 2 + 1];
+                    float u0 = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0][half * 2];
+                    float u1 = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0][half * 2 + 1];
+                    v0 = g0 / (1.f + __expf(-g0)) * u0;
+                    v1 = g1 / (1.f + __expf(-g1)) * u1;
+                } else {
+                    v0 = acc[i][j][half * 2] * w;
+                    v1 = acc[i][j][half * 2 + 1] * w;
+                }
+                u32 packed = (u32)f2h(v0) | ((u32)f2h(v1) << 16);
+                *(u32 *)(C + (long)p * n_out + col) = packed;
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, const h16 *w1, h16 *act,
+                                                                 const int *sorted_ids, const int *expert_ids,
+                                                                 const int *num_post, int num_pairs, int topk, int N,
+                                                                 int K, int num_pid_m)
+{
+    moe_gemm<1>(x, w1, act, sorted_ids, expert_ids, num_post, nullptr, num_pairs, topk, N, K, num_pid_m);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, const h16 *w2, h16 *out2,
+                                                                 const int *sorted_ids, const int *expert_ids,
+                                                                 const int *num_post, const float *topk_w,
+                                                                 int num_pairs, int N, int K, int num_pid_m)
+{
+    moe_gemm<2>(act, w2, out2, sorted_ids, expert_ids, num_post, topk_w, num_pairs, 1, K, N, num_pid_m);
+}
+
+/* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
+extern "C" __global__ void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)
+{
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long per_row = K / 8;
+    if (i >= (long)M * per_row) return;
+    long t = i / per_row, k = (i % per_row) * 8;
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int q = 0; q < topk; q++) {
+        uint4 v = *(const uint4 *)(out2 + ((t * topk + q) * K + k));
+        const h16 *h = (const h16 *)&v;
+#pragma unroll
+        for (int l = 0; l < 8; l++) s[l] += h2f(h[l]);
+    }
+    uint4 o;
+    h16 *oh = (h16 *)&o;
+#pragma unroll
+    for (int l = 0; l < 8; l++) oh[l] = f2h(s[l]);
+    *(uint4 *)(out + t * K + k) = o;
+}
+
+/* ---- helpers for the bench: inputs and the reference ---- */
+
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [-scale, scale), never zero: a zero hides a missed load */
+extern "C" __global__ void fill_random(h16 *dst, long n, unsigned long long seed, float scale)
+{
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        unsigned long long z = mix64(seed + 0x9e3779b97f4a7c15ull * (unsigned long long)(i + 1));
+        float v = ((float)(z >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f) * scale;
+        if (v == 0.f) v = 0.5f * scale;
+        dst[i] = f2h(v);
+    }
+}
+
+/* The oracle on the device, for rows t0..t0+R-1, in double: one warp per
+ * (row, slot, j) for the first GEMM, one warp per (row, k) for the second.
+ * Plain and slow, but exact enough to judge any variant. */
+extern "C" __global__ void ref_act(const h16 *x, const h16 *w1, const int *ids, double *act, int t0, int R, int topk,
+                                   int N, int K)
+{
+    long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (wid >= (long)R * topk * N) return;
+    int j = (int)(wid % N);
+    int s = (int)((wid / N) % topk);
+    int t = t0 + (int)(wid / ((long)N * topk));
+    long e = ids[(long)t * topk + s];
+    const h16 *xr = x + (long)t * K, *g = w1 + (e * 2 * N + j) * (long)K, *u = w1 + (e * 2 * N + N + j) * (long)K;
+    double sg = 0, su = 0;
+    for (int k = lane; k < K; k += 32) {
+        double xv = h2f(xr[k]);
+        sg += xv * h2f(g[k]);
+        su += xv * h2f(u[k]);
+    }
+    for (int o = 16; o; o >>= 1) {
+        sg += __shfl_down_sync(0xffffffffu, sg, o);
+        su += __shfl_down_sync(0xffffffffu, su, o);
+    }
+    if (lane == 0) act[wid] = sg / (1.0 + exp(-sg)) * su;
+}
+
+extern "C" __global__ void ref_out(const double *act, const h16 *w2, const int *ids, const float *tw, double *out,
+                                   int t0, int R, int topk, int N, int K)
+{
+    long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (wid >= (long)R * K) return;
+    int k = (int)(wid % K);
+    int r = (int)(wid / K);
+    double total = 0;
+    for (int s = 0; s < topk; s++) {
+        long e = ids[(long)(t0 + r) * topk + s];
+        const double *a = act + ((long)r * topk + s) * N;
+        const h16 *w = w2 + (e * K + k) * (long)N;
+        double acc = 0;
+        for (int j = lane; j < N; j += 32) acc += a[j] * h2f(w[j]);
+        for (int o = 16; o; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+        total += acc * (double)tw[(long)(t0 + r) * topk + s];
+    }
+    if (lane == 0) out[wid] = total;
+}

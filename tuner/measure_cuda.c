@@ -1,0 +1,433 @@
+/* The CUDA worker's measurement: compile a variant with NVRTC (cached),
+ * prune what cannot launch, run it on fresh random inputs with the output
+ * poisoned, check a window of tokens against the float64 oracle on the
+ * device, then time CUDA-graph replays of the whole pipeline with L2
+ * flushed before each. */
+#include "measure_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_rt.h"
+#include "moe_cpu.h"
+#include "space.h"
+
+extern const char mt_cuda_moe_source[]; /* kernels/cuda/moe.cu, embedded at build time */
+
+struct mt_cuda_bench {
+    mt_cuda *c;
+    char cache_dir[1024];
+    mt_cuda_module *base; /* default-config module: fill and reference kernels */
+    mt_cufn fill, ref_act, ref_out;
+    mt_moe_shape wshape;
+    mt_dptr w1, w2;
+    mt_dptr flush;
+    size_t flush_bytes;
+    int fault;
+};
+
+static const char *dtype_opt(int dtype) { return dtype == MT_DTYPE_FP16 ? "-DMT_FP16=1" : "-DMT_FP16=0"; }
+
+int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t n)
+{
+    mt_cuda_bench *b = calloc(1, sizeof *b);
+    int rc;
+    char *log = NULL;
+    if (!b) return MT_ENOMEM;
+    if ((rc = mt_cuda_open(&b->c, ordinal, err, n)) != MT_OK) {
+        free(b);
+        return rc;
+    }
+    snprintf(b->cache_dir, sizeof b->cache_dir, "%s", cache_dir ? cache_dir : "");
+    const char *opts[] = {"-DMT_FP16=0"};
+    rc = mt_cuda_build(b->c, mt_cuda_moe_source, opts, 1, cache_dir, &b->base, &log);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "fill_random", &b->fill, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_act", &b->ref_act, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_out", &b->ref_out, NULL);
+    /* L2 is flushed by writing a buffer several times its size */
+    b->flush_bytes = (size_t)(mt_cuda_get_props(b->c)->l2_bytes > 0 ? mt_cuda_get_props(b->c)->l2_bytes : 50 << 20) * 4;
+    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, b->flush_bytes, &b->flush);
+    if (rc != MT_OK) {
+        snprintf(err, n, "CUDA bench setup failed: %s%s%s", mt_cuda_errmsg(b->c), log ? "\n" : "", log ? log : "");
+        free(log);
+        mt_cuda_bench_free(b);
+        return rc;
+    }
+    *out = b;
+    return MT_OK;
+}
+
+void mt_cuda_bench_free(mt_cuda_bench *b)
+{
+    if (!b) return;
+    if (b->c) {
+        mt_cuda_free(b->c, b->w1);
+        mt_cuda_free(b->c, b->w2);
+        mt_cuda_free(b->c, b->flush);
+        mt_cuda_module_free(b->c, b->base);
+        mt_cuda_close(b->c);
+    }
+    free(b);
+}
+
+void mt_cuda_bench_set_fault(mt_cuda_bench *b, int fault) { b->fault = fault; }
+
+int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d)
+{
+    const mt_cuda_props *p = mt_cuda_get_props(b->c);
+    memset(d, 0, sizeof *d);
+    snprintf(d->backend, sizeof d->backend, "cuda");
+    snprintf(d->raw_name, sizeof d->raw_name, "%s", p->name);
+    mt_device_vllm_name(d->name, sizeof d->name, p->name);
+    snprintf(d->arch, sizeof d->arch, "%s", p->arch);
+    d->cores = p->sms;
+    d->memory_bytes = p->memory_bytes;
+    snprintf(d->driver, sizeof d->driver, "cuda driver %d.%d", p->driver_version / 1000, (p->driver_version % 1000) / 10);
+    snprintf(d->toolkit, sizeof d->toolkit, "nvrtc %d.%d", p->nvrtc_major, p->nvrtc_minor);
+    return MT_OK;
+}
+
+int mt_cuda_bench_smem_limit(mt_cuda_bench *b) { return mt_cuda_get_props(b->c)->smem_optin; }
+
+static int fill(mt_cuda_bench *b, mt_dptr dst, long n, unsigned long long seed, float scale)
+{
+    void *args[] = {&dst, &n, &seed, &scale};
+    unsigned grid = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
+    return mt_cuda_launch(b->c, b->fill, grid ? grid : 1, 256, 0, args);
+}
+
+static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
+{
+    if (b->w1 && memcmp(&b->wshape, s, sizeof *s) == 0) return MT_OK;
+    mt_cuda_free(b->c, b->w1);
+    mt_cuda_free(b->c, b->w2);
+    b->w1 = b->w2 = 0;
+    long n1 = (long)(s->E * 2 * s->N * s->K), n2 = (long)(s->E * s->K * s->N);
+    int rc = mt_cuda_alloc(b->c, (size_t)n1 * 2, &b->w1);
+    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, (size_t)n2 * 2, &b->w2);
+    if (rc == MT_OK) rc = fill(b, b->w1, n1, 0x77315eedull + (unsigned long long)s->K, 1.0f / sqrtf((float)s->K));
+    if (rc == MT_OK) rc = fill(b, b->w2, n2, 0x77325eedull + (unsigned long long)s->N, 1.0f / sqrtf((float)s->N));
+    if (rc == MT_OK) rc = mt_cuda_sync(b->c);
+    if (rc != MT_OK) {
+        mt_cuda_free(b->c, b->w1);
+        mt_cuda_free(b->c, b->w2);
+        b->w1 = b->w2 = 0;
+        return rc;
+    }
+    b->wshape = *s;
+    return MT_OK;
+}
+
+/* Everything one run of the pipeline needs. */
+struct pipe {
+    mt_cufn align, gemm1, gemm2, combine;
+    unsigned smem1, smem2, grid1, grid2, threads, grid_c;
+    mt_dptr x, ids, tw, sorted, eids, npost, tpe, act, out2, out;
+    int num_pairs, E, topk, N, K, M, cap, num_pid_m;
+    mt_dptr w1, w2;
+};
+
+static int launch_pipe(mt_cuda *c, void *arg)
+{
+    struct pipe *p = arg;
+    int rc;
+    void *a_align[] = {&p->ids, &p->num_pairs, &p->E, &p->sorted, &p->eids, &p->npost, &p->tpe, &p->cap};
+    void *a_g1[] = {&p->x, &p->w1, &p->act, &p->sorted, &p->eids, &p->npost, &p->num_pairs, &p->topk, &p->N, &p->K,
+                    &p->num_pid_m};
+    void *a_g2[] = {&p->act, &p->w2, &p->out2, &p->sorted, &p->eids, &p->npost, &p->tw, &p->num_pairs, &p->N, &p->K,
+                    &p->num_pid_m};
+    void *a_c[] = {&p->out2, &p->out, &p->M, &p->topk, &p->K};
+    if ((rc = mt_cuda_launch(c, p->align, 1, 1024, 0, a_align)) != MT_OK) return rc;
+    if ((rc = mt_cuda_launch(c, p->gemm1, p->grid1, p->threads, p->smem1, a_g1)) != MT_OK) return rc;
+    if ((rc = mt_cuda_launch(c, p->gemm2, p->grid2, p->threads, p->smem2, a_g2)) != MT_OK) return rc;
+    return mt_cuda_launch(c, p->combine, p->grid_c, 256, 0, a_c);
+}
+
+struct replay { mt_cugraph g; };
+static int launch_graph(mt_cuda *c, void *arg) { return mt_cuda_graph_launch(c, ((struct replay *)arg)->g); }
+
+static int cmp_f(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static double h2d_f(uint16_t h, int dtype)
+{
+    if (dtype == MT_DTYPE_BF16) return mt_bf16_to_f32(h);
+    /* fp16 */
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+    return s ? -v : v;
+}
+
+int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, const mt_config *cfg, uint64_t seed,
+                          const mt_policy *pol, mt_measure_result *res, char *resources, size_t rlen)
+{
+    mt_cuda *c = b->c;
+    int bm = cfg->v[0], bn = cfg->v[1], bk = cfg->v[2], group = cfg->v[3], warps = cfg->v[4], stages = cfg->v[5];
+    int rc = MT_OK;
+    char *log = NULL;
+    mt_cuda_module *mod = NULL;
+    struct pipe p;
+    struct replay rp = {NULL};
+    float *logits = NULL, *tw = NULL, *times = NULL;
+    int32_t *ids = NULL;
+    uint16_t *out = NULL;
+    double *ref = NULL;
+    mt_dptr act64 = 0, ref64 = 0;
+    memset(res, 0, sizeof *res);
+    memset(&p, 0, sizeof p);
+    if (resources && rlen) resources[0] = 0;
+    if (s->dtype != MT_DTYPE_BF16 && s->dtype != MT_DTYPE_FP16) {
+        snprintf(res->reason, sizeof res->reason, "the CUDA kernels take bf16 or fp16");
+        return MT_OK;
+    }
+    if (s->K % 8 || s->N % 8) {
+        snprintf(res->reason, sizeof res->reason, "N and K must be multiples of 8 (16-byte rows)");
+        return MT_OK;
+    }
+    int wm = mt_cuda_warps_m(bm, bn, warps);
+    if (!wm) {
+        snprintf(res->reason, sizeof res->reason, "no warp layout for this tile");
+        return MT_OK;
+    }
+    if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
+
+    /* compile the variant: its parameters are compile-time constants */
+    char d[8][48];
+    snprintf(d[0], sizeof d[0], "-DBLOCK_SIZE_M=%d", bm);
+    snprintf(d[1], sizeof d[1], "-DBLOCK_SIZE_N=%d", bn);
+    snprintf(d[2], sizeof d[2], "-DBLOCK_SIZE_K=%d", bk);
+    snprintf(d[3], sizeof d[3], "-DGROUP_SIZE_M=%d", group);
+    snprintf(d[4], sizeof d[4], "-DNUM_WARPS=%d", warps);
+    snprintf(d[5], sizeof d[5], "-DNUM_STAGES=%d", stages);
+    snprintf(d[6], sizeof d[6], "-DWARPS_M=%d", wm);
+    snprintf(d[7], sizeof d[7], "%s", dtype_opt(s->dtype));
+    const char *opts[8];
+    for (int i = 0; i < 8; i++) opts[i] = d[i];
+    rc = mt_cuda_build(c, mt_cuda_moe_source, opts, 8, b->cache_dir[0] ? b->cache_dir : NULL, &mod, &log);
+    if (rc != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "",
+                 log ? log : "");
+        free(log);
+        return MT_OK;
+    }
+    mt_cuda_resources r1, r2;
+    if ((rc = mt_cuda_function(c, mod, "moe_align", &p.align, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, mod, "moe_gemm1", &p.gemm1, &r1)) != MT_OK ||
+        (rc = mt_cuda_function(c, mod, "moe_gemm2", &p.gemm2, &r2)) != MT_OK ||
+        (rc = mt_cuda_function(c, mod, "moe_combine", &p.combine, NULL)) != MT_OK)
+        goto out;
+    p.smem1 = (unsigned)mt_cuda_smem_bytes(bm, bn, bk, stages, 1);
+    p.smem2 = (unsigned)mt_cuda_smem_bytes(bm, bn, bk, stages, 0);
+    if (resources)
+        snprintf(resources, rlen,
+                 "{\"gemm1\":{\"regs\":%d,\"spill_bytes\":%d,\"smem\":%u},\"gemm2\":{\"regs\":%d,\"spill_bytes\":%d,"
+                 "\"smem\":%u},\"warps_m\":%d}",
+                 r1.regs, r1.local_bytes, p.smem1, r2.regs, r2.local_bytes, p.smem2, wm);
+    /* prune what cannot launch before timing it */
+    int limit = mt_cuda_get_props(c)->smem_optin;
+    if ((int)p.smem1 > limit || r1.max_threads < warps * 32 || r2.max_threads < warps * 32) {
+        snprintf(res->reason, sizeof res->reason, "cannot launch: %u bytes of shared memory (limit %d), %d threads",
+                 p.smem1, limit, warps * 32);
+        goto out;
+    }
+    if ((rc = mt_cuda_set_smem(c, p.gemm1, (int)p.smem1)) != MT_OK || (rc = mt_cuda_set_smem(c, p.gemm2, (int)p.smem2)) != MT_OK)
+        goto out;
+
+    /* buffers for this M */
+    p.num_pairs = (int)(M * s->topk);
+    p.E = (int)s->E;
+    p.topk = (int)s->topk;
+    p.N = (int)s->N;
+    p.K = (int)s->K;
+    p.M = (int)M;
+    p.cap = (int)mt_moe_align_capacity(M, s->topk, s->E, bm);
+    p.num_pid_m = (p.cap + bm - 1) / bm;
+    p.grid1 = (unsigned)(p.num_pid_m * ((s->N + bn - 1) / bn));
+    p.grid2 = (unsigned)(p.num_pid_m * ((s->K + bn - 1) / bn));
+    p.threads = (unsigned)(warps * 32);
+    p.grid_c = (unsigned)((M * s->K / 8 + 255) / 256);
+    p.w1 = b->w1;
+    p.w2 = b->w2;
+    size_t pairs = (size_t)p.num_pairs;
+    if ((rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.x)) || (rc = mt_cuda_alloc(c, pairs * 4, &p.ids)) ||
+        (rc = mt_cuda_alloc(c, pairs * 4, &p.tw)) || (rc = mt_cuda_alloc(c, (size_t)p.cap * 4, &p.sorted)) ||
+        (rc = mt_cuda_alloc(c, (size_t)(p.num_pid_m + 1) * 4, &p.eids)) || (rc = mt_cuda_alloc(c, 4, &p.npost)) ||
+        (rc = mt_cuda_alloc(c, (size_t)s->E * 4, &p.tpe)) || (rc = mt_cuda_alloc(c, pairs * (size_t)s->N * 2, &p.act)) ||
+        (rc = mt_cuda_alloc(c, pairs * (size_t)s->K * 2, &p.out2)) ||
+        (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.out)))
+        goto out;
+
+    /* fresh inputs for every variant */
+    mt_rng rng = {seed};
+    logits = malloc((size_t)(M * s->E) * sizeof *logits);
+    ids = malloc(pairs * sizeof *ids);
+    tw = malloc(pairs * sizeof *tw);
+    out = malloc((size_t)(M * s->K) * 2);
+    times = malloc((size_t)pol->max_reps * sizeof *times);
+    int64_t R = M < pol->check_rows ? M : pol->check_rows;
+    ref = malloc((size_t)(R * s->K) * sizeof *ref);
+    if (!logits || !ids || !tw || !out || !times || !ref) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&rng);
+    mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids, tw);
+    {
+        char *hit = calloc((size_t)s->E, 1);
+        if (!hit) { rc = MT_ENOMEM; goto out; }
+        for (size_t i = 0; i < pairs; i++) hit[ids[i]] = 1;
+        for (int64_t e = 0; e < s->E; e++) res->experts_hit += hit[e];
+        free(hit);
+    }
+    if ((rc = mt_cuda_h2d(c, p.ids, ids, pairs * 4)) || (rc = mt_cuda_h2d(c, p.tw, tw, pairs * 4)) ||
+        (rc = fill(b, p.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
+        goto out;
+    /* poison: 0xffff is NaN in bf16 and fp16 */
+    if ((rc = mt_cuda_memset_async(c, p.out, 0xff, (size_t)(M * s->K) * 2)) ||
+        (rc = mt_cuda_memset_async(c, p.act, 0xff, pairs * (size_t)s->N * 2)) ||
+        (rc = mt_cuda_memset_async(c, p.out2, 0xff, pairs * (size_t)s->K * 2)))
+        goto out;
+    if (b->fault == MT_FAULT_HANG) for (;;) {}
+    if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
+    if ((rc = launch_pipe(c, &p)) != MT_OK || (rc = mt_cuda_sync(c)) != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
+        rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
+        goto out;
+    }
+    if ((rc = mt_cuda_d2h(c, out, p.out, (size_t)(M * s->K) * 2)) != MT_OK) goto out;
+    if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = 0xffff;
+    for (int64_t i = 0; i < M * s->K; i++)
+        if (!isfinite(h2d_f(out[i], s->dtype))) {
+            res->rel_err = NAN;
+            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld)", (long long)(i / s->K));
+            goto out;
+        }
+    /* the oracle, in float64 on the device, for a random window of tokens */
+    {
+        int t0 = M > R ? (int)(mt_rng_next(&rng) % (uint64_t)(M - R + 1)) : 0, Ri = (int)R;
+        long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
+        if ((rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64)) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)))
+            goto out;
+        void *aa[] = {&p.x, &p.w1, &p.ids, &act64, &t0, &Ri, &p.topk, &p.N, &p.K};
+        void *ao[] = {&act64, &p.w2, &p.ids, &p.tw, &ref64, &t0, &Ri, &p.topk, &p.N, &p.K};
+        if ((rc = mt_cuda_launch(c, b->ref_act, (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
+            (rc = mt_cuda_launch(c, b->ref_out, (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)) ||
+            (rc = mt_cuda_d2h(c, ref, ref64, (size_t)warps_o * 8)))
+            goto out;
+        double num = 0, den = 0;
+        for (long i = 0; i < warps_o; i++) {
+            double v = h2d_f(out[(long)t0 * s->K + i], s->dtype) - ref[i];
+            num += v * v;
+            den += ref[i] * ref[i];
+        }
+        res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (!(res->rel_err <= pol->tolerance)) {
+            snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err,
+                     pol->tolerance);
+            goto out;
+        }
+    }
+    /* time graph replays of the whole pipeline, L2 flushed before each */
+    if ((rc = mt_cuda_capture_begin(c)) != MT_OK) goto out;
+    rc = launch_pipe(c, &p);
+    int rc2 = mt_cuda_capture_end(c, &rp.g);
+    if (rc == MT_OK) rc = rc2;
+    if (rc != MT_OK) goto out;
+    for (int i = 0; i < pol->warmup; i++)
+        if ((rc = mt_cuda_graph_launch(c, rp.g)) != MT_OK) goto out;
+    double timed = 0;
+    int n = 0;
+    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+        float ms;
+        if (pol->cold && (rc = mt_cuda_memset_async(c, b->flush, (unsigned char)n, b->flush_bytes)) != MT_OK) goto out;
+        if ((rc = mt_cuda_time(c, launch_graph, &rp, &ms)) != MT_OK) goto out;
+        times[n++] = ms;
+        timed += ms * 1e-3;
+    }
+    qsort(times, (size_t)n, sizeof *times, cmp_f);
+    res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e3;
+    res->spread_us = (times[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - times[n / 4]) * 1e3;
+    res->reps = n;
+    res->ok = 1;
+    rc = MT_OK;
+out:
+    if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0])
+        snprintf(res->reason, sizeof res->reason, "%s", mt_cuda_errmsg(c));
+    mt_cuda_graph_free(c, rp.g);
+    mt_cuda_free(c, act64);
+    mt_cuda_free(c, ref64);
+    mt_dptr bufs[] = {p.x, p.ids, p.tw, p.sorted, p.eids, p.npost, p.tpe, p.act, p.out2, p.out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mt_cuda_free(c, bufs[i]);
+    mt_cuda_module_free(c, mod);
+    free(logits);
+    free(ids);
+    free(tw);
+    free(out);
+    free(times);
+    free(ref);
+    /* a device error poisons the context: report it so the worker is replaced */
+    return rc == MT_ECRASH ? MT_ECRASH : rc == MT_ENOMEM ? MT_ENOMEM : MT_OK;
+}
+
+struct copy_arg { mt_dptr a, d; size_t n; };
+static int copy_once(mt_cuda *c, void *arg)
+{
+    struct copy_arg *p = arg;
+    return mt_cuda_d2d_async(c, p->d, p->a, p->n);
+}
+
+int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops, char *how, size_t n)
+{
+    mt_cuda *c = b->c;
+    size_t bytes = (size_t)1 << 30;
+    mt_dptr a = 0, d = 0;
+    int rc = mt_cuda_alloc(c, bytes, &a);
+    if (rc == MT_OK) rc = mt_cuda_alloc(c, bytes, &d);
+    if (rc == MT_OK) rc = fill(b, a, (long)(bytes / 2), 42, 1.0f);
+    float best = 1e30f;
+    struct copy_arg arg = {a, d, bytes};
+    for (int i = 0; rc == MT_OK && i < 6; i++) {
+        float ms;
+        rc = mt_cuda_time(c, copy_once, &arg, &ms);
+        if (rc == MT_OK && i && ms < best) best = ms;
+    }
+    if (rc == MT_OK) *bw_gbs = 2.0 * (double)bytes / (best * 1e-3) / 1e9; /* read + write */
+    /* the peak: cuBLAS's bf16 product of two random 8192^2 matrices */
+    int nn = 8192;
+    size_t mb = (size_t)nn * nn * 2;
+    double tf = 0;
+    if (rc == MT_OK && mb * 3 <= bytes * 2) {
+        /* a holds A and B (2 x 128 MiB of its 1 GiB), d holds C */
+        rc = fill(b, a, (long)nn * nn * 2, 7, 1.0f);
+        if (rc == MT_OK) {
+            int r2 = mt_cuda_cublas_tflops(c, nn, a, a + mb, d, &tf);
+            if (r2 == MT_OK) {
+                *peak_gflops = tf * 1e3;
+                snprintf(how, n, "copy of 1 GiB (read+write); cuBLAS bf16 %dx%dx%d", nn, nn, nn);
+            } else {
+                rc = MT_EUNSUPPORTED;
+                snprintf(how, n, "cuBLAS not available: %s", mt_cuda_errmsg(c));
+            }
+        }
+    }
+    mt_cuda_free(c, a);
+    mt_cuda_free(c, d);
+    return rc;
+}
+
+
+void mt_policy_cuda_default(mt_policy *p)
+{
+    p->warmup = 3;
+    p->min_reps = 10;
+    p->max_reps = 100;
+    p->min_time_s = 0.02;
+    p->cold = 1;
+    p->check_rows = 32;
+    p->tolerance = 2e-2; /* bf16 intermediates and outputs */
+}
