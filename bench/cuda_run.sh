@@ -39,3 +39,5 @@ print("max rel err of ok rows:", c.execute("select max(rel_err) from measurement
 print(c.execute("select name, bandwidth_gbs, peak_gflops from devices").fetchall())
 PY
 "$MT" show --db "$DB" | tee "$OUT/show.txt"
+# file names with '=' and ',' do not come back from the device machine: pack them
+tar czf "$OUT/configs.tgz" -C "$OUT" configs 2>/dev/null && rm -rf "$OUT/configs"
