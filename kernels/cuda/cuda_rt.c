@@ -89,10 +89,16 @@ typedef void *nvrtcProgram;
     X(nvrtcDestroyProgram, nvrtcResult, (nvrtcProgram *))
 
 #define DECLARE(name, ret, args) ret(*name) args;
-struct mt_cuda {
-    void *libcuda, *libnvrtc, *libcublas;
-    DRIVER_FUNCS(DECLARE)
+/* NVRTC on its own: compiling needs no GPU, so CI can compile variants */
+struct nvrtc {
+    void *lib;
     NVRTC_FUNCS(DECLARE)
+};
+
+struct mt_cuda {
+    void *libcuda, *libcublas;
+    DRIVER_FUNCS(DECLARE)
+    struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
     CUstream stream;
@@ -130,13 +136,31 @@ static void *open_first(const char *const *names)
     return NULL;
 }
 
-static int load_symbols(mt_cuda *c, char *err, size_t n)
+static int load_nvrtc(struct nvrtc *nv, char *err, size_t n)
 {
-    static const char *const cuda_names[] = {"libcuda.so.1", "libcuda.so", NULL};
     /* NVRTC is versioned with the toolkit; the driver may be newer */
     static const char *const nvrtc_names[] = {"libnvrtc.so.13", "/usr/local/cuda/lib64/libnvrtc.so.13",
                                               "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so.12",
                                               "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so", NULL};
+    nv->lib = open_first(nvrtc_names);
+    if (!nv->lib) {
+        snprintf(err, n, "NVRTC (libnvrtc.so.13 or .12) was not found: install the CUDA toolkit or add its lib64 "
+                         "folder to LD_LIBRARY_PATH");
+        return MT_EUNSUPPORTED;
+    }
+#define LOAD_NVRTC(name, ret, args)                                       \
+    nv->name = (ret(*) args)dlsym(nv->lib, #name);                        \
+    if (!nv->name) {                                                      \
+        snprintf(err, n, "the NVRTC library lacks %s", #name);            \
+        return MT_EUNSUPPORTED;                                           \
+    }
+    NVRTC_FUNCS(LOAD_NVRTC)
+    return MT_OK;
+}
+
+static int load_symbols(mt_cuda *c, char *err, size_t n)
+{
+    static const char *const cuda_names[] = {"libcuda.so.1", "libcuda.so", NULL};
     c->libcuda = open_first(cuda_names);
     if (!c->libcuda) {
         snprintf(err, n, "no CUDA device: the NVIDIA driver library libcuda.so.1 is not installed");
@@ -151,20 +175,7 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
         return MT_EUNSUPPORTED;                                                             \
     }
     DRIVER_FUNCS(LOAD_CUDA)
-    c->libnvrtc = open_first(nvrtc_names);
-    if (!c->libnvrtc) {
-        snprintf(err, n, "NVRTC (libnvrtc.so.13 or .12) was not found: install the CUDA toolkit or add its lib64 "
-                         "folder to LD_LIBRARY_PATH");
-        return MT_EUNSUPPORTED;
-    }
-#define LOAD_NVRTC(name, ret, args)                                            \
-    c->name = (ret(*) args)dlsym(c->libnvrtc, #name);                            \
-    if (!c->name) {                                                       \
-        snprintf(err, n, "the NVRTC library lacks %s", #name);            \
-        return MT_EUNSUPPORTED;                                           \
-    }
-    NVRTC_FUNCS(LOAD_NVRTC)
-    return MT_OK;
+    return load_nvrtc(&c->nv, err, n);
 }
 
 int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
@@ -202,7 +213,7 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
     c->cuDeviceGetAttribute(&p->smem_optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
     c->cuDeviceTotalMem_v2(&mem, c->dev);
     c->cuDriverGetVersion(&p->driver_version);
-    c->nvrtcVersion(&p->nvrtc_major, &p->nvrtc_minor);
+    c->nv.nvrtcVersion(&p->nvrtc_major, &p->nvrtc_minor);
     p->l2_bytes = l2;
     p->memory_bytes = (int64_t)mem;
     /* Hopper's wgmma and setmaxnreg need the arch-specific 'a' target */
@@ -222,7 +233,7 @@ void mt_cuda_close(mt_cuda *c)
     if (c->ev1) c->cuEventDestroy_v2(c->ev1);
     if (c->ctx) c->cuDevicePrimaryCtxRelease_v2(c->dev);
     if (c->libcublas) dlclose(c->libcublas);
-    if (c->libnvrtc) dlclose(c->libnvrtc);
+    if (c->nv.lib) dlclose(c->nv.lib);
     if (c->libcuda) dlclose(c->libcuda);
     free(c);
 }
@@ -312,6 +323,57 @@ static void cache_write(const char *dir, const char *path, const char *key, cons
     else unlink(tmp);
 }
 
+static int nvrtc_compile(struct nvrtc *nv, const char *src, const char *arch, const char *const *opts, int nopts,
+                         char **bin, size_t *len, char **log, char *err, size_t n)
+{
+    nvrtcProgram prog;
+    char archopt[64];
+    const char **all = malloc((size_t)(nopts + 4) * sizeof *all);
+    *bin = NULL;
+    if (!all) return MT_ENOMEM;
+    snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", arch);
+    all[0] = archopt;
+    all[1] = "-std=c++17";
+    all[2] = "--use_fast_math";
+    for (int i = 0; i < nopts; i++) all[3 + i] = opts[i];
+    if (nv->nvrtcCreateProgram(&prog, src, "moe.cu", 0, NULL, NULL) != 0) {
+        free(all);
+        snprintf(err, n, "NVRTC could not create a program");
+        return MT_EIO;
+    }
+    nvrtcResult r = nv->nvrtcCompileProgram(prog, nopts + 3, all);
+    free(all);
+    size_t lsz = 0;
+    nv->nvrtcGetProgramLogSize(prog, &lsz);
+    if (r != 0) {
+        if (log && lsz > 1 && (*log = malloc(lsz))) nv->nvrtcGetProgramLog(prog, *log);
+        snprintf(err, n, "NVRTC compile failed: %s", nv->nvrtcGetErrorString(r));
+        nv->nvrtcDestroyProgram(&prog);
+        return MT_EPARSE;
+    }
+    if (nv->nvrtcGetCUBINSize(prog, len) != 0 || !(*bin = malloc(*len)) || nv->nvrtcGetCUBIN(prog, *bin) != 0) {
+        nv->nvrtcDestroyProgram(&prog);
+        free(*bin);
+        *bin = NULL;
+        snprintf(err, n, "NVRTC produced no cubin");
+        return MT_EIO;
+    }
+    nv->nvrtcDestroyProgram(&prog);
+    return MT_OK;
+}
+
+int mt_nvrtc_compile(const char *src, const char *arch, const char *const *opts, int nopts, char **cubin,
+                     size_t *len, char **log, char *err, size_t n)
+{
+    struct nvrtc nv;
+    memset(&nv, 0, sizeof nv);
+    if (log) *log = NULL;
+    int rc = load_nvrtc(&nv, err, n);
+    if (rc == MT_OK) rc = nvrtc_compile(&nv, src, arch, opts, nopts, cubin, len, log, err, n);
+    if (nv.lib) dlclose(nv.lib);
+    return rc;
+}
+
 int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log)
 {
@@ -330,37 +392,8 @@ int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopt
     snprintf(path, sizeof path, "%s/%016llx.cubin", cache_dir ? cache_dir : ".",
              (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)));
     if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
-        nvrtcProgram prog;
-        char archopt[64];
-        const char **all = malloc((size_t)(nopts + 4) * sizeof *all);
-        if (!all) return MT_ENOMEM;
-        snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", c->props.arch);
-        all[0] = archopt;
-        all[1] = "-std=c++17";
-        all[2] = "--use_fast_math";
-        for (int i = 0; i < nopts; i++) all[3 + i] = opts[i];
-        if (c->nvrtcCreateProgram(&prog, src, "moe.cu", 0, NULL, NULL) != 0) {
-            free(all);
-            snprintf(c->err, sizeof c->err, "NVRTC could not create a program");
-            return MT_EIO;
-        }
-        nvrtcResult r = c->nvrtcCompileProgram(prog, nopts + 3, all);
-        free(all);
-        size_t lsz = 0;
-        c->nvrtcGetProgramLogSize(prog, &lsz);
-        if (r != 0) {
-            if (log && lsz > 1 && (*log = malloc(lsz))) c->nvrtcGetProgramLog(prog, *log);
-            snprintf(c->err, sizeof c->err, "NVRTC compile failed: %s", c->nvrtcGetErrorString(r));
-            c->nvrtcDestroyProgram(&prog);
-            return MT_EPARSE;
-        }
-        if (c->nvrtcGetCUBINSize(prog, &len) != 0 || !(bin = malloc(len)) || c->nvrtcGetCUBIN(prog, bin) != 0) {
-            c->nvrtcDestroyProgram(&prog);
-            free(bin);
-            snprintf(c->err, sizeof c->err, "NVRTC produced no cubin");
-            return MT_EIO;
-        }
-        c->nvrtcDestroyProgram(&prog);
+        rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
+        if (rc != MT_OK) return rc;
         if (cache_dir) cache_write(cache_dir, path, key, bin, len);
     }
     mt_cuda_module *m = calloc(1, sizeof *m);

@@ -56,6 +56,11 @@ int mt_cuda_sync(mt_cuda *c);
 int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log);
 void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
+
+/* Compile with NVRTC alone, no GPU needed, for `arch` (e.g. "sm_90a"):
+ * *cubin is malloc'ed. MT_EUNSUPPORTED when NVRTC is not installed. */
+int mt_nvrtc_compile(const char *src, const char *arch, const char *const *opts, int nopts, char **cubin,
+                     size_t *len, char **log, char *err, size_t err_len);
 int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *fn, mt_cuda_resources *res);
 /* Allow fn up to `bytes` of dynamic shared memory. */
 int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);
