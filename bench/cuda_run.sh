@@ -23,8 +23,38 @@ smoke)
   sweep --model qwen3-30b-a3b --batch-sizes 1,64,1024 --budget 4
   ;;
 full)
-  sweep --model qwen3-30b-a3b --batch-sizes 1,8,64,256,1024,4096 --budget ${BUDGET:-24}
-  sweep --model mixtral-8x7b --tp 2 --batch-sizes 1,8,64,256,1024,4096 --budget ${BUDGET:-24}
+  # vLLM's 18 batch sizes (the default when none are given)
+  sweep --model qwen3-30b-a3b --budget ${BUDGET:-24}
+  sweep --model mixtral-8x7b --tp 2 --budget ${BUDGET:-24}
+  ;;
+targets)
+  # TARGETS.md's shapes and batch sizes
+  for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b"; do
+    sweep $m --batch-sizes 1,8,64,256,1024,4096 --budget ${BUDGET:-40}
+  done
+  ;;
+faults)
+  # fault isolation on the GPU: each fault hits the variants whose parameters
+  # contain the pattern; the others must pass and the sweep must finish
+  small=(--experts 16 --intermediate 512 --hidden 1024 --topk 2 --batch-sizes 37 --budget 12 --no-export)
+  for f in 'gpufault:"num_stages":2' 'crash:"num_stages":3' 'hang:"num_stages":4' 'nan:"num_stages":5'; do
+    kind=${f%%:*}
+    log "fault $f"
+    MOETUNE_TEST_FAULT=$f "$MT" sweep --device cuda:0 --db "$OUT/fault_$kind.db" --quiet --timeout 10 --json "${small[@]}" \
+      >"$OUT/fault_$kind.json" 2>"$OUT/fault_$kind.err"; echo "rc=$?"
+    python3 - "$OUT/fault_$kind.db" "$f" <<'PY'
+import json, sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); pat = sys.argv[2].split(":", 1)[1]
+rows = c.execute("select c.params, m.status, m.reason from measurements m join configs c on c.id = m.config_id").fetchall()
+hit = [r for r in rows if pat in r[0]]
+bad = [r for r in rows if (pat in r[0]) != (r[1] == "failed")]
+print(f"{len(rows)} variants, {len(hit)} faulty, all faulty failed and all others passed: {not bad}")
+for r in hit[:2]: print("  reason:", r[2])
+for r in bad[:3]: print("  WRONG:", r)
+PY
+  done
+  # chunking: M=4096 through a 1000-token workspace
+  sweep --model qwen3-30b-a3b --batch-sizes 4096 --budget 4 --max-tokens 1000 --no-export
   ;;
 esac
 log "failures by reason"

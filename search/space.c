@@ -148,6 +148,14 @@ void mt_space_vllm_moe(mt_space *sp, int rocm)
     sp->default_config = vllm_default;
 }
 
+void mt_space_cuda_moe(mt_space *sp, int sms)
+{
+    mt_space_vllm_moe(sp, 0);
+    sp->nparams = 7;
+    if (sms < 1) sms = 1;
+    sp->params[6] = (mt_param_def){"NUM_SM", 3, {0, sms, 2 * sms}};
+}
+
 int mt_space_param_index(const mt_space *sp, const char *name)
 {
     for (int i = 0; i < sp->nparams; i++)

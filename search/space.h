@@ -44,6 +44,10 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads);
 /* vLLM's CUDA grid (benchmark_moe.py), with vLLM's default heuristic as the
  * default config. */
 void mt_space_vllm_moe(mt_space *sp, int rocm);
+/* Our CUDA kernels' space: vLLM's six parameters with their meaning, and
+ * NUM_SM, the CTA count of the persistent grid (0: one CTA per tile; the
+ * device's SM count; twice that). The default is vLLM's with NUM_SM 0. */
+void mt_space_cuda_moe(mt_space *sp, int sms);
 
 /* Our CUDA kernel's warp layout for a tile: the number of warp rows
  * (WARPS_M) that splits BM x BN into whole 16x8 MMA tiles with the most

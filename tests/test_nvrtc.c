@@ -10,12 +10,11 @@
 #include "moetune/moetune.h"
 #include "space.h"
 
-extern const char mt_cuda_moe_source[];
 
 static int compile(const mt_config *c, const char *arch, char **log)
 {
-    char d[7][48], err[512];
-    const char *opts[7];
+    char d[8][48], err[512];
+    const char *opts[8];
     int wm = mt_cuda_warps_m(c->v[0], c->v[1], c->v[4]);
     snprintf(d[0], 48, "-DBLOCK_SIZE_M=%d", c->v[0]);
     snprintf(d[1], 48, "-DBLOCK_SIZE_N=%d", c->v[1]);
@@ -24,10 +23,11 @@ static int compile(const mt_config *c, const char *arch, char **log)
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->v[4]);
     snprintf(d[5], 48, "-DNUM_STAGES=%d", c->v[5]);
     snprintf(d[6], 48, "-DWARPS_M=%d", wm ? wm : 3);
-    for (int i = 0; i < 7; i++) opts[i] = d[i];
+    snprintf(d[7], 48, "-DNUM_SM=%d", c->v[6]);
+    for (int i = 0; i < 8; i++) opts[i] = d[i];
     char *bin = NULL;
     size_t len = 0;
-    int rc = mt_nvrtc_compile(mt_cuda_moe_source, arch, opts, 7, &bin, &len, log, err, sizeof err);
+    int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, 8, &bin, &len, log, err, sizeof err);
     if (rc == MT_OK) CHECK(len > 4 && memcmp(bin, "\x7f" "ELF", 4) == 0, "%s: the cubin is not an ELF file", arch);
     else if (rc != MT_EPARSE) fprintf(stderr, "%s\n", err);
     free(bin);
@@ -39,7 +39,8 @@ int main(void)
     char err[256], *log = NULL, *bin = NULL;
     size_t len;
     const char *probe[] = {"-DMT_FP16=0"};
-    int rc = mt_nvrtc_compile("extern \"C\" __global__ void k() {}", "sm_90a", probe, 1, &bin, &len, &log, err, sizeof err);
+    const mt_cuda_source trivial = {"k.cu", "extern \"C\" __global__ void k() {}", 0, NULL, NULL};
+    int rc = mt_nvrtc_compile(&trivial, "sm_90a", probe, 1, &bin, &len, &log, err, sizeof err);
     free(bin);
     free(log);
     if (rc == MT_EUNSUPPORTED) {
@@ -49,10 +50,11 @@ int main(void)
     CHECK(rc == MT_OK, "a trivial kernel: %s", err);
 
     mt_space sp;
-    mt_space_vllm_moe(&sp, 0);
+    mt_space_cuda_moe(&sp, 132);
     mt_config sample[32];
     int n = 0;
     int64_t ms[] = {1, 4096};
+    /* (its sample includes NUM_SM 0 and 264: the persistent form too) */
     for (int mi = 0; mi < 2; mi++) {
         mt_space_ctx ctx = {8, 7168, 4096, 2, ms[mi], 1, 227 * 1024};
         mt_config *pts;
@@ -81,7 +83,7 @@ int main(void)
     CHECK(compile(&sample[0], "sm_80", &log) == MT_OK, "the default config for sm_80: %.300s", log ? log : "");
     free(log);
     /* a tile the static assertions forbid: 24 rows are not whole MMA tiles */
-    mt_config bad = {{24, 64, 64, 1, 4, 3}};
+    mt_config bad = {{24, 64, 64, 1, 4, 3, 0}};
     log = NULL;
     CHECK(compile(&bad, "sm_90a", &log) == MT_EPARSE, "BLOCK_SIZE_M=24 must not compile");
     CHECK(log && strstr(log, "MMA tiles"), "the log names the violated assertion: %.200s", log ? log : "(none)");

@@ -107,6 +107,13 @@ static void test_vllm_default_valid(void)
               "point %d overflows shared memory", i);
     }
     free(pts);
+    mt_space cs;
+    mt_space_cuda_moe(&cs, 132);
+    CHECK(cs.nparams == 7 && !strcmp(cs.params[6].name, "NUM_SM") && cs.params[6].values[1] == 132 &&
+              cs.params[6].values[2] == 264, "NUM_SM 0, 132, 264 on an H100");
+    mt_config cd;
+    cs.default_config(&cs, &big, &cd);
+    CHECK(cd.v[6] == 0, "the default is not persistent");
     CHECK(mt_cuda_warps_m(16, 64, 4) == 1, "16x64 with 4 warps: one warp row");
     CHECK(mt_cuda_warps_m(128, 128, 8) == 2, "128x128 with 8 warps: 2 rows of 4");
     CHECK(mt_cuda_warps_m(16, 16, 8) == 0, "16x16 cannot feed 8 warps");

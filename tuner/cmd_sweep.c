@@ -43,6 +43,8 @@ static const char usage[] =
     "  --budget N              at most N variants timed per batch size\n"
     "  --timeout SEC           a variant running longer is killed (default 60)\n"
     "  --seed N                seed of the random inputs (default 1)\n"
+    "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
+    "                          workspace is bounded (default 16384)\n"
     "\n"
     "Output:\n"
     "  --db PATH               database (default $XDG_DATA_HOME/moetune/moetune.db)\n"
@@ -63,7 +65,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS
 };
 
 static const struct option long_opts[] = {
@@ -77,18 +79,18 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, 0, O_TIMEOUT}, {"seed", required_argument, 0, O_SEED},
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
-    {"list-models", no_argument, 0, O_LIST}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
-    int64_t budget, timeout, seed;
+    int64_t budget, timeout, seed, max_tokens;
     int no_export, json, quiet;
 } sweep_opts;
 
 /* One worker reply (or its absence) turned into a stored measurement. */
 static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call_rc, const char *why,
-                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out)
+                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out, int *fatal)
 {
     char reason[512];
     char *resources = NULL;
@@ -118,6 +120,8 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
                 m->reason = reason;
             }
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
+            /* the worker is exiting: its device context is unusable */
+            *fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "resources")) && cJSON_IsObject(v))
                 m->resources = resources = cJSON_PrintUnformatted(v);
             if (!strcmp(m->status, "ok")) {
@@ -176,6 +180,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
         case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_NO_EXPORT: o->no_export = 1; break;
         case O_JSON: o->json = 1; break;
         case O_QUIET: o->quiet = 1; break;
@@ -294,12 +299,9 @@ int cmd_sweep(int argc, char **argv)
     int smem_limit = 0;
     mt_space sp;
     mt_policy pol;
-    if (gpu) {
-        mt_space_vllm_moe(&sp, 0);
-        mt_policy_cuda_default(&pol);
-    } else {
-        mt_policy_cpu_default(&pol);
-    }
+    if (gpu) mt_policy_cuda_default(&pol);
+    else mt_policy_cpu_default(&pol);
+    if (gpu && o.max_tokens) pol.max_tokens = (int)o.max_tokens;
     mt_policy_text(&pol, gpu ? "cuda" : "cpu", policy_text, sizeof policy_text);
     const char *khash = mt_kernel_hash(gpu ? "cuda" : "cpu");
 
@@ -330,7 +332,9 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = start_worker(exe, device_arg, &w, &dev, &smem_limit, db)) != 0) goto out;
-    if (!gpu) mt_space_cpu_moe(&sp, dev.cores);
+    /* the space depends on the device: CPU threads, GPU SM count */
+    if (gpu) mt_space_cuda_moe(&sp, dev.cores);
+    else mt_space_cpu_moe(&sp, dev.cores);
 
     /* the plan: every M's valid points in grid order, capped by the budget */
     mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
@@ -408,11 +412,11 @@ int cmd_sweep(int argc, char **argv)
                      "{\"op\":\"measure\",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
                      "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
                      "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
-                     "\"tolerance\":%g}}",
+                     "\"tolerance\":%g,\"max_tokens\":%d}}",
                      (long long)shape.E, (long long)shape.N, (long long)shape.K, (long long)shape.topk,
                      mt_dtype_name(shape.dtype), shape.renormalize, (long long)ps.ms[i], params,
                      (unsigned long long)(seed & 0xffffffffffffull), pol.warmup, pol.min_reps, pol.max_reps,
-                     pol.min_time_s, pol.cold, pol.check_rows, pol.tolerance);
+                     pol.min_time_s, pol.cold, pol.check_rows, pol.tolerance, pol.max_tokens);
             char *reply = NULL;
             int crc = mt_worker_call(w, req, (double)o.timeout, &reply, why, sizeof why);
             if (interrupted && crc != MT_OK) {
@@ -424,7 +428,8 @@ int cmd_sweep(int argc, char **argv)
                                 .is_default = memcmp(c, &defs[i], sizeof *c) == 0,
                                 .tolerance = pol.tolerance, .kernel_hash = khash, .timing_policy = policy_text};
             double med;
-            if (record(db, &m, reply, crc, why, &shape, &dev, &med) != MT_OK) {
+            int fatal = 0;
+            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal) != MT_OK) {
                 free(reply);
                 status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
                 break;
@@ -436,7 +441,7 @@ int cmd_sweep(int argc, char **argv)
                 if (!o.quiet && !prog.tty)
                     mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, m.reason ? m.reason : "failed");
             }
-            if (crc != MT_OK) {
+            if (crc != MT_OK || fatal) {
                 char err[512];
                 if (mt_worker_restart(w, err, sizeof err) != MT_OK) {
                     status = mt_fail("sweep", "cannot restart the worker: %s", err);

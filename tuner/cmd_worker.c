@@ -63,6 +63,7 @@ static int fault_for(const char *params)
     if (!strncmp(f, "crash:", 6)) return MT_FAULT_CRASH;
     if (!strncmp(f, "hang:", 5)) return MT_FAULT_HANG;
     if (!strncmp(f, "nan:", 4)) return MT_FAULT_NAN;
+    if (!strncmp(f, "gpufault:", 9)) return MT_FAULT_GPU;
     return MT_FAULT_NONE;
 }
 
@@ -109,6 +110,7 @@ static void do_measure(struct backend *be, const cJSON *req)
         pol.cold = (int)num(pj, "cold", pol.cold);
         pol.check_rows = (int)num(pj, "check_rows", pol.check_rows);
         pol.tolerance = numf(pj, "tolerance", pol.tolerance);
+        pol.max_tokens = (int)num(pj, "max_tokens", pol.max_tokens);
     }
     int fault = fault_for(ptxt);
     free(ptxt);
@@ -119,10 +121,14 @@ static void do_measure(struct backend *be, const cJSON *req)
         mt_cuda_bench_set_fault(be->cuda, fault);
         rc = mt_cuda_bench_measure(be->cuda, &s, M, &c, seed, &pol, &res, resources, sizeof resources);
         if (rc == MT_ECRASH) {
-            /* the context is poisoned: say why, then exit so the parent
-             * starts a fresh worker */
-            fprintf(stderr, "moetune worker: %s\n", res.reason);
-            fflush(stderr);
+            /* the context is poisoned: report the variant as failed, then
+             * exit so that the parent starts a fresh worker */
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddBoolToObject(o, "ok", 1);
+            cJSON_AddStringToObject(o, "status", "failed");
+            cJSON_AddStringToObject(o, "reason", res.reason);
+            cJSON_AddBoolToObject(o, "fatal", 1);
+            reply(o);
             exit(3);
         }
     } else {
@@ -205,7 +211,7 @@ int cmd_worker(int argc, char **argv)
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);
             be.smem_limit = mt_cuda_bench_smem_limit(be.cuda);
-            mt_space_vllm_moe(&be.sp, 0);
+            mt_space_cuda_moe(&be.sp, be.info.cores);
         }
     } else {
         mt_device_cpu_info(&be.info);

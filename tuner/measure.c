@@ -17,13 +17,15 @@ void mt_policy_cpu_default(mt_policy *p)
     p->cold = 1;
     p->check_rows = 64;
     p->tolerance = 1e-3;
+    p->max_tokens = 0;
 }
 
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n)
 {
-    snprintf(out, n, "%s-v1;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g", backend,
-             p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no", p->check_rows,
-             p->tolerance);
+    int k = snprintf(out, n, "%s-v1;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g",
+                     backend, p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no",
+                     p->check_rows, p->tolerance);
+    if (p->max_tokens > 0 && k > 0 && (size_t)k < n) snprintf(out + k, n - (size_t)k, ";max_tokens=%d", p->max_tokens);
 }
 
 struct mt_cpu_bench {

@@ -15,6 +15,7 @@ typedef struct mt_policy {
     int cold;          /* flush caches before each timed run */
     int check_rows;    /* tokens compared with the oracle (a random window) */
     double tolerance;  /* relative L2 error allowed */
+    int max_tokens;    /* GPU: tokens per launch of the pipeline; more are chunked (bounds the workspace) */
 } mt_policy;
 
 /* The default CPU policy, and its text as stored with each measurement: a
@@ -43,7 +44,9 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
  * "nan:SUB" and SUB occurs in params_json, the worker misbehaves so: the
  * tests prove that the tuner survives such variants. */
 void mt_cpu_bench_set_fault(mt_cpu_bench *b, int fault);
-enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN };
+enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_GPU };
+/* MT_FAULT_GPU ("gpufault:SUB", CUDA only): the pipeline reads an illegal
+ * address, which poisons the device context like a real kernel bug. */
 
 /* Copy bandwidth (bytes read + written) and peak fp32 FLOP rate, measured
  * on all threads. */

@@ -14,7 +14,6 @@
 #include "moe_cpu.h"
 #include "space.h"
 
-extern const char mt_cuda_moe_source[]; /* kernels/cuda/moe.cu, embedded at build time */
 
 struct mt_cuda_bench {
     mt_cuda *c;
@@ -42,7 +41,7 @@ int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, c
     }
     snprintf(b->cache_dir, sizeof b->cache_dir, "%s", cache_dir ? cache_dir : "");
     const char *opts[] = {"-DMT_FP16=0"};
-    rc = mt_cuda_build(b->c, mt_cuda_moe_source, opts, 1, cache_dir, &b->base, &log);
+    rc = mt_cuda_build(b->c, mt_cuda_moe_source(), opts, 1, cache_dir, &b->base, &log);
     if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "fill_random", &b->fill, NULL);
     if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_act", &b->ref_act, NULL);
     if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_out", &b->ref_out, NULL);
@@ -120,29 +119,48 @@ static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
     return MT_OK;
 }
 
-/* Everything one run of the pipeline needs. */
+/* Everything one run of the pipeline needs. M tokens go through in chunks
+ * of at most `chunk`, so the workspace (sorted ids, act, out2) is sized by
+ * the chunk, whatever M is. */
 struct pipe {
     mt_cufn align, gemm1, gemm2, combine;
-    unsigned smem1, smem2, grid1, grid2, threads, grid_c;
+    unsigned smem1, smem2, threads;
+    int num_sm, bm, bn;
     mt_dptr x, ids, tw, sorted, eids, npost, tpe, act, out2, out;
-    int num_pairs, E, topk, N, K, M, cap, num_pid_m;
+    int E, topk, N, K, M, chunk;
     mt_dptr w1, w2;
 };
 
 static int launch_pipe(mt_cuda *c, void *arg)
 {
     struct pipe *p = arg;
-    int rc;
-    void *a_align[] = {&p->ids, &p->num_pairs, &p->E, &p->sorted, &p->eids, &p->npost, &p->tpe, &p->cap};
-    void *a_g1[] = {&p->x, &p->w1, &p->act, &p->sorted, &p->eids, &p->npost, &p->num_pairs, &p->topk, &p->N, &p->K,
-                    &p->num_pid_m};
-    void *a_g2[] = {&p->act, &p->w2, &p->out2, &p->sorted, &p->eids, &p->npost, &p->tw, &p->num_pairs, &p->N, &p->K,
-                    &p->num_pid_m};
-    void *a_c[] = {&p->out2, &p->out, &p->M, &p->topk, &p->K};
-    if ((rc = mt_cuda_launch(c, p->align, 1, 1024, 0, a_align)) != MT_OK) return rc;
-    if ((rc = mt_cuda_launch(c, p->gemm1, p->grid1, p->threads, p->smem1, a_g1)) != MT_OK) return rc;
-    if ((rc = mt_cuda_launch(c, p->gemm2, p->grid2, p->threads, p->smem2, a_g2)) != MT_OK) return rc;
-    return mt_cuda_launch(c, p->combine, p->grid_c, 256, 0, a_c);
+    int rc = MT_OK;
+    for (int t0 = 0; t0 < p->M && rc == MT_OK; t0 += p->chunk) {
+        int m = p->M - t0 < p->chunk ? p->M - t0 : p->chunk;
+        int pairs = m * p->topk;
+        int cap = (int)mt_moe_align_capacity(m, p->topk, p->E, p->bm);
+        int num_pid_m = (cap + p->bm - 1) / p->bm;
+        unsigned g1 = (unsigned)(num_pid_m * ((p->N + p->bn - 1) / p->bn));
+        unsigned g2 = (unsigned)(num_pid_m * ((p->K + p->bn - 1) / p->bn));
+        if (p->num_sm > 0) { /* a persistent grid never has more CTAs than tiles */
+            g1 = g1 < (unsigned)p->num_sm ? g1 : (unsigned)p->num_sm;
+            g2 = g2 < (unsigned)p->num_sm ? g2 : (unsigned)p->num_sm;
+        }
+        unsigned gc = (unsigned)(((long)m * p->K / 8 + 255) / 256);
+        mt_dptr x = p->x + (mt_dptr)t0 * p->K * 2, out = p->out + (mt_dptr)t0 * p->K * 2;
+        mt_dptr ids = p->ids + (mt_dptr)t0 * p->topk * 4, tw = p->tw + (mt_dptr)t0 * p->topk * 4;
+        void *a_align[] = {&ids, &pairs, &p->E, &p->sorted, &p->eids, &p->npost, &p->tpe, &cap};
+        void *a_g1[] = {&x, &p->w1, &p->act, &p->sorted, &p->eids, &p->npost, &pairs, &p->topk, &p->N, &p->K,
+                        &num_pid_m};
+        void *a_g2[] = {&p->act, &p->w2, &p->out2, &p->sorted, &p->eids, &p->npost, &tw, &pairs, &p->N, &p->K,
+                        &num_pid_m};
+        void *a_c[] = {&p->out2, &out, &m, &p->topk, &p->K};
+        if ((rc = mt_cuda_launch(c, p->align, 1, 1024, 0, a_align)) != MT_OK) break;
+        if ((rc = mt_cuda_launch(c, p->gemm1, g1, p->threads, p->smem1, a_g1)) != MT_OK) break;
+        if ((rc = mt_cuda_launch(c, p->gemm2, g2, p->threads, p->smem2, a_g2)) != MT_OK) break;
+        rc = mt_cuda_launch(c, p->combine, gc, 256, 0, a_c);
+    }
+    return rc;
 }
 
 struct replay { mt_cugraph g; };
@@ -168,6 +186,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
 {
     mt_cuda *c = b->c;
     int bm = cfg->v[0], bn = cfg->v[1], bk = cfg->v[2], group = cfg->v[3], warps = cfg->v[4], stages = cfg->v[5];
+    int num_sm = cfg->v[6];
     int rc = MT_OK;
     char *log = NULL;
     mt_cuda_module *mod = NULL;
@@ -197,7 +216,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
 
     /* compile the variant: its parameters are compile-time constants */
-    char d[8][48];
+    char d[9][48];
     snprintf(d[0], sizeof d[0], "-DBLOCK_SIZE_M=%d", bm);
     snprintf(d[1], sizeof d[1], "-DBLOCK_SIZE_N=%d", bn);
     snprintf(d[2], sizeof d[2], "-DBLOCK_SIZE_K=%d", bk);
@@ -206,9 +225,10 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     snprintf(d[5], sizeof d[5], "-DNUM_STAGES=%d", stages);
     snprintf(d[6], sizeof d[6], "-DWARPS_M=%d", wm);
     snprintf(d[7], sizeof d[7], "%s", dtype_opt(s->dtype));
-    const char *opts[8];
-    for (int i = 0; i < 8; i++) opts[i] = d[i];
-    rc = mt_cuda_build(c, mt_cuda_moe_source, opts, 8, b->cache_dir[0] ? b->cache_dir : NULL, &mod, &log);
+    snprintf(d[8], sizeof d[8], "-DNUM_SM=%d", num_sm);
+    const char *opts[9];
+    for (int i = 0; i < 9; i++) opts[i] = d[i];
+    rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, 9, b->cache_dir[0] ? b->cache_dir : NULL, &mod, &log);
     if (rc != MT_OK) {
         snprintf(res->reason, sizeof res->reason, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "",
                  log ? log : "");
@@ -238,27 +258,26 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     if ((rc = mt_cuda_set_smem(c, p.gemm1, (int)p.smem1)) != MT_OK || (rc = mt_cuda_set_smem(c, p.gemm2, (int)p.smem2)) != MT_OK)
         goto out;
 
-    /* buffers for this M */
-    p.num_pairs = (int)(M * s->topk);
+    /* buffers: inputs and output for M tokens, workspace for one chunk */
     p.E = (int)s->E;
     p.topk = (int)s->topk;
     p.N = (int)s->N;
     p.K = (int)s->K;
     p.M = (int)M;
-    p.cap = (int)mt_moe_align_capacity(M, s->topk, s->E, bm);
-    p.num_pid_m = (p.cap + bm - 1) / bm;
-    p.grid1 = (unsigned)(p.num_pid_m * ((s->N + bn - 1) / bn));
-    p.grid2 = (unsigned)(p.num_pid_m * ((s->K + bn - 1) / bn));
+    p.chunk = pol->max_tokens > 0 && pol->max_tokens < M ? pol->max_tokens : (int)M;
+    p.bm = bm;
+    p.bn = bn;
+    p.num_sm = num_sm;
     p.threads = (unsigned)(warps * 32);
-    p.grid_c = (unsigned)((M * s->K / 8 + 255) / 256);
     p.w1 = b->w1;
     p.w2 = b->w2;
-    size_t pairs = (size_t)p.num_pairs;
+    size_t pairs = (size_t)(M * s->topk), cpairs = (size_t)p.chunk * (size_t)s->topk;
+    size_t cap = (size_t)mt_moe_align_capacity(p.chunk, s->topk, s->E, bm);
     if ((rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.x)) || (rc = mt_cuda_alloc(c, pairs * 4, &p.ids)) ||
-        (rc = mt_cuda_alloc(c, pairs * 4, &p.tw)) || (rc = mt_cuda_alloc(c, (size_t)p.cap * 4, &p.sorted)) ||
-        (rc = mt_cuda_alloc(c, (size_t)(p.num_pid_m + 1) * 4, &p.eids)) || (rc = mt_cuda_alloc(c, 4, &p.npost)) ||
-        (rc = mt_cuda_alloc(c, (size_t)s->E * 4, &p.tpe)) || (rc = mt_cuda_alloc(c, pairs * (size_t)s->N * 2, &p.act)) ||
-        (rc = mt_cuda_alloc(c, pairs * (size_t)s->K * 2, &p.out2)) ||
+        (rc = mt_cuda_alloc(c, pairs * 4, &p.tw)) || (rc = mt_cuda_alloc(c, cap * 4, &p.sorted)) ||
+        (rc = mt_cuda_alloc(c, (cap / (size_t)bm + 1) * 4, &p.eids)) || (rc = mt_cuda_alloc(c, 4, &p.npost)) ||
+        (rc = mt_cuda_alloc(c, (size_t)s->E * 4, &p.tpe)) || (rc = mt_cuda_alloc(c, cpairs * (size_t)s->N * 2, &p.act)) ||
+        (rc = mt_cuda_alloc(c, cpairs * (size_t)s->K * 2, &p.out2)) ||
         (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.out)))
         goto out;
 
@@ -289,12 +308,17 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         goto out;
     /* poison: 0xffff is NaN in bf16 and fp16 */
     if ((rc = mt_cuda_memset_async(c, p.out, 0xff, (size_t)(M * s->K) * 2)) ||
-        (rc = mt_cuda_memset_async(c, p.act, 0xff, pairs * (size_t)s->N * 2)) ||
-        (rc = mt_cuda_memset_async(c, p.out2, 0xff, pairs * (size_t)s->K * 2)))
+        (rc = mt_cuda_memset_async(c, p.act, 0xff, cpairs * (size_t)s->N * 2)) ||
+        (rc = mt_cuda_memset_async(c, p.out2, 0xff, cpairs * (size_t)s->K * 2)))
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
-    if ((rc = launch_pipe(c, &p)) != MT_OK || (rc = mt_cuda_sync(c)) != MT_OK) {
+    mt_dptr real_ids = p.ids;
+    if (b->fault == MT_FAULT_GPU) p.ids = 16; /* an address nothing maps */
+    rc = launch_pipe(c, &p);
+    if (rc == MT_OK) rc = mt_cuda_sync(c);
+    p.ids = real_ids;
+    if (rc != MT_OK) {
         snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
         rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
         goto out;
@@ -430,4 +454,5 @@ void mt_policy_cuda_default(mt_policy *p)
     p->cold = 1;
     p->check_rows = 32;
     p->tolerance = 2e-2; /* bf16 intermediates and outputs */
+    p->max_tokens = 16384;
 }

@@ -323,7 +323,7 @@ static void cache_write(const char *dir, const char *path, const char *key, cons
     else unlink(tmp);
 }
 
-static int nvrtc_compile(struct nvrtc *nv, const char *src, const char *arch, const char *const *opts, int nopts,
+static int nvrtc_compile(struct nvrtc *nv, const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
                          char **bin, size_t *len, char **log, char *err, size_t n)
 {
     nvrtcProgram prog;
@@ -336,7 +336,7 @@ static int nvrtc_compile(struct nvrtc *nv, const char *src, const char *arch, co
     all[1] = "-std=c++17";
     all[2] = "--use_fast_math";
     for (int i = 0; i < nopts; i++) all[3 + i] = opts[i];
-    if (nv->nvrtcCreateProgram(&prog, src, "moe.cu", 0, NULL, NULL) != 0) {
+    if (nv->nvrtcCreateProgram(&prog, src->text, src->name, src->nheaders, src->headers, src->header_names) != 0) {
         free(all);
         snprintf(err, n, "NVRTC could not create a program");
         return MT_EIO;
@@ -362,7 +362,7 @@ static int nvrtc_compile(struct nvrtc *nv, const char *src, const char *arch, co
     return MT_OK;
 }
 
-int mt_nvrtc_compile(const char *src, const char *arch, const char *const *opts, int nopts, char **cubin,
+int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t n)
 {
     struct nvrtc nv;
@@ -374,7 +374,7 @@ int mt_nvrtc_compile(const char *src, const char *arch, const char *const *opts,
     return rc;
 }
 
-int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
+int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log)
 {
     char key[4096], path[4200];
@@ -384,7 +384,9 @@ int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopt
     int rc = MT_OK;
     *out = NULL;
     if (log) *log = NULL;
-    uint64_t h = fnv(0xcbf29ce484222325ull, src, strlen(src));
+    /* the key covers the source and every header it includes */
+    uint64_t h = fnv(0xcbf29ce484222325ull, src->text, strlen(src->text));
+    for (int i = 0; i < src->nheaders; i++) h = fnv(h, src->headers[i], strlen(src->headers[i]));
     o += (size_t)snprintf(key + o, sizeof key - o, "moetune-cubin/1 src=%016llx arch=%s nvrtc=%d.%d",
                           (unsigned long long)h, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor);
     for (int i = 0; i < nopts && o < sizeof key; i++) o += (size_t)snprintf(key + o, sizeof key - o, " %s", opts[i]);

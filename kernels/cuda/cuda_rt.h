@@ -12,6 +12,18 @@
 #include <stdint.h>
 
 typedef struct mt_cuda mt_cuda;
+
+/* A kernel source and the headers it includes, given to NVRTC in memory. */
+typedef struct mt_cuda_source {
+    const char *name;
+    const char *text;
+    int nheaders;
+    const char *const *headers;
+    const char *const *header_names;
+} mt_cuda_source;
+
+/* moetune's fused-MoE kernels (kernels/cuda/moe.cu and kernels/gpu/). */
+const mt_cuda_source *mt_cuda_moe_source(void);
 typedef unsigned long long mt_dptr;
 typedef struct mt_cuda_module mt_cuda_module;
 typedef void *mt_cufn;
@@ -53,13 +65,13 @@ int mt_cuda_sync(mt_cuda *c);
 
 /* Compile src with the options (or load it from cache_dir), load the
  * module. *log gets NVRTC's log on failure (malloc'ed, may be NULL). */
-int mt_cuda_build(mt_cuda *c, const char *src, const char *const *opts, int nopts, const char *cache_dir,
+int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log);
 void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
 
 /* Compile with NVRTC alone, no GPU needed, for `arch` (e.g. "sm_90a"):
  * *cubin is malloc'ed. MT_EUNSUPPORTED when NVRTC is not installed. */
-int mt_nvrtc_compile(const char *src, const char *arch, const char *const *opts, int nopts, char **cubin,
+int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t err_len);
 int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *fn, mt_cuda_resources *res);
 /* Allow fn up to `bytes` of dynamic shared memory. */

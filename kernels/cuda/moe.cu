@@ -5,8 +5,9 @@
  * variant is a separate, fully specialised binary. The same file is
  * compiled by nvcc in CI with the defaults, to prove it builds.
  *
- * No headers: NVRTC needs none of the toolkit's, and bf16/fp16 are handled
- * as raw 16-bit patterns with inline PTX for the tensor cores.
+ * No toolkit headers: NVRTC gets our own two (kernels/gpu/portable.h for the
+ * CUDA/HIP names, kernels/gpu/tile_cuda.h for the tensor-core primitives)
+ * in memory, and bf16/fp16 are raw 16-bit patterns.
  *
  * Pipeline (all launched on one stream, captured in one graph):
  *   moe_align     (token, slot) pairs sorted by expert, padded per expert
@@ -37,8 +38,8 @@
 #ifndef WARPS_M
 #define WARPS_M 2
 #endif
-#ifndef MT_FP16
-#define MT_FP16 0 /* 0: bf16, 1: fp16 */
+#ifndef NUM_SM
+#define NUM_SM 0 /* 0: one CTA per tile; else a persistent grid of NUM_SM CTAs looping over tiles */
 #endif
 
 #define WARPS_N (NUM_WARPS / WARPS_M)
@@ -55,67 +56,7 @@ static_assert(BLOCK_SIZE_N % (8 * WARPS_N) == 0, "each warp needs whole 8-column
 static_assert(BLOCK_SIZE_K % 16 == 0, "the reduction step is 16");
 static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 
-typedef unsigned short h16;
-typedef unsigned int u32;
-
-__device__ __forceinline__ float h2f(h16 h)
-{
-#if MT_FP16
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#else
-    return __uint_as_float(((u32)h) << 16);
-#endif
-}
-
-__device__ __forceinline__ h16 f2h(float f)
-{
-    h16 h;
-#if MT_FP16
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#else
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#endif
-    return h;
-}
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pred)
-{
-    u32 s = (u32)__cvta_generic_to_shared(smem);
-    int n = pred ? 16 : 0; /* 0 bytes read: the 16 bytes are zero-filled */
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldmatrix_x4(u32 *r, const void *p)
-{
-    u32 s = (u32)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-__device__ __forceinline__ void ldmatrix_x2(u32 *r, const void *p)
-{
-    u32 s = (u32)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
-}
-
-__device__ __forceinline__ void mma16816(float *c, const u32 *a, const u32 *b)
-{
-#if MT_FP16
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
+#include "tile_cuda.h"
 
 /* ---- alignment ---- */
 
@@ -126,7 +67,7 @@ __device__ __forceinline__ void mma16816(float *c, const u32 *a, const u32 *b)
  * num_pairs. Within an expert the order is whatever the atomics give: every
  * row of the GEMMs is computed independently, so the result does not
  * depend on it. */
-extern "C" __global__ void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
+MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
                                                             int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
                                                             int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
                                                             int cap)
@@ -167,10 +108,10 @@ extern "C" __global__ void __launch_bounds__(1024) moe_align(const int *__restri
  * MODE 2: A = act (row p), B = w2[e], epilogue times the routing weight ->
  * out2. */
 template <int MODE>
-__device__ __forceinline__ void moe_gemm(const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
-                                         const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
-                                         const int *__restrict__ num_post, const float *__restrict__ topk_w,
-                                         int num_pairs, int a_div, int n_out, int k_red, int num_pid_m)
+MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
+                             const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
+                             const int *__restrict__ num_post, const float *__restrict__ topk_w, int num_pairs,
+                             int a_div, int n_out, int k_red, int num_pid_m)
 {
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N; /* B rows per tile */
     extern __shared__ __align__(16) h16 smem[];
@@ -180,7 +121,6 @@ __device__ __forceinline__ void moe_gemm(const h16 *__restrict__ A, const h16 *_
     /* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row
      * blocks share each column block while it is in L2 */
     const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
-    const int pid = blockIdx.x;
     const int in_group = GROUP_SIZE_M * num_pid_n;
     const int first_m = (pid / in_group) * GROUP_SIZE_M;
     const int gsize = min(num_pid_m - first_m, GROUP_SIZE_M);
@@ -302,7 +242,28 @@ __device__ __forceinline__ void moe_gemm(const h16 *__restrict__ A, const h16 *_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, const h16 *w1, h16 *act,
+/* One CTA per tile, or with NUM_SM a persistent grid that walks the tiles
+ * in launch order: fewer, longer-lived CTAs keep the pipeline warm across
+ * tiles and skip the launch cost of empty ones. */
+template <int MODE>
+MT_DEVICE void moe_gemm(const h16 *A, const h16 *W, h16 *C, const int *sorted_ids, const int *expert_ids,
+                        const int *num_post, const float *topk_w, int num_pairs, int a_div, int n_out, int k_red,
+                        int num_pid_m)
+{
+#if NUM_SM > 0
+    const int tiles = num_pid_m * ((n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
+    for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
+        moe_gemm_tile<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
+                            num_pid_m);
+        __syncthreads(); /* the next tile's prefetch overwrites shared memory */
+    }
+#else
+    moe_gemm_tile<MODE>(blockIdx.x, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
+                        num_pid_m);
+#endif
+}
+
+MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, const h16 *w1, h16 *act,
                                                                  const int *sorted_ids, const int *expert_ids,
                                                                  const int *num_post, int num_pairs, int topk, int N,
                                                                  int K, int num_pid_m)
@@ -310,7 +271,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, co
     moe_gemm<1>(x, w1, act, sorted_ids, expert_ids, num_post, nullptr, num_pairs, topk, N, K, num_pid_m);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, const h16 *w2, h16 *out2,
+MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, const h16 *w2, h16 *out2,
                                                                  const int *sorted_ids, const int *expert_ids,
                                                                  const int *num_post, const float *topk_w,
                                                                  int num_pairs, int N, int K, int num_pid_m)
@@ -319,7 +280,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, 
 }
 
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
-extern "C" __global__ void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)
+MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)
 {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long per_row = K / 8;
@@ -341,7 +302,7 @@ extern "C" __global__ void moe_combine(const h16 *__restrict__ out2, h16 *__rest
 
 /* ---- helpers for the bench: inputs and the reference ---- */
 
-__device__ __forceinline__ unsigned long long mix64(unsigned long long z)
+MT_DEVICE unsigned long long mix64(unsigned long long z)
 {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -349,7 +310,7 @@ __device__ __forceinline__ unsigned long long mix64(unsigned long long z)
 }
 
 /* uniform in [-scale, scale), never zero: a zero hides a missed load */
-extern "C" __global__ void fill_random(h16 *dst, long n, unsigned long long seed, float scale)
+MT_KERNEL void fill_random(h16 *dst, long n, unsigned long long seed, float scale)
 {
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         unsigned long long z = mix64(seed + 0x9e3779b97f4a7c15ull * (unsigned long long)(i + 1));
@@ -362,7 +323,7 @@ extern "C" __global__ void fill_random(h16 *dst, long n, unsigned long long seed
 /* The oracle on the device, for rows t0..t0+R-1, in double: one warp per
  * (row, slot, j) for the first GEMM, one warp per (row, k) for the second.
  * Plain and slow, but exact enough to judge any variant. */
-extern "C" __global__ void ref_act(const h16 *x, const h16 *w1, const int *ids, double *act, int t0, int R, int topk,
+MT_KERNEL void ref_act(const h16 *x, const h16 *w1, const int *ids, double *act, int t0, int R, int topk,
                                    int N, int K)
 {
     long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -380,13 +341,13 @@ extern "C" __global__ void ref_act(const h16 *x, const h16 *w1, const int *ids, 
         su += xv * h2f(u[k]);
     }
     for (int o = 16; o; o >>= 1) {
-        sg += __shfl_down_sync(0xffffffffu, sg, o);
-        su += __shfl_down_sync(0xffffffffu, su, o);
+        sg += mt_shfl_down(sg, o);
+        su += mt_shfl_down(su, o);
     }
     if (lane == 0) act[wid] = sg / (1.0 + exp(-sg)) * su;
 }
 
-extern "C" __global__ void ref_out(const double *act, const h16 *w2, const int *ids, const float *tw, double *out,
+MT_KERNEL void ref_out(const double *act, const h16 *w2, const int *ids, const float *tw, double *out,
                                    int t0, int R, int topk, int N, int K)
 {
     long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -401,7 +362,7 @@ extern "C" __global__ void ref_out(const double *act, const h16 *w2, const int *
         const h16 *w = w2 + (e * K + k) * (long)N;
         double acc = 0;
         for (int j = lane; j < N; j += 32) acc += a[j] * h2f(w[j]);
-        for (int o = 16; o; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+        for (int o = 16; o; o >>= 1) acc += mt_shfl_down(acc, o);
         total += acc * (double)tw[(long)(t0 + r) * topk + s];
     }
     if (lane == 0) out[wid] = total;
