@@ -69,5 +69,6 @@ print("max rel err of ok rows:", c.execute("select max(rel_err) from measurement
 print(c.execute("select name, bandwidth_gbs, peak_gflops from devices").fetchall())
 PY
 "$MT" show --db "$DB" | tee "$OUT/show.txt"
-# file names with '=' and ',' do not come back from the device machine: pack them
-tar czf "$OUT/configs.tgz" -C "$OUT" configs 2>/dev/null && rm -rf "$OUT/configs"
+# at most 8 files come back, and names with '=' or ',' do not: pack the rest
+(cd "$OUT" && tar czf run.tgz --exclude=run.tgz --exclude=gpu.db --exclude=show.txt . && \
+  find . -mindepth 1 -maxdepth 1 ! -name run.tgz ! -name gpu.db ! -name show.txt -exec rm -rf {} +)
