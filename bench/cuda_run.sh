@@ -70,5 +70,5 @@ print(c.execute("select name, bandwidth_gbs, peak_gflops from devices").fetchall
 PY
 "$MT" show --db "$DB" | tee "$OUT/show.txt"
 # at most 8 files come back, and names with '=' or ',' do not: pack the rest
-(cd "$OUT" && tar czf run.tgz --exclude=run.tgz --exclude=gpu.db --exclude=show.txt . && \
-  find . -mindepth 1 -maxdepth 1 ! -name run.tgz ! -name gpu.db ! -name show.txt -exec rm -rf {} +)
+(cd "$OUT" && tar czf /tmp/mt_run.tgz --exclude=gpu.db --exclude=show.txt . && \
+  find . -mindepth 1 -maxdepth 1 ! -name gpu.db ! -name show.txt -exec rm -rf {} + && mv /tmp/mt_run.tgz run.tgz)
