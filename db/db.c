@@ -71,8 +71,11 @@ static const struct { int version; const char *sql; } migrations[] = {
      " file TEXT NOT NULL, key_order TEXT NOT NULL, extra TEXT NOT NULL,"
      " imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
      " UNIQUE(device_id, problem_id));"},
-    /* GPU variants carry the compiler's resource report */
-    {2, "ALTER TABLE measurements ADD COLUMN resources TEXT;"},
+    /* GPU variants carry the compiler's resource report; GPUs their cache
+     * and shared-memory sizes */
+    {2, "ALTER TABLE measurements ADD COLUMN resources TEXT;"
+        "ALTER TABLE devices ADD COLUMN l2_bytes INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE devices ADD COLUMN smem_per_block INTEGER NOT NULL DEFAULT 0;"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -85,8 +88,8 @@ enum stmt_id {
 static const char *const stmt_sql[S_COUNT] = {
     [S_DEV_FIND] = "SELECT id, bandwidth_gbs, peak_gflops FROM devices WHERE backend=?1 AND name=?2 AND "
                    "raw_name=?3 AND arch=?4 AND cores=?5 AND memory_bytes=?6",
-    [S_DEV_INSERT] = "INSERT INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit) "
-                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [S_DEV_INSERT] = "INSERT INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit,l2_bytes,"
+                     "smem_per_block) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, "
                    "ceilings_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
     [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND dtype=?2 AND E=?3 AND N=?4 AND K=?5 AND "
@@ -106,7 +109,7 @@ static const char *const stmt_sql[S_COUNT] = {
                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
-                "p.block_k,p.renormalize FROM measurements m JOIN devices d ON d.id=m.device_id "
+                "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block FROM measurements m JOIN devices d ON d.id=m.device_id "
                 "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 ORDER BY d.id, p.id",
     [S_RESULTS_OK] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,m.spread_us,"
                      "m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM measurements m "
@@ -315,6 +318,8 @@ int mt_db_device_upsert(mt_db *db, mt_device_info *d)
     sqlite3_bind_int64(s, 6, d->memory_bytes);
     bind_text(s, 7, d->driver);
     bind_text(s, 8, d->toolkit);
+    sqlite3_bind_int64(s, 9, d->l2_bytes);
+    sqlite3_bind_int(s, 10, d->smem_per_block);
     if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert device");
     d->id = sqlite3_last_insert_rowid(db->h);
     d->bandwidth_gbs = d->peak_gflops = 0;
@@ -485,6 +490,8 @@ int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
         p.block_n = sqlite3_column_int64(s, 18);
         p.block_k = sqlite3_column_int64(s, 19);
         p.renormalize = sqlite3_column_int(s, 20);
+        d.l2_bytes = sqlite3_column_int64(s, 21);
+        d.smem_per_block = sqlite3_column_int(s, 22);
         /* the callback may run other statements, but never S_PAIRS */
         if ((rc = cb(&d, &p, user)) != 0) {
             sqlite3_reset(s);

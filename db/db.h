@@ -23,6 +23,8 @@ typedef struct mt_device_info {
     int64_t memory_bytes;
     char driver[64];
     char toolkit[64];
+    int64_t l2_bytes;     /* GPUs: L2 cache */
+    int smem_per_block;   /* GPUs: shared memory a block may opt in to */
     double bandwidth_gbs; /* measured; 0 when not yet measured */
     double peak_gflops;
 } mt_device_info;

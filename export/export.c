@@ -150,6 +150,10 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
     cJSON_AddNumberToObject(dev, "memory_bytes", (double)d->memory_bytes);
     cJSON_AddStringToObject(dev, "driver", d->driver);
     cJSON_AddStringToObject(dev, "toolkit", d->toolkit);
+    if (strcmp(d->backend, "cpu") != 0) {
+        cJSON_AddNumberToObject(dev, "l2_bytes", (double)d->l2_bytes);
+        cJSON_AddNumberToObject(dev, "smem_per_block", d->smem_per_block);
+    }
     add_num(dev, "bandwidth_gbs", d->bandwidth_gbs > 0 ? d->bandwidth_gbs : NAN);
     add_num(dev, "peak_gflops", d->peak_gflops > 0 ? d->peak_gflops : NAN);
     cJSON *pr = cJSON_AddObjectToObject(root, "problem");

@@ -145,6 +145,37 @@ static void test_import_replace(void)
     mt_db_close(db);
 }
 
+/* A database left at schema 1 by an older moetune is migrated, data kept. */
+static void test_migrate_from_v1(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    sqlite3 *h;
+    path_of(p, sizeof p, "v1.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info d = {.backend = "cpu", .name = "CPU_OLD", .raw_name = "old"};
+    mt_db_device_upsert(db, &d);
+    mt_db_close(db);
+    /* take it back to what schema 1 was */
+    sqlite3_open(p, &h);
+    CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
+                          "ALTER TABLE devices DROP COLUMN smem_per_block; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
+          "downgrade: %s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "migrate: %s", err);
+    mt_db_close(db);
+    sqlite3_open(p, &h);
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(h, "SELECT (SELECT user_version FROM pragma_user_version), "
+                          "(SELECT count(*) FROM pragma_table_info('measurements') WHERE name='resources'), "
+                          "(SELECT count(*) FROM devices WHERE name='CPU_OLD')", -1, &s, 0);
+    CHECK(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == MT_DB_SCHEMA_VERSION &&
+              sqlite3_column_int(s, 1) == 1 && sqlite3_column_int(s, 2) == 1,
+          "migrated to %d with the new column and the old row", sqlite3_column_int(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/mt_test_db.XXXXXX");
@@ -154,6 +185,7 @@ int main(void)
     test_corrupt();
     test_unwritable();
     test_import_replace();
+    test_migrate_from_v1();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -229,6 +229,9 @@ static int start_worker(const char *exe, const char *device, mt_worker **w, mt_d
     dev->memory_bytes = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
     v = cJSON_GetObjectItemCaseSensitive(r, "smem_limit");
     *smem_limit = cJSON_IsNumber(v) ? v->valueint : 0;
+    dev->smem_per_block = *smem_limit;
+    v = cJSON_GetObjectItemCaseSensitive(r, "l2_bytes");
+    dev->l2_bytes = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
     cJSON_Delete(r);
     if (mt_db_device_upsert(db, dev) != MT_OK)
         return mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));

@@ -183,6 +183,7 @@ static void hello(const struct backend *be)
     cJSON_AddStringToObject(o, "driver", d->driver);
     cJSON_AddStringToObject(o, "toolkit", d->toolkit);
     cJSON_AddNumberToObject(o, "smem_limit", be->smem_limit);
+    cJSON_AddNumberToObject(o, "l2_bytes", (double)d->l2_bytes);
     reply(o);
 }
 

@@ -83,6 +83,8 @@ int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d)
     snprintf(d->arch, sizeof d->arch, "%s", p->arch);
     d->cores = p->sms;
     d->memory_bytes = p->memory_bytes;
+    d->l2_bytes = p->l2_bytes;
+    d->smem_per_block = p->smem_optin;
     snprintf(d->driver, sizeof d->driver, "cuda driver %d.%d", p->driver_version / 1000, (p->driver_version % 1000) / 10);
     snprintf(d->toolkit, sizeof d->toolkit, "nvrtc %d.%d", p->nvrtc_major, p->nvrtc_minor);
     return MT_OK;
