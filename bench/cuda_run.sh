@@ -27,6 +27,12 @@ full)
   sweep --model qwen3-30b-a3b --budget ${BUDGET:-24}
   sweep --model mixtral-8x7b --tp 2 --budget ${BUDGET:-24}
   ;;
+auto)
+  # the main job as a user types it: the device picked automatically
+  log "moetune sweep --device auto --model mixtral-8x7b --tp 2 --batch-sizes 1,64 --budget 6"
+  "$MT" sweep --device auto --db "$DB" --out "$OUT/configs" --model mixtral-8x7b --tp 2 --batch-sizes 1,64 --budget 6
+  echo "rc=$?"; ls "$OUT/configs"
+  ;;
 targets)
   # TARGETS.md's shapes and batch sizes
   for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b"; do
