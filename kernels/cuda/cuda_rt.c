@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,14 @@ static int load_nvrtc(struct nvrtc *nv, char *err, size_t n)
     return MT_OK;
 }
 
+/* NVRTC is loaded once and stays loaded: unloading it would strand the
+ * memory its static objects hold (and LeakSanitizer rightly reports that). */
+static struct nvrtc shared_nv;
+static int shared_nv_rc;
+static char shared_nv_err[256];
+static pthread_once_t shared_nv_once = PTHREAD_ONCE_INIT;
+static void load_shared_nvrtc(void) { shared_nv_rc = load_nvrtc(&shared_nv, shared_nv_err, sizeof shared_nv_err); }
+
 static int load_symbols(mt_cuda *c, char *err, size_t n)
 {
     static const char *const cuda_names[] = {"libcuda.so.1", "libcuda.so", NULL};
@@ -175,7 +184,13 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
         return MT_EUNSUPPORTED;                                                             \
     }
     DRIVER_FUNCS(LOAD_CUDA)
-    return load_nvrtc(&c->nv, err, n);
+    pthread_once(&shared_nv_once, load_shared_nvrtc);
+    if (shared_nv_rc != MT_OK) {
+        snprintf(err, n, "%s", shared_nv_err);
+        return shared_nv_rc;
+    }
+    c->nv = shared_nv;
+    return MT_OK;
 }
 
 int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
@@ -232,9 +247,7 @@ void mt_cuda_close(mt_cuda *c)
     if (c->ev0) c->cuEventDestroy_v2(c->ev0);
     if (c->ev1) c->cuEventDestroy_v2(c->ev1);
     if (c->ctx) c->cuDevicePrimaryCtxRelease_v2(c->dev);
-    if (c->libcublas) dlclose(c->libcublas);
-    if (c->nv.lib) dlclose(c->nv.lib);
-    if (c->libcuda) dlclose(c->libcuda);
+    /* the libraries stay loaded for the life of the process (see NVRTC) */
     free(c);
 }
 
@@ -365,13 +378,13 @@ static int nvrtc_compile(struct nvrtc *nv, const mt_cuda_source *src, const char
 int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t n)
 {
-    struct nvrtc nv;
-    memset(&nv, 0, sizeof nv);
     if (log) *log = NULL;
-    int rc = load_nvrtc(&nv, err, n);
-    if (rc == MT_OK) rc = nvrtc_compile(&nv, src, arch, opts, nopts, cubin, len, log, err, n);
-    if (nv.lib) dlclose(nv.lib);
-    return rc;
+    pthread_once(&shared_nv_once, load_shared_nvrtc);
+    if (shared_nv_rc != MT_OK) {
+        snprintf(err, n, "%s", shared_nv_err);
+        return shared_nv_rc;
+    }
+    return nvrtc_compile(&shared_nv, src, arch, opts, nopts, cubin, len, log, err, n);
 }
 
 int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
