@@ -10,18 +10,9 @@
 #include "buf.h"
 #include "log.h"
 #include "moetune/moetune.h"
+#include "rt_internal.h"
 #include "vllm.h"
 
-#ifndef MT_CPU_KERNEL_HASH
-#define MT_CPU_KERNEL_HASH "unknown"
-#endif
-
-const char *mt_kernel_hash(const char *backend)
-{
-    if (strcmp(backend, "cpu") == 0) return MT_CPU_KERNEL_HASH;
-    if (strcmp(backend, "cuda") == 0) return MT_CUDA_KERNEL_HASH;
-    return NULL;
-}
 
 struct collect { mt_best_list *l; int failed_pass; int err; };
 

@@ -49,7 +49,6 @@ int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
  * is named from. */
 int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
 
-/* The kernel source hash of a backend's kernels in this build. */
-const char *mt_kernel_hash(const char *backend);
+#include "rt_internal.h" /* mt_kernel_hash */
 
 #endif

@@ -147,3 +147,48 @@ int mt_vllm_name_parse(const char *file, mt_vllm_name *out, char *why, size_t wh
     }
     return MT_OK;
 }
+
+int mt_device_rocm_vllm_name(char *out, size_t out_len, unsigned id, const char *market)
+{
+    /* vLLM's map of PCI device ids (VLLM-FORMAT.md) */
+    static const struct { unsigned id; const char *name; } ids[] = {
+        {0x74a0, "AMD_Instinct_MI300A"}, {0x74a1, "AMD_Instinct_MI300X"}, {0x74b5, "AMD_Instinct_MI300X"},
+        {0x74a2, "AMD_Instinct_MI308X"}, {0x74a5, "AMD_Instinct_MI325X"}, {0x74b9, "AMD_Instinct_MI325X"},
+        {0x74a9, "AMD_Instinct_MI300X_HF"}, {0x74bd, "AMD_Instinct_MI300X_HF"},
+    };
+    if (!out || !out_len) return MT_EINVAL;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].id == id) {
+            if (strlen(ids[i].name) + 1 > out_len) return MT_EINVAL;
+            strcpy(out, ids[i].name);
+            return MT_OK;
+        }
+    if (!market || !*market) return MT_EINVAL;
+    return mt_device_vllm_name(out, out_len, market);
+}
+
+const char *mt_device_arch_of(const char *name)
+{
+    /* Which devices may share configs. AMD devices are told apart by gfx
+     * target and compute-unit count, so an MI308X (80 CUs) never reads an
+     * MI300X (304 CUs) file. The old *_OAM names are deliberately absent:
+     * they are read only when the user names them as an alias. */
+    static const struct { const char *name; const char *arch; } tab[] = {
+        {"NVIDIA_H100_80GB_HBM3", "sm_90"}, {"NVIDIA_H100", "sm_90"}, {"NVIDIA_H100_PCIe", "sm_90"},
+        {"NVIDIA_H100_NVL", "sm_90"}, {"NVIDIA_H200", "sm_90"}, {"NVIDIA_H20", "sm_90"}, {"NVIDIA_H20-3e", "sm_90"},
+        {"NVIDIA_H800", "sm_90"}, {"NVIDIA_GH200_480GB", "sm_90"},
+        {"NVIDIA_A100-SXM4-80GB", "sm_80"}, {"NVIDIA_A100-SXM4-40GB", "sm_80"}, {"NVIDIA_A100_80GB_PCIe", "sm_80"},
+        {"NVIDIA_A100-PCIE-40GB", "sm_80"}, {"NVIDIA_A800-SXM4-80GB", "sm_80"},
+        {"NVIDIA_L40S", "sm_89"}, {"NVIDIA_L40", "sm_89"}, {"NVIDIA_L4", "sm_89"}, {"NVIDIA_GeForce_RTX_4090", "sm_89"},
+        {"NVIDIA_B200", "sm_100"}, {"NVIDIA_GB200", "sm_100"}, {"NVIDIA_B300_SXM6_AC", "sm_103"},
+        {"NVIDIA_GB300", "sm_103"}, {"NVIDIA_RTX_PRO_6000_Blackwell_Server_Edition", "sm_120"},
+        {"AMD_Instinct_MI300X", "gfx942/304"}, {"AMD_Instinct_MI300X_HF", "gfx942/304"},
+        {"AMD_Instinct_MI325X", "gfx942/304"}, {"AMD_Instinct_MI308X", "gfx942/80"},
+        {"AMD_Instinct_MI300A", "gfx942/228"}, {"AMD_Instinct_MI350X", "gfx950/256"},
+        {"AMD_Instinct_MI355X", "gfx950/256"},
+    };
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (strcmp(tab[i].name, name) == 0) return tab[i].arch;
+    return NULL;
+}

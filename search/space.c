@@ -5,23 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "moe_cpu.h"
 #include "moetune/moetune.h"
-
-static int64_t next_pow2(int64_t v)
-{
-    int64_t p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
+#include "rt_internal.h"
 
 /* ---- CPU ---- */
 enum { CPU_BM, CPU_BN, CPU_BK, CPU_THREADS };
 
-/* Bounds shared by the constraints and the default, so the default is
- * always a valid point. */
-static int64_t cpu_max_bm(const mt_space_ctx *x) { int64_t v = next_pow2(x->M * x->topk); return v < 4 ? 4 : v; }
-static int64_t cpu_max_bn(const mt_space_ctx *x) { return next_pow2(x->N > x->K ? x->N : x->K); }
-static int64_t cpu_max_bk(const mt_space_ctx *x) { return next_pow2(x->N > x->K ? x->N : x->K); }
+/* Bounds shared with the kernel's default config (kernels/cpu), so the
+ * default is always a valid point. */
+static int64_t cpu_max_bm(const mt_space_ctx *x) { return mt_cpu_max_block_m(x->M, x->topk); }
+static int64_t cpu_max_bn(const mt_space_ctx *x) { return mt_cpu_max_block_nk(x->N, x->K); }
+static int64_t cpu_max_bk(const mt_space_ctx *x) { return mt_cpu_max_block_nk(x->N, x->K); }
 /* per-thread scratch: two weight tiles and two accumulator tiles, in floats;
  * past a typical 2 MiB L2 slice the tiles thrash */
 #define CPU_SCRATCH_MAX (2u << 20)
@@ -39,20 +34,16 @@ static int cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx 
     return 1;
 }
 
-static int clamp_pow2(int want, int64_t max)
-{
-    while (want > max && want > 1) want >>= 1;
-    return want;
-}
-
 static void cpu_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
 {
+    mt_cpu_params p;
     (void)sp;
     memset(out, 0, sizeof *out);
-    out->v[CPU_BM] = clamp_pow2(16, cpu_max_bm(x));
-    out->v[CPU_BN] = clamp_pow2(32, cpu_max_bn(x));
-    out->v[CPU_BK] = clamp_pow2(256, cpu_max_bk(x));
-    out->v[CPU_THREADS] = x->max_threads;
+    mt_cpu_params_default(x->N, x->K, x->topk, x->M, x->max_threads, &p);
+    out->v[CPU_BM] = p.block_m;
+    out->v[CPU_BN] = p.block_n;
+    out->v[CPU_BK] = p.block_k;
+    out->v[CPU_THREADS] = p.threads;
 }
 
 void mt_space_cpu_moe(mt_space *sp, int max_threads)
@@ -119,18 +110,11 @@ static int vllm_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx
     return 1;
 }
 
-/* vLLM's default heuristic for bf16/fp16 (VLLM-FORMAT.md) */
+/* vLLM's default heuristic, shared with the runtime's fallback */
 static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
 {
-    int rocm = sp->backend && strcmp(sp->backend, "hip") == 0;
-    int64_t M = x->M;
     memset(out, 0, sizeof *out);
-    out->v[V_BM] = M <= 32 ? 16 : M <= 96 ? 32 : M <= 512 ? 64 : 128;
-    out->v[V_BN] = M <= 64 ? 64 : 128;
-    out->v[V_BK] = M <= 64 ? 128 : 64;
-    out->v[V_GROUP] = x->E > 0 && M / x->E > 128 ? 16 : 1;
-    out->v[V_WARPS] = M <= 128 ? 4 : 8;
-    out->v[V_STAGES] = rocm ? 2 : M <= 32 ? 4 : 3;
+    mt_vllm_default_config(x->M, x->E, sp->backend && strcmp(sp->backend, "hip") == 0, out->v);
 }
 
 void mt_space_vllm_moe(mt_space *sp, int rocm)

@@ -17,6 +17,7 @@ static const struct cmd {
     {"show", cmd_show, "print the best config per batch size"},
     {"export", cmd_export, "write config files (vLLM's and moetune's formats)"},
     {"import", cmd_import, "read vLLM config files into the database"},
+    {"lookup", cmd_lookup, "print the config the runtime picks for a problem"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 

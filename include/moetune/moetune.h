@@ -93,6 +93,109 @@ int mt_vllm_name_parse(const char *file_name, mt_vllm_name *out, char *why, size
  * given (file) order. Returns -1 when n == 0. */
 int mt_nearest_m(const int64_t *keys, int n, int64_t m);
 
+/* The ROCm spelling vLLM uses in file names: from the PCI device id where
+ * vLLM maps it (0x74a0 MI300A, 0x74a1/0x74b5 MI300X, 0x74a2 MI308X,
+ * 0x74a5/0x74b9 MI325X, 0x74a9/0x74bd MI300X_HF, each AMD_Instinct_...),
+ * else the market name spelled by mt_device_vllm_name's rule. */
+int mt_device_rocm_vllm_name(char *out, size_t out_len, unsigned pci_device_id, const char *market_name);
+
+/* The architecture of a device known by its vLLM spelling ("sm_90",
+ * "gfx942/304": gfx and compute-unit count for AMD), or NULL when unknown. Two
+ * devices may share configs only when these match. */
+const char *mt_device_arch_of(const char *vllm_name);
+
+/* ---- the runtime: look tuned configs up at load, launch the kernels ---- */
+
+typedef struct mt_runtime mt_runtime;
+
+typedef struct mt_runtime_options {
+    /* searched first; NULL: $MOETUNE_CONFIG_DIR (unset: skipped) */
+    const char *config_dir;
+    /* the pulled bucket cache; NULL: $XDG_CACHE_HOME/moetune/bucket or ~/.cache/moetune/bucket */
+    const char *cache_dir;
+    /* the installed configs; NULL: the share/moetune/configs of the install prefix */
+    const char *bundled_dir;
+    /* the device whose configs are looked up, spelled as vLLM spells it
+     * (e.g. "NVIDIA_H100_80GB_HBM3", "CPU_..."); NULL: the CPU of this machine */
+    const char *device_name;
+    /* "cpu", "cuda", "hip": which kernels the configs are for (NULL: "cpu") */
+    const char *backend;
+    /* other device names whose files this device may read, in order of
+     * preference (e.g. an MI300X reading AMD_Instinct_MI300X_OAM files):
+     * only when the user says so; NULL-terminated, may be NULL */
+    const char *const *aliases;
+    /* use moetune-format configs measured with another kernel source */
+    int allow_stale;
+    mt_log_fn log;
+    void *log_user;
+    int log_level; /* MT_LOG_WARN by default (0 means ERROR only) */
+} mt_runtime_options;
+#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN}
+
+/* Open a runtime context. opts may be NULL (defaults). */
+int mt_runtime_open(mt_runtime **out, const mt_runtime_options *opts);
+/* NULL is a harmless no-op. */
+void mt_runtime_close(mt_runtime *rt);
+/* The device name the context looks configs up for. */
+const char *mt_runtime_device_name(const mt_runtime *rt);
+
+/* What identifies a fused-MoE config file. dtype: NULL or "" for bf16/fp16,
+ * else vLLM's string ("fp8_w8a8", ...); block_n/block_k 0 when absent. K and
+ * topk are needed only for moetune-format files (0: vLLM files only). */
+typedef struct mt_moe_key {
+    int64_t E, N, K, topk;
+    const char *dtype;
+    int64_t block_n, block_k;
+} mt_moe_key;
+
+/* Where a config came from, first hit wins in this order. */
+enum mt_config_source {
+    MT_SOURCE_CONFIG_DIR = 0, /* $MOETUNE_CONFIG_DIR or options.config_dir */
+    MT_SOURCE_CACHE = 1,      /* the pulled bucket cache */
+    MT_SOURCE_BUNDLED = 2,    /* the installed configs */
+    MT_SOURCE_ALIAS = 3,      /* a file of an alias the user named */
+    MT_SOURCE_SAME_ARCH = 4,  /* fallback: another device of the same architecture */
+    MT_SOURCE_DEFAULT = 5,    /* fallback: the default heuristic */
+};
+/* "config dir", "cache", "bundled", "alias", "same architecture", "default" */
+const char *mt_config_source_str(int source);
+
+/* A looked-up config. Parameters absent from the file are -1. */
+typedef struct mt_moe_config {
+    /* vLLM's keys (GPU kernels) */
+    int block_size_m, block_size_n, block_size_k, group_size_m, num_warps, num_stages;
+    int waves_per_eu, matrix_instr_nonkdim, kpack, split_k, num_ctas;
+    /* moetune's own */
+    int num_sm;                           /* CUDA persistent grid */
+    int block_m, block_n, block_k, threads; /* the CPU backend */
+    int64_t m_key;    /* the batch-size key chosen */
+    int source;       /* enum mt_config_source */
+    const char *file; /* the file that served it (owned by the runtime); NULL for the default */
+    int foreign;      /* 1: a vLLM file, no provenance */
+    int stale;        /* 1: measured with another kernel source (used only with allow_stale) */
+} mt_moe_config;
+
+/* Load the configs for key now (the first lookup does it otherwise), so
+ * that later lookups are a table hit. */
+int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *key);
+
+/* The config for M tokens: the key nearest to M as vLLM chooses it, from
+ * the first source that has a file for key, else the fallbacks, each
+ * reported once through the log callback. Always MT_OK unless an argument
+ * is invalid or memory runs out: the default heuristic is the last resort. */
+int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *key, int64_t M, mt_moe_config *out);
+
+/* ---- the bundled kernels ---- */
+
+/* The fused-MoE forward on the CPU backend with the looked-up config:
+ * x [M, K], w1 [E, 2N, K], w2 [E, K, N] in dtype (MT_DTYPE_BF16 or
+ * MT_DTYPE_FP32), router logits [M, E]; softmax top-k routing
+ * (renormalised when renormalize), out [M, K] float. `used` (may be NULL)
+ * receives the config that ran. */
+int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                     int renormalize, const void *x, const void *w1, const void *w2, const float *router_logits,
+                     float *out, mt_moe_config *used);
+
 #ifdef __cplusplus
 }
 #endif

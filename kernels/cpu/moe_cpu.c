@@ -45,6 +45,35 @@ size_t mt_moe_cpu_workspace(const mt_moe_shape *s, const mt_cpu_params *p, int64
 
 static int pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
 
+static int64_t next_pow2(int64_t v)
+{
+    int64_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+int64_t mt_cpu_max_block_m(int64_t M, int64_t topk)
+{
+    int64_t v = next_pow2(M * topk);
+    return v < 4 ? 4 : v;
+}
+
+int64_t mt_cpu_max_block_nk(int64_t N, int64_t K) { return next_pow2(N > K ? N : K); }
+
+static int clamp_pow2(int want, int64_t max)
+{
+    while (want > max && want > 1) want >>= 1;
+    return want;
+}
+
+void mt_cpu_params_default(int64_t N, int64_t K, int64_t topk, int64_t M, int threads, mt_cpu_params *out)
+{
+    out->block_m = clamp_pow2(16, mt_cpu_max_block_m(M, topk));
+    out->block_n = clamp_pow2(32, mt_cpu_max_block_nk(N, K));
+    out->block_k = clamp_pow2(256, mt_cpu_max_block_nk(N, K));
+    out->threads = threads < 1 ? 1 : threads;
+}
+
 int mt_cpu_params_check(const mt_moe_shape *s, const mt_cpu_params *p, int max_threads)
 {
     if (!s || !p) return MT_EINVAL;

@@ -104,6 +104,14 @@ void mt_pool_run(mt_pool *pool, int threads, void (*fn)(void *arg, int tid), voi
  * call, so memory use is bounded and predictable. */
 size_t mt_moe_cpu_workspace(const mt_moe_shape *s, const mt_cpu_params *p, int64_t M);
 
+/* The largest useful tile sizes: a block_m past the padded pair count, or a
+ * block_n/block_k past the widest dimension, only adds padding. */
+int64_t mt_cpu_max_block_m(int64_t M, int64_t topk);
+int64_t mt_cpu_max_block_nk(int64_t N, int64_t K);
+/* The CPU backend's default config for M tokens: what runs when nothing
+ * was tuned. */
+void mt_cpu_params_default(int64_t N, int64_t K, int64_t topk, int64_t M, int threads, mt_cpu_params *out);
+
 /* Check params against the shape and this pool; MT_OK or MT_EINVAL. */
 int mt_cpu_params_check(const mt_moe_shape *s, const mt_cpu_params *p, int max_threads);
 

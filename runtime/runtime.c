@@ -1,0 +1,622 @@
+/*
+ * The runtime: find the config file for a problem on this device, parse it
+ * once, and answer lookups from memory. Sources, first hit wins:
+ * the config dir, the pulled bucket cache, the bundled configs; then the
+ * user's aliases, then another device of the same architecture, then the
+ * default heuristic. Every fallback is logged once; nothing aborts.
+ */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "moe_cpu.h"
+#include "moetune/moetune.h"
+#include "rt_internal.h"
+
+#ifndef MT_BUNDLED_DIR
+#define MT_BUNDLED_DIR "/usr/local/share/moetune/configs"
+#endif
+
+/* Files larger than this are not configs: refuse them before reading. */
+#define MAX_FILE_BYTES (16u << 20)
+#define MAX_KEYS 4096
+
+typedef struct table {
+    struct table *next;
+    /* the key */
+    int64_t E, N, K, topk, block_n, block_k;
+    char dtype[32];
+    /* the result */
+    int source;
+    char *file;
+    int foreign, stale;
+    int n;
+    int64_t *m;
+    mt_moe_config *cfg;
+} table;
+
+#define NBUCKETS 64
+
+struct mt_runtime {
+    char *dirs[3];      /* config dir, cache, bundled; NULL when absent */
+    char device[128];
+    char backend[16];
+    char **aliases;
+    int allow_stale;
+    mt_log_fn log;
+    void *log_user;
+    int log_level;
+    pthread_mutex_t mu;
+    table *buckets[NBUCKETS];
+    char **said;        /* messages already logged: each (file, reason) once */
+    int nsaid;
+    mt_pool *pool;      /* the CPU kernels' threads, made on first use */
+    pthread_mutex_t run_mu; /* one forward at a time on the pool */
+    int threads;
+};
+
+const char *mt_config_source_str(int s)
+{
+    switch ((enum mt_config_source)s) {
+    case MT_SOURCE_CONFIG_DIR: return "config dir";
+    case MT_SOURCE_CACHE: return "cache";
+    case MT_SOURCE_BUNDLED: return "bundled";
+    case MT_SOURCE_ALIAS: return "alias";
+    case MT_SOURCE_SAME_ARCH: return "same architecture";
+    case MT_SOURCE_DEFAULT: return "default";
+    }
+    return "unknown";
+}
+
+/* Log through the context's callback; warnings and errors once per text. */
+static void rt_log(mt_runtime *rt, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rt_log(mt_runtime *rt, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    if (!rt->log || level > rt->log_level) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (level <= MT_LOG_WARN) {
+        for (int i = 0; i < rt->nsaid; i++)
+            if (strcmp(rt->said[i], msg) == 0) return;
+        char **s = realloc(rt->said, (size_t)(rt->nsaid + 1) * sizeof *s);
+        if (s) {
+            rt->said = s;
+            if ((s[rt->nsaid] = strdup(msg))) rt->nsaid++;
+        }
+    }
+    rt->log(level, msg, rt->log_user);
+}
+
+static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
+{
+    mt_runtime_options def = MT_RUNTIME_OPTIONS_INIT;
+    mt_runtime *rt;
+    char buf[4096];
+    if (!out) return MT_EINVAL;
+    *out = NULL;
+    if (!o) o = &def;
+    rt = calloc(1, sizeof *rt);
+    if (!rt) return MT_ENOMEM;
+    pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->run_mu, NULL);
+    rt->log = o->log;
+    rt->log_user = o->log_user;
+    rt->log_level = o->log_level;
+    rt->allow_stale = o->allow_stale;
+    rt->dirs[0] = dup_or_null(o->config_dir ? o->config_dir : getenv("MOETUNE_CONFIG_DIR"));
+    if (o->cache_dir) {
+        rt->dirs[1] = dup_or_null(o->cache_dir);
+    } else {
+        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/moetune/bucket", xdg);
+        else if (home && *home) snprintf(buf, sizeof buf, "%s/.cache/moetune/bucket", home);
+        else buf[0] = 0;
+        rt->dirs[1] = dup_or_null(buf);
+    }
+    rt->dirs[2] = dup_or_null(o->bundled_dir ? o->bundled_dir : MT_BUNDLED_DIR);
+    snprintf(rt->backend, sizeof rt->backend, "%s", o->backend ? o->backend : "cpu");
+    if (o->device_name) {
+        snprintf(rt->device, sizeof rt->device, "%s", o->device_name);
+    } else {
+        /* the CPU of this machine, spelled as `moetune devices` spells it */
+        char model[128] = "unknown processor", line[512];
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+                char *c = strchr(line, ':') + 1;
+                while (*c == ' ' || *c == '\t') c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(model, sizeof model, "%s", c);
+                break;
+            }
+        if (f) fclose(f);
+        char spelled[120];
+        if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
+        snprintf(rt->device, sizeof rt->device, "CPU_%s", spelled);
+    }
+    int na = 0;
+    while (o->aliases && o->aliases[na]) na++;
+    rt->aliases = calloc((size_t)na + 1, sizeof *rt->aliases);
+    if (!rt->aliases) {
+        mt_runtime_close(rt);
+        return MT_ENOMEM;
+    }
+    for (int i = 0; i < na; i++) rt->aliases[i] = strdup(o->aliases[i]);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    rt->threads = n > 0 ? (int)n : 1;
+    rt_log(rt, MT_LOG_INFO, "runtime for %s (%s): config dir %s, cache %s, bundled %s", rt->device, rt->backend,
+           rt->dirs[0] ? rt->dirs[0] : "(none)", rt->dirs[1] ? rt->dirs[1] : "(none)",
+           rt->dirs[2] ? rt->dirs[2] : "(none)");
+    *out = rt;
+    return MT_OK;
+}
+
+static void table_free(table *t)
+{
+    if (!t) return;
+    free(t->file);
+    free(t->m);
+    free(t->cfg);
+    free(t);
+}
+
+void mt_runtime_close(mt_runtime *rt)
+{
+    if (!rt) return;
+    for (int b = 0; b < NBUCKETS; b++)
+        for (table *t = rt->buckets[b], *nx; t; t = nx) {
+            nx = t->next;
+            table_free(t);
+        }
+    for (int i = 0; i < 3; i++) free(rt->dirs[i]);
+    for (int i = 0; rt->aliases && rt->aliases[i]; i++) free(rt->aliases[i]);
+    free(rt->aliases);
+    for (int i = 0; i < rt->nsaid; i++) free(rt->said[i]);
+    free(rt->said);
+    mt_pool_free(rt->pool);
+    pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->run_mu);
+    free(rt);
+}
+
+const char *mt_runtime_device_name(const mt_runtime *rt) { return rt ? rt->device : NULL; }
+
+/* ---- parsing one file into a table ---- */
+
+static void config_init(mt_moe_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->block_size_m = c->block_size_n = c->block_size_k = c->group_size_m = c->num_warps = c->num_stages = -1;
+    c->waves_per_eu = c->matrix_instr_nonkdim = c->kpack = c->split_k = c->num_ctas = -1;
+    c->num_sm = c->block_m = c->block_n = c->block_k = c->threads = -1;
+}
+
+/* One parameter into c; a reason when its value is impossible. */
+static int set_param(mt_moe_config *c, const cJSON *v, char *why, size_t n)
+{
+    static const struct { const char *key; size_t off; int min; } keys[] = {
+        {"BLOCK_SIZE_M", offsetof(mt_moe_config, block_size_m), 1},
+        {"BLOCK_SIZE_N", offsetof(mt_moe_config, block_size_n), 1},
+        {"BLOCK_SIZE_K", offsetof(mt_moe_config, block_size_k), 1},
+        {"GROUP_SIZE_M", offsetof(mt_moe_config, group_size_m), 1},
+        {"num_warps", offsetof(mt_moe_config, num_warps), 1},
+        /* vLLM's ROCm files do hold num_stages 0 and waves_per_eu 0 */
+        {"num_stages", offsetof(mt_moe_config, num_stages), 0},
+        {"waves_per_eu", offsetof(mt_moe_config, waves_per_eu), 0},
+        {"matrix_instr_nonkdim", offsetof(mt_moe_config, matrix_instr_nonkdim), 0},
+        {"kpack", offsetof(mt_moe_config, kpack), 0},
+        {"SPLIT_K", offsetof(mt_moe_config, split_k), 1},
+        {"num_ctas", offsetof(mt_moe_config, num_ctas), 1},
+        {"NUM_SM", offsetof(mt_moe_config, num_sm), 0},
+        {"block_m", offsetof(mt_moe_config, block_m), 1},
+        {"block_n", offsetof(mt_moe_config, block_n), 1},
+        {"block_k", offsetof(mt_moe_config, block_k), 1},
+        {"threads", offsetof(mt_moe_config, threads), 1},
+    };
+    if (cJSON_IsBool(v)) return 0; /* flags other engines add (USE_TMA): not ours to use */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(v->string, keys[i].key) != 0) continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < keys[i].min ||
+            v->valuedouble > 1 << 20) {
+            snprintf(why, n, "'%s' is %s", v->string, cJSON_IsNumber(v) ? "out of range" : "not an integer");
+            return -1;
+        }
+        *(int *)((char *)c + keys[i].off) = (int)v->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) {
+        snprintf(why, n, "'%s' is not an integer", v->string);
+        return -1;
+    }
+    return 0; /* an integer parameter we do not use */
+}
+
+/* Read path into t's result. 0, or -1 with a reason in why. */
+static int parse_file(mt_runtime *rt, const char *path, int moetune_format, table *t, char *why, size_t n)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) return snprintf(why, n, "%s", strerror(errno)), -1;
+    if (S_ISDIR(sb.st_mode)) return snprintf(why, n, "is a directory"), -1;
+    if (!S_ISREG(sb.st_mode)) return snprintf(why, n, "is not a regular file"), -1;
+    if ((unsigned long long)sb.st_size > MAX_FILE_BYTES)
+        return snprintf(why, n, "is %lld bytes, more than a config file can be (%u)", (long long)sb.st_size,
+                        MAX_FILE_BYTES), -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(why, n, "%s", strerror(errno)), -1;
+    char *text = malloc((size_t)sb.st_size + 1);
+    size_t len = text ? fread(text, 1, (size_t)sb.st_size, f) : 0;
+    fclose(f);
+    if (!text) return snprintf(why, n, "out of memory"), -1;
+    text[len] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return snprintf(why, n, "is not a JSON object (malformed or truncated)"), -1;
+    }
+    const cJSON *entries = root;
+    t->stale = 0;
+    t->foreign = !moetune_format;
+    if (moetune_format) {
+        const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(root, "provenance");
+        const cJSON *kh = cJSON_GetObjectItemCaseSensitive(pv, "kernel_hash");
+        entries = cJSON_GetObjectItemCaseSensitive(root, "configs");
+        if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "moetune-config/1") || !cJSON_IsObject(entries)) {
+            cJSON_Delete(root);
+            return snprintf(why, n, "is not a moetune-config/1 file"), -1;
+        }
+        const char *ours = mt_kernel_hash(rt->backend);
+        t->stale = !cJSON_IsString(kh) || !ours || strcmp(kh->valuestring, ours) != 0;
+    }
+    int count = 0;
+    for (const cJSON *e = entries->child; e; e = e->next) {
+        if (!moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
+        const char *k = e->string;
+        int digits = *k != 0 && strlen(k) <= 12 && !(k[0] == '0' && k[1]);
+        for (const char *p = k; *p; p++) digits &= *p >= '0' && *p <= '9';
+        if (!digits) {
+            cJSON_Delete(root);
+            return snprintf(why, n, "key '%.40s' is not a batch size", k), -1;
+        }
+        count++;
+    }
+    if (count == 0 || count > MAX_KEYS) {
+        cJSON_Delete(root);
+        return snprintf(why, n, "holds %d batch sizes", count), -1;
+    }
+    t->m = malloc((size_t)count * sizeof *t->m);
+    t->cfg = malloc((size_t)count * sizeof *t->cfg);
+    if (!t->m || !t->cfg) {
+        cJSON_Delete(root);
+        return snprintf(why, n, "out of memory"), -1;
+    }
+    int i = 0;
+    for (const cJSON *e = entries->child; e; e = e->next) {
+        if (!moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
+        const cJSON *params = moetune_format ? cJSON_GetObjectItemCaseSensitive(e, "params") : e;
+        if (!cJSON_IsObject(params)) {
+            cJSON_Delete(root);
+            return snprintf(why, n, "M=%s: no parameter object", e->string), -1;
+        }
+        config_init(&t->cfg[i]);
+        for (const cJSON *v = params->child; v; v = v->next)
+            if (set_param(&t->cfg[i], v, why, n) != 0) {
+                char tmp[400];
+                snprintf(tmp, sizeof tmp, "M=%.20s: %.370s", e->string, why);
+                snprintf(why, n, "%.399s", tmp);
+                cJSON_Delete(root);
+                return -1;
+            }
+        t->m[i++] = strtoll(e->string, NULL, 10);
+    }
+    t->n = i;
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* ---- finding the file ---- */
+
+static void moetune_name(char *out, size_t n, const mt_moe_key *k, const char *device, const char *backend)
+{
+    const char *dt = k->dtype && *k->dtype ? k->dtype : "bf16";
+    snprintf(out, n, "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s.moetune.json",
+             (long long)k->E, (long long)k->N, (long long)k->K, (long long)k->topk, device, backend, dt);
+}
+
+static int vllm_name(char *out, size_t n, const mt_moe_key *k, const char *device)
+{
+    mt_vllm_name nm;
+    memset(&nm, 0, sizeof nm);
+    nm.E = k->E;
+    nm.N = k->N;
+    snprintf(nm.device, sizeof nm.device, "%s", device);
+    snprintf(nm.dtype, sizeof nm.dtype, "%s", k->dtype ? k->dtype : "");
+    nm.block_n = k->block_n;
+    nm.block_k = k->block_k;
+    return mt_vllm_name_format(out, n, &nm);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Try one candidate path; on success t holds the result. */
+static int try_file(mt_runtime *rt, const char *path, int moetune_format, table *t)
+{
+    char why[512];
+    if (!exists(path)) return 0;
+    if (parse_file(rt, path, moetune_format, t, why, sizeof why) != 0) {
+        free(t->m);
+        free(t->cfg);
+        t->m = NULL;
+        t->cfg = NULL;
+        rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
+        return 0;
+    }
+    if (t->stale && !rt->allow_stale) {
+        rt_log(rt, MT_LOG_WARN, "skipping '%s': measured with another kernel source than this build's (stale); "
+                                "re-tune, or allow stale configs", path);
+        free(t->m);
+        free(t->cfg);
+        t->m = NULL;
+        t->cfg = NULL;
+        return 0;
+    }
+    t->file = strdup(path);
+    return t->file != NULL;
+}
+
+/* A device's files in one folder: moetune's format (richer), then vLLM's;
+ * the pulled cache also keeps a folder per device name. */
+static int try_dir(mt_runtime *rt, const char *dir, const mt_moe_key *k, const char *device, table *t)
+{
+    char name[512], path[4096];
+    const char *subs[2] = {"", device};
+    for (int s = 0; s < 2; s++) {
+        char base[2048];
+        snprintf(base, sizeof base, "%s%s%s", dir, s ? "/" : "", subs[s]);
+        if (k->K > 0 && k->topk > 0) {
+            moetune_name(name, sizeof name, k, device, rt->backend);
+            snprintf(path, sizeof path, "%s/%s", base, name);
+            if (try_file(rt, path, 1, t)) return 1;
+        }
+        if (vllm_name(name, sizeof name, k, device) == MT_OK) {
+            snprintf(path, sizeof path, "%s/%s", base, name);
+            if (try_file(rt, path, 0, t)) return 1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Another device of our architecture that has a vLLM file for the key. */
+static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
+{
+    const char *ours = mt_device_arch_of(rt->device);
+    if (!ours) return 0;
+    for (int d = 0; d < 3; d++) {
+        if (!rt->dirs[d]) continue;
+        DIR *dir = opendir(rt->dirs[d]);
+        if (!dir) continue;
+        char **names = NULL;
+        int nn = 0;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+            mt_vllm_name nm;
+            char why[128];
+            if (mt_vllm_name_parse(de->d_name, &nm, why, sizeof why) != MT_OK) continue;
+            if (nm.E != k->E || nm.N != k->N || strcmp(nm.dtype, k->dtype ? k->dtype : "") ||
+                nm.block_n != k->block_n || nm.block_k != k->block_k || !strcmp(nm.device, rt->device))
+                continue;
+            const char *arch = mt_device_arch_of(nm.device);
+            if (!arch || strcmp(arch, ours) != 0) continue;
+            char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
+            if (!nx) break;
+            names = nx;
+            if ((names[nn] = strdup(de->d_name))) nn++;
+        }
+        closedir(dir);
+        /* the directory's order is arbitrary: take them by name */
+        qsort(names, (size_t)nn, sizeof *names, cmp_str);
+        int found = 0;
+        for (int i = 0; i < nn && !found; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", rt->dirs[d], names[i]);
+            found = try_file(rt, path, 0, t);
+        }
+        for (int i = 0; i < nn; i++) free(names[i]);
+        free(names);
+        if (found) return 1;
+    }
+    return 0;
+}
+
+static unsigned key_hash(const mt_moe_key *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    int64_t v[6] = {k->E, k->N, k->K, k->topk, k->block_n, k->block_k};
+    for (int i = 0; i < 6; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
+    for (const char *p = k->dtype ? k->dtype : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return (unsigned)(h % NBUCKETS);
+}
+
+static int same_key(const table *t, const mt_moe_key *k)
+{
+    return t->E == k->E && t->N == k->N && t->K == k->K && t->topk == k->topk && t->block_n == k->block_n &&
+           t->block_k == k->block_k && strcmp(t->dtype, k->dtype ? k->dtype : "") == 0;
+}
+
+/* Load (under the lock) the table for k. */
+static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
+{
+    unsigned h = key_hash(k);
+    for (table *t = rt->buckets[h]; t; t = t->next)
+        if (same_key(t, k)) {
+            *out = t;
+            return MT_OK;
+        }
+    table *t = calloc(1, sizeof *t);
+    if (!t) return MT_ENOMEM;
+    t->E = k->E;
+    t->N = k->N;
+    t->K = k->K;
+    t->topk = k->topk;
+    t->block_n = k->block_n;
+    t->block_k = k->block_k;
+    snprintf(t->dtype, sizeof t->dtype, "%s", k->dtype ? k->dtype : "");
+    int found = 0;
+    for (int d = 0; d < 3 && !found; d++)
+        if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->device, t)) {
+            t->source = d == 0 ? MT_SOURCE_CONFIG_DIR : d == 1 ? MT_SOURCE_CACHE : MT_SOURCE_BUNDLED;
+            found = 1;
+        }
+    for (int a = 0; !found && rt->aliases[a]; a++)
+        for (int d = 0; d < 3 && !found; d++)
+            if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->aliases[a], t)) {
+                t->source = MT_SOURCE_ALIAS;
+                found = 1;
+                rt_log(rt, MT_LOG_WARN, "no config for %s: using '%s' of the alias %s, as asked", rt->device,
+                       t->file, rt->aliases[a]);
+            }
+    if (!found && try_same_arch(rt, k, t)) {
+        t->source = MT_SOURCE_SAME_ARCH;
+        found = 1;
+        rt_log(rt, MT_LOG_WARN, "no config for %s (E=%lld, N=%lld): using '%s' of another device of architecture %s",
+               rt->device, (long long)k->E, (long long)k->N, t->file, mt_device_arch_of(rt->device));
+    }
+    if (!found) {
+        t->source = MT_SOURCE_DEFAULT;
+        rt_log(rt, MT_LOG_WARN, "no config for %s (E=%lld, N=%lld%s%s): using the default heuristic, which can be "
+                                "several times slower; run 'moetune sweep' for this device",
+               rt->device, (long long)k->E, (long long)k->N, t->dtype[0] ? ", dtype=" : "", t->dtype);
+    } else {
+        rt_log(rt, MT_LOG_INFO, "E=%lld N=%lld: %d batch sizes from '%s' (%s%s)", (long long)k->E, (long long)k->N,
+               t->n, t->file, mt_config_source_str(t->source), t->foreign ? ", foreign" : "");
+    }
+    t->next = rt->buckets[h];
+    rt->buckets[h] = t;
+    *out = t;
+    return MT_OK;
+}
+
+static int check_key(const mt_moe_key *k)
+{
+    return k && k->E > 0 && k->N > 0 && k->K >= 0 && k->topk >= 0 && k->block_n >= 0 && k->block_k >= 0 &&
+           (!k->dtype || strlen(k->dtype) < 32);
+}
+
+int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *k)
+{
+    table *t;
+    if (!rt || !check_key(k)) return MT_EINVAL;
+    pthread_mutex_lock(&rt->mu);
+    int rc = load(rt, k, &t);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *k, int64_t M, mt_moe_config *out)
+{
+    table *t;
+    if (!rt || !check_key(k) || !out || M < 1) return MT_EINVAL;
+    pthread_mutex_lock(&rt->mu);
+    int rc = load(rt, k, &t);
+    pthread_mutex_unlock(&rt->mu);
+    if (rc != MT_OK) return rc;
+    if (t->source == MT_SOURCE_DEFAULT) {
+        config_init(out);
+        if (strcmp(rt->backend, "cpu") == 0) {
+            mt_cpu_params p;
+            mt_cpu_params_default(k->N, k->K > 0 ? k->K : k->N, k->topk > 0 ? k->topk : 1, M, rt->threads, &p);
+            out->block_m = p.block_m;
+            out->block_n = p.block_n;
+            out->block_k = p.block_k;
+            out->threads = p.threads;
+        } else {
+            int v[6];
+            mt_vllm_default_config(M, k->E, strcmp(rt->backend, "hip") == 0, v);
+            out->block_size_m = v[0];
+            out->block_size_n = v[1];
+            out->block_size_k = v[2];
+            out->group_size_m = v[3];
+            out->num_warps = v[4];
+            out->num_stages = v[5];
+        }
+        out->m_key = M;
+        out->source = MT_SOURCE_DEFAULT;
+        return MT_OK;
+    }
+    int i = mt_nearest_m(t->m, t->n, M);
+    *out = t->cfg[i];
+    out->m_key = t->m[i];
+    out->source = t->source;
+    out->file = t->file;
+    out->foreign = t->foreign;
+    out->stale = t->stale;
+    return MT_OK;
+}
+
+/* ---- the CPU kernel with the looked-up config ---- */
+
+int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                     int renormalize, const void *x, const void *w1, const void *w2, const float *logits, float *out,
+                     mt_moe_config *used)
+{
+    mt_moe_config cfg;
+    mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
+    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E) return MT_EINVAL;
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
+    key.dtype = dtype == MT_DTYPE_FP32 ? "fp32" : NULL;
+    int rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
+    if (rc != MT_OK) return rc;
+    mt_moe_shape s = {E, N, K, topk, dtype, renormalize};
+    mt_cpu_params p = {cfg.block_m, cfg.block_n, cfg.block_k, cfg.threads};
+    if (p.block_m < 1 || p.block_n < 1 || p.block_k < 1 || p.threads < 1 ||
+        mt_cpu_params_check(&s, &p, rt->threads) != MT_OK) {
+        /* a config for another backend or machine: the CPU default instead */
+        rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit the CPU kernel here: using its default",
+               cfg.file ? cfg.file : "(default)");
+        mt_cpu_params_default(N, K, topk, M, rt->threads, &p);
+        cfg.block_m = p.block_m;
+        cfg.block_n = p.block_n;
+        cfg.block_k = p.block_k;
+        cfg.threads = p.threads;
+    }
+    pthread_mutex_lock(&rt->mu);
+    if (!rt->pool) rc = mt_pool_new(&rt->pool, rt->threads);
+    pthread_mutex_unlock(&rt->mu);
+    if (rc != MT_OK) return rc;
+    int32_t *ids = malloc((size_t)(M * topk) * sizeof *ids);
+    float *tw = malloc((size_t)(M * topk) * sizeof *tw);
+    void *ws = malloc(mt_moe_cpu_workspace(&s, &p, M));
+    if (!ids || !tw || !ws) rc = MT_ENOMEM;
+    if (rc == MT_OK) rc = mt_moe_route(logits, M, E, topk, renormalize, ids, tw);
+    if (rc == MT_OK) {
+        pthread_mutex_lock(&rt->run_mu);
+        rc = mt_moe_cpu_forward(rt->pool, &s, &p, M, x, w1, w2, ids, tw, ws, out);
+        pthread_mutex_unlock(&rt->run_mu);
+    }
+    free(ids);
+    free(tw);
+    free(ws);
+    if (rc == MT_OK && used) *used = cfg;
+    return rc;
+}

@@ -1,0 +1,351 @@
+/* The runtime: lookup equivalent to vLLM's rule on the whole shared corpus,
+ * the order of sources and fallbacks, device names, staleness, malformed
+ * files, and the CPU kernel run with a looked-up config. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "moe_cpu.h"
+#include "moetune/moetune.h"
+#include "rt_internal.h"
+
+static char tmp[256];
+static char logbuf[16384];
+static int nwarn;
+
+static void capture(int level, const char *msg, void *user)
+{
+    (void)user;
+    if (level <= MT_LOG_WARN) nwarn++;
+    strncat(logbuf, msg, sizeof logbuf - strlen(logbuf) - 2);
+    strcat(logbuf, "\n");
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char p[1024];
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static mt_runtime *open_rt(const char *cfg, const char *cache, const char *bundled, const char *device,
+                           const char *backend, const char *const *aliases)
+{
+    mt_runtime_options o = MT_RUNTIME_OPTIONS_INIT;
+    mt_runtime *rt = NULL;
+    o.config_dir = cfg ? cfg : "/nonexistent";
+    o.cache_dir = cache ? cache : "/nonexistent";
+    o.bundled_dir = bundled ? bundled : "/nonexistent";
+    o.device_name = device;
+    o.backend = backend;
+    o.aliases = aliases;
+    o.log = capture;
+    o.log_level = MT_LOG_DEBUG;
+    CHECK(mt_runtime_open(&rt, &o) == MT_OK, "open");
+    return rt;
+}
+
+/* vLLM's rule, written here from VLLM-FORMAT.md: the key nearest to M by
+ * absolute difference, ties to the first key in the file's order. */
+static int64_t vllm_rule(const int64_t *keys, int n, int64_t M)
+{
+    int64_t best = keys[0];
+    for (int i = 1; i < n; i++)
+        if (llabs(keys[i] - M) < llabs(best - M)) best = keys[i];
+    return best;
+}
+
+static void test_corpus_equivalence(const char *corpus)
+{
+    DIR *d = opendir(corpus);
+    struct dirent *de;
+    int files = 0;
+    CHECK(d != NULL, "no corpus at %s", corpus);
+    while (d && (de = readdir(d))) {
+        mt_vllm_name nm;
+        char why[256], path[1400];
+        if (mt_vllm_name_parse(de->d_name, &nm, why, sizeof why) != MT_OK) continue; /* flydsl */
+        snprintf(path, sizeof path, "%s/%s", corpus, de->d_name);
+        FILE *f = fopen(path, "rb");
+        char *text = calloc(1, 1 << 20);
+        size_t len = fread(text, 1, (1 << 20) - 1, f);
+        fclose(f);
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        free(text);
+        int64_t keys[128];
+        int n = 0;
+        for (cJSON *e = root ? root->child : NULL; e && n < 128; e = e->next)
+            if (strcmp(e->string, "triton_version")) keys[n++] = strtoll(e->string, NULL, 10);
+        cJSON_Delete(root);
+        mt_runtime *rt = open_rt(corpus, NULL, NULL, nm.device, !strncmp(nm.device, "AMD", 3) ? "hip" : "cuda", NULL);
+        mt_moe_key key = {nm.E, nm.N, 0, 0, nm.dtype, nm.block_n, nm.block_k};
+        int bad = 0;
+        for (int64_t M = 1; M <= 8192; M++) {
+            mt_moe_config c;
+            if (mt_runtime_lookup_moe(rt, &key, M, &c) != MT_OK || c.source != MT_SOURCE_CONFIG_DIR ||
+                c.m_key != vllm_rule(keys, n, M)) {
+                if (!bad++)
+                    fprintf(stderr, "%s M=%lld: key %lld source %d, vLLM's rule %lld\n", de->d_name, (long long)M,
+                            (long long)c.m_key, c.source, (long long)vllm_rule(keys, n, M));
+            }
+        }
+        CHECK(bad == 0, "%s: %d batch sizes disagree with vLLM's rule", de->d_name, bad);
+        mt_runtime_close(rt);
+        files++;
+    }
+    if (d) closedir(d);
+    CHECK(files >= 40, "only %d corpus files checked", files);
+}
+
+static const char *cfg_file(int bm)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\n    \"1\": {\"BLOCK_SIZE_M\": %d, \"BLOCK_SIZE_N\": 64, \"BLOCK_SIZE_K\": 64, \"GROUP_SIZE_M\": 1, "
+             "\"num_warps\": 4, \"num_stages\": 3},\n    \"64\": {\"BLOCK_SIZE_M\": %d, \"BLOCK_SIZE_N\": 128, "
+             "\"BLOCK_SIZE_K\": 64, \"GROUP_SIZE_M\": 1, \"num_warps\": 8, \"num_stages\": 3}\n}\n",
+             bm, bm * 2);
+    return buf;
+}
+
+#define H100 "E=8,N=7168,device_name=NVIDIA_H100_80GB_HBM3.json"
+
+static int lookup_bm(mt_runtime *rt, int *source)
+{
+    mt_moe_key key = {8, 7168, 0, 0, NULL, 0, 0};
+    mt_moe_config c;
+    CHECK(mt_runtime_lookup_moe(rt, &key, 1, &c) == MT_OK, "lookup");
+    *source = c.source;
+    return c.block_size_m;
+}
+
+static void test_source_order(void)
+{
+    char a[300], b[300], c[300], cdev[400];
+    int src;
+    snprintf(a, sizeof a, "%s/order_cfg", tmp);
+    snprintf(b, sizeof b, "%s/order_cache", tmp);
+    snprintf(c, sizeof c, "%s/order_bundled", tmp);
+    write_text(a, H100, cfg_file(16));
+    write_text(b, H100, cfg_file(32));
+    write_text(c, H100, cfg_file(64));
+    mt_runtime *rt = open_rt(a, b, c, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 16 && src == MT_SOURCE_CONFIG_DIR, "the config dir wins");
+    mt_runtime_close(rt);
+    rt = open_rt(NULL, b, c, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 32 && src == MT_SOURCE_CACHE, "then the cache");
+    mt_runtime_close(rt);
+    rt = open_rt(NULL, NULL, c, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 64 && src == MT_SOURCE_BUNDLED, "then the bundled configs");
+    mt_runtime_close(rt);
+    /* the pulled cache keeps a folder per device */
+    snprintf(cdev, sizeof cdev, "%s/order_cache2", tmp);
+    mkdir(cdev, 0755);
+    snprintf(cdev, sizeof cdev, "%s/order_cache2/NVIDIA_H100_80GB_HBM3", tmp);
+    write_text(cdev, H100, cfg_file(128));
+    snprintf(cdev, sizeof cdev, "%s/order_cache2", tmp);
+    rt = open_rt(NULL, cdev, c, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 128 && src == MT_SOURCE_CACHE, "the cache's device folder");
+    mt_runtime_close(rt);
+    /* fallbacks: same architecture (reported), then the default (reported) */
+    logbuf[0] = 0;
+    nwarn = 0;
+    rt = open_rt(NULL, NULL, c, "NVIDIA_H200", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 64 && src == MT_SOURCE_SAME_ARCH, "an H200 falls back to the H100's file");
+    CHECK(lookup_bm(rt, &src) == 64 && nwarn == 1, "the fallback is reported once, not per lookup (%d)", nwarn);
+    CHECK(strstr(logbuf, "another device of architecture sm_90") != NULL, "the report names the reason: %s", logbuf);
+    mt_runtime_close(rt);
+    logbuf[0] = 0;
+    rt = open_rt(NULL, NULL, c, "NVIDIA_A100-SXM4-80GB", "cuda", NULL);
+    CHECK(lookup_bm(rt, &src) == 16 && src == MT_SOURCE_DEFAULT, "an A100 never reads a Hopper file: vLLM's default");
+    CHECK(strstr(logbuf, "default heuristic") != NULL, "the default is reported: %s", logbuf);
+    mt_moe_key key = {8, 7168, 0, 0, NULL, 0, 0};
+    mt_moe_config d;
+    mt_runtime_lookup_moe(rt, &key, 2048, &d);
+    CHECK(d.block_size_m == 128 && d.num_warps == 8 && d.num_stages == 3 && d.group_size_m == 16,
+          "vLLM's default at M=2048, E=8: %d/%d/%d/%d", d.block_size_m, d.num_warps, d.num_stages, d.group_size_m);
+    mt_runtime_close(rt);
+}
+
+static void test_rocm_names_and_aliases(void)
+{
+    char out[128], dir[300];
+    int src;
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74a1, "whatever") == MT_OK && !strcmp(out, "AMD_Instinct_MI300X"),
+          "0x74a1: %s", out);
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74b5, NULL) == MT_OK && !strcmp(out, "AMD_Instinct_MI300X"), "0x74b5");
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74a2, NULL) == MT_OK && !strcmp(out, "AMD_Instinct_MI308X"), "0x74a2");
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74a0, NULL) == MT_OK && !strcmp(out, "AMD_Instinct_MI300A"), "0x74a0");
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74b9, NULL) == MT_OK && !strcmp(out, "AMD_Instinct_MI325X"), "0x74b9");
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x74bd, NULL) == MT_OK && !strcmp(out, "AMD_Instinct_MI300X_HF"), "0x74bd");
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x75a3, "AMD Instinct MI355X") == MT_OK &&
+              !strcmp(out, "AMD_Instinct_MI355X"), "market name: %s", out);
+    CHECK(mt_device_rocm_vllm_name(out, sizeof out, 0x1234, NULL) == MT_EINVAL, "no id, no name");
+    CHECK(strcmp(mt_device_arch_of("AMD_Instinct_MI308X"), mt_device_arch_of("AMD_Instinct_MI300X")) != 0,
+          "MI308X and MI300X differ");
+    CHECK(mt_device_arch_of("AMD_Instinct_MI300X_OAM") == NULL, "_OAM names are alias-only");
+
+    snprintf(dir, sizeof dir, "%s/amd", tmp);
+    write_text(dir, "E=8,N=7168,device_name=AMD_Instinct_MI300X.json", cfg_file(32));
+    write_text(dir, "E=8,N=7168,device_name=AMD_Instinct_MI300X_OAM.json", cfg_file(64));
+    mt_moe_key key = {8, 7168, 0, 0, NULL, 0, 0};
+    mt_moe_config c;
+    mt_runtime *rt = open_rt(dir, NULL, NULL, "AMD_Instinct_MI308X", "hip", NULL);
+    mt_runtime_lookup_moe(rt, &key, 1, &c);
+    CHECK(c.source == MT_SOURCE_DEFAULT, "an MI308X never reads an MI300X file (source %d)", c.source);
+    mt_runtime_close(rt);
+    rt = open_rt(dir, NULL, NULL, "AMD_Instinct_MI325X", "hip", NULL);
+    mt_runtime_lookup_moe(rt, &key, 1, &c);
+    CHECK(c.source == MT_SOURCE_SAME_ARCH && c.block_size_m == 32, "an MI325X may read the MI300X file, reported");
+    mt_runtime_close(rt);
+    /* an MI300X without its own file reads an _OAM file only when asked */
+    char dir2[300];
+    snprintf(dir2, sizeof dir2, "%s/amd_oam", tmp);
+    write_text(dir2, "E=8,N=7168,device_name=AMD_Instinct_MI300X_OAM.json", cfg_file(64));
+    rt = open_rt(dir2, NULL, NULL, "AMD_Instinct_MI300X", "hip", NULL);
+    mt_runtime_lookup_moe(rt, &key, 1, &c);
+    CHECK(c.source == MT_SOURCE_DEFAULT, "no _OAM file unless asked (source %d)", c.source);
+    mt_runtime_close(rt);
+    const char *alias[] = {"AMD_Instinct_MI300X_OAM", NULL};
+    rt = open_rt(dir2, NULL, NULL, "AMD_Instinct_MI300X", "hip", alias);
+    CHECK(lookup_bm(rt, &src) == 64 && src == MT_SOURCE_ALIAS, "the alias the user named");
+    mt_runtime_close(rt);
+}
+
+static void test_malformed(void)
+{
+    char bad[300], good[300], p[600];
+    snprintf(bad, sizeof bad, "%s/bad", tmp);
+    snprintf(good, sizeof good, "%s/good", tmp);
+    mkdir(bad, 0755);
+    write_text(good, "E=1,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(good, "E=2,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(good, "E=3,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(good, "E=4,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(good, "E=5,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(good, "E=6,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    write_text(bad, "E=1,N=8,device_name=NVIDIA_H100.json", "{\n    \"1\": {\n        \"BLOCK_SIZE_M\": 16,\n");
+    write_text(bad, "E=2,N=8,device_name=NVIDIA_H100.json", "{\"1\": {\"BLOCK_SIZE_M\": 16}, \"big\": {}}");
+    write_text(bad, "E=3,N=8,device_name=NVIDIA_H100.json", "{\"1\": {\"BLOCK_SIZE_M\": -16}}");
+    write_text(bad, "E=4,N=8,device_name=NVIDIA_H100.json", "{\"1\": {\"num_warps\": 0}}");
+    /* a 100 MB file: sparse, so the test costs no disk */
+    snprintf(p, sizeof p, "%s/E=5,N=8,device_name=NVIDIA_H100.json", bad);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, 100 << 20) == 0, "sparse file");
+    close(fd);
+    snprintf(p, sizeof p, "%s/E=6,N=8,device_name=NVIDIA_H100.json", bad);
+    mkdir(p, 0755);
+    const char *reason[] = {"malformed or truncated", "not a batch size", "out of range", "out of range",
+                            "more than a config file can be", "is a directory"};
+    for (int e = 1; e <= 6; e++) {
+        logbuf[0] = 0;
+        mt_runtime *rt = open_rt(bad, good, NULL, "NVIDIA_H100", "cuda", NULL);
+        mt_moe_key key = {e, 8, 0, 0, NULL, 0, 0};
+        mt_moe_config c;
+        CHECK(mt_runtime_lookup_moe(rt, &key, 1, &c) == MT_OK, "E=%d: a malformed file must not fail the lookup", e);
+        CHECK(c.source == MT_SOURCE_CACHE && c.block_size_m == 16, "E=%d: the next source serves (source %d)", e,
+              c.source);
+        CHECK(strstr(logbuf, "skipping") && strstr(logbuf, reason[e - 1]), "E=%d: the reason '%s' is logged: %s", e,
+              reason[e - 1], logbuf);
+        mt_runtime_close(rt);
+    }
+    /* vLLM's ROCm files hold num_stages 0 and waves_per_eu 0: valid */
+    write_text(bad, "E=7,N=8,device_name=NVIDIA_H100.json", "{\"1\": {\"BLOCK_SIZE_M\": 16, \"num_stages\": 0, "
+                                                               "\"waves_per_eu\": 0}}");
+    mt_runtime *rt = open_rt(bad, NULL, NULL, "NVIDIA_H100", "cuda", NULL);
+    mt_moe_key key = {7, 8, 0, 0, NULL, 0, 0};
+    mt_moe_config c;
+    CHECK(mt_runtime_lookup_moe(rt, &key, 1, &c) == MT_OK && c.source == MT_SOURCE_CONFIG_DIR && c.num_stages == 0 &&
+              c.waves_per_eu == 0, "zero stages and waves are accepted");
+    mt_runtime_close(rt);
+}
+
+static void test_staleness_and_cpu_kernel(void)
+{
+    char dir[300], name[512], text[2048];
+    const char *dev = "CPU_TEST_MACHINE";
+    snprintf(dir, sizeof dir, "%s/cpu", tmp);
+    snprintf(name, sizeof name, "E=4,N=40,K=72,topk=2,device_name=%s,backend=cpu,dtype=bf16.moetune.json", dev);
+    const char *fmt = "{\"format\": \"moetune-config/1\", \"provenance\": {\"kernel_hash\": \"%s\"}, \"configs\": "
+                      "{\"1\": {\"params\": {\"block_m\": 4, \"block_n\": 8, \"block_k\": 64, \"threads\": 1}}, "
+                      "\"16\": {\"params\": {\"block_m\": 8, \"block_n\": 16, \"block_k\": 64, \"threads\": 2}}}}";
+    snprintf(text, sizeof text, fmt, "cpu-0000000000000000");
+    write_text(dir, name, text);
+    mt_moe_key key = {4, 40, 72, 2, NULL, 0, 0};
+    mt_moe_config c;
+    logbuf[0] = 0;
+    mt_runtime *rt = open_rt(dir, NULL, NULL, dev, "cpu", NULL);
+    mt_runtime_lookup_moe(rt, &key, 16, &c);
+    CHECK(c.source == MT_SOURCE_DEFAULT && strstr(logbuf, "stale"), "a stale config is skipped, and said: %s", logbuf);
+    mt_runtime_close(rt);
+    mt_runtime_options o = MT_RUNTIME_OPTIONS_INIT;
+    o.config_dir = dir;
+    o.cache_dir = o.bundled_dir = "/nonexistent";
+    o.device_name = dev;
+    o.allow_stale = 1;
+    mt_runtime_open(&rt, &o);
+    mt_runtime_lookup_moe(rt, &key, 16, &c);
+    CHECK(c.source == MT_SOURCE_CONFIG_DIR && c.stale && !c.foreign && c.block_m == 8, "allow_stale uses it, flagged");
+    mt_runtime_close(rt);
+
+    snprintf(text, sizeof text, fmt, mt_kernel_hash("cpu"));
+    write_text(dir, name, text);
+    rt = open_rt(dir, NULL, NULL, dev, "cpu", NULL);
+    mt_runtime_lookup_moe(rt, &key, 12, &c);
+    CHECK(c.source == MT_SOURCE_CONFIG_DIR && !c.stale && c.m_key == 16 && c.block_m == 8 && c.threads == 2,
+          "a current moetune file serves M=12 from key 16 (key %lld)", (long long)c.m_key);
+
+    /* the CPU kernel with that config against the oracle */
+    int64_t M = 12, E = 4, N = 40, K = 72, topk = 2;
+    mt_rng r = {99};
+    uint16_t *x = malloc((size_t)(M * K) * 2), *w1 = malloc((size_t)(E * 2 * N * K) * 2), *w2 = malloc((size_t)(E * K * N) * 2);
+    float *logits = malloc((size_t)(M * E) * 4), *out = malloc((size_t)(M * K) * 4), *tw = malloc((size_t)(M * topk) * 4);
+    int32_t *ids = malloc((size_t)(M * topk) * 4);
+    double *ref = malloc((size_t)(M * K) * 8);
+    mt_fill_random(x, MT_DTYPE_BF16, (size_t)(M * K), 1.0f, &r);
+    mt_fill_random(w1, MT_DTYPE_BF16, (size_t)(E * 2 * N * K), 0.1f, &r);
+    mt_fill_random(w2, MT_DTYPE_BF16, (size_t)(E * K * N), 0.1f, &r);
+    for (int64_t i = 0; i < M * E; i++) logits[i] = mt_rng_uniform(&r);
+    mt_moe_config used;
+    CHECK(mt_fused_moe_cpu(rt, MT_DTYPE_BF16, M, E, N, K, topk, 1, x, w1, w2, logits, out, &used) == MT_OK, "forward");
+    mt_moe_route(logits, M, E, topk, 1, ids, tw);
+    mt_moe_shape s = {E, N, K, topk, MT_DTYPE_BF16, 1};
+    mt_moe_reference(&s, M, x, w1, w2, ids, tw, ref);
+    double err = mt_rel_l2_error(out, ref, (size_t)(M * K));
+    CHECK(err < 1e-4, "the looked-up kernel matches the oracle: %g", err);
+    CHECK(used.block_m == 8 && used.source == MT_SOURCE_CONFIG_DIR, "it ran the tuned config");
+    mt_runtime_close(rt);
+    free(x); free(w1); free(w2); free(logits); free(out); free(tw); free(ids); free(ref);
+}
+
+int main(void)
+{
+    const char *shared = getenv("MT_SHARED");
+    char corpus[1024];
+    snprintf(tmp, sizeof tmp, "/tmp/mt_test_runtime.XXXXXX");
+    if (!mkdtemp(tmp)) return 1;
+    snprintf(corpus, sizeof corpus, "%s/data/vllm-configs", shared ? shared : "../shared");
+    test_corpus_equivalence(corpus);
+    test_source_order();
+    test_rocm_names_and_aliases();
+    test_malformed();
+    test_staleness_and_cpu_kernel();
+    mt_runtime *rt;
+    CHECK(mt_runtime_open(&rt, NULL) == MT_OK && !strncmp(mt_runtime_device_name(rt), "CPU_", 4), "defaults");
+    mt_runtime_close(rt);
+    mt_runtime_close(NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    return check_report("test_runtime");
+}

@@ -1,0 +1,135 @@
+/* moetune lookup: what the runtime picks for a problem on a device, as JSON:
+ * the config, the file and source that served it, and the batch-size key
+ * chosen. The same code path an engine linking libmoetune takes. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "moetune/moetune.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: moetune lookup --experts E --intermediate N --batch M [options]\n"
+    "\n"
+    "Print, as JSON, the config the runtime uses for M tokens: the parameters,\n"
+    "the file and source that served them, and the batch-size key chosen\n"
+    "(the nearest to M, ties to the first in the file, as vLLM chooses).\n"
+    "  --device-name NAME    device as vLLM spells it, e.g. NVIDIA_H100_80GB_HBM3\n"
+    "                        (default: this machine's CPU)\n"
+    "  --backend cpu|cuda|hip  whose kernels the config is for (default: cuda when\n"
+    "                        --device-name is a GPU, else cpu)\n"
+    "  --dtype DTYPE         vLLM's dtype field, e.g. fp8_w8a8 (default: none, bf16/fp16)\n"
+    "  --block-shape N,K     vLLM's block_shape field\n"
+    "  --hidden K --topk T   also look for moetune-format files\n"
+    "  --config-dir DIR      searched first (default: $MOETUNE_CONFIG_DIR)\n"
+    "  --cache-dir DIR       the pulled bucket cache\n"
+    "  --bundled-dir DIR     the installed configs\n"
+    "  --alias NAME          a device whose files this one may read (repeatable)\n"
+    "  --allow-stale         use configs measured with other kernel sources\n";
+
+static void put_int(const char *k, int v, int *first)
+{
+    if (v < 0) return;
+    printf("%s\"%s\":%d", *first ? "" : ",", k, v);
+    *first = 0;
+}
+
+int cmd_lookup(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"experts", required_argument, 0, 'E'}, {"intermediate", required_argument, 0, 'N'},
+        {"batch", required_argument, 0, 'M'}, {"device-name", required_argument, 0, 'd'},
+        {"backend", required_argument, 0, 'b'}, {"dtype", required_argument, 0, 't'},
+        {"block-shape", required_argument, 0, 's'}, {"hidden", required_argument, 0, 'K'},
+        {"topk", required_argument, 0, 'k'}, {"config-dir", required_argument, 0, 'c'},
+        {"cache-dir", required_argument, 0, 'C'}, {"bundled-dir", required_argument, 0, 'B'},
+        {"alias", required_argument, 0, 'a'}, {"allow-stale", no_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    mt_runtime_options ro = MT_RUNTIME_OPTIONS_INIT;
+    mt_moe_key key = {0, 0, 0, 0, NULL, 0, 0};
+    int64_t M = 0;
+    const char *aliases[17] = {0};
+    int na = 0, c, st;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        st = 0;
+        switch (c) {
+        case 'E': st = mt_parse_int_opt("lookup", "--experts", optarg, 1, 1 << 16, &key.E); break;
+        case 'N': st = mt_parse_int_opt("lookup", "--intermediate", optarg, 1, 1 << 24, &key.N); break;
+        case 'M': st = mt_parse_int_opt("lookup", "--batch", optarg, 1, 1 << 30, &M); break;
+        case 'K': st = mt_parse_int_opt("lookup", "--hidden", optarg, 1, 1 << 24, &key.K); break;
+        case 'k': st = mt_parse_int_opt("lookup", "--topk", optarg, 1, 1 << 16, &key.topk); break;
+        case 'd': ro.device_name = optarg; break;
+        case 'b': ro.backend = optarg; break;
+        case 't': key.dtype = optarg; break;
+        case 's': {
+            char *end;
+            key.block_n = strtoll(optarg, &end, 10);
+            if (*end != ',' || key.block_n < 1 || (key.block_k = strtoll(end + 1, &end, 10)) < 1 || *end)
+                return mt_usage_error("lookup", "--block-shape '%s': expected N,K such as 128,128", optarg);
+            break;
+        }
+        case 'c': ro.config_dir = optarg; break;
+        case 'C': ro.cache_dir = optarg; break;
+        case 'B': ro.bundled_dir = optarg; break;
+        case 'a':
+            if (na == 16) return mt_usage_error("lookup", "at most 16 --alias");
+            aliases[na++] = optarg;
+            break;
+        case 'S': ro.allow_stale = 1; break;
+        case 'h': return fputs(usage, stdout), mt_cli_finish("lookup", 0);
+        default: return mt_usage_error("lookup", "unknown option '%s'", argv[optind - 1]);
+        }
+        if (st) return st;
+    }
+    if (optind < argc) return mt_usage_error("lookup", "unexpected argument '%s'", argv[optind]);
+    if (!key.E || !key.N || !M) return mt_usage_error("lookup", "--experts, --intermediate and --batch are required");
+    if (ro.backend && strcmp(ro.backend, "cpu") && strcmp(ro.backend, "cuda") && strcmp(ro.backend, "hip"))
+        return mt_usage_error("lookup", "--backend '%s': expected cpu, cuda or hip", ro.backend);
+    if (!ro.backend)
+        ro.backend = !ro.device_name || !strncmp(ro.device_name, "CPU_", 4) ? "cpu"
+                     : !strncmp(ro.device_name, "AMD", 3)                  ? "hip"
+                                                                          : "cuda";
+    ro.aliases = aliases;
+    ro.log = mt_cli_log;
+    ro.log_level = MT_LOG_WARN;
+    mt_runtime *rt;
+    int rc = mt_runtime_open(&rt, &ro);
+    if (rc != MT_OK) return mt_fail("lookup", "cannot open the runtime: %s", mt_status_str(rc));
+    mt_moe_config cfg;
+    rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
+    if (rc != MT_OK) {
+        mt_runtime_close(rt);
+        return mt_fail("lookup", "%s", mt_status_str(rc));
+    }
+    int first = 1;
+    printf("{\"device_name\":");
+    mt_json_str(stdout, mt_runtime_device_name(rt));
+    printf(",\"batch\":%lld,\"key\":%lld,\"source\":", (long long)M, (long long)cfg.m_key);
+    mt_json_str(stdout, mt_config_source_str(cfg.source));
+    printf(",\"file\":");
+    if (cfg.file) mt_json_str(stdout, cfg.file);
+    else printf("null");
+    printf(",\"foreign\":%s,\"stale\":%s,\"config\":{", cfg.foreign ? "true" : "false", cfg.stale ? "true" : "false");
+    put_int("BLOCK_SIZE_M", cfg.block_size_m, &first);
+    put_int("BLOCK_SIZE_N", cfg.block_size_n, &first);
+    put_int("BLOCK_SIZE_K", cfg.block_size_k, &first);
+    put_int("GROUP_SIZE_M", cfg.group_size_m, &first);
+    put_int("num_warps", cfg.num_warps, &first);
+    put_int("num_stages", cfg.num_stages, &first);
+    put_int("waves_per_eu", cfg.waves_per_eu, &first);
+    put_int("matrix_instr_nonkdim", cfg.matrix_instr_nonkdim, &first);
+    put_int("kpack", cfg.kpack, &first);
+    put_int("SPLIT_K", cfg.split_k, &first);
+    put_int("num_ctas", cfg.num_ctas, &first);
+    put_int("NUM_SM", cfg.num_sm, &first);
+    put_int("block_m", cfg.block_m, &first);
+    put_int("block_n", cfg.block_n, &first);
+    put_int("block_k", cfg.block_k, &first);
+    put_int("threads", cfg.threads, &first);
+    printf("}}\n");
+    mt_runtime_close(rt);
+    return mt_cli_finish("lookup", 0);
+}
