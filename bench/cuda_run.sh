@@ -27,6 +27,11 @@ full)
   sweep --model qwen3-30b-a3b --budget ${BUDGET:-24}
   sweep --model mixtral-8x7b --tp 2 --budget ${BUDGET:-24}
   ;;
+runtime)
+  # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
+  log "cuda_runtime_check configs"
+  "$PWD/.carry/bin/cuda_runtime_check" "$PWD/configs"; echo "rc=$?"
+  ;;
 auto)
   # the main job as a user types it: the device picked automatically
   log "moetune sweep --device auto --model mixtral-8x7b --tp 2 --batch-sizes 1,64 --budget 6"

@@ -17,7 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cuda_rt.h"
 #include "moe_cpu.h"
+#include "moe_launch.h"
 #include "moetune/moetune.h"
 #include "rt_internal.h"
 
@@ -59,6 +61,14 @@ struct mt_runtime {
     char **said;        /* messages already logged: each (file, reason) once */
     int nsaid;
     mt_pool *pool;      /* the CPU kernels' threads, made on first use */
+    /* CUDA: the device, compiled variants, and one workspace */
+    mt_cuda *cuda;
+    int device_index;
+    char kcache[1024];
+    struct variant { int cfg[7]; int fp16; mt_cuda_moe v; } *variants;
+    int nvariants;
+    mt_dptr ws;
+    size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
     int threads;
 };
@@ -128,8 +138,25 @@ int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
     }
     rt->dirs[2] = dup_or_null(o->bundled_dir ? o->bundled_dir : MT_BUNDLED_DIR);
     snprintf(rt->backend, sizeof rt->backend, "%s", o->backend ? o->backend : "cpu");
+    rt->device_index = o->device_index;
+    if (o->kernel_cache_dir) {
+        snprintf(rt->kcache, sizeof rt->kcache, "%s", o->kernel_cache_dir);
+    } else {
+        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg) snprintf(rt->kcache, sizeof rt->kcache, "%s/moetune/cuda", xdg);
+        else if (home && *home) snprintf(rt->kcache, sizeof rt->kcache, "%s/.cache/moetune/cuda", home);
+    }
     if (o->device_name) {
         snprintf(rt->device, sizeof rt->device, "%s", o->device_name);
+    } else if (strcmp(rt->backend, "cuda") == 0) {
+        char err[512];
+        int rc = mt_cuda_open(&rt->cuda, rt->device_index, err, sizeof err);
+        if (rc != MT_OK) {
+            rt_log(rt, MT_LOG_ERROR, "%s", err);
+            mt_runtime_close(rt);
+            return rc;
+        }
+        mt_device_vllm_name(rt->device, sizeof rt->device, mt_cuda_get_props(rt->cuda)->name);
     } else {
         /* the CPU of this machine, spelled as `moetune devices` spells it */
         char model[128] = "unknown processor", line[512];
@@ -187,6 +214,12 @@ void mt_runtime_close(mt_runtime *rt)
     for (int i = 0; i < rt->nsaid; i++) free(rt->said[i]);
     free(rt->said);
     mt_pool_free(rt->pool);
+    if (rt->cuda) {
+        for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
+        mt_cuda_free(rt->cuda, rt->ws);
+        mt_cuda_close(rt->cuda);
+    }
+    free(rt->variants);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->run_mu);
     free(rt);
@@ -619,4 +652,95 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
     free(ws);
     if (rc == MT_OK && used) *used = cfg;
     return rc;
+}
+
+/* ---- the CUDA kernels with the looked-up config ---- */
+
+/* The compiled variant for cfg, built on first use (under run_mu). */
+static int cuda_variant(mt_runtime *rt, const int cfg[7], int fp16, mt_cuda_moe **out, char *why, size_t n)
+{
+    for (int i = 0; i < rt->nvariants; i++)
+        if (!memcmp(rt->variants[i].cfg, cfg, sizeof rt->variants[i].cfg) && rt->variants[i].fp16 == fp16) {
+            *out = &rt->variants[i].v;
+            return MT_OK;
+        }
+    struct variant *nv = realloc(rt->variants, (size_t)(rt->nvariants + 1) * sizeof *nv);
+    if (!nv) return MT_ENOMEM;
+    rt->variants = nv;
+    if (rt->kcache[0]) mkdir(rt->kcache, 0755);
+    int rc = mt_cuda_moe_build(rt->cuda, cfg, fp16, rt->kcache[0] ? rt->kcache : NULL, &nv[rt->nvariants].v, why, n);
+    if (rc != MT_OK) return rc;
+    memcpy(nv[rt->nvariants].cfg, cfg, sizeof nv[rt->nvariants].cfg);
+    nv[rt->nvariants].fp16 = fp16;
+    *out = &nv[rt->nvariants++].v;
+    return MT_OK;
+}
+
+int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                      uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
+                      void *stream, mt_moe_config *used)
+{
+    enum { CHUNK = 16384 }; /* tokens per pipeline run: bounds the workspace */
+    mt_moe_config cfg;
+    mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
+    char why[512];
+    if (!rt || !x || !w1 || !w2 || !topk_ids || !topk_weights || !out || M < 1 || topk < 1 || topk > E ||
+        N % 8 || K % 8 || E > 1024 || M * topk > 1 << 30)
+        return MT_EINVAL;
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
+    if (strcmp(rt->backend, "cuda") != 0) {
+        rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_cuda needs a runtime opened with backend \"cuda\"");
+        return MT_EINVAL;
+    }
+    int rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
+    if (rc != MT_OK) return rc;
+    pthread_mutex_lock(&rt->run_mu);
+    if (!rt->cuda && (rc = mt_cuda_open(&rt->cuda, rt->device_index, why, sizeof why)) != MT_OK) {
+        pthread_mutex_unlock(&rt->run_mu);
+        rt_log(rt, MT_LOG_ERROR, "%s", why);
+        return rc;
+    }
+    int c7[7] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m, cfg.num_warps,
+                 cfg.num_stages, cfg.num_sm > 0 ? cfg.num_sm : 0};
+    mt_cuda_moe *v = NULL;
+    int ok = c7[0] > 0 && c7[1] > 0 && c7[2] > 0 && c7[3] > 0 && c7[4] > 0 && c7[5] >= 2;
+    if (ok) rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+    if (!ok || rc == MT_EUNSUPPORTED || rc == MT_EPARSE) {
+        /* a config our kernels cannot run (a Triton file's tile that does
+         * not fit, ROCm's num_stages 0): vLLM's default instead, said once */
+        int d[6];
+        mt_vllm_default_config(M, E, 0, d);
+        rt_log(rt, MT_LOG_WARN, "config from '%s' (M key %lld) does not fit moetune's CUDA kernels (%s): using vLLM's "
+                                "default for it",
+               cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
+        memcpy(c7, d, sizeof d);
+        c7[6] = 0;
+        cfg.block_size_m = d[0]; cfg.block_size_n = d[1]; cfg.block_size_k = d[2];
+        cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0;
+        rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+    }
+    if (rc == MT_OK) {
+        int chunk = M < CHUNK ? (int)M : CHUNK;
+        size_t need = mt_cuda_moe_workspace(v, chunk, (int)E, (int)N, (int)K, (int)topk);
+        if (need > rt->ws_bytes) {
+            mt_cuda_free(rt->cuda, rt->ws);
+            rt->ws = 0;
+            rt->ws_bytes = 0;
+            rc = mt_cuda_alloc(rt->cuda, need, &rt->ws);
+            if (rc == MT_OK) rt->ws_bytes = need;
+        }
+        if (rc == MT_OK) {
+            mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, rt->ws,
+                                  (int)M, (int)E, (int)N, (int)K, (int)topk, chunk};
+            rc = mt_cuda_moe_enqueue(rt->cuda, v, &a, stream);
+        }
+        if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));
+    }
+    pthread_mutex_unlock(&rt->run_mu);
+    if (rc != MT_OK) {
+        rt_log(rt, MT_LOG_ERROR, "fused MoE on CUDA: %s", why);
+        return rc;
+    }
+    if (used) *used = cfg;
+    return MT_OK;
 }

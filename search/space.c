@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "moe_cpu.h"
+#include "moe_launch.h"
 #include "moetune/moetune.h"
 #include "rt_internal.h"
 
@@ -65,28 +66,6 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 
 /* ---- vLLM's Triton parameters ---- */
 enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES };
-
-int mt_cuda_warps_m(int bm, int bn, int warps)
-{
-    int best = 0;
-    double best_score = 1e9;
-    for (int wm = 1; wm <= warps; wm *= 2) {
-        int wn = warps / wm;
-        if (bm % (16 * wm) || bn % (8 * wn)) continue;
-        double r = (double)(bm / wm) / (double)(bn / wn);
-        double score = r > 1 ? r : 1 / r;
-        if (score < best_score) {
-            best_score = score;
-            best = wm;
-        }
-    }
-    return best;
-}
-
-int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
-{
-    return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 8) * 2;
-}
 
 /* The constraints of our CUDA kernels (kernels/cuda/moe.cu) on vLLM's
  * parameters: a warp layout must exist, the pipeline must fit in shared

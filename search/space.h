@@ -49,13 +49,7 @@ void mt_space_vllm_moe(mt_space *sp, int rocm);
  * device's SM count; twice that). The default is vLLM's with NUM_SM 0. */
 void mt_space_cuda_moe(mt_space *sp, int sms);
 
-/* Our CUDA kernel's warp layout for a tile: the number of warp rows
- * (WARPS_M) that splits BM x BN into whole 16x8 MMA tiles with the most
- * square warp tiles; 0 when no layout fits. */
-int mt_cuda_warps_m(int bm, int bn, int warps);
-/* Dynamic shared memory of our CUDA GEMMs for a config: the first GEMM
- * stages the gate and up halves, so its B tile is twice as tall. */
-int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+#include "moe_launch.h" /* mt_cuda_warps_m, mt_cuda_smem_bytes: the kernel's own rules */
 
 /* Index of a named parameter, or -1. */
 int mt_space_param_index(const mt_space *sp, const char *name);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cuda_rt.h"
+#include "moe_launch.h"
 #include "moe_cpu.h"
 #include "space.h"
 
@@ -26,8 +27,6 @@ struct mt_cuda_bench {
     size_t flush_bytes;
     int fault;
 };
-
-static const char *dtype_opt(int dtype) { return dtype == MT_DTYPE_FP16 ? "-DMT_FP16=1" : "-DMT_FP16=0"; }
 
 int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t n)
 {
@@ -121,48 +120,16 @@ static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
     return MT_OK;
 }
 
-/* Everything one run of the pipeline needs. M tokens go through in chunks
- * of at most `chunk`, so the workspace (sorted ids, act, out2) is sized by
- * the chunk, whatever M is. */
+/* One run of the pipeline: the variant and its arguments. */
 struct pipe {
-    mt_cufn align, gemm1, gemm2, combine;
-    unsigned smem1, smem2, threads;
-    int num_sm, bm, bn;
-    mt_dptr x, ids, tw, sorted, eids, npost, tpe, act, out2, out;
-    int E, topk, N, K, M, chunk;
-    mt_dptr w1, w2;
+    const mt_cuda_moe *v;
+    mt_cuda_moe_args a;
 };
 
 static int launch_pipe(mt_cuda *c, void *arg)
 {
     struct pipe *p = arg;
-    int rc = MT_OK;
-    for (int t0 = 0; t0 < p->M && rc == MT_OK; t0 += p->chunk) {
-        int m = p->M - t0 < p->chunk ? p->M - t0 : p->chunk;
-        int pairs = m * p->topk;
-        int cap = (int)mt_moe_align_capacity(m, p->topk, p->E, p->bm);
-        int num_pid_m = (cap + p->bm - 1) / p->bm;
-        unsigned g1 = (unsigned)(num_pid_m * ((p->N + p->bn - 1) / p->bn));
-        unsigned g2 = (unsigned)(num_pid_m * ((p->K + p->bn - 1) / p->bn));
-        if (p->num_sm > 0) { /* a persistent grid never has more CTAs than tiles */
-            g1 = g1 < (unsigned)p->num_sm ? g1 : (unsigned)p->num_sm;
-            g2 = g2 < (unsigned)p->num_sm ? g2 : (unsigned)p->num_sm;
-        }
-        unsigned gc = (unsigned)(((long)m * p->K / 8 + 255) / 256);
-        mt_dptr x = p->x + (mt_dptr)t0 * p->K * 2, out = p->out + (mt_dptr)t0 * p->K * 2;
-        mt_dptr ids = p->ids + (mt_dptr)t0 * p->topk * 4, tw = p->tw + (mt_dptr)t0 * p->topk * 4;
-        void *a_align[] = {&ids, &pairs, &p->E, &p->sorted, &p->eids, &p->npost, &p->tpe, &cap};
-        void *a_g1[] = {&x, &p->w1, &p->act, &p->sorted, &p->eids, &p->npost, &pairs, &p->topk, &p->N, &p->K,
-                        &num_pid_m};
-        void *a_g2[] = {&p->act, &p->w2, &p->out2, &p->sorted, &p->eids, &p->npost, &tw, &pairs, &p->N, &p->K,
-                        &num_pid_m};
-        void *a_c[] = {&p->out2, &out, &m, &p->topk, &p->K};
-        if ((rc = mt_cuda_launch(c, p->align, 1, 1024, 0, a_align)) != MT_OK) break;
-        if ((rc = mt_cuda_launch(c, p->gemm1, g1, p->threads, p->smem1, a_g1)) != MT_OK) break;
-        if ((rc = mt_cuda_launch(c, p->gemm2, g2, p->threads, p->smem2, a_g2)) != MT_OK) break;
-        rc = mt_cuda_launch(c, p->combine, gc, 256, 0, a_c);
-    }
-    return rc;
+    return mt_cuda_moe_enqueue(c, p->v, &p->a, NULL);
 }
 
 struct replay { mt_cugraph g; };
@@ -187,11 +154,8 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
                           const mt_policy *pol, mt_measure_result *res, char *resources, size_t rlen)
 {
     mt_cuda *c = b->c;
-    int bm = cfg->v[0], bn = cfg->v[1], bk = cfg->v[2], group = cfg->v[3], warps = cfg->v[4], stages = cfg->v[5];
-    int num_sm = cfg->v[6];
-    int rc = MT_OK;
-    char *log = NULL;
-    mt_cuda_module *mod = NULL;
+    int rc = MT_OK, built = 0;
+    mt_cuda_moe var;
     struct pipe p;
     struct replay rp = {NULL};
     float *logits = NULL, *tw = NULL, *times = NULL;
@@ -210,77 +174,40 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         snprintf(res->reason, sizeof res->reason, "N and K must be multiples of 8 (16-byte rows)");
         return MT_OK;
     }
-    int wm = mt_cuda_warps_m(bm, bn, warps);
-    if (!wm) {
-        snprintf(res->reason, sizeof res->reason, "no warp layout for this tile");
-        return MT_OK;
-    }
     if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
 
     /* compile the variant: its parameters are compile-time constants */
-    char d[9][48];
-    snprintf(d[0], sizeof d[0], "-DBLOCK_SIZE_M=%d", bm);
-    snprintf(d[1], sizeof d[1], "-DBLOCK_SIZE_N=%d", bn);
-    snprintf(d[2], sizeof d[2], "-DBLOCK_SIZE_K=%d", bk);
-    snprintf(d[3], sizeof d[3], "-DGROUP_SIZE_M=%d", group);
-    snprintf(d[4], sizeof d[4], "-DNUM_WARPS=%d", warps);
-    snprintf(d[5], sizeof d[5], "-DNUM_STAGES=%d", stages);
-    snprintf(d[6], sizeof d[6], "-DWARPS_M=%d", wm);
-    snprintf(d[7], sizeof d[7], "%s", dtype_opt(s->dtype));
-    snprintf(d[8], sizeof d[8], "-DNUM_SM=%d", num_sm);
-    const char *opts[9];
-    for (int i = 0; i < 9; i++) opts[i] = d[i];
-    rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, 9, b->cache_dir[0] ? b->cache_dir : NULL, &mod, &log);
-    if (rc != MT_OK) {
-        snprintf(res->reason, sizeof res->reason, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "",
-                 log ? log : "");
-        free(log);
+    char why[256];
+    rc = mt_cuda_moe_build(c, cfg->v, s->dtype == MT_DTYPE_FP16, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
+                           sizeof why);
+    if (rc == MT_EPARSE || rc == MT_EUNSUPPORTED) {
+        /* did not compile, or cannot launch here: pruned before timing */
+        snprintf(res->reason, sizeof res->reason, "%s", why);
         return MT_OK;
     }
-    mt_cuda_resources r1, r2;
-    if ((rc = mt_cuda_function(c, mod, "moe_align", &p.align, NULL)) != MT_OK ||
-        (rc = mt_cuda_function(c, mod, "moe_gemm1", &p.gemm1, &r1)) != MT_OK ||
-        (rc = mt_cuda_function(c, mod, "moe_gemm2", &p.gemm2, &r2)) != MT_OK ||
-        (rc = mt_cuda_function(c, mod, "moe_combine", &p.combine, NULL)) != MT_OK)
-        goto out;
-    p.smem1 = (unsigned)mt_cuda_smem_bytes(bm, bn, bk, stages, 1);
-    p.smem2 = (unsigned)mt_cuda_smem_bytes(bm, bn, bk, stages, 0);
+    if (rc != MT_OK) return rc;
+    built = 1;
     if (resources)
         snprintf(resources, rlen,
                  "{\"gemm1\":{\"regs\":%d,\"spill_bytes\":%d,\"smem\":%u},\"gemm2\":{\"regs\":%d,\"spill_bytes\":%d,"
                  "\"smem\":%u},\"warps_m\":%d}",
-                 r1.regs, r1.local_bytes, p.smem1, r2.regs, r2.local_bytes, p.smem2, wm);
-    /* prune what cannot launch before timing it */
-    int limit = mt_cuda_get_props(c)->smem_optin;
-    if ((int)p.smem1 > limit || r1.max_threads < warps * 32 || r2.max_threads < warps * 32) {
-        snprintf(res->reason, sizeof res->reason, "cannot launch: %u bytes of shared memory (limit %d), %d threads",
-                 p.smem1, limit, warps * 32);
-        goto out;
-    }
-    if ((rc = mt_cuda_set_smem(c, p.gemm1, (int)p.smem1)) != MT_OK || (rc = mt_cuda_set_smem(c, p.gemm2, (int)p.smem2)) != MT_OK)
-        goto out;
+                 var.r1.regs, var.r1.local_bytes, var.smem1, var.r2.regs, var.r2.local_bytes, var.smem2, var.warps_m);
 
     /* buffers: inputs and output for M tokens, workspace for one chunk */
-    p.E = (int)s->E;
-    p.topk = (int)s->topk;
-    p.N = (int)s->N;
-    p.K = (int)s->K;
-    p.M = (int)M;
-    p.chunk = pol->max_tokens > 0 && pol->max_tokens < M ? pol->max_tokens : (int)M;
-    p.bm = bm;
-    p.bn = bn;
-    p.num_sm = num_sm;
-    p.threads = (unsigned)(warps * 32);
-    p.w1 = b->w1;
-    p.w2 = b->w2;
-    size_t pairs = (size_t)(M * s->topk), cpairs = (size_t)p.chunk * (size_t)s->topk;
-    size_t cap = (size_t)mt_moe_align_capacity(p.chunk, s->topk, s->E, bm);
-    if ((rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.x)) || (rc = mt_cuda_alloc(c, pairs * 4, &p.ids)) ||
-        (rc = mt_cuda_alloc(c, pairs * 4, &p.tw)) || (rc = mt_cuda_alloc(c, cap * 4, &p.sorted)) ||
-        (rc = mt_cuda_alloc(c, (cap / (size_t)bm + 1) * 4, &p.eids)) || (rc = mt_cuda_alloc(c, 4, &p.npost)) ||
-        (rc = mt_cuda_alloc(c, (size_t)s->E * 4, &p.tpe)) || (rc = mt_cuda_alloc(c, cpairs * (size_t)s->N * 2, &p.act)) ||
-        (rc = mt_cuda_alloc(c, cpairs * (size_t)s->K * 2, &p.out2)) ||
-        (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.out)))
+    p.v = &var;
+    p.a.E = (int)s->E;
+    p.a.topk = (int)s->topk;
+    p.a.N = (int)s->N;
+    p.a.K = (int)s->K;
+    p.a.M = (int)M;
+    p.a.chunk = pol->max_tokens > 0 && pol->max_tokens < M ? pol->max_tokens : (int)M;
+    p.a.w1 = b->w1;
+    p.a.w2 = b->w2;
+    size_t pairs = (size_t)(M * s->topk);
+    size_t wsz = mt_cuda_moe_workspace(&var, p.a.chunk, p.a.E, p.a.N, p.a.K, p.a.topk);
+    if ((rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.a.x)) || (rc = mt_cuda_alloc(c, pairs * 4, &p.a.topk_ids)) ||
+        (rc = mt_cuda_alloc(c, pairs * 4, &p.a.topk_w)) || (rc = mt_cuda_alloc(c, wsz, &p.a.workspace)) ||
+        (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.a.out)))
         goto out;
 
     /* fresh inputs for every variant */
@@ -305,27 +232,26 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         for (int64_t e = 0; e < s->E; e++) res->experts_hit += hit[e];
         free(hit);
     }
-    if ((rc = mt_cuda_h2d(c, p.ids, ids, pairs * 4)) || (rc = mt_cuda_h2d(c, p.tw, tw, pairs * 4)) ||
-        (rc = fill(b, p.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
+    if ((rc = mt_cuda_h2d(c, p.a.topk_ids, ids, pairs * 4)) || (rc = mt_cuda_h2d(c, p.a.topk_w, tw, pairs * 4)) ||
+        (rc = fill(b, p.a.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
         goto out;
     /* poison: 0xffff is NaN in bf16 and fp16 */
-    if ((rc = mt_cuda_memset_async(c, p.out, 0xff, (size_t)(M * s->K) * 2)) ||
-        (rc = mt_cuda_memset_async(c, p.act, 0xff, cpairs * (size_t)s->N * 2)) ||
-        (rc = mt_cuda_memset_async(c, p.out2, 0xff, cpairs * (size_t)s->K * 2)))
+    if ((rc = mt_cuda_memset_async(c, p.a.out, 0xff, (size_t)(M * s->K) * 2)) ||
+        (rc = mt_cuda_memset_async(c, p.a.workspace, 0xff, wsz)))
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
-    mt_dptr real_ids = p.ids;
-    if (b->fault == MT_FAULT_GPU) p.ids = 16; /* an address nothing maps */
+    mt_dptr real_ids = p.a.topk_ids;
+    if (b->fault == MT_FAULT_GPU) p.a.topk_ids = 16; /* an address nothing maps */
     rc = launch_pipe(c, &p);
     if (rc == MT_OK) rc = mt_cuda_sync(c);
-    p.ids = real_ids;
+    p.a.topk_ids = real_ids;
     if (rc != MT_OK) {
         snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
         rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
         goto out;
     }
-    if ((rc = mt_cuda_d2h(c, out, p.out, (size_t)(M * s->K) * 2)) != MT_OK) goto out;
+    if ((rc = mt_cuda_d2h(c, out, p.a.out, (size_t)(M * s->K) * 2)) != MT_OK) goto out;
     if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = 0xffff;
     for (int64_t i = 0; i < M * s->K; i++)
         if (!isfinite(h2d_f(out[i], s->dtype))) {
@@ -339,8 +265,8 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
         if ((rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64)) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)))
             goto out;
-        void *aa[] = {&p.x, &p.w1, &p.ids, &act64, &t0, &Ri, &p.topk, &p.N, &p.K};
-        void *ao[] = {&act64, &p.w2, &p.ids, &p.tw, &ref64, &t0, &Ri, &p.topk, &p.N, &p.K};
+        void *aa[] = {&p.a.x, &p.a.w1, &p.a.topk_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
+        void *ao[] = {&act64, &p.a.w2, &p.a.topk_ids, &p.a.topk_w, &ref64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         if ((rc = mt_cuda_launch(c, b->ref_act, (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
             (rc = mt_cuda_launch(c, b->ref_out, (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)) ||
             (rc = mt_cuda_d2h(c, ref, ref64, (size_t)warps_o * 8)))
@@ -387,9 +313,9 @@ out:
     mt_cuda_graph_free(c, rp.g);
     mt_cuda_free(c, act64);
     mt_cuda_free(c, ref64);
-    mt_dptr bufs[] = {p.x, p.ids, p.tw, p.sorted, p.eids, p.npost, p.tpe, p.act, p.out2, p.out};
+    mt_dptr bufs[] = {p.a.x, p.a.topk_ids, p.a.topk_w, p.a.workspace, p.a.out};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mt_cuda_free(c, bufs[i]);
-    mt_cuda_module_free(c, mod);
+    if (built) mt_cuda_moe_release(c, &var);
     free(logits);
     free(ids);
     free(tw);

@@ -129,8 +129,14 @@ typedef struct mt_runtime_options {
     mt_log_fn log;
     void *log_user;
     int log_level; /* MT_LOG_WARN by default (0 means ERROR only) */
+    /* backend "cuda": the device ordinal; with device_name NULL the
+     * runtime opens it at once and takes its name from the driver */
+    int device_index;
+    /* backend "cuda": where compiled kernel variants are cached; NULL:
+     * $XDG_CACHE_HOME/moetune/cuda (or ~/.cache/moetune/cuda) */
+    const char *kernel_cache_dir;
 } mt_runtime_options;
-#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN}
+#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN, 0, NULL}
 
 /* Open a runtime context. opts may be NULL (defaults). */
 int mt_runtime_open(mt_runtime **out, const mt_runtime_options *opts);
@@ -195,6 +201,19 @@ int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *key, int64_t M, mt_m
 int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
                      int renormalize, const void *x, const void *w1, const void *w2, const float *router_logits,
                      float *out, mt_moe_config *used);
+
+/* The fused-MoE forward on a CUDA device with the looked-up config
+ * (backend "cuda"). Device pointers: x [M, K], w1 [E, 2N, K], w2 [E, K, N]
+ * in dtype (MT_DTYPE_BF16 or MT_DTYPE_FP16), topk_ids [M, topk] int32 and
+ * topk_weights [M, topk] float from the engine's router, out [M, K] in
+ * dtype. N and K must be multiples of 8. Enqueued on `stream` (a CUstream;
+ * NULL: the runtime's own) and not synchronised. The runtime's workspace is
+ * reused by every call: calls on one runtime must be ordered (one stream,
+ * or one runtime per stream). The variant for a config is compiled on first
+ * use and cached on disk. MT_ENODEV without a CUDA device. */
+int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                      uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
+                      void *stream, mt_moe_config *used);
 
 #ifdef __cplusplus
 }

@@ -114,6 +114,7 @@ struct mt_cuda_module {
 
 const char *mt_cuda_errmsg(const mt_cuda *c) { return c ? c->err : "no CUDA handle"; }
 const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c) { return &c->props; }
+void *mt_cuda_stream(const mt_cuda *c) { return c->stream; }
 
 static int cu_fail(mt_cuda *c, const char *what, CUresult r)
 {
@@ -456,7 +457,14 @@ int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes)
 
 int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args)
 {
-    CU(c, c->cuLaunchKernel((CUfunction)fn, grid, 1, 1, block, 1, 1, smem, c->stream, args, NULL), "launch");
+    return mt_cuda_launch_on(c, NULL, fn, grid, block, smem, args);
+}
+
+int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args)
+{
+    CU(c, c->cuLaunchKernel((CUfunction)fn, grid, 1, 1, block, 1, 1, smem, stream ? (CUstream)stream : c->stream, args,
+                            NULL),
+       "launch");
     return MT_OK;
 }
 

@@ -52,6 +52,8 @@ typedef struct mt_cuda_resources {
 int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t err_len);
 void mt_cuda_close(mt_cuda *c);
 const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c);
+/* The handle's own CUstream. */
+void *mt_cuda_stream(const mt_cuda *c);
 /* The text of the last driver or NVRTC error on this handle. */
 const char *mt_cuda_errmsg(const mt_cuda *c);
 
@@ -77,6 +79,8 @@ int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *f
 /* Allow fn up to `bytes` of dynamic shared memory. */
 int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);
 int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
+/* The same on a caller's CUstream (NULL: the handle's own). */
+int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
 
 /* Capture what is launched between begin and end into a graph. */
 int mt_cuda_capture_begin(mt_cuda *c);

@@ -1,0 +1,144 @@
+/* The runtime on a GPU, as an engine uses it: mt_fused_moe_cuda with device
+ * pointers, the config looked up from the bundled files (or the default),
+ * checked against the float64 device oracle and timed.
+ *
+ * usage: cuda_runtime_check CONFIG_DIR   (the repository's configs/) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_rt.h"
+#include "moe_cpu.h"
+#include "moetune/moetune.h"
+
+static mt_cuda *c;
+static mt_cufn fill_fn, ref_act, ref_out;
+
+static int fill(mt_dptr dst, long n, unsigned long long seed, float scale)
+{
+    void *args[] = {&dst, &n, &seed, &scale};
+    unsigned grid = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
+    return mt_cuda_launch(c, fill_fn, grid, 256, 0, args);
+}
+
+struct call {
+    mt_runtime *rt;
+    int64_t M, E, N, K, topk;
+    mt_dptr x, w1, w2, ids, tw, out;
+    mt_moe_config used;
+};
+
+static int run(mt_cuda *cc, void *arg)
+{
+    struct call *k = arg;
+    return mt_fused_moe_cuda(k->rt, MT_DTYPE_BF16, k->M, k->E, k->N, k->K, k->topk, k->x, k->w1, k->w2, k->ids, k->tw,
+                             k->out, mt_cuda_stream(cc), &k->used);
+}
+
+static void log_cb(int level, const char *msg, void *u)
+{
+    (void)u;
+    fprintf(stderr, "libmoetune[%d]: %s\n", level, msg);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512], *log = NULL;
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CONFIG_DIR\n", argv[0]);
+        return 2;
+    }
+    if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    mt_cuda_module *base;
+    const char *opts[] = {"-DMT_FP16=0"};
+    if (mt_cuda_build(c, mt_cuda_moe_source(), opts, 1, NULL, &base, &log) != MT_OK ||
+        mt_cuda_function(c, base, "fill_random", &fill_fn, NULL) || mt_cuda_function(c, base, "ref_act", &ref_act, NULL) ||
+        mt_cuda_function(c, base, "ref_out", &ref_out, NULL)) {
+        fprintf(stderr, "helper kernels: %s\n", mt_cuda_errmsg(c));
+        return 1;
+    }
+    mt_runtime_options o = MT_RUNTIME_OPTIONS_INIT;
+    o.backend = "cuda";
+    o.config_dir = "/nonexistent";
+    o.cache_dir = "/nonexistent";
+    o.bundled_dir = argv[1];
+    o.log = log_cb;
+    mt_runtime *rt;
+    if (mt_runtime_open(&rt, &o) != MT_OK) return 1;
+    printf("device %s\n", mt_runtime_device_name(rt));
+    struct { const char *name; int64_t E, N, K, topk, M; } cases[] = {
+        {"Mixtral TP2", 8, 7168, 4096, 2, 1},     {"Mixtral TP2", 8, 7168, 4096, 2, 64},
+        {"Mixtral TP2", 8, 7168, 4096, 2, 1000},  {"Mixtral TP2", 8, 7168, 4096, 2, 4096},
+        {"Mixtral TP2", 8, 7168, 4096, 2, 20000}, {"Qwen3-30B-A3B", 128, 768, 2048, 8, 37},
+        {"no file", 16, 512, 1024, 2, 100},
+    };
+    int failures = 0;
+    printf("| shape | M | source | key | config | rel err | µs per call |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct call k = {rt, cases[i].M, cases[i].E, cases[i].N, cases[i].K, cases[i].topk, 0, 0, 0, 0, 0, 0, {0}};
+        int64_t M = k.M, pairs = M * k.topk;
+        mt_cuda_alloc(c, (size_t)(M * k.K) * 2, &k.x);
+        mt_cuda_alloc(c, (size_t)(k.E * 2 * k.N * k.K) * 2, &k.w1);
+        mt_cuda_alloc(c, (size_t)(k.E * k.K * k.N) * 2, &k.w2);
+        mt_cuda_alloc(c, (size_t)pairs * 4, &k.ids);
+        mt_cuda_alloc(c, (size_t)pairs * 4, &k.tw);
+        mt_cuda_alloc(c, (size_t)(M * k.K) * 2, &k.out);
+        fill(k.x, (long)(M * k.K), 11 + i, 1.0f);
+        fill(k.w1, (long)(k.E * 2 * k.N * k.K), 12 + i, 1.0f / sqrtf((float)k.K));
+        fill(k.w2, (long)(k.E * k.K * k.N), 13 + i, 1.0f / sqrtf((float)k.N));
+        float *logits = malloc((size_t)(M * k.E) * 4), *tw = malloc((size_t)pairs * 4);
+        int32_t *ids = malloc((size_t)pairs * 4);
+        mt_rng r = {77 + i};
+        for (int64_t j = 0; j < M * k.E; j++) logits[j] = 2.0f * mt_rng_uniform(&r);
+        mt_moe_route(logits, M, k.E, k.topk, 1, ids, tw);
+        mt_cuda_h2d(c, k.ids, ids, (size_t)pairs * 4);
+        mt_cuda_h2d(c, k.tw, tw, (size_t)pairs * 4);
+        mt_cuda_memset_async(c, k.out, 0xff, (size_t)(M * k.K) * 2); /* poisoned: NaN */
+        int rc = run(c, &k);
+        if (rc == MT_OK) rc = mt_cuda_sync(c);
+        /* the oracle for 32 tokens in the middle */
+        int R = M < 32 ? (int)M : 32, t0 = (int)(M - R) / 2, topk = (int)k.topk, N = (int)k.N, K = (int)k.K;
+        mt_dptr act64, ref64;
+        mt_cuda_alloc(c, (size_t)R * topk * N * 8, &act64);
+        mt_cuda_alloc(c, (size_t)R * K * 8, &ref64);
+        void *aa[] = {&k.x, &k.w1, &k.ids, &act64, &t0, &R, &topk, &N, &K};
+        void *ao[] = {&act64, &k.w2, &k.ids, &k.tw, &ref64, &t0, &R, &topk, &N, &K};
+        long wa = (long)R * topk * N, wo = (long)R * K;
+        mt_cuda_launch(c, ref_act, (unsigned)((wa * 32 + 255) / 256), 256, 0, aa);
+        mt_cuda_launch(c, ref_out, (unsigned)((wo * 32 + 255) / 256), 256, 0, ao);
+        double *ref = malloc((size_t)wo * 8);
+        uint16_t *out = malloc((size_t)(M * K) * 2);
+        mt_cuda_d2h(c, ref, ref64, (size_t)wo * 8);
+        mt_cuda_d2h(c, out, k.out, (size_t)(M * K) * 2);
+        int finite = 1;
+        for (int64_t j = 0; j < M * K; j++) finite &= isfinite(mt_bf16_to_f32(out[j]));
+        double num = 0, den = 0;
+        for (long j = 0; j < wo; j++) {
+            double d = mt_bf16_to_f32(out[(long)t0 * K + j]) - ref[j];
+            num += d * d;
+            den += ref[j] * ref[j];
+        }
+        double rel = finite ? sqrt(num / den) : NAN;
+        float ms = 0, best = 1e30f;
+        for (int rep = 0; rc == MT_OK && rep < 10; rep++)
+            if (mt_cuda_time(c, run, &k, &ms) == MT_OK && ms < best) best = ms;
+        int ok = rc == MT_OK && rel < 2e-2;
+        failures += !ok;
+        printf("| %s | %lld | %s | %lld | %d/%d/%d/%d/%d/%d/%d | %.2e | %.1f |%s\n", cases[i].name, (long long)M,
+               mt_config_source_str(k.used.source), (long long)k.used.m_key, k.used.block_size_m, k.used.block_size_n,
+               k.used.block_size_k, k.used.group_size_m, k.used.num_warps, k.used.num_stages, k.used.num_sm, rel,
+               best * 1e3, ok ? "" : " FAILED");
+        mt_dptr bufs[] = {k.x, k.w1, k.w2, k.ids, k.tw, k.out, act64, ref64};
+        for (size_t b = 0; b < 8; b++) mt_cuda_free(c, bufs[b]);
+        free(logits); free(tw); free(ids); free(ref); free(out);
+    }
+    mt_runtime_close(rt);
+    mt_cuda_module_free(c, base);
+    mt_cuda_close(c);
+    printf("%d of %zu cases failed\n", failures, sizeof cases / sizeof cases[0]);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,148 @@
+#include "moe_launch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moe_cpu.h" /* mt_moe_align_capacity */
+#include "moetune/moetune.h"
+
+int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+                      size_t n)
+{
+    char d[9][48], *log = NULL;
+    const char *opts[9];
+    int rc;
+    memset(v, 0, sizeof *v);
+    memcpy(v->cfg, cfg, sizeof v->cfg);
+    v->fp16 = fp16;
+    v->warps_m = mt_cuda_warps_m(cfg[0], cfg[1], cfg[4]);
+    if (!v->warps_m) {
+        snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg[0], cfg[1], cfg[4]);
+        return MT_EUNSUPPORTED;
+    }
+    static const char *const names[7] = {"BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
+                                         "NUM_WARPS", "NUM_STAGES", "NUM_SM"};
+    for (int i = 0; i < 7; i++) snprintf(d[i], sizeof d[i], "-D%s=%d", names[i], cfg[i]);
+    snprintf(d[7], sizeof d[7], "-DWARPS_M=%d", v->warps_m);
+    snprintf(d[8], sizeof d[8], "-DMT_FP16=%d", fp16 ? 1 : 0);
+    for (int i = 0; i < 9; i++) opts[i] = d[i];
+    rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, 9, cache_dir, &v->mod, &log);
+    if (rc != MT_OK) {
+        snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
+        free(log);
+        return rc;
+    }
+    if ((rc = mt_cuda_function(c, v->mod, "moe_align", &v->align, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK) {
+        snprintf(why, n, "%s", mt_cuda_errmsg(c));
+        mt_cuda_moe_release(c, v);
+        return rc;
+    }
+    v->smem1 = (unsigned)mt_cuda_smem_bytes(cfg[0], cfg[1], cfg[2], cfg[5], 1);
+    v->smem2 = (unsigned)mt_cuda_smem_bytes(cfg[0], cfg[1], cfg[2], cfg[5], 0);
+    int limit = mt_cuda_get_props(c)->smem_optin;
+    if ((int)v->smem1 > limit || v->r1.max_threads < cfg[4] * 32 || v->r2.max_threads < cfg[4] * 32) {
+        snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg[4] * 32);
+        mt_cuda_moe_release(c, v);
+        return MT_EUNSUPPORTED;
+    }
+    if ((rc = mt_cuda_set_smem(c, v->gemm1, (int)v->smem1)) != MT_OK ||
+        (rc = mt_cuda_set_smem(c, v->gemm2, (int)v->smem2)) != MT_OK) {
+        snprintf(why, n, "%s", mt_cuda_errmsg(c));
+        mt_cuda_moe_release(c, v);
+        return rc;
+    }
+    return MT_OK;
+}
+
+void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v)
+{
+    if (!v) return;
+    mt_cuda_module_free(c, v->mod);
+    v->mod = NULL;
+}
+
+int mt_cuda_warps_m(int bm, int bn, int warps)
+{
+    int best = 0;
+    double best_score = 1e9;
+    for (int wm = 1; wm <= warps; wm *= 2) {
+        int wn = warps / wm;
+        if (bm % (16 * wm) || bn % (8 * wn)) continue;
+        double r = (double)(bm / wm) / (double)(bn / wn);
+        double score = r > 1 ? r : 1 / r;
+        if (score < best_score) {
+            best_score = score;
+            best = wm;
+        }
+    }
+    return best;
+}
+
+int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+{
+    return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 8) * 2;
+}
+
+#define ALIGN256(x) (((x) + 255) & ~(size_t)255)
+
+struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, total; };
+
+static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk, struct ws_layout *L)
+{
+    size_t cap = (size_t)mt_moe_align_capacity(chunk, topk, E, v->cfg[0]);
+    size_t pairs = (size_t)chunk * (size_t)topk, o = 0;
+    L->sorted = o; o += ALIGN256(cap * 4);
+    L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg[0] + 1) * 4);
+    L->npost = o;  o += 256;
+    L->tpe = o;    o += ALIGN256((size_t)E * 4);
+    L->act = o;    o += ALIGN256(pairs * (size_t)N * 2);
+    L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
+    L->total = o;
+}
+
+size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk)
+{
+    struct ws_layout L;
+    layout(v, chunk, E, N, K, topk, &L);
+    return L.total;
+}
+
+int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream)
+{
+    struct ws_layout L;
+    int rc = MT_OK, bm = v->cfg[0], bn = v->cfg[1], num_sm = v->cfg[6];
+    int chunk = a->chunk > 0 && a->chunk < a->M ? a->chunk : a->M;
+    unsigned threads = (unsigned)(v->cfg[4] * 32);
+    layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
+    mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
+    mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
+    int E = a->E, N = a->N, K = a->K, topk = a->topk;
+    for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
+        int m = a->M - t0 < chunk ? a->M - t0 : chunk;
+        int pairs = m * topk;
+        int cap = (int)mt_moe_align_capacity(m, topk, E, bm);
+        int num_pid_m = (cap + bm - 1) / bm;
+        unsigned g1 = (unsigned)(num_pid_m * ((N + bn - 1) / bn)), g2 = (unsigned)(num_pid_m * ((K + bn - 1) / bn));
+        if (num_sm > 0) { /* a persistent grid never has more CTAs than tiles */
+            g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
+            g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;
+        }
+        unsigned gc = (unsigned)(((long)m * K / 8 + 255) / 256);
+        mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
+        mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
+        mt_dptr w1 = a->w1, w2 = a->w2;
+        void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap};
+        void *a_g1[] = {&x, &w1, &act, &sorted, &eids, &npost, &pairs, &topk, &N, &K, &num_pid_m};
+        void *a_g2[] = {&act, &w2, &out2, &sorted, &eids, &npost, &tw, &pairs, &N, &K, &num_pid_m};
+        void *a_c[] = {&out2, &out, &m, &topk, &K};
+        if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
+        rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);
+    }
+    return rc;
+}

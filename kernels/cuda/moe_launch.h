@@ -1,0 +1,51 @@
+/* One compiled variant of the CUDA fused-MoE pipeline and how to enqueue
+ * it: shared by the tuner's bench and the runtime, so what was tuned is
+ * exactly what runs. */
+#ifndef MT_MOE_LAUNCH_H
+#define MT_MOE_LAUNCH_H
+
+#include <stddef.h>
+
+#include "cuda_rt.h"
+
+/* Our CUDA kernel's warp layout for a tile: the number of warp rows
+ * (WARPS_M) that splits BM x BN into whole 16x8 MMA tiles with the most
+ * square warp tiles; 0 when no layout fits. */
+int mt_cuda_warps_m(int bm, int bn, int warps);
+/* Dynamic shared memory of our CUDA GEMMs for a config: the first GEMM
+ * stages the gate and up halves, so its B tile is twice as tall. */
+int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+
+/* cfg order: BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K, GROUP_SIZE_M,
+ * num_warps, num_stages, NUM_SM (the CUDA space's order) */
+typedef struct mt_cuda_moe {
+    mt_cuda_module *mod;
+    mt_cufn align, gemm1, gemm2, combine;
+    int cfg[7];
+    int warps_m, fp16;
+    unsigned smem1, smem2;
+    mt_cuda_resources r1, r2;
+} mt_cuda_moe;
+
+/* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
+ * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
+ * launch on this device (why says why); other codes: driver errors. */
+int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+                      size_t why_len);
+void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v);
+
+typedef struct mt_cuda_moe_args {
+    mt_dptr x, w1, w2, topk_ids, topk_w, out; /* [M,K], [E,2N,K], [E,K,N], [M,topk] int32, [M,topk] f32, [M,K] */
+    mt_dptr workspace;                         /* mt_cuda_moe_workspace bytes */
+    int M, E, N, K, topk;
+    int chunk; /* tokens per pipeline run; the workspace is sized by it */
+} mt_cuda_moe_args;
+
+/* Device bytes of workspace for `chunk` tokens: known before launch. */
+size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);
+
+/* Enqueue the pipeline (align, GEMM 1, GEMM 2, combine per chunk) on
+ * stream (NULL: the handle's own). Nothing is synchronised. */
+int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream);
+
+#endif
