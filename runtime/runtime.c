@@ -323,8 +323,9 @@ static int parse_file(mt_runtime *rt, const char *path, int moetune_format, tabl
         int digits = *k != 0 && strlen(k) <= 12 && !(k[0] == '0' && k[1]);
         for (const char *p = k; *p; p++) digits &= *p >= '0' && *p <= '9';
         if (!digits) {
-            cJSON_Delete(root);
-            return snprintf(why, n, "key '%.40s' is not a batch size", k), -1;
+            snprintf(why, n, "key '%.40s' is not a batch size", k);
+            cJSON_Delete(root); /* after the message: k lives in root */
+            return -1;
         }
         count++;
     }
@@ -343,8 +344,9 @@ static int parse_file(mt_runtime *rt, const char *path, int moetune_format, tabl
         if (!moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
         const cJSON *params = moetune_format ? cJSON_GetObjectItemCaseSensitive(e, "params") : e;
         if (!cJSON_IsObject(params)) {
+            snprintf(why, n, "M=%.20s: no parameter object", e->string);
             cJSON_Delete(root);
-            return snprintf(why, n, "M=%s: no parameter object", e->string), -1;
+            return -1;
         }
         config_init(&t->cfg[i]);
         for (const cJSON *v = params->child; v; v = v->next)
@@ -468,7 +470,7 @@ static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
         }
         closedir(dir);
         /* the directory's order is arbitrary: take them by name */
-        qsort(names, (size_t)nn, sizeof *names, cmp_str);
+        if (nn > 1) qsort(names, (size_t)nn, sizeof *names, cmp_str);
         int found = 0;
         for (int i = 0; i < nn && !found; i++) {
             char path[4096];

@@ -13,9 +13,9 @@ run crash 'crash:"block_n":8,"block_k":64,'
 [ "$(sql "$TMP/crash.db" "select count(*) from measurements where status='failed' and reason like 'worker died:%'")" = 2 ] \
   || fail "crash reason"; ok
 
-run hang 'hang:"block_n":16,"block_k":64,' --timeout 2
+run hang 'hang:"block_n":16,"block_k":64,' --timeout 10
 [ "$(py "$TMP/hang.json" 'j["measured"], j["failed"]')" = "(32, 2)" ] || fail "hang: $(cat "$TMP/hang.json")"; ok
-[ "$(sql "$TMP/hang.db" "select count(*) from measurements where status='failed' and reason like 'timed out after 2 s%'")" = 2 ] \
+[ "$(sql "$TMP/hang.db" "select count(*) from measurements where status='failed' and reason like 'timed out after 10 s%'")" = 2 ] \
   || fail "hang reason"; ok
 
 run nan 'nan:"block_n":32,"block_k":64,'
