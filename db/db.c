@@ -101,7 +101,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command) "
                       "VALUES(?1,?2,?3,?4,?5,?6)",
     [S_SWEEP_END] = "UPDATE sweeps SET status=?2, finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
-    [S_MEAS_EXISTS] = "SELECT 1 FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
+    [S_MEAS_EXISTS] = "SELECT status, median_us FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
                       "config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
     [S_MEAS_INSERT] = "INSERT INTO measurements(sweep_id,device_id,problem_id,M,config_id,is_default,status,"
                       "reason,median_us,spread_us,reps,rel_err,tolerance,floor_us,efficiency,kernel_hash,"
@@ -417,6 +417,12 @@ int mt_db_sweep_end(mt_db *db, int64_t id, const char *status)
 int mt_db_measurement_exists(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
                              const char *policy)
 {
+    return mt_db_measurement_get(db, dev, prob, M, cfg, hash, policy, NULL);
+}
+
+int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
+                          const char *policy, double *median_us)
+{
     sqlite3_stmt *s = stmt(db, S_MEAS_EXISTS);
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, dev);
@@ -426,7 +432,12 @@ int mt_db_measurement_exists(mt_db *db, int64_t dev, int64_t prob, int64_t M, in
     bind_text(s, 5, hash);
     bind_text(s, 6, policy);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_ROW) {
+        /* a failed variant reads as NAN: a search learns from it too */
+        const unsigned char *st = sqlite3_column_text(s, 0);
+        if (median_us) *median_us = st && !strcmp((const char *)st, "ok") ? sqlite3_column_double(s, 1) : NAN;
+        return 1;
+    }
     if (rc == SQLITE_DONE) return 0;
     return fail(db, "look up measurement");
 }

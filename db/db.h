@@ -78,6 +78,9 @@ int mt_db_sweep_end(mt_db *db, int64_t id, const char *status);
  * timing policy) is stored, 0 when not, negative on error. */
 int mt_db_measurement_exists(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
                              const char *kernel_hash, const char *timing_policy);
+/* The same, and the stored median (NAN for a failed variant). */
+int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
+                          const char *kernel_hash, const char *timing_policy, double *median_us);
 /* Insert and commit (unless inside mt_db_begin). */
 int mt_db_measurement_insert(mt_db *db, const mt_measurement *m);
 

@@ -275,6 +275,57 @@ static int export_vllm_foreign(mt_db *db, const mt_export_opts *o, const mt_devi
     return rc;
 }
 
+struct grid_rows { mt_buf b; int header; int err; char keys[512]; };
+
+/* One CSV row per measurement: M, the parameters in the config's own order,
+ * median, status, and whether it is the default config. */
+static int grid_row(const mt_result_row *r, void *u)
+{
+    struct grid_rows *g = u;
+    cJSON *p = cJSON_Parse(r->params);
+    if (!cJSON_IsObject(p)) {
+        cJSON_Delete(p);
+        return g->err = MT_EPARSE;
+    }
+    if (!g->header) {
+        mt_buf_puts(&g->b, "M");
+        for (cJSON *c = p->child; c; c = c->next) mt_buf_printf(&g->b, ",%s", c->string);
+        mt_buf_puts(&g->b, ",median_us,status,is_default\n");
+        g->header = 1;
+    }
+    mt_buf_printf(&g->b, "%lld", (long long)r->M);
+    for (cJSON *c = p->child; c; c = c->next) mt_buf_printf(&g->b, ",%lld", (long long)c->valuedouble);
+    if (isnan(r->median_us)) mt_buf_puts(&g->b, ",");
+    else mt_buf_printf(&g->b, ",%.4f", r->median_us);
+    mt_buf_printf(&g->b, ",%s,%d\n", r->status, r->is_default);
+    cJSON_Delete(p);
+    return 0;
+}
+
+static int export_grid(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
+                       const char *hash)
+{
+    char name[512], path[4096], err[512];
+    struct grid_rows g;
+    memset(&g, 0, sizeof g);
+    if (mt_mtformat_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    char *dot = strstr(name, ".moetune.json");
+    if (!dot) return MT_EINVAL;
+    strcpy(dot, ".grid.csv");
+    int rc = mt_db_results(db, d->id, p->id, "ok", hash, grid_row, &g);
+    if (rc == MT_OK) rc = mt_db_results(db, d->id, p->id, "failed", hash, grid_row, &g);
+    if (rc == MT_OK) rc = g.err;
+    if (rc == MT_OK && g.b.oom) rc = MT_ENOMEM;
+    if (rc == MT_OK) {
+        snprintf(path, sizeof path, "%s/%s", o->out_dir, name);
+        rc = mt_write_file_atomic(path, g.b.data, g.b.len, err, sizeof err);
+        if (rc != MT_OK) mt_err("%s", err);
+        else if (!o->quiet) printf("%s\n", path);
+    }
+    mt_buf_free(&g.b);
+    return rc;
+}
+
 struct export_ctx { mt_db *db; const mt_export_opts *o; mt_export_stats *st; };
 
 static int wanted(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p)
@@ -291,6 +342,10 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     if (mt_best_collect(c->db, d->id, p->id, hash, &l) != MT_OK) {
         c->st->failed++;
         return 0;
+    }
+    if (l.n > 0 && c->o->grid) {
+        if (export_grid(c->db, c->o, d, p, hash) == MT_OK) c->st->written++;
+        else c->st->failed++;
     }
     if (l.n > 0) {
         int is_cpu = strcmp(d->backend, "cpu") == 0;

@@ -33,6 +33,7 @@ void mt_best_list_free(mt_best_list *l);
 typedef struct mt_export_opts {
     const char *out_dir;
     int vllm, moetune;
+    int grid; /* every measurement as CSV, for replaying strategies */
     int64_t device_id, problem_id; /* 0: all */
     int quiet;                     /* no per-file lines on stdout */
 } mt_export_opts;

@@ -1,6 +1,6 @@
 # Help, usage errors and the devices listing.
 . "$(dirname "$0")/lib.sh"
-for c in sweep devices show export import worker lookup; do
+for c in sweep devices show export import worker lookup replay; do
   expect_exit 0 "$TMP/h" "$MT" "$c" --help
   expect_in "$TMP/h" "usage: moetune $c"
   expect_exit 2 "$TMP/u" "$MT" "$c" --no-such-option

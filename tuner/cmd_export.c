@@ -8,7 +8,7 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: moetune export --out DIR [--format moetune|vllm|all] [--db PATH]\n"
+    "usage: moetune export --out DIR [--format moetune|vllm|all|grid] [--db PATH]\n"
     "\n"
     "Write one file per (device, kernel, problem) with the best verified\n"
     "config per batch size.\n"
@@ -17,7 +17,10 @@ static const char usage[] =
     "  --format vllm      vLLM's E=...,N=...,device_name=....json files, for\n"
     "                     kernels that take vLLM's parameters and imported files;\n"
     "                     CPU results are skipped (vLLM has no use for them)\n"
-    "  --format all       both (default)\n";
+    "  --format all       both (default)\n"
+    "  --format grid      every verified and failed measurement as CSV, one row per\n"
+    "                     (M, config): M, the parameters, median_us, status, is_default;\n"
+    "                     'moetune replay' runs search strategies against it\n";
 
 int cmd_export(int argc, char **argv)
 {
@@ -36,11 +39,12 @@ int cmd_export(int argc, char **argv)
     }
     if (optind < argc) return mt_usage_error("export", "unexpected argument '%s'", argv[optind]);
     if (!out) return mt_usage_error("export", "--out DIR is required");
-    mt_export_opts eo = {out, 0, 0, 0, 0, 0};
+    mt_export_opts eo = {out, 0, 0, 0, 0, 0, 0};
     if (!strcmp(fmt, "moetune")) eo.moetune = 1;
     else if (!strcmp(fmt, "vllm")) eo.vllm = 1;
     else if (!strcmp(fmt, "all")) eo.moetune = eo.vllm = 1;
-    else return mt_usage_error("export", "--format '%s': expected moetune, vllm or all", fmt);
+    else if (!strcmp(fmt, "grid")) eo.grid = 1;
+    else return mt_usage_error("export", "--format '%s': expected moetune, vllm, all or grid", fmt);
     if (mt_mkdir_p(out) != 0) return mt_fail("export", "cannot create the folder '%s'", out);
     mt_db *db;
     if ((status = mt_cli_open_db("export", dbpath, &db)) != 0) return status;

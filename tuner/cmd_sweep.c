@@ -18,6 +18,7 @@
 #include "measure_cuda.h"
 #include "report.h"
 #include "space.h"
+#include "strategy.h"
 #include "util.h"
 #include "workerpool.h"
 
@@ -39,8 +40,12 @@ static const char usage[] =
     "  --batch-sizes LIST      e.g. 1,8,64 (default vLLM's 18; CPU default job: 1,8,32,128)\n"
     "\n"
     "Search:\n"
-    "  --strategy grid         grid search over the valid points (default)\n"
+    "  --strategy grid|random|bayes\n"
+    "                          grid: evenly spread over the valid points (default);\n"
+    "                          random: a seeded shuffle; bayes: a Gaussian-process model\n"
+    "                          of log(time) proposes by expected improvement\n"
     "  --budget N              at most N variants timed per batch size\n"
+    "  --time DURATION         stop proposing after this much wall time (e.g. 90s, 10m, 1h)\n"
     "  --timeout SEC           a variant running longer is killed (default 60)\n"
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
@@ -65,7 +70,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME
 };
 
 static const struct option long_opts[] = {
@@ -79,13 +84,14 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, 0, O_TIMEOUT}, {"seed", required_argument, 0, O_SEED},
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
-    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens;
-    int no_export, json, quiet;
+    int no_export, json, quiet, strategy;
+    double time_s;
 } sweep_opts;
 
 /* One worker reply (or its absence) turned into a stored measurement. */
@@ -173,10 +179,18 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_DTYPE: o->prob.dtype = optarg; break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_STRATEGY:
-            if (strcmp(optarg, "grid") != 0)
-                return mt_usage_error("sweep", "--strategy '%s': this version has 'grid' (random and bayes are planned)",
-                                      optarg);
+            if ((o->strategy = mt_strategy_parse(optarg)) < 0)
+                return mt_usage_error("sweep", "--strategy '%s': expected grid, random or bayes", optarg);
             break;
+        case O_TIME: {
+            char *end;
+            double v = strtod(optarg, &end);
+            double mul = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
+            if (end == optarg || mul < 0 || !(v > 0))
+                return mt_usage_error("sweep", "--time '%s': expected a duration such as 90s, 10m or 1h", optarg);
+            o->time_s = v * mul;
+            break;
+        }
         case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
         case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
@@ -339,13 +353,13 @@ int cmd_sweep(int argc, char **argv)
     if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);
 
-    /* the plan: every M's valid points in grid order, capped by the budget */
+    /* the plan: every M's valid points, searched by the strategy within
+     * the budget */
     mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
-    int **order = calloc((size_t)ps.n_ms, sizeof *order);
-    int *norder = calloc((size_t)ps.n_ms, sizeof *norder);
+    mt_search **search = calloc((size_t)ps.n_ms, sizeof *search);
     mt_config *defs = calloc((size_t)ps.n_ms, sizeof *defs);
     int total = 0;
-    if (!pts || !order || !norder || !defs) {
+    if (!pts || !search || !defs) {
         status = mt_fail("sweep", "out of memory");
         goto out_plan;
     }
@@ -357,13 +371,13 @@ int cmd_sweep(int argc, char **argv)
             goto out_plan;
         }
         sp.default_config(&sp, &ctx, &defs[i]);
-        order[i] = malloc(((size_t)n + 1) * sizeof(int));
-        if (!order[i]) {
+        /* the seed is per M, so a resumed search proposes what it did */
+        if (mt_search_new(&search[i], o.strategy, &sp, pts[i], n, &defs[i], ps.ms[i], (int)o.budget,
+                          (uint64_t)o.seed * 0x2545f4914f6cdd1dull + (uint64_t)ps.ms[i]) != MT_OK) {
             status = mt_fail("sweep", "out of memory");
             goto out_plan;
         }
-        norder[i] = mt_grid_order(pts[i], n, &defs[i], sp.nparams, (int)o.budget, order[i]);
-        total += norder[i];
+        total += o.budget > 0 && o.budget < n ? (int)o.budget : n;
     }
 
     char bs_text[512] = "";
@@ -373,7 +387,8 @@ int cmd_sweep(int argc, char **argv)
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
     int64_t sweep_id = 0;
-    if (mt_db_sweep_begin(db, dev.id, prob.id, "grid", (int)o.budget, bs_text, cmdline, &sweep_id) != MT_OK) {
+    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.strategy), (int)o.budget, bs_text, cmdline,
+                          &sweep_id) != MT_OK) {
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
         goto out_plan;
     }
@@ -386,10 +401,17 @@ int cmd_sweep(int argc, char **argv)
     mt_progress prog;
     mt_progress_init(&prog, o.quiet);
     int done = 0, measured = 0, skipped = 0, failed = 0;
-    for (int i = 0; i < ps.n_ms && !interrupted && !status; i++) {
+    double t_start = mt_now();
+    int out_of_time = 0;
+    for (int i = 0; i < ps.n_ms && !interrupted && !status && !out_of_time; i++) {
         double best = INFINITY;
-        for (int q = 0; q < norder[i] && !interrupted; q++) {
-            const mt_config *c = &pts[i][order[i][q]];
+        int idx;
+        while (!interrupted && mt_search_next(search[i], &idx)) {
+            if (o.time_s > 0 && mt_now() - t_start > o.time_s) {
+                out_of_time = 1;
+                break;
+            }
+            const mt_config *c = &pts[i][idx];
             char params[256], best_txt[96];
             int64_t cfg_id;
             mt_config_to_json(&sp, c, params, sizeof params);
@@ -397,13 +419,16 @@ int cmd_sweep(int argc, char **argv)
                 status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
                 break;
             }
-            int have = mt_db_measurement_exists(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text);
+            double stored = NAN;
+            int have = mt_db_measurement_get(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text, &stored);
             if (have < 0) {
                 status = mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
                 break;
             }
             done++;
             if (have) {
+                /* measured before (a resumed sweep): the search learns it again */
+                mt_search_report(search[i], idx, stored);
                 skipped++;
                 continue;
             }
@@ -438,6 +463,7 @@ int cmd_sweep(int argc, char **argv)
                 break;
             }
             free(reply);
+            mt_search_report(search[i], idx, med);
             measured++;
             if (strcmp(m.status, "ok") != 0) {
                 failed++;
@@ -457,7 +483,10 @@ int cmd_sweep(int argc, char **argv)
         }
     }
     mt_progress_end(&prog);
-    mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : "done");
+    mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
+    if (out_of_time && !o.quiet)
+        fprintf(stderr, "moetune sweep: --time %.0f s reached; the batch sizes not reached keep their earlier results\n",
+                o.time_s);
     if (status) goto out_plan;
 
     if (o.json) {
@@ -472,7 +501,7 @@ int cmd_sweep(int argc, char **argv)
         if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
         else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
         else snprintf(out_dir, sizeof out_dir, "moetune-configs");
-        mt_export_opts eo = {out_dir, gpu, 1, dev.id, prob.id, 1};
+        mt_export_opts eo = {out_dir, gpu, 1, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
@@ -493,11 +522,10 @@ int cmd_sweep(int argc, char **argv)
 out_plan:
     for (int i = 0; i < ps.n_ms; i++) {
         if (pts) free(pts[i]);
-        if (order) free(order[i]);
+        if (search) mt_search_free(search[i]);
     }
     free(pts);
-    free(order);
-    free(norder);
+    free(search);
     free(defs);
 out:
     mt_worker_stop(w);

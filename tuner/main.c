@@ -18,6 +18,7 @@ static const struct cmd {
     {"export", cmd_export, "write config files (vLLM's and moetune's formats)"},
     {"import", cmd_import, "read vLLM config files into the database"},
     {"lookup", cmd_lookup, "print the config the runtime picks for a problem"},
+    {"replay", cmd_replay, "run a search strategy against a recorded grid"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 

@@ -1,0 +1,38 @@
+/*
+ * Search strategies over the valid points of one batch size: propose the
+ * next point to measure, learn from what was measured. The sweep and the
+ * replay harness drive them the same way, so a strategy replayed on a
+ * recorded grid behaves as it would on the device.
+ */
+#ifndef MT_STRATEGY_H
+#define MT_STRATEGY_H
+
+#include <stdint.h>
+
+#include "space.h"
+
+enum mt_strategy_kind { MT_STRATEGY_GRID = 0, MT_STRATEGY_RANDOM = 1, MT_STRATEGY_BAYES = 2 };
+
+/* "grid", "random", "bayes" -> kind; -1 when unknown */
+int mt_strategy_parse(const char *name);
+const char *mt_strategy_name(int kind);
+
+typedef struct mt_search mt_search;
+
+/* A search over pts[0..n-1] (the valid points, in enumeration order) for
+ * batch size M. The default config (when among pts) is always proposed
+ * first. budget <= 0: every point. The points and space must outlive it. */
+int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config *pts, int n, const mt_config *def,
+                  int64_t M, int budget, uint64_t seed);
+void mt_search_free(mt_search *s);
+
+/* The index of the next point to measure; 0 when the search is done. */
+int mt_search_next(mt_search *s, int *idx);
+
+/* What measuring pts[idx] gave: its median time, or NAN when it failed. */
+void mt_search_report(mt_search *s, int idx, double time_us);
+
+/* The best reported so far (index, time); -1 when none succeeded. */
+int mt_search_best(const mt_search *s, double *time_us);
+
+#endif

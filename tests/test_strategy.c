@@ -1,0 +1,105 @@
+/* Search strategies on synthetic spaces with a known optimum: the default
+ * first, determinism for a seed, the budget, and the Bayesian search beating
+ * random search where failures wall off part of the space. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "moetune/moetune.h"
+#include "space.h"
+#include "strategy.h"
+
+static int valid_all(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp, (void)c, (void)x, (void)why, (void)n;
+    return 1;
+}
+static void def0(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp, (void)x;
+    memset(out, 0, sizeof *out);
+    out->v[0] = 1;
+    out->v[1] = 1;
+}
+
+/* 16 x 16 points; time is smooth with its minimum at (11, 5); points with
+ * a >= 14 fail. */
+static double truth(const mt_config *c)
+{
+    if (c->v[0] >= 14) return NAN;
+    double a = c->v[0] - 11, b = c->v[1] - 5;
+    return 100.0 * exp(0.02 * (a * a + 2 * b * b)) + 3.0 * sin(c->v[0] * 1.7);
+}
+
+static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int budget, uint64_t seed, int *seq)
+{
+    mt_search *s;
+    mt_config def;
+    def0(sp, NULL, &def);
+    CHECK(mt_search_new(&s, kind, sp, pts, n, &def, 64, budget, seed) == MT_OK, "new");
+    int idx, k = 0;
+    while (mt_search_next(s, &idx)) {
+        if (seq) seq[k] = idx;
+        k++;
+        mt_search_report(s, idx, truth(&pts[idx]));
+    }
+    CHECK(k == budget, "%s proposed %d of a budget of %d", mt_strategy_name(kind), k, budget);
+    double best;
+    CHECK(mt_search_best(s, &best) >= 0, "a best");
+    mt_search_free(s);
+    return best;
+}
+
+int main(void)
+{
+    mt_space sp;
+    memset(&sp, 0, sizeof sp);
+    sp.backend = "test";
+    sp.nparams = 2;
+    sp.params[0] = (mt_param_def){"a", 16, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+    sp.params[1] = (mt_param_def){"b", 16, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+    sp.valid = valid_all;
+    sp.default_config = def0;
+    mt_space_ctx ctx = {0};
+    mt_config *pts;
+    int n = mt_space_enumerate(&sp, &ctx, &pts);
+    CHECK(n == 256, "256 points");
+    double opt = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (!isnan(truth(&pts[i])) && truth(&pts[i]) < opt) opt = truth(&pts[i]);
+
+    CHECK(mt_strategy_parse("bayes") == MT_STRATEGY_BAYES && mt_strategy_parse("anneal") < 0, "names");
+    for (int kind = 0; kind < 3; kind++) {
+        int a[40], b[40];
+        run(kind, &sp, pts, n, 40, 7, a);
+        run(kind, &sp, pts, n, 40, 7, b);
+        CHECK(memcmp(a, b, sizeof a) == 0, "%s is deterministic for a seed", mt_strategy_name(kind));
+        CHECK(pts[a[0]].v[0] == 1 && pts[a[0]].v[1] == 1, "%s proposes the default first", mt_strategy_name(kind));
+        for (int i = 0; i < 40; i++)
+            for (int j = i + 1; j < 40; j++) CHECK(a[i] != a[j], "%s proposed a point twice", mt_strategy_name(kind));
+    }
+    int c[40];
+    run(MT_STRATEGY_RANDOM, &sp, pts, n, 40, 8, c);
+    int a7[40];
+    run(MT_STRATEGY_RANDOM, &sp, pts, n, 40, 7, a7);
+    CHECK(memcmp(a7, c, sizeof c) != 0, "another seed, another order");
+
+    /* 20 seeds, a budget of 30 (12 % of the points) */
+    double sum_bayes = 0, sum_random = 0;
+    int bayes_within_2pct = 0;
+    for (uint64_t sd = 0; sd < 20; sd++) {
+        double fb = run(MT_STRATEGY_BAYES, &sp, pts, n, 30, sd, NULL);
+        double fr = run(MT_STRATEGY_RANDOM, &sp, pts, n, 30, sd, NULL);
+        sum_bayes += fb;
+        sum_random += fr;
+        bayes_within_2pct += fb <= opt * 1.02;
+    }
+    printf("bayes mean %.3f, random mean %.3f, optimum %.3f, bayes within 2%%: %d of 20\n", sum_bayes / 20, sum_random / 20, opt, bayes_within_2pct);
+    CHECK(sum_bayes < sum_random, "bayes (mean %.2f) beats random (mean %.2f); optimum %.2f", sum_bayes / 20,
+          sum_random / 20, opt);
+    CHECK(bayes_within_2pct >= 15, "bayes within 2 %% of the optimum in %d of 20 seeds", bayes_within_2pct);
+    free(pts);
+    return check_report("test_strategy");
+}

@@ -1,0 +1,283 @@
+/* moetune replay: run a search strategy against a recorded grid (the CSV of
+ * `moetune export --format grid`) with no hardware: every proposal is
+ * answered from the recording, exactly as the sweep drives a strategy. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cmds.h"
+#include "moetune/moetune.h"
+#include "space.h"
+#include "strategy.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: moetune replay GRID.csv [--strategy grid|random|bayes] [--seeds N] [--budget B] [--json]\n"
+    "\n"
+    "Replay a strategy on a recorded grid (moetune export --format grid), with no\n"
+    "hardware. For each batch size M: the grid optimum, the evaluations needed to\n"
+    "come within 2 % and 1 % of it (median over seeds; null when the budget ran out\n"
+    "first), and the score (best found - random) / (optimum - random) at the budget,\n"
+    "where 'random' is random search's best at the same budget, averaged over seeds.\n"
+    "  --strategy S   default bayes\n"
+    "  --seeds N      default 20\n"
+    "  --budget B     evaluations per M (default: 5 % of that M's points, at least 5)\n";
+
+#define MAXP MT_SPACE_MAX_PARAMS
+
+typedef struct grid_m {
+    int64_t M;
+    int n, cap, def;
+    mt_config *pts;
+    double *t;
+} grid_m;
+
+static int always_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp, (void)c, (void)x, (void)why, (void)n;
+    return 1;
+}
+
+static void no_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp, (void)x;
+    memset(out, 0, sizeof *out);
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Parse the CSV into per-M point lists and a space whose values are those
+ * seen in the file. */
+static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **out, int *nm, char *err, size_t n)
+{
+    char *text;
+    size_t len;
+    if (mt_read_file(path, &text, &len, err, n) != MT_OK) return -1;
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    int np = 0;
+    if (!line || strncmp(line, "M,", 2) != 0) {
+        snprintf(err, n, "'%s' is not a grid CSV: its first line must start with 'M,'", path);
+        free(text);
+        return -1;
+    }
+    /* header: M, params..., median_us, status, is_default */
+    char *cols[MAXP + 4];
+    int nc = 0;
+    for (char *c = line; c && nc < MAXP + 4;) {
+        cols[nc++] = c;
+        c = strchr(c, ',');
+        if (c) *c++ = 0;
+    }
+    np = nc - 4;
+    if (np < 1 || strcmp(cols[nc - 3], "median_us") || strcmp(cols[nc - 2], "status") ||
+        strcmp(cols[nc - 1], "is_default")) {
+        snprintf(err, n, "'%s': the header must be M, parameters, median_us, status, is_default", path);
+        free(text);
+        return -1;
+    }
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "replay";
+    sp->nparams = np;
+    for (int p = 0; p < np; p++) {
+        snprintf(names[p], 32, "%s", cols[1 + p]);
+        sp->params[p].name = names[p];
+    }
+    sp->valid = always_valid;
+    sp->default_config = no_default;
+    grid_m *g = NULL;
+    int ng = 0, lineno = 1;
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        lineno++;
+        char *f[MAXP + 4];
+        int k = 0;
+        for (char *c = line; c && k < MAXP + 4;) {
+            f[k++] = c;
+            c = strchr(c, ',');
+            if (c) *c++ = 0;
+        }
+        if (k != nc) {
+            snprintf(err, n, "'%s' line %d: %d fields, the header has %d", path, lineno, k, nc);
+            goto bad;
+        }
+        int64_t M = strtoll(f[0], NULL, 10);
+        int gi = -1;
+        for (int i = 0; i < ng; i++)
+            if (g[i].M == M) gi = i;
+        if (gi < 0) {
+            grid_m *ngp = realloc(g, (size_t)(ng + 1) * sizeof *g);
+            if (!ngp) goto oom;
+            g = ngp;
+            memset(&g[ng], 0, sizeof g[ng]);
+            g[ng].M = M;
+            g[ng].def = -1;
+            gi = ng++;
+        }
+        grid_m *m = &g[gi];
+        if (m->n == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 64;
+            mt_config *pp = realloc(m->pts, (size_t)m->cap * sizeof *pp);
+            double *tt = realloc(m->t, (size_t)m->cap * sizeof *tt);
+            if (pp) m->pts = pp;
+            if (tt) m->t = tt;
+            if (!pp || !tt) goto oom;
+        }
+        memset(&m->pts[m->n], 0, sizeof m->pts[m->n]);
+        for (int p = 0; p < np; p++) m->pts[m->n].v[p] = atoi(f[1 + p]);
+        m->t[m->n] = !strcmp(f[nc - 2], "ok") && *f[nc - 3] ? strtod(f[nc - 3], NULL) : NAN;
+        if (atoi(f[nc - 1])) m->def = m->n;
+        m->n++;
+    }
+    /* each parameter's values: those in the file, sorted (an ordinal scale) */
+    for (int p = 0; p < np; p++) {
+        int vals[4096], nv = 0;
+        for (int i = 0; i < ng; i++)
+            for (int j = 0; j < g[i].n; j++) {
+                int v = g[i].pts[j].v[p], seen = 0;
+                for (int q = 0; q < nv; q++) seen |= vals[q] == v;
+                if (!seen && nv < 4096) vals[nv++] = v;
+            }
+        if (nv > MT_SPACE_MAX_VALUES) {
+            snprintf(err, n, "'%s': parameter '%s' takes %d values, more than %d", path, names[p], nv,
+                     MT_SPACE_MAX_VALUES);
+            goto bad;
+        }
+        qsort(vals, (size_t)nv, sizeof *vals, cmp_int);
+        sp->params[p].nvalues = nv;
+        memcpy(sp->params[p].values, vals, (size_t)nv * sizeof *vals);
+    }
+    free(text);
+    *out = g;
+    *nm = ng;
+    return 0;
+oom:
+    snprintf(err, n, "out of memory");
+bad:
+    for (int i = 0; i < ng; i++) {
+        free(g[i].pts);
+        free(g[i].t);
+    }
+    free(g);
+    free(text);
+    return -1;
+}
+
+/* One run: the best found after each evaluation. */
+static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, uint64_t seed, double *best_after)
+{
+    mt_search *s;
+    if (mt_search_new(&s, kind, sp, m->pts, m->n, m->def >= 0 ? &m->pts[m->def] : NULL, m->M, budget, seed) != MT_OK)
+        return -1;
+    int idx, k = 0;
+    double best = INFINITY;
+    while (k < budget && mt_search_next(s, &idx)) {
+        mt_search_report(s, idx, m->t[idx]);
+        if (!isnan(m->t[idx]) && m->t[idx] < best) best = m->t[idx];
+        best_after[k++] = best;
+    }
+    mt_search_free(s);
+    return k;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    static const struct option opts[] = {{"strategy", required_argument, 0, 's'}, {"seeds", required_argument, 0, 'n'},
+                                         {"budget", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int kind = MT_STRATEGY_BAYES, json = 0, c, st;
+    int64_t seeds = 20, budget = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        st = 0;
+        if (c == 's') {
+            if ((kind = mt_strategy_parse(optarg)) < 0)
+                return mt_usage_error("replay", "--strategy '%s': expected grid, random or bayes", optarg);
+        } else if (c == 'n') st = mt_parse_int_opt("replay", "--seeds", optarg, 1, 10000, &seeds);
+        else if (c == 'b') st = mt_parse_int_opt("replay", "--budget", optarg, 1, 1 << 20, &budget);
+        else if (c == 'j') json = 1;
+        else if (c == 'h') return fputs(usage, stdout), mt_cli_finish("replay", 0);
+        else return mt_usage_error("replay", "unknown option '%s'", argv[optind - 1]);
+        if (st) return st;
+    }
+    if (optind != argc - 1) return mt_usage_error("replay", "give one grid CSV file");
+    mt_space sp;
+    char names[MAXP][32], err[512];
+    grid_m *g;
+    int ng;
+    if (load_grid(argv[optind], &sp, names, &g, &ng, err, sizeof err) != 0) return mt_usage_error("replay", "%s", err);
+    if (json) printf("{\"strategy\":\"%s\",\"seeds\":%lld,\"batch_sizes\":[", mt_strategy_name(kind), (long long)seeds);
+    else
+        printf("%-8s %7s %7s %12s %14s %14s %8s\n", "M", "points", "budget", "optimum us", "evals to 2%", "evals to 1%",
+               "score");
+    for (int i = 0; i < ng; i++) {
+        const grid_m *m = &g[i];
+        double opt = INFINITY;
+        for (int j = 0; j < m->n; j++)
+            if (!isnan(m->t[j]) && m->t[j] < opt) opt = m->t[j];
+        int B = budget > 0 ? (int)budget : (m->n + 19) / 20;
+        if (B < 5) B = 5;
+        if (B > m->n) B = m->n;
+        double *curve = malloc((size_t)B * sizeof *curve), *e2 = malloc((size_t)seeds * sizeof *e2);
+        double *e1 = malloc((size_t)seeds * sizeof *e1), *found = malloc((size_t)seeds * sizeof *found);
+        double rnd = 0;
+        for (int sd = 0; sd < seeds; sd++) {
+            int k = run_one(MT_STRATEGY_RANDOM, &sp, m, B, 1000 + (uint64_t)sd, curve);
+            rnd += k > 0 ? curve[k - 1] : opt;
+        }
+        rnd /= (double)seeds;
+        for (int sd = 0; sd < seeds; sd++) {
+            int k = run_one(kind, &sp, m, B, 1000 + (uint64_t)sd, curve);
+            e2[sd] = e1[sd] = INFINITY;
+            for (int q = k - 1; q >= 0; q--) {
+                if (curve[q] <= opt * 1.02) e2[sd] = q + 1;
+                if (curve[q] <= opt * 1.01) e1[sd] = q + 1;
+            }
+            found[sd] = k > 0 ? curve[k - 1] : INFINITY;
+        }
+        double m2 = median(e2, (int)seeds), m1 = median(e1, (int)seeds), f = median(found, (int)seeds);
+        /* the score: 1 at the optimum, 0 at random search's level */
+        double score = rnd - opt > 1e-12 ? (rnd - f) / (rnd - opt) : (f <= opt ? 1.0 : 0.0);
+        if (json) {
+            printf("%s{\"M\":%lld,\"points\":%d,\"budget\":%d,\"optimum_us\":%.4f,\"random_us\":%.4f,\"found_us\":%.4f,",
+                   i ? "," : "", (long long)m->M, m->n, B, opt, rnd, f);
+            printf("\"evals_to_2pct\":");
+            if (isinf(m2)) printf("null");
+            else printf("%g", m2);
+            printf(",\"evals_to_1pct\":");
+            if (isinf(m1)) printf("null");
+            else printf("%g", m1);
+            printf(",\"score\":%.4f}", score);
+        } else {
+            char a[32], b2[32];
+            if (isinf(m2)) snprintf(a, sizeof a, "> %d", B);
+            else snprintf(a, sizeof a, "%g", m2);
+            if (isinf(m1)) snprintf(b2, sizeof b2, "> %d", B);
+            else snprintf(b2, sizeof b2, "%g", m1);
+            printf("%-8lld %7d %7d %12.2f %14s %14s %8.3f\n", (long long)m->M, m->n, B, opt, a, b2, score);
+        }
+        free(curve);
+        free(e2);
+        free(e1);
+        free(found);
+    }
+    if (json) printf("]}\n");
+    for (int i = 0; i < ng; i++) {
+        free(g[i].pts);
+        free(g[i].t);
+    }
+    free(g);
+    return mt_cli_finish("replay", 0);
+}
