@@ -1,10 +1,10 @@
 #include "strategy.h"
 
-#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gp.h"
 #include "moetune/moetune.h"
 
 int mt_strategy_parse(const char *name)
@@ -36,8 +36,7 @@ struct mt_search {
     int nobs;
     uint64_t rng;
     int n_init;
-    double ls[MAXD];  /* fitted length scales */
-    double noise;
+    mt_gp gp;         /* hyperparameters carry over between proposals */
     int fitted_at;    /* nobs at the last hyperparameter fit */
 };
 
@@ -118,8 +117,6 @@ int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config
         s->n_init = s->budget / 5;
         if (s->n_init < 5) s->n_init = 5;
         if (s->n_init > 20) s->n_init = 20;
-        for (int p = 0; p < s->d; p++) s->ls[p] = 0.5;
-        s->noise = 1e-2;
         s->fitted_at = -1;
     }
     *out = s;
@@ -134,153 +131,56 @@ void mt_search_free(mt_search *s)
     free(s->t);
     free(s->obs);
     free(s->x);
+    mt_gp_free(&s->gp);
     free(s);
 }
 
-/* ---- the Gaussian process ---- */
+/* ---- the Bayesian proposal ---- */
 
-/* Matérn 5/2 with one length scale per dimension, unit signal variance
- * (the targets are standardised). */
-static double matern52(const double *a, const double *b, const double *ls, int d)
-{
-    double r2 = 0;
-    for (int p = 0; p < d; p++) {
-        double u = (a[p] - b[p]) / ls[p];
-        r2 += u * u;
-    }
-    double r = sqrt(5.0 * r2);
-    return (1.0 + r + r * r / 3.0) * exp(-r);
-}
-
-/* Targets for the model: log(time), failures as clearly worse than the
- * worst success, standardised. Returns 0 when nothing succeeded yet. */
-static int targets(const mt_search *s, double *y)
-{
-    double worst = -INFINITY, mean = 0, var = 0;
-    int ok = 0;
-    for (int i = 0; i < s->nobs; i++)
-        if (!isnan(s->t[s->obs[i]])) {
-            double v = log(s->t[s->obs[i]]);
-            worst = v > worst ? v : worst;
-            ok++;
-        }
-    if (!ok) return 0;
-    /* failures teach the model: their neighbours look slow, so it stops
-     * proposing them */
-    for (int i = 0; i < s->nobs; i++) y[i] = isnan(s->t[s->obs[i]]) ? worst + 1.0 : log(s->t[s->obs[i]]);
-    for (int i = 0; i < s->nobs; i++) mean += y[i];
-    mean /= s->nobs;
-    for (int i = 0; i < s->nobs; i++) var += (y[i] - mean) * (y[i] - mean);
-    double sd = s->nobs > 1 ? sqrt(var / (s->nobs - 1)) : 1.0;
-    if (!(sd > 1e-12)) sd = 1.0;
-    for (int i = 0; i < s->nobs; i++) y[i] = (y[i] - mean) / sd;
-    return 1;
-}
-
-/* Cholesky of K + noise I into L (row-major, lower); 0 on success. */
-static int factor(const mt_search *s, const double *ls, double noise, double *L)
-{
-    int n = s->nobs, d = s->d;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j <= i; j++) {
-            double k = matern52(&s->x[(size_t)s->obs[i] * d], &s->x[(size_t)s->obs[j] * d], ls, d);
-            L[(size_t)i * n + j] = k + (i == j ? noise : 0.0);
-            L[(size_t)j * n + i] = L[(size_t)i * n + j];
-        }
-    return LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, L, n) != 0;
-}
-
-/* The log marginal likelihood (up to a constant) for these hyperparameters. */
-static double lml(const mt_search *s, const double *y, const double *ls, double noise, double *L, double *alpha)
-{
-    int n = s->nobs;
-    if (factor(s, ls, noise, L)) return -INFINITY;
-    memcpy(alpha, y, (size_t)n * sizeof *alpha);
-    if (LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', n, 1, L, n, alpha, 1) != 0) return -INFINITY;
-    double fit = 0, logdet = 0;
-    for (int i = 0; i < n; i++) {
-        fit += y[i] * alpha[i];
-        logdet += log(L[(size_t)i * n + i]);
-    }
-    return -0.5 * fit - logdet;
-}
-
-/* Fit the length scales and noise by maximising the marginal likelihood:
- * coordinate ascent over a log-spaced grid per dimension. */
-static void fit(mt_search *s, const double *y, double *L, double *alpha)
-{
-    static const double grid[] = {0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0};
-    static const double noises[] = {1e-4, 1e-3, 1e-2, 5e-2, 2e-1};
-    double best = lml(s, y, s->ls, s->noise, L, alpha);
-    for (int sweep = 0; sweep < 2; sweep++) {
-        for (int p = 0; p < s->d; p++) {
-            double keep = s->ls[p];
-            for (size_t g = 0; g < sizeof grid / sizeof grid[0]; g++) {
-                s->ls[p] = grid[g];
-                double v = lml(s, y, s->ls, s->noise, L, alpha);
-                if (v > best) {
-                    best = v;
-                    keep = grid[g];
-                }
-            }
-            s->ls[p] = keep;
-        }
-        double keepn = s->noise;
-        for (size_t g = 0; g < sizeof noises / sizeof noises[0]; g++) {
-            double v = lml(s, y, s->ls, noises[g], L, alpha);
-            if (v > best) {
-                best = v;
-                keepn = noises[g];
-            }
-        }
-        s->noise = keepn;
-    }
-}
-
-static double norm_cdf(double z) { return 0.5 * erfc(-z / sqrt(2.0)); }
-static double norm_pdf(double z) { return exp(-0.5 * z * z) / sqrt(2.0 * M_PI); }
-
-/* The unmeasured point with the largest expected improvement; -1 on failure. */
+/* The unmeasured point with the largest expected improvement of log(time);
+ * -1 when nothing succeeded yet or the model cannot be fitted. */
 static int propose_bayes(mt_search *s)
 {
-    int n = s->nobs, d = s->d, pick = -1;
-    double *y = malloc((size_t)n * sizeof *y), *L = malloc((size_t)n * n * sizeof *L);
-    double *alpha = malloc((size_t)n * sizeof *alpha), *ks = malloc((size_t)n * sizeof *ks);
-    if (!y || !L || !alpha || !ks || !targets(s, y)) goto out;
-    /* refitting costs O(n^3) per try: every step early, then every third */
-    if (s->fitted_at < 0 || n < 30 || n - s->fitted_at >= 3) {
-        fit(s, y, L, alpha);
-        s->fitted_at = n;
+    int n = s->nobs, d = s->d, pick = -1, ok = 0;
+    double worst = -INFINITY;
+    double *X = malloc((size_t)n * (size_t)d * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    if (!X || !y) goto out;
+    for (int i = 0; i < n; i++) {
+        double t = s->t[s->obs[i]];
+        memcpy(&X[(size_t)i * d], &s->x[(size_t)s->obs[i] * d], (size_t)d * sizeof *X);
+        if (!isnan(t)) {
+            ok++;
+            worst = log(t) > worst ? log(t) : worst;
+        }
     }
-    if (lml(s, y, s->ls, s->noise, L, alpha) == -INFINITY) goto out;
+    if (!ok) goto out;
+    /* failures teach the model: they look clearly slower than the worst
+     * success, so their neighbours stop being proposed */
     double best = INFINITY;
-    for (int i = 0; i < n; i++) best = y[i] < best ? y[i] : best;
+    for (int i = 0; i < n; i++) {
+        double t = s->t[s->obs[i]];
+        y[i] = isnan(t) ? worst + 1.0 : log(t);
+        best = y[i] < best ? y[i] : best;
+    }
+    /* refitting the hyperparameters costs O(n^3) per try: every step
+     * early, then every third */
+    int optimize = s->fitted_at < 0 || n < 30 || n - s->fitted_at >= 3;
+    if (mt_gp_fit(&s->gp, X, y, n, d, optimize) != 0) goto out;
+    if (optimize) s->fitted_at = n;
     double best_ei = -1;
     for (int c = 0; c < s->n; c++) {
         if (s->state[c]) continue;
-        const double *xc = &s->x[(size_t)c * d];
-        double mu = 0;
-        for (int i = 0; i < n; i++) {
-            ks[i] = matern52(xc, &s->x[(size_t)s->obs[i] * d], s->ls, d);
-            mu += ks[i] * alpha[i];
-        }
-        /* variance: 1 - |L^-1 k*|^2 */
-        if (LAPACKE_dtrtrs(LAPACK_ROW_MAJOR, 'L', 'N', 'N', n, 1, L, n, ks, 1) != 0) continue;
-        double v = 1.0;
-        for (int i = 0; i < n; i++) v -= ks[i] * ks[i];
-        double sd = v > 1e-12 ? sqrt(v) : 1e-6;
-        double imp = best - mu - 0.01, z = imp / sd;
-        double ei = imp * norm_cdf(z) + sd * norm_pdf(z);
+        double mu, sd;
+        mt_gp_predict(&s->gp, &s->x[(size_t)c * d], &mu, &sd);
+        double ei = mt_ei(mu, sd, best, 0.01 * s->gp.ysd);
         if (ei > best_ei) {
             best_ei = ei;
             pick = c;
         }
     }
 out:
+    free(X);
     free(y);
-    free(L);
-    free(alpha);
-    free(ks);
     return pick;
 }
 
