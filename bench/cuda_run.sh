@@ -27,6 +27,16 @@ full)
   sweep --model qwen3-30b-a3b --budget ${BUDGET:-24}
   sweep --model mixtral-8x7b --tp 2 --budget ${BUDGET:-24}
   ;;
+fullgrid)
+  # every valid config of one batch size, for replaying strategies offline
+  sweep --model ${MODEL:-qwen3-30b-a3b} ${TP:+--tp $TP} --batch-sizes ${MS:-256} --strategy grid --time ${TIME:-8m} --no-export
+  "$MT" export --db "$DB" --out "$OUT/grid" --format grid >/dev/null && ls "$OUT/grid"
+  ;;
+bayes)
+  # a full tune of one shape over vLLM's 18 batch sizes with the Bayesian search, timed
+  /usr/bin/time -f "full tune wall %e s" "$MT" sweep --device cuda:0 --db "$DB" --out "$OUT/configs" --quiet \
+    --model ${MODEL:-mixtral-8x7b} --tp ${TP:-2} --strategy bayes --budget ${BUDGET:-40} | tail -22
+  ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
   log "cuda_runtime_check configs"
