@@ -24,7 +24,8 @@ static const char usage[] =
     "where 'random' is random search's best at the same budget, averaged over seeds.\n"
     "  --strategy S   default bayes\n"
     "  --seeds N      default 20\n"
-    "  --budget B     evaluations per M (default: 5 % of that M's points, at least 5)\n";
+    "  --budget B     evaluations per M (default: --fraction of that M's points, at least 5)\n"
+    "  --fraction F   the budget as a fraction of each M's points (default 0.05)\n";
 
 #define MAXP MT_SPACE_MAX_PARAMS
 
@@ -52,6 +53,37 @@ static int cmp_dbl(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+static int g_np;
+static int cmp_cfg(const void *a, const void *b)
+{
+    const mt_config *x = a, *y = b;
+    for (int p = 0; p < g_np; p++)
+        if (x->v[p] != y->v[p]) return x->v[p] < y->v[p] ? -1 : 1;
+    return 0;
+}
+
+/* Sort a batch size's points lexicographically, times and default along. */
+static void sort_points(grid_m *m, int np)
+{
+    struct pt { mt_config c; double t; int def; } *tmp = malloc((size_t)m->n * sizeof *tmp);
+    if (!tmp) return;
+    for (int i = 0; i < m->n; i++) {
+        tmp[i].c = m->pts[i];
+        tmp[i].t = m->t[i];
+        tmp[i].def = i == m->def;
+    }
+    g_np = np;
+    /* mt_config leads the struct, so the comparison reads it */
+    qsort(tmp, (size_t)m->n, sizeof *tmp, cmp_cfg);
+    m->def = -1;
+    for (int i = 0; i < m->n; i++) {
+        m->pts[i] = tmp[i].c;
+        m->t[i] = tmp[i].t;
+        if (tmp[i].def) m->def = i;
+    }
+    free(tmp);
 }
 
 /* Parse the CSV into per-M point lists and a space whose values are those
@@ -135,6 +167,9 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
         if (atoi(f[nc - 1])) m->def = m->n;
         m->n++;
     }
+    /* the points in the space's enumeration order, whatever the file's:
+     * an export sorted by time would hand the grid strategy the answer */
+    for (int i = 0; i < ng; i++) sort_points(&g[i], np);
     /* each parameter's values: those in the file, sorted (an ordinal scale) */
     for (int p = 0; p < np; p++) {
         int vals[4096], nv = 0;
@@ -196,9 +231,11 @@ int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {{"strategy", required_argument, 0, 's'}, {"seeds", required_argument, 0, 'n'},
                                          {"budget", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
+                                         {"fraction", required_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int kind = MT_STRATEGY_BAYES, json = 0, c, st;
     int64_t seeds = 20, budget = 0;
+    double fraction = 0.05;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         st = 0;
@@ -208,6 +245,12 @@ int cmd_replay(int argc, char **argv)
         } else if (c == 'n') st = mt_parse_int_opt("replay", "--seeds", optarg, 1, 10000, &seeds);
         else if (c == 'b') st = mt_parse_int_opt("replay", "--budget", optarg, 1, 1 << 20, &budget);
         else if (c == 'j') json = 1;
+        else if (c == 'f') {
+            char *end;
+            fraction = strtod(optarg, &end);
+            if (*end || !(fraction > 0 && fraction <= 1))
+                return mt_usage_error("replay", "--fraction '%s': expected a number in (0, 1]", optarg);
+        }
         else if (c == 'h') return fputs(usage, stdout), mt_cli_finish("replay", 0);
         else return mt_usage_error("replay", "unknown option '%s'", argv[optind - 1]);
         if (st) return st;
@@ -227,7 +270,7 @@ int cmd_replay(int argc, char **argv)
         double opt = INFINITY;
         for (int j = 0; j < m->n; j++)
             if (!isnan(m->t[j]) && m->t[j] < opt) opt = m->t[j];
-        int B = budget > 0 ? (int)budget : (m->n + 19) / 20;
+        int B = budget > 0 ? (int)budget : (int)ceil(m->n * fraction);
         if (B < 5) B = 5;
         if (B > m->n) B = m->n;
         double *curve = malloc((size_t)B * sizeof *curve), *e2 = malloc((size_t)seeds * sizeof *e2);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every recorded grid in bench/data, every strategy, budgets of 5 % and 10 %
+# of each batch size's points, 20 seeds: the table of issue 5's targets.
+# usage: bench/replay_bench.sh [build/moetune]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MT=${1:-build/moetune}
+echo "| grid | strategy | budget | batch sizes | median evals to 2 % | M within 2 % (median seed) | M within 1 % | mean score |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for f in bench/data/*.grid.csv; do
+  for frac in 0.05 0.10; do
+    for s in grid random bayes; do
+      "$MT" replay "$f" --strategy $s --seeds 20 --fraction $frac --json | python3 -c '
+import json, statistics, sys
+j = json.load(sys.stdin); b = j["batch_sizes"]; name, frac = sys.argv[1], float(sys.argv[2])
+w2 = sum(1 for x in b if x["evals_to_2pct"] is not None); w1 = sum(1 for x in b if x["evals_to_1pct"] is not None)
+e2 = [x["evals_to_2pct"] for x in b if x["evals_to_2pct"] is not None]
+st = j["strategy"]; med = statistics.median(e2) if e2 else "-"; sc = statistics.mean(x["score"] for x in b)
+print(f"| {name} | {st} | {frac:.0%} | {len(b)} | {med} | {w2}/{len(b)} | {w1}/{len(b)} | {sc:.3f} |")
+' "$(basename "$f" .grid.csv)" "$frac"
+    done
+  done
+done
