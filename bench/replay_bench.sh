@@ -9,13 +9,14 @@ echo "| grid | strategy | budget | batch sizes | median evals to 2 % | M within 
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for f in bench/data/*.grid.csv; do
   for frac in 0.05 0.10; do
-    for s in grid random bayes; do
-      "$MT" replay "$f" --strategy $s --seeds 20 --fraction $frac --json | python3 -c '
+    for s in grid random bayes bayes-per-m; do
+      args=(--strategy ${s%-per-m}); [ $s = bayes-per-m ] && args+=(--per-m)
+      "$MT" replay "$f" "${args[@]}" --seeds 20 --fraction $frac --json | python3 -c '
 import json, statistics, sys
 j = json.load(sys.stdin); b = j["batch_sizes"]; name, frac = sys.argv[1], float(sys.argv[2])
 w2 = sum(1 for x in b if x["evals_to_2pct"] is not None); w1 = sum(1 for x in b if x["evals_to_1pct"] is not None)
 e2 = [x["evals_to_2pct"] for x in b if x["evals_to_2pct"] is not None]
-st = j["strategy"]; med = statistics.median(e2) if e2 else "-"; sc = statistics.mean(x["score"] for x in b)
+st = j["strategy"] + ("" if j.get("joint") or j["strategy"] != "bayes" else " (per M)"); med = statistics.median(e2) if e2 else "-"; sc = statistics.mean(x["score"] for x in b)
 print(f"| {name} | {st} | {frac:.0%} | {len(b)} | {med} | {w2}/{len(b)} | {w1}/{len(b)} | {sc:.3f} |")
 ' "$(basename "$f" .grid.csv)" "$frac"
     done

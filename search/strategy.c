@@ -37,6 +37,8 @@ struct mt_search {
     uint64_t rng;
     int n_init;
     mt_gp gp;         /* hyperparameters carry over between proposals */
+    int64_t M;
+    struct mt_search_pool *pool;
     int fitted_at;    /* nobs at the last hyperparameter fit */
 };
 
@@ -58,7 +60,6 @@ static int same(const mt_config *a, const mt_config *b, int np)
 int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config *pts, int n, const mt_config *def,
                   int64_t M, int budget, uint64_t seed)
 {
-    (void)M;
     mt_search *s = calloc(1, sizeof *s);
     if (!s) return MT_ENOMEM;
     s->kind = kind;
@@ -68,6 +69,7 @@ int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config
     s->budget = budget > 0 && budget < n ? budget : n;
     s->rng = seed ^ 0x5eed5eed5eedull;
     s->def_idx = -1;
+    s->M = M;
     for (int i = 0; def && i < n; i++)
         if (same(&pts[i], def, sp->nparams)) s->def_idx = i;
     s->order = malloc(((size_t)n + 1) * sizeof *s->order);
@@ -137,43 +139,152 @@ void mt_search_free(mt_search *s)
     free(s);
 }
 
+/* ---- the shared pool ---- */
+
+#define POOL_D (MT_SPACE_MAX_PARAMS + 1)
+
+struct mt_search_pool {
+    int n, cap;
+    double (*x)[POOL_D]; /* config encoding, then log2(M) scaled */
+    double *t;           /* time, NAN for a failure */
+    int64_t *M;
+};
+
+int mt_search_pool_new(mt_search_pool **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? MT_OK : MT_ENOMEM;
+}
+
+void mt_search_pool_free(mt_search_pool *p)
+{
+    if (!p) return;
+    free(p->x);
+    free(p->t);
+    free(p->M);
+    free(p);
+}
+
+void mt_search_attach(mt_search *s, mt_search_pool *pool) { s->pool = pool; }
+
+/* log2(M) over 12: M from 1 to 4096 spans [0, 1], like the other inputs */
+static double m_coord(int64_t M) { return log2((double)M) / 12.0; }
+
+static void pool_add(mt_search_pool *p, const double *x, int d, int64_t M, double t)
+{
+    if (p->n == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 256;
+        double(*nx)[POOL_D] = realloc(p->x, (size_t)cap * sizeof *nx);
+        double *nt = realloc(p->t, (size_t)cap * sizeof *nt);
+        int64_t *nm = realloc(p->M, (size_t)cap * sizeof *nm);
+        if (nx) p->x = nx;
+        if (nt) p->t = nt;
+        if (nm) p->M = nm;
+        if (!nx || !nt || !nm) return; /* the pool only helps: losing a row is harmless */
+        p->cap = cap;
+    }
+    memcpy(p->x[p->n], x, (size_t)d * sizeof *x);
+    p->x[p->n][d] = m_coord(M);
+    p->t[p->n] = t;
+    p->M[p->n] = M;
+    p->n++;
+}
+
 /* ---- the Bayesian proposal ---- */
+
+/* The rows the model learns from: this M's observations, and with a pool
+ * those of batch sizes within a factor of 3, up to a cap (the model is
+ * O(n^3)). Each batch size's log times are centred on its own median, so
+ * what transfers is which configs are relatively fast. */
+#define MAX_ROWS 160
+
+static double median_log(const double *t, const int64_t *Ms, int n, int64_t M)
+{
+    double v[512];
+    int k = 0;
+    for (int i = 0; i < n && k < 512; i++)
+        if (Ms[i] == M && !isnan(t[i])) v[k++] = log(t[i]);
+    if (!k) return NAN;
+    for (int i = 1; i < k; i++) /* insertion sort: k is small */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double tmp = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = tmp;
+        }
+    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
 
 /* The unmeasured point with the largest expected improvement of log(time);
  * -1 when nothing succeeded yet or the model cannot be fitted. */
 static int propose_bayes(mt_search *s)
 {
-    int n = s->nobs, d = s->d, pick = -1, ok = 0;
-    double worst = -INFINITY;
-    double *X = malloc((size_t)n * (size_t)d * sizeof *X), *y = malloc((size_t)n * sizeof *y);
-    if (!X || !y) goto out;
-    for (int i = 0; i < n; i++) {
-        double t = s->t[s->obs[i]];
-        memcpy(&X[(size_t)i * d], &s->x[(size_t)s->obs[i] * d], (size_t)d * sizeof *X);
-        if (!isnan(t)) {
-            ok++;
-            worst = log(t) > worst ? log(t) : worst;
+    int d = s->d, dd = s->pool ? d + 1 : d, pick = -1, rows = 0;
+    double *X = malloc((size_t)MAX_ROWS * (size_t)POOL_D * sizeof *X), *y = malloc((size_t)MAX_ROWS * sizeof *y);
+    double *rt = malloc((size_t)MAX_ROWS * sizeof *rt);
+    int64_t *rm = malloc((size_t)MAX_ROWS * sizeof *rm);
+    double *xc = malloc((size_t)POOL_D * sizeof *xc);
+    if (!X || !y || !rt || !rm || !xc) goto out;
+    /* this M's own observations first: they matter most */
+    for (int i = 0; i < s->nobs && rows < MAX_ROWS; i++, rows++) {
+        memcpy(&X[(size_t)rows * dd], &s->x[(size_t)s->obs[i] * d], (size_t)d * sizeof *X);
+        if (s->pool) X[(size_t)rows * dd + d] = m_coord(s->M);
+        rt[rows] = s->t[s->obs[i]];
+        rm[rows] = s->M;
+    }
+    /* then neighbours, newest first */
+    for (int i = s->pool ? s->pool->n - 1 : -1; i >= 0 && rows < MAX_ROWS; i--) {
+        const mt_search_pool *p = s->pool;
+        double ratio = (double)p->M[i] / (double)s->M;
+        if (p->M[i] == s->M || ratio > 3.0 || ratio < 1.0 / 3.0) continue;
+        memcpy(&X[(size_t)rows * dd], p->x[i], (size_t)dd * sizeof *X);
+        rt[rows] = p->t[i];
+        rm[rows] = p->M[i];
+        rows++;
+    }
+    /* targets: log time centred per batch size; failures clearly worse
+     * than the worst success of their batch size, so that the model stops
+     * proposing their neighbours */
+    double best = INFINITY;
+    int own_ok = 0;
+    for (int i = 0; i < rows; i++) {
+        double med = median_log(rt, rm, rows, rm[i]);
+        if (isnan(med)) {
+            y[i] = NAN;
+            continue;
+        }
+        double worst = -INFINITY;
+        for (int j = 0; j < rows; j++)
+            if (rm[j] == rm[i] && !isnan(rt[j])) worst = fmax(worst, log(rt[j]) - med);
+        y[i] = isnan(rt[i]) ? worst + 1.0 : log(rt[i]) - med;
+        if (rm[i] == s->M && !isnan(rt[i])) {
+            own_ok++;
+            best = fmin(best, y[i]);
         }
     }
-    if (!ok) goto out;
-    /* failures teach the model: they look clearly slower than the worst
-     * success, so their neighbours stop being proposed */
-    double best = INFINITY;
-    for (int i = 0; i < n; i++) {
-        double t = s->t[s->obs[i]];
-        y[i] = isnan(t) ? worst + 1.0 : log(t);
-        best = y[i] < best ? y[i] : best;
-    }
+    if (!own_ok) goto out;
+    /* rows of a batch size with no success carry no information */
+    int k = 0;
+    for (int i = 0; i < rows; i++)
+        if (!isnan(y[i])) {
+            if (k != i) {
+                memmove(&X[(size_t)k * dd], &X[(size_t)i * dd], (size_t)dd * sizeof *X);
+                y[k] = y[i];
+            }
+            k++;
+        }
+    rows = k;
     /* refitting the hyperparameters costs O(n^3) per try: every step
      * early, then every third */
-    int optimize = s->fitted_at < 0 || n < 30 || n - s->fitted_at >= 3;
-    if (mt_gp_fit(&s->gp, X, y, n, d, optimize) != 0) goto out;
-    if (optimize) s->fitted_at = n;
+    int optimize = s->fitted_at < 0 || rows < 30 || s->nobs - s->fitted_at >= 3;
+    if (mt_gp_fit(&s->gp, X, y, rows, dd, optimize) != 0) goto out;
+    if (optimize) s->fitted_at = s->nobs;
     double best_ei = -1;
     for (int c = 0; c < s->n; c++) {
         if (s->state[c]) continue;
         double mu, sd;
-        mt_gp_predict(&s->gp, &s->x[(size_t)c * d], &mu, &sd);
+        memcpy(xc, &s->x[(size_t)c * d], (size_t)d * sizeof *xc);
+        if (s->pool) xc[d] = m_coord(s->M);
+        mt_gp_predict(&s->gp, xc, &mu, &sd);
         double ei = mt_ei(mu, sd, best, 0.01 * s->gp.ysd);
         if (ei > best_ei) {
             best_ei = ei;
@@ -183,14 +294,30 @@ static int propose_bayes(mt_search *s)
 out:
     free(X);
     free(y);
+    free(rt);
+    free(rm);
+    free(xc);
     return pick;
+}
+
+/* With neighbours in the pool the model knows the landscape already: a
+ * short initial design. */
+static int initial_design(const mt_search *s)
+{
+    if (!s->pool) return s->n_init;
+    int near = 0;
+    for (int i = 0; i < s->pool->n; i++) {
+        double ratio = (double)s->pool->M[i] / (double)s->M;
+        near += s->pool->M[i] != s->M && ratio <= 3.0 && ratio >= 1.0 / 3.0 && !isnan(s->pool->t[i]);
+    }
+    return near >= 10 ? 2 : s->n_init;
 }
 
 int mt_search_next(mt_search *s, int *idx)
 {
     if (s->proposed >= s->budget) return 0;
     int pick = -1;
-    if (s->kind != MT_STRATEGY_BAYES || s->proposed < s->n_init) {
+    if (s->kind != MT_STRATEGY_BAYES || s->proposed < initial_design(s)) {
         /* the fixed order; a point already proposed (a resumed search) is skipped */
         for (int k = 0; k < s->n && pick < 0; k++)
             if (!s->state[s->order[k]]) pick = s->order[k];
@@ -213,6 +340,7 @@ void mt_search_report(mt_search *s, int idx, double time_us)
     s->state[idx] = 2;
     s->t[idx] = time_us > 0 ? time_us : NAN;
     s->obs[s->nobs++] = idx;
+    if (s->pool && s->x) pool_add(s->pool, &s->x[(size_t)idx * s->d], s->d, s->M, s->t[idx]);
 }
 
 int mt_search_best(const mt_search *s, double *time_us)

@@ -32,6 +32,17 @@ int mt_search_next(mt_search *s, int *idx);
 /* What measuring pts[idx] gave: its median time, or NAN when it failed. */
 void mt_search_report(mt_search *s, int idx, double time_us);
 
+/* What the searches of a sweep's batch sizes have learned, shared: a
+ * Bayesian search attached to a pool also models the measurements of
+ * neighbouring batch sizes, with log2(M) as an input, so that what was
+ * measured at M=64 informs M=48 and M=96. */
+typedef struct mt_search_pool mt_search_pool;
+int mt_search_pool_new(mt_search_pool **out);
+void mt_search_pool_free(mt_search_pool *p);
+/* From now on s reports into pool and reads its neighbours from it. The
+ * pool must outlive s. Searches attached to one pool share one space. */
+void mt_search_attach(mt_search *s, mt_search_pool *pool);
+
 /* The best reported so far (index, time); -1 when none succeeded. */
 int mt_search_best(const mt_search *s, double *time_us);
 

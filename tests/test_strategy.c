@@ -100,6 +100,37 @@ int main(void)
     CHECK(sum_bayes < sum_random, "bayes (mean %.2f) beats random (mean %.2f); optimum %.2f", sum_bayes / 20,
           sum_random / 20, opt);
     CHECK(bayes_within_2pct >= 15, "bayes within 2 %% of the optimum in %d of 20 seeds", bayes_within_2pct);
+    /* the pool: having searched M=64, a search at M=96 on the same
+     * landscape gets there sooner than one that starts from nothing */
+    int sooner = 0, later = 0;
+    for (uint64_t sd = 0; sd < 10; sd++) {
+        int evals[2];
+        for (int joint = 0; joint < 2; joint++) {
+            mt_search_pool *pool = NULL;
+            CHECK(mt_search_pool_new(&pool) == MT_OK, "pool");
+            mt_config def;
+            def0(&sp, NULL, &def);
+            mt_search *first, *second;
+            mt_search_new(&first, MT_STRATEGY_BAYES, &sp, pts, n, &def, 64, 30, sd);
+            if (joint) mt_search_attach(first, pool);
+            int idx;
+            while (mt_search_next(first, &idx)) mt_search_report(first, idx, truth(&pts[idx]));
+            mt_search_new(&second, MT_STRATEGY_BAYES, &sp, pts, n, &def, 96, 30, sd + 100);
+            if (joint) mt_search_attach(second, pool);
+            evals[joint] = 31;
+            for (int k = 1; mt_search_next(second, &idx); k++) {
+                mt_search_report(second, idx, truth(&pts[idx]));
+                if (!isnan(truth(&pts[idx])) && truth(&pts[idx]) <= opt * 1.02 && evals[joint] > 30) evals[joint] = k;
+            }
+            mt_search_free(first);
+            mt_search_free(second);
+            mt_search_pool_free(pool);
+        }
+        sooner += evals[1] < evals[0];
+        later += evals[1] > evals[0];
+    }
+    printf("with the pool: sooner in %d of 10 seeds, later in %d\n", sooner, later);
+    CHECK(sooner > later, "the pool helps: sooner in %d seeds, later in %d", sooner, later);
     free(pts);
     return check_report("test_strategy");
 }

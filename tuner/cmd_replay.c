@@ -25,7 +25,9 @@ static const char usage[] =
     "  --strategy S   default bayes\n"
     "  --seeds N      default 20\n"
     "  --budget B     evaluations per M (default: --fraction of that M's points, at least 5)\n"
-    "  --fraction F   the budget as a fraction of each M's points (default 0.05)\n";
+    "  --fraction F   the budget as a fraction of each M's points (default 0.05)\n"
+    "  --per-m        bayes: model each batch size alone (default: one model learns\n"
+    "                 from neighbouring batch sizes too, as the sweep does)\n";
 
 #define MAXP MT_SPACE_MAX_PARAMS
 
@@ -205,11 +207,13 @@ bad:
 }
 
 /* One run: the best found after each evaluation. */
-static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, uint64_t seed, double *best_after)
+static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, uint64_t seed, mt_search_pool *pool,
+                   double *best_after)
 {
     mt_search *s;
     if (mt_search_new(&s, kind, sp, m->pts, m->n, m->def >= 0 ? &m->pts[m->def] : NULL, m->M, budget, seed) != MT_OK)
         return -1;
+    if (pool) mt_search_attach(s, pool);
     int idx, k = 0;
     double best = INFINITY;
     while (k < budget && mt_search_next(s, &idx)) {
@@ -231,9 +235,9 @@ int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {{"strategy", required_argument, 0, 's'}, {"seeds", required_argument, 0, 'n'},
                                          {"budget", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
-                                         {"fraction", required_argument, 0, 'f'},
+                                         {"fraction", required_argument, 0, 'f'}, {"per-m", no_argument, 0, 'p'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int kind = MT_STRATEGY_BAYES, json = 0, c, st;
+    int kind = MT_STRATEGY_BAYES, json = 0, joint = 1, c, st;
     int64_t seeds = 20, budget = 0;
     double fraction = 0.05;
     optind = 1;
@@ -245,6 +249,7 @@ int cmd_replay(int argc, char **argv)
         } else if (c == 'n') st = mt_parse_int_opt("replay", "--seeds", optarg, 1, 10000, &seeds);
         else if (c == 'b') st = mt_parse_int_opt("replay", "--budget", optarg, 1, 1 << 20, &budget);
         else if (c == 'j') json = 1;
+        else if (c == 'p') joint = 0;
         else if (c == 'f') {
             char *end;
             fraction = strtod(optarg, &end);
@@ -261,41 +266,66 @@ int cmd_replay(int argc, char **argv)
     grid_m *g;
     int ng;
     if (load_grid(argv[optind], &sp, names, &g, &ng, err, sizeof err) != 0) return mt_usage_error("replay", "%s", err);
-    if (json) printf("{\"strategy\":\"%s\",\"seeds\":%lld,\"batch_sizes\":[", mt_strategy_name(kind), (long long)seeds);
+    if (json)
+        printf("{\"strategy\":\"%s\",\"joint\":%s,\"seeds\":%lld,\"batch_sizes\":[", mt_strategy_name(kind),
+               joint && kind == MT_STRATEGY_BAYES ? "true" : "false", (long long)seeds);
     else
         printf("%-8s %7s %7s %12s %14s %14s %8s\n", "M", "points", "budget", "optimum us", "evals to 2%", "evals to 1%",
                "score");
+    /* the batch sizes in increasing order, as the sweep takes them: a joint
+     * search learns from the smaller ones already done */
+    for (int i = 1; i < ng; i++)
+        for (int j = i; j > 0 && g[j].M < g[j - 1].M; j--) {
+            grid_m tmp = g[j];
+            g[j] = g[j - 1];
+            g[j - 1] = tmp;
+        }
+    int *B = calloc((size_t)ng, sizeof *B);
+    double *opt = calloc((size_t)ng, sizeof *opt), *rnd = calloc((size_t)ng, sizeof *rnd);
+    double *e2 = calloc((size_t)ng * (size_t)seeds, sizeof *e2), *e1 = calloc((size_t)ng * (size_t)seeds, sizeof *e1);
+    double *found = calloc((size_t)ng * (size_t)seeds, sizeof *found);
+    int maxn = 0;
+    for (int i = 0; i < ng; i++) maxn = g[i].n > maxn ? g[i].n : maxn;
+    double *curve = malloc((size_t)(maxn + 1) * sizeof *curve);
+    if (!B || !opt || !rnd || !e2 || !e1 || !found || !curve) return mt_fail("replay", "out of memory");
     for (int i = 0; i < ng; i++) {
         const grid_m *m = &g[i];
-        double opt = INFINITY;
+        opt[i] = INFINITY;
         for (int j = 0; j < m->n; j++)
-            if (!isnan(m->t[j]) && m->t[j] < opt) opt = m->t[j];
-        int B = budget > 0 ? (int)budget : (int)ceil(m->n * fraction);
-        if (B < 5) B = 5;
-        if (B > m->n) B = m->n;
-        double *curve = malloc((size_t)B * sizeof *curve), *e2 = malloc((size_t)seeds * sizeof *e2);
-        double *e1 = malloc((size_t)seeds * sizeof *e1), *found = malloc((size_t)seeds * sizeof *found);
-        double rnd = 0;
+            if (!isnan(m->t[j]) && m->t[j] < opt[i]) opt[i] = m->t[j];
+        B[i] = budget > 0 ? (int)budget : (int)ceil(m->n * fraction);
+        if (B[i] < 5) B[i] = 5;
+        if (B[i] > m->n) B[i] = m->n;
         for (int sd = 0; sd < seeds; sd++) {
-            int k = run_one(MT_STRATEGY_RANDOM, &sp, m, B, 1000 + (uint64_t)sd, curve);
-            rnd += k > 0 ? curve[k - 1] : opt;
+            int k = run_one(MT_STRATEGY_RANDOM, &sp, m, B[i], 1000 + (uint64_t)sd, NULL, curve);
+            rnd[i] += k > 0 ? curve[k - 1] : opt[i];
         }
-        rnd /= (double)seeds;
-        for (int sd = 0; sd < seeds; sd++) {
-            int k = run_one(kind, &sp, m, B, 1000 + (uint64_t)sd, curve);
-            e2[sd] = e1[sd] = INFINITY;
+        rnd[i] /= (double)seeds;
+    }
+    for (int sd = 0; sd < seeds; sd++) {
+        mt_search_pool *pool = NULL;
+        if (joint && mt_search_pool_new(&pool) != MT_OK) return mt_fail("replay", "out of memory");
+        for (int i = 0; i < ng; i++) {
+            int k = run_one(kind, &sp, &g[i], B[i], 1000 + (uint64_t)sd, pool, curve);
+            double *a2 = &e2[(size_t)i * seeds + sd], *a1 = &e1[(size_t)i * seeds + sd];
+            *a2 = *a1 = INFINITY;
             for (int q = k - 1; q >= 0; q--) {
-                if (curve[q] <= opt * 1.02) e2[sd] = q + 1;
-                if (curve[q] <= opt * 1.01) e1[sd] = q + 1;
+                if (curve[q] <= opt[i] * 1.02) *a2 = q + 1;
+                if (curve[q] <= opt[i] * 1.01) *a1 = q + 1;
             }
-            found[sd] = k > 0 ? curve[k - 1] : INFINITY;
+            found[(size_t)i * seeds + sd] = k > 0 ? curve[k - 1] : INFINITY;
         }
-        double m2 = median(e2, (int)seeds), m1 = median(e1, (int)seeds), f = median(found, (int)seeds);
+        mt_search_pool_free(pool);
+    }
+    for (int i = 0; i < ng; i++) {
+        const grid_m *m = &g[i];
+        double m2 = median(&e2[(size_t)i * seeds], (int)seeds), m1 = median(&e1[(size_t)i * seeds], (int)seeds);
+        double f = median(&found[(size_t)i * seeds], (int)seeds);
         /* the score: 1 at the optimum, 0 at random search's level */
-        double score = rnd - opt > 1e-12 ? (rnd - f) / (rnd - opt) : (f <= opt ? 1.0 : 0.0);
+        double score = rnd[i] - opt[i] > 1e-12 ? (rnd[i] - f) / (rnd[i] - opt[i]) : (f <= opt[i] ? 1.0 : 0.0);
         if (json) {
             printf("%s{\"M\":%lld,\"points\":%d,\"budget\":%d,\"optimum_us\":%.4f,\"random_us\":%.4f,\"found_us\":%.4f,",
-                   i ? "," : "", (long long)m->M, m->n, B, opt, rnd, f);
+                   i ? "," : "", (long long)m->M, m->n, B[i], opt[i], rnd[i], f);
             printf("\"evals_to_2pct\":");
             if (isinf(m2)) printf("null");
             else printf("%g", m2);
@@ -305,17 +335,20 @@ int cmd_replay(int argc, char **argv)
             printf(",\"score\":%.4f}", score);
         } else {
             char a[32], b2[32];
-            if (isinf(m2)) snprintf(a, sizeof a, "> %d", B);
+            if (isinf(m2)) snprintf(a, sizeof a, "> %d", B[i]);
             else snprintf(a, sizeof a, "%g", m2);
-            if (isinf(m1)) snprintf(b2, sizeof b2, "> %d", B);
+            if (isinf(m1)) snprintf(b2, sizeof b2, "> %d", B[i]);
             else snprintf(b2, sizeof b2, "%g", m1);
-            printf("%-8lld %7d %7d %12.2f %14s %14s %8.3f\n", (long long)m->M, m->n, B, opt, a, b2, score);
+            printf("%-8lld %7d %7d %12.2f %14s %14s %8.3f\n", (long long)m->M, m->n, B[i], opt[i], a, b2, score);
         }
-        free(curve);
-        free(e2);
-        free(e1);
-        free(found);
     }
+    free(B);
+    free(opt);
+    free(rnd);
+    free(e2);
+    free(e1);
+    free(found);
+    free(curve);
     if (json) printf("]}\n");
     for (int i = 0; i < ng; i++) {
         free(g[i].pts);

@@ -358,8 +358,9 @@ int cmd_sweep(int argc, char **argv)
     mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
     mt_search **search = calloc((size_t)ps.n_ms, sizeof *search);
     mt_config *defs = calloc((size_t)ps.n_ms, sizeof *defs);
+    mt_search_pool *pool = NULL; /* what one batch size teaches the next */
     int total = 0;
-    if (!pts || !search || !defs) {
+    if (!pts || !search || !defs || mt_search_pool_new(&pool) != MT_OK) {
         status = mt_fail("sweep", "out of memory");
         goto out_plan;
     }
@@ -377,6 +378,7 @@ int cmd_sweep(int argc, char **argv)
             status = mt_fail("sweep", "out of memory");
             goto out_plan;
         }
+        mt_search_attach(search[i], pool);
         total += o.budget > 0 && o.budget < n ? (int)o.budget : n;
     }
 
@@ -527,6 +529,7 @@ out_plan:
     free(pts);
     free(search);
     free(defs);
+    mt_search_pool_free(pool);
 out:
     mt_worker_stop(w);
     mt_db_close(db);
