@@ -82,7 +82,7 @@ static const struct { int version; const char *sql; } migrations[] = {
 enum stmt_id {
     S_DEV_FIND, S_DEV_INSERT, S_DEV_CEIL, S_PROB_FIND, S_PROB_INSERT, S_CFG_FIND, S_CFG_INSERT,
     S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
-    S_RESULTS_FOREIGN, S_COUNTS, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
+    S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -132,6 +132,10 @@ static const char *const stmt_sql[S_COUNT] = {
                         "imported_at=strftime('%Y-%m-%dT%H:%M:%fZ','now')",
     [S_IMPORT_GET] = "SELECT key_order, extra FROM imports WHERE device_id=?1 AND problem_id=?2",
     [S_COUNT_ALL] = "SELECT count(*) FROM measurements",
+    [S_RELATED] = "SELECT d.name, p.dtype, p.K, p.topk, m.M, c.params, m.status, m.median_us FROM measurements m "
+                  "JOIN devices d ON d.id=m.device_id JOIN configs c ON c.id=m.config_id "
+                  "JOIN problems p ON p.id=m.problem_id WHERE p.kernel='fused_moe' AND p.E=?1 AND p.N=?2 AND "
+                  "m.device_id != ?3 AND m.status IN ('ok','foreign') ORDER BY d.name, m.status, m.M, m.median_us, m.ord",
 };
 
 struct mt_db {
@@ -612,4 +616,26 @@ int64_t mt_db_count_measurements(mt_db *db)
     if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
     if (s) sqlite3_reset(s);
     return n;
+}
+
+int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_related_cb cb, void *user)
+{
+    sqlite3_stmt *s = stmt(db, S_RELATED);
+    int rc;
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, E);
+    sqlite3_bind_int64(s, 2, N);
+    sqlite3_bind_int64(s, 3, exclude_device);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_related_row r = {(const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
+                            (const char *)sqlite3_column_text(s, 5), (const char *)sqlite3_column_text(s, 6),
+                            col_real(s, 7)};
+        if ((rc = cb(&r, user)) != 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "read related results");
 }

@@ -116,6 +116,18 @@ int mt_db_import_begin(mt_db *db, int64_t device_id, int64_t problem_id, const c
 /* The stored key order and extras; strings are malloc'ed (free them). */
 int mt_db_import_get(mt_db *db, int64_t device_id, int64_t problem_id, char **key_order_json, char **extra_json);
 
+/* Results of other devices for the same (E, N): verified ("ok") and
+ * imported ("foreign") rows, by device, status, M, then time. Strings live
+ * during the callback only. For warm starts. */
+typedef struct mt_related_row {
+    const char *device, *dtype;
+    int64_t K, topk, M;
+    const char *params, *status;
+    double median_us;
+} mt_related_row;
+typedef int (*mt_related_cb)(const mt_related_row *r, void *user);
+int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device_id, mt_related_cb cb, void *user);
+
 /* Number of rows in measurements (tests and progress). */
 int64_t mt_db_count_measurements(mt_db *db);
 

@@ -36,6 +36,8 @@ struct mt_search {
     int nobs;
     uint64_t rng;
     int n_init;
+    int *sugg;        /* suggested points, proposed after the default */
+    int nsugg;
     mt_gp gp;         /* hyperparameters carry over between proposals */
     int64_t M;
     struct mt_search_pool *pool;
@@ -135,6 +137,7 @@ void mt_search_free(mt_search *s)
     free(s->t);
     free(s->obs);
     free(s->x);
+    free(s->sugg);
     mt_gp_free(&s->gp);
     free(s);
 }
@@ -313,10 +316,31 @@ static int initial_design(const mt_search *s)
     return near >= 10 ? 2 : s->n_init;
 }
 
+void mt_search_suggest(mt_search *s, int idx)
+{
+    if (s->kind == MT_STRATEGY_GRID || idx < 0 || idx >= s->n) return;
+    for (int i = 0; i < s->nsugg; i++)
+        if (s->sugg[i] == idx) return;
+    int *ns = realloc(s->sugg, (size_t)(s->nsugg + 1) * sizeof *ns);
+    if (!ns) return; /* a suggestion only helps: dropping one is harmless */
+    s->sugg = ns;
+    s->sugg[s->nsugg++] = idx;
+}
+
 int mt_search_next(mt_search *s, int *idx)
 {
     if (s->proposed >= s->budget) return 0;
     int pick = -1;
+    /* the default first, then the suggestions, then the strategy */
+    if (s->def_idx >= 0 && !s->state[s->def_idx] && s->kind != MT_STRATEGY_GRID) pick = s->def_idx;
+    for (int i = 0; pick < 0 && i < s->nsugg; i++)
+        if (!s->state[s->sugg[i]]) pick = s->sugg[i];
+    if (pick >= 0) {
+        s->state[pick] = 1;
+        s->proposed++;
+        *idx = pick;
+        return 1;
+    }
     if (s->kind != MT_STRATEGY_BAYES || s->proposed < initial_design(s)) {
         /* the fixed order; a point already proposed (a resumed search) is skipped */
         for (int k = 0; k < s->n && pick < 0; k++)

@@ -26,6 +26,12 @@ int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config
                   int64_t M, int budget, uint64_t seed);
 void mt_search_free(mt_search *s);
 
+/* Propose pts[idx] early: right after the default, before the initial
+ * design (random and bayes; the grid keeps its order). Warm starts use it
+ * for what is known elsewhere: vLLM's tuned configs for the device,
+ * winners of the same problem on devices of the same architecture. */
+void mt_search_suggest(mt_search *s, int idx);
+
 /* The index of the next point to measure; 0 when the search is done. */
 int mt_search_next(mt_search *s, int *idx);
 

@@ -20,6 +20,7 @@
 #include "space.h"
 #include "strategy.h"
 #include "util.h"
+#include "warmstart.h"
 #include "workerpool.h"
 
 static const char usage[] =
@@ -379,6 +380,10 @@ int cmd_sweep(int argc, char **argv)
             goto out_plan;
         }
         mt_search_attach(search[i], pool);
+        /* warm start: what vLLM and other devices of this architecture
+         * found, proposed right after the default */
+        int ws = mt_warm_start(db, &dev, &prob, &sp, pts[i], n, ps.ms[i], search[i]);
+        if (ws > 0) mt_debug("M=%lld: %d warm-start suggestion(s)", (long long)ps.ms[i], ws);
         total += o.budget > 0 && o.budget < n ? (int)o.budget : n;
     }
 

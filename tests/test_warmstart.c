@@ -1,0 +1,117 @@
+/* Warm starts from a real database: vLLM configs imported for the device or
+ * one of its architecture, and winners on same-architecture devices, come
+ * right after the default; other architectures and dtypes never do. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "db.h"
+#include "moetune/moetune.h"
+#include "space.h"
+#include "strategy.h"
+#include "warmstart.h"
+
+static mt_db *db;
+
+static void row(int64_t dev, int64_t prob, int64_t M, const char *params, const char *status, double med, int ord)
+{
+    int64_t cfg;
+    CHECK(mt_db_config_upsert(db, "x", params, &cfg) == MT_OK, "config");
+    mt_measurement m = {.device_id = dev, .problem_id = prob, .config_id = cfg, .M = M, .status = status,
+                        .kernel_hash = "h", .timing_policy = "p", .ord = ord};
+    m.median_us = med;
+    m.spread_us = m.rel_err = m.tolerance = m.floor_us = m.efficiency = NAN;
+    CHECK(mt_db_measurement_insert(db, &m) == MT_OK, "insert");
+}
+
+int main(void)
+{
+    char path[] = "/tmp/mt_test_ws.XXXXXX", err[256];
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    CHECK(mt_db_open(&db, path, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info h200 = {.backend = "cuda", .name = "NVIDIA_H200", .raw_name = "NVIDIA H200", .arch = "sm_90a"};
+    mt_device_info h100 = {.backend = "cuda", .name = "NVIDIA_H100_80GB_HBM3", .raw_name = "NVIDIA_H100_80GB_HBM3"};
+    mt_device_info pcie = {.backend = "cuda", .name = "NVIDIA_H100_PCIe", .raw_name = "NVIDIA H100 PCIe", .arch = "sm_90a"};
+    mt_device_info a100 = {.backend = "cuda", .name = "NVIDIA_A100-SXM4-80GB", .raw_name = "NVIDIA_A100-SXM4-80GB"};
+    mt_db_device_upsert(db, &h200);
+    mt_db_device_upsert(db, &h100);
+    mt_db_device_upsert(db, &pcie);
+    mt_db_device_upsert(db, &a100);
+    mt_problem imp = {.kernel = "fused_moe", .dtype = "vllm:", .E = 8, .N = 7168, .renormalize = 1};
+    mt_problem imp8 = {.kernel = "fused_moe", .dtype = "vllm:fp8_w8a8", .E = 8, .N = 7168, .renormalize = 1};
+    mt_problem ours = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 7168, .K = 4096, .topk = 2, .renormalize = 1};
+    mt_db_problem_upsert(db, &imp);
+    mt_db_problem_upsert(db, &imp8);
+    mt_db_problem_upsert(db, &ours);
+#define CFG(bm, bn, bk, g, w, st)                                                                               \
+    "{\"BLOCK_SIZE_M\":" #bm ",\"BLOCK_SIZE_N\":" #bn ",\"BLOCK_SIZE_K\":" #bk ",\"GROUP_SIZE_M\":" #g          \
+    ",\"num_warps\":" #w ",\"num_stages\":" #st "}"
+    /* vLLM's H100 file: keys 1 and 64; M=50 takes 64's */
+    row(h100.id, imp.id, 1, CFG(16, 64, 128, 1, 4, 4), "foreign", NAN, 0);
+    row(h100.id, imp.id, 64, CFG(32, 64, 64, 1, 4, 2), "foreign", NAN, 1);
+    /* an fp8 file of the same device: another dtype, never suggested */
+    row(h100.id, imp8.id, 64, CFG(64, 64, 64, 16, 4, 3), "foreign", NAN, 0);
+    /* an A100 file: another architecture, never suggested */
+    row(a100.id, imp.id, 64, CFG(64, 128, 64, 1, 8, 3), "foreign", NAN, 0);
+    /* our sweep on an H100 PCIe at M=50: the faster of two */
+    row(pcie.id, ours.id, 50, "{\"BLOCK_SIZE_M\":16,\"BLOCK_SIZE_N\":128,\"BLOCK_SIZE_K\":64,\"GROUP_SIZE_M\":16,"
+                              "\"num_warps\":8,\"num_stages\":3,\"NUM_SM\":132}", "ok", 20.0, 0);
+    row(pcie.id, ours.id, 50, "{\"BLOCK_SIZE_M\":16,\"BLOCK_SIZE_N\":64,\"BLOCK_SIZE_K\":128,\"GROUP_SIZE_M\":1,"
+                              "\"num_warps\":4,\"num_stages\":3,\"NUM_SM\":0}", "ok", 10.0, 0);
+
+    mt_space sp;
+    mt_space_cuda_moe(&sp, 132);
+    mt_space_ctx ctx = {8, 7168, 4096, 2, 50, 1, 227 * 1024};
+    mt_config *pts, def;
+    int n = mt_space_enumerate(&sp, &ctx, &pts);
+    sp.default_config(&sp, &ctx, &def);
+    mt_search *s;
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
+    int k = mt_warm_start(db, &h200, &ours, &sp, pts, n, 50, s);
+    CHECK(k == 2, "two suggestions (vLLM's H100 file, the PCIe winner), got %d", k);
+    int idx;
+    mt_search_next(s, &idx);
+    CHECK(!memcmp(&pts[idx], &def, sizeof def), "the default first");
+    int want[2][7] = {{16, 64, 128, 1, 4, 3, 0}, {32, 64, 64, 1, 4, 2, 0}};
+    int got = 0;
+    for (int q = 0; q < 2; q++) {
+        mt_search_next(s, &idx);
+        for (int w = 0; w < 2; w++) got |= !memcmp(pts[idx].v, want[w], sizeof want[w]) << w;
+        mt_search_report(s, idx, 1.0);
+    }
+    CHECK(got == 3, "both suggestions come next (mask %d)", got);
+    mt_search_free(s);
+    /* an A100 sweep gets only the A100 file */
+    mt_search_new(&s, MT_STRATEGY_RANDOM, &sp, pts, n, &def, 50, 20, 1);
+    mt_device_info a100m = {.backend = "cuda", .name = "NVIDIA_A100-SXM4-80GB", .raw_name = "NVIDIA A100-SXM4-80GB",
+                            .arch = "sm_80"};
+    mt_db_device_upsert(db, &a100m);
+    k = mt_warm_start(db, &a100m, &ours, &sp, pts, n, 50, s);
+    CHECK(k == 1, "an A100 gets its own architecture's file only: %d", k);
+    mt_search_free(s);
+    /* the grid keeps its order */
+    mt_search_new(&s, MT_STRATEGY_GRID, &sp, pts, n, &def, 50, 20, 1);
+    mt_warm_start(db, &h200, &ours, &sp, pts, n, 50, s);
+    mt_search_next(s, &idx);
+    CHECK(!memcmp(&pts[idx], &def, sizeof def), "grid: default first");
+    mt_search_next(s, &idx);
+    int *order = malloc((size_t)n * sizeof *order);
+    mt_grid_order(pts, n, &def, sp.nparams, 20, order);
+    CHECK(idx == order[1], "grid keeps its own order, suggestions aside");
+    free(order);
+    mt_search_free(s);
+    free(pts);
+    mt_db_close(db);
+    unlink(path);
+    char wal[64];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    return check_report("test_warmstart");
+}
