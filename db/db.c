@@ -76,13 +76,26 @@ static const struct { int version; const char *sql; } migrations[] = {
     {2, "ALTER TABLE measurements ADD COLUMN resources TEXT;"
         "ALTER TABLE devices ADD COLUMN l2_bytes INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE devices ADD COLUMN smem_per_block INTEGER NOT NULL DEFAULT 0;"},
+    /* finalists: the best few per M measured again side by side at the end
+     * of a sweep; the winner is chosen from these */
+    {3, "CREATE TABLE finalists("
+        " id INTEGER PRIMARY KEY,"
+        " sweep_id INTEGER NOT NULL REFERENCES sweeps(id),"
+        " device_id INTEGER NOT NULL REFERENCES devices(id),"
+        " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+        " M INTEGER NOT NULL,"
+        " config_id INTEGER NOT NULL REFERENCES configs(id),"
+        " median_us REAL NOT NULL, rounds INTEGER NOT NULL,"
+        " kernel_hash TEXT NOT NULL, timing_policy TEXT NOT NULL,"
+        " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+        "CREATE INDEX finalists_by_m ON finalists(device_id, problem_id, M, kernel_hash, sweep_id);"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
 enum stmt_id {
     S_DEV_FIND, S_DEV_INSERT, S_DEV_CEIL, S_PROB_FIND, S_PROB_INSERT, S_CFG_FIND, S_CFG_INSERT,
     S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
-    S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
+    S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_FIN_INSERT, S_FIN_WINNER, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -132,6 +145,13 @@ static const char *const stmt_sql[S_COUNT] = {
                         "imported_at=strftime('%Y-%m-%dT%H:%M:%fZ','now')",
     [S_IMPORT_GET] = "SELECT key_order, extra FROM imports WHERE device_id=?1 AND problem_id=?2",
     [S_COUNT_ALL] = "SELECT count(*) FROM measurements",
+    [S_FIN_INSERT] = "INSERT INTO finalists(sweep_id,device_id,problem_id,M,config_id,median_us,rounds,kernel_hash,"
+                     "timing_policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    /* the fastest finalist of the latest sweep that ran finalists for this M */
+    [S_FIN_WINNER] = "SELECT f.config_id, c.params, f.median_us FROM finalists f JOIN configs c ON c.id=f.config_id "
+                     "WHERE f.device_id=?1 AND f.problem_id=?2 AND f.M=?3 AND (?4 IS NULL OR f.kernel_hash=?4) AND "
+                     "f.sweep_id=(SELECT max(sweep_id) FROM finalists WHERE device_id=?1 AND problem_id=?2 AND M=?3 "
+                     "AND (?4 IS NULL OR kernel_hash=?4)) ORDER BY f.median_us, f.id",
     [S_RELATED] = "SELECT d.name, p.dtype, p.K, p.topk, m.M, c.params, m.status, m.median_us FROM measurements m "
                   "JOIN devices d ON d.id=m.device_id JOIN configs c ON c.id=m.config_id "
                   "JOIN problems p ON p.id=m.problem_id WHERE p.kernel='fused_moe' AND p.E=?1 AND p.N=?2 AND "
@@ -240,8 +260,12 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
         if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
+            /* the reason, before the rollback resets it */
+            status = classify(rc);
+            snprintf(err, err_len, "cannot migrate database '%s' to schema %d: %s; nothing was changed", path,
+                     migrations[i].version, sqlite3_errmsg(db->h));
             mt_db_rollback(db);
-            goto fail_rc;
+            goto fail;
         }
     }
     *out = db;
@@ -638,4 +662,40 @@ int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_re
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MT_OK : fail(db, "read related results");
+}
+
+int mt_db_finalist_insert(mt_db *db, int64_t sweep, int64_t dev, int64_t prob, int64_t M, int64_t cfg, double median,
+                          int rounds, const char *hash, const char *policy)
+{
+    sqlite3_stmt *s = stmt(db, S_FIN_INSERT);
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, sweep);
+    sqlite3_bind_int64(s, 2, dev);
+    sqlite3_bind_int64(s, 3, prob);
+    sqlite3_bind_int64(s, 4, M);
+    sqlite3_bind_int64(s, 5, cfg);
+    sqlite3_bind_double(s, 6, median);
+    sqlite3_bind_int(s, 7, rounds);
+    bind_text(s, 8, hash);
+    bind_text(s, 9, policy);
+    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "insert finalist");
+}
+
+int mt_db_finalists(mt_db *db, int64_t dev, int64_t prob, int64_t M, const char *hash, mt_finalist_cb cb, void *user)
+{
+    sqlite3_stmt *s = stmt(db, S_FIN_WINNER);
+    int rc;
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    sqlite3_bind_int64(s, 3, M);
+    bind_text(s, 4, hash);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((rc = cb(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1), sqlite3_column_double(s, 2),
+                     user)) != 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "read finalists");
 }

@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 2
+#define MT_DB_SCHEMA_VERSION 3
 
 typedef struct mt_device_info {
     int64_t id;
@@ -127,6 +127,17 @@ typedef struct mt_related_row {
 } mt_related_row;
 typedef int (*mt_related_cb)(const mt_related_row *r, void *user);
 int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device_id, mt_related_cb cb, void *user);
+
+/* Finalists: a config measured again, side by side with the other best
+ * few of its M, at the end of a sweep (median over `rounds` rounds). */
+int mt_db_finalist_insert(mt_db *db, int64_t sweep_id, int64_t device_id, int64_t problem_id, int64_t M,
+                          int64_t config_id, double median_us, int rounds, const char *kernel_hash,
+                          const char *timing_policy);
+/* The finalists of the latest sweep that ran finalists for this M, fastest
+ * first (params valid during the callback). */
+typedef int (*mt_finalist_cb)(int64_t config_id, const char *params, double median_us, void *user);
+int mt_db_finalists(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, const char *kernel_hash,
+                    mt_finalist_cb cb, void *user);
 
 /* Number of rows in measurements (tests and progress). */
 int64_t mt_db_count_measurements(mt_db *db);

@@ -61,6 +61,29 @@ static int collect_row(const mt_result_row *r, void *u)
     return 0;
 }
 
+struct fin { mt_best *b; int n; int err; };
+
+/* The finalists decide: the fastest side by side is the best, and the
+ * default (always among them) gives the speedup on the same footing. */
+static int fin_row(int64_t cfg, const char *params, double median, void *u)
+{
+    struct fin *f = u;
+    mt_best *b = f->b;
+    (void)cfg;
+    if (f->n++ == 0) {
+        char *p = strdup(params);
+        if (!p) return f->err = MT_ENOMEM;
+        if (b->median_us > 0 && b->floor_us > 0) b->efficiency = b->floor_us / median;
+        free(b->params);
+        b->params = p;
+        b->median_us = median;
+        b->is_default = b->def_params && !strcmp(p, b->def_params);
+    }
+    if (b->def_params && !strcmp(params, b->def_params)) b->def_median_us = median;
+    b->finalists = f->n;
+    return 0;
+}
+
 int mt_best_collect(mt_db *db, int64_t dev, int64_t prob, const char *hash, mt_best_list *out)
 {
     struct collect c = {out, 0, 0};
@@ -78,6 +101,11 @@ int mt_best_collect(mt_db *db, int64_t dev, int64_t prob, const char *hash, mt_b
         else free(out->v[i].def_params);
     }
     out->n = k;
+    for (int i = 0; rc == MT_OK && i < out->n; i++) {
+        struct fin f = {&out->v[i], 0, 0};
+        rc = mt_db_finalists(db, dev, prob, out->v[i].M, hash, fin_row, &f);
+        if (rc == MT_OK) rc = f.err;
+    }
     if (rc != MT_OK) mt_best_list_free(out);
     return rc;
 }
@@ -181,6 +209,7 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
         else cJSON_AddNullToObject(e, "default_params");
         add_num(e, "default_median_us", b->def_median_us);
         add_num(e, "speedup_vs_default", b->def_params ? b->def_median_us / b->median_us : NAN);
+        cJSON_AddNumberToObject(e, "finalists", b->finalists);
         cJSON_AddNumberToObject(e, "variants_ok", b->n_ok);
         cJSON_AddNumberToObject(e, "variants_failed", b->n_failed);
     }

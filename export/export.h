@@ -17,6 +17,7 @@ typedef struct mt_best {
     char *def_params; /* the default config's, NULL when not measured */
     double def_median_us;
     int n_ok, n_failed;
+    int finalists; /* how many were measured again side by side (0: none) */
 } mt_best;
 
 typedef struct mt_best_list {

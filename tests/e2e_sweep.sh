@@ -26,6 +26,19 @@ for r in rows:
     assert r["variants_ok"] == 5
 PY
 ok
+# finalists: the best 3 of each M and the default, measured again side by side
+[ "$(sql "$DB" 'select count(distinct M) from finalists')" = 2 ] || fail "finalists for both batch sizes"; ok
+[ "$(sql "$DB" 'select count(*) from finalists f where exists (select 1 from measurements m where m.config_id=f.config_id and m.M=f.M and m.is_default=1)')" = 2 ] \
+  || fail "the default is among each M's finalists"; ok
+[ "$(sql "$DB" 'select min(rounds) from finalists')" = 3 ] || fail "three rounds"; ok
+python3 - "$DB" "$TMP/j" <<'PY' || fail "the winner is the fastest finalist"
+import json, sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); t = json.load(open(sys.argv[2]))["table"]["results"]
+for r in t:
+    win = c.execute("select c.params, f.median_us from finalists f join configs c on c.id = f.config_id where f.M = ? order by f.median_us limit 1", (r["M"],)).fetchone()
+    assert json.loads(win[0]) == r["params"] and abs(win[1] - r["median_us"]) < 1e-6 * win[1], (win, r)
+PY
+ok
 # the same sweep again measures nothing
 expect_exit 0 "$TMP/j2" "$MT" sweep --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --no-export --json --quiet
 [ "$(py "$TMP/j2" 'j["measured"]')" = 0 ] && [ "$(py "$TMP/j2" 'j["skipped"]')" = 10 ] || fail "the rerun measured again"; ok

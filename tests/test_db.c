@@ -159,7 +159,7 @@ static void test_migrate_from_v1(void)
     /* take it back to what schema 1 was */
     sqlite3_open(p, &h);
     CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
-                          "ALTER TABLE devices DROP COLUMN smem_per_block; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
+                          "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(h));
     sqlite3_close(h);
     CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "migrate: %s", err);

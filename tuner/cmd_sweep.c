@@ -47,6 +47,9 @@ static const char usage[] =
     "                          of log(time) proposes by expected improvement\n"
     "  --budget N              at most N variants timed per batch size\n"
     "  --time DURATION         stop proposing after this much wall time (e.g. 90s, 10m, 1h)\n"
+    "  --finalists N           measure the best N of each batch size (and the default)\n"
+    "                          again, side by side over 3 rounds, and pick the winner\n"
+    "                          from that (default 3; 0 or 1: off)\n"
     "  --timeout SEC           a variant running longer is killed (default 60)\n"
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
@@ -71,7 +74,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS
 };
 
 static const struct option long_opts[] = {
@@ -85,13 +88,14 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, 0, O_TIMEOUT}, {"seed", required_argument, 0, O_SEED},
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
-    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
+    {"finalists", required_argument, 0, O_FINALISTS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens;
-    int no_export, json, quiet, strategy;
+    int no_export, json, quiet, strategy, finalists;
     double time_s;
 } sweep_opts;
 
@@ -150,6 +154,96 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
     return rc;
 }
 
+static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t M, const char *params, uint64_t seed,
+                            const mt_policy *pol)
+{
+    snprintf(req, n,
+             "{\"op\":\"measure\",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
+             "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
+             "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
+             "\"tolerance\":%g,\"max_tokens\":%d}}",
+             (long long)s->E, (long long)s->N, (long long)s->K, (long long)s->topk, mt_dtype_name(s->dtype),
+             s->renormalize, (long long)M, params, (unsigned long long)(seed & 0xffffffffffffull), pol->warmup,
+             pol->min_reps, pol->max_reps, pol->min_time_s, pol->cold, pol->check_rows, pol->tolerance,
+             pol->max_tokens);
+}
+
+/* Finalists: the best few of M (the default always among them) measured
+ * again, round after round, side by side, on fresh inputs; each one's
+ * median over the rounds is stored and the fastest is the winner. A
+ * variant that fails here drops out. Returns an exit status. */
+struct top { int64_t cfg[8]; char params[8][256]; int n, max, has_default; };
+struct top_m { struct top *t; int64_t M; };
+
+/* rows come by M, then fastest first: the first `max` of M, plus the
+ * default wherever it stands */
+static int top_row_m(const mt_result_row *r, void *u)
+{
+    struct top_m *tm = u;
+    struct top *t = tm->t;
+    if (r->M != tm->M) return 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->cfg[i] == r->config_id) return 0;
+    int room = t->n < t->max || (r->is_default && !t->has_default && t->n < 8);
+    if (!room) return 0;
+    t->cfg[t->n] = r->config_id;
+    snprintf(t->params[t->n], sizeof t->params[t->n], "%s", r->params);
+    t->has_default |= r->is_default;
+    t->n++;
+    return 0;
+}
+
+static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_device_info *dev, const mt_problem *prob,
+                         const mt_moe_shape *shape, int64_t M, const mt_policy *pol, const char *khash,
+                         const char *policy_text, int count, int rounds, int64_t seed, double timeout)
+{
+    struct top t;
+    memset(&t, 0, sizeof t);
+    t.max = count;
+    /* verified rows of M, fastest first */
+    if (mt_db_results(db, dev->id, prob->id, "ok", khash, top_row_m, &(struct top_m){&t, M}) != MT_OK)
+        return mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
+    if (t.n < 2) return MT_EXIT_OK; /* nothing to choose between */
+    double med[8][8];
+    int alive[8];
+    for (int i = 0; i < t.n; i++) alive[i] = 1;
+    for (int r = 0; r < rounds && !interrupted; r++)
+        for (int i = 0; i < t.n && !interrupted; i++) {
+            if (!alive[i]) continue;
+            char req[1024], why[512], *reply = NULL;
+            measure_request(req, sizeof req, shape, M, t.params[i],
+                            (uint64_t)seed * 31 + (uint64_t)r * 7919 + (uint64_t)t.cfg[i] + 0xf1a1ull, pol);
+            int crc = mt_worker_call(w, req, timeout, &reply, why, sizeof why);
+            cJSON *j = crc == MT_OK ? cJSON_Parse(reply) : NULL;
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "median_us");
+            if (cJSON_IsString(st) && !strcmp(st->valuestring, "ok") && cJSON_IsNumber(v)) med[i][r] = v->valuedouble;
+            else alive[i] = 0;
+            int fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "fatal"));
+            cJSON_Delete(j);
+            free(reply);
+            if (crc != MT_OK || fatal) {
+                char err[512];
+                if (mt_worker_restart(w, err, sizeof err) != MT_OK) return mt_fail("sweep", "cannot restart the worker: %s", err);
+            }
+        }
+    if (interrupted) return MT_EXIT_OK;
+    for (int i = 0; i < t.n; i++) {
+        if (!alive[i]) continue;
+        /* the median of the rounds */
+        for (int a = 1; a < rounds; a++)
+            for (int b = a; b > 0 && med[i][b] < med[i][b - 1]; b--) {
+                double x = med[i][b];
+                med[i][b] = med[i][b - 1];
+                med[i][b - 1] = x;
+            }
+        double m = rounds % 2 ? med[i][rounds / 2] : 0.5 * (med[i][rounds / 2 - 1] + med[i][rounds / 2]);
+        if (mt_db_finalist_insert(db, sweep_id, dev->id, prob->id, M, t.cfg[i], m, rounds, khash, policy_text) != MT_OK)
+            return mt_fail("sweep", "cannot store a finalist: %s", mt_db_errmsg(db));
+    }
+    return MT_EXIT_OK;
+}
+
 static int parse_opts(int argc, char **argv, sweep_opts *o)
 {
     int c;
@@ -158,6 +252,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     o->device = "auto";
     o->timeout = 60;
     o->seed = 1;
+    o->finalists = 3;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         int rc = MT_EXIT_OK;
@@ -195,6 +290,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
         case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, 7, &v); o->finalists = (int)v; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_NO_EXPORT: o->no_export = 1; break;
         case O_JSON: o->json = 1; break;
@@ -443,15 +539,7 @@ int cmd_sweep(int argc, char **argv)
             uint64_t seed = (uint64_t)o.seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)ps.ms[i] * 1000003ull ^
                             (uint64_t)cfg_id * 0xbf58476d1ce4e5b9ull;
             char req[1024];
-            snprintf(req, sizeof req,
-                     "{\"op\":\"measure\",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
-                     "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
-                     "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
-                     "\"tolerance\":%g,\"max_tokens\":%d}}",
-                     (long long)shape.E, (long long)shape.N, (long long)shape.K, (long long)shape.topk,
-                     mt_dtype_name(shape.dtype), shape.renormalize, (long long)ps.ms[i], params,
-                     (unsigned long long)(seed & 0xffffffffffffull), pol.warmup, pol.min_reps, pol.max_reps,
-                     pol.min_time_s, pol.cold, pol.check_rows, pol.tolerance, pol.max_tokens);
+            measure_request(req, sizeof req, &shape, ps.ms[i], params, seed, &pol);
             char *reply = NULL;
             int crc = mt_worker_call(w, req, (double)o.timeout, &reply, why, sizeof why);
             if (interrupted && crc != MT_OK) {
@@ -488,6 +576,9 @@ int cmd_sweep(int argc, char **argv)
             snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
             mt_progress_update(&prog, done, total, best_txt);
         }
+        if (!interrupted && !status && !out_of_time && o.finalists > 1)
+            status = run_finalists(db, w, sweep_id, &dev, &prob, &shape, ps.ms[i], &pol, khash, policy_text,
+                                   o.finalists, 3, o.seed, (double)o.timeout);
     }
     mt_progress_end(&prog);
     mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
