@@ -89,6 +89,31 @@ static const struct { int version; const char *sql; } migrations[] = {
         " kernel_hash TEXT NOT NULL, timing_policy TEXT NOT NULL,"
         " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
         "CREATE INDEX finalists_by_m ON finalists(device_id, problem_id, M, kernel_hash, sweep_id);"},
+    /* 'aborted': stopped early, clearly slower than the incumbent. SQLite
+     * cannot change a CHECK: the table is rebuilt with its rows */
+    {4, "CREATE TABLE measurements_v4("
+        " id INTEGER PRIMARY KEY,"
+        " sweep_id INTEGER REFERENCES sweeps(id),"
+        " device_id INTEGER NOT NULL REFERENCES devices(id),"
+        " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+        " M INTEGER NOT NULL,"
+        " config_id INTEGER NOT NULL REFERENCES configs(id),"
+        " is_default INTEGER NOT NULL DEFAULT 0,"
+        " status TEXT NOT NULL CHECK (status IN ('ok','failed','foreign','aborted')),"
+        " reason TEXT,"
+        " median_us REAL, spread_us REAL, reps INTEGER,"
+        " rel_err REAL, tolerance REAL, floor_us REAL, efficiency REAL,"
+        " kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL, timing_policy TEXT NOT NULL,"
+        " ord INTEGER NOT NULL DEFAULT 0,"
+        " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+        " resources TEXT,"
+        " UNIQUE(device_id, problem_id, M, config_id, kernel_hash, timing_policy));"
+        "INSERT INTO measurements_v4 SELECT id, sweep_id, device_id, problem_id, M, config_id, is_default, status,"
+        " reason, median_us, spread_us, reps, rel_err, tolerance, floor_us, efficiency, kernel_hash, moetune_version,"
+        " timing_policy, ord, created_at, resources FROM measurements;"
+        "DROP TABLE measurements;"
+        "ALTER TABLE measurements_v4 RENAME TO measurements;"
+        "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, median_us);"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -462,8 +487,10 @@ int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         /* a failed variant reads as NAN: a search learns from it too */
+        /* an aborted variant reads as its partial figure: slow, and known so */
         const unsigned char *st = sqlite3_column_text(s, 0);
-        if (median_us) *median_us = st && !strcmp((const char *)st, "ok") ? sqlite3_column_double(s, 1) : NAN;
+        int timed = st && (!strcmp((const char *)st, "ok") || !strcmp((const char *)st, "aborted"));
+        if (median_us) *median_us = timed && sqlite3_column_type(s, 1) != SQLITE_NULL ? sqlite3_column_double(s, 1) : NAN;
         return 1;
     }
     if (rc == SQLITE_DONE) return 0;

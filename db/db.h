@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 3
+#define MT_DB_SCHEMA_VERSION 4
 
 typedef struct mt_device_info {
     int64_t id;
@@ -42,7 +42,7 @@ typedef struct mt_measurement {
     int64_t sweep_id; /* 0: none */
     int64_t device_id, problem_id, config_id, M;
     int is_default;
-    const char *status; /* "ok", "failed", "foreign" */
+    const char *status; /* "ok", "failed", "foreign", "aborted" */
     const char *reason; /* may be NULL */
     double median_us, spread_us, rel_err, tolerance, floor_us, efficiency; /* NaN: NULL */
     int reps;

@@ -70,6 +70,17 @@ expect_in "$TMP/v" "vLLM has no use for CPU"
 [ -z "$(ls "$TMP/v_out")" ] || fail "no vLLM file for CPU results"; ok
 expect_exit 0 "$TMP/a" "$MT" export --db "$DB" --out "$TMP/a_out"
 expect_in "$TMP/a" ".moetune.json"
+# early abort: a low factor stops slow variants after 3 repetitions, with
+# their partial figure, and they never become the best
+expect_exit 0 "$TMP/ab" "$MT" sweep --db "$TMP/ab.db" --model tiny --batch-sizes 32 --budget 14 --strategy random \
+  --abort-factor 1.05 --finalists 0 --no-export --json --quiet
+[ "$(py "$TMP/ab" 'j["aborted"] > 0 and j["measured"] == 14')" = True ] || fail "aborts: $(cat "$TMP/ab")"; ok
+[ "$(sql "$TMP/ab.db" "select count(*) from measurements where status='aborted' and reps = 3 and median_us > 0 and reason like 'aborted:%'")" = \
+  "$(py "$TMP/ab" 'j["aborted"]')" ] || fail "aborted rows keep their partial figure"; ok
+[ "$(sql "$TMP/ab.db" "select count(*) from measurements where status='ok' and median_us <= (select min(median_us) from measurements where status='aborted') / 1.05")" -ge 1 ] \
+  || fail "an aborted variant is slower than a verified one"; ok
+expect_exit 2 "$TMP/ab2" "$MT" sweep --db "$TMP/ab.db" --abort-factor 0.5
+expect_in "$TMP/ab2" "--abort-factor '0.5'"
 # the default job's defaults: the XDG database and folder
 expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
 [ -f "$XDG_DATA_HOME/moetune/moetune.db" ] || fail "default database"; ok

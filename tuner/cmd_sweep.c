@@ -47,6 +47,9 @@ static const char usage[] =
     "                          of log(time) proposes by expected improvement\n"
     "  --budget N              at most N variants timed per batch size\n"
     "  --time DURATION         stop proposing after this much wall time (e.g. 90s, 10m, 1h)\n"
+    "  --abort-factor F        stop a variant early once its fastest of 3 repetitions is\n"
+    "                          F times slower than the best of its batch size (default 1.3\n"
+    "                          for random and bayes, 0 (off) for grid)\n"
     "  --finalists N           measure the best N of each batch size (and the default)\n"
     "                          again, side by side over 3 rounds, and pick the winner\n"
     "                          from that (default 3; 0 or 1: off)\n"
@@ -74,7 +77,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT
 };
 
 static const struct option long_opts[] = {
@@ -89,13 +92,14 @@ static const struct option long_opts[] = {
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
-    {"finalists", required_argument, 0, O_FINALISTS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"finalists", required_argument, 0, O_FINALISTS}, {"abort-factor", required_argument, 0, O_ABORT}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens;
     int no_export, json, quiet, strategy, finalists;
+    double abort_factor;
     double time_s;
 } sweep_opts;
 
@@ -125,7 +129,7 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
             m->reason = reason;
         } else {
             const cJSON *v;
-            m->status = strcmp(st->valuestring, "ok") == 0 ? "ok" : "failed";
+            m->status = !strcmp(st->valuestring, "ok") ? "ok" : !strcmp(st->valuestring, "aborted") ? "aborted" : "failed";
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "reason")) && cJSON_IsString(v)) {
                 snprintf(reason, sizeof reason, "%s", v->valuestring);
                 m->reason = reason;
@@ -135,6 +139,13 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
             *fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "resources")) && cJSON_IsObject(v))
                 m->resources = resources = cJSON_PrintUnformatted(v);
+            if (!strcmp(m->status, "aborted")) {
+                /* the partial figure: the search learns the variant is slow */
+                v = cJSON_GetObjectItemCaseSensitive(r, "median_us");
+                if (cJSON_IsNumber(v)) m->median_us = *median_out = v->valuedouble;
+                v = cJSON_GetObjectItemCaseSensitive(r, "reps");
+                if (cJSON_IsNumber(v)) m->reps = v->valueint;
+            }
             if (!strcmp(m->status, "ok")) {
                 m->median_us = cJSON_GetObjectItemCaseSensitive(r, "median_us")->valuedouble;
                 m->spread_us = cJSON_GetObjectItemCaseSensitive(r, "spread_us")->valuedouble;
@@ -158,12 +169,12 @@ static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t 
                             const mt_policy *pol)
 {
     snprintf(req, n,
-             "{\"op\":\"measure\",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
+             "{\"op\":\"measure\",\"abort_us\":%.3f,\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
              "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
              "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
              "\"tolerance\":%g,\"max_tokens\":%d}}",
-             (long long)s->E, (long long)s->N, (long long)s->K, (long long)s->topk, mt_dtype_name(s->dtype),
-             s->renormalize, (long long)M, params, (unsigned long long)(seed & 0xffffffffffffull), pol->warmup,
+             pol->abort_us, (long long)s->E, (long long)s->N, (long long)s->K, (long long)s->topk,
+             mt_dtype_name(s->dtype), s->renormalize, (long long)M, params, (unsigned long long)(seed & 0xffffffffffffull), pol->warmup,
              pol->min_reps, pol->max_reps, pol->min_time_s, pol->cold, pol->check_rows, pol->tolerance,
              pol->max_tokens);
 }
@@ -253,6 +264,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     o->timeout = 60;
     o->seed = 1;
     o->finalists = 3;
+    o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         int rc = MT_EXIT_OK;
@@ -290,6 +302,13 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
         case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_ABORT: {
+            char *end;
+            o->abort_factor = strtod(optarg, &end);
+            if (*end || !(o->abort_factor == 0 || o->abort_factor >= 1.05))
+                return mt_usage_error("sweep", "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", optarg);
+            break;
+        }
         case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, 7, &v); o->finalists = (int)v; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_NO_EXPORT: o->no_export = 1; break;
@@ -300,6 +319,8 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         if (rc != MT_EXIT_OK) return rc;
     }
     if (optind < argc) return mt_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
+    /* a recorded grid must hold full figures: no abort there by default */
+    if (o->abort_factor < 0) o->abort_factor = o->strategy == MT_STRATEGY_GRID ? 0 : 1.3;
     return MT_EXIT_OK;
 }
 
@@ -503,7 +524,7 @@ int cmd_sweep(int argc, char **argv)
     mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
     mt_progress prog;
     mt_progress_init(&prog, o.quiet);
-    int done = 0, measured = 0, skipped = 0, failed = 0;
+    int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0;
     double t_start = mt_now();
     int out_of_time = 0;
     for (int i = 0; i < ps.n_ms && !interrupted && !status && !out_of_time; i++) {
@@ -538,8 +559,13 @@ int cmd_sweep(int argc, char **argv)
             /* fresh inputs per variant, reproducible from the seed */
             uint64_t seed = (uint64_t)o.seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)ps.ms[i] * 1000003ull ^
                             (uint64_t)cfg_id * 0xbf58476d1ce4e5b9ull;
+            /* early abort: a variant clearly slower than the incumbent of
+             * this M stops after a few repetitions */
+            double incumbent;
+            pol.abort_us = o.abort_factor > 0 && mt_search_best(search[i], &incumbent) >= 0 ? incumbent * o.abort_factor : 0;
             char req[1024];
             measure_request(req, sizeof req, &shape, ps.ms[i], params, seed, &pol);
+            pol.abort_us = 0;
             char *reply = NULL;
             int crc = mt_worker_call(w, req, (double)o.timeout, &reply, why, sizeof why);
             if (interrupted && crc != MT_OK) {
@@ -560,7 +586,9 @@ int cmd_sweep(int argc, char **argv)
             free(reply);
             mt_search_report(search[i], idx, med);
             measured++;
-            if (strcmp(m.status, "ok") != 0) {
+            if (!strcmp(m.status, "aborted")) {
+                aborted++;
+            } else if (strcmp(m.status, "ok") != 0) {
                 failed++;
                 if (!o.quiet && !prog.tty)
                     mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, m.reason ? m.reason : "failed");
@@ -588,11 +616,13 @@ int cmd_sweep(int argc, char **argv)
     if (status) goto out_plan;
 
     if (o.json) {
-        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"interrupted\":%s,\"table\":",
-               (long long)sweep_id, measured, skipped, failed, interrupted ? "true" : "false");
+        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"interrupted\":%s,"
+               "\"table\":",
+               (long long)sweep_id, measured, skipped, failed, aborted, interrupted ? "true" : "false");
         mt_report_pair(stdout, db, &dev, &prob, 1);
     } else {
-        printf("measured %d variants (%d failed), %d already in the database\n", measured, failed, skipped);
+        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database\n", measured,
+               failed, aborted, skipped);
         mt_report_pair(stdout, db, &dev, &prob, 0);
     }
     if (!o.no_export && !interrupted) {

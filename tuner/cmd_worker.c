@@ -112,6 +112,7 @@ static void do_measure(struct backend *be, const cJSON *req)
         pol.tolerance = numf(pj, "tolerance", pol.tolerance);
         pol.max_tokens = (int)num(pj, "max_tokens", pol.max_tokens);
     }
+    pol.abort_us = numf(req, "abort_us", 0);
     int fault = fault_for(ptxt);
     free(ptxt);
     char resources[512] = "";
@@ -142,9 +143,9 @@ static void do_measure(struct backend *be, const cJSON *req)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ok", 1);
-    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : "failed");
+    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : res.aborted ? "aborted" : "failed");
     if (!res.ok) cJSON_AddStringToObject(o, "reason", res.reason);
-    if (res.ok) {
+    if (res.ok || res.aborted) {
         cJSON_AddNumberToObject(o, "median_us", res.median_us);
         cJSON_AddNumberToObject(o, "spread_us", res.spread_us);
         cJSON_AddNumberToObject(o, "reps", res.reps);

@@ -18,6 +18,7 @@ void mt_policy_cpu_default(mt_policy *p)
     p->check_rows = 64;
     p->tolerance = 1e-3;
     p->max_tokens = 0;
+    p->abort_us = 0;
 }
 
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n)
@@ -115,6 +116,20 @@ static int ensure_weights(mt_cpu_bench *b, const mt_moe_shape *s)
     return MT_OK;
 }
 
+/* Early abort: after 3 repetitions, a variant whose fastest is still over
+ * the abort threshold (the incumbent times a factor) will not win: stop. */
+int abort_early(const double *times, int n, double to_us, const mt_policy *pol, mt_measure_result *res)
+{
+    if (pol->abort_us <= 0 || n < 3) return 0;
+    double fastest = times[0];
+    for (int i = 1; i < n; i++) fastest = times[i] < fastest ? times[i] : fastest;
+    if (fastest * to_us <= pol->abort_us) return 0;
+    res->aborted = 1;
+    snprintf(res->reason, sizeof res->reason, "aborted: the fastest of %d repetitions took %.1f us, over the %.1f us "
+             "threshold (the incumbent times the abort factor)", n, fastest * to_us, pol->abort_us);
+    return 1;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -201,6 +216,14 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         t = now_s() - t;
         times[n++] = t;
         timed += t;
+        if (abort_early(times, n, 1e6, pol, res)) break;
+    }
+    if (res->aborted) {
+        qsort(times, (size_t)n, sizeof *times, cmp_d);
+        res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e6;
+        res->reps = n;
+        rc = MT_OK;
+        goto out;
     }
     qsort(times, (size_t)n, sizeof *times, cmp_d);
     res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e6;

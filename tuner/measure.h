@@ -16,6 +16,7 @@ typedef struct mt_policy {
     int check_rows;    /* tokens compared with the oracle (a random window) */
     double tolerance;  /* relative L2 error allowed */
     int max_tokens;    /* GPU: tokens per launch of the pipeline; more are chunked (bounds the workspace) */
+    double abort_us;   /* per variant, 0: off; stop once the fastest of 3 repetitions is slower than this */
 } mt_policy;
 
 /* The default CPU policy, and its text as stored with each measurement: a
@@ -24,7 +25,8 @@ void mt_policy_cpu_default(mt_policy *p);
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n);
 
 typedef struct mt_measure_result {
-    int ok;              /* 1: checked and timed; 0: failed, reason says why */
+    int ok;              /* 1: checked and timed; 0: failed or aborted, reason says why */
+    int aborted;         /* 1: stopped early, clearly slower than abort_us; median_us is partial */
     char reason[256];
     double median_us, spread_us, rel_err;
     int reps;
@@ -51,6 +53,11 @@ enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_
 /* Copy bandwidth (bytes read + written) and peak fp32 FLOP rate, measured
  * on all threads. */
 int mt_cpu_ceilings(mt_cpu_bench *b, double *bandwidth_gbs, double *peak_gflops);
+
+/* The early-abort rule shared by the backends: times[0..n-1] in seconds
+ * times to_us microseconds. 1 (and res->aborted, res->reason set) when the
+ * variant should stop. */
+int abort_early(const double *times, int n, double to_us, const mt_policy *pol, mt_measure_result *res);
 
 /* The roofline floor in microseconds. */
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,

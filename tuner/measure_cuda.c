@@ -300,6 +300,19 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         if ((rc = mt_cuda_time(c, launch_graph, &rp, &ms)) != MT_OK) goto out;
         times[n++] = ms;
         timed += ms * 1e-3;
+        double as_d[8];
+        if (n >= 3 && pol->abort_us > 0) {
+            int k = n < 8 ? n : 8;
+            for (int q = 0; q < k; q++) as_d[q] = times[q];
+            if (abort_early(as_d, k, 1e3, pol, res)) break;
+        }
+    }
+    if (res->aborted) {
+        qsort(times, (size_t)n, sizeof *times, cmp_f);
+        res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e3;
+        res->reps = n;
+        rc = MT_OK;
+        goto out;
     }
     qsort(times, (size_t)n, sizeof *times, cmp_f);
     res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e3;
@@ -383,4 +396,5 @@ void mt_policy_cuda_default(mt_policy *p)
     p->check_rows = 32;
     p->tolerance = 2e-2; /* bf16 intermediates and outputs */
     p->max_tokens = 16384;
+    p->abort_us = 0;
 }
