@@ -116,6 +116,21 @@ static int ensure_weights(mt_cpu_bench *b, const mt_moe_shape *s)
     return MT_OK;
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void mt_summarize_times(double *times, int n, double to_us, mt_measure_result *res)
+{
+    qsort(times, (size_t)n, sizeof *times, cmp_d);
+    res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * to_us;
+    res->spread_us = (times[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - times[n / 4]) * to_us;
+    res->reps = n;
+    res->ok = !res->aborted;
+}
+
 /* Early abort: after 3 repetitions, a variant whose fastest is still over
  * the abort threshold (the incumbent times a factor) will not win: stop. */
 int abort_early(const double *times, int n, double to_us, const mt_policy *pol, mt_measure_result *res)
@@ -130,11 +145,6 @@ int abort_early(const double *times, int n, double to_us, const mt_policy *pol, 
     return 1;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p, uint64_t seed,
                          const mt_policy *pol, mt_measure_result *res)
@@ -218,18 +228,7 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         timed += t;
         if (abort_early(times, n, 1e6, pol, res)) break;
     }
-    if (res->aborted) {
-        qsort(times, (size_t)n, sizeof *times, cmp_d);
-        res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e6;
-        res->reps = n;
-        rc = MT_OK;
-        goto out;
-    }
-    qsort(times, (size_t)n, sizeof *times, cmp_d);
-    res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e6;
-    res->spread_us = (times[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - times[n / 4]) * 1e6;
-    res->reps = n;
-    res->ok = 1;
+    mt_summarize_times(times, n, 1e6, res);
     rc = MT_OK;
 out:
     free(x);

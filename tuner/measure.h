@@ -59,6 +59,10 @@ int mt_cpu_ceilings(mt_cpu_bench *b, double *bandwidth_gbs, double *peak_gflops)
  * variant should stop. */
 int abort_early(const double *times, int n, double to_us, const mt_policy *pol, mt_measure_result *res);
 
+/* Median, interquartile spread and count of n times (times[i] * to_us is
+ * microseconds) into res; ok unless aborted. Sorts times. */
+void mt_summarize_times(double *times, int n, double to_us, mt_measure_result *res);
+
 /* The roofline floor in microseconds. */
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,
                             double peak_gflops);

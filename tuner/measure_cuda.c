@@ -135,12 +135,6 @@ static int launch_pipe(mt_cuda *c, void *arg)
 struct replay { mt_cugraph g; };
 static int launch_graph(mt_cuda *c, void *arg) { return mt_cuda_graph_launch(c, ((struct replay *)arg)->g); }
 
-static int cmp_f(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 static double h2d_f(uint16_t h, int dtype)
 {
     if (dtype == MT_DTYPE_BF16) return mt_bf16_to_f32(h);
@@ -158,7 +152,8 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     mt_cuda_moe var;
     struct pipe p;
     struct replay rp = {NULL};
-    float *logits = NULL, *tw = NULL, *times = NULL;
+    float *logits = NULL, *tw = NULL;
+    double *times = NULL;
     int32_t *ids = NULL;
     uint16_t *out = NULL;
     double *ref = NULL;
@@ -300,25 +295,9 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         if ((rc = mt_cuda_time(c, launch_graph, &rp, &ms)) != MT_OK) goto out;
         times[n++] = ms;
         timed += ms * 1e-3;
-        double as_d[8];
-        if (n >= 3 && pol->abort_us > 0) {
-            int k = n < 8 ? n : 8;
-            for (int q = 0; q < k; q++) as_d[q] = times[q];
-            if (abort_early(as_d, k, 1e3, pol, res)) break;
-        }
+        if (abort_early(times, n, 1e3, pol, res)) break;
     }
-    if (res->aborted) {
-        qsort(times, (size_t)n, sizeof *times, cmp_f);
-        res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e3;
-        res->reps = n;
-        rc = MT_OK;
-        goto out;
-    }
-    qsort(times, (size_t)n, sizeof *times, cmp_f);
-    res->median_us = (n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2])) * 1e3;
-    res->spread_us = (times[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - times[n / 4]) * 1e3;
-    res->reps = n;
-    res->ok = 1;
+    mt_summarize_times(times, n, 1e3, res);
     rc = MT_OK;
 out:
     if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0])
