@@ -43,6 +43,7 @@ ok
 expect_exit 0 "$TMP/j2" "$MT" sweep --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --no-export --json --quiet
 [ "$(py "$TMP/j2" 'j["measured"]')" = 0 ] && [ "$(py "$TMP/j2" 'j["skipped"]')" = 10 ] || fail "the rerun measured again"; ok
 [ "$(sql "$DB" 'select count(*) from measurements')" = 10 ] || fail "no duplicate rows"; ok
+[ "$(sql "$DB" 'select count(distinct sweep_id) from finalists')" = 1 ] || fail "the rerun did not run finalists again"; ok
 
 expect_exit 0 "$TMP/show" "$MT" show --db "$DB"
 expect_in "$TMP/show" "floor/t"

@@ -255,6 +255,20 @@ static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_dev
     return MT_EXIT_OK;
 }
 
+static int count_fin(int64_t cfg, const char *params, double median, void *u)
+{
+    (void)cfg, (void)params, (void)median;
+    ++*(int *)u;
+    return 0;
+}
+
+static int has_finalists(mt_db *db, int64_t dev, int64_t prob, int64_t M, const char *khash)
+{
+    int n = 0;
+    mt_db_finalists(db, dev, prob, M, khash, count_fin, &n);
+    return n > 0;
+}
+
 static int parse_opts(int argc, char **argv, sweep_opts *o)
 {
     int c;
@@ -529,7 +543,7 @@ int cmd_sweep(int argc, char **argv)
     int out_of_time = 0;
     for (int i = 0; i < ps.n_ms && !interrupted && !status && !out_of_time; i++) {
         double best = INFINITY;
-        int idx;
+        int idx, new_here = 0;
         while (!interrupted && mt_search_next(search[i], &idx)) {
             if (o.time_s > 0 && mt_now() - t_start > o.time_s) {
                 out_of_time = 1;
@@ -586,6 +600,7 @@ int cmd_sweep(int argc, char **argv)
             free(reply);
             mt_search_report(search[i], idx, med);
             measured++;
+            new_here++;
             if (!strcmp(m.status, "aborted")) {
                 aborted++;
             } else if (strcmp(m.status, "ok") != 0) {
@@ -604,7 +619,9 @@ int cmd_sweep(int argc, char **argv)
             snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
             mt_progress_update(&prog, done, total, best_txt);
         }
-        if (!interrupted && !status && !out_of_time && o.finalists > 1)
+        /* a rerun that measured nothing new keeps the finalists it has */
+        if (!interrupted && !status && !out_of_time && o.finalists > 1 &&
+            (new_here > 0 || !has_finalists(db, dev.id, prob.id, ps.ms[i], khash)))
             status = run_finalists(db, w, sweep_id, &dev, &prob, &shape, ps.ms[i], &pol, khash, policy_text,
                                    o.finalists, 3, o.seed, (double)o.timeout);
     }
