@@ -12,6 +12,8 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export XDG_CACHE_HOME=/tmp/mt_cache XDG_DATA_HOME=/tmp/mt_data
 DB=$OUT/gpu.db
+# a database carried in (.carry/gpu.db) continues where an earlier call stopped
+[ -f "$PWD/.carry/gpu.db" ] && cp "$PWD/.carry/gpu.db" "$DB"
 log() { echo "== $*"; }
 log "$(date -u +%FT%TZ) mode=$mode commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
