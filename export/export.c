@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "device.h"
 #include "log.h"
 #include "moetune/moetune.h"
 #include "rt_internal.h"
@@ -162,17 +163,7 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
     cJSON_AddStringToObject(root, "kernel", p->kernel);
     cJSON_AddStringToObject(root, "backend", d->backend);
     cJSON *dev = cJSON_AddObjectToObject(root, "device");
-    cJSON_AddStringToObject(dev, "name", d->name);
-    cJSON_AddStringToObject(dev, "raw_name", d->raw_name);
-    cJSON_AddStringToObject(dev, "arch", d->arch);
-    cJSON_AddNumberToObject(dev, "cores", d->cores);
-    cJSON_AddNumberToObject(dev, "memory_bytes", (double)d->memory_bytes);
-    cJSON_AddStringToObject(dev, "driver", d->driver);
-    cJSON_AddStringToObject(dev, "toolkit", d->toolkit);
-    if (strcmp(d->backend, "cpu") != 0) {
-        cJSON_AddNumberToObject(dev, "l2_bytes", (double)d->l2_bytes);
-        cJSON_AddNumberToObject(dev, "smem_per_block", d->smem_per_block);
-    }
+    mt_device_info_to_json(dev, d);
     add_num(dev, "bandwidth_gbs", d->bandwidth_gbs > 0 ? d->bandwidth_gbs : NAN);
     add_num(dev, "peak_gflops", d->peak_gflops > 0 ? d->peak_gflops : NAN);
     cJSON *pr = cJSON_AddObjectToObject(root, "problem");

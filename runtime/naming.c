@@ -192,3 +192,26 @@ const char *mt_device_arch_of(const char *name)
         if (strcmp(tab[i].name, name) == 0) return tab[i].arch;
     return NULL;
 }
+
+int mt_device_cpu_name(char *out, size_t out_len, char *model_out, size_t model_len)
+{
+    char model[128] = "", line[512], spelled[120];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!out || out_len == 0) return MT_EINVAL;
+    while (f && fgets(line, sizeof line, f)) {
+        int x86 = strncmp(line, "model name", 10) == 0;
+        if (!x86 && (model[0] || strncmp(line, "Model", 5) != 0)) continue;
+        char *c = strchr(line, ':');
+        if (!c) continue;
+        for (c++; *c == ' ' || *c == '\t'; c++) {}
+        c[strcspn(c, "\n")] = 0;
+        snprintf(model, sizeof model, "%s", c);
+        if (x86) break;
+    }
+    if (f) fclose(f);
+    if (!model[0]) snprintf(model, sizeof model, "unknown processor");
+    if (model_out && model_len) snprintf(model_out, model_len, "%s", model);
+    if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
+    int k = snprintf(out, out_len, "CPU_%s", spelled);
+    return k < 0 || (size_t)k >= out_len ? MT_EINVAL : MT_OK;
+}

@@ -159,20 +159,7 @@ int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
         mt_device_vllm_name(rt->device, sizeof rt->device, mt_cuda_get_props(rt->cuda)->name);
     } else {
         /* the CPU of this machine, spelled as `moetune devices` spells it */
-        char model[128] = "unknown processor", line[512];
-        FILE *f = fopen("/proc/cpuinfo", "r");
-        while (f && fgets(line, sizeof line, f))
-            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-                char *c = strchr(line, ':') + 1;
-                while (*c == ' ' || *c == '\t') c++;
-                c[strcspn(c, "\n")] = 0;
-                snprintf(model, sizeof model, "%s", c);
-                break;
-            }
-        if (f) fclose(f);
-        char spelled[120];
-        if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
-        snprintf(rt->device, sizeof rt->device, "CPU_%s", spelled);
+        mt_device_cpu_name(rt->device, sizeof rt->device, NULL, 0);
     }
     int na = 0;
     while (o->aliases && o->aliases[na]) na++;

@@ -1,6 +1,7 @@
 /* moetune devices: what this machine can tune, and what the build can do. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
@@ -18,19 +19,14 @@ static const char usage[] =
 static void print_dev(const mt_device_info *d, const char *spec, int usable, int json, int first)
 {
     if (json) {
-        printf("%s{\"device\":", first ? "" : ",");
-        mt_json_str(stdout, spec);
-        printf(",\"backend\":");
-        mt_json_str(stdout, d->backend);
-        printf(",\"name\":");
-        mt_json_str(stdout, d->name);
-        printf(",\"raw_name\":");
-        mt_json_str(stdout, d->raw_name);
-        printf(",\"arch\":");
-        mt_json_str(stdout, d->arch);
-        printf(",\"cores\":%d,\"memory_bytes\":%lld,\"driver\":", d->cores, (long long)d->memory_bytes);
-        mt_json_str(stdout, d->driver);
-        printf(",\"tunable\":%s}", usable ? "true" : "false");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "device", spec);
+        mt_device_info_to_json(o, d);
+        cJSON_AddBoolToObject(o, "tunable", usable);
+        char *text = cJSON_PrintUnformatted(o);
+        printf("%s%s", first ? "" : ",", text ? text : "{}");
+        free(text);
+        cJSON_Delete(o);
     } else {
         printf("%-8s %-48s %-8s %5d %s  %6.1f GiB  %s%s\n", spec, d->name, d->arch, d->cores,
                !strcmp(d->backend, "cpu") ? "threads" : "SMs", (double)d->memory_bytes / (1 << 30), d->driver,

@@ -338,16 +338,9 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     return MT_EXIT_OK;
 }
 
-static void copy_str(char *dst, size_t n, const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    snprintf(dst, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
-}
-
 /* Start the worker, learn the device from its hello, record the device, and
  * measure its ceilings once. */
-static int start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, int *smem_limit,
-                        mt_db *db)
+static int start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, mt_db *db)
 {
     char err[512], why[512], *reply = NULL;
     if (mt_worker_start(w, exe, device, err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
@@ -362,22 +355,7 @@ static int start_worker(const char *exe, const char *device, mt_worker **w, mt_d
         cJSON_Delete(r);
         return st;
     }
-    memset(dev, 0, sizeof *dev);
-    copy_str(dev->backend, sizeof dev->backend, r, "backend");
-    copy_str(dev->name, sizeof dev->name, r, "name");
-    copy_str(dev->raw_name, sizeof dev->raw_name, r, "raw_name");
-    copy_str(dev->arch, sizeof dev->arch, r, "arch");
-    copy_str(dev->driver, sizeof dev->driver, r, "driver");
-    copy_str(dev->toolkit, sizeof dev->toolkit, r, "toolkit");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "cores");
-    dev->cores = cJSON_IsNumber(v) ? v->valueint : 1;
-    v = cJSON_GetObjectItemCaseSensitive(r, "memory_bytes");
-    dev->memory_bytes = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-    v = cJSON_GetObjectItemCaseSensitive(r, "smem_limit");
-    *smem_limit = cJSON_IsNumber(v) ? v->valueint : 0;
-    dev->smem_per_block = *smem_limit;
-    v = cJSON_GetObjectItemCaseSensitive(r, "l2_bytes");
-    dev->l2_bytes = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    mt_device_info_from_json(r, dev);
     cJSON_Delete(r);
     if (mt_db_device_upsert(db, dev) != MT_OK)
         return mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
@@ -445,7 +423,6 @@ int cmd_sweep(int argc, char **argv)
     char device_arg[32];
     snprintf(device_arg, sizeof device_arg, gpu ? "cuda:%d" : "cpu", dspec.index);
     mt_device_info dev;
-    int smem_limit = 0;
     mt_space sp;
     mt_policy pol;
     if (gpu) mt_policy_cuda_default(&pol);
@@ -480,7 +457,7 @@ int cmd_sweep(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if ((status = start_worker(exe, device_arg, &w, &dev, &smem_limit, db)) != 0) goto out;
+    if ((status = start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
     /* the space depends on the device: CPU threads, GPU SM count */
     if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);
@@ -497,7 +474,7 @@ int cmd_sweep(int argc, char **argv)
         goto out_plan;
     }
     for (int i = 0; i < ps.n_ms; i++) {
-        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, smem_limit};
+        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, dev.smem_per_block};
         int n = mt_space_enumerate(&sp, &ctx, &pts[i]);
         if (n < 0) {
             status = mt_fail("sweep", "out of memory");

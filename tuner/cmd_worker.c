@@ -73,7 +73,6 @@ struct backend {
     mt_cuda_bench *cuda;
     mt_space sp;
     mt_device_info info;
-    int smem_limit;
 };
 
 static void do_measure(struct backend *be, const cJSON *req)
@@ -172,19 +171,9 @@ static void cache_dir(char *out, size_t n)
 
 static void hello(const struct backend *be)
 {
-    const mt_device_info *d = &be->info;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ok", 1);
-    cJSON_AddStringToObject(o, "backend", d->backend);
-    cJSON_AddStringToObject(o, "name", d->name);
-    cJSON_AddStringToObject(o, "raw_name", d->raw_name);
-    cJSON_AddStringToObject(o, "arch", d->arch);
-    cJSON_AddNumberToObject(o, "cores", d->cores);
-    cJSON_AddNumberToObject(o, "memory_bytes", (double)d->memory_bytes);
-    cJSON_AddStringToObject(o, "driver", d->driver);
-    cJSON_AddStringToObject(o, "toolkit", d->toolkit);
-    cJSON_AddNumberToObject(o, "smem_limit", be->smem_limit);
-    cJSON_AddNumberToObject(o, "l2_bytes", (double)d->l2_bytes);
+    mt_device_info_to_json(o, &be->info);
     reply(o);
 }
 
@@ -212,7 +201,6 @@ int cmd_worker(int argc, char **argv)
         init = mt_cuda_bench_new(&be.cuda, spec.index, cache[0] ? cache : NULL, err, sizeof err);
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);
-            be.smem_limit = mt_cuda_bench_smem_limit(be.cuda);
             mt_space_cuda_moe(&be.sp, be.info.cores);
         }
     } else {

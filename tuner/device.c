@@ -32,31 +32,11 @@ int mt_device_spec_parse(const char *s, mt_device_spec *out)
 
 int mt_device_cpu_info(mt_device_info *d)
 {
-    char model[128] = "";
-    FILE *f = fopen("/proc/cpuinfo", "r");
     struct utsname u;
     memset(d, 0, sizeof *d);
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0 || (!model[0] && strncmp(line, "Model", 5) == 0)) {
-                char *c = strchr(line, ':');
-                if (!c) continue;
-                c++;
-                while (*c == ' ' || *c == '\t') c++;
-                c[strcspn(c, "\n")] = 0;
-                snprintf(model, sizeof model, "%s", c);
-                if (strncmp(line, "model name", 10) == 0) break;
-            }
-        }
-        fclose(f);
-    }
-    if (!model[0]) snprintf(model, sizeof model, "unknown processor");
     snprintf(d->backend, sizeof d->backend, "cpu");
-    snprintf(d->raw_name, sizeof d->raw_name, "%s", model);
-    char spelled[120];
-    if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
-    snprintf(d->name, sizeof d->name, "CPU_%s", spelled);
+    /* the runtime names the CPU the same way: lookups find what was tuned */
+    mt_device_cpu_name(d->name, sizeof d->name, d->raw_name, sizeof d->raw_name);
     if (uname(&u) == 0) {
         snprintf(d->arch, sizeof d->arch, "%.31s", u.machine);
         snprintf(d->driver, sizeof d->driver, "linux %.56s", u.release);
@@ -203,4 +183,47 @@ int mt_device_resolve(const mt_device_spec *spec, mt_device_spec *out, char *not
         snprintf(note, n, "auto: %s; tuning the CPU backend", why);
     }
     return MT_OK;
+}
+
+void mt_device_info_to_json(cJSON *o, const mt_device_info *d)
+{
+    cJSON_AddStringToObject(o, "backend", d->backend);
+    cJSON_AddStringToObject(o, "name", d->name);
+    cJSON_AddStringToObject(o, "raw_name", d->raw_name);
+    cJSON_AddStringToObject(o, "arch", d->arch);
+    cJSON_AddNumberToObject(o, "cores", d->cores);
+    cJSON_AddNumberToObject(o, "memory_bytes", (double)d->memory_bytes);
+    cJSON_AddStringToObject(o, "driver", d->driver);
+    cJSON_AddStringToObject(o, "toolkit", d->toolkit);
+    if (strcmp(d->backend, "cpu") != 0) {
+        cJSON_AddNumberToObject(o, "l2_bytes", (double)d->l2_bytes);
+        cJSON_AddNumberToObject(o, "smem_per_block", d->smem_per_block);
+    }
+}
+
+static void get_str(char *dst, size_t n, const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    snprintf(dst, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+static double get_num(const cJSON *o, const char *k, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+void mt_device_info_from_json(const cJSON *o, mt_device_info *d)
+{
+    memset(d, 0, sizeof *d);
+    get_str(d->backend, sizeof d->backend, o, "backend");
+    get_str(d->name, sizeof d->name, o, "name");
+    get_str(d->raw_name, sizeof d->raw_name, o, "raw_name");
+    get_str(d->arch, sizeof d->arch, o, "arch");
+    get_str(d->driver, sizeof d->driver, o, "driver");
+    get_str(d->toolkit, sizeof d->toolkit, o, "toolkit");
+    d->cores = (int)get_num(o, "cores", 1);
+    d->memory_bytes = (int64_t)get_num(o, "memory_bytes", 0);
+    d->l2_bytes = (int64_t)get_num(o, "l2_bytes", 0);
+    d->smem_per_block = (int)get_num(o, "smem_per_block", 0);
 }

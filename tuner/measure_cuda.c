@@ -89,7 +89,6 @@ int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d)
     return MT_OK;
 }
 
-int mt_cuda_bench_smem_limit(mt_cuda_bench *b) { return mt_cuda_get_props(b->c)->smem_optin; }
 
 static int fill(mt_cuda_bench *b, mt_dptr dst, long n, unsigned long long seed, float scale)
 {

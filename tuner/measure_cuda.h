@@ -15,7 +15,6 @@ typedef struct mt_cuda_bench mt_cuda_bench;
 int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t err_len);
 void mt_cuda_bench_free(mt_cuda_bench *b);
 int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d);
-int mt_cuda_bench_smem_limit(mt_cuda_bench *b);
 void mt_cuda_bench_set_fault(mt_cuda_bench *b, int fault);
 
 /* Measure one config of vLLM's parameters (mt_space_vllm_moe order). The

@@ -57,6 +57,12 @@ void mt_log_set(mt_log_fn fn, void *user, int max_level);
  * "NVIDIA_H200". Returns MT_OK, or MT_EINVAL when out is too small. */
 int mt_device_vllm_name(char *out, size_t out_len, const char *raw_name);
 
+/* The CPU of this machine as moetune names it in config files: "CPU_"
+ * followed by the processor's model name from /proc/cpuinfo ("model name",
+ * or "Model" on Arm) spelled by mt_device_vllm_name's rule. model (may be
+ * NULL) receives the model name as read. Returns MT_OK or MT_EINVAL. */
+int mt_device_cpu_name(char *out, size_t out_len, char *model, size_t model_len);
+
 /* Element types of weights and activations. */
 enum mt_dtype { MT_DTYPE_BF16 = 0, MT_DTYPE_FP16 = 1, MT_DTYPE_FP32 = 2 };
 
