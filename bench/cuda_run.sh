@@ -30,8 +30,25 @@ full)
   sweep --model mixtral-8x7b --tp 2 --budget ${BUDGET:-24}
   ;;
 fullgrid)
-  # every valid config of one batch size, for replaying strategies offline
-  sweep --model ${MODEL:-qwen3-30b-a3b} ${TP:+--tp $TP} --batch-sizes ${MS:-256} --strategy grid --time ${TIME:-8m} --no-export
+  # every valid config at every batch size (vLLM's 18 unless MS is set), for
+  # replaying strategies offline; the kernels are compiled first, in parallel
+  log "moetune compile --device cuda:0"
+  /usr/bin/time -f "compile wall %e s" "$MT" compile --device cuda:0 --quiet; echo "rc=$?"
+  for m in ${MODELS:-qwen3-30b-a3b}; do
+    name=${m%%@*}; tp=${m#*@}; [ "$tp" = "$m" ] && tp=
+    sweep --model $name ${tp:+--tp $tp} ${MS:+--batch-sizes $MS} --strategy grid --time ${TIME:-8m} --no-export --finalists 0
+  done
+  python3 - "$DB" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print("measurements per problem and M (ok / all), and the rate:")
+for p in c.execute("select id, E, N, K, topk from problems").fetchall():
+    rows = c.execute("select M, sum(status='ok'), count(*) from measurements where problem_id=? group by M order by M", (p[0],)).fetchall()
+    if rows: print(" E=%d N=%d K=%d top%d:" % p[1:], " ".join("%d:%d/%d" % r for r in rows))
+for r in c.execute("select sweep_id, count(*), (julianday(max(created_at)) - julianday(min(created_at))) * 86400 "
+                   "from measurements group by sweep_id order by sweep_id"):
+    print("sweep %d: %d measurements in %.0f s, %.1f ms each" % (r[0], r[1], r[2] or 0, 1e3 * (r[2] or 0) / r[1]))
+PY
   "$MT" export --db "$DB" --out "$OUT/grid" --format grid >/dev/null && ls "$OUT/grid"
   ;;
 bayes)

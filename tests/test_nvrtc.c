@@ -7,36 +7,53 @@
 
 #include "check.h"
 #include "cuda_rt.h"
+#include "moe_launch.h"
 #include "moetune/moetune.h"
 #include "space.h"
 
 
 static int compile(const mt_config *c, const char *arch, char **log)
 {
-    char d[8][48], err[512];
-    const char *opts[8];
-    int wm = mt_cuda_warps_m(c->v[0], c->v[1], c->v[4]);
-    snprintf(d[0], 48, "-DBLOCK_SIZE_M=%d", c->v[0]);
-    snprintf(d[1], 48, "-DBLOCK_SIZE_N=%d", c->v[1]);
-    snprintf(d[2], 48, "-DBLOCK_SIZE_K=%d", c->v[2]);
-    snprintf(d[3], 48, "-DGROUP_SIZE_M=%d", c->v[3]);
-    snprintf(d[4], 48, "-DNUM_WARPS=%d", c->v[4]);
-    snprintf(d[5], 48, "-DNUM_STAGES=%d", c->v[5]);
-    snprintf(d[6], 48, "-DWARPS_M=%d", wm ? wm : 3);
-    snprintf(d[7], 48, "-DNUM_SM=%d", c->v[6]);
-    for (int i = 0; i < 8; i++) opts[i] = d[i];
+    char d[MT_CUDA_MOE_NOPTS][48], err[512];
+    const char *opts[MT_CUDA_MOE_NOPTS];
+    mt_cuda_moe_options(c->v, 0, d, opts);
     char *bin = NULL;
     size_t len = 0;
-    int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, 8, &bin, &len, log, err, sizeof err);
+    int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &bin, &len, log, err, sizeof err);
     if (rc == MT_OK) CHECK(len > 4 && memcmp(bin, "\x7f" "ELF", 4) == 0, "%s: the cubin is not an ELF file", arch);
     else if (rc != MT_EPARSE) fprintf(stderr, "%s\n", err);
     free(bin);
     return rc;
 }
 
+/* Configs that differ only in launch arguments share a binary: the same
+ * NVRTC options; any tile parameter or the dtype gives another. */
+static void options_share(void)
+{
+    int a[7] = {64, 128, 64, 1, 8, 3, 0}, b[7] = {64, 128, 64, 32, 8, 3, 264};
+    char da[MT_CUDA_MOE_NOPTS][48], db[MT_CUDA_MOE_NOPTS][48];
+    const char *oa[MT_CUDA_MOE_NOPTS], *ob[MT_CUDA_MOE_NOPTS];
+    CHECK(mt_cuda_moe_options(a, 0, da, oa) == MT_OK && mt_cuda_moe_options(b, 0, db, ob) == MT_OK, "options");
+    int same = 1;
+    for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
+    CHECK(same && mt_cuda_moe_same_binary(a, b), "GROUP_SIZE_M and NUM_SM must not change the binary");
+    mt_cuda_moe_options(a, 1, db, ob);
+    same = 1;
+    for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
+    CHECK(!same, "fp16 is another binary");
+    for (int p = 0; p < 7; p++) {
+        if (p == 3 || p == 6) continue;
+        int c[7];
+        memcpy(c, a, sizeof c);
+        c[p] = p == 4 ? 4 : c[p] * 2;
+        CHECK(!mt_cuda_moe_same_binary(a, c), "parameter %d changes the binary", p);
+    }
+}
+
 int main(void)
 {
     char err[256], *log = NULL, *bin = NULL;
+    options_share();
     size_t len;
     const char *probe[] = {"-DMT_FP16=0"};
     const mt_cuda_source trivial = {"k.cu", "extern \"C\" __global__ void k() {}", 0, NULL, NULL};

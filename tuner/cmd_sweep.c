@@ -17,6 +17,7 @@
 #include "measure.h"
 #include "measure_cuda.h"
 #include "report.h"
+#include "precompile.h"
 #include "space.h"
 #include "strategy.h"
 #include "util.h"
@@ -57,6 +58,9 @@ static const char usage[] =
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
     "                          workspace is bounded (default 16384)\n"
+    "  --compile-jobs N        GPU: compile the space's kernels with N processes before\n"
+    "                          measuring (default: the online CPUs; 0: compile each\n"
+    "                          variant when it is measured)\n"
     "\n"
     "Output:\n"
     "  --db PATH               database (default $XDG_DATA_HOME/moetune/moetune.db)\n"
@@ -77,7 +81,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS
 };
 
 static const struct option long_opts[] = {
@@ -92,12 +96,13 @@ static const struct option long_opts[] = {
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
-    {"finalists", required_argument, 0, O_FINALISTS}, {"abort-factor", required_argument, 0, O_ABORT}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"finalists", required_argument, 0, O_FINALISTS}, {"abort-factor", required_argument, 0, O_ABORT},
+    {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
-    int64_t budget, timeout, seed, max_tokens;
+    int64_t budget, timeout, seed, max_tokens, compile_jobs;
     int no_export, json, quiet, strategy, finalists;
     double abort_factor;
     double time_s;
@@ -278,6 +283,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     o->timeout = 60;
     o->seed = 1;
     o->finalists = 3;
+    o->compile_jobs = -1; /* unset: the online CPUs */
     o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
@@ -324,6 +330,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             break;
         }
         case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, 7, &v); o->finalists = (int)v; break;
+        case O_COMPILE_JOBS: rc = mt_parse_int_opt("sweep", "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_NO_EXPORT: o->no_export = 1; break;
         case O_JSON: o->json = 1; break;
@@ -378,6 +385,40 @@ static int start_worker(const char *exe, const char *device, mt_worker **w, mt_d
     free(reply);
     if (dev->bandwidth_gbs <= 0) return mt_fail("sweep", "the worker returned no device ceilings");
     return MT_EXIT_OK;
+}
+
+static void compile_progress(int done, int total, void *user)
+{
+    char b[64];
+    snprintf(b, sizeof b, "compiling kernels: %d of %d", done, total);
+    mt_progress_update(user, done, total, b);
+}
+
+/* Every binary the space may need, compiled with all cores before the first
+ * measurement: the worker then loads them from the cache. A failure here
+ * only costs time; the worker compiles (and reports) what is missing. */
+static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype)
+{
+    char cache[1100], err[512];
+    mt_kernel_cache_dir(cache, sizeof cache);
+    if (!cache[0]) return;
+    int smem = dev->smem_per_block > 0 ? dev->smem_per_block : mt_arch_smem_limit(dev->arch);
+    long jobs = o->compile_jobs > 0 ? o->compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
+    mt_progress pr;
+    mt_progress_init(&pr, o->quiet);
+    mt_precompile_stats st;
+    int rc = mt_precompile_cuda(dev->arch, smem, dtype == MT_DTYPE_FP16 ? 2 : 1, (int)(jobs > 0 ? jobs : 1), 0, cache,
+                                compile_progress, &pr, &st, err, sizeof err);
+    mt_progress_end(&pr);
+    if (rc != MT_OK) {
+        mt_warn("compiling ahead failed (%s): variants are compiled as they are measured", err);
+        return;
+    }
+    mt_info("kernels for %s: %d binaries, %d compiled, %d cached, %d failed, %.1f s with %ld processes", dev->arch,
+            st.binaries, st.compiled, st.cached, st.failed, st.seconds, jobs);
+    if (!o->quiet && st.compiled)
+        fprintf(stderr, "moetune sweep: compiled %d kernels for %s in %.1f s with %ld processes\n", st.compiled,
+                dev->arch, st.seconds, jobs);
 }
 
 int cmd_sweep(int argc, char **argv)
@@ -458,6 +499,7 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
+    if (gpu && o.compile_jobs != 0) precompile(&o, &dev, ps.dtype);
     /* the space depends on the device: CPU threads, GPU SM count */
     if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);

@@ -13,6 +13,7 @@
 #include "measure.h"
 #include "measure_cuda.h"
 #include "space.h"
+#include "precompile.h"
 #include "util.h"
 
 static const char usage[] =
@@ -155,20 +156,6 @@ static void do_measure(struct backend *be, const cJSON *req)
     reply(o);
 }
 
-static void cache_dir(char *out, size_t n)
-{
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char base[1024];
-    if (xdg && *xdg) snprintf(base, sizeof base, "%s/moetune", xdg);
-    else if (home && *home) snprintf(base, sizeof base, "%s/.cache/moetune", home);
-    else {
-        out[0] = 0;
-        return;
-    }
-    snprintf(out, n, "%s/cuda", base);
-    if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
-}
-
 static void hello(const struct backend *be)
 {
     cJSON *o = cJSON_CreateObject();
@@ -197,7 +184,7 @@ int cmd_worker(int argc, char **argv)
     int init = MT_OK;
     if (spec.kind == MT_BACKEND_CUDA) {
         char cache[1100];
-        cache_dir(cache, sizeof cache);
+        mt_kernel_cache_dir(cache, sizeof cache);
         init = mt_cuda_bench_new(&be.cuda, spec.index, cache[0] ? cache : NULL, err, sizeof err);
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);

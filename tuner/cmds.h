@@ -10,5 +10,6 @@ int cmd_import(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
 
 #endif

@@ -123,6 +123,7 @@ int mt_device_cuda_info(int idx, mt_device_info *d, char *why, size_t n)
     attr(&major, 75, dev); /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
     attr(&minor, 76, dev); /* ..._MINOR */
     attr(&sms, 16, dev);   /* CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT */
+    attr(&d->smem_per_block, 97, dev); /* ..._MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
     mem(&bytes, dev);
     ver(&dv);
     /* Hopper's arch-specific instructions need the 'a' target */

@@ -19,6 +19,7 @@ static const struct cmd {
     {"import", cmd_import, "read vLLM config files into the database"},
     {"lookup", cmd_lookup, "print the config the runtime picks for a problem"},
     {"replay", cmd_replay, "run a search strategy against a recorded grid"},
+    {"compile", cmd_compile, "fill the CUDA kernel cache in parallel (no GPU needed)"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 

@@ -388,25 +388,76 @@ int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *co
     return nvrtc_compile(&shared_nv, src, arch, opts, nopts, cubin, len, log, err, n);
 }
 
+/* The cache key and file of a build: the same for a device's build and
+ * for mt_nvrtc_cache_fill on a machine without one. */
+static int cache_key(const mt_cuda_source *src, const char *arch, int nv_major, int nv_minor, const char *const *opts,
+                     int nopts, const char *cache_dir, char *key, size_t klen, char *path, size_t plen)
+{
+    size_t o = 0;
+    /* the key covers the source and every header it includes */
+    uint64_t h = fnv(0xcbf29ce484222325ull, src->text, strlen(src->text));
+    for (int i = 0; i < src->nheaders; i++) h = fnv(h, src->headers[i], strlen(src->headers[i]));
+    o += (size_t)snprintf(key + o, klen - o, "moetune-cubin/1 src=%016llx arch=%s nvrtc=%d.%d", (unsigned long long)h,
+                          arch, nv_major, nv_minor);
+    for (int i = 0; i < nopts && o < klen; i++) o += (size_t)snprintf(key + o, klen - o, " %s", opts[i]);
+    if (o >= klen) return MT_EINVAL;
+    snprintf(path, plen, "%s/%016llx.cubin", cache_dir ? cache_dir : ".",
+             (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)));
+    return MT_OK;
+}
+
+int mt_nvrtc_available(char *err, size_t n)
+{
+    pthread_once(&shared_nv_once, load_shared_nvrtc);
+    if (shared_nv_rc != MT_OK) snprintf(err, n, "%s", shared_nv_err);
+    return shared_nv_rc;
+}
+
+int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                        const char *cache_dir, int *hit, char **log, char *err, size_t n)
+{
+    char key[4096], path[4200], *bin = NULL;
+    size_t len = 0;
+    int major = 0, minor = 0, rc;
+    *hit = 0;
+    if (log) *log = NULL;
+    pthread_once(&shared_nv_once, load_shared_nvrtc);
+    if (shared_nv_rc != MT_OK) {
+        snprintf(err, n, "%s", shared_nv_err);
+        return shared_nv_rc;
+    }
+    shared_nv.nvrtcVersion(&major, &minor);
+    if ((rc = cache_key(src, arch, major, minor, opts, nopts, cache_dir, key, sizeof key, path, sizeof path)) != MT_OK) {
+        snprintf(err, n, "the compile options are too long for a cache key");
+        return rc;
+    }
+    if (cache_read(path, key, &bin, &len) == 0) {
+        free(bin);
+        *hit = 1;
+        return MT_OK;
+    }
+    if ((rc = nvrtc_compile(&shared_nv, src, arch, opts, nopts, &bin, &len, log, err, n)) != MT_OK) return rc;
+    cache_write(cache_dir, path, key, bin, len);
+    free(bin);
+    if (access(path, R_OK) != 0) {
+        snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
+        return MT_EIO;
+    }
+    return MT_OK;
+}
+
 int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log)
 {
     char key[4096], path[4200];
-    size_t o = 0;
     char *bin = NULL;
     size_t len = 0;
     int rc = MT_OK;
     *out = NULL;
     if (log) *log = NULL;
-    /* the key covers the source and every header it includes */
-    uint64_t h = fnv(0xcbf29ce484222325ull, src->text, strlen(src->text));
-    for (int i = 0; i < src->nheaders; i++) h = fnv(h, src->headers[i], strlen(src->headers[i]));
-    o += (size_t)snprintf(key + o, sizeof key - o, "moetune-cubin/1 src=%016llx arch=%s nvrtc=%d.%d",
-                          (unsigned long long)h, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor);
-    for (int i = 0; i < nopts && o < sizeof key; i++) o += (size_t)snprintf(key + o, sizeof key - o, " %s", opts[i]);
-    if (o >= sizeof key) return MT_EINVAL;
-    snprintf(path, sizeof path, "%s/%016llx.cubin", cache_dir ? cache_dir : ".",
-             (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)));
+    if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
+                  sizeof key, path, sizeof path) != MT_OK)
+        return MT_EINVAL;
     if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
         rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
         if (rc != MT_OK) return rc;

@@ -75,6 +75,14 @@ void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
  * *cubin is malloc'ed. MT_EUNSUPPORTED when NVRTC is not installed. */
 int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t err_len);
+/* MT_OK when NVRTC loads; else MT_EUNSUPPORTED and err says what is missing. */
+int mt_nvrtc_available(char *err, size_t err_len);
+/* Compile with NVRTC alone into cache_dir under the key a device of `arch`
+ * looks up in mt_cuda_build, so that the build there loads instead of
+ * compiling: how a CPU node or a pool of processes warms the cache. *hit is
+ * 1 when the binary was cached already. */
+int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                        const char *cache_dir, int *hit, char **log, char *err, size_t err_len);
 int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *fn, mt_cuda_resources *res);
 /* Allow fn up to `bytes` of dynamic shared memory. */
 int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);

@@ -1,8 +1,12 @@
 /*
  * moetune's fused-MoE kernels for CUDA: one source compiled at run time by
- * NVRTC for the device's own architecture, one module per config. The
- * config's parameters are compile-time constants (macros below), so every
- * variant is a separate, fully specialised binary. The same file is
+ * NVRTC for the device's own architecture, one module per tile shape. The
+ * tile's parameters (block sizes, warps, stages) are compile-time constants
+ * (macros below), so every tile shape is a fully specialised binary. The
+ * launch order (GROUP_SIZE_M) and the grid (NUM_SM) are kernel arguments:
+ * they cost one integer division per tile, and keeping them out of the
+ * binary cuts the compiles of the CUDA space twelvefold (193 tile shapes
+ * instead of 2,316 configs on an H100). The same file is
  * compiled by nvcc in CI with the defaults, to prove it builds.
  *
  * No toolkit headers: NVRTC gets our own two (kernels/gpu/portable.h for the
@@ -26,9 +30,6 @@
 #ifndef BLOCK_SIZE_K
 #define BLOCK_SIZE_K 64
 #endif
-#ifndef GROUP_SIZE_M
-#define GROUP_SIZE_M 1
-#endif
 #ifndef NUM_WARPS
 #define NUM_WARPS 4
 #endif
@@ -37,9 +38,6 @@
 #endif
 #ifndef WARPS_M
 #define WARPS_M 2
-#endif
-#ifndef NUM_SM
-#define NUM_SM 0 /* 0: one CTA per tile; else a persistent grid of NUM_SM CTAs looping over tiles */
 #endif
 
 #define WARPS_N (NUM_WARPS / WARPS_M)
@@ -111,7 +109,7 @@ template <int MODE>
 MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
                              const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
                              const int *__restrict__ num_post, const float *__restrict__ topk_w, int num_pairs,
-                             int a_div, int n_out, int k_red, int num_pid_m)
+                             int a_div, int n_out, int k_red, int num_pid_m, int group_m)
 {
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N; /* B rows per tile */
     extern __shared__ __align__(16) h16 smem[];
@@ -121,9 +119,9 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
     /* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row
      * blocks share each column block while it is in L2 */
     const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
-    const int in_group = GROUP_SIZE_M * num_pid_n;
-    const int first_m = (pid / in_group) * GROUP_SIZE_M;
-    const int gsize = min(num_pid_m - first_m, GROUP_SIZE_M);
+    const int in_group = group_m * num_pid_n;
+    const int first_m = (pid / in_group) * group_m;
+    const int gsize = min(num_pid_m - first_m, group_m);
     const int pid_m = first_m + (pid % in_group) % gsize;
     const int pid_n = (pid % in_group) / gsize;
     if (pid_m * BLOCK_SIZE_M >= *num_post) return;
@@ -242,41 +240,39 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
     }
 }
 
-/* One CTA per tile, or with NUM_SM a persistent grid that walks the tiles
- * in launch order: fewer, longer-lived CTAs keep the pipeline warm across
- * tiles and skip the launch cost of empty ones. */
+/* The grid walks the tiles in launch order. With one CTA per tile (NUM_SM
+ * 0) each CTA takes one; with a persistent grid (NUM_SM CTAs) fewer,
+ * longer-lived CTAs keep the pipeline warm across tiles and skip the
+ * launch cost of empty ones. The host picks the grid size. */
 template <int MODE>
 MT_DEVICE void moe_gemm(const h16 *A, const h16 *W, h16 *C, const int *sorted_ids, const int *expert_ids,
                         const int *num_post, const float *topk_w, int num_pairs, int a_div, int n_out, int k_red,
-                        int num_pid_m)
+                        int num_pid_m, int group_m)
 {
-#if NUM_SM > 0
     const int tiles = num_pid_m * ((n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
+    group_m = group_m < 1 ? 1 : group_m;
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
         moe_gemm_tile<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
-                            num_pid_m);
-        __syncthreads(); /* the next tile's prefetch overwrites shared memory */
+                            num_pid_m, group_m);
+        if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
     }
-#else
-    moe_gemm_tile<MODE>(blockIdx.x, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
-                        num_pid_m);
-#endif
 }
 
 MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, const h16 *w1, h16 *act,
                                                                  const int *sorted_ids, const int *expert_ids,
                                                                  const int *num_post, int num_pairs, int topk, int N,
-                                                                 int K, int num_pid_m)
+                                                                 int K, int num_pid_m, int group_m)
 {
-    moe_gemm<1>(x, w1, act, sorted_ids, expert_ids, num_post, nullptr, num_pairs, topk, N, K, num_pid_m);
+    moe_gemm<1>(x, w1, act, sorted_ids, expert_ids, num_post, nullptr, num_pairs, topk, N, K, num_pid_m, group_m);
 }
 
 MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, const h16 *w2, h16 *out2,
                                                                  const int *sorted_ids, const int *expert_ids,
                                                                  const int *num_post, const float *topk_w,
-                                                                 int num_pairs, int N, int K, int num_pid_m)
+                                                                 int num_pairs, int N, int K, int num_pid_m,
+                                                                 int group_m)
 {
-    moe_gemm<2>(act, w2, out2, sorted_ids, expert_ids, num_post, topk_w, num_pairs, 1, K, N, num_pid_m);
+    moe_gemm<2>(act, w2, out2, sorted_ids, expert_ids, num_post, topk_w, num_pairs, 1, K, N, num_pid_m, group_m);
 }
 
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */

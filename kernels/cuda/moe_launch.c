@@ -10,8 +10,8 @@
 int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
                       size_t n)
 {
-    char d[9][48], *log = NULL;
-    const char *opts[9];
+    char d[MT_CUDA_MOE_NOPTS][48], *log = NULL;
+    const char *opts[MT_CUDA_MOE_NOPTS];
     int rc;
     memset(v, 0, sizeof *v);
     memcpy(v->cfg, cfg, sizeof v->cfg);
@@ -21,13 +21,8 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
         snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg[0], cfg[1], cfg[4]);
         return MT_EUNSUPPORTED;
     }
-    static const char *const names[7] = {"BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
-                                         "NUM_WARPS", "NUM_STAGES", "NUM_SM"};
-    for (int i = 0; i < 7; i++) snprintf(d[i], sizeof d[i], "-D%s=%d", names[i], cfg[i]);
-    snprintf(d[7], sizeof d[7], "-DWARPS_M=%d", v->warps_m);
-    snprintf(d[8], sizeof d[8], "-DMT_FP16=%d", fp16 ? 1 : 0);
-    for (int i = 0; i < 9; i++) opts[i] = d[i];
-    rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, 9, cache_dir, &v->mod, &log);
+    mt_cuda_moe_options(cfg, fp16, d, opts);
+    rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, MT_CUDA_MOE_NOPTS, cache_dir, &v->mod, &log);
     if (rc != MT_OK) {
         snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
         free(log);
@@ -56,6 +51,26 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
         return rc;
     }
     return MT_OK;
+}
+
+int mt_cuda_moe_options(const int cfg[7], int fp16, char d[MT_CUDA_MOE_NOPTS][48], const char *opts[MT_CUDA_MOE_NOPTS])
+{
+    /* the tile's shape only: GROUP_SIZE_M and NUM_SM are launch arguments */
+    int wm = mt_cuda_warps_m(cfg[0], cfg[1], cfg[4]);
+    snprintf(d[0], 48, "-DBLOCK_SIZE_M=%d", cfg[0]);
+    snprintf(d[1], 48, "-DBLOCK_SIZE_N=%d", cfg[1]);
+    snprintf(d[2], 48, "-DBLOCK_SIZE_K=%d", cfg[2]);
+    snprintf(d[3], 48, "-DNUM_WARPS=%d", cfg[4]);
+    snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg[5]);
+    snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
+    snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
+    for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
+    return wm ? MT_OK : MT_EUNSUPPORTED;
+}
+
+int mt_cuda_moe_same_binary(const int a[7], const int b[7])
+{
+    return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[4] == b[4] && a[5] == b[5];
 }
 
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v)
@@ -114,7 +129,7 @@ size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int 
 int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream)
 {
     struct ws_layout L;
-    int rc = MT_OK, bm = v->cfg[0], bn = v->cfg[1], num_sm = v->cfg[6];
+    int rc = MT_OK, bm = v->cfg[0], bn = v->cfg[1], group_m = v->cfg[3] > 0 ? v->cfg[3] : 1, num_sm = v->cfg[6];
     int chunk = a->chunk > 0 && a->chunk < a->M ? a->chunk : a->M;
     unsigned threads = (unsigned)(v->cfg[4] * 32);
     layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
@@ -136,8 +151,8 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
         mt_dptr w1 = a->w1, w2 = a->w2;
         void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap};
-        void *a_g1[] = {&x, &w1, &act, &sorted, &eids, &npost, &pairs, &topk, &N, &K, &num_pid_m};
-        void *a_g2[] = {&act, &w2, &out2, &sorted, &eids, &npost, &tw, &pairs, &N, &K, &num_pid_m};
+        void *a_g1[] = {&x, &w1, &act, &sorted, &eids, &npost, &pairs, &topk, &N, &K, &num_pid_m, &group_m};
+        void *a_g2[] = {&act, &w2, &out2, &sorted, &eids, &npost, &tw, &pairs, &N, &K, &num_pid_m, &group_m};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
         if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;

@@ -27,6 +27,14 @@ typedef struct mt_cuda_moe {
     mt_cuda_resources r1, r2;
 } mt_cuda_moe;
 
+/* NVRTC options of a config's binary: the tile shape and the dtype
+ * (GROUP_SIZE_M and NUM_SM are launch arguments, so configs that differ only
+ * in them share one binary). MT_EUNSUPPORTED when no warp layout fits. */
+#define MT_CUDA_MOE_NOPTS 7
+int mt_cuda_moe_options(const int cfg[7], int fp16, char d[MT_CUDA_MOE_NOPTS][48], const char *opts[MT_CUDA_MOE_NOPTS]);
+/* 1 when two configs compile to the same binary. */
+int mt_cuda_moe_same_binary(const int a[7], const int b[7]);
+
 /* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
  * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
  * launch on this device (why says why); other codes: driver errors. */

@@ -1,0 +1,67 @@
+#!/bin/bash
+# moetune compile: the kernel cache filled in parallel by NVRTC with no GPU,
+# reused on the next run, a damaged entry recompiled, and bad usage refused.
+. "$(dirname "$0")/lib.sh"
+C=$TMP/cache
+
+expect_exit 2 $TMP/o "$MT" compile
+expect_in $TMP/o "give one of --arch"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --device cuda:0
+expect_in $TMP/o "give one of --arch"
+expect_exit 2 $TMP/o "$MT" compile --arch gfx90a
+expect_in $TMP/o "expected an NVRTC target"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_75
+expect_in $TMP/o "give --smem-limit"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --dtype fp8
+expect_in $TMP/o "expected bf16, fp16 or all"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --jobs 0
+expect_exit 2 $TMP/o "$MT" compile --device cpu
+expect_in $TMP/o "expected cuda:N"
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_exit 1 $TMP/o "$MT" compile --device cuda:0
+  expect_in $TMP/o "--device cuda:0"
+fi
+
+# no NVRTC (a machine without the CUDA toolkit): said so, and the rest skipped
+set +e; "$MT" compile --arch sm_90a --limit 1 --cache-dir $C --quiet >$TMP/probe 2>&1; rc=$?; set -e
+if [ $rc = 1 ] && grep -q "NVRTC" $TMP/probe; then
+  echo "skipped the compiles: $(cat $TMP/probe)"
+  done_ok
+  exit 77
+fi
+[ $rc = 0 ] || { cat $TMP/probe; fail "compile --limit 1 exited $rc"; }
+rm -rf $C
+
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --limit 5 --jobs 2 --cache-dir $C --quiet
+expect_in $TMP/o "5 binaries for sm_90a (shared memory 232448 bytes)"
+expect_in $TMP/o "5 compiled, 0 already cached, 0 failed"
+[ "$(ls $C/*.cubin | wc -l)" = 5 ] || fail "5 cubins expected in the cache, found $(ls $C | wc -l)"
+ok
+# each entry: the key line (source hash, arch, NVRTC version, options), then an ELF image
+for f in $C/*.cubin; do
+  head -1 "$f" | grep -q "^moetune-cubin/1 src=[0-9a-f]* arch=sm_90a nvrtc=[0-9]*\.[0-9]* -DBLOCK_SIZE_M=" ||
+    fail "$f: unexpected key line"
+  [ "$(head -1 "$f" | grep -o -- "-DGROUP_SIZE_M\|-DNUM_SM" | wc -l)" = 0 ] ||
+    fail "$f: launch arguments must not be compile options"
+  python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); assert b[b.index(b"\n")+1:][:4]==b"\x7fELF"' "$f" ||
+    fail "$f: no ELF image after the key"
+done
+ok
+
+# a second run finds them all; a damaged entry is compiled again
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --limit 5 --jobs 3 --cache-dir $C --quiet
+expect_in $TMP/o "0 compiled, 5 already cached, 0 failed"
+victim=$(ls $C/*.cubin | head -1)
+printf 'moetune-cubin/1 src=0000 truncated' >"$victim"
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --limit 5 --jobs 2 --cache-dir $C --quiet
+expect_in $TMP/o "1 compiled, 4 already cached, 0 failed"
+head -1 "$victim" | grep -q "arch=sm_90a" || fail "the damaged entry was not rewritten"
+ok
+
+# another architecture and dtype are other entries; fp16 and bf16 both counted with --dtype all
+expect_exit 0 $TMP/o "$MT" compile --arch sm_80 --limit 2 --dtype all --cache-dir $C --quiet
+expect_in $TMP/o "shared memory 166912 bytes"
+expect_in $TMP/o "2 compiled, 0 already cached"
+[ "$(ls $C/*.cubin | wc -l)" = 7 ] || fail "7 cubins expected"
+ok
+done_ok

@@ -1,0 +1,118 @@
+/* moetune compile: fill the CUDA kernel cache ahead of a sweep, with every
+ * core. NVRTC needs no GPU, so a CPU node (or a container build) can compile
+ * for the fleet's architecture and ship the cache; on a GPU node it turns a
+ * sweep's compiles (about a second each) into seconds before it starts.
+ * `sweep` does the same on its own before measuring. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "device.h"
+#include "moetune/moetune.h"
+#include "precompile.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: moetune compile [--arch sm_XX | --device cuda:N] [options]\n"
+    "\n"
+    "Compile every binary of the CUDA fused-MoE space into the kernel cache\n"
+    "with NVRTC, in parallel, so that sweeps load instead of compiling. No GPU\n"
+    "is needed with --arch. A binary is one tile shape (block sizes, warps,\n"
+    "stages) and dtype: GROUP_SIZE_M and NUM_SM are launch arguments.\n"
+    "  --arch ARCH           target, as NVRTC spells it: sm_80, sm_89, sm_90a, ...\n"
+    "  --device cuda:N       target this machine's GPU (its arch and shared memory)\n"
+    "  --smem-limit BYTES    shared memory a block may use (default: the device's,\n"
+    "                        or the architecture's known limit)\n"
+    "  --dtype bf16|fp16|all (default bf16)\n"
+    "  --jobs N              compiler processes (default: the online CPUs)\n"
+    "  --limit N             compile only the first N binaries (for a quick check)\n"
+    "  --cache-dir DIR       the cache (default $XDG_CACHE_HOME/moetune/cuda, as sweep)\n"
+    "  --quiet               no progress line\n";
+
+static void on_progress(int done, int total, void *user)
+{
+    char b[64];
+    snprintf(b, sizeof b, "compiled %d of %d", done, total);
+    mt_progress_update(user, done, total, b);
+}
+
+int cmd_compile(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"arch", required_argument, 0, 'a'},       {"device", required_argument, 0, 'd'},
+        {"smem-limit", required_argument, 0, 's'}, {"dtype", required_argument, 0, 't'},
+        {"jobs", required_argument, 0, 'j'},       {"limit", required_argument, 0, 'l'},
+        {"cache-dir", required_argument, 0, 'c'},  {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    const char *arch = NULL, *device = NULL, *dir = NULL;
+    int64_t smem = 0, jobs = sysconf(_SC_NPROCESSORS_ONLN), limit = 0;
+    int mask = 1, quiet = 0, c, st;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        st = 0;
+        switch (c) {
+        case 'h': fputs(usage, stdout); return mt_cli_finish("compile", 0);
+        case 'a': arch = optarg; break;
+        case 'd': device = optarg; break;
+        case 's': st = mt_parse_int_opt("compile", "--smem-limit", optarg, 16 * 1024, 1 << 24, &smem); break;
+        case 'j': st = mt_parse_int_opt("compile", "--jobs", optarg, 1, 1024, &jobs); break;
+        case 'l': st = mt_parse_int_opt("compile", "--limit", optarg, 1, 1 << 20, &limit); break;
+        case 'c': dir = optarg; break;
+        case 'q': quiet = 1; break;
+        case 't':
+            if (!strcmp(optarg, "bf16")) mask = 1;
+            else if (!strcmp(optarg, "fp16")) mask = 2;
+            else if (!strcmp(optarg, "all")) mask = 3;
+            else return mt_usage_error("compile", "--dtype '%s': expected bf16, fp16 or all", optarg);
+            break;
+        default: return mt_usage_error("compile", "unknown option '%s'", argv[optind - 1]);
+        }
+        if (st) return st;
+    }
+    if (optind < argc) return mt_usage_error("compile", "unexpected argument '%s'", argv[optind]);
+    if (!!arch == !!device) return mt_usage_error("compile", "give one of --arch (e.g. sm_90a) or --device cuda:N");
+    if (jobs < 1) jobs = 1;
+
+    mt_device_info dev;
+    char arch_buf[32], err[512], cache[1100];
+    if (device) {
+        /* the device's own arch and limit, read through the worker's code */
+        mt_device_spec spec;
+        if (mt_device_spec_parse(device, &spec) != MT_OK || spec.kind != MT_BACKEND_CUDA || spec.auto_pick)
+            return mt_usage_error("compile", "--device '%s': expected cuda:N", device);
+        if (mt_device_cuda_info(spec.index, &dev, err, sizeof err) != MT_OK)
+            return mt_fail("compile", "--device %s: %s", device, err);
+        snprintf(arch_buf, sizeof arch_buf, "%s", dev.arch);
+        arch = arch_buf;
+        if (!smem) smem = dev.smem_per_block;
+    } else if (strncmp(arch, "sm_", 3) != 0 || !arch[3]) {
+        return mt_usage_error("compile", "--arch '%s': expected an NVRTC target such as sm_80 or sm_90a", arch);
+    }
+    if (!smem) smem = mt_arch_smem_limit(arch);
+    if (!smem)
+        return mt_usage_error("compile", "--arch %s: its shared-memory limit is not known here; give --smem-limit BYTES",
+                              arch);
+    if (dir) snprintf(cache, sizeof cache, "%s", dir);
+    else mt_kernel_cache_dir(cache, sizeof cache);
+    if (!cache[0]) return mt_usage_error("compile", "no cache folder: set $XDG_CACHE_HOME or $HOME, or give --cache-dir");
+
+    mt_progress pr;
+    mt_progress_init(&pr, quiet);
+    mt_precompile_stats s;
+    int rc = mt_precompile_cuda(arch, (int)smem, mask, (int)jobs, (int)limit, cache, on_progress, &pr, &s, err,
+                                sizeof err);
+    mt_progress_end(&pr);
+    if (rc != MT_OK) return mt_fail("compile", "%s", err);
+    printf("%d binaries for %s (shared memory %lld bytes) in %s: %d compiled, %d already cached, %d failed, "
+           "%.1f s with %lld processes\n",
+           s.binaries, arch, (long long)smem, cache, s.compiled, s.cached, s.failed, s.seconds, (long long)jobs);
+    if (s.failed) {
+        fprintf(stderr, "moetune compile: error: %d binaries did not compile; the first: %s\n", s.failed,
+                s.first_error);
+        return mt_cli_finish("compile", MT_EXIT_FAIL);
+    }
+    return mt_cli_finish("compile", 0);
+}

@@ -1,0 +1,203 @@
+#include "precompile.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cuda_rt.h"
+#include "moe_launch.h"
+#include "moetune/moetune.h"
+#include "space.h"
+#include "util.h"
+
+int mt_arch_smem_limit(const char *arch)
+{
+    int cc = 0;
+    if (!arch || sscanf(arch, "sm_%d", &cc) != 1) return 0;
+    switch (cc) {
+    case 80: case 87: return 163 * 1024;
+    case 86: case 89: case 120: case 121: return 99 * 1024;
+    case 90: case 100: case 103: return 227 * 1024;
+    default: return 0;
+    }
+}
+
+void mt_kernel_cache_dir(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[1024];
+    if (xdg && *xdg) snprintf(base, sizeof base, "%s/moetune", xdg);
+    else if (home && *home) snprintf(base, sizeof base, "%s/.cache/moetune", home);
+    else {
+        out[0] = 0;
+        return;
+    }
+    snprintf(out, n, "%s/cuda", base);
+    if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
+}
+
+typedef struct unit { int cfg[7]; int fp16; } unit;
+
+/* The distinct binaries: configs that differ only in launch arguments
+ * (GROUP_SIZE_M, NUM_SM) share one. M is taken large, so every tile height
+ * the space allows at some batch size is included. */
+static int collect(int smem_limit, int fp16_mask, unit **out)
+{
+    mt_space sp;
+    mt_space_cuda_moe(&sp, 1);
+    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit};
+    mt_config *pts;
+    int np = mt_space_enumerate(&sp, &ctx, &pts);
+    if (np < 0) return np;
+    unit *u = malloc((size_t)(np ? np : 1) * 2 * sizeof *u);
+    int n = 0;
+    if (!u) {
+        free(pts);
+        return MT_ENOMEM;
+    }
+    for (int f = 0; f < 2; f++) {
+        if (!(fp16_mask & (1 << f))) continue;
+        int first = n;
+        for (int i = 0; i < np; i++) {
+            int dup = 0;
+            for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(u[j].cfg, pts[i].v);
+            if (dup) continue;
+            memcpy(u[n].cfg, pts[i].v, sizeof u[n].cfg);
+            u[n++].fp16 = f;
+        }
+    }
+    free(pts);
+    *out = u;
+    return n;
+}
+
+/* A child: compile units k, k+jobs, ... and report each on the pipe as one
+ * line "index code message" ('c' compiled, 'h' cached, 'f' failed), short
+ * enough to be written atomically. */
+static void child(const unit *u, int n, int k, int jobs, const char *arch, const char *dir, int fd)
+{
+    for (int i = k; i < n; i += jobs) {
+        char d[MT_CUDA_MOE_NOPTS][48], err[256], line[512], *log = NULL;
+        const char *opts[MT_CUDA_MOE_NOPTS];
+        int hit = 0, rc = mt_cuda_moe_options(u[i].cfg, u[i].fp16, d, opts);
+        if (rc == MT_OK)
+            rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, &hit, &log, err, sizeof err);
+        else
+            snprintf(err, sizeof err, "no warp layout");
+        int len;
+        if (rc == MT_OK) len = snprintf(line, sizeof line, "%d %c\n", i, hit ? 'h' : 'c');
+        else {
+            /* the log's first line says what the compiler refused */
+            const char *why = log && *log ? log : err;
+            int wl = (int)strcspn(why, "\n");
+            len = snprintf(line, sizeof line, "%d f %.*s\n", i, wl > 300 ? 300 : wl, why);
+        }
+        free(log);
+        if (len > 0 && write(fd, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1)) < 0) _exit(3);
+    }
+    _exit(0);
+}
+
+int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs, int limit, const char *cache_dir,
+                       void (*progress)(int, int, void *), void *user, mt_precompile_stats *st, char *err, size_t n)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = mt_now();
+    int rc = mt_nvrtc_available(err, n);
+    if (rc != MT_OK) return rc;
+    if (!cache_dir || !*cache_dir) {
+        snprintf(err, n, "no kernel cache folder to compile into");
+        return MT_EINVAL;
+    }
+    if (mt_mkdir_p(cache_dir) != 0) {
+        snprintf(err, n, "cannot create the kernel cache %s: %s", cache_dir, strerror(errno));
+        return MT_EIO;
+    }
+    unit *u = NULL;
+    int total = collect(smem_limit, fp16_mask, &u);
+    if (total < 0) {
+        snprintf(err, n, "out of memory");
+        return total;
+    }
+    if (limit > 0 && limit < total) total = limit;
+    st->binaries = total;
+    if (jobs < 1) jobs = 1;
+    if (jobs > total) jobs = total > 0 ? total : 1;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(u);
+        snprintf(err, n, "pipe: %s", strerror(errno));
+        return MT_EIO;
+    }
+    pid_t *kids = calloc((size_t)jobs, sizeof *kids);
+    char *seen = calloc((size_t)(total ? total : 1), 1);
+    if (!kids || !seen) {
+        free(u), free(kids), free(seen);
+        close(fds[0]), close(fds[1]);
+        return MT_ENOMEM;
+    }
+    int started = 0;
+    for (int k = 0; k < jobs && total > 0; k++) {
+        pid_t p = fork();
+        if (p == 0) {
+            close(fds[0]);
+            child(u, total, k, jobs, arch, cache_dir, fds[1]);
+        }
+        if (p < 0) break; /* fewer processes: the parent's loop below covers the rest */
+        kids[started++] = p;
+    }
+    close(fds[1]);
+    /* read reports until every child has closed its end */
+    FILE *in = fdopen(fds[0], "r");
+    char line[600];
+    int done = 0;
+    while (in && fgets(line, sizeof line, in)) {
+        int idx;
+        char code;
+        int off = 0;
+        if (sscanf(line, "%d %c %n", &idx, &code, &off) < 2 || idx < 0 || idx >= total || seen[idx]) continue;
+        seen[idx] = 1;
+        done++;
+        if (code == 'c') st->compiled++;
+        else if (code == 'h') st->cached++;
+        else {
+            st->failed++;
+            if (!st->first_error[0]) {
+                line[strcspn(line, "\n")] = 0;
+                snprintf(st->first_error, sizeof st->first_error, "%d/%d/%d/%d/%d%s: %s", u[idx].cfg[0], u[idx].cfg[1],
+                         u[idx].cfg[2], u[idx].cfg[4], u[idx].cfg[5], u[idx].fp16 ? " fp16" : "", line + off);
+            }
+        }
+        if (progress) progress(done, total, user);
+    }
+    if (in) fclose(in);
+    else close(fds[0]);
+    for (int k = 0; k < started; k++) waitpid(kids[k], NULL, 0);
+    /* a child that died (or was never started) left its units: compile
+     * them here, so the result does not depend on how the work was split */
+    for (int i = 0; i < total; i++) {
+        if (seen[i]) continue;
+        char d[MT_CUDA_MOE_NOPTS][48], e2[256], *log = NULL;
+        const char *opts[MT_CUDA_MOE_NOPTS];
+        int hit = 0;
+        mt_cuda_moe_options(u[i].cfg, u[i].fp16, d, opts);
+        if (mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, cache_dir, &hit, &log, e2,
+                                sizeof e2) == MT_OK)
+            hit ? st->cached++ : st->compiled++;
+        else {
+            st->failed++;
+            if (!st->first_error[0]) snprintf(st->first_error, sizeof st->first_error, "%s", log ? log : e2);
+        }
+        free(log);
+        if (progress) progress(++done, total, user);
+    }
+    free(u);
+    free(kids);
+    free(seen);
+    st->seconds = mt_now() - t0;
+    return MT_OK;
+}
