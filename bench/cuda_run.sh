@@ -14,6 +14,7 @@ export XDG_CACHE_HOME=/tmp/mt_cache XDG_DATA_HOME=/tmp/mt_data
 DB=$OUT/gpu.db
 # a database carried in (.carry/gpu.db) continues where an earlier call stopped
 [ -f "$PWD/.carry/gpu.db" ] && cp "$PWD/.carry/gpu.db" "$DB"
+[ -f "$PWD/.carry/gpu.db.gz" ] && gunzip -c "$PWD/.carry/gpu.db.gz" >"$DB"
 log() { echo "== $*"; }
 log "$(date -u +%FT%TZ) mode=$mode commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
@@ -34,9 +35,12 @@ fullgrid)
   # replaying strategies offline; the kernels are compiled first, in parallel
   log "moetune compile --device cuda:0"
   /usr/bin/time -f "compile wall %e s" "$MT" compile --device cuda:0 --quiet; echo "rc=$?"
+  # MODELS: NAME or NAME@TP, in turn, all within TIME seconds together
+  end=$(( $(date +%s) + ${TIME:-480} ))
   for m in ${MODELS:-qwen3-30b-a3b}; do
     name=${m%%@*}; tp=${m#*@}; [ "$tp" = "$m" ] && tp=
-    sweep --model $name ${tp:+--tp $tp} ${MS:+--batch-sizes $MS} --strategy grid --time ${TIME:-8m} --no-export --finalists 0
+    left=$(( end - $(date +%s) )); [ $left -gt 5 ] || break
+    sweep --model $name ${tp:+--tp $tp} ${MS:+--batch-sizes $MS} --strategy grid --time ${left}s --no-export --finalists 0 ${ABORT:+--abort-factor $ABORT}
   done
   python3 - "$DB" <<'PY'
 import sqlite3, sys
@@ -110,5 +114,7 @@ print(c.execute("select name, bandwidth_gbs, peak_gflops from devices").fetchall
 PY
 "$MT" show --db "$DB" | tee "$OUT/show.txt"
 # at most 8 files come back, and names with '=' or ',' do not: pack the rest
+# (files over 16 MiB do not come back: the database travels compressed)
 (cd "$OUT" && tar czf /tmp/mt_run.tgz --exclude=gpu.db --exclude=show.txt . && \
-  find . -mindepth 1 -maxdepth 1 ! -name gpu.db ! -name show.txt -exec rm -rf {} + && mv /tmp/mt_run.tgz run.tgz)
+  find . -mindepth 1 -maxdepth 1 ! -name gpu.db ! -name show.txt -exec rm -rf {} + && mv /tmp/mt_run.tgz run.tgz && \
+  gzip -f gpu.db && ls -la)

@@ -333,6 +333,9 @@ static int export_grid(mt_db *db, const mt_export_opts *o, const mt_device_info 
     if (!dot) return MT_EINVAL;
     strcpy(dot, ".grid.csv");
     int rc = mt_db_results(db, d->id, p->id, "ok", hash, grid_row, &g);
+    /* aborted rows carry their partial figure: clearly slower than the
+     * incumbent, which a replay needs to know as much as the winners */
+    if (rc == MT_OK) rc = mt_db_results(db, d->id, p->id, "aborted", hash, grid_row, &g);
     if (rc == MT_OK) rc = mt_db_results(db, d->id, p->id, "failed", hash, grid_row, &g);
     if (rc == MT_OK) rc = g.err;
     if (rc == MT_OK && g.b.oom) rc = MT_ENOMEM;

@@ -165,7 +165,10 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
         }
         memset(&m->pts[m->n], 0, sizeof m->pts[m->n]);
         for (int p = 0; p < np; p++) m->pts[m->n].v[p] = atoi(f[1 + p]);
-        m->t[m->n] = !strcmp(f[nc - 2], "ok") && *f[nc - 3] ? strtod(f[nc - 3], NULL) : NAN;
+        /* an aborted row's partial figure stands: the sweep stored it as
+         * over the abort threshold, so it never wins */
+        m->t[m->n] = (!strcmp(f[nc - 2], "ok") || !strcmp(f[nc - 2], "aborted")) && *f[nc - 3]
+                         ? strtod(f[nc - 3], NULL) : NAN;
         if (atoi(f[nc - 1])) m->def = m->n;
         m->n++;
     }
