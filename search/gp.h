@@ -6,6 +6,7 @@
  */
 #ifndef MT_GP_H
 #define MT_GP_H
+#include <stddef.h>
 
 #define MT_GP_MAXD 16
 
@@ -17,6 +18,9 @@ typedef struct mt_gp {
     double ymean, ysd;         /* the standardisation of the targets */
     double *L;                 /* Cholesky factor of K + noise I, [n][n] lower */
     double *alpha;             /* (K + noise I)^-1 y */
+    double lmax;               /* an upper bound of K + noise I's eigenvalues */
+    double *scratch;           /* mt_gp_predict_many's buffer, kept between calls */
+    size_t scratch_n;
 } mt_gp;
 
 /* Matérn 5/2 between a and b (unit variance). */
@@ -24,7 +28,8 @@ double mt_gp_kernel(const double *a, const double *b, const double *ls, int d);
 
 /* Fit to y (n values): standardise, optionally search the length scales and
  * noise (coordinate ascent over log-spaced grids), factor. X must outlive
- * the model. Returns 0, or -1 when the matrix cannot be factored. */
+ * the model. optimize 2: a warm refit that only tries the neighbouring
+ * grid values of the current hyperparameters. Returns 0, or -1 when the matrix cannot be factored. */
 int mt_gp_fit(mt_gp *g, const double *X, const double *y, int n, int d, int optimize);
 void mt_gp_free(mt_gp *g);
 
@@ -34,6 +39,13 @@ double mt_gp_lml(const mt_gp *g);
 /* The posterior mean and standard deviation at x, in the targets' units. */
 void mt_gp_predict(const mt_gp *g, const double *x, double *mu, double *sd);
 
+/* The same for nc points Xc [nc][d] at once (one triangular solve with nc
+ * right-hand sides): 0, or -1 (out of memory or a failed solve). */
+int mt_gp_predict_many(mt_gp *g, const double *Xc, int nc, double *mu, double *sd);
+/* The posterior mean at nc points, and (sd_max, may be NULL) an upper bound
+ * of the standard deviation from Gershgorin's bound on K's eigenvalues:
+ * O(n) each, no solve. */
+void mt_gp_mean_many(const mt_gp *g, const double *Xc, int nc, double *mu, double *sd_max);
 /* Expected improvement below `best` (minimisation) with margin xi. */
 double mt_ei(double mu, double sd, double best, double xi);
 

@@ -37,6 +37,10 @@ ok
 # the same seed, the same answer
 expect_exit 0 "$TMP/bayes2.json" "$MT" replay "$TMP/synthetic.grid.csv" --strategy bayes --seeds 10 --budget 30 --json
 cmp -s "$TMP/bayes.json" "$TMP/bayes2.json" || fail "replay is not deterministic"; ok
+# seeds spread over processes give the same answer, for the joint search too
+expect_exit 0 "$TMP/bayes3.json" "$MT" replay "$TMP/synthetic.grid.csv" --strategy bayes --seeds 10 --budget 30 --json --jobs 3
+cmp -s "$TMP/bayes.json" "$TMP/bayes3.json" || fail "replay --jobs 3 differs from one process"; ok
+expect_exit 2 "$TMP/b" "$MT" replay "$TMP/synthetic.grid.csv" --jobs 0
 # a real grid: a small sweep exported with --format grid
 expect_exit 0 "$TMP/s" "$MT" sweep --db "$TMP/r.db" --model tiny --batch-sizes 1 --quiet --no-export
 expect_exit 0 "$TMP/e" "$MT" export --db "$TMP/r.db" --out "$TMP/grid" --format grid

@@ -2,6 +2,8 @@
  * `moetune export --format grid`) with no hardware: every proposal is
  * answered from the recording, exactly as the sweep drives a strategy. */
 #include <getopt.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@ static const char usage[] =
     "  --seeds N      default 20\n"
     "  --budget B     evaluations per M (default: --fraction of that M's points, at least 5)\n"
     "  --fraction F   the budget as a fraction of each M's points (default 0.05)\n"
+    "  --jobs N       replay the seeds in N processes (default 1)\n"
     "  --per-m        bayes: model each batch size alone (default: one model learns\n"
     "                 from neighbouring batch sizes too, as the sweep does)\n";
 
@@ -228,6 +231,47 @@ static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, ui
     return k;
 }
 
+struct seed_result { int seed, m; double e2, e1, found; };
+
+/* One seed at batch size index i. A joint search learns from the smaller
+ * batch sizes of the same seed: their runs are replayed into its pool
+ * first (cached between calls for the same seed, in increasing i). */
+static int replay_seed(int kind, const mt_space *sp, const grid_m *g, int ng, int i, const int *B, const double *opt,
+                       int sd, int joint, double *curve, struct seed_result *r)
+{
+    static mt_search_pool *pool;
+    static int pool_seed = -1, pool_next = 0;
+    if (i < 0) { /* the end: release the cached pool */
+        mt_search_pool_free(pool);
+        pool = NULL;
+        pool_seed = -1;
+        return 0;
+    }
+    (void)ng;
+    if (joint && (pool_seed != sd || pool_next > i)) {
+        mt_search_pool_free(pool);
+        pool = NULL;
+        if (mt_search_pool_new(&pool) != MT_OK) return -1;
+        pool_seed = sd;
+        pool_next = 0;
+    }
+    /* the smaller batch sizes first, into the pool */
+    while (joint && pool_next < i) {
+        if (run_one(kind, sp, &g[pool_next], B[pool_next], 1000 + (uint64_t)sd, pool, curve) < 0) return -1;
+        pool_next++;
+    }
+    int k = run_one(kind, sp, &g[i], B[i], 1000 + (uint64_t)sd, joint ? pool : NULL, curve);
+    if (k < 0) return -1;
+    if (joint) pool_next = i + 1;
+    r->e2 = r->e1 = INFINITY;
+    for (int q = k - 1; q >= 0; q--) {
+        if (curve[q] <= opt[i] * 1.02) r->e2 = q + 1;
+        if (curve[q] <= opt[i] * 1.01) r->e1 = q + 1;
+    }
+    r->found = k > 0 ? curve[k - 1] : INFINITY;
+    return 0;
+}
+
 static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_dbl);
@@ -239,9 +283,10 @@ int cmd_replay(int argc, char **argv)
     static const struct option opts[] = {{"strategy", required_argument, 0, 's'}, {"seeds", required_argument, 0, 'n'},
                                          {"budget", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
                                          {"fraction", required_argument, 0, 'f'}, {"per-m", no_argument, 0, 'p'},
+                                         {"jobs", required_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int kind = MT_STRATEGY_BAYES, json = 0, joint = 1, c, st;
-    int64_t seeds = 20, budget = 0;
+    int64_t seeds = 20, budget = 0, jobs = 1;
     double fraction = 0.05;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -252,6 +297,7 @@ int cmd_replay(int argc, char **argv)
         } else if (c == 'n') st = mt_parse_int_opt("replay", "--seeds", optarg, 1, 10000, &seeds);
         else if (c == 'b') st = mt_parse_int_opt("replay", "--budget", optarg, 1, 1 << 20, &budget);
         else if (c == 'j') json = 1;
+        else if (c == 'J') st = mt_parse_int_opt("replay", "--jobs", optarg, 1, 256, &jobs);
         else if (c == 'p') joint = 0;
         else if (c == 'f') {
             char *end;
@@ -305,21 +351,59 @@ int cmd_replay(int argc, char **argv)
         }
         rnd[i] /= (double)seeds;
     }
-    for (int sd = 0; sd < seeds; sd++) {
-        mt_search_pool *pool = NULL;
-        if (joint && mt_search_pool_new(&pool) != MT_OK) return mt_fail("replay", "out of memory");
-        for (int i = 0; i < ng; i++) {
-            int k = run_one(kind, &sp, &g[i], B[i], 1000 + (uint64_t)sd, pool, curve);
-            double *a2 = &e2[(size_t)i * seeds + sd], *a1 = &e1[(size_t)i * seeds + sd];
-            *a2 = *a1 = INFINITY;
-            for (int q = k - 1; q >= 0; q--) {
-                if (curve[q] <= opt[i] * 1.02) *a2 = q + 1;
-                if (curve[q] <= opt[i] * 1.01) *a1 = q + 1;
-            }
-            found[(size_t)i * seeds + sd] = k > 0 ? curve[k - 1] : INFINITY;
+    /* seeds are independent: with --jobs they run in forked processes,
+     * each sending (seed, M index, evals to 2 %, to 1 %, found) back */
+    if (jobs > seeds) jobs = seeds;
+    int fds[2] = {-1, -1};
+    pid_t *kids = calloc((size_t)jobs, sizeof *kids);
+    if (!kids || (jobs > 1 && pipe(fds) != 0)) return mt_fail("replay", "cannot start the replay processes");
+    int started = 0;
+    for (int j = 0; j < jobs && jobs > 1; j++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            for (int sd = j; sd < seeds; sd += (int)jobs)
+                for (int i = 0; i < ng; i++) {
+                    struct seed_result r = {sd, i, 0, 0, 0};
+                    if (replay_seed(kind, &sp, g, ng, i, B, opt, sd, joint, curve, &r) != 0) _exit(1);
+                    if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+                }
+            _exit(0);
         }
-        mt_search_pool_free(pool);
+        if (pid < 0) break;
+        kids[started++] = pid;
     }
+    char *have = calloc((size_t)ng * (size_t)seeds, 1);
+    if (!have) return mt_fail("replay", "out of memory");
+    if (started) {
+        close(fds[1]);
+        struct seed_result r;
+        while (read(fds[0], &r, sizeof r) == (ssize_t)sizeof r)
+            if (r.seed >= 0 && r.seed < seeds && r.m >= 0 && r.m < ng) {
+                size_t at = (size_t)r.m * (size_t)seeds + (size_t)r.seed;
+                e2[at] = r.e2, e1[at] = r.e1, found[at] = r.found, have[at] = 1;
+            }
+        close(fds[0]);
+        for (int j = 0; j < started; j++) waitpid(kids[j], NULL, 0);
+    } else if (fds[0] >= 0) {
+        close(fds[0]), close(fds[1]);
+    }
+    free(kids);
+    /* what no process delivered (one process, or one that died) runs here */
+    for (int sd = 0; sd < seeds; sd++) {
+        int missing = 0;
+        for (int i = 0; i < ng; i++) missing |= !have[(size_t)i * seeds + sd];
+        if (!missing) continue;
+        for (int i = 0; i < ng; i++) {
+            struct seed_result r = {sd, i, 0, 0, 0};
+            /* a joint search replays the whole seed: its pool holds the smaller M */
+            if (replay_seed(kind, &sp, g, ng, i, B, opt, sd, joint, curve, &r) != 0) return mt_fail("replay", "out of memory");
+            size_t at = (size_t)i * seeds + sd;
+            e2[at] = r.e2, e1[at] = r.e1, found[at] = r.found;
+        }
+    }
+    free(have);
+    replay_seed(kind, &sp, g, ng, -1, B, opt, 0, joint, curve, NULL);
     for (int i = 0; i < ng; i++) {
         const grid_m *m = &g[i];
         double m2 = median(&e2[(size_t)i * seeds], (int)seeds), m1 = median(&e1[(size_t)i * seeds], (int)seeds);
