@@ -10,10 +10,12 @@ GRIDS=${GRIDS:-bench/data/*.grid.csv}
 echo "| grid | strategy | budget | batch sizes | median evals to 2 % | M within 2 % (median seed) | M within 1 % | mean score |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for f in $GRIDS; do
-  for frac in 0.05 0.10; do
-    for s in grid random bayes bayes-per-m; do
+  for frac in ${FRACS:-0.05 0.10}; do
+    for s in ${STRATS:-grid random bayes bayes-per-m}; do
       # the per-M ablation at 5 % only: it costs as much as the joint search
       [ $s = bayes-per-m ] && [ $frac != 0.05 ] && continue
+      # SLOW10: the costly strategies only at 10 % (the cheap ones are in the table at 5 %)
+      [ -n "${SLOW10:-}" ] && [ $frac = 0.10 ] && [ $s != bayes ] && continue
       args=(--strategy ${s%-per-m}); [ $s = bayes-per-m ] && args+=(--per-m)
       "$MT" replay "$f" "${args[@]}" --seeds 20 --jobs $JOBS --fraction $frac --json | python3 -c '
 import json, statistics, sys

@@ -120,7 +120,7 @@ static const struct { int version; const char *sql; } migrations[] = {
 enum stmt_id {
     S_DEV_FIND, S_DEV_INSERT, S_DEV_CEIL, S_PROB_FIND, S_PROB_INSERT, S_CFG_FIND, S_CFG_INSERT,
     S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
-    S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_FIN_INSERT, S_FIN_WINNER, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
+    S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_SHAPES, S_FIN_INSERT, S_FIN_WINNER, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -181,6 +181,10 @@ static const char *const stmt_sql[S_COUNT] = {
                   "JOIN devices d ON d.id=m.device_id JOIN configs c ON c.id=m.config_id "
                   "JOIN problems p ON p.id=m.problem_id WHERE p.kernel='fused_moe' AND p.E=?1 AND p.N=?2 AND "
                   "m.device_id != ?3 AND m.status IN ('ok','foreign') ORDER BY d.name, m.status, m.M, m.median_us, m.ord",
+    [S_SHAPES] = "SELECT p.id, p.E, p.N, p.K, p.topk, m.M, c.params, m.median_us FROM measurements m "
+                 "JOIN configs c ON c.id=m.config_id JOIN problems p ON p.id=m.problem_id "
+                 "WHERE p.kernel='fused_moe' AND m.device_id=?1 AND m.problem_id != ?2 AND p.dtype=?3 "
+                 "AND m.status='ok' AND m.kernel_hash=?4 ORDER BY p.id, m.M, m.median_us, m.ord",
 };
 
 struct mt_db {
@@ -689,6 +693,29 @@ int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_re
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MT_OK : fail(db, "read related results");
+}
+
+int mt_db_other_shapes(mt_db *db, int64_t device, int64_t problem, const char *dtype, const char *hash,
+                       mt_shape_cb cb, void *user)
+{
+    sqlite3_stmt *s = stmt(db, S_SHAPES);
+    int rc;
+    if (!s) return MT_EDB;
+    sqlite3_bind_int64(s, 1, device);
+    sqlite3_bind_int64(s, 2, problem);
+    bind_text(s, 3, dtype);
+    bind_text(s, 4, hash);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_shape_row r = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                          sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
+                          (const char *)sqlite3_column_text(s, 6), col_real(s, 7)};
+        if ((rc = cb(&r, user)) != 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "read other shapes' results");
 }
 
 int mt_db_finalist_insert(mt_db *db, int64_t sweep, int64_t dev, int64_t prob, int64_t M, int64_t cfg, double median,

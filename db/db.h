@@ -128,6 +128,18 @@ typedef struct mt_related_row {
 typedef int (*mt_related_cb)(const mt_related_row *r, void *user);
 int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device_id, mt_related_cb cb, void *user);
 
+/* Verified rows of the other fused-MoE problems of one dtype on one device,
+ * measured with one kernel source: by problem, M, then time. For warm
+ * starts from neighbouring shapes. */
+typedef struct mt_shape_row {
+    int64_t problem_id, E, N, K, topk, M;
+    const char *params;
+    double median_us;
+} mt_shape_row;
+typedef int (*mt_shape_cb)(const mt_shape_row *r, void *user);
+int mt_db_other_shapes(mt_db *db, int64_t device_id, int64_t problem_id, const char *dtype, const char *kernel_hash,
+                       mt_shape_cb cb, void *user);
+
 /* Finalists: a config measured again, side by side with the other best
  * few of its M, at the end of a sweep (median over `rounds` rounds). */
 int mt_db_finalist_insert(mt_db *db, int64_t sweep_id, int64_t device_id, int64_t problem_id, int64_t M,

@@ -135,6 +135,7 @@ int mt_search_new(mt_search **out, int kind, const mt_space *sp, const mt_config
         if (s->n_init > 20) s->n_init = 20;
         s->fitted_at = -1;
         s->full_at = -1;
+        s->last_ei = -1; /* no model proposal yet */
     }
     *out = s;
     return MT_OK;
@@ -443,6 +444,12 @@ void mt_search_report(mt_search *s, int idx, double time_us)
     s->t[idx] = time_us > 0 ? time_us : NAN;
     s->obs[s->nobs++] = idx;
     if (s->pool && s->x) pool_add(s->pool, &s->x[(size_t)idx * s->d], s->d, s->M, s->t[idx]);
+}
+
+double mt_search_expected_gain(const mt_search *s)
+{
+    /* EI is in log time: an improvement of d makes the time exp(-d) times */
+    return s->kind == MT_STRATEGY_BAYES && s->last_ei >= 0 ? 1.0 - exp(-s->last_ei) : NAN;
 }
 
 int mt_search_best(const mt_search *s, double *time_us)

@@ -51,5 +51,10 @@ void mt_search_attach(mt_search *s, mt_search_pool *pool);
 
 /* The best reported so far (index, time); -1 when none succeeded. */
 int mt_search_best(const mt_search *s, double *time_us);
+/* The model's expected remaining gain: the expected improvement of its
+ * latest proposal, as a fraction of the incumbent's time (0.01: the model
+ * expects the next variant to beat the best by 1 % on average). NAN before
+ * the model proposes, and for grid and random. */
+double mt_search_expected_gain(const mt_search *s);
 
 #endif

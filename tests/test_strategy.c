@@ -46,6 +46,10 @@ static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int
         mt_search_report(s, idx, truth(&pts[idx]));
     }
     CHECK(k == budget, "%s proposed %d of a budget of %d", mt_strategy_name(kind), k, budget);
+    /* the expected remaining gain: the model's, a fraction in [0, 1) */
+    double gain = mt_search_expected_gain(s);
+    if (kind == MT_STRATEGY_BAYES) CHECK(gain >= 0 && gain < 1, "bayes expected gain %g", gain);
+    else CHECK(isnan(gain), "%s has no model, yet a gain %g", mt_strategy_name(kind), gain);
     double best;
     CHECK(mt_search_best(s, &best) >= 0, "a best");
     mt_search_free(s);

@@ -105,6 +105,49 @@ int main(void)
     CHECK(idx == order[1], "grid keeps its own order, suggestions aside");
     free(order);
     mt_search_free(s);
+
+    /* neighbouring shapes on the same device: Mixtral at TP4 (N 3584, one
+     * doubling away) and at TP8 (two), and a far shape (E=256, K=7168:
+     * more than 4 doublings in all); fp16 and another kernel source never */
+    mt_problem tp4 = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 3584, .K = 4096, .topk = 2, .renormalize = 1};
+    mt_problem tp8 = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 1792, .K = 4096, .topk = 2, .renormalize = 1};
+    mt_problem far = {.kernel = "fused_moe", .dtype = "bf16", .E = 256, .N = 2048, .K = 7168, .topk = 8, .renormalize = 1};
+    mt_problem f16 = {.kernel = "fused_moe", .dtype = "fp16", .E = 8, .N = 3584, .K = 4096, .topk = 2, .renormalize = 1};
+    mt_db_problem_upsert(db, &tp4);
+    mt_db_problem_upsert(db, &tp8);
+    mt_db_problem_upsert(db, &far);
+    mt_db_problem_upsert(db, &f16);
+#define C7(bm, bn, bk, g, w, st, sm)                                                                            \
+    "{\"BLOCK_SIZE_M\":" #bm ",\"BLOCK_SIZE_N\":" #bn ",\"BLOCK_SIZE_K\":" #bk ",\"GROUP_SIZE_M\":" #g          \
+    ",\"num_warps\":" #w ",\"num_stages\":" #st ",\"NUM_SM\":" #sm "}"
+    /* TP4: M=32 and M=64 (nearest to 50 in log2: 64), the faster first */
+    row(h200.id, tp4.id, 32, C7(16, 32, 64, 1, 4, 2, 0), "ok", 5.0, 0);
+    row(h200.id, tp4.id, 64, C7(32, 128, 64, 16, 8, 3, 0), "ok", 9.0, 0);
+    row(h200.id, tp4.id, 64, C7(64, 64, 64, 1, 4, 4, 132), "ok", 12.0, 0);
+    row(h200.id, tp8.id, 64, C7(16, 64, 64, 32, 4, 3, 264), "ok", 4.0, 0);
+    row(h200.id, far.id, 64, C7(16, 128, 128, 1, 8, 2, 0), "ok", 1.0, 0);
+    row(h200.id, f16.id, 64, C7(64, 128, 64, 1, 8, 2, 0), "ok", 1.0, 0);
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
+    k = mt_warm_start_shapes(db, &h200, &ours, "h", &sp, pts, n, 50, s);
+    CHECK(k == 2, "the two near shapes, got %d", k);
+    int near_want[2][7] = {{32, 128, 64, 16, 8, 3, 0}, {16, 64, 64, 32, 4, 3, 264}};
+    mt_search_next(s, &idx); /* the default */
+    for (int q = 0; q < 2; q++) {
+        mt_search_next(s, &idx);
+        CHECK(!memcmp(pts[idx].v, near_want[q], sizeof near_want[q]),
+              "suggestion %d: the nearer shape's winner at the nearest M first (got %d/%d/%d/%d/%d/%d/%d)", q,
+              pts[idx].v[0], pts[idx].v[1], pts[idx].v[2], pts[idx].v[3], pts[idx].v[4], pts[idx].v[5], pts[idx].v[6]);
+        mt_search_report(s, idx, 1.0);
+    }
+    mt_search_free(s);
+    /* another kernel source: nothing */
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
+    CHECK(mt_warm_start_shapes(db, &h200, &ours, "other-hash", &sp, pts, n, 50, s) == 0, "stale kernels suggest nothing");
+    mt_search_free(s);
+    /* another device: nothing of the H200's */
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
+    CHECK(mt_warm_start_shapes(db, &pcie, &ours, "h", &sp, pts, n, 50, s) == 0, "shapes are per device");
+    mt_search_free(s);
     free(pts);
     mt_db_close(db);
     unlink(path);

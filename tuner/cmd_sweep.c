@@ -531,8 +531,11 @@ int cmd_sweep(int argc, char **argv)
         }
         mt_search_attach(search[i], pool);
         /* warm start: what vLLM and other devices of this architecture
-         * found, proposed right after the default */
+         * found, then the winners of neighbouring shapes on this device,
+         * proposed right after the default */
         int ws = mt_warm_start(db, &dev, &prob, &sp, pts[i], n, ps.ms[i], search[i]);
+        int wss = mt_warm_start_shapes(db, &dev, &prob, khash, &sp, pts[i], n, ps.ms[i], search[i]);
+        if (wss > 0) ws = (ws > 0 ? ws : 0) + wss;
         if (ws > 0) mt_debug("M=%lld: %d warm-start suggestion(s)", (long long)ps.ms[i], ws);
         total += o.budget > 0 && o.budget < n ? (int)o.budget : n;
     }
@@ -635,7 +638,13 @@ int cmd_sweep(int argc, char **argv)
                 }
             }
             if (med < best) best = med;
-            snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
+            /* the model's view of what is left to find at this M */
+            double gain = mt_search_expected_gain(search[i]);
+            if (isnan(gain))
+                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
+            else
+                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us, model expects %.2f %% more", (long long)ps.ms[i],
+                         best, 100.0 * gain);
             mt_progress_update(&prog, done, total, best_txt);
         }
         /* a rerun that measured nothing new keeps the finalists it has */

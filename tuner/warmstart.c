@@ -1,6 +1,7 @@
 #include "warmstart.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,4 +90,76 @@ int mt_warm_start(mt_db *db, const mt_device_info *dev, const mt_problem *prob, 
     int rc = mt_db_related(db, prob->E, prob->N, dev->id, row, &w);
     flush(&w);
     return rc == MT_OK ? w.count : rc;
+}
+
+/* ---- neighbouring shapes ---- */
+
+#define NEAR_SHAPES 2
+struct near {
+    const struct ws *w;
+    const mt_problem *prob;
+    int64_t cur;        /* the problem being read */
+    double cur_mdist;   /* its nearest M so far (log2 distance) */
+    int cur_idx;        /* its fastest valid point there */
+    double cur_sdist;
+    double sdist[NEAR_SHAPES];
+    int idx[NEAR_SHAPES];
+};
+
+static double l2r(double a, double b) { return fabs(log2(a / b)); }
+
+static void near_flush(struct near *n)
+{
+    if (n->cur < 0 || n->cur_idx < 0) return;
+    /* keep the NEAR_SHAPES nearest shapes, nearest first */
+    for (int k = 0; k < NEAR_SHAPES; k++)
+        if (n->idx[k] < 0 || n->cur_sdist < n->sdist[k]) {
+            for (int j = NEAR_SHAPES - 1; j > k; j--) {
+                n->idx[j] = n->idx[j - 1];
+                n->sdist[j] = n->sdist[j - 1];
+            }
+            n->idx[k] = n->cur_idx;
+            n->sdist[k] = n->cur_sdist;
+            break;
+        }
+}
+
+static int shape_row(const mt_shape_row *r, void *u)
+{
+    struct near *n = u;
+    if (r->problem_id != n->cur) {
+        near_flush(n);
+        n->cur = r->problem_id;
+        n->cur_idx = -1;
+        n->cur_mdist = INFINITY;
+        n->cur_sdist = l2r((double)r->E, (double)n->prob->E) + l2r((double)r->N, (double)n->prob->N) +
+                       l2r((double)r->K, (double)n->prob->K) + l2r((double)r->topk, (double)n->prob->topk);
+    }
+    /* a shape more than 16 times away in total teaches little */
+    if (n->cur_sdist > 4.0) return 0;
+    double md = l2r((double)r->M, (double)n->w->M);
+    if (md >= n->cur_mdist) return 0; /* rows of one M come fastest first */
+    int idx = point_of(n->w, r->params);
+    if (idx < 0) return 0;
+    n->cur_mdist = md;
+    n->cur_idx = idx;
+    return 0;
+}
+
+int mt_warm_start_shapes(mt_db *db, const mt_device_info *dev, const mt_problem *prob, const char *kernel_hash,
+                         const mt_space *sp, const mt_config *pts, int n, int64_t M, mt_search *s)
+{
+    struct ws w = {dev, prob, sp, pts, n, M, s, 0, "", -1, -1};
+    struct near nr = {&w, prob, -1, INFINITY, -1, 0, {0}, {0}};
+    for (int k = 0; k < NEAR_SHAPES; k++) nr.idx[k] = -1;
+    int rc = mt_db_other_shapes(db, dev->id, prob->id, prob->dtype, kernel_hash, shape_row, &nr);
+    if (rc != MT_OK) return rc;
+    near_flush(&nr);
+    int count = 0;
+    for (int k = 0; k < NEAR_SHAPES; k++)
+        if (nr.idx[k] >= 0) {
+            mt_search_suggest(s, nr.idx[k]);
+            count++;
+        }
+    return count;
 }
