@@ -251,7 +251,8 @@ static int by_desc(const void *a, const void *b)
 /* idx sorted by key, largest first (ties by index: deterministic) */
 static int sort_by_desc(int *idx, int n, const double *key)
 {
-    struct keyed *k = malloc((size_t)(n ? n : 1) * sizeof *k);
+    if (n < 1) return 0;
+    struct keyed *k = malloc((size_t)n * sizeof *k);
     if (!k) return -1;
     for (int i = 0; i < n; i++) k[i] = (struct keyed){key[idx[i]], idx[i]};
     qsort(k, (size_t)n, sizeof *k, by_desc);
