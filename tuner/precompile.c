@@ -75,28 +75,39 @@ static int collect(int smem_limit, int fp16_mask, unit **out)
     return n;
 }
 
+/* Compile one binary into the cache; on failure why holds the compiler's
+ * first log line (what it refused) or the error. */
+static int compile_unit(const unit *u, const char *arch, const char *dir, int *hit, char *why, size_t n)
+{
+    char d[MT_CUDA_MOE_NOPTS][48], err[256], *log = NULL;
+    const char *opts[MT_CUDA_MOE_NOPTS];
+    *hit = 0;
+    int rc = mt_cuda_moe_options(u->cfg, u->fp16, d, opts);
+    if (rc == MT_OK)
+        rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "no warp layout");
+    if (rc != MT_OK) {
+        const char *w = log && *log ? log : err;
+        int wl = (int)strcspn(w, "\n");
+        snprintf(why, n, "%.*s", wl > 300 ? 300 : wl, w);
+    }
+    free(log);
+    return rc;
+}
+
 /* A child: compile units k, k+jobs, ... and report each on the pipe as one
  * line "index code message" ('c' compiled, 'h' cached, 'f' failed), short
  * enough to be written atomically. */
 static void child(const unit *u, int n, int k, int jobs, const char *arch, const char *dir, int fd)
 {
     for (int i = k; i < n; i += jobs) {
-        char d[MT_CUDA_MOE_NOPTS][48], err[256], line[512], *log = NULL;
-        const char *opts[MT_CUDA_MOE_NOPTS];
-        int hit = 0, rc = mt_cuda_moe_options(u[i].cfg, u[i].fp16, d, opts);
-        if (rc == MT_OK)
-            rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, &hit, &log, err, sizeof err);
+        char why[320], line[512];
+        int hit, len;
+        if (compile_unit(&u[i], arch, dir, &hit, why, sizeof why) == MT_OK)
+            len = snprintf(line, sizeof line, "%d %c\n", i, hit ? 'h' : 'c');
         else
-            snprintf(err, sizeof err, "no warp layout");
-        int len;
-        if (rc == MT_OK) len = snprintf(line, sizeof line, "%d %c\n", i, hit ? 'h' : 'c');
-        else {
-            /* the log's first line says what the compiler refused */
-            const char *why = log && *log ? log : err;
-            int wl = (int)strcspn(why, "\n");
-            len = snprintf(line, sizeof line, "%d f %.*s\n", i, wl > 300 ? 300 : wl, why);
-        }
-        free(log);
+            len = snprintf(line, sizeof line, "%d f %s\n", i, why);
         if (len > 0 && write(fd, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1)) < 0) _exit(3);
     }
     _exit(0);
@@ -181,18 +192,14 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
      * them here, so the result does not depend on how the work was split */
     for (int i = 0; i < total; i++) {
         if (seen[i]) continue;
-        char d[MT_CUDA_MOE_NOPTS][48], e2[256], *log = NULL;
-        const char *opts[MT_CUDA_MOE_NOPTS];
-        int hit = 0;
-        mt_cuda_moe_options(u[i].cfg, u[i].fp16, d, opts);
-        if (mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, cache_dir, &hit, &log, e2,
-                                sizeof e2) == MT_OK)
+        char why[320];
+        int hit;
+        if (compile_unit(&u[i], arch, cache_dir, &hit, why, sizeof why) == MT_OK)
             hit ? st->cached++ : st->compiled++;
         else {
             st->failed++;
-            if (!st->first_error[0]) snprintf(st->first_error, sizeof st->first_error, "%s", log ? log : e2);
+            if (!st->first_error[0]) snprintf(st->first_error, sizeof st->first_error, "%.200s", why);
         }
-        free(log);
         if (progress) progress(++done, total, user);
     }
     free(u);
