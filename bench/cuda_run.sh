@@ -60,6 +60,30 @@ bayes)
   /usr/bin/time -f "full tune wall %e s" "$MT" sweep --device cuda:0 --db "$DB" --out "$OUT/configs" --quiet \
     --model ${MODEL:-mixtral-8x7b} --tp ${TP:-2} --strategy bayes --budget ${BUDGET:-40} | tail -22
   ;;
+sidebyside)
+  # issue 5's live check: full tunes of the two recorded grids' shapes with
+  # the Bayesian search at 5 % of each batch size's points (a fresh database:
+  # nothing to warm-start from), timed; then the grids' best configs and the
+  # tunes' picks measured again side by side (bench/sidebyside.py)
+  log "moetune compile --device cuda:0"
+  /usr/bin/time -f "compile wall %e s" "$MT" compile --device cuda:0 --quiet; echo "rc=$?"
+  for m in qwen3-30b-a3b@ mixtral-8x7b@8; do
+    name=${m%%@*}; tp=${m#*@}
+    log "full tune $name ${tp:+tp $tp}: bayes, budget ${BUDGET:-5%}"
+    /usr/bin/time -f "full tune wall %e s" "$MT" sweep --device cuda:0 --db "$OUT/bayes.db" --out "$OUT/configs" --quiet \
+      --model $name ${tp:+--tp $tp} --strategy bayes --budget ${BUDGET:-5%} --compile-jobs 0 >"$OUT/tune_$name.txt" 2>&1
+    echo "rc=$?"; tail -n 22 "$OUT/tune_$name.txt"
+  done
+  sqlite3 "$OUT/bayes.db" "select id, strategy, started_at, finished_at, status from sweeps" 2>/dev/null ||
+    python3 -c 'import sqlite3,sys; [print(r) for r in sqlite3.connect(sys.argv[1]).execute("select id, strategy, started_at, finished_at, status from sweeps")]' "$OUT/bayes.db"
+  for g in "qwen3-30b-a3b-18M 128,768,2048,8" "mixtral-8x7b-tp8-18M 8,1792,4096,2"; do
+    set -- $g
+    log "side by side $1"
+    python3 bench/sidebyside.py --moetune "$MT" --grid bench/data/h100-$1.grid.csv --shape $2 --db "$OUT/bayes.db" \
+      --top ${TOP:-12} --rounds ${ROUNDS:-5} --csv "$OUT/sbs_$1.csv" 2>"$OUT/sbs_$1.log" | tee "$OUT/sbs_$1.md"
+  done
+  cp "$OUT/bayes.db" "$DB"
+  ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
   log "cuda_runtime_check configs"

@@ -46,14 +46,16 @@ static const char usage[] =
     "                          grid: evenly spread over the valid points (default);\n"
     "                          random: a seeded shuffle; bayes: a Gaussian-process model\n"
     "                          of log(time) proposes by expected improvement\n"
-    "  --budget N              at most N variants timed per batch size\n"
+    "  --budget N|P%           at most N variants timed per batch size, or P percent of\n"
+    "                          each batch size's valid points (at least 5)\n"
     "  --time DURATION         stop proposing after this much wall time (e.g. 90s, 10m, 1h)\n"
     "  --abort-factor F        stop a variant early once its fastest of 3 repetitions is\n"
     "                          F times slower than the best of its batch size (default 1.3\n"
     "                          for random and bayes, 0 (off) for grid)\n"
     "  --finalists N           measure the best N of each batch size (and the default)\n"
-    "                          again, side by side over 3 rounds, and pick the winner\n"
-    "                          from that (default 3; 0 or 1: off)\n"
+    "                          again, side by side over the rounds, and pick the winner\n"
+    "                          from that (default 3, at most 32; 0 or 1: off)\n"
+    "  --finalist-rounds R     rounds of the finalists (default 3, at most 9)\n"
     "  --timeout SEC           a variant running longer is killed (default 60)\n"
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
@@ -81,7 +83,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS
 };
 
 static const struct option long_opts[] = {
@@ -96,14 +98,15 @@ static const struct option long_opts[] = {
     {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
-    {"finalists", required_argument, 0, O_FINALISTS}, {"abort-factor", required_argument, 0, O_ABORT},
+    {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
     {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens, compile_jobs;
-    int no_export, json, quiet, strategy, finalists;
+    double budget_pct; /* --budget P%: a share of each M's points */
+    int no_export, json, quiet, strategy, finalists, rounds;
     double abort_factor;
     double time_s;
 } sweep_opts;
@@ -188,7 +191,9 @@ static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t 
  * again, round after round, side by side, on fresh inputs; each one's
  * median over the rounds is stored and the fastest is the winner. A
  * variant that fails here drops out. Returns an exit status. */
-struct top { int64_t cfg[8]; char params[8][256]; int n, max, has_default; };
+#define MAX_FINALISTS 32
+#define MAX_ROUNDS 9
+struct top { int64_t cfg[MAX_FINALISTS + 1]; char params[MAX_FINALISTS + 1][256]; int n, max, has_default; };
 struct top_m { struct top *t; int64_t M; };
 
 /* rows come by M, then fastest first: the first `max` of M, plus the
@@ -200,7 +205,7 @@ static int top_row_m(const mt_result_row *r, void *u)
     if (r->M != tm->M) return 0;
     for (int i = 0; i < t->n; i++)
         if (t->cfg[i] == r->config_id) return 0;
-    int room = t->n < t->max || (r->is_default && !t->has_default && t->n < 8);
+    int room = t->n < t->max || (r->is_default && !t->has_default && t->n < MAX_FINALISTS + 1);
     if (!room) return 0;
     t->cfg[t->n] = r->config_id;
     snprintf(t->params[t->n], sizeof t->params[t->n], "%s", r->params);
@@ -213,15 +218,15 @@ static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_dev
                          const mt_moe_shape *shape, int64_t M, const mt_policy *pol, const char *khash,
                          const char *policy_text, int count, int rounds, int64_t seed, double timeout)
 {
-    struct top t;
+    static struct top t; /* 8 KiB: off the stack */
     memset(&t, 0, sizeof t);
     t.max = count;
     /* verified rows of M, fastest first */
     if (mt_db_results(db, dev->id, prob->id, "ok", khash, top_row_m, &(struct top_m){&t, M}) != MT_OK)
         return mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
     if (t.n < 2) return MT_EXIT_OK; /* nothing to choose between */
-    double med[8][8];
-    int alive[8];
+    double med[MAX_FINALISTS + 1][MAX_ROUNDS];
+    int alive[MAX_FINALISTS + 1];
     for (int i = 0; i < t.n; i++) alive[i] = 1;
     for (int r = 0; r < rounds && !interrupted; r++)
         for (int i = 0; i < t.n && !interrupted; i++) {
@@ -283,6 +288,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     o->timeout = 60;
     o->seed = 1;
     o->finalists = 3;
+    o->rounds = 3;
     o->compile_jobs = -1; /* unset: the online CPUs */
     o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid */
     optind = 1;
@@ -319,7 +325,20 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             o->time_s = v * mul;
             break;
         }
-        case O_BUDGET: rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget); break;
+        case O_BUDGET: {
+            size_t len = strlen(optarg);
+            if (len > 1 && optarg[len - 1] == '%') {
+                char *end;
+                o->budget_pct = strtod(optarg, &end);
+                if (end != optarg + len - 1 || !(o->budget_pct > 0 && o->budget_pct <= 100))
+                    rc = mt_usage_error("sweep", "--budget '%s': a percentage must be in (0, 100], e.g. 5%%", optarg);
+                o->budget = 0;
+            } else {
+                rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget);
+                o->budget_pct = 0;
+            }
+            break;
+        }
         case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_ABORT: {
@@ -329,7 +348,8 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
                 return mt_usage_error("sweep", "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", optarg);
             break;
         }
-        case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, 7, &v); o->finalists = (int)v; break;
+        case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, MAX_FINALISTS, &v); o->finalists = (int)v; break;
+        case O_ROUNDS: rc = mt_parse_int_opt("sweep", "--finalist-rounds", optarg, 1, MAX_ROUNDS, &v); o->rounds = (int)v; break;
         case O_COMPILE_JOBS: rc = mt_parse_int_opt("sweep", "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_NO_EXPORT: o->no_export = 1; break;
@@ -446,7 +466,7 @@ int cmd_sweep(int argc, char **argv)
     if (default_job && gpu) {
         o.prob.model = "mixtral-8x7b";
         o.prob.tp = o.prob.tp ? o.prob.tp : 2;
-        if (!o.budget) o.budget = 40;
+        if (!o.budget && !o.budget_pct) o.budget = 40;
     }
     status = mt_problem_opts_resolve("sweep", &o.prob, "tiny",
                                      default_job && !o.prob.batch_sizes ? (gpu ? "1,8,64,256,1024,4096" : "1,8,32,128")
@@ -523,8 +543,12 @@ int cmd_sweep(int argc, char **argv)
             goto out_plan;
         }
         sp.default_config(&sp, &ctx, &defs[i]);
+        /* a percentage budget rounds up, as replay's --fraction does, so a
+         * replayed figure and a live sweep spend the same */
+        int budget = o.budget_pct > 0 ? (int)ceil(n * o.budget_pct / 100.0) : (int)o.budget;
+        if (o.budget_pct > 0 && budget < 5) budget = 5;
         /* the seed is per M, so a resumed search proposes what it did */
-        if (mt_search_new(&search[i], o.strategy, &sp, pts[i], n, &defs[i], ps.ms[i], (int)o.budget,
+        if (mt_search_new(&search[i], o.strategy, &sp, pts[i], n, &defs[i], ps.ms[i], budget,
                           (uint64_t)o.seed * 0x2545f4914f6cdd1dull + (uint64_t)ps.ms[i]) != MT_OK) {
             status = mt_fail("sweep", "out of memory");
             goto out_plan;
@@ -537,7 +561,7 @@ int cmd_sweep(int argc, char **argv)
         int wss = mt_warm_start_shapes(db, &dev, &prob, khash, &sp, pts[i], n, ps.ms[i], search[i]);
         if (wss > 0) ws = (ws > 0 ? ws : 0) + wss;
         if (ws > 0) mt_debug("M=%lld: %d warm-start suggestion(s)", (long long)ps.ms[i], ws);
-        total += o.budget > 0 && o.budget < n ? (int)o.budget : n;
+        total += budget > 0 && budget < n ? budget : n;
     }
 
     char bs_text[512] = "";
@@ -651,7 +675,7 @@ int cmd_sweep(int argc, char **argv)
         if (!interrupted && !status && !out_of_time && o.finalists > 1 &&
             (new_here > 0 || !has_finalists(db, dev.id, prob.id, ps.ms[i], khash)))
             status = run_finalists(db, w, sweep_id, &dev, &prob, &shape, ps.ms[i], &pol, khash, policy_text,
-                                   o.finalists, 3, o.seed, (double)o.timeout);
+                                   o.finalists, o.rounds, o.seed, (double)o.timeout);
     }
     mt_progress_end(&prog);
     mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
