@@ -187,6 +187,14 @@ static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t 
              pol->max_tokens);
 }
 
+/* The inputs of batch size M: round 0 is what the search measured on,
+ * later finalist rounds draw new ones, alike for every finalist, so the
+ * winner is fastest over several routings and not one */
+static uint64_t inputs_seed(int64_t seed, int64_t M, int round)
+{
+    return ((uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)M * 1000003ull) + (uint64_t)round * 0xbf58476d1ce4e5b9ull;
+}
+
 /* Finalists: the best few of M (the default always among them) measured
  * again, round after round, side by side, on fresh inputs; each one's
  * median over the rounds is stored and the fastest is the winner. A
@@ -233,7 +241,7 @@ static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_dev
             if (!alive[i]) continue;
             char req[1024], why[512], *reply = NULL;
             measure_request(req, sizeof req, shape, M, t.params[i],
-                            (uint64_t)seed * 31 + (uint64_t)r * 7919 + (uint64_t)t.cfg[i] + 0xf1a1ull, pol);
+                            inputs_seed(seed, M, r), pol);
             int crc = mt_worker_call(w, req, timeout, &reply, why, sizeof why);
             cJSON *j = crc == MT_OK ? cJSON_Parse(reply) : NULL;
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
@@ -616,9 +624,10 @@ int cmd_sweep(int argc, char **argv)
                 skipped++;
                 continue;
             }
-            /* fresh inputs per variant, reproducible from the seed */
-            uint64_t seed = (uint64_t)o.seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)ps.ms[i] * 1000003ull ^
-                            (uint64_t)cfg_id * 0xbf58476d1ce4e5b9ull;
+            /* the same inputs for every config of this M: the routing
+             * decides how many experts and tiles there are to run, so inputs
+             * drawn per config made a config look fast for its routing */
+            uint64_t seed = inputs_seed(o.seed, ps.ms[i], 0);
             /* early abort: a variant clearly slower than the incumbent of
              * this M stops after a few repetitions */
             double incumbent;

@@ -23,7 +23,10 @@ void mt_policy_cpu_default(mt_policy *p)
 
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n)
 {
-    int k = snprintf(out, n, "%s-v1;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g",
+    /* v2: every config of a batch size runs on the same inputs (v1 drew
+     * them per config, and at small M the routing, not the config, decided
+     * which was fastest); rows of v1 are not reused */
+    int k = snprintf(out, n, "%s-v2;inputs=per-M;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g",
                      backend, p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no",
                      p->check_rows, p->tolerance);
     if (p->max_tokens > 0 && k > 0 && (size_t)k < n) snprintf(out + k, n - (size_t)k, ";max_tokens=%d", p->max_tokens);
