@@ -111,8 +111,14 @@ static void do_measure(struct backend *be, const cJSON *req)
         pol.check_rows = (int)num(pj, "check_rows", pol.check_rows);
         pol.tolerance = numf(pj, "tolerance", pol.tolerance);
         pol.max_tokens = (int)num(pj, "max_tokens", pol.max_tokens);
+        pol.routings = (int)num(pj, "routings", pol.routings);
     }
     pol.abort_us = numf(req, "abort_us", 0);
+    if (pol.routings < 1 || pol.routings > 16 || pol.max_reps < 1 || pol.max_reps > 100000) {
+        free(ptxt);
+        reply_error("malformed measure request: routings must be 1 to 16, max_reps 1 to 100000");
+        return;
+    }
     int fault = fault_for(ptxt);
     free(ptxt);
     char resources[512] = "";

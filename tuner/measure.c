@@ -19,6 +19,7 @@ void mt_policy_cpu_default(mt_policy *p)
     p->tolerance = 1e-3;
     p->max_tokens = 0;
     p->abort_us = 0;
+    p->routings = 4;
 }
 
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n)
@@ -26,8 +27,8 @@ void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n
     /* v2: every config of a batch size runs on the same inputs (v1 drew
      * them per config, and at small M the routing, not the config, decided
      * which was fastest); rows of v1 are not reused */
-    int k = snprintf(out, n, "%s-v2;inputs=per-M;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;check_rows=%d;tol=%g",
-                     backend, p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no",
+    int k = snprintf(out, n, "%s-v2;inputs=per-M;routings=%d;warmup=%d;reps=%d..%d;min_ms=%g;median;iqr;cold=%s;"
+                     "check_rows=%d;tol=%g", backend, p->routings, p->warmup, p->min_reps, p->max_reps, p->min_time_s * 1e3, p->cold ? "flush" : "no",
                      p->check_rows, p->tolerance);
     if (p->max_tokens > 0 && k > 0 && (size_t)k < n) snprintf(out + k, n - (size_t)k, ";max_tokens=%d", p->max_tokens);
 }
@@ -134,6 +135,24 @@ void mt_summarize_times(double *times, int n, double to_us, mt_measure_result *r
     res->ok = !res->aborted;
 }
 
+void mt_summarize_routings(double *times, int n, int routings, double to_us, mt_measure_result *res)
+{
+    if (routings <= 1 || n < routings) {
+        mt_summarize_times(times, n, to_us, res);
+        return;
+    }
+    /* each routing's median, from its own repetitions (a stride through times) */
+    double sum = 0, one[256];
+    for (int r = 0; r < routings; r++) {
+        int k = 0;
+        for (int i = r; i < n && k < 256; i += routings) one[k++] = times[i];
+        qsort(one, (size_t)k, sizeof *one, cmp_d);
+        sum += k % 2 ? one[k / 2] : 0.5 * (one[k / 2 - 1] + one[k / 2]);
+    }
+    mt_summarize_times(times, n, to_us, res); /* the spread, the count, ok */
+    res->median_us = sum / routings * to_us;
+}
+
 /* Early abort: after 3 repetitions, a variant whose fastest is still over
  * the abort threshold (the incumbent times a factor) will not win: stop. */
 int abort_early(const double *times, int n, double to_us, const mt_policy *pol, mt_measure_result *res)
@@ -154,6 +173,8 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
 {
     int rc;
     size_t esz = mt_dtype_size(s->dtype);
+    int R = pol->routings > 0 ? pol->routings : 1;
+    size_t pairs = (size_t)(M * s->topk);
     void *x = NULL, *ws = NULL;
     float *logits = NULL, *tw = NULL, *out = NULL;
     int32_t *ids = NULL;
@@ -168,8 +189,8 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
     int64_t rows = M < pol->check_rows ? M : pol->check_rows;
     x = malloc((size_t)(M * s->K) * esz);
     logits = malloc((size_t)(M * s->E) * sizeof *logits);
-    ids = malloc((size_t)(M * s->topk) * sizeof *ids);
-    tw = malloc((size_t)(M * s->topk) * sizeof *tw);
+    ids = malloc((size_t)R * pairs * sizeof *ids);
+    tw = malloc((size_t)R * pairs * sizeof *tw);
     out = malloc((size_t)(M * s->K) * sizeof *out);
     ws = malloc(wsz);
     ref = malloc((size_t)(rows * s->K) * sizeof *ref);
@@ -178,60 +199,77 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         rc = MT_ENOMEM;
         goto out;
     }
-    /* fresh inputs for every variant: a kernel cannot pass on what a
-     * previous variant left in memory */
+    /* the batch size's inputs (the seed is the same for every config):
+     * activations, then R routings of them */
     mt_rng r = {seed};
     mt_fill_random(x, s->dtype, (size_t)(M * s->K), 1.0f, &r);
-    for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&r);
-    if ((rc = mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids, tw)) != MT_OK) goto out;
     {
         char *hit = calloc((size_t)s->E, 1);
         if (!hit) { rc = MT_ENOMEM; goto out; }
-        for (int64_t i = 0; i < M * s->topk; i++) hit[ids[i]] = 1;
-        for (int64_t e = 0; e < s->E; e++) res->experts_hit += hit[e];
+        int64_t hits = 0;
+        for (int k = 0; k < R; k++) {
+            for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&r);
+            if ((rc = mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids + k * pairs, tw + k * pairs)) != MT_OK) {
+                free(hit);
+                goto out;
+            }
+            memset(hit, 0, (size_t)s->E);
+            for (size_t i = 0; i < pairs; i++) hit[ids[k * pairs + i]] = 1;
+            for (int64_t e = 0; e < s->E; e++) hits += hit[e];
+        }
         free(hit);
+        res->experts_hit = (hits + R / 2) / R; /* the mean over the routings */
     }
-    /* poison the output: a tile the kernel forgets stays NaN */
-    for (int64_t i = 0; i < M * s->K; i++) out[i] = NAN;
-
     if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
     if (b->fault == MT_FAULT_HANG) for (;;) pause();
 
-    if ((rc = mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out)) != MT_OK) goto out;
-    if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = NAN;
-
-    /* every output must be finite; a random window of tokens is compared
-     * with the oracle, which is exact enough to judge the rest */
-    int64_t t0 = M > rows ? (int64_t)(mt_rng_next(&r) % (uint64_t)(M - rows + 1)) : 0;
-    for (int64_t i = 0; i < M * s->K; i++)
-        if (!isfinite(out[i])) {
-            res->rel_err = NAN;
-            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld)", (long long)(i / s->K));
+    /* every routing is checked: the output poisoned first, so a tile the
+     * kernel forgets stays NaN; every output must be finite; a random
+     * window of tokens is compared with the oracle, which is exact enough
+     * to judge the rest */
+    for (int k = 0; k < R; k++) {
+        for (int64_t i = 0; i < M * s->K; i++) out[i] = NAN;
+        if ((rc = mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + k * pairs, tw + k * pairs, ws, out)) !=
+            MT_OK)
+            goto out;
+        if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = NAN;
+        int64_t t0 = M > rows ? (int64_t)(mt_rng_next(&r) % (uint64_t)(M - rows + 1)) : 0;
+        for (int64_t i = 0; i < M * s->K; i++)
+            if (!isfinite(out[i])) {
+                res->rel_err = NAN;
+                snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld, routing %d)",
+                         (long long)(i / s->K), k);
+                goto out;
+            }
+        if ((rc = mt_moe_reference(s, rows, (const char *)x + (size_t)(t0 * s->K) * esz, b->w1, b->w2,
+                                   ids + k * pairs + t0 * s->topk, tw + k * pairs + t0 * s->topk, ref)) != MT_OK)
+            goto out;
+        double e = mt_rel_l2_error(out + t0 * s->K, ref, (size_t)(rows * s->K));
+        if (!(e <= res->rel_err)) res->rel_err = e; /* the worst routing (NaN sticks) */
+        if (!(e <= pol->tolerance)) {
+            snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g (routing %d)", e,
+                     pol->tolerance, k);
             goto out;
         }
-    if ((rc = mt_moe_reference(s, rows, (const char *)x + (size_t)(t0 * s->K) * esz, b->w1, b->w2,
-                               ids + t0 * s->topk, tw + t0 * s->topk, ref)) != MT_OK)
-        goto out;
-    res->rel_err = mt_rel_l2_error(out + t0 * s->K, ref, (size_t)(rows * s->K));
-    if (!(res->rel_err <= pol->tolerance)) {
-        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err,
-                 pol->tolerance);
-        goto out;
     }
 
-    for (int i = 0; i < pol->warmup; i++) mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out);
+    for (int i = 0; i < pol->warmup; i++)
+        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + (i % R) * pairs, tw + (i % R) * pairs, ws, out);
     double timed = 0;
     int n = 0;
-    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+    /* the routings in turn, each at least twice */
+    int min_reps = pol->min_reps > 2 * R ? pol->min_reps : 2 * R;
+    while (n < pol->max_reps && (n < min_reps || timed < pol->min_time_s || n % R)) {
         if (pol->cold) flush_caches(b);
+        size_t k = (size_t)(n % R) * pairs;
         double t = now_s();
-        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids, tw, ws, out);
+        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + k, tw + k, ws, out);
         t = now_s() - t;
         times[n++] = t;
         timed += t;
         if (abort_early(times, n, 1e6, pol, res)) break;
     }
-    mt_summarize_times(times, n, 1e6, res);
+    mt_summarize_routings(times, n, R, 1e6, res);
     rc = MT_OK;
 out:
     free(x);

@@ -17,6 +17,8 @@ typedef struct mt_policy {
     double tolerance;  /* relative L2 error allowed */
     int max_tokens;    /* GPU: tokens per launch of the pipeline; more are chunked (bounds the workspace) */
     double abort_us;   /* per variant, 0: off; stop once the fastest of 3 repetitions is slower than this */
+    int routings;      /* routings of the batch size's tokens, timed in turn: the figure is the mean of
+                        * their medians, as a config must serve whatever the router decides */
 } mt_policy;
 
 /* The default CPU policy, and its text as stored with each measurement: a
@@ -62,6 +64,10 @@ int abort_early(const double *times, int n, double to_us, const mt_policy *pol, 
 /* Median, interquartile spread and count of n times (times[i] * to_us is
  * microseconds) into res; ok unless aborted. Sorts times. */
 void mt_summarize_times(double *times, int n, double to_us, mt_measure_result *res);
+
+/* times[i] was taken on routing i % routings: the mean over the routings
+ * of each one's median is the figure, the IQR of all is the spread */
+void mt_summarize_routings(double *times, int n, int routings, double to_us, mt_measure_result *res);
 
 /* The roofline floor in microseconds. */
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,

@@ -32,7 +32,7 @@ struct mt_cuda_bench {
     struct {
         uint64_t seed;
         int64_t M, E, topk;
-        int renormalize, experts_hit;
+        int renormalize, experts_hit, n; /* n: routings */
         int32_t *ids;
         float *tw;
         mt_rng after; /* the generator where routing left it */
@@ -156,6 +156,15 @@ static double h2d_f(uint16_t h, int dtype)
     return s ? -v : v;
 }
 
+/* routing k of the batch size's routings into the buffers the pipeline
+ * reads, on the stream, so it lands before the next run */
+static int use_routing(mt_cuda *c, struct pipe *p, mt_dptr all_ids, mt_dptr all_w, size_t pairs, int k)
+{
+    int rc = mt_cuda_d2d_async(c, p->a.topk_ids, all_ids + (mt_dptr)k * pairs * 4, pairs * 4);
+    if (rc == MT_OK) rc = mt_cuda_d2d_async(c, p->a.topk_w, all_w + (mt_dptr)k * pairs * 4, pairs * 4);
+    return rc;
+}
+
 int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, const mt_config *cfg, uint64_t seed,
                           const mt_policy *pol, mt_measure_result *res, char *resources, size_t rlen)
 {
@@ -169,7 +178,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     int32_t *ids = NULL;
     uint16_t *out = NULL;
     double *ref = NULL;
-    mt_dptr act64 = 0, ref64 = 0;
+    mt_dptr act64 = 0, ref64 = 0, all_ids = 0, all_w = 0;
     memset(res, 0, sizeof *res);
     memset(&p, 0, sizeof p);
     if (resources && rlen) resources[0] = 0;
@@ -211,17 +220,21 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     p.a.w1 = b->w1;
     p.a.w2 = b->w2;
     size_t pairs = (size_t)(M * s->topk);
+    int NR = pol->routings > 0 ? pol->routings : 1;
     size_t wsz = mt_cuda_moe_workspace(&var, p.a.chunk, p.a.E, p.a.N, p.a.K, p.a.topk);
+    /* topk_ids and topk_w are what the pipeline reads; all_ids and all_w
+     * hold the NR routings, copied in before each run */
     if ((rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.a.x)) || (rc = mt_cuda_alloc(c, pairs * 4, &p.a.topk_ids)) ||
         (rc = mt_cuda_alloc(c, pairs * 4, &p.a.topk_w)) || (rc = mt_cuda_alloc(c, wsz, &p.a.workspace)) ||
-        (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.a.out)))
+        (rc = mt_cuda_alloc(c, (size_t)(M * s->K) * 2, &p.a.out)) ||
+        (rc = mt_cuda_alloc(c, (size_t)NR * pairs * 4, &all_ids)) || (rc = mt_cuda_alloc(c, (size_t)NR * pairs * 4, &all_w)))
         goto out;
 
     /* the inputs of this seed: the same for every config of a batch size */
     mt_rng rng = {seed};
     logits = malloc((size_t)(M * s->E) * sizeof *logits);
-    ids = malloc(pairs * sizeof *ids);
-    tw = malloc(pairs * sizeof *tw);
+    ids = malloc((size_t)NR * pairs * sizeof *ids);
+    tw = malloc((size_t)NR * pairs * sizeof *tw);
     out = malloc((size_t)(M * s->K) * 2);
     times = malloc((size_t)pol->max_reps * sizeof *times);
     int64_t R = M < pol->check_rows ? M : pol->check_rows;
@@ -231,73 +244,84 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         goto out;
     }
     if (b->route.ids && b->route.seed == seed && b->route.M == M && b->route.E == s->E &&
-        b->route.topk == s->topk && b->route.renormalize == s->renormalize) {
-        memcpy(ids, b->route.ids, pairs * sizeof *ids);
-        memcpy(tw, b->route.tw, pairs * sizeof *tw);
+        b->route.topk == s->topk && b->route.renormalize == s->renormalize && b->route.n == NR) {
+        memcpy(ids, b->route.ids, (size_t)NR * pairs * sizeof *ids);
+        memcpy(tw, b->route.tw, (size_t)NR * pairs * sizeof *tw);
         res->experts_hit = b->route.experts_hit;
         rng = b->route.after;
     } else {
-        for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&rng);
-        mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids, tw);
         char *hit = calloc((size_t)s->E, 1);
         if (!hit) { rc = MT_ENOMEM; goto out; }
-        for (size_t i = 0; i < pairs; i++) hit[ids[i]] = 1;
-        for (int64_t e = 0; e < s->E; e++) res->experts_hit += hit[e];
+        int64_t hits = 0;
+        for (int k = 0; k < NR; k++) {
+            for (int64_t i = 0; i < M * s->E; i++) logits[i] = 2.0f * mt_rng_uniform(&rng);
+            mt_moe_route(logits, M, s->E, s->topk, s->renormalize, ids + k * pairs, tw + k * pairs);
+            memset(hit, 0, (size_t)s->E);
+            for (size_t i = 0; i < pairs; i++) hit[ids[k * pairs + i]] = 1;
+            for (int64_t e = 0; e < s->E; e++) hits += hit[e];
+        }
         free(hit);
-        int32_t *ci = realloc(b->route.ids, pairs * sizeof *ci);
+        res->experts_hit = (hits + NR / 2) / NR; /* the mean over the routings */
+        int32_t *ci = realloc(b->route.ids, (size_t)NR * pairs * sizeof *ci);
         if (ci) b->route.ids = ci;
-        float *cw = ci ? realloc(b->route.tw, pairs * sizeof *cw) : NULL;
+        float *cw = ci ? realloc(b->route.tw, (size_t)NR * pairs * sizeof *cw) : NULL;
         if (cw) b->route.tw = cw;
         if (ci && cw) {
-            memcpy(ci, ids, pairs * sizeof *ids);
-            memcpy(cw, tw, pairs * sizeof *tw);
+            memcpy(ci, ids, (size_t)NR * pairs * sizeof *ids);
+            memcpy(cw, tw, (size_t)NR * pairs * sizeof *tw);
             b->route.seed = seed;
             b->route.M = M;
             b->route.E = s->E;
             b->route.topk = s->topk;
             b->route.renormalize = s->renormalize;
+            b->route.n = NR;
             b->route.experts_hit = res->experts_hit;
             b->route.after = rng;
         } else {
             b->route.M = 0; /* out of memory for the cache: draw again next time */
         }
     }
-    if ((rc = mt_cuda_h2d(c, p.a.topk_ids, ids, pairs * 4)) || (rc = mt_cuda_h2d(c, p.a.topk_w, tw, pairs * 4)) ||
+    if ((rc = mt_cuda_h2d(c, all_ids, ids, (size_t)NR * pairs * 4)) ||
+        (rc = mt_cuda_h2d(c, all_w, tw, (size_t)NR * pairs * 4)) ||
         (rc = fill(b, p.a.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
-        goto out;
-    /* poison: 0xffff is NaN in bf16 and fp16 */
-    if ((rc = mt_cuda_memset_async(c, p.a.out, 0xff, (size_t)(M * s->K) * 2)) ||
-        (rc = mt_cuda_memset_async(c, p.a.workspace, 0xff, wsz)))
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
-    mt_dptr real_ids = p.a.topk_ids;
-    if (b->fault == MT_FAULT_GPU) p.a.topk_ids = 16; /* an address nothing maps */
-    rc = launch_pipe(c, &p);
-    if (rc == MT_OK) rc = mt_cuda_sync(c);
-    p.a.topk_ids = real_ids;
-    if (rc != MT_OK) {
-        snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
-        rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
+    /* every routing is run and checked before any timing */
+    int Ri = (int)R;
+    long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
+    if ((rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64)) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)))
         goto out;
-    }
-    if ((rc = mt_cuda_d2h(c, out, p.a.out, (size_t)(M * s->K) * 2)) != MT_OK) goto out;
-    if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = 0xffff;
-    /* NaN and Inf have every exponent bit set: a test of the bits, not a
-     * conversion, since this scans M x K values for every variant */
-    uint16_t expo = s->dtype == MT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
-    for (int64_t i = 0; i < M * s->K; i++)
-        if ((out[i] & expo) == expo) {
-            res->rel_err = NAN;
-            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld)", (long long)(i / s->K));
+    for (int k = 0; k < NR; k++) {
+        if ((rc = use_routing(c, &p, all_ids, all_w, pairs, k)) != MT_OK) goto out;
+        /* poison: 0xffff is NaN in bf16 and fp16 */
+        if ((rc = mt_cuda_memset_async(c, p.a.out, 0xff, (size_t)(M * s->K) * 2)) ||
+            (rc = mt_cuda_memset_async(c, p.a.workspace, 0xff, wsz)))
+            goto out;
+        mt_dptr real_ids = p.a.topk_ids;
+        if (b->fault == MT_FAULT_GPU) p.a.topk_ids = 16; /* an address nothing maps */
+        rc = launch_pipe(c, &p);
+        if (rc == MT_OK) rc = mt_cuda_sync(c);
+        p.a.topk_ids = real_ids;
+        if (rc != MT_OK) {
+            snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
+            rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
             goto out;
         }
-    /* the oracle, in float64 on the device, for a random window of tokens */
-    {
-        int t0 = M > R ? (int)(mt_rng_next(&rng) % (uint64_t)(M - R + 1)) : 0, Ri = (int)R;
-        long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
-        if ((rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64)) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)))
-            goto out;
+        if ((rc = mt_cuda_d2h(c, out, p.a.out, (size_t)(M * s->K) * 2)) != MT_OK) goto out;
+        if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = 0xffff;
+        /* NaN and Inf have every exponent bit set: a test of the bits, not a
+         * conversion, since this scans M x K values for every variant */
+        uint16_t expo = s->dtype == MT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+        for (int64_t i = 0; i < M * s->K; i++)
+            if ((out[i] & expo) == expo) {
+                res->rel_err = NAN;
+                snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (token %lld, routing %d)",
+                         (long long)(i / s->K), k);
+                goto out;
+            }
+        /* the oracle, in float64 on the device, for a random window of tokens */
+        int t0 = M > R ? (int)(mt_rng_next(&rng) % (uint64_t)(M - R + 1)) : 0;
         void *aa[] = {&p.a.x, &p.a.w1, &p.a.topk_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         void *ao[] = {&act64, &p.a.w2, &p.a.topk_ids, &p.a.topk_w, &ref64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         if ((rc = mt_cuda_launch(c, b->ref_act, (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
@@ -310,32 +334,39 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
             num += v * v;
             den += ref[i] * ref[i];
         }
-        res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
-        if (!(res->rel_err <= pol->tolerance)) {
-            snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err,
-                     pol->tolerance);
+        double e = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (!(e <= res->rel_err)) res->rel_err = e; /* the worst routing */
+        if (!(e <= pol->tolerance)) {
+            snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g (routing %d)", e,
+                     pol->tolerance, k);
             goto out;
         }
     }
-    /* time graph replays of the whole pipeline, L2 flushed before each */
+    /* time graph replays of the whole pipeline, the routings in turn (each
+     * copied in before its run, outside the timed window), L2 flushed
+     * before each */
     if ((rc = mt_cuda_capture_begin(c)) != MT_OK) goto out;
     rc = launch_pipe(c, &p);
     int rc2 = mt_cuda_capture_end(c, &rp.g);
     if (rc == MT_OK) rc = rc2;
     if (rc != MT_OK) goto out;
     for (int i = 0; i < pol->warmup; i++)
-        if ((rc = mt_cuda_graph_launch(c, rp.g)) != MT_OK) goto out;
+        if ((rc = use_routing(c, &p, all_ids, all_w, pairs, i % NR)) != MT_OK ||
+            (rc = mt_cuda_graph_launch(c, rp.g)) != MT_OK)
+            goto out;
     double timed = 0;
     int n = 0;
-    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+    int min_reps = pol->min_reps > 2 * NR ? pol->min_reps : 2 * NR; /* each routing at least twice */
+    while (n < pol->max_reps && (n < min_reps || timed < pol->min_time_s || n % NR)) {
         float ms;
+        if ((rc = use_routing(c, &p, all_ids, all_w, pairs, n % NR)) != MT_OK) goto out;
         if (pol->cold && (rc = mt_cuda_memset_async(c, b->flush, (unsigned char)n, b->flush_bytes)) != MT_OK) goto out;
         if ((rc = mt_cuda_time(c, launch_graph, &rp, &ms)) != MT_OK) goto out;
         times[n++] = ms;
         timed += ms * 1e-3;
         if (abort_early(times, n, 1e3, pol, res)) break;
     }
-    mt_summarize_times(times, n, 1e3, res);
+    mt_summarize_routings(times, n, NR, 1e3, res);
     rc = MT_OK;
 out:
     if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0])
@@ -343,7 +374,7 @@ out:
     mt_cuda_graph_free(c, rp.g);
     mt_cuda_free(c, act64);
     mt_cuda_free(c, ref64);
-    mt_dptr bufs[] = {p.a.x, p.a.topk_ids, p.a.topk_w, p.a.workspace, p.a.out};
+    mt_dptr bufs[] = {p.a.x, p.a.topk_ids, p.a.topk_w, p.a.workspace, p.a.out, all_ids, all_w};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mt_cuda_free(c, bufs[i]);
     if (built) mt_cuda_moe_release(c, &var);
     free(logits);
@@ -414,4 +445,5 @@ void mt_policy_cuda_default(mt_policy *p)
     p->tolerance = 2e-2; /* bf16 intermediates and outputs */
     p->max_tokens = 16384;
     p->abort_us = 0;
+    p->routings = 4;
 }
