@@ -114,6 +114,24 @@ static const struct { int version; const char *sql; } migrations[] = {
         "DROP TABLE measurements;"
         "ALTER TABLE measurements_v4 RENAME TO measurements;"
         "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, median_us);"},
+    /* the daemon's job queue: a job is sweep options (a JSON array of
+     * arguments) for a device or device kind; daemons are the devices'
+     * state as the daemon last saw it */
+    {5, "CREATE TABLE jobs("
+        " id INTEGER PRIMARY KEY,"
+        " args TEXT NOT NULL,"
+        " device TEXT NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','cancelled')),"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " assigned_device TEXT, daemon_pid INTEGER, sweep_pid INTEGER,"
+        " done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, best TEXT, message TEXT,"
+        " exit_status INTEGER,"
+        " submitted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+        " started_at TEXT, finished_at TEXT);"
+        "CREATE INDEX jobs_by_status ON jobs(status, id);"
+        "CREATE TABLE daemon_devices("
+        " device TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0, message TEXT,"
+        " daemon_pid INTEGER, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -191,6 +209,8 @@ struct mt_db {
     sqlite3 *h;
     sqlite3_stmt *st[S_COUNT];
 };
+
+sqlite3 *mt_db_sqlite(mt_db *db) { return db ? db->h : NULL; }
 
 const char *mt_db_errmsg(mt_db *db)
 {

@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 4
+#define MT_DB_SCHEMA_VERSION 5
 
 typedef struct mt_device_info {
     int64_t id;
@@ -57,6 +57,10 @@ typedef struct mt_measurement {
 int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len);
 /* NULL is a harmless no-op. */
 void mt_db_close(mt_db *db);
+/* The SQLite connection, for the other parts of the database layer
+ * (db/jobs.c). */
+struct sqlite3;
+struct sqlite3 *mt_db_sqlite(mt_db *db);
 /* The last SQLite error message on this handle. */
 const char *mt_db_errmsg(mt_db *db);
 

@@ -2,7 +2,9 @@
  * in a worker process and committed as it is taken, so a killed sweep loses
  * nothing and a repeated sweep measures only what is missing. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "device.h"
 #include "export.h"
 #include "log.h"
+#include "jobs.h"
 #include "measure.h"
 #include "measure_cuda.h"
 #include "report.h"
@@ -60,6 +63,10 @@ static const char usage[] =
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
     "                          workspace is bounded (default 16384)\n"
+    "  --shard I/N             only the batch sizes of shard I of N (0 <= I < N): N nodes\n"
+    "                          with I = 0 .. N-1 cover the sweep exactly once\n"
+    "  --job ID                internal: the daemon's job this sweep runs (progress and\n"
+    "                          cancelling go through the database)\n"
     "  --compile-jobs N        GPU: compile the space's kernels with N processes before\n"
     "                          measuring (default: the online CPUs; 0: compile each\n"
     "                          variant when it is measured)\n"
@@ -72,7 +79,22 @@ static const char usage[] =
     "  --quiet                 no progress line\n"
     "  --list-models           list the presets and exit\n";
 
+/* the command named in usage errors: sweep, or submit checking a job */
+static const char *me = "sweep";
 static volatile sig_atomic_t interrupted;
+static int cancelled; /* the job was cancelled: stop as if interrupted */
+
+/* A daemon's job: progress into the queue, and a cancel seen there stops
+ * the sweep after the measurement just committed. */
+static void job_tick(mt_db *db, int64_t job, int done, int total, const char *best)
+{
+    char st[32];
+    if (mt_db_job_progress(db, job, done, total, best) != MT_OK) mt_warn("job %lld: cannot record progress", (long long)job);
+    if (mt_db_job_status(db, job, st, sizeof st) == MT_OK && !strcmp(st, "cancelled")) {
+        cancelled = 1;
+        interrupted = 1;
+    }
+}
 static void on_signal(int sig)
 {
     (void)sig;
@@ -83,7 +105,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD
 };
 
 static const struct option long_opts[] = {
@@ -99,7 +121,8 @@ static const struct option long_opts[] = {
     {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
     {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
-    {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
+    {"shard", required_argument, 0, O_SHARD}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
@@ -109,6 +132,8 @@ typedef struct sweep_opts {
     int no_export, json, quiet, strategy, finalists, rounds;
     double abort_factor;
     double time_s;
+    int64_t job;           /* --job ID: the daemon's job this sweep runs */
+    int shard_i, shard_n;  /* --shard I/N */
 } sweep_opts;
 
 /* One worker reply (or its absence) turned into a stored measurement. */
@@ -292,6 +317,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     int c;
     int64_t v;
     memset(o, 0, sizeof *o);
+    opterr = 0; /* our own message names the option and the command */
     o->device = "auto";
     o->timeout = 60;
     o->seed = 1;
@@ -312,24 +338,24 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_OUT: o->out = optarg; break;
         case O_MODEL: o->prob.model = optarg; break;
         case O_MODEL_CONFIG: o->prob.model_config = optarg; break;
-        case O_EXPERTS: rc = mt_parse_int_opt("sweep", "--experts", optarg, 1, 1 << 16, &o->prob.experts); break;
-        case O_INTER: rc = mt_parse_int_opt("sweep", "--intermediate", optarg, 1, 1 << 20, &o->prob.intermediate); break;
-        case O_HIDDEN: rc = mt_parse_int_opt("sweep", "--hidden", optarg, 1, 1 << 20, &o->prob.hidden); break;
-        case O_TOPK: rc = mt_parse_int_opt("sweep", "--topk", optarg, 1, 1 << 16, &o->prob.topk); break;
-        case O_TP: rc = mt_parse_int_opt("sweep", "--tp", optarg, 1, 1024, &v); o->prob.tp = (int)v; break;
-        case O_EP: rc = mt_parse_int_opt("sweep", "--ep", optarg, 1, 1024, &v); o->prob.ep = (int)v; break;
+        case O_EXPERTS: rc = mt_parse_int_opt(me, "--experts", optarg, 1, 1 << 16, &o->prob.experts); break;
+        case O_INTER: rc = mt_parse_int_opt(me, "--intermediate", optarg, 1, 1 << 20, &o->prob.intermediate); break;
+        case O_HIDDEN: rc = mt_parse_int_opt(me, "--hidden", optarg, 1, 1 << 20, &o->prob.hidden); break;
+        case O_TOPK: rc = mt_parse_int_opt(me, "--topk", optarg, 1, 1 << 16, &o->prob.topk); break;
+        case O_TP: rc = mt_parse_int_opt(me, "--tp", optarg, 1, 1024, &v); o->prob.tp = (int)v; break;
+        case O_EP: rc = mt_parse_int_opt(me, "--ep", optarg, 1, 1024, &v); o->prob.ep = (int)v; break;
         case O_DTYPE: o->prob.dtype = optarg; break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_STRATEGY:
             if ((o->strategy = mt_strategy_parse(optarg)) < 0)
-                return mt_usage_error("sweep", "--strategy '%s': expected grid, random or bayes", optarg);
+                return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
             break;
         case O_TIME: {
             char *end;
             double v = strtod(optarg, &end);
             double mul = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
             if (end == optarg || mul < 0 || !(v > 0))
-                return mt_usage_error("sweep", "--time '%s': expected a duration such as 90s, 10m or 1h", optarg);
+                return mt_usage_error(me, "--time '%s': expected a duration such as 90s, 10m or 1h", optarg);
             o->time_s = v * mul;
             break;
         }
@@ -339,35 +365,41 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
                 char *end;
                 o->budget_pct = strtod(optarg, &end);
                 if (end != optarg + len - 1 || !(o->budget_pct > 0 && o->budget_pct <= 100))
-                    rc = mt_usage_error("sweep", "--budget '%s': a percentage must be in (0, 100], e.g. 5%%", optarg);
+                    rc = mt_usage_error(me, "--budget '%s': a percentage must be in (0, 100], e.g. 5%%", optarg);
                 o->budget = 0;
             } else {
-                rc = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &o->budget);
+                rc = mt_parse_int_opt(me, "--budget", optarg, 1, 1 << 30, &o->budget);
                 o->budget_pct = 0;
             }
             break;
         }
-        case O_TIMEOUT: rc = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &o->timeout); break;
-        case O_SEED: rc = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_TIMEOUT: rc = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
+        case O_SEED: rc = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_ABORT: {
             char *end;
             o->abort_factor = strtod(optarg, &end);
             if (*end || !(o->abort_factor == 0 || o->abort_factor >= 1.05))
-                return mt_usage_error("sweep", "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", optarg);
+                return mt_usage_error(me, "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", optarg);
             break;
         }
-        case O_FINALISTS: rc = mt_parse_int_opt("sweep", "--finalists", optarg, 0, MAX_FINALISTS, &v); o->finalists = (int)v; break;
-        case O_ROUNDS: rc = mt_parse_int_opt("sweep", "--finalist-rounds", optarg, 1, MAX_ROUNDS, &v); o->rounds = (int)v; break;
-        case O_COMPILE_JOBS: rc = mt_parse_int_opt("sweep", "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
-        case O_MAX_TOKENS: rc = mt_parse_int_opt("sweep", "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
+        case O_FINALISTS: rc = mt_parse_int_opt(me, "--finalists", optarg, 0, MAX_FINALISTS, &v); o->finalists = (int)v; break;
+        case O_ROUNDS: rc = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MAX_ROUNDS, &v); o->rounds = (int)v; break;
+        case O_COMPILE_JOBS: rc = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
+        case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
+        case O_JOB: rc = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
+        case O_SHARD:
+            if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
+                return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4 (Slurm's "
+                                      "SLURM_ARRAY_TASK_ID or Kubernetes' JOB_COMPLETION_INDEX as I)", optarg);
+            break;
         case O_NO_EXPORT: o->no_export = 1; break;
         case O_JSON: o->json = 1; break;
         case O_QUIET: o->quiet = 1; break;
-        default: return mt_usage_error("sweep", "unknown option '%s'", argv[optind - 1]);
+        default: return mt_usage_error(me, "unknown option '%s'", argv[optind - 1]);
         }
         if (rc != MT_EXIT_OK) return rc;
     }
-    if (optind < argc) return mt_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
     /* a recorded grid must hold full figures: no abort there by default */
     if (o->abort_factor < 0) o->abort_factor = o->strategy == MT_STRATEGY_GRID ? 0 : 1.3;
     return MT_EXIT_OK;
@@ -449,6 +481,30 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
                 dev->arch, st.seconds, jobs);
 }
 
+int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_config, size_t n)
+{
+    sweep_opts o;
+    mt_problem_spec ps;
+    me = cmd;
+    int status = parse_opts(argc, argv, &o);
+    me = "sweep";
+    if (status) return status < 0 ? MT_EXIT_USAGE : status;
+    if (strcmp(o.device, "auto") || o.db || o.job)
+        return mt_usage_error(cmd, "--device, --db and --job are the %s command's own (a job gets its device from the "
+                              "daemon)", cmd);
+    status = mt_problem_opts_resolve(cmd, &o.prob, "tiny", NULL, &ps);
+    if (status) return status;
+    free(ps.ms);
+    /* the daemon may run in another folder: a relative model config path
+     * is made absolute here */
+    if (model_config && n) {
+        model_config[0] = 0;
+        if (o.prob.model_config && !realpath(o.prob.model_config, model_config))
+            return mt_usage_error(cmd, "--model-config '%s': %s", o.prob.model_config, strerror(errno));
+    }
+    return MT_EXIT_OK;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     sweep_opts o;
@@ -488,6 +544,19 @@ int cmd_sweep(int argc, char **argv)
     if (gpu && ps.dtype == MT_DTYPE_FP32) {
         free(ps.ms);
         return mt_usage_error("sweep", "the CUDA kernels take --dtype bf16 or fp16");
+    }
+    if (o.shard_n > 1) {
+        int k = 0;
+        for (int i = 0; i < ps.n_ms; i++)
+            if (mt_shard_keep(ps.E, ps.N, ps.model.hidden, ps.model.topk, i, o.shard_i, o.shard_n)) ps.ms[k++] = ps.ms[i];
+        ps.n_ms = k;
+        if (!k) {
+            if (!o.quiet)
+                fprintf(stderr, "moetune sweep: shard %d/%d holds none of this problem's batch sizes: nothing to do\n",
+                        o.shard_i, o.shard_n);
+            free(ps.ms);
+            return mt_cli_finish("sweep", MT_EXIT_OK);
+        }
     }
     char device_arg[32];
     snprintf(device_arg, sizeof device_arg, gpu ? "cuda:%d" : "cpu", dspec.index);
@@ -589,6 +658,14 @@ int cmd_sweep(int argc, char **argv)
                 ps.model.name, dev.name, (long long)ps.E, (long long)ps.N, (long long)prob.K, (long long)prob.topk,
                 prob.dtype, ps.n_ms, total);
 
+    if (o.job) {
+        char st[32];
+        if (mt_db_job_status(db, o.job, st, sizeof st) != MT_OK || !st[0]) {
+            status = mt_fail("sweep", "--job %lld: no such job in the database", (long long)o.job);
+            goto out_plan;
+        }
+        job_tick(db, o.job, 0, total, NULL);
+    }
     mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
     mt_progress prog;
     mt_progress_init(&prog, o.quiet);
@@ -679,6 +756,7 @@ int cmd_sweep(int argc, char **argv)
                 snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us, model expects %.2f %% more", (long long)ps.ms[i],
                          best, 100.0 * gain);
             mt_progress_update(&prog, done, total, best_txt);
+            if (o.job) job_tick(db, o.job, done, total, best_txt);
         }
         /* a rerun that measured nothing new keeps the finalists it has */
         if (!interrupted && !status && !out_of_time && o.finalists > 1 &&
@@ -721,8 +799,12 @@ int cmd_sweep(int argc, char **argv)
     }
     if (o.json) printf("}\n");
     if (interrupted && !status) {
-        fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n",
-                measured);
+        if (cancelled)
+            fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)o.job,
+                    measured);
+        else
+            fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n",
+                    measured);
         status = MT_EXIT_INTERRUPTED;
     }
 out_plan:

@@ -11,5 +11,14 @@ int cmd_worker(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
+
+/* Check sweep arguments as a job would run them (usage errors name cmd):
+ * MT_EXIT_OK, or the exit status after printing the error. model_config
+ * gets the absolute path of --model-config ("" when none). */
+int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_config, size_t n);
 
 #endif

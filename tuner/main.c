@@ -20,6 +20,10 @@ static const struct cmd {
     {"lookup", cmd_lookup, "print the config the runtime picks for a problem"},
     {"replay", cmd_replay, "run a search strategy against a recorded grid"},
     {"compile", cmd_compile, "fill the CUDA kernel cache in parallel (no GPU needed)"},
+    {"submit", cmd_submit, "queue a sweep as a job for the daemon"},
+    {"status", cmd_status, "show the daemon's queue, running jobs and devices"},
+    {"cancel", cmd_cancel, "cancel a queued or running job"},
+    {"daemon", cmd_daemon, "run the queued jobs, one sweep per device"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 

@@ -1,6 +1,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,33 @@ int mt_data_dir(char *out, size_t n)
     else if (home && *home) snprintf(out, n, "%s/.local/share/moetune", home);
     else return MT_ENOTFOUND;
     return mt_mkdir_p(out) == 0 ? MT_OK : MT_EIO;
+}
+
+int mt_cli_db_path(const char *path, char *out, size_t n)
+{
+    if (path) return snprintf(out, n, "%s", path) < (int)n ? MT_OK : MT_EINVAL;
+    if (mt_data_dir(out, n - 16) != MT_OK) return MT_EIO;
+    strcat(out, "/moetune.db");
+    return MT_OK;
+}
+
+int mt_daemon_holder(const char *db_path)
+{
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s.daemon", db_path);
+    int fd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int pid = 0;
+    /* the daemon holds an exclusive lock for its whole life: if a shared
+     * one can be had, nobody serves this database */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        char buf[32] = "";
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        pid = k > 0 ? atoi(buf) : -1;
+        if (pid == 0) pid = -1;
+    }
+    close(fd);
+    return pid;
 }
 
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db)
@@ -196,4 +225,27 @@ void mt_json_str(FILE *f, const char *s)
         else fputc(*q, f);
     }
     fputc('"', f);
+}
+
+int mt_shard_parse(const char *s, int *i, int *n)
+{
+    char *end;
+    long a = strtol(s, &end, 10);
+    if (end == s || *end != '/') return MT_EINVAL;
+    const char *t = end + 1;
+    long b = strtol(t, &end, 10);
+    if (end == t || *end || b < 1 || b > 65536 || a < 0 || a >= b) return MT_EINVAL;
+    *i = (int)a;
+    *n = (int)b;
+    return MT_OK;
+}
+
+int mt_shard_keep(int64_t E, int64_t N, int64_t K, int64_t topk, int k, int i, int n)
+{
+    /* FNV-1a over the shape: the same on every node */
+    uint64_t h = 1469598103934665603ull;
+    int64_t v[4] = {E, N, K, topk};
+    for (int j = 0; j < 4; j++)
+        for (int b = 0; b < 8; b++) h = (h ^ (uint64_t)((v[j] >> (8 * b)) & 0xff)) * 1099511628211ull;
+    return (int)(((uint64_t)k + h % (uint64_t)n) % (uint64_t)n) == i;
 }

@@ -30,6 +30,20 @@ int mt_data_dir(char *out, size_t n);
 /* Open --db (or the default) and report failures; returns an exit status. */
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db);
 
+/* The database path: the option's, else the default one. */
+int mt_cli_db_path(const char *path, char *out, size_t n);
+/* The pid of the daemon serving the database at db_path (it holds a lock on
+ * DB.daemon), 0 when none does, -1 when one does but its pid is unknown. */
+int mt_daemon_holder(const char *db_path);
+
+/* --shard I/N: MT_OK with 0 <= I < N <= 65536, else MT_EINVAL. */
+int mt_shard_parse(const char *s, int *i, int *n);
+/* Whether batch size number k (in the problem's list) of the problem
+ * (E, N, K, topk) belongs to shard i of n. Round robin over the list, so
+ * shards get an even share, offset by the problem, so that shard 0 does not
+ * get the smallest (cheapest) batch size of every problem. */
+int mt_shard_keep(int64_t E, int64_t N, int64_t K, int64_t topk, int k, int i, int n);
+
 /* Flush and close stdout; a failure (a full disk) is an error. */
 int mt_cli_finish(const char *cmd, int status);
 
