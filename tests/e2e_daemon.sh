@@ -184,6 +184,25 @@ a, b = (set(r[0] for r in sqlite3.connect(p).execute("select distinct M from mea
 assert a and b and not (a & b) and a | b == {1, 2, 4, 8, 16}, (a, b)
 PY
 ok
+# merged, the shards are the whole sweep: every batch size, each row once,
+# and merging again adds nothing
+expect_exit 0 "$TMP/mg" "$MT" merge --db "$TMP/all.db" "$TMP/sh0.db" "$TMP/sh1.db"
+expect_exit 0 "$TMP/mg2" "$MT" merge --db "$TMP/all.db" "$TMP/sh1.db" "$TMP/sh0.db"
+expect_in "$TMP/mg2" "0 measurements added"
+n0=$(rows "$TMP/sh0.db"); n1=$(rows "$TMP/sh1.db")
+[ "$(rows "$TMP/all.db")" = $((n0 + n1)) ] || fail "merged rows $(rows "$TMP/all.db") != $n0 + $n1"; ok
+[ "$(sql "$TMP/all.db" 'select count(*) from finalists')" =   $(( $(sql "$TMP/sh0.db" 'select count(*) from finalists') + $(sql "$TMP/sh1.db" 'select count(*) from finalists') )) ]   || fail "finalists merged once"; ok
+expect_exit 0 "$TMP/ex" "$MT" export --db "$TMP/all.db" --out "$TMP/merged"
+python3 - "$TMP"/merged/*.moetune.json <<'PY' || fail "the merged export lacks batch sizes"
+import json, sys
+assert sorted(int(m) for m in json.load(open(sys.argv[1]))["configs"]) == [1, 2, 4, 8, 16]
+PY
+ok
+expect_exit 2 "$TMP/mg3" "$MT" merge --db "$TMP/all.db" "$TMP/all.db"
+expect_in "$TMP/mg3" "is the database itself"
+echo "not a database" >"$TMP/junk.db"
+expect_exit 1 "$TMP/mg4" "$MT" merge --db "$TMP/all.db" "$TMP/junk.db"
+expect_in "$TMP/mg4" "file is not a database"
 # a shard with none of a problem's batch sizes has nothing to do, and says so
 expect_exit 0 "$TMP/sh3" "$MT" sweep --db "$TMP/sh3.db" --model tiny --batch-sizes 1 --budget 2 --shard 1/2 --no-export
 expect_exit 0 "$TMP/sh4" "$MT" sweep --db "$TMP/sh4.db" --model tiny --batch-sizes 1 --budget 2 --shard 0/2 --no-export
@@ -195,4 +214,17 @@ expect_exit 0 "$TMP/sd" "$MT" daemon --db "$S" --devices cpu --until-idle --shar
 [ "$(sql "$S" 'select group_concat(M) from (select distinct M from measurements order by M)')" = \
   "$(sql "$TMP/sh1.db" 'select group_concat(M) from (select distinct M from measurements order by M)')" ] \
   || fail "the daemon's shard 1/2 is the sweep's"; ok
+# the Slurm array script of docs/fleet, its tasks run by hand as Slurm would
+# (on the CPU here), then its merge step
+FLEET=$(dirname "$0")/../docs/fleet/slurm-array.sh
+for i in 0 1 2; do
+  SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_ID=$i MOETUNE_SHARED=$TMP/fleet MOETUNE_MODEL=tiny \
+    MOETUNE_BATCH_SIZES=1,2,4,8 PATH="$(dirname "$MT"):$PATH" expect_exit 0 "$TMP/fl$i" bash "$FLEET"
+done
+MOETUNE_SHARED=$TMP/fleet PATH="$(dirname "$MT"):$PATH" expect_exit 0 "$TMP/flm" bash "$FLEET" merge
+python3 - "$TMP"/fleet/configs/*.moetune.json <<'PY' || fail "the fleet's merged configs lack batch sizes"
+import json, sys
+assert sorted(int(m) for m in json.load(open(sys.argv[1]))["configs"]) == [1, 2, 4, 8]
+PY
+ok
 done_ok

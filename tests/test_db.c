@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "db.h"
+#include "jobs.h"
 #include "moetune/moetune.h"
 
 static char dir[256];
@@ -145,6 +146,47 @@ static void test_import_replace(void)
     mt_db_close(db);
 }
 
+static int count_job(const mt_job *j, void *u)
+{
+    (void)j;
+    ++*(int *)u;
+    return 0;
+}
+
+/* The queue: the oldest job a device can serve, by device, kind or "any";
+ * a cancel that lands while a job runs outlives its finish. */
+static void test_jobs(void)
+{
+    char p[512], err[512], st[32];
+    mt_db *db;
+    path_of(p, sizeof p, "jobs.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    int64_t a, b, c, got;
+    CHECK(mt_db_job_submit(db, "[\"--model\",\"tiny\"]", "cuda:1", &a) == MT_OK, "submit");
+    mt_db_job_submit(db, "[]", "any", &b);
+    mt_db_job_submit(db, "[]", "cpu", &c);
+    CHECK(mt_db_job_claim(db, "cpu", "cpu", 42, &got) == MT_OK && got == b, "cpu gets the older 'any' job: %lld", (long long)got);
+    CHECK(mt_db_job_claim(db, "cpu", "cpu", 42, &got) == MT_OK && got == c, "then its own: %lld", (long long)got);
+    CHECK(mt_db_job_claim(db, "cpu", "cpu", 42, &got) == MT_OK && got == 0, "then none: %lld", (long long)got);
+    CHECK(mt_db_job_claim(db, "cuda:0", "cuda", 42, &got) == MT_OK && got == 0, "cuda:0 cannot take cuda:1's job");
+    CHECK(mt_db_job_claim(db, "cuda:1", "cuda", 42, &got) == MT_OK && got == a, "cuda:1 can");
+    const char *was;
+    CHECK(mt_db_job_cancel(db, b, &was) == MT_OK && !strcmp(was, "running"), "cancel a running job: %s", was);
+    mt_db_job_finish(db, b, "done", "done", 0);
+    mt_db_job_status(db, b, st, sizeof st);
+    CHECK(!strcmp(st, "cancelled"), "a cancel outlives the finish: %s", st);
+    CHECK(mt_db_job_cancel(db, 99, &was) == MT_OK && !strcmp(was, "missing"), "no job 99");
+    /* a daemon that died: its running jobs go back, claimable again */
+    CHECK(mt_db_jobs_requeue_running(db) == MT_OK, "requeue");
+    mt_db_job_status(db, c, st, sizeof st);
+    CHECK(!strcmp(st, "queued"), "requeued: %s", st);
+    CHECK(mt_db_job_claim(db, "cpu", "cpu", 43, &got) == MT_OK && got == c, "claimed again");
+    int n = 0;
+    mt_db_jobs(db, 10, count_job, &n);
+    CHECK(n == 3, "three jobs listed: %d", n);
+    mt_db_close(db);
+}
+
 /* A database left at schema 1 by an older moetune is migrated, data kept. */
 static void test_migrate_from_v1(void)
 {
@@ -159,7 +201,8 @@ static void test_migrate_from_v1(void)
     /* take it back to what schema 1 was */
     sqlite3_open(p, &h);
     CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
-                          "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
+                          "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; DROP TABLE jobs;"
+                          "DROP TABLE daemon_devices; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(h));
     sqlite3_close(h);
     CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "migrate: %s", err);
@@ -185,6 +228,7 @@ int main(void)
     test_corrupt();
     test_unwritable();
     test_import_replace();
+    test_jobs();
     test_migrate_from_v1();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

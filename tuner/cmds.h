@@ -15,6 +15,7 @@ int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* Check sweep arguments as a job would run them (usage errors name cmd):
  * MT_EXIT_OK, or the exit status after printing the error. model_config

@@ -24,6 +24,7 @@ static const struct cmd {
     {"status", cmd_status, "show the daemon's queue, running jobs and devices"},
     {"cancel", cmd_cancel, "cancel a queued or running job"},
     {"daemon", cmd_daemon, "run the queued jobs, one sweep per device"},
+    {"merge", cmd_merge, "bring databases together (e.g. the shards of a sweep)"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 
