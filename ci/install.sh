@@ -2,7 +2,8 @@
 # Install what moetune needs to build and test on Debian (bookworm or later).
 # Runs as root, or through sudo when there is one.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config libsqlite3-dev libcjson-dev liblapacke-dev python3)
+pkgs=(build-essential cmake ninja-build pkg-config libsqlite3-dev libcjson-dev liblapacke-dev libcurl4-openssl-dev
+      libssl-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,9 @@ const char *mt_status_str(int status)
     case MT_ECHECK: return "output does not match the reference";
     case MT_ESCHEMA: return "database written by a newer moetune";
     case MT_ECORRUPT: return "database file is corrupt or not a database";
+    case MT_EDENIED: return "the server refused the credentials";
+    case MT_ENET: return "the server or the network failed";
+    case MT_EINTEGRITY: return "a file does not match its manifest";
     }
     return "unknown status";
 }

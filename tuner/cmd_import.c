@@ -23,7 +23,7 @@ static const char usage[] =
     "are refused with the reason; the others are imported. Exit status 1 when\n"
     "any file was refused.\n";
 
-static int import_file(mt_db *db, const char *path, char *why, size_t n)
+int mt_import_vllm_file(mt_db *db, const char *path, char *why, size_t n)
 {
     mt_vllm_file f;
     int rc = mt_vllm_file_read(path, &f, why, n);
@@ -142,7 +142,7 @@ int cmd_import(int argc, char **argv)
     if (json) printf("{\"files\":[");
     for (int k = 0; k < nf; k++) {
         char why[512] = "";
-        int rc = import_file(db, files[k], why, sizeof why);
+        int rc = mt_import_vllm_file(db, files[k], why, sizeof why);
         if (json) {
             printf("%s{\"file\":", k ? "," : "");
             mt_json_str(stdout, files[k]);

@@ -2,6 +2,8 @@
 #ifndef MT_CMDS_H
 #define MT_CMDS_H
 
+#include <stddef.h>
+
 int cmd_sweep(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_show(int argc, char **argv);
@@ -16,6 +18,13 @@ int cmd_status(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+struct mt_db;
+/* Import one vLLM config file into the database as foreign rows (one
+ * transaction); why gets the reason on failure. */
+int mt_import_vllm_file(struct mt_db *db, const char *path, char *why, size_t n);
 
 /* Check sweep arguments as a job would run them (usage errors name cmd):
  * MT_EXIT_OK, or the exit status after printing the error. model_config

@@ -25,6 +25,8 @@ static const struct cmd {
     {"cancel", cmd_cancel, "cancel a queued or running job"},
     {"daemon", cmd_daemon, "run the queued jobs, one sweep per device"},
     {"merge", cmd_merge, "bring databases together (e.g. the shards of a sweep)"},
+    {"publish", cmd_publish, "put the best configs in a shared bucket (s3, http, file)"},
+    {"pull", cmd_pull, "fetch a shared bucket's configs into the local cache"},
     {"worker", cmd_worker, "internal: measure variants for a parent process"},
 };
 

@@ -32,6 +32,9 @@ enum mt_status {
     MT_ECHECK = -11,      /* a kernel's output did not match the reference */
     MT_ESCHEMA = -12,     /* the database was written by a newer moetune */
     MT_ECORRUPT = -13,    /* the database file is damaged or not a database */
+    MT_EDENIED = -14,     /* a server refused the credentials (HTTP 401, 403) */
+    MT_ENET = -15,        /* a server or the network failed, retries included */
+    MT_EINTEGRITY = -16,  /* a fetched file does not match its manifest's sha256 or size */
 };
 
 /* The string for a status code; never NULL ("unknown status" for codes
