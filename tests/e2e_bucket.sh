@@ -1,0 +1,249 @@
+# publish and pull against real servers started here on 127.0.0.1: nginx
+# (Debian's) with WebDAV PUT and basic auth, s3rver (npm) for S3, and
+# tests/bucket_server.py for the faults and for a captured S3 request; and
+# a file:// bucket.
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${MT_SHARED:-$HERE/../../shared}
+S3RVER=${S3RVER:-$HERE/../.tools/s3rver/node_modules/.bin/s3rver}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || fail "nginx is not installed (ci/install.sh installs it)"
+[ -x "$S3RVER" ] || fail "s3rver is not installed in .tools (ci/install.sh installs it)"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
+export MOETUNE_RETRY_BACKOFF_MS=50
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2)' "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# same_files DIR1 DIR2: every file of DIR1 (a bucket's device folders, less
+# manifests) is in DIR2 (a flat cache), byte for byte
+same_files() {
+  local n=0
+  for f in "$1"/*/*; do
+    [ "$(basename "$f")" = manifest.json ] && continue
+    cmp -s "$f" "$2/$(basename "$f")" || fail "$(basename "$f") differs between the bucket and the cache"
+    n=$((n + 1))
+  done
+  [ $n -gt 0 ] || fail "no files compared"
+  ok
+}
+start_server() { # MODE DIR -> sets PORT
+  rm -f "$TMP/port"
+  python3 "$HERE/bucket_server.py" --dir "$2" --port-file "$TMP/port" --mode "$1" --capture "$TMP/capture.jsonl" &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+  PORT=$(cat "$TMP/port")
+}
+
+# what there is to publish: a CPU sweep and three imported vLLM files (three
+# more devices)
+DB=$TMP/a.db
+"$MT" sweep --db "$DB" --model tiny --batch-sizes 1,2 --budget 2 --no-export --quiet >/dev/null
+for f in "E=128,N=384,device_name=NVIDIA_H100_80GB_HBM3.json" "E=1,N=1792,device_name=NVIDIA_A100-SXM4-80GB.json" \
+         "E=128,N=384,device_name=AMD_Instinct_MI300X,dtype=fp8_w8a8,block_shape=[128,128].json"; do
+  [ -f "$SHARED/data/vllm-configs/$f" ] || fail "missing test data $f"
+  "$MT" import --db "$DB" "$SHARED/data/vllm-configs/$f" >/dev/null
+done
+
+# --- file://
+expect_exit 0 "$TMP/pf" "$MT" publish "file://$TMP/fb" --db "$DB"
+expect_in "$TMP/pf" "4 device(s), 4 file(s) uploaded, 0 unchanged"
+[ -f "$TMP/fb/CPU_AMD_EPYC/manifest.json" ] || ls "$TMP"/fb/*/manifest.json >/dev/null || fail "manifests"; ok
+[ "$(ls "$TMP"/fb/*/manifest.json | wc -l)" = 4 ] || fail "one manifest per device"; ok
+expect_exit 0 "$TMP/pf2" "$MT" publish "file://$TMP/fb" --db "$DB"
+expect_in "$TMP/pf2" "0 file(s) uploaded, 4 unchanged"
+expect_exit 0 "$TMP/lf" "$MT" pull "file://$TMP/fb" --cache "$TMP/cf" --db "$TMP/pulled.db"
+expect_in "$TMP/lf" "4 device(s), 4 file(s) fetched, 0 unchanged, 3 imported into the database"
+same_files "$TMP/fb" "$TMP/cf"
+[ "$(sql "$TMP/pulled.db" "select count(distinct device_id) from measurements where status='foreign'")" = 3 ] \
+  || fail "the vLLM files pulled are foreign rows of 3 devices"; ok
+expect_exit 0 "$TMP/lf2" "$MT" pull "file://$TMP/fb" --cache "$TMP/cf" --no-db
+expect_in "$TMP/lf2" "0 file(s) fetched, 4 unchanged"
+# the runtime finds what was pulled: lookup through the cache
+expect_exit 0 "$TMP/lk" env XDG_CACHE_HOME="$TMP/xc" "$MT" pull "file://$TMP/fb" --device NVIDIA_H100_80GB_HBM3 --no-db
+expect_exit 0 "$TMP/lk2" env XDG_CACHE_HOME="$TMP/xc" "$MT" lookup --experts 128 --intermediate 384 \
+  --device-name NVIDIA_H100_80GB_HBM3 --batch 64
+expect_in "$TMP/lk2" "cache"
+
+# --- faults on pull: a corrupt file, a missing file, a name that escapes
+cp -r "$TMP/fb" "$TMP/fbad"
+H100=$TMP/fbad/NVIDIA_H100_80GB_HBM3
+f=$(ls "$H100" | grep -v manifest)
+printf ' ' >>"$H100/$f"
+expect_exit 1 "$TMP/cor" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
+expect_in "$TMP/cor" "does not match its manifest"
+expect_in "$TMP/cor" "nothing of NVIDIA_H100_80GB_HBM3 replaced"
+[ ! -e "$TMP/cbad/$f" ] || fail "a corrupt file reached the cache"; ok
+# a cached copy that the manifest still names is not fetched again; when
+# the manifest moves on to a file that does not arrive intact, the good copy
+# pulled before stays
+expect_exit 0 "$TMP/cor1" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cf" --no-db
+expect_in "$TMP/cor1" "0 file(s) fetched, 1 unchanged"
+cp "$TMP/cf/$f" "$TMP/good"
+python3 - "$H100/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["files"][0]["sha256"] = "1" * 64
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_exit 1 "$TMP/cor2" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cf" --no-db
+expect_in "$TMP/cor2" "does not match its manifest"
+cmp -s "$TMP/cf/$f" "$TMP/good" || fail "a good cached file was replaced by a corrupt one"; ok
+rm "$H100/$f"
+expect_exit 1 "$TMP/mis" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
+expect_in "$TMP/mis" "which the bucket lacks"
+python3 - "$H100/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["files"] = [{"name": "../../evil.json", "sha256": "0" * 64, "size": 1}]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_exit 1 "$TMP/esc" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
+expect_in "$TMP/esc" "could escape the cache"
+[ ! -e "$TMP/evil.json" ] && [ ! -e "$TMP/cbad/../evil.json" ] || fail "a file was written outside the cache"; ok
+expect_exit 2 "$TMP/bad1" "$MT" publish "http://user:secret@127.0.0.1:1/x" --db "$DB"
+expect_in "$TMP/bad1" "the URL holds credentials"
+grep -q secret "$TMP/bad1" "$TMP/bad1.err" && fail "the password was printed"; ok
+expect_exit 2 "$TMP/bad2" "$MT" publish "ftp://example/x" --db "$DB"
+expect_exit 2 "$TMP/bad3" "$MT" pull "file://$TMP/fb" --device ../etc --cache "$TMP/c3"
+expect_in "$TMP/bad3" "is not a device name"
+
+# --- nginx: WebDAV PUT with basic auth, listing by autoindex json
+NG=$TMP/nginx
+mkdir -p "$NG" "$TMP/dav"
+NPORT=$(free_port)
+echo "moe:$(openssl passwd -apr1 s3cret-pass)" >"$NG/htpasswd"
+cat >"$NG/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+error_log $NG/error.log;
+pid $NG/nginx.pid;
+events {}
+http {
+  access_log $NG/access.log;
+  client_body_temp_path $NG/body;
+  proxy_temp_path $NG/proxy;
+  fastcgi_temp_path $NG/fastcgi;
+  uwsgi_temp_path $NG/uwsgi;
+  scgi_temp_path $NG/scgi;
+  server {
+    listen 127.0.0.1:$NPORT;
+    root $TMP/dav;
+    location / {
+      dav_methods PUT;
+      create_full_put_path on;
+      autoindex on;
+      autoindex_format json;
+      auth_basic "moetune";
+      auth_basic_user_file $NG/htpasswd;
+    }
+  }
+}
+EOF
+"$NGINX" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" &
+PIDS+=($!)
+wait_port $NPORT || { cat "$NG/error.log" >&2; fail "nginx did not start"; }
+export MOETUNE_BUCKET_USER=moe MOETUNE_BUCKET_PASSWORD=s3cret-pass
+expect_exit 0 "$TMP/pn" "$MT" publish "http://127.0.0.1:$NPORT/fleet" --db "$DB"
+expect_in "$TMP/pn" "4 device(s), 4 file(s) uploaded"
+expect_exit 0 "$TMP/ln" "$MT" pull "http://127.0.0.1:$NPORT/fleet" --cache "$TMP/cn" --no-db
+expect_in "$TMP/ln" "4 device(s), 4 file(s) fetched"
+same_files "$TMP/dav/fleet" "$TMP/cn"
+MOETUNE_BUCKET_PASSWORD=wrong expect_exit 1 "$TMP/pw" "$MT" publish "http://127.0.0.1:$NPORT/fleet" --db "$DB"
+expect_in "$TMP/pw" "HTTP 401: the server refused the credentials"
+grep -q "s3cret-pass\|wrong" "$TMP/pw" "$TMP/pw.err" && fail "a password was printed"; ok
+expect_exit 1 "$TMP/p404" "$MT" pull "http://127.0.0.1:$NPORT/nothere" --device CPU_AMD_EPYC --cache "$TMP/c404" --no-db
+expect_in "$TMP/p404" "no manifest for CPU_AMD_EPYC"
+unset MOETUNE_BUCKET_USER MOETUNE_BUCKET_PASSWORD
+
+# --- s3rver: S3 put, get, list (ListObjectsV2), two publishers with different devices
+SPORT=$(free_port)
+mkdir -p "$TMP/s3"
+"$S3RVER" -d "$TMP/s3" -a 127.0.0.1 -p $SPORT --configure-bucket moetune --silent >"$TMP/s3rver.log" 2>&1 &
+PIDS+=($!)
+wait_port $SPORT || { cat "$TMP/s3rver.log" >&2; fail "s3rver did not start"; }
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+DB2=$TMP/b.db
+"$MT" import --db "$DB2" "$SHARED/data/vllm-configs/E=128,N=384,device_name=NVIDIA_H100_80GB_HBM3.json" >/dev/null 2>&1 || true
+"$MT" import --db "$DB2" "$SHARED"/data/vllm-configs/*device_name=NVIDIA_B200* >/dev/null 2>&1 || true
+expect_exit 0 "$TMP/ps" "$MT" publish s3://moetune/fleet --endpoint "http://127.0.0.1:$SPORT" --db "$DB"
+expect_exit 0 "$TMP/ps2" "$MT" publish s3://moetune/fleet --endpoint "http://127.0.0.1:$SPORT" --db "$DB2"
+expect_exit 0 "$TMP/ls" "$MT" pull s3://moetune/fleet --endpoint "http://127.0.0.1:$SPORT" --cache "$TMP/cs" --no-db
+python3 - "$TMP/cs" "$SHARED/data/vllm-configs" <<'PY' || fail "both publishers' devices survive in one bucket"
+import json, os, sys
+ms = {f[:-5]: json.load(open(os.path.join(sys.argv[1], ".manifests", f))) for f in os.listdir(os.path.join(sys.argv[1], ".manifests"))}
+assert {"CPU_AMD_EPYC", "NVIDIA_A100-SXM4-80GB", "AMD_Instinct_MI300X", "NVIDIA_H100_80GB_HBM3", "NVIDIA_B200"} <= set(ms), sorted(ms)
+for d, m in ms.items():
+    for e in m["files"]:
+        assert os.path.getsize(os.path.join(sys.argv[1], e["name"])) == e["size"]
+PY
+ok
+# with the endpoint and region from the environment, and the credentials
+# from a file that must be private
+CRED=$TMP/aws-credentials
+printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$CRED"
+chmod 644 "$CRED"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+export AWS_SHARED_CREDENTIALS_FILE="$CRED" AWS_ENDPOINT_URL="http://127.0.0.1:$SPORT"
+expect_exit 1 "$TMP/cr" "$MT" pull s3://moetune/fleet --cache "$TMP/cc" --no-db
+expect_in "$TMP/cr" "can be read by others (mode 644): chmod 600"
+chmod 600 "$CRED"
+expect_exit 0 "$TMP/cr2" "$MT" pull s3://moetune/fleet --cache "$TMP/cc" --no-db
+expect_in "$TMP/cr2" "file(s) fetched"
+unset AWS_SHARED_CREDENTIALS_FILE AWS_ENDPOINT_URL
+
+# --- the signature, on a captured request
+mkdir -p "$TMP/cap"
+start_server capture "$TMP/cap"
+AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=very-secret-key AWS_REGION=eu-west-3 \
+  expect_exit 0 "$TMP/pc" "$MT" publish s3://bkt/pre --endpoint "http://127.0.0.1:$PORT" --db "$DB"
+python3 - "$TMP/capture.jsonl" "$TMP/cap" <<'PY' || fail "the S3 requests are not signed as SigV4 with the payload hash"
+import hashlib, json, os, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+puts = [r for r in reqs if r["method"] == "PUT"]
+assert puts, reqs
+for r in reqs:
+    h = {k.lower(): v for k, v in r["headers"].items()}
+    auth = h["authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), auth
+    assert "/eu-west-3/s3/aws4_request" in auth and "SignedHeaders=" in auth and "Signature=" in auth, auth
+    assert "x-amz-content-sha256" in auth.split("SignedHeaders=")[1].split(",")[0], auth
+    assert h["x-amz-content-sha256"] == r["body_sha256"], (h["x-amz-content-sha256"], r["body_sha256"])
+    assert "very-secret-key" not in json.dumps(r)
+    assert r["path"].startswith("/bkt/pre/"), r["path"]
+# the manifest came last for each device
+order = [r["path"] for r in puts]
+for d in set(p.split("/")[3] for p in order):
+    mine = [p for p in order if p.split("/")[3] == d]
+    assert mine[-1].endswith("/manifest.json"), mine
+PY
+ok
+grep -q very-secret-key "$TMP/pc" "$TMP/pc.err" && fail "the secret was printed"; ok
+
+# --- HTTP faults: 500 twice then 200; a dropped connection mid-upload; 403
+mkdir -p "$TMP/flaky" "$TMP/drop" "$TMP/deny"
+start_server flaky "$TMP/flaky"
+expect_exit 0 "$TMP/fl" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB"
+expect_in "$TMP/fl" "4 device(s), 4 file(s) uploaded"
+expect_in "$TMP/fl" "HTTP 500; trying again"
+expect_exit 0 "$TMP/fl2" "$MT" pull "http://127.0.0.1:$PORT/b" --cache "$TMP/cfl" --no-db
+same_files "$TMP/flaky/b" "$TMP/cfl"
+# with no retries allowed, the 500s are the answer
+mkdir -p "$TMP/flaky2"
+start_server flaky "$TMP/flaky2"
+expect_exit 1 "$TMP/fl3" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB" --retries 1
+expect_in "$TMP/fl3" "HTTP 500"
+start_server drop "$TMP/drop"
+expect_exit 0 "$TMP/dr" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB"
+expect_in "$TMP/dr" "trying again"
+expect_exit 0 "$TMP/dr2" "$MT" pull "http://127.0.0.1:$PORT/b" --cache "$TMP/cdr" --no-db
+same_files "$TMP/drop/b" "$TMP/cdr"
+start_server deny "$TMP/deny"
+expect_exit 1 "$TMP/dn" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB"
+expect_in "$TMP/dn" "HTTP 403: the server refused the credentials"
+grep -q "trying again" "$TMP/dn.err" && fail "a 403 was retried"; ok
+# a server that is not there: connection refused, retried, then a clear error
+DEAD=$(free_port)
+expect_exit 1 "$TMP/dead" "$MT" publish "http://127.0.0.1:$DEAD/b" --db "$DB" --retries 2 --connect-timeout 2
+expect_in "$TMP/dead" "(2 of 2)"
+done_ok
