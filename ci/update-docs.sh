@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mt=${1:-build/moetune}
-for c in sweep devices show export import worker lookup replay compile daemon submit status cancel merge; do
+for c in sweep devices show export import worker lookup replay compile daemon submit status cancel merge publish pull; do
   "$mt" "$c" --help >/tmp/mt_help.$$
   python3 - "docs/$c.md" /tmp/mt_help.$$ <<'PY'
 import re, sys

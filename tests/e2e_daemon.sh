@@ -74,6 +74,15 @@ expect_in "$TMP/stt" "waiting: this host serves cpu"
 expect_exit 0 "$TMP/c1" "$MT" cancel 1 --db "$Q"
 expect_in "$TMP/c1" "had already ended (done)"
 
+# --- --publish: each job that ends done is published
+P=$TMP/p.db
+"$MT" submit --db "$P" --model tiny --batch-sizes 1 --budget 2 --no-export >/dev/null
+expect_exit 2 "$TMP/pb0" "$MT" daemon --db "$P" --devices cpu --until-idle --publish "ftp://nowhere/x"
+expect_exit 0 "$TMP/pb" "$MT" daemon --db "$P" --devices cpu --until-idle --poll 0.05 --publish "file://$TMP/pub"
+expect_in "$TMP/pb" "job 1: published to file://$TMP/pub"
+[ "$(sql "$P" 'select message from jobs where id=1')" = "done; published" ] || fail "the job says it was published"; ok
+ls "$TMP"/pub/*/manifest.json >/dev/null 2>&1 || fail "nothing published"; ok
+
 # --- one daemon per database; SIGTERM during a variant; cancel while running
 D=$TMP/d.db
 "$MT" submit --db "$D" --model tiny --batch-sizes 1,2,4,8,16,32 --budget 30 --no-export >/dev/null
@@ -221,7 +230,9 @@ for i in 0 1 2; do
   SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_ID=$i MOETUNE_SHARED=$TMP/fleet MOETUNE_MODEL=tiny \
     MOETUNE_BATCH_SIZES=1,2,4,8 PATH="$(dirname "$MT"):$PATH" expect_exit 0 "$TMP/fl$i" bash "$FLEET"
 done
-MOETUNE_SHARED=$TMP/fleet PATH="$(dirname "$MT"):$PATH" expect_exit 0 "$TMP/flm" bash "$FLEET" merge
+MOETUNE_SHARED=$TMP/fleet MOETUNE_PUBLISH="file://$TMP/fleet-bucket" PATH="$(dirname "$MT"):$PATH" \
+  expect_exit 0 "$TMP/flm" bash "$FLEET" merge
+ls "$TMP"/fleet-bucket/*/manifest.json >/dev/null 2>&1 || fail "the fleet's merge step did not publish"; ok
 python3 - "$TMP"/fleet/configs/*.moetune.json <<'PY' || fail "the fleet's merged configs lack batch sizes"
 import json, sys
 assert sorted(int(m) for m in json.load(open(sys.argv[1]))["configs"]) == [1, 2, 4, 8]

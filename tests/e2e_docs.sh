@@ -1,7 +1,7 @@
 # Each command's manual page in docs/ holds its --help text verbatim.
 . "$(dirname "$0")/lib.sh"
 DOCS=$(dirname "$0")/../docs
-for c in sweep devices show export import worker lookup replay compile daemon submit status cancel merge; do
+for c in sweep devices show export import worker lookup replay compile daemon submit status cancel merge publish pull; do
   "$MT" "$c" --help >"$TMP/help"
   python3 - "$TMP/help" "$DOCS/$c.md" <<'PY' || fail "docs/$c.md does not hold 'moetune $c --help' (regenerate it)"
 import sys

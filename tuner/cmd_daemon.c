@@ -28,6 +28,7 @@
 #include "cmds.h"
 #include "moetune/moetune.h"
 #include "device.h"
+#include "bucket.h"
 #include "jobs.h"
 #include "log.h"
 #include "util.h"
@@ -53,6 +54,9 @@ static const char usage[] =
     "  --max-attempts N   a job whose sweep fails N times is failed (default 3)\n"
     "  --max-failures N   a device whose sweeps fail N times in a row is taken out\n"
     "                     of service (default 3)\n"
+    "  --publish URL      after each job that ends done, publish the database's\n"
+    "                     configs there (moetune publish URL; credentials from the\n"
+    "                     environment, as for publish)\n"
     "Signals: SIGTERM or SIGINT stop the sweeps after their variant in flight\n"
     "(committed; the jobs go back to the queue) and exit 0; a second one kills\n"
     "them and exits at once; SIGHUP reopens the log.\n";
@@ -254,7 +258,7 @@ static int spawn(mt_db *db, const char *exe, const char *db_path, const char *sh
 }
 
 struct opts {
-    const char *db, *devices, *shard;
+    const char *db, *devices, *shard, *publish;
     int until_idle, max_attempts, max_failures;
     double poll;
 };
@@ -266,6 +270,36 @@ static int get_attempts(const mt_job *j, void *u)
     o->attempts = j->attempts;
     snprintf(o->status, sizeof o->status, "%s", j->status);
     return 1;
+}
+
+static const char *exe_path, *db_file;
+
+/* moetune publish URL --db DB, waited for: a job's results are in the
+ * bucket when the job reads done. A failure is the job's note, not its
+ * status: the results are safe in the database, and the next publish
+ * carries them. */
+static const char *publish(const struct opts *o, int64_t job)
+{
+    static char note[256];
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        if (nul >= 0) dup2(nul, 1);
+        if (logf) dup2(fileno(logf), 2);
+        execl(exe_path, "moetune", "publish", o->publish, "--db", db_file, (char *)NULL);
+        _exit(127);
+    }
+    int ws = 0;
+    while (pid > 0 && waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+    if (pid > 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+        mt_info("job %lld: published to %s", (long long)job, o->publish);
+        return "done; published";
+    }
+    snprintf(note, sizeof note, "done; publishing failed (exit %d): the daemon's log says why",
+             pid > 0 && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+    mt_err("job %lld: publishing to %s failed", (long long)job, o->publish);
+    return note;
 }
 
 /* What a sweep's exit means for its job and its device. */
@@ -280,7 +314,7 @@ static void reap(mt_db *db, slot *s, int wstatus, const struct opts *o, int stop
         mt_info("job %lld: cancelled; its sweep stopped (exit %d)", (long long)s->job, code);
         s->failures = 0;
     } else if (code == 0) {
-        mt_db_job_finish(db, s->job, "done", "done", 0);
+        mt_db_job_finish(db, s->job, "done", o->publish ? publish(o, s->job) : "done", 0);
         mt_info("job %lld: done on %s", (long long)s->job, s->dev);
         s->failures = 0;
     } else if (stopping && s->term_sent && (code == MT_EXIT_INTERRUPTED || code == 128 + SIGTERM || code == 128 + SIGKILL)) {
@@ -355,9 +389,10 @@ int cmd_daemon(int argc, char **argv)
                                        {"poll", required_argument, 0, 'p'},
                                        {"max-attempts", required_argument, 0, 'a'},
                                        {"max-failures", required_argument, 0, 'f'},
+                                       {"publish", required_argument, 0, 'P'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-    struct opts o = {NULL, NULL, NULL, 0, 3, 3, 1.0};
+    struct opts o = {NULL, NULL, NULL, NULL, 0, 3, 3, 1.0};
     int c, status, si, sn;
     int64_t v;
     optind = 1;
@@ -377,6 +412,17 @@ int cmd_daemon(int argc, char **argv)
             o.shard = optarg;
             break;
         case 'u': o.until_idle = 1; break;
+        case 'P': {
+            /* checked now, not after the first job */
+            mt_bucket *bk = NULL;
+            char err[1024];
+            int r = mt_bucket_open(&bk, optarg, NULL, err, sizeof err);
+            mt_bucket_close(bk);
+            if (r == MT_EPARSE) return mt_usage_error("daemon", "--publish: %s", err);
+            if (r != MT_OK) return mt_fail("daemon", "--publish: %s", err);
+            o.publish = optarg;
+            break;
+        }
         case 'p': {
             char *end;
             o.poll = strtod(optarg, &end);
@@ -432,6 +478,8 @@ int cmd_daemon(int argc, char **argv)
     if (mt_self_exe(exe, sizeof exe) != MT_OK) return mt_fail("daemon", "cannot find the moetune executable");
     if (open_log() != MT_OK) return mt_fail("daemon", "cannot open the log '%s': %s", log_path, strerror(errno));
     mt_log_set(daemon_log, NULL, log_level);
+    exe_path = exe;
+    db_file = path;
     mt_db *db = NULL;
     if ((status = mt_cli_open_db("daemon", path, &db)) != 0) return status;
     int lock_fd = -1;

@@ -20,6 +20,8 @@ mkdir -p "$SHARED"
 if [ "${1:-}" = merge ]; then
   moetune merge --db "$SHARED/all.db" "$SHARED"/shard-*.db
   moetune export --db "$SHARED/all.db" --out "$SHARED/configs"
+  # and to the shared bucket, when one is named (credentials from the environment)
+  if [ -n "${MOETUNE_PUBLISH:-}" ]; then moetune publish "$MOETUNE_PUBLISH" --db "$SHARED/all.db"; fi
   exit
 fi
 N=${SLURM_ARRAY_TASK_COUNT:?submit with sbatch --array}
