@@ -444,7 +444,26 @@ int mt_bucket_put(mt_bucket *b, const char *key, const void *data, size_t len, c
     char url[4096], what[512];
     key_url(b, key, url, sizeof url);
     snprintf(what, sizeof what, "PUT %s", key);
-    return request(b, "PUT", url, data, len, NULL, NULL, what, err, n);
+    struct hdrs h;
+    int rc = request(b, "PUT", url, data, len, NULL, &h, what, err, n);
+    if (rc != MT_OK || b->kind != B_S3) return rc;
+    /* S3's ETag of a single-part upload is the MD5 of what it stored: a
+     * body damaged on the way is caught here, not by the next reader */
+    const char *e = h.etag[0] == '"' ? h.etag + 1 : h.etag;
+    size_t el = strcspn(e, "\"");
+    if (el == 32) {
+        unsigned char md[16];
+        unsigned int ml = 0;
+        char hex[33];
+        EVP_Digest(data, len, md, &ml, EVP_md5(), NULL);
+        for (int i = 0; i < 16; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+        if (strncasecmp(e, hex, 32)) {
+            snprintf(err, n, "%s: the store's ETag %.32s is not the MD5 of what was sent (%s): the upload was damaged",
+                     what, e, hex);
+            return MT_EINTEGRITY;
+        }
+    }
+    return MT_OK;
 }
 
 int mt_bucket_get(mt_bucket *b, const char *key, char **data, size_t *len, char *etag, size_t etag_n, char *err,

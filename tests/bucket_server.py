@@ -10,6 +10,8 @@ Modes:
   deny     every request answers 403
   capture  every request's line, headers and body sha256 appended to --capture
            as a JSON line, then served as plain
+  stall    accepts, reads the request and never answers
+  badetag  answers a PUT with an ETag that is not the MD5 of the body
 usage: bucket_server.py --dir DIR --port-file FILE [--mode M] [--capture FILE]
 """
 import argparse, hashlib, http.server, json, os, socket, threading, urllib.parse
@@ -48,6 +50,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def misbehave(self):
+        if a.mode == "stall":
+            threading.Event().wait(3600)
+            return True
         if a.mode == "deny":
             self.answer(403, b'{"error": "denied"}')
             return True
@@ -101,7 +106,12 @@ class H(http.server.BaseHTTPRequestHandler):
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as f:
             f.write(body)
-        self.answer(201, b"")
+        # as S3 does: the ETag of a stored object is its MD5 (badetag: not)
+        md5 = hashlib.md5(body + (b"x" if a.mode == "badetag" else b"")).hexdigest()
+        self.send_response(200)
+        self.send_header("ETag", '"%s"' % md5)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def record(self, body):
         with lock, open(a.capture, "a") as f:

@@ -220,6 +220,31 @@ PY
 ok
 grep -q very-secret-key "$TMP/pc" "$TMP/pc.err" && fail "the secret was printed"; ok
 
+# bearer auth over HTTP, on a captured request
+: >"$TMP/capture.jsonl"
+MOETUNE_BUCKET_TOKEN=tok-123 expect_exit 0 "$TMP/pbt" "$MT" publish "http://127.0.0.1:$PORT/http" --db "$DB"
+python3 - "$TMP/capture.jsonl" <<'PY' || fail "bearer auth"
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+assert reqs and all({k.lower(): v for k, v in r["headers"].items()}.get("authorization") == "Bearer tok-123" for r in reqs)
+PY
+ok
+grep -q tok-123 "$TMP/pbt" "$TMP/pbt.err" && fail "the token was printed"; ok
+
+# --- S3 uploads are checked against the ETag the store answers
+mkdir -p "$TMP/be"
+start_server badetag "$TMP/be"
+AWS_ACCESS_KEY_ID=AKID AWS_SECRET_ACCESS_KEY=sk expect_exit 1 "$TMP/bet" "$MT" publish s3://bkt/pre --endpoint "http://127.0.0.1:$PORT" --db "$DB"
+expect_in "$TMP/bet" "is not the MD5 of what was sent"
+
+# --- a server that stalls: the stall timeout ends it
+mkdir -p "$TMP/st"
+start_server stall "$TMP/st"
+t0=$(date +%s)
+expect_exit 1 "$TMP/stl" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB" --stall-timeout 1 --retries 1
+[ $(( $(date +%s) - t0 )) -lt 20 ] || fail "the stall timeout did not cut the transfer"; ok
+expect_in "$TMP/stl" "(1 of 1)"
+
 # --- HTTP faults: 500 twice then 200; a dropped connection mid-upload; 403
 mkdir -p "$TMP/flaky" "$TMP/drop" "$TMP/deny"
 start_server flaky "$TMP/flaky"
