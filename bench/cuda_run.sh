@@ -84,6 +84,42 @@ sidebyside)
   done
   cp "$OUT/bayes.db" "$DB"
   ;;
+daemon2)
+  # issue 6 on a machine with two GPUs (nvidia-h200-x2): the daemon runs two
+  # jobs at once, one sweep per GPU; nvidia-smi is sampled every second to
+  # show both busy and which process ran where
+  log "moetune compile --device cuda:0"
+  "$MT" compile --device cuda:0 --quiet; echo "rc=$?"
+  DBD=$OUT/daemon.db
+  "$MT" submit --db "$DBD" --device cuda --model qwen3-30b-a3b --strategy bayes --budget ${BUDGET:-5%} --no-export
+  "$MT" submit --db "$DBD" --device cuda --model mixtral-8x7b --tp 8 --strategy bayes --budget ${BUDGET:-5%} --no-export
+  (while sleep 1; do
+     nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader | sed 's/^/gpu, /'
+     nvidia-smi --query-compute-apps=pid,gpu_bus_id,used_memory --format=csv,noheader | sed 's/^/app, /'
+   done) >"$OUT/smi.txt" 2>&1 &
+  smi=$!
+  /usr/bin/time -f "daemon wall %e s" "$MT" daemon --db "$DBD" --until-idle --log "$OUT/daemon.log"; echo "rc=$?"
+  kill $smi 2>/dev/null
+  cat "$OUT/daemon.log"
+  "$MT" status --db "$DBD"
+  python3 - "$DBD" "$OUT/smi.txt" <<'PY'
+import sqlite3, sys, collections
+c = sqlite3.connect(sys.argv[1])
+jobs = c.execute("select id, status, assigned_device, started_at, finished_at, done, total from jobs order by id").fetchall()
+for j in jobs: print("job %d %s on %s, %s .. %s, %d/%d variants" % j)
+a, b = jobs[0], jobs[1]
+print("the two jobs overlapped in time:", a[3] < b[4] and b[3] < a[4], "; on different GPUs:", a[2] != b[2])
+for r in c.execute("select s.id, s.command, count(m.id) from sweeps s left join measurements m on m.sweep_id = s.id group by s.id"):
+    print("sweep %d: %d measurements: %s" % (r[0], r[2], r[1]))
+busy = collections.defaultdict(set)
+for line in open(sys.argv[2]):
+    f = [x.strip() for x in line.split(",")]
+    if f[0] == "gpu" and len(f) >= 4 and f[3].split()[0].isdigit() and int(f[3].split()[0]) > 0: busy[f[1]].add(f[2])
+both = [t for t in busy if len(busy[t]) == 2]
+print("seconds sampled with both GPUs busy:", len(both), "of", len(busy), "with any busy")
+PY
+  cp "$DBD" "$DB"
+  ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
   log "cuda_runtime_check configs"

@@ -316,6 +316,20 @@ MT_KERNEL void fill_random(h16 *dst, long n, unsigned long long seed, float scal
     }
 }
 
+/* The first element whose exponent bits are all set (NaN or Inf: 0x7f80
+ * in bf16, 0x7c00 in fp16) into *first, which the host set to ~0: the
+ * output is checked where it is, and only the oracle's window is copied
+ * back. Each thread stops at its first hit, the smallest of its indices,
+ * so the minimum over threads is the first of all. */
+MT_KERNEL void find_nonfinite(const unsigned short *v, long n, unsigned short mask, unsigned long long *first)
+{
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        if ((v[i] & mask) == mask) {
+            atomicMin(first, (unsigned long long)i);
+            return;
+        }
+}
+
 /* The oracle on the device, for rows t0..t0+R-1, in double: one warp per
  * (row, slot, j) for the first GEMM, one warp per (row, k) for the second.
  * Plain and slow, but exact enough to judge any variant. */
