@@ -120,6 +120,12 @@ print("seconds sampled with both GPUs busy:", len(both), "of", len(busy), "with 
 PY
   cp "$DBD" "$DB"
   ;;
+attn)
+  # issue 9: the paged attention decode kernels against the double reference,
+  # then timed against the KV-read floor (bench/cuda_attn_check.c)
+  log "cuda_attn_check"
+  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} | tee "$OUT/attn.txt"; echo "rc=$?"
+  ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
   log "cuda_runtime_check configs"

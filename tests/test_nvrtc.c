@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "cuda_rt.h"
+#include "attn_launch.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
 #include "space.h"
@@ -105,6 +106,36 @@ int main(void)
     CHECK(compile(&bad, "sm_90a", &log) == MT_EPARSE, "BLOCK_SIZE_M=24 must not compile");
     CHECK(log && strstr(log, "MMA tiles"), "the log names the violated assertion: %.200s", log ? log : "(none)");
     free(log);
-    printf("compiled %d sampled variants\n", n);
+    /* the attention kernels: every head_dim and dtype, groups from MHA to a
+     * wide GQA, short and long partitions, few and many warps */
+    int heads[] = {64, 128, 256}, groups[] = {1, 8}, partitions[] = {16, 2048}, warps[] = {2, 8}, na = 0;
+    for (int h = 0; h < 3; h++)
+        for (int g = 0; g < 2; g++)
+            for (int pi = 0; pi < 2; pi++) {
+                mt_cuda_attn_cfg ac = {heads[h], 16, groups[g], (h + g) & 1, partitions[pi], warps[(h + pi) & 1]};
+                char d[MT_CUDA_ATTN_NOPTS][48];
+                const char *o[MT_CUDA_ATTN_NOPTS];
+                mt_cuda_attn_options(&ac, d, o);
+                log = NULL;
+                bin = NULL;
+                rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, &log, err, sizeof err);
+                CHECK(rc == MT_OK && len > 0, "attention head_dim %d group %d partition %d: %s %.300s", ac.head_dim,
+                      ac.group, ac.partition, err, log ? log : "");
+                free(bin);
+                free(log);
+                na++;
+            }
+    /* a partition that is not whole pages is refused by the source itself */
+    mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4};
+    char d[MT_CUDA_ATTN_NOPTS][48];
+    const char *o[MT_CUDA_ATTN_NOPTS];
+    mt_cuda_attn_options(&bad_a, d, o);
+    log = NULL;
+    bin = NULL;
+    rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, &log, err, sizeof err);
+    CHECK(rc == MT_EPARSE && log && strstr(log, "whole pages"), "partition 24 of pages of 16 must not compile");
+    free(bin);
+    free(log);
+    printf("compiled %d sampled variants and %d attention variants\n", n, na);
     return check_report("test_nvrtc");
 }

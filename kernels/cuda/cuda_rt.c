@@ -519,6 +519,15 @@ int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsig
     return MT_OK;
 }
 
+int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block, unsigned smem,
+                       void **args)
+{
+    CU(c, c->cuLaunchKernel((CUfunction)fn, grid[0], grid[1], grid[2], block, 1, 1, smem,
+                            stream ? (CUstream)stream : c->stream, args, NULL),
+       "launch");
+    return MT_OK;
+}
+
 int mt_cuda_capture_begin(mt_cuda *c)
 {
     CU(c, c->cuStreamBeginCapture_v2(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "begin capture");

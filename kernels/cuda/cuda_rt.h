@@ -24,6 +24,8 @@ typedef struct mt_cuda_source {
 
 /* moetune's fused-MoE kernels (kernels/cuda/moe.cu and kernels/gpu/). */
 const mt_cuda_source *mt_cuda_moe_source(void);
+/* The paged attention decode kernels (kernels/cuda/attn.cu). */
+const mt_cuda_source *mt_cuda_attn_source(void);
 typedef unsigned long long mt_dptr;
 typedef struct mt_cuda_module mt_cuda_module;
 typedef void *mt_cufn;
@@ -89,6 +91,9 @@ int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);
 int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
 /* The same on a caller's CUstream (NULL: the handle's own). */
 int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
+/* A 3-D grid. */
+int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block, unsigned smem,
+                       void **args);
 
 /* Capture what is launched between begin and end into a graph. */
 int mt_cuda_capture_begin(mt_cuda *c);

@@ -13,11 +13,13 @@
 #define MT_WARP_SIZE 64
 /* HIP's shuffles take no mask: a wavefront always runs converged here */
 #define mt_shfl_down(v, o) __shfl_down((v), (o))
+#define mt_shfl_xor(v, m) __shfl_xor((v), (m))
 #define mt_cvta_shared(p) ((unsigned)(size_t)(p))
 #else
 #define MT_HIP 0
 #define MT_WARP_SIZE 32
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
+#define mt_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
 #define mt_cvta_shared(p) ((unsigned)__cvta_generic_to_shared(p))
 #endif
 

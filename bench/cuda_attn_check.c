@@ -1,0 +1,168 @@
+/* The CUDA paged attention decode on a GPU: every variant of a small grid
+ * checked against the double reference (kernels/cpu/attn.c) on batches with
+ * odd and unequal context lengths and scattered pages, then timed with the
+ * KV cache read once against the device's copy bandwidth (the floor).
+ *
+ * usage: cuda_attn_check [--quick]
+ * Prints one line per (shape, batch, context, variant) and, last, the best
+ * variant per row with its fraction of the floor. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+#include "attn_launch.h"
+#include "cuda_rt.h"
+#include "moetune/moetune.h"
+
+static mt_cuda *c;
+
+struct timed { const mt_cuda_attn *v; const mt_cuda_attn_args *a; };
+static int run(mt_cuda *cc, void *arg)
+{
+    struct timed *t = arg;
+    return mt_cuda_attn_enqueue(cc, t->v, t->a, NULL);
+}
+
+struct copy { mt_dptr a, d; size_t n; };
+static int copy_once(mt_cuda *cc, void *arg)
+{
+    struct copy *p = arg;
+    return mt_cuda_d2d_async(cc, p->d, p->a, p->n);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    char err[512];
+    if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    /* the floor's bandwidth: a 1 GiB device copy, best of 5 */
+    struct copy cp = {0, 0, (size_t)1 << 30};
+    float best_ms = 1e30f, ms;
+    if (mt_cuda_alloc(c, cp.n, &cp.a) || mt_cuda_alloc(c, cp.n, &cp.d)) return fprintf(stderr, "alloc\n"), 1;
+    for (int i = 0; i < 6; i++)
+        if (mt_cuda_time(c, copy_once, &cp, &ms) == MT_OK && i && ms < best_ms) best_ms = ms;
+    double bw = 2.0 * (double)cp.n / (best_ms * 1e-3);
+    mt_cuda_free(c, cp.a);
+    mt_cuda_free(c, cp.d);
+    printf("copy bandwidth %.0f GB/s\n", bw / 1e9);
+
+    struct { int H, Hkv, D, ps; } shapes[] = {{32, 8, 128, 16}, {64, 8, 128, 16}, {32, 32, 128, 16}, {16, 16, 64, 32},
+                                              {8, 1, 256, 16}};
+    int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {256, 512, 1024, 2048}, warps[] = {4, 8};
+    int failed = 0, checked = 0;
+    char summary[64][200];
+    int ns = 0;
+    for (int si = 0; si < (quick ? 2 : 5); si++)
+        for (int dt = 0; dt < 2; dt++)
+            for (int bi = 0; bi < 3; bi++)
+                for (int ci = 0; ci < 3; ci++) {
+                    int H = shapes[si].H, Hkv = shapes[si].Hkv, D = shapes[si].D, ps = shapes[si].ps, B = batches[bi];
+                    int ctx = contexts[ci], dtype = dt ? MT_DTYPE_FP16 : MT_DTYPE_BF16;
+                    if (dt && (bi || ci != 1)) continue; /* fp16: one row per shape */
+                    /* unequal lengths: ctx, ctx - 37, ctx - 74, ... (at least 1) */
+                    int32_t *lens = malloc((size_t)B * sizeof *lens);
+                    int64_t maxp = (ctx + ps - 1) / ps, pages = 0, kv_tokens = 0;
+                    for (int b = 0; b < B; b++) {
+                        lens[b] = ctx - 37 * b > 1 ? ctx - 37 * b : 1;
+                        pages += (lens[b] + ps - 1) / ps;
+                        kv_tokens += lens[b];
+                    }
+                    pages += 1;
+                    int32_t *bt = calloc((size_t)(B * maxp), sizeof *bt), *perm = malloc((size_t)pages * sizeof *perm);
+                    mt_rng r = {(uint64_t)(si * 1000 + bi * 10 + ci + 1)};
+                    for (int64_t i = 0; i < pages; i++) perm[i] = (int32_t)i;
+                    for (int64_t i = pages - 1; i > 0; i--) {
+                        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1)), t = perm[i];
+                        perm[i] = perm[j];
+                        perm[j] = (int32_t)t;
+                    }
+                    int64_t used = 0;
+                    for (int b = 0; b < B; b++)
+                        for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = perm[used++];
+                    size_t qn = (size_t)B * H * D, kvn = (size_t)pages * ps * Hkv * D;
+                    uint16_t *q = malloc(qn * 2), *k = malloc(kvn * 2), *v = malloc(kvn * 2), *out = malloc(qn * 2);
+                    for (size_t i = 0; i < qn; i++) mt_store_elem(q, dtype, i, mt_rng_uniform(&r));
+                    for (size_t i = 0; i < kvn; i++) {
+                        mt_store_elem(k, dtype, i, mt_rng_uniform(&r));
+                        mt_store_elem(v, dtype, i, mt_rng_uniform(&r));
+                    }
+                    /* the reference for the rows small enough to compute in double */
+                    double *ref = NULL;
+                    mt_attn_shape sh = {H, Hkv, D, ps, dtype};
+                    mt_attn_batch hb = {B, maxp, pages, q, k, v, bt, lens, 0};
+                    if ((int64_t)B * ctx <= 8 * 2048) {
+                        ref = malloc(qn * sizeof *ref);
+                        mt_attn_reference(&sh, &hb, ref);
+                    }
+                    mt_cuda_attn_args a = {0, 0, 0, 0, 0, 0, 0, B, H, Hkv, (int)maxp, ctx, 0};
+                    if (mt_cuda_alloc(c, qn * 2, &a.q) || mt_cuda_alloc(c, kvn * 2, &a.k_cache) ||
+                        mt_cuda_alloc(c, kvn * 2, &a.v_cache) || mt_cuda_alloc(c, (size_t)(B * maxp) * 4, &a.block_table) ||
+                        mt_cuda_alloc(c, (size_t)B * 4, &a.context_lens) || mt_cuda_alloc(c, qn * 2, &a.out) ||
+                        mt_cuda_h2d(c, a.q, q, qn * 2) || mt_cuda_h2d(c, a.k_cache, k, kvn * 2) ||
+                        mt_cuda_h2d(c, a.v_cache, v, kvn * 2) || mt_cuda_h2d(c, a.block_table, bt, (size_t)(B * maxp) * 4) ||
+                        mt_cuda_h2d(c, a.context_lens, lens, (size_t)B * 4))
+                        return fprintf(stderr, "alloc/copy: %s\n", mt_cuda_errmsg(c)), 1;
+                    /* K and V of the tokens in use, read once */
+                    double floor_us = (double)kv_tokens * Hkv * D * 2 * 2 / bw * 1e6;
+                    double best = 1e30;
+                    char best_cfg[64] = "";
+                    for (int pi = 0; pi < 4; pi++)
+                        for (int wi = 0; wi < 2; wi++) {
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi]};
+                            mt_cuda_attn var;
+                            char why[256];
+                            if (mt_cuda_attn_build(c, &cfg, NULL, &var, why, sizeof why) != MT_OK) {
+                                printf("  H=%d Hkv=%d D=%d partition %d warps %d: %s\n", H, Hkv, D, cfg.partition,
+                                       cfg.warps, why);
+                                continue;
+                            }
+                            size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
+                            if (mt_cuda_alloc(c, wsz, &a.workspace)) return fprintf(stderr, "alloc ws\n"), 1;
+                            mt_cuda_memset_async(c, a.out, 0xff, qn * 2);
+                            int rc = mt_cuda_attn_enqueue(c, &var, &a, NULL);
+                            if (rc == MT_OK) rc = mt_cuda_sync(c);
+                            double worst = 0, scale = 0;
+                            if (rc == MT_OK && ref) {
+                                mt_cuda_d2h(c, out, a.out, qn * 2);
+                                for (size_t i = 0; i < qn; i++) {
+                                    double e = fabs((double)mt_load_elem(out, dtype, i) - ref[i]);
+                                    if (!(e <= worst)) worst = e;
+                                    if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+                                }
+                                checked++;
+                                if (!(worst <= (dt ? 2e-3 : 1e-2) * scale)) failed++;
+                            }
+                            float t = 1e30f, tm;
+                            struct timed td = {&var, &a};
+                            for (int rep = 0; rc == MT_OK && rep < 20; rep++)
+                                if (mt_cuda_time(c, run, &td, &tm) == MT_OK && tm < t) t = tm;
+                            double us = t * 1e3;
+                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d: %s%s %.1f us, %.2f of "
+                                   "floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
+                                   rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
+                                   us, floor_us / us, ref ? "" : "");
+                            if (rc == MT_OK && us < best) {
+                                best = us;
+                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d", cfg.partition, cfg.warps);
+                            }
+                            mt_cuda_free(c, a.workspace);
+                            mt_cuda_attn_release(c, &var);
+                        }
+                    if (ns < 64)
+                        snprintf(summary[ns++], sizeof summary[0], "| %d/%d/%d/%d | %s | %d | %d | %.1f | %.1f | %.2f | %s |",
+                                 H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, best, floor_us, floor_us / best, best_cfg);
+                    mt_dptr bufs[] = {a.q, a.k_cache, a.v_cache, a.block_table, a.context_lens, a.out};
+                    for (int i = 0; i < 6; i++) mt_cuda_free(c, bufs[i]);
+                    free(q), free(k), free(v), free(out), free(ref), free(bt), free(perm), free(lens);
+                }
+    printf("\n%d variants checked against the reference, %d wrong\n\n", checked, failed);
+    printf("| H/Hkv/D/page | dtype | B | ctx | best us | floor us | floor/t | variant |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int i = 0; i < ns; i++) printf("%s\n", summary[i]);
+    mt_cuda_close(c);
+    return failed ? 1 : 0;
+}

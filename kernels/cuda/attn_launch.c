@@ -1,0 +1,96 @@
+/* Building and enqueuing the CUDA paged attention decode (attn_launch.h). */
+#include "attn_launch.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moetune/moetune.h"
+
+unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
+{
+    return (unsigned)(sizeof(float) * (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group));
+}
+
+int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
+{
+    snprintf(d[0], 48, "-DHEAD_DIM=%d", c->head_dim);
+    snprintf(d[1], 48, "-DPAGE_SIZE=%d", c->page_size);
+    snprintf(d[2], 48, "-DGROUP=%d", c->group);
+    snprintf(d[3], 48, "-DPARTITION=%d", c->partition);
+    snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
+    snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
+    for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
+    return MT_OK;
+}
+
+int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cache_dir, mt_cuda_attn *v, char *why,
+                       size_t n)
+{
+    memset(v, 0, sizeof *v);
+    v->cfg = *cfg;
+    if (cfg->head_dim < 32 || cfg->head_dim > 256 || cfg->head_dim % 32 || cfg->page_size < 1 || cfg->group < 1 ||
+        cfg->group > 64 || cfg->partition < cfg->page_size || cfg->partition % cfg->page_size || cfg->warps < 1 ||
+        cfg->warps > 32) {
+        snprintf(why, n, "head_dim %d (32..256 by 32), page %d, group %d, partition %d (whole pages), warps %d (1..32)",
+                 cfg->head_dim, cfg->page_size, cfg->group, cfg->partition, cfg->warps);
+        return MT_EINVAL;
+    }
+    char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
+    const char *opts[MT_CUDA_ATTN_NOPTS];
+    mt_cuda_attn_options(cfg, d, opts);
+    int rc = mt_cuda_build(c, mt_cuda_attn_source(), opts, MT_CUDA_ATTN_NOPTS, cache_dir, &v->mod, &log);
+    if (rc != MT_OK) {
+        snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
+        free(log);
+        return rc;
+    }
+    if ((rc = mt_cuda_function(c, v->mod, "attn_partial", &v->partial, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "attn_reduce", &v->reduce, NULL)) != MT_OK) {
+        snprintf(why, n, "%s", mt_cuda_errmsg(c));
+        mt_cuda_attn_release(c, v);
+        return rc;
+    }
+    v->smem = mt_cuda_attn_smem(cfg);
+    if ((int)v->smem > mt_cuda_get_props(c)->smem_optin) {
+        snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d)", v->smem, mt_cuda_get_props(c)->smem_optin);
+        mt_cuda_attn_release(c, v);
+        return MT_EUNSUPPORTED;
+    }
+    if ((rc = mt_cuda_set_smem(c, v->partial, (int)v->smem)) != MT_OK) {
+        snprintf(why, n, "%s", mt_cuda_errmsg(c));
+        mt_cuda_attn_release(c, v);
+        return rc;
+    }
+    return MT_OK;
+}
+
+void mt_cuda_attn_release(mt_cuda *c, mt_cuda_attn *v)
+{
+    if (v->mod) mt_cuda_module_free(c, v->mod);
+    memset(v, 0, sizeof *v);
+}
+
+static int parts(const mt_cuda_attn *v, int max_context) { return (max_context + v->cfg.partition - 1) / v->cfg.partition; }
+
+size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context)
+{
+    return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2);
+}
+
+int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream)
+{
+    if (a->num_heads != a->num_kv_heads * v->cfg.group || a->B < 1 || a->max_context < 1) return MT_EINVAL;
+    int P = parts(v, a->max_context), Hkv = a->num_kv_heads, max_pages = a->max_pages;
+    float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
+    void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
+                  (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P};
+    void *ar[] = {(void *)&a->workspace, (void *)&a->context_lens, &P, (void *)&a->out};
+    /* grid (partitions, KV heads, sequences) and (heads, sequences): the
+     * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
+    unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
+    int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
+    if (rc == MT_OK) rc = mt_cuda_launch3_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* One compiled variant of the CUDA paged attention decode and how to
+ * enqueue it (kernels/cuda/attn.cu): shared by the bench and the runtime. */
+#ifndef MT_ATTN_LAUNCH_H
+#define MT_ATTN_LAUNCH_H
+
+#include <stddef.h>
+
+#include "cuda_rt.h"
+
+/* The shape part is compiled in: head_dim (32..256, a multiple of 32),
+ * page_size, group = num_heads / num_kv_heads. The tunables: partition
+ * (tokens per block, a multiple of page_size) and warps. */
+typedef struct mt_cuda_attn_cfg {
+    int head_dim, page_size, group, fp16;
+    int partition, warps;
+} mt_cuda_attn_cfg;
+
+typedef struct mt_cuda_attn {
+    mt_cuda_module *mod;
+    mt_cufn partial, reduce;
+    mt_cuda_attn_cfg cfg;
+    unsigned smem;
+} mt_cuda_attn;
+
+#define MT_CUDA_ATTN_NOPTS 6
+int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
+/* Dynamic shared memory of the partial kernel. */
+unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c);
+/* MT_EINVAL: a cfg the kernel cannot take; MT_EPARSE: it did not compile;
+ * MT_EUNSUPPORTED: it cannot launch here (shared memory); why says which. */
+int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cache_dir, mt_cuda_attn *v, char *why,
+                       size_t n);
+void mt_cuda_attn_release(mt_cuda *c, mt_cuda_attn *v);
+
+typedef struct mt_cuda_attn_args {
+    mt_dptr q, k_cache, v_cache, block_table, context_lens, out, workspace;
+    int B, num_heads, num_kv_heads, max_pages, max_context;
+    float scale; /* 0: 1/sqrt(head_dim) */
+} mt_cuda_attn_args;
+
+size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context);
+int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream);
+
+#endif
