@@ -3,7 +3,9 @@
  * odd and unequal context lengths and scattered pages, then timed with the
  * KV cache read once against the device's copy bandwidth (the floor).
  *
- * usage: cuda_attn_check [--quick]
+ * usage: cuda_attn_check [--quick] [--equal]
+ * --equal: every sequence of a batch has the full context, as
+ * bench/attn_sdpa.py gives torch's scaled_dot_product_attention
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
 #include <math.h>
@@ -34,7 +36,12 @@ static int copy_once(mt_cuda *cc, void *arg)
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int quick = 0, equal = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--equal")) equal = 1;
+        else return fprintf(stderr, "usage: %s [--quick] [--equal]\n", argv[0]), 2;
+    }
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
         fprintf(stderr, "%s\n", err);
@@ -68,7 +75,7 @@ int main(int argc, char **argv)
                     int32_t *lens = malloc((size_t)B * sizeof *lens);
                     int64_t maxp = (ctx + ps - 1) / ps, pages = 0, kv_tokens = 0;
                     for (int b = 0; b < B; b++) {
-                        lens[b] = ctx - 37 * b > 1 ? ctx - 37 * b : 1;
+                        lens[b] = equal ? ctx : ctx - 37 * b > 1 ? ctx - 37 * b : 1;
                         pages += (lens[b] + ps - 1) / ps;
                         kv_tokens += lens[b];
                     }

@@ -125,6 +125,10 @@ attn)
   # then timed against the KV-read floor (bench/cuda_attn_check.c)
   log "cuda_attn_check"
   "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} | tee "$OUT/attn.txt"; echo "rc=$?"
+  # the same rows with equal lengths, against torch's SDPA (issue 9's target)
+  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
+  python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
+  tail -n 40 "$OUT/attn_equal.txt"
   ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs

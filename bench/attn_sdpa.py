@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""torch's scaled_dot_product_attention on the decode shapes of
+bench/cuda_attn_check.c (--equal: every sequence at the full context), for
+issue 9's comparison. q [B, H, 1, D]; K and V dense [B, Hkv, ctx, D] (SDPA
+has no paged cache: the copy into that layout is not timed); grouped-query
+attention through enable_gqa where torch has it, else K and V repeated to
+H heads beforehand (not timed either). Best of 20 CUDA-event timings, with
+the KV bytes over the copy bandwidth as the floor.
+usage: bench/attn_sdpa.py [--quick]"""
+import sys
+import torch
+import torch.nn.functional as F
+
+quick = "--quick" in sys.argv
+dev = torch.device("cuda")
+x = torch.empty(1 << 29, dtype=torch.float16, device=dev)
+y = torch.empty_like(x)
+best = 1e30
+for i in range(6):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record(); y.copy_(x); e.record(); torch.cuda.synchronize()
+    if i: best = min(best, s.elapsed_time(e))
+bw = 2 * x.numel() * 2 / (best * 1e-3)
+del x, y
+print(f"copy bandwidth {bw / 1e9:.0f} GB/s, torch {torch.__version__}")
+shapes = [(32, 8, 128, 16), (64, 8, 128, 16), (32, 32, 128, 16), (16, 16, 64, 32), (8, 1, 256, 16)][: 2 if quick else 5]
+print("| H/Hkv/D/page | dtype | B | ctx | SDPA us | floor us | floor/t |\n| --- | --- | --- | --- | --- | --- | --- |")
+for H, Hkv, D, ps in shapes:
+    for dt in (torch.bfloat16, torch.float16):
+        for B in (1, 8, 32):
+            for ctx in (511, 2048, 8192):
+                if dt == torch.float16 and (B != 1 or ctx != 2048):
+                    continue
+                q = torch.rand(B, H, 1, D, dtype=dt, device=dev) * 2 - 1
+                k = torch.rand(B, Hkv, ctx, D, dtype=dt, device=dev) * 2 - 1
+                v = torch.rand(B, Hkv, ctx, D, dtype=dt, device=dev) * 2 - 1
+                try:
+                    run = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+                    run()
+                except TypeError:  # torch before 2.5: repeat the KV heads
+                    kr, vr = k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1)
+                    run = lambda: F.scaled_dot_product_attention(q, kr, vr)
+                t = 1e30
+                for _ in range(20):
+                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    s.record(); run(); e.record(); torch.cuda.synchronize()
+                    t = min(t, s.elapsed_time(e))
+                us = t * 1e3
+                floor = B * ctx * Hkv * D * 2 * 2 / bw * 1e6
+                name = "bf16" if dt == torch.bfloat16 else "fp16"
+                print(f"| {H}/{Hkv}/{D}/{ps} | {name} | {B} | {ctx} | {us:.1f} | {floor:.1f} | {floor / us:.2f} |")
+                del q, k, v
