@@ -178,6 +178,10 @@ for d, m in ms.items():
         assert os.path.getsize(os.path.join(sys.argv[1], e["name"])) == e["size"]
 PY
 ok
+# a bucket that is not there: S3's 404, said as such, not retried
+expect_exit 1 "$TMP/nb" "$MT" publish s3://no-such-bucket/fleet --endpoint "http://127.0.0.1:$SPORT" --db "$DB"
+expect_in "$TMP/nb" "HTTP 404: not there (no such bucket, prefix or object)"
+grep -q "trying again" "$TMP/nb.err" && fail "a 404 was retried"; ok
 # with the endpoint and region from the environment, and the credentials
 # from a file that must be private
 CRED=$TMP/aws-credentials
