@@ -107,6 +107,18 @@ set +e; wait $dpid; rc=$?; set -e
 kept=$(rows "$D")
 [ "$kept" -ge 3 ] || fail "committed rows kept"; ok
 grep -q "stopping: 1 sweep(s) finish their variant in flight" "$TMP/d.log" || fail "the log says how it stops"; ok
+# two signals in a row: the second does not wait for anything; the job
+# goes back to the queue all the same
+"$MT" daemon --db "$D" --devices cpu --poll 0.1 >"$TMP/d3.out" 2>&1 &
+dpid=$!
+n0=$(rows "$D")
+wait_for 60 has_rows "$D" $((n0 + 1)) || fail "the daemon measured nothing"
+kill -TERM $dpid; kill -TERM $dpid
+t0=$(date +%s)
+set +e; wait $dpid; rc=$?; set -e
+[ $rc = 0 ] && [ $(( $(date +%s) - t0 )) -lt 10 ] || fail "two signals: exit $rc after $(( $(date +%s) - t0 )) s"; ok
+[ "$(job_status "$D" 1)" = queued ] || { cat "$TMP/d3.out"; fail "after two signals the job is queued again"; }; ok
+kept=$(rows "$D")
 # again, and cancel the running job: its sweep stops, the next job runs
 "$MT" daemon --db "$D" --devices cpu --poll 0.1 --until-idle >"$TMP/d2.out" 2>&1 &
 dpid=$!
