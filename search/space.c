@@ -1,5 +1,7 @@
 #include "space.h"
 
+#include "attn_launch.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +64,98 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
     t->values[t->nvalues++] = max_threads < 1 ? 1 : max_threads;
     sp->valid = cpu_valid;
     sp->default_config = cpu_default;
+}
+
+/* ---- paged attention decode ---- */
+enum { A_PART, A_PPI, A_THREADS };
+enum { AC_PART, AC_WARPS };
+
+static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int64_t part = c->v[A_PART], ppi = c->v[A_PPI], th = c->v[A_THREADS], ps = x->topk > 0 ? x->topk : 1;
+    int64_t ctx = x->ctx > 0 ? x->ctx : 1;
+    if (part % ps) return snprintf(why, n, "partition %lld is not whole pages of %lld", (long long)part, (long long)ps), 0;
+    if (part && part >= ctx) return snprintf(why, n, "partition %lld covers the context: as partition 0", (long long)part), 0;
+    int64_t span = part ? part : ctx, step = ppi * ps;
+    /* a step past the span is the step that just covers it */
+    if (ppi > 1 && (ppi / 2) * ps >= span) return snprintf(why, n, "a step of %lld pages exceeds the span", (long long)ppi), 0;
+    if (th > x->max_threads) return snprintf(why, n, "%lld threads on %d", (long long)th, x->max_threads), 0;
+    int64_t items = (x->M > 0 ? x->M : 1) * (x->N > 0 ? x->N : 1) * ((ctx + span - 1) / span);
+    if (th > 1 && th / 2 >= items) return snprintf(why, n, "%lld threads for %lld work items", (long long)th, (long long)items), 0;
+    (void)step;
+    return 1;
+}
+
+static void attn_cpu_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t ps = x->topk > 0 ? x->topk : 1;
+    int64_t part = (512 / ps) * ps;
+    out->v[A_PART] = part > 0 && part < x->ctx ? (int)part : 0;
+    out->v[A_PPI] = 1;
+    /* the largest declared thread count the work can use */
+    const mt_param_def *t = &sp->params[A_THREADS];
+    for (int i = t->nvalues - 1; i >= 0; i--) {
+        out->v[A_THREADS] = t->values[i];
+        char why[128];
+        if (attn_cpu_valid(sp, out, x, why, sizeof why)) return;
+    }
+}
+
+void mt_space_cpu_attn(mt_space *sp, int max_threads)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "cpu";
+    sp->nparams = 3;
+    sp->params[A_PART] = (mt_param_def){"partition", 8, {0, 64, 128, 256, 512, 1024, 2048, 4096}};
+    sp->params[A_PPI] = (mt_param_def){"pages_per_iter", 5, {1, 2, 4, 8, 16}};
+    mt_param_def *t = &sp->params[A_THREADS];
+    t->name = "threads";
+    for (int v = 1; v < max_threads && t->nvalues < MT_SPACE_MAX_VALUES - 1; v <<= 1) t->values[t->nvalues++] = v;
+    t->values[t->nvalues++] = max_threads < 1 ? 1 : max_threads;
+    sp->valid = attn_cpu_valid;
+    sp->default_config = attn_cpu_default;
+}
+
+static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int64_t part = c->v[AC_PART], w = c->v[AC_WARPS], ps = x->topk > 0 ? x->topk : 1, ctx = x->ctx > 0 ? x->ctx : 1;
+    int64_t group = x->N > 0 && x->E % x->N == 0 ? x->E / x->N : 1, d = x->K;
+    int limit = x->smem_limit > 0 ? x->smem_limit : 227 * 1024;
+    if (part < ps || part % ps) return snprintf(why, n, "partition %lld is not whole pages of %lld", (long long)part, (long long)ps), 0;
+    /* every partition at least the context runs as the smallest such (the
+     * declared values double, so the next smaller one is part / 2) */
+    if (part > 64 && part / 2 >= ctx && part / 2 >= ps && (part / 2) % ps == 0)
+        return snprintf(why, n, "partition %lld: %lld already covers the context", (long long)part, (long long)(part / 2)), 0;
+    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w};
+    unsigned smem = mt_cuda_attn_smem(&cfg);
+    if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
+    return 1;
+}
+
+static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp;
+    memset(out, 0, sizeof *out);
+    int64_t ps = x->topk > 0 ? x->topk : 1, part = 512;
+    while (part % ps) part += 64;
+    /* the default's partition may not exceed what covers the context */
+    while (part > 64 && part / 2 >= x->ctx && part / 2 >= ps && (part / 2) % ps == 0) part /= 2;
+    out->v[AC_PART] = (int)part;
+    out->v[AC_WARPS] = 4;
+}
+
+void mt_space_cuda_attn(mt_space *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "cuda";
+    sp->nparams = 2;
+    sp->params[AC_PART] = (mt_param_def){"partition", 7, {64, 128, 256, 512, 1024, 2048, 4096}};
+    sp->params[AC_WARPS] = (mt_param_def){"num_warps", 4, {2, 4, 8, 16}};
+    sp->valid = attn_cuda_valid;
+    sp->default_config = attn_cuda_default;
 }
 
 /* ---- vLLM's Triton parameters ---- */

@@ -23,6 +23,9 @@ typedef struct mt_space_ctx {
     int64_t E, N, K, topk, M;
     int max_threads; /* CPU: hardware threads */
     int smem_limit;  /* GPU: shared memory a block may opt in to (0: 227 KiB, Hopper's) */
+    /* attention decode: E = num_heads, N = num_kv_heads, K = head_dim,
+     * topk = page_size, M = batch size, and ctx the context length */
+    int64_t ctx;
 } mt_space_ctx;
 
 typedef struct mt_config {
@@ -48,6 +51,14 @@ void mt_space_vllm_moe(mt_space *sp, int rocm);
  * NUM_SM, the CTA count of the persistent grid (0: one CTA per tile; the
  * device's SM count; twice that). The default is vLLM's with NUM_SM 0. */
 void mt_space_cuda_moe(mt_space *sp, int sms);
+
+/* Paged attention decode (kernels/cpu/attn.h, kernels/cuda/attn.cu), the
+ * ctx fields as mt_space_ctx says. CPU: partition (tokens per split, 0: none),
+ * pages_per_iter, threads. CUDA: partition and num_warps. Points that would
+ * run exactly as another (a partition as long as the context, a step longer
+ * than the partition, more threads than work items) are pruned. */
+void mt_space_cpu_attn(mt_space *sp, int max_threads);
+void mt_space_cuda_attn(mt_space *sp);
 
 #include "moe_launch.h" /* mt_cuda_warps_m, mt_cuda_smem_bytes: the kernel's own rules */
 

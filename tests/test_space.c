@@ -4,6 +4,8 @@
 
 #include "check.h"
 #include "moetune/moetune.h"
+#include "attn.h"
+#include "attn_launch.h"
 #include "space.h"
 
 static void test_cpu_space(void)
@@ -14,7 +16,7 @@ static void test_cpu_space(void)
     CHECK(sp.params[3].nvalues == 2 && sp.params[3].values[1] == 2, "threads 1 and 2");
     int64_t ms[] = {1, 2, 7, 64, 4096};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2, 0};
+        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2, 0, 0};
         mt_config *pts, def;
         char why[128];
         int n = mt_space_enumerate(&sp, &ctx, &pts);
@@ -63,7 +65,7 @@ static void test_vllm_space(void)
         {96, 8, 32, 128, 64, 1, 4, 3},  {256, 8, 64, 128, 64, 1, 8, 3}, {1024, 8, 128, 128, 64, 1, 8, 3},
         {4096, 8, 128, 128, 64, 16, 8, 3}, {4096, 128, 128, 128, 64, 1, 8, 3}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1, 0};
+        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1, 0, 0};
         mt_config d;
         sp.default_config(&sp, &ctx, &d);
         CHECK(d.v[0] == cases[i].bm && d.v[1] == cases[i].bn && d.v[2] == cases[i].bk && d.v[3] == cases[i].g &&
@@ -72,7 +74,7 @@ static void test_vllm_space(void)
               d.v[2], d.v[3], d.v[4], d.v[5]);
     }
     mt_space_vllm_moe(&sp, 1);
-    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1, 0};
+    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1, 0, 0};
     mt_config d;
     sp.default_config(&sp, &ctx, &d);
     CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
@@ -88,14 +90,14 @@ static void test_vllm_default_valid(void)
     int64_t ms[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096};
     for (size_t s = 0; s < 4; s++)
         for (size_t i = 0; i < 18; i++) {
-            mt_space_ctx ctx = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ms[i], 1, 227 * 1024};
+            mt_space_ctx ctx = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ms[i], 1, 227 * 1024, 0};
             mt_config d;
             char why[128] = "";
             sp.default_config(&sp, &ctx, &d);
             CHECK(sp.valid(&sp, &d, &ctx, why, sizeof why), "E=%lld M=%lld: vLLM's default is invalid: %s",
                   (long long)shapes[s][0], (long long)ms[i], why);
         }
-    mt_space_ctx big = {8, 7168, 4096, 2, 4096, 1, 227 * 1024};
+    mt_space_ctx big = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0};
     mt_config *pts;
     int n = mt_space_enumerate(&sp, &big, &pts);
     CHECK(n > 300 && n < 1920, "the constraints keep %d of 1,920 points", n);
@@ -119,8 +121,68 @@ static void test_vllm_default_valid(void)
     CHECK(mt_cuda_warps_m(16, 16, 8) == 0, "16x16 cannot feed 8 warps");
 }
 
+/* Attention: every CPU point is one the kernel takes, none runs as another,
+ * the defaults are valid; the CUDA points fit in shared memory and only one
+ * partition covers a short context. */
+static void test_attn_spaces(void)
+{
+    mt_space sp;
+    mt_space_cpu_attn(&sp, 2);
+    int64_t ctxs[] = {1, 100, 2048, 9000}, bs[] = {1, 32};
+    for (int ci = 0; ci < 4; ci++)
+        for (int bi = 0; bi < 2; bi++) {
+            mt_space_ctx x = {32, 8, 128, 16, bs[bi], 2, 0, ctxs[ci]};
+            mt_config *pts, def;
+            int n = mt_space_enumerate(&sp, &x, &pts);
+            CHECK(n > 0, "ctx %lld: %d points", (long long)ctxs[ci], n);
+            sp.default_config(&sp, &x, &def);
+            char why[256];
+            CHECK(sp.valid(&sp, &def, &x, why, sizeof why), "CPU default invalid at ctx %lld: %s", (long long)ctxs[ci], why);
+            for (int i = 0; i < n; i++) {
+                int part = pts[i].v[0], ppi = pts[i].v[1];
+                CHECK(part % 16 == 0 && (part == 0 || part < ctxs[ci]), "partition %d at ctx %lld", part, (long long)ctxs[ci]);
+                int64_t span = part ? part : ctxs[ci];
+                CHECK(ppi == 1 || (ppi / 2) * 16 < span, "step of %d pages over a span of %lld", ppi, (long long)span);
+                /* the kernel's own check agrees */
+                mt_attn_shape sh = {32, 8, 128, 16, MT_DTYPE_BF16};
+                int32_t len = (int32_t)ctxs[ci], *bt = calloc((size_t)(ctxs[ci] + 15) / 16, sizeof *bt);
+                uint16_t dummy[1];
+                mt_attn_batch b = {1, (ctxs[ci] + 15) / 16, 1, dummy, dummy, dummy, bt, &len, 0};
+                mt_attn_cpu_params p = {part, ppi, pts[i].v[2]};
+                char kw[256] = "";
+                CHECK(mt_attn_check(&sh, &b, &p, 2, kw, sizeof kw) == MT_OK, "the kernel refuses %d/%d/%d: %s", part, ppi,
+                      p.threads, kw);
+                free(bt);
+            }
+            free(pts);
+        }
+    mt_space_cuda_attn(&sp);
+    for (int ci = 0; ci < 4; ci++) {
+        mt_space_ctx x = {64, 8, 128, 16, 8, 1, 227 * 1024, ctxs[ci]};
+        mt_config *pts, def;
+        int n = mt_space_enumerate(&sp, &x, &pts), covering = 0;
+        char why[256];
+        sp.default_config(&sp, &x, &def);
+        CHECK(n > 0 && sp.valid(&sp, &def, &x, why, sizeof why), "CUDA ctx %lld: %d points, default %s", (long long)ctxs[ci],
+              n, why);
+        for (int i = 0; i < n; i++) {
+            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1]};
+            CHECK(mt_cuda_attn_smem(&cfg) <= 227 * 1024, "partition %d: %u bytes", pts[i].v[0], mt_cuda_attn_smem(&cfg));
+            covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4;
+        }
+        CHECK(covering <= 1, "ctx %lld: %d covering partitions with 4 warps", (long long)ctxs[ci], covering);
+        free(pts);
+    }
+    /* a big group and long partitions do not fit: pruned by shared memory */
+    mt_space_ctx wide = {64, 1, 256, 16, 1, 1, 100 * 1024, 100000};
+    mt_config big = {{4096, 4}};
+    char why[256];
+    CHECK(!sp.valid(&sp, &big, &wide, why, sizeof why) && strstr(why, "shared memory"), "%s", why);
+}
+
 int main(void)
 {
+    test_attn_spaces();
     test_vllm_default_valid();
     test_cpu_space();
     test_vllm_space();

@@ -613,7 +613,7 @@ int cmd_sweep(int argc, char **argv)
         goto out_plan;
     }
     for (int i = 0; i < ps.n_ms; i++) {
-        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, dev.smem_per_block};
+        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, dev.smem_per_block, 0};
         int n = mt_space_enumerate(&sp, &ctx, &pts[i]);
         if (n < 0) {
             status = mt_fail("sweep", "out of memory");

@@ -49,7 +49,7 @@ static int collect(int smem_limit, int fp16_mask, unit **out)
 {
     mt_space sp;
     mt_space_cuda_moe(&sp, 1);
-    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit};
+    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0};
     mt_config *pts;
     int np = mt_space_enumerate(&sp, &ctx, &pts);
     if (np < 0) return np;
