@@ -194,3 +194,52 @@ void mt_vllm_file_free(mt_vllm_file *f)
     cJSON_Delete(f->root);
     f->root = NULL;
 }
+
+static int by_batch_ctx(const void *a, const void *b)
+{
+    const mt_attn_entry *x = a, *y = b;
+    if (x->batch != y->batch) return x->batch < y->batch ? -1 : 1;
+    return x->ctx < y->ctx ? -1 : x->ctx > y->ctx;
+}
+
+int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *err, size_t err_len)
+{
+    if (n < 1) return snprintf(err, err_len, "no entries to write"), MT_EINVAL;
+    mt_attn_entry *s = malloc((size_t)n * sizeof *s);
+    if (!s) return MT_ENOMEM;
+    memcpy(s, e, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, by_batch_ctx);
+    cJSON *root = cJSON_CreateObject(), *cur = NULL;
+    int rc = MT_OK;
+    for (int i = 0; i < n && rc == MT_OK; i++) {
+        char bk[32], ck[32];
+        if (s[i].batch < 1 || s[i].ctx < 1 || (i && s[i].batch == s[i - 1].batch && s[i].ctx == s[i - 1].ctx)) {
+            snprintf(err, err_len, "batch %lld, context %lld: %s", (long long)s[i].batch, (long long)s[i].ctx,
+                     s[i].batch < 1 || s[i].ctx < 1 ? "keys must be positive" : "given twice");
+            rc = MT_EINVAL;
+            break;
+        }
+        cJSON *p = cJSON_Parse(s[i].params);
+        if (!cJSON_IsObject(p)) {
+            cJSON_Delete(p);
+            snprintf(err, err_len, "batch %lld, context %lld: the parameters are not a JSON object", (long long)s[i].batch,
+                     (long long)s[i].ctx);
+            rc = MT_EINVAL;
+            break;
+        }
+        snprintf(bk, sizeof bk, "%lld", (long long)s[i].batch);
+        snprintf(ck, sizeof ck, "%lld", (long long)s[i].ctx);
+        if (!i || s[i].batch != s[i - 1].batch) cur = cJSON_AddObjectToObject(root, bk);
+        cJSON_AddItemToObject(cur, ck, p);
+    }
+    free(s);
+    if (rc == MT_OK) {
+        mt_buf b = {0};
+        mt_json_python(&b, root, 0);
+        mt_buf_puts(&b, "\n");
+        rc = b.oom ? MT_ENOMEM : mt_write_file_atomic(path, b.data, b.len, err, err_len);
+        mt_buf_free(&b);
+    }
+    cJSON_Delete(root);
+    return rc;
+}

@@ -32,4 +32,16 @@ int mt_vllm_is_m_key(const char *key);
 /* Keep only the keys vLLM passes to its kernel launch. */
 int mt_vllm_is_kernel_key(const char *key);
 
+/* One entry of an attention decode config file: the parameters (a JSON
+ * object's text) chosen for a batch size and a context length. */
+typedef struct mt_attn_entry {
+    int64_t batch, ctx;
+    const char *params;
+} mt_attn_entry;
+/* Write an attention config file (docs/attention-format.md) at path:
+ * batch keys, then context keys, in increasing order, laid out as Python's
+ * json.dump(indent=4) does, written to a temporary name and renamed.
+ * MT_EINVAL for a duplicate (batch, ctx) or params that are not an object. */
+int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *err, size_t err_len);
+
 #endif

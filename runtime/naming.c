@@ -215,3 +215,58 @@ int mt_device_cpu_name(char *out, size_t out_len, char *model_out, size_t model_
     int k = snprintf(out, out_len, "CPU_%s", spelled);
     return k < 0 || (size_t)k >= out_len ? MT_EINVAL : MT_OK;
 }
+
+int mt_attn_name_format(char *out, size_t out_len, const mt_attn_name *nm)
+{
+    if (!out || !nm || !nm->device[0] || !nm->dtype[0]) return MT_EINVAL;
+    int n = snprintf(out, out_len, "attn_decode,H=%lld,H_kv=%lld,D=%lld,page=%lld,device_name=%s,dtype=%s.json",
+                     (long long)nm->num_heads, (long long)nm->num_kv_heads, (long long)nm->head_dim,
+                     (long long)nm->page_size, nm->device, nm->dtype);
+    return n < 0 || (size_t)n >= out_len ? MT_EINVAL : MT_OK;
+}
+
+/* "KEY=" then digits (at least one, positive) then ',' */
+static int take_int(const char **p, const char *key, int64_t *v)
+{
+    size_t kl = strlen(key);
+    if (strncmp(*p, key, kl)) return 0;
+    const char *s = *p + kl;
+    int64_t x = 0;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9' && digits < 12) x = x * 10 + (*s++ - '0'), digits++;
+    if (!digits || x < 1 || *s != ',') return 0;
+    *v = x;
+    *p = s + 1;
+    return 1;
+}
+
+int mt_attn_name_parse(const char *file, mt_attn_name *out, char *why, size_t why_len)
+{
+    char tmp[8];
+    if (!why) why = tmp, why_len = sizeof tmp;
+    if (!file || !out) return MT_EINVAL;
+    memset(out, 0, sizeof *out);
+    const char *p = file;
+    if (strncmp(p, "attn_decode,", 12)) return snprintf(why, why_len, "not an attention config file"), MT_EPARSE;
+    p += 12;
+    if (!take_int(&p, "H=", &out->num_heads) || !take_int(&p, "H_kv=", &out->num_kv_heads) ||
+        !take_int(&p, "D=", &out->head_dim) || !take_int(&p, "page=", &out->page_size))
+        return snprintf(why, why_len, "expected H=, H_kv=, D=, page= with positive integers"), MT_EPARSE;
+    if (strncmp(p, "device_name=", 12)) return snprintf(why, why_len, "expected device_name="), MT_EPARSE;
+    p += 12;
+    size_t dl = strcspn(p, ",");
+    if (!dl || dl >= sizeof out->device || p[dl] != ',')
+        return snprintf(why, why_len, "a device name, then ,dtype="), MT_EPARSE;
+    memcpy(out->device, p, dl);
+    p += dl + 1;
+    if (strncmp(p, "dtype=", 6)) return snprintf(why, why_len, "expected dtype="), MT_EPARSE;
+    p += 6;
+    size_t tl = strlen(p);
+    if (tl <= 5 || strcmp(p + tl - 5, ".json") || tl - 5 >= sizeof out->dtype || memchr(p, ',', tl))
+        return snprintf(why, why_len, "expected dtype=NAME.json at the end"), MT_EPARSE;
+    memcpy(out->dtype, p, tl - 5);
+    if (out->num_heads % out->num_kv_heads)
+        return snprintf(why, why_len, "H=%lld is not a multiple of H_kv=%lld", (long long)out->num_heads,
+                        (long long)out->num_kv_heads), MT_EPARSE;
+    return MT_OK;
+}

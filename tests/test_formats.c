@@ -57,6 +57,56 @@ static void model_fails(const char *text, const char *needle)
           needle);
 }
 
+/* Attention config files: names both ways, the layout, the nearest keys */
+static void test_attn_files(const char *dir)
+{
+    mt_attn_name nm = {32, 8, 128, 16, "NVIDIA_H100_80GB_HBM3", "bf16"}, back;
+    char name[256], why[256], path[512];
+    CHECK(mt_attn_name_format(name, sizeof name, &nm) == MT_OK &&
+              !strcmp(name, "attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_H100_80GB_HBM3,dtype=bf16.json"),
+          "%s", name);
+    CHECK(mt_attn_name_parse(name, &back, why, sizeof why) == MT_OK && back.num_heads == 32 && back.num_kv_heads == 8 &&
+              back.head_dim == 128 && back.page_size == 16 && !strcmp(back.device, nm.device) && !strcmp(back.dtype, "bf16"),
+          "round trip: %s", why);
+    const char *bad[] = {"E=8,N=7168,device_name=NVIDIA_H100_80GB_HBM3.json",
+                         "attn_decode,H=32,H_kv=6,D=128,page=16,device_name=X,dtype=bf16.json",
+                         "attn_decode,H=32,H_kv=8,D=0,page=16,device_name=X,dtype=bf16.json",
+                         "attn_decode,H=32,H_kv=8,D=128,page=16,device_name=X.json",
+                         "attn_decode,H=32,H_kv=8,D=128,page=16,device_name=X,dtype=bf16.txt"};
+    for (int i = 0; i < 5; i++) CHECK(mt_attn_name_parse(bad[i], &back, why, sizeof why) == MT_EPARSE, "accepted %s", bad[i]);
+    /* written in any order, keyed in increasing order */
+    mt_attn_entry e[] = {{8, 2048, "{\"partition\":512,\"num_warps\":4}"}, {1, 4096, "{\"partition\":1024,\"num_warps\":8}"},
+                         {1, 512, "{\"partition\":128,\"num_warps\":4}"}, {8, 256, "{\"partition\":64,\"num_warps\":2}"}};
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    CHECK(mt_attn_file_write(path, e, 4, why, sizeof why) == MT_OK, "write: %s", why);
+    FILE *f = fopen(path, "r");
+    char text[2048] = "";
+    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[len] = 0;
+    const char *want = "{\n    \"1\": {\n        \"512\": {\n            \"partition\": 128,\n            \"num_warps\": 4\n"
+                       "        },\n        \"4096\": {\n            \"partition\": 1024,\n            \"num_warps\": 8\n"
+                       "        }\n    },\n    \"8\": {\n        \"256\": {\n            \"partition\": 64,\n"
+                       "            \"num_warps\": 2\n        },\n        \"2048\": {\n            \"partition\": 512,\n"
+                       "            \"num_warps\": 4\n        }\n    }\n}\n";
+    CHECK(!strcmp(text, want), "layout:\n%s", text);
+    char params[256];
+    int64_t bk = 0, ck = 0;
+    /* batch 3 is nearest 1 (|3-1| < |3-8|), context 3000 nearest 4096 */
+    CHECK(mt_attn_config_pick(text, 3, 3000, params, sizeof params, &bk, &ck, why, sizeof why) == MT_OK && bk == 1 &&
+              ck == 4096 && !strcmp(params, "{\"partition\":1024,\"num_warps\":8}"),
+          "pick 3/3000: %lld/%lld %s", (long long)bk, (long long)ck, params);
+    /* ties go to the earlier key, as vLLM's min() */
+    CHECK(mt_attn_config_pick(text, 100, 1152, params, sizeof params, &bk, &ck, why, sizeof why) == MT_OK && bk == 8 &&
+              ck == 256, "pick 100/1152: %lld/%lld", (long long)bk, (long long)ck);
+    CHECK(mt_attn_config_pick("{\"1\":{\"x\":1}}", 1, 1, params, sizeof params, NULL, NULL, why, sizeof why) == MT_EPARSE,
+          "a context key that is not a number");
+    CHECK(mt_attn_config_pick("[1]", 1, 1, params, sizeof params, NULL, NULL, why, sizeof why) == MT_EPARSE, "not an object");
+    mt_attn_entry dup[] = {{1, 512, "{}"}, {1, 512, "{}"}};
+    CHECK(mt_attn_file_write(path, dup, 2, why, sizeof why) == MT_EINVAL && strstr(why, "given twice"), "%s", why);
+    unlink(path);
+}
+
 int main(void)
 {
     py_is("{}", "{}");
@@ -70,6 +120,7 @@ int main(void)
 
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mt_test_formats.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
+    test_attn_files(tmpdir);
     /* each family's own key names */
     model_is("{\"model_type\":\"mixtral\",\"num_local_experts\":8,\"hidden_size\":4096,\"intermediate_size\":14336,"
              "\"num_experts_per_tok\":2}", 8, 4096, 14336, 2, 1);

@@ -97,6 +97,24 @@ int mt_vllm_name_format(char *out, size_t out_len, const mt_vllm_name *name);
  * short reason. */
 int mt_vllm_name_parse(const char *file_name, mt_vllm_name *out, char *why, size_t why_len);
 
+/* Attention decode config files (docs/attention-format.md), named
+ *   attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_H100_80GB_HBM3,dtype=bf16.json
+ * and holding {"BATCH": {"CONTEXT": {params}}}: batch sizes, then context
+ * lengths, as decimal strings in increasing order. */
+typedef struct mt_attn_name {
+    int64_t num_heads, num_kv_heads, head_dim, page_size;
+    char device[128];
+    char dtype[32];
+} mt_attn_name;
+int mt_attn_name_format(char *out, size_t out_len, const mt_attn_name *name);
+/* MT_EPARSE with why for a name that is not an attention config file. */
+int mt_attn_name_parse(const char *file_name, mt_attn_name *out, char *why, size_t why_len);
+/* The parameters (a JSON object's text) for batch and ctx in a file's JSON
+ * text: the nearest batch key, then within it the nearest context key,
+ * each as mt_nearest_m chooses. The keys used go to *batch_key, *ctx_key. */
+int mt_attn_config_pick(const char *json_text, int64_t batch, int64_t ctx, char *params, size_t params_len,
+                        int64_t *batch_key, int64_t *ctx_key, char *why, size_t why_len);
+
 /* The index of the key nearest to m among keys[0..n-1], exactly as vLLM
  * chooses it: the minimum of |key - m|, ties to the earliest key in the
  * given (file) order. Returns -1 when n == 0. */
