@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cuda_rt.h"
+#include "attn.h"
 #include "moe_cpu.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
@@ -71,6 +72,9 @@ struct mt_runtime {
     size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
     int threads;
+    /* attention files read so far, by name: text NULL when no source has it */
+    struct attn_file { char name[512]; char *text, *path; int source; } *attn;
+    int nattn;
 };
 
 const char *mt_config_source_str(int s)
@@ -201,6 +205,11 @@ void mt_runtime_close(mt_runtime *rt)
     for (int i = 0; i < rt->nsaid; i++) free(rt->said[i]);
     free(rt->said);
     mt_pool_free(rt->pool);
+    for (int i = 0; i < rt->nattn; i++) {
+        free(rt->attn[i].text);
+        free(rt->attn[i].path);
+    }
+    free(rt->attn);
     if (rt->cuda) {
         for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
         mt_cuda_free(rt->cuda, rt->ws);
@@ -594,6 +603,168 @@ int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *k, int64_t M, mt_moe
     out->foreign = t->foreign;
     out->stale = t->stale;
     return MT_OK;
+}
+
+/* ---- attention decode ---- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, k;
+    char chunk[4096];
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + k + 1 > cap) {
+            cap = (len + k + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + len, chunk, k);
+        len += k;
+    }
+    fclose(f);
+    if (buf) buf[len] = 0;
+    return buf;
+}
+
+/* The file of a name, read once: the first source that has it */
+static struct attn_file *attn_file(mt_runtime *rt, const char *name)
+{
+    for (int i = 0; i < rt->nattn; i++)
+        if (!strcmp(rt->attn[i].name, name)) return &rt->attn[i];
+    struct attn_file *nx = realloc(rt->attn, (size_t)(rt->nattn + 1) * sizeof *nx);
+    if (!nx) return NULL;
+    rt->attn = nx;
+    struct attn_file *a = &rt->attn[rt->nattn++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->source = MT_SOURCE_DEFAULT;
+    for (int d = 0; d < 3 && !a->text; d++) {
+        if (!rt->dirs[d]) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", rt->dirs[d], name);
+        char *text = slurp(path);
+        if (!text) continue;
+        char why[256], params[512];
+        /* a file that cannot answer is reported and passed over */
+        if (mt_attn_config_pick(text, 1, 1, params, sizeof params, NULL, NULL, why, sizeof why) != MT_OK) {
+            rt_log(rt, MT_LOG_WARN, "%s: %s; skipped", path, why);
+            free(text);
+            continue;
+        }
+        a->text = text;
+        a->path = strdup(path);
+        a->source = d == 0 ? MT_SOURCE_CONFIG_DIR : d == 1 ? MT_SOURCE_CACHE : MT_SOURCE_BUNDLED;
+    }
+    if (!a->text) rt_log(rt, MT_LOG_INFO, "no %s in the config dir, cache or bundled configs: the default config", name);
+    return a;
+}
+
+static int json_int(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)
+{
+    if (!rt || !k || !out || batch < 1 || ctx < 1 || k->num_heads < 1 || k->num_kv_heads < 1 ||
+        k->num_heads % k->num_kv_heads || k->head_dim < 1 || k->page_size < 1)
+        return MT_EINVAL;
+    mt_attn_name nm = {k->num_heads, k->num_kv_heads, k->head_dim, k->page_size, "", ""};
+    snprintf(nm.device, sizeof nm.device, "%s", rt->device);
+    snprintf(nm.dtype, sizeof nm.dtype, "%s", k->dtype ? k->dtype : "bf16");
+    char name[512];
+    if (mt_attn_name_format(name, sizeof name, &nm) != MT_OK) return MT_EINVAL;
+    pthread_mutex_lock(&rt->mu);
+    struct attn_file *a = attn_file(rt, name);
+    char params[512] = "", why[256];
+    int rc = MT_OK;
+    memset(out, 0, sizeof *out);
+    out->partition = out->num_warps = out->pages_per_iter = out->threads = -1;
+    if (!a) rc = MT_ENOMEM;
+    else if (a->text)
+        rc = mt_attn_config_pick(a->text, batch, ctx, params, sizeof params, &out->batch_key, &out->ctx_key, why, sizeof why);
+    pthread_mutex_unlock(&rt->mu);
+    if (rc != MT_OK) return rc;
+    if (a->text) {
+        cJSON *p = cJSON_Parse(params);
+        out->partition = json_int(p, "partition");
+        out->num_warps = json_int(p, "num_warps");
+        out->pages_per_iter = json_int(p, "pages_per_iter");
+        out->threads = json_int(p, "threads");
+        cJSON_Delete(p);
+        out->source = a->source;
+        out->file = a->path;
+        return MT_OK;
+    }
+    /* the defaults: a split of about 512 tokens of whole pages when the
+     * context is longer */
+    int64_t part = (512 / k->page_size) * k->page_size;
+    if (part < k->page_size) part = k->page_size;
+    out->source = MT_SOURCE_DEFAULT;
+    if (!strcmp(rt->backend, "cpu")) {
+        out->partition = ctx > part ? (int)part : 0;
+        out->pages_per_iter = 1;
+        out->threads = rt->threads;
+    } else {
+        out->partition = (int)part;
+        out->num_warps = 4;
+    }
+    return MT_OK;
+}
+
+int mt_attention_decode_cpu(mt_runtime *rt, int dtype, int64_t B, int64_t H, int64_t Hkv, int64_t D, int64_t ps,
+                            const void *q, const void *kc, const void *vc, const int32_t *bt, int64_t max_pages,
+                            int64_t num_pages, const int32_t *lens, void *out, mt_attn_config *used)
+{
+    if (!rt || !q || !kc || !vc || !bt || !lens || !out || B < 1) return MT_EINVAL;
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16 && dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
+    int64_t maxc = 0;
+    for (int64_t i = 0; i < B; i++) maxc = lens[i] > maxc ? lens[i] : maxc;
+    mt_attn_key key = {H, Hkv, D, ps, dtype == MT_DTYPE_FP16 ? "fp16" : dtype == MT_DTYPE_FP32 ? "fp32" : "bf16"};
+    mt_attn_config cfg;
+    int rc = mt_runtime_lookup_attention(rt, &key, B, maxc > 0 ? maxc : 1, &cfg);
+    if (rc != MT_OK) return rc;
+    mt_attn_shape s = {H, Hkv, D, ps, dtype};
+    mt_attn_batch b = {B, max_pages, num_pages, q, kc, vc, bt, lens, 0};
+    mt_attn_cpu_params p = {cfg.partition, cfg.pages_per_iter, cfg.threads > rt->threads ? rt->threads : cfg.threads};
+    char why[256];
+    if ((rc = mt_attn_check(&s, &b, NULL, rt->threads, why, sizeof why)) != MT_OK) {
+        rt_log(rt, MT_LOG_ERROR, "attention decode: %s", why);
+        return rc;
+    }
+    if (p.partition < 0 || p.pages_per_iter < 1 || p.threads < 1 || mt_attn_check(&s, &b, &p, rt->threads, NULL, 0) != MT_OK) {
+        /* a config for another backend or machine: the CPU default instead */
+        rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit the CPU attention kernel here: using its default",
+               cfg.file ? cfg.file : "(default)");
+        int64_t part = (512 / ps) * ps;
+        p.partition = maxc > part && part > 0 ? (int)part : 0;
+        p.pages_per_iter = 1;
+        p.threads = rt->threads;
+        cfg.source = MT_SOURCE_DEFAULT;
+        cfg.file = NULL;
+    }
+    pthread_mutex_lock(&rt->run_mu);
+    if (!rt->pool) rc = mt_pool_new(&rt->pool, rt->threads);
+    void *ws = rc == MT_OK ? malloc(mt_attn_cpu_workspace(&s, &b, &p)) : NULL;
+    if (rc == MT_OK && !ws) rc = MT_ENOMEM;
+    if (rc == MT_OK) rc = mt_attn_cpu_forward(rt->pool, &s, &b, &p, ws, out);
+    pthread_mutex_unlock(&rt->run_mu);
+    free(ws);
+    if (used) {
+        *used = cfg;
+        used->partition = p.partition;
+        used->pages_per_iter = p.pages_per_iter;
+        used->threads = p.threads;
+    }
+    return rc;
 }
 
 /* ---- the CPU kernel with the looked-up config ---- */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attn.h"
 #include "check.h"
 #include "moe_cpu.h"
 #include "moetune/moetune.h"
@@ -328,6 +329,66 @@ static void test_staleness_and_cpu_kernel(void)
     free(x); free(w1); free(w2); free(logits); free(out); free(tw); free(ids); free(ref);
 }
 
+/* Attention: the config dir before the cache, the nearest keys, a broken
+ * file passed over with a warning, the default without a file, and the CPU
+ * kernel through the runtime equal to the reference. */
+static void test_attention(void)
+{
+    char cfg[600], cache[600];
+    snprintf(cfg, sizeof cfg, "%s/attn_cfg", tmp);
+    snprintf(cache, sizeof cache, "%s/attn_cache", tmp);
+    const char *name = "attn_decode,H=8,H_kv=2,D=64,page=16,device_name=CPU_TEST,dtype=bf16.json";
+    write_text(cfg, name, "{\"1\": {\"64\": {\"partition\": 0, \"pages_per_iter\": 2, \"threads\": 1}, "
+                          "\"1024\": {\"partition\": 256, \"pages_per_iter\": 4, \"threads\": 2}}, "
+                          "\"16\": {\"64\": {\"partition\": 32, \"pages_per_iter\": 1, \"threads\": 2}}}\n");
+    write_text(cache, name, "{\"1\": {\"64\": {\"partition\": 16, \"pages_per_iter\": 1, \"threads\": 1}}}\n");
+    mt_runtime *rt = open_rt(cfg, cache, NULL, "CPU_TEST", "cpu", NULL);
+    mt_attn_key k = {8, 2, 64, 16, NULL};
+    mt_attn_config c;
+    CHECK(mt_runtime_lookup_attention(rt, &k, 2, 900, &c) == MT_OK && c.source == MT_SOURCE_CONFIG_DIR &&
+              c.batch_key == 1 && c.ctx_key == 1024 && c.partition == 256 && c.pages_per_iter == 4 && c.threads == 2 &&
+              c.num_warps == -1 && c.file && strstr(c.file, "attn_cfg"),
+          "config dir, nearest keys: source %d keys %lld/%lld partition %d", c.source, (long long)c.batch_key,
+          (long long)c.ctx_key, c.partition);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 30, 10, &c) == MT_OK && c.batch_key == 16 && c.partition == 32, "batch 30");
+    /* another head count: no file, the default */
+    mt_attn_key k2 = {8, 8, 64, 16, NULL};
+    CHECK(mt_runtime_lookup_attention(rt, &k2, 1, 4000, &c) == MT_OK && c.source == MT_SOURCE_DEFAULT &&
+              c.partition == 512 && c.file == NULL, "default: source %d partition %d", c.source, c.partition);
+    CHECK(mt_runtime_lookup_attention(rt, &k2, 0, 10, &c) == MT_EINVAL, "batch 0");
+    mt_attn_key bad = {6, 4, 64, 16, NULL};
+    CHECK(mt_runtime_lookup_attention(rt, &bad, 1, 10, &c) == MT_EINVAL, "heads that do not divide");
+
+    /* the kernel through the runtime: two sequences of unequal length */
+    int32_t lens[2] = {700, 33}, bt[2 * 44];
+    for (int i = 0; i < 88; i++) bt[i] = (i * 7) % 60;
+    int64_t npages = 60;
+    size_t qn = 2 * 8 * 64, kvn = (size_t)npages * 16 * 2 * 64;
+    uint16_t *q = malloc(qn * 2), *kc = malloc(kvn * 2), *vc = malloc(kvn * 2), *out = malloc(qn * 2);
+    mt_rng r = {5};
+    for (size_t i = 0; i < qn; i++) q[i] = mt_f32_to_bf16(mt_rng_uniform(&r));
+    for (size_t i = 0; i < kvn; i++) kc[i] = mt_f32_to_bf16(mt_rng_uniform(&r)), vc[i] = mt_f32_to_bf16(mt_rng_uniform(&r));
+    CHECK(mt_attention_decode_cpu(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, q, kc, vc, bt, 44, npages, lens, out, &c) == MT_OK &&
+              c.source == MT_SOURCE_CONFIG_DIR && c.partition == 256, "decode through the runtime: partition %d", c.partition);
+    mt_attn_shape sh = {8, 2, 64, 16, MT_DTYPE_BF16};
+    mt_attn_batch b = {2, 44, npages, q, kc, vc, bt, lens, 0};
+    double ref[2 * 8 * 64], worst = 0;
+    CHECK(mt_attn_reference(&sh, &b, ref) == MT_OK, "reference");
+    for (size_t i = 0; i < qn; i++) worst = fmax(worst, fabs(mt_bf16_to_f32(out[i]) - ref[i]));
+    CHECK(worst < 1e-2, "runtime decode against the reference: %g", worst);
+    free(q), free(kc), free(vc), free(out);
+    mt_runtime_close(rt);
+
+    /* a broken file in the config dir: warned about and passed over for the cache's */
+    write_text(cfg, name, "{\"1\": [1, 2]}\n");
+    logbuf[0] = 0;
+    rt = open_rt(cfg, cache, NULL, "CPU_TEST", "cpu", NULL);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 1, 64, &c) == MT_OK && c.source == MT_SOURCE_CACHE && c.partition == 16,
+          "the cache's file after a broken one: source %d", c.source);
+    CHECK(strstr(logbuf, "skipped") != NULL, "the broken file is reported: %s", logbuf);
+    mt_runtime_close(rt);
+}
+
 int main(void)
 {
     const char *shared = getenv("MT_SHARED");
@@ -340,6 +401,7 @@ int main(void)
     test_rocm_names_and_aliases();
     test_malformed();
     test_staleness_and_cpu_kernel();
+    test_attention();
     mt_runtime *rt;
     CHECK(mt_runtime_open(&rt, NULL) == MT_OK && !strncmp(mt_runtime_device_name(rt), "CPU_", 4), "defaults");
     mt_runtime_close(rt);

@@ -218,6 +218,32 @@ int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *key);
  * is invalid or memory runs out: the default heuristic is the last resort. */
 int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *key, int64_t M, mt_moe_config *out);
 
+/* Paged attention decode (docs/attention-format.md): the key of a file. */
+typedef struct mt_attn_key {
+    int64_t num_heads, num_kv_heads, head_dim, page_size;
+    const char *dtype; /* "bf16" (NULL), "fp16" */
+} mt_attn_key;
+/* A looked-up attention config: parameters absent from the file are -1. */
+typedef struct mt_attn_config {
+    int partition, num_warps, pages_per_iter, threads;
+    int64_t batch_key, ctx_key; /* the file's keys used (0: the default) */
+    int source;                 /* enum mt_config_source */
+    const char *file;           /* valid while the runtime is open; NULL for the default */
+} mt_attn_config;
+/* The config for `batch` sequences of context `ctx`: the first source that
+ * has the key's file for this device (config dir, cache, bundled), nearest
+ * batch key then nearest context key; else the backend's default
+ * (MT_SOURCE_DEFAULT, reported once per key). */
+int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *key, int64_t batch, int64_t ctx, mt_attn_config *out);
+/* Paged attention decode on the CPU with the looked-up config. Layouts as
+ * kernels/cpu/attn.h: q [B, H, D], caches [num_pages, page_size, H_kv, D],
+ * block_table [B, max_pages], context_lens [B], out [B, H, D], all in
+ * dtype (MT_DTYPE_BF16, MT_DTYPE_FP16 or MT_DTYPE_FP32). */
+int mt_attention_decode_cpu(mt_runtime *rt, int dtype, int64_t B, int64_t num_heads, int64_t num_kv_heads,
+                            int64_t head_dim, int64_t page_size, const void *q, const void *k_cache,
+                            const void *v_cache, const int32_t *block_table, int64_t max_pages, int64_t num_pages,
+                            const int32_t *context_lens, void *out, mt_attn_config *used);
+
 /* ---- the bundled kernels ---- */
 
 /* The fused-MoE forward on the CPU backend with the looked-up config:
