@@ -132,6 +132,22 @@ static const struct { int version; const char *sql; } migrations[] = {
         "CREATE TABLE daemon_devices("
         " device TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0, message TEXT,"
         " daemon_pid INTEGER, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"},
+    /* attention decode: measured per (batch, context length) of a problem
+     * whose kernel is 'attn_decode' (E, N, K, topk holding num_heads,
+     * num_kv_heads, head_dim, page_size) */
+    {6, "CREATE TABLE attn_measurements("
+        " id INTEGER PRIMARY KEY,"
+        " sweep_id INTEGER REFERENCES sweeps(id),"
+        " device_id INTEGER NOT NULL REFERENCES devices(id),"
+        " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+        " batch INTEGER NOT NULL, ctx INTEGER NOT NULL,"
+        " config_id INTEGER NOT NULL REFERENCES configs(id),"
+        " is_default INTEGER NOT NULL DEFAULT 0,"
+        " status TEXT NOT NULL CHECK (status IN ('ok','failed','aborted')),"
+        " reason TEXT, median_us REAL, spread_us REAL, reps INTEGER, rel_err REAL, floor_us REAL,"
+        " kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL, timing_policy TEXT NOT NULL,"
+        " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+        " UNIQUE(device_id, problem_id, batch, ctx, config_id, kernel_hash, timing_policy));"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

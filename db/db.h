@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 5
+#define MT_DB_SCHEMA_VERSION 6
 
 typedef struct mt_device_info {
     int64_t id;

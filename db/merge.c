@@ -58,6 +58,12 @@ static const char *const tail[] = {
     " JOIN dmap ON dmap.old = f.device_id JOIN pmap ON pmap.old = f.problem_id JOIN cmap ON cmap.old = f.config_id"
     " WHERE NOT EXISTS (SELECT 1 FROM main.finalists g WHERE g.sweep_id = smap.new AND g.M = f.M"
     " AND g.config_id = cmap.new)",
+    "INSERT OR IGNORE INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, is_default, status,"
+    " reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at)"
+    " SELECT smap.new, dmap.new, pmap.new, a.batch, a.ctx, cmap.new, a.is_default, a.status, a.reason, a.median_us,"
+    " a.spread_us, a.reps, a.rel_err, a.floor_us, a.kernel_hash, a.moetune_version, a.timing_policy, a.created_at"
+    " FROM src.attn_measurements a JOIN dmap ON dmap.old = a.device_id JOIN pmap ON pmap.old = a.problem_id"
+    " JOIN cmap ON cmap.old = a.config_id LEFT JOIN smap ON smap.old = a.sweep_id",
     "INSERT OR IGNORE INTO imports(device_id, problem_id, file, key_order, extra, imported_at)"
     " SELECT dmap.new, pmap.new, i.file, i.key_order, i.extra, i.imported_at FROM src.imports i"
     " JOIN dmap ON dmap.old = i.device_id JOIN pmap ON pmap.old = i.problem_id",

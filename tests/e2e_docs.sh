@@ -9,4 +9,10 @@ assert open(sys.argv[1]).read() in open(sys.argv[2]).read()
 PY
   ok
 done
+"$MT" sweep --kernel attention --help >"$TMP/help"
+python3 - "$TMP/help" "$DOCS/sweep.md" <<'PY' || fail "docs/sweep.md does not hold 'moetune sweep --kernel attention --help'"
+import sys
+assert open(sys.argv[1]).read() in open(sys.argv[2]).read()
+PY
+ok
 done_ok

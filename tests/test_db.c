@@ -202,7 +202,7 @@ static void test_migrate_from_v1(void)
     sqlite3_open(p, &h);
     CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
                           "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; DROP TABLE jobs;"
-                          "DROP TABLE daemon_devices; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
+                          "DROP TABLE daemon_devices; DROP TABLE attn_measurements; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(h));
     sqlite3_close(h);
     CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "migrate: %s", err);

@@ -34,6 +34,9 @@ static const char usage[] =
     "measurement in the database, print the best config per batch size and\n"
     "export the config files.\n"
     "\n"
+    "  --kernel fused_moe|attention  the kernel family (default fused_moe; attention:\n"
+    "                          moetune sweep --kernel attention --help)\n"
+    "\n"
     "Problem (one of; with none, the default job: --model tiny on the CPU,\n"
     "--model mixtral-8x7b --tp 2 on a GPU):\n"
     "  --model NAME            a preset (moetune sweep --list-models)\n"
@@ -507,6 +510,21 @@ int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_conf
 
 int cmd_sweep(int argc, char **argv)
 {
+    /* --kernel picks the family: fused_moe (this file) or attention */
+    for (int i = 1; i < argc; i++) {
+        const char *k = !strcmp(argv[i], "--kernel") && i + 1 < argc ? argv[i + 1]
+                        : !strncmp(argv[i], "--kernel=", 9)        ? argv[i] + 9
+                                                                   : NULL;
+        if (!k) continue;
+        if (!strcmp(k, "attention")) return mt_sweep_attention(argc, argv);
+        if (strcmp(k, "fused_moe") && strcmp(k, "moe"))
+            return mt_usage_error("sweep", "--kernel '%s': expected fused_moe (the default) or attention", k);
+        /* the MoE sweep's parser does not know --kernel: drop it */
+        int drop = !strcmp(argv[i], "--kernel") ? 2 : 1;
+        for (int j = i; j + drop <= argc; j++) argv[j] = argv[j + drop];
+        argc -= drop;
+        i--;
+    }
     sweep_opts o;
     mt_device_spec spec, dspec;
     mt_problem_spec ps;

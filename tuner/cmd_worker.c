@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn.h"
 #include "cmds.h"
 #include "device.h"
 #include "measure.h"
@@ -193,6 +194,62 @@ static void do_measure(struct backend *be, const cJSON *req)
     reply(o);
 }
 
+/* {"op":"measure_attn","H","Hkv","D","page","dtype","batch","ctx","params":{partition,pages_per_iter,threads},
+ *  "seed","policy"}: the CPU attention decode kernel (the CUDA one is not
+ * measured by the worker yet) */
+static void do_measure_attn(struct backend *be, const cJSON *req)
+{
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype"), *pj = cJSON_GetObjectItemCaseSensitive(req, "params");
+    mt_attn_shape s = {num(req, "H", 0), num(req, "Hkv", 0), num(req, "D", 0), num(req, "page", 0), MT_DTYPE_BF16};
+    int64_t B = num(req, "batch", 0), ctx = num(req, "ctx", 0);
+    if (!cJSON_IsString(dt) || mt_dtype_parse(dt->valuestring, &s.dtype) != MT_OK || s.num_heads < 1 ||
+        s.num_kv_heads < 1 || s.head_dim < 1 || s.page_size < 1 || B < 1 || ctx < 1 || !cJSON_IsObject(pj)) {
+        reply_error("malformed measure_attn request");
+        return;
+    }
+    if (be->kind != MT_BACKEND_CPU) {
+        reply_error("attention decode is measured on the CPU only so far");
+        return;
+    }
+    mt_attn_cpu_params p = {(int)num(pj, "partition", -1), (int)num(pj, "pages_per_iter", 0), (int)num(pj, "threads", 0)};
+    mt_policy pol;
+    mt_policy_cpu_default(&pol);
+    const cJSON *po = cJSON_GetObjectItemCaseSensitive(req, "policy");
+    if (cJSON_IsObject(po)) {
+        pol.warmup = (int)num(po, "warmup", pol.warmup);
+        pol.min_reps = (int)num(po, "min_reps", pol.min_reps);
+        pol.max_reps = (int)num(po, "max_reps", pol.max_reps);
+        pol.min_time_s = numf(po, "min_time_s", pol.min_time_s);
+        pol.cold = (int)num(po, "cold", pol.cold);
+    }
+    pol.abort_us = numf(req, "abort_us", 0);
+    if (pol.max_reps < 1 || pol.max_reps > 100000) {
+        reply_error("malformed measure_attn request: max_reps 1 to 100000");
+        return;
+    }
+    char *ptxt = cJSON_PrintUnformatted(pj);
+    int fault = ptxt ? fault_for(ptxt) : MT_FAULT_NONE;
+    free(ptxt);
+    mt_cpu_bench_set_fault(be->cpu, fault);
+    mt_measure_result res;
+    int rc = mt_cpu_bench_attn(be->cpu, &s, B, ctx, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
+    if (rc != MT_OK) {
+        reply_error(mt_status_str(rc));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : res.aborted ? "aborted" : "failed");
+    if (!res.ok) cJSON_AddStringToObject(o, "reason", res.reason);
+    if (res.ok || res.aborted) {
+        cJSON_AddNumberToObject(o, "median_us", res.median_us);
+        cJSON_AddNumberToObject(o, "spread_us", res.spread_us);
+        cJSON_AddNumberToObject(o, "reps", res.reps);
+    }
+    if (res.rel_err == res.rel_err) cJSON_AddNumberToObject(o, "rel_err", res.rel_err);
+    reply(o);
+}
+
 static void hello(const struct backend *be)
 {
     cJSON *o = cJSON_CreateObject();
@@ -259,6 +316,8 @@ int cmd_worker(int argc, char **argv)
             reply(o);
         } else if (!strcmp(op->valuestring, "measure")) {
             do_measure(&be, req);
+        } else if (!strcmp(op->valuestring, "measure_attn")) {
+            do_measure_attn(&be, req);
         } else {
             reply_error("unknown op");
         }

@@ -20,6 +20,8 @@ int cmd_daemon(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+/* sweep --kernel attention (tuner/sweep_attn.c) */
+int mt_sweep_attention(int argc, char **argv);
 
 struct mt_db;
 /* Import one vLLM config file into the database as foreign rows (one

@@ -1,5 +1,7 @@
 #include "measure.h"
 
+#include "attn.h"
+
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -280,6 +282,96 @@ out:
     free(ws);
     free(ref);
     free(times);
+    return rc;
+}
+
+int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, const mt_attn_cpu_params *p,
+                      uint64_t seed, const mt_policy *pol, mt_measure_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->rel_err = NAN;
+    int64_t per = (ctx + s->page_size - 1) / s->page_size, pages = B * per;
+    size_t esz = mt_dtype_size(s->dtype), qn = (size_t)(B * s->num_heads * s->head_dim),
+           kvn = (size_t)(pages * s->page_size * s->num_kv_heads * s->head_dim);
+    void *q = malloc(qn * esz), *kc = malloc(kvn * esz), *vc = malloc(kvn * esz), *out = malloc(qn * esz), *ws = NULL;
+    int32_t *bt = malloc((size_t)pages * sizeof *bt), *lens = malloc((size_t)B * sizeof *lens);
+    double *ref = NULL, *times = malloc((size_t)pol->max_reps * sizeof *times);
+    int rc = MT_OK;
+    if (!q || !kc || !vc || !out || !bt || !lens || !times) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    /* the (batch, context) inputs of this seed, the same for every config */
+    mt_rng r = {seed};
+    for (int64_t i = 0; i < pages; i++) bt[i] = (int32_t)i;
+    for (int64_t i = pages - 1; i > 0; i--) {
+        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1));
+        int32_t t = bt[i];
+        bt[i] = bt[j];
+        bt[j] = t;
+    }
+    for (int64_t i = 0; i < B; i++) lens[i] = (int32_t)ctx;
+    mt_fill_random(q, s->dtype, qn, 1.0f, &r);
+    mt_fill_random(kc, s->dtype, kvn, 1.0f, &r);
+    mt_fill_random(vc, s->dtype, kvn, 1.0f, &r);
+    mt_attn_batch ab = {B, per, pages, q, kc, vc, bt, lens, 0};
+    char why[256];
+    if (mt_attn_check(s, &ab, p, b->threads, why, sizeof why) != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "invalid parameters: %.200s", why);
+        goto out;
+    }
+    if (!(ws = malloc(mt_attn_cpu_workspace(s, &ab, p)))) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
+    if (b->fault == MT_FAULT_HANG) for (;;) pause();
+    memset(out, 0xff, qn * esz); /* NaN in every dtype */
+    if ((rc = mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out)) != MT_OK) goto out;
+    if (b->fault == MT_FAULT_NAN) mt_store_elem(out, s->dtype, qn / 2, NAN);
+    for (size_t i = 0; i < qn; i++)
+        if (!isfinite(mt_load_elem(out, s->dtype, i))) {
+            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (sequence %lld)",
+                     (long long)(i / (size_t)(s->num_heads * s->head_dim)));
+            goto out;
+        }
+    /* the oracle for the first two sequences: enough to judge the rest */
+    int64_t R = B < 2 ? B : 2;
+    size_t rn = (size_t)(R * s->num_heads * s->head_dim);
+    mt_attn_batch sub = ab;
+    sub.B = R;
+    if (!(ref = malloc(rn * sizeof *ref))) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    if ((rc = mt_attn_reference(s, &sub, ref)) != MT_OK) goto out;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < rn; i++) {
+        double d = mt_load_elem(out, s->dtype, i) - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+    double tol = s->dtype == MT_DTYPE_FP32 ? 1e-4 : 2e-2;
+    if (!(res->rel_err <= tol)) {
+        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err, tol);
+        goto out;
+    }
+    for (int i = 0; i < pol->warmup; i++) mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out);
+    double timed = 0;
+    int n = 0;
+    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+        if (pol->cold) flush_caches(b);
+        double t = now_s();
+        mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out);
+        t = now_s() - t;
+        times[n++] = t;
+        timed += t;
+        if (abort_early(times, n, 1e6, pol, res)) break;
+    }
+    mt_summarize_times(times, n, 1e6, res);
+out:
+    free(q), free(kc), free(vc), free(out), free(ws), free(bt), free(lens), free(ref), free(times);
     return rc;
 }
 

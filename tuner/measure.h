@@ -41,6 +41,15 @@ void mt_cpu_bench_free(mt_cpu_bench *b);
 
 /* Measure one variant. Returns MT_OK whether or not the variant passed
  * (result->ok tells); an error only when measuring was impossible. */
+/* Paged attention decode on the CPU: `batch` sequences of `ctx` tokens,
+ * pages scattered through the cache; the output poisoned, the first two
+ * sequences checked against the double reference, then timed with the
+ * caches flushed. res->experts_hit is unused. */
+struct mt_attn_shape;
+struct mt_attn_cpu_params;
+int mt_cpu_bench_attn(mt_cpu_bench *b, const struct mt_attn_shape *s, int64_t batch, int64_t ctx,
+                      const struct mt_attn_cpu_params *p, uint64_t seed, const mt_policy *pol, mt_measure_result *res);
+
 int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p,
                          uint64_t seed, const mt_policy *pol, mt_measure_result *res);
 

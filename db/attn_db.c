@@ -1,0 +1,115 @@
+/* Attention decode measurements (attn_db.h). */
+#include "attn_db.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "moetune/moetune.h"
+
+static void bind_real(sqlite3_stmt *q, int i, double v)
+{
+    if (isnan(v)) sqlite3_bind_null(q, i);
+    else sqlite3_bind_double(q, i, v);
+}
+
+static void bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+    if (s) sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(q, i);
+}
+
+int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(mt_db_sqlite(db),
+                           "INSERT INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, "
+                           "is_default, status, reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, "
+                           "moetune_version, timing_policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return MT_EDB;
+    if (r->sweep_id) sqlite3_bind_int64(q, 1, r->sweep_id);
+    else sqlite3_bind_null(q, 1);
+    sqlite3_bind_int64(q, 2, r->device_id);
+    sqlite3_bind_int64(q, 3, r->problem_id);
+    sqlite3_bind_int64(q, 4, r->batch);
+    sqlite3_bind_int64(q, 5, r->ctx);
+    sqlite3_bind_int64(q, 6, r->config_id);
+    sqlite3_bind_int(q, 7, r->is_default);
+    bind_text(q, 8, r->status);
+    bind_text(q, 9, r->reason);
+    bind_real(q, 10, r->median_us);
+    bind_real(q, 11, r->spread_us);
+    sqlite3_bind_int(q, 12, r->reps);
+    bind_real(q, 13, r->rel_err);
+    bind_real(q, 14, r->floor_us);
+    bind_text(q, 15, r->kernel_hash);
+    bind_text(q, 16, MOETUNE_VERSION);
+    bind_text(q, 17, r->timing_policy);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? MT_OK : MT_EDB;
+}
+
+int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg, const char *khash,
+                   const char *policy, double *median)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(mt_db_sqlite(db),
+                           "SELECT median_us, status FROM attn_measurements WHERE device_id=?1 AND problem_id=?2 AND "
+                           "batch=?3 AND ctx=?4 AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7",
+                           -1, &q, NULL) != SQLITE_OK)
+        return MT_EDB;
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    sqlite3_bind_int64(q, 3, batch);
+    sqlite3_bind_int64(q, 4, ctx);
+    sqlite3_bind_int64(q, 5, cfg);
+    bind_text(q, 6, khash);
+    bind_text(q, 7, policy);
+    int rc = sqlite3_step(q), found = 0;
+    if (rc == SQLITE_ROW) {
+        found = 1;
+        const char *st = (const char *)sqlite3_column_text(q, 1);
+        *median = st && st[0] == 'f' ? NAN : sqlite3_column_double(q, 0);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : MT_EDB;
+}
+
+int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_attn_row_cb cb, void *user)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(mt_db_sqlite(db),
+                           "SELECT a.batch, a.ctx, a.config_id, a.is_default, a.median_us, a.spread_us, a.reps, a.rel_err, "
+                           "a.floor_us, c.params FROM attn_measurements a JOIN configs c ON c.id = a.config_id "
+                           "WHERE a.device_id=?1 AND a.problem_id=?2 AND a.status='ok' AND (?3 IS NULL OR a.kernel_hash=?3) "
+                           "AND a.median_us = (SELECT min(b.median_us) FROM attn_measurements b WHERE b.device_id=a.device_id "
+                           "AND b.problem_id=a.problem_id AND b.batch=a.batch AND b.ctx=a.ctx AND b.status='ok' AND "
+                           "(?3 IS NULL OR b.kernel_hash=?3)) GROUP BY a.batch, a.ctx ORDER BY a.batch, a.ctx",
+                           -1, &q, NULL) != SQLITE_OK)
+        return MT_EDB;
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    bind_text(q, 3, khash);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mt_attn_row r = {0};
+        r.device_id = dev;
+        r.problem_id = prob;
+        r.batch = sqlite3_column_int64(q, 0);
+        r.ctx = sqlite3_column_int64(q, 1);
+        r.config_id = sqlite3_column_int64(q, 2);
+        r.is_default = sqlite3_column_int(q, 3);
+        r.status = "ok";
+        r.median_us = sqlite3_column_double(q, 4);
+        r.spread_us = sqlite3_column_double(q, 5);
+        r.reps = sqlite3_column_int(q, 6);
+        r.rel_err = sqlite3_column_double(q, 7);
+        r.floor_us = sqlite3_column_type(q, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 8);
+        r.params = (const char *)sqlite3_column_text(q, 9);
+        if (cb(&r, user)) break;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_EDB;
+}

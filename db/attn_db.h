@@ -1,0 +1,30 @@
+/* Attention decode measurements: one row per (device, problem, batch,
+ * context length, config, kernel hash, timing policy), committed as taken. */
+#ifndef MT_ATTN_DB_H
+#define MT_ATTN_DB_H
+
+#include <stdint.h>
+
+#include "db.h"
+
+typedef struct mt_attn_row {
+    int64_t sweep_id, device_id, problem_id, batch, ctx, config_id;
+    int is_default;
+    const char *status, *reason; /* ok, failed, aborted */
+    double median_us, spread_us, rel_err, floor_us; /* NaN: NULL */
+    int reps;
+    const char *kernel_hash, *timing_policy;
+    const char *params; /* filled by listings */
+} mt_attn_row;
+
+int mt_db_attn_insert(mt_db *db, const mt_attn_row *r);
+/* 1 and the stored median (NaN for a failed one) when stored, 0 when not, <0 on error */
+int mt_db_attn_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t batch, int64_t ctx, int64_t config_id,
+                   const char *kernel_hash, const char *timing_policy, double *median_us);
+/* The best verified row of each (batch, ctx), by batch then ctx (strings
+ * valid during the callback). */
+typedef int (*mt_attn_row_cb)(const mt_attn_row *r, void *user);
+int mt_db_attn_best(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_attn_row_cb cb,
+                    void *user);
+
+#endif

@@ -1,0 +1,46 @@
+# moetune sweep --kernel attention on the CPU: every measurement stored and
+# checked, a resumed run measures nothing again, faulty variants recorded
+# with their reasons, bad input refused, and the attention config file
+# written as Python's json.dump(indent=4) writes it.
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/a.db
+args=(sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --page-size 16 --batch-sizes 1,3 --contexts 40,300
+      --budget 5 --db "$DB" --out "$TMP/out" --quiet)
+expect_exit 0 "$TMP/s1" "$MT" "${args[@]}"
+expect_in "$TMP/s1" "measured 20 variants (0 failed), 0 already in the database"
+[ "$(sql "$DB" "select count(*) from attn_measurements where status='ok' and rel_err < 0.02")" = 20 ] || fail "20 checked rows"; ok
+[ "$(sql "$DB" "select count(distinct batch || 'x' || ctx) from attn_measurements")" = 4 ] || fail "4 (batch, ctx) pairs"; ok
+[ "$(sql "$DB" "select kernel || ' ' || E || ' ' || N || ' ' || K || ' ' || topk from problems")" = "attn_decode 8 2 64 16" ] \
+  || fail "the problem row"; ok
+F=$(ls "$TMP"/out/attn_decode,*.json)
+case "$F" in *"attn_decode,H=8,H_kv=2,D=64,page=16,device_name=CPU_"*",dtype=bf16.json") ok ;; *) fail "file name $F" ;; esac
+python3 - "$F" <<'PY' || fail "the attention file's layout"
+import json, sys
+text = open(sys.argv[1]).read()
+j = json.loads(text)
+assert list(j) == ["1", "3"] and all(list(v) == ["40", "300"] for v in j.values()), j
+for v in j.values():
+    for p in v.values():
+        assert list(p) == ["partition", "pages_per_iter", "threads"] and p["partition"] % 16 == 0, p
+assert text == json.dumps(j, indent=4) + "\n"
+PY
+ok
+expect_exit 0 "$TMP/s2" "$MT" "${args[@]}"
+expect_in "$TMP/s2" "measured 0 variants (0 failed), 20 already in the database"
+# a variant that returns NaN is failed with its reason; the others pass
+MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
+  --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/f.db" --no-export --quiet
+[ "$(sql "$TMP/f.db" "select count(*) from attn_measurements where status='failed' and reason like '%NaN%' and reason is not null")" -gt 0 ] \
+  || fail "NaN variants failed"; ok
+[ "$(sql "$TMP/f.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,%')")" = 0 ] \
+  || fail "exactly the faulty variants failed"; ok
+expect_exit 2 "$TMP/b1" "$MT" sweep --kernel attention --heads 6 --kv-heads 4 --head-dim 64 --db "$TMP/b.db"
+expect_in "$TMP/b1" "not a multiple of --kv-heads"
+expect_exit 2 "$TMP/b2" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --db "$TMP/b.db"
+expect_in "$TMP/b2" "needs --heads, --kv-heads and --head-dim"
+expect_exit 2 "$TMP/b3" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --contexts 0 --db "$TMP/b.db"
+expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
+expect_in "$TMP/b4" "--kernel 'transformer'"
+# the MoE sweep takes --kernel fused_moe as its own
+expect_exit 0 "$TMP/m" "$MT" sweep --kernel fused_moe --model tiny --batch-sizes 1 --budget 2 --db "$TMP/m.db" --no-export --quiet
+done_ok

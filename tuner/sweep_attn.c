@@ -1,0 +1,345 @@
+/* moetune sweep --kernel attention: tune the paged attention decode kernel
+ * over batch sizes x context lengths, as the fused-MoE sweep does over
+ * batch sizes: every measurement in its worker process, committed as taken,
+ * skipped when stored, and the winners exported as an attention config file
+ * (docs/attention-format.md). The CPU backend so far; CUDA's kernel is
+ * built and compiled, and measured by the GPU bench (bench/cuda_attn_check). */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+#include "attn_db.h"
+#include "cmds.h"
+#include "device.h"
+#include "log.h"
+#include "measure.h"
+#include "moetune/moetune.h"
+#include "problem.h"
+#include "space.h"
+#include "strategy.h"
+#include "util.h"
+#include "vllm.h"
+#include "workerpool.h"
+
+static const char usage[] =
+    "usage: moetune sweep --kernel attention --heads H --kv-heads HKV --head-dim D\n"
+    "                     [--page-size P] [--dtype bf16|fp16|fp32] [--batch-sizes LIST]\n"
+    "                     [--contexts LIST] [--device cpu] [options]\n"
+    "\n"
+    "Tune the paged attention decode kernel (split-KV, flash-decoding style) for\n"
+    "one shape over batch sizes x context lengths, store every measurement and\n"
+    "write the attention config file (docs/attention-format.md).\n"
+    "  --heads H, --kv-heads HKV   query and KV heads (H a multiple of HKV)\n"
+    "  --head-dim D                head dimension\n"
+    "  --page-size P               tokens per KV-cache page (default 16)\n"
+    "  --dtype T                   of q and the KV cache (default bf16)\n"
+    "  --batch-sizes LIST          default 1,8,32\n"
+    "  --contexts LIST             context lengths, default 512,2048\n"
+    "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
+    "  --db PATH, --out DIR, --no-export, --quiet: as for the fused-MoE sweep\n"
+    "The CPU backend so far (--device cpu or auto on a machine without a GPU).\n";
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+struct best_list { mt_attn_entry *e; char (*params)[256]; int n, cap; FILE *table; };
+static int take_best(const mt_attn_row *r, void *u)
+{
+    struct best_list *b = u;
+    if (b->n == b->cap) return 1;
+    snprintf(b->params[b->n], sizeof b->params[0], "%s", r->params);
+    b->e[b->n] = (mt_attn_entry){r->batch, r->ctx, b->params[b->n]};
+    b->n++;
+    if (b->table)
+        fprintf(b->table, "%7lld %7lld  %-52s %10.1f %9.1f %6.2f\n", (long long)r->batch, (long long)r->ctx, r->params,
+                r->median_us, r->floor_us, r->floor_us > 0 ? r->floor_us / r->median_us : NAN);
+    return 0;
+}
+
+int mt_sweep_attention(int argc, char **argv)
+{
+    enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE };
+    static const struct option lo[] = {
+        {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
+        {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
+        {"page-size", required_argument, 0, O_PAGE}, {"dtype", required_argument, 0, O_DTYPE},
+        {"batch-sizes", required_argument, 0, O_BATCH}, {"contexts", required_argument, 0, O_CTX},
+        {"strategy", required_argument, 0, O_STRAT}, {"budget", required_argument, 0, O_BUDGET},
+        {"seed", required_argument, 0, O_SEED}, {"timeout", required_argument, 0, O_TIMEOUT},
+        {"db", required_argument, 0, O_DB}, {"out", required_argument, 0, O_OUT},
+        {"no-export", no_argument, 0, O_NOEXP}, {"quiet", no_argument, 0, O_QUIET},
+        {"device", required_argument, 0, O_DEVICE}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int64_t H = 0, Hkv = 0, D = 0, page = 16, seed = 1, timeout = 60, budget = 0;
+    double budget_pct = 0;
+    const char *dtype_s = "bf16", *batches_s = "1,8,32", *ctx_s = "512,2048", *db_path = NULL, *out = NULL,
+               *device = "auto";
+    int strategy = MT_STRATEGY_GRID, no_export = 0, quiet = 0, c, st;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        st = MT_EXIT_OK;
+        switch (c) {
+        case O_KERNEL: break;
+        case O_H: st = mt_parse_int_opt("sweep", "--heads", optarg, 1, 1024, &H); break;
+        case O_HKV: st = mt_parse_int_opt("sweep", "--kv-heads", optarg, 1, 1024, &Hkv); break;
+        case O_D: st = mt_parse_int_opt("sweep", "--head-dim", optarg, 1, 1024, &D); break;
+        case O_PAGE: st = mt_parse_int_opt("sweep", "--page-size", optarg, 1, 1024, &page); break;
+        case O_DTYPE: dtype_s = optarg; break;
+        case O_BATCH: batches_s = optarg; break;
+        case O_CTX: ctx_s = optarg; break;
+        case O_STRAT:
+            if ((strategy = mt_strategy_parse(optarg)) < 0)
+                return mt_usage_error("sweep", "--strategy '%s': expected grid, random or bayes", optarg);
+            break;
+        case O_BUDGET: {
+            size_t l = strlen(optarg);
+            if (l > 1 && optarg[l - 1] == '%') {
+                char *end;
+                budget_pct = strtod(optarg, &end);
+                if (end != optarg + l - 1 || !(budget_pct > 0 && budget_pct <= 100))
+                    return mt_usage_error("sweep", "--budget '%s': a percentage must be in (0, 100]", optarg);
+            } else {
+                st = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &budget);
+            }
+            break;
+        }
+        case O_SEED: st = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case O_TIMEOUT: st = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &timeout); break;
+        case O_DB: db_path = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_NOEXP: no_export = 1; break;
+        case O_QUIET: quiet = 1; break;
+        case O_DEVICE: device = optarg; break;
+        case 'h': return fputs(usage, stdout), mt_cli_finish("sweep", 0);
+        default:
+            return mt_usage_error("sweep", "'%s' is not an option of the attention sweep (moetune sweep --kernel attention --help)",
+                                  argv[optind - 1]);
+        }
+        if (st) return st;
+    }
+    if (optind < argc) return mt_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
+    if (!H || !Hkv || !D) return mt_usage_error("sweep", "the attention sweep needs --heads, --kv-heads and --head-dim");
+    if (H % Hkv) return mt_usage_error("sweep", "--heads %lld is not a multiple of --kv-heads %lld", (long long)H, (long long)Hkv);
+    int dtype;
+    if (mt_dtype_parse(dtype_s, &dtype) != MT_OK)
+        return mt_usage_error("sweep", "--dtype '%s': expected bf16, fp16 or fp32", dtype_s);
+    int64_t *bs = NULL, *cs = NULL;
+    int nb = 0, nc = 0;
+    char err[512];
+    if (mt_batch_sizes_parse(batches_s, &bs, &nb, err, sizeof err) != MT_OK)
+        return mt_usage_error("sweep", "--batch-sizes: %s", err);
+    if (mt_batch_sizes_parse(ctx_s, &cs, &nc, err, sizeof err) != MT_OK) {
+        free(bs);
+        return mt_usage_error("sweep", "--contexts: %s", err);
+    }
+    mt_device_spec spec, dspec;
+    char note[512];
+    if (mt_device_spec_parse(device, &spec) != MT_OK || (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK)) {
+        free(bs), free(cs);
+        return mt_usage_error("sweep", "--device '%s': expected auto, cpu or cuda:N", device);
+    }
+    if (dspec.kind != MT_BACKEND_CPU && strcmp(device, "auto")) {
+        free(bs), free(cs);
+        return mt_fail("sweep", "attention sweeps run on the CPU so far: the CUDA kernel is built (kernels/cuda/attn.cu) "
+                                "and checked by bench/cuda_attn_check, not yet by sweeps; pass --device cpu");
+    }
+
+    mt_db *db = NULL;
+    mt_worker *w = NULL;
+    char exe[4096], why[512], *reply = NULL;
+    int status = 0;
+    if ((status = mt_cli_open_db("sweep", db_path, &db)) != 0) goto done;
+    if (mt_self_exe(exe, sizeof exe) != MT_OK || mt_worker_start(&w, exe, "cpu", err, sizeof err) != MT_OK) {
+        status = mt_fail("sweep", "cannot start the CPU worker: %s", err);
+        goto done;
+    }
+    mt_device_info dev;
+    if (mt_worker_call(w, "{\"op\":\"hello\"}", 60, &reply, why, sizeof why) != MT_OK) {
+        status = mt_fail("sweep", "the CPU worker did not start: %s", why);
+        goto done;
+    }
+    cJSON *hj = cJSON_Parse(reply);
+    free(reply);
+    reply = NULL;
+    mt_device_info_from_json(hj, &dev);
+    cJSON_Delete(hj);
+    if (mt_db_device_upsert(db, &dev) != MT_OK) {
+        status = mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
+        goto done;
+    }
+    if (!(dev.bandwidth_gbs > 0) && mt_worker_call(w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) == MT_OK) {
+        cJSON *cj = cJSON_Parse(reply);
+        const cJSON *bw = cJSON_GetObjectItemCaseSensitive(cj, "bandwidth_gbs"), *pk = cJSON_GetObjectItemCaseSensitive(cj, "peak_gflops");
+        if (cJSON_IsNumber(bw) && cJSON_IsNumber(pk) && bw->valuedouble > 0) {
+            dev.bandwidth_gbs = bw->valuedouble;
+            dev.peak_gflops = pk->valuedouble;
+            mt_db_device_set_ceilings(db, dev.id, dev.bandwidth_gbs, dev.peak_gflops);
+        }
+        cJSON_Delete(cj);
+        free(reply);
+        reply = NULL;
+    }
+    /* the problem: kernel attn_decode, E/N/K/topk holding H/Hkv/D/page */
+    mt_problem prob;
+    memset(&prob, 0, sizeof prob);
+    snprintf(prob.kernel, sizeof prob.kernel, "attn_decode");
+    snprintf(prob.dtype, sizeof prob.dtype, "%s", mt_dtype_name(dtype));
+    prob.E = H, prob.N = Hkv, prob.K = D, prob.topk = page, prob.renormalize = 0;
+    if (mt_db_problem_upsert(db, &prob) != MT_OK) {
+        status = mt_fail("sweep", "cannot record the problem: %s", mt_db_errmsg(db));
+        goto done;
+    }
+    mt_space sp;
+    mt_space_cpu_attn(&sp, dev.cores);
+    mt_policy pol;
+    mt_policy_cpu_default(&pol);
+    char policy[256], text[1024] = "";
+    mt_policy_text(&pol, "cpu-attn", policy, sizeof policy);
+    const char *khash = MT_CPU_ATTN_HASH; /* the attention kernel's own sources */
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nc; j++)
+            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%lldx%lld", i || j ? "," : "", (long long)bs[i],
+                     (long long)cs[j]);
+    char cmdline[1024] = "moetune";
+    for (int i = 0; i < argc; i++) snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
+    int64_t sweep_id = 0;
+    mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(strategy), (int)budget, text, cmdline, &sweep_id);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    mt_progress prog;
+    mt_progress_init(&prog, quiet);
+    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0;
+    for (int i = 0; i < nb && !stop && !status; i++)
+        for (int j = 0; j < nc && !stop && !status; j++) {
+            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, 0, cs[j]};
+            mt_config *pts = NULL, def;
+            int n = mt_space_enumerate(&sp, &x, &pts);
+            if (n <= 0) continue;
+            sp.default_config(&sp, &x, &def);
+            int b = budget_pct > 0 ? (int)ceil(n * budget_pct / 100) : (int)budget;
+            if (budget_pct > 0 && b < 5) b = 5;
+            total += b > 0 && b < n ? b : n;
+            mt_search *search = NULL;
+            /* the model's input is the work: sequences x context */
+            if (mt_search_new(&search, strategy, &sp, pts, n, &def, bs[i] * cs[j], b,
+                              (uint64_t)seed * 0x2545f4914f6cdd1dull + (uint64_t)(bs[i] * 131071 + cs[j])) != MT_OK) {
+                free(pts);
+                status = mt_fail("sweep", "out of memory");
+                break;
+            }
+            uint64_t inputs = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)bs[i] * 1000003ull ^ (uint64_t)cs[j] * 7919ull;
+            int idx;
+            while (!stop && mt_search_next(search, &idx)) {
+                char params[256], req[1024];
+                int64_t cfg_id;
+                mt_config_to_json(&sp, &pts[idx], params, sizeof params);
+                if (mt_db_config_upsert(db, "cpu", params, &cfg_id) != MT_OK) {
+                    status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
+                    break;
+                }
+                double stored;
+                done_n++;
+                if (mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &stored) == 1) {
+                    mt_search_report(search, idx, stored);
+                    skipped++;
+                    continue;
+                }
+                snprintf(req, sizeof req,
+                         "{\"op\":\"measure_attn\",\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":\"%s\","
+                         "\"batch\":%lld,\"ctx\":%lld,\"params\":%s,\"seed\":%llu}",
+                         (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype),
+                         (long long)bs[i], (long long)cs[j], params, (unsigned long long)(inputs & 0xffffffffffffull));
+                int crc = mt_worker_call(w, req, (double)timeout, &reply, why, sizeof why);
+                if (stop && crc != MT_OK) break; /* abandoned, not failed */
+                cJSON *r = crc == MT_OK ? cJSON_Parse(reply) : NULL;
+                free(reply);
+                reply = NULL;
+                const cJSON *rs = cJSON_GetObjectItemCaseSensitive(r, "status"), *med = cJSON_GetObjectItemCaseSensitive(r, "median_us");
+                const cJSON *reason = cJSON_GetObjectItemCaseSensitive(r, "reason"), *rel = cJSON_GetObjectItemCaseSensitive(r, "rel_err");
+                int ok = cJSON_IsString(rs) && !strcmp(rs->valuestring, "ok") && cJSON_IsNumber(med);
+                double esz = (double)mt_dtype_size(dtype);
+                double floor_us = dev.bandwidth_gbs > 0
+                                      ? (double)bs[i] * (double)cs[j] * (double)Hkv * (double)D * 2.0 * esz / (dev.bandwidth_gbs * 1e9) * 1e6
+                                      : NAN;
+                mt_attn_row row = {sweep_id, dev.id, prob.id, bs[i], cs[j], cfg_id,
+                                   !memcmp(&pts[idx], &def, sizeof def),
+                                   ok ? "ok" : (cJSON_IsString(rs) && !strcmp(rs->valuestring, "aborted")) ? "aborted" : "failed",
+                                   ok ? NULL : cJSON_IsString(reason) ? reason->valuestring : crc != MT_OK ? why : "no answer",
+                                   cJSON_IsNumber(med) ? med->valuedouble : NAN, NAN,
+                                   cJSON_IsNumber(rel) ? rel->valuedouble : NAN, floor_us, 0, khash, policy, NULL};
+                if (mt_db_attn_insert(db, &row) != MT_OK) {
+                    cJSON_Delete(r);
+                    status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
+                    break;
+                }
+                cJSON_Delete(r);
+                measured++;
+                failed += !ok;
+                mt_search_report(search, idx, ok ? med->valuedouble : NAN);
+                if (crc != MT_OK && mt_worker_restart(w, err, sizeof err) != MT_OK) {
+                    status = mt_fail("sweep", "cannot restart the worker: %s", err);
+                    break;
+                }
+                char best[128];
+                double bt;
+                if (mt_search_best(search, &bt) >= 0)
+                    snprintf(best, sizeof best, "batch %lld ctx %lld best %.1f us", (long long)bs[i], (long long)cs[j], bt);
+                else
+                    snprintf(best, sizeof best, "batch %lld ctx %lld", (long long)bs[i], (long long)cs[j]);
+                mt_progress_update(&prog, done_n, total, best);
+            }
+            mt_search_free(search);
+            free(pts);
+        }
+    mt_progress_end(&prog);
+    mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : "done");
+    if (status) goto done;
+    printf("measured %d variants (%d failed), %d already in the database\n", measured, failed, skipped);
+    printf("%s (cpu), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, (long long)H, (long long)Hkv,
+           (long long)D, (long long)page, mt_dtype_name(dtype));
+    printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
+    struct best_list bl = {calloc(4096, sizeof(mt_attn_entry)), calloc(4096, 256), 0, 4096, stdout};
+    if (!bl.e || !bl.params || mt_db_attn_best(db, dev.id, prob.id, khash, take_best, &bl) != MT_OK) {
+        status = mt_fail("sweep", "cannot read the results: %s", mt_db_errmsg(db));
+    } else if (!no_export && !stop && bl.n) {
+        char dir[4096], name[512], path[4700];
+        if (out) snprintf(dir, sizeof dir, "%s", out);
+        else if (mt_data_dir(dir, sizeof dir - 16) == MT_OK) strcat(dir, "/configs");
+        else snprintf(dir, sizeof dir, "moetune-configs");
+        mt_attn_name nm = {H, Hkv, D, page, "", ""};
+        snprintf(nm.device, sizeof nm.device, "%s", dev.name);
+        snprintf(nm.dtype, sizeof nm.dtype, "%s", mt_dtype_name(dtype));
+        mt_attn_name_format(name, sizeof name, &nm);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (mt_mkdir_p(dir) != 0 || mt_attn_file_write(path, bl.e, bl.n, err, sizeof err) != MT_OK)
+            status = mt_fail("sweep", "cannot write %s: %s", path, err);
+        else
+            printf("attention config file: %s\n", path);
+    }
+    free(bl.e);
+    free(bl.params);
+    if (stop && !status) {
+        fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n", measured);
+        status = MT_EXIT_INTERRUPTED;
+    }
+done:
+    free(reply);
+    mt_worker_stop(w);
+    mt_db_close(db);
+    free(bs);
+    free(cs);
+    return mt_cli_finish("sweep", status);
+}
