@@ -113,3 +113,30 @@ int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_
     sqlite3_finalize(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_EDB;
 }
+
+int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(mt_db_sqlite(db),
+                           "SELECT DISTINCT d.id, d.name, d.backend, p.id, p.kernel, p.dtype, p.E, p.N, p.K, p.topk "
+                           "FROM attn_measurements a JOIN devices d ON d.id = a.device_id JOIN problems p ON p.id = a.problem_id "
+                           "WHERE a.status = 'ok' ORDER BY d.id, p.id",
+                           -1, &q, NULL) != SQLITE_OK)
+        return MT_EDB;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mt_problem p = {0};
+        p.id = sqlite3_column_int64(q, 3);
+        snprintf(p.kernel, sizeof p.kernel, "%s", (const char *)sqlite3_column_text(q, 4));
+        snprintf(p.dtype, sizeof p.dtype, "%s", (const char *)sqlite3_column_text(q, 5));
+        p.E = sqlite3_column_int64(q, 6);
+        p.N = sqlite3_column_int64(q, 7);
+        p.K = sqlite3_column_int64(q, 8);
+        p.topk = sqlite3_column_int64(q, 9);
+        if (cb(sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2),
+               &p, user))
+            break;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_EDB;
+}

@@ -27,4 +27,10 @@ typedef int (*mt_attn_row_cb)(const mt_attn_row *r, void *user);
 int mt_db_attn_best(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_attn_row_cb cb,
                     void *user);
 
+/* The (device, problem) pairs with verified attention rows: the device's
+ * id, name and backend, the problem's id, shape and dtype. */
+typedef int (*mt_attn_pair_cb)(int64_t device_id, const char *device_name, const char *backend, const mt_problem *p,
+                               void *user);
+int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user);
+
 #endif

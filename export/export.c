@@ -1,5 +1,8 @@
 #include "export.h"
 
+#include "attn_db.h"
+#include "vllm.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -396,11 +399,53 @@ static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, voi
     return 0;
 }
 
+struct attn_collect { mt_attn_entry e[4096]; char params[4096][256]; int n; };
+static int take_attn(const mt_attn_row *r, void *u)
+{
+    struct attn_collect *a = u;
+    if (a->n == 4096) return 1;
+    snprintf(a->params[a->n], sizeof a->params[0], "%s", r->params);
+    a->e[a->n] = (mt_attn_entry){r->batch, r->ctx, a->params[a->n]};
+    a->n++;
+    return 0;
+}
+
+/* An attention config file per (device, attention problem) with verified
+ * rows of the attention kernel's current source */
+static int export_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p, void *u)
+{
+    struct export_ctx *c = u;
+    (void)backend;
+    if ((c->o->device_id && c->o->device_id != dev) || (c->o->problem_id && c->o->problem_id != p->id) || c->o->grid)
+        return 0;
+    struct attn_collect *a = calloc(1, sizeof *a);
+    char file[512], path[4700], err[512];
+    mt_attn_name nm = {p->E, p->N, p->K, p->topk, "", ""};
+    snprintf(nm.device, sizeof nm.device, "%s", name);
+    snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype);
+    int rc = a ? mt_db_attn_best(c->db, dev, p->id, MT_CPU_ATTN_HASH, take_attn, a) : MT_ENOMEM;
+    if (rc == MT_OK && a->n) {
+        mt_attn_name_format(file, sizeof file, &nm);
+        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file);
+        rc = mt_attn_file_write(path, a->e, a->n, err, sizeof err);
+        if (rc == MT_OK) {
+            c->st->written++;
+            if (!c->o->quiet) printf("%s\n", path);
+        } else {
+            mt_err("%s", err);
+        }
+    }
+    if (rc != MT_OK) c->st->failed++;
+    free(a);
+    return 0;
+}
+
 int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st)
 {
     struct export_ctx c = {db, o, st};
     memset(st, 0, sizeof *st);
     int rc = mt_db_pairs(db, "ok", export_ok_pair, &c);
     if (rc == MT_OK) rc = mt_db_pairs(db, "foreign", export_foreign_pair, &c);
+    if (rc == MT_OK) rc = mt_db_attn_pairs(db, export_attn_pair, &c);
     return rc;
 }

@@ -25,6 +25,12 @@ for v in j.values():
 assert text == json.dumps(j, indent=4) + "\n"
 PY
 ok
+# export writes the same file; publish carries it to a bucket and pull back
+expect_exit 0 "$TMP/exo" "$MT" export --db "$DB" --out "$TMP/ex"
+cmp -s "$F" "$TMP/ex/$(basename "$F")" || fail "export's attention file differs from the sweep's"; ok
+expect_exit 0 "$TMP/pb" "$MT" publish "file://$TMP/bucket" --db "$DB"
+expect_exit 0 "$TMP/pl" "$MT" pull "file://$TMP/bucket" --cache "$TMP/cache" --no-db
+cmp -s "$F" "$TMP/cache/$(basename "$F")" || fail "the attention file did not travel through the bucket"; ok
 expect_exit 0 "$TMP/s2" "$MT" "${args[@]}"
 expect_in "$TMP/s2" "measured 0 variants (0 failed), 20 already in the database"
 # a variant that returns NaN is failed with its reason; the others pass
