@@ -285,10 +285,11 @@ int mt_sweep_attention(int argc, char **argv)
                     status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
                     break;
                 }
+                double got = ok ? med->valuedouble : NAN;
                 cJSON_Delete(r);
                 measured++;
                 failed += !ok;
-                mt_search_report(search, idx, ok ? med->valuedouble : NAN);
+                mt_search_report(search, idx, got);
                 if (crc != MT_OK && mt_worker_restart(w, err, sizeof err) != MT_OK) {
                     status = mt_fail("sweep", "cannot restart the worker: %s", err);
                     break;
