@@ -47,6 +47,31 @@ expect_in "$TMP/b2" "needs --heads, --kv-heads and --head-dim"
 expect_exit 2 "$TMP/b3" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --contexts 0 --db "$TMP/b.db"
 expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
 expect_in "$TMP/b4" "--kernel 'transformer'"
+# daemon jobs: submitted for the CPU, checked at submit, run to the end
+Q=$TMP/q.db
+expect_exit 2 "$TMP/j0" "$MT" submit --db "$Q" --kernel attention --heads 8 --kv-heads 2 --head-dim 32
+expect_in "$TMP/j0" "attention jobs run on the CPU so far: submit them with --device cpu"
+expect_exit 2 "$TMP/j1" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 3 --head-dim 32
+expect_in "$TMP/j1" "moetune submit: --heads 8 is not a multiple of --kv-heads 3"
+expect_exit 2 "$TMP/j2" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 2 --head-dim 32 --job 4
+expect_exit 0 "$TMP/j3" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 2 --head-dim 32 \
+  --batch-sizes 1,2 --contexts 64 --budget 3 --no-export
+expect_exit 0 "$TMP/j4" "$MT" submit --db "$Q" --kernel fused_moe --model tiny --batch-sizes 1 --budget 2 --no-export
+expect_exit 0 "$TMP/jd" "$MT" daemon --db "$Q" --devices cpu --until-idle --poll 0.05
+[ "$(sql "$Q" "select group_concat(status || ':' || done || '/' || total) from jobs")" = "done:6/6,done:2/2" ] \
+  || fail "jobs: $(sql "$Q" "select group_concat(status || ':' || done || '/' || total || ':' || coalesce(message,'')) from jobs")"; ok
+[ "$(sql "$Q" "select count(*) from attn_measurements")" = 6 ] || fail "the attention job's 6 rows"; ok
+# shards of the (batch, context) pairs cover them once
+for i in 0 1; do
+  expect_exit 0 "$TMP/sh$i" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1,2 \
+    --contexts 32,64,96 --budget 1 --shard $i/2 --db "$TMP/sh$i.db" --no-export --quiet
+done
+python3 - "$TMP/sh0.db" "$TMP/sh1.db" <<'PY' || fail "two shards do not split the pairs"
+import sqlite3, sys
+a, b = (set(sqlite3.connect(p).execute("select batch, ctx from attn_measurements").fetchall()) for p in sys.argv[1:])
+assert a and b and not (a & b) and len(a | b) == 6, (a, b)
+PY
+ok
 # the MoE sweep takes --kernel fused_moe as its own
 expect_exit 0 "$TMP/m" "$MT" sweep --kernel fused_moe --model tiny --batch-sizes 1 --budget 2 --db "$TMP/m.db" --no-export --quiet
 done_ok

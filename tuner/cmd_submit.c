@@ -73,8 +73,18 @@ int cmd_submit(int argc, char **argv)
         free(rest);
         return mt_usage_error("submit", "--device '%s': expected any, cpu, cuda, cuda:N, hip or hip:N", device);
     }
-    char model_config[4096];
-    int status = mt_sweep_check_args("submit", nrest, rest, model_config, sizeof model_config);
+    char model_config[4096] = "";
+    int attention = 0, status;
+    for (int i = 1; i < nrest; i++)
+        if ((!strcmp(rest[i], "--kernel") && i + 1 < nrest && !strcmp(rest[i + 1], "attention")) ||
+            !strcmp(rest[i], "--kernel=attention"))
+            attention = 1;
+    if (attention && strcmp(device, "cpu")) {
+        free(rest);
+        return mt_usage_error("submit", "attention jobs run on the CPU so far: submit them with --device cpu");
+    }
+    status = attention ? mt_sweep_attention_check("submit", nrest, rest)
+                       : mt_sweep_check_args("submit", nrest, rest, model_config, sizeof model_config);
     if (status) {
         free(rest);
         return status;

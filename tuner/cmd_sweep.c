@@ -108,7 +108,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL
 };
 
 static const struct option long_opts[] = {
@@ -125,7 +125,7 @@ static const struct option long_opts[] = {
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
     {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
     {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
-    {"shard", required_argument, 0, O_SHARD}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out;
@@ -390,6 +390,10 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_COMPILE_JOBS: rc = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_JOB: rc = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
+        case O_KERNEL:
+            if (strcmp(optarg, "fused_moe") && strcmp(optarg, "moe"))
+                return mt_usage_error(me, "--kernel '%s': expected fused_moe (the default) or attention", optarg);
+            break;
         case O_SHARD:
             if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
                 return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4 (Slurm's "

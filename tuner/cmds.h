@@ -22,6 +22,8 @@ int cmd_publish(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 /* sweep --kernel attention (tuner/sweep_attn.c) */
 int mt_sweep_attention(int argc, char **argv);
+/* the attention sweep's options checked as a job would run them */
+int mt_sweep_attention_check(const char *cmd, int argc, char **argv);
 
 struct mt_db;
 /* Import one vLLM config file into the database as foreign rows (one

@@ -14,6 +14,7 @@
 
 #include "attn.h"
 #include "attn_db.h"
+#include "jobs.h"
 #include "cmds.h"
 #include "device.h"
 #include "log.h"
@@ -41,7 +42,8 @@ static const char usage[] =
     "  --batch-sizes LIST          default 1,8,32\n"
     "  --contexts LIST             context lengths, default 512,2048\n"
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
-    "  --db PATH, --out DIR, --no-export, --quiet: as for the fused-MoE sweep\n"
+    "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID: as for the\n"
+    "  fused-MoE sweep (a shard is a share of the (batch, context) pairs)\n"
     "The CPU backend so far (--device cpu or auto on a machine without a GPU).\n";
 
 static volatile sig_atomic_t stop;
@@ -65,10 +67,20 @@ static int take_best(const mt_attn_row *r, void *u)
     return 0;
 }
 
-int mt_sweep_attention(int argc, char **argv)
+struct attn_opts {
+    int64_t H, Hkv, D, page, seed, timeout, budget, job;
+    double budget_pct;
+    const char *dtype_s, *batches_s, *ctx_s, *db_path, *out, *device;
+    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given;
+    int64_t *bs, *cs;
+    int nb, nc;
+};
+
+/* the options, checked; lists malloc'ed in o (free them) */
+static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o)
 {
     enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
-           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE };
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD };
     static const struct option lo[] = {
         {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
         {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
@@ -78,70 +90,116 @@ int mt_sweep_attention(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"db", required_argument, 0, O_DB}, {"out", required_argument, 0, O_OUT},
         {"no-export", no_argument, 0, O_NOEXP}, {"quiet", no_argument, 0, O_QUIET},
-        {"device", required_argument, 0, O_DEVICE}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int64_t H = 0, Hkv = 0, D = 0, page = 16, seed = 1, timeout = 60, budget = 0;
-    double budget_pct = 0;
-    const char *dtype_s = "bf16", *batches_s = "1,8,32", *ctx_s = "512,2048", *db_path = NULL, *out = NULL,
-               *device = "auto";
-    int strategy = MT_STRATEGY_GRID, no_export = 0, quiet = 0, c, st;
+        {"device", required_argument, 0, O_DEVICE}, {"job", required_argument, 0, O_JOB},
+        {"shard", required_argument, 0, O_SHARD}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->page = 16, o->seed = 1, o->timeout = 60;
+    o->dtype_s = "bf16", o->batches_s = "1,8,32", o->ctx_s = "512,2048", o->device = "auto";
+    o->strategy = MT_STRATEGY_GRID;
+    int c, st;
+    char err[512];
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         st = MT_EXIT_OK;
         switch (c) {
         case O_KERNEL: break;
-        case O_H: st = mt_parse_int_opt("sweep", "--heads", optarg, 1, 1024, &H); break;
-        case O_HKV: st = mt_parse_int_opt("sweep", "--kv-heads", optarg, 1, 1024, &Hkv); break;
-        case O_D: st = mt_parse_int_opt("sweep", "--head-dim", optarg, 1, 1024, &D); break;
-        case O_PAGE: st = mt_parse_int_opt("sweep", "--page-size", optarg, 1, 1024, &page); break;
-        case O_DTYPE: dtype_s = optarg; break;
-        case O_BATCH: batches_s = optarg; break;
-        case O_CTX: ctx_s = optarg; break;
+        case O_H: st = mt_parse_int_opt(me, "--heads", optarg, 1, 1024, &o->H); break;
+        case O_HKV: st = mt_parse_int_opt(me, "--kv-heads", optarg, 1, 1024, &o->Hkv); break;
+        case O_D: st = mt_parse_int_opt(me, "--head-dim", optarg, 1, 1024, &o->D); break;
+        case O_PAGE: st = mt_parse_int_opt(me, "--page-size", optarg, 1, 1024, &o->page); break;
+        case O_DTYPE: o->dtype_s = optarg; break;
+        case O_BATCH: o->batches_s = optarg; break;
+        case O_CTX: o->ctx_s = optarg; break;
         case O_STRAT:
-            if ((strategy = mt_strategy_parse(optarg)) < 0)
-                return mt_usage_error("sweep", "--strategy '%s': expected grid, random or bayes", optarg);
+            if ((o->strategy = mt_strategy_parse(optarg)) < 0)
+                return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
             break;
         case O_BUDGET: {
             size_t l = strlen(optarg);
             if (l > 1 && optarg[l - 1] == '%') {
                 char *end;
-                budget_pct = strtod(optarg, &end);
-                if (end != optarg + l - 1 || !(budget_pct > 0 && budget_pct <= 100))
-                    return mt_usage_error("sweep", "--budget '%s': a percentage must be in (0, 100]", optarg);
+                o->budget_pct = strtod(optarg, &end);
+                if (end != optarg + l - 1 || !(o->budget_pct > 0 && o->budget_pct <= 100))
+                    return mt_usage_error(me, "--budget '%s': a percentage must be in (0, 100]", optarg);
             } else {
-                st = mt_parse_int_opt("sweep", "--budget", optarg, 1, 1 << 30, &budget);
+                st = mt_parse_int_opt(me, "--budget", optarg, 1, 1 << 30, &o->budget);
             }
             break;
         }
-        case O_SEED: st = mt_parse_int_opt("sweep", "--seed", optarg, 0, INT64_MAX, &seed); break;
-        case O_TIMEOUT: st = mt_parse_int_opt("sweep", "--timeout", optarg, 1, 86400, &timeout); break;
-        case O_DB: db_path = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_NOEXP: no_export = 1; break;
-        case O_QUIET: quiet = 1; break;
-        case O_DEVICE: device = optarg; break;
-        case 'h': return fputs(usage, stdout), mt_cli_finish("sweep", 0);
+        case O_SEED: st = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_TIMEOUT: st = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
+        case O_DB: o->db_path = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_NOEXP: o->no_export = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_DEVICE: o->device = optarg, o->device_given = 1; break;
+        case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
+        case O_SHARD:
+            if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
+                return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4", optarg);
+            break;
+        case 'h': return fputs(usage, stdout), -1;
         default:
-            return mt_usage_error("sweep", "'%s' is not an option of the attention sweep (moetune sweep --kernel attention --help)",
+            return mt_usage_error(me, "'%s' is not an option of the attention sweep (moetune sweep --kernel attention --help)",
                                   argv[optind - 1]);
         }
         if (st) return st;
     }
-    if (optind < argc) return mt_usage_error("sweep", "unexpected argument '%s'", argv[optind]);
-    if (!H || !Hkv || !D) return mt_usage_error("sweep", "the attention sweep needs --heads, --kv-heads and --head-dim");
-    if (H % Hkv) return mt_usage_error("sweep", "--heads %lld is not a multiple of --kv-heads %lld", (long long)H, (long long)Hkv);
-    int dtype;
-    if (mt_dtype_parse(dtype_s, &dtype) != MT_OK)
-        return mt_usage_error("sweep", "--dtype '%s': expected bf16, fp16 or fp32", dtype_s);
-    int64_t *bs = NULL, *cs = NULL;
-    int nb = 0, nc = 0;
-    char err[512];
-    if (mt_batch_sizes_parse(batches_s, &bs, &nb, err, sizeof err) != MT_OK)
-        return mt_usage_error("sweep", "--batch-sizes: %s", err);
-    if (mt_batch_sizes_parse(ctx_s, &cs, &nc, err, sizeof err) != MT_OK) {
-        free(bs);
-        return mt_usage_error("sweep", "--contexts: %s", err);
+    if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
+    if (!o->H || !o->Hkv || !o->D) return mt_usage_error(me, "the attention sweep needs --heads, --kv-heads and --head-dim");
+    if (o->H % o->Hkv)
+        return mt_usage_error(me, "--heads %lld is not a multiple of --kv-heads %lld", (long long)o->H, (long long)o->Hkv);
+    if (mt_dtype_parse(o->dtype_s, &o->dtype) != MT_OK)
+        return mt_usage_error(me, "--dtype '%s': expected bf16, fp16 or fp32", o->dtype_s);
+    if (mt_batch_sizes_parse(o->batches_s, &o->bs, &o->nb, err, sizeof err) != MT_OK)
+        return mt_usage_error(me, "--batch-sizes: %s", err);
+    if (mt_batch_sizes_parse(o->ctx_s, &o->cs, &o->nc, err, sizeof err) != MT_OK) {
+        free(o->bs);
+        o->bs = NULL;
+        return mt_usage_error(me, "--contexts: %s", err);
     }
+    return MT_EXIT_OK;
+}
+
+int mt_sweep_attention_check(const char *cmd, int argc, char **argv)
+{
+    struct attn_opts o;
+    int st = parse_attn(cmd, argc, argv, &o);
+    if (st) return st < 0 ? MT_EXIT_USAGE : st;
+    free(o.bs);
+    free(o.cs);
+    if (o.device_given || o.db_path || o.job)
+        return mt_usage_error(cmd, "--device, --db and --job are the %s command's own (a job gets its device from the "
+                              "daemon)", cmd);
+    return MT_EXIT_OK;
+}
+
+/* a (batch, ctx) pair's share of --shard: round robin over the pairs */
+static int pair_kept(const struct attn_opts *o, int k)
+{
+    return o->shard_n <= 1 || mt_shard_keep(o->H, o->Hkv, o->D, o->page, k, o->shard_i, o->shard_n);
+}
+
+static void attn_job_tick(mt_db *db, int64_t job, int done, int total, const char *best)
+{
+    char st[32];
+    mt_db_job_progress(db, job, done, total, best);
+    if (mt_db_job_status(db, job, st, sizeof st) == MT_OK && !strcmp(st, "cancelled")) stop = 2;
+}
+
+int mt_sweep_attention(int argc, char **argv)
+{
+    struct attn_opts ao;
+    int pst = parse_attn("sweep", argc, argv, &ao);
+    if (pst) return pst < 0 ? mt_cli_finish("sweep", 0) : pst;
+    int64_t H = ao.H, Hkv = ao.Hkv, D = ao.D, page = ao.page, seed = ao.seed, timeout = ao.timeout, budget = ao.budget;
+    double budget_pct = ao.budget_pct;
+    const char *db_path = ao.db_path, *out = ao.out, *device = ao.device;
+    int strategy = ao.strategy, no_export = ao.no_export, quiet = ao.quiet, dtype = ao.dtype;
+    int64_t *bs = ao.bs, *cs = ao.cs;
+    int nb = ao.nb, nc = ao.nc;
+    char err[512];
     mt_device_spec spec, dspec;
     char note[512];
     if (mt_device_spec_parse(device, &spec) != MT_OK || (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK)) {
@@ -222,8 +280,10 @@ int mt_sweep_attention(int argc, char **argv)
     mt_progress prog;
     mt_progress_init(&prog, quiet);
     int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0;
+    if (ao.job) attn_job_tick(db, ao.job, 0, 0, NULL);
     for (int i = 0; i < nb && !stop && !status; i++)
         for (int j = 0; j < nc && !stop && !status; j++) {
+            if (!pair_kept(&ao, i * nc + j)) continue;
             mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, 0, cs[j]};
             mt_config *pts = NULL, def;
             int n = mt_space_enumerate(&sp, &x, &pts);
@@ -301,6 +361,7 @@ int mt_sweep_attention(int argc, char **argv)
                 else
                     snprintf(best, sizeof best, "batch %lld ctx %lld", (long long)bs[i], (long long)cs[j]);
                 mt_progress_update(&prog, done_n, total, best);
+                if (ao.job) attn_job_tick(db, ao.job, done_n, total, best);
             }
             mt_search_free(search);
             free(pts);
@@ -332,7 +393,10 @@ int mt_sweep_attention(int argc, char **argv)
     }
     free(bl.e);
     free(bl.params);
-    if (stop && !status) {
+    if (stop == 2 && !status) {
+        fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)ao.job, measured);
+        status = MT_EXIT_INTERRUPTED;
+    } else if (stop && !status) {
         fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n", measured);
         status = MT_EXIT_INTERRUPTED;
     }
