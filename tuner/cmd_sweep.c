@@ -362,20 +362,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             o->time_s = v * mul;
             break;
         }
-        case O_BUDGET: {
-            size_t len = strlen(optarg);
-            if (len > 1 && optarg[len - 1] == '%') {
-                char *end;
-                o->budget_pct = strtod(optarg, &end);
-                if (end != optarg + len - 1 || !(o->budget_pct > 0 && o->budget_pct <= 100))
-                    rc = mt_usage_error(me, "--budget '%s': a percentage must be in (0, 100], e.g. 5%%", optarg);
-                o->budget = 0;
-            } else {
-                rc = mt_parse_int_opt(me, "--budget", optarg, 1, 1 << 30, &o->budget);
-                o->budget_pct = 0;
-            }
-            break;
-        }
+        case O_BUDGET: rc = mt_parse_budget(me, optarg, &o->budget, &o->budget_pct); break;
         case O_TIMEOUT: rc = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_ABORT: {
@@ -414,7 +401,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
 
 /* Start the worker, learn the device from its hello, record the device, and
  * measure its ceilings once. */
-static int start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, mt_db *db)
+int mt_sweep_start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, mt_db *db)
 {
     char err[512], why[512], *reply = NULL;
     if (mt_worker_start(w, exe, device, err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
@@ -617,7 +604,7 @@ int cmd_sweep(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if ((status = start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
+    if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
     if (gpu && o.compile_jobs != 0) precompile(&o, &dev, ps.dtype);
     /* the space depends on the device: CPU threads, GPU SM count */
     if (gpu) mt_space_cuda_moe(&sp, dev.cores);

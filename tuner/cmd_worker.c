@@ -101,6 +101,22 @@ struct backend {
     mt_device_info info;
 };
 
+/* A measurement's reply: its status, reason, figures and error */
+static cJSON *result_json(const mt_measure_result *res)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    cJSON_AddStringToObject(o, "status", res->ok ? "ok" : res->aborted ? "aborted" : "failed");
+    if (!res->ok) cJSON_AddStringToObject(o, "reason", res->reason);
+    if (res->ok || res->aborted) {
+        cJSON_AddNumberToObject(o, "median_us", res->median_us);
+        cJSON_AddNumberToObject(o, "spread_us", res->spread_us);
+        cJSON_AddNumberToObject(o, "reps", res->reps);
+    }
+    if (res->rel_err == res->rel_err) cJSON_AddNumberToObject(o, "rel_err", res->rel_err);
+    return o;
+}
+
 static void do_measure(struct backend *be, const cJSON *req)
 {
     const mt_space *sp = &be->sp;
@@ -179,16 +195,7 @@ static void do_measure(struct backend *be, const cJSON *req)
         res.median_us = synth;
         res.spread_us = 0;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "ok", 1);
-    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : res.aborted ? "aborted" : "failed");
-    if (!res.ok) cJSON_AddStringToObject(o, "reason", res.reason);
-    if (res.ok || res.aborted) {
-        cJSON_AddNumberToObject(o, "median_us", res.median_us);
-        cJSON_AddNumberToObject(o, "spread_us", res.spread_us);
-        cJSON_AddNumberToObject(o, "reps", res.reps);
-    }
-    if (res.rel_err == res.rel_err) cJSON_AddNumberToObject(o, "rel_err", res.rel_err);
+    cJSON *o = result_json(&res);
     cJSON_AddNumberToObject(o, "experts_hit", (double)res.experts_hit);
     if (resources[0]) cJSON_AddItemToObject(o, "resources", cJSON_Parse(resources));
     reply(o);
@@ -237,17 +244,7 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
         reply_error(mt_status_str(rc));
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "ok", 1);
-    cJSON_AddStringToObject(o, "status", res.ok ? "ok" : res.aborted ? "aborted" : "failed");
-    if (!res.ok) cJSON_AddStringToObject(o, "reason", res.reason);
-    if (res.ok || res.aborted) {
-        cJSON_AddNumberToObject(o, "median_us", res.median_us);
-        cJSON_AddNumberToObject(o, "spread_us", res.spread_us);
-        cJSON_AddNumberToObject(o, "reps", res.reps);
-    }
-    if (res.rel_err == res.rel_err) cJSON_AddNumberToObject(o, "rel_err", res.rel_err);
-    reply(o);
+    reply(result_json(&res));
 }
 
 static void hello(const struct backend *be)

@@ -26,6 +26,13 @@ int mt_sweep_attention(int argc, char **argv);
 int mt_sweep_attention_check(const char *cmd, int argc, char **argv);
 
 struct mt_db;
+struct mt_worker;
+struct mt_device_info;
+/* Start the worker of a device, learn the device from its hello, record it,
+ * and measure its ceilings once (sweep's, shared with the attention sweep).
+ * Returns an exit status. */
+int mt_sweep_start_worker(const char *exe, const char *device, struct mt_worker **w, struct mt_device_info *dev,
+                          struct mt_db *db);
 /* Import one vLLM config file into the database as foreign rows (one
  * transaction); why gets the reason on failure. */
 int mt_import_vllm_file(struct mt_db *db, const char *path, char *why, size_t n);

@@ -115,18 +115,7 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
             if ((o->strategy = mt_strategy_parse(optarg)) < 0)
                 return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
             break;
-        case O_BUDGET: {
-            size_t l = strlen(optarg);
-            if (l > 1 && optarg[l - 1] == '%') {
-                char *end;
-                o->budget_pct = strtod(optarg, &end);
-                if (end != optarg + l - 1 || !(o->budget_pct > 0 && o->budget_pct <= 100))
-                    return mt_usage_error(me, "--budget '%s': a percentage must be in (0, 100]", optarg);
-            } else {
-                st = mt_parse_int_opt(me, "--budget", optarg, 1, 1 << 30, &o->budget);
-            }
-            break;
-        }
+        case O_BUDGET: st = mt_parse_budget(me, optarg, &o->budget, &o->budget_pct); break;
         case O_SEED: st = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_TIMEOUT: st = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_DB: o->db_path = optarg; break;
@@ -217,36 +206,12 @@ int mt_sweep_attention(int argc, char **argv)
     char exe[4096], why[512], *reply = NULL;
     int status = 0;
     if ((status = mt_cli_open_db("sweep", db_path, &db)) != 0) goto done;
-    if (mt_self_exe(exe, sizeof exe) != MT_OK || mt_worker_start(&w, exe, "cpu", err, sizeof err) != MT_OK) {
-        status = mt_fail("sweep", "cannot start the CPU worker: %s", err);
+    if (mt_self_exe(exe, sizeof exe) != MT_OK) {
+        status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
         goto done;
     }
     mt_device_info dev;
-    if (mt_worker_call(w, "{\"op\":\"hello\"}", 60, &reply, why, sizeof why) != MT_OK) {
-        status = mt_fail("sweep", "the CPU worker did not start: %s", why);
-        goto done;
-    }
-    cJSON *hj = cJSON_Parse(reply);
-    free(reply);
-    reply = NULL;
-    mt_device_info_from_json(hj, &dev);
-    cJSON_Delete(hj);
-    if (mt_db_device_upsert(db, &dev) != MT_OK) {
-        status = mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
-        goto done;
-    }
-    if (!(dev.bandwidth_gbs > 0) && mt_worker_call(w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) == MT_OK) {
-        cJSON *cj = cJSON_Parse(reply);
-        const cJSON *bw = cJSON_GetObjectItemCaseSensitive(cj, "bandwidth_gbs"), *pk = cJSON_GetObjectItemCaseSensitive(cj, "peak_gflops");
-        if (cJSON_IsNumber(bw) && cJSON_IsNumber(pk) && bw->valuedouble > 0) {
-            dev.bandwidth_gbs = bw->valuedouble;
-            dev.peak_gflops = pk->valuedouble;
-            mt_db_device_set_ceilings(db, dev.id, dev.bandwidth_gbs, dev.peak_gflops);
-        }
-        cJSON_Delete(cj);
-        free(reply);
-        reply = NULL;
-    }
+    if ((status = mt_sweep_start_worker(exe, "cpu", &w, &dev, db)) != 0) goto done;
     /* the problem: kernel attn_decode, E/N/K/topk holding H/Hkv/D/page */
     mt_problem prob;
     memset(&prob, 0, sizeof prob);

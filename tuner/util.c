@@ -249,3 +249,18 @@ int mt_shard_keep(int64_t E, int64_t N, int64_t K, int64_t topk, int k, int i, i
         for (int b = 0; b < 8; b++) h = (h ^ (uint64_t)((v[j] >> (8 * b)) & 0xff)) * 1099511628211ull;
     return (int)(((uint64_t)k + h % (uint64_t)n) % (uint64_t)n) == i;
 }
+
+int mt_parse_budget(const char *cmd, const char *arg, int64_t *n, double *pct)
+{
+    size_t len = strlen(arg);
+    *n = 0;
+    *pct = 0;
+    if (len > 1 && arg[len - 1] == '%') {
+        char *end;
+        *pct = strtod(arg, &end);
+        if (end != arg + len - 1 || !(*pct > 0 && *pct <= 100))
+            return mt_usage_error(cmd, "--budget '%s': a percentage must be in (0, 100], e.g. 5%%", arg);
+        return MT_EXIT_OK;
+    }
+    return mt_parse_int_opt(cmd, "--budget", arg, 1, 1 << 30, n);
+}

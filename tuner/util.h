@@ -36,6 +36,10 @@ int mt_cli_db_path(const char *path, char *out, size_t n);
  * DB.daemon), 0 when none does, -1 when one does but its pid is unknown. */
 int mt_daemon_holder(const char *db_path);
 
+/* --budget N or P%: *n set and *pct 0, or *pct in (0, 100] and *n 0;
+ * returns an exit status (a usage error names cmd). */
+int mt_parse_budget(const char *cmd, const char *arg, int64_t *n, double *pct);
+
 /* --shard I/N: MT_OK with 0 <= I < N <= 65536, else MT_EINVAL. */
 int mt_shard_parse(const char *s, int *i, int *n);
 /* Whether batch size number k (in the problem's list) of the problem
