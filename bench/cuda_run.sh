@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: device facts, then sweeps that check every
 # variant against the float64 oracle and time it, then the tables.
-# Usage (device machine, repository root): bench/cuda_run.sh smoke|full
+# Usage (device machine, repository root): bench/cuda_run.sh MODE [MODE...]
+# (modes run in turn on one database; see the case below)
 # Expects the binary built here in .carry/bin and libcjson in .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-smoke}
+modes=${*:-smoke}
 MT=${MT:-$PWD/.carry/bin/moetune}
 OUT=${OUT:-/tmp/mt_out}
 mkdir -p "$OUT"
@@ -16,10 +17,12 @@ DB=$OUT/gpu.db
 [ -f "$PWD/.carry/gpu.db" ] && cp "$PWD/.carry/gpu.db" "$DB"
 [ -f "$PWD/.carry/gpu.db.gz" ] && gunzip -c "$PWD/.carry/gpu.db.gz" >"$DB"
 log() { echo "== $*"; }
-log "$(date -u +%FT%TZ) mode=$mode commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+log "$(date -u +%FT%TZ) modes=$modes commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 "$MT" devices
 sweep() { log "sweep $*"; /usr/bin/time -f "wall %e s" "$MT" sweep --device cuda:0 --db "$DB" --out "$OUT/configs" --quiet "$@" >"$OUT/last.txt" 2>&1; rc=$?; tail -n 30 "$OUT/last.txt"; echo "rc=$rc"; }
+for mode in $modes; do
+log "mode $mode"
 case $mode in
 smoke)
   sweep --experts 16 --intermediate 512 --hidden 1024 --topk 2 --batch-sizes 1,37,256 --budget 6
@@ -171,6 +174,7 @@ PY
   sweep --model qwen3-30b-a3b --batch-sizes 4096 --budget 4 --max-tokens 1000 --no-export
   ;;
 esac
+done
 log "failures by reason"
 python3 - "$DB" <<'PY'
 import sqlite3, sys
