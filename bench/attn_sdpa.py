@@ -4,7 +4,8 @@ bench/cuda_attn_check.c (--equal: every sequence at the full context), for
 issue 9's comparison. q [B, H, 1, D]; K and V dense [B, Hkv, ctx, D] (SDPA
 has no paged cache: the copy into that layout is not timed); grouped-query
 attention through enable_gqa where torch has it, else K and V repeated to
-H heads beforehand (not timed either). Best of 20 CUDA-event timings, with
+H heads beforehand (not timed either). Best of 20 CUDA-event timings of a
+CUDA graph's replay, L2 flushed before each (as cuda_attn_check), with
 the KV bytes over the copy bandwidth as the floor.
 usage: bench/attn_sdpa.py [--quick]"""
 import sys
@@ -22,6 +23,7 @@ for i in range(6):
     if i: best = min(best, s.elapsed_time(e))
 bw = 2 * x.numel() * 2 / (best * 1e-3)
 del x, y
+flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)  # over the H100's 50 MB of L2
 print(f"copy bandwidth {bw / 1e9:.0f} GB/s, torch {torch.__version__}")
 shapes = [(32, 8, 128, 16), (64, 8, 128, 16), (32, 32, 128, 16), (16, 16, 64, 32), (8, 1, 256, 16)][: 2 if quick else 5]
 print("| H/Hkv/D/page | dtype | B | ctx | SDPA us | floor us | floor/t |\n| --- | --- | --- | --- | --- | --- | --- |")
@@ -40,11 +42,20 @@ for H, Hkv, D, ps in shapes:
                 except TypeError:  # torch before 2.5: repeat the KV heads
                     kr, vr = k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1)
                     run = lambda: F.scaled_dot_product_attention(q, kr, vr)
+                # graph replays, so that the figure is the kernels' and not
+                # Python's dispatch; L2 flushed before each, outside the timing
+                run()
+                torch.cuda.synchronize()
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    run()
                 t = 1e30
                 for _ in range(20):
+                    flush.zero_()
                     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    s.record(); run(); e.record(); torch.cuda.synchronize()
+                    s.record(); g.replay(); e.record(); torch.cuda.synchronize()
                     t = min(t, s.elapsed_time(e))
+                del g
                 us = t * 1e3
                 floor = B * ctx * Hkv * D * 2 * 2 / bw * 1e6
                 name = "bf16" if dt == torch.bfloat16 else "fp16"

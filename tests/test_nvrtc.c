@@ -107,9 +107,10 @@ int main(void)
     CHECK(log && strstr(log, "MMA tiles"), "the log names the violated assertion: %.200s", log ? log : "(none)");
     free(log);
     /* the attention kernels: every head_dim and dtype, groups from MHA to a
-     * wide GQA, short and long partitions, few and many warps */
-    int heads[] = {64, 128, 256}, groups[] = {1, 8}, partitions[] = {16, 2048}, warps[] = {2, 8}, na = 0;
-    for (int h = 0; h < 3; h++)
+     * wide GQA (16: two passes of 8 heads' sums), short and long partitions,
+     * few and many warps; 96 and 32 leave lanes idle or pack 8 tokens */
+    int heads[] = {64, 128, 256, 96, 32}, groups[] = {1, 16}, partitions[] = {16, 2048}, warps[] = {2, 8}, na = 0;
+    for (int h = 0; h < 5; h++)
         for (int g = 0; g < 2; g++)
             for (int pi = 0; pi < 2; pi++) {
                 mt_cuda_attn_cfg ac = {heads[h], 16, groups[g], (h + g) & 1, partitions[pi], warps[(h + pi) & 1]};

@@ -27,83 +27,150 @@
 #define NUM_WARPS 4
 #endif
 
-#define THREADS (NUM_WARPS * 32)
-#define DPL (HEAD_DIM / 32) /* elements of a K row per lane */
+#include "tile_cuda.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
-static_assert(HEAD_DIM % 32 == 0, "head_dim is a multiple of 32");
+__host__ __device__ constexpr int mt_pow2ceil(int x) { return x <= 1 ? 1 : 2 * mt_pow2ceil((x + 1) / 2); }
+
+#define WS MT_WARP_SIZE
+#define THREADS (NUM_WARPS * WS)
+/* A K or V row is read 8 elements (16 bytes) per lane: LPT lanes hold one
+ * token's row and a warp takes TPW tokens per step, so a dot product needs
+ * log2(LPT) shuffles shared by TPW tokens instead of log2(32) per token.
+ * LPT is a power of two; where HEAD_DIM / 8 is not, the last lanes idle. */
+#define VEC 8
+#define LPT mt_pow2ceil(HEAD_DIM / VEC)
+#define TPW (WS / LPT)
+/* the value pass keeps HC heads' accumulators in registers (HC x VEC) */
+#define HC (GROUP < 8 ? GROUP : 8)
+
+static_assert(HEAD_DIM % VEC == 0 && LPT <= WS, "head_dim is a multiple of 8, at most 8 x the warp size");
 static_assert(PARTITION % PAGE_SIZE == 0, "a partition is whole pages");
 
-#include "tile_cuda.h" /* h2f, f2h */
+/* 8 consecutive elements, one 16-byte load (rows are 16-byte aligned:
+ * HEAD_DIM is a multiple of 8 and the caches are allocation-aligned) */
+MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
+{
+    uint4 u = *(const uint4 *)p;
+    u32 w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = h2f((h16)(w[i] & 0xffffu));
+        f[2 * i + 1] = h2f((h16)(w[i] >> 16));
+    }
+}
 
-/* Dynamic shared memory: q (float) [GROUP][HEAD_DIM], then the scores
- * [GROUP][PARTITION], then max and sum [GROUP] each */
+/* Dynamic shared memory: q (float) [GROUP][HEAD_DIM], later the value
+ * pass's sums, then the scores [GROUP][PARTITION], then max and sum
+ * [GROUP] each */
 MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q, const h16 *__restrict__ kc,
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
                                                         float scale, float *__restrict__ part, int max_parts)
 {
-    extern __shared__ float sm[];
+    extern __shared__ __align__(16) float sm[];
     float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + GROUP * PARTITION, *sum = mx + GROUP;
     const int p = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
+    const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
+    const bool dl = d0 < HEAD_DIM;
     const int ctx = context_lens[b], t0 = p * PARTITION;
     if (t0 >= ctx) return; /* the reduction reads only partitions inside the context */
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
     const int H = Hkv * GROUP;
+    const int *bt = block_table + (long)b * max_pages;
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
         qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
     __syncthreads();
 
-    /* scores: a warp per token, its K row spread over the lanes */
-    for (int t = t0 + warp; t < t1; t += NUM_WARPS) {
-        long page = block_table[(long)b * max_pages + t / PAGE_SIZE];
-        const h16 *k = kc + ((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM;
-        float kv[DPL];
+    /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
+#pragma unroll 2
+    for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW) {
+        const int t = tb + slot;
+        const bool live = t < t1 && dl;
+        float kv[VEC];
+        if (live) {
+            long page = bt[t / PAGE_SIZE];
+            load8(kc + ((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM + d0, kv);
+        } else {
 #pragma unroll
-        for (int i = 0; i < DPL; i++) kv[i] = h2f(k[lane + 32 * i]);
+            for (int i = 0; i < VEC; i++) kv[i] = 0;
+        }
 #pragma unroll
         for (int h = 0; h < GROUP; h++) {
+            const float *qh = qs + h * HEAD_DIM + (dl ? d0 : 0);
             float d = 0;
 #pragma unroll
-            for (int i = 0; i < DPL; i++) d += qs[h * HEAD_DIM + lane + 32 * i] * kv[i];
-            for (int o = 16; o; o >>= 1) d += mt_shfl_xor(d, o);
-            if (lane == 0) sc[h * PARTITION + (t - t0)] = d;
+            for (int i = 0; i < VEC; i++) d += qh[i] * kv[i]; /* kv is 0 where the lane has no dims */
+#pragma unroll
+            for (int o = LPT / 2; o; o >>= 1) d += mt_shfl_xor(d, o);
+            if (live && lane % LPT == 0) sc[h * PARTITION + (t - t0)] = d;
         }
     }
     __syncthreads();
 
-    /* per head: the maximum, then exp(score - max) in place and its sum */
+    /* per head: the maximum, then exp(score - max) in place and its sum;
+     * q is done with, its space takes the value pass's sums */
     const int n = t1 - t0;
     for (int h = warp; h < GROUP; h += NUM_WARPS) {
         float m = -3.0e38f;
-        for (int i = lane; i < n; i += 32) m = fmaxf(m, sc[h * PARTITION + i]);
-        for (int o = 16; o; o >>= 1) m = fmaxf(m, mt_shfl_xor(m, o));
+        for (int i = lane; i < n; i += WS) m = fmaxf(m, sc[h * PARTITION + i]);
+        for (int o = WS / 2; o; o >>= 1) m = fmaxf(m, mt_shfl_xor(m, o));
         float s = 0;
-        for (int i = lane; i < n; i += 32) {
+        for (int i = lane; i < n; i += WS) {
             float e = expf(sc[h * PARTITION + i] - m);
             sc[h * PARTITION + i] = e;
             s += e;
         }
-        for (int o = 16; o; o >>= 1) s += mt_shfl_xor(s, o);
+        for (int o = WS / 2; o; o >>= 1) s += mt_shfl_xor(s, o);
         if (lane == 0) {
             mx[h] = m;
             sum[h] = s;
         }
     }
+    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
     __syncthreads();
 
-    /* the values: a thread per (head, dim), consecutive dims on consecutive
-     * threads so that each token's V row is read coalesced */
+    /* the values, in the scores' token order: each lane sums p * V over its
+     * tokens for HC heads at a time, the step's TPW tokens are combined by
+     * shuffles and the warps through shared atomics */
+    for (int h0 = 0; h0 < GROUP; h0 += HC) {
+        float acc[HC][VEC];
+#pragma unroll
+        for (int h = 0; h < HC; h++)
+#pragma unroll
+            for (int i = 0; i < VEC; i++) acc[h][i] = 0;
+#pragma unroll 2
+        for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW) {
+            const int t = tb + slot;
+            if (t < t1 && dl) {
+                long page = bt[t / PAGE_SIZE];
+                float vv[VEC];
+                load8(vc + ((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM + d0, vv);
+#pragma unroll
+                for (int h = 0; h < HC; h++) {
+                    const float w = h0 + h < GROUP ? sc[(h0 + h) * PARTITION + (t - t0)] : 0.f;
+#pragma unroll
+                    for (int i = 0; i < VEC; i++) acc[h][i] += w * vv[i];
+                }
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < HC; h++)
+#pragma unroll
+            for (int i = 0; i < VEC; i++) {
+                float a = acc[h][i];
+#pragma unroll
+                for (int o = LPT; o < WS; o <<= 1) a += mt_shfl_xor(a, o);
+                if (slot == 0 && dl && h0 + h < GROUP) atomicAdd(&qs[(h0 + h) * HEAD_DIM + d0 + i], a);
+            }
+    }
+    __syncthreads();
+
     float *out = part + (((long)b * H + g * GROUP) * max_parts + p) * (HEAD_DIM + 2);
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
         int h = i / HEAD_DIM, d = i % HEAD_DIM;
-        float acc = 0;
-        for (int t = t0; t < t1; t++) {
-            long page = block_table[(long)b * max_pages + t / PAGE_SIZE];
-            acc += sc[h * PARTITION + (t - t0)] * h2f(vc[((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM + d]);
-        }
         float *o = out + (long)h * max_parts * (HEAD_DIM + 2);
-        o[2 + d] = acc;
+        o[2 + d] = qs[i];
         if (d == 0) {
             o[0] = mx[h];
             o[1] = sum[h];
