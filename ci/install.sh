@@ -2,9 +2,10 @@
 # Install what moetune needs to build and test on Debian (bookworm or later).
 # Runs as root, or through sudo when there is one.
 set -euo pipefail
-# nginx and openssl (its passwd) serve the bucket tests; npm brings s3rver
+# nginx and openssl (its passwd) serve the bucket tests; npm brings s3rver;
+# hipcc and libamdhip64 (hipRTC) compile the kernels for AMD GPUs (no GPU needed)
 pkgs=(build-essential cmake ninja-build pkg-config libsqlite3-dev libcjson-dev liblapacke-dev libcurl4-openssl-dev
-      libssl-dev python3 nginx openssl)
+      libssl-dev python3 nginx openssl hipcc libamdhip64-dev)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -26,6 +26,27 @@ if ! ls /dev/nvidia0 >/dev/null 2>&1; then
 fi
 expect_exit 0 "$TMP/dj" "$MT" devices --json
 [ "$(py "$TMP/dj" 'j["devices"][0]["backend"]')" = cpu ] || fail "devices --json lists the CPU first"; ok
+if [ ! -d /sys/class/kfd ]; then
+  expect_in "$TMP/d" "no AMD GPU: the amdgpu driver's KFD topology is absent"
+  [ -n "$(py "$TMP/dj" 'j["hip"]')" ] || fail "devices --json says why there is no AMD GPU"; ok
+fi
+# AMD GPUs as the amdgpu driver describes them: a made-up KFD topology with
+# an MI308X (PCI id 0x74a2) that reports MI300X as its product name
+K=$TMP/kfd/sys/class/kfd/kfd/topology/nodes
+mkdir -p "$K/0" "$K/1/mem_banks/0" "$TMP/kfd/sys/class/drm/renderD128/device"
+printf 'cpu_cores_count 64\nsimd_count 0\n' >"$K/0/properties"
+printf 'simd_count 320\nsimd_per_cu 4\ngfx_target_version 90402\nvendor_id 4098\ndevice_id 29858\ndrm_render_minor 128\n' >"$K/1/properties"
+printf 'size_in_bytes 206141652992\n' >"$K/1/mem_banks/0/properties"
+echo "AMD Instinct MI300X" >"$TMP/kfd/sys/class/drm/renderD128/device/product_name"
+MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 "$TMP/dk" "$MT" devices
+expect_in "$TMP/dk" "hip:0    AMD_Instinct_MI308X"
+expect_in "$TMP/dk" "gfx942      80 CUs"
+expect_in "$TMP/dk" "(not tunable by this build)"
+MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 "$TMP/dkj" "$MT" devices --json
+[ "$(py "$TMP/dkj" '[d["name"] for d in j["devices"] if d["backend"] == "hip"]')" = "['AMD_Instinct_MI308X']" ] ||
+  fail "devices --json: the MI308X by its PCI id"; ok
+expect_exit 1 "$TMP/h" "$MT" sweep --device hip:0 --db "$TMP/x.db"
+expect_in "$TMP/h" "the HIP backend cannot measure yet"
 
 # a full disk on stdout is an error, not a silent success
 if [ -w /dev/full ]; then

@@ -27,9 +27,10 @@
 #define NUM_WARPS 4
 #endif
 
-#include "tile_cuda.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
+#include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
 __host__ __device__ constexpr int mt_pow2ceil(int x) { return x <= 1 ? 1 : 2 * mt_pow2ceil((x + 1) / 2); }
+__host__ __device__ constexpr int mt_log2(int x) { return x <= 1 ? 0 : 1 + mt_log2(x / 2); }
 
 #define WS MT_WARP_SIZE
 #define THREADS (NUM_WARPS * WS)
@@ -82,8 +83,9 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
     __syncthreads();
 
-    /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
-#pragma unroll 2
+    /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot
+     * (not unrolled: the loop holds shuffles, which hipcc will not unroll
+     * at a run-time trip count) */
     for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW) {
         const int t = tb + slot;
         const bool live = t < t1 && dl;
@@ -101,8 +103,8 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             float d = 0;
 #pragma unroll
             for (int i = 0; i < VEC; i++) d += qh[i] * kv[i]; /* kv is 0 where the lane has no dims */
-#pragma unroll
-            for (int o = LPT / 2; o; o >>= 1) d += mt_shfl_xor(d, o);
+            MT_UNROLL_SHFL
+            for (int k = 0; k < mt_log2(LPT); k++) d += mt_shfl_xor(d, LPT >> (k + 1));
             if (live && lane % LPT == 0) sc[h * PARTITION + (t - t0)] = d;
         }
     }
@@ -159,8 +161,8 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 #pragma unroll
             for (int i = 0; i < VEC; i++) {
                 float a = acc[h][i];
-#pragma unroll
-                for (int o = LPT; o < WS; o <<= 1) a += mt_shfl_xor(a, o);
+                MT_UNROLL_SHFL
+                for (int k = mt_log2(LPT); k < mt_log2(WS); k++) a += mt_shfl_xor(a, 1 << k);
                 if (slot == 0 && dl && h0 + h < GROUP) atomicAdd(&qs[(h0 + h) * HEAD_DIM + d0 + i], a);
             }
     }

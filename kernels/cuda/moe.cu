@@ -54,7 +54,7 @@ static_assert(BLOCK_SIZE_N % (8 * WARPS_N) == 0, "each warp needs whole 8-column
 static_assert(BLOCK_SIZE_K % 16 == 0, "the reduction step is 16");
 static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 
-#include "tile_cuda.h"
+#include "tile.h"
 
 /* ---- alignment ---- */
 

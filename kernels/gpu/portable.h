@@ -3,23 +3,34 @@
  * first and use the MT_ names below; the HIP build (issue 10) compiles the
  * same sources with hipcc/hipRTC, where __HIPCC__ is defined.
  *
- * Kept free of system headers: NVRTC and hipRTC get it in memory.
+ * Kept free of system headers (but hipcc's own runtime header): NVRTC and
+ * hipRTC get it in memory.
  */
 #ifndef MT_GPU_PORTABLE_H
 #define MT_GPU_PORTABLE_H
 
-#if defined(__HIPCC__)
+/* Kernels are written for warps of 32 lanes (the MMA fragments, the
+ * reductions). On AMD's wave64 GPUs a wavefront holds two such warps: the
+ * shuffles take a width of 32 so that each stays inside its own. */
+#define MT_WARP_SIZE 32
+#if defined(__HIPCC__) || defined(__HIP__)
 #define MT_HIP 1
-#define MT_WARP_SIZE 64
-/* HIP's shuffles take no mask: a wavefront always runs converged here */
-#define mt_shfl_down(v, o) __shfl_down((v), (o))
-#define mt_shfl_xor(v, m) __shfl_xor((v), (m))
-#define mt_cvta_shared(p) ((unsigned)(size_t)(p))
+/* hipcc needs the runtime header for the CUDA-style names (hipRTC, which
+ * defines __HIPCC_RTC__, has them built in) */
+#if !defined(__HIPCC_RTC__)
+#include <hip/hip_runtime.h>
+#endif
+/* HIP's shuffles take no mask: a wavefront runs converged here */
+#define mt_shfl_down(v, o) __shfl_down((v), (o), 32)
+#define mt_shfl_xor(v, m) __shfl_xor((v), (m), 32)
+/* hipcc (clang 15) refuses "#pragma unroll" on a loop of shuffles and
+ * warns; it unrolls those short constant loops by itself */
+#define MT_UNROLL_SHFL
 #else
 #define MT_HIP 0
-#define MT_WARP_SIZE 32
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
 #define mt_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
+#define MT_UNROLL_SHFL _Pragma("unroll")
 #define mt_cvta_shared(p) ((unsigned)__cvta_generic_to_shared(p))
 #endif
 
