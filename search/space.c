@@ -159,7 +159,7 @@ void mt_space_cuda_attn(mt_space *sp)
 }
 
 /* ---- vLLM's Triton parameters ---- */
-enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES };
+enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES, V_WAVES, V_NONKDIM, V_KPACK };
 
 /* The constraints of our CUDA kernels (kernels/cuda/moe.cu) on vLLM's
  * parameters: a warp layout must exist, the pipeline must fit in shared
@@ -183,26 +183,52 @@ static int vllm_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx
     return 1;
 }
 
-/* vLLM's default heuristic, shared with the runtime's fallback */
+/* vLLM's default heuristic, shared with the runtime's fallback; on ROCm the
+ * three AMD keys take Triton's own defaults (no waves_per_eu hint, 16x16
+ * MFMA, kpack 1) */
 static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
 {
     memset(out, 0, sizeof *out);
-    mt_vllm_default_config(x->M, x->E, sp->backend && strcmp(sp->backend, "hip") == 0, out->v);
+    int rocm = sp->backend && strcmp(sp->backend, "hip") == 0;
+    mt_vllm_default_config(x->M, x->E, rocm, out->v);
+    if (rocm) {
+        out->v[V_WAVES] = 0;
+        out->v[V_NONKDIM] = 16;
+        out->v[V_KPACK] = 1;
+    }
 }
 
 void mt_space_vllm_moe(mt_space *sp, int rocm)
 {
     memset(sp, 0, sizeof *sp);
     sp->backend = rocm ? "hip" : "cuda";
-    sp->nparams = 6;
-    sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
-    sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
-    sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
-    sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
-    sp->params[V_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
-    sp->params[V_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
     sp->valid = vllm_valid;
     sp->default_config = vllm_default;
+    if (!rocm) {
+        /* benchmark_moe.py's CUDA grid: 1,920 points */
+        sp->nparams = 6;
+        sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+        sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
+        sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
+        sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
+        sp->params[V_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
+        sp->params[V_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
+        return;
+    }
+    /* ROCm: the keys and order of vLLM's AMD files, the values they hold
+     * (../shared/data), num_stages 2 as vLLM's ROCm tuner uses (the 0 and 1
+     * of older files import and export unchanged, our kernels pipeline at
+     * least two stages) */
+    sp->nparams = 9;
+    sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+    sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 5, {16, 32, 64, 128, 256}};
+    sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 4, {32, 64, 128, 256}};
+    sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 6, {1, 2, 4, 8, 16, 32}};
+    sp->params[V_WARPS] = (mt_param_def){"num_warps", 4, {1, 2, 4, 8}};
+    sp->params[V_STAGES] = (mt_param_def){"num_stages", 1, {2}};
+    sp->params[V_WAVES] = (mt_param_def){"waves_per_eu", 4, {0, 1, 2, 4}};
+    sp->params[V_NONKDIM] = (mt_param_def){"matrix_instr_nonkdim", 2, {16, 32}};
+    sp->params[V_KPACK] = (mt_param_def){"kpack", 2, {1, 2}};
 }
 
 void mt_space_cuda_moe(mt_space *sp, int sms)

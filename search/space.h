@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MT_SPACE_MAX_PARAMS 8
+#define MT_SPACE_MAX_PARAMS 10 /* ROCm's vLLM space has 9 */
 #define MT_SPACE_MAX_VALUES 16
 
 typedef struct mt_param_def {

@@ -1,4 +1,6 @@
 /* The parameter spaces: constraints, defaults, grid order and JSON. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +54,61 @@ static void test_cpu_space(void)
     CHECK(mt_config_from_json(&sp, "{\"block_m\":16}", &back) == MT_EPARSE, "missing parameters are refused");
 }
 
+/* ROCm's space against vLLM's shipped AMD files: the same keys in the same
+ * order, and every entry that holds all of them is a point of the space
+ * (num_stages aside: older files hold 0 and 1, which import unchanged) */
+static void test_rocm_corpus(const mt_space *sp)
+{
+    const char *shared = getenv("MT_SHARED");
+    if (!shared) {
+        CHECK(0, "MT_SHARED is not set: the AMD corpus files are needed");
+        return;
+    }
+    const char *files[] = {"E=8,N=7168,device_name=AMD_Instinct_MI300X.json", "E=8,N=7168,device_name=AMD_Instinct_MI325X.json",
+                           "E=72,N=192,device_name=AMD_Instinct_MI300X.json",
+                           "E=256,N=1024,device_name=AMD_Instinct_MI325X,block_shape=[128,128].json"};
+    int entries = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/data/vllm-configs/%s", shared, files[f]);
+        FILE *fp = fopen(path, "rb");
+        CHECK(fp != NULL, "cannot read %s", path);
+        if (!fp) continue;
+        static char text[1 << 20];
+        size_t n = fread(text, 1, sizeof text - 1, fp);
+        fclose(fp);
+        text[n] = 0;
+        cJSON *root = cJSON_Parse(text), *e;
+        CHECK(root != NULL, "%s parses", files[f]);
+        cJSON_ArrayForEach(e, root)
+        {
+            if (!cJSON_IsObject(e)) continue;
+            int i = 0;
+            const cJSON *k;
+            cJSON_ArrayForEach(k, e)
+            {
+                CHECK(i < sp->nparams && strcmp(k->string, sp->params[i].name) == 0,
+                      "%s M=%s: key %d is %s, the space's %s", files[f], e->string, i, k->string,
+                      i < sp->nparams ? sp->params[i].name : "(none)");
+                i++;
+            }
+            char *json = cJSON_PrintUnformatted(e);
+            mt_config c;
+            CHECK(json && mt_config_from_json(sp, json, &c) == MT_OK, "%s M=%s reads into the space", files[f], e->string);
+            for (int p = 0; p < sp->nparams; p++) {
+                if (p == 5) continue;
+                int found = 0;
+                for (int v = 0; v < sp->params[p].nvalues; v++) found |= sp->params[p].values[v] == c.v[p];
+                CHECK(found, "%s M=%s: %s=%d is not a declared value", files[f], e->string, sp->params[p].name, c.v[p]);
+            }
+            free(json);
+            entries++;
+        }
+        cJSON_Delete(root);
+    }
+    CHECK(entries >= 60, "only %d entries read", entries);
+}
+
 static void test_vllm_space(void)
 {
     mt_space sp;
@@ -78,6 +135,8 @@ static void test_vllm_space(void)
     mt_config d;
     sp.default_config(&sp, &ctx, &d);
     CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
+    CHECK(d.v[6] == 0 && d.v[7] == 16 && d.v[8] == 1, "ROCm's default AMD keys: %d/%d/%d", d.v[6], d.v[7], d.v[8]);
+    test_rocm_corpus(&sp);
 }
 
 /* vLLM's default config is always measured, so it must be a valid point of
