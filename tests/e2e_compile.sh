@@ -8,8 +8,8 @@ expect_exit 2 $TMP/o "$MT" compile
 expect_in $TMP/o "give one of --arch"
 expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --device cuda:0
 expect_in $TMP/o "give one of --arch"
-expect_exit 2 $TMP/o "$MT" compile --arch gfx90a
-expect_in $TMP/o "expected an NVRTC target"
+expect_exit 2 $TMP/o "$MT" compile --arch rdna3
+expect_in $TMP/o "expected an NVIDIA target such as sm_80 or sm_90a, or an AMD one"
 expect_exit 2 $TMP/o "$MT" compile --arch sm_75
 expect_in $TMP/o "give --smem-limit"
 expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --dtype fp8
@@ -20,6 +20,29 @@ expect_in $TMP/o "expected cuda:N"
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_exit 1 $TMP/o "$MT" compile --device cuda:0
   expect_in $TMP/o "--device cuda:0"
+fi
+
+# AMD targets through hipRTC (libamdhip64, no GPU): the same cache layout,
+# code objects for the GPU named by --arch, in LDS of 64 KiB
+set +e; "$MT" compile --arch gfx90a --limit 1 --cache-dir $TMP/hprobe --quiet >$TMP/hprobe.txt 2>&1; hrc=$?; set -e
+if [ $hrc = 1 ] && grep -q "libamdhip64" $TMP/hprobe.txt; then
+  echo "skipped the AMD compiles: $(cat $TMP/hprobe.txt)"
+else
+  [ $hrc = 0 ] || { cat $TMP/hprobe.txt; fail "compile --arch gfx90a --limit 1 exited $hrc"; }
+  H=$TMP/hcache
+  expect_exit 0 $TMP/o "$MT" compile --arch gfx90a --limit 3 --jobs 2 --cache-dir $H --quiet
+  expect_in $TMP/o "3 binaries for gfx90a (shared memory 65536 bytes)"
+  expect_in $TMP/o "3 compiled, 0 already cached, 0 failed"
+  for f in $H/*.hsaco; do
+    head -1 "$f" | grep -q "^moetune-hsaco/1 src=[0-9a-f]* arch=gfx90a hiprtc=[0-9]*\.[0-9]* -DBLOCK_SIZE_M=" ||
+      fail "$f: unexpected key line"
+    # ELF for EM_AMDGPU (224), holding the GEMM kernels
+    python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); e=b[b.index(b"\n")+1:]; assert e[:4]==b"\x7fELF" and int.from_bytes(e[18:20],"little")==224 and b"moe_gemm1" in e' "$f" ||
+      fail "$f: not an AMD GPU code object with moe_gemm1"
+  done
+  [ "$(ls $H/*.hsaco | wc -l)" = 3 ] || fail "3 code objects expected"; ok
+  expect_exit 0 $TMP/o "$MT" compile --arch gfx90a --limit 3 --jobs 2 --cache-dir $H --quiet
+  expect_in $TMP/o "0 compiled, 3 already cached, 0 failed"
 fi
 
 # no NVRTC (a machine without the CUDA toolkit): said so, and the rest skipped

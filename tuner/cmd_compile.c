@@ -16,20 +16,24 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: moetune compile [--arch sm_XX | --device cuda:N] [options]\n"
+    "usage: moetune compile [--arch sm_XX | --arch gfxNNN | --device cuda:N] [options]\n"
     "\n"
-    "Compile every binary of the CUDA fused-MoE space into the kernel cache\n"
-    "with NVRTC, in parallel, so that sweeps load instead of compiling. No GPU\n"
-    "is needed with --arch. A binary is one tile shape (block sizes, warps,\n"
-    "stages) and dtype: GROUP_SIZE_M and NUM_SM are launch arguments.\n"
-    "  --arch ARCH           target, as NVRTC spells it: sm_80, sm_89, sm_90a, ...\n"
+    "Compile every binary of the fused-MoE space into the kernel cache, in\n"
+    "parallel, so that sweeps load instead of compiling: NVRTC for NVIDIA\n"
+    "targets, hipRTC for AMD ones (the same kernel sources; the HIP backend\n"
+    "compiles but has never run on an AMD GPU). No GPU is needed with --arch.\n"
+    "A binary is one tile shape (block sizes, warps, stages) and dtype:\n"
+    "GROUP_SIZE_M and NUM_SM (and ROCm's waves_per_eu, matrix_instr_nonkdim,\n"
+    "kpack) do not change it.\n"
+    "  --arch ARCH           target: sm_80, sm_89, sm_90a, ... or gfx908, gfx90a\n"
     "  --device cuda:N       target this machine's GPU (its arch and shared memory)\n"
     "  --smem-limit BYTES    shared memory a block may use (default: the device's,\n"
     "                        or the architecture's known limit)\n"
     "  --dtype bf16|fp16|all (default bf16)\n"
     "  --jobs N              compiler processes (default: the online CPUs)\n"
     "  --limit N             compile only the first N binaries (for a quick check)\n"
-    "  --cache-dir DIR       the cache (default $XDG_CACHE_HOME/moetune/cuda, as sweep)\n"
+    "  --cache-dir DIR       the cache (default $XDG_CACHE_HOME/moetune/cuda, as\n"
+    "                        sweep; .../moetune/hip for AMD targets)\n"
     "  --quiet               no progress line\n";
 
 static void on_progress(int done, int total, void *user)
@@ -73,7 +77,8 @@ int cmd_compile(int argc, char **argv)
         if (st) return st;
     }
     if (optind < argc) return mt_usage_error("compile", "unexpected argument '%s'", argv[optind]);
-    if (!!arch == !!device) return mt_usage_error("compile", "give one of --arch (e.g. sm_90a) or --device cuda:N");
+    if (!!arch == !!device)
+        return mt_usage_error("compile", "give one of --arch (e.g. sm_90a or gfx90a) or --device cuda:N");
     if (jobs < 1) jobs = 1;
 
     mt_device_info dev;
@@ -88,15 +93,25 @@ int cmd_compile(int argc, char **argv)
         snprintf(arch_buf, sizeof arch_buf, "%s", dev.arch);
         arch = arch_buf;
         if (!smem) smem = dev.smem_per_block;
-    } else if (strncmp(arch, "sm_", 3) != 0 || !arch[3]) {
-        return mt_usage_error("compile", "--arch '%s': expected an NVRTC target such as sm_80 or sm_90a", arch);
+    } else if ((strncmp(arch, "sm_", 3) != 0 && strncmp(arch, "gfx", 3) != 0) || !arch[3] || strlen(arch) > 24) {
+        return mt_usage_error("compile", "--arch '%s': expected an NVIDIA target such as sm_80 or sm_90a, or an AMD one "
+                                         "such as gfx90a", arch);
     }
+    int hip = !strncmp(arch, "gfx", 3);
     if (!smem) smem = mt_arch_smem_limit(arch);
     if (!smem)
         return mt_usage_error("compile", "--arch %s: its shared-memory limit is not known here; give --smem-limit BYTES",
                               arch);
     if (dir) snprintf(cache, sizeof cache, "%s", dir);
-    else mt_kernel_cache_dir(cache, sizeof cache);
+    else {
+        mt_kernel_cache_dir(cache, sizeof cache);
+        size_t cl = strlen(cache);
+        /* AMD code objects beside the cubins, in .../moetune/hip */
+        if (hip && cl >= 5 && !strcmp(cache + cl - 5, "/cuda")) {
+            strcpy(cache + cl - 4, "hip");
+            if (mt_mkdir_p(cache) != 0) cache[0] = 0;
+        }
+    }
     if (!cache[0]) return mt_usage_error("compile", "no cache folder: set $XDG_CACHE_HOME or $HOME, or give --cache-dir");
 
     mt_progress pr;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cuda_rt.h"
+#include "hip_rt.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
 #include "space.h"
@@ -17,6 +18,8 @@
 int mt_arch_smem_limit(const char *arch)
 {
     int cc = 0;
+    /* AMD: 64 KiB of LDS per workgroup on CDNA 1 to 3, 160 KiB on CDNA 4 */
+    if (arch && !strncmp(arch, "gfx9", 4)) return !strcmp(arch, "gfx950") ? 160 * 1024 : 64 * 1024;
     if (!arch || sscanf(arch, "sm_%d", &cc) != 1) return 0;
     switch (cc) {
     case 80: case 87: return 163 * 1024;
@@ -45,10 +48,11 @@ typedef struct unit { int cfg[7]; int fp16; } unit;
 /* The distinct binaries: configs that differ only in launch arguments
  * (GROUP_SIZE_M, NUM_SM) share one. M is taken large, so every tile height
  * the space allows at some batch size is included. */
-static int collect(int smem_limit, int fp16_mask, unit **out)
+static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
 {
     mt_space sp;
-    mt_space_cuda_moe(&sp, 1);
+    if (hip) mt_space_vllm_moe(&sp, 1); /* ROCm's keys; the AMD-only ones share a binary */
+    else mt_space_cuda_moe(&sp, 1);
     mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0};
     mt_config *pts;
     int np = mt_space_enumerate(&sp, &ctx, &pts);
@@ -75,6 +79,8 @@ static int collect(int smem_limit, int fp16_mask, unit **out)
     return n;
 }
 
+static int is_hip(const char *arch) { return arch && !strncmp(arch, "gfx", 3); }
+
 /* Compile one binary into the cache; on failure why holds the compiler's
  * first log line (what it refused) or the error. */
 static int compile_unit(const unit *u, const char *arch, const char *dir, int *hit, char *why, size_t n)
@@ -83,7 +89,9 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
     const char *opts[MT_CUDA_MOE_NOPTS];
     *hit = 0;
     int rc = mt_cuda_moe_options(u->cfg, u->fp16, d, opts);
-    if (rc == MT_OK)
+    if (rc == MT_OK && is_hip(arch))
+        rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
+    else if (rc == MT_OK)
         rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else
         snprintf(err, sizeof err, "no warp layout");
@@ -118,7 +126,7 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
 {
     memset(st, 0, sizeof *st);
     double t0 = mt_now();
-    int rc = mt_nvrtc_available(err, n);
+    int rc = is_hip(arch) ? mt_hiprtc_available(err, n) : mt_nvrtc_available(err, n);
     if (rc != MT_OK) return rc;
     if (!cache_dir || !*cache_dir) {
         snprintf(err, n, "no kernel cache folder to compile into");
@@ -129,7 +137,7 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
         return MT_EIO;
     }
     unit *u = NULL;
-    int total = collect(smem_limit, fp16_mask, &u);
+    int total = collect(is_hip(arch), smem_limit, fp16_mask, &u);
     if (total < 0) {
         snprintf(err, n, "out of memory");
         return total;

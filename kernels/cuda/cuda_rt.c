@@ -296,7 +296,7 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n)
     return h;
 }
 
-static int cache_read(const char *path, const char *key, char **bin, size_t *len)
+int mt_kcache_read(const char *path, const char *key, char **bin, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -324,7 +324,7 @@ static int cache_read(const char *path, const char *key, char **bin, size_t *len
     return 0;
 }
 
-static void cache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len)
+void mt_kcache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len)
 {
     char tmp[4300];
     mkdir(dir, 0755);
@@ -388,22 +388,31 @@ int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *co
     return nvrtc_compile(&shared_nv, src, arch, opts, nopts, cubin, len, log, err, n);
 }
 
-/* The cache key and file of a build: the same for a device's build and
- * for mt_nvrtc_cache_fill on a machine without one. */
-static int cache_key(const mt_cuda_source *src, const char *arch, int nv_major, int nv_minor, const char *const *opts,
-                     int nopts, const char *cache_dir, char *key, size_t klen, char *path, size_t plen)
+int mt_kcache_key(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                  const char *const *opts, int nopts, const char *cache_dir, char *key, size_t klen, char *path,
+                  size_t plen)
 {
     size_t o = 0;
     /* the key covers the source and every header it includes */
     uint64_t h = fnv(0xcbf29ce484222325ull, src->text, strlen(src->text));
     for (int i = 0; i < src->nheaders; i++) h = fnv(h, src->headers[i], strlen(src->headers[i]));
-    o += (size_t)snprintf(key + o, klen - o, "moetune-cubin/1 src=%016llx arch=%s nvrtc=%d.%d", (unsigned long long)h,
-                          arch, nv_major, nv_minor);
+    o += (size_t)snprintf(key + o, klen - o, "moetune-%s/1 src=%016llx arch=%s %s", kind, (unsigned long long)h, arch,
+                          compiler);
     for (int i = 0; i < nopts && o < klen; i++) o += (size_t)snprintf(key + o, klen - o, " %s", opts[i]);
     if (o >= klen) return MT_EINVAL;
-    snprintf(path, plen, "%s/%016llx.cubin", cache_dir ? cache_dir : ".",
-             (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)));
+    snprintf(path, plen, "%s/%016llx.%s", cache_dir ? cache_dir : ".",
+             (unsigned long long)fnv(0xcbf29ce484222325ull, key, strlen(key)), kind);
     return MT_OK;
+}
+
+/* The cache key and file of a build: the same for a device's build and
+ * for mt_nvrtc_cache_fill on a machine without one. */
+static int cache_key(const mt_cuda_source *src, const char *arch, int nv_major, int nv_minor, const char *const *opts,
+                     int nopts, const char *cache_dir, char *key, size_t klen, char *path, size_t plen)
+{
+    char nv[32];
+    snprintf(nv, sizeof nv, "nvrtc=%d.%d", nv_major, nv_minor);
+    return mt_kcache_key("cubin", src, arch, nv, opts, nopts, cache_dir, key, klen, path, plen);
 }
 
 int mt_nvrtc_available(char *err, size_t n)
@@ -431,13 +440,13 @@ int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char 
         snprintf(err, n, "the compile options are too long for a cache key");
         return rc;
     }
-    if (cache_read(path, key, &bin, &len) == 0) {
+    if (mt_kcache_read(path, key, &bin, &len) == 0) {
         free(bin);
         *hit = 1;
         return MT_OK;
     }
     if ((rc = nvrtc_compile(&shared_nv, src, arch, opts, nopts, &bin, &len, log, err, n)) != MT_OK) return rc;
-    cache_write(cache_dir, path, key, bin, len);
+    mt_kcache_write(cache_dir, path, key, bin, len);
     free(bin);
     if (access(path, R_OK) != 0) {
         snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
@@ -458,10 +467,10 @@ int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts
     if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
                   sizeof key, path, sizeof path) != MT_OK)
         return MT_EINVAL;
-    if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
+    if (!cache_dir || mt_kcache_read(path, key, &bin, &len) != 0) {
         rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
         if (rc != MT_OK) return rc;
-        if (cache_dir) cache_write(cache_dir, path, key, bin, len);
+        if (cache_dir) mt_kcache_write(cache_dir, path, key, bin, len);
     }
     mt_cuda_module *m = calloc(1, sizeof *m);
     if (!m) rc = MT_ENOMEM;

@@ -77,6 +77,17 @@ void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
  * *cubin is malloc'ed. MT_EUNSUPPORTED when NVRTC is not installed. */
 int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t err_len);
+/* The on-disk kernel cache, shared by NVRTC's cubins and hipRTC's code
+ * objects: the key names the kind ("cubin", "hsaco"), the hash of the
+ * source and its headers, the target, the compiler and its version, and the
+ * options; the file is DIR/<hash of the key>.<kind> and holds the key, so a
+ * hash collision reads as a miss. mt_kcache_read returns 0 on a hit. */
+int mt_kcache_key(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                  const char *const *opts, int nopts, const char *cache_dir, char *key, size_t klen, char *path,
+                  size_t plen);
+int mt_kcache_read(const char *path, const char *key, char **bin, size_t *len);
+void mt_kcache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len);
+
 /* MT_OK when NVRTC loads; else MT_EUNSUPPORTED and err says what is missing. */
 int mt_nvrtc_available(char *err, size_t err_len);
 /* Compile with NVRTC alone into cache_dir under the key a device of `arch`

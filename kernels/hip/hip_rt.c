@@ -3,6 +3,8 @@
 #include "hip_rt.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@ static struct {
     int (*get_code)(hiprtcProgram, char *);
     int (*destroy)(hiprtcProgram *);
     const char *(*rtc_err)(int);
+    int (*version)(int *, int *);
     int (*count)(int *);
     const char *(*err)(int);
 } H;
@@ -43,6 +46,7 @@ static void load(void)
         {(void **)&H.log_size, "hiprtcGetProgramLogSize"}, {(void **)&H.get_log, "hiprtcGetProgramLog"},
         {(void **)&H.code_size, "hiprtcGetCodeSize"}, {(void **)&H.get_code, "hiprtcGetCode"},
         {(void **)&H.destroy, "hiprtcDestroyProgram"}, {(void **)&H.rtc_err, "hiprtcGetErrorString"},
+        {(void **)&H.version, "hiprtcVersion"},
         {(void **)&H.count, "hipGetDeviceCount"}, {(void **)&H.err, "hipGetErrorString"},
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
@@ -100,6 +104,36 @@ int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *c
     }
     H.destroy(&p);
     return out;
+}
+
+int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                         const char *cache_dir, int *hit, char **log, char *err, size_t err_len)
+{
+    char key[4096], path[4200], tag[32], *code = NULL;
+    size_t len = 0;
+    int major = 0, minor = 0, rc;
+    *hit = 0;
+    if (log) *log = NULL;
+    if ((rc = mt_hiprtc_available(err, err_len)) != MT_OK) return rc;
+    H.version(&major, &minor);
+    snprintf(tag, sizeof tag, "hiprtc=%d.%d", major, minor);
+    if (mt_kcache_key("hsaco", src, arch, tag, opts, nopts, cache_dir, key, sizeof key, path, sizeof path) != MT_OK) {
+        snprintf(err, err_len, "the compile options are too long for a cache key");
+        return MT_EINVAL;
+    }
+    if (mt_kcache_read(path, key, &code, &len) == 0) {
+        free(code);
+        *hit = 1;
+        return MT_OK;
+    }
+    if ((rc = mt_hiprtc_compile(src, arch, opts, nopts, &code, &len, log, err, err_len)) != MT_OK) return rc;
+    mt_kcache_write(cache_dir, path, key, code, len);
+    free(code);
+    if (access(path, R_OK) != 0) {
+        snprintf(err, err_len, "cannot write the kernel cache %s: %s", path, strerror(errno));
+        return MT_EIO;
+    }
+    return MT_OK;
 }
 
 int mt_hip_runtime_count(char *why, size_t why_len)

@@ -31,6 +31,11 @@ int mt_hiprtc_available(char *err, size_t err_len);
 int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **code,
                       size_t *len, char **log, char *err, size_t err_len);
 
+/* Compile into cache_dir (the same cache as NVRTC's, files *.hsaco) unless
+ * the code object is there: *hit says which. */
+int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                         const char *cache_dir, int *hit, char **log, char *err, size_t err_len);
+
 /* The number of AMD GPUs the HIP runtime sees: 0 with the reason in why
  * ("no AMD GPU: ...") when the library is absent or sees none. */
 int mt_hip_runtime_count(char *why, size_t why_len);
