@@ -133,6 +133,18 @@ attn)
   python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
   tail -n 40 "$OUT/attn_equal.txt"
   ;;
+attnsweep)
+  # issue 9: attention sweeps on the GPU through moetune's worker (checked
+  # against the double reference, L2 flushed, stored, exported); a grid
+  # of every valid (partition, warps) per (batch, context)
+  for sh in "32 8 128 16" "64 8 128 16" "8 1 256 16"; do
+    set -- $sh
+    log "sweep --kernel attention H=$1 Hkv=$2 D=$3 page=$4"
+    /usr/bin/time -f "wall %e s" "$MT" sweep --kernel attention --device cuda:0 --db "$DB" --out "$OUT/configs" --quiet \
+      --heads $1 --kv-heads $2 --head-dim $3 --page-size $4 --batch-sizes ${ABS:-1,8,32} --contexts ${ACTX:-512,2048,8192} \
+      --strategy grid >"$OUT/attn_$1_$2_$3.txt" 2>&1; echo "rc=$?"; tail -n 14 "$OUT/attn_$1_$2_$3.txt"
+  done
+  ;;
 runtime)
   # libmoetune as an engine calls it: mt_fused_moe_cuda with the bundled configs
   log "cuda_runtime_check configs"

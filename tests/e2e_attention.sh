@@ -49,8 +49,12 @@ expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
 expect_in "$TMP/b4" "--kernel 'transformer'"
 # daemon jobs: submitted for the CPU, checked at submit, run to the end
 Q=$TMP/q.db
-expect_exit 2 "$TMP/j0" "$MT" submit --db "$Q" --kernel attention --heads 8 --kv-heads 2 --head-dim 32
-expect_in "$TMP/j0" "attention jobs run on the CPU so far: submit them with --device cpu"
+expect_exit 2 "$TMP/j0" "$MT" submit --db "$Q" --device hip --kernel attention --heads 8 --kv-heads 2 --head-dim 32
+expect_in "$TMP/j0" "attention jobs run on the CPU and CUDA GPUs"
+if ! ls /dev/nvidia0 >/dev/null 2>&1; then
+  expect_exit 1 "$TMP/jc" "$MT" sweep --kernel attention --device cuda:0 --heads 8 --kv-heads 2 --head-dim 32 --db "$TMP/c.db"
+  expect_in "$TMP/jc" "no CUDA device"
+fi
 expect_exit 2 "$TMP/j1" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 3 --head-dim 32
 expect_in "$TMP/j1" "moetune submit: --heads 8 is not a multiple of --kv-heads 3"
 expect_exit 2 "$TMP/j2" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 2 --head-dim 32 --job 4

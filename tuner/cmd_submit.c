@@ -79,9 +79,10 @@ int cmd_submit(int argc, char **argv)
         if ((!strcmp(rest[i], "--kernel") && i + 1 < nrest && !strcmp(rest[i + 1], "attention")) ||
             !strcmp(rest[i], "--kernel=attention"))
             attention = 1;
-    if (attention && strcmp(device, "cpu")) {
+    if (attention && !strncmp(device, "hip", 3)) {
         free(rest);
-        return mt_usage_error("submit", "attention jobs run on the CPU so far: submit them with --device cpu");
+        return mt_usage_error("submit", "attention jobs run on the CPU and CUDA GPUs: submit them with --device cpu, "
+                                        "cuda, cuda:N or any");
     }
     status = attention ? mt_sweep_attention_check("submit", nrest, rest)
                        : mt_sweep_check_args("submit", nrest, rest, model_config, sizeof model_config);

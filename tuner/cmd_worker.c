@@ -117,6 +117,19 @@ static cJSON *result_json(const mt_measure_result *res)
     return o;
 }
 
+/* The device context is poisoned: report the variant as failed, then exit
+ * so that the parent starts a fresh worker. */
+static void reply_fatal(const char *reason)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    cJSON_AddStringToObject(o, "status", "failed");
+    cJSON_AddStringToObject(o, "reason", reason);
+    cJSON_AddBoolToObject(o, "fatal", 1);
+    reply(o);
+    exit(3);
+}
+
 static void do_measure(struct backend *be, const cJSON *req)
 {
     const mt_space *sp = &be->sp;
@@ -171,17 +184,7 @@ static void do_measure(struct backend *be, const cJSON *req)
     if (be->kind == MT_BACKEND_CUDA) {
         mt_cuda_bench_set_fault(be->cuda, fault);
         rc = mt_cuda_bench_measure(be->cuda, &s, M, &c, seed, &pol, &res, resources, sizeof resources);
-        if (rc == MT_ECRASH) {
-            /* the context is poisoned: report the variant as failed, then
-             * exit so that the parent starts a fresh worker */
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddBoolToObject(o, "ok", 1);
-            cJSON_AddStringToObject(o, "status", "failed");
-            cJSON_AddStringToObject(o, "reason", res.reason);
-            cJSON_AddBoolToObject(o, "fatal", 1);
-            reply(o);
-            exit(3);
-        }
+        if (rc == MT_ECRASH) reply_fatal(res.reason);
     } else {
         mt_cpu_params p = {c.v[0], c.v[1], c.v[2], c.v[3]};
         mt_cpu_bench_set_fault(be->cpu, fault);
@@ -201,9 +204,10 @@ static void do_measure(struct backend *be, const cJSON *req)
     reply(o);
 }
 
-/* {"op":"measure_attn","H","Hkv","D","page","dtype","batch","ctx","params":{partition,pages_per_iter,threads},
- *  "seed","policy"}: the CPU attention decode kernel (the CUDA one is not
- * measured by the worker yet) */
+/* {"op":"measure_attn","H","Hkv","D","page","dtype","batch","ctx","params":{...},"seed","policy"}: the
+ * attention decode kernel of the worker's device; params are the CPU
+ * kernel's {partition,pages_per_iter,threads} or the CUDA one's
+ * {partition,num_warps} */
 static void do_measure_attn(struct backend *be, const cJSON *req)
 {
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype"), *pj = cJSON_GetObjectItemCaseSensitive(req, "params");
@@ -214,13 +218,14 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
         reply_error("malformed measure_attn request");
         return;
     }
-    if (be->kind != MT_BACKEND_CPU) {
-        reply_error("attention decode is measured on the CPU only so far");
+    if (be->kind != MT_BACKEND_CPU && be->kind != MT_BACKEND_CUDA) {
+        reply_error("attention decode is measured on the CPU and CUDA backends only");
         return;
     }
     mt_attn_cpu_params p = {(int)num(pj, "partition", -1), (int)num(pj, "pages_per_iter", 0), (int)num(pj, "threads", 0)};
     mt_policy pol;
-    mt_policy_cpu_default(&pol);
+    if (be->kind == MT_BACKEND_CUDA) mt_policy_cuda_default(&pol);
+    else mt_policy_cpu_default(&pol);
     const cJSON *po = cJSON_GetObjectItemCaseSensitive(req, "policy");
     if (cJSON_IsObject(po)) {
         pol.warmup = (int)num(po, "warmup", pol.warmup);
@@ -237,9 +242,17 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
     char *ptxt = cJSON_PrintUnformatted(pj);
     int fault = ptxt ? fault_for(ptxt) : MT_FAULT_NONE;
     free(ptxt);
-    mt_cpu_bench_set_fault(be->cpu, fault);
     mt_measure_result res;
-    int rc = mt_cpu_bench_attn(be->cpu, &s, B, ctx, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
+    int rc;
+    if (be->kind == MT_BACKEND_CUDA) {
+        mt_cuda_bench_set_fault(be->cuda, fault);
+        rc = mt_cuda_bench_attn(be->cuda, &s, B, ctx, (int)num(pj, "partition", 0), (int)num(pj, "num_warps", 0),
+                                (uint64_t)num(req, "seed", 1), &pol, &res);
+        if (rc == MT_ECRASH) reply_fatal(res.reason);
+    } else {
+        mt_cpu_bench_set_fault(be->cpu, fault);
+        rc = mt_cpu_bench_attn(be->cpu, &s, B, ctx, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
+    }
     if (rc != MT_OK) {
         reply_error(mt_status_str(rc));
         return;

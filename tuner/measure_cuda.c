@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn.h"
+#include "attn_launch.h"
 #include "cuda_rt.h"
 #include "moe_launch.h"
 #include "moe_cpu.h"
@@ -37,7 +39,27 @@ struct mt_cuda_bench {
         float *tw;
         mt_rng after; /* the generator where routing left it */
     } route;
+    /* attention decode: the inputs of the last (shape, batch, context,
+     * seed), on the host for the reference and on the device, reused by
+     * every config of that pair (drawing a long context's KV cache on the
+     * host takes seconds) */
+    struct {
+        mt_attn_shape s;
+        int64_t B, ctx, per, pages;
+        uint64_t seed;
+        void *q, *k, *v;
+        int32_t *bt, *lens;
+        mt_dptr dq, dk, dv, dbt, dlens;
+    } attn;
 };
+
+static void attn_inputs_free(mt_cuda_bench *b)
+{
+    free(b->attn.q), free(b->attn.k), free(b->attn.v), free(b->attn.bt), free(b->attn.lens);
+    mt_dptr d[] = {b->attn.dq, b->attn.dk, b->attn.dv, b->attn.dbt, b->attn.dlens};
+    for (int i = 0; i < 5; i++) mt_cuda_free(b->c, d[i]);
+    memset(&b->attn, 0, sizeof b->attn);
+}
 
 int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t n)
 {
@@ -73,6 +95,7 @@ void mt_cuda_bench_free(mt_cuda_bench *b)
 {
     if (!b) return;
     if (b->c) {
+        attn_inputs_free(b);
         mt_cuda_free(b->c, b->w1);
         mt_cuda_free(b->c, b->w2);
         mt_cuda_free(b->c, b->flush);
@@ -443,6 +466,161 @@ int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops
     return rc;
 }
 
+
+/* the attention inputs of (s, B, ctx, seed): drawn as the CPU bench draws
+ * them (the same sequence of the generator), kept for the next config */
+static int attn_inputs(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, uint64_t seed)
+{
+    if (b->attn.q && !memcmp(&b->attn.s, s, sizeof *s) && b->attn.B == B && b->attn.ctx == ctx && b->attn.seed == seed)
+        return MT_OK;
+    attn_inputs_free(b);
+    int64_t per = (ctx + s->page_size - 1) / s->page_size, pages = B * per;
+    size_t esz = mt_dtype_size(s->dtype), qn = (size_t)(B * s->num_heads * s->head_dim),
+           kvn = (size_t)(pages * s->page_size * s->num_kv_heads * s->head_dim);
+    b->attn.q = malloc(qn * esz), b->attn.k = malloc(kvn * esz), b->attn.v = malloc(kvn * esz);
+    b->attn.bt = malloc((size_t)pages * sizeof *b->attn.bt), b->attn.lens = malloc((size_t)B * sizeof *b->attn.lens);
+    if (!b->attn.q || !b->attn.k || !b->attn.v || !b->attn.bt || !b->attn.lens) {
+        attn_inputs_free(b);
+        return MT_ENOMEM;
+    }
+    mt_rng r = {seed};
+    for (int64_t i = 0; i < pages; i++) b->attn.bt[i] = (int32_t)i;
+    for (int64_t i = pages - 1; i > 0; i--) {
+        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1));
+        int32_t t = b->attn.bt[i];
+        b->attn.bt[i] = b->attn.bt[j];
+        b->attn.bt[j] = t;
+    }
+    for (int64_t i = 0; i < B; i++) b->attn.lens[i] = (int32_t)ctx;
+    mt_fill_random(b->attn.q, s->dtype, qn, 1.0f, &r);
+    mt_fill_random(b->attn.k, s->dtype, kvn, 1.0f, &r);
+    mt_fill_random(b->attn.v, s->dtype, kvn, 1.0f, &r);
+    mt_cuda *c = b->c;
+    int rc;
+    if ((rc = mt_cuda_alloc(c, qn * esz, &b->attn.dq)) || (rc = mt_cuda_alloc(c, kvn * esz, &b->attn.dk)) ||
+        (rc = mt_cuda_alloc(c, kvn * esz, &b->attn.dv)) || (rc = mt_cuda_alloc(c, (size_t)pages * 4, &b->attn.dbt)) ||
+        (rc = mt_cuda_alloc(c, (size_t)B * 4, &b->attn.dlens)) || (rc = mt_cuda_h2d(c, b->attn.dq, b->attn.q, qn * esz)) ||
+        (rc = mt_cuda_h2d(c, b->attn.dk, b->attn.k, kvn * esz)) || (rc = mt_cuda_h2d(c, b->attn.dv, b->attn.v, kvn * esz)) ||
+        (rc = mt_cuda_h2d(c, b->attn.dbt, b->attn.bt, (size_t)pages * 4)) ||
+        (rc = mt_cuda_h2d(c, b->attn.dlens, b->attn.lens, (size_t)B * 4))) {
+        attn_inputs_free(b);
+        return rc;
+    }
+    b->attn.s = *s;
+    b->attn.B = B, b->attn.ctx = ctx, b->attn.per = per, b->attn.pages = pages, b->attn.seed = seed;
+    return MT_OK;
+}
+
+struct attn_run { const mt_cuda_attn *v; const mt_cuda_attn_args *a; };
+static int attn_once(mt_cuda *c, void *arg)
+{
+    struct attn_run *r = arg;
+    return mt_cuda_attn_enqueue(c, r->v, r->a, NULL);
+}
+
+int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, int partition, int warps,
+                       uint64_t seed, const mt_policy *pol, mt_measure_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->rel_err = NAN;
+    mt_cuda *c = b->c;
+    if (s->num_heads % s->num_kv_heads || (s->dtype != MT_DTYPE_BF16 && s->dtype != MT_DTYPE_FP16)) {
+        snprintf(res->reason, sizeof res->reason, "invalid problem: heads %% kv heads, or a dtype other than bf16/fp16");
+        return MT_OK;
+    }
+    mt_cuda_attn_cfg cfg = {(int)s->head_dim, (int)s->page_size, (int)(s->num_heads / s->num_kv_heads),
+                            s->dtype == MT_DTYPE_FP16, partition, warps};
+    mt_cuda_attn var;
+    char why[256];
+    int rc = mt_cuda_attn_build(c, &cfg, b->cache_dir[0] ? b->cache_dir : NULL, &var, why, sizeof why);
+    if (rc == MT_EINVAL || rc == MT_EPARSE || rc == MT_EUNSUPPORTED) {
+        snprintf(res->reason, sizeof res->reason, "%s", why); /* cannot be built or launched: pruned */
+        return MT_OK;
+    }
+    if (rc != MT_OK) return rc;
+    size_t esz = mt_dtype_size(s->dtype), qn = (size_t)(B * s->num_heads * s->head_dim);
+    double *ref = NULL, *times = malloc((size_t)pol->max_reps * sizeof *times);
+    void *out = malloc(qn * esz);
+    mt_cuda_attn_args a;
+    memset(&a, 0, sizeof a);
+    if (!times || !out) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    if ((rc = attn_inputs(b, s, B, ctx, seed)) != MT_OK) goto out;
+    a.q = b->attn.dq, a.k_cache = b->attn.dk, a.v_cache = b->attn.dv, a.block_table = b->attn.dbt;
+    a.context_lens = b->attn.dlens, a.B = (int)B, a.num_heads = (int)s->num_heads, a.num_kv_heads = (int)s->num_kv_heads;
+    a.max_pages = (int)b->attn.per, a.max_context = (int)ctx;
+    if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) ||
+        (rc = mt_cuda_alloc(c, mt_cuda_attn_workspace(&var, (int)B, (int)s->num_heads, (int)ctx), &a.workspace)))
+        goto out;
+    if (b->fault == MT_FAULT_HANG) for (;;) {}
+    if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
+    /* poisoned output (0xffff is NaN in bf16 and fp16), one run, checked */
+    mt_dptr real_bt = a.block_table;
+    if (b->fault == MT_FAULT_GPU) a.block_table = 16; /* an address nothing maps */
+    if ((rc = mt_cuda_memset_async(c, a.out, 0xff, qn * esz)) == MT_OK) rc = mt_cuda_attn_enqueue(c, &var, &a, NULL);
+    if (rc == MT_OK) rc = mt_cuda_sync(c);
+    a.block_table = real_bt;
+    if (rc != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "run failed: %s", mt_cuda_errmsg(c));
+        rc = MT_ECRASH; /* the context may be poisoned: the worker must go */
+        goto out;
+    }
+    if ((rc = mt_cuda_d2h(c, out, a.out, qn * esz)) != MT_OK) goto out;
+    if (b->fault == MT_FAULT_NAN) mt_store_elem(out, s->dtype, qn / 2, NAN);
+    for (size_t i = 0; i < qn; i++)
+        if (!isfinite(mt_load_elem(out, s->dtype, i))) {
+            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (sequence %lld)",
+                     (long long)(i / (size_t)(s->num_heads * s->head_dim)));
+            goto out;
+        }
+    /* the oracle for the first two sequences, as the CPU bench */
+    int64_t R = B < 2 ? B : 2;
+    size_t rn = (size_t)(R * s->num_heads * s->head_dim);
+    mt_attn_batch sub = {R, b->attn.per, b->attn.pages, b->attn.q, b->attn.k, b->attn.v, b->attn.bt, b->attn.lens, 0};
+    if (!(ref = malloc(rn * sizeof *ref))) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    if ((rc = mt_attn_reference(s, &sub, ref)) != MT_OK) goto out;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < rn; i++) {
+        double d = mt_load_elem(out, s->dtype, i) - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+    if (!(res->rel_err <= 2e-2)) {
+        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance 0.02", res->rel_err);
+        goto out;
+    }
+    /* timed: the two kernels, L2 flushed before each run, outside the timing */
+    struct attn_run run = {&var, &a};
+    for (int i = 0; i < pol->warmup; i++)
+        if ((rc = attn_once(c, &run)) != MT_OK) goto out;
+    double timed = 0;
+    int n = 0;
+    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
+        float ms;
+        if (pol->cold && (rc = mt_cuda_memset_async(c, b->flush, (unsigned char)n, b->flush_bytes)) != MT_OK) goto out;
+        if ((rc = mt_cuda_time(c, attn_once, &run, &ms)) != MT_OK) goto out;
+        times[n++] = ms;
+        timed += ms * 1e-3;
+        if (abort_early(times, n, 1e3, pol, res)) break;
+    }
+    mt_summarize_routings(times, n, 1, 1e3, res);
+    rc = MT_OK;
+out:
+    if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0]) snprintf(res->reason, sizeof res->reason, "%s", mt_cuda_errmsg(c));
+    mt_cuda_free(c, a.out);
+    mt_cuda_free(c, a.workspace);
+    mt_cuda_attn_release(c, &var);
+    free(times);
+    free(out);
+    free(ref);
+    return rc == MT_ECRASH ? MT_ECRASH : rc == MT_ENOMEM ? MT_ENOMEM : MT_OK;
+}
 
 void mt_policy_cuda_default(mt_policy *p)
 {

@@ -2,8 +2,8 @@
  * over batch sizes x context lengths, as the fused-MoE sweep does over
  * batch sizes: every measurement in its worker process, committed as taken,
  * skipped when stored, and the winners exported as an attention config file
- * (docs/attention-format.md). The CPU backend so far; CUDA's kernel is
- * built and compiled, and measured by the GPU bench (bench/cuda_attn_check). */
+ * (docs/attention-format.md). On the CPU or a CUDA GPU (kernels/cuda/attn.cu;
+ * bench/cuda_attn_check checks and times it outside sweeps too). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -21,6 +21,7 @@
 #include "measure.h"
 #include "moetune/moetune.h"
 #include "problem.h"
+#include "measure_cuda.h"
 #include "space.h"
 #include "strategy.h"
 #include "util.h"
@@ -30,7 +31,7 @@
 static const char usage[] =
     "usage: moetune sweep --kernel attention --heads H --kv-heads HKV --head-dim D\n"
     "                     [--page-size P] [--dtype bf16|fp16|fp32] [--batch-sizes LIST]\n"
-    "                     [--contexts LIST] [--device cpu] [options]\n"
+    "                     [--contexts LIST] [--device auto|cpu|cuda:N] [options]\n"
     "\n"
     "Tune the paged attention decode kernel (split-KV, flash-decoding style) for\n"
     "one shape over batch sizes x context lengths, store every measurement and\n"
@@ -44,7 +45,8 @@ static const char usage[] =
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
     "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID: as for the\n"
     "  fused-MoE sweep (a shard is a share of the (batch, context) pairs)\n"
-    "The CPU backend so far (--device cpu or auto on a machine without a GPU).\n";
+    "On the CPU or a CUDA GPU (auto: the first CUDA GPU, else the CPU). fp32 is\n"
+    "the CPU kernel's only; the CUDA kernel takes bf16 and fp16.\n";
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
@@ -191,15 +193,27 @@ int mt_sweep_attention(int argc, char **argv)
     char err[512];
     mt_device_spec spec, dspec;
     char note[512];
-    if (mt_device_spec_parse(device, &spec) != MT_OK || (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK)) {
+    if (mt_device_spec_parse(device, &spec) != MT_OK) {
         free(bs), free(cs);
         return mt_usage_error("sweep", "--device '%s': expected auto, cpu or cuda:N", device);
     }
-    if (dspec.kind != MT_BACKEND_CPU && strcmp(device, "auto")) {
+    if (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK) {
         free(bs), free(cs);
-        return mt_fail("sweep", "attention sweeps run on the CPU so far: the CUDA kernel is built (kernels/cuda/attn.cu) "
-                                "and checked by bench/cuda_attn_check, not yet by sweeps; pass --device cpu");
+        return mt_fail("sweep", "--device %s: %s", device, note);
     }
+    if (dspec.kind != MT_BACKEND_CPU && dspec.kind != MT_BACKEND_CUDA) {
+        free(bs), free(cs);
+        return mt_fail("sweep", "attention sweeps run on the CPU and CUDA backends; pass --device cpu or cuda:N");
+    }
+    int gpu = dspec.kind == MT_BACKEND_CUDA;
+    if (gpu && dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) {
+        free(bs), free(cs);
+        return mt_usage_error("sweep", "--dtype %s: the CUDA attention kernel takes bf16 or fp16 (fp32 runs on the CPU)",
+                              mt_dtype_name(dtype));
+    }
+    char wdev[32];
+    if (gpu) snprintf(wdev, sizeof wdev, "cuda:%d", dspec.index);
+    else snprintf(wdev, sizeof wdev, "cpu");
 
     mt_db *db = NULL;
     mt_worker *w = NULL;
@@ -211,7 +225,7 @@ int mt_sweep_attention(int argc, char **argv)
         goto done;
     }
     mt_device_info dev;
-    if ((status = mt_sweep_start_worker(exe, "cpu", &w, &dev, db)) != 0) goto done;
+    if ((status = mt_sweep_start_worker(exe, wdev, &w, &dev, db)) != 0) goto done;
     /* the problem: kernel attn_decode, E/N/K/topk holding H/Hkv/D/page */
     mt_problem prob;
     memset(&prob, 0, sizeof prob);
@@ -223,12 +237,19 @@ int mt_sweep_attention(int argc, char **argv)
         goto done;
     }
     mt_space sp;
-    mt_space_cpu_attn(&sp, dev.cores);
     mt_policy pol;
-    mt_policy_cpu_default(&pol);
+    if (gpu) {
+        mt_space_cuda_attn(&sp);
+        mt_policy_cuda_default(&pol);
+    } else {
+        mt_space_cpu_attn(&sp, dev.cores);
+        mt_policy_cpu_default(&pol);
+    }
     char policy[256], text[1024] = "";
-    mt_policy_text(&pol, "cpu-attn", policy, sizeof policy);
-    const char *khash = MT_CPU_ATTN_HASH; /* the attention kernel's own sources */
+    mt_policy_text(&pol, gpu ? "cuda-attn" : "cpu-attn", policy, sizeof policy);
+    /* the attention kernel's own sources: editing the MoE kernels does not
+     * make these measurements stale */
+    const char *khash = gpu ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;
     for (int i = 0; i < nb; i++)
         for (int j = 0; j < nc; j++)
             snprintf(text + strlen(text), sizeof text - strlen(text), "%s%lldx%lld", i || j ? "," : "", (long long)bs[i],
@@ -249,7 +270,7 @@ int mt_sweep_attention(int argc, char **argv)
     for (int i = 0; i < nb && !stop && !status; i++)
         for (int j = 0; j < nc && !stop && !status; j++) {
             if (!pair_kept(&ao, i * nc + j)) continue;
-            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, 0, cs[j]};
+            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, gpu ? dev.smem_per_block : 0, cs[j]};
             mt_config *pts = NULL, def;
             int n = mt_space_enumerate(&sp, &x, &pts);
             if (n <= 0) continue;
@@ -271,7 +292,7 @@ int mt_sweep_attention(int argc, char **argv)
                 char params[256], req[1024];
                 int64_t cfg_id;
                 mt_config_to_json(&sp, &pts[idx], params, sizeof params);
-                if (mt_db_config_upsert(db, "cpu", params, &cfg_id) != MT_OK) {
+                if (mt_db_config_upsert(db, dev.backend, params, &cfg_id) != MT_OK) {
                     status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
                     break;
                 }
@@ -335,7 +356,7 @@ int mt_sweep_attention(int argc, char **argv)
     mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : "done");
     if (status) goto done;
     printf("measured %d variants (%d failed), %d already in the database\n", measured, failed, skipped);
-    printf("%s (cpu), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, (long long)H, (long long)Hkv,
+    printf("%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, dev.backend, (long long)H, (long long)Hkv,
            (long long)D, (long long)page, mt_dtype_name(dtype));
     printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
     struct best_list bl = {calloc(4096, sizeof(mt_attn_entry)), calloc(4096, 256), 0, 4096, stdout};
