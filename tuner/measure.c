@@ -285,6 +285,42 @@ out:
     return rc;
 }
 
+int mt_attn_judge(const mt_attn_shape *s, const mt_attn_batch *ab, const void *out, mt_measure_result *res)
+{
+    size_t qn = (size_t)(ab->B * s->num_heads * s->head_dim);
+    for (size_t i = 0; i < qn; i++)
+        if (!isfinite(mt_load_elem(out, s->dtype, i))) {
+            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (sequence %lld)",
+                     (long long)(i / (size_t)(s->num_heads * s->head_dim)));
+            return 0;
+        }
+    /* the oracle for the first two sequences: enough to judge the rest */
+    mt_attn_batch sub = *ab;
+    sub.B = ab->B < 2 ? ab->B : 2;
+    size_t rn = (size_t)(sub.B * s->num_heads * s->head_dim);
+    double *ref = malloc(rn * sizeof *ref);
+    if (!ref) return MT_ENOMEM;
+    int rc = mt_attn_reference(s, &sub, ref);
+    if (rc != MT_OK) {
+        free(ref);
+        return rc;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < rn; i++) {
+        double d = mt_load_elem(out, s->dtype, i) - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    free(ref);
+    res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+    double tol = s->dtype == MT_DTYPE_FP32 ? 1e-4 : 2e-2;
+    if (!(res->rel_err <= tol)) {
+        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err, tol);
+        return 0;
+    }
+    return 1;
+}
+
 int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, const mt_attn_cpu_params *p,
                       uint64_t seed, const mt_policy *pol, mt_measure_result *res)
 {
@@ -295,7 +331,7 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
            kvn = (size_t)(pages * s->page_size * s->num_kv_heads * s->head_dim);
     void *q = malloc(qn * esz), *kc = malloc(kvn * esz), *vc = malloc(kvn * esz), *out = malloc(qn * esz), *ws = NULL;
     int32_t *bt = malloc((size_t)pages * sizeof *bt), *lens = malloc((size_t)B * sizeof *lens);
-    double *ref = NULL, *times = malloc((size_t)pol->max_reps * sizeof *times);
+    double *times = malloc((size_t)pol->max_reps * sizeof *times);
     int rc = MT_OK;
     if (!q || !kc || !vc || !out || !bt || !lens || !times) {
         rc = MT_ENOMEM;
@@ -329,34 +365,11 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
     memset(out, 0xff, qn * esz); /* NaN in every dtype */
     if ((rc = mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out)) != MT_OK) goto out;
     if (b->fault == MT_FAULT_NAN) mt_store_elem(out, s->dtype, qn / 2, NAN);
-    for (size_t i = 0; i < qn; i++)
-        if (!isfinite(mt_load_elem(out, s->dtype, i))) {
-            snprintf(res->reason, sizeof res->reason, "output holds NaN or Inf (sequence %lld)",
-                     (long long)(i / (size_t)(s->num_heads * s->head_dim)));
-            goto out;
-        }
-    /* the oracle for the first two sequences: enough to judge the rest */
-    int64_t R = B < 2 ? B : 2;
-    size_t rn = (size_t)(R * s->num_heads * s->head_dim);
-    mt_attn_batch sub = ab;
-    sub.B = R;
-    if (!(ref = malloc(rn * sizeof *ref))) {
-        rc = MT_ENOMEM;
+    if ((rc = mt_attn_judge(s, &ab, out, res)) != 1) {
+        if (rc == 0) rc = MT_OK; /* judged: failed, reason given */
         goto out;
     }
-    if ((rc = mt_attn_reference(s, &sub, ref)) != MT_OK) goto out;
-    double num = 0, den = 0;
-    for (size_t i = 0; i < rn; i++) {
-        double d = mt_load_elem(out, s->dtype, i) - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
-    double tol = s->dtype == MT_DTYPE_FP32 ? 1e-4 : 2e-2;
-    if (!(res->rel_err <= tol)) {
-        snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err, tol);
-        goto out;
-    }
+    rc = MT_OK;
     for (int i = 0; i < pol->warmup; i++) mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out);
     double timed = 0;
     int n = 0;
@@ -371,7 +384,7 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
     }
     mt_summarize_times(times, n, 1e6, res);
 out:
-    free(q), free(kc), free(vc), free(out), free(ws), free(bt), free(lens), free(ref), free(times);
+    free(q), free(kc), free(vc), free(out), free(ws), free(bt), free(lens), free(times);
     return rc;
 }
 

@@ -47,6 +47,12 @@ void mt_cpu_bench_free(mt_cpu_bench *b);
  * caches flushed. res->experts_hit is unused. */
 struct mt_attn_shape;
 struct mt_attn_cpu_params;
+/* Judge an attention decode's output `out` for batch ab: 1 when every
+ * element is finite and the first two sequences are within the dtype's
+ * tolerance of the double reference (res->rel_err set); 0 with
+ * res->reason when not; a negative status on error. */
+struct mt_attn_batch;
+int mt_attn_judge(const struct mt_attn_shape *s, const struct mt_attn_batch *ab, const void *out, mt_measure_result *res);
 int mt_cpu_bench_attn(mt_cpu_bench *b, const struct mt_attn_shape *s, int64_t batch, int64_t ctx,
                       const struct mt_attn_cpu_params *p, uint64_t seed, const mt_policy *pol, mt_measure_result *res);
 
