@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "moetune/moetune.h"
 
@@ -101,6 +102,38 @@ static int64_t max_ctx(const mt_attn_batch *b)
 
 static int64_t parts_of(int64_t ctx, int partition) { return partition ? (ctx + partition - 1) / partition : 1; }
 
+/* A thread's scratch: the step's scores for the group's heads, one query
+ * row, and the step's K and V rows in fp32 */
+static size_t per_thread(int64_t G, size_t step, size_t D) { return (size_t)G * step + D + 2 * step * D; }
+
+/* n elements of a cache or q row as fp32: one branch per row, not per
+ * element, and a loop the compiler vectorises */
+static void row_f32(const void *base, int dtype, size_t off, int64_t n, float *dst)
+{
+    if (dtype == MT_DTYPE_FP32) {
+        memcpy(dst, (const float *)base + off, (size_t)n * sizeof *dst);
+    } else if (dtype == MT_DTYPE_BF16) {
+        const uint16_t *h = (const uint16_t *)base + off;
+        for (int64_t k = 0; k < n; k++) dst[k] = mt_bf16_to_f32(h[k]);
+    } else {
+        const uint16_t *h = (const uint16_t *)base + off;
+        for (int64_t k = 0; k < n; k++) dst[k] = mt_f16_to_f32(h[k]);
+    }
+}
+
+/* q . k over n elements with 8 partial sums: without -ffast-math the
+ * compiler may not reorder one running sum, and 8 lanes vectorise */
+static float dot_f32(const float *a, const float *b, int64_t n)
+{
+    float p[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) p[l] += a[k + l] * b[k + l];
+    float d = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (; k < n; k++) d += a[k] * b[k];
+    return d;
+}
+
 size_t mt_attn_cpu_workspace(const mt_attn_shape *s, const mt_attn_batch *b, const mt_attn_cpu_params *p)
 {
     int64_t G = s->num_heads / s->num_kv_heads, P = parts_of(max_ctx(b), p->partition);
@@ -108,7 +141,8 @@ size_t mt_attn_cpu_workspace(const mt_attn_shape *s, const mt_attn_batch *b, con
     /* per item and query head: max, sum, D outputs; per thread: the
      * scores of one step for the group's heads */
     size_t part = items * (size_t)G * (size_t)(2 + s->head_dim);
-    size_t scratch = (size_t)p->threads * (size_t)G * (size_t)(p->pages_per_iter * s->page_size + s->head_dim);
+    size_t step = (size_t)p->pages_per_iter * (size_t)s->page_size;
+    size_t scratch = (size_t)p->threads * per_thread(G, step, (size_t)s->head_dim);
     return (part + scratch) * sizeof(float) + 64;
 }
 
@@ -144,29 +178,33 @@ static void do_item(struct job *j, int64_t it, float *sc, float *qf)
     }
     if (t0 >= t1) return; /* a partition past this sequence's end */
     int64_t step = (int64_t)j->p->pages_per_iter * s->page_size;
+    float *kf = qf + D, *vf = kf + step * D; /* the step's K and V rows, converted once for all G heads */
     for (int64_t a = t0; a < t1; a += step) {
         int64_t e = a + step < t1 ? a + step : t1;
+        for (int64_t t = a; t < e; t++) {
+            size_t o = kv_at(s, b, i, t, g);
+            row_f32(b->k_cache, s->dtype, o, D, kf + (t - a) * D);
+            row_f32(b->v_cache, s->dtype, o, D, vf + (t - a) * D);
+        }
         for (int64_t h = 0; h < G; h++) {
             int64_t qh = g * G + h;
-            for (int64_t k = 0; k < D; k++) qf[k] = mt_load_elem(b->q, s->dtype, (size_t)((i * s->num_heads + qh) * D + k));
+            row_f32(b->q, s->dtype, (size_t)((i * s->num_heads + qh) * D), D, qf);
             float *r = res + h * (2 + D), mx = r[0];
             float *sh = sc + h * step;
             for (int64_t t = a; t < e; t++) {
-                size_t ko = kv_at(s, b, i, t, g);
-                float d = 0;
-                for (int64_t k = 0; k < D; k++) d += qf[k] * mt_load_elem(b->k_cache, s->dtype, ko + (size_t)k);
-                sh[t - a] = d * j->scale;
+                sh[t - a] = dot_f32(qf, kf + (t - a) * D, D) * j->scale;
                 if (sh[t - a] > mx) mx = sh[t - a];
             }
             /* rescale what was summed under the old maximum */
             float f = r[0] == -INFINITY ? 0.f : expf(r[0] - mx);
             r[1] *= f;
-            for (int64_t k = 0; k < D; k++) r[2 + k] *= f;
+            float *acc = r + 2;
+            for (int64_t k = 0; k < D; k++) acc[k] *= f;
             for (int64_t t = a; t < e; t++) {
                 float w = expf(sh[t - a] - mx);
-                size_t vo = kv_at(s, b, i, t, g);
+                const float *vr = vf + (t - a) * D;
                 r[1] += w;
-                for (int64_t k = 0; k < D; k++) r[2 + k] += w * mt_load_elem(b->v_cache, s->dtype, vo + (size_t)k);
+                for (int64_t k = 0; k < D; k++) acc[k] += w * vr[k];
             }
             r[0] = mx;
         }
@@ -177,7 +215,7 @@ static void worker(void *arg, int tid)
 {
     struct job *j = arg;
     int64_t step = (int64_t)j->p->pages_per_iter * j->s->page_size;
-    float *sc = j->scratch + (size_t)tid * (size_t)j->G * (size_t)(step + j->s->head_dim);
+    float *sc = j->scratch + (size_t)tid * per_thread(j->G, (size_t)step, (size_t)j->s->head_dim);
     float *qf = sc + j->G * step;
     for (;;) {
         int64_t it = atomic_fetch_add(&j->next, 1);
