@@ -158,7 +158,7 @@ auto)
   ;;
 targets)
   # TARGETS.md's shapes and batch sizes
-  for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b"; do
+  for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b" "--model deepseek-v3 --tp 8"; do
     sweep $m --batch-sizes 1,8,64,256,1024,4096 --budget ${BUDGET:-40}
   done
   ;;

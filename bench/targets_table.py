@@ -22,6 +22,9 @@ VLLM = {
     ("Qwen3-30B-A3B", 128, 768, 2048, 8): {1: (8, 46, 46), 8: (52, 187, 191), 64: (127, 419, 416),
                                           256: (128, 437, 442), 1024: (128, 484, 479), 4096: (128, 732, 782)},
 }
+# issue 8 adds DeepSeek-V3 at TP8: TARGETS.md has no vLLM figures for it, so
+# its rows hold ours against the floor only
+NO_VLLM = {("DeepSeek-V3 TP8", 256, 256, 7168, 8): [1, 8, 64, 256, 1024, 4096]}
 
 
 def main(path):
@@ -30,7 +33,8 @@ def main(path):
           "| vLLM tuned GEMMs µs | vLLM default GEMMs µs | ours / best vLLM |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     bw, peak = c.execute("select bandwidth_gbs, peak_gflops from devices where backend='cuda'").fetchone()
-    for (name, E, N, K, topk), rows in VLLM.items():
+    shapes = list(VLLM.items()) + [(k, {M: (None, None, None) for M in ms}) for k, ms in NO_VLLM.items()]
+    for (name, E, N, K, topk), rows in shapes:
         prob = c.execute("select id from problems where E=? and N=? and K=? and topk=? and dtype='bf16'",
                          (E, N, K, topk)).fetchone()
         if not prob:
@@ -47,9 +51,9 @@ def main(path):
                 continue
             flops = 2.0 * M * topk * 3 * N * K
             bound = "comp" if flops / (peak * 1e9) > best[1] * 1e-6 * 0.999 else "mem"
-            ratio = best[0] / min(v_tuned, v_def)
+            ratio = f"{best[0] / min(v_tuned, v_def):.2f}" if v_tuned else "-"
             print(f"| {name} | {M} | {best[0]:.1f} | {dflt[0] if dflt else float('nan'):.1f} | {best[1]:.1f} | {bound} "
-                  f"| {best[1] / best[0]:.2f} | {v_tuned} | {v_def} | {ratio:.2f} |")
+                  f"| {best[1] / best[0]:.2f} | {v_tuned or '-'} | {v_def or '-'} | {ratio} |")
     print(f"\nceilings measured by moetune on this device: {bw:.0f} GB/s copy, {peak / 1e3:.0f} TFLOP/s bf16 (cuBLAS)")
 
 
