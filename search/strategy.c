@@ -234,12 +234,12 @@ static double median_log(const double *t, const int64_t *Ms, int n, int64_t M)
     return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
 }
 
-/* 1 when a and b differ in exactly one parameter */
-static int one_apart(const mt_config *a, const mt_config *b, int np)
+/* 1 when a and b differ in one or two parameters */
+static int near_apart(const mt_config *a, const mt_config *b, int np)
 {
     int diff = 0;
     for (int i = 0; i < np; i++) diff += a->v[i] != b->v[i];
-    return diff == 1;
+    return diff >= 1 && diff <= 2;
 }
 
 struct keyed { double key; int idx; };
@@ -336,7 +336,7 @@ static int propose_bayes(mt_search *s, int local)
     double *xs = s->xs, *mu = s->mu, *sdv = s->sdv;
     for (int c = 0; c < s->n; c++) {
         if (s->state[c]) continue;
-        if (local >= 0 && !one_apart(&s->pts[c], &s->pts[local], s->sp->nparams)) continue;
+        if (local >= 0 && !near_apart(&s->pts[c], &s->pts[local], s->sp->nparams)) continue;
         memcpy(&xs[(size_t)nc * dd], &s->x[(size_t)c * d], (size_t)d * sizeof *xs);
         if (s->pool) xs[(size_t)nc * dd + d] = m_coord(s->M);
         cand[nc++] = c;
@@ -420,10 +420,12 @@ int mt_search_next(mt_search *s, int *idx)
             if (!s->state[s->order[k]]) pick = s->order[k];
     } else {
         /* the last quarter of the budget polishes: the incumbent's
-         * unmeasured neighbours (one parameter changed), ranked by the
-         * model. Replays showed the search finding the right tile and
-         * missing the launch order or grid size that makes the last 2 to
-         * 10 % (bench/results/2026-11-23-replay-full) */
+         * unmeasured neighbours (one or two parameters changed), ranked
+         * by the model. Replays showed the search finding the right tile
+         * and missing the launch order or grid size that makes the last 2
+         * to 10 % (bench/results/2026-11-23-replay-full), and pairs that
+         * only pay together (BLOCK_SIZE_K with num_stages, BLOCK_SIZE_N
+         * with num_warps: bench/results/2026-11-23-replay-v2) */
         int inc = mt_search_best(s, NULL);
         if (inc >= 0 && s->budget >= 8 && s->proposed >= s->budget - s->budget / 4) pick = propose_bayes(s, inc);
         if (pick < 0) pick = propose_bayes(s, -1);
