@@ -46,17 +46,7 @@ template <class T> static T __shfl_down(T v, int d, int width) { return __shfl(v
 
 #include "tile_hip.h"
 
-static int failures, checks;
-#define CHECK(c, ...)                                                                   \
-    do {                                                                                \
-        checks++;                                                                       \
-        if (!(c)) {                                                                     \
-            failures++;                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #c);       \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-        }                                                                               \
-    } while (0)
+#include "check.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float uniform()
@@ -198,6 +188,5 @@ int main()
     unsigned short nan = f2h(__uint_as_float(0x7fc00001u));
     CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x7f), "f2h(NaN) = %04x is not a NaN", nan);
     CHECK(h2f(0x3f80) == 1.0f && h2f(0xc020) == -2.5f, "h2f");
-    printf("test_tile_hip: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_report("test_tile_hip");
 }

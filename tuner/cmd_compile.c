@@ -103,15 +103,7 @@ int cmd_compile(int argc, char **argv)
         return mt_usage_error("compile", "--arch %s: its shared-memory limit is not known here; give --smem-limit BYTES",
                               arch);
     if (dir) snprintf(cache, sizeof cache, "%s", dir);
-    else {
-        mt_kernel_cache_dir(cache, sizeof cache);
-        size_t cl = strlen(cache);
-        /* AMD code objects beside the cubins, in .../moetune/hip */
-        if (hip && cl >= 5 && !strcmp(cache + cl - 5, "/cuda")) {
-            strcpy(cache + cl - 4, "hip");
-            if (mt_mkdir_p(cache) != 0) cache[0] = 0;
-        }
-    }
+    else mt_kernel_cache_dir(hip ? "hip" : "cuda", cache, sizeof cache); /* AMD code objects beside the cubins */
     if (!cache[0]) return mt_usage_error("compile", "no cache folder: set $XDG_CACHE_HOME or $HOME, or give --cache-dir");
 
     mt_progress pr;

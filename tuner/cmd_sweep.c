@@ -454,7 +454,7 @@ static void compile_progress(int done, int total, void *user)
 static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype)
 {
     char cache[1100], err[512];
-    mt_kernel_cache_dir(cache, sizeof cache);
+    mt_kernel_cache_dir("cuda", cache, sizeof cache);
     if (!cache[0]) return;
     int smem = dev->smem_per_block > 0 ? dev->smem_per_block : mt_arch_smem_limit(dev->arch);
     long jobs = o->compile_jobs > 0 ? o->compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);

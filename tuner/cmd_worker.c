@@ -222,7 +222,6 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
         reply_error("attention decode is measured on the CPU and CUDA backends only");
         return;
     }
-    mt_attn_cpu_params p = {(int)num(pj, "partition", -1), (int)num(pj, "pages_per_iter", 0), (int)num(pj, "threads", 0)};
     mt_policy pol;
     if (be->kind == MT_BACKEND_CUDA) mt_policy_cuda_default(&pol);
     else mt_policy_cpu_default(&pol);
@@ -250,6 +249,7 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
                                 (uint64_t)num(req, "seed", 1), &pol, &res);
         if (rc == MT_ECRASH) reply_fatal(res.reason);
     } else {
+        mt_attn_cpu_params p = {(int)num(pj, "partition", -1), (int)num(pj, "pages_per_iter", 0), (int)num(pj, "threads", 0)};
         mt_cpu_bench_set_fault(be->cpu, fault);
         rc = mt_cpu_bench_attn(be->cpu, &s, B, ctx, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
     }
@@ -288,7 +288,7 @@ int cmd_worker(int argc, char **argv)
     int init = MT_OK;
     if (spec.kind == MT_BACKEND_CUDA) {
         char cache[1100];
-        mt_kernel_cache_dir(cache, sizeof cache);
+        mt_kernel_cache_dir("cuda", cache, sizeof cache);
         init = mt_cuda_bench_new(&be.cuda, spec.index, cache[0] ? cache : NULL, err, sizeof err);
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);

@@ -285,6 +285,25 @@ out:
     return rc;
 }
 
+void mt_attn_draw_inputs(const mt_attn_shape *s, int64_t B, int64_t ctx, uint64_t seed, void *q, void *k, void *v,
+                         int32_t *bt, int32_t *lens)
+{
+    int64_t pages = B * ((ctx + s->page_size - 1) / s->page_size);
+    size_t qn = (size_t)(B * s->num_heads * s->head_dim), kvn = (size_t)(pages * s->page_size * s->num_kv_heads * s->head_dim);
+    mt_rng r = {seed};
+    for (int64_t i = 0; i < pages; i++) bt[i] = (int32_t)i;
+    for (int64_t i = pages - 1; i > 0; i--) { /* pages scattered through the cache */
+        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1));
+        int32_t t = bt[i];
+        bt[i] = bt[j];
+        bt[j] = t;
+    }
+    for (int64_t i = 0; i < B; i++) lens[i] = (int32_t)ctx;
+    mt_fill_random(q, s->dtype, qn, 1.0f, &r);
+    mt_fill_random(k, s->dtype, kvn, 1.0f, &r);
+    mt_fill_random(v, s->dtype, kvn, 1.0f, &r);
+}
+
 int mt_attn_judge(const mt_attn_shape *s, const mt_attn_batch *ab, const void *out, mt_measure_result *res)
 {
     size_t qn = (size_t)(ab->B * s->num_heads * s->head_dim);
@@ -338,18 +357,7 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
         goto out;
     }
     /* the (batch, context) inputs of this seed, the same for every config */
-    mt_rng r = {seed};
-    for (int64_t i = 0; i < pages; i++) bt[i] = (int32_t)i;
-    for (int64_t i = pages - 1; i > 0; i--) {
-        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1));
-        int32_t t = bt[i];
-        bt[i] = bt[j];
-        bt[j] = t;
-    }
-    for (int64_t i = 0; i < B; i++) lens[i] = (int32_t)ctx;
-    mt_fill_random(q, s->dtype, qn, 1.0f, &r);
-    mt_fill_random(kc, s->dtype, kvn, 1.0f, &r);
-    mt_fill_random(vc, s->dtype, kvn, 1.0f, &r);
+    mt_attn_draw_inputs(s, B, ctx, seed, q, kc, vc, bt, lens);
     mt_attn_batch ab = {B, per, pages, q, kc, vc, bt, lens, 0};
     char why[256];
     if (mt_attn_check(s, &ab, p, b->threads, why, sizeof why) != MT_OK) {

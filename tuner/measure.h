@@ -47,6 +47,12 @@ void mt_cpu_bench_free(mt_cpu_bench *b);
  * caches flushed. res->experts_hit is unused. */
 struct mt_attn_shape;
 struct mt_attn_cpu_params;
+/* The inputs of an attention measurement for seed: B sequences of ctx
+ * tokens (B x ceil(ctx / page) pages, shuffled through the cache), q, K and V
+ * uniform in [-1, 1). The CPU and CUDA benches both draw them here, so a
+ * config's figures on either backend come from the same inputs. */
+void mt_attn_draw_inputs(const struct mt_attn_shape *s, int64_t B, int64_t ctx, uint64_t seed, void *q, void *k, void *v,
+                         int32_t *bt, int32_t *lens);
 /* Judge an attention decode's output `out` for batch ab: 1 when every
  * element is finite and the first two sequences are within the dtype's
  * tolerance of the double reference (res->rel_err set); 0 with

@@ -467,8 +467,8 @@ int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops
 }
 
 
-/* the attention inputs of (s, B, ctx, seed): drawn as the CPU bench draws
- * them (the same sequence of the generator), kept for the next config */
+/* the attention inputs of (s, B, ctx, seed), drawn as the CPU bench draws
+ * them, kept on the host and the device for the next config */
 static int attn_inputs(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, uint64_t seed)
 {
     if (b->attn.q && !memcmp(&b->attn.s, s, sizeof *s) && b->attn.B == B && b->attn.ctx == ctx && b->attn.seed == seed)
@@ -483,18 +483,7 @@ static int attn_inputs(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
         attn_inputs_free(b);
         return MT_ENOMEM;
     }
-    mt_rng r = {seed};
-    for (int64_t i = 0; i < pages; i++) b->attn.bt[i] = (int32_t)i;
-    for (int64_t i = pages - 1; i > 0; i--) {
-        int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1));
-        int32_t t = b->attn.bt[i];
-        b->attn.bt[i] = b->attn.bt[j];
-        b->attn.bt[j] = t;
-    }
-    for (int64_t i = 0; i < B; i++) b->attn.lens[i] = (int32_t)ctx;
-    mt_fill_random(b->attn.q, s->dtype, qn, 1.0f, &r);
-    mt_fill_random(b->attn.k, s->dtype, kvn, 1.0f, &r);
-    mt_fill_random(b->attn.v, s->dtype, kvn, 1.0f, &r);
+    mt_attn_draw_inputs(s, B, ctx, seed, b->attn.q, b->attn.k, b->attn.v, b->attn.bt, b->attn.lens);
     mt_cuda *c = b->c;
     int rc;
     if ((rc = mt_cuda_alloc(c, qn * esz, &b->attn.dq)) || (rc = mt_cuda_alloc(c, kvn * esz, &b->attn.dk)) ||

@@ -29,7 +29,7 @@ int mt_arch_smem_limit(const char *arch)
     }
 }
 
-void mt_kernel_cache_dir(char *out, size_t n)
+void mt_kernel_cache_dir(const char *backend, char *out, size_t n)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char base[1024];
@@ -39,7 +39,7 @@ void mt_kernel_cache_dir(char *out, size_t n)
         out[0] = 0;
         return;
     }
-    snprintf(out, n, "%s/cuda", base);
+    snprintf(out, n, "%s/%s", base, backend);
     if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
 }
 

@@ -31,8 +31,9 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
                        void (*progress)(int done, int total, void *user), void *user, mt_precompile_stats *st,
                        char *err, size_t err_len);
 
-/* The kernel cache: $XDG_CACHE_HOME/moetune/cuda (or ~/.cache/moetune/cuda),
- * created if missing; "" when there is none (compiles are then only slower). */
-void mt_kernel_cache_dir(char *out, size_t n);
+/* The kernel cache of a backend ("cuda", "hip"): $XDG_CACHE_HOME/moetune/
+ * BACKEND (or ~/.cache/moetune/BACKEND), created if missing; "" when there
+ * is none (compiles are then only slower). */
+void mt_kernel_cache_dir(const char *backend, char *out, size_t n);
 
 #endif

@@ -296,7 +296,7 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n)
     return h;
 }
 
-int mt_kcache_read(const char *path, const char *key, char **bin, size_t *len)
+static int cache_read(const char *path, const char *key, char **bin, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -324,7 +324,7 @@ int mt_kcache_read(const char *path, const char *key, char **bin, size_t *len)
     return 0;
 }
 
-void mt_kcache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len)
+static void cache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len)
 {
     char tmp[4300];
     mkdir(dir, 0755);
@@ -388,9 +388,13 @@ int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *co
     return nvrtc_compile(&shared_nv, src, arch, opts, nopts, cubin, len, log, err, n);
 }
 
-int mt_kcache_key(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
-                  const char *const *opts, int nopts, const char *cache_dir, char *key, size_t klen, char *path,
-                  size_t plen)
+/* The cache key and file of a build: the key names the kind ("cubin",
+ * "hsaco"), the hash of the source and its headers, the target, the
+ * compiler and its version, and the options; the file is DIR/<hash of the
+ * key>.<kind> and starts with the key, so a collision reads as a miss. */
+static int kcache_key(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                      const char *const *opts, int nopts, const char *cache_dir, char *key, size_t klen, char *path,
+                      size_t plen)
 {
     size_t o = 0;
     /* the key covers the source and every header it includes */
@@ -412,7 +416,7 @@ static int cache_key(const mt_cuda_source *src, const char *arch, int nv_major, 
 {
     char nv[32];
     snprintf(nv, sizeof nv, "nvrtc=%d.%d", nv_major, nv_minor);
-    return mt_kcache_key("cubin", src, arch, nv, opts, nopts, cache_dir, key, klen, path, plen);
+    return kcache_key("cubin", src, arch, nv, opts, nopts, cache_dir, key, klen, path, plen);
 }
 
 int mt_nvrtc_available(char *err, size_t n)
@@ -422,12 +426,40 @@ int mt_nvrtc_available(char *err, size_t n)
     return shared_nv_rc;
 }
 
-int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
-                        const char *cache_dir, int *hit, char **log, char *err, size_t n)
+int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                   mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, int *hit, char **log,
+                   char *err, size_t n)
 {
     char key[4096], path[4200], *bin = NULL;
     size_t len = 0;
-    int major = 0, minor = 0, rc;
+    int rc;
+    *hit = 0;
+    if (log) *log = NULL;
+    if ((rc = kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path)) !=
+        MT_OK) {
+        snprintf(err, n, "the compile options are too long for a cache key");
+        return rc;
+    }
+    if (cache_read(path, key, &bin, &len) == 0) {
+        free(bin);
+        *hit = 1;
+        return MT_OK;
+    }
+    if ((rc = compile(src, arch, opts, nopts, &bin, &len, log, err, n)) != MT_OK) return rc;
+    cache_write(cache_dir, path, key, bin, len);
+    free(bin);
+    if (access(path, R_OK) != 0) {
+        snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
+        return MT_EIO;
+    }
+    return MT_OK;
+}
+
+int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                        const char *cache_dir, int *hit, char **log, char *err, size_t n)
+{
+    int major = 0, minor = 0;
+    char tag[32];
     *hit = 0;
     if (log) *log = NULL;
     pthread_once(&shared_nv_once, load_shared_nvrtc);
@@ -436,23 +468,8 @@ int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char 
         return shared_nv_rc;
     }
     shared_nv.nvrtcVersion(&major, &minor);
-    if ((rc = cache_key(src, arch, major, minor, opts, nopts, cache_dir, key, sizeof key, path, sizeof path)) != MT_OK) {
-        snprintf(err, n, "the compile options are too long for a cache key");
-        return rc;
-    }
-    if (mt_kcache_read(path, key, &bin, &len) == 0) {
-        free(bin);
-        *hit = 1;
-        return MT_OK;
-    }
-    if ((rc = nvrtc_compile(&shared_nv, src, arch, opts, nopts, &bin, &len, log, err, n)) != MT_OK) return rc;
-    mt_kcache_write(cache_dir, path, key, bin, len);
-    free(bin);
-    if (access(path, R_OK) != 0) {
-        snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
-        return MT_EIO;
-    }
-    return MT_OK;
+    snprintf(tag, sizeof tag, "nvrtc=%d.%d", major, minor);
+    return mt_kcache_fill("cubin", src, arch, tag, mt_nvrtc_compile, opts, nopts, cache_dir, hit, log, err, n);
 }
 
 int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
@@ -467,10 +484,10 @@ int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts
     if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
                   sizeof key, path, sizeof path) != MT_OK)
         return MT_EINVAL;
-    if (!cache_dir || mt_kcache_read(path, key, &bin, &len) != 0) {
+    if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
         rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
         if (rc != MT_OK) return rc;
-        if (cache_dir) mt_kcache_write(cache_dir, path, key, bin, len);
+        if (cache_dir) cache_write(cache_dir, path, key, bin, len);
     }
     mt_cuda_module *m = calloc(1, sizeof *m);
     if (!m) rc = MT_ENOMEM;

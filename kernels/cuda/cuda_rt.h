@@ -78,15 +78,16 @@ void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
 int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t err_len);
 /* The on-disk kernel cache, shared by NVRTC's cubins and hipRTC's code
- * objects: the key names the kind ("cubin", "hsaco"), the hash of the
- * source and its headers, the target, the compiler and its version, and the
- * options; the file is DIR/<hash of the key>.<kind> and holds the key, so a
- * hash collision reads as a miss. mt_kcache_read returns 0 on a hit. */
-int mt_kcache_key(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
-                  const char *const *opts, int nopts, const char *cache_dir, char *key, size_t klen, char *path,
-                  size_t plen);
-int mt_kcache_read(const char *path, const char *key, char **bin, size_t *len);
-void mt_kcache_write(const char *dir, const char *path, const char *key, const char *bin, size_t len);
+ * objects (one key and file scheme, cuda_rt.c). */
+/* A compiler with no GPU: NVRTC's mt_nvrtc_compile or hipRTC's
+ * mt_hiprtc_compile. */
+typedef int (*mt_compile_fn)(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
+                             char **bin, size_t *len, char **log, char *err, size_t err_len);
+/* Compile into cache_dir unless the key's entry is there (*hit says which);
+ * MT_EIO when the entry cannot be written. */
+int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                   mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, int *hit, char **log,
+                   char *err, size_t n);
 
 /* MT_OK when NVRTC loads; else MT_EUNSUPPORTED and err says what is missing. */
 int mt_nvrtc_available(char *err, size_t err_len);

@@ -3,8 +3,6 @@
 #include "hip_rt.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <unistd.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,8 +11,8 @@
 
 #include "moetune/moetune.h"
 
-/* hipRTC's and HIP's C API, the few entries we use (hiprtc.h and
- * hip_runtime_api.h of ROCm 5 and 6 agree on these) */
+/* hipRTC's C API, the few entries we use (hiprtc.h of ROCm 5 and 6 agree
+ * on these) */
 typedef void *hiprtcProgram;
 static struct {
     void *lib;
@@ -28,8 +26,6 @@ static struct {
     int (*destroy)(hiprtcProgram *);
     const char *(*rtc_err)(int);
     int (*version)(int *, int *);
-    int (*count)(int *);
-    const char *(*err)(int);
 } H;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -47,7 +43,6 @@ static void load(void)
         {(void **)&H.code_size, "hiprtcGetCodeSize"}, {(void **)&H.get_code, "hiprtcGetCode"},
         {(void **)&H.destroy, "hiprtcDestroyProgram"}, {(void **)&H.rtc_err, "hiprtcGetErrorString"},
         {(void **)&H.version, "hiprtcVersion"},
-        {(void **)&H.count, "hipGetDeviceCount"}, {(void **)&H.err, "hipGetErrorString"},
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
         if (!(*syms[i].fn = dlsym(H.lib, syms[i].name))) {
@@ -109,57 +104,29 @@ int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *c
 int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
                          const char *cache_dir, int *hit, char **log, char *err, size_t err_len)
 {
-    char key[4096], path[4200], tag[32], *code = NULL;
-    size_t len = 0;
     int major = 0, minor = 0, rc;
+    char tag[32];
     *hit = 0;
     if (log) *log = NULL;
     if ((rc = mt_hiprtc_available(err, err_len)) != MT_OK) return rc;
     H.version(&major, &minor);
     snprintf(tag, sizeof tag, "hiprtc=%d.%d", major, minor);
-    if (mt_kcache_key("hsaco", src, arch, tag, opts, nopts, cache_dir, key, sizeof key, path, sizeof path) != MT_OK) {
-        snprintf(err, err_len, "the compile options are too long for a cache key");
-        return MT_EINVAL;
-    }
-    if (mt_kcache_read(path, key, &code, &len) == 0) {
-        free(code);
-        *hit = 1;
-        return MT_OK;
-    }
-    if ((rc = mt_hiprtc_compile(src, arch, opts, nopts, &code, &len, log, err, err_len)) != MT_OK) return rc;
-    mt_kcache_write(cache_dir, path, key, code, len);
-    free(code);
-    if (access(path, R_OK) != 0) {
-        snprintf(err, err_len, "cannot write the kernel cache %s: %s", path, strerror(errno));
-        return MT_EIO;
-    }
-    return MT_OK;
-}
-
-int mt_hip_runtime_count(char *why, size_t why_len)
-{
-    char e[256];
-    if (mt_hiprtc_available(e, sizeof e) != MT_OK) {
-        snprintf(why, why_len, "no AMD GPU: %s", e);
-        return 0;
-    }
-    int n = 0, rc = H.count(&n);
-    if (rc || n <= 0) {
-        snprintf(why, why_len, "no AMD GPU: hipGetDeviceCount says %s", rc ? H.err(rc) : "0 devices");
-        return 0;
-    }
-    return n;
+    return mt_kcache_fill("hsaco", src, arch, tag, mt_hiprtc_compile, opts, nopts, cache_dir, hit, log, err, err_len);
 }
 
 /* one "key value" line of a KFD properties file */
 static int prop(const char *text, const char *key, unsigned long long *v)
 {
     size_t k = strlen(key);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    for (const char *l = text; *l;) {
         if (!strncmp(l, key, k) && l[k] == ' ') {
             *v = strtoull(l + k + 1, NULL, 10);
             return 1;
         }
+        const char *nl = strchr(l, '\n');
+        if (!nl) break;
+        l = nl + 1;
+    }
     return 0;
 }
 
@@ -177,7 +144,7 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 int mt_hip_kfd_gpus(const char *root, mt_hip_kfd_gpu *out, int max, char *why, size_t why_len)
 {
-    char dir[512], path[700], text[4096];
+    char dir[512], path[700], text[4096], bank[1024];
     snprintf(dir, sizeof dir, "%s/sys/class/kfd/kfd/topology/nodes", root && *root ? root : "");
     DIR *d = opendir(dir);
     if (!d) {
@@ -210,11 +177,9 @@ int mt_hip_kfd_gpus(const char *root, mt_hip_kfd_gpu *out, int max, char *why, s
         for (int b = 0; b < 8; b++) {
             unsigned long long sz = 0;
             snprintf(path, sizeof path, "%s/%d/mem_banks/%d/properties", dir, nodes[i], b);
-            if (!slurp(path, text, sizeof text)) break;
-            if (prop(text, "size_in_bytes", &sz)) g->memory_bytes += sz;
+            if (!slurp(path, bank, sizeof bank)) break;
+            if (prop(bank, "size_in_bytes", &sz)) g->memory_bytes += sz;
         }
-        snprintf(path, sizeof path, "%s/%d/properties", dir, nodes[i]);
-        slurp(path, text, sizeof text);
         if (prop(text, "drm_render_minor", &minor)) {
             snprintf(path, sizeof path, "%s/sys/class/drm/renderD%llu/device/product_name", root && *root ? root : "",
                      minor);

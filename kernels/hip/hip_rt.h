@@ -36,10 +36,6 @@ int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *c
 int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
                          const char *cache_dir, int *hit, char **log, char *err, size_t err_len);
 
-/* The number of AMD GPUs the HIP runtime sees: 0 with the reason in why
- * ("no AMD GPU: ...") when the library is absent or sees none. */
-int mt_hip_runtime_count(char *why, size_t why_len);
-
 /* An AMD GPU as the amdgpu driver's KFD topology describes it. */
 typedef struct mt_hip_kfd_gpu {
     int node;                 /* KFD node number */
