@@ -35,14 +35,23 @@ __host__ __device__ constexpr int mt_log2(int x) { return x <= 1 ? 0 : 1 + mt_lo
 #define WS MT_WARP_SIZE
 #define THREADS (NUM_WARPS * WS)
 /* A K or V row is read 8 elements (16 bytes) per lane: LPT lanes hold one
- * token's row and a warp takes TPW tokens per step, so a dot product needs
- * log2(LPT) shuffles shared by TPW tokens instead of log2(32) per token.
- * LPT is a power of two; where HEAD_DIM / 8 is not, the last lanes idle. */
+ * token's row and a warp takes TPW tokens per step. LPT is a power of two;
+ * where HEAD_DIM / 8 is not, the last lanes idle. */
 #define VEC 8
 #define LPT mt_pow2ceil(HEAD_DIM / VEC)
 #define TPW (WS / LPT)
-/* the value pass keeps HC heads' accumulators in registers (HC x VEC) */
-#define HC (GROUP < 8 ? GROUP : 8)
+/* rows loaded before any is used: UNR loads in flight per lane instead of
+ * one dependent HBM round trip per step (the first H100 run was latency-
+ * bound at small batches) */
+#define UNR 4
+/* the score pass reduces HS heads' dot products at once (a power of two,
+ * at most LPT): the multi-value butterfly costs HS - 1 + log2(LPT / HS)
+ * shuffles per token step instead of HS * log2(LPT). The value pass keeps
+ * HC heads' sums in registers (HC x VEC). */
+__host__ __device__ constexpr int mt_imin(int a, int b) { return a < b ? a : b; }
+#define HS mt_imin(mt_imin(mt_pow2ceil(GROUP), 8), LPT)
+#define HC mt_imin(GROUP, 8)
+#define NPG (PARTITION / PAGE_SIZE)
 
 static_assert(HEAD_DIM % VEC == 0 && LPT <= WS, "head_dim is a multiple of 8, at most 8 x the warp size");
 static_assert(PARTITION % PAGE_SIZE == 0, "a partition is whole pages");
@@ -60,16 +69,34 @@ MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
     }
 }
 
-/* Dynamic shared memory: q (float) [GROUP][HEAD_DIM], later the value
- * pass's sums, then the scores [GROUP][PARTITION], then max and sum
- * [GROUP] each */
+/* One step of the multi-value butterfly over lanes o apart: the lane whose
+ * bit o is set keeps the upper HALF of its values and sends the lower, the
+ * other the reverse, so each lane ends with HALF sums of two lanes. */
+template <int HALF> MT_DEVICE void mt_bfly(float *d, int lane, int o)
+{
+    const bool up = (lane & o) != 0;
+#pragma unroll
+    for (int i = 0; i < HALF; i++) {
+        float send = up ? d[i] : d[i + HALF], keep = up ? d[i + HALF] : d[i];
+        d[i] = keep + mt_shfl_xor(send, o);
+    }
+}
+
+/* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
+ * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
+ * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
+ * address needs no global load of the block table).
+ * With one partition per sequence (max_parts == 1) the block writes the
+ * normalised output itself and the host skips the merge kernel. */
 MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q, const h16 *__restrict__ kc,
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
-                                                        float scale, float *__restrict__ part, int max_parts)
+                                                        float scale, float *__restrict__ part, int max_parts,
+                                                        h16 *__restrict__ out1)
 {
     extern __shared__ __align__(16) float sm[];
     float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + GROUP * PARTITION, *sum = mx + GROUP;
+    int *pg = (int *)(sum + GROUP);
     const int p = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
     const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
@@ -78,34 +105,56 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     if (t0 >= ctx) return; /* the reduction reads only partitions inside the context */
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
     const int H = Hkv * GROUP;
-    const int *bt = block_table + (long)b * max_pages;
+    const int *bt = block_table + (long)b * max_pages + t0 / PAGE_SIZE;
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
         qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
+    for (int i = threadIdx.x; i < NPG && t0 + i * PAGE_SIZE < t1; i += THREADS) pg[i] = bt[i];
     __syncthreads();
 
-    /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot
-     * (not unrolled: the loop holds shuffles, which hipcc will not unroll
-     * at a run-time trip count) */
-    for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW) {
-        const int t = tb + slot;
-        const bool live = t < t1 && dl;
-        float kv[VEC];
-        if (live) {
-            long page = bt[t / PAGE_SIZE];
-            load8(kc + ((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM + d0, kv);
-        } else {
+    /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
+    const long kvs = (long)Hkv * HEAD_DIM; /* elements from one token's row to the next */
+    const h16 *kg = kc + (long)g * HEAD_DIM + (dl ? d0 : 0), *vg = vc + (long)g * HEAD_DIM + (dl ? d0 : 0);
+    for (int h0 = 0; h0 < GROUP; h0 += HS) {
+        float qr[HS][VEC];
 #pragma unroll
-            for (int i = 0; i < VEC; i++) kv[i] = 0;
+        for (int j = 0; j < HS * VEC; j++) {
+            const int h = j / VEC, i = j % VEC;
+            qr[h][i] = h0 + h < GROUP && dl ? qs[(h0 + h) * HEAD_DIM + d0 + i] : 0.f;
         }
+        for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW * UNR) {
+            float kv[UNR][VEC];
 #pragma unroll
-        for (int h = 0; h < GROUP; h++) {
-            const float *qh = qs + h * HEAD_DIM + (dl ? d0 : 0);
-            float d = 0;
+            for (int u = 0; u < UNR; u++) {
+                const int t = tb + u * NUM_WARPS * TPW + slot;
+                if (t < t1 && dl) {
+                    load8(kg + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, kv[u]);
+                } else {
 #pragma unroll
-            for (int i = 0; i < VEC; i++) d += qh[i] * kv[i]; /* kv is 0 where the lane has no dims */
-            MT_UNROLL_SHFL
-            for (int k = 0; k < mt_log2(LPT); k++) d += mt_shfl_xor(d, LPT >> (k + 1));
-            if (live && lane % LPT == 0) sc[h * PARTITION + (t - t0)] = d;
+                    for (int i = 0; i < VEC; i++) kv[u][i] = 0;
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < UNR; u++) {
+                const int t = tb + u * NUM_WARPS * TPW + slot;
+                float d[HS];
+#pragma unroll
+                for (int h = 0; h < HS; h++) {
+                    d[h] = 0;
+#pragma unroll
+                    for (int i = 0; i < VEC; i++) d[h] += qr[h][i] * kv[u][i];
+                }
+                /* halve the values per lane at each step (HS <= 8: three
+                 * steps at most, written out so that every loop with a
+                 * shuffle has a constant trip count, which hipcc needs) */
+                mt_bfly<HS / 2>(d, lane, LPT / 2);
+                mt_bfly<HS / 4>(d, lane, LPT / 4);
+                mt_bfly<HS / 8>(d, lane, LPT / 8);
+                MT_UNROLL_SHFL
+                for (int k = mt_log2(HS); k < mt_log2(LPT); k++) d[0] += mt_shfl_xor(d[0], LPT >> (k + 1));
+                /* lane (l % LPT) now holds head h0 + (l % LPT) / (LPT / HS) */
+                const int hh = h0 + (lane % LPT) / (LPT / HS);
+                if (t < t1 && lane % (LPT / HS) == 0 && hh < GROUP) sc[hh * PARTITION + (t - t0)] = d[0];
+            }
         }
     }
     __syncthreads();
@@ -141,18 +190,27 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         for (int h = 0; h < HC; h++)
 #pragma unroll
             for (int i = 0; i < VEC; i++) acc[h][i] = 0;
-#pragma unroll 2
-        for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW) {
-            const int t = tb + slot;
-            if (t < t1 && dl) {
-                long page = bt[t / PAGE_SIZE];
-                float vv[VEC];
-                load8(vc + ((page * PAGE_SIZE + t % PAGE_SIZE) * Hkv + g) * (long)HEAD_DIM + d0, vv);
+        for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW * UNR) {
+            float vv[UNR][VEC];
+#pragma unroll
+            for (int u = 0; u < UNR; u++) {
+                const int t = tb + u * NUM_WARPS * TPW + slot;
+                if (t < t1 && dl) {
+                    load8(vg + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, vv[u]);
+                } else {
+#pragma unroll
+                    for (int i = 0; i < VEC; i++) vv[u][i] = 0;
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < UNR; u++) {
+                const int t = tb + u * NUM_WARPS * TPW + slot;
+                if (t >= t1) continue;
 #pragma unroll
                 for (int h = 0; h < HC; h++) {
                     const float w = h0 + h < GROUP ? sc[(h0 + h) * PARTITION + (t - t0)] : 0.f;
 #pragma unroll
-                    for (int i = 0; i < VEC; i++) acc[h][i] += w * vv[i];
+                    for (int i = 0; i < VEC; i++) acc[h][i] += w * vv[u][i];
                 }
             }
         }
@@ -168,6 +226,11 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     }
     __syncthreads();
 
+    if (max_parts == 1) {
+        for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
+            out1[((long)b * H + g * GROUP) * HEAD_DIM + i] = f2h(qs[i] / sum[i / HEAD_DIM]);
+        return;
+    }
     float *out = part + (((long)b * H + g * GROUP) * max_parts + p) * (HEAD_DIM + 2);
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
         int h = i / HEAD_DIM, d = i % HEAD_DIM;

@@ -10,7 +10,10 @@
 
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
 {
-    return (unsigned)(sizeof(float) * (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group));
+    /* attn.cu's layout: q [group][head_dim], scores [group][partition], max
+     * and sum [group], then the partition's page numbers */
+    return (unsigned)(sizeof(float) * (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group) +
+                      sizeof(int) * (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1)));
 }
 
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
@@ -85,12 +88,13 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     int P = parts(v, a->max_context), Hkv = a->num_kv_heads, max_pages = a->max_pages;
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
     void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
-                  (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P};
+                  (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
     void *ar[] = {(void *)&a->workspace, (void *)&a->context_lens, &P, (void *)&a->out};
     /* grid (partitions, KV heads, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
     unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
     int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
-    if (rc == MT_OK) rc = mt_cuda_launch3_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
+    /* one partition per sequence: attn_partial wrote the output itself */
+    if (rc == MT_OK && P > 1) rc = mt_cuda_launch3_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
     return rc;
 }
