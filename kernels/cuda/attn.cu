@@ -69,6 +69,24 @@ MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
     }
 }
 
+/* The UNR rows (from base, a head's dims of this lane) of the tokens this
+ * lane takes next, all loads issued before any is used; zeros past the
+ * partition's end and where the lane has no dims. */
+MT_DEVICE void load_rows(const h16 *__restrict__ base, const int *pg, int tb, int t0, int t1, int slot, bool dl,
+                         long kvs, float (&r)[UNR][VEC])
+{
+#pragma unroll
+    for (int u = 0; u < UNR; u++) {
+        const int t = tb + u * NUM_WARPS * TPW + slot;
+        if (t < t1 && dl) {
+            load8(base + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, r[u]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < VEC; i++) r[u][i] = 0;
+        }
+    }
+}
+
 /* One step of the multi-value butterfly over lanes o apart: the lane whose
  * bit o is set keeps the upper HALF of its values and sends the lower, the
  * other the reverse, so each lane ends with HALF sums of two lanes. */
@@ -123,16 +141,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         }
         for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW * UNR) {
             float kv[UNR][VEC];
-#pragma unroll
-            for (int u = 0; u < UNR; u++) {
-                const int t = tb + u * NUM_WARPS * TPW + slot;
-                if (t < t1 && dl) {
-                    load8(kg + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, kv[u]);
-                } else {
-#pragma unroll
-                    for (int i = 0; i < VEC; i++) kv[u][i] = 0;
-                }
-            }
+            load_rows(kg, pg, tb, t0, t1, slot, dl, kvs, kv);
 #pragma unroll
             for (int u = 0; u < UNR; u++) {
                 const int t = tb + u * NUM_WARPS * TPW + slot;
@@ -192,16 +201,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             for (int i = 0; i < VEC; i++) acc[h][i] = 0;
         for (int tb = t0 + warp * TPW; tb < t1; tb += NUM_WARPS * TPW * UNR) {
             float vv[UNR][VEC];
-#pragma unroll
-            for (int u = 0; u < UNR; u++) {
-                const int t = tb + u * NUM_WARPS * TPW + slot;
-                if (t < t1 && dl) {
-                    load8(vg + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, vv[u]);
-                } else {
-#pragma unroll
-                    for (int i = 0; i < VEC; i++) vv[u][i] = 0;
-                }
-            }
+            load_rows(vg, pg, tb, t0, t1, slot, dl, kvs, vv);
 #pragma unroll
             for (int u = 0; u < UNR; u++) {
                 const int t = tb + u * NUM_WARPS * TPW + slot;
