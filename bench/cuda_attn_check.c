@@ -21,12 +21,9 @@
 
 static mt_cuda *c;
 
-struct timed { const mt_cuda_attn *v; const mt_cuda_attn_args *a; };
-static int run(mt_cuda *cc, void *arg)
-{
-    struct timed *t = arg;
-    return mt_cuda_attn_enqueue(cc, t->v, t->a, NULL);
-}
+/* timed as a graph replay of the variant's kernels, as the sweep times it
+ * and as bench/attn_sdpa.py times SDPA: no launch gaps in the window */
+static int run(mt_cuda *cc, void *arg) { return mt_cuda_graph_launch(cc, *(mt_cugraph *)arg); }
 
 struct copy { mt_dptr a, d; size_t n; };
 static int copy_once(mt_cuda *cc, void *arg)
@@ -122,14 +119,15 @@ int main(int argc, char **argv)
                     double floor_us = (double)kv_tokens * Hkv * D * 2 * 2 / bw * 1e6;
                     double best = 1e30;
                     char best_cfg[64] = "";
-                    for (int pi = 0; pi < 5; pi++)
-                        for (int wi = 0; wi < 3; wi++) {
-                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi]};
+                    for (int vi = 0; vi < 2 * 5 * 3; vi++) {
+                            const int mma = vi / 15, pi = vi / 3 % 5, wi = vi % 3;
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma};
                             mt_cuda_attn var;
                             char why[256];
                             if (mt_cuda_attn_build(c, &cfg, NULL, &var, why, sizeof why) != MT_OK) {
-                                printf("  H=%d Hkv=%d D=%d partition %d warps %d: %s\n", H, Hkv, D, cfg.partition,
-                                       cfg.warps, why);
+                                if (!mma)
+                                    printf("  H=%d Hkv=%d D=%d partition %d warps %d: %s\n", H, Hkv, D, cfg.partition,
+                                           cfg.warps, why);
                                 continue;
                             }
                             size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
@@ -149,20 +147,28 @@ int main(int argc, char **argv)
                                 if (!(worst <= (dt ? 2e-3 : 1e-2) * scale)) failed++;
                             }
                             float t = 1e30f, tm;
-                            struct timed td = {&var, &a};
+                            mt_cugraph g = NULL;
+                            if (rc == MT_OK && (rc = mt_cuda_capture_begin(c)) == MT_OK) {
+                                int rc1 = mt_cuda_attn_enqueue(c, &var, &a, NULL);
+                                rc = mt_cuda_capture_end(c, &g);
+                                if (rc == MT_OK) rc = rc1;
+                            }
                             for (int rep = 0; rc == MT_OK && rep < 20; rep++) {
                                 /* a cold L2, as a decode step meets the cache: flushed outside the timing */
                                 mt_cuda_memset_async(c, flush, (unsigned char)rep, flush_bytes);
-                                if (mt_cuda_time(c, run, &td, &tm) == MT_OK && tm < t) t = tm;
+                                if (mt_cuda_time(c, run, &g, &tm) == MT_OK && tm < t) t = tm;
                             }
+                            if (g) mt_cuda_graph_free(c, g);
                             double us = t * 1e3;
-                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d: %s%s %.1f us, %.2f of "
+                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s: %s%s %.1f us, %.2f of "
                                    "floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
+                                   mma ? " mma" : "",
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (rc == MT_OK && us < best) {
                                 best = us;
-                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d", cfg.partition, cfg.warps);
+                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s", cfg.partition, cfg.warps,
+                                         mma ? " mma" : "");
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

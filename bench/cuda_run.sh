@@ -130,14 +130,17 @@ attn)
   "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} | tee "$OUT/attn.txt"; echo "rc=$?"
   # the same rows with equal lengths, against torch's SDPA (issue 9's target)
   "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
-  python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
+  # SDPA=0 skips torch's rows (they do not change with moetune's kernel)
+  [ "${SDPA:-1}" = 0 ] || python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
   tail -n 40 "$OUT/attn_equal.txt"
   ;;
 attnsweep)
   # issue 9: attention sweeps on the GPU through moetune's worker (checked
   # against the double reference, L2 flushed, stored, exported); a grid
   # of every valid (partition, warps) per (batch, context)
-  for sh in "32 8 128 16" "64 8 128 16" "8 1 256 16"; do
+  # ASHAPES: "H Hkv D page" entries separated by commas
+  IFS=, read -ra shapes <<<"${ASHAPES:-32 8 128 16,64 8 128 16,8 1 256 16}"
+  for sh in "${shapes[@]}"; do
     set -- $sh
     log "sweep --kernel attention H=$1 Hkv=$2 D=$3 page=$4"
     /usr/bin/time -f "wall %e s" "$MT" sweep --kernel attention --device cuda:0 --db "$DB" --out "$OUT/configs" --quiet \

@@ -68,7 +68,7 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 
 /* ---- paged attention decode ---- */
 enum { A_PART, A_PPI, A_THREADS };
-enum { AC_PART, AC_WARPS };
+enum { AC_PART, AC_WARPS, AC_MMA };
 
 static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
@@ -129,7 +129,10 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
      * declared values double, so the next smaller one is part / 2) */
     if (part > 64 && part / 2 >= ctx && part / 2 >= ps && (part / 2) % ps == 0)
         return snprintf(why, n, "partition %lld: %lld already covers the context", (long long)part, (long long)(part / 2)), 0;
-    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w};
+    /* the tensor-core path's limits (kernels/cuda/attn.cu) */
+    if (c->v[AC_MMA] && (d % 64 || group > 16))
+        return snprintf(why, n, "mma needs head_dim %% 64 == 0 and a group of at most 16"), 0;
+    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA]};
     unsigned smem = mt_cuda_attn_smem(&cfg);
     if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
     return 1;
@@ -145,15 +148,18 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
     while (part > 64 && part / 2 >= x->ctx && part / 2 >= ps && (part / 2) % ps == 0) part /= 2;
     out->v[AC_PART] = (int)part;
     out->v[AC_WARPS] = 4;
+    out->v[AC_MMA] = 0;
 }
 
 void mt_space_cuda_attn(mt_space *sp)
 {
     memset(sp, 0, sizeof *sp);
     sp->backend = "cuda";
-    sp->nparams = 2;
+    sp->nparams = 3;
     sp->params[AC_PART] = (mt_param_def){"partition", 7, {64, 128, 256, 512, 1024, 2048, 4096}};
     sp->params[AC_WARPS] = (mt_param_def){"num_warps", 4, {2, 4, 8, 16}};
+    /* 1: the group's heads as the rows of tensor-core tiles (wide groups) */
+    sp->params[AC_MMA] = (mt_param_def){"mma", 2, {0, 1}};
     sp->valid = attn_cuda_valid;
     sp->default_config = attn_cuda_default;
 }

@@ -41,7 +41,7 @@ static void hiprtc_moe(const int *v, const char *arch)
 
 static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int warps, const char *arch)
 {
-    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps};
+    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps, 0};
     char d[MT_CUDA_ATTN_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;
@@ -160,7 +160,7 @@ int main(void)
     hiprtc_attn(256, 16, 0, 2048, 8, "gfx90a");
     hiprtc_attn(96, 4, 0, 256, 4, "gfx908");
     /* what the sources forbid is refused with the assertion's words */
-    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4};
+    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4, 0};
     char d[MT_CUDA_ATTN_NOPTS][48], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;

@@ -225,13 +225,22 @@ static void test_attn_spaces(void)
         CHECK(n > 0 && sp.valid(&sp, &def, &x, why, sizeof why), "CUDA ctx %lld: %d points, default %s", (long long)ctxs[ci],
               n, why);
         for (int i = 0; i < n; i++) {
-            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1]};
+            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1], pts[i].v[2]};
             CHECK(mt_cuda_attn_smem(&cfg) <= 227 * 1024, "partition %d: %u bytes", pts[i].v[0], mt_cuda_attn_smem(&cfg));
-            covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4;
+            covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4 && pts[i].v[2] == 0;
         }
         CHECK(covering <= 1, "ctx %lld: %d covering partitions with 4 warps", (long long)ctxs[ci], covering);
         free(pts);
     }
+    /* the tensor-core path only where its tiles fit: head_dim % 64, groups of
+     * at most 16 */
+    mt_space_ctx d96 = {32, 8, 96, 16, 8, 1, 227 * 1024, 2048}, g32 = {64, 2, 128, 16, 8, 1, 227 * 1024, 2048},
+                 d128 = {64, 8, 128, 16, 8, 1, 227 * 1024, 2048};
+    mt_config tc = {{512, 4, 1}};
+    char why2[256] = "";
+    CHECK(!sp.valid(&sp, &tc, &d96, why2, sizeof why2) && strstr(why2, "mma"), "head_dim 96 with mma: %s", why2);
+    CHECK(!sp.valid(&sp, &tc, &g32, why2, sizeof why2) && strstr(why2, "mma"), "group 32 with mma: %s", why2);
+    CHECK(sp.valid(&sp, &tc, &d128, why2, sizeof why2), "head_dim 128, group 8 with mma: %s", why2);
     /* a big group and long partitions do not fit: pruned by shared memory */
     mt_space_ctx wide = {64, 1, 256, 16, 1, 1, 100 * 1024, 100000};
     mt_config big = {{4096, 4}};

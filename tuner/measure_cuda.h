@@ -27,11 +27,12 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
 /* Measure one config of the paged attention decode (kernels/cuda/attn.cu):
  * `B` sequences of `ctx` tokens on the seed's inputs (the same as the CPU
  * bench's), checked against the double reference on the first two
- * sequences, then timed with L2 flushed before each run. Returns as
+ * sequences, then timed as graph replays with L2 flushed before each run;
+ * mma picks the tensor-core path. Returns as
  * mt_cuda_bench_measure. */
 struct mt_attn_shape;
 int mt_cuda_bench_attn(mt_cuda_bench *b, const struct mt_attn_shape *s, int64_t B, int64_t ctx, int partition, int warps,
-                       uint64_t seed, const mt_policy *pol, mt_measure_result *res);
+                       int mma, uint64_t seed, const mt_policy *pol, mt_measure_result *res);
 
 /* Copy bandwidth (1 GiB device to device, read + write) and the bf16 peak
  * through cuBLAS; `how` says how they were measured. */

@@ -8,8 +8,9 @@
  * D], block_table [B, max_pages], context_lens [B], out [B, H, D].
  *
  * Compile-time: HEAD_DIM, PAGE_SIZE, GROUP (H / Hkv), PARTITION (a multiple
- * of PAGE_SIZE), NUM_WARPS, MT_FP16. Compiled by NVRTC at run time, and by
- * nvcc in CI with the defaults, like moe.cu.
+ * of PAGE_SIZE), NUM_WARPS, MT_FP16, ATTN_MMA (the tensor-core path).
+ * Compiled by NVRTC at run time, and by nvcc in CI with the defaults, like
+ * moe.cu.
  */
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -25,6 +26,9 @@
 #endif
 #ifndef NUM_WARPS
 #define NUM_WARPS 4
+#endif
+#ifndef ATTN_MMA
+#define ATTN_MMA 0
 #endif
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
@@ -100,6 +104,127 @@ template <int HALF> MT_DEVICE void mt_bfly(float *d, int lane, int o)
     }
 }
 
+#if ATTN_MMA
+/* The tensor-core path (ATTN_MMA=1; HEAD_DIM a multiple of 64, GROUP at
+ * most 16): the group's heads are the 16 rows of m16n8k16 tiles, so q.k
+ * and p.v cost one MMA per 16x8x16 instead of GROUP FMAs per element. No
+ * shared-memory staging: the contraction order is free, so each lane loads
+ * whole 16-byte pieces of K and V rows straight into fragment registers
+ * (K: a token per lane group, its dims permuted consistently with q's
+ * fragments; V: four tokens per lane and one dim per MMA, pairs packed
+ * across tokens). Warps take 16 tokens at a time. */
+static_assert(HEAD_DIM % 64 == 0 && GROUP <= 16, "the MMA path takes head_dim % 64 == 0 and groups of at most 16");
+
+MT_DEVICE u32 word4(const uint4 &u, int i) { return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w; }
+MT_DEVICE u32 pack2(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
+MT_DEVICE uint4 load16(const h16 *p, bool pred)
+{
+    if (pred) return *(const uint4 *)p;
+    return make_uint4(0u, 0u, 0u, 0u);
+}
+
+/* sc[h][t - t0] = scale * q_h . k_t for the block's tokens */
+MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict__ kg, const int *pg, int t0, int t1,
+                               int Hkv, float scale, float *sc)
+{
+    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
+    const long kvs = (long)Hkv * HEAD_DIM;
+    /* q's A fragments: k-step i covers, for this lane, dims d, d+1 (a0/a1)
+     * and d+2, d+3 (a2/a3), d = 8 (q4 + 4 (i / 2)) + 4 (i % 2): the dims
+     * the same lane holds of K in b0 and b1 */
+    u32 qa[HEAD_DIM / 16][4];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 16; i++) {
+        const int d = 8 * (q4 + 4 * (i / 2)) + 4 * (i % 2);
+        const u32 *r0 = (const u32 *)(qg + (long)gq * HEAD_DIM + d), *r1 = (const u32 *)(qg + (long)(gq + 8) * HEAD_DIM + d);
+        qa[i][0] = gq < GROUP ? r0[0] : 0u;
+        qa[i][1] = gq + 8 < GROUP ? r1[0] : 0u;
+        qa[i][2] = gq < GROUP ? r0[1] : 0u;
+        qa[i][3] = gq + 8 < GROUP ? r1[1] : 0u;
+    }
+    for (int tb = t0 + warp * 16; tb < t1; tb += NUM_WARPS * 16) {
+        uint4 kr[2][HEAD_DIM / 32];
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            const int t = tb + 8 * s + gq; /* this lane's token: column gq of the tile */
+            const long row = t < t1 ? ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs : 0;
+#pragma unroll
+            for (int j = 0; j < HEAD_DIM / 32; j++) kr[s][j] = load16(kg + row + 8 * (q4 + 4 * j), t < t1);
+        }
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int i = 0; i < HEAD_DIM / 16; i++) {
+                const u32 bf[2] = {word4(kr[s][i / 2], 2 * (i % 2)), word4(kr[s][i / 2], 2 * (i % 2) + 1)};
+                mma16816(c, qa[i], bf);
+            }
+            /* c0, c1: head gq, tokens 2 q4 and 2 q4 + 1 of the eight; c2, c3: head gq + 8 */
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int t = tb + 8 * s + 2 * q4 + e;
+                if (t < t1 && gq < GROUP) sc[gq * PARTITION + (t - t0)] = c[e] * scale;
+                if (t < t1 && gq + 8 < GROUP) sc[(gq + 8) * PARTITION + (t - t0)] = c[2 + e] * scale;
+            }
+        }
+    }
+}
+
+/* o[h][d] += sum_t p[h][t] v_t[d] into shared o (zeroed), p = sc */
+MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0, int t1, int Hkv, const float *sc,
+                               float *o)
+{
+    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
+    const long kvs = (long)Hkv * HEAD_DIM;
+    constexpr int VJ = HEAD_DIM / 64; /* 16-byte pieces of a row per lane */
+    float oc[VJ][8][4];
+#pragma unroll
+    for (int j = 0; j < VJ; j++)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) oc[j][i][e] = 0.f;
+    for (int tb = t0 + warp * 16; tb < t1; tb += NUM_WARPS * 16) {
+        /* tokens k = 2 q4, 2 q4 + 1, 2 q4 + 8, 2 q4 + 9 of the sixteen, and
+         * of each the pieces gq + 8 j (dims 8 (gq + 8 j) .. + 7) */
+        uint4 vr[4][VJ];
+        float pw[2][4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int t = tb + 8 * (e / 2) + 2 * q4 + (e % 2);
+            const long row = t < t1 ? ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs : 0;
+#pragma unroll
+            for (int j = 0; j < VJ; j++) vr[e][j] = load16(vg + row + 8 * (gq + 8 * j), t < t1);
+            pw[0][e] = t < t1 && gq < GROUP ? sc[gq * PARTITION + (t - t0)] : 0.f;
+            pw[1][e] = t < t1 && gq + 8 < GROUP ? sc[(gq + 8) * PARTITION + (t - t0)] : 0.f;
+        }
+        const u32 pa[4] = {pack2(pw[0][0], pw[0][1]), pack2(pw[1][0], pw[1][1]), pack2(pw[0][2], pw[0][3]),
+                           pack2(pw[1][2], pw[1][3])};
+#pragma unroll
+        for (int j = 0; j < VJ; j++)
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                /* element i of the piece for the four tokens, paired by token */
+                const u32 a = word4(vr[0][j], i / 2), b = word4(vr[1][j], i / 2), c = word4(vr[2][j], i / 2),
+                          d = word4(vr[3][j], i / 2);
+                const u32 bf[2] = {i % 2 ? (a >> 16) | (b & 0xffff0000u) : (a & 0xffffu) | (b << 16),
+                                   i % 2 ? (c >> 16) | (d & 0xffff0000u) : (c & 0xffffu) | (d << 16)};
+                mma16816(oc[j][i], pa, bf);
+            }
+    }
+    /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8 */
+#pragma unroll
+    for (int j = 0; j < VJ; j++)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
+                if (h < GROUP) atomicAdd(&o[h * HEAD_DIM + d], oc[j][i][e]);
+            }
+}
+#endif
+
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
  * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
  * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
@@ -129,6 +254,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     for (int i = threadIdx.x; i < NPG && t0 + i * PAGE_SIZE < t1; i += THREADS) pg[i] = bt[i];
     __syncthreads();
 
+#if ATTN_MMA
+    (void)dl, (void)slot;
+    attn_scores_mma(q + ((long)b * H + g * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, pg, t0, t1, Hkv, scale, sc);
+#else
     /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
     const long kvs = (long)Hkv * HEAD_DIM; /* elements from one token's row to the next */
     const h16 *kg = kc + (long)g * HEAD_DIM + (dl ? d0 : 0), *vg = vc + (long)g * HEAD_DIM + (dl ? d0 : 0);
@@ -166,6 +295,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             }
         }
     }
+#endif
     __syncthreads();
 
     /* per head: the maximum, then exp(score - max) in place and its sum;
@@ -190,6 +320,9 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
     __syncthreads();
 
+#if ATTN_MMA
+    attn_values_mma(vc + (long)g * HEAD_DIM, pg, t0, t1, Hkv, sc, qs);
+#else
     /* the values, in the scores' token order: each lane sums p * V over its
      * tokens for HC heads at a time, the step's TPW tokens are combined by
      * shuffles and the warps through shared atomics */
@@ -224,6 +357,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                 if (slot == 0 && dl && h0 + h < GROUP) atomicAdd(&qs[(h0 + h) * HEAD_DIM + d0 + i], a);
             }
     }
+#endif
     __syncthreads();
 
     if (max_parts == 1) {

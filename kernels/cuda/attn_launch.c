@@ -24,6 +24,7 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[3], 48, "-DPARTITION=%d", c->partition);
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
+    snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }
@@ -38,6 +39,11 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         cfg->warps > 32) {
         snprintf(why, n, "head_dim %d (32..256 by 32), page %d, group %d, partition %d (whole pages), warps %d (1..32)",
                  cfg->head_dim, cfg->page_size, cfg->group, cfg->partition, cfg->warps);
+        return MT_EINVAL;
+    }
+    if (cfg->mma && (cfg->head_dim % 64 || cfg->group > 16)) {
+        snprintf(why, n, "the tensor-core path takes head_dim a multiple of 64 (not %d) and a group of at most 16 (not %d)",
+                 cfg->head_dim, cfg->group);
         return MT_EINVAL;
     }
     char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
