@@ -46,6 +46,7 @@ struct mt_search {
     int *cand, *rank; /* bayes: buffers of the proposal */
     double *xs, *mu, *sdv;
     double last_ei;   /* the model's expected improvement of its last proposal (log time) */
+    int asked;        /* mt_search_next was called: the neighbours' winners are suggested */
 };
 
 static uint64_t next_u64(uint64_t *s)
@@ -187,6 +188,36 @@ void mt_search_pool_free(mt_search_pool *p)
 
 void mt_search_attach(mt_search *s, mt_search_pool *pool) { s->pool = pool; }
 
+void mt_search_order(int kind, int n, int *order)
+{
+    for (int i = 0; i < n; i++) order[i] = i;
+    if (kind != MT_STRATEGY_BAYES || n < 3) return;
+    /* coarse to fine: the ends, then the midpoints of the gaps, breadth
+     * first, so that most batch sizes are searched after a neighbour on
+     * each side (the optimum at M = 4 of Mixtral TP8 is M = 8's, which an
+     * ascending order has not searched yet: bench/results/2026-11-23-replay-v2) */
+    int lo[64], hi[64], head = 0, tail = 0, k = 0;
+    order[k++] = 0;
+    order[k++] = n - 1;
+    lo[tail] = 0, hi[tail++] = n - 1;
+    while (head < tail && k < n) {
+        int a = lo[head], b = hi[head++];
+        if (b - a < 2) continue;
+        int m = (a + b) / 2;
+        order[k++] = m;
+        if (tail + 2 <= 64) {
+            lo[tail] = a, hi[tail++] = m;
+            lo[tail] = m, hi[tail++] = b;
+        }
+    }
+    /* whatever a deep list left out (more than 64 gaps), ascending */
+    for (int i = 0; i < n && k < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < k && !seen; j++) seen = order[j] == i;
+        if (!seen) order[k++] = i;
+    }
+}
+
 /* log2(M) over 12: M from 1 to 4096 spans [0, 1], like the other inputs */
 static double m_coord(int64_t M) { return log2((double)M) / 12.0; }
 
@@ -232,6 +263,34 @@ static double median_log(const double *t, const int64_t *Ms, int n, int64_t M)
             v[j - 1] = tmp;
         }
     return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+/* The winners of the nearest batch sizes already in the pool, one below
+ * and one above, proposed right after the default: neighbouring batch
+ * sizes often share their optimum, and a winner costs one evaluation to
+ * check where the model may rank it low. */
+static void suggest_neighbour_winners(mt_search *s)
+{
+    const mt_search_pool *p = s->pool;
+    if (!p || !s->x) return;
+    int64_t below = 0, above = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (isnan(p->t[i])) continue;
+        if (p->M[i] < s->M && p->M[i] > below) below = p->M[i];
+        if (p->M[i] > s->M && (!above || p->M[i] < above)) above = p->M[i];
+    }
+    int64_t side[2] = {below, above};
+    for (int k = 0; k < 2; k++) {
+        if (!side[k]) continue;
+        int best = -1;
+        for (int i = 0; i < p->n; i++)
+            if (p->M[i] == side[k] && !isnan(p->t[i]) && (best < 0 || p->t[i] < p->t[best])) best = i;
+        for (int c = 0; best >= 0 && c < s->n; c++)
+            if (!memcmp(&s->x[(size_t)c * s->d], p->x[best], (size_t)s->d * sizeof(double))) {
+                mt_search_suggest(s, c);
+                break;
+            }
+    }
 }
 
 /* 1 when a and b differ in one or two parameters */
@@ -403,6 +462,10 @@ void mt_search_suggest(mt_search *s, int idx)
 int mt_search_next(mt_search *s, int *idx)
 {
     if (s->proposed >= s->budget) return 0;
+    /* at the first proposal, not at attach: a sweep attaches every batch
+     * size's search before any is measured */
+    if (!s->asked && s->kind == MT_STRATEGY_BAYES) suggest_neighbour_winners(s);
+    s->asked = 1;
     int pick = -1;
     /* the default first, then the suggestions, then the strategy */
     if (s->def_idx >= 0 && !s->state[s->def_idx] && s->kind != MT_STRATEGY_GRID) pick = s->def_idx;

@@ -49,6 +49,12 @@ void mt_search_pool_free(mt_search_pool *p);
  * pool must outlive s. Searches attached to one pool share one space. */
 void mt_search_attach(mt_search *s, mt_search_pool *pool);
 
+/* The order in which a list of n batch sizes (ascending) is searched:
+ * ascending for grid and random; for bayes coarse to fine (the ends, then
+ * midpoints), so that a batch size sees the winners of a neighbour on each
+ * side (mt_search_attach suggests them). order gets n indices. */
+void mt_search_order(int kind, int n, int *order);
+
 /* The best reported so far (index, time); -1 when none succeeded. */
 int mt_search_best(const mt_search *s, double *time_us);
 /* The model's expected remaining gain: the expected improvement of its

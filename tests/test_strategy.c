@@ -33,6 +33,13 @@ static double truth(const mt_config *c)
     return 100.0 * exp(0.02 * (a * a + 2 * b * b)) + 3.0 * sin(c->v[0] * 1.7);
 }
 
+/* another landscape: its minimum at (3, 12) */
+static double truth_far(const mt_config *c)
+{
+    double a = c->v[0] - 3, b = c->v[1] - 12;
+    return 100.0 + a * a + b * b;
+}
+
 static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int budget, uint64_t seed, int *seq)
 {
     mt_search *s;
@@ -135,6 +142,50 @@ int main(void)
     }
     printf("with the pool: sooner in %d of 10 seeds, later in %d\n", sooner, later);
     CHECK(sooner > later, "the pool helps: sooner in %d seeds, later in %d", sooner, later);
+    /* the order of the batch sizes: bayes coarse to fine, the others
+     * ascending; always a permutation */
+    int ord[40];
+    mt_search_order(MT_STRATEGY_BAYES, 5, ord);
+    CHECK(ord[0] == 0 && ord[1] == 4 && ord[2] == 2 && ord[3] == 1 && ord[4] == 3, "bayes order of 5: %d %d %d %d %d",
+          ord[0], ord[1], ord[2], ord[3], ord[4]);
+    mt_search_order(MT_STRATEGY_GRID, 5, ord);
+    CHECK(ord[0] == 0 && ord[2] == 2 && ord[4] == 4, "grid goes ascending");
+    for (int nn = 1; nn <= 40; nn++) {
+        mt_search_order(MT_STRATEGY_BAYES, nn, ord);
+        int seen[40] = {0}, perm = 1;
+        for (int i = 0; i < nn; i++) perm &= ord[i] >= 0 && ord[i] < nn && !seen[ord[i]]++;
+        CHECK(perm, "the order of %d batch sizes is a permutation", nn);
+    }
+    /* the winners of the searched neighbours, below then above, come right
+     * after the default */
+    {
+        mt_search_pool *pool = NULL;
+        CHECK(mt_search_pool_new(&pool) == MT_OK, "pool");
+        mt_config def;
+        def0(&sp, NULL, &def);
+        int64_t side_m[2] = {4, 16};
+        int won[2] = {-1, -1};
+        for (int k = 0; k < 2; k++) {
+            mt_search *nb;
+            mt_search_new(&nb, MT_STRATEGY_BAYES, &sp, pts, n, &def, side_m[k], 12, 7 + (uint64_t)k);
+            mt_search_attach(nb, pool);
+            int idx;
+            /* a landscape per side, so that the two winners differ */
+            while (mt_search_next(nb, &idx))
+                mt_search_report(nb, idx, k ? truth(&pts[idx]) : truth_far(&pts[idx]));
+            won[k] = mt_search_best(nb, NULL);
+            mt_search_free(nb);
+        }
+        mt_search *mid;
+        mt_search_new(&mid, MT_STRATEGY_BAYES, &sp, pts, n, &def, 8, 12, 3);
+        mt_search_attach(mid, pool);
+        int first3[3] = {-1, -1, -1};
+        for (int k = 0; k < 3 && mt_search_next(mid, &first3[k]); k++) mt_search_report(mid, first3[k], truth(&pts[first3[k]]));
+        CHECK(won[0] != won[1] && first3[1] == won[0] && first3[2] == won[1],
+              "after the default: M=4's winner %d then M=16's %d; proposed %d, %d", won[0], won[1], first3[1], first3[2]);
+        mt_search_free(mid);
+        mt_search_pool_free(pool);
+    }
     free(pts);
     return check_report("test_strategy");
 }

@@ -233,36 +233,39 @@ static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, ui
 
 struct seed_result { int seed, m; double e2, e1, found; };
 
-/* One seed at batch size index i. A joint search learns from the smaller
- * batch sizes of the same seed: their runs are replayed into its pool
- * first (cached between calls for the same seed, in increasing i). */
-static int replay_seed(int kind, const mt_space *sp, const grid_m *g, int ng, int i, const int *B, const double *opt,
-                       int sd, int joint, double *curve, struct seed_result *r)
+/* One seed at the batch size searched pi-th (order: mt_search_order, as the
+ * sweep goes). A joint search learns from the batch sizes searched before
+ * it in the same seed: their runs are replayed into its pool first (cached
+ * between calls for the same seed, in increasing pi). */
+static int replay_seed(int kind, const mt_space *sp, const grid_m *g, int ng, const int *order, int pi, const int *B,
+                       const double *opt, int sd, int joint, double *curve, struct seed_result *r)
 {
     static mt_search_pool *pool;
     static int pool_seed = -1, pool_next = 0;
-    if (i < 0) { /* the end: release the cached pool */
+    if (pi < 0) { /* the end: release the cached pool */
         mt_search_pool_free(pool);
         pool = NULL;
         pool_seed = -1;
         return 0;
     }
     (void)ng;
-    if (joint && (pool_seed != sd || pool_next > i)) {
+    const int i = order[pi];
+    if (joint && (pool_seed != sd || pool_next > pi)) {
         mt_search_pool_free(pool);
         pool = NULL;
         if (mt_search_pool_new(&pool) != MT_OK) return -1;
         pool_seed = sd;
         pool_next = 0;
     }
-    /* the smaller batch sizes first, into the pool */
-    while (joint && pool_next < i) {
-        if (run_one(kind, sp, &g[pool_next], B[pool_next], 1000 + (uint64_t)sd, pool, curve) < 0) return -1;
+    /* the batch sizes searched before, into the pool */
+    while (joint && pool_next < pi) {
+        const int j = order[pool_next];
+        if (run_one(kind, sp, &g[j], B[j], 1000 + (uint64_t)sd, pool, curve) < 0) return -1;
         pool_next++;
     }
     int k = run_one(kind, sp, &g[i], B[i], 1000 + (uint64_t)sd, joint ? pool : NULL, curve);
     if (k < 0) return -1;
-    if (joint) pool_next = i + 1;
+    if (joint) pool_next = pi + 1;
     r->e2 = r->e1 = INFINITY;
     for (int q = k - 1; q >= 0; q--) {
         if (curve[q] <= opt[i] * 1.02) r->e2 = q + 1;
@@ -336,7 +339,9 @@ int cmd_replay(int argc, char **argv)
     int maxn = 0;
     for (int i = 0; i < ng; i++) maxn = g[i].n > maxn ? g[i].n : maxn;
     double *curve = malloc((size_t)(maxn + 1) * sizeof *curve);
-    if (!B || !opt || !rnd || !e2 || !e1 || !found || !curve) return mt_fail("replay", "out of memory");
+    int *order = malloc((size_t)ng * sizeof *order);
+    if (!B || !opt || !rnd || !e2 || !e1 || !found || !curve || !order) return mt_fail("replay", "out of memory");
+    mt_search_order(joint ? kind : MT_STRATEGY_GRID, ng, order); /* as the sweep goes */
     for (int i = 0; i < ng; i++) {
         const grid_m *m = &g[i];
         opt[i] = INFINITY;
@@ -363,9 +368,9 @@ int cmd_replay(int argc, char **argv)
         if (pid == 0) {
             close(fds[0]);
             for (int sd = j; sd < seeds; sd += (int)jobs)
-                for (int i = 0; i < ng; i++) {
-                    struct seed_result r = {sd, i, 0, 0, 0};
-                    if (replay_seed(kind, &sp, g, ng, i, B, opt, sd, joint, curve, &r) != 0) _exit(1);
+                for (int pi = 0; pi < ng; pi++) {
+                    struct seed_result r = {sd, order[pi], 0, 0, 0};
+                    if (replay_seed(kind, &sp, g, ng, order, pi, B, opt, sd, joint, curve, &r) != 0) _exit(1);
                     if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
                 }
             _exit(0);
@@ -394,16 +399,18 @@ int cmd_replay(int argc, char **argv)
         int missing = 0;
         for (int i = 0; i < ng; i++) missing |= !have[(size_t)i * seeds + sd];
         if (!missing) continue;
-        for (int i = 0; i < ng; i++) {
+        for (int pi = 0; pi < ng; pi++) {
+            const int i = order[pi];
             struct seed_result r = {sd, i, 0, 0, 0};
-            /* a joint search replays the whole seed: its pool holds the smaller M */
-            if (replay_seed(kind, &sp, g, ng, i, B, opt, sd, joint, curve, &r) != 0) return mt_fail("replay", "out of memory");
+            /* a joint search replays the whole seed: its pool holds the M searched before */
+            if (replay_seed(kind, &sp, g, ng, order, pi, B, opt, sd, joint, curve, &r) != 0)
+                return mt_fail("replay", "out of memory");
             size_t at = (size_t)i * seeds + sd;
             e2[at] = r.e2, e1[at] = r.e1, found[at] = r.found;
         }
     }
     free(have);
-    replay_seed(kind, &sp, g, ng, -1, B, opt, 0, joint, curve, NULL);
+    replay_seed(kind, &sp, g, ng, order, -1, B, opt, 0, joint, curve, NULL);
     for (int i = 0; i < ng; i++) {
         const grid_m *m = &g[i];
         double m2 = median(&e2[(size_t)i * seeds], (int)seeds), m1 = median(&e1[(size_t)i * seeds], (int)seeds);
@@ -436,6 +443,7 @@ int cmd_replay(int argc, char **argv)
     free(e1);
     free(found);
     free(curve);
+    free(order);
     if (json) printf("]}\n");
     for (int i = 0; i < ng; i++) {
         free(g[i].pts);

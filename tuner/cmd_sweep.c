@@ -615,9 +615,10 @@ int cmd_sweep(int argc, char **argv)
     mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
     mt_search **search = calloc((size_t)ps.n_ms, sizeof *search);
     mt_config *defs = calloc((size_t)ps.n_ms, sizeof *defs);
+    int *order = calloc((size_t)ps.n_ms, sizeof *order);
     mt_search_pool *pool = NULL; /* what one batch size teaches the next */
     int total = 0;
-    if (!pts || !search || !defs || mt_search_pool_new(&pool) != MT_OK) {
+    if (!pts || !search || !defs || !order || mt_search_pool_new(&pool) != MT_OK) {
         status = mt_fail("sweep", "out of memory");
         goto out_plan;
     }
@@ -681,7 +682,11 @@ int cmd_sweep(int argc, char **argv)
     int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0;
     double t_start = mt_now();
     int out_of_time = 0;
-    for (int i = 0; i < ps.n_ms && !interrupted && !status && !out_of_time; i++) {
+    /* bayes goes coarse to fine over the batch sizes (mt_search_order), so
+     * that each sees the winners of a neighbour on both sides */
+    mt_search_order(o.strategy, ps.n_ms, order);
+    for (int oi = 0; oi < ps.n_ms && !interrupted && !status && !out_of_time; oi++) {
+        const int i = order[oi];
         double best = INFINITY;
         int idx, new_here = 0;
         while (!interrupted && mt_search_next(search[i], &idx)) {
@@ -824,6 +829,7 @@ out_plan:
     free(pts);
     free(search);
     free(defs);
+    free(order);
     mt_search_pool_free(pool);
 out:
     mt_worker_stop(w);
