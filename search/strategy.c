@@ -188,10 +188,10 @@ void mt_search_pool_free(mt_search_pool *p)
 
 void mt_search_attach(mt_search *s, mt_search_pool *pool) { s->pool = pool; }
 
-void mt_search_order(int kind, int n, int *order)
+void mt_search_order(int kind, int n, int min_budget, int *order)
 {
     for (int i = 0; i < n; i++) order[i] = i;
-    if (kind != MT_STRATEGY_BAYES || n < 3) return;
+    if (kind != MT_STRATEGY_BAYES || n < 3 || min_budget < MT_SEARCH_NEIGHBOUR_BUDGET) return;
     /* coarse to fine: the ends, then the midpoints of the gaps, breadth
      * first, so that most batch sizes are searched after a neighbour on
      * each side (the optimum at M = 4 of Mixtral TP8 is M = 8's, which an
@@ -464,7 +464,9 @@ int mt_search_next(mt_search *s, int *idx)
     if (s->proposed >= s->budget) return 0;
     /* at the first proposal, not at attach: a sweep attaches every batch
      * size's search before any is measured */
-    if (!s->asked && s->kind == MT_STRATEGY_BAYES) suggest_neighbour_winners(s);
+    /* (not under MT_SEARCH_NEIGHBOUR_BUDGET: two of a handful of
+     * evaluations cost the model more than the winners bring) */
+    if (!s->asked && s->kind == MT_STRATEGY_BAYES && s->budget >= MT_SEARCH_NEIGHBOUR_BUDGET) suggest_neighbour_winners(s);
     s->asked = 1;
     int pick = -1;
     /* the default first, then the suggestions, then the strategy */

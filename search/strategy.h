@@ -49,11 +49,16 @@ void mt_search_pool_free(mt_search_pool *p);
  * pool must outlive s. Searches attached to one pool share one space. */
 void mt_search_attach(mt_search *s, mt_search_pool *pool);
 
-/* The order in which a list of n batch sizes (ascending) is searched:
- * ascending for grid and random; for bayes coarse to fine (the ends, then
- * midpoints), so that a batch size sees the winners of a neighbour on each
- * side (mt_search_attach suggests them). order gets n indices. */
-void mt_search_order(int kind, int n, int *order);
+/* The order in which a list of n batch sizes (ascending) is searched.
+ * Bayes with at least MT_SEARCH_NEIGHBOUR_BUDGET evaluations per batch size
+ * (min_budget) goes coarse to fine (the ends, then midpoints), so that a
+ * batch size sees the winners of a neighbour on each side, which its search
+ * proposes right after the default. Smaller budgets, grid and random go
+ * ascending: on the CPU grid's 5 to 16 evaluations per batch size the two
+ * suggestions cost more than they bring (bench/results/2026-11-23-replay-order).
+ * order gets n indices. */
+#define MT_SEARCH_NEIGHBOUR_BUDGET 20
+void mt_search_order(int kind, int n, int min_budget, int *order);
 
 /* The best reported so far (index, time); -1 when none succeeded. */
 int mt_search_best(const mt_search *s, double *time_us);

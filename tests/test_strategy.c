@@ -145,13 +145,15 @@ int main(void)
     /* the order of the batch sizes: bayes coarse to fine, the others
      * ascending; always a permutation */
     int ord[40];
-    mt_search_order(MT_STRATEGY_BAYES, 5, ord);
+    mt_search_order(MT_STRATEGY_BAYES, 5, 20, ord);
     CHECK(ord[0] == 0 && ord[1] == 4 && ord[2] == 2 && ord[3] == 1 && ord[4] == 3, "bayes order of 5: %d %d %d %d %d",
           ord[0], ord[1], ord[2], ord[3], ord[4]);
-    mt_search_order(MT_STRATEGY_GRID, 5, ord);
+    mt_search_order(MT_STRATEGY_GRID, 5, 20, ord);
     CHECK(ord[0] == 0 && ord[2] == 2 && ord[4] == 4, "grid goes ascending");
+    mt_search_order(MT_STRATEGY_BAYES, 5, 19, ord);
+    CHECK(ord[1] == 1 && ord[4] == 4, "bayes with small budgets goes ascending");
     for (int nn = 1; nn <= 40; nn++) {
-        mt_search_order(MT_STRATEGY_BAYES, nn, ord);
+        mt_search_order(MT_STRATEGY_BAYES, nn, 100, ord);
         int seen[40] = {0}, perm = 1;
         for (int i = 0; i < nn; i++) perm &= ord[i] >= 0 && ord[i] < nn && !seen[ord[i]]++;
         CHECK(perm, "the order of %d batch sizes is a permutation", nn);
@@ -167,7 +169,7 @@ int main(void)
         int won[2] = {-1, -1};
         for (int k = 0; k < 2; k++) {
             mt_search *nb;
-            mt_search_new(&nb, MT_STRATEGY_BAYES, &sp, pts, n, &def, side_m[k], 12, 7 + (uint64_t)k);
+            mt_search_new(&nb, MT_STRATEGY_BAYES, &sp, pts, n, &def, side_m[k], 20, 7 + (uint64_t)k);
             mt_search_attach(nb, pool);
             int idx;
             /* a landscape per side, so that the two winners differ */
@@ -177,7 +179,7 @@ int main(void)
             mt_search_free(nb);
         }
         mt_search *mid;
-        mt_search_new(&mid, MT_STRATEGY_BAYES, &sp, pts, n, &def, 8, 12, 3);
+        mt_search_new(&mid, MT_STRATEGY_BAYES, &sp, pts, n, &def, 8, 20, 3);
         mt_search_attach(mid, pool);
         int first3[3] = {-1, -1, -1};
         for (int k = 0; k < 3 && mt_search_next(mid, &first3[k]); k++) mt_search_report(mid, first3[k], truth(&pts[first3[k]]));

@@ -341,7 +341,9 @@ int cmd_replay(int argc, char **argv)
     double *curve = malloc((size_t)(maxn + 1) * sizeof *curve);
     int *order = malloc((size_t)ng * sizeof *order);
     if (!B || !opt || !rnd || !e2 || !e1 || !found || !curve || !order) return mt_fail("replay", "out of memory");
-    mt_search_order(joint ? kind : MT_STRATEGY_GRID, ng, order); /* as the sweep goes */
+    int min_b = ng ? B[0] : 0;
+    for (int i = 1; i < ng; i++) min_b = B[i] < min_b ? B[i] : min_b;
+    mt_search_order(joint ? kind : MT_STRATEGY_GRID, ng, min_b, order); /* as the sweep goes */
     for (int i = 0; i < ng; i++) {
         const grid_m *m = &g[i];
         opt[i] = INFINITY;
