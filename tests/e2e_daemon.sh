@@ -175,7 +175,7 @@ unset MOETUNE_TEST_TIMING
 
 # --- faulty variants inside a job: recorded with their reasons, the job done
 F=$TMP/f.db
-"$MT" submit --db "$F" --model tiny --batch-sizes 1 --timeout 5 --no-export >/dev/null
+"$MT" submit --db "$F" --model tiny --batch-sizes 1 --strategy grid --timeout 5 --no-export >/dev/null
 MOETUNE_TEST_FAULT='crash:"block_n":8,"block_k":64,;hang:"block_n":16,"block_k":64,;nan:"block_n":32,"block_k":64,' \
   expect_exit 0 "$TMP/fd" "$MT" daemon --db "$F" --devices cpu --until-idle --poll 0.1
 [ "$(job_status "$F" 1)" = done ] || fail "a job with faulty variants finishes"; ok

@@ -4,7 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 run() { # name fault extra-args...
   local name=$1 fault=$2; shift 2
-  MOETUNE_TEST_FAULT=$fault expect_exit 0 "$TMP/$name.json" "$MT" sweep --db "$TMP/$name.db" --model tiny \
+  # the full grid: these check fault isolation over every variant, not the search
+  MOETUNE_TEST_FAULT=$fault expect_exit 0 "$TMP/$name.json" "$MT" sweep --db "$TMP/$name.db" --model tiny --strategy grid \
     --batch-sizes 1 --out "$TMP/$name" --json --quiet "$@"
 }
 # M=1 has 32 valid variants; each fault matches two of them (threads 1 and 2)
