@@ -2,7 +2,8 @@
 # that measures nothing again, and the export in both formats.
 . "$(dirname "$0")/lib.sh"
 DB=$TMP/s.db
-expect_exit 0 "$TMP/j" "$MT" sweep --device auto --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --out "$TMP/out" --json --quiet
+# the grid: every variant measured in full (bayes, the default, aborts clearly slower ones)
+expect_exit 0 "$TMP/j" "$MT" sweep --device auto --db "$DB" --model tiny --batch-sizes 1,16 --strategy grid --budget 5 --out "$TMP/out" --json --quiet
 [ "$(py "$TMP/j" 'j["measured"]')" = 10 ] || fail "measured $(py "$TMP/j" 'j["measured"]'), want 10"; ok
 [ "$(py "$TMP/j" 'j["failed"]')" = 0 ] || fail "variants failed"; ok
 [ "$(sql "$DB" 'select count(*) from measurements')" = 10 ] || fail "10 rows stored"; ok
@@ -40,7 +41,7 @@ for r in t:
 PY
 ok
 # the same sweep again measures nothing
-expect_exit 0 "$TMP/j2" "$MT" sweep --db "$DB" --model tiny --batch-sizes 1,16 --budget 5 --no-export --json --quiet
+expect_exit 0 "$TMP/j2" "$MT" sweep --db "$DB" --model tiny --batch-sizes 1,16 --strategy grid --budget 5 --no-export --json --quiet
 [ "$(py "$TMP/j2" 'j["measured"]')" = 0 ] && [ "$(py "$TMP/j2" 'j["skipped"]')" = 10 ] || fail "the rerun measured again"; ok
 [ "$(sql "$DB" 'select count(*) from measurements')" = 10 ] || fail "no duplicate rows"; ok
 [ "$(sql "$DB" 'select count(distinct sweep_id) from finalists')" = 1 ] || fail "the rerun did not run finalists again"; ok
@@ -85,6 +86,7 @@ expect_in "$TMP/ab2" "--abort-factor '0.5'"
 # the default job's defaults: the XDG database and folder
 expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
 [ -f "$XDG_DATA_HOME/moetune/moetune.db" ] || fail "default database"; ok
+[ "$(sql "$XDG_DATA_HOME/moetune/moetune.db" "select strategy from sweeps")" = bayes ] || fail "bayes is the default strategy"; ok
 ls "$XDG_DATA_HOME"/moetune/configs/*.moetune.json >/dev/null || fail "default export folder"
 ok
 done_ok
