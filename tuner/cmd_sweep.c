@@ -656,8 +656,8 @@ int cmd_sweep(int argc, char **argv)
         int wss = mt_warm_start_shapes(db, &dev, &prob, khash, &sp, pts[i], n, ps.ms[i], search[i]);
         if (wss > 0) ws = (ws > 0 ? ws : 0) + wss;
         if (ws > 0) mt_debug("M=%lld: %d warm-start suggestion(s)", (long long)ps.ms[i], ws);
-        total += budget > 0 && budget < n ? budget : n;
-        int eff = budget > 0 && budget < n ? budget : n;
+        int eff = budget > 0 && budget < n ? budget : n; /* what this M will measure */
+        total += eff;
         if (i == 0 || eff < min_budget) min_budget = eff;
     }
 

@@ -73,6 +73,14 @@ MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
     }
 }
 
+/* Elements from the cache's start to token t's row (of KV head 0): its page
+ * from the partition's page numbers (pg, starting at token t0), then its
+ * slot; kvs elements from one token's row to the next. */
+MT_DEVICE long row_of(const int *pg, int t, int t0, long kvs)
+{
+    return ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs;
+}
+
 /* The UNR rows (from base, a head's dims of this lane) of the tokens this
  * lane takes next, all loads issued before any is used; zeros past the
  * partition's end and where the lane has no dims. */
@@ -83,7 +91,7 @@ MT_DEVICE void load_rows(const h16 *__restrict__ base, const int *pg, int tb, in
     for (int u = 0; u < UNR; u++) {
         const int t = tb + u * NUM_WARPS * TPW + slot;
         if (t < t1 && dl) {
-            load8(base + ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs, r[u]);
+            load8(base + row_of(pg, t, t0, kvs), r[u]);
         } else {
 #pragma unroll
             for (int i = 0; i < VEC; i++) r[u][i] = 0;
@@ -147,7 +155,7 @@ MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict
 #pragma unroll
         for (int s = 0; s < 2; s++) {
             const int t = tb + 8 * s + gq; /* this lane's token: column gq of the tile */
-            const long row = t < t1 ? ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs : 0;
+            const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
 #pragma unroll
             for (int j = 0; j < HEAD_DIM / 32; j++) kr[s][j] = load16(kg + row + 8 * (q4 + 4 * j), t < t1);
         }
@@ -192,7 +200,7 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int t = tb + 8 * (e / 2) + 2 * q4 + (e % 2);
-            const long row = t < t1 ? ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs : 0;
+            const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
 #pragma unroll
             for (int j = 0; j < VJ; j++) vr[e][j] = load16(vg + row + 8 * (gq + 8 * j), t < t1);
             pw[0][e] = t < t1 && gq < GROUP ? sc[gq * PARTITION + (t - t0)] : 0.f;
@@ -249,8 +257,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
     const int H = Hkv * GROUP;
     const int *bt = block_table + (long)b * max_pages + t0 / PAGE_SIZE;
+#if !ATTN_MMA /* the MMA path reads q into its fragments itself */
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
         qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
+#endif
     for (int i = threadIdx.x; i < NPG && t0 + i * PAGE_SIZE < t1; i += THREADS) pg[i] = bt[i];
     __syncthreads();
 
