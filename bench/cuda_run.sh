@@ -165,6 +165,29 @@ targets)
     sweep $m --batch-sizes 1,8,64,256,1024,4096 --budget ${BUDGET:-40}
   done
   ;;
+wgmma)
+  # issue 8: Hopper's warpgroup MMA (tiles of 64-row blocks on sm_90a).
+  # First a sample of a small shape's variants, each checked against the
+  # float64 oracle; stop there if any failed. Then TARGETS.md's shapes at
+  # the compute-heavy batch sizes, and the same for AB (NAME@TP, M) with
+  # MOETUNE_CUDA_WGMMA=0 (the mma.sync path) in the same run, as the baseline.
+  sweep --experts 16 --intermediate 512 --hidden 1024 --topk 2 --batch-sizes 256,37 --strategy random --budget 40 --no-export
+  bad=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from measurements where status='failed'\").fetchone()[0])" "$DB")
+  echo "failed after the smoke: $bad"
+  if [ "$bad" = 0 ]; then
+    for m in ${MODELS:-mixtral-8x7b@1 mixtral-8x7b@2 qwen3-30b-a3b@1}; do
+      name=${m%%@*}; tp=${m#*@}
+      sweep --model $name --tp $tp --batch-sizes ${MS:-256,1024,4096} --budget ${BUDGET:-40}
+    done
+    for ab in ${AB:-mixtral-8x7b@2@4096 qwen3-30b-a3b@1@4096}; do
+      IFS=@ read -r name tp m <<<"$ab"
+      log "baseline, mma.sync: $name tp $tp M=$m"
+      MOETUNE_CUDA_WGMMA=0 "$MT" sweep --device cuda:0 --db "$OUT/mma.db" --no-export --quiet --model $name --tp $tp \
+        --batch-sizes $m --budget ${BUDGET:-40} 2>&1 | tail -n 4
+    done
+    python3 bench/targets_table.py "$DB" | tee "$OUT/targets.md"
+  fi
+  ;;
 faults)
   # fault isolation on the GPU: each fault hits the variants whose parameters
   # contain the pattern; the others must pass and the sweep must finish

@@ -31,7 +31,7 @@ static void hiprtc_moe(const int *v, const char *arch)
     char d[MT_CUDA_MOE_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     size_t len = 0;
-    mt_cuda_moe_options(v, 0, d, opts);
+    mt_cuda_moe_options(v, 0, arch, d, opts);
     int rc = mt_hiprtc_compile(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err, sizeof err);
     CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "moe_gemm"), "moe %d/%d/%d/%d/%d/%d for %s: %s %.400s", v[0], v[1],
           v[2], v[3], v[4], v[5], arch, err, log ? log : "");

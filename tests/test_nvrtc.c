@@ -17,7 +17,7 @@ static int compile(const mt_config *c, const char *arch, char **log)
 {
     char d[MT_CUDA_MOE_NOPTS][48], err[512];
     const char *opts[MT_CUDA_MOE_NOPTS];
-    mt_cuda_moe_options(c->v, 0, d, opts);
+    mt_cuda_moe_options(c->v, 0, arch, d, opts);
     char *bin = NULL;
     size_t len = 0;
     int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &bin, &len, log, err, sizeof err);
@@ -34,11 +34,11 @@ static void options_share(void)
     int a[7] = {64, 128, 64, 1, 8, 3, 0}, b[7] = {64, 128, 64, 32, 8, 3, 264};
     char da[MT_CUDA_MOE_NOPTS][48], db[MT_CUDA_MOE_NOPTS][48];
     const char *oa[MT_CUDA_MOE_NOPTS], *ob[MT_CUDA_MOE_NOPTS];
-    CHECK(mt_cuda_moe_options(a, 0, da, oa) == MT_OK && mt_cuda_moe_options(b, 0, db, ob) == MT_OK, "options");
+    CHECK(mt_cuda_moe_options(a, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(b, 0, "sm_90a", db, ob) == MT_OK, "options");
     int same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(same && mt_cuda_moe_same_binary(a, b), "GROUP_SIZE_M and NUM_SM must not change the binary");
-    mt_cuda_moe_options(a, 1, db, ob);
+    mt_cuda_moe_options(a, 1, "sm_90a", db, ob);
     same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(!same, "fp16 is another binary");
@@ -51,10 +51,50 @@ static void options_share(void)
     }
 }
 
+/* Hopper's warpgroup MMA: on for sm_90a only, off when asked, taken by the
+ * tiles the kernel's rule admits, never needing more shared memory than the
+ * padded bound the space checks. */
+static void wgmma_rules(void)
+{
+    int a[7] = {128, 128, 64, 1, 8, 3, 0};
+    char d[MT_CUDA_MOE_NOPTS][48];
+    const char *o[MT_CUDA_MOE_NOPTS];
+    mt_cuda_moe_options(a, 0, "sm_90a", d, o);
+    CHECK(!strcmp(o[7], "-DMT_WGMMA=1"), "sm_90a turns wgmma on: %s", o[7]);
+    mt_cuda_moe_options(a, 0, "sm_80", d, o);
+    CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "sm_80 has no wgmma: %s", o[7]);
+    mt_cuda_moe_options(a, 0, "sm_90", d, o);
+    CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "plain sm_90 has no wgmma: %s", o[7]);
+    setenv("MOETUNE_CUDA_WGMMA", "0", 1);
+    mt_cuda_moe_options(a, 0, "sm_90a", d, o);
+    CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "MOETUNE_CUDA_WGMMA=0 turns it off: %s", o[7]);
+    unsetenv("MOETUNE_CUDA_WGMMA");
+    CHECK(mt_cuda_wgmma_tile(128, 128, 64, 8) && mt_cuda_wgmma_tile(64, 64, 128, 4) && mt_cuda_wgmma_tile(64, 32, 64, 8),
+          "64-row blocks with 16 to 128 columns per warpgroup");
+    CHECK(!mt_cuda_wgmma_tile(32, 64, 64, 4) && !mt_cuda_wgmma_tile(64, 256, 64, 4) && !mt_cuda_wgmma_tile(64, 64, 64, 2),
+          "fewer than 64 rows, more than 128 columns per warpgroup, or less than a warpgroup: mma.sync");
+    mt_space sp;
+    mt_space_cuda_moe(&sp, 132);
+    mt_space_ctx ctx = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0};
+    mt_config *pts;
+    int np = mt_space_enumerate(&sp, &ctx, &pts), taken = 0;
+    for (int i = 0; i < np; i++) {
+        const int *v = pts[i].v;
+        if (!mt_cuda_wgmma_tile(v[0], v[1], v[2], v[4])) continue;
+        taken++;
+        for (int g = 0; g < 2; g++)
+            CHECK(mt_cuda_wgmma_smem_bytes(v[0], v[1], v[2], v[5], g) <= mt_cuda_smem_bytes(v[0], v[1], v[2], v[5], g),
+                  "%d/%d/%d/%d: the wgmma stages fit where the padded ones do", v[0], v[1], v[2], v[5]);
+    }
+    CHECK(taken > 0 && taken < np, "some valid tiles take wgmma (%d of %d)", taken, np);
+    free(pts);
+}
+
 int main(void)
 {
     char err[256], *log = NULL, *bin = NULL;
     options_share();
+    wgmma_rules();
     size_t len;
     const char *probe[] = {"-DMT_FP16=0"};
     const mt_cuda_source trivial = {"k.cu", "extern \"C\" __global__ void k() {}", 0, NULL, NULL};

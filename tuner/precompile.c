@@ -88,7 +88,7 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
     char d[MT_CUDA_MOE_NOPTS][48], err[256], *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     *hit = 0;
-    int rc = mt_cuda_moe_options(u->cfg, u->fp16, d, opts);
+    int rc = mt_cuda_moe_options(u->cfg, u->fp16, arch, d, opts);
     if (rc == MT_OK && is_hip(arch))
         rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else if (rc == MT_OK)

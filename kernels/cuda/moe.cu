@@ -39,6 +39,10 @@
 #ifndef WARPS_M
 #define WARPS_M 2
 #endif
+/* 1: tiles that fit take Hopper's warpgroup MMA (the host sets it on sm_90a) */
+#ifndef MT_WGMMA
+#define MT_WGMMA 0
+#endif
 
 #define WARPS_N (NUM_WARPS / WARPS_M)
 #define THREADS (NUM_WARPS * 32)
@@ -55,6 +59,24 @@ static_assert(BLOCK_SIZE_K % 16 == 0, "the reduction step is 16");
 static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 
 #include "tile.h"
+
+#if MT_WGMMA && !MT_HAVE_WGMMA
+#error "MT_WGMMA=1 needs the sm_90a target"
+#endif
+
+/* The warpgroup layout of the wgmma path (mirrored by the host's
+ * mt_cuda_wgmma_tile, which sizes shared memory from it): warpgroups split
+ * the rows in 64-row blocks when there are enough, else the columns; each
+ * warpgroup's tile is WG_MB blocks of 64 x WG_TN. */
+#define WG_COUNT (NUM_WARPS / 4)
+#define WG_M (WG_COUNT > 0 && BLOCK_SIZE_M % (64 * (WG_COUNT > 0 ? WG_COUNT : 1)) == 0 ? WG_COUNT : 1)
+#define WG_N (WG_COUNT > 0 ? WG_COUNT / WG_M : 1)
+#define WG_TM (BLOCK_SIZE_M / WG_M)
+#define WG_MB (WG_TM / 64)
+#define WG_TN (BLOCK_SIZE_N / WG_N)
+#define USE_WGMMA                                                                                                     \
+    (MT_WGMMA && NUM_WARPS % 4 == 0 && BLOCK_SIZE_M % 64 == 0 && BLOCK_SIZE_K % 64 == 0 && WG_TN >= 16 &&             \
+     WG_TN <= 128 && (WG_TN & (WG_TN - 1)) == 0 && BLOCK_SIZE_N % WG_N == 0)
 
 /* ---- alignment ---- */
 
@@ -101,6 +123,34 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
 
 /* ---- the grouped GEMMs ---- */
 
+/* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row blocks
+ * share each column block while it is in L2 */
+MT_DEVICE void tile_coords(int pid, int n_out, int num_pid_m, int group_m, int *pid_m, int *pid_n)
+{
+    const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
+    const int in_group = group_m * num_pid_n;
+    const int first_m = (pid / in_group) * group_m;
+    const int gsize = min(num_pid_m - first_m, group_m);
+    *pid_m = first_m + (pid % in_group) % gsize;
+    *pid_n = (pid % in_group) / gsize;
+}
+
+/* Two adjacent outputs of row p: MODE 1 silu(gate) * up, MODE 2 the
+ * product times the pair's routing weight. */
+template <int MODE>
+MT_DEVICE void store2(h16 *__restrict__ C, int p, int col, int n_out, float w, float g0, float g1, float u0, float u1)
+{
+    float v0, v1;
+    if (MODE == 1) {
+        v0 = g0 / (1.f + __expf(-g0)) * u0;
+        v1 = g1 / (1.f + __expf(-g1)) * u1;
+    } else {
+        v0 = g0 * w;
+        v1 = g1 * w;
+    }
+    *(u32 *)(C + (long)p * n_out + col) = (u32)f2h(v0) | ((u32)f2h(v1) << 16);
+}
+
 /* MODE 1: A = x (row of pair p is token p / topk), B = w1[e] gate and up
  * halves, epilogue silu(gate) * up -> act.
  * MODE 2: A = act (row p), B = w2[e], epilogue times the routing weight ->
@@ -116,14 +166,8 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
     h16 *sa = smem;                                      /* [STAGES][BM][SROW] */
     h16 *sb = smem + NUM_STAGES * BLOCK_SIZE_M * SROW;   /* [STAGES][NB][SROW] */
 
-    /* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row
-     * blocks share each column block while it is in L2 */
-    const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
-    const int in_group = group_m * num_pid_n;
-    const int first_m = (pid / in_group) * group_m;
-    const int gsize = min(num_pid_m - first_m, group_m);
-    const int pid_m = first_m + (pid % in_group) % gsize;
-    const int pid_n = (pid % in_group) / gsize;
+    int pid_m, pid_n;
+    tile_coords(pid, n_out, num_pid_m, group_m, &pid_m, &pid_n);
     if (pid_m * BLOCK_SIZE_M >= *num_post) return;
     const long e = expert_ids[pid_m];
     const int n0 = pid_n * BLOCK_SIZE_N;
@@ -222,23 +266,146 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
             for (int j = 0; j < NT_TILES; j++) {
                 int col = n0 + wn * WARP_TILE_N + j * 8 + (lane & 3) * 2;
                 if (col >= n_out) continue;
-                float v0, v1;
-                if (MODE == 1) {
-                    float g0 = acc[i][j][half * 2], g1 = acc[i][j][half * 2 + 1];
-                    float u0 = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0][half * 2];
-                    float u1 = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0][half * 2 + 1];
-                    v0 = g0 / (1.f + __expf(-g0)) * u0;
-                    v1 = g1 / (1.f + __expf(-g1)) * u1;
-                } else {
-                    v0 = acc[i][j][half * 2] * w;
-                    v1 = acc[i][j][half * 2 + 1] * w;
-                }
-                u32 packed = (u32)f2h(v0) | ((u32)f2h(v1) << 16);
-                *(u32 *)(C + (long)p * n_out + col) = packed;
+                const float *u = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0];
+                store2<MODE>(C, p, col, n_out, w, acc[i][j][half * 2], acc[i][j][half * 2 + 1], u[half * 2],
+                             u[half * 2 + 1]);
             }
         }
     }
 }
+
+#if USE_WGMMA
+/* The same tile on Hopper's warpgroup MMA. Operands are staged by cp.async
+ * straight into wgmma's 128-byte-swizzled K-major layout (rows of 64
+ * elements; the A rows are gathered by pair, which TMA cannot do), and each
+ * warpgroup multiplies its 64-row blocks by its column slice from shared
+ * memory without going through registers. One group of MMAs stays in
+ * flight while the next stage is waited for; a stage is refilled only after
+ * every warpgroup's MMAs that read it have completed. */
+template <int MODE>
+MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
+                                const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
+                                const int *__restrict__ num_post, const float *__restrict__ topk_w, int num_pairs,
+                                int a_div, int n_out, int k_red, int num_pid_m, int group_m)
+{
+    constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N;
+    constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
+    constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
+    constexpr int KCH = BLOCK_SIZE_K / 8, NACC = WG_TN / 2;
+    extern __shared__ __align__(16) h16 smem[];
+    /* the swizzle is a function of the address: atoms start at 1,024 bytes
+     * (the host adds that much slack) */
+    char *base = (char *)smem + ((1024u - (mt_cvta_shared(smem) & 1023u)) & 1023u);
+
+    int pid_m, pid_n;
+    tile_coords(pid, n_out, num_pid_m, group_m, &pid_m, &pid_n);
+    if (pid_m * BLOCK_SIZE_M >= *num_post) return;
+    const long e = expert_ids[pid_m];
+    const int n0 = pid_n * BLOCK_SIZE_N;
+    const h16 *We = W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * k_red;
+    const int *rows = sorted_ids + pid_m * BLOCK_SIZE_M;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
+    const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+
+    /* chunk kc (16 bytes) of row r goes to slab kc / 8, at chunk (kc % 8) ^
+     * (r % 8) of the row's 128 bytes */
+    auto load = [&](int stage, int kt) {
+        const int k0 = kt * BLOCK_SIZE_K;
+        char *da = base + stage * STAGE, *db = da + A_BYTES;
+        for (int c = tid; c < BLOCK_SIZE_M * KCH; c += THREADS) {
+            int r = c / KCH, kc = c % KCH;
+            int p = rows[r];
+            bool ok = p < num_pairs && k0 + kc * 8 < k_red && kt < ktiles;
+            const h16 *src = ok ? A + (long)(p / a_div) * k_red + k0 + kc * 8 : A;
+            cp_async16(da + (kc >> 3) * SLAB_A + r * 128 + (((kc & 7) ^ (r & 7)) << 4), src, ok);
+        }
+        for (int c = tid; c < NB * KCH; c += THREADS) {
+            int r = c / KCH, kc = c % KCH;
+            int col = n0 + (r % BLOCK_SIZE_N);
+            long wrow = (MODE == 1 && r >= BLOCK_SIZE_N) ? (long)n_out + col : col;
+            bool ok = col < n_out && k0 + kc * 8 < k_red && kt < ktiles;
+            const h16 *src = ok ? We + wrow * k_red + k0 + kc * 8 : W;
+            cp_async16(db + (kc >> 3) * SLAB_B + r * 128 + (((kc & 7) ^ (r & 7)) << 4), src, ok);
+        }
+    };
+
+    float acc[WG_MB][NACC];
+    float acc2[MODE == 1 ? WG_MB : 1][MODE == 1 ? NACC : 1];
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) {
+            acc[i][q] = 0.f;
+            wgmma_pin(acc[i][q]);
+            if (MODE == 1) {
+                acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0] = 0.f;
+                wgmma_pin(acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0]);
+            }
+        }
+
+#pragma unroll
+    for (int s = 0; s < NUM_STAGES - 1; s++) {
+        load(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < ktiles; kt++) {
+        cp_async_wait<NUM_STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads();
+        const char *ta = base + (kt % NUM_STAGES) * STAGE, *tb = ta + A_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const unsigned long long db = wgmma_desc(tb + s * SLAB_B + wgn * WG_TN * 128 + kk * 32);
+#pragma unroll
+                for (int i = 0; i < WG_MB; i++) {
+                    const unsigned long long da = wgmma_desc(ta + s * SLAB_A + (wgm * WG_TM + i * 64) * 128 + kk * 32);
+                    wgmma_64xNx16<WG_TN>(acc[i], da, db);
+                    /* the up half's rows start BLOCK_SIZE_N rows further */
+                    if (MODE == 1) wgmma_64xNx16<WG_TN>(acc2[MODE == 1 ? i : 0], da, db + BLOCK_SIZE_N * 128 / 16);
+                }
+            }
+        wgmma_commit();
+        wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
+        __syncthreads(); /* and every warpgroup's: their stage may be refilled */
+        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
+        cp_async_commit();
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) {
+            wgmma_pin(acc[i][q]);
+            if (MODE == 1) wgmma_pin(acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0]);
+        }
+    cp_async_wait<0>();
+
+    /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
+     * (lane % 4) + i % 2 of each 64-row block */
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int r = wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + half * 8;
+            int p = rows[r];
+            if (p >= num_pairs) continue;
+            float w = MODE == 2 ? topk_w[p] : 1.f;
+#pragma unroll
+            for (int j = 0; j < WG_TN / 8; j++) {
+                int col = n0 + wgn * WG_TN + j * 8 + (lane & 3) * 2;
+                if (col >= n_out) continue;
+                const float *u = acc2[MODE == 1 ? i : 0] + (MODE == 1 ? j * 4 : 0);
+                store2<MODE>(C, p, col, n_out, w, acc[i][j * 4 + half * 2], acc[i][j * 4 + half * 2 + 1],
+                             u[MODE == 1 ? half * 2 : 0], u[MODE == 1 ? half * 2 + 1 : 0]);
+            }
+        }
+    }
+}
+#endif
 
 /* The grid walks the tiles in launch order. With one CTA per tile (NUM_SM
  * 0) each CTA takes one; with a persistent grid (NUM_SM CTAs) fewer,
@@ -252,8 +419,13 @@ MT_DEVICE void moe_gemm(const h16 *A, const h16 *W, h16 *C, const int *sorted_id
     const int tiles = num_pid_m * ((n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
     group_m = group_m < 1 ? 1 : group_m;
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
+#if USE_WGMMA
+        moe_gemm_tile_wg<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
+                               num_pid_m, group_m);
+#else
         moe_gemm_tile<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
                             num_pid_m, group_m);
+#endif
         if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
     }
 }

@@ -21,7 +21,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
         snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg[0], cfg[1], cfg[4]);
         return MT_EUNSUPPORTED;
     }
-    mt_cuda_moe_options(cfg, fp16, d, opts);
+    const char *arch = mt_cuda_get_props(c)->arch;
+    mt_cuda_moe_options(cfg, fp16, arch, d, opts);
+    v->wgmma = mt_cuda_wgmma_on(arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
     rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, MT_CUDA_MOE_NOPTS, cache_dir, &v->mod, &log);
     if (rc != MT_OK) {
         snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
@@ -36,8 +38,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
         mt_cuda_moe_release(c, v);
         return rc;
     }
-    v->smem1 = (unsigned)mt_cuda_smem_bytes(cfg[0], cfg[1], cfg[2], cfg[5], 1);
-    v->smem2 = (unsigned)mt_cuda_smem_bytes(cfg[0], cfg[1], cfg[2], cfg[5], 0);
+    int (*smem)(int, int, int, int, int) = v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
+    v->smem1 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 1);
+    v->smem2 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 0);
     int limit = mt_cuda_get_props(c)->smem_optin;
     if ((int)v->smem1 > limit || v->r1.max_threads < cfg[4] * 32 || v->r2.max_threads < cfg[4] * 32) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg[4] * 32);
@@ -53,7 +56,8 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     return MT_OK;
 }
 
-int mt_cuda_moe_options(const int cfg[7], int fp16, char d[MT_CUDA_MOE_NOPTS][48], const char *opts[MT_CUDA_MOE_NOPTS])
+int mt_cuda_moe_options(const int cfg[7], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+                        const char *opts[MT_CUDA_MOE_NOPTS])
 {
     /* the tile's shape only: GROUP_SIZE_M and NUM_SM are launch arguments */
     int wm = mt_cuda_warps_m(cfg[0], cfg[1], cfg[4]);
@@ -64,6 +68,7 @@ int mt_cuda_moe_options(const int cfg[7], int fp16, char d[MT_CUDA_MOE_NOPTS][48
     snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg[5]);
     snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
     snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
+    snprintf(d[7], 48, "-DMT_WGMMA=%d", mt_cuda_wgmma_on(arch));
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
     return wm ? MT_OK : MT_EUNSUPPORTED;
 }
@@ -100,6 +105,30 @@ int mt_cuda_warps_m(int bm, int bn, int warps)
 int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
 {
     return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 8) * 2;
+}
+
+int mt_cuda_wgmma_on(const char *arch)
+{
+    const char *env = getenv("MOETUNE_CUDA_WGMMA");
+    if (env && !strcmp(env, "0")) return 0;
+    return arch && !strcmp(arch, "sm_90a");
+}
+
+int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps)
+{
+    /* kernels/cuda/moe.cu's USE_WGMMA: warpgroups take 64-row blocks when
+     * there are enough, else split the columns */
+    int wg = warps / 4;
+    if (wg < 1 || warps % 4 || bm % 64 || bk % 64) return 0;
+    int wg_m = bm % (64 * wg) == 0 ? wg : 1, wg_n = wg / wg_m;
+    if (bn % wg_n) return 0;
+    int tn = bn / wg_n;
+    return tn >= 16 && tn <= 128 && !(tn & (tn - 1)); /* the wrappers' N */
+}
+
+int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+{
+    return stages * (bm + (gemm1 ? 2 : 1) * bn) * bk * 2 + 1024;
 }
 
 #define ALIGN256(x) (((x) + 255) & ~(size_t)255)

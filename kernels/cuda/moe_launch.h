@@ -16,6 +16,15 @@ int mt_cuda_warps_m(int bm, int bn, int warps);
  * stages the gate and up halves, so its B tile is twice as tall. */
 int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
+/* Hopper's warpgroup MMA: 1 when kernels compiled for arch use it (sm_90a,
+ * unless MOETUNE_CUDA_WGMMA=0 asks for the mma.sync path, to compare the
+ * two on one device); 1 when a tile takes it (the kernel's USE_WGMMA); and
+ * that path's shared memory (unpadded swizzled stages plus 1,024 bytes to
+ * align them, never more than mt_cuda_smem_bytes, which the space checks). */
+int mt_cuda_wgmma_on(const char *arch);
+int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
+int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+
 /* cfg order: BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K, GROUP_SIZE_M,
  * num_warps, num_stages, NUM_SM (the CUDA space's order) */
 typedef struct mt_cuda_moe {
@@ -23,15 +32,18 @@ typedef struct mt_cuda_moe {
     mt_cufn align, gemm1, gemm2, combine;
     int cfg[7];
     int warps_m, fp16;
+    int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
     unsigned smem1, smem2;
     mt_cuda_resources r1, r2;
 } mt_cuda_moe;
 
-/* NVRTC options of a config's binary: the tile shape and the dtype
- * (GROUP_SIZE_M and NUM_SM are launch arguments, so configs that differ only
- * in them share one binary). MT_EUNSUPPORTED when no warp layout fits. */
-#define MT_CUDA_MOE_NOPTS 7
-int mt_cuda_moe_options(const int cfg[7], int fp16, char d[MT_CUDA_MOE_NOPTS][48], const char *opts[MT_CUDA_MOE_NOPTS]);
+/* NVRTC options of a config's binary for arch: the tile shape, the dtype
+ * and whether wgmma is on (GROUP_SIZE_M and NUM_SM are launch arguments, so
+ * configs that differ only in them share one binary). MT_EUNSUPPORTED when
+ * no warp layout fits. */
+#define MT_CUDA_MOE_NOPTS 8
+int mt_cuda_moe_options(const int cfg[7], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+                        const char *opts[MT_CUDA_MOE_NOPTS]);
 /* 1 when two configs compile to the same binary. */
 int mt_cuda_moe_same_binary(const int a[7], const int b[7]);
 

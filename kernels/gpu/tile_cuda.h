@@ -77,4 +77,41 @@ MT_DEVICE void mma16816(float *c, const u32 *a, const u32 *b)
 #endif
 }
 
+/* ---- Hopper (sm_90a): warpgroup MMA over shared-memory operands ----
+ * Present only when compiling for sm_90a, where NVRTC and nvcc define
+ * __CUDA_ARCH_FEAT_SM90_ALL; kernels test MT_HAVE_WGMMA. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define MT_HAVE_WGMMA 1
+#if MT_FP16
+#define MT_WGMMA_AB ".f16.f16"
+#else
+#define MT_WGMMA_AB ".bf16.bf16"
+#endif
+#include "wgmma_cuda.h"
+
+/* The descriptor of a K-major operand tile in the 128-byte swizzle: rows of
+ * 64 elements (128 bytes), 8-row groups 1,024 bytes apart (the stride
+ * dimension), the 16-byte chunk c of row r stored at chunk c ^ (r % 8). The
+ * leading-dimension offset is unused in this layout (one swizzle atom spans
+ * the instruction's 16 k). p must lie in a 1,024-byte aligned atom; moving
+ * along k inside the atom is adding k * 2 bytes to p. */
+MT_DEVICE unsigned long long wgmma_desc(const void *p)
+{
+    unsigned long long a = mt_cvta_shared(p);
+    return ((a & 0x3ffff) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+}
+MT_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+MT_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> MT_DEVICE void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+/* cp.async writes shared memory through the generic proxy, wgmma reads it
+ * through the async proxy: this orders the first before the second */
+MT_DEVICE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+/* Pins accumulators in place around the asynchronous MMAs, so the compiler
+ * neither reads them before the wait nor moves their initialisation past
+ * the first MMA. */
+MT_DEVICE void wgmma_pin(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+#else
+#define MT_HAVE_WGMMA 0
+#endif
+
 #endif

@@ -24,6 +24,9 @@
 #define MT_FP16 0
 #endif
 
+/* no warpgroup MMA here (a CUDA sm_90a instruction) */
+#define MT_HAVE_WGMMA 0
+
 MT_DEVICE float h2f(h16 h)
 {
 #if MT_FP16
