@@ -151,6 +151,93 @@ MT_DEVICE void store2(h16 *__restrict__ C, int p, int col, int n_out, float w, f
     *(u32 *)(C + (long)p * n_out + col) = (u32)f2h(v0) | ((u32)f2h(v1) << 16);
 }
 
+/* The operand copies of one tile, global to shared memory. Each thread
+ * copies the same 16-byte chunk kc of a fixed set of rows at every k step,
+ * so the gathered rows' offsets (32-bit, in elements) and their validity
+ * are worked out once per tile: at every k step a copy is an add and the
+ * cp.async. SWZ 0 stores rows of SROW elements (the ldmatrix path); SWZ 1
+ * wgmma's 128-byte swizzle, where chunk kc of row r goes to the 64-wide
+ * slab kc / 8 at chunk (kc % 8) ^ (r % 8) of the row's 128 bytes. */
+template <int MODE, int SWZ> struct tile_gather {
+    static constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N, KCH = BLOCK_SIZE_K / 8, RSTEP = THREADS / KCH;
+    static constexpr int IA = (BLOCK_SIZE_M + RSTEP - 1) / RSTEP, IB = (NB + RSTEP - 1) / RSTEP;
+    static_assert(THREADS % KCH == 0, "threads split into whole rows of chunks");
+    static_assert(BLOCK_SIZE_N % RSTEP == 0, "a thread's B rows are all gate or all up rows at each step");
+    static_assert(IA <= 32 && IB <= 32, "a 32-bit row mask per thread");
+    /* A rows are gathered: up to 8 per thread, their offsets are kept in
+     * registers; more would spill next to the accumulators (BLOCK_SIZE_K
+     * 256 with 4 warps), so those are looked up again at every step. B
+     * rows are affine in the step (the up half a fixed jump further): one
+     * base offset. */
+    static constexpr bool KEEP = IA <= 8;
+    u32 aoff[KEEP ? IA : 1], amask, bmask, boff0, bup, bstep;
+    int kc, r0;
+    const int *rows;
+    int num_pairs, a_div, k_red;
+
+    MT_DEVICE u32 a_offset(int i, bool *ok) const
+    {
+        int r = r0 + i * RSTEP, p = r < BLOCK_SIZE_M ? rows[r] : num_pairs;
+        *ok = p < num_pairs;
+        return *ok ? (u32)(p / a_div) * (u32)k_red + kc * 8 : 0;
+    }
+
+    MT_DEVICE void init(const int *rows_, int num_pairs_, int a_div_, int k_red_, int n0, int n_out)
+    {
+        rows = rows_;
+        num_pairs = num_pairs_;
+        a_div = a_div_;
+        k_red = k_red_;
+        kc = threadIdx.x % KCH;
+        r0 = threadIdx.x / KCH;
+        amask = bmask = 0;
+#pragma unroll
+        for (int i = 0; i < (KEEP ? IA : 0); i++) {
+            bool ok;
+            aoff[KEEP ? i : 0] = a_offset(i, &ok);
+            amask |= (u32)ok << i;
+        }
+#pragma unroll
+        for (int i = 0; i < IB; i++) {
+            int r = r0 + i * RSTEP, col = n0 + (r % BLOCK_SIZE_N);
+            bmask |= (u32)(r < NB && col < n_out) << i;
+        }
+        boff0 = (u32)(n0 + r0) * (u32)k_red + kc * 8;
+        bstep = (u32)RSTEP * (u32)k_red;
+        bup = (u32)(n_out - BLOCK_SIZE_N) * (u32)k_red;
+    }
+
+    MT_DEVICE u32 dst(u32 tile, int rows_in_tile, int r) const
+    {
+        if (SWZ) return tile + (kc >> 3) * rows_in_tile * 128 + r * 128 + (((kc & 7) ^ (r & 7)) << 4);
+        return tile + (r * SROW + kc * 8) * 2;
+    }
+
+    /* k tile kt into the A and B tiles at shared addresses sa and sb; past
+     * the last k tile (or k_red) the chunks are zero-filled */
+    MT_DEVICE void copy(u32 sa, u32 sb, const h16 *A, const h16 *We, int kt, int ktiles) const
+    {
+        const int k0 = kt * BLOCK_SIZE_K;
+        const bool kin = kt < ktiles && k0 + kc * 8 < k_red;
+        const int kk = kin ? k0 : 0;
+#pragma unroll
+        for (int i = 0; i < IA; i++) {
+            const int r = r0 + i * RSTEP;
+            if (IA * RSTEP > BLOCK_SIZE_M && r >= BLOCK_SIZE_M) break;
+            bool ok = amask >> i & 1;
+            const u32 off = KEEP ? aoff[KEEP ? i : 0] : a_offset(i, &ok);
+            cp_async16_s(dst(sa, BLOCK_SIZE_M, r), A + off + kk, ok && kin);
+        }
+#pragma unroll
+        for (int i = 0; i < IB; i++) {
+            const int r = r0 + i * RSTEP;
+            if (IB * RSTEP > NB && r >= NB) break;
+            const u32 off = boff0 + i * bstep + (MODE == 1 && i * RSTEP >= BLOCK_SIZE_N ? bup : 0u);
+            cp_async16_s(dst(sb, NB, r), We + ((bmask >> i & 1) ? off : 0u) + kk, (bmask >> i & 1) && kin);
+        }
+    }
+};
+
 /* MODE 1: A = x (row of pair p is token p / topk), B = w1[e] gate and up
  * halves, epilogue silu(gate) * up -> act.
  * MODE 2: A = act (row p), B = w2[e], epilogue times the routing weight ->
@@ -176,28 +263,13 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-    constexpr int KCH = BLOCK_SIZE_K / 8; /* 16-byte chunks per row */
     const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
 
+    tile_gather<MODE, 0> g;
+    g.init(rows, num_pairs, a_div, k_red, n0, n_out);
+    const u32 sa_s = mt_cvta_shared(sa), sb_s = mt_cvta_shared(sb);
     auto load = [&](int stage, int kt) {
-        const int k0 = kt * BLOCK_SIZE_K;
-        h16 *da = sa + stage * BLOCK_SIZE_M * SROW;
-        for (int c = tid; c < BLOCK_SIZE_M * KCH; c += THREADS) {
-            int r = c / KCH, kc = (c % KCH) * 8;
-            int p = rows[r];
-            bool ok = p < num_pairs && k0 + kc < k_red && kt < ktiles;
-            const h16 *src = ok ? A + (long)(p / a_div) * k_red + k0 + kc : A;
-            cp_async16(da + r * SROW + kc, src, ok);
-        }
-        h16 *db = sb + stage * NB * SROW;
-        for (int c = tid; c < NB * KCH; c += THREADS) {
-            int r = c / KCH, kc = (c % KCH) * 8;
-            int col = n0 + (r % BLOCK_SIZE_N);
-            long wrow = (MODE == 1 && r >= BLOCK_SIZE_N) ? (long)n_out + col : col;
-            bool ok = col < n_out && k0 + kc < k_red && kt < ktiles;
-            const h16 *src = ok ? We + wrow * k_red + k0 + kc : W;
-            cp_async16(db + r * SROW + kc, src, ok);
-        }
+        g.copy(sa_s + stage * BLOCK_SIZE_M * SROW * 2, sb_s + stage * NB * SROW * 2, A, We, kt, ktiles);
     };
 
     float acc[MT_TILES][NT_TILES][4];
@@ -291,11 +363,11 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N;
     constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
     constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
-    constexpr int KCH = BLOCK_SIZE_K / 8, NACC = WG_TN / 2;
+    constexpr int NACC = WG_TN / 2;
     extern __shared__ __align__(16) h16 smem[];
     /* the swizzle is a function of the address: atoms start at 1,024 bytes
      * (the host adds that much slack) */
-    char *base = (char *)smem + ((1024u - (mt_cvta_shared(smem) & 1023u)) & 1023u);
+    const u32 base = (mt_cvta_shared(smem) + 1023u) & ~1023u;
 
     int pid_m, pid_n;
     tile_coords(pid, n_out, num_pid_m, group_m, &pid_m, &pid_n);
@@ -308,26 +380,10 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
     const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
     const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
 
-    /* chunk kc (16 bytes) of row r goes to slab kc / 8, at chunk (kc % 8) ^
-     * (r % 8) of the row's 128 bytes */
+    tile_gather<MODE, 1> g;
+    g.init(rows, num_pairs, a_div, k_red, n0, n_out);
     auto load = [&](int stage, int kt) {
-        const int k0 = kt * BLOCK_SIZE_K;
-        char *da = base + stage * STAGE, *db = da + A_BYTES;
-        for (int c = tid; c < BLOCK_SIZE_M * KCH; c += THREADS) {
-            int r = c / KCH, kc = c % KCH;
-            int p = rows[r];
-            bool ok = p < num_pairs && k0 + kc * 8 < k_red && kt < ktiles;
-            const h16 *src = ok ? A + (long)(p / a_div) * k_red + k0 + kc * 8 : A;
-            cp_async16(da + (kc >> 3) * SLAB_A + r * 128 + (((kc & 7) ^ (r & 7)) << 4), src, ok);
-        }
-        for (int c = tid; c < NB * KCH; c += THREADS) {
-            int r = c / KCH, kc = c % KCH;
-            int col = n0 + (r % BLOCK_SIZE_N);
-            long wrow = (MODE == 1 && r >= BLOCK_SIZE_N) ? (long)n_out + col : col;
-            bool ok = col < n_out && k0 + kc * 8 < k_red && kt < ktiles;
-            const h16 *src = ok ? We + wrow * k_red + k0 + kc * 8 : W;
-            cp_async16(db + (kc >> 3) * SLAB_B + r * 128 + (((kc & 7) ^ (r & 7)) << 4), src, ok);
-        }
+        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, A, We, kt, ktiles);
     };
 
     float acc[WG_MB][NACC];
@@ -353,16 +409,18 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
         cp_async_wait<NUM_STAGES - 2>();
         fence_proxy_async();
         __syncthreads();
-        const char *ta = base + (kt % NUM_STAGES) * STAGE, *tb = ta + A_BYTES;
+        /* descriptors move by 16-byte units: the address field's low bits */
+        const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
+        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WG_TN * 128) >> 4);
         wgmma_fence();
 #pragma unroll
         for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
-                const unsigned long long db = wgmma_desc(tb + s * SLAB_B + wgn * WG_TN * 128 + kk * 32);
+                const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
 #pragma unroll
                 for (int i = 0; i < WG_MB; i++) {
-                    const unsigned long long da = wgmma_desc(ta + s * SLAB_A + (wgm * WG_TM + i * 64) * 128 + kk * 32);
+                    const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
                     wgmma_64xNx16<WG_TN>(acc[i], da, db);
                     /* the up half's rows start BLOCK_SIZE_N rows further */
                     if (MODE == 1) wgmma_64xNx16<WG_TN>(acc2[MODE == 1 ? i : 0], da, db + BLOCK_SIZE_N * 128 / 16);

@@ -43,6 +43,12 @@ MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
     int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(mt_cvta_shared(smem)), "l"(gmem), "r"(n));
 }
+/* the same to a shared-window address the caller computed once */
+MT_DEVICE void cp_async16_s(u32 saddr, const void *gmem, bool pred)
+{
+    int n = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+}
 MT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> MT_DEVICE void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
@@ -94,11 +100,11 @@ MT_DEVICE void mma16816(float *c, const u32 *a, const u32 *b)
  * dimension), the 16-byte chunk c of row r stored at chunk c ^ (r % 8). The
  * leading-dimension offset is unused in this layout (one swizzle atom spans
  * the instruction's 16 k). p must lie in a 1,024-byte aligned atom; moving
- * along k inside the atom is adding k * 2 bytes to p. */
-MT_DEVICE unsigned long long wgmma_desc(const void *p)
+ * along k inside the atom is adding k * 2 bytes to p. saddr is p's
+ * shared-window address. */
+MT_DEVICE unsigned long long wgmma_desc(u32 saddr)
 {
-    unsigned long long a = mt_cvta_shared(p);
-    return ((a & 0x3ffff) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+    return (((unsigned long long)saddr & 0x3ffff) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
 }
 MT_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 MT_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
