@@ -207,7 +207,7 @@ template <int MODE, int SWZ> struct tile_gather {
         bup = (u32)(n_out - BLOCK_SIZE_N) * (u32)k_red;
     }
 
-    MT_DEVICE u32 dst(u32 tile, int rows_in_tile, int r) const
+    MT_DEVICE mt_sptr dst(mt_sptr tile, int rows_in_tile, int r) const
     {
         if (SWZ) return tile + (kc >> 3) * rows_in_tile * 128 + r * 128 + (((kc & 7) ^ (r & 7)) << 4);
         return tile + (r * SROW + kc * 8) * 2;
@@ -215,7 +215,7 @@ template <int MODE, int SWZ> struct tile_gather {
 
     /* k tile kt into the A and B tiles at shared addresses sa and sb; past
      * the last k tile (or k_red) the chunks are zero-filled */
-    MT_DEVICE void copy(u32 sa, u32 sb, const h16 *A, const h16 *We, int kt, int ktiles) const
+    MT_DEVICE void copy(mt_sptr sa, mt_sptr sb, const h16 *A, const h16 *We, int kt, int ktiles) const
     {
         const int k0 = kt * BLOCK_SIZE_K;
         const bool kin = kt < ktiles && k0 + kc * 8 < k_red;
@@ -267,7 +267,7 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
 
     tile_gather<MODE, 0> g;
     g.init(rows, num_pairs, a_div, k_red, n0, n_out);
-    const u32 sa_s = mt_cvta_shared(sa), sb_s = mt_cvta_shared(sb);
+    const mt_sptr sa_s = mt_sptr_of(sa), sb_s = mt_sptr_of(sb);
     auto load = [&](int stage, int kt) {
         g.copy(sa_s + stage * BLOCK_SIZE_M * SROW * 2, sb_s + stage * NB * SROW * 2, A, We, kt, ktiles);
     };

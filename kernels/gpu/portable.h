@@ -26,12 +26,20 @@
 /* hipcc (clang 15) refuses "#pragma unroll" on a loop of shuffles and
  * warns; it unrolls those short constant loops by itself */
 #define MT_UNROLL_SHFL
+/* a place in shared memory that kernels offset in bytes: a pointer here */
+typedef char *mt_sptr;
+#define mt_sptr_of(p) ((char *)(p))
 #else
 #define MT_HIP 0
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
 #define mt_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
 #define MT_UNROLL_SHFL _Pragma("unroll")
 #define mt_cvta_shared(p) ((unsigned)__cvta_generic_to_shared(p))
+/* a place in shared memory that kernels offset in bytes: its 32-bit
+ * shared-window address here, which PTX's shared-memory instructions take
+ * directly (no conversion per access) */
+typedef unsigned mt_sptr;
+#define mt_sptr_of(p) mt_cvta_shared(p)
 #endif
 
 #define MT_DEVICE __device__ __forceinline__

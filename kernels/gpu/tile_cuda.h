@@ -44,7 +44,7 @@ MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(mt_cvta_shared(smem)), "l"(gmem), "r"(n));
 }
 /* the same to a shared-window address the caller computed once */
-MT_DEVICE void cp_async16_s(u32 saddr, const void *gmem, bool pred)
+MT_DEVICE void cp_async16_s(mt_sptr saddr, const void *gmem, bool pred)
 {
     int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));

@@ -62,6 +62,7 @@ MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
     if (pred) v = *(const uint4 *)gmem;
     *(uint4 *)smem = v;
 }
+MT_DEVICE void cp_async16_s(mt_sptr smem, const void *gmem, bool pred) { cp_async16(smem, gmem, pred); }
 MT_DEVICE void cp_async_commit() {}
 template <int N> MT_DEVICE void cp_async_wait() {}
 
