@@ -162,16 +162,14 @@ template <int MODE, int SWZ> struct tile_gather {
     static constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N, KCH = BLOCK_SIZE_K / 8, RSTEP = THREADS / KCH;
     static constexpr int IA = (BLOCK_SIZE_M + RSTEP - 1) / RSTEP, IB = (NB + RSTEP - 1) / RSTEP;
     static_assert(THREADS % KCH == 0, "threads split into whole rows of chunks");
-    static_assert(BLOCK_SIZE_N % RSTEP == 0, "a thread's B rows are all gate or all up rows at each step");
     static_assert(IA <= 32 && IB <= 32, "a 32-bit row mask per thread");
     /* A rows are gathered: up to 8 per thread, their offsets are kept in
      * registers; more would spill next to the accumulators (BLOCK_SIZE_K
      * 256 with 4 warps), so those are looked up again at every step. B
-     * rows are affine in the step (the up half a fixed jump further): one
-     * base offset. */
+     * rows are computed (a few shifts and one multiply-add). */
     static constexpr bool KEEP = IA <= 8;
-    u32 aoff[KEEP ? IA : 1], amask, bmask, boff0, bup, bstep;
-    int kc, r0;
+    u32 aoff[KEEP ? IA : 1], amask, bmask;
+    int kc, r0, n0, n_out;
     const int *rows;
     int num_pairs, a_div, k_red;
 
@@ -182,12 +180,33 @@ template <int MODE, int SWZ> struct tile_gather {
         return *ok ? (u32)(p / a_div) * (u32)k_red + kc * 8 : 0;
     }
 
-    MT_DEVICE void init(const int *rows_, int num_pairs_, int a_div_, int k_red_, int n0, int n_out)
+    /* The weight row of B tile row q. MODE 1 stages gate and up rows: the
+     * gate rows first, then the up rows (ldmatrix path), or, for wgmma,
+     * each warpgroup's gate columns followed by its up columns, so that
+     * one MMA of twice the width computes both. */
+    MT_DEVICE u32 b_offset(int q, bool *ok) const
+    {
+        int col, up = 0;
+        if (MODE == 1 && SWZ) {
+            constexpr int SPAN = 2 * (BLOCK_SIZE_N / WG_N);
+            col = n0 + (q / SPAN) * (SPAN / 2) + q % (SPAN / 2);
+            up = q % SPAN >= SPAN / 2;
+        } else {
+            col = n0 + q % BLOCK_SIZE_N;
+            up = MODE == 1 && q >= BLOCK_SIZE_N;
+        }
+        *ok = q < NB && col < n_out;
+        return *ok ? (u32)(up * n_out + col) * (u32)k_red + kc * 8 : 0;
+    }
+
+    MT_DEVICE void init(const int *rows_, int num_pairs_, int a_div_, int k_red_, int n0_, int n_out_)
     {
         rows = rows_;
         num_pairs = num_pairs_;
         a_div = a_div_;
         k_red = k_red_;
+        n0 = n0_;
+        n_out = n_out_;
         kc = threadIdx.x % KCH;
         r0 = threadIdx.x / KCH;
         amask = bmask = 0;
@@ -199,12 +218,10 @@ template <int MODE, int SWZ> struct tile_gather {
         }
 #pragma unroll
         for (int i = 0; i < IB; i++) {
-            int r = r0 + i * RSTEP, col = n0 + (r % BLOCK_SIZE_N);
-            bmask |= (u32)(r < NB && col < n_out) << i;
+            bool ok;
+            b_offset(r0 + i * RSTEP, &ok);
+            bmask |= (u32)ok << i;
         }
-        boff0 = (u32)(n0 + r0) * (u32)k_red + kc * 8;
-        bstep = (u32)RSTEP * (u32)k_red;
-        bup = (u32)(n_out - BLOCK_SIZE_N) * (u32)k_red;
     }
 
     MT_DEVICE mt_sptr dst(mt_sptr tile, int rows_in_tile, int r) const
@@ -232,8 +249,9 @@ template <int MODE, int SWZ> struct tile_gather {
         for (int i = 0; i < IB; i++) {
             const int r = r0 + i * RSTEP;
             if (IB * RSTEP > NB && r >= NB) break;
-            const u32 off = boff0 + i * bstep + (MODE == 1 && i * RSTEP >= BLOCK_SIZE_N ? bup : 0u);
-            cp_async16_s(dst(sb, NB, r), We + ((bmask >> i & 1) ? off : 0u) + kk, (bmask >> i & 1) && kin);
+            bool ok;
+            const u32 off = b_offset(r, &ok);
+            cp_async16_s(dst(sb, NB, r), We + off + kk, (bmask >> i & 1) && kin);
         }
     }
 };
@@ -363,7 +381,9 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N;
     constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
     constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
-    constexpr int NACC = WG_TN / 2;
+    /* MODE 1: one MMA of width 2 * WG_TN, the warpgroup's gate columns then
+     * its up columns (tile_gather stages B that way) */
+    constexpr int WN = (MODE == 1 ? 2 : 1) * WG_TN, NACC = WN / 2;
     extern __shared__ __align__(16) h16 smem[];
     /* the swizzle is a function of the address: atoms start at 1,024 bytes
      * (the host adds that much slack) */
@@ -387,17 +407,12 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
     };
 
     float acc[WG_MB][NACC];
-    float acc2[MODE == 1 ? WG_MB : 1][MODE == 1 ? NACC : 1];
 #pragma unroll
     for (int i = 0; i < WG_MB; i++)
 #pragma unroll
         for (int q = 0; q < NACC; q++) {
             acc[i][q] = 0.f;
             wgmma_pin(acc[i][q]);
-            if (MODE == 1) {
-                acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0] = 0.f;
-                wgmma_pin(acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0]);
-            }
         }
 
 #pragma unroll
@@ -411,7 +426,7 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
         __syncthreads();
         /* descriptors move by 16-byte units: the address field's low bits */
         const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
-        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WG_TN * 128) >> 4);
+        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
         wgmma_fence();
 #pragma unroll
         for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
@@ -421,9 +436,7 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
 #pragma unroll
                 for (int i = 0; i < WG_MB; i++) {
                     const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
-                    wgmma_64xNx16<WG_TN>(acc[i], da, db);
-                    /* the up half's rows start BLOCK_SIZE_N rows further */
-                    if (MODE == 1) wgmma_64xNx16<WG_TN>(acc2[MODE == 1 ? i : 0], da, db + BLOCK_SIZE_N * 128 / 16);
+                    wgmma_64xNx16<WN>(acc[i], da, db);
                 }
             }
         wgmma_commit();
@@ -436,10 +449,7 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
 #pragma unroll
     for (int i = 0; i < WG_MB; i++)
 #pragma unroll
-        for (int q = 0; q < NACC; q++) {
-            wgmma_pin(acc[i][q]);
-            if (MODE == 1) wgmma_pin(acc2[MODE == 1 ? i : 0][MODE == 1 ? q : 0]);
-        }
+        for (int q = 0; q < NACC; q++) wgmma_pin(acc[i][q]);
     cp_async_wait<0>();
 
     /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
@@ -456,9 +466,9 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
             for (int j = 0; j < WG_TN / 8; j++) {
                 int col = n0 + wgn * WG_TN + j * 8 + (lane & 3) * 2;
                 if (col >= n_out) continue;
-                const float *u = acc2[MODE == 1 ? i : 0] + (MODE == 1 ? j * 4 : 0);
-                store2<MODE>(C, p, col, n_out, w, acc[i][j * 4 + half * 2], acc[i][j * 4 + half * 2 + 1],
-                             u[MODE == 1 ? half * 2 : 0], u[MODE == 1 ? half * 2 + 1 : 0]);
+                /* MODE 1: the up value of a gate column is WG_TN columns on */
+                const float *g = acc[i] + j * 4 + half * 2, *u = g + (MODE == 1 ? WG_TN / 2 : 0);
+                store2<MODE>(C, p, col, n_out, w, g[0], g[1], u[0], u[1]);
             }
         }
     }
