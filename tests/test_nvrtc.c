@@ -90,11 +90,38 @@ static void wgmma_rules(void)
     free(pts);
 }
 
+/* Split-K: only where the tiles that can have work leave SMs idle, about
+ * two CTAs per SM then, never under 4 k tiles per split; off when asked;
+ * the workspace holds the slots of every batch size up to the chunk. */
+static void splitk_rules(void)
+{
+    mt_cuda_moe v;
+    memset(&v, 0, sizeof v);
+    int cfg[7] = {16, 64, 128, 1, 4, 3, 0};
+    memcpy(v.cfg, cfg, sizeof cfg);
+    v.sms = 132;
+    /* DeepSeek-V3 TP8 at M = 1: 8 pairs in 8 row blocks x 4 column tiles */
+    int s1 = mt_cuda_moe_splits(&v, 8, 256, 256, 7168);
+    CHECK(s1 > 1 && 32 * s1 >= 2 * 132 && 32 * (s1 - 1) < 2 * 132, "32 tiles split %d ways", s1);
+    CHECK(mt_cuda_moe_splits(&v, 8, 256, 7168, 256) == 1, "GEMM 2 has 8 x 112 tiles: no split");
+    CHECK(mt_cuda_moe_splits(&v, 8, 256, 256, 512) == 1, "4 k tiles: too few to split");
+    CHECK(mt_cuda_moe_splits(&v, 4096 * 8, 256, 256, 7168) == 1, "M = 4096: tiles enough");
+    size_t with = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
+    setenv("MOETUNE_CUDA_SPLITK", "0", 1);
+    CHECK(mt_cuda_moe_splits(&v, 8, 256, 256, 7168) == 1, "MOETUNE_CUDA_SPLITK=0 turns it off");
+    size_t without = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
+    unsetenv("MOETUNE_CUDA_SPLITK");
+    /* at least the slots of M = 1's GEMM 1: 32 tiles x s1 x 16 x 128 floats */
+    CHECK(with >= without + (size_t)32 * (size_t)s1 * 16 * 128 * 4, "split-K slots in the workspace: %zu vs %zu",
+          with, without);
+}
+
 int main(void)
 {
     char err[256], *log = NULL, *bin = NULL;
     options_share();
     wgmma_rules();
+    splitk_rules();
     size_t len;
     const char *probe[] = {"-DMT_FP16=0"};
     const mt_cuda_source trivial = {"k.cu", "extern \"C\" __global__ void k() {}", 0, NULL, NULL};

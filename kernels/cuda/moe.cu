@@ -90,8 +90,10 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
                                                             int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
                                                             int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
-                                                            int cap)
+                                                            int cap, int *__restrict__ counters, int ncounters)
 {
+    /* the GEMMs' split-K counters start at 0 (each GEMM leaves them so) */
+    for (int i = threadIdx.x; i < ncounters; i += blockDim.x) counters[i] = 0;
     __shared__ int cnt[ALIGN_MAX_E];
     __shared__ int start[ALIGN_MAX_E + 1];
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
@@ -133,6 +135,72 @@ MT_DEVICE void tile_coords(int pid, int n_out, int num_pid_m, int group_m, int *
     const int gsize = min(num_pid_m - first_m, group_m);
     *pid_m = first_m + (pid % in_group) % gsize;
     *pid_n = (pid % in_group) / gsize;
+}
+
+/* One grouped GEMM: operands, shape, and the split-K state. MODE 1: A = x
+ * (row of pair p is token p / a_div), W = w1, C = act; MODE 2: A = act, W =
+ * w2, C = out2. The kernels take it as one parameter that stays in the
+ * parameter bank (a grid constant: read where used, never copied into
+ * registers); the host fills mt_cuda_gemm_args (kernels/cuda/moe_launch.c),
+ * which has the same layout. */
+struct gemm_args {
+    const h16 *A, *W;
+    h16 *C;
+    const int *sorted_ids, *expert_ids, *num_post;
+    const float *topk_w;
+    int num_pairs, a_div, n_out, k_red, num_pid_m, group_m;
+    float *partials; /* split-K: each split's fp32 sums, [tile][split][value][thread] */
+    int *counters;   /* split-K: a tile's finished splits; the last one resets it to 0 */
+    int splits;      /* CTAs per output tile, each over its own range of k tiles */
+};
+static_assert(sizeof(gemm_args) == 104, "the host's mt_cuda_gemm_args has this layout");
+
+/* Where work item pid falls: its output tile, its split and k-tile range.
+ * false for a row block past the padded pair count (nothing to do). */
+struct tile_pos {
+    int pid_m, pid_n, tile, split, kt0, kt1;
+};
+MT_DEVICE bool tile_begin(int pid, const gemm_args &g, tile_pos *t)
+{
+    const int num_pid_n = (g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
+    const int ktiles = (g.k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+    t->split = pid % g.splits;
+    tile_coords(pid / g.splits, g.n_out, g.num_pid_m, g.group_m < 1 ? 1 : g.group_m, &t->pid_m, &t->pid_n);
+    if (t->pid_m * BLOCK_SIZE_M >= *g.num_post) return false;
+    t->tile = t->pid_m * num_pid_n + t->pid_n;
+    t->kt0 = (int)((long)t->split * ktiles / g.splits);
+    t->kt1 = (int)((long)(t->split + 1) * ktiles / g.splits);
+    return true;
+}
+
+/* Split-K: each of a tile's CTAs stores the sums of its k range (n values
+ * per thread) in its own slot; the last to finish adds the slots in split
+ * order, so the result does not depend on which finishes last, and runs
+ * the epilogue (true). The others are done (false). The slots of the row
+ * blocks that have work fit the host's workspace: non-empty row blocks come
+ * first and number at most the pairs. */
+template <int NV>
+MT_DEVICE bool splitk_reduce(float *acc, const gemm_args &g, const tile_pos &t)
+{
+    if (g.splits == 1) return true;
+    __shared__ int last;
+    float *slots = g.partials + (long)t.tile * g.splits * NV * THREADS;
+#pragma unroll
+    for (int q = 0; q < NV; q++) slots[((long)t.split * NV + q) * THREADS + threadIdx.x] = acc[q];
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&g.counters[t.tile], 1) == g.splits - 1;
+    __syncthreads();
+    if (!last) return false;
+    __threadfence();
+    const volatile float *v = slots; /* written by other CTAs: not from L1 */
+#pragma unroll
+    for (int q = 0; q < NV; q++) acc[q] = 0.f;
+    for (int sp = 0; sp < g.splits; sp++)
+#pragma unroll
+        for (int q = 0; q < NV; q++) acc[q] += v[((long)sp * NV + q) * THREADS + threadIdx.x];
+    if (threadIdx.x == 0) g.counters[t.tile] = 0;
+    return true;
 }
 
 /* Two adjacent outputs of row p: MODE 1 silu(gate) * up, MODE 2 the
@@ -230,12 +298,12 @@ template <int MODE, int SWZ> struct tile_gather {
         return tile + (r * SROW + kc * 8) * 2;
     }
 
-    /* k tile kt into the A and B tiles at shared addresses sa and sb; past
-     * the last k tile (or k_red) the chunks are zero-filled */
-    MT_DEVICE void copy(mt_sptr sa, mt_sptr sb, const h16 *A, const h16 *We, int kt, int ktiles) const
+    /* k tile kt into the A and B tiles at shared addresses sa and sb; from
+     * kend (the split's end) or k_red on the chunks are zero-filled */
+    MT_DEVICE void copy(mt_sptr sa, mt_sptr sb, const h16 *A, const h16 *We, int kt, int kend) const
     {
         const int k0 = kt * BLOCK_SIZE_K;
-        const bool kin = kt < ktiles && k0 + kc * 8 < k_red;
+        const bool kin = kt < kend && k0 + kc * 8 < k_red;
         const int kk = kin ? k0 : 0;
 #pragma unroll
         for (int i = 0; i < IA; i++) {
@@ -260,38 +328,36 @@ template <int MODE, int SWZ> struct tile_gather {
  * halves, epilogue silu(gate) * up -> act.
  * MODE 2: A = act (row p), B = w2[e], epilogue times the routing weight ->
  * out2. */
-template <int MODE>
-MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
-                             const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
-                             const int *__restrict__ num_post, const float *__restrict__ topk_w, int num_pairs,
-                             int a_div, int n_out, int k_red, int num_pid_m, int group_m)
+template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
 {
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N; /* B rows per tile */
     extern __shared__ __align__(16) h16 smem[];
     h16 *sa = smem;                                      /* [STAGES][BM][SROW] */
     h16 *sb = smem + NUM_STAGES * BLOCK_SIZE_M * SROW;   /* [STAGES][NB][SROW] */
 
-    int pid_m, pid_n;
-    tile_coords(pid, n_out, num_pid_m, group_m, &pid_m, &pid_n);
-    if (pid_m * BLOCK_SIZE_M >= *num_post) return;
-    const long e = expert_ids[pid_m];
-    const int n0 = pid_n * BLOCK_SIZE_N;
-    const h16 *We = W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * k_red;
-    const int *rows = sorted_ids + pid_m * BLOCK_SIZE_M;
+    tile_pos t;
+    if (!tile_begin(pid, ga, &t)) return;
+    const int n_out = ga.n_out, num_pairs = ga.num_pairs;
+    const long e = ga.expert_ids[t.pid_m];
+    const int n0 = t.pid_n * BLOCK_SIZE_N;
+    const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
+    const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-    const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+    const int ktiles = t.kt1 - t.kt0;
 
     tile_gather<MODE, 0> g;
-    g.init(rows, num_pairs, a_div, k_red, n0, n_out);
+    g.init(rows, num_pairs, ga.a_div, ga.k_red, n0, n_out);
     const mt_sptr sa_s = mt_sptr_of(sa), sb_s = mt_sptr_of(sb);
     auto load = [&](int stage, int kt) {
-        g.copy(sa_s + stage * BLOCK_SIZE_M * SROW * 2, sb_s + stage * NB * SROW * 2, A, We, kt, ktiles);
+        g.copy(sa_s + stage * BLOCK_SIZE_M * SROW * 2, sb_s + stage * NB * SROW * 2, ga.A, We, t.kt0 + kt, t.kt1);
     };
 
-    float acc[MT_TILES][NT_TILES][4];
-    float acc2[MODE == 1 ? MT_TILES : 1][MODE == 1 ? NT_TILES : 1][4]; /* the up half */
+    /* gate (and, MODE 1, up) sums in one array, for the split-K slots */
+    float accs[MODE == 1 ? 2 : 1][MT_TILES][NT_TILES][4];
+    auto &acc = accs[0];
+    auto &acc2 = accs[MODE == 1 ? 1 : 0]; /* the up half */
 #pragma unroll
     for (int i = 0; i < MT_TILES; i++)
 #pragma unroll
@@ -341,6 +407,7 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
         }
     }
     cp_async_wait<0>();
+    if (!splitk_reduce<sizeof accs / sizeof(float)>(&accs[0][0][0][0], ga, t)) return;
 
     /* epilogue: each thread holds rows lane/4 and lane/4+8 of each 16x8
      * tile, two adjacent columns each */
@@ -351,13 +418,13 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
             int r = wm * WARP_TILE_M + i * 16 + (lane >> 2) + half * 8;
             int p = rows[r];
             if (p >= num_pairs) continue;
-            float w = MODE == 2 ? topk_w[p] : 1.f;
+            float w = MODE == 2 ? ga.topk_w[p] : 1.f;
 #pragma unroll
             for (int j = 0; j < NT_TILES; j++) {
                 int col = n0 + wn * WARP_TILE_N + j * 8 + (lane & 3) * 2;
                 if (col >= n_out) continue;
                 const float *u = acc2[MODE == 1 ? i : 0][MODE == 1 ? j : 0];
-                store2<MODE>(C, p, col, n_out, w, acc[i][j][half * 2], acc[i][j][half * 2 + 1], u[half * 2],
+                store2<MODE>(ga.C, p, col, n_out, w, acc[i][j][half * 2], acc[i][j][half * 2 + 1], u[half * 2],
                              u[half * 2 + 1]);
             }
         }
@@ -372,11 +439,7 @@ MT_DEVICE void moe_gemm_tile(int pid, const h16 *__restrict__ A, const h16 *__re
  * memory without going through registers. One group of MMAs stays in
  * flight while the next stage is waited for; a stage is refilled only after
  * every warpgroup's MMAs that read it have completed. */
-template <int MODE>
-MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *__restrict__ W, h16 *__restrict__ C,
-                                const int *__restrict__ sorted_ids, const int *__restrict__ expert_ids,
-                                const int *__restrict__ num_post, const float *__restrict__ topk_w, int num_pairs,
-                                int a_div, int n_out, int k_red, int num_pid_m, int group_m)
+template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga)
 {
     constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N;
     constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
@@ -389,21 +452,21 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
      * (the host adds that much slack) */
     const u32 base = (mt_cvta_shared(smem) + 1023u) & ~1023u;
 
-    int pid_m, pid_n;
-    tile_coords(pid, n_out, num_pid_m, group_m, &pid_m, &pid_n);
-    if (pid_m * BLOCK_SIZE_M >= *num_post) return;
-    const long e = expert_ids[pid_m];
-    const int n0 = pid_n * BLOCK_SIZE_N;
-    const h16 *We = W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * k_red;
-    const int *rows = sorted_ids + pid_m * BLOCK_SIZE_M;
+    tile_pos t;
+    if (!tile_begin(pid, ga, &t)) return;
+    const int n_out = ga.n_out, num_pairs = ga.num_pairs;
+    const long e = ga.expert_ids[t.pid_m];
+    const int n0 = t.pid_n * BLOCK_SIZE_N;
+    const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
+    const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
-    const int ktiles = (k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+    const int ktiles = t.kt1 - t.kt0;
 
     tile_gather<MODE, 1> g;
-    g.init(rows, num_pairs, a_div, k_red, n0, n_out);
+    g.init(rows, num_pairs, ga.a_div, ga.k_red, n0, n_out);
     auto load = [&](int stage, int kt) {
-        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, A, We, kt, ktiles);
+        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, ga.A, We, t.kt0 + kt, t.kt1);
     };
 
     float acc[WG_MB][NACC];
@@ -451,6 +514,7 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
 #pragma unroll
         for (int q = 0; q < NACC; q++) wgmma_pin(acc[i][q]);
     cp_async_wait<0>();
+    if (!splitk_reduce<WG_MB * NACC>(&acc[0][0], ga, t)) return;
 
     /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
      * (lane % 4) + i % 2 of each 64-row block */
@@ -461,14 +525,14 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
             int r = wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + half * 8;
             int p = rows[r];
             if (p >= num_pairs) continue;
-            float w = MODE == 2 ? topk_w[p] : 1.f;
+            float w = MODE == 2 ? ga.topk_w[p] : 1.f;
 #pragma unroll
             for (int j = 0; j < WG_TN / 8; j++) {
                 int col = n0 + wgn * WG_TN + j * 8 + (lane & 3) * 2;
                 if (col >= n_out) continue;
                 /* MODE 1: the up value of a gate column is WG_TN columns on */
                 const float *g = acc[i] + j * 4 + half * 2, *u = g + (MODE == 1 ? WG_TN / 2 : 0);
-                store2<MODE>(C, p, col, n_out, w, g[0], g[1], u[0], u[1]);
+                store2<MODE>(ga.C, p, col, n_out, w, g[0], g[1], u[0], u[1]);
             }
         }
     }
@@ -479,41 +543,21 @@ MT_DEVICE void moe_gemm_tile_wg(int pid, const h16 *__restrict__ A, const h16 *_
  * 0) each CTA takes one; with a persistent grid (NUM_SM CTAs) fewer,
  * longer-lived CTAs keep the pipeline warm across tiles and skip the
  * launch cost of empty ones. The host picks the grid size. */
-template <int MODE>
-MT_DEVICE void moe_gemm(const h16 *A, const h16 *W, h16 *C, const int *sorted_ids, const int *expert_ids,
-                        const int *num_post, const float *topk_w, int num_pairs, int a_div, int n_out, int k_red,
-                        int num_pid_m, int group_m)
+template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 {
-    const int tiles = num_pid_m * ((n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
-    group_m = group_m < 1 ? 1 : group_m;
+    const int tiles = g.num_pid_m * ((g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N) * g.splits;
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
 #if USE_WGMMA
-        moe_gemm_tile_wg<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
-                               num_pid_m, group_m);
+        moe_gemm_tile_wg<MODE>(pid, g);
 #else
-        moe_gemm_tile<MODE>(pid, A, W, C, sorted_ids, expert_ids, num_post, topk_w, num_pairs, a_div, n_out, k_red,
-                            num_pid_m, group_m);
+        moe_gemm_tile<MODE>(pid, g);
 #endif
         if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
     }
 }
 
-MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const h16 *x, const h16 *w1, h16 *act,
-                                                                 const int *sorted_ids, const int *expert_ids,
-                                                                 const int *num_post, int num_pairs, int topk, int N,
-                                                                 int K, int num_pid_m, int group_m)
-{
-    moe_gemm<1>(x, w1, act, sorted_ids, expert_ids, num_post, nullptr, num_pairs, topk, N, K, num_pid_m, group_m);
-}
-
-MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const h16 *act, const h16 *w2, h16 *out2,
-                                                                 const int *sorted_ids, const int *expert_ids,
-                                                                 const int *num_post, const float *topk_w,
-                                                                 int num_pairs, int N, int K, int num_pid_m,
-                                                                 int group_m)
-{
-    moe_gemm<2>(act, w2, out2, sorted_ids, expert_ids, num_post, topk_w, num_pairs, 1, K, N, num_pid_m, group_m);
-}
+MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
+MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
 
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
 MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)

@@ -24,6 +24,7 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     const char *arch = mt_cuda_get_props(c)->arch;
     mt_cuda_moe_options(cfg, fp16, arch, d, opts);
     v->wgmma = mt_cuda_wgmma_on(arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
+    v->sms = mt_cuda_get_props(c)->sms;
     rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, MT_CUDA_MOE_NOPTS, cache_dir, &v->mod, &log);
     if (rc != MT_OK) {
         snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
@@ -133,18 +134,77 @@ int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
 
 #define ALIGN256(x) (((x) + 255) & ~(size_t)255)
 
-struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, total; };
+/* kernels/cuda/moe.cu's gemm_args, field for field: the GEMM kernels take
+ * it as their one parameter */
+typedef struct mt_cuda_gemm_args {
+    mt_dptr A, W, C, sorted_ids, expert_ids, num_post, topk_w;
+    int num_pairs, a_div, n_out, k_red, num_pid_m, group_m;
+    mt_dptr partials, counters;
+    int splits, pad_;
+} mt_cuda_gemm_args;
+_Static_assert(sizeof(mt_cuda_gemm_args) == 104, "the layout of moe.cu's gemm_args");
+
+static int cdiv(long a, long b) { return (int)((a + b - 1) / b); }
+
+/* Row blocks that can hold pairs: the aligned runs are packed (experts
+ * without pairs take no space), so they are the first min(pairs, E +
+ * pairs / bm) of the capacity's. The GEMMs' grids cover only these. */
+static int row_blocks(int pairs, int E, int bm, int cap)
+{
+    long rb = cdiv(cap, bm), most = pairs < E + pairs / bm ? pairs : E + pairs / bm;
+    return (int)(rb < most ? rb : most);
+}
+
+int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red)
+{
+    const char *env = getenv("MOETUNE_CUDA_SPLITK");
+    if (env && !strcmp(env, "0")) return 1;
+    int bm = v->cfg[0], bn = v->cfg[1], bk = v->cfg[2], sms = v->sms > 0 ? v->sms : 1;
+    long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) * cdiv(n_out, bn);
+    if (tiles >= sms) return 1;
+    int s = cdiv(2L * sms, tiles), most = cdiv(k_red, bk) / 4;
+    if (s > most) s = most;
+    if (s > 16) s = 16;
+    return s < 1 ? 1 : s;
+}
+
+/* bytes of split-K slots and counters for m tokens; 0 once both GEMMs
+ * have enough tiles not to split, for m and (tiles grow with m) beyond */
+static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int topk, size_t *slots, size_t *counters)
+{
+    int bm = v->cfg[0], bn = v->cfg[1], pairs = m * topk;
+    int rb = row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(m, topk, E, bm));
+    int s1 = mt_cuda_moe_splits(v, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, pairs, E, K, N);
+    size_t t1 = (size_t)rb * (size_t)cdiv(N, bn), t2 = (size_t)rb * (size_t)cdiv(K, bn);
+    size_t b1 = s1 > 1 ? t1 * (size_t)s1 * (size_t)bm * 2 * (size_t)bn * 4 : 0;
+    size_t b2 = s2 > 1 ? t2 * (size_t)s2 * (size_t)bm * (size_t)bn * 4 : 0;
+    *slots = b1 > b2 ? b1 : b2;
+    *counters = (t1 > t2 ? t1 : t2) * 4;
+    return t1 < (size_t)v->sms || t2 < (size_t)v->sms;
+}
+
+struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };
 
 static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk, struct ws_layout *L)
 {
     size_t cap = (size_t)mt_moe_align_capacity(chunk, topk, E, v->cfg[0]);
-    size_t pairs = (size_t)chunk * (size_t)topk, o = 0;
+    size_t pairs = (size_t)chunk * (size_t)topk, o = 0, slots = 0, counters = 0;
+    /* a chunk's last, shorter run may split more: the most any m up to
+     * chunk needs */
+    for (int m = 1, more = 1; m <= chunk && more; m++) {
+        size_t sl, ct;
+        more = split_space(v, m, E, N, K, topk, &sl, &ct);
+        if (sl > slots) slots = sl;
+        if (ct > counters) counters = ct;
+    }
     L->sorted = o; o += ALIGN256(cap * 4);
     L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg[0] + 1) * 4);
     L->npost = o;  o += 256;
     L->tpe = o;    o += ALIGN256((size_t)E * 4);
     L->act = o;    o += ALIGN256(pairs * (size_t)N * 2);
     L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
+    L->slots = o;  o += ALIGN256(slots);
+    L->counters = o; o += ALIGN256(counters);
     L->total = o;
 }
 
@@ -164,13 +224,16 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
     mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
     mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
+    mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
+    int ncounters = (int)((L.total - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
     for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
         int m = a->M - t0 < chunk ? a->M - t0 : chunk;
         int pairs = m * topk;
         int cap = (int)mt_moe_align_capacity(m, topk, E, bm);
-        int num_pid_m = (cap + bm - 1) / bm;
-        unsigned g1 = (unsigned)(num_pid_m * ((N + bn - 1) / bn)), g2 = (unsigned)(num_pid_m * ((K + bn - 1) / bn));
+        int rb = row_blocks(pairs, E, bm, cap);
+        int s1 = mt_cuda_moe_splits(v, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, pairs, E, K, N);
+        unsigned g1 = (unsigned)(rb * cdiv(N, bn) * s1), g2 = (unsigned)(rb * cdiv(K, bn) * s2);
         if (num_sm > 0) { /* a persistent grid never has more CTAs than tiles */
             g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
             g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;
@@ -178,10 +241,12 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         unsigned gc = (unsigned)(((long)m * K / 8 + 255) / 256);
         mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
         mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
-        mt_dptr w1 = a->w1, w2 = a->w2;
-        void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap};
-        void *a_g1[] = {&x, &w1, &act, &sorted, &eids, &npost, &pairs, &topk, &N, &K, &num_pid_m, &group_m};
-        void *a_g2[] = {&act, &w2, &out2, &sorted, &eids, &npost, &tw, &pairs, &N, &K, &num_pid_m, &group_m};
+        mt_cuda_gemm_args ga1 = {x, a->w1, act, sorted, eids, npost, 0, pairs, topk, N, K, rb, group_m,
+                                 slots, counters, s1, 0};
+        mt_cuda_gemm_args ga2 = {act, a->w2, out2, sorted, eids, npost, tw, pairs, 1, K, N, rb, group_m,
+                                 slots, counters, s2, 0};
+        void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
+        void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
         if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;

@@ -33,6 +33,7 @@ typedef struct mt_cuda_moe {
     int cfg[7];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
+    int sms;   /* the device's SMs: split-K aims at filling them */
     unsigned smem1, smem2;
     mt_cuda_resources r1, r2;
 } mt_cuda_moe;
@@ -60,6 +61,12 @@ typedef struct mt_cuda_moe_args {
     int M, E, N, K, topk;
     int chunk; /* tokens per pipeline run; the workspace is sized by it */
 } mt_cuda_moe_args;
+
+/* Split-K of one GEMM with n_out columns over k_red for `pairs` routed
+ * pairs among E experts: 1 (none) unless its tiles that can have work leave
+ * SMs idle, then enough CTAs per tile to fill about two per SM, each with
+ * at least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
+int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red);
 
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
 size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);

@@ -43,6 +43,13 @@ typedef unsigned mt_sptr;
 #endif
 
 #define MT_DEVICE __device__ __forceinline__
+/* a by-value kernel parameter read in place (CUDA's grid constant; HIP
+ * reads parameters in place anyway) */
+#if MT_HIP
+#define MT_GRID_CONSTANT
+#else
+#define MT_GRID_CONSTANT __grid_constant__
+#endif
 #define MT_KERNEL extern "C" __global__
 
 typedef unsigned short h16; /* a bf16 or fp16 bit pattern */
