@@ -34,24 +34,6 @@ enum {
 };
 typedef int nvrtcResult;
 typedef void *nvrtcProgram;
-/* cuLaunchKernelEx's configuration, as cuda.h lays it out (CUDA 12+): an
- * attribute is its id, padding to 8 bytes and a 64-byte value */
-typedef struct {
-    int id;
-    char pad[4];
-    union {
-        char bytes[64];
-        int programmatic; /* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION's value */
-    } value;
-} CUlaunchAttribute;
-typedef struct {
-    unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
-    CUstream hStream;
-    CUlaunchAttribute *attrs;
-    unsigned numAttrs;
-} CUlaunchConfig;
-enum { CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
-_Static_assert(sizeof(CUlaunchAttribute) == 72, "cuda.h's CUlaunchAttribute");
 
 /* One table of entry points, filled by name. The versioned names are the
  * ABI names cuda.h maps the plain ones to. */
@@ -117,8 +99,6 @@ struct nvrtc {
 struct mt_cuda {
     void *libcuda, *libcublas;
     DRIVER_FUNCS(DECLARE)
-    /* optional (CUDA 12+): launches that may overlap the previous kernel's end */
-    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -205,8 +185,6 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
         return MT_EUNSUPPORTED;                                                             \
     }
     DRIVER_FUNCS(LOAD_CUDA)
-    c->cuLaunchKernelEx = (CUresult(*)(const CUlaunchConfig *, CUfunction, void **, void **))dlsym(c->libcuda,
-                                                                                                   "cuLaunchKernelEx");
     pthread_once(&shared_nv_once, load_shared_nvrtc);
     if (shared_nv_rc != MT_OK) {
         snprintf(err, n, "%s", shared_nv_err);
@@ -564,20 +542,6 @@ int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsig
     CU(c, c->cuLaunchKernel((CUfunction)fn, grid, 1, 1, block, 1, 1, smem, stream ? (CUstream)stream : c->stream, args,
                             NULL),
        "launch");
-    return MT_OK;
-}
-
-int mt_cuda_launch_after(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem,
-                         void **args)
-{
-    /* programmatic dependent launch needs Hopper (the kernel's griddepcontrol) */
-    if (!c->cuLaunchKernelEx || c->props.cc_major < 9) return mt_cuda_launch_on(c, stream, fn, grid, block, smem, args);
-    CUlaunchAttribute attr;
-    memset(&attr, 0, sizeof attr);
-    attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    attr.value.programmatic = 1;
-    CUlaunchConfig cfg = {grid, 1, 1, block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &attr, 1};
-    CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (programmatic dependent)");
     return MT_OK;
 }
 

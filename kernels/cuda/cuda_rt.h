@@ -103,12 +103,6 @@ int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes);
 int mt_cuda_launch(mt_cuda *c, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
 /* The same on a caller's CUstream (NULL: the handle's own). */
 int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem, void **args);
-/* The same for a kernel that waits for its predecessor on the stream itself
- * (griddepcontrol.wait, kernels/gpu/portable.h's mt_grid_dep_wait): it may
- * be scheduled while the predecessor's last CTAs run, hiding the launch
- * gap. A plain launch where the driver or the GPU (before Hopper) cannot. */
-int mt_cuda_launch_after(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsigned block, unsigned smem,
-                         void **args);
 /* A 3-D grid. */
 int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block, unsigned smem,
                        void **args);

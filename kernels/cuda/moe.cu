@@ -92,7 +92,6 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
                                                             int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
                                                             int cap, int *__restrict__ counters, int ncounters)
 {
-    mt_grid_dep_launch(); /* GEMM 1 may be scheduled now; it waits for this grid's end */
     /* the GEMMs' split-K counters start at 0 (each GEMM leaves them so) */
     for (int i = threadIdx.x; i < ncounters; i += blockDim.x) counters[i] = 0;
     __shared__ int cnt[ALIGN_MAX_E];
@@ -546,10 +545,6 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
  * launch cost of empty ones. The host picks the grid size. */
 template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 {
-    /* launched as the previous kernel ends (mt_cuda_launch_after): its
-     * output is complete from here on; the next kernel may be scheduled */
-    mt_grid_dep_wait();
-    mt_grid_dep_launch();
     const int tiles = g.num_pid_m * ((g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N) * g.splits;
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
 #if USE_WGMMA
@@ -567,7 +562,6 @@ MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const MT_GRID_CONSTANT gemm_
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
 MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)
 {
-    mt_grid_dep_wait(); /* GEMM 2's output is complete */
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long per_row = K / 8;
     if (i >= (long)M * per_row) return;

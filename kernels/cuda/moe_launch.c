@@ -155,12 +155,6 @@ static int row_blocks(int pairs, int E, int bm, int cap)
     return (int)(rb < most ? rb : most);
 }
 
-int mt_cuda_moe_pdl_on(void)
-{
-    const char *env = getenv("MOETUNE_CUDA_PDL");
-    return !(env && !strcmp(env, "0"));
-}
-
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red)
 {
     const char *env = getenv("MOETUNE_CUDA_SPLITK");
@@ -255,13 +249,9 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
         if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
-        /* the kernels after the alignment start as their predecessor ends
-         * (each waits for it first thing): the launch gaps overlap work */
-        int (*after)(mt_cuda *, void *, mt_cufn, unsigned, unsigned, unsigned, void **) =
-            mt_cuda_moe_pdl_on() ? mt_cuda_launch_after : mt_cuda_launch_on;
-        if ((rc = after(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
-        if ((rc = after(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
-        rc = after(c, stream, v->combine, gc, 256, 0, a_c);
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
+        rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);
     }
     return rc;
 }

@@ -68,11 +68,6 @@ typedef struct mt_cuda_moe_args {
  * at least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red);
 
-/* 1 unless MOETUNE_CUDA_PDL=0: GEMM 1, GEMM 2 and the combine are launched
- * as programmatic dependents of the kernel before them (Hopper), so that
- * each is scheduled while its predecessor ends. */
-int mt_cuda_moe_pdl_on(void);
-
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
 size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);
 

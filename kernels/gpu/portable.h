@@ -52,18 +52,6 @@ typedef unsigned mt_sptr;
 #endif
 #define MT_KERNEL extern "C" __global__
 
-/* Programmatic dependent launch (Hopper): a kernel launched with
- * mt_cuda_launch_after waits here until its predecessor has finished and
- * its writes are visible, then lets its own successor be scheduled (whose
- * CTAs then wait in turn). No-ops elsewhere and for plain launches. */
-#if !MT_HIP && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define mt_grid_dep_wait() asm volatile("griddepcontrol.wait;\n" ::: "memory")
-#define mt_grid_dep_launch() asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory")
-#else
-#define mt_grid_dep_wait() ((void)0)
-#define mt_grid_dep_launch() ((void)0)
-#endif
-
 typedef unsigned short h16; /* a bf16 or fp16 bit pattern */
 typedef unsigned int u32;
 
