@@ -17,9 +17,8 @@
  *   moe_align     (token, slot) pairs sorted by expert, padded per expert
  *                 to BLOCK_SIZE_M; expert id per block; tokens per expert
  *   moe_gemm1     act[pair, j] = silu(x[t] . w1[e, j]) * (x[t] . w1[e, N+j])
- *   moe_gemm2     out2[pair, k] = w[pair] * (act[pair] . w2[e, k]), and
- *                 out[t, k] = sum over slots of out2[t*topk+s, k] by the
- *                 CTA that writes a token's last slot of a column tile
+ *   moe_gemm2     out2[pair, k] = w[pair] * (act[pair] . w2[e, k])
+ *   moe_combine   out[t, k] = sum over slots of out2[t*topk+s, k]
  */
 
 #ifndef BLOCK_SIZE_M
@@ -153,11 +152,8 @@ struct gemm_args {
     float *partials; /* split-K: each split's fp32 sums, [tile][split][value][thread] */
     int *counters;   /* split-K: a tile's finished splits; the last one resets it to 0 */
     int splits;      /* CTAs per output tile, each over its own range of k tiles */
-    int topk;        /* MODE 2: slots per token, for the fused combine */
-    h16 *out;        /* MODE 2: the combined output [tokens, n_out] */
-    int *tok_counters; /* MODE 2: slots written per (token, column tile); the last resets it */
 };
-static_assert(sizeof(gemm_args) == 120, "the host's mt_cuda_gemm_args has this layout");
+static_assert(sizeof(gemm_args) == 104, "the host's mt_cuda_gemm_args has this layout");
 
 /* Where work item pid falls: its output tile, its split and k-tile range.
  * false for a row block past the padded pair count (nothing to do). */
@@ -205,51 +201,6 @@ MT_DEVICE bool splitk_reduce(float *acc, const gemm_args &g, const tile_pos &t)
         for (int q = 0; q < NV; q++) acc[q] += v[((long)sp * NV + q) * THREADS + threadIdx.x];
     if (threadIdx.x == 0) g.counters[t.tile] = 0;
     return true;
-}
-
-/* The combine, fused into GEMM 2's epilogue: a token's slots lie in
- * different experts' row blocks, so different CTAs write them. After a CTA
- * has stored its rows (and fenced them), it counts each row's token in that
- * token's counter for this column tile; the CTA that brings a counter to
- * topk sums the token's topk rows of the tile's columns, in slot order (as
- * the separate pass did: the same result), writes the output and resets
- * the counter. Saves a launch and, at large M, a second pass over out2. */
-MT_DEVICE void combine_tile(const gemm_args &g, const int *rows, int pid_n, int n0)
-{
-    __shared__ int done[BLOCK_SIZE_M];
-    __shared__ int ndone;
-    const int num_pid_n = (g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
-    __threadfence();
-    if (threadIdx.x == 0) ndone = 0;
-    __syncthreads();
-    for (int r = threadIdx.x; r < BLOCK_SIZE_M; r += THREADS) {
-        int p = rows[r];
-        if (p >= g.num_pairs) continue;
-        int *c = g.tok_counters + (long)(p / g.topk) * num_pid_n + pid_n;
-        if (atomicAdd(c, 1) == g.topk - 1) {
-            *c = 0;
-            done[atomicAdd(&ndone, 1)] = p / g.topk;
-        }
-    }
-    __syncthreads();
-    __threadfence();
-    constexpr int C8 = BLOCK_SIZE_N / 8; /* 16-byte pieces per row of the tile */
-    for (int i = threadIdx.x; i < ndone * C8; i += THREADS) {
-        const int tok = done[i / C8], col = n0 + (i % C8) * 8;
-        if (col >= g.n_out) continue;
-        /* 8 values as 4 words of two halves each (no local memory) */
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int q = 0; q < g.topk; q++) {
-            uint4 v = ld_cg16(g.C + ((long)tok * g.topk + q) * g.n_out + col);
-            const u32 w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int l = 0; l < 8; l++) acc[l] += h2f((h16)(w[l / 2] >> (16 * (l % 2))));
-        }
-        u32 o[4];
-#pragma unroll
-        for (int l = 0; l < 4; l++) o[l] = (u32)f2h(acc[2 * l]) | ((u32)f2h(acc[2 * l + 1]) << 16);
-        *(uint4 *)(g.out + (long)tok * g.n_out + col) = make_uint4(o[0], o[1], o[2], o[3]);
-    }
 }
 
 /* Two adjacent outputs of row p: MODE 1 silu(gate) * up, MODE 2 the
@@ -478,7 +429,6 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
             }
         }
     }
-    if (MODE == 2) combine_tile(ga, rows, t.pid_n, n0);
 }
 
 #if USE_WGMMA
@@ -586,7 +536,6 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
             }
         }
     }
-    if (MODE == 2) combine_tile(ga, rows, t.pid_n, n0);
 }
 #endif
 
@@ -609,6 +558,27 @@ template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 
 MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
 MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
+
+/* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
+MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)
+{
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long per_row = K / 8;
+    if (i >= (long)M * per_row) return;
+    long t = i / per_row, k = (i % per_row) * 8;
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int q = 0; q < topk; q++) {
+        uint4 v = *(const uint4 *)(out2 + ((t * topk + q) * K + k));
+        const h16 *h = (const h16 *)&v;
+#pragma unroll
+        for (int l = 0; l < 8; l++) s[l] += h2f(h[l]);
+    }
+    uint4 o;
+    h16 *oh = (h16 *)&o;
+#pragma unroll
+    for (int l = 0; l < 8; l++) oh[l] = f2h(s[l]);
+    *(uint4 *)(out + t * K + k) = o;
+}
 
 /* ---- helpers for the bench: inputs and the reference ---- */
 

@@ -33,7 +33,8 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     }
     if ((rc = mt_cuda_function(c, v->mod, "moe_align", &v->align, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK) {
+        (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK) {
         snprintf(why, n, "%s", mt_cuda_errmsg(c));
         mt_cuda_moe_release(c, v);
         return rc;
@@ -139,10 +140,9 @@ typedef struct mt_cuda_gemm_args {
     mt_dptr A, W, C, sorted_ids, expert_ids, num_post, topk_w;
     int num_pairs, a_div, n_out, k_red, num_pid_m, group_m;
     mt_dptr partials, counters;
-    int splits, topk;
-    mt_dptr out, tok_counters;
+    int splits, pad_;
 } mt_cuda_gemm_args;
-_Static_assert(sizeof(mt_cuda_gemm_args) == 120, "the layout of moe.cu's gemm_args");
+_Static_assert(sizeof(mt_cuda_gemm_args) == 104, "the layout of moe.cu's gemm_args");
 
 static int cdiv(long a, long b) { return (int)((a + b - 1) / b); }
 
@@ -183,7 +183,7 @@ static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int top
     return t1 < (size_t)v->sms || t2 < (size_t)v->sms;
 }
 
-struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, tok_counters, total; };
+struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };
 
 static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk, struct ws_layout *L)
 {
@@ -204,10 +204,7 @@ static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int top
     L->act = o;    o += ALIGN256(pairs * (size_t)N * 2);
     L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
     L->slots = o;  o += ALIGN256(slots);
-    /* the split-K counters, then the fused combine's: the alignment zeroes
-     * both in one sweep */
     L->counters = o; o += ALIGN256(counters);
-    L->tok_counters = o; o += ALIGN256((size_t)chunk * (size_t)cdiv(K, v->cfg[1]) * 4);
     L->total = o;
 }
 
@@ -228,7 +225,6 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
     mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
     mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
-    mt_dptr tok_counters = a->workspace + L.tok_counters;
     int ncounters = (int)((L.total - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
     for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
@@ -242,17 +238,20 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
             g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
             g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;
         }
+        unsigned gc = (unsigned)(((long)m * K / 8 + 255) / 256);
         mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
         mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
         mt_cuda_gemm_args ga1 = {x, a->w1, act, sorted, eids, npost, 0, pairs, topk, N, K, rb, group_m,
-                                 slots, counters, s1, topk, 0, 0};
+                                 slots, counters, s1, 0};
         mt_cuda_gemm_args ga2 = {act, a->w2, out2, sorted, eids, npost, tw, pairs, 1, K, N, rb, group_m,
-                                 slots, counters, s2, topk, out, tok_counters};
+                                 slots, counters, s2, 0};
         void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
+        void *a_c[] = {&out2, &out, &m, &topk, &K};
         if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
-        rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2);
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
+        rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);
     }
     return rc;
 }

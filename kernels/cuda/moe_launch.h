@@ -29,7 +29,7 @@ int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
  * num_warps, num_stages, NUM_SM (the CUDA space's order) */
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
-    mt_cufn align, gemm1, gemm2;
+    mt_cufn align, gemm1, gemm2, combine;
     int cfg[7];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
@@ -71,7 +71,7 @@ int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
 size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);
 
-/* Enqueue the pipeline (align, GEMM 1, GEMM 2 with the combine, per chunk) on
+/* Enqueue the pipeline (align, GEMM 1, GEMM 2, combine per chunk) on
  * stream (NULL: the handle's own). Nothing is synchronised. */
 int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream);
 

@@ -49,14 +49,6 @@ MT_DEVICE void cp_async16_s(mt_sptr saddr, const void *gmem, bool pred)
     int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
 }
-/* 16 bytes from global memory through L2 only: data another CTA of the same
- * grid wrote (and fenced) is seen, never a stale L1 line */
-MT_DEVICE uint4 ld_cg16(const void *gmem)
-{
-    uint4 v;
-    asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(gmem));
-    return v;
-}
 MT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> MT_DEVICE void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 

@@ -62,17 +62,6 @@ MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
     if (pred) v = *(const uint4 *)gmem;
     *(uint4 *)smem = v;
 }
-/* a load that sees another workgroup's fenced writes (no stale cache) */
-MT_DEVICE uint4 ld_cg16(const void *gmem)
-{
-    const volatile unsigned *p = (const volatile unsigned *)gmem;
-    uint4 v;
-    v.x = p[0];
-    v.y = p[1];
-    v.z = p[2];
-    v.w = p[3];
-    return v;
-}
 MT_DEVICE void cp_async16_s(mt_sptr smem, const void *gmem, bool pred) { cp_async16(smem, gmem, pred); }
 MT_DEVICE void cp_async_commit() {}
 template <int N> MT_DEVICE void cp_async_wait() {}
