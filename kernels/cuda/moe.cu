@@ -100,14 +100,35 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
     __syncthreads();
     for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
     __syncthreads();
-    if (threadIdx.x == 0) {
-        int pos = 0;
-        for (int e = 0; e < E; e++) {
-            start[e] = pos;
-            pos += (cnt[e] + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M;
+    /* each expert's run starts at the sum of the padded runs before it: a
+     * block-wide scan (one expert per thread, 1,024 threads), not a loop of
+     * E steps in one thread (several microseconds at E = 256) */
+    __shared__ int wsum[32];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int run = (int)threadIdx.x < E ? (cnt[threadIdx.x] + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M : 0;
+    int incl = run;
+    MT_UNROLL_SHFL
+    for (int o = 1; o < 32; o <<= 1) {
+        int y = mt_shfl_up(incl, o);
+        if (lane >= o) incl += y;
+    }
+    if (lane == 31) wsum[wid] = incl;
+    __syncthreads();
+    if (wid == 0) {
+        int w = lane < (int)(blockDim.x >> 5) ? wsum[lane] : 0;
+        MT_UNROLL_SHFL
+        for (int o = 1; o < 32; o <<= 1) {
+            int y = mt_shfl_up(w, o);
+            if (lane >= o) w += y;
         }
-        start[E] = pos;
-        *num_post = pos;
+        wsum[lane] = w;
+    }
+    __syncthreads();
+    incl += wid ? wsum[wid - 1] : 0;
+    if ((int)threadIdx.x < E) start[threadIdx.x] = incl - run;
+    if ((int)threadIdx.x == E - 1) {
+        start[E] = incl;
+        *num_post = incl;
     }
     __syncthreads();
     for (int i = threadIdx.x; i < start[E]; i += blockDim.x) sorted_ids[i] = num_pairs;

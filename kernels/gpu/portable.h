@@ -23,6 +23,7 @@
 /* HIP's shuffles take no mask: a wavefront runs converged here */
 #define mt_shfl_down(v, o) __shfl_down((v), (o), 32)
 #define mt_shfl_xor(v, m) __shfl_xor((v), (m), 32)
+#define mt_shfl_up(v, o) __shfl_up((v), (o), 32)
 /* hipcc (clang 15) refuses "#pragma unroll" on a loop of shuffles and
  * warns; it unrolls those short constant loops by itself */
 #define MT_UNROLL_SHFL
@@ -33,6 +34,7 @@ typedef char *mt_sptr;
 #define MT_HIP 0
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
 #define mt_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
+#define mt_shfl_up(v, o) __shfl_up_sync(0xffffffffu, (v), (o))
 #define MT_UNROLL_SHFL _Pragma("unroll")
 #define mt_cvta_shared(p) ((unsigned)__cvta_generic_to_shared(p))
 /* a place in shared memory that kernels offset in bytes: its 32-bit
