@@ -9,9 +9,12 @@
  * instead of 2,316 configs on an H100). The same file is
  * compiled by nvcc in CI with the defaults, to prove it builds.
  *
- * No toolkit headers: NVRTC gets our own two (kernels/gpu/portable.h for the
- * CUDA/HIP names, kernels/gpu/tile_cuda.h for the tensor-core primitives)
- * in memory, and bf16/fp16 are raw 16-bit patterns.
+ * No toolkit headers: NVRTC gets our own (kernels/gpu/portable.h for the
+ * CUDA/HIP names, kernels/gpu/tile_cuda.h for the tensor-core primitives,
+ * with wgmma_cuda.h for Hopper's warpgroup MMA) in memory, and bf16/fp16
+ * are raw 16-bit patterns. On sm_90a the host sets MT_WGMMA=1 and tiles of
+ * 64-row blocks take the warpgroup MMA (moe_gemm_tile_wg); the others, and
+ * every tile elsewhere, mma.sync (moe_gemm_tile).
  *
  * Pipeline (all launched on one stream, captured in one graph):
  *   moe_align     (token, slot) pairs sorted by expert, padded per expert
@@ -19,6 +22,8 @@
  *   moe_gemm1     act[pair, j] = silu(x[t] . w1[e, j]) * (x[t] . w1[e, N+j])
  *   moe_gemm2     out2[pair, k] = w[pair] * (act[pair] . w2[e, k])
  *   moe_combine   out[t, k] = sum over slots of out2[t*topk+s, k]
+ * A GEMM whose tiles would leave SMs idle splits its k range over several
+ * CTAs per tile (split-K, chosen by the host).
  */
 
 #ifndef BLOCK_SIZE_M
