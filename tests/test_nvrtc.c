@@ -90,8 +90,9 @@ static void wgmma_rules(void)
     free(pts);
 }
 
-/* Split-K: only where the tiles that can have work leave SMs idle, about
- * two CTAs per SM then, never under 4 k tiles per split; off when asked;
+/* Split-K: only where the tiles that can have work fill at most half of the
+ * CTA slots the SMs hold at once, then as many CTAs as fit in one wave (no
+ * second, partial wave), never under 4 k tiles per split; off when asked;
  * the workspace holds the slots of every batch size up to the chunk. */
 static void splitk_rules(void)
 {
@@ -100,15 +101,30 @@ static void splitk_rules(void)
     int cfg[7] = {16, 64, 128, 1, 4, 3, 0};
     memcpy(v.cfg, cfg, sizeof cfg);
     v.sms = 132;
+    v.smem_sm = 228 * 1024;
+    v.smem1 = v.smem2 = (unsigned)mt_cuda_smem_bytes(16, 64, 128, 3, 1); /* 115 KB: one CTA per SM */
+    CHECK(mt_cuda_moe_blocks_per_sm(&v, 1) == 1, "a 115 KB pipeline: one CTA per SM");
     /* DeepSeek-V3 TP8 at M = 1: 8 pairs in 8 row blocks x 4 column tiles */
-    int s1 = mt_cuda_moe_splits(&v, 8, 256, 256, 7168);
-    CHECK(s1 > 1 && 32 * s1 >= 2 * 132 && 32 * (s1 - 1) < 2 * 132, "32 tiles split %d ways", s1);
-    CHECK(mt_cuda_moe_splits(&v, 8, 256, 7168, 256) == 1, "GEMM 2 has 8 x 112 tiles: no split");
-    CHECK(mt_cuda_moe_splits(&v, 8, 256, 256, 512) == 1, "4 k tiles: too few to split");
-    CHECK(mt_cuda_moe_splits(&v, 4096 * 8, 256, 256, 7168) == 1, "M = 4096: tiles enough");
+    int s1 = mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168);
+    CHECK(s1 == 132 / 32, "32 tiles on 132 slots split %d ways (one wave)", s1);
+    v.smem1 = 60 * 1024; /* three per SM */
+    CHECK(mt_cuda_moe_blocks_per_sm(&v, 1) == 3, "a 60 KB pipeline: three CTAs per SM");
+    int s3 = mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168);
+    CHECK(s3 == 396 / 32 && 32 * s3 <= 396, "32 tiles on 396 slots split %d ways", s3);
+    v.r1.regs = 255; /* 256 registers a thread: 65,536 / (4 warps x 8,192) = 2 */
+    CHECK(mt_cuda_moe_blocks_per_sm(&v, 1) == 2, "255 registers: two 4-warp CTAs per SM");
+    v.r1.regs = 0;
+    v.smem1 = v.smem2;
+    CHECK(mt_cuda_moe_splits(&v, 2, 8, 256, 7168, 256) == 1, "GEMM 2 has 8 x 112 tiles: no split");
+    CHECK(mt_cuda_moe_splits(&v, 1, 8, 256, 256, 512) == 1, "4 k tiles: too few to split");
+    CHECK(mt_cuda_moe_splits(&v, 1, 4096 * 8, 256, 256, 7168) == 1, "M = 4096: tiles enough");
+    CHECK(mt_cuda_moe_tile_n(&v, 2) == 64, "mma.sync: GEMM 2's tile is BLOCK_SIZE_N wide");
+    v.wgmma = 1;
+    CHECK(mt_cuda_moe_tile_n(&v, 1) == 64 && mt_cuda_moe_tile_n(&v, 2) == 128, "wgmma: GEMM 2's tile twice as wide");
+    v.wgmma = 0;
     size_t with = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
     setenv("MOETUNE_CUDA_SPLITK", "0", 1);
-    CHECK(mt_cuda_moe_splits(&v, 8, 256, 256, 7168) == 1, "MOETUNE_CUDA_SPLITK=0 turns it off");
+    CHECK(mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168) == 1, "MOETUNE_CUDA_SPLITK=0 turns it off");
     size_t without = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
     unsetenv("MOETUNE_CUDA_SPLITK");
     /* at least the slots of M = 1's GEMM 1: 32 tiles x s1 x 16 x 128 floats */

@@ -82,6 +82,11 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 #define USE_WGMMA                                                                                                     \
     (MT_WGMMA && NUM_WARPS % 4 == 0 && BLOCK_SIZE_M % 64 == 0 && BLOCK_SIZE_K % 64 == 0 && WG_TN >= 16 &&             \
      WG_TN <= 128 && (WG_TN & (WG_TN - 1)) == 0 && BLOCK_SIZE_N % WG_N == 0)
+/* Output columns of a GEMM's tile. On the wgmma path GEMM 2's tile is as
+ * wide as GEMM 1's gate-and-up tile (2 x BLOCK_SIZE_N): the same shared
+ * memory and accumulator registers, and half the operand bytes per FLOP of
+ * a BLOCK_SIZE_N-wide tile (mirrored by the host's tile_n). */
+#define TILE_N(MODE) ((USE_WGMMA && (MODE) == 2) ? 2 * BLOCK_SIZE_N : BLOCK_SIZE_N)
 
 /* ---- alignment ---- */
 
@@ -153,9 +158,8 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
 
 /* grouped launch order (as Triton's GROUP_SIZE_M): GROUP_SIZE_M row blocks
  * share each column block while it is in L2 */
-MT_DEVICE void tile_coords(int pid, int n_out, int num_pid_m, int group_m, int *pid_m, int *pid_n)
+MT_DEVICE void tile_coords(int pid, int num_pid_n, int num_pid_m, int group_m, int *pid_m, int *pid_n)
 {
-    const int num_pid_n = (n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
     const int in_group = group_m * num_pid_n;
     const int first_m = (pid / in_group) * group_m;
     const int gsize = min(num_pid_m - first_m, group_m);
@@ -186,12 +190,12 @@ static_assert(sizeof(gemm_args) == 104, "the host's mt_cuda_gemm_args has this l
 struct tile_pos {
     int pid_m, pid_n, tile, split, kt0, kt1;
 };
-MT_DEVICE bool tile_begin(int pid, const gemm_args &g, tile_pos *t)
+template <int MODE> MT_DEVICE bool tile_begin(int pid, const gemm_args &g, tile_pos *t)
 {
-    const int num_pid_n = (g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
+    const int num_pid_n = (g.n_out + TILE_N(MODE) - 1) / TILE_N(MODE);
     const int ktiles = (g.k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
     t->split = pid % g.splits;
-    tile_coords(pid / g.splits, g.n_out, g.num_pid_m, g.group_m < 1 ? 1 : g.group_m, &t->pid_m, &t->pid_n);
+    tile_coords(pid / g.splits, num_pid_n, g.num_pid_m, g.group_m < 1 ? 1 : g.group_m, &t->pid_m, &t->pid_n);
     if (t->pid_m * BLOCK_SIZE_M >= *g.num_post) return false;
     t->tile = t->pid_m * num_pid_n + t->pid_n;
     t->kt0 = (int)((long)t->split * ktiles / g.splits);
@@ -253,7 +257,7 @@ MT_DEVICE void store2(h16 *__restrict__ C, int p, int col, int n_out, float w, f
  * wgmma's 128-byte swizzle, where chunk kc of row r goes to the 64-wide
  * slab kc / 8 at chunk (kc % 8) ^ (r % 8) of the row's 128 bytes. */
 template <int MODE, int SWZ> struct tile_gather {
-    static constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N, KCH = BLOCK_SIZE_K / 8, RSTEP = THREADS / KCH;
+    static constexpr int NB = MODE == 1 ? 2 * BLOCK_SIZE_N : TILE_N(MODE), KCH = BLOCK_SIZE_K / 8, RSTEP = THREADS / KCH;
     static constexpr int IA = (BLOCK_SIZE_M + RSTEP - 1) / RSTEP, IB = (NB + RSTEP - 1) / RSTEP;
     static_assert(THREADS % KCH == 0, "threads split into whole rows of chunks");
     static_assert(IA <= 32 && IB <= 32, "a 32-bit row mask per thread");
@@ -286,7 +290,7 @@ template <int MODE, int SWZ> struct tile_gather {
             col = n0 + (q / SPAN) * (SPAN / 2) + q % (SPAN / 2);
             up = q % SPAN >= SPAN / 2;
         } else {
-            col = n0 + q % BLOCK_SIZE_N;
+            col = n0 + q % TILE_N(MODE);
             up = MODE == 1 && q >= BLOCK_SIZE_N;
         }
         *ok = q < NB && col < n_out;
@@ -362,7 +366,7 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
     h16 *sb = smem + NUM_STAGES * BLOCK_SIZE_M * SROW;   /* [STAGES][NB][SROW] */
 
     tile_pos t;
-    if (!tile_begin(pid, ga, &t)) return;
+    if (!tile_begin<MODE>(pid, ga, &t)) return;
     const int n_out = ga.n_out, num_pairs = ga.num_pairs;
     const long e = ga.expert_ids[t.pid_m];
     const int n0 = t.pid_n * BLOCK_SIZE_N;
@@ -467,22 +471,23 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
  * every warpgroup's MMAs that read it have completed. */
 template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga)
 {
-    constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N;
+    constexpr int NB = 2 * BLOCK_SIZE_N; /* B rows: gate and up (MODE 1), or GEMM 2's wide tile */
     constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
     constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
-    /* MODE 1: one MMA of width 2 * WG_TN, the warpgroup's gate columns then
-     * its up columns (tile_gather stages B that way) */
-    constexpr int WN = (MODE == 1 ? 2 : 1) * WG_TN, NACC = WN / 2;
+    /* one MMA of width 2 * WG_TN: MODE 1 the warpgroup's gate columns then
+     * its up columns (tile_gather stages B that way), MODE 2 its columns of
+     * the wide tile; OUT the output columns per warpgroup */
+    constexpr int WN = 2 * WG_TN, NACC = WN / 2, OUT = MODE == 1 ? WG_TN : WN;
     extern __shared__ __align__(16) h16 smem[];
     /* the swizzle is a function of the address: atoms start at 1,024 bytes
      * (the host adds that much slack) */
     const u32 base = (mt_cvta_shared(smem) + 1023u) & ~1023u;
 
     tile_pos t;
-    if (!tile_begin(pid, ga, &t)) return;
+    if (!tile_begin<MODE>(pid, ga, &t)) return;
     const int n_out = ga.n_out, num_pairs = ga.num_pairs;
     const long e = ga.expert_ids[t.pid_m];
-    const int n0 = t.pid_n * BLOCK_SIZE_N;
+    const int n0 = t.pid_n * TILE_N(MODE);
     const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
     const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -553,8 +558,8 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
             if (p >= num_pairs) continue;
             float w = MODE == 2 ? ga.topk_w[p] : 1.f;
 #pragma unroll
-            for (int j = 0; j < WG_TN / 8; j++) {
-                int col = n0 + wgn * WG_TN + j * 8 + (lane & 3) * 2;
+            for (int j = 0; j < OUT / 8; j++) {
+                int col = n0 + wgn * OUT + j * 8 + (lane & 3) * 2;
                 if (col >= n_out) continue;
                 /* MODE 1: the up value of a gate column is WG_TN columns on */
                 const float *g = acc[i] + j * 4 + half * 2, *u = g + (MODE == 1 ? WG_TN / 2 : 0);
@@ -571,7 +576,7 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
  * launch cost of empty ones. The host picks the grid size. */
 template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 {
-    const int tiles = g.num_pid_m * ((g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N) * g.splits;
+    const int tiles = g.num_pid_m * ((g.n_out + TILE_N(MODE) - 1) / TILE_N(MODE)) * g.splits;
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
 #if USE_WGMMA
         moe_gemm_tile_wg<MODE>(pid, g);

@@ -25,6 +25,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     mt_cuda_moe_options(cfg, fp16, arch, d, opts);
     v->wgmma = mt_cuda_wgmma_on(arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
     v->sms = mt_cuda_get_props(c)->sms;
+    /* per SM: what one block may opt in to, plus the 1 KB the driver keeps
+     * per block (228 KB on Hopper, 164 KB on A100) */
+    v->smem_sm = mt_cuda_get_props(c)->smem_optin + 1024;
     rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, MT_CUDA_MOE_NOPTS, cache_dir, &v->mod, &log);
     if (rc != MT_OK) {
         snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
@@ -41,7 +44,8 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     }
     int (*smem)(int, int, int, int, int) = v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
     v->smem1 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 1);
-    v->smem2 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 0);
+    /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
+    v->smem2 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], v->wgmma);
     int limit = mt_cuda_get_props(c)->smem_optin;
     if ((int)v->smem1 > limit || v->r1.max_threads < cfg[4] * 32 || v->r2.max_threads < cfg[4] * 32) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg[4] * 32);
@@ -155,32 +159,48 @@ static int row_blocks(int pairs, int E, int bm, int cap)
     return (int)(rb < most ? rb : most);
 }
 
-int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red)
+int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm) { return v->cfg[1] * (gemm == 2 && v->wgmma ? 2 : 1); }
+
+int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
+{
+    int threads = v->cfg[4] * 32, smem = (int)(gemm == 1 ? v->smem1 : v->smem2);
+    int regs = gemm == 1 ? v->r1.regs : v->r2.regs, n = 2048 / (threads > 0 ? threads : 1);
+    if (smem > 0 && v->smem_sm > 0 && v->smem_sm / (smem + 1024) < n) n = v->smem_sm / (smem + 1024);
+    /* registers are granted per warp in units of 256 */
+    int per_warp = (regs * 32 + 255) / 256 * 256;
+    if (regs > 0 && 65536 / (per_warp * (threads / 32)) < n) n = 65536 / (per_warp * (threads / 32));
+    return n < 1 ? 1 : n;
+}
+
+int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red)
 {
     const char *env = getenv("MOETUNE_CUDA_SPLITK");
     if (env && !strcmp(env, "0")) return 1;
-    int bm = v->cfg[0], bn = v->cfg[1], bk = v->cfg[2], sms = v->sms > 0 ? v->sms : 1;
-    long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) * cdiv(n_out, bn);
-    if (tiles >= sms) return 1;
-    int s = cdiv(2L * sms, tiles), most = cdiv(k_red, bk) / 4;
+    int bm = v->cfg[0], bk = v->cfg[2], sms = v->sms > 0 ? v->sms : 1;
+    long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) *
+                 cdiv(n_out, mt_cuda_moe_tile_n(v, gemm));
+    long slots = (long)mt_cuda_moe_blocks_per_sm(v, gemm) * sms;
+    if (2 * tiles > slots) return 1;
+    long s = slots / tiles, most = cdiv(k_red, bk) / 4;
     if (s > most) s = most;
     if (s > 16) s = 16;
-    return s < 1 ? 1 : s;
+    return s < 1 ? 1 : (int)s;
 }
 
 /* bytes of split-K slots and counters for m tokens; 0 once both GEMMs
  * have enough tiles not to split, for m and (tiles grow with m) beyond */
 static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int topk, size_t *slots, size_t *counters)
 {
-    int bm = v->cfg[0], bn = v->cfg[1], pairs = m * topk;
+    int bm = v->cfg[0], bn = v->cfg[1], bn2 = mt_cuda_moe_tile_n(v, 2), pairs = m * topk;
     int rb = row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(m, topk, E, bm));
-    int s1 = mt_cuda_moe_splits(v, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, pairs, E, K, N);
-    size_t t1 = (size_t)rb * (size_t)cdiv(N, bn), t2 = (size_t)rb * (size_t)cdiv(K, bn);
+    int s1 = mt_cuda_moe_splits(v, 1, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, 2, pairs, E, K, N);
+    size_t t1 = (size_t)rb * (size_t)cdiv(N, bn), t2 = (size_t)rb * (size_t)cdiv(K, bn2);
     size_t b1 = s1 > 1 ? t1 * (size_t)s1 * (size_t)bm * 2 * (size_t)bn * 4 : 0;
-    size_t b2 = s2 > 1 ? t2 * (size_t)s2 * (size_t)bm * (size_t)bn * 4 : 0;
+    size_t b2 = s2 > 1 ? t2 * (size_t)s2 * (size_t)bm * (size_t)bn2 * 4 : 0;
     *slots = b1 > b2 ? b1 : b2;
     *counters = (t1 > t2 ? t1 : t2) * 4;
-    return t1 < (size_t)v->sms || t2 < (size_t)v->sms;
+    long slots1 = (long)mt_cuda_moe_blocks_per_sm(v, 1) * v->sms, slots2 = (long)mt_cuda_moe_blocks_per_sm(v, 2) * v->sms;
+    return 2 * (long)t1 <= slots1 || 2 * (long)t2 <= slots2;
 }
 
 struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };
@@ -232,8 +252,8 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         int pairs = m * topk;
         int cap = (int)mt_moe_align_capacity(m, topk, E, bm);
         int rb = row_blocks(pairs, E, bm, cap);
-        int s1 = mt_cuda_moe_splits(v, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, pairs, E, K, N);
-        unsigned g1 = (unsigned)(rb * cdiv(N, bn) * s1), g2 = (unsigned)(rb * cdiv(K, bn) * s2);
+        int s1 = mt_cuda_moe_splits(v, 1, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, 2, pairs, E, K, N);
+        unsigned g1 = (unsigned)(rb * cdiv(N, bn) * s1), g2 = (unsigned)(rb * cdiv(K, mt_cuda_moe_tile_n(v, 2)) * s2);
         if (num_sm > 0) { /* a persistent grid never has more CTAs than tiles */
             g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
             g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;

@@ -34,6 +34,7 @@ typedef struct mt_cuda_moe {
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
     int sms;   /* the device's SMs: split-K aims at filling them */
+    int smem_sm; /* shared memory per SM, bytes */
     unsigned smem1, smem2;
     mt_cuda_resources r1, r2;
 } mt_cuda_moe;
@@ -62,11 +63,18 @@ typedef struct mt_cuda_moe_args {
     int chunk; /* tokens per pipeline run; the workspace is sized by it */
 } mt_cuda_moe_args;
 
-/* Split-K of one GEMM with n_out columns over k_red for `pairs` routed
- * pairs among E experts: 1 (none) unless its tiles that can have work leave
- * SMs idle, then enough CTAs per tile to fill about two per SM, each with
- * at least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
-int mt_cuda_moe_splits(const mt_cuda_moe *v, int pairs, int E, int n_out, int k_red);
+/* Output columns of GEMM `gemm`'s tile (1 or 2): BLOCK_SIZE_N, or twice
+ * that for GEMM 2 on the wgmma path (kernels/cuda/moe.cu's TILE_N). */
+int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm);
+/* CTAs of GEMM `gemm` that fit on one SM at once (shared memory,
+ * registers, threads). */
+int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm);
+/* Split-K of GEMM `gemm` (n_out columns over k_red) for `pairs` routed
+ * pairs among E experts: 1 (none) unless its tiles that can have work fill
+ * at most half of the CTA slots the SMs hold at once; then as many CTAs per
+ * tile as fit in one wave (never a second, partial wave), each with at
+ * least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
+int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red);
 
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
 size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);
