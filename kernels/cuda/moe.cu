@@ -468,150 +468,104 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
  * warpgroup multiplies its 64-row blocks by its column slice from shared
  * memory without going through registers. One group of MMAs stays in
  * flight while the next stage is waited for; a stage is refilled only after
- * every warpgroup's MMAs that read it have completed.
- *
- * In three steps, so that a CTA that walks several tiles (the persistent
- * grid, NUM_SM > 0) issues the next tile's first copies before it stores
- * the finished tile's outputs: the epilogue then hides the next tile's
- * pipeline fill instead of adding to it. */
-template <int MODE> struct wg_tile {
-    static constexpr int NB = 2 * BLOCK_SIZE_N; /* B rows: gate and up (MODE 1), or GEMM 2's wide tile */
-    static constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
-    static constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
+ * every warpgroup's MMAs that read it have completed. */
+template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga)
+{
+    constexpr int NB = 2 * BLOCK_SIZE_N; /* B rows: gate and up (MODE 1), or GEMM 2's wide tile */
+    constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128; /* bytes of one 64-wide k slab */
+    constexpr int A_BYTES = SLAB_A * (BLOCK_SIZE_K / 64), STAGE = A_BYTES + SLAB_B * (BLOCK_SIZE_K / 64);
     /* one MMA of width 2 * WG_TN: MODE 1 the warpgroup's gate columns then
      * its up columns (tile_gather stages B that way), MODE 2 its columns of
      * the wide tile; OUT the output columns per warpgroup */
-    static constexpr int WN = 2 * WG_TN, NACC = WN / 2, OUT = MODE == 1 ? WG_TN : WN;
-    tile_pos t;
-    int n0;
-    const h16 *We;
-    const int *rows;
-    tile_gather<MODE, 1> g;
-
-    /* false: pid's row block is past the padded pairs (nothing to do) */
-    MT_DEVICE bool begin(int pid, const gemm_args &ga)
-    {
-        if (!tile_begin<MODE>(pid, ga, &t)) return false;
-        const long e = ga.expert_ids[t.pid_m];
-        n0 = t.pid_n * TILE_N(MODE);
-        We = ga.W + e * (long)(MODE == 1 ? 2 * ga.n_out : ga.n_out) * ga.k_red;
-        rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
-        g.init(rows, ga.num_pairs, ga.a_div, ga.k_red, n0, ga.n_out);
-        return true;
-    }
-
-    MT_DEVICE void load(u32 base, const gemm_args &ga, int stage, int kt) const
-    {
-        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, ga.A, We, t.kt0 + kt, t.kt1);
-    }
-
-    /* the first NUM_STAGES - 1 stages; shared memory must be free */
-    MT_DEVICE void prologue(u32 base, const gemm_args &ga) const
-    {
-#pragma unroll
-        for (int s = 0; s < NUM_STAGES - 1; s++) {
-            load(base, ga, s, s);
-            cp_async_commit();
-        }
-    }
-
-    /* the k loop, after prologue; on return no copy or MMA is in flight */
-    MT_DEVICE void mainloop(u32 base, const gemm_args &ga, float (&acc)[WG_MB][NACC]) const
-    {
-        const int warp = threadIdx.x >> 5, wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
-        const int ktiles = t.kt1 - t.kt0;
-#pragma unroll
-        for (int i = 0; i < WG_MB; i++)
-#pragma unroll
-            for (int q = 0; q < NACC; q++) {
-                acc[i][q] = 0.f;
-                wgmma_pin(acc[i][q]);
-            }
-        for (int kt = 0; kt < ktiles; kt++) {
-            cp_async_wait<NUM_STAGES - 2>();
-            fence_proxy_async();
-            __syncthreads();
-            /* descriptors move by 16-byte units: the address field's low bits */
-            const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
-            const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
-            wgmma_fence();
-#pragma unroll
-            for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) {
-                    const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
-#pragma unroll
-                    for (int i = 0; i < WG_MB; i++) {
-                        const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
-                        wgmma_64xNx16<WN>(acc[i], da, db);
-                    }
-                }
-            wgmma_commit();
-            wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
-            __syncthreads(); /* and every warpgroup's: their stage may be refilled */
-            load(base, ga, (kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
-            cp_async_commit();
-        }
-        wgmma_wait<0>();
-#pragma unroll
-        for (int i = 0; i < WG_MB; i++)
-#pragma unroll
-            for (int q = 0; q < NACC; q++) wgmma_pin(acc[i][q]);
-        cp_async_wait<0>();
-    }
-
-    /* split-K's merge, then the outputs; reads no dynamic shared memory */
-    MT_DEVICE void epilogue(const gemm_args &ga, float (&acc)[WG_MB][NACC]) const
-    {
-        if (!splitk_reduce<WG_MB * NACC>(&acc[0][0], ga, t)) return;
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
-        /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
-         * (lane % 4) + i % 2 of each 64-row block */
-#pragma unroll
-        for (int i = 0; i < WG_MB; i++) {
-#pragma unroll
-            for (int half = 0; half < 2; half++) {
-                int r = wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + half * 8;
-                int p = rows[r];
-                if (p >= ga.num_pairs) continue;
-                float w = MODE == 2 ? ga.topk_w[p] : 1.f;
-#pragma unroll
-                for (int j = 0; j < OUT / 8; j++) {
-                    int col = n0 + wgn * OUT + j * 8 + (lane & 3) * 2;
-                    if (col >= ga.n_out) continue;
-                    /* MODE 1: the up value of a gate column is WG_TN columns on */
-                    const float *gv = acc[i] + j * 4 + half * 2, *u = gv + (MODE == 1 ? WG_TN / 2 : 0);
-                    store2<MODE>(ga.C, p, col, ga.n_out, w, gv[0], gv[1], u[0], u[1]);
-                }
-            }
-        }
-    }
-};
-
-/* The CTA's tiles pid, pid + gridDim.x, ...: the next tile with work is
- * begun and its first stages copied before this one's epilogue. */
-template <int MODE> MT_DEVICE void moe_gemm_wg(const gemm_args &ga, int tiles)
-{
+    constexpr int WN = 2 * WG_TN, NACC = WN / 2, OUT = MODE == 1 ? WG_TN : WN;
     extern __shared__ __align__(16) h16 smem[];
     /* the swizzle is a function of the address: atoms start at 1,024 bytes
      * (the host adds that much slack) */
     const u32 base = (mt_cvta_shared(smem) + 1023u) & ~1023u;
-    wg_tile<MODE> cur, nxt;
-    int pid = blockIdx.x;
-    while (pid < tiles && !cur.begin(pid, ga)) pid += gridDim.x;
-    if (pid >= tiles) return;
-    cur.prologue(base, ga);
-    for (;;) {
-        float acc[WG_MB][wg_tile<MODE>::NACC];
-        cur.mainloop(base, ga, acc);
-        __syncthreads(); /* every warp is done with the stages: the next tile may fill them */
-        int np = pid + gridDim.x;
-        while (np < tiles && !nxt.begin(np, ga)) np += gridDim.x;
-        if (np < tiles) nxt.prologue(base, ga);
-        cur.epilogue(ga, acc);
-        if (np >= tiles) return;
-        cur = nxt;
-        pid = np;
+
+    tile_pos t;
+    if (!tile_begin<MODE>(pid, ga, &t)) return;
+    const int n_out = ga.n_out, num_pairs = ga.num_pairs;
+    const long e = ga.expert_ids[t.pid_m];
+    const int n0 = t.pid_n * TILE_N(MODE);
+    const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
+    const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
+    const int ktiles = t.kt1 - t.kt0;
+
+    tile_gather<MODE, 1> g;
+    g.init(rows, num_pairs, ga.a_div, ga.k_red, n0, n_out);
+    auto load = [&](int stage, int kt) {
+        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, ga.A, We, t.kt0 + kt, t.kt1);
+    };
+
+    float acc[WG_MB][NACC];
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) {
+            acc[i][q] = 0.f;
+            wgmma_pin(acc[i][q]);
+        }
+
+#pragma unroll
+    for (int s = 0; s < NUM_STAGES - 1; s++) {
+        load(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < ktiles; kt++) {
+        cp_async_wait<NUM_STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads();
+        /* descriptors move by 16-byte units: the address field's low bits */
+        const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
+        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
+        wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
+#pragma unroll
+                for (int i = 0; i < WG_MB; i++) {
+                    const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
+                    wgmma_64xNx16<WN>(acc[i], da, db);
+                }
+            }
+        wgmma_commit();
+        wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
+        __syncthreads(); /* and every warpgroup's: their stage may be refilled */
+        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
+        cp_async_commit();
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) wgmma_pin(acc[i][q]);
+    cp_async_wait<0>();
+    if (!splitk_reduce<WG_MB * NACC>(&acc[0][0], ga, t)) return;
+
+    /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
+     * (lane % 4) + i % 2 of each 64-row block */
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int r = wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + half * 8;
+            int p = rows[r];
+            if (p >= num_pairs) continue;
+            float w = MODE == 2 ? ga.topk_w[p] : 1.f;
+#pragma unroll
+            for (int j = 0; j < OUT / 8; j++) {
+                int col = n0 + wgn * OUT + j * 8 + (lane & 3) * 2;
+                if (col >= n_out) continue;
+                /* MODE 1: the up value of a gate column is WG_TN columns on */
+                const float *g = acc[i] + j * 4 + half * 2, *u = g + (MODE == 1 ? WG_TN / 2 : 0);
+                store2<MODE>(ga.C, p, col, n_out, w, g[0], g[1], u[0], u[1]);
+            }
+        }
     }
 }
 #endif
@@ -623,14 +577,14 @@ template <int MODE> MT_DEVICE void moe_gemm_wg(const gemm_args &ga, int tiles)
 template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 {
     const int tiles = g.num_pid_m * ((g.n_out + TILE_N(MODE) - 1) / TILE_N(MODE)) * g.splits;
-#if USE_WGMMA
-    moe_gemm_wg<MODE>(g, tiles);
-#else
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
+#if USE_WGMMA
+        moe_gemm_tile_wg<MODE>(pid, g);
+#else
         moe_gemm_tile<MODE>(pid, g);
+#endif
         if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
     }
-#endif
 }
 
 MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
