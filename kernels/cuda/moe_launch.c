@@ -180,21 +180,11 @@ int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_o
     long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) *
                  cdiv(n_out, mt_cuda_moe_tile_n(v, gemm));
     long slots = (long)mt_cuda_moe_blocks_per_sm(v, gemm) * sms;
-    if (tiles >= slots) return 1; /* whole tiles fill a wave */
-    /* the split whose CTAs fill their waves best (tiles x s against whole
-     * waves of slots), a smaller one unless a larger fills 2 % more: 96
-     * tiles on 132 slots leave 27 % idle unsplit, 3 % split 4 ways */
-    long most = cdiv(k_red, bk) / 4, best = 1;
-    double best_fill = (double)tiles / (double)slots;
-    for (long s = 2; s <= most && s <= 16; s++) {
-        long n = tiles * s, waves = (n + slots - 1) / slots;
-        double fill = (double)n / (double)(waves * slots);
-        if (fill > best_fill + 0.02) {
-            best = s;
-            best_fill = fill;
-        }
-    }
-    return (int)best;
+    if (2 * tiles > slots) return 1;
+    long s = slots / tiles, most = cdiv(k_red, bk) / 4;
+    if (s > most) s = most;
+    if (s > 16) s = 16;
+    return s < 1 ? 1 : (int)s;
 }
 
 /* bytes of split-K slots and counters for m tokens; 0 once both GEMMs
@@ -210,7 +200,7 @@ static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int top
     *slots = b1 > b2 ? b1 : b2;
     *counters = (t1 > t2 ? t1 : t2) * 4;
     long slots1 = (long)mt_cuda_moe_blocks_per_sm(v, 1) * v->sms, slots2 = (long)mt_cuda_moe_blocks_per_sm(v, 2) * v->sms;
-    return (long)t1 < slots1 || (long)t2 < slots2;
+    return 2 * (long)t1 <= slots1 || 2 * (long)t2 <= slots2;
 }
 
 struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };

@@ -70,10 +70,10 @@ int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm);
  * registers, threads). */
 int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm);
 /* Split-K of GEMM `gemm` (n_out columns over k_red) for `pairs` routed
- * pairs among E experts: 1 (none) when its tiles that can have work fill at
- * least the CTA slots the SMs hold at once; else the number of CTAs per
- * tile (each with at least 4 k tiles) whose waves are fullest.
- * MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
+ * pairs among E experts: 1 (none) unless its tiles that can have work fill
+ * at most half of the CTA slots the SMs hold at once; then as many CTAs per
+ * tile as fit in one wave (never a second, partial wave), each with at
+ * least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red);
 
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
