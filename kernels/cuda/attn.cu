@@ -47,7 +47,7 @@ __host__ __device__ constexpr int mt_log2(int x) { return x <= 1 ? 0 : 1 + mt_lo
 /* rows loaded before any is used: UNR loads in flight per lane instead of
  * one dependent HBM round trip per step (the first H100 run was latency-
  * bound at small batches) */
-#define UNR 8
+#define UNR 4
 /* the score pass reduces HS heads' dot products at once (a power of two,
  * at most LPT): the multi-value butterfly costs HS - 1 + log2(LPT / HS)
  * shuffles per token step instead of HS * log2(LPT). The value pass keeps
