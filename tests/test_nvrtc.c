@@ -101,6 +101,7 @@ static void splitk_rules(void)
     int cfg[7] = {16, 64, 128, 1, 4, 3, 0};
     memcpy(v.cfg, cfg, sizeof cfg);
     v.sms = 132;
+    v.splitk = 1;
     v.smem_sm = 228 * 1024;
     v.smem1 = v.smem2 = (unsigned)mt_cuda_smem_bytes(16, 64, 128, 3, 1); /* 115 KB: one CTA per SM */
     CHECK(mt_cuda_moe_blocks_per_sm(&v, 1) == 1, "a 115 KB pipeline: one CTA per SM");
@@ -123,7 +124,9 @@ static void splitk_rules(void)
     CHECK(mt_cuda_moe_tile_n(&v, 1) == 64 && mt_cuda_moe_tile_n(&v, 2) == 128, "wgmma: GEMM 2's tile twice as wide");
     v.wgmma = 0;
     size_t with = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
+    CHECK(mt_cuda_splitk_on(), "split-K is on by default");
     setenv("MOETUNE_CUDA_SPLITK", "0", 1);
+    v.splitk = mt_cuda_splitk_on(); /* as mt_cuda_moe_build sets it */
     CHECK(mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168) == 1, "MOETUNE_CUDA_SPLITK=0 turns it off");
     size_t without = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
     unsetenv("MOETUNE_CUDA_SPLITK");

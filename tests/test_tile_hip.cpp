@@ -162,7 +162,7 @@ static void test_ldmatrix()
 static void copy_lane(int l, void *p)
 {
     unsigned char(*buf)[2][16] = (unsigned char(*)[2][16])p;
-    cp_async16(buf[l][1], buf[l][0], l % 2 == 0); /* odd lanes: predicate off */
+    cp_async16(mt_sptr_of(buf[l][1]), buf[l][0], l % 2 == 0); /* odd lanes: predicate off */
     cp_async_commit();
     cp_async_wait<0>();
 }

@@ -185,10 +185,14 @@ struct gemm_args {
 };
 static_assert(sizeof(gemm_args) == 104, "the host's mt_cuda_gemm_args has this layout");
 
-/* Where work item pid falls: its output tile, its split and k-tile range.
- * false for a row block past the padded pair count (nothing to do). */
+/* Where work item pid falls: its output tile, its split and k-tile range,
+ * the tile's first output column, its expert's weights and its rows of
+ * sorted pairs. false for a row block past the padded pair count (nothing
+ * to do). */
 struct tile_pos {
-    int pid_m, pid_n, tile, split, kt0, kt1;
+    int pid_m, pid_n, tile, split, kt0, kt1, n0;
+    const h16 *We;
+    const int *rows;
 };
 template <int MODE> MT_DEVICE bool tile_begin(int pid, const gemm_args &g, tile_pos *t)
 {
@@ -200,6 +204,9 @@ template <int MODE> MT_DEVICE bool tile_begin(int pid, const gemm_args &g, tile_
     t->tile = t->pid_m * num_pid_n + t->pid_n;
     t->kt0 = (int)((long)t->split * ktiles / g.splits);
     t->kt1 = (int)((long)(t->split + 1) * ktiles / g.splits);
+    t->n0 = t->pid_n * TILE_N(MODE);
+    t->We = g.W + (long)g.expert_ids[t->pid_m] * (MODE == 1 ? 2 * g.n_out : g.n_out) * g.k_red;
+    t->rows = g.sorted_ids + t->pid_m * BLOCK_SIZE_M;
     return true;
 }
 
@@ -341,7 +348,7 @@ template <int MODE, int SWZ> struct tile_gather {
             if (IA * RSTEP > BLOCK_SIZE_M && r >= BLOCK_SIZE_M) break;
             bool ok = amask >> i & 1;
             const u32 off = KEEP ? aoff[KEEP ? i : 0] : a_offset(i, &ok);
-            cp_async16_s(dst(sa, BLOCK_SIZE_M, r), A + off + kk, ok && kin);
+            cp_async16(dst(sa, BLOCK_SIZE_M, r), A + off + kk, ok && kin);
         }
 #pragma unroll
         for (int i = 0; i < IB; i++) {
@@ -349,7 +356,7 @@ template <int MODE, int SWZ> struct tile_gather {
             if (IB * RSTEP > NB && r >= NB) break;
             bool ok;
             const u32 off = b_offset(r, &ok);
-            cp_async16_s(dst(sb, NB, r), We + off + kk, (bmask >> i & 1) && kin);
+            cp_async16(dst(sb, NB, r), We + off + kk, (bmask >> i & 1) && kin);
         }
     }
 };
@@ -367,11 +374,9 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
 
     tile_pos t;
     if (!tile_begin<MODE>(pid, ga, &t)) return;
-    const int n_out = ga.n_out, num_pairs = ga.num_pairs;
-    const long e = ga.expert_ids[t.pid_m];
-    const int n0 = t.pid_n * BLOCK_SIZE_N;
-    const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
-    const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
+    const int n_out = ga.n_out, num_pairs = ga.num_pairs, n0 = t.n0;
+    const h16 *We = t.We;
+    const int *rows = t.rows;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
@@ -485,11 +490,9 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
 
     tile_pos t;
     if (!tile_begin<MODE>(pid, ga, &t)) return;
-    const int n_out = ga.n_out, num_pairs = ga.num_pairs;
-    const long e = ga.expert_ids[t.pid_m];
-    const int n0 = t.pid_n * TILE_N(MODE);
-    const h16 *We = ga.W + e * (long)(MODE == 1 ? 2 * n_out : n_out) * ga.k_red;
-    const int *rows = ga.sorted_ids + t.pid_m * BLOCK_SIZE_M;
+    const int n_out = ga.n_out, num_pairs = ga.num_pairs, n0 = t.n0;
+    const h16 *We = t.We;
+    const int *rows = t.rows;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
     const int ktiles = t.kt1 - t.kt0;

@@ -21,13 +21,14 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
         snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg[0], cfg[1], cfg[4]);
         return MT_EUNSUPPORTED;
     }
-    const char *arch = mt_cuda_get_props(c)->arch;
-    mt_cuda_moe_options(cfg, fp16, arch, d, opts);
-    v->wgmma = mt_cuda_wgmma_on(arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
-    v->sms = mt_cuda_get_props(c)->sms;
+    const mt_cuda_props *props = mt_cuda_get_props(c);
+    mt_cuda_moe_options(cfg, fp16, props->arch, d, opts);
+    v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
+    v->splitk = mt_cuda_splitk_on();
+    v->sms = props->sms;
     /* per SM: what one block may opt in to, plus the 1 KB the driver keeps
      * per block (228 KB on Hopper, 164 KB on A100) */
-    v->smem_sm = mt_cuda_get_props(c)->smem_optin + 1024;
+    v->smem_sm = props->smem_optin + 1024;
     rc = mt_cuda_build(c, mt_cuda_moe_source(), opts, MT_CUDA_MOE_NOPTS, cache_dir, &v->mod, &log);
     if (rc != MT_OK) {
         snprintf(why, n, "compile failed: %s%s%.160s", mt_cuda_errmsg(c), log ? ": " : "", log ? log : "");
@@ -46,7 +47,7 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     v->smem1 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 1);
     /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
     v->smem2 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], v->wgmma);
-    int limit = mt_cuda_get_props(c)->smem_optin;
+    int limit = props->smem_optin;
     if ((int)v->smem1 > limit || v->r1.max_threads < cfg[4] * 32 || v->r2.max_threads < cfg[4] * 32) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg[4] * 32);
         mt_cuda_moe_release(c, v);
@@ -172,10 +173,15 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
     return n < 1 ? 1 : n;
 }
 
-int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red)
+int mt_cuda_splitk_on(void)
 {
     const char *env = getenv("MOETUNE_CUDA_SPLITK");
-    if (env && !strcmp(env, "0")) return 1;
+    return !(env && !strcmp(env, "0"));
+}
+
+int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red)
+{
+    if (!v->splitk) return 1;
     int bm = v->cfg[0], bk = v->cfg[2], sms = v->sms > 0 ? v->sms : 1;
     long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) *
                  cdiv(n_out, mt_cuda_moe_tile_n(v, gemm));
@@ -187,8 +193,8 @@ int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_o
     return s < 1 ? 1 : (int)s;
 }
 
-/* bytes of split-K slots and counters for m tokens; 0 once both GEMMs
- * have enough tiles not to split, for m and (tiles grow with m) beyond */
+/* bytes of split-K slots and counters for m tokens; 0 once neither GEMM
+ * splits, which then holds for every larger m (tiles grow with m) */
 static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int topk, size_t *slots, size_t *counters)
 {
     int bm = v->cfg[0], bn = v->cfg[1], bn2 = mt_cuda_moe_tile_n(v, 2), pairs = m * topk;
@@ -199,8 +205,7 @@ static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int top
     size_t b2 = s2 > 1 ? t2 * (size_t)s2 * (size_t)bm * (size_t)bn2 * 4 : 0;
     *slots = b1 > b2 ? b1 : b2;
     *counters = (t1 > t2 ? t1 : t2) * 4;
-    long slots1 = (long)mt_cuda_moe_blocks_per_sm(v, 1) * v->sms, slots2 = (long)mt_cuda_moe_blocks_per_sm(v, 2) * v->sms;
-    return 2 * (long)t1 <= slots1 || 2 * (long)t2 <= slots2;
+    return s1 > 1 || s2 > 1;
 }
 
 struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };

@@ -33,6 +33,7 @@ typedef struct mt_cuda_moe {
     int cfg[7];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
+    int splitk; /* split-K allowed (mt_cuda_splitk_on when built) */
     int sms;   /* the device's SMs: split-K aims at filling them */
     int smem_sm; /* shared memory per SM, bytes */
     unsigned smem1, smem2;
@@ -73,8 +74,11 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm);
  * pairs among E experts: 1 (none) unless its tiles that can have work fill
  * at most half of the CTA slots the SMs hold at once; then as many CTAs per
  * tile as fit in one wave (never a second, partial wave), each with at
- * least 4 k tiles. MOETUNE_CUDA_SPLITK=0 turns it off (to compare). */
+ * least 4 k tiles; 1 when the variant was built with split-K off. */
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red);
+/* 0 when MOETUNE_CUDA_SPLITK=0: read once per variant, when it is built,
+ * not at every launch */
+int mt_cuda_splitk_on(void);
 
 /* Device bytes of workspace for `chunk` tokens: known before launch. */
 size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk);

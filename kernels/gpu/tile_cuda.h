@@ -37,14 +37,9 @@ MT_DEVICE h16 f2h(float f)
     return h;
 }
 
-/* 16 bytes global -> shared, bypassing L1; pred false zero-fills */
-MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
-{
-    int n = pred ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(mt_cvta_shared(smem)), "l"(gmem), "r"(n));
-}
-/* the same to a shared-window address the caller computed once */
-MT_DEVICE void cp_async16_s(mt_sptr saddr, const void *gmem, bool pred)
+/* 16 bytes global -> shared (a place of mt_sptr_of, worked out once by the
+ * caller), bypassing L1; pred false zero-fills */
+MT_DEVICE void cp_async16(mt_sptr saddr, const void *gmem, bool pred)
 {
     int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));

@@ -56,13 +56,12 @@ MT_DEVICE h16 f2h(float f)
 /* 16 bytes global -> shared; pred false writes zeros (cp.async's zero
  * fill). Synchronous: commit and wait have nothing to order, and the
  * kernels' __syncthreads after a wait gives the visibility CUDA needs too. */
-MT_DEVICE void cp_async16(void *smem, const void *gmem, bool pred)
+MT_DEVICE void cp_async16(mt_sptr smem, const void *gmem, bool pred)
 {
     uint4 v = {0u, 0u, 0u, 0u};
     if (pred) v = *(const uint4 *)gmem;
     *(uint4 *)smem = v;
 }
-MT_DEVICE void cp_async16_s(mt_sptr smem, const void *gmem, bool pred) { cp_async16(smem, gmem, pred); }
 MT_DEVICE void cp_async_commit() {}
 template <int N> MT_DEVICE void cp_async_wait() {}
 
