@@ -119,15 +119,15 @@ int main(int argc, char **argv)
                     double floor_us = (double)kv_tokens * Hkv * D * 2 * 2 / bw * 1e6;
                     double best = 1e30;
                     char best_cfg[64] = "";
-                    for (int vi = 0; vi < 2 * 5 * 3; vi++) {
-                            const int mma = vi / 15, pi = vi / 3 % 5, wi = vi % 3;
-                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma};
+                    for (int vi = 0; vi < 2 * 2 * 5 * 3; vi++) {
+                            const int stage = vi / 30, mma = vi / 15 % 2, pi = vi / 3 % 5, wi = vi % 3;
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
                             mt_cuda_attn var;
                             char why[256];
                             if (mt_cuda_attn_build(c, &cfg, NULL, &var, why, sizeof why) != MT_OK) {
                                 if (!mma)
-                                    printf("  H=%d Hkv=%d D=%d partition %d warps %d: %s\n", H, Hkv, D, cfg.partition,
-                                           cfg.warps, why);
+                                    printf("  H=%d Hkv=%d D=%d partition %d warps %d%s: %s\n", H, Hkv, D, cfg.partition,
+                                           cfg.warps, stage ? " stage" : "", why);
                                 continue;
                             }
                             size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
@@ -160,15 +160,15 @@ int main(int argc, char **argv)
                             }
                             if (g) mt_cuda_graph_free(c, g);
                             double us = t * 1e3;
-                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s: %s%s %.1f us, %.2f of "
-                                   "floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
-                                   mma ? " mma" : "",
+                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s: %s%s %.1f us, %.2f "
+                                   "of floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
+                                   mma ? " mma" : "", stage ? " stage" : "",
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (rc == MT_OK && us < best) {
                                 best = us;
-                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s", cfg.partition, cfg.warps,
-                                         mma ? " mma" : "");
+                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
+                                         mma ? " mma" : "", stage ? " stage" : "");
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

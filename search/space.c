@@ -68,7 +68,7 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 
 /* ---- paged attention decode ---- */
 enum { A_PART, A_PPI, A_THREADS };
-enum { AC_PART, AC_WARPS, AC_MMA };
+enum { AC_PART, AC_WARPS, AC_MMA, AC_STAGE };
 
 static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
@@ -132,7 +132,7 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
     /* the tensor-core path's limits (kernels/cuda/attn.cu) */
     if (c->v[AC_MMA] && (d % 64 || group > 16))
         return snprintf(why, n, "mma needs head_dim %% 64 == 0 and a group of at most 16"), 0;
-    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA]};
+    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE]};
     unsigned smem = mt_cuda_attn_smem(&cfg);
     if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
     return 1;
@@ -149,17 +149,21 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
     out->v[AC_PART] = (int)part;
     out->v[AC_WARPS] = 4;
     out->v[AC_MMA] = 0;
+    out->v[AC_STAGE] = 0;
 }
 
 void mt_space_cuda_attn(mt_space *sp)
 {
     memset(sp, 0, sizeof *sp);
     sp->backend = "cuda";
-    sp->nparams = 3;
+    sp->nparams = 4;
     sp->params[AC_PART] = (mt_param_def){"partition", 7, {64, 128, 256, 512, 1024, 2048, 4096}};
     sp->params[AC_WARPS] = (mt_param_def){"num_warps", 4, {2, 4, 8, 16}};
     /* 1: the group's heads as the rows of tensor-core tiles (wide groups) */
     sp->params[AC_MMA] = (mt_param_def){"mma", 2, {0, 1}};
+    /* 1: the partition's K and V copied to shared memory before use (all
+     * its loads in flight at once: small batches) */
+    sp->params[AC_STAGE] = (mt_param_def){"stage", 2, {0, 1}};
     sp->valid = attn_cuda_valid;
     sp->default_config = attn_cuda_default;
 }

@@ -39,16 +39,16 @@ static void hiprtc_moe(const int *v, const char *arch)
     free(log);
 }
 
-static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int warps, const char *arch)
+static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int warps, int stage, const char *arch)
 {
-    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps, 0};
+    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps, 0, stage};
     char d[MT_CUDA_ATTN_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;
     mt_cuda_attn_options(&c, d, opts);
     int rc = mt_hiprtc_compile(mt_hip_attn_source(), arch, opts, MT_CUDA_ATTN_NOPTS, &code, &len, &log, err, sizeof err);
     CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "attn_partial") && is_amdgpu_elf(code, len, "attn_reduce"),
-          "attention head_dim %d group %d partition %d for %s: %s %.400s", head_dim, group, partition, arch, err,
+          "attention head_dim %d group %d partition %d stage %d for %s: %s %.400s", head_dim, group, partition, stage, arch, err,
           log ? log : "");
     free(code);
     free(log);
@@ -155,12 +155,13 @@ int main(void)
     for (int i = 0; i < 3; i++) hiprtc_moe(moe[i], "gfx90a");
     hiprtc_moe(moe[1], "gfx908"); /* not gfx940: Debian's comgr 5.2 crashes compiling for it at run time (hipcc compiles it) */
     /* every head_dim, MHA and a wide GQA, short and long partitions */
-    hiprtc_attn(64, 1, 0, 16, 2, "gfx90a");
-    hiprtc_attn(128, 8, 1, 512, 4, "gfx90a");
-    hiprtc_attn(256, 16, 0, 2048, 8, "gfx90a");
-    hiprtc_attn(96, 4, 0, 256, 4, "gfx908");
+    hiprtc_attn(64, 1, 0, 16, 2, 0, "gfx90a");
+    hiprtc_attn(128, 8, 1, 512, 4, 0, "gfx90a");
+    hiprtc_attn(256, 16, 0, 2048, 8, 0, "gfx90a");
+    hiprtc_attn(96, 4, 0, 256, 4, 0, "gfx908");
+    hiprtc_attn(128, 8, 0, 64, 4, 1, "gfx90a"); /* K and V staged in shared memory */
     /* what the sources forbid is refused with the assertion's words */
-    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4, 0};
+    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4, 0, 0};
     char d[MT_CUDA_ATTN_NOPTS][48], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;

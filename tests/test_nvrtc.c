@@ -199,23 +199,24 @@ int main(void)
     for (int h = 0; h < 5; h++)
         for (int g = 0; g < 2; g++)
             for (int pi = 0; pi < 2; pi++) {
-                /* the tensor-core path for the head dims it takes (multiples of 64) */
+                /* the tensor-core path for the head dims it takes (multiples
+                 * of 64); staged copies with either path */
                 mt_cuda_attn_cfg ac = {heads[h], 16, groups[g], (h + g) & 1, partitions[pi], warps[(h + pi) & 1],
-                                       h < 3 && pi == 0};
+                                       h < 3 && pi == 0, (h + g + pi) & 1};
                 char d[MT_CUDA_ATTN_NOPTS][48];
                 const char *o[MT_CUDA_ATTN_NOPTS];
                 mt_cuda_attn_options(&ac, d, o);
                 log = NULL;
                 bin = NULL;
                 rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, &log, err, sizeof err);
-                CHECK(rc == MT_OK && len > 0, "attention head_dim %d group %d partition %d mma %d: %s %.300s", ac.head_dim,
-                      ac.group, ac.partition, ac.mma, err, log ? log : "");
+                CHECK(rc == MT_OK && len > 0, "attention head_dim %d group %d partition %d mma %d stage %d: %s %.300s",
+                      ac.head_dim, ac.group, ac.partition, ac.mma, ac.stage, err, log ? log : "");
                 free(bin);
                 free(log);
                 na++;
             }
     /* a partition that is not whole pages is refused by the source itself */
-    mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4, 0};
+    mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4, 0, 0};
     char d[MT_CUDA_ATTN_NOPTS][48];
     const char *o[MT_CUDA_ATTN_NOPTS];
     mt_cuda_attn_options(&bad_a, d, o);

@@ -219,17 +219,22 @@ static void test_attn_spaces(void)
     for (int ci = 0; ci < 4; ci++) {
         mt_space_ctx x = {64, 8, 128, 16, 8, 1, 227 * 1024, ctxs[ci]};
         mt_config *pts, def;
-        int n = mt_space_enumerate(&sp, &x, &pts), covering = 0;
+        int n = mt_space_enumerate(&sp, &x, &pts), covering = 0, staged = 0;
         char why[256];
         sp.default_config(&sp, &x, &def);
         CHECK(n > 0 && sp.valid(&sp, &def, &x, why, sizeof why), "CUDA ctx %lld: %d points, default %s", (long long)ctxs[ci],
               n, why);
         for (int i = 0; i < n; i++) {
-            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1], pts[i].v[2]};
-            CHECK(mt_cuda_attn_smem(&cfg) <= 227 * 1024, "partition %d: %u bytes", pts[i].v[0], mt_cuda_attn_smem(&cfg));
-            covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4 && pts[i].v[2] == 0;
+            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3]};
+            CHECK(mt_cuda_attn_smem(&cfg) <= 227 * 1024, "partition %d stage %d: %u bytes", pts[i].v[0], pts[i].v[3],
+                  mt_cuda_attn_smem(&cfg));
+            covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4 && pts[i].v[2] == 0 && pts[i].v[3] == 0;
+            staged += pts[i].v[3] == 1;
+            /* staged K and V (2 x 2 bytes x partition x head_dim) stop at 256 tokens of 128 dims */
+            CHECK(!pts[i].v[3] || pts[i].v[0] <= 256, "staged partition %d of 128 dims kept", pts[i].v[0]);
         }
         CHECK(covering <= 1, "ctx %lld: %d covering partitions with 4 warps", (long long)ctxs[ci], covering);
+        CHECK(staged > 0, "ctx %lld: no staged variant", (long long)ctxs[ci]);
         free(pts);
     }
     /* the tensor-core path only where its tiles fit: head_dim % 64, groups of
@@ -246,6 +251,17 @@ static void test_attn_spaces(void)
     mt_config big = {{4096, 4}};
     char why[256];
     CHECK(!sp.valid(&sp, &big, &wide, why, sizeof why) && strstr(why, "shared memory"), "%s", why);
+    /* staging takes K and V of the partition on top: 128 tokens of 256 dims
+     * fit 227 KB unstaged and staged, 512 only unstaged */
+    mt_space_ctx d256 = {8, 1, 256, 16, 8, 1, 227 * 1024, 100000};
+    mt_config s128 = {{128, 4, 0, 1}}, s512 = {{512, 4, 0, 1}}, u512 = {{512, 4, 0, 0}};
+    CHECK(sp.valid(&sp, &s128, &d256, why, sizeof why), "staged 128 x 256: %s", why);
+    CHECK(!sp.valid(&sp, &s512, &d256, why, sizeof why) && strstr(why, "shared memory"), "staged 512 x 256: %s", why);
+    CHECK(sp.valid(&sp, &u512, &d256, why, sizeof why), "unstaged 512 x 256: %s", why);
+    mt_cuda_attn_cfg c0 = {256, 16, 8, 0, 512, 4, 0, 0}, c1 = c0;
+    c1.stage = 1;
+    CHECK(mt_cuda_attn_smem(&c1) >= mt_cuda_attn_smem(&c0) + 4u * 512 * 256 && mt_cuda_attn_smem(&c1) % 16 == 0,
+          "staged smem %u against %u", mt_cuda_attn_smem(&c1), mt_cuda_attn_smem(&c0));
 }
 
 int main(void)

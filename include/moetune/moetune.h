@@ -226,7 +226,8 @@ typedef struct mt_attn_key {
 /* A looked-up attention config: parameters absent from the file are -1. */
 typedef struct mt_attn_config {
     int partition, num_warps, pages_per_iter, threads;
-    int mma; /* CUDA: 1 for the tensor-core path */
+    int mma;   /* CUDA: 1 for the tensor-core path */
+    int stage; /* CUDA: 1 to copy K and V to shared memory first */
     int64_t batch_key, ctx_key; /* the file's keys used (0: the default) */
     int source;                 /* enum mt_config_source */
     const char *file;           /* valid while the runtime is open; NULL for the default */

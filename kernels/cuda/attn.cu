@@ -8,7 +8,8 @@
  * D], block_table [B, max_pages], context_lens [B], out [B, H, D].
  *
  * Compile-time: HEAD_DIM, PAGE_SIZE, GROUP (H / Hkv), PARTITION (a multiple
- * of PAGE_SIZE), NUM_WARPS, MT_FP16, ATTN_MMA (the tensor-core path).
+ * of PAGE_SIZE), NUM_WARPS, MT_FP16, ATTN_MMA (the tensor-core path),
+ * ATTN_STAGE (the partition's K and V copied to shared memory first).
  * Compiled by NVRTC at run time, and by nvcc in CI with the defaults, like
  * moe.cu.
  */
@@ -29,6 +30,9 @@
 #endif
 #ifndef ATTN_MMA
 #define ATTN_MMA 0
+#endif
+#ifndef ATTN_STAGE
+#define ATTN_STAGE 0
 #endif
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
@@ -76,10 +80,24 @@ MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
 /* Elements from the cache's start to token t's row (of KV head 0): its page
  * from the partition's page numbers (pg, starting at token t0), then its
  * slot; kvs elements from one token's row to the next. */
-MT_DEVICE long row_of(const int *pg, int t, int t0, long kvs)
+MT_DEVICE long cache_row(const int *pg, int t, int t0, long kvs)
 {
     return ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs;
 }
+
+#if ATTN_STAGE
+/* ATTN_STAGE=1: the block first copies its partition's K and V rows (of its
+ * KV head) to shared memory with cp.async, every copy issued before any is
+ * waited for, then computes from there. The first H100 runs were latency-
+ * bound at small batches: the score and value passes each waited on one
+ * HBM round trip per few tokens (bench/results/2026-11-23-h100-ncu: 3 % of
+ * DRAM bandwidth at B = 1). Staged, a block waits for its K once (its V
+ * lands during the scores) at the cost of 4 x PARTITION x HEAD_DIM bytes of
+ * shared memory. The passes' row of token t is then its place in the copy. */
+MT_DEVICE long row_of(const int *, int t, int t0, long) { return (long)(t - t0) * HEAD_DIM; }
+#else
+MT_DEVICE long row_of(const int *pg, int t, int t0, long kvs) { return cache_row(pg, t, t0, kvs); }
+#endif
 
 /* The UNR rows (from base, a head's dims of this lane) of the tokens this
  * lane takes next, all loads issued before any is used; zeros past the
@@ -236,7 +254,8 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
  * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
  * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
- * address needs no global load of the block table).
+ * address needs no global load of the block table); with ATTN_STAGE, from
+ * the next 16 bytes, K and V [PARTITION][HEAD_DIM] (h16) each.
  * With one partition per sequence (max_parts == 1) the block writes the
  * normalised output itself and the host skips the merge kernel. */
 MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q, const h16 *__restrict__ kc,
@@ -263,14 +282,38 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 #endif
     for (int i = threadIdx.x; i < NPG && t0 + i * PAGE_SIZE < t1; i += THREADS) pg[i] = bt[i];
     __syncthreads();
+#if ATTN_STAGE
+    constexpr int STAGE_OFF = (GROUP * HEAD_DIM + GROUP * PARTITION + 2 * GROUP + NPG + 3) / 4 * 4;
+    h16 *ks = (h16 *)(sm + STAGE_OFF), *vs = ks + PARTITION * HEAD_DIM;
+    {
+        /* 16-byte pieces, consecutive threads along a row (coalesced);
+         * K's copies form one group and V's the next, so the scores wait
+         * for K only */
+        constexpr int CPR = HEAD_DIM / VEC;
+        const long kvs = (long)Hkv * HEAD_DIM;
+        const h16 *kb = kc + (long)g * HEAD_DIM, *vb = vc + (long)g * HEAD_DIM;
+        const int nc = (t1 - t0) * CPR;
+        for (int i = threadIdx.x; i < nc; i += THREADS)
+            cp_async16(mt_sptr_of(ks + i * VEC), kb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
+        cp_async_commit();
+        for (int i = threadIdx.x; i < nc; i += THREADS)
+            cp_async16(mt_sptr_of(vs + i * VEC), vb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+    }
+    const h16 *kbase = ks, *vbase = vs;
+#else
+    const h16 *kbase = kc + (long)g * HEAD_DIM, *vbase = vc + (long)g * HEAD_DIM;
+#endif
 
 #if ATTN_MMA
     (void)dl, (void)slot;
-    attn_scores_mma(q + ((long)b * H + g * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, pg, t0, t1, Hkv, scale, sc);
+    attn_scores_mma(q + ((long)b * H + g * GROUP) * HEAD_DIM, kbase, pg, t0, t1, Hkv, scale, sc);
 #else
     /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
     const long kvs = (long)Hkv * HEAD_DIM; /* elements from one token's row to the next */
-    const h16 *kg = kc + (long)g * HEAD_DIM + (dl ? d0 : 0), *vg = vc + (long)g * HEAD_DIM + (dl ? d0 : 0);
+    const h16 *kg = kbase + (dl ? d0 : 0), *vg = vbase + (dl ? d0 : 0);
     for (int h0 = 0; h0 < GROUP; h0 += HS) {
         float qr[HS][VEC];
 #pragma unroll
@@ -328,10 +371,13 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         }
     }
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
+#if ATTN_STAGE
+    cp_async_wait<0>(); /* V (the barrier makes every thread's copies visible) */
+#endif
     __syncthreads();
 
 #if ATTN_MMA
-    attn_values_mma(vc + (long)g * HEAD_DIM, pg, t0, t1, Hkv, sc, qs);
+    attn_values_mma(vbase, pg, t0, t1, Hkv, sc, qs);
 #else
     /* the values, in the scores' token order: each lane sums p * V over its
      * tokens for HC heads at a time, the step's TPW tokens are combined by
@@ -388,7 +434,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 }
 
 /* One block per (head, sequence), a thread per dim: the partitions merged
- * by their log-sum-exp. part [B, H, max_parts, 2 + HEAD_DIM]. */
+ * by their log-sum-exp. part [B, H, max_parts, 2 + HEAD_DIM]. The loops
+ * over partitions are unrolled so that several of their loads are in
+ * flight at once: one after another, 32 partitions cost 64 dependent L2
+ * round trips (about 10 us at B = 1), more than the partial kernel. */
 MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__ part,
                                                        const int *__restrict__ context_lens, int max_parts,
                                                        h16 *__restrict__ out)
@@ -397,12 +446,15 @@ MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__
     const int np = (context_lens[b] + PARTITION - 1) / PARTITION;
     const float *r = part + ((long)b * H + h) * max_parts * (HEAD_DIM + 2);
     float m = -3.0e38f;
+#pragma unroll 8
     for (int p = 0; p < np; p++) m = fmaxf(m, r[p * (HEAD_DIM + 2)]);
     float s = 0, acc = 0;
+#pragma unroll 8
     for (int p = 0; p < np; p++) {
-        float w = expf(r[p * (HEAD_DIM + 2)] - m);
-        s += r[p * (HEAD_DIM + 2) + 1] * w;
-        acc += r[p * (HEAD_DIM + 2) + 2 + d] * w;
+        const float *rp = r + p * (HEAD_DIM + 2);
+        float w = expf(rp[0] - m);
+        s += rp[1] * w;
+        acc += rp[2 + d] * w;
     }
     out[((long)b * H + h) * HEAD_DIM + d] = f2h(acc / s);
 }

@@ -11,9 +11,12 @@
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
 {
     /* attn.cu's layout: q [group][head_dim], scores [group][partition], max
-     * and sum [group], then the partition's page numbers */
-    return (unsigned)(sizeof(float) * (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group) +
-                      sizeof(int) * (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1)));
+     * and sum [group], then the partition's page numbers; staged, K and V
+     * [partition][head_dim] from the next 16 bytes */
+    size_t words = (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group) +
+                   (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
+    if (!c->stage) return (unsigned)(4 * words);
+    return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * (size_t)c->partition * (size_t)c->head_dim);
 }
 
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
@@ -25,6 +28,7 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
+    snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage ? 1 : 0);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }

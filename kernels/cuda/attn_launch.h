@@ -9,11 +9,12 @@
 
 /* The shape part is compiled in: head_dim (32..256, a multiple of 32),
  * page_size, group = num_heads / num_kv_heads. The tunables: partition
- * (tokens per block, a multiple of page_size), warps, and mma: the
- * tensor-core path (head_dim a multiple of 64, group at most 16). */
+ * (tokens per block, a multiple of page_size), warps, mma: the tensor-core
+ * path (head_dim a multiple of 64, group at most 16), and stage: the
+ * partition's K and V copied to shared memory before the passes. */
 typedef struct mt_cuda_attn_cfg {
     int head_dim, page_size, group, fp16;
-    int partition, warps, mma;
+    int partition, warps, mma, stage;
 } mt_cuda_attn_cfg;
 
 typedef struct mt_cuda_attn {
@@ -23,7 +24,7 @@ typedef struct mt_cuda_attn {
     unsigned smem;
 } mt_cuda_attn;
 
-#define MT_CUDA_ATTN_NOPTS 7
+#define MT_CUDA_ATTN_NOPTS 8
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
 /* Dynamic shared memory of the partial kernel. */
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c);
