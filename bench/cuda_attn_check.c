@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "attn.h"
 #include "attn_launch.h"
@@ -55,6 +56,10 @@ int main(int argc, char **argv)
     mt_cuda_free(c, cp.a);
     mt_cuda_free(c, cp.d);
     printf("copy bandwidth %.0f GB/s\n", bw / 1e9);
+    /* compiled variants kept across rows (the options hold no batch or
+     * context): each compiles once per shape and dtype */
+    const char *cache = "/tmp/mt_attn_check_cache";
+    mkdir(cache, 0755);
     size_t flush_bytes = (size_t)256 << 20; /* over the L2 of any current GPU */
     mt_dptr flush = 0;
     if (mt_cuda_alloc(c, flush_bytes, &flush)) return fprintf(stderr, "alloc flush\n"), 1;
@@ -124,7 +129,7 @@ int main(int argc, char **argv)
                             mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
                             mt_cuda_attn var;
                             char why[256];
-                            if (mt_cuda_attn_build(c, &cfg, NULL, &var, why, sizeof why) != MT_OK) {
+                            if (mt_cuda_attn_build(c, &cfg, cache, &var, why, sizeof why) != MT_OK) {
                                 if (!mma)
                                     printf("  H=%d Hkv=%d D=%d partition %d warps %d%s: %s\n", H, Hkv, D, cfg.partition,
                                            cfg.warps, stage ? " stage" : "", why);
