@@ -4,9 +4,12 @@
  * KV cache read once against the device's copy bandwidth (the floor), best
  * of 20 with the L2 flushed before each.
  *
- * usage: cuda_attn_check [--quick] [--equal]
+ * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N]
+ *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE]
  * --equal: every sequence of a batch has the full context, as
  * bench/attn_sdpa.py gives torch's scaled_dot_product_attention
+ * --warm: no L2 flush before the timed runs (to tell the cold cache's cost)
+ * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
 #include <math.h>
@@ -35,12 +38,23 @@ static int copy_once(mt_cuda *cc, void *arg)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, equal = 0;
+    int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[4] = {0}, has_only = 0, has_variant = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
-        else return fprintf(stderr, "usage: %s [--quick] [--equal]\n", argv[0]), 2;
+        else if (!strcmp(argv[i], "--warm")) warm = 1;
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
+                 sscanf(argv[++i], "%d/%d/%d/%d/%d/%d", &only[0], &only[1], &only[2], &only[3], &only[4], &only[5]) == 6)
+            has_only = 1;
+        else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
+                 sscanf(argv[++i], "%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3]) == 4)
+            has_variant = 1;
+        else
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--reps N] [--only H/HKV/D/PAGE/B/CTX] "
+                                   "[--variant PART/WARPS/MMA/STAGE]\n", argv[0]), 2;
     }
+    if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
         fprintf(stderr, "%s\n", err);
@@ -66,17 +80,23 @@ int main(int argc, char **argv)
 
     struct { int H, Hkv, D, ps; } shapes[] = {{32, 8, 128, 16}, {64, 8, 128, 16}, {32, 32, 128, 16}, {16, 16, 64, 32},
                                               {8, 1, 256, 16}};
+    if (has_only) { /* one row: the lists below become that row's */
+        shapes[0].H = only[0], shapes[0].Hkv = only[1], shapes[0].D = only[2], shapes[0].ps = only[3];
+        quick = 1;
+    }
     int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {64, 128, 256, 512, 1024}, warps[] = {2, 4, 8};
     int failed = 0, checked = 0;
     char summary[64][200];
     int ns = 0;
-    for (int si = 0; si < (quick ? 2 : 5); si++)
+    if (has_only) batches[0] = only[4], contexts[0] = only[5];
+    for (int si = 0; si < (has_only ? 1 : quick ? 2 : 5); si++)
         for (int dt = 0; dt < 2; dt++)
             for (int bi = 0; bi < 3; bi++)
                 for (int ci = 0; ci < 3; ci++) {
                     int H = shapes[si].H, Hkv = shapes[si].Hkv, D = shapes[si].D, ps = shapes[si].ps, B = batches[bi];
                     int ctx = contexts[ci], dtype = dt ? MT_DTYPE_FP16 : MT_DTYPE_BF16;
                     if (dt && (bi || ci != 1)) continue; /* fp16: one row per shape */
+                    if (has_only && (dt || bi || ci)) continue;
                     /* unequal lengths: ctx, ctx - 37, ctx - 74, ... (at least 1) */
                     int32_t *lens = malloc((size_t)B * sizeof *lens);
                     int64_t maxp = (ctx + ps - 1) / ps, pages = 0, kv_tokens = 0;
@@ -127,12 +147,16 @@ int main(int argc, char **argv)
                     for (int vi = 0; vi < 2 * 2 * 5 * 3; vi++) {
                             const int stage = vi / 30, mma = vi / 15 % 2, pi = vi / 3 % 5, wi = vi % 3;
                             mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
+                            if (has_variant) {
+                                if (vi) break;
+                                cfg.partition = variant[0], cfg.warps = variant[1], cfg.mma = variant[2], cfg.stage = variant[3];
+                            }
                             mt_cuda_attn var;
                             char why[256];
                             if (mt_cuda_attn_build(c, &cfg, cache, &var, why, sizeof why) != MT_OK) {
-                                if (!mma)
+                                if (!cfg.mma)
                                     printf("  H=%d Hkv=%d D=%d partition %d warps %d%s: %s\n", H, Hkv, D, cfg.partition,
-                                           cfg.warps, stage ? " stage" : "", why);
+                                           cfg.warps, cfg.stage ? " stage" : "", why);
                                 continue;
                             }
                             size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
@@ -158,22 +182,22 @@ int main(int argc, char **argv)
                                 rc = mt_cuda_capture_end(c, &g);
                                 if (rc == MT_OK) rc = rc1;
                             }
-                            for (int rep = 0; rc == MT_OK && rep < 20; rep++) {
+                            for (int rep = 0; rc == MT_OK && rep < reps; rep++) {
                                 /* a cold L2, as a decode step meets the cache: flushed outside the timing */
-                                mt_cuda_memset_async(c, flush, (unsigned char)rep, flush_bytes);
+                                if (!warm) mt_cuda_memset_async(c, flush, (unsigned char)rep, flush_bytes);
                                 if (mt_cuda_time(c, run, &g, &tm) == MT_OK && tm < t) t = tm;
                             }
                             if (g) mt_cuda_graph_free(c, g);
                             double us = t * 1e3;
                             printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s: %s%s %.1f us, %.2f "
                                    "of floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
-                                   mma ? " mma" : "", stage ? " stage" : "",
+                                   cfg.mma ? " mma" : "", cfg.stage ? " stage" : "",
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (rc == MT_OK && us < best) {
                                 best = us;
                                 snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
-                                         mma ? " mma" : "", stage ? " stage" : "");
+                                         cfg.mma ? " mma" : "", cfg.stage ? " stage" : "");
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

@@ -238,16 +238,21 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
                 mma16816(oc[j][i], pa, bf);
             }
     }
-    /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8 */
+    /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8;
+     * the warps add their sums in turn (see warp_turns) */
+    for (int w = 0; w < NUM_WARPS; w++) {
+        if (warp == w)
 #pragma unroll
-    for (int j = 0; j < VJ; j++)
+            for (int j = 0; j < VJ; j++)
 #pragma unroll
-        for (int i = 0; i < 8; i++)
+                for (int i = 0; i < 8; i++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
-                if (h < GROUP) atomicAdd(&o[h * HEAD_DIM + d], oc[j][i][e]);
-            }
+                    for (int e = 0; e < 4; e++) {
+                        const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
+                        if (h < GROUP) o[h * HEAD_DIM + d] += oc[j][i][e];
+                    }
+        __syncthreads();
+    }
 }
 #endif
 
@@ -407,11 +412,23 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         for (int h = 0; h < HC; h++)
 #pragma unroll
             for (int i = 0; i < VEC; i++) {
-                float a = acc[h][i];
                 MT_UNROLL_SHFL
-                for (int k = mt_log2(LPT); k < mt_log2(WS); k++) a += mt_shfl_xor(a, 1 << k);
-                if (slot == 0 && dl && h0 + h < GROUP) atomicAdd(&qs[(h0 + h) * HEAD_DIM + d0 + i], a);
+                for (int k = mt_log2(LPT); k < mt_log2(WS); k++) acc[h][i] += mt_shfl_xor(acc[h][i], 1 << k);
             }
+        /* the warps add their sums in turn, plain adds between barriers:
+         * shared-memory atomics on floats were the first kernel's fixed
+         * cost (compare-and-swap loops, NUM_WARPS of them racing on every
+         * element), and the order is now fixed, so the result is the same
+         * from run to run */
+        for (int w = 0; w < NUM_WARPS; w++) {
+            if (warp == w && slot == 0 && dl)
+#pragma unroll
+                for (int h = 0; h < HC; h++)
+#pragma unroll
+                    for (int i = 0; i < VEC; i++)
+                        if (h0 + h < GROUP) qs[(h0 + h) * HEAD_DIM + d0 + i] += acc[h][i];
+            __syncthreads();
+        }
     }
 #endif
     __syncthreads();
