@@ -13,7 +13,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/attn_probe}
 mkdir -p "$OUT"
 NEW=$PWD/.carry/bin/cuda_attn_check OLD=$PWD/.carry/old/cuda_attn_check
-ROWS=${ROWS:-"8/1/256/16/1/511 32/8/128/16/1/2048 64/8/128/16/1/2048 16/16/64/32/1/2048 32/8/128/16/8/8192 64/8/128/16/32/8192"}
+ROWS=${ROWS-"8/1/256/16/1/511 32/8/128/16/1/2048 64/8/128/16/1/2048 16/16/64/32/1/2048 32/8/128/16/8/8192 64/8/128/16/32/8192"}
 echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader)"
 # SASS of the old and new sources' value pass: ATOMS.CAS means a CAS loop
 for v in old new; do
@@ -34,7 +34,7 @@ for row in $ROWS; do
   done
 done
 # Nsight Compute on single variants (PROF: "ROW@PART/WARPS/MMA/STAGE ...")
-PROF=${PROF:-"8/1/256/16/1/511@64/8/0/1 32/8/128/16/1/2048@128/8/0/1"}
+PROF=${PROF-"8/1/256/16/1/511@64/8/0/1 32/8/128/16/1/2048@128/8/0/1"}
 for p in $PROF; do
   row=${p%@*} var=${p#*@}; tag=${row//\//_}_${var//\//_}
   for b in old new; do

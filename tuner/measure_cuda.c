@@ -523,11 +523,11 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     if (rc != MT_OK) return rc;
     size_t esz = mt_dtype_size(s->dtype), qn = (size_t)(B * s->num_heads * s->head_dim);
     double *times = malloc((size_t)pol->max_reps * sizeof *times);
-    void *out = malloc(qn * esz);
+    void *out = malloc(qn * esz), *again = malloc(qn * esz);
     mt_cuda_attn_args a;
     memset(&a, 0, sizeof a);
     struct replay rg = {NULL};
-    if (!times || !out) {
+    if (!times || !out || !again) {
         rc = MT_ENOMEM;
         goto out;
     }
@@ -535,8 +535,9 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     a.q = b->attn.dq, a.k_cache = b->attn.dk, a.v_cache = b->attn.dv, a.block_table = b->attn.dbt;
     a.context_lens = b->attn.dlens, a.B = (int)B, a.num_heads = (int)s->num_heads, a.num_kv_heads = (int)s->num_kv_heads;
     a.max_pages = (int)b->attn.per, a.max_context = (int)ctx;
-    if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) ||
-        (rc = mt_cuda_alloc(c, mt_cuda_attn_workspace(&var, (int)B, (int)s->num_heads, (int)ctx), &a.workspace)))
+    size_t wsz = mt_cuda_attn_workspace(&var, (int)B, (int)s->num_heads, (int)ctx);
+    if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) || (rc = mt_cuda_alloc(c, wsz, &a.workspace)) ||
+        (rc = mt_cuda_memset_async(c, a.workspace, 0, wsz))) /* the merge's counters start at zero */
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
@@ -579,12 +580,21 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
         if (abort_early(times, n, 1e3, pol, res)) break;
     }
     mt_summarize_routings(times, n, 1, 1e3, res);
+    /* the timed runs' output must be the checked run's, bit for bit: the
+     * kernel's order of sums is fixed, and its merge counters must have
+     * been left at zero by every run before */
+    if ((rc = mt_cuda_sync(c)) != MT_OK || (rc = mt_cuda_d2h(c, again, a.out, qn * esz)) != MT_OK) goto out;
+    if (memcmp(again, out, qn * esz)) {
+        res->ok = 0;
+        snprintf(res->reason, sizeof res->reason, "the output of the timed runs differs from the checked run's");
+    }
     rc = MT_OK;
 out:
     if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0]) snprintf(res->reason, sizeof res->reason, "%s", mt_cuda_errmsg(c));
     mt_cuda_graph_free(c, rg.g);
     mt_cuda_free(c, a.out);
     mt_cuda_free(c, a.workspace);
+    free(again);
     mt_cuda_attn_release(c, &var);
     free(times);
     free(out);

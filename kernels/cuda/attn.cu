@@ -2,8 +2,8 @@
  * Paged attention decode for CUDA, split-KV in the flash-decoding style:
  * one block per (partition of PARTITION tokens, KV head, sequence) computes
  * the scores of the GROUP query heads that share the KV head, their maximum
- * and sum of exponentials and the unnormalised output; a second kernel
- * merges a sequence's partitions by their log-sum-exp. Layouts as the CPU
+ * and sum of exponentials and the unnormalised output; the last block of a
+ * (sequence, KV head) to finish merges its partitions by their log-sum-exp. Layouts as the CPU
  * kernel (kernels/cpu/attn.h): q [B, H, D], caches [pages, PAGE_SIZE, Hkv,
  * D], block_table [B, max_pages], context_lens [B], out [B, H, D].
  *
@@ -262,7 +262,12 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
  * address needs no global load of the block table); with ATTN_STAGE, from
  * the next 16 bytes, K and V [PARTITION][HEAD_DIM] (h16) each.
  * With one partition per sequence (max_parts == 1) the block writes the
- * normalised output itself and the host skips the merge kernel. */
+ * normalised output itself. Else the workspace holds, after the partials,
+ * one counter per (sequence, KV head): zero when the workspace is
+ * allocated, counted up by the blocks of a pair as they finish, and set
+ * back to zero by the last, which merges the pair's partitions. A second
+ * kernel for the merge cost more than the merge at small batches: one more
+ * launch, and the partials read back after it. */
 MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q, const h16 *__restrict__ kc,
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
@@ -276,16 +281,19 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
     const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
     const bool dl = d0 < HEAD_DIM;
-    const int ctx = context_lens[b], t0 = p * PARTITION;
-    if (t0 >= ctx) return; /* the reduction reads only partitions inside the context */
-    const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
-    const int H = Hkv * GROUP;
+    const int t0 = p * PARTITION, H = Hkv * GROUP;
+    /* the page numbers, q and the length are loaded side by side (one
+     * memory round trip, not two): the pages up to the table's width, not
+     * the length, so that their loads need not wait for it */
+    const int ctx = context_lens[b];
     const int *bt = block_table + (long)b * max_pages + t0 / PAGE_SIZE;
+    for (int i = threadIdx.x; i < NPG && t0 / PAGE_SIZE + i < max_pages; i += THREADS) pg[i] = bt[i];
 #if !ATTN_MMA /* the MMA path reads q into its fragments itself */
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
         qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
 #endif
-    for (int i = threadIdx.x; i < NPG && t0 + i * PAGE_SIZE < t1; i += THREADS) pg[i] = bt[i];
+    if (t0 >= ctx) return; /* the merge reads only partitions inside the context */
+    const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
     __syncthreads();
 #if ATTN_STAGE
     constexpr int STAGE_OFF = (GROUP * HEAD_DIM + GROUP * PARTITION + 2 * GROUP + NPG + 3) / 4 * 4;
@@ -448,30 +456,37 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             o[1] = sum[h];
         }
     }
-}
-
-/* One block per (head, sequence), a thread per dim: the partitions merged
- * by their log-sum-exp. part [B, H, max_parts, 2 + HEAD_DIM]. The loops
- * over partitions are unrolled so that several of their loads are in
- * flight at once: one after another, 32 partitions cost 64 dependent L2
- * round trips (about 10 us at B = 1), more than the partial kernel. */
-MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__ part,
-                                                       const int *__restrict__ context_lens, int max_parts,
-                                                       h16 *__restrict__ out)
-{
-    const int h = blockIdx.x, b = blockIdx.y, H = gridDim.x, d = threadIdx.x;
-    const int np = (context_lens[b] + PARTITION - 1) / PARTITION;
-    const float *r = part + ((long)b * H + h) * max_parts * (HEAD_DIM + 2);
-    float m = -3.0e38f;
-#pragma unroll 8
-    for (int p = 0; p < np; p++) m = fmaxf(m, r[p * (HEAD_DIM + 2)]);
-    float s = 0, acc = 0;
-#pragma unroll 8
-    for (int p = 0; p < np; p++) {
-        const float *rp = r + p * (HEAD_DIM + 2);
-        float w = expf(rp[0] - m);
-        s += rp[1] * w;
-        acc += rp[2 + d] * w;
+    /* the count: this block's partials are made visible before it counts,
+     * and the last block reads the others' after (fences on both sides) */
+    int *last = pg; /* the page numbers are done with */
+    __threadfence();
+    __syncthreads();
+    const int np = (ctx + PARTITION - 1) / PARTITION;
+    if (threadIdx.x == 0) {
+        unsigned *cnt = (unsigned *)(part + (long)gridDim.z * H * max_parts * (HEAD_DIM + 2)) + (long)b * Hkv + g;
+        *last = atomicAdd(cnt, 1u) == (unsigned)np - 1;
+        if (*last) *cnt = 0; /* ready for the next launch */
     }
-    out[((long)b * H + h) * HEAD_DIM + d] = f2h(acc / s);
+    __syncthreads();
+    if (!*last) return;
+    __threadfence();
+    /* the merge of the group's heads: a thread per (head, dim), the loops
+     * over partitions unrolled so that several loads are in flight (read
+     * from L2: other blocks wrote them) */
+    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
+        const int h = i / HEAD_DIM, d = i % HEAD_DIM;
+        const float *r = part + ((long)b * H + g * GROUP + h) * max_parts * (HEAD_DIM + 2);
+        float m = -3.0e38f;
+#pragma unroll 8
+        for (int pp = 0; pp < np; pp++) m = fmaxf(m, mt_ldcg(r + pp * (HEAD_DIM + 2)));
+        float s = 0, acc = 0;
+#pragma unroll 8
+        for (int pp = 0; pp < np; pp++) {
+            const float *rp = r + pp * (HEAD_DIM + 2);
+            float w = expf(mt_ldcg(rp) - m);
+            s += mt_ldcg(rp + 1) * w;
+            acc += mt_ldcg(rp + 2 + d) * w;
+        }
+        out1[((long)b * H + g * GROUP + h) * HEAD_DIM + d] = f2h(acc / s);
+    }
 }
