@@ -470,23 +470,57 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     __syncthreads();
     if (!*last) return;
     __threadfence();
-    /* the merge of the group's heads: a thread per (head, dim), the loops
-     * over partitions unrolled so that several loads are in flight (read
-     * from L2: other blocks wrote them) */
-    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
-        const int h = i / HEAD_DIM, d = i % HEAD_DIM;
-        const float *r = part + ((long)b * H + g * GROUP + h) * max_parts * (HEAD_DIM + 2);
-        float m = -3.0e38f;
-#pragma unroll 8
-        for (int pp = 0; pp < np; pp++) m = fmaxf(m, mt_ldcg(r + pp * (HEAD_DIM + 2)));
-        float s = 0, acc = 0;
-#pragma unroll 8
-        for (int pp = 0; pp < np; pp++) {
-            const float *rp = r + pp * (HEAD_DIM + 2);
-            float w = expf(mt_ldcg(rp) - m);
-            s += mt_ldcg(rp + 1) * w;
-            acc += mt_ldcg(rp + 2 + d) * w;
+    /* The merge, in two steps whose loads are all issued before any is
+     * waited for (other blocks wrote them: read from L2). A loop per output
+     * element, one after another, was one L2 round trip per element and
+     * partition: slower than the second kernel it replaced.
+     * 1. Per head, its partitions' maximum M and sum S = sum_p s_p e^(m_p - M):
+     *    a warp per head, a lane per partition, folded pairwise. */
+    const float *r0 = part + ((long)b * H + g * GROUP) * max_parts * (HEAD_DIM + 2);
+    const long hs = (long)max_parts * (HEAD_DIM + 2); /* from one head's partials to the next's */
+    for (int h = warp; h < GROUP; h += NUM_WARPS) {
+        float m = -3.0e38f, s = 0;
+        for (int pp = lane; pp < np; pp += WS) {
+            const float mp = mt_ldcg(r0 + h * hs + pp * (HEAD_DIM + 2)), sp = mt_ldcg(r0 + h * hs + pp * (HEAD_DIM + 2) + 1);
+            const float mn = fmaxf(m, mp);
+            s = s * expf(m - mn) + sp * expf(mp - mn);
+            m = mn;
         }
-        out1[((long)b * H + g * GROUP + h) * HEAD_DIM + d] = f2h(acc / s);
+        for (int o = WS / 2; o; o >>= 1) {
+            const float mo = mt_shfl_xor(m, o), so = mt_shfl_xor(s, o), mn = fmaxf(m, mo);
+            s = s * expf(m - mn) + so * expf(mo - mn);
+            m = mn;
+        }
+        if (lane == 0) {
+            mx[h] = m;
+            sum[h] = s;
+        }
+    }
+    __syncthreads();
+    /* 2. The group's output elements, EPT per thread at a time, summed over
+     *    the partitions with their weights e^(m_p - M), the element loop
+     *    innermost so that its loads are in flight together (EPT at most 8:
+     *    registers). */
+    constexpr int ALL = (GROUP * HEAD_DIM + THREADS - 1) / THREADS, EPT = ALL < 8 ? ALL : 8;
+    for (int k0 = 0; k0 < ALL; k0 += EPT) {
+        float acc[EPT];
+#pragma unroll
+        for (int k = 0; k < EPT; k++) acc[k] = 0;
+#pragma unroll 2
+        for (int pp = 0; pp < np; pp++) {
+#pragma unroll
+            for (int k = 0; k < EPT; k++) {
+                const int i = threadIdx.x + (k0 + k) * THREADS, h = i / HEAD_DIM, d = i % HEAD_DIM;
+                if (i < GROUP * HEAD_DIM) {
+                    const float *rp = r0 + h * hs + pp * (HEAD_DIM + 2);
+                    acc[k] += mt_ldcg(rp + 2 + d) * expf(mt_ldcg(rp) - mx[h]);
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < EPT; k++) {
+            const int i = threadIdx.x + (k0 + k) * THREADS;
+            if (i < GROUP * HEAD_DIM) out1[((long)b * H + g * GROUP) * HEAD_DIM + i] = f2h(acc[k] / sum[i / HEAD_DIM]);
+        }
     }
 }
