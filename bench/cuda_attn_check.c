@@ -190,8 +190,7 @@ int main(int argc, char **argv)
                                 if (mt_cuda_time(c, run, &g, &tm) == MT_OK && tm < t) t = tm;
                             }
                             if (g) mt_cuda_graph_free(c, g);
-                            /* the timed runs' output is the first run's, bit for bit (a fixed order of sums;
-                             * the merge's counters left at zero by each run) */
+                            /* the timed runs' output is the first run's, bit for bit (a fixed order of sums) */
                             int same = 1;
                             if (rc == MT_OK && (rc = mt_cuda_d2h(c, out2, a.out, qn * 2)) == MT_OK)
                                 same = !memcmp(out, out2, qn * 2);

@@ -47,7 +47,7 @@ static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int wa
     size_t len = 0;
     mt_cuda_attn_options(&c, d, opts);
     int rc = mt_hiprtc_compile(mt_hip_attn_source(), arch, opts, MT_CUDA_ATTN_NOPTS, &code, &len, &log, err, sizeof err);
-    CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "attn_partial"),
+    CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "attn_partial") && is_amdgpu_elf(code, len, "attn_reduce"),
           "attention head_dim %d group %d partition %d stage %d for %s: %s %.400s", head_dim, group, partition, stage, arch, err,
           log ? log : "");
     free(code);

@@ -537,7 +537,7 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     a.max_pages = (int)b->attn.per, a.max_context = (int)ctx;
     size_t wsz = mt_cuda_attn_workspace(&var, (int)B, (int)s->num_heads, (int)ctx);
     if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) || (rc = mt_cuda_alloc(c, wsz, &a.workspace)) ||
-        (rc = mt_cuda_memset_async(c, a.workspace, 0, wsz))) /* the merge's counters start at zero */
+        (rc = mt_cuda_memset_async(c, a.workspace, 0, wsz)))
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
@@ -580,9 +580,9 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
         if (abort_early(times, n, 1e3, pol, res)) break;
     }
     mt_summarize_routings(times, n, 1, 1e3, res);
-    /* the timed runs' output must be the checked run's, bit for bit: the
-     * kernel's order of sums is fixed, and its merge counters must have
-     * been left at zero by every run before */
+    /* the timed runs' output must be the checked run's, bit for bit (the
+     * kernel's order of sums is fixed): a variant whose runs disagree is
+     * racing somewhere */
     if ((rc = mt_cuda_sync(c)) != MT_OK || (rc = mt_cuda_d2h(c, again, a.out, qn * esz)) != MT_OK) goto out;
     if (memcmp(again, out, qn * esz)) {
         res->ok = 0;

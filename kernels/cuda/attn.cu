@@ -2,8 +2,8 @@
  * Paged attention decode for CUDA, split-KV in the flash-decoding style:
  * one block per (partition of PARTITION tokens, KV head, sequence) computes
  * the scores of the GROUP query heads that share the KV head, their maximum
- * and sum of exponentials and the unnormalised output; the last block of a
- * (sequence, KV head) to finish merges its partitions by their log-sum-exp. Layouts as the CPU
+ * and sum of exponentials and the unnormalised output; a second kernel
+ * merges a sequence's partitions by their log-sum-exp. Layouts as the CPU
  * kernel (kernels/cpu/attn.h): q [B, H, D], caches [pages, PAGE_SIZE, Hkv,
  * D], block_table [B, max_pages], context_lens [B], out [B, H, D].
  *
@@ -262,12 +262,7 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
  * address needs no global load of the block table); with ATTN_STAGE, from
  * the next 16 bytes, K and V [PARTITION][HEAD_DIM] (h16) each.
  * With one partition per sequence (max_parts == 1) the block writes the
- * normalised output itself. Else the workspace holds, after the partials,
- * one counter per (sequence, KV head): zero when the workspace is
- * allocated, counted up by the blocks of a pair as they finish, and set
- * back to zero by the last, which merges the pair's partitions. A second
- * kernel for the merge cost more than the merge at small batches: one more
- * launch, and the partials read back after it. */
+ * normalised output itself and the host skips the merge kernel. */
 MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q, const h16 *__restrict__ kc,
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
@@ -456,71 +451,30 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             o[1] = sum[h];
         }
     }
-    /* the count: this block's partials are made visible before it counts,
-     * and the last block reads the others' after (fences on both sides) */
-    int *last = pg; /* the page numbers are done with */
-    __threadfence();
-    __syncthreads();
-    const int np = (ctx + PARTITION - 1) / PARTITION;
-    if (threadIdx.x == 0) {
-        unsigned *cnt = (unsigned *)(part + (long)gridDim.z * H * max_parts * (HEAD_DIM + 2)) + (long)b * Hkv + g;
-        *last = atomicAdd(cnt, 1u) == (unsigned)np - 1;
-        if (*last) *cnt = 0; /* ready for the next launch */
+}
+
+/* One block per (head, sequence), a thread per dim: the partitions merged
+ * by their log-sum-exp. part [B, H, max_parts, 2 + HEAD_DIM]. The loops
+ * over partitions are unrolled so that several of their loads are in
+ * flight at once: one after another, 32 partitions cost 64 dependent L2
+ * round trips (about 10 us at B = 1), more than the partial kernel. */
+MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__ part,
+                                                       const int *__restrict__ context_lens, int max_parts,
+                                                       h16 *__restrict__ out)
+{
+    const int h = blockIdx.x, b = blockIdx.y, H = gridDim.x, d = threadIdx.x;
+    const int np = (context_lens[b] + PARTITION - 1) / PARTITION;
+    const float *r = part + ((long)b * H + h) * max_parts * (HEAD_DIM + 2);
+    float m = -3.0e38f;
+#pragma unroll 8
+    for (int p = 0; p < np; p++) m = fmaxf(m, r[p * (HEAD_DIM + 2)]);
+    float s = 0, acc = 0;
+#pragma unroll 8
+    for (int p = 0; p < np; p++) {
+        const float *rp = r + p * (HEAD_DIM + 2);
+        float w = expf(rp[0] - m);
+        s += rp[1] * w;
+        acc += rp[2 + d] * w;
     }
-    __syncthreads();
-    if (!*last) return;
-    __threadfence();
-    /* The merge, in two steps whose loads are all issued before any is
-     * waited for (other blocks wrote them: read from L2). A loop per output
-     * element, one after another, was one L2 round trip per element and
-     * partition: slower than the second kernel it replaced.
-     * 1. Per head, its partitions' maximum M and sum S = sum_p s_p e^(m_p - M):
-     *    a warp per head, a lane per partition, folded pairwise. */
-    const float *r0 = part + ((long)b * H + g * GROUP) * max_parts * (HEAD_DIM + 2);
-    const long hs = (long)max_parts * (HEAD_DIM + 2); /* from one head's partials to the next's */
-    for (int h = warp; h < GROUP; h += NUM_WARPS) {
-        float m = -3.0e38f, s = 0;
-        for (int pp = lane; pp < np; pp += WS) {
-            const float mp = mt_ldcg(r0 + h * hs + pp * (HEAD_DIM + 2)), sp = mt_ldcg(r0 + h * hs + pp * (HEAD_DIM + 2) + 1);
-            const float mn = fmaxf(m, mp);
-            s = s * expf(m - mn) + sp * expf(mp - mn);
-            m = mn;
-        }
-        for (int o = WS / 2; o; o >>= 1) {
-            const float mo = mt_shfl_xor(m, o), so = mt_shfl_xor(s, o), mn = fmaxf(m, mo);
-            s = s * expf(m - mn) + so * expf(mo - mn);
-            m = mn;
-        }
-        if (lane == 0) {
-            mx[h] = m;
-            sum[h] = s;
-        }
-    }
-    __syncthreads();
-    /* 2. The group's output elements, EPT per thread at a time, summed over
-     *    the partitions with their weights e^(m_p - M), the element loop
-     *    innermost so that its loads are in flight together (EPT at most 8:
-     *    registers). */
-    constexpr int ALL = (GROUP * HEAD_DIM + THREADS - 1) / THREADS, EPT = ALL < 8 ? ALL : 8;
-    for (int k0 = 0; k0 < ALL; k0 += EPT) {
-        float acc[EPT];
-#pragma unroll
-        for (int k = 0; k < EPT; k++) acc[k] = 0;
-#pragma unroll 2
-        for (int pp = 0; pp < np; pp++) {
-#pragma unroll
-            for (int k = 0; k < EPT; k++) {
-                const int i = threadIdx.x + (k0 + k) * THREADS, h = i / HEAD_DIM, d = i % HEAD_DIM;
-                if (i < GROUP * HEAD_DIM) {
-                    const float *rp = r0 + h * hs + pp * (HEAD_DIM + 2);
-                    acc[k] += mt_ldcg(rp + 2 + d) * expf(mt_ldcg(rp) - mx[h]);
-                }
-            }
-        }
-#pragma unroll
-        for (int k = 0; k < EPT; k++) {
-            const int i = threadIdx.x + (k0 + k) * THREADS;
-            if (i < GROUP * HEAD_DIM) out1[((long)b * H + g * GROUP) * HEAD_DIM + i] = f2h(acc[k] / sum[i / HEAD_DIM]);
-        }
-    }
+    out[((long)b * H + h) * HEAD_DIM + d] = f2h(acc / s);
 }

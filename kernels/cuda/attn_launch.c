@@ -59,7 +59,8 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         free(log);
         return rc;
     }
-    if ((rc = mt_cuda_function(c, v->mod, "attn_partial", &v->partial, NULL)) != MT_OK) {
+    if ((rc = mt_cuda_function(c, v->mod, "attn_partial", &v->partial, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "attn_reduce", &v->reduce, NULL)) != MT_OK) {
         snprintf(why, n, "%s", mt_cuda_errmsg(c));
         mt_cuda_attn_release(c, v);
         return rc;
@@ -88,10 +89,7 @@ static int parts(const mt_cuda_attn *v, int max_context) { return (max_context +
 
 size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context)
 {
-    /* the partials [B, H, parts, head_dim + 2] (floats), then a counter per
-     * (sequence, KV head): attn.cu's merge */
-    return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2) +
-           sizeof(unsigned) * (size_t)B * (size_t)(num_heads / (v->cfg.group > 0 ? v->cfg.group : 1));
+    return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2);
 }
 
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream)
@@ -101,8 +99,12 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
     void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
                   (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
-    /* grid (partitions, KV heads, sequences); the merge is the last block's
-     * of each (sequence, KV head) */
-    unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B};
-    return mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
+    void *ar[] = {(void *)&a->workspace, (void *)&a->context_lens, &P, (void *)&a->out};
+    /* grid (partitions, KV heads, sequences) and (heads, sequences): the
+     * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
+    unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
+    int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
+    /* one partition per sequence: attn_partial wrote the output itself */
+    if (rc == MT_OK && P > 1) rc = mt_cuda_launch3_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
+    return rc;
 }

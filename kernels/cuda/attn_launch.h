@@ -19,7 +19,7 @@ typedef struct mt_cuda_attn_cfg {
 
 typedef struct mt_cuda_attn {
     mt_cuda_module *mod;
-    mt_cufn partial;
+    mt_cufn partial, reduce;
     mt_cuda_attn_cfg cfg;
     unsigned smem;
 } mt_cuda_attn;
@@ -40,8 +40,6 @@ typedef struct mt_cuda_attn_args {
     float scale; /* 0: 1/sqrt(head_dim) */
 } mt_cuda_attn_args;
 
-/* The workspace's bytes. It must be zeroed once, when allocated (its
- * counters); the kernel leaves them zero after every complete launch. */
 size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context);
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream);
 

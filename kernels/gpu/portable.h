@@ -30,8 +30,6 @@
 /* a place in shared memory that kernels offset in bytes: a pointer here */
 typedef char *mt_sptr;
 #define mt_sptr_of(p) ((char *)(p))
-/* a float that another block wrote during this launch: not from L1 */
-#define mt_ldcg(p) (*(const volatile float *)(p))
 #else
 #define MT_HIP 0
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
@@ -44,8 +42,6 @@ typedef char *mt_sptr;
  * directly (no conversion per access) */
 typedef unsigned mt_sptr;
 #define mt_sptr_of(p) mt_cvta_shared(p)
-/* a float that another block wrote during this launch: from L2, not L1 */
-#define mt_ldcg(p) __ldcg(p)
 #endif
 
 #define MT_DEVICE __device__ __forceinline__
