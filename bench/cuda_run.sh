@@ -91,11 +91,11 @@ daemon2)
   # issue 6 on a machine with two GPUs (nvidia-h200-x2): the daemon runs two
   # jobs at once, one sweep per GPU; nvidia-smi is sampled every second to
   # show both busy and which process ran where
-  log "moetune compile --device cuda:0"
-  "$MT" compile --device cuda:0 --quiet; echo "rc=$?"
+  # (COMPILE=0 skips filling the kernel cache first; MS picks batch sizes)
+  if [ "${COMPILE:-1}" = 1 ]; then log "moetune compile --device cuda:0"; "$MT" compile --device cuda:0 --quiet; echo "rc=$?"; fi
   DBD=$OUT/daemon.db
-  "$MT" submit --db "$DBD" --device cuda --model qwen3-30b-a3b --strategy bayes --budget ${BUDGET:-5%} --no-export
-  "$MT" submit --db "$DBD" --device cuda --model mixtral-8x7b --tp 8 --strategy bayes --budget ${BUDGET:-5%} --no-export
+  "$MT" submit --db "$DBD" --device cuda --model qwen3-30b-a3b --strategy bayes --budget ${BUDGET:-5%} ${MS:+--batch-sizes $MS} --no-export
+  "$MT" submit --db "$DBD" --device cuda --model mixtral-8x7b --tp 8 --strategy bayes --budget ${BUDGET:-5%} ${MS:+--batch-sizes $MS} --no-export
   (while sleep 1; do
      nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader | sed 's/^/gpu, /'
      nvidia-smi --query-compute-apps=pid,gpu_bus_id,used_memory --format=csv,noheader | sed 's/^/app, /'
