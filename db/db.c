@@ -354,6 +354,13 @@ void mt_db_close(mt_db *db)
     free(db);
 }
 
+/* done_reading: a cached statement that returned a row is reset as soon as
+ * the row is read. Left active, it holds its read snapshot open, and in WAL
+ * mode this connection's next write then fails at once with "database is
+ * locked" whenever another process committed in between (no busy wait
+ * helps: the snapshot is stale). Two sweeps on one database (the daemon,
+ * one per GPU) met exactly that on a two-GPU machine
+ * (bench/results/2026-11-24-h200x2-daemon). */
 static int fail(mt_db *db, const char *what)
 {
     mt_err("database: %s: %s", what, sqlite3_errmsg(db->h));
@@ -398,6 +405,7 @@ int mt_db_device_upsert(mt_db *db, mt_device_info *d)
         d->id = sqlite3_column_int64(s, 0);
         d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
         d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+        sqlite3_reset(s); /* see done_reading */
         return MT_OK;
     }
     if (rc != SQLITE_DONE) return fail(db, "find device");
@@ -450,6 +458,7 @@ int mt_db_problem_upsert(mt_db *db, mt_problem *p)
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         p->id = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
         return MT_OK;
     }
     if (rc != SQLITE_DONE) return fail(db, "find problem");
@@ -470,6 +479,7 @@ int mt_db_config_upsert(mt_db *db, const char *backend, const char *params, int6
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
         return MT_OK;
     }
     if (rc != SQLITE_DONE) return fail(db, "find config");
@@ -531,6 +541,7 @@ int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64
         const unsigned char *st = sqlite3_column_text(s, 0);
         int timed = st && (!strcmp((const char *)st, "ok") || !strcmp((const char *)st, "aborted"));
         if (median_us) *median_us = timed && sqlite3_column_type(s, 1) != SQLITE_NULL ? sqlite3_column_double(s, 1) : NAN;
+        sqlite3_reset(s);
         return 1;
     }
     if (rc == SQLITE_DONE) return 0;
@@ -657,6 +668,7 @@ int mt_db_counts(mt_db *db, int64_t dev, int64_t prob, const char *hash, int64_t
     if (sqlite3_step(s) != SQLITE_ROW) return fail(db, "count results");
     *ok = sqlite3_column_int64(s, 0);
     *failed = sqlite3_column_int64(s, 1);
+    sqlite3_reset(s);
     return MT_OK;
 }
 

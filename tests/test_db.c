@@ -59,6 +59,51 @@ static void test_fresh_and_reopen(void)
     mt_db_close(db);
 }
 
+/* Two connections to one file, as two sweeps of the daemon (one per GPU):
+ * each lookup that finds a row, then the other commits, then the first
+ * writes. A lookup left holding its read snapshot made that write fail at
+ * once with "database is locked" (seen on a two-GPU machine). */
+static void test_two_writers(void)
+{
+    char p[512], err[512];
+    mt_db *a, *b;
+    path_of(p, sizeof p, "two.db");
+    CHECK(mt_db_open(&a, p, err, sizeof err) == MT_OK && mt_db_open(&b, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info d = {.backend = "cpu", .name = "CPU_X", .raw_name = "X", .arch = "x86_64", .cores = 2};
+    mt_problem pr = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 64, .K = 128, .topk = 2, .renormalize = 1};
+    int64_t cfg, cfg2, ok, failed;
+    CHECK(mt_db_device_upsert(a, &d) == MT_OK && mt_db_problem_upsert(a, &pr) == MT_OK &&
+              mt_db_config_upsert(a, "cpu", "{\"a\":1}", &cfg) == MT_OK, "setup");
+    mt_measurement m = {.device_id = d.id, .problem_id = pr.id, .config_id = cfg, .M = 8, .status = "ok",
+                        .median_us = 12.5, .spread_us = 1, .reps = 9, .rel_err = 1e-7, .tolerance = 1e-3,
+                        .floor_us = 5, .efficiency = 0.4, .kernel_hash = "h", .timing_policy = "p"};
+    CHECK(mt_db_measurement_insert(a, &m) == MT_OK, "first measurement");
+    int64_t sweep = 0;
+    /* each lookup that finds its row, a commit by the other connection, then a write */
+    mt_device_info d2 = d;
+    CHECK(mt_db_device_upsert(a, &d2) == MT_OK && d2.id == d.id, "device found");
+    CHECK(mt_db_config_upsert(b, "cpu", "{\"b\":1}", &cfg2) == MT_OK, "the other connection commits");
+    CHECK(mt_db_device_set_ceilings(a, d.id, 1, 2) == MT_OK, "ceilings after a found device");
+    mt_problem pr2 = pr;
+    CHECK(mt_db_problem_upsert(a, &pr2) == MT_OK && pr2.id == pr.id, "problem found");
+    CHECK(mt_db_config_upsert(b, "cpu", "{\"c\":1}", &cfg2) == MT_OK, "the other connection commits");
+    CHECK(mt_db_sweep_begin(a, d.id, pr.id, "grid", 0, "8", "test", &sweep) == MT_OK, "sweep after a found problem");
+    CHECK(mt_db_config_upsert(a, "cpu", "{\"a\":1}", &cfg2) == MT_OK && cfg2 == cfg, "config found");
+    CHECK(mt_db_config_upsert(b, "cpu", "{\"d\":1}", &cfg2) == MT_OK, "the other connection commits");
+    m.M = 16;
+    CHECK(mt_db_measurement_insert(a, &m) == MT_OK, "measurement after a found config");
+    CHECK(mt_db_measurement_exists(a, d.id, pr.id, 16, cfg, "h", "p") == 1, "measurement found");
+    CHECK(mt_db_config_upsert(b, "cpu", "{\"e\":1}", &cfg2) == MT_OK, "the other connection commits");
+    m.M = 32;
+    CHECK(mt_db_measurement_insert(a, &m) == MT_OK, "measurement after a found measurement");
+    CHECK(mt_db_counts(a, d.id, pr.id, "h", &ok, &failed) == MT_OK && ok == 3, "counts: %lld", (long long)ok);
+    CHECK(mt_db_config_upsert(b, "cpu", "{\"f\":1}", &cfg2) == MT_OK, "the other connection commits");
+    m.M = 64;
+    CHECK(mt_db_measurement_insert(a, &m) == MT_OK, "measurement after the counts");
+    mt_db_close(a);
+    mt_db_close(b);
+}
+
 static void test_newer_schema(void)
 {
     char p[512], err[512];
@@ -224,6 +269,7 @@ int main(void)
     snprintf(dir, sizeof dir, "/tmp/mt_test_db.XXXXXX");
     if (!mkdtemp(dir)) return 1;
     test_fresh_and_reopen();
+    test_two_writers();
     test_newer_schema();
     test_corrupt();
     test_unwritable();
