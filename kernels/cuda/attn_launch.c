@@ -99,7 +99,7 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
     void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
                   (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
-    void *ar[] = {(void *)&a->workspace, (void *)&a->context_lens, &P, (void *)&a->out};
+    void *ar[] = {(void *)&a->workspace, &P, (void *)&a->out};
     /* grid (partitions, KV heads, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
     unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
