@@ -171,5 +171,20 @@ int main(void)
           log ? log : "(no log)");
     free(code);
     free(log);
+    /* the measurement path's driver: every entry point it uses resolves in
+     * the installed libamdhip64 (a misspelt or missing name fails here), and
+     * with no AMD GPU opening one says so */
+    CHECK(mt_hip_driver_check(err, sizeof err) == MT_OK, "the HIP driver's entry points: %s", err);
+    mt_cuda *hc = NULL;
+    rc = mt_hip_open(&hc, 0, err, sizeof err);
+    if (rc == MT_OK) {
+        printf("an AMD GPU answered: %s, %s, %d CUs\n", mt_cuda_get_props(hc)->name, mt_cuda_get_props(hc)->arch,
+               mt_cuda_get_props(hc)->sms);
+        CHECK(mt_cuda_is_hip(hc) && !strncmp(mt_cuda_get_props(hc)->arch, "gfx", 3), "an AMD GPU's target: %s",
+              mt_cuda_get_props(hc)->arch);
+        mt_cuda_close(hc);
+    } else {
+        CHECK(rc == MT_ENODEV && strstr(err, "no AMD GPU") && hc == NULL, "no AMD GPU here: rc %d, %s", rc, err);
+    }
     return check_report("test_hip");
 }

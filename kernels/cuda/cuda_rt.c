@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hip_rt.h"
 #include "moetune/moetune.h"
 
 /* The handful of driver types we use, declared here so that the host code
@@ -99,6 +100,10 @@ struct nvrtc {
 struct mt_cuda {
     void *libcuda, *libcublas;
     DRIVER_FUNCS(DECLARE)
+    /* an AMD GPU through libamdhip64 (mt_hip_open): the same table, filled
+     * with HIP's driver-style names; kernels compiled by hipRTC */
+    int hip;
+    const char *(*hipGetErrorString)(CUresult);
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -120,7 +125,8 @@ static int cu_fail(mt_cuda *c, const char *what, CUresult r)
 {
     const char *s = NULL;
     if (c->cuGetErrorString) c->cuGetErrorString(r, &s);
-    snprintf(c->err, sizeof c->err, "%s: CUDA error %d (%s)", what, r, s ? s : "unknown");
+    if (c->hipGetErrorString) s = c->hipGetErrorString(r);
+    snprintf(c->err, sizeof c->err, "%s: %s error %d (%s)", what, c->hip ? "HIP" : "CUDA", r, s ? s : "unknown");
     return r == 2 ? MT_ENOMEM : MT_EIO;
 }
 #define CU(c, call, what)                                \
@@ -240,6 +246,131 @@ fail:
     mt_cuda_close(c);
     return rc;
 }
+
+/* HIP's names for the driver entry points, in DRIVER_FUNCS' order. Their
+ * signatures match the CUDA ones (HIP mirrors the driver API; device
+ * pointers are 64-bit either way); NULL: none on HIP, and not needed there
+ * (cuGetErrorString: hipGetErrorString, another signature, is loaded
+ * apart; cuFuncSetAttribute: AMD's 64 KB of LDS need no opt-in). */
+static const char *hip_name(const char *cu)
+{
+    static const char *const map[][2] = {
+        {"cuInit", "hipInit"}, {"cuDriverGetVersion", "hipDriverGetVersion"}, {"cuGetErrorString", NULL},
+        {"cuDeviceGet", "hipDeviceGet"}, {"cuDeviceGetCount", "hipGetDeviceCount"},
+        {"cuDeviceGetName", "hipDeviceGetName"}, {"cuDeviceGetAttribute", "hipDeviceGetAttribute"},
+        {"cuDeviceTotalMem_v2", "hipDeviceTotalMem"}, {"cuDevicePrimaryCtxRetain", "hipDevicePrimaryCtxRetain"},
+        {"cuDevicePrimaryCtxRelease_v2", "hipDevicePrimaryCtxRelease"}, {"cuCtxSetCurrent", "hipCtxSetCurrent"},
+        {"cuMemAlloc_v2", "hipMalloc"}, {"cuMemFree_v2", "hipFree"}, {"cuMemcpyHtoD_v2", "hipMemcpyHtoD"},
+        {"cuMemcpyDtoH_v2", "hipMemcpyDtoH"}, {"cuMemcpyDtoDAsync_v2", "hipMemcpyDtoDAsync"},
+        {"cuMemsetD8Async", "hipMemsetD8Async"}, {"cuModuleLoadData", "hipModuleLoadData"},
+        {"cuModuleUnload", "hipModuleUnload"}, {"cuModuleGetFunction", "hipModuleGetFunction"},
+        {"cuFuncGetAttribute", "hipFuncGetAttribute"}, {"cuFuncSetAttribute", NULL},
+        {"cuLaunchKernel", "hipModuleLaunchKernel"}, {"cuStreamCreate", "hipStreamCreateWithFlags"},
+        {"cuStreamDestroy_v2", "hipStreamDestroy"}, {"cuStreamSynchronize", "hipStreamSynchronize"},
+        {"cuStreamBeginCapture_v2", "hipStreamBeginCapture"}, {"cuStreamEndCapture", "hipStreamEndCapture"},
+        {"cuGraphInstantiateWithFlags", "hipGraphInstantiateWithFlags"}, {"cuGraphLaunch", "hipGraphLaunch"},
+        {"cuGraphExecDestroy", "hipGraphExecDestroy"}, {"cuGraphDestroy", "hipGraphDestroy"},
+        {"cuEventCreate", "hipEventCreateWithFlags"}, {"cuEventRecord", "hipEventRecord"},
+        {"cuEventSynchronize", "hipEventSynchronize"}, {"cuEventElapsedTime", "hipEventElapsedTime"},
+        {"cuEventDestroy_v2", "hipEventDestroy"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], cu)) return map[i][1];
+    return "";
+}
+
+static int load_hip_symbols(mt_cuda *c, char *err, size_t n)
+{
+    static const char *const names[] = {"libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so", NULL};
+    c->libcuda = open_first(names);
+    if (!c->libcuda) {
+        snprintf(err, n, "no AMD GPU: the HIP runtime libamdhip64 is not installed (Debian: libamdhip64-5)");
+        return MT_ENODEV;
+    }
+    c->hip = 1;
+#define LOAD_HIP(name, ret, args)                                                                 \
+    {                                                                                             \
+        const char *hn = hip_name(#name);                                                         \
+        if (hn && !hn[0]) {                                                                       \
+            snprintf(err, n, "internal: no HIP name for %s", #name);                              \
+            return MT_EINVAL;                                                                     \
+        }                                                                                         \
+        if (hn && !(c->name = (ret(*) args)dlsym(c->libcuda, hn))) {                              \
+            snprintf(err, n, "the HIP runtime lacks %s: ROCm is too old (5.2 or newer is needed)", hn); \
+            return MT_EUNSUPPORTED;                                                               \
+        }                                                                                         \
+    }
+    DRIVER_FUNCS(LOAD_HIP)
+    c->hipGetErrorString = (const char *(*)(CUresult))dlsym(c->libcuda, "hipGetErrorString");
+    return MT_OK;
+}
+
+int mt_hip_driver_check(char *err, size_t n)
+{
+    mt_cuda *c = calloc(1, sizeof *c);
+    if (!c) return MT_ENOMEM;
+    int rc = load_hip_symbols(c, err, n);
+    free(c); /* the library stays loaded (see NVRTC) */
+    return rc;
+}
+
+int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
+{
+    mt_cuda *c = calloc(1, sizeof *c);
+    int count = 0, rc;
+    size_t mem = 0;
+    *out = NULL;
+    if (!c) return MT_ENOMEM;
+    if ((rc = load_hip_symbols(c, err, n)) != MT_OK) goto fail;
+    if ((rc = mt_hiprtc_available(err, n)) != MT_OK) goto fail;
+    if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0) {
+        snprintf(err, n, "no AMD GPU: the HIP runtime sees none");
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    if (ordinal < 0 || ordinal >= count) {
+        snprintf(err, n, "no AMD GPU %d: the HIP runtime sees %d", ordinal, count);
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    if (c->cuDeviceGet(&c->dev, ordinal) != 0 || c->cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != 0 ||
+        c->cuCtxSetCurrent(c->ctx) != 0 || c->cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING) != 0 ||
+        c->cuEventCreate(&c->ev0, 0) != 0 || c->cuEventCreate(&c->ev1, 0) != 0) {
+        snprintf(err, n, "cannot open AMD GPU %d: context or stream creation failed", ordinal);
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    /* The gfx target, CU count and memory from the amdgpu driver's KFD
+     * topology (GPU nodes in HIP's order): hipDeviceGetAttribute's numbers
+     * are an enum whose values have moved between ROCm releases, and this
+     * file is built without ROCm's headers. Shared memory: the 64 KB of
+     * LDS every CDNA GPU gives a workgroup. */
+    mt_cuda_props *p = &c->props;
+    mt_hip_kfd_gpu g[16];
+    char why[256];
+    int ng = mt_hip_kfd_gpus("/", g, 16, why, sizeof why);
+    if (ordinal >= ng) {
+        snprintf(err, n, "cannot describe AMD GPU %d: %s", ordinal, ng ? "the KFD topology lists fewer GPUs" : why);
+        rc = MT_ENODEV;
+        goto fail;
+    }
+    c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
+    if (!p->name[0]) snprintf(p->name, sizeof p->name, "%s", g[ordinal].market);
+    snprintf(p->arch, sizeof p->arch, "%s", g[ordinal].arch);
+    p->sms = g[ordinal].compute_units;
+    c->cuDeviceTotalMem_v2(&mem, c->dev);
+    p->memory_bytes = mem ? (int64_t)mem : (int64_t)g[ordinal].memory_bytes;
+    p->smem_optin = 64 * 1024;
+    p->l2_bytes = 0; /* unknown here: the cache flush falls back to its default size */
+    c->cuDriverGetVersion(&p->driver_version);
+    *out = c;
+    return MT_OK;
+fail:
+    mt_cuda_close(c);
+    return rc;
+}
+
+int mt_cuda_is_hip(const mt_cuda *c) { return c && c->hip; }
 
 void mt_cuda_close(mt_cuda *c)
 {
@@ -481,10 +612,18 @@ int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts
     int rc = MT_OK;
     *out = NULL;
     if (log) *log = NULL;
-    if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
-                  sizeof key, path, sizeof path) != MT_OK)
+    if (c->hip) {
+        /* the same kernel with the HIP headers (tile_hip.h), by hipRTC for
+         * the device's gfx target; not cached on disk yet */
+        const mt_cuda_source *hs = src == mt_cuda_moe_source() ? mt_hip_moe_source()
+                                   : src == mt_cuda_attn_source() ? mt_hip_attn_source()
+                                                                  : src;
+        rc = mt_hiprtc_compile(hs, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
+        if (rc != MT_OK) return rc;
+    } else if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
+                         sizeof key, path, sizeof path) != MT_OK) {
         return MT_EINVAL;
-    if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
+    } else if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
         rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
         if (rc != MT_OK) return rc;
         if (cache_dir) cache_write(cache_dir, path, key, bin, len);
@@ -527,6 +666,11 @@ int mt_cuda_function(mt_cuda *c, mt_cuda_module *m, const char *name, mt_cufn *f
 
 int mt_cuda_set_smem(mt_cuda *c, mt_cufn fn, int bytes)
 {
+    if (c->hip) { /* no opt-in on AMD: up to the LDS a workgroup has */
+        if (bytes <= c->props.smem_optin) return MT_OK;
+        snprintf(c->err, sizeof c->err, "%d bytes of shared memory: over the %d bytes of LDS", bytes, c->props.smem_optin);
+        return MT_EUNSUPPORTED;
+    }
     CU(c, c->cuFuncSetAttribute((CUfunction)fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
        "raise the shared-memory limit");
     return MT_OK;
@@ -621,6 +765,7 @@ int mt_cuda_cublas_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, do
 {
     static const char *const names[] = {"libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.13", "libcublas.so.12",
                                         "/usr/local/cuda/lib64/libcublas.so.12", "libcublas.so", NULL};
+    if (c->hip) return MT_EUNSUPPORTED; /* cuBLAS on NVIDIA only (hipBLAS: not loaded) */
     if (!c->libcublas) c->libcublas = open_first(names);
     if (!c->libcublas) return MT_EUNSUPPORTED;
     cublas_create_t create = (cublas_create_t)dlsym(c->libcublas, "cublasCreate_v2");

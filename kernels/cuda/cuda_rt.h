@@ -53,6 +53,17 @@ typedef struct mt_cuda_resources {
  * device: ..."). */
 int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t err_len);
 void mt_cuda_close(mt_cuda *c);
+/* The same handle on an AMD GPU (issue 10): libamdhip64 loaded at run
+ * time, HIP's driver-style entry points in the same table, so that every
+ * mt_cuda_* call below (memory, modules, launches, streams, graphs, events:
+ * the measurement path) runs there unchanged; mt_cuda_build compiles with
+ * hipRTC for the device's gfx target. Never run on an AMD GPU: none has
+ * been available. Fails with "no AMD GPU: ..." where there is none. */
+int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t err_len);
+/* Loads libamdhip64 and resolves every entry point mt_hip_open needs,
+ * without touching a device: MT_OK, or what is missing in err. */
+int mt_hip_driver_check(char *err, size_t err_len);
+int mt_cuda_is_hip(const mt_cuda *c);
 const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c);
 /* The handle's own CUstream. */
 void *mt_cuda_stream(const mt_cuda *c);
