@@ -200,31 +200,37 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
     return MT_OK;
 }
 
-int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
+/* Device `ordinal` of the loaded driver (CUDA's or HIP's): its primary
+ * context, a stream and two events. what: "CUDA device" or "AMD GPU". */
+static int open_device(mt_cuda *c, int ordinal, const char *what, char *err, size_t n)
 {
-    mt_cuda *c = calloc(1, sizeof *c);
-    int count = 0, rc;
-    size_t mem = 0;
-    *out = NULL;
-    if (!c) return MT_ENOMEM;
-    if ((rc = load_symbols(c, err, n)) != MT_OK) goto fail;
+    int count = 0;
     if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0) {
-        snprintf(err, n, "no CUDA device: the driver sees none");
-        rc = MT_ENODEV;
-        goto fail;
+        snprintf(err, n, "no %s: the %s sees none", what, c->hip ? "HIP runtime" : "driver");
+        return MT_ENODEV;
     }
     if (ordinal < 0 || ordinal >= count) {
-        snprintf(err, n, "no CUDA device %d: the driver sees %d", ordinal, count);
-        rc = MT_ENODEV;
-        goto fail;
+        snprintf(err, n, "no %s %d: the %s sees %d", what, ordinal, c->hip ? "HIP runtime" : "driver", count);
+        return MT_ENODEV;
     }
     if (c->cuDeviceGet(&c->dev, ordinal) != 0 || c->cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != 0 ||
         c->cuCtxSetCurrent(c->ctx) != 0 || c->cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING) != 0 ||
         c->cuEventCreate(&c->ev0, 0) != 0 || c->cuEventCreate(&c->ev1, 0) != 0) {
-        snprintf(err, n, "cannot open CUDA device %d: context or stream creation failed", ordinal);
-        rc = MT_ENODEV;
-        goto fail;
+        snprintf(err, n, "cannot open %s %d: context or stream creation failed", what, ordinal);
+        return MT_ENODEV;
     }
+    return MT_OK;
+}
+
+int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
+{
+    mt_cuda *c = calloc(1, sizeof *c);
+    int rc;
+    size_t mem = 0;
+    *out = NULL;
+    if (!c) return MT_ENOMEM;
+    if ((rc = load_symbols(c, err, n)) != MT_OK || (rc = open_device(c, ordinal, "CUDA device", err, n)) != MT_OK)
+        goto fail;
     mt_cuda_props *p = &c->props;
     int l2 = 0;
     c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
@@ -317,29 +323,13 @@ int mt_hip_driver_check(char *err, size_t n)
 int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
 {
     mt_cuda *c = calloc(1, sizeof *c);
-    int count = 0, rc;
+    int rc;
     size_t mem = 0;
     *out = NULL;
     if (!c) return MT_ENOMEM;
-    if ((rc = load_hip_symbols(c, err, n)) != MT_OK) goto fail;
-    if ((rc = mt_hiprtc_available(err, n)) != MT_OK) goto fail;
-    if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0) {
-        snprintf(err, n, "no AMD GPU: the HIP runtime sees none");
-        rc = MT_ENODEV;
+    if ((rc = load_hip_symbols(c, err, n)) != MT_OK || (rc = mt_hiprtc_available(err, n)) != MT_OK ||
+        (rc = open_device(c, ordinal, "AMD GPU", err, n)) != MT_OK)
         goto fail;
-    }
-    if (ordinal < 0 || ordinal >= count) {
-        snprintf(err, n, "no AMD GPU %d: the HIP runtime sees %d", ordinal, count);
-        rc = MT_ENODEV;
-        goto fail;
-    }
-    if (c->cuDeviceGet(&c->dev, ordinal) != 0 || c->cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != 0 ||
-        c->cuCtxSetCurrent(c->ctx) != 0 || c->cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING) != 0 ||
-        c->cuEventCreate(&c->ev0, 0) != 0 || c->cuEventCreate(&c->ev1, 0) != 0) {
-        snprintf(err, n, "cannot open AMD GPU %d: context or stream creation failed", ordinal);
-        rc = MT_ENODEV;
-        goto fail;
-    }
     /* The gfx target, CU count and memory from the amdgpu driver's KFD
      * topology (GPU nodes in HIP's order): hipDeviceGetAttribute's numbers
      * are an enum whose values have moved between ROCm releases, and this
