@@ -35,7 +35,8 @@ const char *mt_kernel_hash(const char *backend)
 {
     if (!backend) return NULL;
     if (strcmp(backend, "cpu") == 0) return MT_CPU_KERNEL_HASH;
-    if (strcmp(backend, "cuda") == 0) return MT_CUDA_KERNEL_HASH;
+    /* HIP compiles the same kernel sources (kernels/cuda, kernels/gpu) */
+    if (strcmp(backend, "cuda") == 0 || strcmp(backend, "hip") == 0) return MT_CUDA_KERNEL_HASH;
     return NULL;
 }
 

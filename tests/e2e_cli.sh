@@ -41,12 +41,19 @@ echo "AMD Instinct MI300X" >"$TMP/kfd/sys/class/drm/renderD128/device/product_na
 MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 "$TMP/dk" "$MT" devices
 expect_in "$TMP/dk" "hip:0    AMD_Instinct_MI308X"
 expect_in "$TMP/dk" "gfx942      80 CUs"
-expect_in "$TMP/dk" "(not tunable by this build)"
+expect_in "$TMP/dk" "(tunable, untried: the HIP path has never run on an AMD GPU)"
 MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 "$TMP/dkj" "$MT" devices --json
 [ "$(py "$TMP/dkj" '[d["name"] for d in j["devices"] if d["backend"] == "hip"]')" = "['AMD_Instinct_MI308X']" ] ||
   fail "devices --json: the MI308X by its PCI id"; ok
-expect_exit 1 "$TMP/h" "$MT" sweep --device hip:0 --db "$TMP/x.db"
-expect_in "$TMP/h" "the HIP backend cannot measure yet"
+# the sweep takes the listed GPU to its worker, which opens it through
+# libamdhip64: here the HIP runtime sees none, and says so
+MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 "$TMP/h" "$MT" sweep --device hip:0 --db "$TMP/x.db" --batch-sizes 1 --budget 2
+expect_in "$TMP/h" "hip:0: no AMD GPU"
+# a GPU the driver does not list is refused before any worker starts
+MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 "$TMP/h1" "$MT" sweep --device hip:1 --db "$TMP/x.db"
+expect_in "$TMP/h1" "no AMD GPU hip:1: the amdgpu driver lists 1"
+expect_exit 1 "$TMP/h2" "$MT" sweep --device hip:0 --db "$TMP/x.db"
+expect_in "$TMP/h2" "no AMD GPU"
 
 # a full disk on stdout is an error, not a silent success
 if [ -w /dev/full ]; then

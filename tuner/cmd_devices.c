@@ -31,7 +31,9 @@ static void print_dev(const mt_device_info *d, const char *spec, int usable, int
     } else {
         printf("%-8s %-48s %-8s %5d %s  %6.1f GiB  %s%s\n", spec, d->name, d->arch, d->cores,
                !strcmp(d->backend, "cpu") ? "threads" : !strcmp(d->backend, "hip") ? "CUs" : "SMs", (double)d->memory_bytes / (1 << 30), d->driver,
-               usable ? "" : "  (not tunable by this build)");
+               !usable ? "  (not tunable by this build)"
+               : !strcmp(d->backend, "hip") ? "  (tunable, untried: the HIP path has never run on an AMD GPU)"
+                                            : "");
     }
 }
 
@@ -59,8 +61,8 @@ int cmd_devices(int argc, char **argv)
             print_dev(&d, spec, mt_backend_available(MT_BACKEND_CUDA), json, 0);
     }
     /* AMD GPUs from the amdgpu driver's KFD topology (MOETUNE_SYSFS_ROOT
-     * stands for / in tests); listed, not yet tunable: the HIP measurement
-     * path has never run on an AMD GPU (issue 10) */
+     * stands for / in tests); the HIP measurement path is built but has
+     * never run on an AMD GPU (issue 10), and the listing says so */
     mt_hip_kfd_gpu g[16];
     char hwhy[400] = "";
     int nh = mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, 16, hwhy, sizeof hwhy);

@@ -537,7 +537,7 @@ int cmd_sweep(int argc, char **argv)
 
     int default_job = !o.prob.model && !o.prob.model_config && !o.prob.experts && !o.prob.intermediate &&
                       !o.prob.hidden && !o.prob.topk;
-    int gpu = dspec.kind == MT_BACKEND_CUDA;
+    int gpu = dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP;
     /* the default job: minutes on two CPU cores; on a GPU, Mixtral TP2 at
      * six batch sizes with a budget */
     if (default_job && gpu) {
@@ -576,15 +576,15 @@ int cmd_sweep(int argc, char **argv)
         }
     }
     char device_arg[32];
-    snprintf(device_arg, sizeof device_arg, gpu ? "cuda:%d" : "cpu", dspec.index);
+    snprintf(device_arg, sizeof device_arg, gpu ? "%s:%d" : "cpu", mt_backend_name(dspec.kind), dspec.index);
     mt_device_info dev;
     mt_space sp;
     mt_policy pol;
     if (gpu) mt_policy_cuda_default(&pol);
     else mt_policy_cpu_default(&pol);
     if (gpu && o.max_tokens) pol.max_tokens = (int)o.max_tokens;
-    mt_policy_text(&pol, gpu ? "cuda" : "cpu", policy_text, sizeof policy_text);
-    const char *khash = mt_kernel_hash(gpu ? "cuda" : "cpu");
+    mt_policy_text(&pol, mt_backend_name(dspec.kind), policy_text, sizeof policy_text);
+    const char *khash = mt_kernel_hash(mt_backend_name(dspec.kind));
 
     if ((status = mt_cli_open_db("sweep", o.db, &db)) != 0) {
         free(ps.ms);
@@ -613,7 +613,8 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
-    if (gpu && o.compile_jobs != 0) precompile(&o, &dev, ps.dtype);
+    /* (HIP compiles as it measures: its kernel cache is not built yet) */
+    if (dspec.kind == MT_BACKEND_CUDA && o.compile_jobs != 0) precompile(&o, &dev, ps.dtype);
     /* the space depends on the device: CPU threads, GPU SM count */
     if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);

@@ -283,14 +283,17 @@ int cmd_worker(int argc, char **argv)
     struct backend be;
     char err[1024] = "";
     memset(&be, 0, sizeof be);
-    if (mt_device_spec_parse(device, &spec) != MT_OK || spec.auto_pick || spec.kind == MT_BACKEND_HIP)
-        return mt_fail("worker", "cannot measure on '%s': expected cpu or cuda:N", device);
-    be.kind = spec.kind;
+    if (mt_device_spec_parse(device, &spec) != MT_OK || spec.auto_pick)
+        return mt_fail("worker", "cannot measure on '%s': expected cpu, cuda:N or hip:N", device);
+    /* HIP (an AMD GPU) runs the CUDA measurement path on mt_hip_open's
+     * handle: from here on it is a GPU like a CUDA one */
+    be.kind = spec.kind == MT_BACKEND_HIP ? MT_BACKEND_CUDA : spec.kind;
     int init = MT_OK;
-    if (spec.kind == MT_BACKEND_CUDA) {
+    if (be.kind == MT_BACKEND_CUDA) {
         char cache[1100];
         mt_kernel_cache_dir("cuda", cache, sizeof cache);
-        init = mt_cuda_bench_new(&be.cuda, spec.index, cache[0] ? cache : NULL, err, sizeof err);
+        init = mt_cuda_bench_new(&be.cuda, spec.kind == MT_BACKEND_HIP, spec.index, cache[0] ? cache : NULL, err,
+                                 sizeof err);
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);
             mt_space_cuda_moe(&be.sp, be.info.cores);

@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "hip_rt.h"
 #include "moetune/moetune.h"
 
 int mt_device_spec_parse(const char *s, mt_device_spec *out)
@@ -136,10 +137,10 @@ int mt_device_cuda_info(int idx, mt_device_info *d, char *why, size_t n)
 
 int mt_backend_available(int kind)
 {
-    /* CUDA: the kernels travel inside the binary and the worker loads the
-     * driver and NVRTC; HIP compiles its kernels but cannot measure yet
-     * (issue 10) */
-    return kind == MT_BACKEND_CPU || kind == MT_BACKEND_CUDA;
+    /* CUDA and HIP: the kernels travel inside the binary and the worker
+     * loads the driver (libcuda, libamdhip64) and its compiler (NVRTC,
+     * hipRTC). HIP's path has never run on an AMD GPU (issue 10). */
+    return kind == MT_BACKEND_CPU || kind == MT_BACKEND_CUDA || kind == MT_BACKEND_HIP;
 }
 
 const char *mt_backend_name(int kind)
@@ -162,11 +163,15 @@ int mt_device_resolve(const mt_device_spec *spec, mt_device_spec *out, char *not
             }
         }
         if (spec->kind == MT_BACKEND_HIP) {
-            /* the kernels compile for AMD (hipRTC, tile_hip.h); measuring
-             * on an AMD GPU is not built, as none has been available */
-            snprintf(note, n, "the HIP backend cannot measure yet: its kernels compile for AMD GPUs, but the "
-                              "measurement path is not built (issue 10); use --device cpu or cuda");
-            return MT_EUNSUPPORTED;
+            /* AMD GPUs as the amdgpu driver lists them; the worker opens
+             * one through libamdhip64 (never yet run on one: issue 10) */
+            mt_hip_kfd_gpu g[16];
+            int ng = mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, 16, why, sizeof why);
+            if (spec->index >= ng) {
+                if (ng > 0) snprintf(note, n, "no AMD GPU hip:%d: the amdgpu driver lists %d", spec->index, ng);
+                else snprintf(note, n, "%s", why);
+                return MT_ENODEV;
+            }
         }
         if (!mt_backend_available(spec->kind)) {
             snprintf(note, n, "the %s backend's kernels are not part of this build yet; use --device cpu",

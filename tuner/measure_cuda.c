@@ -61,13 +61,13 @@ static void attn_inputs_free(mt_cuda_bench *b)
     memset(&b->attn, 0, sizeof b->attn);
 }
 
-int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t n)
+int mt_cuda_bench_new(mt_cuda_bench **out, int hip, int ordinal, const char *cache_dir, char *err, size_t n)
 {
     mt_cuda_bench *b = calloc(1, sizeof *b);
     int rc;
     char *log = NULL;
     if (!b) return MT_ENOMEM;
-    if ((rc = mt_cuda_open(&b->c, ordinal, err, n)) != MT_OK) {
+    if ((rc = hip ? mt_hip_open(&b->c, ordinal, err, n) : mt_cuda_open(&b->c, ordinal, err, n)) != MT_OK) {
         free(b);
         return rc;
     }
@@ -82,7 +82,8 @@ int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, c
     b->flush_bytes = (size_t)(mt_cuda_get_props(b->c)->l2_bytes > 0 ? mt_cuda_get_props(b->c)->l2_bytes : 50 << 20) * 4;
     if (rc == MT_OK) rc = mt_cuda_alloc(b->c, b->flush_bytes, &b->flush);
     if (rc != MT_OK) {
-        snprintf(err, n, "CUDA bench setup failed: %s%s%s", mt_cuda_errmsg(b->c), log ? "\n" : "", log ? log : "");
+        snprintf(err, n, "%s bench setup failed: %s%s%s", hip ? "HIP" : "CUDA", mt_cuda_errmsg(b->c), log ? "\n" : "",
+                 log ? log : "");
         free(log);
         mt_cuda_bench_free(b);
         return rc;
@@ -113,16 +114,24 @@ int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d)
 {
     const mt_cuda_props *p = mt_cuda_get_props(b->c);
     memset(d, 0, sizeof *d);
-    snprintf(d->backend, sizeof d->backend, "cuda");
+    const int hip = mt_cuda_is_hip(b->c);
+    snprintf(d->backend, sizeof d->backend, "%s", hip ? "hip" : "cuda");
     snprintf(d->raw_name, sizeof d->raw_name, "%s", p->name);
-    mt_device_vllm_name(d->name, sizeof d->name, p->name);
+    if (hip) snprintf(d->name, sizeof d->name, "%s", p->vllm_name);
+    else mt_device_vllm_name(d->name, sizeof d->name, p->name);
     snprintf(d->arch, sizeof d->arch, "%s", p->arch);
     d->cores = p->sms;
     d->memory_bytes = p->memory_bytes;
     d->l2_bytes = p->l2_bytes;
     d->smem_per_block = p->smem_optin;
-    snprintf(d->driver, sizeof d->driver, "cuda driver %d.%d", p->driver_version / 1000, (p->driver_version % 1000) / 10);
-    snprintf(d->toolkit, sizeof d->toolkit, "nvrtc %d.%d", p->nvrtc_major, p->nvrtc_minor);
+    if (hip) {
+        snprintf(d->driver, sizeof d->driver, "hip runtime %d", p->driver_version);
+        snprintf(d->toolkit, sizeof d->toolkit, "hiprtc");
+    } else {
+        snprintf(d->driver, sizeof d->driver, "cuda driver %d.%d", p->driver_version / 1000,
+                 (p->driver_version % 1000) / 10);
+        snprintf(d->toolkit, sizeof d->toolkit, "nvrtc %d.%d", p->nvrtc_major, p->nvrtc_minor);
+    }
     return MT_OK;
 }
 

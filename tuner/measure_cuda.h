@@ -10,9 +10,11 @@
 
 typedef struct mt_cuda_bench mt_cuda_bench;
 
-/* Open CUDA device `ordinal` and compile the helper kernels. Compiled
- * variants are cached under cache_dir (NULL: no cache). */
-int mt_cuda_bench_new(mt_cuda_bench **out, int ordinal, const char *cache_dir, char *err, size_t err_len);
+/* Open CUDA device `ordinal` (hip: AMD GPU `ordinal`, through mt_hip_open:
+ * the same measurement path, never yet run on one) and compile the helper
+ * kernels. Compiled variants are cached under cache_dir (NULL: no cache;
+ * not yet on HIP). */
+int mt_cuda_bench_new(mt_cuda_bench **out, int hip, int ordinal, const char *cache_dir, char *err, size_t err_len);
 void mt_cuda_bench_free(mt_cuda_bench *b);
 int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d);
 void mt_cuda_bench_set_fault(mt_cuda_bench *b, int fault);

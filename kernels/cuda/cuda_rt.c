@@ -338,7 +338,7 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
     mt_cuda_props *p = &c->props;
     mt_hip_kfd_gpu g[16];
     char why[256];
-    int ng = mt_hip_kfd_gpus("/", g, 16, why, sizeof why);
+    int ng = mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, 16, why, sizeof why);
     if (ordinal >= ng) {
         snprintf(err, n, "cannot describe AMD GPU %d: %s", ordinal, ng ? "the KFD topology lists fewer GPUs" : why);
         rc = MT_ENODEV;
@@ -347,6 +347,7 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
     c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
     if (!p->name[0]) snprintf(p->name, sizeof p->name, "%s", g[ordinal].market);
     snprintf(p->arch, sizeof p->arch, "%s", g[ordinal].arch);
+    snprintf(p->vllm_name, sizeof p->vllm_name, "%s", g[ordinal].vllm_name);
     p->sms = g[ordinal].compute_units;
     c->cuDeviceTotalMem_v2(&mem, c->dev);
     p->memory_bytes = mem ? (int64_t)mem : (int64_t)g[ordinal].memory_bytes;

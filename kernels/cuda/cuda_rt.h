@@ -41,6 +41,7 @@ typedef struct mt_cuda_props {
     int smem_optin;   /* shared memory a block may opt in to */
     int driver_version;       /* e.g. 13000 */
     int nvrtc_major, nvrtc_minor;
+    char vllm_name[96]; /* AMD GPUs: vLLM's name for file names (the KFD's PCI-id map); else empty */
 } mt_cuda_props;
 
 /* The compiler's resource report for one kernel. */
