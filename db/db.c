@@ -320,6 +320,20 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
         char sql[64];
         if (migrations[i].version <= version) continue;
         rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        /* the version again, under the write lock: another process opening
+         * the same new file at the same moment may have migrated it while
+         * this one waited for the lock (two sweeps of the daemon do) */
+        if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &q, NULL)) == SQLITE_OK) {
+            if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+                version = sqlite3_column_int(q, 0);
+                rc = SQLITE_OK;
+            }
+            sqlite3_finalize(q);
+        }
+        if (rc == SQLITE_OK && migrations[i].version <= version) {
+            rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+            if (rc == SQLITE_OK) continue;
+        }
         if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, migrations[i].sql, NULL, NULL, NULL);
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d", migrations[i].version);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);

@@ -83,6 +83,24 @@ expect_exit 0 "$TMP/ab" "$MT" sweep --db "$TMP/ab.db" --model tiny --batch-sizes
   || fail "an aborted variant is slower than a verified one"; ok
 expect_exit 2 "$TMP/ab2" "$MT" sweep --db "$TMP/ab.db" --abort-factor 0.5
 expect_in "$TMP/ab2" "--abort-factor '0.5'"
+# two sweeps at once on one database (as the daemon runs one per GPU): each
+# finds the device and problem rows the other may have just written, and
+# commits while the other reads; none may fail with "database is locked"
+# (a lookup left active kept its snapshot: seen on two H200s), and the new
+# file's schema is created once (both used to migrate it)
+for i in 1 2 3; do
+  TWO=$TMP/two$i.db
+  "$MT" sweep --db "$TWO" --model tiny --batch-sizes 1,4,16 --strategy grid --budget 4 --finalists 0 --no-export \
+    --quiet >"$TMP/two_a$i" 2>&1 & a=$!
+  "$MT" sweep --db "$TWO" --experts 4 --intermediate 64 --hidden 128 --topk 2 --batch-sizes 1,4,16 --strategy grid \
+    --budget 4 --finalists 0 --no-export --quiet >"$TMP/two_b$i" 2>&1 & b=$!
+  wait $a || { cat "$TMP/two_a$i"; fail "round $i: the first of two concurrent sweeps failed"; }
+  wait $b || { cat "$TMP/two_b$i"; fail "round $i: the second of two concurrent sweeps failed"; }
+  ! grep -l "locked" "$TMP/two_a$i" "$TMP/two_b$i" || fail "round $i: a concurrent sweep met a locked database"
+  [ "$(sql "$TWO" 'select count(*) from measurements')" = 24 ] || fail "round $i: both sweeps' 24 measurements stored"
+  [ "$(sql "$TWO" "select count(*) from sweeps where status='done'")" = 2 ] || fail "round $i: two sweeps done"
+done
+ok
 # the default job's defaults: the XDG database and folder
 expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
 [ -f "$XDG_DATA_HOME/moetune/moetune.db" ] || fail "default database"; ok
