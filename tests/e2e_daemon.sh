@@ -194,6 +194,25 @@ expect_exit 0 "$TMP/gs" "$MT" status --db "$G" --json
 [ "$(py "$TMP/gs" 'j["devices"][0]["state"]')" = "out of service" ] || fail "status shows the device out of service"; ok
 [ "$(py "$TMP/gs" 'j["jobs"][0]["status"], j["jobs"][0]["attempts"]')" = "('queued', 2)" ] || fail "the job waits for a good device"; ok
 
+# --- an AMD GPU the driver lists (a made-up KFD topology) but the HIP
+# runtime cannot open: served by default when there is no CUDA GPU, its
+# sweeps fail with the reason, and it is taken out of service
+KT=$TMP/kfd/sys/class/kfd/kfd/topology/nodes
+mkdir -p "$KT/1/mem_banks/0"
+printf 'simd_count 320\nsimd_per_cu 4\ngfx_target_version 90402\nvendor_id 4098\ndevice_id 29858\n' >"$KT/1/properties"
+printf 'size_in_bytes 206141652992\n' >"$KT/1/mem_banks/0/properties"
+H=$TMP/h.db
+"$MT" submit --db "$H" --device hip --model tiny --batch-sizes 1 --budget 2 >/dev/null
+if ! "$MT" devices 2>&1 | grep -q "^cuda:"; then
+  MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 "$TMP/h" "$MT" daemon --db "$H" --poll 0.05 --max-failures 2 --max-attempts 5
+  expect_in "$TMP/h" "on hip:0"
+  expect_in "$TMP/h" "no AMD GPU"
+  expect_in "$TMP/h" "hip:0: out of service: 2 sweeps in a row failed here"
+  [ "$(job_status "$H" 1)" = queued ] || fail "the hip job waits for a good device"; ok
+fi
+expect_exit 2 "$TMP/hb" "$MT" daemon --db "$H" --devices hip:x
+expect_in "$TMP/hb" "is not cpu, cuda:N or hip:N"
+
 # --- shards: two shards of a sweep cover it exactly once
 for i in 0 1; do
   expect_exit 0 "$TMP/sh$i" "$MT" sweep --db "$TMP/sh$i.db" --model tiny --batch-sizes 1,2,4,8,16 --budget 2 \

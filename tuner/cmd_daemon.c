@@ -28,6 +28,7 @@
 #include "cmds.h"
 #include "moetune/moetune.h"
 #include "device.h"
+#include "hip_rt.h"
 #include "bucket.h"
 #include "jobs.h"
 #include "log.h"
@@ -40,13 +41,14 @@ static const char usage[] =
     "\n"
     "Serve the job queue of a database ('moetune submit' adds jobs): one sweep\n"
     "process per device, every device of the host busy at once (each CUDA GPU;\n"
-    "with none, the CPU). Every measurement is committed as it is taken: a\n"
+    "with none, each AMD GPU, a path never yet run on one; with neither, the\n"
+    "CPU). Every measurement is committed as it is taken: a\n"
     "daemon killed at any moment loses none, and on restart its jobs go on\n"
     "from where they stopped. One daemon per database.\n"
     "  --db PATH          the database (default as for sweep)\n"
     "  --log FILE         log there (appending; SIGHUP reopens it), else stderr\n"
     "  --log-level L      error, warning, info (default) or debug\n"
-    "  --devices LIST     serve these devices only, e.g. cuda:0,cuda:1 or cpu\n"
+    "  --devices LIST     serve these devices only, e.g. cuda:0,cuda:1, hip:0 or cpu\n"
     "  --shard I/N        run only shard I of N of every job (sweep --shard), for\n"
     "                     Slurm arrays and Kubernetes indexed jobs\n"
     "  --until-idle       exit once nothing this host can run is queued or running\n"
@@ -439,7 +441,9 @@ int cmd_daemon(int argc, char **argv)
     }
     if (optind < argc) return mt_usage_error("daemon", "unexpected argument '%s'", argv[optind]);
 
-    /* the devices: --devices, else every CUDA GPU, else the CPU */
+    /* the devices: --devices, else every CUDA GPU, else every AMD GPU the
+     * amdgpu driver lists (the HIP path: never yet run on one), else the
+     * CPU */
     slot slots[MAX_SLOTS];
     int ns = 0;
     memset(slots, 0, sizeof slots);
@@ -449,12 +453,12 @@ int cmd_daemon(int argc, char **argv)
         for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             mt_device_spec spec;
             if (ns == MAX_SLOTS) return mt_usage_error("daemon", "--devices: at most %d devices", MAX_SLOTS);
-            if (mt_device_spec_parse(t, &spec) != MT_OK || spec.auto_pick || spec.kind == MT_BACKEND_HIP)
-                return mt_usage_error("daemon", "--devices: '%s' is not cpu or cuda:N", t);
+            if (mt_device_spec_parse(t, &spec) != MT_OK || spec.auto_pick)
+                return mt_usage_error("daemon", "--devices: '%s' is not cpu, cuda:N or hip:N", t);
             for (int i = 0; i < ns; i++)
                 if (!strcmp(slots[i].dev, t)) return mt_usage_error("daemon", "--devices: '%s' twice", t);
             snprintf(slots[ns].dev, sizeof slots[ns].dev, "%s", t);
-            snprintf(slots[ns].kind, sizeof slots[ns].kind, "%s", spec.kind == MT_BACKEND_CUDA ? "cuda" : "cpu");
+            snprintf(slots[ns].kind, sizeof slots[ns].kind, "%s", mt_backend_name(spec.kind));
             ns++;
         }
         if (!ns) return mt_usage_error("daemon", "--devices: empty list");
@@ -464,6 +468,12 @@ int cmd_daemon(int argc, char **argv)
         for (int i = 0; i < n && ns < MAX_SLOTS; i++, ns++) {
             snprintf(slots[ns].dev, sizeof slots[ns].dev, "cuda:%d", i);
             snprintf(slots[ns].kind, sizeof slots[ns].kind, "cuda");
+        }
+        mt_hip_kfd_gpu g[MAX_SLOTS];
+        int nh = ns ? 0 : mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, MAX_SLOTS, why, sizeof why);
+        for (int i = 0; i < nh && ns < MAX_SLOTS; i++, ns++) {
+            snprintf(slots[ns].dev, sizeof slots[ns].dev, "hip:%d", i);
+            snprintf(slots[ns].kind, sizeof slots[ns].kind, "hip");
         }
         if (!ns) {
             snprintf(slots[0].dev, sizeof slots[0].dev, "cpu");
