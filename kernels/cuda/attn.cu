@@ -239,7 +239,7 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
             }
     }
     /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8;
-     * the warps add their sums in turn (see warp_turns) */
+     * the warps add their sums in turn, as the FMA value pass does (no shared-memory float atomics) */
     for (int w = 0; w < NUM_WARPS; w++) {
         if (warp == w)
 #pragma unroll
@@ -470,7 +470,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
  * Written as two passes one after another, 16 partitions took 5 dependent
  * round trips (the length, then two per pass), about 5 us at B = 1 under
  * ncu. part [B, H, max_parts, 2 + HEAD_DIM]; a partition whose sum is 0 is
- * empty (past its sequence's end): its other values are not read. */
+ * empty (past its sequence's end): its other values do not count. */
 MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__ part, int max_parts,
                                                        h16 *__restrict__ out)
 {
@@ -481,7 +481,9 @@ MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__
     for (int p = 0; p < max_parts; p++) {
         const float *rp = r + p * (HEAD_DIM + 2);
         const float mp = rp[0], sp = rp[1], ap = rp[2 + d];
-        const bool live = sp > 0.f; /* a computed partition's sum is at least 1 */
+        /* a computed partition's sum is at least 1 (or NaN, which must
+         * reach the output); an empty one's is exactly 0 */
+        const bool live = sp != 0.f;
         const float mn = live ? fmaxf(m, mp) : m, a = expf(m - mn), w = live ? expf(mp - mn) : 0.f;
         s = s * a + (live ? sp * w : 0.f);
         acc = acc * a + (live ? ap * w : 0.f);

@@ -332,7 +332,7 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
         goto fail;
     /* The gfx target, CU count and memory from the amdgpu driver's KFD
      * topology (GPU nodes in HIP's order): hipDeviceGetAttribute's numbers
-     * are an enum whose values have moved between ROCm releases, and this
+     * are an enum whose values have changed between ROCm releases, and this
      * file is built without ROCm's headers. Shared memory: the 64 KB of
      * LDS every CDNA GPU gives a workgroup. */
     mt_cuda_props *p = &c->props;
