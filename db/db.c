@@ -285,11 +285,24 @@ static const char *hint(int status)
     }
 }
 
+/* The file's schema version: an SQLite result code, SQLITE_OK with *v set */
+static int user_version(sqlite3 *h, int *v)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &q, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int(q, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
 {
     mt_db *db;
     int rc, status, version = 0;
-    sqlite3_stmt *q = NULL;
     *out = NULL;
     db = calloc(1, sizeof *db);
     if (!db) return MT_ENOMEM;
@@ -299,14 +312,7 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
     sqlite3_busy_timeout(db->h, 10000);
     /* Reading user_version is the first touch of the file: a file that is
      * not a database fails here, before anything is written to it. */
-    rc = sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &q, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        version = sqlite3_column_int(q, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(q);
-    if (rc != SQLITE_OK) goto fail_rc;
+    if ((rc = user_version(db->h, &version)) != SQLITE_OK) goto fail_rc;
     if (version > MT_DB_SCHEMA_VERSION) {
         status = MT_ESCHEMA;
         snprintf(err, err_len, "cannot use database '%s': its schema version %d is newer than this moetune's (%d); %s",
@@ -323,13 +329,7 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
         /* the version again, under the write lock: another process opening
          * the same new file at the same moment may have migrated it while
          * this one waited for the lock (two sweeps of the daemon do) */
-        if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &q, NULL)) == SQLITE_OK) {
-            if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-                version = sqlite3_column_int(q, 0);
-                rc = SQLITE_OK;
-            }
-            sqlite3_finalize(q);
-        }
+        if (rc == SQLITE_OK) rc = user_version(db->h, &version);
         if (rc == SQLITE_OK && migrations[i].version <= version) {
             rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
             if (rc == SQLITE_OK) continue;

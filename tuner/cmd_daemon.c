@@ -470,7 +470,7 @@ int cmd_daemon(int argc, char **argv)
             snprintf(slots[ns].kind, sizeof slots[ns].kind, "cuda");
         }
         mt_hip_kfd_gpu g[MAX_SLOTS];
-        int nh = ns ? 0 : mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, MAX_SLOTS, why, sizeof why);
+        int nh = ns ? 0 : mt_hip_kfd_gpus(NULL, g, MAX_SLOTS, why, sizeof why);
         for (int i = 0; i < nh && ns < MAX_SLOTS; i++, ns++) {
             snprintf(slots[ns].dev, sizeof slots[ns].dev, "hip:%d", i);
             snprintf(slots[ns].kind, sizeof slots[ns].kind, "hip");

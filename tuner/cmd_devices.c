@@ -61,11 +61,11 @@ int cmd_devices(int argc, char **argv)
             print_dev(&d, spec, mt_backend_available(MT_BACKEND_CUDA), json, 0);
     }
     /* AMD GPUs from the amdgpu driver's KFD topology (MOETUNE_SYSFS_ROOT
-     * stands for / in tests); the HIP measurement path is built but has
+     * stands for / in tests: mt_hip_kfd_gpus reads it); the HIP measurement path is built but has
      * never run on an AMD GPU (issue 10), and the listing says so */
     mt_hip_kfd_gpu g[16];
     char hwhy[400] = "";
-    int nh = mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, 16, hwhy, sizeof hwhy);
+    int nh = mt_hip_kfd_gpus(NULL, g, 16, hwhy, sizeof hwhy);
     for (int i = 0; i < nh; i++) {
         memset(&d, 0, sizeof d);
         snprintf(d.backend, sizeof d.backend, "hip");

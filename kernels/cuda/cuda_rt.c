@@ -222,15 +222,35 @@ static int open_device(mt_cuda *c, int ordinal, const char *what, char *err, siz
     return MT_OK;
 }
 
-int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
+static int load_hip_symbols(mt_cuda *c, char *err, size_t n);
+
+/* A new handle on device `ordinal` of CUDA's driver or (hip) HIP's runtime,
+ * its props still to fill; NULL with err on failure. */
+static mt_cuda *open_handle(int hip, int ordinal, char *err, size_t n, int *rc)
 {
     mt_cuda *c = calloc(1, sizeof *c);
+    if (!c) {
+        *rc = MT_ENOMEM;
+        return NULL;
+    }
+    if (hip) {
+        if ((*rc = load_hip_symbols(c, err, n)) == MT_OK && (*rc = mt_hiprtc_available(err, n)) == MT_OK)
+            *rc = open_device(c, ordinal, "AMD GPU", err, n);
+    } else if ((*rc = load_symbols(c, err, n)) == MT_OK) {
+        *rc = open_device(c, ordinal, "CUDA device", err, n);
+    }
+    if (*rc == MT_OK) return c;
+    mt_cuda_close(c);
+    return NULL;
+}
+
+int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
+{
     int rc;
     size_t mem = 0;
+    mt_cuda *c = open_handle(0, ordinal, err, n, &rc);
     *out = NULL;
-    if (!c) return MT_ENOMEM;
-    if ((rc = load_symbols(c, err, n)) != MT_OK || (rc = open_device(c, ordinal, "CUDA device", err, n)) != MT_OK)
-        goto fail;
+    if (!c) return rc;
     mt_cuda_props *p = &c->props;
     int l2 = 0;
     c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
@@ -248,9 +268,6 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
     snprintf(p->arch, sizeof p->arch, "sm_%d%d%s", p->cc_major, p->cc_minor, p->cc_major == 9 ? "a" : "");
     *out = c;
     return MT_OK;
-fail:
-    mt_cuda_close(c);
-    return rc;
 }
 
 /* HIP's names for the driver entry points, in DRIVER_FUNCS' order. Their
@@ -322,14 +339,11 @@ int mt_hip_driver_check(char *err, size_t n)
 
 int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
 {
-    mt_cuda *c = calloc(1, sizeof *c);
     int rc;
     size_t mem = 0;
+    mt_cuda *c = open_handle(1, ordinal, err, n, &rc);
     *out = NULL;
-    if (!c) return MT_ENOMEM;
-    if ((rc = load_hip_symbols(c, err, n)) != MT_OK || (rc = mt_hiprtc_available(err, n)) != MT_OK ||
-        (rc = open_device(c, ordinal, "AMD GPU", err, n)) != MT_OK)
-        goto fail;
+    if (!c) return rc;
     /* The gfx target, CU count and memory from the amdgpu driver's KFD
      * topology (GPU nodes in HIP's order): hipDeviceGetAttribute's numbers
      * are an enum whose values have changed between ROCm releases, and this
@@ -338,11 +352,11 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
     mt_cuda_props *p = &c->props;
     mt_hip_kfd_gpu g[16];
     char why[256];
-    int ng = mt_hip_kfd_gpus(getenv("MOETUNE_SYSFS_ROOT"), g, 16, why, sizeof why);
+    int ng = mt_hip_kfd_gpus(NULL, g, 16, why, sizeof why);
     if (ordinal >= ng) {
         snprintf(err, n, "cannot describe AMD GPU %d: %s", ordinal, ng ? "the KFD topology lists fewer GPUs" : why);
-        rc = MT_ENODEV;
-        goto fail;
+        mt_cuda_close(c);
+        return MT_ENODEV;
     }
     c->cuDeviceGetName(p->name, (int)sizeof p->name, c->dev);
     if (!p->name[0]) snprintf(p->name, sizeof p->name, "%s", g[ordinal].market);
@@ -356,9 +370,6 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
     c->cuDriverGetVersion(&p->driver_version);
     *out = c;
     return MT_OK;
-fail:
-    mt_cuda_close(c);
-    return rc;
 }
 
 int mt_cuda_is_hip(const mt_cuda *c) { return c && c->hip; }

@@ -145,6 +145,7 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 int mt_hip_kfd_gpus(const char *root, mt_hip_kfd_gpu *out, int max, char *why, size_t why_len)
 {
     char dir[512], path[700], text[4096], bank[1024];
+    if (!root) root = getenv("MOETUNE_SYSFS_ROOT");
     snprintf(dir, sizeof dir, "%s/sys/class/kfd/kfd/topology/nodes", root && *root ? root : "");
     DIR *d = opendir(dir);
     if (!d) {

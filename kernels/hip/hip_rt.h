@@ -47,7 +47,8 @@ typedef struct mt_hip_kfd_gpu {
     char vllm_name[96];       /* the name vLLM gives it in file names */
 } mt_hip_kfd_gpu;
 
-/* The AMD GPUs under root (normally "/", tests pass a tree of their own):
+/* The AMD GPUs under root (NULL: the environment's MOETUNE_SYSFS_ROOT, which
+ * end-to-end tests point at a made-up tree, else "/"; unit tests pass theirs):
  * root/sys/class/kfd/kfd/topology/nodes/N/properties (CPU nodes, with no
  * SIMDs, skipped), their memory banks, and the product name of the DRM
  * render node. Returns how many it filled (at most max), or 0 with the
