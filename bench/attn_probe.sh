@@ -6,6 +6,9 @@
 # reasons and the SASS lines that stall most), and whether the shared-
 # memory float atomics of the old source compile to compare-and-swap loops.
 # Usage (device machine, repository root): OUT=dir bench/attn_probe.sh
+# BUILDS: which columns to time (default "old new"): old, new, and the new
+# build with one change turned off: nopdl (MOETUNE_CUDA_PDL=0: the merge
+# launched plainly) or nopf (MOETUNE_ATTN_PREFETCH=0: no loads a step ahead).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -13,6 +16,18 @@ export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/attn_probe}
 mkdir -p "$OUT"
 NEW=$PWD/.carry/bin/cuda_attn_check OLD=$PWD/.carry/old/cuda_attn_check
+BUILDS=${BUILDS:-old new}
+# run_build NAME ARGS...: one column's binary with its environment
+run_build() {
+  local b=$1; shift
+  case $b in
+    old) [ -x "$OLD" ] && "$OLD" "$@" ;;
+    new) "$NEW" "$@" ;;
+    nopdl) MOETUNE_CUDA_PDL=0 "$NEW" "$@" ;;
+    nopf) MOETUNE_ATTN_PREFETCH=0 "$NEW" "$@" ;;
+    *) echo "unknown build $b" >&2; return 2 ;;
+  esac
+}
 ROWS=${ROWS-"8/1/256/16/1/511 32/8/128/16/1/2048 64/8/128/16/1/2048 16/16/64/32/1/2048 32/8/128/16/8/8192 64/8/128/16/32/8192"}
 echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader)"
 # SASS of the old and new sources' value pass: ATOMS.CAS means a CAS loop
@@ -24,13 +39,11 @@ for v in old new; do
     echo "$v source, D=256 G=8 8 warps: $(grep -c 'ATOMS' "$OUT/$v.sass") ATOMS lines ($(grep -o 'ATOMS\.[A-Z.]*' "$OUT/$v.sass" | sort | uniq -c | tr '\n' ' '))"
 done
 for row in $ROWS; do
-  for b in old new; do
-    bin=$NEW; [ $b = old ] && bin=$OLD
-    [ -x "$bin" ] || continue
-    "$bin" --equal --only "$row" >"$OUT/rows_${b}_${row//\//_}.txt" 2>&1
-    "$bin" --equal --warm --only "$row" >"$OUT/warm_${b}_${row//\//_}.txt" 2>&1
-    printf '%-22s %-3s cold: %s\n' "$row" $b "$(grep -E '^\| ' "$OUT/rows_${b}_${row//\//_}.txt" | tail -1)"
-    printf '%-22s %-3s warm: %s\n' "$row" $b "$(grep -E '^\| ' "$OUT/warm_${b}_${row//\//_}.txt" | tail -1)"
+  for b in $BUILDS; do
+    run_build $b --equal --only "$row" >"$OUT/rows_${b}_${row//\//_}.txt" 2>&1 || continue
+    run_build $b --equal --warm --only "$row" >"$OUT/warm_${b}_${row//\//_}.txt" 2>&1
+    printf '%-22s %-5s cold: %s\n' "$row" $b "$(grep -E '^\| ' "$OUT/rows_${b}_${row//\//_}.txt" | tail -1)"
+    printf '%-22s %-5s warm: %s\n' "$row" $b "$(grep -E '^\| ' "$OUT/warm_${b}_${row//\//_}.txt" | tail -1)"
   done
 done
 # Nsight Compute on single variants (PROF: "ROW@PART/WARPS/MMA/STAGE ...")

@@ -29,6 +29,10 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
     snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage ? 1 : 0);
+    /* MOETUNE_ATTN_PREFETCH=0: the MMA path without loads a step ahead,
+     * to compare the two on one device (bench/attn_probe.sh) */
+    const char *pf = getenv("MOETUNE_ATTN_PREFETCH");
+    snprintf(d[8], 48, "-DATTN_PREFETCH=%d", pf && !strcmp(pf, "0") ? 0 : 1);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }
@@ -105,6 +109,9 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
     int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
     /* one partition per sequence: attn_partial wrote the output itself */
-    if (rc == MT_OK && P > 1) rc = mt_cuda_launch3_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
+    /* the merge may be placed while attn_partial's last blocks run (it
+     * waits for their results itself) */
+    if (rc == MT_OK && P > 1)
+        rc = mt_cuda_launch3_dependent_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
     return rc;
 }

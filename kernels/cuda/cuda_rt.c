@@ -33,6 +33,22 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
 };
+/* cuLaunchKernelEx's configuration, for programmatic dependent launch */
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char pad[64];
+        int programmatic_stream_serialization;
+    } value;
+} CUlaunchAttribute;
+typedef struct {
+    unsigned grid_x, grid_y, grid_z, block_x, block_y, block_z, smem;
+    CUstream stream;
+    CUlaunchAttribute *attrs;
+    unsigned nattrs;
+} CUlaunchConfig;
+enum { CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
 typedef int nvrtcResult;
 typedef void *nvrtcProgram;
 
@@ -104,6 +120,9 @@ struct mt_cuda {
      * with HIP's driver-style names; kernels compiled by hipRTC */
     int hip;
     const char *(*hipGetErrorString)(CUresult);
+    /* optional (CUDA 11.8 and later, used from sm_90 on): a launch that may
+     * begin before the stream's previous kernel ends */
+    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -191,6 +210,8 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
         return MT_EUNSUPPORTED;                                                             \
     }
     DRIVER_FUNCS(LOAD_CUDA)
+    c->cuLaunchKernelEx = (CUresult(*)(const CUlaunchConfig *, CUfunction, void **, void **))dlsym(c->libcuda,
+                                                                                                  "cuLaunchKernelEx");
     pthread_once(&shared_nv_once, load_shared_nvrtc);
     if (shared_nv_rc != MT_OK) {
         snprintf(err, n, "%s", shared_nv_err);
@@ -697,6 +718,26 @@ int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid
     CU(c, c->cuLaunchKernel((CUfunction)fn, grid[0], grid[1], grid[2], block, 1, 1, smem,
                             stream ? (CUstream)stream : c->stream, args, NULL),
        "launch");
+    return MT_OK;
+}
+
+int mt_cuda_pdl_on(const mt_cuda *c)
+{
+    const char *env = getenv("MOETUNE_CUDA_PDL");
+    if (env && !strcmp(env, "0")) return 0;
+    return c && !c->hip && c->cuLaunchKernelEx && c->props.cc_major >= 9;
+}
+
+int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block,
+                                 unsigned smem, void **args)
+{
+    if (!mt_cuda_pdl_on(c)) return mt_cuda_launch3_on(c, stream, fn, grid, block, smem, args);
+    CUlaunchAttribute at;
+    memset(&at, 0, sizeof at);
+    at.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    at.value.programmatic_stream_serialization = 1;
+    CUlaunchConfig cfg = {grid[0], grid[1], grid[2], block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &at, 1};
+    CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (programmatic dependent)");
     return MT_OK;
 }
 

@@ -118,6 +118,16 @@ int mt_cuda_launch_on(mt_cuda *c, void *stream, mt_cufn fn, unsigned grid, unsig
 /* A 3-D grid. */
 int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block, unsigned smem,
                        void **args);
+/* A 3-D launch that may begin before the stream's previous kernel has
+ * ended (Hopper's programmatic dependent launch: its blocks are placed
+ * while the previous kernel's last ones run, hiding a launch's latency);
+ * the kernel must wait (mt_grid_wait, tile.h) before reading what that
+ * kernel wrote. A plain launch where the device or driver lacks it, on
+ * HIP, or with MOETUNE_CUDA_PDL=0 (to compare the two). */
+int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block,
+                                 unsigned smem, void **args);
+/* 1 when mt_cuda_launch3_dependent_on overlaps launches on this handle. */
+int mt_cuda_pdl_on(const mt_cuda *c);
 
 /* Capture what is launched between begin and end into a graph. */
 int mt_cuda_capture_begin(mt_cuda *c);

@@ -37,6 +37,25 @@ MT_DEVICE h16 f2h(float f)
     return h;
 }
 
+/* Programmatic dependent launch (sm_90 and later; no-ops before): a
+ * kernel launched with mt_cuda_launch3_dependent_on may start while the
+ * previous one still runs, and waits here before reading its results
+ * (returns at once when it was launched the plain way). The previous
+ * kernel lets it start once every one of its blocks has called
+ * mt_grid_dependents or ended. */
+MT_DEVICE void mt_grid_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+MT_DEVICE void mt_grid_dependents()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 /* 16 bytes global -> shared (a place of mt_sptr_of, worked out once by the
  * caller), bypassing L1; pred false zero-fills */
 MT_DEVICE void cp_async16(mt_sptr saddr, const void *gmem, bool pred)

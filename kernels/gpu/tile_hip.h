@@ -53,6 +53,10 @@ MT_DEVICE h16 f2h(float f)
 #endif
 }
 
+/* no programmatic dependent launch on HIP: kernels run in stream order */
+MT_DEVICE void mt_grid_wait() {}
+MT_DEVICE void mt_grid_dependents() {}
+
 /* 16 bytes global -> shared; pred false writes zeros (cp.async's zero
  * fill). Synchronous: commit and wait have nothing to order, and the
  * kernels' __syncthreads after a wait gives the visibility CUDA needs too. */
