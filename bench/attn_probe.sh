@@ -7,8 +7,8 @@
 # memory float atomics of the old source compile to compare-and-swap loops.
 # Usage (device machine, repository root): OUT=dir bench/attn_probe.sh
 # BUILDS: which columns to time (default "old new"): old, new, and the new
-# build with one change turned off: nopdl (MOETUNE_CUDA_PDL=0: the merge
-# launched plainly) or nopf (MOETUNE_ATTN_PREFETCH=0: no loads a step ahead).
+# build with the merge's overlapped launch turned off: nopdl (MOETUNE_CUDA_PDL=0: the merge
+# launched plainly).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -24,7 +24,6 @@ run_build() {
     old) [ -x "$OLD" ] && "$OLD" "$@" ;;
     new) "$NEW" "$@" ;;
     nopdl) MOETUNE_CUDA_PDL=0 "$NEW" "$@" ;;
-    nopf) MOETUNE_ATTN_PREFETCH=0 "$NEW" "$@" ;;
     *) echo "unknown build $b" >&2; return 2 ;;
   esac
 }

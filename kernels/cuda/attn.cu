@@ -9,8 +9,7 @@
  *
  * Compile-time: HEAD_DIM, PAGE_SIZE, GROUP (H / Hkv), PARTITION (a multiple
  * of PAGE_SIZE), NUM_WARPS, MT_FP16, ATTN_MMA (the tensor-core path),
- * ATTN_STAGE (the partition's K and V copied to shared memory first),
- * ATTN_PREFETCH (the MMA path loads a step ahead; 0 only to compare).
+ * ATTN_STAGE (the partition's K and V copied to shared memory first).
  * Compiled by NVRTC at run time, and by nvcc in CI with the defaults, like
  * moe.cu.
  */
@@ -35,12 +34,6 @@
 #ifndef ATTN_STAGE
 #define ATTN_STAGE 0
 #endif
-#ifndef ATTN_PREFETCH
-#define ATTN_PREFETCH 1
-#endif
-/* the value pass holds HEAD_DIM / 2 accumulators per lane: at 256 a second
- * step's V pieces would spill (ptxas: 255 registers and a stack frame) */
-#define ATTN_PREFETCH_V (ATTN_PREFETCH && HEAD_DIM <= 128)
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
@@ -156,35 +149,6 @@ MT_DEVICE uint4 load16(const h16 *p, bool pred)
     return make_uint4(0u, 0u, 0u, 0u);
 }
 
-/* The K pieces of one 16-token step from tb: this lane's token (column
- * gq of each 8-token tile), its dims 8 (q4 + 4 j) .. + 7; zeros past t1 */
-MT_DEVICE void load_k_step(const h16 *__restrict__ kg, const int *pg, int tb, int t0, int t1, long kvs, int gq, int q4,
-                           uint4 (&kr)[2][HEAD_DIM / 32])
-{
-#pragma unroll
-    for (int s = 0; s < 2; s++) {
-        const int t = tb + 8 * s + gq;
-        const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
-#pragma unroll
-        for (int j = 0; j < HEAD_DIM / 32; j++) kr[s][j] = load16(kg + row + 8 * (q4 + 4 * j), t < t1);
-    }
-}
-
-/* The V pieces of one 16-token step from tb: tokens 2 q4, 2 q4 + 1,
- * 2 q4 + 8, 2 q4 + 9 of the sixteen, of each the pieces gq + 8 j (dims
- * 8 (gq + 8 j) .. + 7); zeros past t1 */
-MT_DEVICE void load_v_step(const h16 *__restrict__ vg, const int *pg, int tb, int t0, int t1, long kvs, int gq, int q4,
-                           uint4 (&vr)[4][HEAD_DIM / 64])
-{
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const int t = tb + 8 * (e / 2) + 2 * q4 + (e % 2);
-        const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
-#pragma unroll
-        for (int j = 0; j < HEAD_DIM / 64; j++) vr[e][j] = load16(vg + row + 8 * (gq + 8 * j), t < t1);
-    }
-}
-
 /* sc[h][t - t0] = scale * q_h . k_t for the block's tokens */
 MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict__ kg, const int *pg, int t0, int t1,
                                int Hkv, float scale, float *sc)
@@ -204,17 +168,15 @@ MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict
         qa[i][2] = gq < GROUP ? r0[1] : 0u;
         qa[i][3] = gq + 8 < GROUP ? r1[1] : 0u;
     }
-    /* ATTN_PREFETCH: the next step's K pieces are loaded before this
-     * step's MMAs, so that a warp has two steps' loads in flight instead of
-     * waiting on its own step's (the stall ncu showed at large batches) */
-    uint4 kr[2][HEAD_DIM / 32];
-    int tb = t0 + warp * 16;
-    load_k_step(kg, pg, tb, t0, t1, kvs, gq, q4, kr);
-    for (; tb < t1; tb += NUM_WARPS * 16) {
-#if ATTN_PREFETCH
-        uint4 kn[2][HEAD_DIM / 32];
-        load_k_step(kg, pg, tb + NUM_WARPS * 16, t0, t1, kvs, gq, q4, kn);
-#endif
+    for (int tb = t0 + warp * 16; tb < t1; tb += NUM_WARPS * 16) {
+        uint4 kr[2][HEAD_DIM / 32];
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            const int t = tb + 8 * s + gq; /* this lane's token: column gq of the tile */
+            const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
+#pragma unroll
+            for (int j = 0; j < HEAD_DIM / 32; j++) kr[s][j] = load16(kg + row + 8 * (q4 + 4 * j), t < t1);
+        }
 #pragma unroll
         for (int s = 0; s < 2; s++) {
             float c[4] = {0.f, 0.f, 0.f, 0.f};
@@ -231,14 +193,6 @@ MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict
                 if (t < t1 && gq + 8 < GROUP) sc[(gq + 8) * PARTITION + (t - t0)] = c[2 + e] * scale;
             }
         }
-#if ATTN_PREFETCH
-#pragma unroll
-        for (int s = 0; s < 2; s++)
-#pragma unroll
-            for (int j = 0; j < HEAD_DIM / 32; j++) kr[s][j] = kn[s][j];
-#else
-        load_k_step(kg, pg, tb + NUM_WARPS * 16, t0, t1, kvs, gq, q4, kr);
-#endif
     }
 }
 
@@ -256,18 +210,17 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
         for (int i = 0; i < 8; i++)
 #pragma unroll
             for (int e = 0; e < 4; e++) oc[j][i][e] = 0.f;
-    uint4 vr[4][VJ];
-    int tb = t0 + warp * 16;
-    load_v_step(vg, pg, tb, t0, t1, kvs, gq, q4, vr);
-    for (; tb < t1; tb += NUM_WARPS * 16) {
-#if ATTN_PREFETCH_V
-        uint4 vn[4][VJ];
-        load_v_step(vg, pg, tb + NUM_WARPS * 16, t0, t1, kvs, gq, q4, vn);
-#endif
+    for (int tb = t0 + warp * 16; tb < t1; tb += NUM_WARPS * 16) {
+        /* tokens k = 2 q4, 2 q4 + 1, 2 q4 + 8, 2 q4 + 9 of the sixteen, and
+         * of each the pieces gq + 8 j (dims 8 (gq + 8 j) .. + 7) */
+        uint4 vr[4][VJ];
         float pw[2][4];
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int t = tb + 8 * (e / 2) + 2 * q4 + (e % 2);
+            const long row = t < t1 ? row_of(pg, t, t0, kvs) : 0;
+#pragma unroll
+            for (int j = 0; j < VJ; j++) vr[e][j] = load16(vg + row + 8 * (gq + 8 * j), t < t1);
             pw[0][e] = t < t1 && gq < GROUP ? sc[gq * PARTITION + (t - t0)] : 0.f;
             pw[1][e] = t < t1 && gq + 8 < GROUP ? sc[(gq + 8) * PARTITION + (t - t0)] : 0.f;
         }
@@ -284,14 +237,6 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
                                    i % 2 ? (c >> 16) | (d & 0xffff0000u) : (c & 0xffffu) | (d << 16)};
                 mma16816(oc[j][i], pa, bf);
             }
-#if ATTN_PREFETCH_V
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-#pragma unroll
-            for (int j = 0; j < VJ; j++) vr[e][j] = vn[e][j];
-#else
-        load_v_step(vg, pg, tb + NUM_WARPS * 16, t0, t1, kvs, gq, q4, vr);
-#endif
     }
     /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8;
      * the warps add their sums in turn, as the FMA value pass does (no shared-memory float atomics) */
@@ -330,8 +275,8 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     const int p = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
     /* the merge kernel's blocks may be placed now: they wait for this
-     * grid's end themselves (mt_grid_wait), so their launch latency
-     * overlaps this kernel's last blocks instead of following them */
+     * grid's end themselves (mt_grid_wait), so their launch overlaps this
+     * kernel's last blocks instead of following them */
     mt_grid_dependents();
     const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
     const bool dl = d0 < HEAD_DIM;

@@ -29,10 +29,6 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
     snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage ? 1 : 0);
-    /* MOETUNE_ATTN_PREFETCH=0: the MMA path without loads a step ahead,
-     * to compare the two on one device (bench/attn_probe.sh) */
-    const char *pf = getenv("MOETUNE_ATTN_PREFETCH");
-    snprintf(d[8], 48, "-DATTN_PREFETCH=%d", pf && !strcmp(pf, "0") ? 0 : 1);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }

@@ -24,7 +24,7 @@ typedef struct mt_cuda_attn {
     unsigned smem;
 } mt_cuda_attn;
 
-#define MT_CUDA_ATTN_NOPTS 9
+#define MT_CUDA_ATTN_NOPTS 8
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
 /* Dynamic shared memory of the partial kernel. */
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c);
