@@ -66,7 +66,7 @@ struct mt_runtime {
     mt_cuda *cuda;
     int device_index;
     char kcache[1024];
-    struct variant { int cfg[7]; int fp16; mt_cuda_moe v; } *variants;
+    struct variant { int cfg[MT_CUDA_MOE_NCFG]; int fp16; mt_cuda_moe v; } *variants;
     int nvariants;
     mt_dptr ws;
     size_t ws_bytes;
@@ -821,7 +821,7 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
 /* ---- the CUDA kernels with the looked-up config ---- */
 
 /* The compiled variant for cfg, built on first use (under run_mu). */
-static int cuda_variant(mt_runtime *rt, const int cfg[7], int fp16, mt_cuda_moe **out, char *why, size_t n)
+static int cuda_variant(mt_runtime *rt, const int cfg[MT_CUDA_MOE_NCFG], int fp16, mt_cuda_moe **out, char *why, size_t n)
 {
     for (int i = 0; i < rt->nvariants; i++)
         if (!memcmp(rt->variants[i].cfg, cfg, sizeof rt->variants[i].cfg) && rt->variants[i].fp16 == fp16) {
@@ -864,8 +864,9 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
         rt_log(rt, MT_LOG_ERROR, "%s", why);
         return rc;
     }
-    int c7[7] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m, cfg.num_warps,
-                 cfg.num_stages, cfg.num_sm > 0 ? cfg.num_sm : 0};
+    /* the CUDA space's order; no waves_per_eu hint (an AMD-only key) */
+    int c7[MT_CUDA_MOE_NCFG] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
+                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0};
     mt_cuda_moe *v = NULL;
     int ok = c7[0] > 0 && c7[1] > 0 && c7[2] > 0 && c7[3] > 0 && c7[4] > 0 && c7[5] >= 2;
     if (ok) rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);

@@ -249,6 +249,38 @@ void mt_space_cuda_moe(mt_space *sp, int sms)
     sp->params[6] = (mt_param_def){"NUM_SM", 3, {0, sms, 2 * sms}};
 }
 
+/* vLLM's ROCm default (lookup.c), NUM_SM 0, no waves_per_eu hint, and the
+ * two fixed AMD keys. Our GEMM 1 keeps gate and up tiles in LDS, so vLLM's
+ * tile can overflow an AMD GPU's 64 KB (16x64x128 in two stages needs
+ * 78 KB): BLOCK_SIZE_K, then BLOCK_SIZE_N, are halved until it fits. */
+static void hip_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp;
+    memset(out, 0, sizeof *out);
+    mt_vllm_default_config(x->M, x->E, 1, out->v);
+    int limit = x->smem_limit > 0 ? x->smem_limit : 64 * 1024;
+    while (out->v[V_BK] > 32 && mt_cuda_smem_bytes(out->v[V_BM], out->v[V_BN], out->v[V_BK], out->v[V_STAGES], 1) > limit)
+        out->v[V_BK] /= 2;
+    while (out->v[V_BN] > 16 && mt_cuda_smem_bytes(out->v[V_BM], out->v[V_BN], out->v[V_BK], out->v[V_STAGES], 1) > limit)
+        out->v[V_BN] /= 2;
+    out->v[6] = 0;
+    out->v[7] = 0;
+    out->v[8] = 16;
+    out->v[9] = 1;
+}
+
+void mt_space_hip_moe(mt_space *sp, int cus)
+{
+    mt_space_vllm_moe(sp, 1);
+    sp->default_config = hip_default;
+    sp->nparams = 10;
+    if (cus < 1) cus = 1;
+    sp->params[6] = (mt_param_def){"NUM_SM", 3, {0, cus, 2 * cus}};
+    sp->params[7] = (mt_param_def){"waves_per_eu", 4, {0, 1, 2, 4}};
+    sp->params[8] = (mt_param_def){"matrix_instr_nonkdim", 1, {16}};
+    sp->params[9] = (mt_param_def){"kpack", 1, {1}};
+}
+
 int mt_space_param_index(const mt_space *sp, const char *name)
 {
     for (int i = 0; i < sp->nparams; i++)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MT_SPACE_MAX_PARAMS 10 /* ROCm's vLLM space has 9 */
+#define MT_SPACE_MAX_PARAMS 10 /* the HIP space has 10: ROCm's nine keys and NUM_SM */
 #define MT_SPACE_MAX_VALUES 16
 
 typedef struct mt_param_def {
@@ -51,6 +51,14 @@ void mt_space_vllm_moe(mt_space *sp, int rocm);
  * NUM_SM, the CTA count of the persistent grid (0: one CTA per tile; the
  * device's SM count; twice that). The default is vLLM's with NUM_SM 0. */
 void mt_space_cuda_moe(mt_space *sp, int sms);
+/* The same kernels on an AMD GPU (HIP), with `cus` compute units: the CUDA
+ * space's seven keys over the values of vLLM's ROCm files, then ROCm's
+ * waves_per_eu, matrix_instr_nonkdim and kpack, so that the kernel keys
+ * come out in the order of vLLM's AMD files. waves_per_eu is searched (an
+ * occupancy hint to the compiler, portable.h); matrix_instr_nonkdim and
+ * kpack take one value, Triton's default, because our kernels have no MFMA
+ * instructions yet (tile_hip.h) for them to choose between. */
+void mt_space_hip_moe(mt_space *sp, int cus);
 
 /* Paged attention decode (kernels/cpu/attn.h, kernels/cuda/attn.cu), the
  * ctx fields as mt_space_ctx says. CPU: partition (tokens per split, 0: none),

@@ -54,6 +54,20 @@ MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 "$TMP/h1" "$MT" sweep --device hip:1 -
 expect_in "$TMP/h1" "no AMD GPU hip:1: the amdgpu driver lists 1"
 expect_exit 1 "$TMP/h2" "$MT" sweep --device hip:0 --db "$TMP/x.db"
 expect_in "$TMP/h2" "no AMD GPU"
+# attention sweeps take an AMD GPU the same way
+MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 "$TMP/ha" "$MT" sweep --kernel attention --device hip:0 --heads 8 --kv-heads 2 \
+  --head-dim 64 --page-size 16 --batch-sizes 1 --contexts 40 --db "$TMP/x.db"
+expect_in "$TMP/ha" "hip:0: no AMD GPU"
+# --device auto with no NVIDIA GPU looks at AMD ones: listed by the driver
+# but unusable by the HIP runtime, it says so and tunes the CPU instead
+if ! ls /dev/nvidia0 >/dev/null 2>&1; then
+  MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 "$TMP/au" "$MT" sweep --device auto --db "$TMP/auto.db" --experts 4 \
+    --intermediate 64 --hidden 64 --topk 2 --batch-sizes 1 --budget 2 --no-export
+  expect_in "$TMP/au" "the amdgpu driver lists 1 AMD GPU(s) but"
+  expect_in "$TMP/au" "tuning the CPU backend"
+  [ "$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select group_concat(backend) from devices").fetchone()[0])' "$TMP/auto.db")" = cpu ] ||
+    fail "auto fell back to the CPU"; ok
+fi
 
 # a full disk on stdout is an error, not a silent success
 if [ -w /dev/full ]; then

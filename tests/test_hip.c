@@ -2,6 +2,7 @@
  * the MoE and attention variants from the same sources as CUDA, for gfx90a
  * and gfx908, and refuses what the kernels' static assertions forbid; the
  * KFD topology of a made-up machine gives the devices vLLM's names. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,10 @@
 
 #include "attn_launch.h"
 #include "check.h"
+#include "db.h"
+#include "buf.h"
+#include "export.h"
+#include "space.h"
 #include "hip_rt.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
@@ -52,6 +57,59 @@ static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int wa
           log ? log : "");
     free(code);
     free(log);
+}
+
+/* `kernel`'s .vgpr_count in a code object's metadata (the msgpack note of
+ * AMDGPU code objects v3 and later: a kernel's map holds ".name" and, after
+ * it in key order, ".vgpr_count"); -1 when absent. hipRTC 5.2 returns no
+ * resource remarks in its log, so the test reads what the loader reads. */
+static long vgprs_of(const char *code, size_t len, const char *kernel)
+{
+    char key[80];
+    size_t k = strlen(kernel);
+    if (k > 31) return -1;
+    int n = snprintf(key, sizeof key, ".name%c%s", (char)(0xa0 | k), kernel);
+    const char *v = ".vgpr_count";
+    for (size_t i = 0; i + (size_t)n <= len; i++) {
+        if (memcmp(code + i, key, (size_t)n) != 0) continue;
+        for (size_t j = i + (size_t)n; j + 14 <= len; j++) {
+            if (memcmp(code + j, v, 11) != 0) continue;
+            const unsigned char *p = (const unsigned char *)code + j + 11;
+            if (p[0] < 0x80) return p[0];                            /* positive fixint */
+            if (p[0] == 0xcc) return p[1];                           /* uint 8 */
+            if (p[0] == 0xcd) return (long)p[1] << 8 | p[2];         /* uint 16 */
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* ROCm's waves_per_eu reaches the compiler: a wide tile compiled with
+ * waves_per_eu 4 gets at most 128 VGPRs (512 per SIMD lane / 4), where
+ * without the hint it takes more; so the key is a real tunable of our
+ * kernels, not a label copied into the file */
+static void waves_per_eu_applies(void)
+{
+    long vg[2] = {-1, -1};
+    const int waves[2] = {0, 4};
+    for (int i = 0; i < 2; i++) {
+        int cfg[MT_CUDA_MOE_NCFG] = {128, 128, 64, 1, 4, 2, 0, waves[i]};
+        char d[MT_CUDA_MOE_NOPTS][48], err[512], *log = NULL, *code = NULL, want[48];
+        const char *opts[MT_CUDA_MOE_NOPTS];
+        size_t len = 0;
+        mt_cuda_moe_options(cfg, 0, "gfx90a", d, opts);
+        snprintf(want, sizeof want, "-DMT_WAVES_PER_EU=%d", waves[i]);
+        CHECK(!strcmp(opts[8], want), "the option: %s", opts[8]);
+        int rc = mt_hiprtc_compile(mt_hip_moe_source(), "gfx90a", opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err,
+                                   sizeof err);
+        CHECK(rc == MT_OK, "waves_per_eu %d: %s %.300s", waves[i], err, log ? log : "");
+        vg[i] = rc == MT_OK ? vgprs_of(code, len, "moe_gemm1") : -1;
+        free(code);
+        free(log);
+    }
+    CHECK(vg[0] > 0 && vg[1] > 0, "moe_gemm1's VGPR count in the metadata: %ld, %ld", vg[0], vg[1]);
+    CHECK(vg[1] <= 128, "waves_per_eu 4: %ld VGPRs (at most 128)", vg[1]);
+    CHECK(vg[0] > vg[1], "without the hint the tile takes more than with 4: %ld against %ld VGPRs", vg[0], vg[1]);
 }
 
 static void write_file(const char *path, const char *text)
@@ -136,9 +194,83 @@ static void kfd(void)
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* What a sweep on an AMD GPU stores exports as vLLM's ROCm file: a real
+ * SQLite database holding measurements of HIP-space configs on an MI300X
+ * (as the worker would record them), exported; the file is named as vLLM
+ * names an MI300X's and each entry holds ROCm's nine keys in the order of
+ * vLLM's AMD files, with the searched waves_per_eu, and no NUM_SM. */
+static void rocm_export(void)
+{
+    char dir[] = "/tmp/mt_hip_export_XXXXXX", path[600], err[512];
+    CHECK(mkdtemp(dir) != NULL, "temporary folder");
+    snprintf(path, sizeof path, "%s/m.db", dir);
+    mt_db *db = NULL;
+    CHECK(mt_db_open(&db, path, err, sizeof err) == MT_OK, "open: %s", err);
+    if (!db) return;
+    mt_device_info d = {.backend = "hip", .name = "AMD_Instinct_MI300X", .raw_name = "AMD Instinct MI300X",
+                        .arch = "gfx942", .cores = 304, .smem_per_block = 65536};
+    mt_problem pr = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 7168, .K = 4096, .topk = 2, .renormalize = 1};
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_problem_upsert(db, &pr) == MT_OK, "device and problem");
+    mt_space sp;
+    mt_space_hip_moe(&sp, 304);
+    const int64_t ms[2] = {1, 64};
+    const int waves[2] = {2, 0}, num_sm[2] = {304, 0};
+    for (int i = 0; i < 2; i++) {
+        mt_space_ctx ctx = {8, 7168, 4096, 2, ms[i], 304, 65536, 0};
+        mt_config c;
+        char json[512];
+        int64_t cfg = 0;
+        sp.default_config(&sp, &ctx, &c);
+        c.v[6] = num_sm[i];
+        c.v[7] = waves[i];
+        CHECK(mt_config_to_json(&sp, &c, json, sizeof json) == MT_OK &&
+                  mt_db_config_upsert(db, "hip", json, &cfg) == MT_OK, "config %s", json);
+        mt_measurement m = {.device_id = d.id, .problem_id = pr.id, .config_id = cfg, .M = ms[i], .status = "ok",
+                            .median_us = 10.0 + (double)i, .spread_us = 0.1, .reps = 9, .rel_err = 1e-3,
+                            .tolerance = 1e-2, .floor_us = 5, .efficiency = 0.5, .kernel_hash = mt_kernel_hash("hip"),
+                            .timing_policy = "hip"};
+        CHECK(mt_db_measurement_insert(db, &m) == MT_OK, "measurement at M=%lld", (long long)ms[i]);
+    }
+    char out[100];
+    snprintf(out, sizeof out, "%s/out", dir);
+    mkdir(out, 0755);
+    mt_export_opts o = {.out_dir = out, .vllm = 1, .quiet = 1};
+    mt_export_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK(mt_export(db, &o, &st) == MT_OK && st.written == 1 && st.failed == 0, "export: %d written, %d failed",
+          st.written, st.failed);
+    mt_db_close(db);
+    snprintf(path, sizeof path, "%s/E=8,N=7168,device_name=AMD_Instinct_MI300X.json", out);
+    char *text = NULL;
+    size_t n = 0;
+    CHECK(mt_read_file(path, &text, &n, err, sizeof err) == MT_OK, "vLLM's file name for an MI300X: %s", err);
+    cJSON *root = text ? cJSON_ParseWithLength(text, n) : NULL;
+    free(text);
+    static const char *const keys[] = {"BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps",
+                                       "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack"};
+    for (int i = 0; i < 2; i++) {
+        char mk[16];
+        snprintf(mk, sizeof mk, "%lld", (long long)ms[i]);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, mk), *k;
+        CHECK(cJSON_IsObject(e), "M=%s in the file", mk);
+        int j = 0;
+        cJSON_ArrayForEach(k, e)
+        {
+            CHECK(j < 9 && !strcmp(k->string, keys[j]), "M=%s key %d: %s, vLLM's AMD files have %s", mk, j, k->string,
+                  j < 9 ? keys[j] : "none");
+            j++;
+        }
+        CHECK(j == 9, "M=%s: nine keys, %d", mk, j);
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "waves_per_eu");
+        CHECK(cJSON_IsNumber(w) && w->valueint == waves[i], "M=%s: waves_per_eu %d", mk, waves[i]);
+    }
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     kfd();
+    rocm_export();
     char err[300];
     if (mt_hiprtc_available(err, sizeof err) != MT_OK) {
         printf("hipRTC: %s\n", err);
@@ -151,8 +283,9 @@ int main(void)
         return check_report("test_hip");
     }
     /* the extremes of the tile space, the defaults for small and large M */
-    int moe[][7] = {{16, 32, 64, 1, 4, 2, 0}, {64, 128, 64, 16, 8, 3, 0}, {128, 256, 64, 1, 8, 2, 0}};
+    int moe[][MT_CUDA_MOE_NCFG] = {{16, 32, 64, 1, 4, 2, 0, 0}, {64, 128, 64, 16, 8, 3, 0, 0}, {128, 256, 64, 1, 8, 2, 0, 0}};
     for (int i = 0; i < 3; i++) hiprtc_moe(moe[i], "gfx90a");
+    waves_per_eu_applies();
     hiprtc_moe(moe[1], "gfx908"); /* not gfx940: Debian's comgr 5.2 crashes compiling for it at run time (hipcc compiles it) */
     /* every head_dim, MHA and a wide GQA, short and long partitions */
     hiprtc_attn(64, 1, 0, 16, 2, 0, "gfx90a");

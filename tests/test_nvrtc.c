@@ -31,7 +31,7 @@ static int compile(const mt_config *c, const char *arch, char **log)
  * NVRTC options; any tile parameter or the dtype gives another. */
 static void options_share(void)
 {
-    int a[7] = {64, 128, 64, 1, 8, 3, 0}, b[7] = {64, 128, 64, 32, 8, 3, 264};
+    int a[MT_CUDA_MOE_NCFG] = {64, 128, 64, 1, 8, 3, 0, 0}, b[MT_CUDA_MOE_NCFG] = {64, 128, 64, 32, 8, 3, 264, 0};
     char da[MT_CUDA_MOE_NOPTS][48], db[MT_CUDA_MOE_NOPTS][48];
     const char *oa[MT_CUDA_MOE_NOPTS], *ob[MT_CUDA_MOE_NOPTS];
     CHECK(mt_cuda_moe_options(a, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(b, 0, "sm_90a", db, ob) == MT_OK, "options");
@@ -42,11 +42,11 @@ static void options_share(void)
     same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(!same, "fp16 is another binary");
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < MT_CUDA_MOE_NCFG; p++) {
         if (p == 3 || p == 6) continue;
-        int c[7];
+        int c[MT_CUDA_MOE_NCFG];
         memcpy(c, a, sizeof c);
-        c[p] = p == 4 ? 4 : c[p] * 2;
+        c[p] = p == 4 ? 4 : p == 7 ? 2 : c[p] * 2;
         CHECK(!mt_cuda_moe_same_binary(a, c), "parameter %d changes the binary", p);
     }
 }
@@ -56,7 +56,7 @@ static void options_share(void)
  * padded bound the space checks. */
 static void wgmma_rules(void)
 {
-    int a[7] = {128, 128, 64, 1, 8, 3, 0};
+    int a[MT_CUDA_MOE_NCFG] = {128, 128, 64, 1, 8, 3, 0, 0};
     char d[MT_CUDA_MOE_NOPTS][48];
     const char *o[MT_CUDA_MOE_NOPTS];
     mt_cuda_moe_options(a, 0, "sm_90a", d, o);
@@ -98,7 +98,7 @@ static void splitk_rules(void)
 {
     mt_cuda_moe v;
     memset(&v, 0, sizeof v);
-    int cfg[7] = {16, 64, 128, 1, 4, 3, 0};
+    int cfg[MT_CUDA_MOE_NCFG] = {16, 64, 128, 1, 4, 3, 0, 0};
     memcpy(v.cfg, cfg, sizeof cfg);
     v.sms = 132;
     v.splitk = 1;

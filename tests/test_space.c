@@ -9,6 +9,7 @@
 #include "attn.h"
 #include "attn_launch.h"
 #include "space.h"
+#include "vllm.h"
 
 static void test_cpu_space(void)
 {
@@ -137,6 +138,58 @@ static void test_vllm_space(void)
     CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
     CHECK(d.v[6] == 0 && d.v[7] == 16 && d.v[8] == 1, "ROCm's default AMD keys: %d/%d/%d", d.v[6], d.v[7], d.v[8]);
     test_rocm_corpus(&sp);
+}
+
+/* The HIP space: our kernels' seven keys, then ROCm's three; its configs,
+ * with the keys vLLM passes to its kernel kept (NUM_SM dropped, as the
+ * exporter does), come out in the key order of vLLM's AMD files; the
+ * default is valid within an AMD GPU's 64 KB of LDS; only waves_per_eu of
+ * the AMD keys is searched. */
+static void test_hip_space(void)
+{
+    mt_space sp;
+    mt_space_hip_moe(&sp, 304);
+    static const char *const rocm_keys[] = {"BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps",
+                                            "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack"};
+    CHECK(sp.nparams == 10 && !strcmp(sp.backend, "hip"), "10 keys on hip, got %d on %s", sp.nparams, sp.backend);
+    CHECK(!strcmp(sp.params[6].name, "NUM_SM") && sp.params[6].values[1] == 304 && sp.params[6].values[2] == 608,
+          "NUM_SM 0, 304, 608 on an MI300X");
+    CHECK(sp.params[7].nvalues == 4 && sp.params[8].nvalues == 1 && sp.params[8].values[0] == 16 &&
+              sp.params[9].nvalues == 1 && sp.params[9].values[0] == 1,
+          "waves_per_eu searched, matrix_instr_nonkdim 16 and kpack 1 fixed");
+    int64_t ms[] = {1, 16, 64, 256, 1024, 4096};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        mt_space_ctx ctx = {8, 14336, 4096, 2, ms[i], 304, 64 * 1024, 0};
+        mt_config d;
+        char why[128] = "", json[512];
+        sp.default_config(&sp, &ctx, &d);
+        CHECK(sp.valid(&sp, &d, &ctx, why, sizeof why), "M=%lld: the HIP default is invalid: %s", (long long)ms[i], why);
+        CHECK(d.v[5] == 2 && d.v[6] == 0 && d.v[7] == 0 && d.v[8] == 16 && d.v[9] == 1,
+              "M=%lld: ROCm's defaults, got stages %d NUM_SM %d waves %d nonkdim %d kpack %d", (long long)ms[i], d.v[5],
+              d.v[6], d.v[7], d.v[8], d.v[9]);
+        CHECK(mt_config_to_json(&sp, &d, json, sizeof json) == MT_OK, "to JSON");
+        cJSON *o = cJSON_Parse(json);
+        const cJSON *k;
+        size_t n = 0;
+        cJSON_ArrayForEach(k, o)
+        {
+            if (!mt_vllm_is_kernel_key(k->string)) continue;
+            CHECK(n < 9 && !strcmp(k->string, rocm_keys[n]), "M=%lld: kernel key %zu is %s, vLLM's AMD files have %s",
+                  (long long)ms[i], n, k->string, n < 9 ? rocm_keys[n] : "none");
+            n++;
+        }
+        CHECK(n == 9, "nine kernel keys, got %zu", n);
+        cJSON_Delete(o);
+    }
+    /* every point fits the LDS */
+    mt_space_ctx big = {8, 14336, 4096, 2, 4096, 304, 64 * 1024, 0};
+    mt_config *pts;
+    int n = mt_space_enumerate(&sp, &big, &pts);
+    CHECK(n > 100, "%d points", n);
+    for (int i = 0; i < n; i++)
+        CHECK(mt_cuda_smem_bytes(pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[5], 1) <= 64 * 1024,
+              "point %d overflows the LDS", i);
+    free(pts);
 }
 
 /* vLLM's default config is always measured, so it must be a valid point of
@@ -270,5 +323,6 @@ int main(void)
     test_vllm_default_valid();
     test_cpu_space();
     test_vllm_space();
+    test_hip_space();
     return check_report("test_space");
 }

@@ -458,7 +458,9 @@ static void compile_progress(int done, int total, void *user)
 static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype)
 {
     char cache[1100], err[512];
-    mt_kernel_cache_dir("cuda", cache, sizeof cache);
+    /* an AMD GPU's code objects (gfx targets) go where `moetune compile
+     * --arch gfxNNN` puts them and its worker looks */
+    mt_kernel_cache_dir(strncmp(dev->arch, "gfx", 3) ? "cuda" : "hip", cache, sizeof cache);
     if (!cache[0]) return;
     int smem = dev->smem_per_block > 0 ? dev->smem_per_block : mt_arch_smem_limit(dev->arch);
     long jobs = o->compile_jobs > 0 ? o->compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
@@ -613,10 +615,11 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
-    /* (HIP compiles as it measures: its kernel cache is not built yet) */
-    if (dspec.kind == MT_BACKEND_CUDA && o.compile_jobs != 0) precompile(&o, &dev, ps.dtype);
+    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.compile_jobs != 0)
+        precompile(&o, &dev, ps.dtype);
     /* the space depends on the device: CPU threads, GPU SM count */
-    if (gpu) mt_space_cuda_moe(&sp, dev.cores);
+    if (dspec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&sp, dev.cores);
+    else if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);
 
     /* the plan: every M's valid points, searched by the strategy within

@@ -291,12 +291,14 @@ int cmd_worker(int argc, char **argv)
     int init = MT_OK;
     if (be.kind == MT_BACKEND_CUDA) {
         char cache[1100];
-        mt_kernel_cache_dir("cuda", cache, sizeof cache);
+        mt_kernel_cache_dir(spec.kind == MT_BACKEND_HIP ? "hip" : "cuda", cache, sizeof cache);
         init = mt_cuda_bench_new(&be.cuda, spec.kind == MT_BACKEND_HIP, spec.index, cache[0] ? cache : NULL, err,
                                  sizeof err);
         if (init == MT_OK) {
             mt_cuda_bench_info(be.cuda, &be.info);
-            mt_space_cuda_moe(&be.sp, be.info.cores);
+            /* an AMD GPU takes ROCm's keys (waves_per_eu and the rest) */
+            if (spec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&be.sp, be.info.cores);
+            else mt_space_cuda_moe(&be.sp, be.info.cores);
         }
     } else {
         mt_device_cpu_info(&be.info);

@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cuda_rt.h"
 #include "hip_rt.h"
 #include "moetune/moetune.h"
 
@@ -190,7 +191,22 @@ int mt_device_resolve(const mt_device_spec *spec, mt_device_spec *out, char *not
     } else if (cuda > 0) {
         snprintf(note, n, "auto: %d CUDA device(s) found, but this build has no CUDA kernels yet: tuning the CPU", cuda);
     } else {
-        snprintf(note, n, "auto: %s; tuning the CPU backend", why);
+        /* no NVIDIA GPU: an AMD one the amdgpu driver lists and the HIP
+         * runtime can use, else the CPU */
+        mt_hip_kfd_gpu g[16];
+        char hwhy[256] = "";
+        int ng = mt_hip_kfd_gpus(NULL, g, 16, hwhy, sizeof hwhy);
+        int nh = ng > 0 ? mt_hip_device_count(hwhy, sizeof hwhy) : 0;
+        if (ng > 0 && nh > 0) {
+            out->kind = MT_BACKEND_HIP;
+            snprintf(note, n, "auto: picked hip:0 (%s) of %d AMD GPU(s); the HIP backend has never run on AMD hardware "
+                              "before, check its results", g[0].vllm_name, ng);
+        } else if (ng > 0) {
+            snprintf(note, n, "auto: %s; the amdgpu driver lists %d AMD GPU(s) but %s; tuning the CPU backend", why, ng,
+                     nh < 0 ? "libamdhip64 cannot be loaded" : "the HIP runtime sees none");
+        } else {
+            snprintf(note, n, "auto: %s; tuning the CPU backend", why);
+        }
     }
     return MT_OK;
 }

@@ -12,8 +12,8 @@ typedef struct mt_cuda_bench mt_cuda_bench;
 
 /* Open CUDA device `ordinal` (hip: AMD GPU `ordinal`, through mt_hip_open:
  * the same measurement path, never yet run on one) and compile the helper
- * kernels. Compiled variants are cached under cache_dir (NULL: no cache;
- * not yet on HIP). */
+ * kernels. Compiled variants are cached under cache_dir (NULL: no cache):
+ * cubins for CUDA, code objects for HIP. */
 int mt_cuda_bench_new(mt_cuda_bench **out, int hip, int ordinal, const char *cache_dir, char *err, size_t err_len);
 void mt_cuda_bench_free(mt_cuda_bench *b);
 int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d);

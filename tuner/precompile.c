@@ -43,7 +43,7 @@ void mt_kernel_cache_dir(const char *backend, char *out, size_t n)
     if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
 }
 
-typedef struct unit { int cfg[7]; int fp16; } unit;
+typedef struct unit { int cfg[MT_CUDA_MOE_NCFG]; int fp16; } unit;
 
 /* The distinct binaries: configs that differ only in launch arguments
  * (GROUP_SIZE_M, NUM_SM) share one. M is taken large, so every tile height
@@ -51,7 +51,8 @@ typedef struct unit { int cfg[7]; int fp16; } unit;
 static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
 {
     mt_space sp;
-    if (hip) mt_space_vllm_moe(&sp, 1); /* ROCm's keys; the AMD-only ones share a binary */
+    /* on AMD, waves_per_eu changes the binary too */
+    if (hip) mt_space_hip_moe(&sp, 1);
     else mt_space_cuda_moe(&sp, 1);
     mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0};
     mt_config *pts;

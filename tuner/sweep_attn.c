@@ -2,7 +2,8 @@
  * over batch sizes x context lengths, as the fused-MoE sweep does over
  * batch sizes: every measurement in its worker process, committed as taken,
  * skipped when stored, and the winners exported as an attention config file
- * (docs/attention-format.md). On the CPU or a CUDA GPU (kernels/cuda/attn.cu;
+ * (docs/attention-format.md). On the CPU or a GPU (kernels/cuda/attn.cu, also
+ * compiled for AMD GPUs by hipRTC;
  * bench/cuda_attn_check checks and times it outside sweeps too). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -31,7 +32,7 @@
 static const char usage[] =
     "usage: moetune sweep --kernel attention --heads H --kv-heads HKV --head-dim D\n"
     "                     [--page-size P] [--dtype bf16|fp16|fp32] [--batch-sizes LIST]\n"
-    "                     [--contexts LIST] [--device auto|cpu|cuda:N] [options]\n"
+    "                     [--contexts LIST] [--device auto|cpu|cuda:N|hip:N] [options]\n"
     "\n"
     "Tune the paged attention decode kernel (split-KV, flash-decoding style) for\n"
     "one shape over batch sizes x context lengths, store every measurement and\n"
@@ -45,8 +46,10 @@ static const char usage[] =
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
     "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID: as for the\n"
     "  fused-MoE sweep (a shard is a share of the (batch, context) pairs)\n"
-    "On the CPU or a CUDA GPU (auto: the first CUDA GPU, else the CPU). fp32 is\n"
-    "the CPU kernel's only; the CUDA kernel takes bf16 and fp16.\n";
+    "On the CPU, a CUDA GPU or an AMD GPU (hip:N: the CUDA kernel's source through\n"
+    "hipRTC, never yet run on AMD hardware); auto: the first CUDA GPU, else the\n"
+    "first AMD GPU the HIP runtime can use, else the CPU. fp32 is the CPU\n"
+    "kernel's only; the GPU kernel takes bf16 and fp16.\n";
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
@@ -195,24 +198,21 @@ int mt_sweep_attention(int argc, char **argv)
     char note[512];
     if (mt_device_spec_parse(device, &spec) != MT_OK) {
         free(bs), free(cs);
-        return mt_usage_error("sweep", "--device '%s': expected auto, cpu or cuda:N", device);
+        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", device);
     }
     if (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK) {
         free(bs), free(cs);
         return mt_fail("sweep", "--device %s: %s", device, note);
     }
-    if (dspec.kind != MT_BACKEND_CPU && dspec.kind != MT_BACKEND_CUDA) {
-        free(bs), free(cs);
-        return mt_fail("sweep", "attention sweeps run on the CPU and CUDA backends; pass --device cpu or cuda:N");
-    }
-    int gpu = dspec.kind == MT_BACKEND_CUDA;
+    /* an AMD GPU runs the CUDA kernel's source through hipRTC (issue 10) */
+    int gpu = dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP;
     if (gpu && dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) {
         free(bs), free(cs);
-        return mt_usage_error("sweep", "--dtype %s: the CUDA attention kernel takes bf16 or fp16 (fp32 runs on the CPU)",
+        return mt_usage_error("sweep", "--dtype %s: the GPU attention kernel takes bf16 or fp16 (fp32 runs on the CPU)",
                               mt_dtype_name(dtype));
     }
     char wdev[32];
-    if (gpu) snprintf(wdev, sizeof wdev, "cuda:%d", dspec.index);
+    if (gpu) snprintf(wdev, sizeof wdev, "%s:%d", mt_backend_name(dspec.kind), dspec.index);
     else snprintf(wdev, sizeof wdev, "cpu");
 
     mt_db *db = NULL;
@@ -246,7 +246,9 @@ int mt_sweep_attention(int argc, char **argv)
         mt_policy_cpu_default(&pol);
     }
     char policy[256], text[1024] = "";
-    mt_policy_text(&pol, gpu ? "cuda-attn" : "cpu-attn", policy, sizeof policy);
+    char pname[32];
+    snprintf(pname, sizeof pname, "%s-attn", mt_backend_name(dspec.kind));
+    mt_policy_text(&pol, pname, policy, sizeof policy);
     /* the attention kernel's own sources: editing the MoE kernels does not
      * make these measurements stale */
     const char *khash = gpu ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;

@@ -33,7 +33,11 @@ static int point_of(const struct ws *w, const char *params)
     int ok = cJSON_IsObject(j);
     for (int p = 0; ok && p < w->sp->nparams; p++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, w->sp->params[p].name);
-        if (cJSON_IsNumber(v)) c.v[p] = v->valueint;
+        /* a key our space fixes to one value (ROCm's kpack and
+         * matrix_instr_nonkdim: our kernels have no MFMA to choose) takes
+         * it: a Triton file's other value still names the same tile */
+        if (w->sp->params[p].nvalues == 1) c.v[p] = w->sp->params[p].values[0];
+        else if (cJSON_IsNumber(v)) c.v[p] = v->valueint;
         else if (!strcmp(w->sp->params[p].name, "NUM_SM")) c.v[p] = 0;
         else ok = 0;
     }

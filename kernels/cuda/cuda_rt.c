@@ -358,6 +358,21 @@ int mt_hip_driver_check(char *err, size_t n)
     return rc;
 }
 
+int mt_hip_device_count(char *err, size_t n)
+{
+    mt_cuda *c = calloc(1, sizeof *c);
+    int count = 0;
+    if (!c) return MT_ENOMEM;
+    c->hip = 1;
+    int rc = load_hip_symbols(c, err, n);
+    if (rc == MT_OK && (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0)) {
+        snprintf(err, n, "no AMD GPU: the HIP runtime sees none");
+        count = 0;
+    }
+    free(c); /* the library stays loaded (see NVRTC) */
+    return rc == MT_OK ? count : rc;
+}
+
 int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t n)
 {
     int rc;
@@ -563,21 +578,37 @@ static int kcache_key(const char *kind, const mt_cuda_source *src, const char *a
     return MT_OK;
 }
 
-/* The cache key and file of a build: the same for a device's build and
- * for mt_nvrtc_cache_fill on a machine without one. */
-static int cache_key(const mt_cuda_source *src, const char *arch, int nv_major, int nv_minor, const char *const *opts,
-                     int nopts, const char *cache_dir, char *key, size_t klen, char *path, size_t plen)
-{
-    char nv[32];
-    snprintf(nv, sizeof nv, "nvrtc=%d.%d", nv_major, nv_minor);
-    return kcache_key("cubin", src, arch, nv, opts, nopts, cache_dir, key, klen, path, plen);
-}
-
 int mt_nvrtc_available(char *err, size_t n)
 {
     pthread_once(&shared_nv_once, load_shared_nvrtc);
     if (shared_nv_rc != MT_OK) snprintf(err, n, "%s", shared_nv_err);
     return shared_nv_rc;
+}
+
+/* The cached binary of a build, else compiled and cached: what a device's
+ * build (mt_cuda_build) and a fill without a device (mt_kcache_fill) share,
+ * so both read and write the same files. *bin is the caller's to free. */
+static int kcache_get(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
+                      mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, char **bin,
+                      size_t *len, int *hit, char **log, char *err, size_t n)
+{
+    char key[4096], path[4200];
+    int rc;
+    *hit = 0;
+    *bin = NULL;
+    *len = 0;
+    if (log) *log = NULL;
+    if (kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path) != MT_OK) {
+        snprintf(err, n, "the compile options are too long for a cache key");
+        return MT_EINVAL;
+    }
+    if (cache_dir && cache_read(path, key, bin, len) == 0) {
+        *hit = 1;
+        return MT_OK;
+    }
+    if ((rc = compile(src, arch, opts, nopts, bin, len, log, err, n)) != MT_OK) return rc;
+    if (cache_dir) cache_write(cache_dir, path, key, *bin, *len);
+    return MT_OK;
 }
 
 int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
@@ -586,22 +617,10 @@ int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch
 {
     char key[4096], path[4200], *bin = NULL;
     size_t len = 0;
-    int rc;
-    *hit = 0;
-    if (log) *log = NULL;
-    if ((rc = kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path)) !=
-        MT_OK) {
-        snprintf(err, n, "the compile options are too long for a cache key");
-        return rc;
-    }
-    if (cache_read(path, key, &bin, &len) == 0) {
-        free(bin);
-        *hit = 1;
-        return MT_OK;
-    }
-    if ((rc = compile(src, arch, opts, nopts, &bin, &len, log, err, n)) != MT_OK) return rc;
-    cache_write(cache_dir, path, key, bin, len);
+    int rc = kcache_get(kind, src, arch, compiler, compile, opts, nopts, cache_dir, &bin, &len, hit, log, err, n);
     free(bin);
+    if (rc != MT_OK || *hit) return rc;
+    kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path);
     if (access(path, R_OK) != 0) {
         snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
         return MT_EIO;
@@ -629,28 +648,27 @@ int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char 
 int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log)
 {
-    char key[4096], path[4200];
-    char *bin = NULL;
+    char *bin = NULL, tag[32];
     size_t len = 0;
-    int rc = MT_OK;
+    int rc = MT_OK, hit = 0;
     *out = NULL;
     if (log) *log = NULL;
     if (c->hip) {
         /* the same kernel with the HIP headers (tile_hip.h), by hipRTC for
-         * the device's gfx target; not cached on disk yet */
+         * the device's gfx target, cached as `moetune compile --arch gfxNNN`
+         * caches it */
         const mt_cuda_source *hs = src == mt_cuda_moe_source() ? mt_hip_moe_source()
                                    : src == mt_cuda_attn_source() ? mt_hip_attn_source()
                                                                   : src;
-        rc = mt_hiprtc_compile(hs, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
-        if (rc != MT_OK) return rc;
-    } else if (cache_key(src, c->props.arch, c->props.nvrtc_major, c->props.nvrtc_minor, opts, nopts, cache_dir, key,
-                         sizeof key, path, sizeof path) != MT_OK) {
-        return MT_EINVAL;
-    } else if (!cache_dir || cache_read(path, key, &bin, &len) != 0) {
-        rc = nvrtc_compile(&c->nv, src, c->props.arch, opts, nopts, &bin, &len, log, c->err, sizeof c->err);
-        if (rc != MT_OK) return rc;
-        if (cache_dir) cache_write(cache_dir, path, key, bin, len);
+        if ((rc = mt_hiprtc_tag(tag, sizeof tag, c->err, sizeof c->err)) != MT_OK) return rc;
+        rc = kcache_get("hsaco", hs, c->props.arch, tag, mt_hiprtc_compile, opts, nopts, cache_dir, &bin, &len, &hit,
+                        log, c->err, sizeof c->err);
+    } else {
+        snprintf(tag, sizeof tag, "nvrtc=%d.%d", c->props.nvrtc_major, c->props.nvrtc_minor);
+        rc = kcache_get("cubin", src, c->props.arch, tag, mt_nvrtc_compile, opts, nopts, cache_dir, &bin, &len, &hit,
+                        log, c->err, sizeof c->err);
     }
+    if (rc != MT_OK) return rc;
     mt_cuda_module *m = calloc(1, sizeof *m);
     if (!m) rc = MT_ENOMEM;
     else {

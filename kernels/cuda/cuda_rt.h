@@ -64,6 +64,9 @@ int mt_hip_open(mt_cuda **out, int ordinal, char *err, size_t err_len);
 /* Loads libamdhip64 and resolves every entry point mt_hip_open needs,
  * without touching a device: MT_OK, or what is missing in err. */
 int mt_hip_driver_check(char *err, size_t err_len);
+/* How many AMD GPUs the HIP runtime sees (0: none, err says why; a negative
+ * status when libamdhip64 cannot be loaded). */
+int mt_hip_device_count(char *err, size_t err_len);
 int mt_cuda_is_hip(const mt_cuda *c);
 const mt_cuda_props *mt_cuda_get_props(const mt_cuda *c);
 /* The handle's own CUstream. */

@@ -590,8 +590,8 @@ template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
     }
 }
 
-MT_KERNEL void __launch_bounds__(THREADS) moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
-MT_KERNEL void __launch_bounds__(THREADS) moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
+MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
+MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
 
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
 MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)

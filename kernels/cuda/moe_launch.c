@@ -7,7 +7,7 @@
 #include "moe_cpu.h" /* mt_moe_align_capacity */
 #include "moetune/moetune.h"
 
-int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
                       size_t n)
 {
     char d[MT_CUDA_MOE_NOPTS][48], *log = NULL;
@@ -62,7 +62,7 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_
     return MT_OK;
 }
 
-int mt_cuda_moe_options(const int cfg[7], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS])
 {
     /* the tile's shape only: GROUP_SIZE_M and NUM_SM are launch arguments */
@@ -75,13 +75,15 @@ int mt_cuda_moe_options(const int cfg[7], int fp16, const char *arch, char d[MT_
     snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
     snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
     snprintf(d[7], 48, "-DMT_WGMMA=%d", mt_cuda_wgmma_on(arch));
+    /* ROCm's occupancy hint (portable.h's MT_WAVES_HINT); no effect on NVIDIA */
+    snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg[7] > 0 ? cfg[7] : 0);
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
     return wm ? MT_OK : MT_EUNSUPPORTED;
 }
 
-int mt_cuda_moe_same_binary(const int a[7], const int b[7])
+int mt_cuda_moe_same_binary(const int a[MT_CUDA_MOE_NCFG], const int b[MT_CUDA_MOE_NCFG])
 {
-    return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[4] == b[4] && a[5] == b[5];
+    return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[4] == b[4] && a[5] == b[5] && a[7] == b[7];
 }
 
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v)

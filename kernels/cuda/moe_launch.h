@@ -26,11 +26,13 @@ int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
 /* cfg order: BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K, GROUP_SIZE_M,
- * num_warps, num_stages, NUM_SM (the CUDA space's order) */
+ * num_warps, num_stages, NUM_SM (the CUDA space's order), then ROCm's
+ * waves_per_eu (the HIP space's next key; 0 on CUDA: no hint) */
+#define MT_CUDA_MOE_NCFG 8
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine;
-    int cfg[7];
+    int cfg[MT_CUDA_MOE_NCFG];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
     int splitk; /* split-K allowed (mt_cuda_splitk_on when built) */
@@ -40,20 +42,20 @@ typedef struct mt_cuda_moe {
     mt_cuda_resources r1, r2;
 } mt_cuda_moe;
 
-/* NVRTC options of a config's binary for arch: the tile shape, the dtype
- * and whether wgmma is on (GROUP_SIZE_M and NUM_SM are launch arguments, so
- * configs that differ only in them share one binary). MT_EUNSUPPORTED when
+/* NVRTC options of a config's binary for arch: the tile shape, the dtype,
+ * whether wgmma is on and waves_per_eu (GROUP_SIZE_M and NUM_SM are launch
+ * arguments, so configs that differ only in them share one binary). MT_EUNSUPPORTED when
  * no warp layout fits. */
-#define MT_CUDA_MOE_NOPTS 8
-int mt_cuda_moe_options(const int cfg[7], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+#define MT_CUDA_MOE_NOPTS 9
+int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS]);
 /* 1 when two configs compile to the same binary. */
-int mt_cuda_moe_same_binary(const int a[7], const int b[7]);
+int mt_cuda_moe_same_binary(const int a[MT_CUDA_MOE_NCFG], const int b[MT_CUDA_MOE_NCFG]);
 
 /* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
  * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
  * launch on this device (why says why); other codes: driver errors. */
-int mt_cuda_moe_build(mt_cuda *c, const int cfg[7], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
                       size_t why_len);
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v);
 

@@ -53,6 +53,15 @@ typedef unsigned mt_sptr;
 #define MT_GRID_CONSTANT __grid_constant__
 #endif
 #define MT_KERNEL extern "C" __global__
+/* ROCm's waves_per_eu, a tunable of vLLM's AMD files (MT_WAVES_PER_EU,
+ * set per variant): the compiler keeps each wavefront's registers low
+ * enough for that many wavefronts per execution unit, as Triton does with
+ * the same key; 0 or unset: no hint. Nothing on NVIDIA GPUs. */
+#if MT_HIP && defined(MT_WAVES_PER_EU) && MT_WAVES_PER_EU > 0
+#define MT_WAVES_HINT __attribute__((amdgpu_waves_per_eu(MT_WAVES_PER_EU)))
+#else
+#define MT_WAVES_HINT
+#endif
 
 typedef unsigned short h16; /* a bf16 or fp16 bit pattern */
 typedef unsigned int u32;

@@ -101,16 +101,23 @@ int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *c
     return out;
 }
 
+int mt_hiprtc_tag(char *tag, size_t n, char *err, size_t err_len)
+{
+    int major = 0, minor = 0, rc;
+    if ((rc = mt_hiprtc_available(err, err_len)) != MT_OK) return rc;
+    H.version(&major, &minor);
+    snprintf(tag, n, "hiprtc=%d.%d", major, minor);
+    return MT_OK;
+}
+
 int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
                          const char *cache_dir, int *hit, char **log, char *err, size_t err_len)
 {
-    int major = 0, minor = 0, rc;
+    int rc;
     char tag[32];
     *hit = 0;
     if (log) *log = NULL;
-    if ((rc = mt_hiprtc_available(err, err_len)) != MT_OK) return rc;
-    H.version(&major, &minor);
-    snprintf(tag, sizeof tag, "hiprtc=%d.%d", major, minor);
+    if ((rc = mt_hiprtc_tag(tag, sizeof tag, err, err_len)) != MT_OK) return rc;
     return mt_kcache_fill("hsaco", src, arch, tag, mt_hiprtc_compile, opts, nopts, cache_dir, hit, log, err, err_len);
 }
 

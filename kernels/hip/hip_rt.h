@@ -31,8 +31,12 @@ int mt_hiprtc_available(char *err, size_t err_len);
 int mt_hiprtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **code,
                       size_t *len, char **log, char *err, size_t err_len);
 
-/* Compile into cache_dir (the same cache as NVRTC's, files *.hsaco) unless
- * the code object is there: *hit says which. */
+/* "hiprtc=MAJOR.MINOR", the compiler part of a kernel cache key: a new
+ * hipRTC never loads an old one's code objects. */
+int mt_hiprtc_tag(char *tag, size_t n, char *err, size_t err_len);
+/* Compile into cache_dir (files *.hsaco) unless the code object is there:
+ * *hit says which. A sweep on an AMD GPU (mt_cuda_build on mt_hip_open's
+ * handle) reads the same files. */
 int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
                          const char *cache_dir, int *hit, char **log, char *err, size_t err_len);
 
