@@ -133,6 +133,8 @@ attn)
   # SDPA=0 skips torch's rows (they do not change with moetune's kernel)
   [ "${SDPA:-1}" = 0 ] || python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
   tail -n 40 "$OUT/attn_equal.txt"
+  # the targets: moetune against SDPA and the floor, row by row
+  [ "${SDPA:-1}" = 0 ] || python3 bench/attn_targets.py "$OUT/attn_equal.txt" "$OUT/sdpa.txt" | tee "$OUT/targets.txt"
   ;;
 attnsweep)
   # issue 9: attention sweeps on the GPU through moetune's worker (checked
