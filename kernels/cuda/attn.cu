@@ -468,31 +468,62 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     }
 }
 
-/* One block per (head, sequence), a thread per dim: the partitions merged
- * by their log-sum-exp in one pass (the running maximum rescales the sums
- * so far), unrolled so that eight partitions' loads are in flight at once.
- * Written as two passes one after another, 16 partitions took 5 dependent
- * round trips (the length, then two per pass), about 5 us at B = 1 under
- * ncu. part [B, H, max_parts, 2 + HEAD_DIM]; a partition whose sum is 0 is
- * empty (past its sequence's end): its other values do not count. */
-MT_KERNEL void __launch_bounds__(HEAD_DIM) attn_reduce(const float *__restrict__ part, int max_parts,
-                                                       h16 *__restrict__ out)
+/* One block per (head, sequence) merges its partitions by their log-sum-
+ * exp, in one pass (a running maximum rescales the sums so far). The block's
+ * RED_WARPS warps take the partitions in turn (warp w: w, w + RED_WARPS, ...),
+ * each lane HEAD_DIM / 32 of the dims, and then the warps' results are merged
+ * the same way through shared memory. With a thread per dim walking every
+ * partition, the merge was a chain of max_parts / 8 batches of loads: at
+ * B = 1 and 64 partitions ncu gave it 10 us, more than the partial kernel.
+ * part [B, H, max_parts, 2 + HEAD_DIM]; a partition whose sum is 0 is empty
+ * (past its sequence's end): its other values do not count. */
+#define RED_WARPS 8
+MT_DEVICE void lse_add(float &m, float &s, float *acc, float mp, float sp, const float *ap)
 {
-    const int h = blockIdx.x, b = blockIdx.y, H = gridDim.x, d = threadIdx.x;
+    /* a computed partition's sum is at least 1 (or NaN, which must reach
+     * the output); an empty one's is exactly 0 */
+    const bool live = sp != 0.f;
+    const float mn = live ? fmaxf(m, mp) : m, a = expf(m - mn), w = live ? expf(mp - mn) : 0.f;
+    s = s * a + (live ? sp * w : 0.f);
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 32; j++) acc[j] = acc[j] * a + (live ? ap[j] * w : 0.f);
+    m = mn;
+}
+
+MT_KERNEL void __launch_bounds__(RED_WARPS * 32) attn_reduce(const float *__restrict__ part, int max_parts,
+                                                           h16 *__restrict__ out)
+{
+    __shared__ float red[RED_WARPS][2 + HEAD_DIM];
+    const int h = blockIdx.x, b = blockIdx.y, H = gridDim.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     mt_grid_wait(); /* the partial kernel's results (launched to overlap it) */
     const float *r = part + ((long)b * H + h) * max_parts * (HEAD_DIM + 2);
-    float m = -3.0e38f, s = 0, acc = 0;
-#pragma unroll 8
-    for (int p = 0; p < max_parts; p++) {
-        const float *rp = r + p * (HEAD_DIM + 2);
-        const float mp = rp[0], sp = rp[1], ap = rp[2 + d];
-        /* a computed partition's sum is at least 1 (or NaN, which must
-         * reach the output); an empty one's is exactly 0 */
-        const bool live = sp != 0.f;
-        const float mn = live ? fmaxf(m, mp) : m, a = expf(m - mn), w = live ? expf(mp - mn) : 0.f;
-        s = s * a + (live ? sp * w : 0.f);
-        acc = acc * a + (live ? ap * w : 0.f);
-        m = mn;
+    float m = -3.0e38f, s = 0, acc[HEAD_DIM / 32], ap[HEAD_DIM / 32];
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 32; j++) acc[j] = 0.f;
+#pragma unroll 4
+    for (int p = warp; p < max_parts; p += RED_WARPS) {
+        const float *rp = r + (long)p * (HEAD_DIM + 2);
+#pragma unroll
+        for (int j = 0; j < HEAD_DIM / 32; j++) ap[j] = rp[2 + lane + 32 * j];
+        lse_add(m, s, acc, rp[0], rp[1], ap);
     }
-    out[((long)b * H + h) * HEAD_DIM + d] = f2h(acc / s);
+    if (lane == 0) {
+        red[warp][0] = m;
+        red[warp][1] = s;
+    }
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 32; j++) red[warp][2 + lane + 32 * j] = acc[j];
+    __syncthreads();
+    if (warp) return;
+    /* warp 0 merges the warps' results in a fixed order (deterministic) */
+    m = -3.0e38f, s = 0;
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 32; j++) acc[j] = 0.f;
+    for (int w = 0; w < RED_WARPS; w++) {
+#pragma unroll
+        for (int j = 0; j < HEAD_DIM / 32; j++) ap[j] = red[w][2 + lane + 32 * j];
+        lse_add(m, s, acc, red[w][0], red[w][1], ap);
+    }
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 32; j++) out[((long)b * H + h) * HEAD_DIM + lane + 32 * j] = f2h(acc[j] / s);
 }

@@ -108,6 +108,6 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* the merge may be placed while attn_partial's last blocks run (it
      * waits for their results itself) */
     if (rc == MT_OK && P > 1)
-        rc = mt_cuda_launch3_dependent_on(c, stream, v->reduce, g2, (unsigned)v->cfg.head_dim, 0, ar);
+        rc = mt_cuda_launch3_dependent_on(c, stream, v->reduce, g2, MT_CUDA_ATTN_REDUCE_THREADS, 0, ar);
     return rc;
 }

@@ -25,6 +25,8 @@ typedef struct mt_cuda_attn {
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 8
+/* the merge kernel's block: attn.cu's RED_WARPS warps */
+#define MT_CUDA_ATTN_REDUCE_THREADS 256
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
 /* Dynamic shared memory of the partial kernel. */
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c);
