@@ -43,6 +43,21 @@ else
   [ "$(ls $H/*.hsaco | wc -l)" = 3 ] || fail "3 code objects expected"; ok
   expect_exit 0 $TMP/o "$MT" compile --arch gfx90a --limit 3 --jobs 2 --cache-dir $H --quiet
   expect_in $TMP/o "0 compiled, 3 already cached, 0 failed"
+  # --device hip:N: the target of the GPU the amdgpu driver lists (a
+  # made-up KFD topology with an MI210, gfx90a), into the same cache
+  K=$TMP/kfd/sys/class/kfd/kfd/topology/nodes
+  mkdir -p "$K/1/mem_banks/0"
+  printf 'simd_count 416\nsimd_per_cu 4\ngfx_target_version 90010\nvendor_id 4098\ndevice_id 29711\n' >"$K/1/properties"
+  printf 'size_in_bytes 68702699520\n' >"$K/1/mem_banks/0/properties"
+  MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 0 $TMP/o "$MT" compile --device hip:0 --limit 3 --jobs 2 --cache-dir $H --quiet
+  expect_in $TMP/o "3 binaries for gfx90a (shared memory 65536 bytes)"
+  expect_in $TMP/o "0 compiled, 3 already cached, 0 failed"
+  MOETUNE_SYSFS_ROOT=$TMP/kfd expect_exit 1 $TMP/o "$MT" compile --device hip:1 --cache-dir $H
+  expect_in $TMP/o "no AMD GPU hip:1: the amdgpu driver lists 1"
+fi
+if [ ! -d /sys/class/kfd ]; then
+  expect_exit 1 $TMP/o "$MT" compile --device hip:0
+  expect_in $TMP/o "--device hip:0: no AMD GPU"
 fi
 
 # no NVRTC (a machine without the CUDA toolkit): said so, and the rest skipped

@@ -11,12 +11,13 @@
 
 #include "cmds.h"
 #include "device.h"
+#include "hip_rt.h"
 #include "moetune/moetune.h"
 #include "precompile.h"
 #include "util.h"
 
 static const char usage[] =
-    "usage: moetune compile [--arch sm_XX | --arch gfxNNN | --device cuda:N] [options]\n"
+    "usage: moetune compile [--arch sm_XX | --arch gfxNNN | --device cuda:N|hip:N] [options]\n"
     "\n"
     "Compile every binary of the fused-MoE space into the kernel cache, in\n"
     "parallel, so that sweeps load instead of compiling: NVRTC for NVIDIA\n"
@@ -25,7 +26,8 @@ static const char usage[] =
     "A binary is one tile shape (block sizes, warps, stages), dtype and, on AMD,\n"
     "waves_per_eu: GROUP_SIZE_M and NUM_SM do not change it.\n"
     "  --arch ARCH           target: sm_80, sm_89, sm_90a, ... or gfx908, gfx90a\n"
-    "  --device cuda:N       target this machine's GPU (its arch and shared memory)\n"
+    "  --device cuda:N|hip:N target this machine's GPU (its arch and shared memory;\n"
+    "                        an AMD GPU's from the amdgpu driver, no HIP runtime needed)\n"
     "  --smem-limit BYTES    shared memory a block may use (default: the device's,\n"
     "                        or the architecture's known limit)\n"
     "  --dtype bf16|fp16|all (default bf16)\n"
@@ -77,18 +79,32 @@ int cmd_compile(int argc, char **argv)
     }
     if (optind < argc) return mt_usage_error("compile", "unexpected argument '%s'", argv[optind]);
     if (!!arch == !!device)
-        return mt_usage_error("compile", "give one of --arch (e.g. sm_90a or gfx90a) or --device cuda:N");
+        return mt_usage_error("compile", "give one of --arch (e.g. sm_90a or gfx90a) or --device cuda:N or hip:N");
     if (jobs < 1) jobs = 1;
 
     mt_device_info dev;
-    char arch_buf[32], err[512], cache[1100];
+    char arch_buf[32], err[512] = "", cache[1100];
+    memset(&dev, 0, sizeof dev);
     if (device) {
         /* the device's own arch and limit, read through the worker's code */
         mt_device_spec spec;
-        if (mt_device_spec_parse(device, &spec) != MT_OK || spec.kind != MT_BACKEND_CUDA || spec.auto_pick)
-            return mt_usage_error("compile", "--device '%s': expected cuda:N", device);
-        if (mt_device_cuda_info(spec.index, &dev, err, sizeof err) != MT_OK)
+        if (mt_device_spec_parse(device, &spec) != MT_OK || spec.kind == MT_BACKEND_CPU || spec.auto_pick)
+            return mt_usage_error("compile", "--device '%s': expected cuda:N or hip:N", device);
+        if (spec.kind == MT_BACKEND_HIP) {
+            /* the gfx target as the amdgpu driver lists it (hipRTC needs no
+             * GPU, so neither does this), and the 64 KB of LDS a workgroup
+             * has on every CDNA GPU */
+            mt_hip_kfd_gpu g[16];
+            int ng = mt_hip_kfd_gpus(NULL, g, 16, err, sizeof err);
+            if (spec.index >= ng) {
+                if (ng > 0) snprintf(err, sizeof err, "no AMD GPU hip:%d: the amdgpu driver lists %d", spec.index, ng);
+                return mt_fail("compile", "--device %s: %s", device, err);
+            }
+            snprintf(dev.arch, sizeof dev.arch, "%s", g[spec.index].arch);
+            dev.smem_per_block = 64 * 1024;
+        } else if (mt_device_cuda_info(spec.index, &dev, err, sizeof err) != MT_OK) {
             return mt_fail("compile", "--device %s: %s", device, err);
+        }
         snprintf(arch_buf, sizeof arch_buf, "%s", dev.arch);
         arch = arch_buf;
         if (!smem) smem = dev.smem_per_block;
