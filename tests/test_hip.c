@@ -265,6 +265,15 @@ static void rocm_export(void)
         CHECK(cJSON_IsNumber(w) && w->valueint == waves[i], "M=%s: waves_per_eu %d", mk, waves[i]);
     }
     cJSON_Delete(root);
+    /* nothing left behind in /tmp */
+    unlink(path);
+    rmdir(out);
+    const char *dbfiles[] = {"m.db", "m.db-wal", "m.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, dbfiles[i]);
+        unlink(path);
+    }
+    CHECK(rmdir(dir) == 0, "the test's folder %s holds only what it wrote", dir);
 }
 
 int main(void)
