@@ -94,13 +94,10 @@ int cmd_compile(int argc, char **argv)
             /* the gfx target as the amdgpu driver lists it (hipRTC needs no
              * GPU, so neither does this), and the 64 KB of LDS a workgroup
              * has on every CDNA GPU */
-            mt_hip_kfd_gpu g[16];
-            int ng = mt_hip_kfd_gpus(NULL, g, 16, err, sizeof err);
-            if (spec.index >= ng) {
-                if (ng > 0) snprintf(err, sizeof err, "no AMD GPU hip:%d: the amdgpu driver lists %d", spec.index, ng);
+            mt_hip_kfd_gpu g;
+            if (mt_hip_kfd_gpu_at(spec.index, &g, err, sizeof err) != MT_OK)
                 return mt_fail("compile", "--device %s: %s", device, err);
-            }
-            snprintf(dev.arch, sizeof dev.arch, "%s", g[spec.index].arch);
+            snprintf(dev.arch, sizeof dev.arch, "%s", g.arch);
             dev.smem_per_block = 64 * 1024;
         } else if (mt_device_cuda_info(spec.index, &dev, err, sizeof err) != MT_OK) {
             return mt_fail("compile", "--device %s: %s", device, err);

@@ -166,11 +166,9 @@ int mt_device_resolve(const mt_device_spec *spec, mt_device_spec *out, char *not
         if (spec->kind == MT_BACKEND_HIP) {
             /* AMD GPUs as the amdgpu driver lists them; the worker opens
              * one through libamdhip64 (never yet run on one: issue 10) */
-            mt_hip_kfd_gpu g[16];
-            int ng = mt_hip_kfd_gpus(NULL, g, 16, why, sizeof why);
-            if (spec->index >= ng) {
-                if (ng > 0) snprintf(note, n, "no AMD GPU hip:%d: the amdgpu driver lists %d", spec->index, ng);
-                else snprintf(note, n, "%s", why);
+            mt_hip_kfd_gpu g;
+            if (mt_hip_kfd_gpu_at(spec->index, &g, why, sizeof why) != MT_OK) {
+                snprintf(note, n, "%s", why);
                 return MT_ENODEV;
             }
         }

@@ -123,6 +123,7 @@ struct mt_cuda {
     /* optional (CUDA 11.8 and later, used from sm_90 on): a launch that may
      * begin before the stream's previous kernel ends */
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
+    int pdl; /* launches may overlap (mt_cuda_pdl_on), decided at open */
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -223,13 +224,21 @@ static int load_symbols(mt_cuda *c, char *err, size_t n)
 
 /* Device `ordinal` of the loaded driver (CUDA's or HIP's): its primary
  * context, a stream and two events. what: "CUDA device" or "AMD GPU". */
-static int open_device(mt_cuda *c, int ordinal, const char *what, char *err, size_t n)
+/* How many devices the loaded driver sees; 0 with err saying so. */
+static int device_count(mt_cuda *c, const char *what, char *err, size_t n)
 {
     int count = 0;
-    if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0) {
+    if (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count <= 0) {
         snprintf(err, n, "no %s: the %s sees none", what, c->hip ? "HIP runtime" : "driver");
-        return MT_ENODEV;
+        return 0;
     }
+    return count;
+}
+
+static int open_device(mt_cuda *c, int ordinal, const char *what, char *err, size_t n)
+{
+    int count = device_count(c, what, err, n);
+    if (!count) return MT_ENODEV;
     if (ordinal < 0 || ordinal >= count) {
         snprintf(err, n, "no %s %d: the %s sees %d", what, ordinal, c->hip ? "HIP runtime" : "driver", count);
         return MT_ENODEV;
@@ -287,6 +296,10 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
     p->memory_bytes = (int64_t)mem;
     /* Hopper's wgmma and setmaxnreg need the arch-specific 'a' target */
     snprintf(p->arch, sizeof p->arch, "sm_%d%d%s", p->cc_major, p->cc_minor, p->cc_major == 9 ? "a" : "");
+    /* overlapped launches from sm_90 on, where the driver has them; read
+     * here, not per launch (the runtime enqueues on its callers' hot path) */
+    const char *pdl_env = getenv("MOETUNE_CUDA_PDL");
+    c->pdl = c->cuLaunchKernelEx && p->cc_major >= 9 && !(pdl_env && !strcmp(pdl_env, "0"));
     *out = c;
     return MT_OK;
 }
@@ -361,14 +374,9 @@ int mt_hip_driver_check(char *err, size_t n)
 int mt_hip_device_count(char *err, size_t n)
 {
     mt_cuda *c = calloc(1, sizeof *c);
-    int count = 0;
     if (!c) return MT_ENOMEM;
     c->hip = 1;
-    int rc = load_hip_symbols(c, err, n);
-    if (rc == MT_OK && (c->cuInit(0) != 0 || c->cuDeviceGetCount(&count) != 0 || count == 0)) {
-        snprintf(err, n, "no AMD GPU: the HIP runtime sees none");
-        count = 0;
-    }
+    int rc = load_hip_symbols(c, err, n), count = rc == MT_OK ? device_count(c, "AMD GPU", err, n) : 0;
     free(c); /* the library stays loaded (see NVRTC) */
     return rc == MT_OK ? count : rc;
 }
@@ -739,12 +747,7 @@ int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid
     return MT_OK;
 }
 
-int mt_cuda_pdl_on(const mt_cuda *c)
-{
-    const char *env = getenv("MOETUNE_CUDA_PDL");
-    if (env && !strcmp(env, "0")) return 0;
-    return c && !c->hip && c->cuLaunchKernelEx && c->props.cc_major >= 9;
-}
+int mt_cuda_pdl_on(const mt_cuda *c) { return c && c->pdl; }
 
 int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block,
                                  unsigned smem, void **args)

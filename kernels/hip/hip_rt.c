@@ -121,6 +121,18 @@ int mt_hiprtc_cache_fill(const mt_cuda_source *src, const char *arch, const char
     return mt_kcache_fill("hsaco", src, arch, tag, mt_hiprtc_compile, opts, nopts, cache_dir, hit, log, err, err_len);
 }
 
+int mt_hip_kfd_gpu_at(int index, mt_hip_kfd_gpu *out, char *why, size_t why_len)
+{
+    mt_hip_kfd_gpu g[16];
+    int ng = mt_hip_kfd_gpus(NULL, g, 16, why, why_len);
+    if (index < 0 || index >= ng) {
+        if (ng > 0) snprintf(why, why_len, "no AMD GPU hip:%d: the amdgpu driver lists %d", index, ng);
+        return MT_ENODEV;
+    }
+    *out = g[index];
+    return MT_OK;
+}
+
 /* one "key value" line of a KFD properties file */
 static int prop(const char *text, const char *key, unsigned long long *v)
 {

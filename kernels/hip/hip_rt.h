@@ -58,5 +58,8 @@ typedef struct mt_hip_kfd_gpu {
  * render node. Returns how many it filled (at most max), or 0 with the
  * reason in why. */
 int mt_hip_kfd_gpus(const char *root, mt_hip_kfd_gpu *out, int max, char *why, size_t why_len);
+/* AMD GPU `index` (hip:index) of that list; MT_ENODEV with why ("no AMD GPU
+ * hip:N: the amdgpu driver lists M", or why there is none) otherwise. */
+int mt_hip_kfd_gpu_at(int index, mt_hip_kfd_gpu *out, char *why, size_t why_len);
 
 #endif
