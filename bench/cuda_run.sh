@@ -97,7 +97,7 @@ daemon2)
   "$MT" submit --db "$DBD" --device cuda --model qwen3-30b-a3b --strategy bayes --budget ${BUDGET:-5%} ${MS:+--batch-sizes $MS} --no-export
   "$MT" submit --db "$DBD" --device cuda --model mixtral-8x7b --tp 8 --strategy bayes --budget ${BUDGET:-5%} ${MS:+--batch-sizes $MS} --no-export
   (while sleep 1; do
-     nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader | sed 's/^/gpu, /'
+     nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used,pci.bus_id --format=csv,noheader | sed 's/^/gpu, /'
      nvidia-smi --query-compute-apps=pid,gpu_bus_id,used_memory --format=csv,noheader | sed 's/^/app, /'
    done) >"$OUT/smi.txt" 2>&1 &
   smi=$!
@@ -114,12 +114,22 @@ a, b = jobs[0], jobs[1]
 print("the two jobs overlapped in time:", a[3] < b[4] and b[3] < a[4], "; on different GPUs:", a[2] != b[2])
 for r in c.execute("select s.id, s.command, count(m.id) from sweeps s left join measurements m on m.sweep_id = s.id group by s.id"):
     print("sweep %d: %d measurements: %s" % (r[0], r[2], r[1]))
+# one sample is a pair of lines (one per GPU) a few ms apart: key it by its
+# second, not by the full timestamp (which differs between the two lines)
 busy = collections.defaultdict(set)
+span = {}
+t = None
 for line in open(sys.argv[2]):
     f = [x.strip() for x in line.split(",")]
-    if f[0] == "gpu" and len(f) >= 4 and f[3].split()[0].isdigit() and int(f[3].split()[0]) > 0: busy[f[1]].add(f[2])
+    if f[0] == "gpu" and len(f) >= 4:
+        t = f[1][:19]
+        if f[3].split()[0].isdigit() and int(f[3].split()[0]) > 0: busy[t].add(f[2])
+    elif f[0] == "app" and len(f) >= 3 and t:
+        k = (f[1], f[2]); span.setdefault(k, [t, t])[1] = t
 both = [t for t in busy if len(busy[t]) == 2]
 print("seconds sampled with both GPUs busy:", len(both), "of", len(busy), "with any busy")
+for (pid, bus), (t0, t1) in sorted(span.items(), key=lambda kv: kv[0][1]):
+    print("process %s on GPU %s seen %s .. %s" % (pid, bus, t0[11:], t1[11:]))
 PY
   cp "$DBD" "$DB"
   ;;
