@@ -4,8 +4,10 @@
  * KV cache read once against the device's copy bandwidth (the floor), best
  * of 20 with the L2 flushed before each.
  *
- * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N]
+ * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N] [--shapes LO:HI]
  *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE]
+ * --shapes LO:HI: the table's shapes LO to HI (0..4) only: a full table in parts
+ * --check-only: the rows with a reference only, each variant run once (correctness, no timing)
  * --equal: every sequence of a batch has the full context, as
  * bench/attn_sdpa.py gives torch's scaled_dot_product_attention
  * --warm: no L2 flush before the timed runs (to tell the cold cache's cost)
@@ -25,6 +27,17 @@
 
 static mt_cuda *c;
 
+static const char *stage_name(int stage)
+{
+    static char b[4][16];
+    static int i;
+    if (!stage) return "";
+    if (stage == 1) return " stage";
+    i = (i + 1) % 4;
+    snprintf(b[i], sizeof b[i], " ring%d", stage);
+    return b[i];
+}
+
 /* timed as a graph replay of the variant's kernels, as the sweep times it
  * and as bench/attn_sdpa.py times SDPA: no launch gaps in the window */
 static int run(mt_cuda *cc, void *arg) { return mt_cuda_graph_launch(cc, *(mt_cugraph *)arg); }
@@ -39,19 +52,23 @@ static int copy_once(mt_cuda *cc, void *arg)
 int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[4] = {0}, has_only = 0, has_variant = 0;
+    int shape_lo = 0, shape_hi = -1, check_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
         else if (!strcmp(argv[i], "--warm")) warm = 1;
+        else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
                  sscanf(argv[++i], "%d/%d/%d/%d/%d/%d", &only[0], &only[1], &only[2], &only[3], &only[4], &only[5]) == 6)
             has_only = 1;
-        else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
+        else if (!strcmp(argv[i], "--shapes") && i + 1 < argc && sscanf(argv[++i], "%d:%d", &shape_lo, &shape_hi) == 2 &&
+                 shape_lo >= 0 && shape_hi >= shape_lo && shape_hi < 5) {
+        } else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
                  sscanf(argv[++i], "%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3]) == 4)
             has_variant = 1;
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--reps N] [--only H/HKV/D/PAGE/B/CTX] "
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
                                    "[--variant PART/WARPS/MMA/STAGE]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
@@ -89,7 +106,9 @@ int main(int argc, char **argv)
     char summary[64][200];
     int ns = 0;
     if (has_only) batches[0] = only[4], contexts[0] = only[5];
-    for (int si = 0; si < (has_only ? 1 : quick ? 2 : 5); si++)
+    /* --shapes LO:HI: the table's shapes LO to HI only (one GPU call each part) */
+    const int si_hi = has_only ? 0 : shape_hi >= 0 ? shape_hi : quick ? 1 : 4;
+    for (int si = has_only ? 0 : shape_hi >= 0 ? shape_lo : 0; si <= si_hi; si++)
         for (int dt = 0; dt < 2; dt++)
             for (int bi = 0; bi < 3; bi++)
                 for (int ci = 0; ci < 3; ci++) {
@@ -97,6 +116,7 @@ int main(int argc, char **argv)
                     int ctx = contexts[ci], dtype = dt ? MT_DTYPE_FP16 : MT_DTYPE_BF16;
                     if (dt && (bi || ci != 1)) continue; /* fp16: one row per shape */
                     if (has_only && (dt || bi || ci)) continue;
+                    if (check_only && (int64_t)batches[bi] * ctx > 8 * 2048) continue; /* no reference there */
                     /* unequal lengths: ctx, ctx - 37, ctx - 74, ... (at least 1) */
                     int32_t *lens = malloc((size_t)B * sizeof *lens);
                     int64_t maxp = (ctx + ps - 1) / ps, pages = 0, kv_tokens = 0;
@@ -145,8 +165,10 @@ int main(int argc, char **argv)
                     double floor_us = (double)kv_tokens * Hkv * D * 2 * 2 / bw * 1e6;
                     double best = 1e30;
                     char best_cfg[64] = "";
-                    for (int vi = 0; vi < 2 * 2 * 5 * 3; vi++) {
+                    /* stage 0, 1 with and without mma; rings of 2 and 3 (mma only) */
+                    for (int vi = 0; vi < 4 * 2 * 5 * 3; vi++) {
                             const int stage = vi / 30, mma = vi / 15 % 2, pi = vi / 3 % 5, wi = vi % 3;
+                            if (stage >= 2 && !mma && !has_variant) continue;
                             mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
                             if (has_variant) {
                                 if (vi) break;
@@ -157,7 +179,7 @@ int main(int argc, char **argv)
                             if (mt_cuda_attn_build(c, &cfg, cache, &var, why, sizeof why) != MT_OK) {
                                 if (!cfg.mma)
                                     printf("  H=%d Hkv=%d D=%d partition %d warps %d%s: %s\n", H, Hkv, D, cfg.partition,
-                                           cfg.warps, cfg.stage ? " stage" : "", why);
+                                           cfg.warps, stage_name(cfg.stage), why);
                                 continue;
                             }
                             size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
@@ -197,13 +219,13 @@ int main(int argc, char **argv)
                             double us = t * 1e3;
                             printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s: %s%s %.1f us, %.2f "
                                    "of floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
-                                   cfg.mma ? " mma" : "", cfg.stage ? " stage" : "",
+                                   cfg.mma ? " mma" : "", stage_name(cfg.stage),
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (rc == MT_OK && us < best) {
                                 best = us;
                                 snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
-                                         cfg.mma ? " mma" : "", cfg.stage ? " stage" : "");
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage));
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

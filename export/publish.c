@@ -181,17 +181,34 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
     }
     DIR *d = opendir(stage);
     char **names = NULL;
-    int nn = 0;
+    int nn = 0, skipped = 0;
+    char first_skipped[256] = "";
     struct dirent *de;
     while (d && (de = readdir(d))) {
         char dev[256];
-        if (de->d_name[0] == '.' || !device_of(de->d_name, dev, sizeof dev) || !mt_bucket_name_ok(de->d_name)) continue;
+        if (de->d_name[0] == '.') continue;
+        if (!device_of(de->d_name, dev, sizeof dev) || !mt_bucket_name_ok(de->d_name)) {
+            /* said below: a file left behind must not pass for "nothing" */
+            if (!skipped++) snprintf(first_skipped, sizeof first_skipped, "%s", de->d_name);
+            continue;
+        }
         char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
         if (!nx) break;
         names = nx;
         if ((names[nn] = strdup(de->d_name))) nn++;
     }
     if (d) closedir(d);
+    st->skipped = skipped;
+    snprintf(st->first_skipped, sizeof st->first_skipped, "%s", first_skipped);
+    if (!nn && skipped) {
+        snprintf(err, n,
+                 "%d exported file(s) cannot be bucket keys, e.g. '%s' (letters, digits and \"=,._+-[]\" only): "
+                 "rename the device in the database or export and copy the files by hand",
+                 skipped, first_skipped);
+        rm_tree(stage);
+        free(names);
+        return MT_EINVAL;
+    }
     if (!nn) {
         snprintf(err, n, "the database holds no verified results to publish (run moetune sweep first)");
         rm_tree(stage);

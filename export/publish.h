@@ -20,6 +20,8 @@
 
 typedef struct mt_publish_stats {
     int devices, uploaded, unchanged;
+    int skipped;             /* exported files whose names cannot be bucket keys, left out */
+    char first_skipped[256]; /* the first of them */
 } mt_publish_stats;
 
 /* Export the database's best configs and publish them. progress (may be

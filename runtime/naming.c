@@ -195,7 +195,7 @@ const char *mt_device_arch_of(const char *name)
 
 int mt_device_cpu_name(char *out, size_t out_len, char *model_out, size_t model_len)
 {
-    char model[128] = "", line[512], spelled[120];
+    char model[128] = "", line[512];
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!out || out_len == 0) return MT_EINVAL;
     while (f && fgets(line, sizeof line, f)) {
@@ -211,9 +211,32 @@ int mt_device_cpu_name(char *out, size_t out_len, char *model_out, size_t model_
     if (f) fclose(f);
     if (!model[0]) snprintf(model, sizeof model, "unknown processor");
     if (model_out && model_len) snprintf(model_out, model_len, "%s", model);
+    return mt_device_cpu_name_of(out, out_len, model);
+}
+
+int mt_device_cpu_name_of(char *out, size_t out_len, const char *model)
+{
+    char spelled[120], clean[120];
+    if (!out || out_len == 0 || !model) return MT_EINVAL;
     if (mt_device_vllm_name(spelled, sizeof spelled, model) != MT_OK) snprintf(spelled, sizeof spelled, "unknown");
-    int k = snprintf(out, out_len, "CPU_%s", spelled);
-    return k < 0 || (size_t)k >= out_len ? MT_EINVAL : MT_OK;
+    /* vLLM has no CPU files, so this name is ours to spell: it becomes a
+     * file name and a bucket key (publish takes letters, digits and
+     * "=,._+-[]"), and "Intel(R) Xeon(R) CPU @ 2.20GHz" is a common model
+     * name. Trademark marks go, any other character becomes '_', and runs
+     * of '_' are one. */
+    size_t k = 0;
+    for (const char *p = spelled; *p && k + 1 < sizeof clean; p++) {
+        if (!strncmp(p, "(R)", 3) || !strncmp(p, "(r)", 3)) { p += 2; continue; }
+        if (!strncmp(p, "(TM)", 4) || !strncmp(p, "(tm)", 4)) { p += 3; continue; }
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr(".+-", ch))) ch = '_';
+        if (ch == '_' && (k == 0 || clean[k - 1] == '_')) continue;
+        clean[k++] = ch;
+    }
+    while (k && clean[k - 1] == '_') k--;
+    clean[k] = 0;
+    int n = snprintf(out, out_len, "CPU_%s", k ? clean : "unknown");
+    return n < 0 || (size_t)n >= out_len ? MT_EINVAL : MT_OK;
 }
 
 int mt_attn_name_format(char *out, size_t out_len, const mt_attn_name *nm)

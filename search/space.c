@@ -132,6 +132,12 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
     /* the tensor-core path's limits (kernels/cuda/attn.cu) */
     if (c->v[AC_MMA] && (d % 64 || group > 16))
         return snprintf(why, n, "mma needs head_dim %% 64 == 0 and a group of at most 16"), 0;
+    if (c->v[AC_STAGE] >= 2 && !c->v[AC_MMA]) return snprintf(why, n, "a ring (stage >= 2) needs mma"), 0;
+    /* a ring deeper than the warp's chunks of the partition holds slots
+     * that are never filled: the same kernel as the shallower ring */
+    if (c->v[AC_STAGE] > 2 && (c->v[AC_STAGE] - 1) * w * 16 >= (part < ctx ? part : ctx))
+        return snprintf(why, n, "a ring of %lld chunks for %lld tokens over %lld warps", (long long)c->v[AC_STAGE],
+                        (long long)(part < ctx ? part : ctx), (long long)w), 0;
     mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE]};
     unsigned smem = mt_cuda_attn_smem(&cfg);
     if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
@@ -162,8 +168,10 @@ void mt_space_cuda_attn(mt_space *sp)
     /* 1: the group's heads as the rows of tensor-core tiles (wide groups) */
     sp->params[AC_MMA] = (mt_param_def){"mma", 2, {0, 1}};
     /* 1: the partition's K and V copied to shared memory before use (all
-     * its loads in flight at once: small batches) */
-    sp->params[AC_STAGE] = (mt_param_def){"stage", 2, {0, 1}};
+     * its loads in flight at once: small batches); 2..4: one pass, each
+     * warp streaming 16-token chunks through a ring of that many in shared
+     * memory (bytes in flight without registers: large batches) */
+    sp->params[AC_STAGE] = (mt_param_def){"stage", 5, {0, 1, 2, 3, 4}};
     sp->valid = attn_cuda_valid;
     sp->default_config = attn_cuda_default;
 }

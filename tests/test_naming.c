@@ -12,6 +12,17 @@ static void name_is(const char *raw, const char *want)
     CHECK(strcmp(out, want) == 0, "'%s' -> '%s', want '%s'", raw, out, want);
 }
 
+/* CPU names become file names and bucket keys as they are: nothing that
+ * publish refuses (letters, digits, "=,._+-[]" only) */
+static void cpu_is(const char *model, const char *want)
+{
+    char out[128];
+    CHECK(mt_device_cpu_name_of(out, sizeof out, model) == MT_OK, "naming CPU '%s' failed", model);
+    CHECK(strcmp(out, want) == 0, "CPU '%s' -> '%s', want '%s'", model, out, want);
+    for (const char *p = out; *p; p++)
+        CHECK(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-", *p), "'%c' in %s", *p, out);
+}
+
 static void parse_roundtrip(const char *file)
 {
     mt_vllm_name nm;
@@ -37,6 +48,14 @@ int main(void)
     name_is("NVIDIA RTX PRO 6000 Blackwell Server Edition", "NVIDIA_RTX_PRO_6000_Blackwell_Server_Edition");
     name_is("AMD Instinct MI300X / MI308X", "AMD_Instinct_MI300X_MI308X");
     name_is("A  B//C", "A_B_C");
+    cpu_is("AMD EPYC 9554 64-Core Processor", "CPU_AMD_EPYC_9554_64-Core_Processor");
+    cpu_is("Intel(R) Xeon(R) Processor", "CPU_Intel_Xeon_Processor");
+    cpu_is("Intel(R) Xeon(R) CPU @ 2.20GHz", "CPU_Intel_Xeon_CPU_2.20GHz");
+    cpu_is("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", "CPU_Intel_Core_i7-8700K_CPU_3.70GHz");
+    cpu_is("Neoverse-V2 (r0p1)", "CPU_Neoverse-V2_r0p1");
+    cpu_is("@@@", "CPU_unknown");
+    char small[8];
+    CHECK(mt_device_cpu_name_of(small, sizeof small, "AMD EPYC 9554") == MT_EINVAL, "a short buffer for a CPU name");
     char tiny[4];
     CHECK(mt_device_vllm_name(tiny, sizeof tiny, "NVIDIA H100") == MT_EINVAL, "a short buffer must be refused");
 

@@ -87,9 +87,13 @@ int cmd_publish(int argc, char **argv)
     rc = mt_publish(db, b, progress, NULL, &st, err, sizeof err);
     if (isatty(2)) fputs("\r\033[K", stderr);
     if (rc != MT_OK) status = mt_fail("publish", "%s", err);
-    else
+    else {
         printf("published to %s: %d device(s), %d file(s) uploaded, %d unchanged\n", url, st.devices, st.uploaded,
                st.unchanged);
+        if (st.skipped)
+            fprintf(stderr, "moetune publish: warning: %d exported file(s) left out: their names cannot be bucket keys, "
+                            "e.g. '%s' (letters, digits and \"=,._+-[]\" only)\n", st.skipped, st.first_skipped);
+    }
     mt_db_close(db);
     mt_bucket_close(b);
     return mt_cli_finish("publish", status);

@@ -62,9 +62,14 @@ int mt_device_vllm_name(char *out, size_t out_len, const char *raw_name);
 
 /* The CPU of this machine as moetune names it in config files: "CPU_"
  * followed by the processor's model name from /proc/cpuinfo ("model name",
- * or "Model" on Arm) spelled by mt_device_vllm_name's rule. model (may be
+ * or "Model" on Arm) as mt_device_cpu_name_of spells it. model (may be
  * NULL) receives the model name as read. Returns MT_OK or MT_EINVAL. */
 int mt_device_cpu_name(char *out, size_t out_len, char *model, size_t model_len);
+/* "CPU_" and a model name spelled by mt_device_vllm_name's rule, without
+ * trademark marks ("(R)", "(TM)"), every character but letters, digits and
+ * ".+-" as '_', runs of '_' as one: a file name and a bucket key as it is.
+ * "Intel(R) Xeon(R) CPU @ 2.20GHz" -> "CPU_Intel_Xeon_CPU_2.20GHz". */
+int mt_device_cpu_name_of(char *out, size_t out_len, const char *model);
 
 /* Element types of weights and activations. */
 enum mt_dtype { MT_DTYPE_BF16 = 0, MT_DTYPE_FP16 = 1, MT_DTYPE_FP32 = 2 };
@@ -227,7 +232,7 @@ typedef struct mt_attn_key {
 typedef struct mt_attn_config {
     int partition, num_warps, pages_per_iter, threads;
     int mma;   /* CUDA: 1 for the tensor-core path */
-    int stage; /* CUDA: 1 to copy K and V to shared memory first */
+    int stage; /* CUDA: 1 to copy K and V to shared memory first, N >= 2 a ring of N chunks per warp */
     int64_t batch_key, ctx_key; /* the file's keys used (0: the default) */
     int source;                 /* enum mt_config_source */
     const char *file;           /* valid while the runtime is open; NULL for the default */

@@ -9,7 +9,10 @@
  *
  * Compile-time: HEAD_DIM, PAGE_SIZE, GROUP (H / Hkv), PARTITION (a multiple
  * of PAGE_SIZE), NUM_WARPS, MT_FP16, ATTN_MMA (the tensor-core path),
- * ATTN_STAGE (the partition's K and V copied to shared memory first).
+ * ATTN_STAGE: how K and V reach the block: 0 straight into registers, 1 the
+ * partition's K and V copied to shared memory first, N >= 2 (with ATTN_MMA)
+ * one pass with an online softmax, each warp streaming its 16-token chunks
+ * through a ring of N chunks in shared memory.
  * Compiled by NVRTC at run time, and by nvcc in CI with the defaults, like
  * moe.cu.
  */
@@ -34,6 +37,7 @@
 #ifndef ATTN_STAGE
 #define ATTN_STAGE 0
 #endif
+#define ATTN_RING (ATTN_STAGE >= 2 ? ATTN_STAGE : 0)
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
@@ -63,6 +67,10 @@ __host__ __device__ constexpr int mt_imin(int a, int b) { return a < b ? a : b; 
 
 static_assert(HEAD_DIM % VEC == 0 && LPT <= WS, "head_dim is a multiple of 8, at most 8 x the warp size");
 static_assert(PARTITION % PAGE_SIZE == 0, "a partition is whole pages");
+static_assert(!ATTN_RING || ATTN_MMA, "the ring (ATTN_STAGE >= 2) is a variant of the tensor-core path");
+/* the scores' space in shared memory: the partition's, or with the ring
+ * (whose scores stay in registers) the warps' maxima */
+#define SC_WORDS (ATTN_RING ? NUM_WARPS * 16 : GROUP * PARTITION)
 
 /* 8 consecutive elements, one 16-byte load (rows are 16-byte aligned:
  * HEAD_DIM is a multiple of 8 and the caches are allocation-aligned) */
@@ -85,7 +93,7 @@ MT_DEVICE long cache_row(const int *pg, int t, int t0, long kvs)
     return ((long)pg[(t - t0) / PAGE_SIZE] * PAGE_SIZE + t % PAGE_SIZE) * kvs;
 }
 
-#if ATTN_STAGE
+#if ATTN_STAGE == 1
 /* ATTN_STAGE=1: the block first copies its partition's K and V rows (of its
  * KV head) to shared memory with cp.async, every copy issued before any is
  * waited for, then computes from there. The first H100 runs were latency-
@@ -254,6 +262,210 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
         __syncthreads();
     }
 }
+#if ATTN_RING
+/* ATTN_STAGE=N >= 2: one pass over the partition. The two-pass kernel reads
+ * all of K, then (after a block barrier and the softmax) all of V, and each
+ * warp waits for its own 16-token step's loads; at B = 32 it reached 86 % of
+ * DRAM bandwidth, and loads held in registers a step ahead cost occupancy
+ * (bench/results/2026-11-24-h100-attn, calls 8 and 9). Here each warp takes
+ * 16-token chunks (w, w + NUM_WARPS, ...) and copies them, K and V, into its
+ * own ring of ATTN_RING chunks in shared memory with cp.async, RING - 1
+ * chunks ahead of the one it computes: the bytes in flight live in shared
+ * memory, not in registers, and no block barrier stands between a chunk's
+ * K and its V. The scores stay in the MMA's accumulators, which are the A
+ * fragment of p.v as they are (FlashAttention-2's layout), with a running
+ * maximum and sum per head (online softmax); the warps' results are merged
+ * at the end. */
+#define RING_CHUNK (2 * 16 * HEAD_DIM) /* h16 per chunk: K then V, [16][HEAD_DIM] each */
+
+/* A row's 16-byte piece c sits at c ^ swz(r): the K fragments read two rows
+ * x four pieces per 8 lanes, the V fragments four rows (two apart) x two
+ * pieces; this XOR puts each group on 8 distinct 16-byte columns, so the
+ * 16-byte shared loads run without bank conflicts (rows are a multiple of
+ * 128 bytes long). */
+MT_DEVICE int swz(int r) { return ((r & 1) << 2) ^ (((r >> 1) & 3) << 1); }
+
+/* issue chunk ci's copies (tokens t0 + 16 ci ..) into ring slot dst; rows
+ * past t1 are zero-filled (their scores are masked) */
+MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg, int ci, int t0,
+                          int t1, long kvs, int lane)
+{
+    constexpr int CPR = HEAD_DIM / 8; /* 16-byte pieces per row */
+    const int tb = t0 + 16 * ci;
+#pragma unroll
+    for (int i = lane; i < 16 * CPR; i += WS) {
+        const int r = i / CPR, c = i % CPR, t = tb + r;
+        const bool in = t < t1;
+        const long row = in ? cache_row(pg, t, t0, kvs) : 0;
+        const int at = r * HEAD_DIM + (c ^ swz(r)) * 8;
+        cp_async16(mt_sptr_of(dst + at), kb + row + c * 8, in);
+        cp_async16(mt_sptr_of(dst + 16 * HEAD_DIM + at), vb + row + c * 8, in);
+    }
+}
+
+/* the block's partition t0 .. t1 (t1 > t0) of KV head g: o [GROUP][HEAD_DIM]
+ * (zeroed) gets the unnormalised sums, mx and sum (zeroed) each head's
+ * maximum score and sum of exponentials; wm [NUM_WARPS][16] is scratch */
+MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg,
+                         int t0, int t1, int Hkv, float scale, h16 *ring, float *wm, float *o, float *mx, float *sum)
+{
+    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
+    const long kvs = (long)Hkv * HEAD_DIM;
+    constexpr int VJ = HEAD_DIM / 64;
+    h16 *my = ring + (long)warp * ATTN_RING * RING_CHUNK;
+    const int nch = (t1 - t0 + 15) / 16, mine = nch > warp ? (nch - warp + NUM_WARPS - 1) / NUM_WARPS : 0;
+    /* the first RING - 1 chunks in flight before q is read (one group per
+     * chunk, empty past the warp's last, so that wait<RING - 1> always
+     * means "this chunk's copies are done") */
+#pragma unroll
+    for (int i = 0; i < ATTN_RING - 1; i++) {
+        if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane);
+        cp_async_commit();
+    }
+    u32 qa[HEAD_DIM / 16][4]; /* as attn_scores_mma */
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 16; i++) {
+        const int d = 8 * (q4 + 4 * (i / 2)) + 4 * (i % 2);
+        const u32 *r0 = (const u32 *)(qg + (long)gq * HEAD_DIM + d), *r1 = (const u32 *)(qg + (long)(gq + 8) * HEAD_DIM + d);
+        qa[i][0] = gq < GROUP ? r0[0] : 0u;
+        qa[i][1] = gq + 8 < GROUP ? r1[0] : 0u;
+        qa[i][2] = gq < GROUP ? r0[1] : 0u;
+        qa[i][3] = gq + 8 < GROUP ? r1[1] : 0u;
+    }
+    /* rows gq (e = 0, 1) and gq + 8 (e = 2, 3) of the accumulators */
+    float m[2] = {-3.0e38f, -3.0e38f}, l[2] = {0.f, 0.f}, oc[VJ][8][4];
+#pragma unroll
+    for (int j = 0; j < VJ; j++)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) oc[j][i][e] = 0.f;
+    for (int k = 0; k < mine; k++) {
+        if (k + ATTN_RING - 1 < mine)
+            ring_issue(my + ((k + ATTN_RING - 1) % ATTN_RING) * RING_CHUNK, kb, vb, pg,
+                       warp + (k + ATTN_RING - 1) * NUM_WARPS, t0, t1, kvs, lane);
+        cp_async_commit();
+        cp_async_wait<ATTN_RING - 1>();
+        mt_syncwarp(); /* every lane's copies of chunk k */
+        const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + 16 * HEAD_DIM;
+        const int tb = t0 + 16 * (warp + k * NUM_WARPS);
+        /* scores of tokens 8 s + gq (B columns); c[s]: heads gq / gq + 8 x tokens 8 s + 2 q4 (+1) */
+        float c[2][4];
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            const int r = 8 * s + gq;
+            uint4 kr[HEAD_DIM / 32];
+#pragma unroll
+            for (int j = 0; j < HEAD_DIM / 32; j++) kr[j] = *(const uint4 *)(ks + r * HEAD_DIM + ((q4 + 4 * j) ^ swz(r)) * 8);
+#pragma unroll
+            for (int e = 0; e < 4; e++) c[s][e] = 0.f;
+#pragma unroll
+            for (int i = 0; i < HEAD_DIM / 16; i++) {
+                const u32 bf[2] = {word4(kr[i / 2], 2 * (i % 2)), word4(kr[i / 2], 2 * (i % 2) + 1)};
+                mma16816(c[s], qa[i], bf);
+            }
+        }
+        /* online softmax: the chunk's maximum per head (4 values per lane,
+         * then the row's 4 lanes), the old sums rescaled to the new one */
+        float cm[2] = {-3.0e38f, -3.0e38f};
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int t = tb + 8 * s + 2 * q4 + (e % 2);
+                c[s][e] = t < t1 ? c[s][e] * scale : -3.0e38f;
+                cm[e / 2] = fmaxf(cm[e / 2], c[s][e]);
+            }
+        float al[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            cm[h] = fmaxf(cm[h], mt_shfl_xor(cm[h], 1));
+            cm[h] = fmaxf(cm[h], mt_shfl_xor(cm[h], 2));
+            const float mn = fmaxf(m[h], cm[h]);
+            al[h] = expf(m[h] - mn);
+            m[h] = mn;
+            l[h] *= al[h];
+        }
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                c[s][e] = expf(c[s][e] - m[e / 2]);
+                l[e / 2] += c[s][e];
+            }
+#pragma unroll
+        for (int j = 0; j < VJ; j++)
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) oc[j][i][e] *= al[e / 2];
+        /* p as the A fragment: rows gq / gq + 8, tokens 2 q4 (+1) and 8 + 2 q4 (+1) */
+        const u32 pa[4] = {pack2(c[0][0], c[0][1]), pack2(c[0][2], c[0][3]), pack2(c[1][0], c[1][1]),
+                           pack2(c[1][2], c[1][3])};
+        /* V rows 2 q4, 2 q4 + 1, 8 + 2 q4, 9 + 2 q4, pieces gq + 8 j (as attn_values_mma) */
+#pragma unroll
+        for (int j = 0; j < VJ; j++) {
+            uint4 vr[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = 8 * (e / 2) + 2 * q4 + (e % 2);
+                vr[e] = *(const uint4 *)(vs + r * HEAD_DIM + ((gq + 8 * j) ^ swz(r)) * 8);
+            }
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const u32 a = word4(vr[0], i / 2), b = word4(vr[1], i / 2), cc = word4(vr[2], i / 2),
+                          d = word4(vr[3], i / 2);
+                const u32 bf[2] = {i % 2 ? (a >> 16) | (b & 0xffff0000u) : (a & 0xffffu) | (b << 16),
+                                   i % 2 ? (cc >> 16) | (d & 0xffff0000u) : (cc & 0xffffu) | (d << 16)};
+                mma16816(oc[j][i], pa, bf);
+            }
+        }
+        mt_syncwarp(); /* the slot is rewritten by the next chunk's copies */
+    }
+    cp_async_wait<0>();
+    /* the warps' results: each head's maximum over the warps, then the
+     * warps add their rescaled sums in turn (a fixed order) */
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        l[h] += mt_shfl_xor(l[h], 1);
+        l[h] += mt_shfl_xor(l[h], 2);
+    }
+    if (q4 == 0) {
+        wm[warp * 16 + gq] = m[0];
+        wm[warp * 16 + gq + 8] = m[1];
+    }
+    __syncthreads();
+    float al[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float M = -3.0e38f;
+        for (int w = 0; w < NUM_WARPS; w++) M = fmaxf(M, wm[w * 16 + gq + 8 * h]);
+        al[h] = expf(m[h] - M);
+        m[h] = M;
+    }
+    for (int w = 0; w < NUM_WARPS; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int j = 0; j < VJ; j++)
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
+                        if (h < GROUP) o[h * HEAD_DIM + d] += oc[j][i][e] * al[e / 2];
+                    }
+            if (q4 == 0)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    if (gq + 8 * h < GROUP) {
+                        sum[gq + 8 * h] += l[h] * al[h];
+                        mx[gq + 8 * h] = m[h];
+                    }
+        }
+        __syncthreads();
+    }
+}
+#endif
 #endif
 
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
@@ -270,9 +482,13 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                                                         h16 *__restrict__ out1)
 {
     extern __shared__ __align__(16) float sm[];
-    float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + GROUP * PARTITION, *sum = mx + GROUP;
+    float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + SC_WORDS, *sum = mx + GROUP;
     int *pg = (int *)(sum + GROUP);
-    const int p = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+    /* KV heads vary fastest in the grid: blocks that run side by side read
+     * the same tokens' rows of neighbouring heads, which lie next to each
+     * other in the paged layout ([pages, PAGE_SIZE, Hkv, D]), instead of
+     * one head's rows, Hkv * D elements apart */
+    const int g = blockIdx.x, p = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
     /* the merge kernel's blocks may be placed now: they wait for this
      * grid's end themselves (mt_grid_wait), so their launch overlaps this
@@ -304,8 +520,19 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         return;
     }
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
+#if ATTN_RING
+    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
+    for (int i = threadIdx.x; i < GROUP; i += THREADS) sum[i] = 0;
     __syncthreads();
-#if ATTN_STAGE
+    {
+        constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
+        attn_ring(q + ((long)b * H + g * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
+                  Hkv, scale, (h16 *)(sm + RING_OFF), sc, qs, mx, sum);
+    }
+    (void)dl, (void)slot, (void)lane, (void)warp;
+#else
+    __syncthreads();
+#if ATTN_STAGE == 1
     constexpr int STAGE_OFF = (GROUP * HEAD_DIM + GROUP * PARTITION + 2 * GROUP + NPG + 3) / 4 * 4;
     h16 *ks = (h16 *)(sm + STAGE_OFF), *vs = ks + PARTITION * HEAD_DIM;
     {
@@ -394,7 +621,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         }
     }
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
-#if ATTN_STAGE
+#if ATTN_STAGE == 1
     cp_async_wait<0>(); /* V (the barrier makes every thread's copies visible) */
 #endif
     __syncthreads();
@@ -449,6 +676,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         }
     }
 #endif
+#endif /* ATTN_RING */
     __syncthreads();
 
     if (max_parts == 1) {

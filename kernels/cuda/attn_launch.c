@@ -10,13 +10,16 @@
 
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
 {
-    /* attn.cu's layout: q [group][head_dim], scores [group][partition], max
-     * and sum [group], then the partition's page numbers; staged, K and V
-     * [partition][head_dim] from the next 16 bytes */
-    size_t words = (size_t)(c->group * c->head_dim + c->group * c->partition + 2 * c->group) +
+    /* attn.cu's layout: q [group][head_dim], scores [group][partition] (the
+     * ring: the warps' maxima [warps][16]), max and sum [group], then the
+     * partition's page numbers; from the next 16 bytes, staged: K and V
+     * [partition][head_dim], the ring: [warps][stage][K, V][16][head_dim] */
+    size_t sc = c->stage >= 2 ? (size_t)c->warps * 16 : (size_t)c->group * (size_t)c->partition;
+    size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
-    return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * (size_t)c->partition * (size_t)c->head_dim);
+    size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * 16 : (size_t)c->partition;
+    return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
@@ -28,7 +31,7 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
-    snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage ? 1 : 0);
+    snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }
@@ -43,6 +46,11 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         cfg->warps > 32) {
         snprintf(why, n, "head_dim %d (32..256 by 32), page %d, group %d, partition %d (whole pages), warps %d (1..32)",
                  cfg->head_dim, cfg->page_size, cfg->group, cfg->partition, cfg->warps);
+        return MT_EINVAL;
+    }
+    if (cfg->stage < 0 || cfg->stage > 8 || (cfg->stage >= 2 && !cfg->mma)) {
+        snprintf(why, n, "stage %d: 0 (none), 1 (the partition) or a ring of 2..8 chunks, which takes the tensor-core path",
+                 cfg->stage);
         return MT_EINVAL;
     }
     if (cfg->mma && (cfg->head_dim % 64 || cfg->group > 16)) {
@@ -96,13 +104,15 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
 {
     if (a->num_heads != a->num_kv_heads * v->cfg.group || a->B < 1 || a->max_context < 1) return MT_EINVAL;
     int P = parts(v, a->max_context), Hkv = a->num_kv_heads, max_pages = a->max_pages;
+    /* the grid's y and z dimensions (partitions, sequences) stop at 65535 */
+    if (P > 65535 || a->B > 65535) return MT_EINVAL;
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
     void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
                   (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
     void *ar[] = {(void *)&a->workspace, &P, (void *)&a->out};
-    /* grid (partitions, KV heads, sequences) and (heads, sequences): the
+    /* grid (KV heads, partitions, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
-    unsigned g1[3] = {(unsigned)P, (unsigned)Hkv, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
+    unsigned g1[3] = {(unsigned)Hkv, (unsigned)P, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
     int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it

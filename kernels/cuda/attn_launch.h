@@ -10,8 +10,10 @@
 /* The shape part is compiled in: head_dim (32..256, a multiple of 32),
  * page_size, group = num_heads / num_kv_heads. The tunables: partition
  * (tokens per block, a multiple of page_size), warps, mma: the tensor-core
- * path (head_dim a multiple of 64, group at most 16), and stage: the
- * partition's K and V copied to shared memory before the passes. */
+ * path (head_dim a multiple of 64, group at most 16), and stage: 0 K and V
+ * read into registers, 1 the partition's K and V copied to shared memory
+ * before the passes, N >= 2 (with mma) one pass through a ring of N 16-token
+ * chunks per warp in shared memory. */
 typedef struct mt_cuda_attn_cfg {
     int head_dim, page_size, group, fp16;
     int partition, warps, mma, stage;

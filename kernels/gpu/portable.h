@@ -30,6 +30,9 @@
 /* a place in shared memory that kernels offset in bytes: a pointer here */
 typedef char *mt_sptr;
 #define mt_sptr_of(p) ((char *)(p))
+/* a wavefront runs converged: what is left is to keep the compiler from
+ * moving shared-memory accesses across the point */
+#define mt_syncwarp() __builtin_amdgcn_wave_barrier()
 #else
 #define MT_HIP 0
 #define mt_shfl_down(v, o) __shfl_down_sync(0xffffffffu, (v), (o))
@@ -42,6 +45,7 @@ typedef char *mt_sptr;
  * directly (no conversion per access) */
 typedef unsigned mt_sptr;
 #define mt_sptr_of(p) mt_cvta_shared(p)
+#define mt_syncwarp() __syncwarp()
 #endif
 
 #define MT_DEVICE __device__ __forceinline__
