@@ -157,16 +157,12 @@ MT_DEVICE uint4 load16(const h16 *p, bool pred)
     return make_uint4(0u, 0u, 0u, 0u);
 }
 
-/* sc[h][t - t0] = scale * q_h . k_t for the block's tokens */
-MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict__ kg, const int *pg, int t0, int t1,
-                               int Hkv, float scale, float *sc)
+/* q's A fragments (heads gq and gq + 8 of the group, zero past it): k-step
+ * i covers, for this lane, dims d, d+1 (a0/a1) and d+2, d+3 (a2/a3),
+ * d = 8 (q4 + 4 (i / 2)) + 4 (i % 2): the dims the same lane holds of K in
+ * b0 and b1 */
+MT_DEVICE void q_frags(const h16 *__restrict__ qg, int gq, int q4, u32 (&qa)[HEAD_DIM / 16][4])
 {
-    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
-    const long kvs = (long)Hkv * HEAD_DIM;
-    /* q's A fragments: k-step i covers, for this lane, dims d, d+1 (a0/a1)
-     * and d+2, d+3 (a2/a3), d = 8 (q4 + 4 (i / 2)) + 4 (i % 2): the dims
-     * the same lane holds of K in b0 and b1 */
-    u32 qa[HEAD_DIM / 16][4];
 #pragma unroll
     for (int i = 0; i < HEAD_DIM / 16; i++) {
         const int d = 8 * (q4 + 4 * (i / 2)) + 4 * (i % 2);
@@ -176,6 +172,16 @@ MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict
         qa[i][2] = gq < GROUP ? r0[1] : 0u;
         qa[i][3] = gq + 8 < GROUP ? r1[1] : 0u;
     }
+}
+
+/* sc[h][t - t0] = scale * q_h . k_t for the block's tokens */
+MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict__ kg, const int *pg, int t0, int t1,
+                               int Hkv, float scale, float *sc)
+{
+    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
+    const long kvs = (long)Hkv * HEAD_DIM;
+    u32 qa[HEAD_DIM / 16][4];
+    q_frags(qg, gq, q4, qa);
     for (int tb = t0 + warp * 16; tb < t1; tb += NUM_WARPS * 16) {
         uint4 kr[2][HEAD_DIM / 32];
 #pragma unroll
@@ -322,16 +328,8 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
     }
-    u32 qa[HEAD_DIM / 16][4]; /* as attn_scores_mma */
-#pragma unroll
-    for (int i = 0; i < HEAD_DIM / 16; i++) {
-        const int d = 8 * (q4 + 4 * (i / 2)) + 4 * (i % 2);
-        const u32 *r0 = (const u32 *)(qg + (long)gq * HEAD_DIM + d), *r1 = (const u32 *)(qg + (long)(gq + 8) * HEAD_DIM + d);
-        qa[i][0] = gq < GROUP ? r0[0] : 0u;
-        qa[i][1] = gq + 8 < GROUP ? r1[0] : 0u;
-        qa[i][2] = gq < GROUP ? r0[1] : 0u;
-        qa[i][3] = gq + 8 < GROUP ? r1[1] : 0u;
-    }
+    u32 qa[HEAD_DIM / 16][4];
+    q_frags(qg, gq, q4, qa);
     /* rows gq (e = 0, 1) and gq + 8 (e = 2, 3) of the accumulators */
     float m[2] = {-3.0e38f, -3.0e38f}, l[2] = {0.f, 0.f}, oc[VJ][8][4];
 #pragma unroll
