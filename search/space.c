@@ -135,7 +135,7 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
     if (c->v[AC_STAGE] >= 2 && !c->v[AC_MMA]) return snprintf(why, n, "a ring (stage >= 2) needs mma"), 0;
     /* a ring deeper than the warp's chunks of the partition holds slots
      * that are never filled: the same kernel as the shallower ring */
-    if (c->v[AC_STAGE] > 2 && (c->v[AC_STAGE] - 1) * w * 16 >= (part < ctx ? part : ctx))
+    if (c->v[AC_STAGE] > 2 && (c->v[AC_STAGE] - 1) * w * MT_CUDA_ATTN_RING_TOKENS >= (part < ctx ? part : ctx))
         return snprintf(why, n, "a ring of %lld chunks for %lld tokens over %lld warps", (long long)c->v[AC_STAGE],
                         (long long)(part < ctx ? part : ctx), (long long)w), 0;
     mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE]};

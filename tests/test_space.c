@@ -289,7 +289,8 @@ static void test_attn_spaces(void)
             /* a ring is the tensor-core path's, and never deeper than the warp's chunks need */
             CHECK(pts[i].v[3] < 2 || pts[i].v[2] == 1, "ring %d without mma", pts[i].v[3]);
             int64_t span = pts[i].v[0] < ctxs[ci] ? pts[i].v[0] : ctxs[ci];
-            CHECK(pts[i].v[3] <= 2 || (pts[i].v[3] - 1) * pts[i].v[1] * 16 < span, "ring %d of %d warps over %lld tokens",
+            CHECK(pts[i].v[3] <= 2 || (pts[i].v[3] - 1) * pts[i].v[1] * MT_CUDA_ATTN_RING_TOKENS < span,
+                  "ring %d of %d warps over %lld tokens",
                   pts[i].v[3], pts[i].v[1], (long long)span);
         }
         CHECK(rings > 0, "ctx %lld: no ring variant", (long long)ctxs[ci]);
@@ -323,14 +324,14 @@ static void test_attn_spaces(void)
     CHECK(mt_cuda_attn_smem(&c1) >= mt_cuda_attn_smem(&c0) + 4u * 512 * 256 && mt_cuda_attn_smem(&c1) % 16 == 0,
           "staged smem %u against %u", mt_cuda_attn_smem(&c1), mt_cuda_attn_smem(&c0));
     /* a ring's shared memory does not grow with the partition: the scores
-     * stay in registers, K and V take [warps][stage][2][16][head_dim] */
+     * stay in registers, K and V take [warps][stage][2][RING_TOKENS][head_dim] */
     mt_cuda_attn_cfg r3 = {256, 16, 8, 0, 4096, 4, 1, 3}, r3s = r3;
     r3s.partition = 512;
-    unsigned ring_bytes = 4u * 3 * 2 * 16 * 256 * 2;
+    unsigned ring_bytes = 4u * 3 * 2 * MT_CUDA_ATTN_RING_TOKENS * 256 * 2;
     CHECK(mt_cuda_attn_smem(&r3) - mt_cuda_attn_smem(&r3s) == 4u * (4096 - 512) / 16 && mt_cuda_attn_smem(&r3) > ring_bytes &&
               mt_cuda_attn_smem(&r3) < ring_bytes + 4u * (8 * 256 + 4 * 16 + 16 + 4096 / 16 + 4),
           "ring smem %u (partition 4096), %u (512)", mt_cuda_attn_smem(&r3), mt_cuda_attn_smem(&r3s));
-    mt_config ring_nomma = {{512, 4, 0, 2}}, ring_deep = {{64, 4, 1, 4}}, ring_ok = {{512, 4, 1, 4}};
+    mt_config ring_nomma = {{512, 4, 0, 2}}, ring_deep = {{64, 4, 1, 4}}, ring_ok = {{512, 2, 1, 4}};
     CHECK(!sp.valid(&sp, &ring_nomma, &d128, why, sizeof why) && strstr(why, "mma"), "ring without mma: %s", why);
     CHECK(!sp.valid(&sp, &ring_deep, &d128, why, sizeof why) && strstr(why, "ring"), "ring 4 over 64 tokens: %s", why);
     CHECK(sp.valid(&sp, &ring_ok, &d128, why, sizeof why), "ring 4 over 512 tokens: %s", why);

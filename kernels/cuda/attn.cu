@@ -282,7 +282,16 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
  * fragment of p.v as they are (FlashAttention-2's layout), with a running
  * maximum and sum per head (online softmax); the warps' results are merged
  * at the end. */
-#define RING_CHUNK (2 * 16 * HEAD_DIM) /* h16 per chunk: K then V, [16][HEAD_DIM] each */
+/* tokens per chunk: a multiple of 16 (one p.v k-step), the same as
+ * MT_CUDA_ATTN_RING_TOKENS in attn_launch.h (the host sizes the ring).
+ * 32 was measured against 16 (bench/results/2026-11-24-h100-attn, call 20):
+ * no row faster beyond the noise, and 241 registers instead of 172 at
+ * head_dim 128 (up to 1.7x slower with 4 warps) */
+#ifndef RING_TOK
+#define RING_TOK 16
+#endif
+static_assert(RING_TOK % 16 == 0, "a chunk is whole k-steps of 16 tokens");
+#define RING_CHUNK (2 * RING_TOK * HEAD_DIM) /* h16 per chunk: K then V, [RING_TOK][HEAD_DIM] each */
 
 /* A row's 16-byte piece c sits at c ^ swz(r): the K fragments read two rows
  * x four pieces per 8 lanes, the V fragments four rows (two apart) x two
@@ -291,21 +300,21 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
  * 128 bytes long). */
 MT_DEVICE int swz(int r) { return ((r & 1) << 2) ^ (((r >> 1) & 3) << 1); }
 
-/* issue chunk ci's copies (tokens t0 + 16 ci ..) into ring slot dst; rows
+/* issue chunk ci's copies (tokens t0 + RING_TOK ci ..) into ring slot dst; rows
  * past t1 are zero-filled (their scores are masked) */
 MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg, int ci, int t0,
                           int t1, long kvs, int lane)
 {
     constexpr int CPR = HEAD_DIM / 8; /* 16-byte pieces per row */
-    const int tb = t0 + 16 * ci;
+    const int tb = t0 + RING_TOK * ci;
 #pragma unroll
-    for (int i = lane; i < 16 * CPR; i += WS) {
+    for (int i = lane; i < RING_TOK * CPR; i += WS) {
         const int r = i / CPR, c = i % CPR, t = tb + r;
         const bool in = t < t1;
         const long row = in ? cache_row(pg, t, t0, kvs) : 0;
         const int at = r * HEAD_DIM + (c ^ swz(r)) * 8;
         cp_async16(mt_sptr_of(dst + at), kb + row + c * 8, in);
-        cp_async16(mt_sptr_of(dst + 16 * HEAD_DIM + at), vb + row + c * 8, in);
+        cp_async16(mt_sptr_of(dst + RING_TOK * HEAD_DIM + at), vb + row + c * 8, in);
     }
 }
 
@@ -319,7 +328,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
     const long kvs = (long)Hkv * HEAD_DIM;
     constexpr int VJ = HEAD_DIM / 64;
     h16 *my = ring + (long)warp * ATTN_RING * RING_CHUNK;
-    const int nch = (t1 - t0 + 15) / 16, mine = nch > warp ? (nch - warp + NUM_WARPS - 1) / NUM_WARPS : 0;
+    const int nch = (t1 - t0 + RING_TOK - 1) / RING_TOK, mine = nch > warp ? (nch - warp + NUM_WARPS - 1) / NUM_WARPS : 0;
     /* the first RING - 1 chunks in flight before q is read (one group per
      * chunk, empty past the warp's last, so that wait<RING - 1> always
      * means "this chunk's copies are done") */
@@ -345,12 +354,13 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         cp_async_commit();
         cp_async_wait<ATTN_RING - 1>();
         mt_syncwarp(); /* every lane's copies of chunk k */
-        const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + 16 * HEAD_DIM;
-        const int tb = t0 + 16 * (warp + k * NUM_WARPS);
+        const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + RING_TOK * HEAD_DIM;
+        const int tb = t0 + RING_TOK * (warp + k * NUM_WARPS);
         /* scores of tokens 8 s + gq (B columns); c[s]: heads gq / gq + 8 x tokens 8 s + 2 q4 (+1) */
-        float c[2][4];
+        constexpr int NS = RING_TOK / 8;
+        float c[NS][4];
 #pragma unroll
-        for (int s = 0; s < 2; s++) {
+        for (int s = 0; s < NS; s++) {
             const int r = 8 * s + gq;
             uint4 kr[HEAD_DIM / 32];
 #pragma unroll
@@ -367,7 +377,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
          * then the row's 4 lanes), the old sums rescaled to the new one */
         float cm[2] = {-3.0e38f, -3.0e38f};
 #pragma unroll
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < NS; s++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int t = tb + 8 * s + 2 * q4 + (e % 2);
@@ -385,7 +395,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
             l[h] *= al[h];
         }
 #pragma unroll
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < NS; s++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 c[s][e] = expf(c[s][e] - m[e / 2]);
@@ -397,16 +407,18 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
             for (int i = 0; i < 8; i++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) oc[j][i][e] *= al[e / 2];
-        /* p as the A fragment: rows gq / gq + 8, tokens 2 q4 (+1) and 8 + 2 q4 (+1) */
-        const u32 pa[4] = {pack2(c[0][0], c[0][1]), pack2(c[0][2], c[0][3]), pack2(c[1][0], c[1][1]),
-                           pack2(c[1][2], c[1][3])};
-        /* V rows 2 q4, 2 q4 + 1, 8 + 2 q4, 9 + 2 q4, pieces gq + 8 j (as attn_values_mma) */
+#pragma unroll
+        for (int kk = 0; kk < RING_TOK / 16; kk++) {
+        /* p as the A fragment of k-step kk: rows gq / gq + 8, tokens 16 kk + 2 q4 (+1) and 16 kk + 8 + 2 q4 (+1) */
+        const u32 pa[4] = {pack2(c[2 * kk][0], c[2 * kk][1]), pack2(c[2 * kk][2], c[2 * kk][3]),
+                           pack2(c[2 * kk + 1][0], c[2 * kk + 1][1]), pack2(c[2 * kk + 1][2], c[2 * kk + 1][3])};
+        /* V rows 16 kk + (2 q4, 2 q4 + 1, 8 + 2 q4, 9 + 2 q4), pieces gq + 8 j (as attn_values_mma) */
 #pragma unroll
         for (int j = 0; j < VJ; j++) {
             uint4 vr[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int r = 8 * (e / 2) + 2 * q4 + (e % 2);
+                const int r = 16 * kk + 8 * (e / 2) + 2 * q4 + (e % 2);
                 vr[e] = *(const uint4 *)(vs + r * HEAD_DIM + ((gq + 8 * j) ^ swz(r)) * 8);
             }
 #pragma unroll
@@ -417,6 +429,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
                                    i % 2 ? (cc >> 16) | (d & 0xffff0000u) : (cc & 0xffffu) | (d << 16)};
                 mma16816(oc[j][i], pa, bf);
             }
+        }
         }
         mt_syncwarp(); /* the slot is rewritten by the next chunk's copies */
     }

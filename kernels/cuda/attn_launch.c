@@ -13,12 +13,12 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
     /* attn.cu's layout: q [group][head_dim], scores [group][partition] (the
      * ring: the warps' maxima [warps][16]), max and sum [group], then the
      * partition's page numbers; from the next 16 bytes, staged: K and V
-     * [partition][head_dim], the ring: [warps][stage][K, V][16][head_dim] */
+     * [partition][head_dim], the ring: [warps][stage][K, V][RING_TOKENS][head_dim] */
     size_t sc = c->stage >= 2 ? (size_t)c->warps * 16 : (size_t)c->group * (size_t)c->partition;
     size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
-    size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * 16 : (size_t)c->partition;
+    size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * MT_CUDA_ATTN_RING_TOKENS : (size_t)c->partition;
     return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 

@@ -27,6 +27,8 @@ typedef struct mt_cuda_attn {
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 8
+/* tokens per chunk of the ring variant (stage >= 2): attn.cu's RING_TOK */
+#define MT_CUDA_ATTN_RING_TOKENS 16
 /* the merge kernel's block: attn.cu's RED_WARPS warps */
 #define MT_CUDA_ATTN_REDUCE_THREADS 256
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
