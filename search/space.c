@@ -170,7 +170,8 @@ void mt_space_cuda_attn(mt_space *sp)
     /* 1: the partition's K and V copied to shared memory before use (all
      * its loads in flight at once: small batches); 2..4: one pass, each
      * warp streaming 16-token chunks through a ring of that many in shared
-     * memory (bytes in flight without registers: large batches) */
+     * memory (the H100's pick at B = 1 and at short contexts, where the
+     * two-pass kernel's barrier between K and V costs most) */
     sp->params[AC_STAGE] = (mt_param_def){"stage", 5, {0, 1, 2, 3, 4}};
     sp->valid = attn_cuda_valid;
     sp->default_config = attn_cuda_default;
