@@ -27,6 +27,23 @@ static int compile(const mt_config *c, const char *arch, char **log)
     return rc;
 }
 
+/* one attention variant for sm_90a: MT_OK with a non-empty cubin, or the
+ * status and (in *log, freed by the caller) the compiler's log */
+static int compile_attn(const mt_cuda_attn_cfg *ac, char **log)
+{
+    char d[MT_CUDA_ATTN_NOPTS][48], err[512];
+    const char *o[MT_CUDA_ATTN_NOPTS];
+    mt_cuda_attn_options(ac, d, o);
+    char *bin = NULL;
+    size_t len = 0;
+    *log = NULL;
+    int rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, log, err, sizeof err);
+    if (rc == MT_OK && !len) rc = MT_EIO;
+    if (rc != MT_OK && rc != MT_EPARSE) fprintf(stderr, "%s\n", err);
+    free(bin);
+    return rc;
+}
+
 /* Configs that differ only in launch arguments share a binary: the same
  * NVRTC options; any tile parameter or the dtype gives another. */
 static void options_share(void)
@@ -203,28 +220,33 @@ int main(void)
                  * of 64); staged copies with either path */
                 mt_cuda_attn_cfg ac = {heads[h], 16, groups[g], (h + g) & 1, partitions[pi], warps[(h + pi) & 1],
                                        h < 3 && pi == 0, (h + g + pi) & 1};
-                char d[MT_CUDA_ATTN_NOPTS][48];
-                const char *o[MT_CUDA_ATTN_NOPTS];
-                mt_cuda_attn_options(&ac, d, o);
-                log = NULL;
-                bin = NULL;
-                rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, &log, err, sizeof err);
-                CHECK(rc == MT_OK && len > 0, "attention head_dim %d group %d partition %d mma %d stage %d: %s %.300s",
-                      ac.head_dim, ac.group, ac.partition, ac.mma, ac.stage, err, log ? log : "");
-                free(bin);
+                rc = compile_attn(&ac, &log);
+                CHECK(rc == MT_OK, "attention head_dim %d group %d partition %d mma %d stage %d: %.300s", ac.head_dim,
+                      ac.group, ac.partition, ac.mma, ac.stage, log ? log : "");
                 free(log);
                 na++;
             }
+    /* the one-pass ring (stage >= 2, tensor-core path only): every head dim
+     * it takes, MHA to a group of 16, depths 2 and 4, bf16 and fp16 */
+    for (int h = 0; h < 3; h++)
+        for (int g = 0; g < 2; g++) {
+            mt_cuda_attn_cfg ac = {heads[h], 32, groups[g], g, 512, warps[(h + g) & 1], 1, 2 + 2 * ((h + g) & 1)};
+            rc = compile_attn(&ac, &log);
+            CHECK(rc == MT_OK, "attention ring head_dim %d group %d stage %d: %.300s", ac.head_dim, ac.group, ac.stage,
+                  log ? log : "");
+            free(log);
+            na++;
+        }
+    /* a ring without the tensor-core path: refused by the source's own assertion */
+    mt_cuda_attn_cfg ring_fma = {128, 16, 4, 0, 512, 4, 0, 2};
+    rc = compile_attn(&ring_fma, &log);
+    CHECK(rc == MT_EPARSE && log && strstr(log, "tensor-core path"), "a ring without mma: rc %d, %.200s", rc,
+          log ? log : "(no log)");
+    free(log);
     /* a partition that is not whole pages is refused by the source itself */
     mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4, 0, 0};
-    char d[MT_CUDA_ATTN_NOPTS][48];
-    const char *o[MT_CUDA_ATTN_NOPTS];
-    mt_cuda_attn_options(&bad_a, d, o);
-    log = NULL;
-    bin = NULL;
-    rc = mt_nvrtc_compile(mt_cuda_attn_source(), "sm_90a", o, MT_CUDA_ATTN_NOPTS, &bin, &len, &log, err, sizeof err);
+    rc = compile_attn(&bad_a, &log);
     CHECK(rc == MT_EPARSE && log && strstr(log, "whole pages"), "partition 24 of pages of 16 must not compile");
-    free(bin);
     free(log);
     printf("compiled %d sampled variants and %d attention variants\n", n, na);
     return check_report("test_nvrtc");
