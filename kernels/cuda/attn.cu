@@ -210,6 +210,22 @@ MT_DEVICE void attn_scores_mma(const h16 *__restrict__ qg, const h16 *__restrict
     }
 }
 
+/* o[h][d] += a[h] * (this warp's p.v accumulators): column n of tile (j, i)
+ * is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3
+ * of gq + 8 (a[0] and a[1] their scales) */
+MT_DEVICE void acc_add(float *o, const float (&oc)[HEAD_DIM / 64][8][4], int gq, int q4, const float *a)
+{
+#pragma unroll
+    for (int j = 0; j < HEAD_DIM / 64; j++)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
+                if (h < GROUP) o[h * HEAD_DIM + d] += oc[j][i][e] * a[e / 2];
+            }
+}
+
 /* o[h][d] += sum_t p[h][t] v_t[d] into shared o (zeroed), p = sc */
 MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0, int t1, int Hkv, const float *sc,
                                float *o)
@@ -252,19 +268,10 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
                 mma16816(oc[j][i], pa, bf);
             }
     }
-    /* column n of tile (j, i) is dim 8 (n + 8 j) + i; c0, c1 are n = 2 q4, 2 q4 + 1 of head gq, c2, c3 of gq + 8;
-     * the warps add their sums in turn, as the FMA value pass does (no shared-memory float atomics) */
+    /* the warps add their sums in turn, as the FMA value pass does (no shared-memory float atomics) */
+    const float one[2] = {1.f, 1.f};
     for (int w = 0; w < NUM_WARPS; w++) {
-        if (warp == w)
-#pragma unroll
-            for (int j = 0; j < VJ; j++)
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
-                        if (h < GROUP) o[h * HEAD_DIM + d] += oc[j][i][e];
-                    }
+        if (warp == w) acc_add(o, oc, gq, q4, one);
         __syncthreads();
     }
 }
@@ -456,15 +463,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
     }
     for (int w = 0; w < NUM_WARPS; w++) {
         if (warp == w) {
-#pragma unroll
-            for (int j = 0; j < VJ; j++)
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
-                        if (h < GROUP) o[h * HEAD_DIM + d] += oc[j][i][e] * al[e / 2];
-                    }
+            acc_add(o, oc, gq, q4, al);
             if (q4 == 0)
 #pragma unroll
                 for (int h = 0; h < 2; h++)

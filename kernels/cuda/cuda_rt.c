@@ -595,18 +595,20 @@ int mt_nvrtc_available(char *err, size_t n)
 
 /* The cached binary of a build, else compiled and cached: what a device's
  * build (mt_cuda_build) and a fill without a device (mt_kcache_fill) share,
- * so both read and write the same files. *bin is the caller's to free. */
+ * so both read and write the same files. *bin is the caller's to free;
+ * path (KCACHE_PATH bytes) receives the cache file's name. */
+#define KCACHE_PATH 4200
 static int kcache_get(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
                       mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, char **bin,
-                      size_t *len, int *hit, char **log, char *err, size_t n)
+                      size_t *len, int *hit, char *path, char **log, char *err, size_t n)
 {
-    char key[4096], path[4200];
+    char key[4096];
     int rc;
     *hit = 0;
     *bin = NULL;
     *len = 0;
     if (log) *log = NULL;
-    if (kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path) != MT_OK) {
+    if (kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, KCACHE_PATH) != MT_OK) {
         snprintf(err, n, "the compile options are too long for a cache key");
         return MT_EINVAL;
     }
@@ -623,12 +625,11 @@ int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch
                    mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, int *hit, char **log,
                    char *err, size_t n)
 {
-    char key[4096], path[4200], *bin = NULL;
+    char path[KCACHE_PATH], *bin = NULL;
     size_t len = 0;
-    int rc = kcache_get(kind, src, arch, compiler, compile, opts, nopts, cache_dir, &bin, &len, hit, log, err, n);
+    int rc = kcache_get(kind, src, arch, compiler, compile, opts, nopts, cache_dir, &bin, &len, hit, path, log, err, n);
     free(bin);
     if (rc != MT_OK || *hit) return rc;
-    kcache_key(kind, src, arch, compiler, opts, nopts, cache_dir, key, sizeof key, path, sizeof path);
     if (access(path, R_OK) != 0) {
         snprintf(err, n, "cannot write the kernel cache %s: %s", path, strerror(errno));
         return MT_EIO;
@@ -656,7 +657,7 @@ int mt_nvrtc_cache_fill(const mt_cuda_source *src, const char *arch, const char 
 int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts, int nopts, const char *cache_dir,
                   mt_cuda_module **out, char **log)
 {
-    char *bin = NULL, tag[32];
+    char *bin = NULL, tag[32], path[KCACHE_PATH];
     size_t len = 0;
     int rc = MT_OK, hit = 0;
     *out = NULL;
@@ -670,11 +671,11 @@ int mt_cuda_build(mt_cuda *c, const mt_cuda_source *src, const char *const *opts
                                                                   : src;
         if ((rc = mt_hiprtc_tag(tag, sizeof tag, c->err, sizeof c->err)) != MT_OK) return rc;
         rc = kcache_get("hsaco", hs, c->props.arch, tag, mt_hiprtc_compile, opts, nopts, cache_dir, &bin, &len, &hit,
-                        log, c->err, sizeof c->err);
+                        path, log, c->err, sizeof c->err);
     } else {
         snprintf(tag, sizeof tag, "nvrtc=%d.%d", c->props.nvrtc_major, c->props.nvrtc_minor);
         rc = kcache_get("cubin", src, c->props.arch, tag, mt_nvrtc_compile, opts, nopts, cache_dir, &bin, &len, &hit,
-                        log, c->err, sizeof c->err);
+                        path, log, c->err, sizeof c->err);
     }
     if (rc != MT_OK) return rc;
     mt_cuda_module *m = calloc(1, sizeof *m);
