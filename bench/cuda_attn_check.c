@@ -11,6 +11,10 @@
  * --equal: every sequence of a batch has the full context, as
  * bench/attn_sdpa.py gives torch's scaled_dot_product_attention
  * --warm: no L2 flush before the timed runs (to tell the cold cache's cost)
+ * --layers N: also time each variant as a decode step runs it, N launches
+ * in one graph, each over its own layer's KV cache (as many layers as 16 GB
+ * of KV holds, at least 1), the graph's time over the launches: the
+ * kernels' cost without the graph launch's fixed latency
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
@@ -52,13 +56,14 @@ static int copy_once(mt_cuda *cc, void *arg)
 int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[4] = {0}, has_only = 0, has_variant = 0;
-    int shape_lo = 0, shape_hi = -1, check_only = 0;
+    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
         else if (!strcmp(argv[i], "--warm")) warm = 1;
         else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
                  sscanf(argv[++i], "%d/%d/%d/%d/%d/%d", &only[0], &only[1], &only[2], &only[3], &only[4], &only[5]) == 6)
             has_only = 1;
@@ -68,10 +73,12 @@ int main(int argc, char **argv)
                  sscanf(argv[++i], "%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3]) == 4)
             has_variant = 1;
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
                                    "[--variant PART/WARPS/MMA/STAGE]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
+    if (layers < 0 || layers > 256) return fprintf(stderr, "--layers: 0 (off) to 256\n"), 2;
+    if (check_only) layers = 0;
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
         fprintf(stderr, "%s\n", err);
@@ -103,7 +110,7 @@ int main(int argc, char **argv)
     }
     int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {64, 128, 256, 512, 1024}, warps[] = {2, 4, 8};
     int failed = 0, checked = 0;
-    char summary[64][200];
+    char summary[64][320];
     int ns = 0;
     if (has_only) batches[0] = only[4], contexts[0] = only[5];
     /* --shapes LO:HI: the table's shapes LO to HI only (one GPU call each part) */
@@ -161,6 +168,21 @@ int main(int argc, char **argv)
                         mt_cuda_h2d(c, a.v_cache, v, kvn * 2) || mt_cuda_h2d(c, a.block_table, bt, (size_t)(B * maxp) * 4) ||
                         mt_cuda_h2d(c, a.context_lens, lens, (size_t)B * 4))
                         return fprintf(stderr, "alloc/copy: %s\n", mt_cuda_errmsg(c)), 1;
+                    /* --layers: the other layers' K and V, copies of the first's
+                     * (the same pages, as an engine's block table serves every layer) */
+                    int L = 0;
+                    mt_dptr lk[256] = {0}, lv[256] = {0};
+                    if (layers) {
+                        size_t cap = (size_t)16 << 30, per = 2 * kvn * 2;
+                        L = per * (size_t)layers <= cap ? layers : (int)(cap / per) > 1 ? (int)(cap / per) : 1;
+                        lk[0] = a.k_cache, lv[0] = a.v_cache;
+                        for (int l = 1; l < L; l++)
+                            if (mt_cuda_alloc(c, kvn * 2, &lk[l]) || mt_cuda_alloc(c, kvn * 2, &lv[l]) ||
+                                mt_cuda_d2d_async(c, lk[l], a.k_cache, kvn * 2) || mt_cuda_d2d_async(c, lv[l], a.v_cache, kvn * 2))
+                                return fprintf(stderr, "alloc/copy layer %d: %s\n", l, mt_cuda_errmsg(c)), 1;
+                    }
+                    double best_l = 1e30;
+                    char best_l_cfg[64] = "";
                     /* K and V of the tokens in use, read once */
                     double floor_us = (double)kv_tokens * Hkv * D * 2 * 2 / bw * 1e6;
                     double best = 1e30;
@@ -211,6 +233,24 @@ int main(int argc, char **argv)
                                 if (mt_cuda_time(c, run, &g, &tm) == MT_OK && tm < t) t = tm;
                             }
                             if (g) mt_cuda_graph_free(c, g);
+                            /* --layers: L launches in one graph, layer l over its own K and V */
+                            float tl = 1e30f;
+                            g = NULL;
+                            if (rc == MT_OK && L && (rc = mt_cuda_capture_begin(c)) == MT_OK) {
+                                int rc1 = MT_OK;
+                                for (int l = 0; l < L && rc1 == MT_OK; l++) {
+                                    mt_cuda_attn_args al = a;
+                                    al.k_cache = lk[l], al.v_cache = lv[l];
+                                    rc1 = mt_cuda_attn_enqueue(c, &var, &al, NULL);
+                                }
+                                rc = mt_cuda_capture_end(c, &g);
+                                if (rc == MT_OK) rc = rc1;
+                            }
+                            for (int rep = 0; rc == MT_OK && L && rep < reps; rep++) {
+                                if (!warm) mt_cuda_memset_async(c, flush, (unsigned char)rep, flush_bytes);
+                                if (mt_cuda_time(c, run, &g, &tm) == MT_OK && tm / L < tl) tl = tm / L;
+                            }
+                            if (g) mt_cuda_graph_free(c, g);
                             /* the timed runs' output is the first run's, bit for bit (a fixed order of sums) */
                             int same = 1;
                             if (rc == MT_OK && (rc = mt_cuda_d2h(c, out2, a.out, qn * 2)) == MT_OK)
@@ -222,6 +262,13 @@ int main(int argc, char **argv)
                                    cfg.mma ? " mma" : "", stage_name(cfg.stage),
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
+                            if (L && rc == MT_OK)
+                                printf("    per layer of %d: %.2f us, %.2f of floor\n", L, tl * 1e3, floor_us / (tl * 1e3));
+                            if (L && rc == MT_OK && tl * 1e3 < best_l) {
+                                best_l = tl * 1e3;
+                                snprintf(best_l_cfg, sizeof best_l_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage));
+                            }
                             if (rc == MT_OK && us < best) {
                                 best = us;
                                 snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
@@ -230,15 +277,25 @@ int main(int argc, char **argv)
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);
                         }
-                    if (ns < 64)
+                    if (ns < 64 && !L)
                         snprintf(summary[ns++], sizeof summary[0], "| %d/%d/%d/%d | %s | %d | %d | %.1f | %.1f | %.2f | %s |",
                                  H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, best, floor_us, floor_us / best, best_cfg);
+                    else if (ns < 64) /* the per-layer columns after the single launch's */
+                        snprintf(summary[ns++], sizeof summary[0],
+                                 "| %d/%d/%d/%d | %s | %d | %d | %.1f | %.1f | %.2f | %s | %.2f | %.2f | %s | %d |", H, Hkv, D,
+                                 ps, dt ? "fp16" : "bf16", B, ctx, best, floor_us, floor_us / best, best_cfg, best_l,
+                                 floor_us / best_l, best_l_cfg, L);
+                    for (int l = 1; l < L; l++) mt_cuda_free(c, lk[l]), mt_cuda_free(c, lv[l]);
                     mt_dptr bufs[] = {a.q, a.k_cache, a.v_cache, a.block_table, a.context_lens, a.out};
                     for (int i = 0; i < 6; i++) mt_cuda_free(c, bufs[i]);
                     free(q), free(k), free(v), free(out), free(out2), free(ref), free(bt), free(perm), free(lens);
                 }
     printf("\n%d variants checked against the reference, %d wrong\n\n", checked, failed);
-    printf("| H/Hkv/D/page | dtype | B | ctx | best us | floor us | floor/t | variant |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    if (layers)
+        printf("| H/Hkv/D/page | dtype | B | ctx | best us | floor us | floor/t | variant | per layer us | floor/t | variant | "
+               "layers |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    else
+        printf("| H/Hkv/D/page | dtype | B | ctx | best us | floor us | floor/t | variant |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < ns; i++) printf("%s\n", summary[i]);
     mt_cuda_close(c);
     return failed ? 1 : 0;

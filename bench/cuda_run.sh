@@ -142,9 +142,11 @@ attn)
   # (CHECK_ONLY=1: the unequal-length pass checks the rows with a reference, untimed)
   "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${CHECK_ONLY:+--check-only} | tee "$OUT/attn.txt"; echo "rc=$?"
   # the same rows with equal lengths, against torch's SDPA (issue 9's target)
-  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
+  # (LAYERS=N: also per layer of a decode step's graph of N launches, each
+  # over its own layer's KV cache, for both moetune and SDPA)
+  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${LAYERS:+--layers $LAYERS} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
   # SDPA=0 skips torch's rows (they do not change with moetune's kernel)
-  [ "${SDPA:-1}" = 0 ] || python3 bench/attn_sdpa.py ${QUICK:+--quick} | tee "$OUT/sdpa.txt"
+  [ "${SDPA:-1}" = 0 ] || python3 bench/attn_sdpa.py ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${LAYERS:+--layers $LAYERS} | tee "$OUT/sdpa.txt"
   tail -n 40 "$OUT/attn_equal.txt"
   # the targets: moetune against SDPA and the floor, row by row
   [ "${SDPA:-1}" = 0 ] || python3 bench/attn_targets.py "$OUT/attn_equal.txt" "$OUT/sdpa.txt" | tee "$OUT/targets.txt"
