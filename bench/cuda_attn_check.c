@@ -4,6 +4,9 @@
  * KV cache read once against the device's copy bandwidth (the floor), best
  * of 20 with the L2 flushed before each.
  *
+ * Variants: partition 64..1024 (up to 8192 for the ring) x warps 2, 4, 8 x
+ * mma 0/1 x stage 0/1, and rings of 2 and 3 chunks with mma.
+ *
  * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N] [--shapes LO:HI]
  *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE]
  * --shapes LO:HI: the table's shapes LO to HI (0..4) only: a full table in parts
@@ -108,7 +111,10 @@ int main(int argc, char **argv)
         shapes[0].H = only[0], shapes[0].Hkv = only[1], shapes[0].D = only[2], shapes[0].ps = only[3];
         quick = 1;
     }
-    int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {64, 128, 256, 512, 1024}, warps[] = {2, 4, 8};
+    /* partitions past 1024 for the ring only (its shared memory does not
+     * grow with the partition): one partition per sequence, no merge */
+    int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192},
+        warps[] = {2, 4, 8};
     int failed = 0, checked = 0;
     char summary[64][320];
     int ns = 0;
@@ -188,9 +194,12 @@ int main(int argc, char **argv)
                     double best = 1e30;
                     char best_cfg[64] = "";
                     /* stage 0, 1 with and without mma; rings of 2 and 3 (mma only) */
-                    for (int vi = 0; vi < 4 * 2 * 5 * 3; vi++) {
-                            const int stage = vi / 30, mma = vi / 15 % 2, pi = vi / 3 % 5, wi = vi % 3;
+                    for (int vi = 0; vi < 4 * 2 * 8 * 3; vi++) {
+                            const int stage = vi / 48, mma = vi / 24 % 2, pi = vi / 3 % 8, wi = vi % 3;
                             if (stage >= 2 && !mma && !has_variant) continue;
+                            /* a partition over 1024 only for the ring, and none
+                             * past the first that holds the whole context */
+                            if (!has_variant && ((pi >= 5 && stage < 2) || (pi && partitions[pi - 1] >= ctx))) continue;
                             mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
                             if (has_variant) {
                                 if (vi) break;
