@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Issue 9: what holds the large decode rows under SDPA's bandwidth. Each
+# ROW@VARIANT timed (cuda_attn_check --equal --layers 32: one launch per
+# graph and per layer of a decode step) as built (bin), with the blocks of
+# neighbouring KV heads launched as clusters (bin, MOETUNE_CUDA_ATTN_CLUSTER=8:
+# they run at once and read the same tokens' rows together), and with the
+# L2 prefetching 256-byte lines on every cp.async (l2: a build whose
+# tile_cuda.h says .L2::256B).
+# Usage (device machine, repository root): OUT=dir bench/attn_locality_probe.sh
+# ENTRIES: H/HKV/D/PAGE/B/CTX@PART/WARPS/MMA/STAGE ...
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+OUT=${OUT:-/tmp/locality_probe}
+mkdir -p "$OUT"
+ENTRIES=${ENTRIES:-"64/8/128/16/32/8192@8192/2/1/2 64/8/128/16/32/8192@1024/4/1/0 32/8/128/16/32/8192@1024/2/1/0
+  64/8/128/16/32/2048@2048/2/1/2 64/8/128/16/32/2048@1024/4/1/0 16/16/64/32/32/8192@1024/2/1/0
+  64/8/128/16/8/511@128/2/1/2 32/8/128/16/8/2048@512/2/1/2"}
+one() { # build, cluster, row, variant
+  MOETUNE_CUDA_ATTN_CLUSTER=$2 timeout 120 .carry/$1/cuda_attn_check --equal --layers 32 --only "$3" --variant "$4" 2>&1 |
+    grep -E "^  H=|^    per layer|refuse|failed|rror" | tr '\n' ' ' | sed 's/  */ /g; s/.*partition [0-9]* warps [0-9]*[a-z0-9 ]*: //'
+}
+for e in $ENTRIES; do
+  row=${e%@*} v=${e#*@}
+  echo "$row $v plain: $(one bin 0 "$row" "$v")"
+  echo "$row $v cluster8: $(one bin 8 "$row" "$v")"
+  [ -x .carry/l2/cuda_attn_check ] && echo "$row $v l2pf256: $(one l2 0 "$row" "$v")"
+  echo "$row $v plain again: $(one bin 0 "$row" "$v")"
+done | tee "$OUT/locality_probe.txt"
