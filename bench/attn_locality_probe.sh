@@ -8,6 +8,8 @@
 # tile_cuda.h says .L2::256B).
 # Usage (device machine, repository root): OUT=dir bench/attn_locality_probe.sh
 # ENTRIES: H/HKV/D/PAGE/B/CTX@PART/WARPS/MMA/STAGE ...
+# CONFIGS: BUILD:CLUSTER ... (BUILD a folder of .carry: bin, old, l2; CLUSTER
+# 0 for none), each entry timed under each in turn
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -22,8 +24,8 @@ one() { # build, cluster, row, variant
 }
 for e in $ENTRIES; do
   row=${e%@*} v=${e#*@}
-  echo "$row $v plain: $(one bin 0 "$row" "$v")"
-  echo "$row $v cluster8: $(one bin 8 "$row" "$v")"
-  [ -x .carry/l2/cuda_attn_check ] && echo "$row $v l2pf256: $(one l2 0 "$row" "$v")"
-  echo "$row $v plain again: $(one bin 0 "$row" "$v")"
+  for c in ${CONFIGS:-bin:0 bin:8 l2:0 bin:0}; do
+    b=${c%:*} n=${c#*:}
+    [ -x .carry/$b/cuda_attn_check ] && echo "$row $v $b cluster $n: $(one "$b" "$n" "$row" "$v")"
+  done
 done | tee "$OUT/locality_probe.txt"

@@ -72,11 +72,28 @@ static_assert(!ATTN_RING || ATTN_MMA, "the ring (ATTN_STAGE >= 2) is a variant o
  * (whose scores stay in registers) the warps' maxima */
 #define SC_WORDS (ATTN_RING ? NUM_WARPS * 16 : GROUP * PARTITION)
 
+/* A K or V row is HEAD_DIM x 2 bytes, read whole by the block: the L2
+ * fetches it from DRAM in one piece (up to 256 bytes; tile_cuda.h's
+ * cp_async16_pf and ldg16_pf) instead of sector by sector as the loads
+ * reach it */
+#define ROW_PF (HEAD_DIM * 2 >= 256 ? 256 : HEAD_DIM * 2 >= 128 ? 128 : 0)
+
+/* 16 bytes of a K or V row: from the cache (with the prefetch hint), or
+ * from its staged copy in shared memory (ATTN_STAGE 1) */
+MT_DEVICE uint4 row16(const h16 *p)
+{
+#if ATTN_STAGE == 1
+    return *(const uint4 *)p;
+#else
+    return ldg16_pf<ROW_PF>(p);
+#endif
+}
+
 /* 8 consecutive elements, one 16-byte load (rows are 16-byte aligned:
  * HEAD_DIM is a multiple of 8 and the caches are allocation-aligned) */
 MT_DEVICE void load8(const h16 *__restrict__ p, float *f)
 {
-    uint4 u = *(const uint4 *)p;
+    uint4 u = row16(p);
     u32 w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -153,7 +170,7 @@ MT_DEVICE u32 word4(const uint4 &u, int i) { return i == 0 ? u.x : i == 1 ? u.y 
 MT_DEVICE u32 pack2(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
 MT_DEVICE uint4 load16(const h16 *p, bool pred)
 {
-    if (pred) return *(const uint4 *)p;
+    if (pred) return row16(p);
     return make_uint4(0u, 0u, 0u, 0u);
 }
 
@@ -320,8 +337,8 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
         const bool in = t < t1;
         const long row = in ? cache_row(pg, t, t0, kvs) : 0;
         const int at = r * HEAD_DIM + (c ^ swz(r)) * 8;
-        cp_async16(mt_sptr_of(dst + at), kb + row + c * 8, in);
-        cp_async16(mt_sptr_of(dst + RING_TOK * HEAD_DIM + at), vb + row + c * 8, in);
+        cp_async16_pf<ROW_PF>(mt_sptr_of(dst + at), kb + row + c * 8, in);
+        cp_async16_pf<ROW_PF>(mt_sptr_of(dst + RING_TOK * HEAD_DIM + at), vb + row + c * 8, in);
     }
 }
 
@@ -554,10 +571,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
         const h16 *kb = kc + (long)g * HEAD_DIM, *vb = vc + (long)g * HEAD_DIM;
         const int nc = (t1 - t0) * CPR;
         for (int i = threadIdx.x; i < nc; i += THREADS)
-            cp_async16(mt_sptr_of(ks + i * VEC), kb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
+            cp_async16_pf<ROW_PF>(mt_sptr_of(ks + i * VEC), kb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
         cp_async_commit();
         for (int i = threadIdx.x; i < nc; i += THREADS)
-            cp_async16(mt_sptr_of(vs + i * VEC), vb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
+            cp_async16_pf<ROW_PF>(mt_sptr_of(vs + i * VEC), vb + cache_row(pg, t0 + i / CPR, t0, kvs) + (i % CPR) * VEC, true);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();

@@ -63,6 +63,34 @@ MT_DEVICE void cp_async16(mt_sptr saddr, const void *gmem, bool pred)
     int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
 }
+/* The same with the L2 told to fetch PF (128 or 256) bytes around the
+ * address from DRAM at once, for streams of rows of PF bytes or more that
+ * are read whole (the KV cache's rows): on the H100 the ring read 2 to 3 %
+ * faster at B = 32 (bench/results/2026-11-24-h100-attn, session 10). Any
+ * other PF: no hint. */
+template <int PF> MT_DEVICE void cp_async16_pf(mt_sptr saddr, const void *gmem, bool pred)
+{
+    int n = pred ? 16 : 0;
+    if (PF == 256)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+    else if (PF == 128)
+        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+    else
+        cp_async16(saddr, gmem, pred);
+}
+/* 16 bytes of read-only global memory into registers, with cp_async16_pf's
+ * hint */
+template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem)
+{
+    uint4 u;
+    if (PF == 256)
+        asm("ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(gmem));
+    else if (PF == 128)
+        asm("ld.global.nc.L2::128B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w) : "l"(gmem));
+    else
+        u = *(const uint4 *)gmem;
+    return u;
+}
 MT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> MT_DEVICE void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 

@@ -66,6 +66,9 @@ MT_DEVICE void cp_async16(mt_sptr smem, const void *gmem, bool pred)
     if (pred) v = *(const uint4 *)gmem;
     *(uint4 *)smem = v;
 }
+/* the L2 prefetch hints of the CUDA path: plain copies and loads here */
+template <int PF> MT_DEVICE void cp_async16_pf(mt_sptr smem, const void *gmem, bool pred) { cp_async16(smem, gmem, pred); }
+template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem) { return *(const uint4 *)gmem; }
 MT_DEVICE void cp_async_commit() {}
 template <int N> MT_DEVICE void cp_async_wait() {}
 
