@@ -307,6 +307,26 @@ static void test_attn_spaces(void)
     CHECK(!sp.valid(&sp, &tc, &d96, why2, sizeof why2) && strstr(why2, "mma"), "head_dim 96 with mma: %s", why2);
     CHECK(!sp.valid(&sp, &tc, &g32, why2, sizeof why2) && strstr(why2, "mma"), "group 32 with mma: %s", why2);
     CHECK(sp.valid(&sp, &tc, &d128, why2, sizeof why2), "head_dim 128, group 8 with mma: %s", why2);
+    /* one partition per sequence at 8192 tokens: the ring's (its shared
+     * memory does not grow with the partition), not the two-pass kernel's
+     * (its scores for 8 heads x 8192 tokens are 256 KB), and no longer
+     * a choice where 4096 or less already covers the context */
+    mt_space_ctx c8k = {64, 8, 128, 16, 32, 1, 227 * 1024, 8192}, c2k = c8k;
+    c2k.ctx = 2048;
+    mt_config ring8k = {{8192, 2, 1, 2}}, two8k = {{8192, 4, 1, 0}};
+    CHECK(sp.valid(&sp, &ring8k, &c8k, why2, sizeof why2), "ring with partition 8192 at ctx 8192: %s", why2);
+    CHECK(!sp.valid(&sp, &two8k, &c8k, why2, sizeof why2) && strstr(why2, "shared memory"), "two-pass 8192: %s", why2);
+    CHECK(!sp.valid(&sp, &ring8k, &c2k, why2, sizeof why2) && strstr(why2, "covers"), "8192 at ctx 2048: %s", why2);
+    {
+        mt_config *pts;
+        int n = mt_space_enumerate(&sp, &c8k, &pts), whole = 0, whole_two_pass = 0;
+        for (int i = 0; i < n; i++) {
+            whole += pts[i].v[0] == 8192;
+            whole_two_pass += pts[i].v[0] == 8192 && pts[i].v[3] < 2;
+        }
+        CHECK(whole > 0 && !whole_two_pass, "ctx 8192: %d points of partition 8192, %d not a ring", whole, whole_two_pass);
+        free(pts);
+    }
     /* a big group and long partitions do not fit: pruned by shared memory */
     mt_space_ctx wide = {64, 1, 256, 16, 1, 1, 100 * 1024, 100000};
     mt_config big = {{4096, 4}};

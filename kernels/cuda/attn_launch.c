@@ -84,13 +84,6 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         mt_cuda_attn_release(c, v);
         return rc;
     }
-    /* MOETUNE_CUDA_ATTN_CLUSTER=N (experiment, bench/results/2026-11-24-h100-attn
-     * session 10): the blocks of up to N neighbouring KV heads launched as
-     * one cluster, so that they run at once and read the same tokens' rows
-     * (which lie side by side in the paged layout) together */
-    const char *cl = getenv("MOETUNE_CUDA_ATTN_CLUSTER");
-    v->cluster = cl ? atoi(cl) : 0;
-    if (v->cluster > 8) v->cluster = 8;
     return MT_OK;
 }
 
@@ -120,9 +113,10 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* grid (KV heads, partitions, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
     unsigned g1[3] = {(unsigned)Hkv, (unsigned)P, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
-    unsigned cx = v->cluster > 1 ? (unsigned)(v->cluster < Hkv ? v->cluster : Hkv) : 1;
-    while (cx > 1 && Hkv % cx) cx--;
-    int rc = mt_cuda_launch3_cluster_on(c, stream, v->partial, g1, cx, (unsigned)(v->cfg.warps * 32), v->smem, ap);
+    /* (thread block clusters of neighbouring KV heads, which run at once and
+     * read the same tokens' rows together, were measured 3 to 25 % slower
+     * on the H100: bench/results/2026-11-24-h100-attn, call 25) */
+    int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it
      * waits for their results itself) */

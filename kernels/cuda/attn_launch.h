@@ -24,7 +24,6 @@ typedef struct mt_cuda_attn {
     mt_cufn partial, reduce;
     mt_cuda_attn_cfg cfg;
     unsigned smem;
-    int cluster; /* up to this many KV heads' blocks launched as one cluster (0, 1: none) */
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 8

@@ -40,9 +40,6 @@ typedef struct {
     union {
         char pad[64];
         int programmatic_stream_serialization;
-        struct {
-            unsigned x, y, z;
-        } cluster_dim;
     } value;
 } CUlaunchAttribute;
 typedef struct {
@@ -51,7 +48,7 @@ typedef struct {
     CUlaunchAttribute *attrs;
     unsigned nattrs;
 } CUlaunchConfig;
-enum { CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
+enum { CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
 typedef int nvrtcResult;
 typedef void *nvrtcProgram;
 
@@ -127,7 +124,6 @@ struct mt_cuda {
      * begin before the stream's previous kernel ends */
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     int pdl; /* launches may overlap (mt_cuda_pdl_on), decided at open */
-    int cluster; /* thread block clusters can be launched (sm_90 on) */
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -304,7 +300,6 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
      * here, not per launch (the runtime enqueues on its callers' hot path) */
     const char *pdl_env = getenv("MOETUNE_CUDA_PDL");
     c->pdl = c->cuLaunchKernelEx && p->cc_major >= 9 && !(pdl_env && !strcmp(pdl_env, "0"));
-    c->cluster = c->cuLaunchKernelEx && p->cc_major >= 9;
     *out = c;
     return MT_OK;
 }
@@ -765,23 +760,6 @@ int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const uns
     at.value.programmatic_stream_serialization = 1;
     CUlaunchConfig cfg = {grid[0], grid[1], grid[2], block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &at, 1};
     CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (programmatic dependent)");
-    return MT_OK;
-}
-
-int mt_cuda_launch3_cluster_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned cluster_x,
-                               unsigned block, unsigned smem, void **args)
-{
-    if (cluster_x <= 1 || !c->cluster) return mt_cuda_launch3_on(c, stream, fn, grid, block, smem, args);
-    if (grid[0] % cluster_x) {
-        snprintf(c->err, sizeof c->err, "launch: a cluster of %u blocks does not divide the grid's %u", cluster_x, grid[0]);
-        return MT_EINVAL;
-    }
-    CUlaunchAttribute at;
-    memset(&at, 0, sizeof at);
-    at.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    at.value.cluster_dim.x = cluster_x, at.value.cluster_dim.y = 1, at.value.cluster_dim.z = 1;
-    CUlaunchConfig cfg = {grid[0], grid[1], grid[2], block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &at, 1};
-    CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (cluster)");
     return MT_OK;
 }
 

@@ -131,10 +131,6 @@ int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const uns
                                  unsigned smem, void **args);
 /* 1 when mt_cuda_launch3_dependent_on overlaps launches on this handle. */
 int mt_cuda_pdl_on(const mt_cuda *c);
-/* grid[0] in clusters of cluster_x blocks, which the GPU places at once on
- * one GPC (sm_90 on; elsewhere, or cluster_x <= 1, a plain launch) */
-int mt_cuda_launch3_cluster_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned cluster_x,
-                               unsigned block, unsigned smem, void **args);
 
 /* Capture what is launched between begin and end into a graph. */
 int mt_cuda_capture_begin(mt_cuda *c);
