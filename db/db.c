@@ -160,16 +160,19 @@ enum stmt_id {
 static const char *const stmt_sql[S_COUNT] = {
     [S_DEV_FIND] = "SELECT id, bandwidth_gbs, peak_gflops FROM devices WHERE backend=?1 AND name=?2 AND "
                    "raw_name=?3 AND arch=?4 AND cores=?5 AND memory_bytes=?6",
-    [S_DEV_INSERT] = "INSERT INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit,l2_bytes,"
+    /* OR IGNORE: another process may add the same row between our find and
+     * our insert (two sweeps starting on one database); the upserts then
+     * find the row it added */
+    [S_DEV_INSERT] = "INSERT OR IGNORE INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit,l2_bytes,"
                      "smem_per_block) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, "
                    "ceilings_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
     [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND dtype=?2 AND E=?3 AND N=?4 AND K=?5 AND "
                     "topk=?6 AND block_n=?7 AND block_k=?8 AND renormalize=?9",
-    [S_PROB_INSERT] = "INSERT INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize) "
+    [S_PROB_INSERT] = "INSERT OR IGNORE INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize) "
                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [S_CFG_FIND] = "SELECT id FROM configs WHERE backend=?1 AND params=?2",
-    [S_CFG_INSERT] = "INSERT INTO configs(backend, params) VALUES(?1,?2)",
+    [S_CFG_INSERT] = "INSERT OR IGNORE INTO configs(backend, params) VALUES(?1,?2)",
     [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command) "
                       "VALUES(?1,?2,?3,?4,?5,?6)",
     [S_SWEEP_END] = "UPDATE sweeps SET status=?2, finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
@@ -319,8 +322,16 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
                  path, version, MT_DB_SCHEMA_VERSION, hint(status));
         goto fail;
     }
-    rc = sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                      NULL, NULL, NULL);
+    /* Turning a new file to WAL takes an exclusive lock, for which SQLite
+     * does not wait on the busy handler: two processes opening the same new
+     * file at once (two sweeps, the daemon's workers) got "database is
+     * locked" here. Retried for the busy timeout's 10 s. */
+    for (int waited = 0;; waited += 10) {
+        rc = sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                          NULL, NULL, NULL);
+        if (rc != SQLITE_BUSY || waited >= 10000) break;
+        sqlite3_sleep(10);
+    }
     if (rc != SQLITE_OK) goto fail_rc;
     for (int i = 0; i < N_MIGRATIONS; i++) {
         char sql[64];
@@ -406,39 +417,46 @@ static void copy_col(char *dst, size_t n, sqlite3_stmt *s, int i)
 
 int mt_db_device_upsert(mt_db *db, mt_device_info *d)
 {
-    sqlite3_stmt *s = stmt(db, S_DEV_FIND);
-    if (!s) return MT_EDB;
-    bind_text(s, 1, d->backend);
-    bind_text(s, 2, d->name);
-    bind_text(s, 3, d->raw_name);
-    bind_text(s, 4, d->arch);
-    sqlite3_bind_int(s, 5, d->cores);
-    sqlite3_bind_int64(s, 6, d->memory_bytes);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        d->id = sqlite3_column_int64(s, 0);
-        d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
-        d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
-        sqlite3_reset(s); /* see done_reading */
-        return MT_OK;
+    /* find, else insert; a row another process inserted in between is
+     * found on the second pass */
+    for (int pass = 0;; pass++) {
+        sqlite3_stmt *s = stmt(db, S_DEV_FIND);
+        if (!s) return MT_EDB;
+        bind_text(s, 1, d->backend);
+        bind_text(s, 2, d->name);
+        bind_text(s, 3, d->raw_name);
+        bind_text(s, 4, d->arch);
+        sqlite3_bind_int(s, 5, d->cores);
+        sqlite3_bind_int64(s, 6, d->memory_bytes);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            d->id = sqlite3_column_int64(s, 0);
+            d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
+            d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+            sqlite3_reset(s); /* see done_reading */
+            return MT_OK;
+        }
+        if (rc != SQLITE_DONE) return fail(db, "find device");
+        if (pass) return fail(db, "insert device: the row was neither added nor found");
+        s = stmt(db, S_DEV_INSERT);
+        if (!s) return MT_EDB;
+        bind_text(s, 1, d->backend);
+        bind_text(s, 2, d->name);
+        bind_text(s, 3, d->raw_name);
+        bind_text(s, 4, d->arch);
+        sqlite3_bind_int(s, 5, d->cores);
+        sqlite3_bind_int64(s, 6, d->memory_bytes);
+        bind_text(s, 7, d->driver);
+        bind_text(s, 8, d->toolkit);
+        sqlite3_bind_int64(s, 9, d->l2_bytes);
+        sqlite3_bind_int(s, 10, d->smem_per_block);
+        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert device");
+        if (sqlite3_changes(db->h) == 1) {
+            d->id = sqlite3_last_insert_rowid(db->h);
+            d->bandwidth_gbs = d->peak_gflops = 0;
+            return MT_OK;
+        }
     }
-    if (rc != SQLITE_DONE) return fail(db, "find device");
-    s = stmt(db, S_DEV_INSERT);
-    if (!s) return MT_EDB;
-    bind_text(s, 1, d->backend);
-    bind_text(s, 2, d->name);
-    bind_text(s, 3, d->raw_name);
-    bind_text(s, 4, d->arch);
-    sqlite3_bind_int(s, 5, d->cores);
-    sqlite3_bind_int64(s, 6, d->memory_bytes);
-    bind_text(s, 7, d->driver);
-    bind_text(s, 8, d->toolkit);
-    sqlite3_bind_int64(s, 9, d->l2_bytes);
-    sqlite3_bind_int(s, 10, d->smem_per_block);
-    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert device");
-    d->id = sqlite3_last_insert_rowid(db->h);
-    d->bandwidth_gbs = d->peak_gflops = 0;
-    return MT_OK;
 }
 
 int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak)
@@ -466,44 +484,54 @@ static void bind_problem(sqlite3_stmt *s, const mt_problem *p)
 
 int mt_db_problem_upsert(mt_db *db, mt_problem *p)
 {
-    sqlite3_stmt *s = stmt(db, S_PROB_FIND);
-    if (!s) return MT_EDB;
-    bind_problem(s, p);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        p->id = sqlite3_column_int64(s, 0);
-        sqlite3_reset(s);
-        return MT_OK;
+    for (int pass = 0;; pass++) { /* as mt_db_device_upsert */
+        sqlite3_stmt *s = stmt(db, S_PROB_FIND);
+        if (!s) return MT_EDB;
+        bind_problem(s, p);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            p->id = sqlite3_column_int64(s, 0);
+            sqlite3_reset(s);
+            return MT_OK;
+        }
+        if (rc != SQLITE_DONE) return fail(db, "find problem");
+        if (pass) return fail(db, "insert problem: the row was neither added nor found");
+        s = stmt(db, S_PROB_INSERT);
+        if (!s) return MT_EDB;
+        bind_problem(s, p);
+        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert problem");
+        if (sqlite3_changes(db->h) == 1) {
+            p->id = sqlite3_last_insert_rowid(db->h);
+            return MT_OK;
+        }
     }
-    if (rc != SQLITE_DONE) return fail(db, "find problem");
-    s = stmt(db, S_PROB_INSERT);
-    if (!s) return MT_EDB;
-    bind_problem(s, p);
-    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert problem");
-    p->id = sqlite3_last_insert_rowid(db->h);
-    return MT_OK;
 }
 
 int mt_db_config_upsert(mt_db *db, const char *backend, const char *params, int64_t *id)
 {
-    sqlite3_stmt *s = stmt(db, S_CFG_FIND);
-    if (!s) return MT_EDB;
-    bind_text(s, 1, backend);
-    bind_text(s, 2, params);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(s, 0);
-        sqlite3_reset(s);
-        return MT_OK;
+    for (int pass = 0;; pass++) { /* as mt_db_device_upsert */
+        sqlite3_stmt *s = stmt(db, S_CFG_FIND);
+        if (!s) return MT_EDB;
+        bind_text(s, 1, backend);
+        bind_text(s, 2, params);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *id = sqlite3_column_int64(s, 0);
+            sqlite3_reset(s);
+            return MT_OK;
+        }
+        if (rc != SQLITE_DONE) return fail(db, "find config");
+        if (pass) return fail(db, "insert config: the row was neither added nor found");
+        s = stmt(db, S_CFG_INSERT);
+        if (!s) return MT_EDB;
+        bind_text(s, 1, backend);
+        bind_text(s, 2, params);
+        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert config");
+        if (sqlite3_changes(db->h) == 1) {
+            *id = sqlite3_last_insert_rowid(db->h);
+            return MT_OK;
+        }
     }
-    if (rc != SQLITE_DONE) return fail(db, "find config");
-    s = stmt(db, S_CFG_INSERT);
-    if (!s) return MT_EDB;
-    bind_text(s, 1, backend);
-    bind_text(s, 2, params);
-    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert config");
-    *id = sqlite3_last_insert_rowid(db->h);
-    return MT_OK;
 }
 
 int mt_db_sweep_begin(mt_db *db, int64_t dev, int64_t prob, const char *strategy, int budget,
