@@ -118,6 +118,21 @@ for i in $(seq 1 12); do
   [ "$(sql "$TWO" 'select count(*) from problems')" = 1 ] || fail "short round $i: one problem row (both swept tiny)"
 done
 ok
+# the same sweep twice at once (a job resubmitted while it runs): both store
+# the same variants, the second writer of each finds the first's row and
+# keeps it (it used to stop with a UNIQUE constraint, every time)
+for i in 1 2 3; do
+  TWO=$TMP/same$i.db
+  "$MT" sweep --db "$TWO" --model tiny --batch-sizes 1,4 --strategy grid --budget 3 --finalists 0 --no-export --quiet \
+    >"$TMP/same_a$i" 2>&1 & a=$!
+  "$MT" sweep --db "$TWO" --model tiny --batch-sizes 1,4 --strategy grid --budget 3 --finalists 0 --no-export --quiet \
+    >"$TMP/same_b$i" 2>&1 & b=$!
+  wait $a || { cat "$TMP/same_a$i"; fail "same round $i: the first of two identical sweeps failed"; }
+  wait $b || { cat "$TMP/same_b$i"; fail "same round $i: the second of two identical sweeps failed"; }
+  [ "$(sql "$TWO" 'select count(*) from measurements')" = 6 ] || fail "same round $i: 6 measurements, one per variant and M"
+  [ "$(sql "$TWO" "select count(*) from sweeps where status='done'")" = 2 ] || fail "same round $i: both sweeps done"
+done
+ok
 # the default job's defaults: the XDG database and folder
 expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
 [ -f "$XDG_DATA_HOME/moetune/moetune.db" ] || fail "default database"; ok

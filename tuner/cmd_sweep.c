@@ -140,11 +140,13 @@ typedef struct sweep_opts {
     int shard_i, shard_n;  /* --shard I/N */
 } sweep_opts;
 
-/* One worker reply (or its absence) turned into a stored measurement. */
+/* One worker reply (or its absence) turned into a stored measurement.
+ * m->reason points into reason (the caller's: it reports it afterwards). */
 static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call_rc, const char *why,
-                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out, int *fatal)
+                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out, int *fatal,
+                  char (*reason_buf)[512])
 {
-    char reason[512];
+    char *reason = *reason_buf;
     char *resources = NULL;
     cJSON *r = NULL;
     m->median_us = m->spread_us = m->rel_err = m->floor_us = m->efficiency = NAN;
@@ -153,7 +155,7 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
     *median_out = NAN;
     if (call_rc != MT_OK) {
         m->status = "failed";
-        snprintf(reason, sizeof reason, "%s", why);
+        snprintf(reason, sizeof *reason_buf, "%s", why);
         m->reason = reason;
     } else {
         r = cJSON_Parse(reply_text);
@@ -162,13 +164,13 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
         if (!cJSON_IsTrue(ok) || !cJSON_IsString(st)) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
             m->status = "failed";
-            snprintf(reason, sizeof reason, "worker error: %s", cJSON_IsString(e) ? e->valuestring : "malformed reply");
+            snprintf(reason, sizeof *reason_buf, "worker error: %s", cJSON_IsString(e) ? e->valuestring : "malformed reply");
             m->reason = reason;
         } else {
             const cJSON *v;
             m->status = !strcmp(st->valuestring, "ok") ? "ok" : !strcmp(st->valuestring, "aborted") ? "aborted" : "failed";
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "reason")) && cJSON_IsString(v)) {
-                snprintf(reason, sizeof reason, "%s", v->valuestring);
+                snprintf(reason, sizeof *reason_buf, "%s", v->valuestring);
                 m->reason = reason;
             }
             if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
@@ -752,10 +754,19 @@ int cmd_sweep(int argc, char **argv)
                                 .tolerance = pol.tolerance, .kernel_hash = khash, .timing_policy = policy_text};
             double med;
             int fatal = 0;
-            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal) != MT_OK) {
-                free(reply);
-                status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
-                break;
+            char reason[512];
+            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal, &reason) != MT_OK) {
+                /* another sweep of the same problem on this database may have
+                 * stored the same variant in the meantime (its row is kept:
+                 * either is a measurement of the same kernel, the same way) */
+                if (mt_db_measurement_exists(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text) == 1) {
+                    mt_info("M=%lld %s: stored by another sweep on this database meanwhile; its row is kept",
+                            (long long)ps.ms[i], params);
+                } else {
+                    free(reply);
+                    status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
+                    break;
+                }
             }
             free(reply);
             mt_search_report(search[i], idx, med);

@@ -328,11 +328,15 @@ int mt_sweep_attention(int argc, char **argv)
                                    ok ? NULL : cJSON_IsString(reason) ? reason->valuestring : crc != MT_OK ? why : "no answer",
                                    cJSON_IsNumber(med) ? med->valuedouble : NAN, NAN,
                                    cJSON_IsNumber(rel) ? rel->valuedouble : NAN, floor_us, 0, khash, policy, NULL};
-                if (mt_db_attn_insert(db, &row) != MT_OK) {
+                double other;
+                if (mt_db_attn_insert(db, &row) != MT_OK &&
+                    mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &other) != 1) {
                     cJSON_Delete(r);
                     status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
                     break;
                 }
+                /* (stored meanwhile by another sweep of the same problem on this
+                 * database: its row is kept, as the MoE sweep does) */
                 double got = ok ? med->valuedouble : NAN;
                 cJSON_Delete(r);
                 measured++;
