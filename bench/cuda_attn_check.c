@@ -18,6 +18,7 @@
  * in one graph, each over its own layer's KV cache (as many layers as 16 GB
  * of KV holds, at least 1), the graph's time over the launches: the
  * kernels' cost without the graph launch's fixed latency
+ * --compile-jobs N: every variant compiled first by N processes at once
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
@@ -26,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "attn.h"
 #include "attn_launch.h"
@@ -49,6 +52,47 @@ static const char *stage_name(int stage)
  * and as bench/attn_sdpa.py times SDPA: no launch gaps in the window */
 static int run(mt_cuda *cc, void *arg) { return mt_cuda_graph_launch(cc, *(mt_cugraph *)arg); }
 
+/* the table's shapes: H, Hkv, head_dim, page size */
+typedef struct { int H, Hkv, D, ps; } shape_def;
+static const int partitions[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192}, warps[] = {2, 4, 8};
+static const char *const cache = "/tmp/mt_attn_check_cache";
+
+/* --compile-jobs N: every variant of shapes lo..hi (both dtypes) compiled into
+ * the cache by N processes at once before anything is timed (NVRTC runs on
+ * the CPU, one variant at a time per process: a full table spent most of its
+ * 10-minute calls compiling). A child that cannot open the GPU leaves its
+ * share to the timing pass, which compiles what it does not find. */
+static void precompile(int jobs, const shape_def *shapes, int lo, int hi)
+{
+    for (int k = 0; k < jobs; k++) {
+        pid_t pid = fork();
+        if (pid < 0) break;
+        if (pid > 0) continue;
+        mt_cuda *cc;
+        char err[512];
+        if (mt_cuda_open(&cc, 0, err, sizeof err) != MT_OK) _exit(1);
+        int n = 0, built = 0;
+        for (int si = lo; si <= hi; si++)
+            for (int dt = 0; dt < 2; dt++)
+                for (int vi = 0; vi < 4 * 2 * 8 * 3; vi++) {
+                    const int stage = vi / 48, mma = vi / 24 % 2, pi = vi / 3 % 8, wi = vi % 3;
+                    if ((stage >= 2 && !mma) || (pi >= 5 && stage < 2) || n++ % jobs != k) continue;
+                    mt_cuda_attn_cfg cfg = {shapes[si].D, shapes[si].ps, shapes[si].H / shapes[si].Hkv, dt,
+                                            partitions[pi], warps[wi], mma, stage};
+                    mt_cuda_attn var;
+                    char why[256];
+                    if (mt_cuda_attn_build(cc, &cfg, cache, &var, why, sizeof why) == MT_OK) {
+                        built++;
+                        mt_cuda_attn_release(cc, &var);
+                    }
+                }
+        mt_cuda_close(cc);
+        _exit(built ? 0 : 1);
+    }
+    while (wait(NULL) > 0) {
+    }
+}
+
 struct copy { mt_dptr a, d; size_t n; };
 static int copy_once(mt_cuda *cc, void *arg)
 {
@@ -59,7 +103,7 @@ static int copy_once(mt_cuda *cc, void *arg)
 int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[4] = {0}, has_only = 0, has_variant = 0;
-    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0;
+    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
@@ -67,6 +111,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--compile-jobs") && i + 1 < argc) jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
                  sscanf(argv[++i], "%d/%d/%d/%d/%d/%d", &only[0], &only[1], &only[2], &only[3], &only[4], &only[5]) == 6)
             has_only = 1;
@@ -76,12 +121,23 @@ int main(int argc, char **argv)
                  sscanf(argv[++i], "%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3]) == 4)
             has_variant = 1;
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
                                    "[--variant PART/WARPS/MMA/STAGE]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
     if (layers < 0 || layers > 256) return fprintf(stderr, "--layers: 0 (off) to 256\n"), 2;
     if (check_only) layers = 0;
+    if (jobs < 0 || jobs > 64) return fprintf(stderr, "--compile-jobs: 0 to 64\n"), 2;
+    shape_def shapes[] = {{32, 8, 128, 16}, {64, 8, 128, 16}, {32, 32, 128, 16}, {16, 16, 64, 32}, {8, 1, 256, 16}};
+    if (has_only) { /* one row: the lists below become that row's */
+        shapes[0].H = only[0], shapes[0].Hkv = only[1], shapes[0].D = only[2], shapes[0].ps = only[3];
+        quick = 1;
+    }
+    /* --shapes LO:HI: the table's shapes LO to HI only (one GPU call each part) */
+    const int si_lo = has_only ? 0 : shape_hi >= 0 ? shape_lo : 0, si_hi = has_only ? 0 : shape_hi >= 0 ? shape_hi : quick ? 1 : 4;
+    mkdir(cache, 0755);
+    /* before this process touches the GPU: the children open their own */
+    if (jobs > 1 && !has_variant) precompile(jobs, shapes, si_lo, si_hi);
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
         fprintf(stderr, "%s\n", err);
@@ -98,30 +154,19 @@ int main(int argc, char **argv)
     mt_cuda_free(c, cp.d);
     printf("copy bandwidth %.0f GB/s\n", bw / 1e9);
     /* compiled variants kept across rows (the options hold no batch or
-     * context): each compiles once per shape and dtype */
-    const char *cache = "/tmp/mt_attn_check_cache";
-    mkdir(cache, 0755);
+     * context): each compiles once per shape and dtype, in cache */
     size_t flush_bytes = (size_t)256 << 20; /* over the L2 of any current GPU */
     mt_dptr flush = 0;
     if (mt_cuda_alloc(c, flush_bytes, &flush)) return fprintf(stderr, "alloc flush\n"), 1;
 
-    struct { int H, Hkv, D, ps; } shapes[] = {{32, 8, 128, 16}, {64, 8, 128, 16}, {32, 32, 128, 16}, {16, 16, 64, 32},
-                                              {8, 1, 256, 16}};
-    if (has_only) { /* one row: the lists below become that row's */
-        shapes[0].H = only[0], shapes[0].Hkv = only[1], shapes[0].D = only[2], shapes[0].ps = only[3];
-        quick = 1;
-    }
     /* partitions past 1024 for the ring only (its shared memory does not
      * grow with the partition): one partition per sequence, no merge */
-    int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192}, partitions[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192},
-        warps[] = {2, 4, 8};
+    int batches[] = {1, 8, 32}, contexts[] = {511, 2048, 8192};
     int failed = 0, checked = 0;
     char summary[64][320];
     int ns = 0;
     if (has_only) batches[0] = only[4], contexts[0] = only[5];
-    /* --shapes LO:HI: the table's shapes LO to HI only (one GPU call each part) */
-    const int si_hi = has_only ? 0 : shape_hi >= 0 ? shape_hi : quick ? 1 : 4;
-    for (int si = has_only ? 0 : shape_hi >= 0 ? shape_lo : 0; si <= si_hi; si++)
+    for (int si = si_lo; si <= si_hi; si++)
         for (int dt = 0; dt < 2; dt++)
             for (int bi = 0; bi < 3; bi++)
                 for (int ci = 0; ci < 3; ci++) {

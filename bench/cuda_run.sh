@@ -140,7 +140,10 @@ attn)
   # SHAPES=LO:HI: the table's shapes LO..HI only (the full table in two calls
   # of the 10-minute limit; SDPA=0 in all but one)
   # (CHECK_ONLY=1: the unequal-length pass checks the rows with a reference, untimed)
-  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${CHECK_ONLY:+--check-only} | tee "$OUT/attn.txt"; echo "rc=$?"
+  # (JOBS=N: every variant compiled first by N processes at once; the
+  # second run finds them in the cache. Not yet run on the GPU: session 10
+  # ran out of device time)
+  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${CHECK_ONLY:+--check-only} ${JOBS:+--compile-jobs $JOBS} | tee "$OUT/attn.txt"; echo "rc=$?"
   # the same rows with equal lengths, against torch's SDPA (issue 9's target)
   # (LAYERS=N: also per layer of a decode step's graph of N launches, each
   # over its own layer's KV cache, for both moetune and SDPA)
