@@ -60,6 +60,19 @@ if [ ! -d /sys/class/kfd ]; then
   expect_in $TMP/o "--device hip:0: no AMD GPU"
 fi
 
+# --kernel attention: the shape is required and whole, AMD targets refused
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --kernel attention --heads 8
+expect_in $TMP/o "give --heads, --kv-heads, --head-dim and --page-size"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --kernel attention --heads 12 --kv-heads 8 --head-dim 64 --page-size 16
+expect_in $TMP/o "not a multiple of --kv-heads"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --head-dim 64
+expect_in $TMP/o "go with --kernel attention"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --kernel gemm
+expect_in $TMP/o "expected moe or attention"
+expect_exit 1 $TMP/o "$MT" compile --arch gfx90a --kernel attention --heads 8 --kv-heads 8 --head-dim 64 --page-size 16
+expect_in $TMP/o "NVIDIA targets only"
+ok
+
 # no NVRTC (a machine without the CUDA toolkit): said so, and the rest skipped
 set +e; "$MT" compile --arch sm_90a --limit 1 --cache-dir $C --quiet >$TMP/probe 2>&1; rc=$?; set -e
 if [ $rc = 1 ] && grep -q "NVRTC" $TMP/probe; then
@@ -101,5 +114,26 @@ expect_exit 0 $TMP/o "$MT" compile --arch sm_80 --limit 2 --dtype all --cache-di
 expect_in $TMP/o "shared memory 166912 bytes"
 expect_in $TMP/o "2 compiled, 0 already cached"
 [ "$(ls $C/*.cubin | wc -l)" = 7 ] || fail "7 cubins expected"
+ok
+
+# the attention space of one shape, as a sweep over contexts up to 100
+# tokens times it: partitions of 64 and 128 only (256 would hold the whole
+# context twice), each variant one cubin keyed by its compile options
+A=$TMP/acache
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --kernel attention --heads 8 --kv-heads 8 --head-dim 64 --page-size 16 \
+  --max-context 100 --jobs 2 --cache-dir $A --quiet
+expect_in $TMP/o "attention variants for sm_90a"
+expect_in $TMP/o "0 already cached, 0 failed"
+n=$(sed -n 's/^\([0-9]*\) attention variants.*/\1/p' $TMP/o)
+[ "$n" -gt 10 ] && [ "$(ls $A/*.cubin | wc -l)" = "$n" ] || fail "$n variants reported, $(ls $A | wc -l) cubins"
+for f in $A/*.cubin; do
+  head -1 "$f" | grep -q "^moetune-cubin/1 src=[0-9a-f]* arch=sm_90a nvrtc=[0-9.]* -DHEAD_DIM=64 -DPAGE_SIZE=16 -DGROUP=1 -DPARTITION=\(64\|128\) " ||
+    fail "$f: unexpected key line: $(head -1 "$f")"
+done
+[ "$(head -qn1 $A/*.cubin | grep -c -- "-DATTN_STAGE=[234]")" -gt 0 ] || fail "no ring variant compiled"
+ok
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --kernel attention --heads 8 --kv-heads 8 --head-dim 64 --page-size 16 \
+  --max-context 100 --jobs 2 --cache-dir $A --quiet
+expect_in $TMP/o "0 compiled, $n already cached, 0 failed"
 ok
 done_ok

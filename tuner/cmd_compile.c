@@ -19,7 +19,8 @@
 static const char usage[] =
     "usage: moetune compile [--arch sm_XX | --arch gfxNNN | --device cuda:N|hip:N] [options]\n"
     "\n"
-    "Compile every binary of the fused-MoE space into the kernel cache, in\n"
+    "Compile every binary of the fused-MoE space (or, with --kernel attention, of\n"
+    "one attention shape's) into the kernel cache, in\n"
     "parallel, so that sweeps load instead of compiling: NVRTC for NVIDIA\n"
     "targets, hipRTC for AMD ones (the same kernel sources; the HIP backend\n"
     "compiles but has never run on an AMD GPU). No GPU is needed with --arch.\n"
@@ -35,7 +36,11 @@ static const char usage[] =
     "  --limit N             compile only the first N binaries (for a quick check)\n"
     "  --cache-dir DIR       the cache (default $XDG_CACHE_HOME/moetune/cuda, as\n"
     "                        sweep; .../moetune/hip for AMD targets)\n"
-    "  --quiet               no progress line\n";
+    "  --quiet               no progress line\n"
+    "  --kernel attention    the paged attention decode space of one shape instead\n"
+    "                        (NVIDIA targets): --heads H --kv-heads K --head-dim D\n"
+    "                        --page-size P [--max-context C], every variant a sweep\n"
+    "                        over contexts up to C (default 8192) may time\n";
 
 static void on_progress(int done, int total, void *user)
 {
@@ -51,9 +56,14 @@ int cmd_compile(int argc, char **argv)
         {"smem-limit", required_argument, 0, 's'}, {"dtype", required_argument, 0, 't'},
         {"jobs", required_argument, 0, 'j'},       {"limit", required_argument, 0, 'l'},
         {"cache-dir", required_argument, 0, 'c'},  {"quiet", no_argument, 0, 'q'},
+        {"kernel", required_argument, 0, 'k'},     {"heads", required_argument, 0, 'H'},
+        {"kv-heads", required_argument, 0, 'V'},   {"head-dim", required_argument, 0, 'D'},
+        {"page-size", required_argument, 0, 'P'},  {"max-context", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *arch = NULL, *device = NULL, *dir = NULL;
     int64_t smem = 0, jobs = sysconf(_SC_NPROCESSORS_ONLN), limit = 0;
+    int64_t heads = 0, kv_heads = 0, head_dim = 0, page = 0, max_ctx = 8192;
+    int attn = 0;
     int mask = 1, quiet = 0, c, st;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -67,6 +77,16 @@ int cmd_compile(int argc, char **argv)
         case 'l': st = mt_parse_int_opt("compile", "--limit", optarg, 1, 1 << 20, &limit); break;
         case 'c': dir = optarg; break;
         case 'q': quiet = 1; break;
+        case 'k':
+            if (!strcmp(optarg, "attention")) attn = 1;
+            else if (!strcmp(optarg, "moe") || !strcmp(optarg, "fused_moe")) attn = 0;
+            else return mt_usage_error("compile", "--kernel '%s': expected moe or attention", optarg);
+            break;
+        case 'H': st = mt_parse_int_opt("compile", "--heads", optarg, 1, 4096, &heads); break;
+        case 'V': st = mt_parse_int_opt("compile", "--kv-heads", optarg, 1, 4096, &kv_heads); break;
+        case 'D': st = mt_parse_int_opt("compile", "--head-dim", optarg, 32, 256, &head_dim); break;
+        case 'P': st = mt_parse_int_opt("compile", "--page-size", optarg, 1, 1024, &page); break;
+        case 'C': st = mt_parse_int_opt("compile", "--max-context", optarg, 1, 1 << 24, &max_ctx); break;
         case 't':
             if (!strcmp(optarg, "bf16")) mask = 1;
             else if (!strcmp(optarg, "fp16")) mask = 2;
@@ -81,6 +101,13 @@ int cmd_compile(int argc, char **argv)
     if (!!arch == !!device)
         return mt_usage_error("compile", "give one of --arch (e.g. sm_90a or gfx90a) or --device cuda:N or hip:N");
     if (jobs < 1) jobs = 1;
+    if (attn && (!heads || !kv_heads || !head_dim || !page))
+        return mt_usage_error("compile", "--kernel attention: give --heads, --kv-heads, --head-dim and --page-size");
+    if (attn && heads % kv_heads)
+        return mt_usage_error("compile", "--heads %lld is not a multiple of --kv-heads %lld", (long long)heads,
+                              (long long)kv_heads);
+    if (!attn && (heads || kv_heads || head_dim || page))
+        return mt_usage_error("compile", "--heads, --kv-heads, --head-dim and --page-size go with --kernel attention");
 
     mt_device_info dev;
     char arch_buf[32], err[512] = "", cache[1100];
@@ -121,13 +148,16 @@ int cmd_compile(int argc, char **argv)
     mt_progress pr;
     mt_progress_init(&pr, quiet);
     mt_precompile_stats s;
-    int rc = mt_precompile_cuda(arch, (int)smem, mask, (int)jobs, (int)limit, cache, on_progress, &pr, &s, err,
-                                sizeof err);
+    int rc = attn ? mt_precompile_cuda_attn(arch, (int)smem, (int)head_dim, (int)page, (int)(heads / kv_heads), (int)max_ctx,
+                                            mask, (int)jobs, cache, on_progress, &pr, &s, err, sizeof err)
+                  : mt_precompile_cuda(arch, (int)smem, mask, (int)jobs, (int)limit, cache, on_progress, &pr, &s, err,
+                                       sizeof err);
     mt_progress_end(&pr);
     if (rc != MT_OK) return mt_fail("compile", "%s", err);
-    printf("%d binaries for %s (shared memory %lld bytes) in %s: %d compiled, %d already cached, %d failed, "
+    printf("%d %s for %s (shared memory %lld bytes) in %s: %d compiled, %d already cached, %d failed, "
            "%.1f s with %lld processes\n",
-           s.binaries, arch, (long long)smem, cache, s.compiled, s.cached, s.failed, s.seconds, (long long)jobs);
+           s.binaries, attn ? "attention variants" : "binaries", arch, (long long)smem, cache, s.compiled, s.cached,
+           s.failed, s.seconds, (long long)jobs);
     if (s.failed) {
         fprintf(stderr, "moetune compile: error: %d binaries did not compile; the first: %s\n", s.failed,
                 s.first_error);

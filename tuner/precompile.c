@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "attn_launch.h"
 #include "cuda_rt.h"
 #include "hip_rt.h"
 #include "moe_launch.h"
@@ -43,7 +44,26 @@ void mt_kernel_cache_dir(const char *backend, char *out, size_t n)
     if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
 }
 
-typedef struct unit { int cfg[MT_CUDA_MOE_NCFG]; int fp16; } unit;
+/* one binary: a fused-MoE tile (cfg, fp16) or an attention variant (attn) */
+typedef struct unit {
+    int cfg[MT_CUDA_MOE_NCFG];
+    int fp16, is_attn;
+    mt_cuda_attn_cfg attn;
+} unit;
+
+/* The points of sp under ctx, and room for two units (bf16, fp16) per
+ * point, zeroed (a unit is a MoE one unless is_attn is set) */
+static int enumerate(mt_space *sp, const mt_space_ctx *ctx, mt_config **pts, unit **u)
+{
+    int np = mt_space_enumerate(sp, ctx, pts);
+    if (np < 0) return np;
+    *u = calloc((size_t)(np ? np : 1) * 2, sizeof **u);
+    if (!*u) {
+        free(*pts);
+        return MT_ENOMEM;
+    }
+    return np;
+}
 
 /* The distinct binaries: configs that differ only in launch arguments
  * (GROUP_SIZE_M, NUM_SM) share one. M is taken large, so every tile height
@@ -56,14 +76,9 @@ static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
     else mt_space_cuda_moe(&sp, 1);
     mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0};
     mt_config *pts;
-    int np = mt_space_enumerate(&sp, &ctx, &pts);
+    unit *u;
+    int np = enumerate(&sp, &ctx, &pts, &u), n = 0;
     if (np < 0) return np;
-    unit *u = malloc((size_t)(np ? np : 1) * 2 * sizeof *u);
-    int n = 0;
-    if (!u) {
-        free(pts);
-        return MT_ENOMEM;
-    }
     for (int f = 0; f < 2; f++) {
         if (!(fp16_mask & (1 << f))) continue;
         int first = n;
@@ -82,6 +97,42 @@ static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
 
 static int is_hip(const char *arch) { return arch && !strncmp(arch, "gfx", 3); }
 
+/* The attention space's variants for one shape, at the longest context a
+ * sweep will time: a shorter context only prunes (partitions past it, rings
+ * deeper than its chunks), so these cover every context up to it. */
+static int collect_attn(int smem_limit, int head_dim, int page_size, int group, int max_ctx, int fp16_mask, unit **out)
+{
+    mt_space sp;
+    mt_space_cuda_attn(&sp);
+    mt_space_ctx ctx = {group, 1, head_dim, page_size, 1, 1, smem_limit, max_ctx};
+    mt_config *pts;
+    unit *u;
+    int np = enumerate(&sp, &ctx, &pts, &u), n = 0;
+    if (np < 0) return np;
+    for (int f = 0; f < 2; f++) {
+        if (!(fp16_mask & (1 << f))) continue;
+        for (int i = 0; i < np; i++, n++) {
+            u[n].is_attn = 1;
+            u[n].fp16 = f;
+            u[n].attn = (mt_cuda_attn_cfg){head_dim, page_size, group, f, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3]};
+        }
+    }
+    free(pts);
+    *out = u;
+    return n;
+}
+
+/* a unit for an error message */
+static void describe(const unit *u, char *out, size_t n)
+{
+    if (u->is_attn)
+        snprintf(out, n, "attention D=%d page %d group %d partition %d warps %d mma %d stage %d%s", u->attn.head_dim,
+                 u->attn.page_size, u->attn.group, u->attn.partition, u->attn.warps, u->attn.mma, u->attn.stage,
+                 u->fp16 ? " fp16" : "");
+    else
+        snprintf(out, n, "%d/%d/%d/%d/%d%s", u->cfg[0], u->cfg[1], u->cfg[2], u->cfg[4], u->cfg[5], u->fp16 ? " fp16" : "");
+}
+
 /* Compile one binary into the cache; on failure why holds the compiler's
  * first log line (what it refused) or the error. */
 static int compile_unit(const unit *u, const char *arch, const char *dir, int *hit, char *why, size_t n)
@@ -89,8 +140,14 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
     char d[MT_CUDA_MOE_NOPTS][48], err[256], *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     *hit = 0;
-    int rc = mt_cuda_moe_options(u->cfg, u->fp16, arch, d, opts);
-    if (rc == MT_OK && is_hip(arch))
+    int rc;
+    if (u->is_attn) {
+        /* NVIDIA targets only (mt_precompile_cuda_attn refuses AMD ones) */
+        char ad[MT_CUDA_ATTN_NOPTS][48];
+        const char *aopts[MT_CUDA_ATTN_NOPTS];
+        mt_cuda_attn_options(&u->attn, ad, aopts);
+        rc = mt_nvrtc_cache_fill(mt_cuda_attn_source(), arch, aopts, MT_CUDA_ATTN_NOPTS, dir, hit, &log, err, sizeof err);
+    } else if ((rc = mt_cuda_moe_options(u->cfg, u->fp16, arch, d, opts)) == MT_OK && is_hip(arch))
         rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else if (rc == MT_OK)
         rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
@@ -122,11 +179,9 @@ static void child(const unit *u, int n, int k, int jobs, const char *arch, const
     _exit(0);
 }
 
-int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs, int limit, const char *cache_dir,
-                       void (*progress)(int, int, void *), void *user, mt_precompile_stats *st, char *err, size_t n)
+/* the compiler there and the cache folder, before anything is collected */
+static int prepare(const char *arch, const char *cache_dir, char *err, size_t n)
 {
-    memset(st, 0, sizeof *st);
-    double t0 = mt_now();
     int rc = is_hip(arch) ? mt_hiprtc_available(err, n) : mt_nvrtc_available(err, n);
     if (rc != MT_OK) return rc;
     if (!cache_dir || !*cache_dir) {
@@ -137,6 +192,20 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
         snprintf(err, n, "cannot create the kernel cache %s: %s", cache_dir, strerror(errno));
         return MT_EIO;
     }
+    return MT_OK;
+}
+
+static int run_units(unit *u, int total, int jobs, const char *arch, const char *cache_dir,
+                     void (*progress)(int, int, void *), void *user, mt_precompile_stats *st, double t0, char *err,
+                     size_t n);
+
+int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs, int limit, const char *cache_dir,
+                       void (*progress)(int, int, void *), void *user, mt_precompile_stats *st, char *err, size_t n)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = mt_now();
+    int rc = prepare(arch, cache_dir, err, n);
+    if (rc != MT_OK) return rc;
     unit *u = NULL;
     int total = collect(is_hip(arch), smem_limit, fp16_mask, &u);
     if (total < 0) {
@@ -144,6 +213,42 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
         return total;
     }
     if (limit > 0 && limit < total) total = limit;
+    return run_units(u, total, jobs, arch, cache_dir, progress, user, st, t0, err, n);
+}
+
+int mt_precompile_cuda_attn(const char *arch, int smem_limit, int head_dim, int page_size, int group, int max_ctx,
+                            int fp16_mask, int jobs, const char *cache_dir, void (*progress)(int, int, void *),
+                            void *user, mt_precompile_stats *st, char *err, size_t n)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = mt_now();
+    if (is_hip(arch)) {
+        snprintf(err, n, "%s: the attention kernels compile ahead for NVIDIA targets only; an AMD sweep compiles them as "
+                         "it measures", arch);
+        return MT_EUNSUPPORTED;
+    }
+    if (head_dim < 32 || head_dim > 256 || head_dim % 32 || page_size < 1 || group < 1 || group > 64 || max_ctx < 1) {
+        snprintf(err, n, "head_dim %d (32..256 by 32), page size %d, group %d (1..64), context %d: not an attention shape "
+                         "the kernel takes", head_dim, page_size, group, max_ctx);
+        return MT_EINVAL;
+    }
+    int rc = prepare(arch, cache_dir, err, n);
+    if (rc != MT_OK) return rc;
+    unit *u = NULL;
+    int total = collect_attn(smem_limit, head_dim, page_size, group, max_ctx, fp16_mask, &u);
+    if (total < 0) {
+        snprintf(err, n, "out of memory");
+        return total;
+    }
+    return run_units(u, total, jobs, arch, cache_dir, progress, user, st, t0, err, n);
+}
+
+/* every unit compiled by `jobs` forked processes, then by this one where
+ * a child did not report; u is freed */
+static int run_units(unit *u, int total, int jobs, const char *arch, const char *cache_dir,
+                     void (*progress)(int, int, void *), void *user, mt_precompile_stats *st, double t0, char *err,
+                     size_t n)
+{
     st->binaries = total;
     if (jobs < 1) jobs = 1;
     if (jobs > total) jobs = total > 0 ? total : 1;
@@ -187,9 +292,10 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
         else {
             st->failed++;
             if (!st->first_error[0]) {
+                char what[160];
                 line[strcspn(line, "\n")] = 0;
-                snprintf(st->first_error, sizeof st->first_error, "%d/%d/%d/%d/%d%s: %s", u[idx].cfg[0], u[idx].cfg[1],
-                         u[idx].cfg[2], u[idx].cfg[4], u[idx].cfg[5], u[idx].fp16 ? " fp16" : "", line + off);
+                describe(&u[idx], what, sizeof what);
+                snprintf(st->first_error, sizeof st->first_error, "%s: %.80s", what, line + off);
             }
         }
         if (progress) progress(done, total, user);

@@ -31,6 +31,14 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
                        void (*progress)(int done, int total, void *user), void *user, mt_precompile_stats *st,
                        char *err, size_t err_len);
 
+/* The same for the CUDA attention decode space of one shape (head_dim,
+ * page_size, group = heads / KV heads), every variant a sweep timing
+ * contexts up to max_ctx may build; NVIDIA targets only (MT_EUNSUPPORTED
+ * for an AMD one, MT_EINVAL for a shape the kernel does not take). */
+int mt_precompile_cuda_attn(const char *arch, int smem_limit, int head_dim, int page_size, int group, int max_ctx,
+                            int fp16_mask, int jobs, const char *cache_dir, void (*progress)(int done, int total, void *user),
+                            void *user, mt_precompile_stats *st, char *err, size_t err_len);
+
 /* The kernel cache of a backend ("cuda", "hip"): $XDG_CACHE_HOME/moetune/
  * BACKEND (or ~/.cache/moetune/BACKEND), created if missing; "" when there
  * is none (compiles are then only slower). */

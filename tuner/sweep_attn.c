@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attn.h"
 #include "attn_db.h"
@@ -23,6 +24,7 @@
 #include "moetune/moetune.h"
 #include "problem.h"
 #include "measure_cuda.h"
+#include "precompile.h"
 #include "space.h"
 #include "strategy.h"
 #include "util.h"
@@ -244,6 +246,25 @@ int mt_sweep_attention(int argc, char **argv)
     } else {
         mt_space_cpu_attn(&sp, dev.cores);
         mt_policy_cpu_default(&pol);
+    }
+    /* an NVIDIA GPU: every variant this sweep may time compiled ahead with
+     * all cores (NVRTC, about a second each), so that the worker loads them;
+     * a failure here only costs time (the worker compiles what is missing) */
+    if (dspec.kind == MT_BACKEND_CUDA) {
+        char cache[1100], cerr[512];
+        mt_kernel_cache_dir("cuda", cache, sizeof cache);
+        int64_t max_ctx = 0;
+        for (int j = 0; j < nc; j++) max_ctx = cs[j] > max_ctx ? cs[j] : max_ctx;
+        long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+        mt_precompile_stats cst;
+        if (cache[0] &&
+            mt_precompile_cuda_attn(dev.arch, dev.smem_per_block > 0 ? dev.smem_per_block : mt_arch_smem_limit(dev.arch),
+                                    (int)D, (int)page, (int)(H / Hkv), (int)max_ctx, dtype == MT_DTYPE_FP16 ? 2 : 1,
+                                    (int)(jobs > 0 ? jobs : 1), cache, NULL, NULL, &cst, cerr, sizeof cerr) == MT_OK)
+            mt_info("attention kernels for %s: %d variants, %d compiled, %d cached, %d failed, %.1f s", dev.arch,
+                    cst.binaries, cst.compiled, cst.cached, cst.failed, cst.seconds);
+        else if (cache[0])
+            mt_warn("compiling ahead failed (%s): variants are compiled as they are measured", cerr);
     }
     char policy[256], text[1024] = "";
     char pname[32];
