@@ -19,9 +19,9 @@
 static const char usage[] =
     "usage: moetune compile [--arch sm_XX | --arch gfxNNN | --device cuda:N|hip:N] [options]\n"
     "\n"
-    "Compile every binary of the fused-MoE space (or, with --kernel attention, of\n"
-    "one attention shape's) into the kernel cache, in\n"
-    "parallel, so that sweeps load instead of compiling: NVRTC for NVIDIA\n"
+    "Compile every binary of the fused-MoE space (or, with --kernel attention,\n"
+    "every variant of one attention shape) into the kernel cache, in parallel,\n"
+    "so that sweeps load instead of compiling: NVRTC for NVIDIA\n"
     "targets, hipRTC for AMD ones (the same kernel sources; the HIP backend\n"
     "compiles but has never run on an AMD GPU). No GPU is needed with --arch.\n"
     "A binary is one tile shape (block sizes, warps, stages), dtype and, on AMD,\n"
