@@ -18,7 +18,7 @@
  * in one graph, each over its own layer's KV cache (as many layers as 16 GB
  * of KV holds, at least 1), the graph's time over the launches: the
  * kernels' cost without the graph launch's fixed latency
- * --compile-jobs N: every variant compiled first by N processes at once
+ * --compile-jobs N: every variant compiled first by N processes at once (tuner/precompile.c)
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
@@ -27,13 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "attn.h"
 #include "attn_launch.h"
 #include "cuda_rt.h"
 #include "moetune/moetune.h"
+#include "precompile.h"
 
 static mt_cuda *c;
 
@@ -56,42 +55,6 @@ static int run(mt_cuda *cc, void *arg) { return mt_cuda_graph_launch(cc, *(mt_cu
 typedef struct { int H, Hkv, D, ps; } shape_def;
 static const int partitions[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192}, warps[] = {2, 4, 8};
 static const char *const cache = "/tmp/mt_attn_check_cache";
-
-/* --compile-jobs N: every variant of shapes lo..hi (both dtypes) compiled into
- * the cache by N processes at once before anything is timed (NVRTC runs on
- * the CPU, one variant at a time per process: a full table spent most of its
- * 10-minute calls compiling). A child that cannot open the GPU leaves its
- * share to the timing pass, which compiles what it does not find. */
-static void precompile(int jobs, const shape_def *shapes, int lo, int hi)
-{
-    for (int k = 0; k < jobs; k++) {
-        pid_t pid = fork();
-        if (pid < 0) break;
-        if (pid > 0) continue;
-        mt_cuda *cc;
-        char err[512];
-        if (mt_cuda_open(&cc, 0, err, sizeof err) != MT_OK) _exit(1);
-        int n = 0, built = 0;
-        for (int si = lo; si <= hi; si++)
-            for (int dt = 0; dt < 2; dt++)
-                for (int vi = 0; vi < 4 * 2 * 8 * 3; vi++) {
-                    const int stage = vi / 48, mma = vi / 24 % 2, pi = vi / 3 % 8, wi = vi % 3;
-                    if ((stage >= 2 && !mma) || (pi >= 5 && stage < 2) || n++ % jobs != k) continue;
-                    mt_cuda_attn_cfg cfg = {shapes[si].D, shapes[si].ps, shapes[si].H / shapes[si].Hkv, dt,
-                                            partitions[pi], warps[wi], mma, stage};
-                    mt_cuda_attn var;
-                    char why[256];
-                    if (mt_cuda_attn_build(cc, &cfg, cache, &var, why, sizeof why) == MT_OK) {
-                        built++;
-                        mt_cuda_attn_release(cc, &var);
-                    }
-                }
-        mt_cuda_close(cc);
-        _exit(built ? 0 : 1);
-    }
-    while (wait(NULL) > 0) {
-    }
-}
 
 struct copy { mt_dptr a, d; size_t n; };
 static int copy_once(mt_cuda *cc, void *arg)
@@ -136,12 +99,25 @@ int main(int argc, char **argv)
     /* --shapes LO:HI: the table's shapes LO to HI only (one GPU call each part) */
     const int si_lo = has_only ? 0 : shape_hi >= 0 ? shape_lo : 0, si_hi = has_only ? 0 : shape_hi >= 0 ? shape_hi : quick ? 1 : 4;
     mkdir(cache, 0755);
-    /* before this process touches the GPU: the children open their own */
-    if (jobs > 1 && !has_variant) precompile(jobs, shapes, si_lo, si_hi);
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) != MT_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    /* --compile-jobs N: the tuner's compile-ahead (NVRTC in N processes, no
+     * GPU in them) over each shape's attention space up to the longest
+     * context, both dtypes: a superset of this grid, so the timing below
+     * loads every variant instead of compiling it (a full table spent much
+     * of its 10-minute calls compiling one variant at a time) */
+    for (int si = si_lo; jobs > 1 && !has_variant && si <= si_hi; si++) {
+        mt_precompile_stats st;
+        if (mt_precompile_cuda_attn(mt_cuda_get_props(c)->arch, mt_cuda_get_props(c)->smem_optin, shapes[si].D,
+                                    shapes[si].ps, shapes[si].H / shapes[si].Hkv, 8192, 3, jobs, cache, NULL, NULL, &st,
+                                    err, sizeof err) != MT_OK)
+            printf("compiling ahead failed: %s\n", err);
+        else
+            printf("compiled ahead: %d variants, %d compiled, %d cached, %d failed, %.1f s\n", st.binaries, st.compiled,
+                   st.cached, st.failed, st.seconds);
     }
     /* the floor's bandwidth: a 1 GiB device copy, best of 5 */
     struct copy cp = {0, 0, (size_t)1 << 30};

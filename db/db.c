@@ -415,48 +415,70 @@ static void copy_col(char *dst, size_t n, sqlite3_stmt *s, int i)
     snprintf(dst, n, "%s", t ? (const char *)t : "");
 }
 
-int mt_db_device_upsert(mt_db *db, mt_device_info *d)
+/* Find a row by its unique key, else insert it. The row another process
+ * inserts between our find and our insert (two sweeps starting on one
+ * database) makes the insert a no-op (OR IGNORE), and the second find
+ * returns it. bind fills the find statement (the key) or the insert one
+ * (key and the rest); found reads the found row. */
+typedef void (*bind_fn)(sqlite3_stmt *s, const void *row, int insert);
+static int find_or_insert(mt_db *db, enum stmt_id find, enum stmt_id insert, bind_fn bind, const void *row,
+                          void (*found)(sqlite3_stmt *s, void *out), void *out, int64_t *id, const char *what)
 {
-    /* find, else insert; a row another process inserted in between is
-     * found on the second pass */
+    char why[96];
     for (int pass = 0;; pass++) {
-        sqlite3_stmt *s = stmt(db, S_DEV_FIND);
+        sqlite3_stmt *s = stmt(db, find);
         if (!s) return MT_EDB;
-        bind_text(s, 1, d->backend);
-        bind_text(s, 2, d->name);
-        bind_text(s, 3, d->raw_name);
-        bind_text(s, 4, d->arch);
-        sqlite3_bind_int(s, 5, d->cores);
-        sqlite3_bind_int64(s, 6, d->memory_bytes);
+        bind(s, row, 0);
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
-            d->id = sqlite3_column_int64(s, 0);
-            d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
-            d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+            *id = sqlite3_column_int64(s, 0);
+            if (found) found(s, out);
             sqlite3_reset(s); /* see done_reading */
             return MT_OK;
         }
-        if (rc != SQLITE_DONE) return fail(db, "find device");
-        if (pass) return fail(db, "insert device: the row was neither added nor found");
-        s = stmt(db, S_DEV_INSERT);
-        if (!s) return MT_EDB;
-        bind_text(s, 1, d->backend);
-        bind_text(s, 2, d->name);
-        bind_text(s, 3, d->raw_name);
-        bind_text(s, 4, d->arch);
-        sqlite3_bind_int(s, 5, d->cores);
-        sqlite3_bind_int64(s, 6, d->memory_bytes);
-        bind_text(s, 7, d->driver);
-        bind_text(s, 8, d->toolkit);
-        sqlite3_bind_int64(s, 9, d->l2_bytes);
-        sqlite3_bind_int(s, 10, d->smem_per_block);
-        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert device");
+        snprintf(why, sizeof why, "find %s", what);
+        if (rc != SQLITE_DONE) return fail(db, why);
+        snprintf(why, sizeof why, "insert %s: the row was neither added nor found", what);
+        if (pass) return fail(db, why);
+        if (!(s = stmt(db, insert))) return MT_EDB;
+        bind(s, row, 1);
+        snprintf(why, sizeof why, "insert %s", what);
+        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, why);
         if (sqlite3_changes(db->h) == 1) {
-            d->id = sqlite3_last_insert_rowid(db->h);
-            d->bandwidth_gbs = d->peak_gflops = 0;
+            *id = sqlite3_last_insert_rowid(db->h);
             return MT_OK;
         }
     }
+}
+
+static void bind_device(sqlite3_stmt *s, const void *row, int insert)
+{
+    const mt_device_info *d = row;
+    bind_text(s, 1, d->backend);
+    bind_text(s, 2, d->name);
+    bind_text(s, 3, d->raw_name);
+    bind_text(s, 4, d->arch);
+    sqlite3_bind_int(s, 5, d->cores);
+    sqlite3_bind_int64(s, 6, d->memory_bytes);
+    if (!insert) return;
+    bind_text(s, 7, d->driver);
+    bind_text(s, 8, d->toolkit);
+    sqlite3_bind_int64(s, 9, d->l2_bytes);
+    sqlite3_bind_int(s, 10, d->smem_per_block);
+}
+
+/* a found device's measured ceilings */
+static void device_found(sqlite3_stmt *s, void *out)
+{
+    mt_device_info *d = out;
+    d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
+    d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+}
+
+int mt_db_device_upsert(mt_db *db, mt_device_info *d)
+{
+    d->bandwidth_gbs = d->peak_gflops = 0;
+    return find_or_insert(db, S_DEV_FIND, S_DEV_INSERT, bind_device, d, device_found, d, &d->id, "device");
 }
 
 int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak)
@@ -469,8 +491,10 @@ int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak)
     return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "store ceilings");
 }
 
-static void bind_problem(sqlite3_stmt *s, const mt_problem *p)
+static void bind_problem(sqlite3_stmt *s, const void *row, int insert)
 {
+    const mt_problem *p = row;
+    (void)insert; /* the key is the whole row */
     bind_text(s, 1, p->kernel);
     bind_text(s, 2, p->dtype);
     sqlite3_bind_int64(s, 3, p->E);
@@ -484,54 +508,22 @@ static void bind_problem(sqlite3_stmt *s, const mt_problem *p)
 
 int mt_db_problem_upsert(mt_db *db, mt_problem *p)
 {
-    for (int pass = 0;; pass++) { /* as mt_db_device_upsert */
-        sqlite3_stmt *s = stmt(db, S_PROB_FIND);
-        if (!s) return MT_EDB;
-        bind_problem(s, p);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            p->id = sqlite3_column_int64(s, 0);
-            sqlite3_reset(s);
-            return MT_OK;
-        }
-        if (rc != SQLITE_DONE) return fail(db, "find problem");
-        if (pass) return fail(db, "insert problem: the row was neither added nor found");
-        s = stmt(db, S_PROB_INSERT);
-        if (!s) return MT_EDB;
-        bind_problem(s, p);
-        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert problem");
-        if (sqlite3_changes(db->h) == 1) {
-            p->id = sqlite3_last_insert_rowid(db->h);
-            return MT_OK;
-        }
-    }
+    return find_or_insert(db, S_PROB_FIND, S_PROB_INSERT, bind_problem, p, NULL, NULL, &p->id, "problem");
+}
+
+struct cfg_row { const char *backend, *params; };
+static void bind_config(sqlite3_stmt *s, const void *row, int insert)
+{
+    const struct cfg_row *c = row;
+    (void)insert; /* the key is the whole row */
+    bind_text(s, 1, c->backend);
+    bind_text(s, 2, c->params);
 }
 
 int mt_db_config_upsert(mt_db *db, const char *backend, const char *params, int64_t *id)
 {
-    for (int pass = 0;; pass++) { /* as mt_db_device_upsert */
-        sqlite3_stmt *s = stmt(db, S_CFG_FIND);
-        if (!s) return MT_EDB;
-        bind_text(s, 1, backend);
-        bind_text(s, 2, params);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            *id = sqlite3_column_int64(s, 0);
-            sqlite3_reset(s);
-            return MT_OK;
-        }
-        if (rc != SQLITE_DONE) return fail(db, "find config");
-        if (pass) return fail(db, "insert config: the row was neither added nor found");
-        s = stmt(db, S_CFG_INSERT);
-        if (!s) return MT_EDB;
-        bind_text(s, 1, backend);
-        bind_text(s, 2, params);
-        if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "insert config");
-        if (sqlite3_changes(db->h) == 1) {
-            *id = sqlite3_last_insert_rowid(db->h);
-            return MT_OK;
-        }
-    }
+    struct cfg_row c = {backend, params};
+    return find_or_insert(db, S_CFG_FIND, S_CFG_INSERT, bind_config, &c, NULL, NULL, id, "config");
 }
 
 int mt_db_sweep_begin(mt_db *db, int64_t dev, int64_t prob, const char *strategy, int budget,

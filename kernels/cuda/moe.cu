@@ -49,11 +49,6 @@
 #define MT_WGMMA 0
 #endif
 
-/* the L2's fetch size for the weights' tile rows (tile_cuda.h's
- * cp_async16_pf: 0, 128 or 256 bytes; 0 none) */
-#ifndef MOE_WPF
-#define MOE_WPF 0
-#endif
 #define WARPS_N (NUM_WARPS / WARPS_M)
 #define THREADS (NUM_WARPS * 32)
 #define WARP_TILE_M (BLOCK_SIZE_M / WARPS_M)
@@ -361,7 +356,7 @@ template <int MODE, int SWZ> struct tile_gather {
             if (IB * RSTEP > NB && r >= NB) break;
             bool ok;
             const u32 off = b_offset(r, &ok);
-            cp_async16_pf<MOE_WPF>(dst(sb, NB, r), We + off + kk, (bmask >> i & 1) && kin);
+            cp_async16(dst(sb, NB, r), We + off + kk, (bmask >> i & 1) && kin);
         }
     }
 };
