@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Issue 9, session 11: the ring's rows copied by Hopper's bulk copies
+# (attn.cu ATTN_BULK) against the 16-byte cp.async of the build before, in
+# one call. (1) Every variant of the table's shapes checked against the
+# float64 reference with the new build (cuda_attn_check --check-only, its
+# variants compiled ahead in JOBS processes). (2) Chosen rows' ring
+# variants timed with each build in turn, twice (attn_locality_probe.sh:
+# one launch per graph and per layer of a decode step).
+# Usage (device machine, repository root): OUT=dir bench/attn_bulk_run.sh
+# Expects .carry/bin (this build), .carry/old (the build before), .carry/lib.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+OUT=${OUT:-/tmp/bulk_run}
+mkdir -p "$OUT"
+echo "== $(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
+if [ "${CHECK:-1}" = 1 ]; then
+  s=$(date +%s)
+  timeout ${CHECK_LIMIT:-240} .carry/bin/cuda_attn_check --check-only --compile-jobs ${JOBS:-16} >"$OUT/check.txt" 2>&1
+  echo "check rc=$? in $(( $(date +%s) - s )) s: $(grep -E 'compiled ahead' "$OUT/check.txt" | tr '\n' ' ')"
+  grep -E "variants checked" "$OUT/check.txt"
+  echo "ring variants ok: $(grep -c 'ring[0-9]: ok' "$OUT/check.txt"), not ok: $(grep '^  H=.* mma ring' "$OUT/check.txt" | grep -vc ': ok')"
+  grep '^  H=.* mma' "$OUT/check.txt" | grep -v ': ok' | head -8
+fi
+OUT=$OUT ENTRIES=${ENTRIES:-"64/8/128/16/32/8192@8192/2/1/2 64/8/128/16/32/8192@8192/4/1/2
+  64/8/128/16/32/2048@2048/2/1/2 32/8/128/16/32/8192@8192/2/1/2 16/16/64/32/32/8192@8192/2/1/2
+  8/1/256/16/32/8192@1024/2/1/2 64/8/128/16/8/8192@2048/2/1/2 32/8/128/16/8/2048@512/2/1/2
+  64/8/128/16/8/511@128/2/1/2 32/32/128/16/8/2048@1024/4/1/2"} BUILDS=${BUILDS:-"old bin old bin"} \
+  timeout ${PROBE_LIMIT:-300} bash bench/attn_locality_probe.sh >/dev/null 2>&1
+echo "probe rc=$?"
+cat "$OUT/locality_probe.txt"
