@@ -344,12 +344,10 @@ static void test_attn_spaces(void)
     CHECK(mt_cuda_attn_smem(&c1) >= mt_cuda_attn_smem(&c0) + 4u * 512 * 256 && mt_cuda_attn_smem(&c1) % 16 == 0,
           "staged smem %u against %u", mt_cuda_attn_smem(&c1), mt_cuda_attn_smem(&c0));
     /* a ring's shared memory does not grow with the partition: the scores
-     * stay in registers, K and V take [warps][stage][2][RING_TOKENS][head_dim]
-     * with K rows 32 and V rows 8 elements longer (the bulk copies' padding),
-     * and a barrier of 8 bytes per slot */
+     * stay in registers, K and V take [warps][stage][2][RING_TOKENS][head_dim] */
     mt_cuda_attn_cfg r3 = {256, 16, 8, 0, 4096, 4, 1, 3}, r3s = r3;
     r3s.partition = 512;
-    unsigned ring_bytes = 4u * 3 * (MT_CUDA_ATTN_RING_TOKENS * ((256 + 32) + (256 + 8)) * 2 + 8);
+    unsigned ring_bytes = 4u * 3 * 2 * MT_CUDA_ATTN_RING_TOKENS * 256 * 2;
     CHECK(mt_cuda_attn_smem(&r3) - mt_cuda_attn_smem(&r3s) == 4u * (4096 - 512) / 16 && mt_cuda_attn_smem(&r3) > ring_bytes &&
               mt_cuda_attn_smem(&r3) < ring_bytes + 4u * (8 * 256 + 4 * 16 + 16 + 4096 / 16 + 4),
           "ring smem %u (partition 4096), %u (512)", mt_cuda_attn_smem(&r3), mt_cuda_attn_smem(&r3s));

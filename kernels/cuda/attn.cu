@@ -315,30 +315,7 @@ MT_DEVICE void attn_values_mma(const h16 *__restrict__ vg, const int *pg, int t0
 #define RING_TOK 16
 #endif
 static_assert(RING_TOK % 16 == 0, "a chunk is whole k-steps of 16 tokens");
-/* ATTN_BULK (sm_90): each K or V row of a chunk comes in one bulk copy
- * (tile_cuda.h's bulk_copy) that completes on the slot's mbarrier, instead
- * of HEAD_DIM / 8 16-byte cp.async: a quarter of the L2 requests. A bulk
- * copy cannot scatter a row's pieces as swz below does, so the rows are
- * padded instead: K rows by 64 bytes (the K fragments read two neighbouring
- * rows x 64 bytes per 8 lanes: a row 64 bytes on, modulo 128, from the
- * last), V rows by 16 (they read four rows two apart x 32 bytes: each 32
- * bytes on). Other GPUs and HIP keep the cp.async ring. */
-#if defined(MT_HAVE_BULK) && MT_HAVE_BULK && !defined(ATTN_BULK)
-#define ATTN_BULK 1
-#endif
-#ifndef ATTN_BULK
-#define ATTN_BULK 0
-#endif
-#if ATTN_BULK
-#define KROW (HEAD_DIM + 32) /* h16 from one K row of a slot to the next */
-#define VROW (HEAD_DIM + 8)
-#else
-#define KROW HEAD_DIM
-#define VROW HEAD_DIM
-#endif
-/* h16 per chunk: K [RING_TOK][KROW], then V [RING_TOK][VROW]; attn_launch.c's
- * mt_cuda_attn_smem reserves the padded size (and the barriers) everywhere */
-#define RING_CHUNK (RING_TOK * (KROW + VROW))
+#define RING_CHUNK (2 * RING_TOK * HEAD_DIM) /* h16 per chunk: K then V, [RING_TOK][HEAD_DIM] each */
 
 /* A row's 16-byte piece c sits at c ^ swz(r): the K fragments read two rows
  * x four pieces per 8 lanes, the V fragments four rows (two apart) x two
@@ -346,37 +323,11 @@ static_assert(RING_TOK % 16 == 0, "a chunk is whole k-steps of 16 tokens");
  * 16-byte shared loads run without bank conflicts (rows are a multiple of
  * 128 bytes long). */
 MT_DEVICE int swz(int r) { return ((r & 1) << 2) ^ (((r >> 1) & 3) << 1); }
-/* where piece c (16 bytes) of row r of a slot's K or V lies */
-MT_DEVICE int kpos(int r, int c) { return ATTN_BULK ? r * KROW + c * 8 : r * HEAD_DIM + (c ^ swz(r)) * 8; }
-MT_DEVICE int vpos(int r, int c) { return ATTN_BULK ? r * VROW + c * 8 : r * HEAD_DIM + (c ^ swz(r)) * 8; }
 
-#if ATTN_BULK
-/* issue chunk ci's copies (tokens t0 + RING_TOK ci ..) into ring slot dst,
- * one row per lane, completing on the slot's barrier bar; V rows past t1
- * are zeroed (their weights are 0, and 0 x a stale NaN would not be), K
- * rows past t1 left as they are (their scores are replaced by the mask) */
-MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg, int ci, int t0,
-                          int t1, long kvs, int lane, mt_sptr bar)
-{
-    const int tb = t0 + RING_TOK * ci, n = t1 - tb < RING_TOK ? t1 - tb : RING_TOK;
-    if (lane == 0) mbar_arrive_tx(bar, 2u * n * HEAD_DIM * 2);
-#pragma unroll
-    for (int i = lane; i < 2 * RING_TOK; i += WS) {
-        const int r = i % RING_TOK;
-        const bool v = i >= RING_TOK;
-        h16 *d = v ? dst + RING_TOK * KROW + r * VROW : dst + r * KROW;
-        if (r < n)
-            bulk_copy(mt_sptr_of(d), (v ? vb : kb) + cache_row(pg, tb + r, t0, kvs), HEAD_DIM * 2, bar);
-        else if (v)
-#pragma unroll
-            for (int c = 0; c < HEAD_DIM / 8; c++) ((uint4 *)d)[c] = make_uint4(0, 0, 0, 0);
-    }
-}
-#else
 /* issue chunk ci's copies (tokens t0 + RING_TOK ci ..) into ring slot dst; rows
  * past t1 are zero-filled (their scores are masked) */
 MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg, int ci, int t0,
-                          int t1, long kvs, int lane, mt_sptr)
+                          int t1, long kvs, int lane)
 {
     constexpr int CPR = HEAD_DIM / 8; /* 16-byte pieces per row */
     const int tb = t0 + RING_TOK * ci;
@@ -390,7 +341,6 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
         cp_async16_pf<ROW_PF>(mt_sptr_of(dst + RING_TOK * HEAD_DIM + at), vb + row + c * 8, in);
     }
 }
-#endif
 
 /* the block's partition t0 .. t1 (t1 > t0) of KV head g: o [GROUP][HEAD_DIM]
  * (zeroed) gets the unnormalised sums, mx and sum (zeroed) each head's
@@ -403,23 +353,12 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
     constexpr int VJ = HEAD_DIM / 64;
     h16 *my = ring + (long)warp * ATTN_RING * RING_CHUNK;
     const int nch = (t1 - t0 + RING_TOK - 1) / RING_TOK, mine = nch > warp ? (nch - warp + NUM_WARPS - 1) / NUM_WARPS : 0;
-    /* the warp's barriers, one per slot, after the whole ring (the bulk
-     * copies only; 8 bytes each) */
-    const mt_sptr bars = mt_sptr_of(ring + NUM_WARPS * ATTN_RING * RING_CHUNK) + warp * ATTN_RING * 8;
-#if ATTN_BULK
-    if (lane == 0) {
-#pragma unroll
-        for (int i = 0; i < ATTN_RING; i++) mbar_init(bars + 8 * i, 1);
-        mbar_init_fence();
-    }
-    mt_syncwarp();
-#endif
     /* the first RING - 1 chunks in flight before q is read (one group per
      * chunk, empty past the warp's last, so that wait<RING - 1> always
      * means "this chunk's copies are done") */
 #pragma unroll
     for (int i = 0; i < ATTN_RING - 1; i++) {
-        if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane, bars + 8 * i);
+        if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
     }
     u32 qa[HEAD_DIM / 16][4];
@@ -435,17 +374,11 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
     for (int k = 0; k < mine; k++) {
         if (k + ATTN_RING - 1 < mine)
             ring_issue(my + ((k + ATTN_RING - 1) % ATTN_RING) * RING_CHUNK, kb, vb, pg,
-                       warp + (k + ATTN_RING - 1) * NUM_WARPS, t0, t1, kvs, lane,
-                       bars + 8 * ((k + ATTN_RING - 1) % ATTN_RING));
-#if ATTN_BULK
-        /* the slot's phase flips once per use: chunk k is its (k / RING)-th */
-        mbar_wait(bars + 8 * (k % ATTN_RING), (unsigned)(k / ATTN_RING) & 1u);
-#else
+                       warp + (k + ATTN_RING - 1) * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
         cp_async_wait<ATTN_RING - 1>();
-#endif
-        mt_syncwarp(); /* every lane's copies (and zeroed rows) of chunk k */
-        const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + RING_TOK * KROW;
+        mt_syncwarp(); /* every lane's copies of chunk k */
+        const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + RING_TOK * HEAD_DIM;
         const int tb = t0 + RING_TOK * (warp + k * NUM_WARPS);
         /* scores of tokens 8 s + gq (B columns); c[s]: heads gq / gq + 8 x tokens 8 s + 2 q4 (+1) */
         constexpr int NS = RING_TOK / 8;
@@ -455,7 +388,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
             const int r = 8 * s + gq;
             uint4 kr[HEAD_DIM / 32];
 #pragma unroll
-            for (int j = 0; j < HEAD_DIM / 32; j++) kr[j] = *(const uint4 *)(ks + kpos(r, q4 + 4 * j));
+            for (int j = 0; j < HEAD_DIM / 32; j++) kr[j] = *(const uint4 *)(ks + r * HEAD_DIM + ((q4 + 4 * j) ^ swz(r)) * 8);
 #pragma unroll
             for (int e = 0; e < 4; e++) c[s][e] = 0.f;
 #pragma unroll
@@ -510,7 +443,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int r = 16 * kk + 8 * (e / 2) + 2 * q4 + (e % 2);
-                vr[e] = *(const uint4 *)(vs + vpos(r, gq + 8 * j));
+                vr[e] = *(const uint4 *)(vs + r * HEAD_DIM + ((gq + 8 * j) ^ swz(r)) * 8);
             }
 #pragma unroll
             for (int i = 0; i < 8; i++) {

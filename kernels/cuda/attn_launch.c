@@ -13,20 +13,13 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
     /* attn.cu's layout: q [group][head_dim], scores [group][partition] (the
      * ring: the warps' maxima [warps][16]), max and sum [group], then the
      * partition's page numbers; from the next 16 bytes, staged: K and V
-     * [partition][head_dim], the ring: [warps][stage][K, V][RING_TOKENS][head_dim]
-     * with K rows 64 bytes and V rows 16 bytes longer (the padding of its
-     * bulk copies on sm_90, reserved on every GPU: one size whatever the
-     * arch), then an 8-byte barrier per warp and slot */
+     * [partition][head_dim], the ring: [warps][stage][K, V][RING_TOKENS][head_dim] */
     size_t sc = c->stage >= 2 ? (size_t)c->warps * 16 : (size_t)c->group * (size_t)c->partition;
     size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
-    size_t head = 4 * ((words + 3) / 4 * 4);
-    if (c->stage >= 2) {
-        size_t slots = (size_t)c->warps * (size_t)c->stage;
-        return (unsigned)(head + slots * (2u * MT_CUDA_ATTN_RING_TOKENS * (2u * (size_t)c->head_dim + 40u) + 8u));
-    }
-    return (unsigned)(head + 2 * 2 * (size_t)c->partition * (size_t)c->head_dim);
+    size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * MT_CUDA_ATTN_RING_TOKENS : (size_t)c->partition;
+    return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])

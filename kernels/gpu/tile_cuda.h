@@ -67,14 +67,17 @@ MT_DEVICE void cp_async16(mt_sptr saddr, const void *gmem, bool pred)
  * address from DRAM at once, for streams of rows of PF bytes or more that
  * are read whole (the KV cache's rows): on the H100 the ring read 2 to 3 %
  * faster at B = 32 (bench/results/2026-11-24-h100-attn, session 10). Any
- * other PF: no hint. */
+ * other PF: no hint. Through L1 (.ca, where cp_async16 bypasses it): 0.3
+ * to 1.5 % faster again on the ring's rows (session 11, call 36), though
+ * nothing in L1 is read twice; one bulk copy per row instead (a quarter of
+ * the L2 requests) was 2 to 25 % slower (calls 34, 35). */
 template <int PF> MT_DEVICE void cp_async16_pf(mt_sptr saddr, const void *gmem, bool pred)
 {
     int n = pred ? 16 : 0;
     if (PF == 256)
-        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+        asm volatile("cp.async.ca.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
     else if (PF == 128)
-        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+        asm volatile("cp.async.ca.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
     else
         cp_async16(saddr, gmem, pred);
 }
@@ -91,51 +94,6 @@ template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem)
         u = *(const uint4 *)gmem;
     return u;
 }
-/* Hopper's bulk copies (sm_90): one instruction moves a whole run of
- * bytes (a multiple of 16, 16-byte aligned at both ends) global -> shared
- * through the SM's copy engine and counts its bytes on an mbarrier in
- * shared memory, where the waiting threads test the phase. The attention
- * ring copies each 256-byte K or V row this way: the 16-byte cp.async of a
- * row reached the L2 as twice as many requests as the 128-byte loads of
- * cuDNN's decode kernel (bench/results/2026-11-24-h100-attn, call 33). */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define MT_HAVE_BULK 1
-MT_DEVICE void mbar_init(mt_sptr bar, int count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-/* the barriers' initial state, seen by the copy engine (the async proxy)
- * before any copy completes on them */
-MT_DEVICE void mbar_init_fence()
-{
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-/* one arrival that also adds tx bytes to the phase's expected count */
-MT_DEVICE void mbar_arrive_tx(mt_sptr bar, unsigned tx)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(tx) : "memory");
-}
-MT_DEVICE void mbar_wait(mt_sptr bar, unsigned parity)
-{
-    unsigned done;
-    do {
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     " selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
-MT_DEVICE void bulk_copy(mt_sptr dst, const void *src, unsigned bytes, mt_sptr bar)
-{
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-                 "l"(src), "r"(bytes), "r"(bar)
-                 : "memory");
-}
-#else
-#define MT_HAVE_BULK 0
-#endif
 MT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> MT_DEVICE void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 

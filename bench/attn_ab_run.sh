@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Issue 9, session 11: the ring's rows copied by Hopper's bulk copies
-# (attn.cu ATTN_BULK) against the 16-byte cp.async of the build before, in
+# Issue 9: a kernel change checked and timed against the build before it, in
 # one call. (1) Every variant of the table's shapes checked against the
 # float64 reference with the new build (cuda_attn_check --check-only, its
-# variants compiled ahead in JOBS processes). (2) Chosen rows' ring
-# variants timed with each build in turn, twice (attn_locality_probe.sh:
-# one launch per graph and per layer of a decode step).
-# Usage (device machine, repository root): OUT=dir bench/attn_bulk_run.sh
+# variants compiled ahead in JOBS processes; CHECK=0 skips it). (2) Chosen
+# rows' variants (ENTRIES, as attn_locality_probe.sh takes them) timed with
+# each build of BUILDS in turn (one launch per graph and per layer of a
+# decode step). Session 11 compared this way the ring's rows by bulk copies
+# (bench/results/2026-11-24-h100-attn, calls 34 and 35; not kept).
+# Usage (device machine, repository root): OUT=dir bench/attn_ab_run.sh
 # Expects .carry/bin (this build), .carry/old (the build before), .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
