@@ -179,6 +179,37 @@ auto)
   "$MT" sweep --device auto --db "$DB" --out "$OUT/configs" --model mixtral-8x7b --tp 2 --batch-sizes 1,64 --budget 6
   echo "rc=$?"; ls "$OUT/configs"
   ;;
+gemv)
+  # issue 8: the small-batch path (GEMV=1: two kernels, no tiles) against the
+  # tiled path at the same batch sizes, same run: each model's sweep over the
+  # tiled points (GEMV=0, BUDGET of them), then every GEMV point; every
+  # variant checked against the float64 oracle as always. Then the best of
+  # each path per problem and M, and the targets table.
+  for m in ${MODELS:-mixtral-8x7b@1 mixtral-8x7b@2 qwen3-30b-a3b@1 deepseek-v3@8}; do
+    name=${m%%@*}; tp=${m#*@}
+    sweep --model $name --tp $tp --batch-sizes ${MS:-1,8} --budget ${BUDGET:-10%} --only GEMV=0
+    sweep --model $name --tp $tp --batch-sizes ${MS:-1,8} --strategy grid --only GEMV=1
+  done
+  python3 - "$DB" <<'PY' | tee "$OUT/gemv.txt"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print("| E | N | K | topk | M | tiled best us | GEMV best us | GEMV / tiled | checked ok / failed |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for pid, E, N, K, topk in c.execute("select id, E, N, K, topk from problems order by id").fetchall():
+    for (M,) in c.execute("select distinct M from measurements where problem_id=? order by M", (pid,)).fetchall():
+        best = {}
+        for g in (0, 1):
+            r = c.execute("select min(m.median_us), sum(m.status='ok'), sum(m.status='failed') from measurements m "
+                          "join configs f on f.id=m.config_id where m.problem_id=? and m.M=? and m.status='ok' "
+                          "and coalesce(json_extract(f.params,'$.GEMV'),0)=?", (pid, M, g)).fetchone()
+            best[g] = r
+        bad = c.execute("select count(*) from measurements where problem_id=? and M=? and status='failed'", (pid, M)).fetchone()[0]
+        t, g = best[0][0], best[1][0]
+        print("| %d | %d | %d | %d | %d | %s | %s | %s | %d / %d |" % (E, N, K, topk, M, "%.1f" % t if t else "-",
+              "%.1f" % g if g else "-", "%.2f" % (g / t) if t and g else "-", (best[0][1] or 0) + (best[1][1] or 0), bad))
+PY
+  python3 bench/targets_table.py "$DB" | tee "$OUT/targets.md"
+  ;;
 targets)
   # TARGETS.md's shapes and batch sizes
   for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b" "--model deepseek-v3 --tp 8"; do

@@ -230,7 +230,7 @@ static void config_init(mt_moe_config *c)
     memset(c, 0, sizeof *c);
     c->block_size_m = c->block_size_n = c->block_size_k = c->group_size_m = c->num_warps = c->num_stages = -1;
     c->waves_per_eu = c->matrix_instr_nonkdim = c->kpack = c->split_k = c->num_ctas = -1;
-    c->num_sm = c->block_m = c->block_n = c->block_k = c->threads = -1;
+    c->num_sm = c->gemv = c->block_m = c->block_n = c->block_k = c->threads = -1;
 }
 
 /* One parameter into c; a reason when its value is impossible. */
@@ -250,6 +250,7 @@ static int set_param(mt_moe_config *c, const cJSON *v, char *why, size_t n)
         {"SPLIT_K", offsetof(mt_moe_config, split_k), 1},
         {"num_ctas", offsetof(mt_moe_config, num_ctas), 1},
         {"NUM_SM", offsetof(mt_moe_config, num_sm), 0},
+        {"GEMV", offsetof(mt_moe_config, gemv), 0},
         {"block_m", offsetof(mt_moe_config, block_m), 1},
         {"block_n", offsetof(mt_moe_config, block_n), 1},
         {"block_k", offsetof(mt_moe_config, block_k), 1},
@@ -864,9 +865,13 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
         rt_log(rt, MT_LOG_ERROR, "%s", why);
         return rc;
     }
-    /* the CUDA space's order; no waves_per_eu hint (an AMD-only key) */
+    /* the launcher's order; no waves_per_eu hint (an AMD-only key). The
+     * GEMV path where the tuner may choose it (search/space.c: at most two
+     * pairs per expert): a batch between two keys that has more takes the
+     * same tile on the tiled path. */
+    int gemv = cfg.gemv > 0 && topk <= MT_CUDA_GEMV_MAX_TOPK && M * topk <= 2 * E;
     int c7[MT_CUDA_MOE_NCFG] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
-                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0};
+                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
     mt_cuda_moe *v = NULL;
     int ok = c7[0] > 0 && c7[1] > 0 && c7[2] > 0 && c7[3] > 0 && c7[4] > 0 && c7[5] >= 2;
     if (ok) rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
@@ -879,9 +884,9 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
                                 "default for it",
                cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
         memcpy(c7, d, sizeof d);
-        c7[6] = 0;
+        c7[6] = c7[MT_CUDA_MOE_GEMV] = 0;
         cfg.block_size_m = d[0]; cfg.block_size_n = d[1]; cfg.block_size_k = d[2];
-        cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0;
+        cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0; cfg.gemv = 0;
         rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
     }
     if (rc == MT_OK) {

@@ -252,12 +252,35 @@ void mt_space_vllm_moe(mt_space *sp, int rocm)
     sp->params[V_KPACK] = (mt_param_def){"kpack", 2, {1, 2}};
 }
 
+/* Our CUDA kernels' GEMV key (kernels/cuda/moe.cu's small-batch path: no
+ * tiles, so one tile shape per width and warp count stands for it: the
+ * binary it shares). It reads each pair's expert weights on its own, so
+ * it is offered only where experts hold about two rows or fewer. */
+#define V_NUM_SM 6
+#define V_GEMV 7
+static int cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    if (!vllm_valid(sp, c, x, why, n)) return 0;
+    if (!c->v[V_GEMV]) return 1;
+    if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)
+        return snprintf(why, n, "GEMV takes BLOCK_SIZE_M 16, BLOCK_SIZE_K 64, GROUP_SIZE_M 1, num_stages 2, NUM_SM 0 "
+                                "(its tiles are unused)"), 0;
+    if (x->topk > MT_CUDA_GEMV_MAX_TOPK)
+        return snprintf(why, n, "GEMV takes topk up to %d, not %lld", MT_CUDA_GEMV_MAX_TOPK, (long long)x->topk), 0;
+    if (x->M > 0 && x->E > 0 && x->M * x->topk > 2 * x->E)
+        return snprintf(why, n, "GEMV: %lld pairs over %lld experts (at most two each)", (long long)(x->M * x->topk),
+                        (long long)x->E), 0;
+    return 1;
+}
+
 void mt_space_cuda_moe(mt_space *sp, int sms)
 {
     mt_space_vllm_moe(sp, 0);
-    sp->nparams = 7;
+    sp->valid = cuda_valid;
+    sp->nparams = 8;
     if (sms < 1) sms = 1;
-    sp->params[6] = (mt_param_def){"NUM_SM", 3, {0, sms, 2 * sms}};
+    sp->params[V_NUM_SM] = (mt_param_def){"NUM_SM", 3, {0, sms, 2 * sms}};
+    sp->params[V_GEMV] = (mt_param_def){"GEMV", 2, {0, 1}};
 }
 
 /* vLLM's ROCm default (lookup.c), NUM_SM 0, no waves_per_eu hint, and the
@@ -297,6 +320,46 @@ int mt_space_param_index(const mt_space *sp, const char *name)
     for (int i = 0; i < sp->nparams; i++)
         if (strcmp(sp->params[i].name, name) == 0) return i;
     return -1;
+}
+
+int mt_space_fix(mt_space *sp, const char *spec, char *why, size_t n)
+{
+    mt_space fixed = *sp;
+    const char *p = spec;
+    while (p && *p) {
+        const char *end = strchr(p, ','), *eq = strchr(p, '=');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[64];
+        if (!eq || eq > p + len || eq == p || (size_t)(eq - p) >= sizeof name) {
+            snprintf(why, n, "'%.*s' is not NAME=VALUE", (int)len, p);
+            return MT_EINVAL;
+        }
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = 0;
+        int i = mt_space_param_index(&fixed, name);
+        if (i < 0) {
+            int o = snprintf(why, n, "no parameter '%s'; this space has", name);
+            for (int j = 0; j < fixed.nparams && o > 0 && (size_t)o < n; j++)
+                o += snprintf(why + o, n - (size_t)o, " %s", fixed.params[j].name);
+            return MT_EINVAL;
+        }
+        char *stop;
+        long v = strtol(eq + 1, &stop, 10);
+        int found = -1;
+        for (int k = 0; stop == p + len && stop > eq + 1 && k < fixed.params[i].nvalues; k++)
+            if (fixed.params[i].values[k] == v) found = k;
+        if (found < 0) {
+            int o = snprintf(why, n, "%s=%.*s: the values are", name, (int)(p + len - eq - 1), eq + 1);
+            for (int k = 0; k < fixed.params[i].nvalues && o > 0 && (size_t)o < n; k++)
+                o += snprintf(why + o, n - (size_t)o, " %d", fixed.params[i].values[k]);
+            return MT_EINVAL;
+        }
+        fixed.params[i].nvalues = 1;
+        fixed.params[i].values[0] = (int)v;
+        p = end ? end + 1 : NULL;
+    }
+    *sp = fixed;
+    return MT_OK;
 }
 
 int mt_space_enumerate(const mt_space *sp, const mt_space_ctx *ctx, mt_config **out)

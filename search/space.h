@@ -73,6 +73,12 @@ void mt_space_cuda_attn(mt_space *sp);
 /* Index of a named parameter, or -1. */
 int mt_space_param_index(const mt_space *sp, const char *name);
 
+/* Narrow the space to the points with the given values: spec is
+ * "NAME=V[,NAME=V...]", names as the space spells them, each value one of
+ * the parameter's. MT_EINVAL with why saying what is wrong (the names or
+ * the values there are) otherwise, the space unchanged. */
+int mt_space_fix(mt_space *sp, const char *spec, char *why, size_t why_len);
+
 /* All valid points, in lexicographic order of the declared values. *out is
  * malloc'ed; returns the count or a negative status. */
 int mt_space_enumerate(const mt_space *sp, const mt_space_ctx *ctx, mt_config **out);

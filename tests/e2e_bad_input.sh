@@ -57,6 +57,14 @@ expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --tp 0
 expect_in "$TMP/e" "--tp '0'"
 expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --dtype int3
 expect_in "$TMP/e" "--dtype 'int3'"
+# --only: a name the space lacks, a value it lacks, no '=' (the space's names
+# and values are listed)
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --model tiny --only foo=1
+expect_in "$TMP/e" "--only 'foo=1': no parameter 'foo'; this space has block_m block_n block_k threads"
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --model tiny --only threads=1,block_m=3
+expect_in "$TMP/e" "block_m=3: the values are 4 8 16 32 64"
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --model tiny --only block_m
+expect_in "$TMP/e" "'block_m' is not NAME=VALUE"
 
 [ "$(snapshot)" = "$keep" ] || fail "the database lost or changed measurements"; ok
 done_ok

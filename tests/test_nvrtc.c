@@ -59,8 +59,13 @@ static void options_share(void)
     same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(!same, "fp16 is another binary");
+    /* the GEMV path's kernels are in every binary: choosing them is a launch */
+    int g[MT_CUDA_MOE_NCFG];
+    memcpy(g, a, sizeof g);
+    g[MT_CUDA_MOE_GEMV] = 1;
+    CHECK(mt_cuda_moe_same_binary(a, g), "GEMV must not change the binary");
     for (int p = 0; p < MT_CUDA_MOE_NCFG; p++) {
-        if (p == 3 || p == 6) continue;
+        if (p == 3 || p == 6 || p == MT_CUDA_MOE_GEMV) continue;
         int c[MT_CUDA_MOE_NCFG];
         memcpy(c, a, sizeof c);
         c[p] = p == 4 ? 4 : p == 7 ? 2 : c[p] * 2;

@@ -223,11 +223,49 @@ static void test_vllm_default_valid(void)
     free(pts);
     mt_space cs;
     mt_space_cuda_moe(&cs, 132);
-    CHECK(cs.nparams == 7 && !strcmp(cs.params[6].name, "NUM_SM") && cs.params[6].values[1] == 132 &&
+    CHECK(cs.nparams == 8 && !strcmp(cs.params[6].name, "NUM_SM") && cs.params[6].values[1] == 132 &&
               cs.params[6].values[2] == 264, "NUM_SM 0, 132, 264 on an H100");
+    CHECK(!strcmp(cs.params[7].name, "GEMV") && cs.params[7].nvalues == 2, "GEMV 0 or 1");
     mt_config cd;
     cs.default_config(&cs, &big, &cd);
-    CHECK(cd.v[6] == 0, "the default is not persistent");
+    CHECK(cd.v[6] == 0 && cd.v[7] == 0, "the default is not persistent and tiled");
+    /* the GEMV path: one tile per (BLOCK_SIZE_N, num_warps), where experts
+     * hold at most two pairs each (Qwen3-30B-A3B: 128 experts, top-8) */
+    mt_space_ctx q1 = {128, 768, 2048, 8, 1, 0, 227 * 1024, 0}, q64 = q1, q32 = q1, wide = q1;
+    q32.M = 32, q64.M = 64, wide.topk = MT_CUDA_GEMV_MAX_TOPK + 1, wide.E = 1024;
+    mt_config gv = {{16, 64, 64, 1, 4, 2, 0, 1}}, gv_bm = gv, gv_st = gv, gv_sm = gv;
+    gv_bm.v[0] = 32, gv_st.v[5] = 3, gv_sm.v[6] = 132;
+    char gwhy[256];
+    CHECK(cs.valid(&cs, &gv, &q1, gwhy, sizeof gwhy), "GEMV at M = 1: %s", gwhy);
+    CHECK(cs.valid(&cs, &gv, &q32, gwhy, sizeof gwhy), "GEMV at M = 32 (256 pairs on 128 experts): %s", gwhy);
+    CHECK(!cs.valid(&cs, &gv, &q64, gwhy, sizeof gwhy) && strstr(gwhy, "pairs"), "GEMV at M = 64: %s", gwhy);
+    CHECK(!cs.valid(&cs, &gv, &wide, gwhy, sizeof gwhy) && strstr(gwhy, "topk"), "GEMV at topk 65: %s", gwhy);
+    CHECK(!cs.valid(&cs, &gv_bm, &q1, gwhy, sizeof gwhy) && !cs.valid(&cs, &gv_st, &q1, gwhy, sizeof gwhy) &&
+              !cs.valid(&cs, &gv_sm, &q1, gwhy, sizeof gwhy) && strstr(gwhy, "GEMV"),
+          "GEMV takes one tile per width: %s", gwhy);
+    mt_config *gpts;
+    int ng = mt_space_enumerate(&cs, &q1, &gpts), ngemv = 0, nbn[4] = {0};
+    for (int i = 0; i < ng; i++)
+        if (gpts[i].v[7]) {
+            ngemv++;
+            for (int b = 0; b < 4; b++) nbn[b] += gpts[i].v[1] == 32 << b;
+        }
+    /* 4 widths x 2 warp counts, less 32 columns on 8 warps (no layout of
+     * the binary's tile) */
+    CHECK(ngemv == 7 && nbn[0] == 1 && nbn[3] == 2, "%d GEMV points at M = 1 (%d of width 32)", ngemv, nbn[0]);
+    free(gpts);
+    ng = mt_space_enumerate(&cs, &q64, &gpts);
+    ngemv = 0;
+    for (int i = 0; i < ng; i++) ngemv += gpts[i].v[7];
+    CHECK(ngemv == 0, "%d GEMV points at M = 64", ngemv);
+    free(gpts);
+    /* the launcher's cfg: the CUDA space's GEMV moves past waves_per_eu,
+     * the HIP space's waves_per_eu stays */
+    int lc[MT_CUDA_MOE_NCFG], hv[MT_SPACE_MAX_PARAMS] = {16, 64, 64, 1, 4, 2, 0, 2, 16, 1};
+    mt_cuda_moe_cfg_from_space(gv.v, 0, lc);
+    CHECK(lc[7] == 0 && lc[MT_CUDA_MOE_GEMV] == 1 && lc[1] == 64, "CUDA: waves %d, GEMV %d", lc[7], lc[MT_CUDA_MOE_GEMV]);
+    mt_cuda_moe_cfg_from_space(hv, 1, lc);
+    CHECK(lc[7] == 2 && lc[MT_CUDA_MOE_GEMV] == 0, "HIP: waves %d, GEMV %d", lc[7], lc[MT_CUDA_MOE_GEMV]);
     CHECK(mt_cuda_warps_m(16, 64, 4) == 1, "16x64 with 4 warps: one warp row");
     CHECK(mt_cuda_warps_m(128, 128, 8) == 2, "128x128 with 8 warps: 2 rows of 4");
     CHECK(mt_cuda_warps_m(16, 16, 8) == 0, "16x16 cannot feed 8 warps");

@@ -125,6 +125,7 @@ int cmd_lookup(int argc, char **argv)
     put_int("SPLIT_K", cfg.split_k, &first);
     put_int("num_ctas", cfg.num_ctas, &first);
     put_int("NUM_SM", cfg.num_sm, &first);
+    put_int("GEMV", cfg.gemv, &first);
     put_int("block_m", cfg.block_m, &first);
     put_int("block_n", cfg.block_n, &first);
     put_int("block_k", cfg.block_k, &first);

@@ -71,6 +71,10 @@ static const char usage[] =
     "                          with I = 0 .. N-1 cover the sweep exactly once\n"
     "  --job ID                internal: the daemon's job this sweep runs (progress and\n"
     "                          cancelling go through the database)\n"
+    "  --only NAME=V[,NAME=V]  search only the points with these parameter values, named as\n"
+    "                          the config files name them (e.g. NUM_SM=0, or GEMV=1 for the\n"
+    "                          CUDA small-batch path); the default config is measured only\n"
+    "                          where it is one of them\n"
     "  --compile-jobs N        GPU: compile the space's kernels with N processes before\n"
     "                          measuring (default: the online CPUs; 0: compile each\n"
     "                          variant when it is measured)\n"
@@ -109,7 +113,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY
 };
 
 static const struct option long_opts[] = {
@@ -126,10 +130,10 @@ static const struct option long_opts[] = {
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
     {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
     {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
-    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
-    const char *device, *db, *out;
+    const char *device, *db, *out, *only;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens, compile_jobs;
     double budget_pct; /* --budget P%: a share of each M's points */
@@ -343,6 +347,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             for (int i = 0; i < mt_n_presets; i++) printf("%-16s %s\n", mt_presets[i].name, mt_presets[i].about);
             return -1;
         case O_DEVICE: o->device = optarg; break;
+        case O_ONLY: o->only = optarg; break;
         case O_DB: o->db = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_MODEL: o->prob.model = optarg; break;
@@ -617,12 +622,20 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
-    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.compile_jobs != 0)
-        precompile(&o, &dev, ps.dtype);
-    /* the space depends on the device: CPU threads, GPU SM count */
+    /* the space depends on the device: CPU threads, GPU SM count; --only is
+     * checked against it before anything is compiled */
     if (dspec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&sp, dev.cores);
     else if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);
+    if (o.only) {
+        char why[512];
+        if (mt_space_fix(&sp, o.only, why, sizeof why) != MT_OK) {
+            status = mt_usage_error("sweep", "--only '%s': %s", o.only, why);
+            goto out;
+        }
+    }
+    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.compile_jobs != 0)
+        precompile(&o, &dev, ps.dtype);
 
     /* the plan: every M's valid points, searched by the strategy within
      * the budget */
@@ -643,6 +656,9 @@ int cmd_sweep(int argc, char **argv)
             status = mt_fail("sweep", "out of memory");
             goto out_plan;
         }
+        if (n == 0 && o.only)
+            fprintf(stderr, "moetune sweep: M=%lld: no valid point has --only %s; nothing measured there\n",
+                    (long long)ps.ms[i], o.only);
         sp.default_config(&sp, &ctx, &defs[i]);
         /* a percentage budget rounds up, as replay's --fraction does, so a
          * replayed figure and a live sweep spend the same */

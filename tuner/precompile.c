@@ -83,10 +83,11 @@ static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
         if (!(fp16_mask & (1 << f))) continue;
         int first = n;
         for (int i = 0; i < np; i++) {
-            int dup = 0;
-            for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(u[j].cfg, pts[i].v);
+            int dup = 0, lc[MT_CUDA_MOE_NCFG];
+            mt_cuda_moe_cfg_from_space(pts[i].v, hip, lc);
+            for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(u[j].cfg, lc);
             if (dup) continue;
-            memcpy(u[n].cfg, pts[i].v, sizeof u[n].cfg);
+            memcpy(u[n].cfg, lc, sizeof u[n].cfg);
             u[n++].fp16 = f;
         }
     }

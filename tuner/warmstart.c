@@ -24,7 +24,8 @@ struct ws {
 };
 
 /* The point of pts that a stored params object names; -1 when none. A
- * vLLM file has no NUM_SM: it means one CTA per tile, 0. */
+ * vLLM file has no NUM_SM (it means one CTA per tile, 0) and no GEMV
+ * (the tiled path, 0). */
 static int point_of(const struct ws *w, const char *params)
 {
     cJSON *j = cJSON_Parse(params);
@@ -38,7 +39,7 @@ static int point_of(const struct ws *w, const char *params)
          * it: a Triton file's other value still names the same tile */
         if (w->sp->params[p].nvalues == 1) c.v[p] = w->sp->params[p].values[0];
         else if (cJSON_IsNumber(v)) c.v[p] = v->valueint;
-        else if (!strcmp(w->sp->params[p].name, "NUM_SM")) c.v[p] = 0;
+        else if (!strcmp(w->sp->params[p].name, "NUM_SM") || !strcmp(w->sp->params[p].name, "GEMV")) c.v[p] = 0;
         else ok = 0;
     }
     cJSON_Delete(j);

@@ -205,6 +205,7 @@ typedef struct mt_moe_config {
     int waves_per_eu, matrix_instr_nonkdim, kpack, split_k, num_ctas;
     /* moetune's own */
     int num_sm;                           /* CUDA persistent grid */
+    int gemv;                             /* CUDA: 1 for the small-batch path (no tiles) */
     int block_m, block_n, block_k, threads; /* the CPU backend */
     int64_t m_key;    /* the batch-size key chosen */
     int source;       /* enum mt_config_source */

@@ -24,6 +24,9 @@
  *   moe_combine   out[t, k] = sum over slots of out2[t*topk+s, k]
  * A GEMM whose tiles would leave SMs idle splits its k range over several
  * CTAs per tile (split-K, chosen by the host).
+ * The small-batch path (the config's GEMV key) replaces all four with
+ *   moe_gemv1     act as moe_gemm1, one pair per grid row, straight from topk_ids
+ *   moe_gemv2     out[t, k] as moe_gemm2 and moe_combine together
  */
 
 #ifndef BLOCK_SIZE_M
@@ -592,6 +595,163 @@ template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 
 MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
 MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
+
+/* ---- the small-batch path: no alignment, no tiles ----
+ * When the experts hold a row or two each (decode), the grouped GEMMs'
+ * tiles are mostly padding and one CTA per tile streams its weights at
+ * about half of HBM's bandwidth (bench/results/2026-11-23-h100-ncu: Qwen3
+ * M = 1 GEMM 1 at 48 % of DRAM peak, 96 CTAs). Here a warp computes whole
+ * dot products of one pair's input row with two adjacent weight columns,
+ * 16 bytes per lane, GV_U chunks of every row in flight at once; a CTA
+ * covers GV_CC = BLOCK_SIZE_N / 16 columns (BLOCK_SIZE_N is this path's
+ * width knob), its warps split the reduction when they outnumber the
+ * column pairs. moe_gemv2 also adds a token's topk slots, so the pipeline
+ * is two kernels: no align, no combine (their fixed cost is a quarter of
+ * the M = 1 rows' time). */
+#define GV_U 4
+#define GV_CC (BLOCK_SIZE_N / 16)
+#define GV_CP (GV_CC / 2 > 0 ? GV_CC / 2 : 1)               /* column pairs per CTA */
+#define GV_PW (GV_CP < NUM_WARPS ? GV_CP : NUM_WARPS)       /* column pairs at once */
+#define GV_SL (NUM_WARPS / GV_PW)                           /* warps per column pair */
+#define GV_MAX_TOPK 64
+
+MT_DEVICE void gv_fma8(float &acc, uint4 a, uint4 b)
+{
+    const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        acc = fmaf(h2f((h16)(x[i] & 0xffffu)), h2f((h16)(y[i] & 0xffffu)), acc);
+        acc = fmaf(h2f((h16)(x[i] >> 16)), h2f((h16)(y[i] >> 16)), acc);
+    }
+}
+
+/* sums of the warps of a column pair (each holding R partial sums in lane
+ * 0 after its butterfly), in a fixed order: deterministic */
+template <int R> MT_DEVICE bool gv_reduce(float (&a)[R], float (*red)[R], int warp, int lane)
+{
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a[r] += mt_shfl_xor(a[r], o);
+    if (GV_SL == 1) return lane == 0;
+    if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < R; r++) red[warp][r] = a[r];
+    __syncthreads();
+    bool mine = lane == 0 && warp < GV_PW;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        a[r] = 0.f;
+        for (int sl = 0; mine && sl < GV_SL; sl++) a[r] += red[warp + sl * GV_PW][r];
+    }
+    __syncthreads(); /* red is rewritten by the next columns */
+    return mine;
+}
+
+/* act[p, n] = silu(x[p / topk] . w1[e, n]) * (x[p / topk] . w1[e, N + n]);
+ * grid (column groups of GV_CC, pairs) */
+MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x, const h16 *__restrict__ w1,
+                                                    const int *__restrict__ ids, h16 *__restrict__ act, int topk,
+                                                    int N, int K)
+{
+    __shared__ float red[NUM_WARPS][4];
+    const int p = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int pair = warp % GV_PW, sl = warp / GV_PW;
+    const h16 *xr = x + (long)(p / topk) * K, *we = w1 + (long)ids[p] * 2 * N * K;
+    /* every warp takes the same number of turns (the reduction's barriers);
+     * columns past N only take part in them */
+    for (int c0 = blockIdx.x * GV_CC + 2 * pair; c0 < (int)(blockIdx.x + 1) * GV_CC; c0 += 2 * GV_PW) {
+        const bool live = c0 < N;
+        const h16 *rows[4] = {we + (long)c0 * K, we + (long)(c0 + 1) * K, we + (long)(N + c0) * K,
+                              we + (long)(N + c0 + 1) * K};
+        float a[4] = {0.f, 0.f, 0.f, 0.f};
+        constexpr int STEP = GV_SL * 256; /* elements between a lane's chunks */
+        int k = live ? (sl * 32 + lane) * 8 : K;
+        /* whole steps: every load issued before any is used (no predicate,
+         * which would let the compiler wait on each in turn) */
+        for (; k + (GV_U - 1) * STEP < K; k += GV_U * STEP) {
+            uint4 xv[GV_U], wv[4][GV_U];
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                xv[u] = *(const uint4 *)(xr + k + u * STEP);
+#pragma unroll
+                for (int r = 0; r < 4; r++) wv[r][u] = *(const uint4 *)(rows[r] + k + u * STEP);
+            }
+#pragma unroll
+            for (int u = 0; u < GV_U; u++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) gv_fma8(a[r], xv[u], wv[r][u]);
+        }
+        for (; k < K; k += STEP) {
+            const uint4 xv = *(const uint4 *)(xr + k);
+#pragma unroll
+            for (int r = 0; r < 4; r++) gv_fma8(a[r], xv, *(const uint4 *)(rows[r] + k));
+        }
+        if (gv_reduce<4>(a, red, warp, lane) && live) store2<1>(act, p, c0, N, 1.f, a[0], a[1], a[2], a[3]);
+    }
+}
+
+/* out[t, k] = sum over slots s of w[t, s] * (act[t * topk + s] . w2[e_s, k]);
+ * grid (column groups of GV_CC, tokens). The token's experts and weights
+ * are read first into shared memory, so no weight load waits on them. */
+MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ act, const h16 *__restrict__ w2,
+                                                    const int *__restrict__ ids, const float *__restrict__ tw,
+                                                    h16 *__restrict__ out, int topk, int N, int K)
+{
+    __shared__ float red[NUM_WARPS][2];
+    __shared__ long se[GV_MAX_TOPK];
+    __shared__ float sw[GV_MAX_TOPK];
+    const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int pair = warp % GV_PW, sl = warp / GV_PW;
+    for (int s = threadIdx.x; s < topk; s += THREADS) {
+        se[s] = (long)ids[(long)t * topk + s] * K * N;
+        sw[s] = tw[(long)t * topk + s];
+    }
+    __syncthreads();
+    const int nch = N / 8, items = topk * nch;
+    const h16 *ar = act + (long)t * topk * N;
+    for (int c0 = blockIdx.x * GV_CC + 2 * pair; c0 < (int)(blockIdx.x + 1) * GV_CC; c0 += 2 * GV_PW) {
+        const bool live = c0 < K;
+        float a[2] = {0.f, 0.f};
+        constexpr int STEP = GV_SL * 32;
+        /* item j: chunk j % nch of slot j / nch; whole steps first, as in
+         * moe_gemv1 */
+        int j = live ? sl * 32 + lane : items;
+        for (; j + (GV_U - 1) * STEP < items; j += GV_U * STEP) {
+            uint4 av[GV_U], w0[GV_U], w1v[GV_U];
+            float ws[GV_U];
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                const int jj = j + u * STEP, s = jj / nch, c = jj - s * nch;
+                const h16 *wr = w2 + se[s] + (long)c0 * N + c * 8;
+                ws[u] = sw[s];
+                av[u] = *(const uint4 *)(ar + (long)s * N + c * 8);
+                w0[u] = *(const uint4 *)wr;
+                w1v[u] = *(const uint4 *)(wr + N);
+            }
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                float d0 = 0.f, d1 = 0.f;
+                gv_fma8(d0, av[u], w0[u]);
+                gv_fma8(d1, av[u], w1v[u]);
+                a[0] = fmaf(ws[u], d0, a[0]);
+                a[1] = fmaf(ws[u], d1, a[1]);
+            }
+        }
+        for (; j < items; j += STEP) {
+            const int s = j / nch, c = j - s * nch;
+            const h16 *wr = w2 + se[s] + (long)c0 * N + c * 8;
+            const uint4 av = *(const uint4 *)(ar + (long)s * N + c * 8);
+            float d0 = 0.f, d1 = 0.f;
+            gv_fma8(d0, av, *(const uint4 *)wr);
+            gv_fma8(d1, av, *(const uint4 *)(wr + N));
+            a[0] = fmaf(sw[s], d0, a[0]);
+            a[1] = fmaf(sw[s], d1, a[1]);
+        }
+        if (gv_reduce<2>(a, red, warp, lane) && live)
+            *(u32 *)(out + (long)t * K + c0) = (u32)f2h(a[0]) | ((u32)f2h(a[1]) << 16);
+    }
+}
 
 /* out[t, k] = sum over slots, 8 elements (16 bytes) per thread */
 MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, int M, int topk, int K)

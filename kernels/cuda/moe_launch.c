@@ -38,7 +38,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
     if ((rc = mt_cuda_function(c, v->mod, "moe_align", &v->align, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK) {
+        (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_gemv1", &v->gemv1, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_gemv2", &v->gemv2, NULL)) != MT_OK) {
         snprintf(why, n, "%s", mt_cuda_errmsg(c));
         mt_cuda_moe_release(c, v);
         return rc;
@@ -79,6 +81,13 @@ int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *a
     snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg[7] > 0 ? cfg[7] : 0);
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
     return wm ? MT_OK : MT_EUNSUPPORTED;
+}
+
+void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG])
+{
+    memset(cfg, 0, MT_CUDA_MOE_NCFG * sizeof *cfg);
+    memcpy(cfg, v, (hip ? 8 : 7) * sizeof *cfg);
+    if (!hip) cfg[MT_CUDA_MOE_GEMV] = v[7];
 }
 
 int mt_cuda_moe_same_binary(const int a[MT_CUDA_MOE_NCFG], const int b[MT_CUDA_MOE_NCFG])
@@ -254,6 +263,23 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
     int ncounters = (int)((L.total - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
+    /* the small-batch path: two launches per chunk, columns in groups of
+     * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
+    if (v->cfg[MT_CUDA_MOE_GEMV]) {
+        int cc = bn / 16 > 2 ? bn / 16 : 2;
+        if (topk > MT_CUDA_GEMV_MAX_TOPK) return MT_EINVAL;
+        for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
+            int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
+            mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
+            mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
+            void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K};
+            void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K};
+            const unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
+            if ((rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK) break;
+            rc = mt_cuda_launch3_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
+        }
+        return rc;
+    }
     for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
         int m = a->M - t0 < chunk ? a->M - t0 : chunk;
         int pairs = m * topk;

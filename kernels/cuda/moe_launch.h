@@ -27,11 +27,21 @@ int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
 /* cfg order: BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K, GROUP_SIZE_M,
  * num_warps, num_stages, NUM_SM (the CUDA space's order), then ROCm's
- * waves_per_eu (the HIP space's next key; 0 on CUDA: no hint) */
-#define MT_CUDA_MOE_NCFG 8
+ * waves_per_eu (the HIP space's next key; 0 on CUDA: no hint), then GEMV
+ * (1: the small-batch path, moe.cu's moe_gemv1 and moe_gemv2, instead of
+ * align, the tiled GEMMs and combine; the CUDA space's key after NUM_SM,
+ * which mt_cuda_moe_cfg_from_space moves here) */
+#define MT_CUDA_MOE_NCFG 9
+#define MT_CUDA_MOE_GEMV 8
+/* The launcher's cfg from a config of the CUDA space (hip 0: its GEMV key
+ * sits after NUM_SM) or of the HIP space (hip 1: waves_per_eu there). */
+void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]);
+/* The GEMV path's limit on topk (moe.cu's GV_MAX_TOPK: a token's experts
+ * and weights are kept in shared memory). */
+#define MT_CUDA_GEMV_MAX_TOPK 64
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
-    mt_cufn align, gemm1, gemm2, combine;
+    mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
     int cfg[MT_CUDA_MOE_NCFG];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
