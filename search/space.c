@@ -322,6 +322,25 @@ int mt_space_param_index(const mt_space *sp, const char *name)
     return -1;
 }
 
+int mt_space_seeds(const mt_space *sp, const mt_space_ctx *ctx, mt_config *out, int max)
+{
+    int g = mt_space_param_index(sp, "GEMV");
+    if (g < 0 || max < 1 || strcmp(sp->backend, "cuda") != 0) return 0;
+    /* the GEMV point that won at M = 1 on three of the four TARGETS shapes
+     * (bench/results/2026-11-24-h100-moe-gemv): 64 columns a CTA, 4 warps */
+    mt_config c = {{16, 64, 64, 1, 4, 2, 0, 1}};
+    char why[128];
+    /* --only may have narrowed GEMV (or another key) away from it */
+    for (int p = 0; p < sp->nparams; p++) {
+        int ok = 0;
+        for (int k = 0; k < sp->params[p].nvalues; k++) ok |= sp->params[p].values[k] == c.v[p];
+        if (!ok) return 0;
+    }
+    if (!sp->valid(sp, &c, ctx, why, sizeof why)) return 0;
+    out[0] = c;
+    return 1;
+}
+
 int mt_space_fix(mt_space *sp, const char *spec, char *why, size_t n)
 {
     mt_space fixed = *sp;

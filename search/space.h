@@ -73,6 +73,13 @@ void mt_space_cuda_attn(mt_space *sp);
 /* Index of a named parameter, or -1. */
 int mt_space_param_index(const mt_space *sp, const char *name);
 
+/* Points worth measuring early, whatever the strategy: one representative
+ * of each distinct kernel path the space holds besides the tiled one (the
+ * CUDA space's GEMV path, a few of its hundreds of points at small batch
+ * sizes, which a 10 % search may never draw), where valid for ctx. Writes
+ * up to max configs to out, returns how many. */
+int mt_space_seeds(const mt_space *sp, const mt_space_ctx *ctx, mt_config *out, int max);
+
 /* Narrow the space to the points with the given values: spec is
  * "NAME=V[,NAME=V...]", names as the space spells them, each value one of
  * the parameter's. MT_EINVAL with why saying what is wrong (the names or

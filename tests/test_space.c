@@ -259,6 +259,19 @@ static void test_vllm_default_valid(void)
     for (int i = 0; i < ng; i++) ngemv += gpts[i].v[7];
     CHECK(ngemv == 0, "%d GEMV points at M = 64", ngemv);
     free(gpts);
+    /* the GEMV path's representative is proposed early where it is valid */
+    mt_config seed[2];
+    CHECK(mt_space_seeds(&cs, &q1, seed, 2) == 1 && seed[0].v[7] == 1 && cs.valid(&cs, &seed[0], &q1, gwhy, sizeof gwhy),
+          "a GEMV seed at M = 1");
+    CHECK(mt_space_seeds(&cs, &q64, seed, 2) == 0, "no GEMV seed at M = 64");
+    mt_space tiled = cs;
+    CHECK(mt_space_fix(&tiled, "GEMV=0", gwhy, sizeof gwhy) == MT_OK && mt_space_seeds(&tiled, &q1, seed, 2) == 0,
+          "no GEMV seed once --only GEMV=0");
+    CHECK(mt_space_fix(&tiled, "GEMV=2", gwhy, sizeof gwhy) == MT_EINVAL && strstr(gwhy, "the values are 0"),
+          "GEMV=2 refused: %s", gwhy);
+    mt_space cpu;
+    mt_space_cpu_moe(&cpu, 8);
+    CHECK(mt_space_seeds(&cpu, &q1, seed, 2) == 0, "the CPU space has one path");
     /* the launcher's cfg: the CUDA space's GEMV moves past waves_per_eu,
      * the HIP space's waves_per_eu stays */
     int lc[MT_CUDA_MOE_NCFG], hv[MT_SPACE_MAX_PARAMS] = {16, 64, 64, 1, 4, 2, 0, 2, 16, 1};

@@ -652,15 +652,18 @@ template <int R> MT_DEVICE bool gv_reduce(float (&a)[R], float (*red)[R], int wa
  * grid (column groups of GV_CC, pairs) */
 MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x, const h16 *__restrict__ w1,
                                                     const int *__restrict__ ids, h16 *__restrict__ act, int topk,
-                                                    int N, int K)
+                                                    int N, int K, int rows_fast)
 {
     __shared__ float red[NUM_WARPS][4];
-    const int p = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    /* rows_fast: the grid's x runs over the pairs, so the pairs of one
+     * column group run side by side and those that share an expert read
+     * its rows from the L2 once fetched */
+    const int p = rows_fast ? blockIdx.x : blockIdx.y, cg = rows_fast ? blockIdx.y : blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int pair = warp % GV_PW, sl = warp / GV_PW;
     const h16 *xr = x + (long)(p / topk) * K, *we = w1 + (long)ids[p] * 2 * N * K;
     /* every warp takes the same number of turns (the reduction's barriers);
      * columns past N only take part in them */
-    for (int c0 = blockIdx.x * GV_CC + 2 * pair; c0 < (int)(blockIdx.x + 1) * GV_CC; c0 += 2 * GV_PW) {
+    for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
         const bool live = c0 < N;
         const h16 *rows[4] = {we + (long)c0 * K, we + (long)(c0 + 1) * K, we + (long)(N + c0) * K,
                               we + (long)(N + c0 + 1) * K};
@@ -696,12 +699,12 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x
  * are read first into shared memory, so no weight load waits on them. */
 MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ act, const h16 *__restrict__ w2,
                                                     const int *__restrict__ ids, const float *__restrict__ tw,
-                                                    h16 *__restrict__ out, int topk, int N, int K)
+                                                    h16 *__restrict__ out, int topk, int N, int K, int rows_fast)
 {
     __shared__ float red[NUM_WARPS][2];
     __shared__ long se[GV_MAX_TOPK];
     __shared__ float sw[GV_MAX_TOPK];
-    const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int t = rows_fast ? blockIdx.x : blockIdx.y, cg = rows_fast ? blockIdx.y : blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int pair = warp % GV_PW, sl = warp / GV_PW;
     for (int s = threadIdx.x; s < topk; s += THREADS) {
         se[s] = (long)ids[(long)t * topk + s] * K * N;
@@ -710,7 +713,7 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ a
     __syncthreads();
     const int nch = N / 8, items = topk * nch;
     const h16 *ar = act + (long)t * topk * N;
-    for (int c0 = blockIdx.x * GV_CC + 2 * pair; c0 < (int)(blockIdx.x + 1) * GV_CC; c0 += 2 * GV_PW) {
+    for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
         const bool live = c0 < K;
         float a[2] = {0.f, 0.f};
         constexpr int STEP = GV_SL * 32;

@@ -272,9 +272,17 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
             int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
             mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
             mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
-            void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K};
-            void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K};
-            const unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
+            /* experiment (session 11): MOETUNE_CUDA_GEMV_ROWS_FAST=0 keeps the
+             * column groups fastest in the grid */
+            const char *env = getenv("MOETUNE_CUDA_GEMV_ROWS_FAST");
+            int rf = !(env && !strcmp(env, "0")) && cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535; /* grid y's limit */
+            void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K, &rf};
+            void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K, &rf};
+            unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
+            if (rf) {
+                grid1[0] = (unsigned)pairs, grid1[1] = (unsigned)cdiv(N, cc);
+                grid2[0] = (unsigned)m, grid2[1] = (unsigned)cdiv(K, cc);
+            }
             if ((rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK) break;
             rc = mt_cuda_launch3_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
         }
