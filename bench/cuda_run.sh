@@ -210,20 +210,6 @@ for pid, E, N, K, topk in c.execute("select id, E, N, K, topk from problems orde
 PY
   python3 bench/targets_table.py "$DB" | tee "$OUT/targets.md"
   ;;
-gemvorder)
-  # issue 8: the GEMV kernels' grid with the pairs (tokens) fastest, so that
-  # pairs sharing an expert read its rows side by side, against the column
-  # groups fastest (MOETUNE_CUDA_GEMV_ROWS_FAST=0), same run, every GEMV point
-  for m in ${MODELS:-mixtral-8x7b@1 mixtral-8x7b@2 qwen3-30b-a3b@1 deepseek-v3@8}; do
-    name=${m%%@*}; tp=${m#*@}
-    for rf in 0 1 0 1; do
-      log "GEMV, rows fast $rf: $name tp $tp"
-      MOETUNE_CUDA_GEMV_ROWS_FAST=$rf "$MT" sweep --device cuda:0 --db "$OUT/order$rf.db" --no-export --quiet --model $name \
-        --tp $tp --batch-sizes ${MS:-1,8} --strategy grid --only GEMV=1 2>&1 | grep -E "^ +[0-9]+ +BLOCK"
-      rm -f "$OUT/order$rf.db"* # the second round measures again
-    done
-  done
-  ;;
 targets)
   # TARGETS.md's shapes and batch sizes
   for m in "--model mixtral-8x7b" "--model mixtral-8x7b --tp 2" "--model qwen3-30b-a3b" "--model deepseek-v3 --tp 8"; do

@@ -272,10 +272,12 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
             int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
             mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
             mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
-            /* experiment (session 11): MOETUNE_CUDA_GEMV_ROWS_FAST=0 keeps the
-             * column groups fastest in the grid */
-            const char *env = getenv("MOETUNE_CUDA_GEMV_ROWS_FAST");
-            int rf = !(env && !strcmp(env, "0")) && cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535; /* grid y's limit */
+            /* the pairs (tokens) fastest in the grid, so that those sharing an
+             * expert read its rows side by side: Qwen3-30B-A3B M = 8 201 ->
+             * 173 us, DeepSeek-V3 241 -> 223, M = 1 unchanged (H100,
+             * bench/results/2026-11-24-h100-moe-gemv, call 38); the column
+             * groups fastest where there are more than grid y takes */
+            int rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535;
             void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K, &rf};
             void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K, &rf};
             unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
