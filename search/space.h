@@ -47,9 +47,11 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads);
 /* vLLM's CUDA grid (benchmark_moe.py), with vLLM's default heuristic as the
  * default config. */
 void mt_space_vllm_moe(mt_space *sp, int rocm);
-/* Our CUDA kernels' space: vLLM's six parameters with their meaning, and
+/* Our CUDA kernels' space: vLLM's six parameters with their meaning,
  * NUM_SM, the CTA count of the persistent grid (0: one CTA per tile; the
- * device's SM count; twice that). The default is vLLM's with NUM_SM 0. */
+ * device's SM count; twice that), and GEMV (1: the small-batch path, valid
+ * with one tile per width and warp count where experts hold at most two
+ * pairs). The default is vLLM's with NUM_SM 0 and GEMV 0. */
 void mt_space_cuda_moe(mt_space *sp, int sms);
 /* The same kernels on an AMD GPU (HIP), with `cus` compute units: the CUDA
  * space's seven keys over the values of vLLM's ROCm files, then ROCm's
