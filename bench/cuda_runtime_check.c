@@ -10,6 +10,7 @@
 
 #include "cuda_rt.h"
 #include "moe_cpu.h"
+#include "moe_launch.h" /* mt_cuda_gemv_fits: where the runtime takes the GEMV path */
 #include "moetune/moetune.h"
 
 static mt_cuda *c;
@@ -135,7 +136,7 @@ int main(int argc, char **argv)
         int ok = rc == MT_OK && rel < 2e-2;
         failures += !ok;
         /* the path that ran: the file's GEMV where the runtime takes it */
-        int gemv = k.used.gemv > 0 && M * k.topk <= 2 * k.E;
+        int gemv = k.used.gemv > 0 && mt_cuda_gemv_fits(M, k.E, k.topk);
         printf("| %s | %lld | %s | %lld | %d/%d/%d/%d/%d/%d/%d | %d | %.2e | %.1f |%s\n", cases[i].name, (long long)M,
                mt_config_source_str(k.used.source), (long long)k.used.m_key, k.used.block_size_m, k.used.block_size_n,
                k.used.block_size_k, k.used.group_size_m, k.used.num_warps, k.used.num_stages, k.used.num_sm, gemv, rel,

@@ -869,7 +869,7 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
      * GEMV path where the tuner may choose it (search/space.c: at most two
      * pairs per expert): a batch between two keys that has more takes the
      * same tile on the tiled path. */
-    int gemv = cfg.gemv > 0 && topk <= MT_CUDA_GEMV_MAX_TOPK && M * topk <= 2 * E;
+    int gemv = cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
     int c7[MT_CUDA_MOE_NCFG] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
                                 cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
     mt_cuda_moe *v = NULL;

@@ -265,11 +265,9 @@ static int cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx
     if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)
         return snprintf(why, n, "GEMV takes BLOCK_SIZE_M 16, BLOCK_SIZE_K 64, GROUP_SIZE_M 1, num_stages 2, NUM_SM 0 "
                                 "(its tiles are unused)"), 0;
-    if (x->topk > MT_CUDA_GEMV_MAX_TOPK)
-        return snprintf(why, n, "GEMV takes topk up to %d, not %lld", MT_CUDA_GEMV_MAX_TOPK, (long long)x->topk), 0;
-    if (x->M > 0 && x->E > 0 && x->M * x->topk > 2 * x->E)
-        return snprintf(why, n, "GEMV: %lld pairs over %lld experts (at most two each)", (long long)(x->M * x->topk),
-                        (long long)x->E), 0;
+    if (!mt_cuda_gemv_fits(x->M, x->E, x->topk))
+        return snprintf(why, n, "GEMV: topk %lld (at most %d), %lld pairs over %lld experts (at most two each)",
+                        (long long)x->topk, MT_CUDA_GEMV_MAX_TOPK, (long long)(x->M * x->topk), (long long)x->E), 0;
     return 1;
 }
 

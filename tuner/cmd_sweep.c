@@ -671,9 +671,6 @@ int cmd_sweep(int argc, char **argv)
             goto out_plan;
         }
         mt_search_attach(search[i], pool);
-        /* warm start: what vLLM and other devices of this architecture
-         * found, then the winners of neighbouring shapes on this device,
-         * proposed right after the default */
         /* another kernel path's representative (the GEMV path at small
          * batch sizes): measured early, so that the search compares the
          * paths however small its budget */
@@ -681,6 +678,9 @@ int cmd_sweep(int argc, char **argv)
         for (int k = 0, ns = mt_space_seeds(&sp, &ctx, seeds, 4); k < ns; k++)
             for (int j = 0; j < n; j++)
                 if (!memcmp(&pts[i][j], &seeds[k], sizeof seeds[k])) mt_search_suggest(search[i], j);
+        /* warm start: what vLLM and other devices of this architecture
+         * found, then the winners of neighbouring shapes on this device,
+         * proposed right after the default */
         int ws = mt_warm_start(db, &dev, &prob, &sp, pts[i], n, ps.ms[i], search[i]);
         int wss = mt_warm_start_shapes(db, &dev, &prob, khash, &sp, pts[i], n, ps.ms[i], search[i]);
         if (wss > 0) ws = (ws > 0 ? ws : 0) + wss;

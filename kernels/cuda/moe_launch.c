@@ -83,6 +83,11 @@ int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *a
     return wm ? MT_OK : MT_EUNSUPPORTED;
 }
 
+int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk)
+{
+    return topk >= 1 && topk <= MT_CUDA_GEMV_MAX_TOPK && M * topk <= 2 * E;
+}
+
 void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG])
 {
     memset(cfg, 0, MT_CUDA_MOE_NCFG * sizeof *cfg);
@@ -267,7 +272,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
      * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
     if (v->cfg[MT_CUDA_MOE_GEMV]) {
         int cc = bn / 16 > 2 ? bn / 16 : 2;
-        if (topk > MT_CUDA_GEMV_MAX_TOPK) return MT_EINVAL;
+        if (!mt_cuda_gemv_fits(0, E, topk)) return MT_EINVAL; /* its shared memory holds topk slots */
         for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
             int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
             mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;

@@ -5,6 +5,7 @@
 #define MT_MOE_LAUNCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cuda_rt.h"
 
@@ -39,6 +40,10 @@ void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]
 /* The GEMV path's limit on topk (moe.cu's GV_MAX_TOPK: a token's experts
  * and weights are kept in shared memory). */
 #define MT_CUDA_GEMV_MAX_TOPK 64
+/* 1 where the GEMV path may run M tokens: topk within its limit and at most
+ * two token-expert pairs per expert (it reads each pair's expert on its
+ * own). The tuner's space offers it there and the runtime takes it there. */
+int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk);
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
