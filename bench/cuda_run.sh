@@ -199,7 +199,7 @@ for pid, E, N, K, topk in c.execute("select id, E, N, K, topk from problems orde
     for (M,) in c.execute("select distinct M from measurements where problem_id=? order by M", (pid,)).fetchall():
         best = {}
         for g in (0, 1):
-            r = c.execute("select min(m.median_us), sum(m.status='ok'), sum(m.status='failed') from measurements m "
+            r = c.execute("select min(m.median_us), count(*) from measurements m "
                           "join configs f on f.id=m.config_id where m.problem_id=? and m.M=? and m.status='ok' "
                           "and coalesce(json_extract(f.params,'$.GEMV'),0)=?", (pid, M, g)).fetchone()
             best[g] = r
