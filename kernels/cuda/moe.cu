@@ -99,7 +99,16 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
  * expert's run padded to a multiple of BLOCK_SIZE_M with the sentinel
  * num_pairs. Within an expert the order is whatever the atomics give: every
  * row of the GEMMs is computed independently, so the result does not
- * depend on it. */
+ * depend on it.
+ * Up to ALIGN_R pairs per thread (32,768 with 1,024 threads: Qwen3 and
+ * DeepSeek-V3 at M = 4096) the ids are read once, all loads in flight
+ * together, and each pair keeps in a register its expert and the rank its
+ * count's atomic returned, which places it after the scan: no second pass
+ * over the ids. The loop of a load, then an atomic, then the next load,
+ * twice over, had waited on memory 64 times at M = 4096 (Qwen3-30B-A3B: 48
+ * us of an 888 us pipeline; H100, bench/results/2026-11-24-h100-ncu-rows).
+ * More pairs take that loop. */
+#define ALIGN_R 32
 MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
                                                             int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
                                                             int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
@@ -110,8 +119,25 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
     __shared__ int cnt[ALIGN_MAX_E];
     __shared__ int start[ALIGN_MAX_E + 1];
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    const bool held = num_pairs <= ALIGN_R * (int)blockDim.x;
+    /* expert in the low 16 bits (0xffff: none), rank in the high 16 (a
+     * held batch has at most 32,768 pairs) */
+    u32 pr[ALIGN_R];
+    if (held) {
+#pragma unroll
+        for (int j = 0; j < ALIGN_R; j++) {
+            const int i = j * (int)blockDim.x + (int)threadIdx.x;
+            pr[j] = i < num_pairs ? (u32)topk_ids[i] : 0xffffu;
+        }
+    }
     __syncthreads();
-    for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
+    if (held) {
+#pragma unroll
+        for (int j = 0; j < ALIGN_R; j++)
+            if (pr[j] != 0xffffu) pr[j] |= (u32)atomicAdd(&cnt[pr[j]], 1) << 16;
+    } else {
+        for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
+    }
     __syncthreads();
     /* each expert's run starts at the sum of the padded runs before it: a
      * block-wide scan (one expert per thread, 1,024 threads), not a loop of
@@ -149,7 +175,13 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
         tokens_per_expert[e] = cnt[e];
         for (int b = start[e] / BLOCK_SIZE_M; b < start[e + 1] / BLOCK_SIZE_M; b++) expert_ids[b] = e;
     }
-    __syncthreads();
+    __syncthreads(); /* the padding is written before the pairs over it */
+    if (held) {
+#pragma unroll
+        for (int j = 0; j < ALIGN_R; j++)
+            if ((pr[j] & 0xffffu) != 0xffffu) sorted_ids[start[pr[j] & 0xffffu] + (pr[j] >> 16)] = j * (int)blockDim.x + (int)threadIdx.x;
+        return;
+    }
     /* cnt becomes each expert's write cursor */
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = start[e];
     __syncthreads();
