@@ -6,8 +6,9 @@
 # and the ratio new / old.
 # Usage (device machine, repository root):
 #   OUT=... [ROUNDS=2] bench/moe_ab.sh
-# Expects .carry/old/moetune (the baseline) and .carry/bin/moetune (the
-# change); ROWS below, or ROWS="MODEL@TP@M,M..@POINT ..." (POINT: the eight
+# Expects .carry/B/moetune for each B of BUILDS (default "old bin"; the
+# first is the baseline; B+VAR=VALUE runs build B with that environment
+# variable set); ROWS below, or ROWS="MODEL@TP@M,M..@POINT ..." (POINT: the eight
 # CUDA keys in space order).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,38 +28,43 @@ mixtral-8x7b@2@64@64,32,128,1,8,3,0,0
 mixtral-8x7b@2@256@128,64,64,1,8,5,0,0"}
 KEYS=(BLOCK_SIZE_M BLOCK_SIZE_N BLOCK_SIZE_K GROUP_SIZE_M num_warps num_stages NUM_SM GEMV)
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  for b in old bin; do
-    db=$OUT/ab-$b-$round.db
+  for b in ${BUILDS:-old bin}; do
+    dir=${b%%+*}; envs=(); [ "$dir" != "$b" ] && envs=("${b#*+}")
+    db=$OUT/ab-$(tr -c 'A-Za-z0-9\n' _ <<<"$b")-$round.db
     for row in $ROWS; do
       IFS=@ read -r model tp ms point <<<"$row"
       IFS=, read -ra v <<<"$point"
       only=""
       for i in "${!KEYS[@]}"; do only="$only${only:+,}${KEYS[$i]}=${v[$i]}"; done
-      .carry/$b/moetune sweep --device cuda:0 --db "$db" --no-export --quiet --model "$model" --tp "$tp" \
+      env "${envs[@]}" .carry/$dir/moetune sweep --device cuda:0 --db "$db" --no-export --quiet --model "$model" --tp "$tp" \
         --batch-sizes "$ms" --budget 1 --finalists 0 --compile-jobs 0 --only "$only" >"$OUT/ab-last.txt" 2>&1 ||
         { echo "sweep failed ($b $row):"; tail -n 5 "$OUT/ab-last.txt"; }
     done
   done
 done
-python3 - "$OUT" "${ROUNDS:-2}" <<'PY'
-import sqlite3, sys, statistics
-out, rounds = sys.argv[1], int(sys.argv[2])
+python3 - "$OUT" "${ROUNDS:-2}" ${BUILDS:-old bin} <<'PY'
+import re, sqlite3, sys, statistics
+out, rounds, builds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 res = {}
 for r in range(1, rounds + 1):
-    for b in ("old", "bin"):
-        c = sqlite3.connect("%s/ab-%s-%d.db" % (out, b, r))
+    for b in builds:
+        c = sqlite3.connect("%s/ab-%s-%d.db" % (out, re.sub("[^A-Za-z0-9]", "_", b), r))
         q = ("select p.E, p.N, p.K, p.topk, m.M, m.median_us, m.status from measurements m "
              "join problems p on p.id = m.problem_id")
         for E, N, K, topk, M, t, st in c.execute(q):
             res.setdefault((E, N, K, topk, M), {}).setdefault(b, []).append(t if st == "ok" else None)
-print("| E | N | K | topk | M | old us (rounds) | new us (rounds) | new / old |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| E | N | K | topk | M | " + " | ".join("%s us (rounds)" % b for b in builds) + " | " +
+      " | ".join("%s / %s" % (b, builds[0]) for b in builds[1:]) + " |")
+print("| --- " * (5 + 2 * len(builds) - 1) + "|")
+f = lambda xs: " ".join("%.1f" % x if x else "FAILED" for x in xs)
 for k in sorted(res):
-    o, n = res[k].get("old", []), res[k].get("bin", [])
-    f = lambda xs: " ".join("%.1f" % x if x else "FAILED" for x in xs)
-    ok = [x for x in o if x] and [x for x in n if x] and None not in o + n
-    ratio = "%.3f" % (statistics.median(n) / statistics.median(o)) if ok else "-"
-    print("| %d | %d | %d | %d | %d | %s | %s | %s |" % (k + (f(o), f(n), ratio)))
+    o = res[k].get(builds[0], [])
+    cells, ratios = [f(res[k].get(b, [])) for b in builds], []
+    for b in builds[1:]:
+        n = res[k].get(b, [])
+        ok = o and n and None not in o + n
+        ratios.append("%.3f" % (statistics.median(n) / statistics.median(o)) if ok else "-")
+    print("| %d | %d | %d | %d | %d | " % k + " | ".join(cells + ratios) + " |")
 bad = sum(1 for v in res.values() for xs in v.values() for x in xs if x is None)
 print("failed measurements: %d" % bad)
 PY

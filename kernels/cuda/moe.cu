@@ -99,16 +99,7 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
  * expert's run padded to a multiple of BLOCK_SIZE_M with the sentinel
  * num_pairs. Within an expert the order is whatever the atomics give: every
  * row of the GEMMs is computed independently, so the result does not
- * depend on it.
- * Up to ALIGN_R pairs per thread (32,768 with 1,024 threads: Qwen3 and
- * DeepSeek-V3 at M = 4096) the ids are read once, all loads in flight
- * together, and each pair keeps in a register its expert and the rank its
- * count's atomic returned, which places it after the scan: no second pass
- * over the ids. The loop of a load, then an atomic, then the next load,
- * twice over, had waited on memory 64 times at M = 4096 (Qwen3-30B-A3B: 48
- * us of an 888 us pipeline; H100, bench/results/2026-11-24-h100-ncu-rows).
- * More pairs take that loop. */
-#define ALIGN_R 32
+ * depend on it. */
 MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_ids, int num_pairs, int E,
                                                             int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
                                                             int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
@@ -119,25 +110,8 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
     __shared__ int cnt[ALIGN_MAX_E];
     __shared__ int start[ALIGN_MAX_E + 1];
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
-    const bool held = num_pairs <= ALIGN_R * (int)blockDim.x;
-    /* expert in the low 16 bits (0xffff: none), rank in the high 16 (a
-     * held batch has at most 32,768 pairs) */
-    u32 pr[ALIGN_R];
-    if (held) {
-#pragma unroll
-        for (int j = 0; j < ALIGN_R; j++) {
-            const int i = j * (int)blockDim.x + (int)threadIdx.x;
-            pr[j] = i < num_pairs ? (u32)topk_ids[i] : 0xffffu;
-        }
-    }
     __syncthreads();
-    if (held) {
-#pragma unroll
-        for (int j = 0; j < ALIGN_R; j++)
-            if (pr[j] != 0xffffu) pr[j] |= (u32)atomicAdd(&cnt[pr[j]], 1) << 16;
-    } else {
-        for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
-    }
+    for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) atomicAdd(&cnt[topk_ids[i]], 1);
     __syncthreads();
     /* each expert's run starts at the sum of the padded runs before it: a
      * block-wide scan (one expert per thread, 1,024 threads), not a loop of
@@ -175,18 +149,120 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
         tokens_per_expert[e] = cnt[e];
         for (int b = start[e] / BLOCK_SIZE_M; b < start[e + 1] / BLOCK_SIZE_M; b++) expert_ids[b] = e;
     }
-    __syncthreads(); /* the padding is written before the pairs over it */
-    if (held) {
-#pragma unroll
-        for (int j = 0; j < ALIGN_R; j++)
-            if ((pr[j] & 0xffffu) != 0xffffu) sorted_ids[start[pr[j] & 0xffffu] + (pr[j] >> 16)] = j * (int)blockDim.x + (int)threadIdx.x;
-        return;
-    }
+    __syncthreads();
     /* cnt becomes each expert's write cursor */
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = start[e];
     __syncthreads();
     for (int i = threadIdx.x; i < num_pairs; i += blockDim.x) sorted_ids[atomicAdd(&cnt[topk_ids[i]], 1)] = i;
     (void)cap;
+}
+
+/* The same alignment over many blocks, for batches of more than a few
+ * thousand pairs, in three launches: counts per block of ALIGN_CHUNK pairs
+ * (moe_align_count), one block that turns them into each block's first
+ * place in each expert's run and lays the runs out (moe_align_scan), and
+ * the placing of the pairs (moe_align_scatter). One block doing it all
+ * placed its 32,768 pairs one scattered store after another: 48 us of an
+ * 888 us pipeline at Qwen3-30B-A3B M = 4096, and holding them in registers
+ * or counting per warp did not change that (41 to 43 us; H100,
+ * bench/results/2026-11-24-h100-align). hist is [blocks][E]; every entry
+ * is written before it is read, so the workspace needs no clearing. */
+#define ALIGN_CHUNK 1024
+#define ALIGN_PT (ALIGN_CHUNK / 256)
+MT_KERNEL void __launch_bounds__(256) moe_align_count(const int *__restrict__ topk_ids, int num_pairs, int E,
+                                                      int *__restrict__ hist)
+{
+    __shared__ int cnt[ALIGN_MAX_E];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    int id[ALIGN_PT];
+#pragma unroll
+    for (int u = 0; u < ALIGN_PT; u++) {
+        const int i = (int)blockIdx.x * ALIGN_CHUNK + u * 256 + (int)threadIdx.x;
+        id[u] = i < num_pairs ? topk_ids[i] : -1;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < ALIGN_PT; u++)
+        if (id[u] >= 0) atomicAdd(&cnt[id[u]], 1);
+    __syncthreads();
+    for (int e = threadIdx.x; e < E; e += blockDim.x) hist[(long)blockIdx.x * E + e] = cnt[e];
+}
+
+MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int nblk, int *__restrict__ hist,
+                                                      int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
+                                                      int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
+                                                      int *__restrict__ counters, int ncounters)
+{
+    for (int i = threadIdx.x; i < ncounters; i += blockDim.x) counters[i] = 0;
+    const int e = threadIdx.x;
+    /* the blocks' counts of expert e, eight loads in flight at a time */
+    int total = 0;
+    if (e < E)
+        for (int b0 = 0; b0 < nblk; b0 += 8) {
+            int c[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+#pragma unroll
+            for (int u = 0; u < 8; u++) total += c[u];
+        }
+    __shared__ int wsum[32];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int run = (total + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M;
+    int incl = run;
+    MT_UNROLL_SHFL
+    for (int o = 1; o < 32; o <<= 1) {
+        int y = mt_shfl_up(incl, o);
+        if (lane >= o) incl += y;
+    }
+    if (lane == 31) wsum[wid] = incl;
+    __syncthreads();
+    if (wid == 0) {
+        int w = lane < (int)(blockDim.x >> 5) ? wsum[lane] : 0;
+        MT_UNROLL_SHFL
+        for (int o = 1; o < 32; o <<= 1) {
+            int y = mt_shfl_up(w, o);
+            if (lane >= o) w += y;
+        }
+        wsum[lane] = w;
+    }
+    __syncthreads();
+    incl += wid ? wsum[wid - 1] : 0;
+    if (e == E - 1) *num_post = incl;
+    if (e >= E) return;
+    const int start = incl - run;
+    tokens_per_expert[e] = total;
+    for (int b = start / BLOCK_SIZE_M; b < incl / BLOCK_SIZE_M; b++) expert_ids[b] = e;
+    for (int i = start + total; i < incl; i++) sorted_ids[i] = num_pairs; /* the run's padding */
+    /* each block's first place in the run */
+    int at = start;
+    for (int b0 = 0; b0 < nblk; b0 += 8) {
+        int c[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (b0 + u < nblk) {
+                hist[(long)(b0 + u) * E + e] = at;
+                at += c[u];
+            }
+    }
+}
+
+MT_KERNEL void __launch_bounds__(256) moe_align_scatter(const int *__restrict__ topk_ids, int num_pairs, int E,
+                                                        const int *__restrict__ hist, int *__restrict__ sorted_ids)
+{
+    __shared__ int cur[ALIGN_MAX_E];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cur[e] = hist[(long)blockIdx.x * E + e];
+    int id[ALIGN_PT];
+#pragma unroll
+    for (int u = 0; u < ALIGN_PT; u++) {
+        const int i = (int)blockIdx.x * ALIGN_CHUNK + u * 256 + (int)threadIdx.x;
+        id[u] = i < num_pairs ? topk_ids[i] : -1;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < ALIGN_PT; u++)
+        if (id[u] >= 0) sorted_ids[atomicAdd(&cur[id[u]], 1)] = (int)blockIdx.x * ALIGN_CHUNK + u * 256 + (int)threadIdx.x;
 }
 
 /* ---- the grouped GEMMs ---- */

@@ -36,6 +36,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
         return rc;
     }
     if ((rc = mt_cuda_function(c, v->mod, "moe_align", &v->align, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_align_count", &v->align_count, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_align_scan", &v->align_scan, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, "moe_align_scatter", &v->align_scatter, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
@@ -189,6 +192,14 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
     return n < 1 ? 1 : n;
 }
 
+int mt_cuda_align_one(void)
+{
+    /* one block up to 2,048 pairs: there its one launch costs less than
+     * three (H100, bench/results/2026-11-24-h100-align) */
+    const char *env = getenv("MOETUNE_CUDA_ALIGN_ONE");
+    return env && *env ? atoi(env) : 2048;
+}
+
 int mt_cuda_splitk_on(void)
 {
     const char *env = getenv("MOETUNE_CUDA_SPLITK");
@@ -224,7 +235,10 @@ static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int top
     return s1 > 1 || s2 > 1;
 }
 
-struct ws_layout { size_t sorted, eids, npost, tpe, act, out2, slots, counters, total; };
+struct ws_layout { size_t sorted, eids, npost, tpe, hist, act, out2, slots, counters, total; };
+
+/* moe.cu's ALIGN_CHUNK: pairs per block of the many-block alignment */
+#define ALIGN_CHUNK 1024
 
 static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk, struct ws_layout *L)
 {
@@ -242,6 +256,7 @@ static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int top
     L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg[0] + 1) * 4);
     L->npost = o;  o += 256;
     L->tpe = o;    o += ALIGN256((size_t)E * 4);
+    L->hist = o;   o += ALIGN256((pairs + ALIGN_CHUNK - 1) / ALIGN_CHUNK * (size_t)E * 4);
     L->act = o;    o += ALIGN256(pairs * (size_t)N * 2);
     L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
     L->slots = o;  o += ALIGN256(slots);
@@ -265,7 +280,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
     mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
     mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
-    mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
+    mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters, hist = a->workspace + L.hist;
     int ncounters = (int)((L.total - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
     /* the small-batch path: two launches per chunk, columns in groups of
@@ -316,7 +331,18 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
-        if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
+        if (pairs <= mt_cuda_align_one()) {
+            if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
+        } else {
+            int nblk = cdiv(pairs, ALIGN_CHUNK);
+            void *a_count[] = {&ids, &pairs, &E, &hist};
+            void *a_scan[] = {&pairs, &E, &nblk, &hist, &sorted, &eids, &npost, &tpe, &counters, &ncounters};
+            void *a_scatter[] = {&ids, &pairs, &E, &hist, &sorted};
+            if ((rc = mt_cuda_launch_on(c, stream, v->align_count, (unsigned)nblk, 256, 0, a_count)) != MT_OK ||
+                (rc = mt_cuda_launch_on(c, stream, v->align_scan, 1, 1024, 0, a_scan)) != MT_OK ||
+                (rc = mt_cuda_launch_on(c, stream, v->align_scatter, (unsigned)nblk, 256, 0, a_scatter)) != MT_OK)
+                break;
+        }
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
         rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);

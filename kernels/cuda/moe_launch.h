@@ -44,9 +44,14 @@ void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]
  * two token-expert pairs per expert (it reads each pair's expert on its
  * own). The tuner's space offers it there and the runtime takes it there. */
 int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk);
+/* The most pairs the one-block alignment takes; more take the three
+ * launches of moe.cu's moe_align_count/scan/scatter. 2,048 unless
+ * MOETUNE_CUDA_ALIGN_ONE says otherwise (for A/B runs). */
+int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
+    mt_cufn align_count, align_scan, align_scatter; /* the alignment over many blocks */
     int cfg[MT_CUDA_MOE_NCFG];
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
