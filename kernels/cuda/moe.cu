@@ -162,11 +162,14 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
  * (moe_align_count), one block that turns them into each block's first
  * place in each expert's run and lays the runs out (moe_align_scan), and
  * the placing of the pairs (moe_align_scatter). One block doing it all
- * placed its 32,768 pairs one scattered store after another: 48 us of an
- * 888 us pipeline at Qwen3-30B-A3B M = 4096, and holding them in registers
- * or counting per warp did not change that (41 to 43 us; H100,
- * bench/results/2026-11-24-h100-align). hist is [blocks][E]; every entry
- * is written before it is read, so the workspace needs no clearing. */
+ * took 48 us of an 888 us pipeline at Qwen3-30B-A3B M = 4096 (32,768
+ * pairs); one pass of loads and atomics with the pairs held in registers,
+ * or a count per warp (no queueing on shared counters), left it at 41 to
+ * 43 us: one SM's throughput of scattered stores and atomics is the limit,
+ * so the pairs are spread over blocks (21 us in all, the pipeline 34 us
+ * faster; H100, bench/results/2026-11-24-h100-align). hist is
+ * [blocks][E]; every entry is written before it is read, so the workspace
+ * needs no clearing. */
 #define ALIGN_CHUNK 1024
 #define ALIGN_PT (ALIGN_CHUNK / 256)
 MT_KERNEL void __launch_bounds__(256) moe_align_count(const int *__restrict__ topk_ids, int num_pairs, int E,

@@ -194,10 +194,12 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
 
 int mt_cuda_align_one(void)
 {
-    /* one block up to 2,048 pairs: there its one launch costs less than
-     * three (H100, bench/results/2026-11-24-h100-align) */
+    /* one block up to 4,096 pairs: three launches cost 2 to 9 us more at
+     * 512 to 2,048 pairs (Qwen3-30B-A3B M = 64 and 256) and 2 us more at
+     * 4,096 (M = 512), 4 us less at 8,192 (M = 1024), 34 us less at 32,768
+     * (M = 4096; H100, bench/results/2026-11-24-h100-align) */
     const char *env = getenv("MOETUNE_CUDA_ALIGN_ONE");
-    return env && *env ? atoi(env) : 2048;
+    return env && *env ? atoi(env) : 4096;
 }
 
 int mt_cuda_splitk_on(void)

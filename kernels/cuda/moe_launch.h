@@ -45,7 +45,7 @@ void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]
  * own). The tuner's space offers it there and the runtime takes it there. */
 int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk);
 /* The most pairs the one-block alignment takes; more take the three
- * launches of moe.cu's moe_align_count/scan/scatter. 2,048 unless
+ * launches of moe.cu's moe_align_count/scan/scatter. 4,096 unless
  * MOETUNE_CUDA_ALIGN_ONE says otherwise (for A/B runs). */
 int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
