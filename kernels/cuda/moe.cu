@@ -159,21 +159,19 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
 
 /* The same alignment over many blocks, for batches of more than a few
  * thousand pairs, in three launches: counts per block of ALIGN_CHUNK pairs
- * (moe_align_count), one block that lays the experts' runs out from them
- * (moe_align_scan), and the placing of the pairs (moe_align_scatter), each
- * block after the pairs of the blocks before it in each run. One block
- * doing it all took 48 us of an 888 us pipeline at Qwen3-30B-A3B M = 4096
- * (32,768 pairs); one pass of loads and atomics with the pairs held in
- * registers, or a count per warp (no queueing on shared counters), left it
- * at 41 to 43 us: one SM's throughput of scattered stores and atomics is
- * the limit, so the pairs are spread over blocks (21 us in all, the
- * pipeline 34 us faster; H100, bench/results/2026-11-24-h100-align).
- * hist is [E][blocks], then the runs' starts [E]; every entry is written
- * before it is read, so the workspace needs no clearing. */
+ * (moe_align_count), one block that turns them into each block's first
+ * place in each expert's run and lays the runs out (moe_align_scan), and
+ * the placing of the pairs (moe_align_scatter). One block doing it all
+ * took 48 us of an 888 us pipeline at Qwen3-30B-A3B M = 4096 (32,768
+ * pairs); one pass of loads and atomics with the pairs held in registers,
+ * or a count per warp (no queueing on shared counters), left it at 41 to
+ * 43 us: one SM's throughput of scattered stores and atomics is the limit,
+ * so the pairs are spread over blocks (21 us in all, the pipeline 34 us
+ * faster; H100, bench/results/2026-11-24-h100-align). hist is
+ * [blocks][E]; every entry is written before it is read, so the workspace
+ * needs no clearing. */
 #define ALIGN_CHUNK 1024
 #define ALIGN_PT (ALIGN_CHUNK / 256)
-/* counts read per round trip: an expert's counts lie side by side */
-#define ALIGN_RU 16
 MT_KERNEL void __launch_bounds__(256) moe_align_count(const int *__restrict__ topk_ids, int num_pairs, int E,
                                                       int *__restrict__ hist)
 {
@@ -190,32 +188,26 @@ MT_KERNEL void __launch_bounds__(256) moe_align_count(const int *__restrict__ to
     for (int u = 0; u < ALIGN_PT; u++)
         if (id[u] >= 0) atomicAdd(&cnt[id[u]], 1);
     __syncthreads();
-    for (int e = threadIdx.x; e < E; e += blockDim.x) hist[(long)e * gridDim.x + blockIdx.x] = cnt[e];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) hist[(long)blockIdx.x * E + e] = cnt[e];
 }
 
-/* The sum of blocks [0, nb) of one expert's counts */
-MT_DEVICE int align_sum(const int *__restrict__ h, int nb)
-{
-    int total = 0;
-    for (int b0 = 0; b0 < nb; b0 += ALIGN_RU) {
-        int c[ALIGN_RU];
-#pragma unroll
-        for (int u = 0; u < ALIGN_RU; u++) c[u] = b0 + u < nb ? h[b0 + u] : 0;
-#pragma unroll
-        for (int u = 0; u < ALIGN_RU; u++) total += c[u];
-    }
-    return total;
-}
-
-MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int nblk, const int *__restrict__ hist,
-                                                      int *__restrict__ starts, int *__restrict__ sorted_ids,
-                                                      int *__restrict__ expert_ids, int *__restrict__ num_post,
-                                                      int *__restrict__ tokens_per_expert, int *__restrict__ counters,
-                                                      int ncounters)
+MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int nblk, int *__restrict__ hist,
+                                                      int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
+                                                      int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
+                                                      int *__restrict__ counters, int ncounters)
 {
     for (int i = threadIdx.x; i < ncounters; i += blockDim.x) counters[i] = 0;
     const int e = threadIdx.x;
-    const int total = e < E ? align_sum(hist + (long)e * nblk, nblk) : 0;
+    /* the blocks' counts of expert e, eight loads in flight at a time */
+    int total = 0;
+    if (e < E)
+        for (int b0 = 0; b0 < nblk; b0 += 8) {
+            int c[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+#pragma unroll
+            for (int u = 0; u < 8; u++) total += c[u];
+        }
     __shared__ int wsum[32];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int run = (total + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M;
@@ -241,19 +233,29 @@ MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int 
     if (e == E - 1) *num_post = incl;
     if (e >= E) return;
     const int start = incl - run;
-    starts[e] = start;
     tokens_per_expert[e] = total;
     for (int b = start / BLOCK_SIZE_M; b < incl / BLOCK_SIZE_M; b++) expert_ids[b] = e;
     for (int i = start + total; i < incl; i++) sorted_ids[i] = num_pairs; /* the run's padding */
+    /* each block's first place in the run */
+    int at = start;
+    for (int b0 = 0; b0 < nblk; b0 += 8) {
+        int c[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (b0 + u < nblk) {
+                hist[(long)(b0 + u) * E + e] = at;
+                at += c[u];
+            }
+    }
 }
 
 MT_KERNEL void __launch_bounds__(256) moe_align_scatter(const int *__restrict__ topk_ids, int num_pairs, int E,
-                                                        const int *__restrict__ hist, const int *__restrict__ starts,
-                                                        int *__restrict__ sorted_ids)
+                                                        const int *__restrict__ hist, int *__restrict__ sorted_ids)
 {
     __shared__ int cur[ALIGN_MAX_E];
-    for (int e = threadIdx.x; e < E; e += blockDim.x)
-        cur[e] = starts[e] + align_sum(hist + (long)e * gridDim.x, (int)blockIdx.x);
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cur[e] = hist[(long)blockIdx.x * E + e];
     int id[ALIGN_PT];
 #pragma unroll
     for (int u = 0; u < ALIGN_PT; u++) {

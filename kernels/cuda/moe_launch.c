@@ -258,7 +258,7 @@ static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int top
     L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg[0] + 1) * 4);
     L->npost = o;  o += 256;
     L->tpe = o;    o += ALIGN256((size_t)E * 4);
-    L->hist = o;   o += ALIGN256(((pairs + ALIGN_CHUNK - 1) / ALIGN_CHUNK + 1) * (size_t)E * 4); /* and the starts */
+    L->hist = o;   o += ALIGN256((pairs + ALIGN_CHUNK - 1) / ALIGN_CHUNK * (size_t)E * 4);
     L->act = o;    o += ALIGN256(pairs * (size_t)N * 2);
     L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
     L->slots = o;  o += ALIGN256(slots);
@@ -337,10 +337,9 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
             if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
         } else {
             int nblk = cdiv(pairs, ALIGN_CHUNK);
-            mt_dptr starts = hist + (mt_dptr)nblk * (mt_dptr)E * 4;
             void *a_count[] = {&ids, &pairs, &E, &hist};
-            void *a_scan[] = {&pairs, &E, &nblk, &hist, &starts, &sorted, &eids, &npost, &tpe, &counters, &ncounters};
-            void *a_scatter[] = {&ids, &pairs, &E, &hist, &starts, &sorted};
+            void *a_scan[] = {&pairs, &E, &nblk, &hist, &sorted, &eids, &npost, &tpe, &counters, &ncounters};
+            void *a_scatter[] = {&ids, &pairs, &E, &hist, &sorted};
             if ((rc = mt_cuda_launch_on(c, stream, v->align_count, (unsigned)nblk, 256, 0, a_count)) != MT_OK ||
                 (rc = mt_cuda_launch_on(c, stream, v->align_scan, 1, 1024, 0, a_scan)) != MT_OK ||
                 (rc = mt_cuda_launch_on(c, stream, v->align_scatter, (unsigned)nblk, 256, 0, a_scatter)) != MT_OK)
