@@ -766,6 +766,9 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x
                                                     int N, int K, int rows_fast)
 {
     __shared__ float red[NUM_WARPS][4];
+    /* moe_gemv2 may be placed as this grid's last blocks run: it fetches its
+     * weights meanwhile and waits for act */
+    mt_grid_dependents();
     /* rows_fast: the grid's x runs over the pairs, so the pairs of one
      * column group run side by side and those that share an expert read
      * its rows from the L2 once fetched */
@@ -807,7 +810,11 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x
 
 /* out[t, k] = sum over slots s of w[t, s] * (act[t * topk + s] . w2[e_s, k]);
  * grid (column groups of GV_CC, tokens). The token's experts and weights
- * are read first into shared memory, so no weight load waits on them. */
+ * are read first into shared memory, so no weight load waits on them.
+ * Launched to overlap moe_gemv1 (programmatic dependent launch, where
+ * there is one): the block asks the L2 for its weight rows, which do not
+ * depend on moe_gemv1, and only then waits for act, so that the end of
+ * moe_gemv1 and the start of this kernel overlap in DRAM. */
 MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ act, const h16 *__restrict__ w2,
                                                     const int *__restrict__ ids, const float *__restrict__ tw,
                                                     h16 *__restrict__ out, int topk, int N, int K, int rows_fast)
@@ -822,6 +829,12 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ a
         sw[s] = tw[(long)t * topk + s];
     }
     __syncthreads();
+    /* the block's rows of w2: topk x GV_CC of N elements */
+    for (int i = threadIdx.x; i < topk * GV_CC; i += THREADS) {
+        const int c = cg * GV_CC + i % GV_CC;
+        if (c < K) mt_prefetch_l2(w2 + se[i / GV_CC] + (long)c * N, (unsigned)N * 2u);
+    }
+    mt_grid_wait();
     const int nch = N / 8, items = topk * nch;
     const h16 *ar = act + (long)t * topk * N;
     for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {

@@ -308,7 +308,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
                 grid2[0] = (unsigned)m, grid2[1] = (unsigned)cdiv(K, cc);
             }
             if ((rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK) break;
-            rc = mt_cuda_launch3_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
+            rc = mt_cuda_launch3_dependent_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
         }
         return rc;
     }

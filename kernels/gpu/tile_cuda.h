@@ -56,6 +56,18 @@ MT_DEVICE void mt_grid_dependents()
 #endif
 }
 
+/* bytes (a multiple of 16) from a 16-byte aligned address into the L2,
+ * nothing waited for: one bulk prefetch on sm_90 and later, a line at a
+ * time before */
+MT_DEVICE void mt_prefetch_l2(const void *p, unsigned bytes)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    for (unsigned o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)p + o));
+#endif
+}
+
 /* 16 bytes global -> shared (a place of mt_sptr_of, worked out once by the
  * caller), bypassing L1; pred false zero-fills */
 MT_DEVICE void cp_async16(mt_sptr saddr, const void *gmem, bool pred)

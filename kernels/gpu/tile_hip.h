@@ -56,6 +56,8 @@ MT_DEVICE h16 f2h(float f)
 /* no programmatic dependent launch on HIP: kernels run in stream order */
 MT_DEVICE void mt_grid_wait() {}
 MT_DEVICE void mt_grid_dependents() {}
+/* no L2 prefetch instruction is used on HIP: the loads fetch what they need */
+MT_DEVICE void mt_prefetch_l2(const void *, unsigned) {}
 
 /* 16 bytes global -> shared; pred false writes zeros (cp.async's zero
  * fill). Synchronous: commit and wait have nothing to order, and the
