@@ -812,12 +812,13 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1(const h16 *__restrict__ x
  * grid (column groups of GV_CC, tokens). The token's experts and weights
  * are read first into shared memory, so no weight load waits on them.
  * Launched to overlap moe_gemv1 (programmatic dependent launch, where
- * there is one): the block asks the L2 for its weight rows, which do not
- * depend on moe_gemv1, and only then waits for act, so that the end of
- * moe_gemv1 and the start of this kernel overlap in DRAM. */
+ * there is one): the first blocks (pf_blocks) ask the L2 for their weight
+ * rows, which do not depend on moe_gemv1, and only then wait for act, so
+ * that the end of moe_gemv1 and the start of this kernel overlap in DRAM. */
 MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ act, const h16 *__restrict__ w2,
                                                     const int *__restrict__ ids, const float *__restrict__ tw,
-                                                    h16 *__restrict__ out, int topk, int N, int K, int rows_fast)
+                                                    h16 *__restrict__ out, int topk, int N, int K, int rows_fast,
+                                                    int pf_blocks)
 {
     __shared__ float red[NUM_WARPS][2];
     __shared__ long se[GV_MAX_TOPK];
@@ -829,11 +830,14 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2(const h16 *__restrict__ a
         sw[s] = tw[(long)t * topk + s];
     }
     __syncthreads();
-    /* the block's rows of w2: topk x GV_CC of N elements */
-    for (int i = threadIdx.x; i < topk * GV_CC; i += THREADS) {
-        const int c = cg * GV_CC + i % GV_CC;
-        if (c < K) mt_prefetch_l2(w2 + se[i / GV_CC] + (long)c * N, (unsigned)N * 2u);
-    }
+    /* the block's rows of w2, topk x GV_CC of N elements, where the host
+     * counts the block among those that can overlap moe_gemv1 (the first
+     * placed: x runs fastest) */
+    if ((int)(blockIdx.y * gridDim.x + blockIdx.x) < pf_blocks)
+        for (int i = threadIdx.x; i < topk * GV_CC; i += THREADS) {
+            const int c = cg * GV_CC + i % GV_CC;
+            if (c < K) mt_prefetch_l2(w2 + se[i / GV_CC] + (long)c * N, (unsigned)N * 2u);
+        }
     mt_grid_wait();
     const int nch = N / 8, items = topk * nch;
     const h16 *ar = act + (long)t * topk * N;

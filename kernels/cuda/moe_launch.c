@@ -26,6 +26,7 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
     v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
     v->splitk = mt_cuda_splitk_on();
     v->sms = props->sms;
+    v->l2_bytes = props->l2_bytes;
     /* per SM: what one block may opt in to, plus the 1 KB the driver keeps
      * per block (228 KB on Hopper, 164 KB on A100) */
     v->smem_sm = props->smem_optin + 1024;
@@ -43,7 +44,7 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
         (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemv1", &v->gemv1, NULL)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemv2", &v->gemv2, NULL)) != MT_OK) {
+        (rc = mt_cuda_function(c, v->mod, "moe_gemv2", &v->gemv2, &v->rg2)) != MT_OK) {
         snprintf(why, n, "%s", mt_cuda_errmsg(c));
         mt_cuda_moe_release(c, v);
         return rc;
@@ -192,6 +193,25 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
     return n < 1 ? 1 : n;
 }
 
+/* moe_gemv2's blocks that ask the L2 for their weight rows before waiting
+ * for moe_gemv1 (moe.cu): those of the first wave, which can overlap its
+ * end, and no more than half of the L2 holds. Later blocks gain nothing
+ * from it and pay for it: prefetching every block's rows without the
+ * overlap made the M = 1 rows 2 to 7 % slower, Mixtral's (28 KB rows)
+ * most (H100, bench/results/2026-11-24-h100-align, call 47).
+ * MOETUNE_CUDA_GEMV_PREFETCH=0: none (to compare). */
+static int gemv_prefetch_blocks(const mt_cuda_moe *v, int topk, int cc, int N)
+{
+    const char *env = getenv("MOETUNE_CUDA_GEMV_PREFETCH");
+    if (env && !strcmp(env, "0")) return 0;
+    int threads = v->cfg[4] * 32, regs = v->rg2.regs > 0 ? v->rg2.regs : 128;
+    int per_warp = (regs * 32 + 255) / 256 * 256, per_sm = 65536 / (per_warp * (threads / 32 > 0 ? threads / 32 : 1));
+    if (per_sm > 2048 / (threads > 0 ? threads : 1)) per_sm = 2048 / (threads > 0 ? threads : 1);
+    long wave = (long)v->sms * (per_sm > 0 ? per_sm : 1);
+    long bytes = (long)topk * cc * N * 2, fit = v->l2_bytes > 0 && bytes > 0 ? (long)(v->l2_bytes / 2 / bytes) : wave;
+    return (int)(wave < fit ? wave : fit);
+}
+
 int mt_cuda_align_one(void)
 {
     /* one block up to 4,096 pairs: three launches cost 2 to 9 us more at
@@ -299,9 +319,9 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
              * 173 us, DeepSeek-V3 241 -> 223, M = 1 unchanged (H100,
              * bench/results/2026-11-24-h100-moe-gemv, call 38); the column
              * groups fastest where there are more than grid y takes */
-            int rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535;
+            int rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535, pf = gemv_prefetch_blocks(v, topk, cc, N);
             void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K, &rf};
-            void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K, &rf};
+            void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K, &rf, &pf};
             unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
             if (rf) {
                 grid1[0] = (unsigned)pairs, grid1[1] = (unsigned)cdiv(N, cc);

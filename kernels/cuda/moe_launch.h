@@ -59,7 +59,8 @@ typedef struct mt_cuda_moe {
     int sms;   /* the device's SMs: split-K aims at filling them */
     int smem_sm; /* shared memory per SM, bytes */
     unsigned smem1, smem2;
-    mt_cuda_resources r1, r2;
+    mt_cuda_resources r1, r2, rg2; /* the GEMMs', and moe_gemv2's */
+    int64_t l2_bytes; /* the device's L2 */
 } mt_cuda_moe;
 
 /* NVRTC options of a config's binary for arch: the tile shape, the dtype,
