@@ -296,7 +296,6 @@ struct gemm_args {
     float *partials; /* split-K: each split's fp32 sums, [tile][split][value][thread] */
     int *counters;   /* split-K: a tile's finished splits; the last one resets it to 0 */
     int splits;      /* CTAs per output tile, each over its own range of k tiles */
-    int pf_blocks;   /* GEMM 2: the blocks that prefetch their first tile's weights */
 };
 static_assert(sizeof(gemm_args) == 104, "the host's mt_cuda_gemm_args has this layout");
 
@@ -695,21 +694,6 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
 template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
 {
     const int tiles = g.num_pid_m * ((g.n_out + TILE_N(MODE) - 1) / TILE_N(MODE)) * g.splits;
-    if (MODE == 1) {
-        /* GEMM 2 may be placed as this grid's last blocks run */
-        mt_grid_dependents();
-    } else {
-        /* launched to overlap GEMM 1 (as moe_gemv2): the first blocks ask
-         * the L2 for their first tile's weights, TILE_N whole rows of w2[e]
-         * side by side, which depend only on the alignment (done before
-         * GEMM 1 began), then wait for GEMM 1's act */
-        tile_pos t;
-        if ((int)blockIdx.x < g.pf_blocks && (int)blockIdx.x < tiles && threadIdx.x == 0 && tile_begin<MODE>(blockIdx.x, g, &t)) {
-            const int rows = g.n_out - t.n0 < TILE_N(MODE) ? g.n_out - t.n0 : TILE_N(MODE);
-            mt_prefetch_l2(t.We + (long)t.n0 * g.k_red, (unsigned)rows * (unsigned)g.k_red * 2u);
-        }
-        mt_grid_wait();
-    }
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
 #if USE_WGMMA
         moe_gemm_tile_wg<MODE>(pid, g);

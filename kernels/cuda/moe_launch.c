@@ -165,7 +165,7 @@ typedef struct mt_cuda_gemm_args {
     mt_dptr A, W, C, sorted_ids, expert_ids, num_post, topk_w;
     int num_pairs, a_div, n_out, k_red, num_pid_m, group_m;
     mt_dptr partials, counters;
-    int splits, pf_blocks; /* pf_blocks: GEMM 2's blocks that prefetch their first tile's weights */
+    int splits, pad_;
 } mt_cuda_gemm_args;
 _Static_assert(sizeof(mt_cuda_gemm_args) == 104, "the layout of moe.cu's gemm_args");
 
@@ -209,19 +209,6 @@ static int gemv_prefetch_blocks(const mt_cuda_moe *v, int topk, int cc, int N)
     if (per_sm > 2048 / (threads > 0 ? threads : 1)) per_sm = 2048 / (threads > 0 ? threads : 1);
     long wave = (long)v->sms * (per_sm > 0 ? per_sm : 1);
     long bytes = (long)topk * cc * N * 2, fit = v->l2_bytes > 0 && bytes > 0 ? (long)(v->l2_bytes / 2 / bytes) : wave;
-    return (int)(wave < fit ? wave : fit);
-}
-
-/* GEMM 2's blocks that prefetch their first tile's weights before waiting
- * for GEMM 1, as moe_gemv2's (above): the first wave, within half the L2;
- * none where a tile's weights are split over blocks (split-K reads part of
- * each row). MOETUNE_CUDA_GEMV_PREFETCH=0: none. */
-static int gemm2_prefetch_blocks(const mt_cuda_moe *v, int splits, int N)
-{
-    const char *env = getenv("MOETUNE_CUDA_GEMV_PREFETCH");
-    if ((env && !strcmp(env, "0")) || splits > 1) return 0;
-    long wave = (long)v->sms * mt_cuda_moe_blocks_per_sm(v, 2);
-    long bytes = (long)mt_cuda_moe_tile_n(v, 2) * N * 2, fit = v->l2_bytes > 0 ? (long)(v->l2_bytes / 2 / bytes) : wave;
     return (int)(wave < fit ? wave : fit);
 }
 
@@ -362,7 +349,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         mt_cuda_gemm_args ga1 = {x, a->w1, act, sorted, eids, npost, 0, pairs, topk, N, K, rb, group_m,
                                  slots, counters, s1, 0};
         mt_cuda_gemm_args ga2 = {act, a->w2, out2, sorted, eids, npost, tw, pairs, 1, K, N, rb, group_m,
-                                 slots, counters, s2, gemm2_prefetch_blocks(v, s2, N)};
+                                 slots, counters, s2, 0};
         void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
@@ -379,8 +366,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
                 break;
         }
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
-        unsigned grid2[3] = {g2, 1, 1};
-        if ((rc = mt_cuda_launch3_dependent_on(c, stream, v->gemm2, grid2, threads, v->smem2, a_g2)) != MT_OK) break;
+        if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
         rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);
     }
     return rc;
