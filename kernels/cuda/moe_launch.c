@@ -27,6 +27,9 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
     v->splitk = mt_cuda_splitk_on();
     v->sms = props->sms;
     v->l2_bytes = props->l2_bytes;
+    v->align_one = mt_cuda_align_one();
+    const char *pf_env = getenv("MOETUNE_CUDA_GEMV_PREFETCH");
+    v->gemv_prefetch = !(pf_env && !strcmp(pf_env, "0"));
     /* per SM: what one block may opt in to, plus the 1 KB the driver keeps
      * per block (228 KB on Hopper, 164 KB on A100) */
     v->smem_sm = props->smem_optin + 1024;
@@ -182,15 +185,21 @@ static int row_blocks(int pairs, int E, int bm, int cap)
 
 int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm) { return v->cfg[1] * (gemm == 2 && v->wgmma ? 2 : 1); }
 
-int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
+/* blocks of `threads` threads, `regs` registers each and `smem` bytes of
+ * dynamic shared memory that one SM holds at once */
+static int blocks_per_sm(const mt_cuda_moe *v, int threads, int regs, int smem)
 {
-    int threads = v->cfg[4] * 32, smem = (int)(gemm == 1 ? v->smem1 : v->smem2);
-    int regs = gemm == 1 ? v->r1.regs : v->r2.regs, n = 2048 / (threads > 0 ? threads : 1);
+    int n = 2048 / (threads > 0 ? threads : 1);
     if (smem > 0 && v->smem_sm > 0 && v->smem_sm / (smem + 1024) < n) n = v->smem_sm / (smem + 1024);
     /* registers are granted per warp in units of 256 */
     int per_warp = (regs * 32 + 255) / 256 * 256;
-    if (regs > 0 && 65536 / (per_warp * (threads / 32)) < n) n = 65536 / (per_warp * (threads / 32));
+    if (regs > 0 && threads >= 32 && 65536 / (per_warp * (threads / 32)) < n) n = 65536 / (per_warp * (threads / 32));
     return n < 1 ? 1 : n;
+}
+
+int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
+{
+    return blocks_per_sm(v, v->cfg[4] * 32, gemm == 1 ? v->r1.regs : v->r2.regs, (int)(gemm == 1 ? v->smem1 : v->smem2));
 }
 
 /* moe_gemv2's blocks that ask the L2 for their weight rows before waiting
@@ -199,15 +208,12 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
  * from it and pay for it: prefetching every block's rows without the
  * overlap made the M = 1 rows 2 to 7 % slower, Mixtral's (28 KB rows)
  * most (H100, bench/results/2026-11-24-h100-align, call 47).
- * MOETUNE_CUDA_GEMV_PREFETCH=0: none (to compare). */
+ * MOETUNE_CUDA_GEMV_PREFETCH=0 when the variant was built: none (to
+ * compare). */
 static int gemv_prefetch_blocks(const mt_cuda_moe *v, int topk, int cc, int N)
 {
-    const char *env = getenv("MOETUNE_CUDA_GEMV_PREFETCH");
-    if (env && !strcmp(env, "0")) return 0;
-    int threads = v->cfg[4] * 32, regs = v->rg2.regs > 0 ? v->rg2.regs : 128;
-    int per_warp = (regs * 32 + 255) / 256 * 256, per_sm = 65536 / (per_warp * (threads / 32 > 0 ? threads / 32 : 1));
-    if (per_sm > 2048 / (threads > 0 ? threads : 1)) per_sm = 2048 / (threads > 0 ? threads : 1);
-    long wave = (long)v->sms * (per_sm > 0 ? per_sm : 1);
+    if (!v->gemv_prefetch) return 0;
+    long wave = (long)v->sms * blocks_per_sm(v, v->cfg[4] * 32, v->rg2.regs > 0 ? v->rg2.regs : 128, 0);
     long bytes = (long)topk * cc * N * 2, fit = v->l2_bytes > 0 && bytes > 0 ? (long)(v->l2_bytes / 2 / bytes) : wave;
     return (int)(wave < fit ? wave : fit);
 }
@@ -353,7 +359,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
         void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
-        if (pairs <= mt_cuda_align_one()) {
+        if (pairs <= v->align_one) {
             if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
         } else {
             int nblk = cdiv(pairs, ALIGN_CHUNK);

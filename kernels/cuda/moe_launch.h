@@ -46,7 +46,8 @@ void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]
 int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk);
 /* The most pairs the one-block alignment takes; more take the three
  * launches of moe.cu's moe_align_count/scan/scatter. 4,096 unless
- * MOETUNE_CUDA_ALIGN_ONE says otherwise (for A/B runs). */
+ * MOETUNE_CUDA_ALIGN_ONE says otherwise (for A/B runs); read when a
+ * variant is built. */
 int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
@@ -61,6 +62,8 @@ typedef struct mt_cuda_moe {
     unsigned smem1, smem2;
     mt_cuda_resources r1, r2, rg2; /* the GEMMs', and moe_gemv2's */
     int64_t l2_bytes; /* the device's L2 */
+    int align_one;     /* mt_cuda_align_one when built */
+    int gemv_prefetch; /* 0: MOETUNE_CUDA_GEMV_PREFETCH=0 when built */
 } mt_cuda_moe;
 
 /* NVRTC options of a config's binary for arch: the tile shape, the dtype,
