@@ -37,6 +37,11 @@
 #ifndef ATTN_STAGE
 #define ATTN_STAGE 0
 #endif
+/* blocks per KV head, each taking GROUP of its query heads (the host
+ * passes the KV head's group / ATTN_QSPLIT as GROUP) */
+#ifndef ATTN_QSPLIT
+#define ATTN_QSPLIT 1
+#endif
 #define ATTN_RING (ATTN_STAGE >= 2 ? ATTN_STAGE : 0)
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
@@ -515,7 +520,8 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
      * the same tokens' rows of neighbouring heads, which lie next to each
      * other in the paged layout ([pages, PAGE_SIZE, Hkv, D]), instead of
      * one head's rows, Hkv * D elements apart */
-    const int g = blockIdx.x, p = blockIdx.y, b = blockIdx.z;
+    /* gq: the block's query heads gq * GROUP .. + GROUP; g: their KV head */
+    const int gq = blockIdx.x, g = gq / ATTN_QSPLIT, p = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
     /* the merge kernel's blocks may be placed now: they wait for this
      * grid's end themselves (mt_grid_wait), so their launch overlaps this
@@ -523,7 +529,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     mt_grid_dependents();
     const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
     const bool dl = d0 < HEAD_DIM;
-    const int t0 = p * PARTITION, H = Hkv * GROUP;
+    const int t0 = p * PARTITION, H = Hkv * GROUP * ATTN_QSPLIT;
     /* the page numbers, q and the length are loaded side by side (one
      * memory round trip, not two): the pages up to the table's width, not
      * the length, so that their loads need not wait for it */
@@ -532,7 +538,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     for (int i = threadIdx.x; i < NPG && t0 / PAGE_SIZE + i < max_pages; i += THREADS) pg[i] = bt[i];
 #if !ATTN_MMA /* the MMA path reads q into its fragments itself */
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
-        qs[i] = h2f(q[((long)b * H + g * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
+        qs[i] = h2f(q[((long)b * H + gq * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
 #endif
     if (t0 >= ctx) {
         /* past this sequence's end: a sum of 0 marks the partition empty for
@@ -540,7 +546,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
          * less) */
         if (max_parts > 1)
             for (int h = threadIdx.x; h < GROUP; h += THREADS) {
-                float *o = part + (((long)b * H + g * GROUP + h) * max_parts + p) * (HEAD_DIM + 2);
+                float *o = part + (((long)b * H + gq * GROUP + h) * max_parts + p) * (HEAD_DIM + 2);
                 o[0] = -3.0e38f;
                 o[1] = 0.f;
             }
@@ -553,7 +559,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     __syncthreads();
     {
         constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
-        attn_ring(q + ((long)b * H + g * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
+        attn_ring(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
                   Hkv, scale, (h16 *)(sm + RING_OFF), sc, qs, mx, sum);
     }
     (void)dl, (void)slot, (void)lane, (void)warp;
@@ -586,7 +592,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 
 #if ATTN_MMA
     (void)dl, (void)slot;
-    attn_scores_mma(q + ((long)b * H + g * GROUP) * HEAD_DIM, kbase, pg, t0, t1, Hkv, scale, sc);
+    attn_scores_mma(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kbase, pg, t0, t1, Hkv, scale, sc);
 #else
     /* scores: warp w takes tokens t0 + (w + NUM_WARPS * j) * TPW + slot */
     const long kvs = (long)Hkv * HEAD_DIM; /* elements from one token's row to the next */
@@ -708,10 +714,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 
     if (max_parts == 1) {
         for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
-            out1[((long)b * H + g * GROUP) * HEAD_DIM + i] = f2h(qs[i] / sum[i / HEAD_DIM]);
+            out1[((long)b * H + gq * GROUP) * HEAD_DIM + i] = f2h(qs[i] / sum[i / HEAD_DIM]);
         return;
     }
-    float *out = part + (((long)b * H + g * GROUP) * max_parts + p) * (HEAD_DIM + 2);
+    float *out = part + (((long)b * H + gq * GROUP) * max_parts + p) * (HEAD_DIM + 2);
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
         int h = i / HEAD_DIM, d = i % HEAD_DIM;
         float *o = out + (long)h * max_parts * (HEAD_DIM + 2);

@@ -22,11 +22,23 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
     return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
+/* An experiment (issue 9): MOETUNE_CUDA_ATTN_QSPLIT=S gives each KV head S
+ * blocks of group / S query heads (more blocks without a merge at small
+ * batches), where S divides the group; 1 otherwise. */
+static int attn_qsplit(int group)
+{
+    const char *env = getenv("MOETUNE_CUDA_ATTN_QSPLIT");
+    int q = env ? atoi(env) : 1;
+    return q >= 1 && group % q == 0 ? q : 1;
+}
+
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
 {
+    const int q = attn_qsplit(c->group);
     snprintf(d[0], 48, "-DHEAD_DIM=%d", c->head_dim);
     snprintf(d[1], 48, "-DPAGE_SIZE=%d", c->page_size);
-    snprintf(d[2], 48, "-DGROUP=%d", c->group);
+    snprintf(d[2], 48, "-DGROUP=%d", c->group / q);
+    snprintf(d[8], 48, "-DATTN_QSPLIT=%d", q);
     snprintf(d[3], 48, "-DPARTITION=%d", c->partition);
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
@@ -58,6 +70,9 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
                  cfg->head_dim, cfg->group);
         return MT_EINVAL;
     }
+    v->qsplit = attn_qsplit(cfg->group);
+    mt_cuda_attn_cfg kc = *cfg;
+    kc.group = cfg->group / v->qsplit;
     char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     mt_cuda_attn_options(cfg, d, opts);
@@ -73,7 +88,7 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         mt_cuda_attn_release(c, v);
         return rc;
     }
-    v->smem = mt_cuda_attn_smem(cfg);
+    v->smem = mt_cuda_attn_smem(&kc);
     if ((int)v->smem > mt_cuda_get_props(c)->smem_optin) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d)", v->smem, mt_cuda_get_props(c)->smem_optin);
         mt_cuda_attn_release(c, v);
@@ -112,7 +127,8 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     void *ar[] = {(void *)&a->workspace, &P, (void *)&a->out};
     /* grid (KV heads, partitions, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
-    unsigned g1[3] = {(unsigned)Hkv, (unsigned)P, (unsigned)a->B}, g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
+    unsigned g1[3] = {(unsigned)(Hkv * (v->qsplit > 1 ? v->qsplit : 1)), (unsigned)P, (unsigned)a->B},
+             g2[3] = {(unsigned)a->num_heads, (unsigned)a->B, 1};
     /* (thread block clusters of neighbouring KV heads, which run at once and
      * read the same tokens' rows together, were measured 3 to 25 % slower
      * on the H100: bench/results/2026-11-24-h100-attn, call 25) */

@@ -24,9 +24,10 @@ typedef struct mt_cuda_attn {
     mt_cufn partial, reduce;
     mt_cuda_attn_cfg cfg;
     unsigned smem;
+    int qsplit; /* blocks per KV head, each a share of its query heads (MOETUNE_CUDA_ATTN_QSPLIT; 1: one) */
 } mt_cuda_attn;
 
-#define MT_CUDA_ATTN_NOPTS 8
+#define MT_CUDA_ATTN_NOPTS 9
 /* tokens per chunk of the ring variant (stage >= 2): attn.cu's RING_TOK */
 #define MT_CUDA_ATTN_RING_TOKENS 16
 /* the merge kernel's block: attn.cu's RED_WARPS warps */
