@@ -12,7 +12,8 @@
  * ATTN_STAGE: how K and V reach the block: 0 straight into registers, 1 the
  * partition's K and V copied to shared memory first, N >= 2 (with ATTN_MMA)
  * one pass with an online softmax, each warp streaming its 16-token chunks
- * through a ring of N chunks in shared memory.
+ * through a ring of N chunks in shared memory; ATTN_QSPLIT: blocks per KV
+ * head, each taking GROUP of its query heads.
  * Compiled by NVRTC at run time, and by nvcc in CI with the defaults, like
  * moe.cu.
  */

@@ -38,12 +38,12 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[0], 48, "-DHEAD_DIM=%d", c->head_dim);
     snprintf(d[1], 48, "-DPAGE_SIZE=%d", c->page_size);
     snprintf(d[2], 48, "-DGROUP=%d", c->group / q);
-    snprintf(d[8], 48, "-DATTN_QSPLIT=%d", q);
     snprintf(d[3], 48, "-DPARTITION=%d", c->partition);
     snprintf(d[4], 48, "-DNUM_WARPS=%d", c->warps);
     snprintf(d[5], 48, "-DMT_FP16=%d", c->fp16 ? 1 : 0);
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
     snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage);
+    snprintf(d[8], 48, "-DATTN_QSPLIT=%d", q);
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }
