@@ -8,7 +8,8 @@
  * mma 0/1 x stage 0/1, and rings of 2 and 3 chunks with mma.
  *
  * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N] [--shapes LO:HI]
- *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE]
+ *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE[/QSPLIT]]
+ *                        [--query-split S]
  * --shapes LO:HI: the table's shapes LO to HI (0..4) only: a full table in parts
  * --check-only: the rows with a reference only, each variant run once (correctness, no timing)
  * --equal: every sequence of a batch has the full context, as
@@ -20,6 +21,7 @@
  * kernels' cost without the graph launch's fixed latency
  * --compile-jobs N: every variant compiled first by N processes at once (tuner/precompile.c)
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
+ * --query-split S: the ring's variants with S blocks per KV head (where S divides the group)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
 #include <math.h>
@@ -35,6 +37,17 @@
 #include "precompile.h"
 
 static mt_cuda *c;
+
+/* " split S" for S blocks per KV head, "" for one */
+static const char *split_name(int qsplit)
+{
+    static char b[4][16];
+    static int i;
+    if (qsplit <= 1) return "";
+    i = (i + 1) % 4;
+    snprintf(b[i], sizeof b[i], " split %d", qsplit);
+    return b[i];
+}
 
 static const char *stage_name(int stage)
 {
@@ -65,7 +78,8 @@ static int copy_once(mt_cuda *cc, void *arg)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[4] = {0}, has_only = 0, has_variant = 0;
+    int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[5] = {0, 0, 0, 0, 1}, has_only = 0, has_variant = 0;
+    int qsplit = 1;
     int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -81,11 +95,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--shapes") && i + 1 < argc && sscanf(argv[++i], "%d:%d", &shape_lo, &shape_hi) == 2 &&
                  shape_lo >= 0 && shape_hi >= shape_lo && shape_hi < 5) {
         } else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
-                 sscanf(argv[++i], "%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3]) == 4)
+                 sscanf(argv[++i], "%d/%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3], &variant[4]) >= 4)
             has_variant = 1;
+        else if (!strcmp(argv[i], "--query-split") && i + 1 < argc && (qsplit = atoi(argv[++i])) >= 1) {
+        }
         else
             return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
-                                   "[--variant PART/WARPS/MMA/STAGE]\n", argv[0]), 2;
+                                   "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
     if (layers < 0 || layers > 256) return fprintf(stderr, "--layers: 0 (off) to 256\n"), 2;
@@ -221,10 +237,12 @@ int main(int argc, char **argv)
                             /* a partition over 1024 only for the ring, and none
                              * past the first that holds the whole context */
                             if (!has_variant && ((pi >= 5 && stage < 2) || (pi && partitions[pi - 1] >= ctx))) continue;
-                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage};
+                            /* --query-split: the ring's variants, as the tuner's space offers it */
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplit : 1};
                             if (has_variant) {
                                 if (vi) break;
                                 cfg.partition = variant[0], cfg.warps = variant[1], cfg.mma = variant[2], cfg.stage = variant[3];
+                                cfg.qsplit = variant[4];
                             }
                             mt_cuda_attn var;
                             char why[256];
@@ -287,22 +305,22 @@ int main(int argc, char **argv)
                                 same = !memcmp(out, out2, qn * 2);
                             if (!same) failed++, printf("  (the next variant's output changed between runs)\n");
                             double us = t * 1e3;
-                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s: %s%s %.1f us, %.2f "
+                            printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s%s: %s%s %.1f us, %.2f "
                                    "of floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
-                                   cfg.mma ? " mma" : "", stage_name(cfg.stage),
+                                   cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit),
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (L && rc == MT_OK)
                                 printf("    per layer of %d: %.2f us, %.2f of floor\n", L, tl * 1e3, floor_us / (tl * 1e3));
                             if (L && rc == MT_OK && tl * 1e3 < best_l) {
                                 best_l = tl * 1e3;
-                                snprintf(best_l_cfg, sizeof best_l_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
-                                         cfg.mma ? " mma" : "", stage_name(cfg.stage));
+                                snprintf(best_l_cfg, sizeof best_l_cfg, "partition %d warps %d%s%s%s", cfg.partition, cfg.warps,
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit));
                             }
                             if (rc == MT_OK && us < best) {
                                 best = us;
-                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s", cfg.partition, cfg.warps,
-                                         cfg.mma ? " mma" : "", stage_name(cfg.stage));
+                                snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s%s", cfg.partition, cfg.warps,
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit));
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

@@ -688,7 +688,7 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
     char params[512] = "", why[256];
     int rc = MT_OK;
     memset(out, 0, sizeof *out);
-    out->partition = out->num_warps = out->pages_per_iter = out->threads = out->mma = out->stage = -1;
+    out->partition = out->num_warps = out->pages_per_iter = out->threads = out->mma = out->stage = out->query_split = -1;
     if (!a) rc = MT_ENOMEM;
     else if (a->text)
         rc = mt_attn_config_pick(a->text, batch, ctx, params, sizeof params, &out->batch_key, &out->ctx_key, why, sizeof why);
@@ -702,6 +702,7 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
         out->threads = json_int(p, "threads");
         out->mma = json_int(p, "mma");
         out->stage = json_int(p, "stage");
+        out->query_split = json_int(p, "query_split");
         cJSON_Delete(p);
         out->source = a->source;
         out->file = a->path;
@@ -721,6 +722,7 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
         out->num_warps = 4;
         out->mma = 0;
         out->stage = 0;
+        out->query_split = 1;
     }
     return MT_OK;
 }

@@ -68,7 +68,7 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 
 /* ---- paged attention decode ---- */
 enum { A_PART, A_PPI, A_THREADS };
-enum { AC_PART, AC_WARPS, AC_MMA, AC_STAGE };
+enum { AC_PART, AC_WARPS, AC_MMA, AC_STAGE, AC_QSPLIT };
 
 static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
@@ -133,12 +133,16 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
     if (c->v[AC_MMA] && (d % 64 || group > 16))
         return snprintf(why, n, "mma needs head_dim %% 64 == 0 and a group of at most 16"), 0;
     if (c->v[AC_STAGE] >= 2 && !c->v[AC_MMA]) return snprintf(why, n, "a ring (stage >= 2) needs mma"), 0;
+    if (c->v[AC_QSPLIT] > 1 && (group % c->v[AC_QSPLIT] || c->v[AC_STAGE] < 2))
+        return snprintf(why, n, "query_split %lld: the ring's variants, where it divides the group of %lld",
+                        (long long)c->v[AC_QSPLIT], (long long)group), 0;
     /* a ring deeper than the warp's chunks of the partition holds slots
      * that are never filled: the same kernel as the shallower ring */
     if (c->v[AC_STAGE] > 2 && (c->v[AC_STAGE] - 1) * w * MT_CUDA_ATTN_RING_TOKENS >= (part < ctx ? part : ctx))
         return snprintf(why, n, "a ring of %lld chunks for %lld tokens over %lld warps", (long long)c->v[AC_STAGE],
                         (long long)(part < ctx ? part : ctx), (long long)w), 0;
-    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE]};
+    mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE],
+                            (int)c->v[AC_QSPLIT]};
     unsigned smem = mt_cuda_attn_smem(&cfg);
     if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
     return 1;
@@ -156,13 +160,14 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
     out->v[AC_WARPS] = 4;
     out->v[AC_MMA] = 0;
     out->v[AC_STAGE] = 0;
+    out->v[AC_QSPLIT] = 1;
 }
 
 void mt_space_cuda_attn(mt_space *sp)
 {
     memset(sp, 0, sizeof *sp);
     sp->backend = "cuda";
-    sp->nparams = 4;
+    sp->nparams = 5;
     /* 8192: one partition per sequence (no merge) at the long contexts,
      * where the ring at B = 32 ran 1 % faster than with 4096 (H100, session 10) */
     sp->params[AC_PART] = (mt_param_def){"partition", 8, {64, 128, 256, 512, 1024, 2048, 4096, 8192}};
@@ -175,6 +180,10 @@ void mt_space_cuda_attn(mt_space *sp)
      * memory (the H100's pick at B = 1 and at short contexts, where the
      * two-pass kernel's barrier between K and V costs most) */
     sp->params[AC_STAGE] = (mt_param_def){"stage", 5, {0, 1, 2, 3, 4}};
+    /* blocks per KV head, each a share of its query heads: more blocks
+     * without a merge where a batch has few (the ring's variants only: the
+     * H100's picks there) */
+    sp->params[AC_QSPLIT] = (mt_param_def){"query_split", 3, {1, 2, 4}};
     sp->valid = attn_cuda_valid;
     sp->default_config = attn_cuda_default;
 }

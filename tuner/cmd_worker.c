@@ -246,7 +246,8 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
     if (be->kind == MT_BACKEND_CUDA) {
         mt_cuda_bench_set_fault(be->cuda, fault);
         rc = mt_cuda_bench_attn(be->cuda, &s, B, ctx, (int)num(pj, "partition", 0), (int)num(pj, "num_warps", 0),
-                                (int)num(pj, "mma", 0), (int)num(pj, "stage", 0), (uint64_t)num(req, "seed", 1), &pol,
+                                (int)num(pj, "mma", 0), (int)num(pj, "stage", 0), (int)num(pj, "query_split", 1),
+                                (uint64_t)num(req, "seed", 1), &pol,
                                 &res);
         if (rc == MT_ECRASH) reply_fatal(res.reason);
     } else {

@@ -30,11 +30,12 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
  * `B` sequences of `ctx` tokens on the seed's inputs (the same as the CPU
  * bench's), checked against the double reference on the first two
  * sequences, then timed as graph replays with L2 flushed before each run;
- * mma picks the tensor-core path, stage the copy to shared memory first. Returns as
+ * mma picks the tensor-core path, stage the copy to shared memory first,
+ * qsplit the blocks per KV head. Returns as
  * mt_cuda_bench_measure. */
 struct mt_attn_shape;
 int mt_cuda_bench_attn(mt_cuda_bench *b, const struct mt_attn_shape *s, int64_t B, int64_t ctx, int partition, int warps,
-                       int mma, int stage, uint64_t seed, const mt_policy *pol, mt_measure_result *res);
+                       int mma, int stage, int qsplit, uint64_t seed, const mt_policy *pol, mt_measure_result *res);
 
 /* Copy bandwidth (1 GiB device to device, read + write) and the bf16 peak
  * through cuBLAS; `how` says how they were measured. */

@@ -115,7 +115,8 @@ static int collect_attn(int smem_limit, int head_dim, int page_size, int group, 
         for (int i = 0; i < np; i++, n++) {
             u[n].is_attn = 1;
             u[n].fp16 = f;
-            u[n].attn = (mt_cuda_attn_cfg){head_dim, page_size, group, f, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3]};
+            u[n].attn = (mt_cuda_attn_cfg){head_dim, page_size, group, f, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3],
+                                            pts[i].v[4]};
         }
     }
     free(pts);
@@ -127,9 +128,9 @@ static int collect_attn(int smem_limit, int head_dim, int page_size, int group, 
 static void describe(const unit *u, char *out, size_t n)
 {
     if (u->is_attn)
-        snprintf(out, n, "attention D=%d page %d group %d partition %d warps %d mma %d stage %d%s", u->attn.head_dim,
-                 u->attn.page_size, u->attn.group, u->attn.partition, u->attn.warps, u->attn.mma, u->attn.stage,
-                 u->fp16 ? " fp16" : "");
+        snprintf(out, n, "attention D=%d page %d group %d partition %d warps %d mma %d stage %d query_split %d%s",
+                 u->attn.head_dim, u->attn.page_size, u->attn.group, u->attn.partition, u->attn.warps, u->attn.mma,
+                 u->attn.stage, u->attn.qsplit, u->fp16 ? " fp16" : "");
     else
         snprintf(out, n, "%d/%d/%d/%d/%d%s", u->cfg[0], u->cfg[1], u->cfg[2], u->cfg[4], u->cfg[5], u->fp16 ? " fp16" : "");
 }

@@ -234,6 +234,7 @@ typedef struct mt_attn_config {
     int partition, num_warps, pages_per_iter, threads;
     int mma;   /* CUDA: 1 for the tensor-core path */
     int stage; /* CUDA: 1 to copy K and V to shared memory first, N >= 2 a ring of N chunks per warp */
+    int query_split; /* CUDA: blocks per KV head, each a share of its query heads */
     int64_t batch_key, ctx_key; /* the file's keys used (0: the default) */
     int source;                 /* enum mt_config_source */
     const char *file;           /* valid while the runtime is open; NULL for the default */

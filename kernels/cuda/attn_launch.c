@@ -8,8 +8,20 @@
 
 #include "moetune/moetune.h"
 
-unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
+/* The blocks per KV head (the space's query_split): each takes group / S
+ * of the KV head's query heads, so that a batch of few blocks fills more
+ * SMs without a merge (H100: 8/1/256 B = 1 ctx = 2048 11.06 -> 9.88 us
+ * per layer with S = 4, SDPA 10.68; bench/results/2026-11-24-h100-attn,
+ * session 12). 1 where S does not divide the group. */
+static int attn_qsplit(const mt_cuda_attn_cfg *c)
 {
+    return c->qsplit > 1 && c->group % c->qsplit == 0 ? c->qsplit : 1;
+}
+
+unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
+{
+    mt_cuda_attn_cfg b = *full, *c = &b; /* a block's share of the group */
+    b.group = full->group / attn_qsplit(full);
     /* attn.cu's layout: q [group][head_dim], scores [group][partition] (the
      * ring: the warps' maxima [warps][16]), max and sum [group], then the
      * partition's page numbers; from the next 16 bytes, staged: K and V
@@ -22,19 +34,9 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c)
     return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
-/* An experiment (issue 9): MOETUNE_CUDA_ATTN_QSPLIT=S gives each KV head S
- * blocks of group / S query heads (more blocks without a merge at small
- * batches), where S divides the group; 1 otherwise. */
-static int attn_qsplit(int group)
-{
-    const char *env = getenv("MOETUNE_CUDA_ATTN_QSPLIT");
-    int q = env ? atoi(env) : 1;
-    return q >= 1 && group % q == 0 ? q : 1;
-}
-
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
 {
-    const int q = attn_qsplit(c->group);
+    const int q = attn_qsplit(c);
     snprintf(d[0], 48, "-DHEAD_DIM=%d", c->head_dim);
     snprintf(d[1], 48, "-DPAGE_SIZE=%d", c->page_size);
     snprintf(d[2], 48, "-DGROUP=%d", c->group / q);
@@ -70,9 +72,7 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
                  cfg->head_dim, cfg->group);
         return MT_EINVAL;
     }
-    v->qsplit = attn_qsplit(cfg->group);
-    mt_cuda_attn_cfg kc = *cfg;
-    kc.group = cfg->group / v->qsplit;
+    v->qsplit = attn_qsplit(cfg);
     char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     mt_cuda_attn_options(cfg, d, opts);
@@ -88,7 +88,7 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         mt_cuda_attn_release(c, v);
         return rc;
     }
-    v->smem = mt_cuda_attn_smem(&kc);
+    v->smem = mt_cuda_attn_smem(cfg);
     if ((int)v->smem > mt_cuda_get_props(c)->smem_optin) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d)", v->smem, mt_cuda_get_props(c)->smem_optin);
         mt_cuda_attn_release(c, v);

@@ -17,6 +17,7 @@
 typedef struct mt_cuda_attn_cfg {
     int head_dim, page_size, group, fp16;
     int partition, warps, mma, stage;
+    int qsplit; /* blocks per KV head, each a share of its query heads (0 or 1: one) */
 } mt_cuda_attn_cfg;
 
 typedef struct mt_cuda_attn {
@@ -24,7 +25,7 @@ typedef struct mt_cuda_attn {
     mt_cufn partial, reduce;
     mt_cuda_attn_cfg cfg;
     unsigned smem;
-    int qsplit; /* blocks per KV head, each a share of its query heads (MOETUNE_CUDA_ATTN_QSPLIT; 1: one) */
+    int qsplit; /* cfg.qsplit where it divides the group, else 1 */
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 9
