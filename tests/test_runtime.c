@@ -340,18 +340,20 @@ static void test_attention(void)
     const char *name = "attn_decode,H=8,H_kv=2,D=64,page=16,device_name=CPU_TEST,dtype=bf16.json";
     write_text(cfg, name, "{\"1\": {\"64\": {\"partition\": 0, \"pages_per_iter\": 2, \"threads\": 1}, "
                           "\"1024\": {\"partition\": 256, \"pages_per_iter\": 4, \"threads\": 2}}, "
-                          "\"16\": {\"64\": {\"partition\": 32, \"pages_per_iter\": 1, \"threads\": 2, \"mma\": 1, \"stage\": 1}}}\n");
+                          "\"16\": {\"64\": {\"partition\": 32, \"pages_per_iter\": 1, \"threads\": 2, \"mma\": 1, \"stage\": 2, "
+                          "\"query_split\": 4}}}\n");
     write_text(cache, name, "{\"1\": {\"64\": {\"partition\": 16, \"pages_per_iter\": 1, \"threads\": 1}}}\n");
     mt_runtime *rt = open_rt(cfg, cache, NULL, "CPU_TEST", "cpu", NULL);
     mt_attn_key k = {8, 2, 64, 16, NULL};
     mt_attn_config c;
     CHECK(mt_runtime_lookup_attention(rt, &k, 2, 900, &c) == MT_OK && c.source == MT_SOURCE_CONFIG_DIR &&
               c.batch_key == 1 && c.ctx_key == 1024 && c.partition == 256 && c.pages_per_iter == 4 && c.threads == 2 &&
-              c.num_warps == -1 && c.mma == -1 && c.stage == -1 && c.file && strstr(c.file, "attn_cfg"),
+              c.num_warps == -1 && c.mma == -1 && c.stage == -1 && c.query_split == -1 && c.file && strstr(c.file, "attn_cfg"),
           "config dir, nearest keys: source %d keys %lld/%lld partition %d", c.source, (long long)c.batch_key,
           (long long)c.ctx_key, c.partition);
-    CHECK(mt_runtime_lookup_attention(rt, &k, 30, 10, &c) == MT_OK && c.batch_key == 16 && c.partition == 32 && c.mma == 1 && c.stage == 1,
-          "batch 30");
+    CHECK(mt_runtime_lookup_attention(rt, &k, 30, 10, &c) == MT_OK && c.batch_key == 16 && c.partition == 32 && c.mma == 1 &&
+              c.stage == 2 && c.query_split == 4,
+          "batch 30: stage %d query_split %d", c.stage, c.query_split);
     /* another head count: no file, the default */
     mt_attn_key k2 = {8, 8, 64, 16, NULL};
     CHECK(mt_runtime_lookup_attention(rt, &k2, 1, 4000, &c) == MT_OK && c.source == MT_SOURCE_DEFAULT &&
