@@ -47,6 +47,11 @@ expect_in "$TMP/b2" "needs --heads, --kv-heads and --head-dim"
 expect_exit 2 "$TMP/b3" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --contexts 0 --db "$TMP/b.db"
 expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
 expect_in "$TMP/b4" "--kernel 'transformer'"
+# --compile-jobs as the fused-MoE sweep takes it: checked, and accepted on the CPU (nothing to compile)
+expect_exit 2 "$TMP/b5" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --compile-jobs -1 --db "$TMP/b.db"
+expect_in "$TMP/b5" "--compile-jobs"
+expect_exit 0 "$TMP/b6" "$MT" sweep --kernel attention --device cpu --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1 \
+  --contexts 40 --budget 5 --compile-jobs 0 --db "$TMP/b.db" --no-export --quiet
 # daemon jobs: submitted for the CPU, checked at submit, run to the end
 Q=$TMP/q.db
 expect_exit 2 "$TMP/j0" "$MT" submit --db "$Q" --device hip --kernel attention --heads 8 --kv-heads 2 --head-dim 32

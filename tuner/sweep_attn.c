@@ -46,8 +46,9 @@ static const char usage[] =
     "  --batch-sizes LIST          default 1,8,32\n"
     "  --contexts LIST             context lengths, default 512,2048\n"
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
-    "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID: as for the\n"
-    "  fused-MoE sweep (a shard is a share of the (batch, context) pairs)\n"
+    "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID,\n"
+    "  --compile-jobs N: as for the fused-MoE sweep (a shard is a share of the\n"
+    "  (batch, context) pairs)\n"
     "On the CPU, a CUDA GPU or an AMD GPU (hip:N: the CUDA kernel's source through\n"
     "hipRTC, never yet run on AMD hardware); auto: the first CUDA GPU, else the\n"
     "first AMD GPU the HIP runtime can use, else the CPU. fp32 is the CPU\n"
@@ -79,6 +80,7 @@ struct attn_opts {
     double budget_pct;
     const char *dtype_s, *batches_s, *ctx_s, *db_path, *out, *device;
     int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given;
+    int64_t compile_jobs; /* -1: the online CPUs */
     int64_t *bs, *cs;
     int nb, nc;
 };
@@ -87,7 +89,7 @@ struct attn_opts {
 static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o)
 {
     enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
-           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD };
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS };
     static const struct option lo[] = {
         {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
         {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
@@ -98,9 +100,10 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         {"db", required_argument, 0, O_DB}, {"out", required_argument, 0, O_OUT},
         {"no-export", no_argument, 0, O_NOEXP}, {"quiet", no_argument, 0, O_QUIET},
         {"device", required_argument, 0, O_DEVICE}, {"job", required_argument, 0, O_JOB},
-        {"shard", required_argument, 0, O_SHARD}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"shard", required_argument, 0, O_SHARD}, {"compile-jobs", required_argument, 0, O_COMPILE_JOBS},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->page = 16, o->seed = 1, o->timeout = 60;
+    o->page = 16, o->seed = 1, o->timeout = 60, o->compile_jobs = -1;
     o->dtype_s = "bf16", o->batches_s = "1,8,32", o->ctx_s = "512,2048", o->device = "auto";
     o->strategy = MT_STRATEGY_GRID;
     int c, st;
@@ -131,6 +134,7 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         case O_QUIET: o->quiet = 1; break;
         case O_DEVICE: o->device = optarg, o->device_given = 1; break;
         case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
+        case O_COMPILE_JOBS: st = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_SHARD:
             if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
                 return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4", optarg);
@@ -250,12 +254,12 @@ int mt_sweep_attention(int argc, char **argv)
     /* an NVIDIA GPU: every variant this sweep may time compiled ahead with
      * all cores (NVRTC, about a second each), so that the worker loads them;
      * a failure here only costs time (the worker compiles what is missing) */
-    if (dspec.kind == MT_BACKEND_CUDA) {
+    if (dspec.kind == MT_BACKEND_CUDA && ao.compile_jobs != 0) {
         char cache[1100], cerr[512];
         mt_kernel_cache_dir("cuda", cache, sizeof cache);
         int64_t max_ctx = 0;
         for (int j = 0; j < nc; j++) max_ctx = cs[j] > max_ctx ? cs[j] : max_ctx;
-        long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+        long jobs = ao.compile_jobs > 0 ? (long)ao.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
         mt_precompile_stats cst;
         if (cache[0] &&
             mt_precompile_cuda_attn(dev.arch, dev.smem_per_block > 0 ? dev.smem_per_block : mt_arch_smem_limit(dev.arch),
