@@ -95,6 +95,34 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 
 #define ALIGN_MAX_E 1024
 
+/* The sum of run over the block's threads up to this one (inclusive): a
+ * warp scan, then one over the warps' totals. Every thread of the block
+ * calls it (it has barriers). */
+MT_DEVICE int align_scan(int run)
+{
+    __shared__ int wsum[32];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    int incl = run;
+    MT_UNROLL_SHFL
+    for (int o = 1; o < 32; o <<= 1) {
+        int y = mt_shfl_up(incl, o);
+        if (lane >= o) incl += y;
+    }
+    if (lane == 31) wsum[wid] = incl;
+    __syncthreads();
+    if (wid == 0) {
+        int w = lane < (int)(blockDim.x >> 5) ? wsum[lane] : 0;
+        MT_UNROLL_SHFL
+        for (int o = 1; o < 32; o <<= 1) {
+            int y = mt_shfl_up(w, o);
+            if (lane >= o) w += y;
+        }
+        wsum[lane] = w;
+    }
+    __syncthreads();
+    return incl + (wid ? wsum[wid - 1] : 0);
+}
+
 /* One block. sorted_ids holds pair indices (token * topk + slot), each
  * expert's run padded to a multiple of BLOCK_SIZE_M with the sentinel
  * num_pairs. Within an expert the order is whatever the atomics give: every
@@ -116,28 +144,8 @@ MT_KERNEL void __launch_bounds__(1024) moe_align(const int *__restrict__ topk_id
     /* each expert's run starts at the sum of the padded runs before it: a
      * block-wide scan (one expert per thread, 1,024 threads), not a loop of
      * E steps in one thread (several microseconds at E = 256) */
-    __shared__ int wsum[32];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int run = (int)threadIdx.x < E ? (cnt[threadIdx.x] + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M : 0;
-    int incl = run;
-    MT_UNROLL_SHFL
-    for (int o = 1; o < 32; o <<= 1) {
-        int y = mt_shfl_up(incl, o);
-        if (lane >= o) incl += y;
-    }
-    if (lane == 31) wsum[wid] = incl;
-    __syncthreads();
-    if (wid == 0) {
-        int w = lane < (int)(blockDim.x >> 5) ? wsum[lane] : 0;
-        MT_UNROLL_SHFL
-        for (int o = 1; o < 32; o <<= 1) {
-            int y = mt_shfl_up(w, o);
-            if (lane >= o) w += y;
-        }
-        wsum[lane] = w;
-    }
-    __syncthreads();
-    incl += wid ? wsum[wid - 1] : 0;
+    const int incl = align_scan(run);
     if ((int)threadIdx.x < E) start[threadIdx.x] = incl - run;
     if ((int)threadIdx.x == E - 1) {
         start[E] = incl;
@@ -191,6 +199,14 @@ MT_KERNEL void __launch_bounds__(256) moe_align_count(const int *__restrict__ to
     for (int e = threadIdx.x; e < E; e += blockDim.x) hist[(long)blockIdx.x * E + e] = cnt[e];
 }
 
+/* expert e's counts of blocks b0 .. b0 + 7 (0 past nblk), all eight loads
+ * in flight together */
+MT_DEVICE void align_counts8(const int *hist, int b0, int nblk, int E, int e, int (&c)[8])
+{
+#pragma unroll
+    for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+}
+
 MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int nblk, int *__restrict__ hist,
                                                       int *__restrict__ sorted_ids, int *__restrict__ expert_ids,
                                                       int *__restrict__ num_post, int *__restrict__ tokens_per_expert,
@@ -198,38 +214,17 @@ MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int 
 {
     for (int i = threadIdx.x; i < ncounters; i += blockDim.x) counters[i] = 0;
     const int e = threadIdx.x;
-    /* the blocks' counts of expert e, eight loads in flight at a time */
+    /* the blocks' counts of expert e */
     int total = 0;
     if (e < E)
         for (int b0 = 0; b0 < nblk; b0 += 8) {
             int c[8];
-#pragma unroll
-            for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+            align_counts8(hist, b0, nblk, E, e, c);
 #pragma unroll
             for (int u = 0; u < 8; u++) total += c[u];
         }
-    __shared__ int wsum[32];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int run = (total + BLOCK_SIZE_M - 1) / BLOCK_SIZE_M * BLOCK_SIZE_M;
-    int incl = run;
-    MT_UNROLL_SHFL
-    for (int o = 1; o < 32; o <<= 1) {
-        int y = mt_shfl_up(incl, o);
-        if (lane >= o) incl += y;
-    }
-    if (lane == 31) wsum[wid] = incl;
-    __syncthreads();
-    if (wid == 0) {
-        int w = lane < (int)(blockDim.x >> 5) ? wsum[lane] : 0;
-        MT_UNROLL_SHFL
-        for (int o = 1; o < 32; o <<= 1) {
-            int y = mt_shfl_up(w, o);
-            if (lane >= o) w += y;
-        }
-        wsum[lane] = w;
-    }
-    __syncthreads();
-    incl += wid ? wsum[wid - 1] : 0;
+    const int incl = align_scan(run);
     if (e == E - 1) *num_post = incl;
     if (e >= E) return;
     const int start = incl - run;
@@ -240,8 +235,7 @@ MT_KERNEL void __launch_bounds__(1024) moe_align_scan(int num_pairs, int E, int 
     int at = start;
     for (int b0 = 0; b0 < nblk; b0 += 8) {
         int c[8];
-#pragma unroll
-        for (int u = 0; u < 8; u++) c[u] = b0 + u < nblk ? hist[(long)(b0 + u) * E + e] : 0;
+        align_counts8(hist, b0, nblk, E, e, c);
 #pragma unroll
         for (int u = 0; u < 8; u++)
             if (b0 + u < nblk) {
