@@ -9,7 +9,7 @@
  *
  * usage: cuda_attn_check [--quick] [--equal] [--warm] [--reps N] [--shapes LO:HI]
  *                        [--only H/HKV/D/PAGE/B/CTX] [--variant PART/WARPS/MMA/STAGE[/QSPLIT]]
- *                        [--query-split S]
+ *                        [--query-split S[,S...]]
  * --shapes LO:HI: the table's shapes LO to HI (0..4) only: a full table in parts
  * --check-only: the rows with a reference only, each variant run once (correctness, no timing)
  * --equal: every sequence of a batch has the full context, as
@@ -21,7 +21,9 @@
  * kernels' cost without the graph launch's fixed latency
  * --compile-jobs N: every variant compiled first by N processes at once (tuner/precompile.c)
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
- * --query-split S: the ring's variants with S blocks per KV head (where S divides the group)
+ * --query-split S[,S...]: the ring's variants with S blocks per KV head, each
+ * S of the list in turn (an S over 1 where it divides the group), so that one
+ * table holds every split the tuner's space offers (--query-split 1,2,4)
  * Prints one line per (shape, batch, context, variant) and, last, the best
  * variant per row with its fraction of the floor. */
 #include <math.h>
@@ -79,7 +81,7 @@ static int copy_once(mt_cuda *cc, void *arg)
 int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[5] = {0, 0, 0, 0, 1}, has_only = 0, has_variant = 0;
-    int qsplit = 1;
+    int qsplits[4] = {1}, nq = 1;
     int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -97,11 +99,18 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
                  sscanf(argv[++i], "%d/%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3], &variant[4]) >= 4)
             has_variant = 1;
-        else if (!strcmp(argv[i], "--query-split") && i + 1 < argc && (qsplit = atoi(argv[++i])) >= 1) {
+        else if (!strcmp(argv[i], "--query-split") && i + 1 < argc) {
+            char *e = argv[++i];
+            nq = 0;
+            do {
+                long v = strtol(e, &e, 10);
+                if (v < 1 || v > 16 || nq == 4 || (*e && *e != ',')) return fprintf(stderr, "--query-split: up to 4 of 1..16, comma-separated\n"), 2;
+                qsplits[nq++] = (int)v;
+            } while (*e++ == ',');
         }
         else
             return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
-                                   "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S]\n", argv[0]), 2;
+                                   "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S[,S...]]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
     if (layers < 0 || layers > 256) return fprintf(stderr, "--layers: 0 (off) to 256\n"), 2;
@@ -231,16 +240,19 @@ int main(int argc, char **argv)
                     double best = 1e30;
                     char best_cfg[64] = "";
                     /* stage 0, 1 with and without mma; rings of 2 and 3 (mma only) */
-                    for (int vi = 0; vi < 4 * 2 * 8 * 3; vi++) {
+                    for (int vq = 0; vq < 4 * 2 * 8 * 3 * nq; vq++) {
+                            const int vi = vq / nq, qi = vq % nq;
                             const int stage = vi / 48, mma = vi / 24 % 2, pi = vi / 3 % 8, wi = vi % 3;
+                            /* a split for the ring only, and only one that divides the group */
+                            if (qi && (stage < 2 || (qsplits[qi] > 1 && (H / Hkv) % qsplits[qi]))) continue;
                             if (stage >= 2 && !mma && !has_variant) continue;
                             /* a partition over 1024 only for the ring, and none
                              * past the first that holds the whole context */
                             if (!has_variant && ((pi >= 5 && stage < 2) || (pi && partitions[pi - 1] >= ctx))) continue;
                             /* --query-split: the ring's variants, as the tuner's space offers it */
-                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplit : 1};
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplits[qi] : 1};
                             if (has_variant) {
-                                if (vi) break;
+                                if (vq) break;
                                 cfg.partition = variant[0], cfg.warps = variant[1], cfg.mma = variant[2], cfg.stage = variant[3];
                                 cfg.qsplit = variant[4];
                             }
