@@ -21,6 +21,9 @@
  * kernels' cost without the graph launch's fixed latency
  * --compile-jobs N: every variant compiled first by N processes at once (tuner/precompile.c)
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
+ * --l2-pages N: the block table cycles over pages 0 to N - 1 (N small enough
+ * that they stay in the L2, spread over its slices): the kernel's cost with
+ * K and V read from the L2 instead of DRAM, to tell its compute's share
  * --query-split S[,S...]: the ring's variants with S blocks per KV head, each
  * S of the list in turn (an S over 1 where it divides the group), so that one
  * table holds every split the tuner's space offers (--query-split 1,2,4)
@@ -82,11 +85,13 @@ int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[5] = {0, 0, 0, 0, 1}, has_only = 0, has_variant = 0;
     int qsplits[4] = {1}, nq = 1;
-    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0;
+    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0, l2_pages = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
         else if (!strcmp(argv[i], "--warm")) warm = 1;
+        else if (!strcmp(argv[i], "--l2-pages") && i + 1 < argc && (l2_pages = atoi(argv[++i])) >= 1) {
+        }
         else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
@@ -109,7 +114,7 @@ int main(int argc, char **argv)
             } while (*e++ == ',');
         }
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--l2-pages N] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
                                    "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S[,S...]]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
@@ -195,7 +200,7 @@ int main(int argc, char **argv)
                     }
                     int64_t used = 0;
                     for (int b = 0; b < B; b++)
-                        for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = perm[used++];
+                        for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = l2_pages ? (int32_t)(used++ % l2_pages) : perm[used++];
                     size_t qn = (size_t)B * H * D, kvn = (size_t)pages * ps * Hkv * D;
                     uint16_t *q = malloc(qn * 2), *k = malloc(kvn * 2), *v = malloc(kvn * 2), *out = malloc(qn * 2),
                              *out2 = malloc(qn * 2);

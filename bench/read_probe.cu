@@ -60,12 +60,21 @@ template <int PF> __device__ __forceinline__ void cpa(unsigned s, const uint4 *g
         asm volatile("cp.async.ca.shared.global [%0], [%1], 16;" ::"r"(s), "l"(g));
 }
 
-/* the 16-byte row index of token t of KV head g of sequence b */
+/* the 16-byte row index of token t of KV head g of sequence b; pg: the
+ * sequence's page numbers in shared memory (attn.cu's blocks read them
+ * once, so that no address waits on a global load) */
 template <bool PAGED>
-__device__ __forceinline__ long row_at(const int *bt, int maxp, int Hkv, int ctx, int g, int b, int t)
+__device__ __forceinline__ long row_at(const int *pg, int Hkv, int ctx, int g, int b, int t)
 {
-    if (PAGED) return ((long)__ldg(bt + (long)b * maxp + t / PS) * PS + t % PS) * Hkv + g;
+    if (PAGED) return ((long)pg[t / PS] * PS + t % PS) * Hkv + g;
     return ((long)b * Hkv + g) * ctx + t;
+}
+
+/* the block's page numbers into shared memory (pg: ctx / PS ints) */
+__device__ __forceinline__ void load_pages(int *pg, const int *bt, int maxp, int b)
+{
+    for (int i = threadIdx.x; i < maxp; i += blockDim.x) pg[i] = bt[(long)b * maxp + i];
+    __syncthreads();
 }
 
 __device__ __forceinline__ void mix(uint4 &a, const uint4 &v) { a.x ^= v.x, a.y ^= v.y, a.z ^= v.z, a.w ^= v.w; }
@@ -80,7 +89,9 @@ template <int THREADS, int U, int PF, bool PAGED>
 __global__ void __launch_bounds__(THREADS) read_ld(const uint4 *K, const uint4 *V, const int *bt, int maxp, int Hkv,
                                                     int ctx, unsigned *sink)
 {
+    extern __shared__ int pg[];
     const int g = blockIdx.x, b = blockIdx.y, n = ctx * CPR;
+    if (PAGED) load_pages(pg, bt, maxp, b);
     uint4 acc = make_uint4(0, 0, 0, 0);
     for (int i0 = threadIdx.x; i0 < n; i0 += THREADS * U) {
         uint4 r[U][2];
@@ -88,7 +99,7 @@ __global__ void __launch_bounds__(THREADS) read_ld(const uint4 *K, const uint4 *
         for (int u = 0; u < U; u++) {
             const int i = i0 + u * THREADS;
             if (i < n) {
-                const long row = row_at<PAGED>(bt, maxp, Hkv, ctx, g, b, i / CPR) * CPR + i % CPR;
+                const long row = row_at<PAGED>(pg, Hkv, ctx, g, b, i / CPR) * CPR + i % CPR;
                 r[u][0] = ldg<PF>(K + row);
                 r[u][1] = ldg<PF>(V + row);
             } else {
@@ -110,13 +121,15 @@ __global__ void __launch_bounds__(WARPS * 32) read_ring(const uint4 *K, const ui
     extern __shared__ uint4 sm[];
     const int g = blockIdx.x, b = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     uint4 *my = sm + warp * RING * CHUNK;
+    int *pg = (int *)(sm + WARPS * RING * CHUNK);
+    if (PAGED) load_pages(pg, bt, maxp, b);
     const int nch = ctx / 16, mine = nch > warp ? (nch - warp + WARPS - 1) / WARPS : 0;
     auto issue = [&](int k) {
         const int ci = warp + k * WARPS;
         uint4 *dst = my + (k % RING) * CHUNK;
 #pragma unroll
         for (int i = lane; i < 16 * CPR; i += 32) {
-            const long row = row_at<PAGED>(bt, maxp, Hkv, ctx, g, b, ci * 16 + i / CPR) * CPR + i % CPR;
+            const long row = row_at<PAGED>(pg, Hkv, ctx, g, b, ci * 16 + i / CPR) * CPR + i % CPR;
             cpa<PF>((unsigned)__cvta_generic_to_shared(dst + i), K + row);
             cpa<PF>((unsigned)__cvta_generic_to_shared(dst + 16 * CPR + i), V + row);
         }
@@ -147,12 +160,14 @@ struct kdef {
     int threads, smem;
 };
 
+/* dynamic shared memory: the ring's, then the page numbers (the host adds
+ * ctx / PS ints) */
 #define LD(T, U, PF, P) {"ld " #T "x" #U " pf" #PF, read_ld<T, U, PF, P>, T, 0}
 #define RG(W, R, PF, P) {"ring " #W "w x" #R " pf" #PF, read_ring<W, R, PF, P>, W * 32, W * R * CHUNK * 16}
 #define ALL(P)                                                                                                   \
-    {LD(64, 4, 0, P),   LD(64, 8, 0, P),   LD(64, 8, 256, P),  LD(128, 4, 0, P),  LD(128, 8, 0, P),   LD(128, 4, 256, P), \
-     LD(128, 8, 256, P), LD(256, 4, 0, P), LD(256, 4, 256, P), RG(2, 2, 0, P),    RG(2, 2, 256, P),   RG(2, 3, 256, P),   \
-     RG(2, 4, 256, P),  RG(4, 2, 0, P),    RG(4, 2, 256, P),   RG(4, 3, 256, P)}
+    {LD(64, 8, 0, P),   LD(128, 4, 0, P),  LD(128, 8, 0, P),  LD(128, 8, 256, P), LD(256, 4, 0, P),  LD(256, 4, 256, P), \
+     LD(256, 8, 0, P),  RG(2, 2, 0, P),    RG(2, 2, 256, P),  RG(2, 3, 0, P),    RG(2, 3, 256, P),   RG(2, 4, 256, P),   \
+     RG(4, 2, 0, P),    RG(4, 2, 256, P),  RG(4, 3, 256, P),  RG(4, 4, 256, P),  RG(8, 2, 256, P),   RG(8, 3, 256, P)}
 
 __global__ void flush_read(const uint4 *p, size_t n, unsigned *sink)
 {
@@ -224,6 +239,7 @@ int main(int argc, char **argv)
         kdef *ks = layout ? paged : dense;
         for (int ki = 0; ki < (int)(sizeof dense / sizeof dense[0]); ki++) {
             kdef k = ks[ki];
+            k.smem += maxp * (int)sizeof(int);
             if (k.smem > 48 * 1024) CK(cudaFuncSetAttribute((const void *)k.f, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
             float t[100];
             for (int r = 0; r < reps + 1; r++) {

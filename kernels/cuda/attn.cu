@@ -337,11 +337,16 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
 {
     constexpr int CPR = HEAD_DIM / 8; /* 16-byte pieces per row */
     const int tb = t0 + RING_TOK * ci;
+    /* where pages are whole chunks (page 16 or 32), the chunk's rows follow
+     * its first: one page lookup per chunk, not one per row (2-warp rings
+     * 1 % faster on the DRAM-bound B = 32 and 8 rows, session 13) */
+    constexpr bool ONE_PAGE = PAGE_SIZE % RING_TOK == 0;
+    const long row0 = ONE_PAGE ? cache_row(pg, tb, t0, kvs) : 0;
 #pragma unroll
     for (int i = lane; i < RING_TOK * CPR; i += WS) {
         const int r = i / CPR, c = i % CPR, t = tb + r;
         const bool in = t < t1;
-        const long row = in ? cache_row(pg, t, t0, kvs) : 0;
+        const long row = !in ? 0 : ONE_PAGE ? row0 + r * kvs : cache_row(pg, t, t0, kvs);
         const int at = r * HEAD_DIM + (c ^ swz(r)) * 8;
         cp_async16_pf<ROW_PF>(mt_sptr_of(dst + at), kb + row + c * 8, in);
         cp_async16_pf<ROW_PF>(mt_sptr_of(dst + RING_TOK * HEAD_DIM + at), vb + row + c * 8, in);
@@ -350,7 +355,12 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
 
 /* the block's partition t0 .. t1 (t1 > t0) of KV head g: o [GROUP][HEAD_DIM]
  * (zeroed) gets the unnormalised sums, mx and sum (zeroed) each head's
- * maximum score and sum of exponentials; wm [NUM_WARPS][16] is scratch */
+ * maximum score and sum of exponentials; wm [NUM_WARPS][16] is scratch.
+ * Less work per chunk is not faster where the rows are DRAM-bound: a base-2
+ * softmax (ex2.approx) with the rescale skipped where no maximum moved cut
+ * the kernel's time with K and V in the L2 by 5 to 22 %, yet made the
+ * 2-warp ring 4 to 6 % slower on the B = 32 and 8 rows from DRAM
+ * (bench/results/2026-11-24-h100-attn, session 13); not kept. */
 MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg,
                          int t0, int t1, int Hkv, float scale, h16 *ring, float *wm, float *o, float *mx, float *sum)
 {
