@@ -24,6 +24,9 @@
  * --l2-pages N: the block table cycles over pages 0 to N - 1 (N small enough
  * that they stay in the L2, spread over its slices): the kernel's cost with
  * K and V read from the L2 instead of DRAM, to tell its compute's share
+ * --in-order: each sequence's pages in order, one after another, instead of
+ * shuffled (a cache as a fresh engine fills it; SDPA's dense layout is
+ * this with one page per sequence and head)
  * --query-split S[,S...]: the ring's variants with S blocks per KV head, each
  * S of the list in turn (an S over 1 where it divides the group), so that one
  * table holds every split the tuner's space offers (--query-split 1,2,4)
@@ -85,11 +88,12 @@ int main(int argc, char **argv)
 {
     int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[5] = {0, 0, 0, 0, 1}, has_only = 0, has_variant = 0;
     int qsplits[4] = {1}, nq = 1;
-    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0, l2_pages = 0;
+    int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0, l2_pages = 0, in_order = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--equal")) equal = 1;
         else if (!strcmp(argv[i], "--warm")) warm = 1;
+        else if (!strcmp(argv[i], "--in-order")) in_order = 1;
         else if (!strcmp(argv[i], "--l2-pages") && i + 1 < argc && (l2_pages = atoi(argv[++i])) >= 1) {
         }
         else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
@@ -114,7 +118,7 @@ int main(int argc, char **argv)
             } while (*e++ == ',');
         }
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--l2-pages N] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--l2-pages N] [--in-order] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
                                    "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S[,S...]]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
@@ -193,7 +197,7 @@ int main(int argc, char **argv)
                     int32_t *bt = calloc((size_t)(B * maxp), sizeof *bt), *perm = malloc((size_t)pages * sizeof *perm);
                     mt_rng r = {(uint64_t)(si * 1000 + bi * 10 + ci + 1)};
                     for (int64_t i = 0; i < pages; i++) perm[i] = (int32_t)i;
-                    for (int64_t i = pages - 1; i > 0; i--) {
+                    for (int64_t i = pages - 1; i > 0 && !in_order; i--) {
                         int64_t j = (int64_t)(mt_rng_next(&r) % (uint64_t)(i + 1)), t = perm[i];
                         perm[i] = perm[j];
                         perm[j] = (int32_t)t;

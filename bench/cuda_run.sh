@@ -144,11 +144,14 @@ attn)
   # second run finds them in the cache. Not yet run on the GPU: session 10
   # ran out of device time)
   # (QSPLIT=1,2,4: the ring's variants with each split of a KV head's queries, as the tuner offers them)
-  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${QSPLIT:+--query-split $QSPLIT} ${CHECK_ONLY:+--check-only} ${JOBS:+--compile-jobs $JOBS} | tee "$OUT/attn.txt"; echo "rc=$?"
+  # (CHECK=0: no unequal-length pass, the equal rows only)
+  [ "${CHECK:-1}" = 0 ] || "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${QSPLIT:+--query-split $QSPLIT} ${CHECK_ONLY:+--check-only} ${JOBS:+--compile-jobs $JOBS} | tee "$OUT/attn.txt"; echo "rc=$?"
   # the same rows with equal lengths, against torch's SDPA (issue 9's target)
   # (LAYERS=N: also per layer of a decode step's graph of N launches, each
   # over its own layer's KV cache, for both moetune and SDPA)
-  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${QSPLIT:+--query-split $QSPLIT} ${LAYERS:+--layers $LAYERS} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
+  # (IN_ORDER=1: each sequence's pages in order instead of shuffled, the
+  # layout SDPA's dense cache has; JOBS again: with CHECK=0 this pass compiles)
+  "$PWD/.carry/bin/cuda_attn_check" ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${QSPLIT:+--query-split $QSPLIT} ${LAYERS:+--layers $LAYERS} ${IN_ORDER:+--in-order} ${JOBS:+--compile-jobs $JOBS} --equal >"$OUT/attn_equal.txt"; echo "rc=$?"
   # SDPA=0 skips torch's rows (they do not change with moetune's kernel)
   [ "${SDPA:-1}" = 0 ] || python3 bench/attn_sdpa.py ${QUICK:+--quick} ${SHAPES:+--shapes $SHAPES} ${LAYERS:+--layers $LAYERS} | tee "$OUT/sdpa.txt"
   tail -n 40 "$OUT/attn_equal.txt"

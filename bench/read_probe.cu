@@ -12,6 +12,10 @@
  *   dense: K and V [B, Hkv, ctx, D], a block's rows one contiguous run (SDPA's)
  *   paged: [pages, 16, Hkv, D] with a shuffled block table, a block's rows
  *          256 bytes each, Hkv * 256 bytes apart within a page (moetune's)
+ *   pmajor: the paged cache read a page at a time, every head's rows of it
+ *          (a contiguous 16 x Hkv x 256 bytes), each block a slice of its
+ *          sequence's pages: what a block over all of a sequence's KV
+ *          heads would read
  * Mechanisms:
  *   ld:   16-byte loads into registers, U per thread in flight
  *   ring: per-warp rings of RING 16-token chunks (K and V) in shared
@@ -63,10 +67,17 @@ template <int PF> __device__ __forceinline__ void cpa(unsigned s, const uint4 *g
 /* the 16-byte row index of token t of KV head g of sequence b; pg: the
  * sequence's page numbers in shared memory (attn.cu's blocks read them
  * once, so that no address waits on a global load) */
-template <bool PAGED>
+template <int PAGED>
 __device__ __forceinline__ long row_at(const int *pg, int Hkv, int ctx, int g, int b, int t)
 {
-    if (PAGED) return ((long)pg[t / PS] * PS + t % PS) * Hkv + g;
+    if (PAGED == 1) return ((long)pg[t / PS] * PS + t % PS) * Hkv + g;
+    /* page-major: the block reads slice g of its sequence's pages, every
+     * head's rows of each (a page's 16 x Hkv rows are one contiguous run),
+     * as a block that took all of a sequence's KV heads would */
+    if (PAGED == 2) {
+        const int j = g * ctx + t, per = PS * Hkv;
+        return (long)pg[j / per] * per + j % per;
+    }
     return ((long)b * Hkv + g) * ctx + t;
 }
 
@@ -85,7 +96,7 @@ __device__ __forceinline__ void sink_if(const uint4 &a, unsigned *sink)
     if ((a.x ^ a.y ^ a.z ^ a.w) == 0x9e3779b9u) sink[0] = a.x;
 }
 
-template <int THREADS, int U, int PF, bool PAGED>
+template <int THREADS, int U, int PF, int PAGED>
 __global__ void __launch_bounds__(THREADS) read_ld(const uint4 *K, const uint4 *V, const int *bt, int maxp, int Hkv,
                                                     int ctx, unsigned *sink)
 {
@@ -114,7 +125,7 @@ __global__ void __launch_bounds__(THREADS) read_ld(const uint4 *K, const uint4 *
 
 #define CHUNK (2 * 16 * CPR) /* uint4 per chunk: 16 tokens' K then V rows */
 
-template <int WARPS, int RING, int PF, bool PAGED>
+template <int WARPS, int RING, int PF, int PAGED>
 __global__ void __launch_bounds__(WARPS * 32) read_ring(const uint4 *K, const uint4 *V, const int *bt, int maxp,
                                                          int Hkv, int ctx, unsigned *sink)
 {
@@ -231,12 +242,13 @@ int main(int argc, char **argv)
     CK(cudaGetDeviceProperties(&pr, 0));
     printf("device %s, %d SMs; B=%d Hkv=%d ctx=%d D=128 page 16: %.1f MB of K and V\n", pr.name,
            pr.multiProcessorCount, B, Hkv, ctx, 2.0 * bytes / 1e6);
-    kdef dense[] = ALL(false), paged[] = ALL(true);
+    kdef dense[] = ALL(0), paged[] = ALL(1), pmajor[] = ALL(2);
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int layout = 0; layout < 2; layout++) {
-        kdef *ks = layout ? paged : dense;
+    static const char *const lname[] = {"dense", "paged", "pmajor"};
+    for (int layout = 0; layout < 3; layout++) {
+        kdef *ks = layout == 2 ? pmajor : layout ? paged : dense;
         for (int ki = 0; ki < (int)(sizeof dense / sizeof dense[0]); ki++) {
             kdef k = ks[ki];
             k.smem += maxp * (int)sizeof(int);
@@ -252,7 +264,7 @@ int main(int argc, char **argv)
                 if (r) CK(cudaEventElapsedTime(&t[r - 1], e0, e1)); /* the first is a warm-up */
             }
             qsort(t, reps, sizeof t[0], cmpf);
-            printf("%-6s %-20s best %8.2f us  median %8.2f us  %6.0f GB/s\n", layout ? "paged" : "dense", k.name,
+            printf("%-6s %-20s best %8.2f us  median %8.2f us  %6.0f GB/s\n", lname[layout], k.name,
                    t[0] * 1e3, t[reps / 2] * 1e3, 2.0 * bytes / (t[0] * 1e-3) / 1e9);
         }
     }
