@@ -274,8 +274,7 @@ int main(int argc, char **argv)
                                 continue;
                             }
                             size_t wsz = mt_cuda_attn_workspace(&var, B, H, ctx);
-                            if (mt_cuda_alloc(c, wsz, &a.workspace) || mt_cuda_memset_async(c, a.workspace, 0, wsz))
-                                return fprintf(stderr, "alloc ws\n"), 1;
+                            if (mt_cuda_alloc(c, wsz, &a.workspace)) return fprintf(stderr, "alloc ws\n"), 1;
                             mt_cuda_memset_async(c, a.out, 0xff, qn * 2);
                             int rc = mt_cuda_attn_enqueue(c, &var, &a, NULL);
                             if (rc == MT_OK) rc = mt_cuda_sync(c);

@@ -511,44 +511,6 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #endif
 #endif
 
-/* With merge_count (the workspace's counters, one per (sequence, block
- * column), zero between calls), the block that writes the last of a
- * sequence's max_parts partials for its query heads merges them itself by
- * their log-sum-exp, instead of the merge kernel after the whole grid: no
- * second launch and no wait for the grid's last block on the decode step's
- * chain. atomicInc wraps the counter back to 0 at max_parts, so it is zero
- * again for the next call (and a graph's next replay). The partitions are
- * read in a fixed order: the result does not depend on which block is last. */
-MT_DEVICE void merge_if_last(const float *part, int max_parts, int H, int b, int gq, unsigned *merge_count, h16 *out)
-{
-    __shared__ int last;
-    __threadfence(); /* this block's partials, visible to whichever block merges */
-    __syncthreads();
-    if (threadIdx.x == 0)
-        last = atomicInc(merge_count + (long)b * gridDim.x + blockIdx.x, (unsigned)max_parts - 1) == (unsigned)max_parts - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence(); /* the other blocks' partials, as their counts said */
-    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) {
-        const int h = i / HEAD_DIM, d = i % HEAD_DIM;
-        /* volatile: written by other blocks during this kernel, read past L1 */
-        const volatile float *r = part + ((long)b * H + gq * GROUP + h) * max_parts * (HEAD_DIM + 2);
-        float m = -3.0e38f, sm = 0.f, acc = 0.f;
-#pragma unroll 4
-        for (int p = 0; p < max_parts; p++) {
-            const float mp = r[(long)p * (HEAD_DIM + 2)], sp = r[(long)p * (HEAD_DIM + 2) + 1],
-                        ap = r[(long)p * (HEAD_DIM + 2) + 2 + d];
-            /* as the merge kernel's lse_add: an empty partition (sum 0) does not count, a NaN does */
-            const bool live = sp != 0.f;
-            const float mn = live ? fmaxf(m, mp) : m, a = expf(m - mn), w = live ? expf(mp - mn) : 0.f;
-            sm = sm * a + (live ? sp * w : 0.f);
-            acc = acc * a + (live ? ap * w : 0.f);
-            m = mn;
-        }
-        out[((long)b * H + gq * GROUP + h) * HEAD_DIM + d] = f2h(acc / sm);
-    }
-}
-
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
  * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
  * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
@@ -560,7 +522,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
                                                         float scale, float *__restrict__ part, int max_parts,
-                                                        h16 *__restrict__ out1, unsigned *__restrict__ merge_count)
+                                                        h16 *__restrict__ out1)
 {
     extern __shared__ __align__(16) float sm[];
     float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + SC_WORDS, *sum = mx + GROUP;
@@ -599,7 +561,6 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                 o[0] = -3.0e38f;
                 o[1] = 0.f;
             }
-        if (max_parts > 1 && merge_count) merge_if_last(part, max_parts, H, b, gq, merge_count, out1);
         return;
     }
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
@@ -777,7 +738,6 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             o[1] = sum[h];
         }
     }
-    if (merge_count) merge_if_last(part, max_parts, H, b, gq, merge_count, out1);
 }
 
 /* One block per (head, sequence) merges its partitions by their log-sum-

@@ -50,15 +50,6 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     return MT_OK;
 }
 
-/* MOETUNE_CUDA_ATTN_FUSED_MERGE=1: the last block of each sequence's
- * partitions merges them (attn.cu merge_if_last) instead of the merge
- * kernel; read when a variant is built */
-static int fused_merge(void)
-{
-    const char *e = getenv("MOETUNE_CUDA_ATTN_FUSED_MERGE");
-    return e && !strcmp(e, "1");
-}
-
 int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cache_dir, mt_cuda_attn *v, char *why,
                        size_t n)
 {
@@ -82,7 +73,6 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         return MT_EINVAL;
     }
     v->qsplit = attn_qsplit(cfg);
-    v->fused_merge = fused_merge();
     char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     mt_cuda_attn_options(cfg, d, opts);
@@ -120,17 +110,9 @@ void mt_cuda_attn_release(mt_cuda *c, mt_cuda_attn *v)
 
 static int parts(const mt_cuda_attn *v, int max_context) { return (max_context + v->cfg.partition - 1) / v->cfg.partition; }
 
-/* the partials' bytes; the merge counters follow them */
-static size_t partials(const mt_cuda_attn *v, int B, int num_heads, int max_context)
-{
-    return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2);
-}
-
 size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context)
 {
-    /* one counter per (sequence, block column: KV head x split) */
-    size_t cols = (size_t)(num_heads / (v->cfg.group > 0 ? v->cfg.group : 1)) * (size_t)(v->qsplit > 1 ? v->qsplit : 1);
-    return partials(v, B, num_heads, max_context) + sizeof(unsigned) * (size_t)B * cols;
+    return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2);
 }
 
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream)
@@ -140,11 +122,8 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* the grid's y and z dimensions (partitions, sequences) stop at 65535 */
     if (P > 65535 || a->B > 65535) return MT_EINVAL;
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
-    const int fused = v->fused_merge && P > 1;
-    mt_dptr count = fused ? a->workspace + partials(v, a->B, a->num_heads, a->max_context) : 0;
-    void *ap[] = {(void *)&a->q,         (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
-                  (void *)&a->context_lens, &max_pages,        &Hkv,                &scale,
-                  (void *)&a->workspace, &P,                  (void *)&a->out,     &count};
+    void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
+                  (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
     void *ar[] = {(void *)&a->workspace, &P, (void *)&a->out};
     /* grid (KV heads, partitions, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
@@ -157,7 +136,7 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it
      * waits for their results itself) */
-    if (rc == MT_OK && P > 1 && !fused)
+    if (rc == MT_OK && P > 1)
         rc = mt_cuda_launch3_dependent_on(c, stream, v->reduce, g2, MT_CUDA_ATTN_REDUCE_THREADS, 0, ar);
     return rc;
 }

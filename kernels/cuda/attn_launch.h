@@ -26,7 +26,6 @@ typedef struct mt_cuda_attn {
     mt_cuda_attn_cfg cfg;
     unsigned smem;
     int qsplit; /* cfg.qsplit where it divides the group, else 1 */
-    int fused_merge; /* MOETUNE_CUDA_ATTN_FUSED_MERGE=1 when built: the partial kernel merges */
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 9
@@ -49,9 +48,6 @@ typedef struct mt_cuda_attn_args {
     float scale; /* 0: 1/sqrt(head_dim) */
 } mt_cuda_attn_args;
 
-/* The workspace's bytes: the partitions' partials, then the merge counters,
- * which must be zero before the first enqueue (the kernel leaves them so):
- * zero the whole workspace once when it is allocated. */
 size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context);
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream);
 
