@@ -25,8 +25,8 @@
  * usage: read_probe B HKV CTX [REPS]   (D = 128, page 16)
  * Prints one line per kernel: best and median time of REPS, each after a
  * read-only L2 flush, and the bytes read over the best time.
- * Built with nvcc by bench/read_probe.sh (not part of the CMake build: a
- * benchmark, never a test). */
+ * Built by CMake where nvcc is found (build/read_probe; a benchmark, never a
+ * test), run by bench/read_probe.sh. */
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdio.h>

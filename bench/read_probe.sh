@@ -8,7 +8,7 @@
 # Usage (device machine, repository root): OUT=dir bench/read_probe.sh
 # PROBES: "B/HKV/CTX ..." for read_probe; ENTRIES: ROW@VARIANT as
 # bench/attn_locality_probe.sh takes them; SDPA_SHAPES: LO:HI (empty: none).
-# Build (here): nvcc -O3 -std=c++17 -arch=sm_90a -o .carry/bin/read_probe bench/read_probe.cu
+# Built (here) with the rest when nvcc is found: cp build/read_probe .carry/bin/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
