@@ -21,9 +21,10 @@
  * kernels' cost without the graph launch's fixed latency
  * --compile-jobs N: every variant compiled first by N processes at once (tuner/precompile.c)
  * --only, --variant: one row, one variant (for a profiler: bench/attn_probe.sh)
- * --l2-pages N: the block table cycles over pages 0 to N - 1 (N small enough
- * that they stay in the L2, spread over its slices): the kernel's cost with
- * K and V read from the L2 instead of DRAM, to tell its compute's share
+ * --l2-pages N: the block table cycles over pages 0 to N - 1 (at most the
+ * row's pages; N small enough that they stay in the L2, spread over its
+ * slices): the kernel's cost with K and V read from the L2 instead of DRAM,
+ * to tell its compute's share
  * --in-order: each sequence's pages in order, one after another, instead of
  * shuffled (a cache as a fresh engine fills it; SDPA's dense layout is
  * this with one page per sequence and head)
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
                     }
                     int64_t used = 0;
                     for (int b = 0; b < B; b++)
-                        for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = l2_pages ? (int32_t)(used++ % l2_pages) : perm[used++];
+                        for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = l2_pages ? (int32_t)(used++ % (l2_pages < pages ? l2_pages : pages)) : perm[used++];
                     size_t qn = (size_t)B * H * D, kvn = (size_t)pages * ps * Hkv * D;
                     uint16_t *q = malloc(qn * 2), *k = malloc(kvn * 2), *v = malloc(kvn * 2), *out = malloc(qn * 2),
                              *out2 = malloc(qn * 2);
@@ -258,7 +259,6 @@ int main(int argc, char **argv)
                             /* a partition over 1024 only for the ring, and none
                              * past the first that holds the whole context */
                             if (!has_variant && ((pi >= 5 && stage < 2) || (pi && partitions[pi - 1] >= ctx))) continue;
-                            /* --query-split: the ring's variants, as the tuner's space offers it */
                             mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplits[qi] : 1};
                             if (has_variant) {
                                 if (vq) break;
