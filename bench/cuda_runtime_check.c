@@ -1,6 +1,10 @@
 /* The runtime on a GPU, as an engine uses it: mt_fused_moe_cuda with device
  * pointers, the config looked up from the bundled files (or the default),
- * checked against the float64 device oracle and timed.
+ * checked against the float64 device oracle and timed; then
+ * mt_attention_decode_cuda on odd, unequal contexts over shuffled pages,
+ * with configs looked up from files written here (each path of the kernel:
+ * two-pass, tensor cores, the ring, a split group) and without one (the
+ * default), checked against the float64 reference (kernels/cpu/attn.c).
  *
  * usage: cuda_runtime_check CONFIG_DIR   (the repository's configs/) */
 #include <math.h>
@@ -8,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attn.h"
 #include "cuda_rt.h"
 #include "moe_cpu.h"
 #include "moe_launch.h" /* mt_cuda_gemv_fits: where the runtime takes the GEMV path */
@@ -41,6 +49,113 @@ static void log_cb(int level, const char *msg, void *u)
 {
     (void)u;
     fprintf(stderr, "libmoetune[%d]: %s\n", level, msg);
+}
+
+/* mt_attention_decode_cuda against the float64 reference: one row per case,
+ * the number that failed returned */
+static int attn_cases(const char *device)
+{
+    /* a config dir with one file per shape: its single entry is what the
+     * runtime looks up for every batch and context (nearest keys) */
+    struct { int H, Hkv, D, ps, B, ctx; const char *params; } cases[] = {
+        {32, 8, 128, 16, 3, 1000, "{\"partition\": 256, \"num_warps\": 4, \"mma\": 0, \"stage\": 0, \"query_split\": 1}"},
+        {32, 8, 128, 16, 5, 777, "{\"partition\": 128, \"num_warps\": 2, \"mma\": 1, \"stage\": 0, \"query_split\": 1}"},
+        {64, 8, 128, 16, 4, 2049, "{\"partition\": 512, \"num_warps\": 2, \"mma\": 1, \"stage\": 2, \"query_split\": 2}"},
+        {8, 1, 256, 16, 2, 1500, "{\"partition\": 64, \"num_warps\": 4, \"mma\": 1, \"stage\": 2, \"query_split\": 4}"},
+        {16, 16, 64, 32, 3, 3001, "{\"partition\": 8192, \"num_warps\": 2, \"mma\": 1, \"stage\": 3, \"query_split\": 1}"},
+        {32, 8, 128, 16, 2, 300, NULL}, /* no file: the CUDA default */
+    };
+    char dir[] = "/tmp/mt_rt_attn.XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    int failures = 0;
+    printf("\n| H/Hkv/D/page | B | lengths | source | partition/warps/mma/stage/split | max err / max ref | ok |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int H = cases[i].H, Hkv = cases[i].Hkv, D = cases[i].D, ps = cases[i].ps, B = cases[i].B;
+        char name[512], path[1200], sub[64];
+        snprintf(sub, sizeof sub, "%.40s/%zu", dir, i);
+        mkdir(sub, 0755);
+        mt_attn_name an = {H, Hkv, D, ps, "", "bf16"};
+        snprintf(an.device, sizeof an.device, "%s", device);
+        if (cases[i].params && mt_attn_name_format(name, sizeof name, &an) == MT_OK) {
+            snprintf(path, sizeof path, "%s/%s", sub, name);
+            FILE *f = fopen(path, "w");
+            if (f) fprintf(f, "{\"1\": {\"512\": %s}}\n", cases[i].params), fclose(f);
+        }
+        mt_runtime_options o = MT_RUNTIME_OPTIONS_INIT;
+        o.backend = "cuda";
+        o.config_dir = sub;
+        o.cache_dir = "/nonexistent";
+        o.bundled_dir = "/nonexistent";
+        o.log = log_cb;
+        mt_runtime *rt;
+        if (mt_runtime_open(&rt, &o) != MT_OK) return failures + 1;
+        /* unequal lengths ctx, ctx - 37, ... (odd ones, partial last pages) over shuffled pages */
+        int32_t *lens = malloc((size_t)B * sizeof *lens);
+        int64_t maxp = (cases[i].ctx + ps - 1) / ps, pages = 1;
+        for (int b = 0; b < B; b++) {
+            lens[b] = cases[i].ctx - 37 * b > 1 ? cases[i].ctx - 37 * b : 1;
+            pages += (lens[b] + ps - 1) / ps;
+        }
+        int32_t *bt = calloc((size_t)(B * maxp), sizeof *bt), *perm = malloc((size_t)pages * sizeof *perm);
+        mt_rng r = {(uint64_t)(i + 7)};
+        for (int64_t j = 0; j < pages; j++) perm[j] = (int32_t)j;
+        for (int64_t j = pages - 1; j > 0; j--) {
+            int64_t k = (int64_t)(mt_rng_next(&r) % (uint64_t)(j + 1));
+            int32_t t = perm[j];
+            perm[j] = perm[k], perm[k] = t;
+        }
+        int64_t used = 0;
+        for (int b = 0; b < B; b++)
+            for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = perm[used++];
+        size_t qn = (size_t)B * H * D, kvn = (size_t)pages * ps * Hkv * D;
+        uint16_t *q = malloc(qn * 2), *k = malloc(kvn * 2), *v = malloc(kvn * 2), *out = malloc(qn * 2);
+        double *ref = malloc(qn * sizeof *ref);
+        for (size_t j = 0; j < qn; j++) mt_store_elem(q, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
+        for (size_t j = 0; j < kvn; j++) {
+            mt_store_elem(k, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
+            mt_store_elem(v, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
+        }
+        mt_attn_shape sh = {H, Hkv, D, ps, MT_DTYPE_BF16};
+        mt_attn_batch hb = {B, maxp, pages, q, k, v, bt, lens, 0};
+        mt_attn_reference(&sh, &hb, ref);
+        mt_dptr dq = 0, dk = 0, dv = 0, dbt = 0, dl = 0, dout = 0;
+        mt_attn_config c1;
+        memset(&c1, 0, sizeof c1);
+        int rc = mt_cuda_alloc(c, qn * 2, &dq) || mt_cuda_alloc(c, kvn * 2, &dk) || mt_cuda_alloc(c, kvn * 2, &dv) ||
+                 mt_cuda_alloc(c, (size_t)(B * maxp) * 4, &dbt) || mt_cuda_alloc(c, (size_t)B * 4, &dl) ||
+                 mt_cuda_alloc(c, qn * 2, &dout) || mt_cuda_h2d(c, dq, q, qn * 2) || mt_cuda_h2d(c, dk, k, kvn * 2) ||
+                 mt_cuda_h2d(c, dv, v, kvn * 2) || mt_cuda_h2d(c, dbt, bt, (size_t)(B * maxp) * 4) ||
+                 mt_cuda_h2d(c, dl, lens, (size_t)B * 4) || mt_cuda_memset_async(c, dout, 0xff, qn * 2);
+        if (!rc)
+            rc = mt_attention_decode_cuda(rt, MT_DTYPE_BF16, B, H, Hkv, D, ps, dq, dk, dv, dbt, maxp, dl, cases[i].ctx, 0.f,
+                                          dout, mt_cuda_stream(c), &c1);
+        if (!rc) rc = mt_cuda_sync(c);
+        if (!rc) rc = mt_cuda_d2h(c, out, dout, qn * 2);
+        double worst = 0, scale = 0;
+        for (size_t j = 0; !rc && j < qn; j++) {
+            double e = fabs((double)mt_load_elem(out, MT_DTYPE_BF16, j) - ref[j]);
+            if (!(e <= worst)) worst = e;
+            if (fabs(ref[j]) > scale) scale = fabs(ref[j]);
+        }
+        /* as cuda_attn_check: bf16 output against the double reference */
+        int ok = !rc && worst <= 1e-2 * scale;
+        /* the file's config must be the one that ran (nothing fell back) */
+        if (cases[i].params && c1.source != MT_SOURCE_CONFIG_DIR) ok = 0;
+        if (!ok) failures++;
+        printf("| %d/%d/%d/%d | %d | %d..%d | %s | %d/%d/%d/%d/%d | %.2e |%s%s\n", H, Hkv, D, ps, B, lens[B - 1],
+               lens[0], mt_config_source_str(c1.source), c1.partition, c1.num_warps, c1.mma, c1.stage, c1.query_split,
+               scale > 0 ? worst / scale : worst, ok ? " ok |" : " FAILED |", rc ? mt_cuda_errmsg(c) : "");
+        mt_dptr bufs[] = {dq, dk, dv, dbt, dl, dout};
+        for (size_t b = 0; b < 6; b++) mt_cuda_free(c, bufs[b]);
+        free(lens), free(bt), free(perm), free(q), free(k), free(v), free(out), free(ref);
+        mt_runtime_close(rt);
+        if (cases[i].params) unlink(path);
+        rmdir(sub);
+    }
+    rmdir(dir);
+    printf("%d of %zu attention cases failed\n", failures, sizeof cases / sizeof cases[0]);
+    return failures;
 }
 
 int main(int argc, char **argv)
@@ -147,9 +262,12 @@ int main(int argc, char **argv)
         for (size_t b = 0; b < 8; b++) mt_cuda_free(c, bufs[b]);
         free(logits); free(tw); free(ids); free(ref); free(out);
     }
+    printf("%d of %zu cases failed\n", failures, sizeof cases / sizeof cases[0]);
+    char device[128];
+    snprintf(device, sizeof device, "%s", mt_runtime_device_name(rt));
     mt_runtime_close(rt);
+    failures += attn_cases(device);
     mt_cuda_module_free(c, base);
     mt_cuda_close(c);
-    printf("%d of %zu cases failed\n", failures, sizeof cases / sizeof cases[0]);
     return failures ? 1 : 0;
 }

@@ -19,6 +19,7 @@
 
 #include "cuda_rt.h"
 #include "attn.h"
+#include "attn_launch.h"
 #include "moe_cpu.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
@@ -68,6 +69,8 @@ struct mt_runtime {
     char kcache[1024];
     struct variant { int cfg[MT_CUDA_MOE_NCFG]; int fp16; mt_cuda_moe v; } *variants;
     int nvariants;
+    struct attn_variant { mt_cuda_attn_cfg cfg; mt_cuda_attn v; } *avariants; /* the attention's, likewise */
+    int navariants;
     mt_dptr ws;
     size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
@@ -212,10 +215,12 @@ void mt_runtime_close(mt_runtime *rt)
     free(rt->attn);
     if (rt->cuda) {
         for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
+        for (int i = 0; i < rt->navariants; i++) mt_cuda_attn_release(rt->cuda, &rt->avariants[i].v);
         mt_cuda_free(rt->cuda, rt->ws);
         mt_cuda_close(rt->cuda);
     }
     free(rt->variants);
+    free(rt->avariants);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->run_mu);
     free(rt);
@@ -843,6 +848,26 @@ static int cuda_variant(mt_runtime *rt, const int cfg[MT_CUDA_MOE_NCFG], int fp1
     return MT_OK;
 }
 
+/* the workspace shared by the CUDA entry points, grown to `need` (under run_mu) */
+static int cuda_workspace(mt_runtime *rt, size_t need)
+{
+    if (need <= rt->ws_bytes) return MT_OK;
+    mt_cuda_free(rt->cuda, rt->ws);
+    rt->ws = 0;
+    rt->ws_bytes = 0;
+    int rc = mt_cuda_alloc(rt->cuda, need, &rt->ws);
+    if (rc == MT_OK) rt->ws_bytes = need;
+    return rc;
+}
+
+/* the CUDA entry points' end: run_mu released, a failure said with its reason */
+static int cuda_done(mt_runtime *rt, int rc, const char *what, const char *why)
+{
+    pthread_mutex_unlock(&rt->run_mu);
+    if (rc != MT_OK) rt_log(rt, MT_LOG_ERROR, "%s on CUDA: %s", what, why);
+    return rc;
+}
+
 int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
                       uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
                       void *stream, mt_moe_config *used)
@@ -893,14 +918,7 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
     }
     if (rc == MT_OK) {
         int chunk = M < CHUNK ? (int)M : CHUNK;
-        size_t need = mt_cuda_moe_workspace(v, chunk, (int)E, (int)N, (int)K, (int)topk);
-        if (need > rt->ws_bytes) {
-            mt_cuda_free(rt->cuda, rt->ws);
-            rt->ws = 0;
-            rt->ws_bytes = 0;
-            rc = mt_cuda_alloc(rt->cuda, need, &rt->ws);
-            if (rc == MT_OK) rt->ws_bytes = need;
-        }
+        rc = cuda_workspace(rt, mt_cuda_moe_workspace(v, chunk, (int)E, (int)N, (int)K, (int)topk));
         if (rc == MT_OK) {
             mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, rt->ws,
                                   (int)M, (int)E, (int)N, (int)K, (int)topk, chunk};
@@ -908,11 +926,95 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
         }
         if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));
     }
-    pthread_mutex_unlock(&rt->run_mu);
-    if (rc != MT_OK) {
-        rt_log(rt, MT_LOG_ERROR, "fused MoE on CUDA: %s", why);
+    rc = cuda_done(rt, rc, "fused MoE", why);
+    if (rc == MT_OK && used) *used = cfg;
+    return rc;
+}
+
+/* The compiled attention variant for cfg, built on first use (under run_mu). */
+static int cuda_attn_variant(mt_runtime *rt, const mt_cuda_attn_cfg *cfg, mt_cuda_attn **out, char *why, size_t n)
+{
+    for (int i = 0; i < rt->navariants; i++)
+        if (!memcmp(&rt->avariants[i].cfg, cfg, sizeof *cfg)) {
+            *out = &rt->avariants[i].v;
+            return MT_OK;
+        }
+    struct attn_variant *nv = realloc(rt->avariants, (size_t)(rt->navariants + 1) * sizeof *nv);
+    if (!nv) return MT_ENOMEM;
+    rt->avariants = nv;
+    if (rt->kcache[0]) mkdir(rt->kcache, 0755);
+    int rc = mt_cuda_attn_build(rt->cuda, cfg, rt->kcache[0] ? rt->kcache : NULL, &nv[rt->navariants].v, why, n);
+    if (rc != MT_OK) return rc;
+    nv[rt->navariants].cfg = *cfg;
+    *out = &nv[rt->navariants++].v;
+    return MT_OK;
+}
+
+int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, int64_t Hkv, int64_t D, int64_t ps,
+                             uint64_t q, uint64_t kc, uint64_t vc, uint64_t bt, int64_t max_pages, uint64_t lens,
+                             int64_t max_context, float scale, uint64_t out, void *stream, mt_attn_config *used)
+{
+    char why[512];
+    if (!rt) return MT_EINVAL;
+    /* the grid's y and z dimensions (partitions, sequences) stop at 65535 */
+    if (!q || !kc || !vc || !bt || !lens || !out || B < 1 || B > 65535 || Hkv < 1 || H < Hkv || H % Hkv || D < 1 ||
+        ps < 1 || max_pages < 1 || max_pages > 1 << 30 || max_context < 1 || max_context > max_pages * ps ||
+        !(scale >= 0.f)) {
+        rt_log(rt, MT_LOG_ERROR,
+               "attention decode on CUDA: B %lld (1..65535), heads %lld over %lld KV heads (a multiple), head_dim %lld, "
+               "page %lld, max_context %lld (1..max_pages %lld x page; max_pages up to 2^30), scale %g (0: 1/sqrt(head_dim)), and every "
+               "pointer set",
+               (long long)B, (long long)H, (long long)Hkv, (long long)D, (long long)ps, (long long)max_context,
+               (long long)max_pages, (double)scale);
+        return MT_EINVAL;
+    }
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
+    if (strcmp(rt->backend, "cuda") != 0) {
+        rt_log(rt, MT_LOG_ERROR, "mt_attention_decode_cuda needs a runtime opened with backend \"cuda\"");
+        return MT_EINVAL;
+    }
+    mt_attn_key key = {H, Hkv, D, ps, dtype == MT_DTYPE_FP16 ? "fp16" : "bf16"};
+    mt_attn_config cfg;
+    int rc = mt_runtime_lookup_attention(rt, &key, B, max_context, &cfg);
+    if (rc != MT_OK) return rc;
+    pthread_mutex_lock(&rt->run_mu);
+    if (!rt->cuda && (rc = mt_cuda_open(&rt->cuda, rt->device_index, why, sizeof why)) != MT_OK) {
+        pthread_mutex_unlock(&rt->run_mu);
+        rt_log(rt, MT_LOG_ERROR, "%s", why);
         return rc;
     }
-    if (used) *used = cfg;
-    return MT_OK;
+    /* a file's mma, stage and query_split may be absent (another engine's
+     * writer): the FMA path, no staging, one block per KV head */
+    mt_cuda_attn_cfg c = {(int)D, (int)ps, (int)(H / Hkv), dtype == MT_DTYPE_FP16, cfg.partition, cfg.num_warps,
+                          cfg.mma > 0 ? cfg.mma : 0, cfg.stage > 0 ? cfg.stage : 0,
+                          cfg.query_split > 0 ? cfg.query_split : 1};
+    cfg.mma = c.mma, cfg.stage = c.stage, cfg.query_split = c.qsplit;
+    mt_cuda_attn *v = NULL;
+    int ok = c.partition > 0 && c.warps > 0;
+    if (ok) rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
+    if (!ok || rc == MT_EINVAL || rc == MT_EUNSUPPORTED || rc == MT_EPARSE) {
+        /* a config the CUDA kernel cannot take (a CPU file's, or one for a
+         * GPU with more shared memory): the kernel's default, said */
+        rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its default",
+               cfg.file ? cfg.file : "(default)", ok ? why : "incomplete parameters");
+        int64_t part = (512 / ps) * ps;
+        c.partition = (int)(part < ps ? ps : part);
+        c.warps = 4, c.mma = 0, c.stage = 0, c.qsplit = 1;
+        cfg.partition = c.partition, cfg.num_warps = 4, cfg.mma = 0, cfg.stage = 0, cfg.query_split = 1;
+        cfg.source = MT_SOURCE_DEFAULT;
+        cfg.file = NULL;
+        rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
+    }
+    if (rc == MT_OK) {
+        rc = cuda_workspace(rt, mt_cuda_attn_workspace(v, (int)B, (int)H, (int)max_context));
+        if (rc == MT_OK) {
+            mt_cuda_attn_args a = {q, kc, vc, bt, lens, out, rt->ws, (int)B, (int)H, (int)Hkv, (int)max_pages,
+                                   (int)max_context, scale};
+            rc = mt_cuda_attn_enqueue(rt->cuda, v, &a, stream);
+        }
+        if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));
+    }
+    rc = cuda_done(rt, rc, "attention decode", why);
+    if (rc == MT_OK && used) *used = cfg;
+    return rc;
 }

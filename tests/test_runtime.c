@@ -13,6 +13,7 @@
 
 #include "attn.h"
 #include "check.h"
+#include "cuda_rt.h"
 #include "moe_cpu.h"
 #include "moetune/moetune.h"
 #include "rt_internal.h"
@@ -392,6 +393,47 @@ static void test_attention(void)
     mt_runtime_close(rt);
 }
 
+/* mt_attention_decode_cuda: its argument checks, and a clean "no CUDA
+ * device" where there is none (CI). The kernel itself runs on a GPU in
+ * bench/cuda_runtime_check.c; the pointers here are never dereferenced. */
+static void test_attention_cuda(void)
+{
+    const uint64_t p = 0x1000;
+    mt_runtime *cpu = open_rt(NULL, NULL, NULL, "NVIDIA_H100_80GB_HBM3", "cpu", NULL);
+    logbuf[0] = 0;
+    CHECK(mt_attention_decode_cuda(cpu, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
+                  MT_EINVAL &&
+              strstr(logbuf, "backend \"cuda\""),
+          "a CPU runtime refuses, saying why: %s", logbuf);
+    mt_runtime_close(cpu);
+    mt_runtime *rt = open_rt(NULL, NULL, NULL, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    logbuf[0] = 0;
+    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 3, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
+                  MT_EINVAL &&
+              strstr(logbuf, "over 3 KV heads"),
+          "heads that the KV heads do not divide: %s", logbuf);
+    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 65, 0.f, p, NULL, NULL) ==
+              MT_EINVAL,
+          "a context past the block table's pages");
+    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, 0, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
+              MT_EINVAL,
+          "a null pointer");
+    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_FP32, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
+              MT_EUNSUPPORTED,
+          "fp32 (the CPU kernel's only)");
+    mt_cuda *c = NULL;
+    char err[512];
+    if (mt_cuda_open(&c, 0, err, sizeof err) == MT_OK) {
+        mt_cuda_close(c);
+        fprintf(stderr, "test_runtime: a CUDA device is here; bench/cuda_runtime_check runs the attention kernel on it\n");
+    } else {
+        logbuf[0] = 0;
+        int rc = mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL);
+        CHECK(rc == MT_ENODEV && strstr(logbuf, "no CUDA device"), "no device: rc %d, log %s", rc, logbuf);
+    }
+    mt_runtime_close(rt);
+}
+
 int main(void)
 {
     const char *shared = getenv("MT_SHARED");
@@ -405,6 +447,7 @@ int main(void)
     test_malformed();
     test_staleness_and_cpu_kernel();
     test_attention();
+    test_attention_cuda();
     mt_runtime *rt;
     CHECK(mt_runtime_open(&rt, NULL) == MT_OK && !strncmp(mt_runtime_device_name(rt), "CPU_", 4), "defaults");
     mt_runtime_close(rt);

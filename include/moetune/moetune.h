@@ -253,6 +253,23 @@ int mt_attention_decode_cpu(mt_runtime *rt, int dtype, int64_t B, int64_t num_he
                             const void *v_cache, const int32_t *block_table, int64_t max_pages, int64_t num_pages,
                             const int32_t *context_lens, void *out, mt_attn_config *used);
 
+/* Paged attention decode on a CUDA device with the looked-up config
+ * (backend "cuda"). Device pointers, layouts as mt_attention_decode_cpu's:
+ * q [B, H, D], caches [num_pages, page_size, H_kv, D], block_table
+ * [B, max_pages] int32, context_lens [B] int32, out [B, H, D], in dtype
+ * (MT_DTYPE_BF16 or MT_DTYPE_FP16). max_context: the batch's longest
+ * context (1 to max_pages x page_size; the lengths are on the device), which
+ * sizes the grid and picks the config, as vLLM's max_seq_len does. scale:
+ * the softmax's (0: 1/sqrt(head_dim)). Enqueued on `stream` (a CUstream;
+ * NULL: the runtime's own) and not synchronised; the runtime's workspace is
+ * shared with mt_fused_moe_cuda, so calls on one runtime must be ordered.
+ * A config the CUDA kernel cannot take (one for the CPU) falls back to the
+ * kernel's default, said in the log. MT_ENODEV without a CUDA device. */
+int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t num_heads, int64_t num_kv_heads,
+                             int64_t head_dim, int64_t page_size, uint64_t q, uint64_t k_cache, uint64_t v_cache,
+                             uint64_t block_table, int64_t max_pages, uint64_t context_lens, int64_t max_context,
+                             float scale, uint64_t out, void *stream, mt_attn_config *used);
+
 /* ---- the bundled kernels ---- */
 
 /* The fused-MoE forward on the CPU backend with the looked-up config:
