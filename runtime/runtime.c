@@ -968,7 +968,11 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
                (long long)max_pages, (double)scale);
         return MT_EINVAL;
     }
-    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) {
+        rt_log(rt, MT_LOG_ERROR, "attention decode on CUDA: dtype %d: the CUDA kernel takes bf16 (%d) or fp16 (%d)", dtype,
+               MT_DTYPE_BF16, MT_DTYPE_FP16);
+        return MT_EUNSUPPORTED;
+    }
     if (strcmp(rt->backend, "cuda") != 0) {
         rt_log(rt, MT_LOG_ERROR, "mt_attention_decode_cuda needs a runtime opened with backend \"cuda\"");
         return MT_EINVAL;
