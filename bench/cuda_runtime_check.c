@@ -17,6 +17,7 @@
 
 #include "attn.h"
 #include "cuda_rt.h"
+#include "measure.h" /* mt_attn_draw_inputs */
 #include "moe_cpu.h"
 #include "moe_launch.h" /* mt_cuda_gemv_fits: where the runtime takes the GEMV path */
 #include "moetune/moetune.h"
@@ -90,33 +91,18 @@ static int attn_cases(const char *device)
         o.log = log_cb;
         mt_runtime *rt;
         if (mt_runtime_open(&rt, &o) != MT_OK) return failures + 1;
-        /* unequal lengths ctx, ctx - 37, ... (odd ones, partial last pages) over shuffled pages */
-        int32_t *lens = malloc((size_t)B * sizeof *lens);
-        int64_t maxp = (cases[i].ctx + ps - 1) / ps, pages = 1;
-        for (int b = 0; b < B; b++) {
-            lens[b] = cases[i].ctx - 37 * b > 1 ? cases[i].ctx - 37 * b : 1;
-            pages += (lens[b] + ps - 1) / ps;
-        }
-        int32_t *bt = calloc((size_t)(B * maxp), sizeof *bt), *perm = malloc((size_t)pages * sizeof *perm);
-        mt_rng r = {(uint64_t)(i + 7)};
-        for (int64_t j = 0; j < pages; j++) perm[j] = (int32_t)j;
-        for (int64_t j = pages - 1; j > 0; j--) {
-            int64_t k = (int64_t)(mt_rng_next(&r) % (uint64_t)(j + 1));
-            int32_t t = perm[j];
-            perm[j] = perm[k], perm[k] = t;
-        }
-        int64_t used = 0;
-        for (int b = 0; b < B; b++)
-            for (int64_t p = 0; p < (lens[b] + ps - 1) / ps; p++) bt[b * maxp + p] = perm[used++];
+        /* the tuner's inputs (tuner/measure.c: pages shuffled through the
+         * cache, q, K and V uniform), then unequal lengths ctx, ctx - 37, ...
+         * (odd ones, partial last pages), each sequence on the first pages
+         * of its row of the block table */
+        mt_attn_shape sh = {H, Hkv, D, ps, MT_DTYPE_BF16};
+        const int64_t maxp = (cases[i].ctx + ps - 1) / ps, pages = B * maxp;
         size_t qn = (size_t)B * H * D, kvn = (size_t)pages * ps * Hkv * D;
+        int32_t *lens = malloc((size_t)B * sizeof *lens), *bt = malloc((size_t)pages * sizeof *bt);
         uint16_t *q = malloc(qn * 2), *k = malloc(kvn * 2), *v = malloc(kvn * 2), *out = malloc(qn * 2);
         double *ref = malloc(qn * sizeof *ref);
-        for (size_t j = 0; j < qn; j++) mt_store_elem(q, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
-        for (size_t j = 0; j < kvn; j++) {
-            mt_store_elem(k, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
-            mt_store_elem(v, MT_DTYPE_BF16, j, mt_rng_uniform(&r));
-        }
-        mt_attn_shape sh = {H, Hkv, D, ps, MT_DTYPE_BF16};
+        mt_attn_draw_inputs(&sh, B, cases[i].ctx, (uint64_t)(i + 7), q, k, v, bt, lens);
+        for (int b = 0; b < B; b++) lens[b] = cases[i].ctx - 37 * b > 1 ? cases[i].ctx - 37 * b : 1;
         mt_attn_batch hb = {B, maxp, pages, q, k, v, bt, lens, 0};
         mt_attn_reference(&sh, &hb, ref);
         mt_dptr dq = 0, dk = 0, dv = 0, dbt = 0, dl = 0, dout = 0;
@@ -148,7 +134,7 @@ static int attn_cases(const char *device)
                scale > 0 ? worst / scale : worst, ok ? " ok |" : " FAILED |", rc ? mt_cuda_errmsg(c) : "");
         mt_dptr bufs[] = {dq, dk, dv, dbt, dl, dout};
         for (size_t b = 0; b < 6; b++) mt_cuda_free(c, bufs[b]);
-        free(lens), free(bt), free(perm), free(q), free(k), free(v), free(out), free(ref);
+        free(lens), free(bt), free(q), free(k), free(v), free(out), free(ref);
         mt_runtime_close(rt);
         if (cases[i].params) unlink(path);
         rmdir(sub);

@@ -678,6 +678,26 @@ static int json_int(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valueint : -1;
 }
 
+/* the defaults: a split of about 512 tokens of whole pages (on the CPU only
+ * when the context is longer) */
+static int64_t attn_default_partition(int64_t page_size)
+{
+    int64_t part = (512 / page_size) * page_size;
+    return part < page_size ? page_size : part;
+}
+
+/* the CUDA kernel's default, where no file has the key and where a file's
+ * config does not fit the kernel: two passes, FMA, 4 warps */
+static void attn_cuda_default(int64_t page_size, mt_attn_config *c)
+{
+    c->partition = (int)attn_default_partition(page_size);
+    c->num_warps = 4;
+    c->mma = 0;
+    c->stage = 0;
+    c->query_split = 1;
+    c->source = MT_SOURCE_DEFAULT;
+}
+
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)
 {
     if (!rt || !k || !out || batch < 1 || ctx < 1 || k->num_heads < 1 || k->num_kv_heads < 1 ||
@@ -713,21 +733,14 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
         out->file = a->path;
         return MT_OK;
     }
-    /* the defaults: a split of about 512 tokens of whole pages when the
-     * context is longer */
-    int64_t part = (512 / k->page_size) * k->page_size;
-    if (part < k->page_size) part = k->page_size;
     out->source = MT_SOURCE_DEFAULT;
     if (!strcmp(rt->backend, "cpu")) {
+        int64_t part = attn_default_partition(k->page_size);
         out->partition = ctx > part ? (int)part : 0;
         out->pages_per_iter = 1;
         out->threads = rt->threads;
     } else {
-        out->partition = (int)part;
-        out->num_warps = 4;
-        out->mma = 0;
-        out->stage = 0;
-        out->query_split = 1;
+        attn_cuda_default(k->page_size, out);
     }
     return MT_OK;
 }
@@ -962,8 +975,8 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
         !(scale >= 0.f)) {
         rt_log(rt, MT_LOG_ERROR,
                "attention decode on CUDA: B %lld (1..65535), heads %lld over %lld KV heads (a multiple), head_dim %lld, "
-               "page %lld, max_context %lld (1..max_pages %lld x page; max_pages up to 2^30), scale %g (0: 1/sqrt(head_dim)), and every "
-               "pointer set",
+               "page %lld, max_context %lld (1..max_pages %lld x page; max_pages up to 2^30), "
+               "scale %g (0: 1/sqrt(head_dim)), and every pointer set",
                (long long)B, (long long)H, (long long)Hkv, (long long)D, (long long)ps, (long long)max_context,
                (long long)max_pages, (double)scale);
         return MT_EINVAL;
@@ -1001,12 +1014,10 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
          * GPU with more shared memory): the kernel's default, said */
         rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its default",
                cfg.file ? cfg.file : "(default)", ok ? why : "incomplete parameters");
-        int64_t part = (512 / ps) * ps;
-        c.partition = (int)(part < ps ? ps : part);
-        c.warps = 4, c.mma = 0, c.stage = 0, c.qsplit = 1;
-        cfg.partition = c.partition, cfg.num_warps = 4, cfg.mma = 0, cfg.stage = 0, cfg.query_split = 1;
-        cfg.source = MT_SOURCE_DEFAULT;
+        attn_cuda_default(ps, &cfg);
         cfg.file = NULL;
+        c.partition = cfg.partition, c.warps = cfg.num_warps, c.mma = cfg.mma, c.stage = cfg.stage;
+        c.qsplit = cfg.query_split;
         rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
     }
     if (rc == MT_OK) {
