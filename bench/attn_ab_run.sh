@@ -7,6 +7,9 @@
 # each build of BUILDS in turn (one launch per graph and per layer of a
 # decode step). Session 11 compared this way the ring's rows by bulk copies
 # (bench/results/2026-11-24-h100-attn, calls 34 and 35; not kept).
+# CHECK_ARGS: more cuda_attn_check options for (1) (--shapes, --query-split);
+# ARGS: for (2) (--in-order); SDPA=LO:HI: (3) SDPA per layer on those shapes
+# in the same call (bench/attn_sdpa.py --layers 32).
 # Usage (device machine, repository root): OUT=dir bench/attn_ab_run.sh
 # Expects .carry/bin (this build), .carry/old (the build before), .carry/lib.
 set -uo pipefail
@@ -18,7 +21,7 @@ echo "== $(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD 2>/dev/null || e
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 if [ "${CHECK:-1}" = 1 ]; then
   s=$(date +%s)
-  timeout ${CHECK_LIMIT:-240} .carry/bin/cuda_attn_check --check-only --compile-jobs ${JOBS:-16} >"$OUT/check.txt" 2>&1
+  timeout ${CHECK_LIMIT:-240} .carry/bin/cuda_attn_check --check-only --compile-jobs ${JOBS:-16} ${CHECK_ARGS:-} >"$OUT/check.txt" 2>&1
   echo "check rc=$? in $(( $(date +%s) - s )) s: $(grep -E 'compiled ahead' "$OUT/check.txt" | tr '\n' ' ')"
   grep -E "variants checked" "$OUT/check.txt"
   echo "ring variants ok: $(grep -c 'ring[0-9]: ok' "$OUT/check.txt"), not ok: $(grep '^  H=.* mma ring' "$OUT/check.txt" | grep -vc ': ok')"
@@ -30,4 +33,9 @@ OUT=$OUT ENTRIES=${ENTRIES:-"64/8/128/16/32/8192@8192/2/1/2 64/8/128/16/32/8192@
   64/8/128/16/8/511@128/2/1/2 32/32/128/16/8/2048@1024/4/1/2"} BUILDS=${BUILDS:-"old bin old bin"} \
   timeout ${PROBE_LIMIT:-300} bash bench/attn_locality_probe.sh >/dev/null 2>&1
 echo "probe rc=$?"
+if [ -n "${SDPA:-}" ]; then
+  timeout 200 python3 bench/attn_sdpa.py --layers 32 --shapes "$SDPA" >"$OUT/sdpa.txt" 2>&1
+  echo "sdpa rc=$?"
+fi
 cat "$OUT/locality_probe.txt"
+[ -f "$OUT/sdpa.txt" ] && cat "$OUT/sdpa.txt"

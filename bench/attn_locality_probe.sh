@@ -8,7 +8,8 @@
 # MOETUNE_CUDA_ATTN_CLUSTER, removed after: slower) and the L2 fetching K
 # and V rows whole (.L2::256B, kept).
 # Usage (device machine, repository root): OUT=dir bench/attn_locality_probe.sh
-# ENTRIES: H/HKV/D/PAGE/B/CTX@PART/WARPS/MMA/STAGE ...
+# ENTRIES: H/HKV/D/PAGE/B/CTX@PART/WARPS/MMA/STAGE[/QSPLIT] ...; ARGS: more
+# cuda_attn_check options (--in-order)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -18,7 +19,7 @@ ENTRIES=${ENTRIES:-"64/8/128/16/32/8192@8192/2/1/2 64/8/128/16/32/8192@1024/4/1/
   64/8/128/16/32/2048@2048/2/1/2 64/8/128/16/32/2048@1024/4/1/0 16/16/64/32/32/8192@1024/2/1/0
   64/8/128/16/8/511@128/2/1/2 32/8/128/16/8/2048@512/2/1/2"}
 one() { # build, row, variant
-  timeout 120 .carry/$1/cuda_attn_check --equal --layers 32 --only "$2" --variant "$3" 2>&1 |
+  timeout 120 .carry/$1/cuda_attn_check --equal --layers 32 ${ARGS:-} --only "$2" --variant "$3" 2>&1 |
     grep -E "^  H=|^    per layer|refuse|failed|rror" | tr '\n' ' ' | sed 's/  */ /g; s/.*partition [0-9]* warps [0-9]*[a-z0-9 ]*: //'
 }
 for e in $ENTRIES; do

@@ -74,9 +74,9 @@ __host__ __device__ constexpr int mt_imin(int a, int b) { return a < b ? a : b; 
 static_assert(HEAD_DIM % VEC == 0 && LPT <= WS, "head_dim is a multiple of 8, at most 8 x the warp size");
 static_assert(PARTITION % PAGE_SIZE == 0, "a partition is whole pages");
 static_assert(!ATTN_RING || ATTN_MMA, "the ring (ATTN_STAGE >= 2) is a variant of the tensor-core path");
-/* the scores' space in shared memory: the partition's, or with the ring
- * (whose scores stay in registers) the warps' maxima */
-#define SC_WORDS (ATTN_RING ? NUM_WARPS * 16 : GROUP * PARTITION)
+/* the scores' space in shared memory: the partition's, or none with the
+ * ring (whose scores stay in registers; the warps merge through their rings) */
+#define SC_WORDS (ATTN_RING ? 0 : GROUP * PARTITION)
 
 /* A K or V row is HEAD_DIM x 2 bytes, read whole by the block: the L2
  * fetches it from DRAM in one piece (up to 256 bytes; tile_cuda.h's
@@ -355,14 +355,14 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
 
 /* the block's partition t0 .. t1 (t1 > t0) of KV head g: o [GROUP][HEAD_DIM]
  * (zeroed) gets the unnormalised sums, mx and sum (zeroed) each head's
- * maximum score and sum of exponentials; wm [NUM_WARPS][16] is scratch.
+ * maximum score and sum of exponentials.
  * Less work per chunk is not faster where the rows are DRAM-bound: a base-2
  * softmax (ex2.approx) with the rescale skipped where no maximum moved cut
  * the kernel's time with K and V in the L2 by 5 to 22 %, yet made the
  * 2-warp ring 4 to 6 % slower on the B = 32 and 8 rows from DRAM
  * (bench/results/2026-11-24-h100-attn, session 13); not kept. */
 MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg,
-                         int t0, int t1, int Hkv, float scale, h16 *ring, float *wm, float *o, float *mx, float *sum)
+                         int t0, int t1, int Hkv, float scale, h16 *ring, float *o, float *mx, float *sum)
 {
     const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
     const long kvs = (long)Hkv * HEAD_DIM;
@@ -474,38 +474,59 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         mt_syncwarp(); /* the slot is rewritten by the next chunk's copies */
     }
     cp_async_wait<0>();
-    /* the warps' results: each head's maximum over the warps, then the
-     * warps add their rescaled sums in turn (a fixed order) */
+    mt_syncwarp(); /* every lane's copies landed and the warp's reads of its ring are done */
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         l[h] += mt_shfl_xor(l[h], 1);
         l[h] += mt_shfl_xor(l[h], 2);
     }
+    /* the warps' results: each warp leaves its sums [16][OS], maxima and
+     * sums of exponentials in its own ring (one chunk's bytes hold them),
+     * then after one barrier every thread merges a few outputs over all
+     * the warps. Before, the warps added theirs into o in turn, a barrier
+     * apiece, each add 8- to 16-way bank-conflicted (rows 128 words apart):
+     * about 0.3 us per warp, serial, on 64/8/128 B=8 ctx=511's 8 warps
+     * (bench/results/2026-11-24-h100-attn, session 14). OS = HEAD_DIM + 4
+     * puts a quad's 8 rows on distinct banks for the 16-byte stores. */
+    constexpr int OS = HEAD_DIM + 4, SLOT = ATTN_RING * RING_CHUNK / 2; /* floats */
+    static_assert((16 * OS + 32) * 2 <= ATTN_RING * RING_CHUNK, "a warp's results fit in its ring");
+    float *res = (float *)my;
+#pragma unroll
+    for (int j = 0; j < VJ; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int h = gq + 8 * (e / 2);
+            if (h < GROUP) {
+                float4 *at = (float4 *)(res + h * OS + 8 * (2 * q4 + e % 2 + 8 * j));
+                at[0] = make_float4(oc[j][0][e], oc[j][1][e], oc[j][2][e], oc[j][3][e]);
+                at[1] = make_float4(oc[j][4][e], oc[j][5][e], oc[j][6][e], oc[j][7][e]);
+            }
+        }
     if (q4 == 0) {
-        wm[warp * 16 + gq] = m[0];
-        wm[warp * 16 + gq + 8] = m[1];
+        res[16 * OS + gq] = m[0];
+        res[16 * OS + gq + 8] = m[1];
+        res[16 * OS + 16 + gq] = l[0];
+        res[16 * OS + 24 + gq] = l[1];
     }
     __syncthreads();
-    float al[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
+    const float *all = (const float *)ring;
+    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += NUM_WARPS * WS) {
+        const int h = i / HEAD_DIM, d = i % HEAD_DIM;
         float M = -3.0e38f;
-        for (int w = 0; w < NUM_WARPS; w++) M = fmaxf(M, wm[w * 16 + gq + 8 * h]);
-        al[h] = expf(m[h] - M);
-        m[h] = M;
-    }
-    for (int w = 0; w < NUM_WARPS; w++) {
-        if (warp == w) {
-            acc_add(o, oc, gq, q4, al);
-            if (q4 == 0)
 #pragma unroll
-                for (int h = 0; h < 2; h++)
-                    if (gq + 8 * h < GROUP) {
-                        sum[gq + 8 * h] += l[h] * al[h];
-                        mx[gq + 8 * h] = m[h];
-                    }
+        for (int w = 0; w < NUM_WARPS; w++) M = fmaxf(M, all[w * SLOT + 16 * OS + h]);
+        float acc = 0.f, s = 0.f;
+#pragma unroll
+        for (int w = 0; w < NUM_WARPS; w++) {
+            const float *r = all + w * SLOT, a = expf(r[16 * OS + h] - M);
+            acc += a * r[h * OS + d];
+            s += a * r[16 * OS + 16 + h];
         }
-        __syncthreads();
+        o[i] = acc;
+        if (d == 0) {
+            sum[h] = s;
+            mx[h] = M;
+        }
     }
 }
 #endif
@@ -571,7 +592,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     {
         constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
         attn_ring(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
-                  Hkv, scale, (h16 *)(sm + RING_OFF), sc, qs, mx, sum);
+                  Hkv, scale, (h16 *)(sm + RING_OFF), qs, mx, sum);
     }
     (void)dl, (void)slot, (void)lane, (void)warp;
 #else

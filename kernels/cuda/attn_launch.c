@@ -22,11 +22,11 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
 {
     mt_cuda_attn_cfg b = *full, *c = &b; /* a block's share of the group */
     b.group = full->group / attn_qsplit(full);
-    /* attn.cu's layout: q [group][head_dim], scores [group][partition] (the
-     * ring: the warps' maxima [warps][16]), max and sum [group], then the
+    /* attn.cu's layout: q [group][head_dim], scores [group][partition] (none
+     * with the ring), max and sum [group], then the
      * partition's page numbers; from the next 16 bytes, staged: K and V
      * [partition][head_dim], the ring: [warps][stage][K, V][RING_TOKENS][head_dim] */
-    size_t sc = c->stage >= 2 ? (size_t)c->warps * 16 : (size_t)c->group * (size_t)c->partition;
+    size_t sc = c->stage >= 2 ? 0 : (size_t)c->group * (size_t)c->partition;
     size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
