@@ -488,20 +488,18 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
      * about 0.3 us per warp, serial, on 64/8/128 B=8 ctx=511's 8 warps
      * (bench/results/2026-11-24-h100-attn, session 14). OS = HEAD_DIM + 4
      * puts a quad's 8 rows on distinct banks for the 16-byte stores. */
-    constexpr int OS = HEAD_DIM + 4, SLOT = ATTN_RING * RING_CHUNK / 2; /* floats */
+    constexpr int OS = HEAD_DIM + 1, SLOT = ATTN_RING * RING_CHUNK / 2; /* floats */
     static_assert((16 * OS + 32) * 2 <= ATTN_RING * RING_CHUNK, "a warp's results fit in its ring");
     float *res = (float *)my;
 #pragma unroll
     for (int j = 0; j < VJ; j++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int h = gq + 8 * (e / 2);
-            if (h < GROUP) {
-                float4 *at = (float4 *)(res + h * OS + 8 * (2 * q4 + e % 2 + 8 * j));
-                at[0] = make_float4(oc[j][0][e], oc[j][1][e], oc[j][2][e], oc[j][3][e]);
-                at[1] = make_float4(oc[j][4][e], oc[j][5][e], oc[j][6][e], oc[j][7][e]);
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
+                if (h < GROUP) res[h * OS + d] = oc[j][i][e];
             }
-        }
     if (q4 == 0) {
         res[16 * OS + gq] = m[0];
         res[16 * OS + gq + 8] = m[1];
