@@ -485,9 +485,12 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
      * then after one barrier every thread merges a few outputs over all
      * the warps. Before, the warps added theirs into o in turn, a barrier
      * apiece, each add 8- to 16-way bank-conflicted (rows 128 words apart):
-     * about 0.3 us per warp, serial, on 64/8/128 B=8 ctx=511's 8 warps
-     * (bench/results/2026-11-24-h100-attn, session 14). OS = HEAD_DIM + 4
-     * puts a quad's 8 rows on distinct banks for the 16-byte stores. */
+     * 64/8/128 B=8 ctx=511's 8-warp variant went from 11.9 to 9.5 us per
+     * layer (SDPA 10.6), the 4-warp head_dim 256 rows 3 to 5 % faster
+     * (bench/results/2026-11-24-h100-attn, session 14). Scalar stores with
+     * OS = HEAD_DIM + 1 (2-way conflicts): 16-byte ones, which need their
+     * four values in consecutive registers, made head_dim 256 spill and
+     * 6 % slower. */
     constexpr int OS = HEAD_DIM + 1, SLOT = ATTN_RING * RING_CHUNK / 2; /* floats */
     static_assert((16 * OS + 32) * 2 <= ATTN_RING * RING_CHUNK, "a warp's results fit in its ring");
     float *res = (float *)my;
