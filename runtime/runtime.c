@@ -686,9 +686,9 @@ static int64_t attn_default_partition(int64_t page_size)
     return part < page_size ? page_size : part;
 }
 
-/* the CUDA kernel's default, where no file has the key and where a file's
- * config does not fit the kernel: two passes, FMA, 4 warps */
-static void attn_cuda_default(int64_t page_size, mt_attn_config *c)
+/* the CUDA kernel's plainest variant: two passes, FMA, 4 warps; it builds
+ * for every head_dim and group the kernel takes, so it is the last resort */
+static void attn_cuda_fma_default(int64_t page_size, mt_attn_config *c)
 {
     c->partition = (int)attn_default_partition(page_size);
     c->num_warps = 4;
@@ -696,6 +696,34 @@ static void attn_cuda_default(int64_t page_size, mt_attn_config *c)
     c->stage = 0;
     c->query_split = 1;
     c->source = MT_SOURCE_DEFAULT;
+}
+
+/* blocks the default aims at when it splits the context: about 2 per SM
+ * of an H100 (132 SMs) */
+#define ATTN_CUDA_DEFAULT_BLOCKS 264
+
+/* the CUDA kernel's default where no file has the key, or a file's config
+ * does not fit: the one-pass ring (mma, stage 2) where the kernel has it
+ * (head_dim a multiple of 64, at most 16 query heads per KV head), else the
+ * FMA default. With batch x KV heads >= 128 streams, one partition per
+ * sequence (the context rounded up to a power of two, at most 8192) and 2
+ * warps; with fewer, partitions of 64 to 8192 tokens sized for about
+ * ATTN_CUDA_DEFAULT_BLOCKS blocks, and 4 warps. On the H100's 50-row
+ * tables of session 14 this default takes 1.10x the best variant's time in
+ * the geometric mean and 1.56x at worst, in both page layouts; the FMA
+ * default took 4.0x and 22x (bench/results/2026-11-24-h100-attn). */
+static void attn_cuda_default(const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *c)
+{
+    attn_cuda_fma_default(k->page_size, c);
+    const int64_t group = k->num_heads / k->num_kv_heads, streams = batch * k->num_kv_heads;
+    if (k->head_dim % 64 || group > 16) return;
+    int64_t want = streams >= 128 ? ctx : ctx * streams / ATTN_CUDA_DEFAULT_BLOCKS, part = 64;
+    while (part < want && part < 8192) part *= 2;
+    part = (part + k->page_size - 1) / k->page_size * k->page_size; /* whole pages */
+    c->partition = (int)part;
+    c->num_warps = streams >= 128 ? 2 : 4;
+    c->mma = 1;
+    c->stage = 2;
 }
 
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)
@@ -740,7 +768,7 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
         out->pages_per_iter = 1;
         out->threads = rt->threads;
     } else {
-        attn_cuda_default(k->page_size, out);
+        attn_cuda_default(k, batch, ctx, out);
     }
     return MT_OK;
 }
@@ -1009,15 +1037,22 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
     mt_cuda_attn *v = NULL;
     int ok = c.partition > 0 && c.warps > 0;
     if (ok) rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
-    if (!ok || rc == MT_EINVAL || rc == MT_EUNSUPPORTED || rc == MT_EPARSE) {
-        /* a config the CUDA kernel cannot take (a CPU file's, or one for a
-         * GPU with more shared memory): the kernel's default, said */
-        rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its default",
-               cfg.file ? cfg.file : "(default)", ok ? why : "incomplete parameters");
-        attn_cuda_default(ps, &cfg);
+    /* a config the CUDA kernel cannot take (a CPU file's, or one for a GPU
+     * with more shared memory): the kernel's default, said; where the
+     * default's ring does not build either (too little shared memory, or no
+     * bf16 MMA), the FMA variant */
+    for (int step = cfg.source == MT_SOURCE_DEFAULT;
+         step < 2 && (!ok || rc == MT_EINVAL || rc == MT_EUNSUPPORTED || rc == MT_EPARSE); step++) {
+        rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its %sdefault",
+               cfg.file ? cfg.file : "(default)", ok ? why : "incomplete parameters", step ? "FMA " : "");
+        if (step)
+            attn_cuda_fma_default(ps, &cfg);
+        else
+            attn_cuda_default(&key, B, max_context, &cfg);
         cfg.file = NULL;
         c.partition = cfg.partition, c.warps = cfg.num_warps, c.mma = cfg.mma, c.stage = cfg.stage;
         c.qsplit = cfg.query_split;
+        ok = 1;
         rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
     }
     if (rc == MT_OK) {

@@ -423,6 +423,31 @@ static void test_attention_cuda(void)
                   MT_EUNSUPPORTED &&
               strstr(logbuf, "bf16"),
           "fp32 (the CPU kernel's only), said: %s", logbuf);
+    /* the CUDA default without a file: the ring, its partition sized by the
+     * batch's streams (batch x KV heads), or the FMA variant where the ring
+     * cannot run (runtime.c, attn_cuda_default) */
+    struct {
+        mt_attn_key k;
+        int64_t batch, ctx;
+        int partition, warps, mma, stage;
+    } dc[] = {
+        {{32, 8, 128, 16, NULL}, 1, 2048, 64, 4, 1, 2},     /* 8 streams: 2048 x 8 / 264 -> 64 */
+        {{32, 8, 128, 16, NULL}, 8, 8192, 2048, 4, 1, 2},   /* 64 streams: 1985 -> 2048 */
+        {{32, 8, 128, 16, NULL}, 32, 2048, 2048, 2, 1, 2},  /* 256 streams: one partition */
+        {{32, 8, 128, 16, NULL}, 32, 9000, 8192, 2, 1, 2},  /* at most 8192 */
+        {{8, 1, 256, 16, NULL}, 32, 511, 64, 4, 1, 2},      /* 32 streams: 61 -> 64 */
+        {{32, 8, 128, 48, NULL}, 1, 2048, 96, 4, 1, 2},     /* 64 -> whole pages of 48 */
+        {{32, 8, 96, 16, NULL}, 1, 2048, 512, 4, 0, 0},     /* head_dim 96: no MMA path */
+        {{32, 1, 128, 16, NULL}, 1, 2048, 512, 4, 0, 0},    /* 32 query heads per KV head */
+    };
+    for (size_t i = 0; i < sizeof dc / sizeof dc[0]; i++) {
+        mt_attn_config c;
+        CHECK(mt_runtime_lookup_attention(rt, &dc[i].k, dc[i].batch, dc[i].ctx, &c) == MT_OK &&
+                  c.source == MT_SOURCE_DEFAULT && c.partition == dc[i].partition && c.num_warps == dc[i].warps &&
+                  c.mma == dc[i].mma && c.stage == dc[i].stage && c.query_split == 1,
+              "CUDA default %zu: partition %d warps %d mma %d stage %d split %d", i, c.partition, c.num_warps, c.mma,
+              c.stage, c.query_split);
+    }
     mt_cuda *c = NULL;
     char err[512];
     if (mt_cuda_open(&c, 0, err, sizeof err) == MT_OK) {
