@@ -65,6 +65,8 @@ static int attn_cases(const char *device)
         {8, 1, 256, 16, 2, 1500, "{\"partition\": 64, \"num_warps\": 4, \"mma\": 1, \"stage\": 2, \"query_split\": 4}"},
         {16, 16, 64, 32, 3, 3001, "{\"partition\": 8192, \"num_warps\": 2, \"mma\": 1, \"stage\": 3, \"query_split\": 1}"},
         {32, 8, 128, 16, 2, 300, NULL}, /* no file: the CUDA default */
+        {32, 8, 128, 16, 16, 900, NULL}, /* no file, 128 streams: one partition, 2 warps */
+        {8, 1, 256, 16, 4, 2000, NULL},   /* no file, head_dim 256 */
     };
     char dir[] = "/tmp/mt_rt_attn.XXXXXX";
     if (!mkdtemp(dir)) return 1;
