@@ -1,3 +1,7 @@
+# Scores fixed variants and simple rules, as the CUDA attention default, against each
+# row's best variant in cuda_attn_check tables (per layer): the geometric mean and the
+# worst of time / best. Usage: python3 default_rules.py IN_ORDER_FILES SHUFFLED_FILES
+# (each a comma-separated list of attn_equal.txt files, .gz allowed).
 import re, math, gzip, sys
 def load(files):
     rows = {}
