@@ -44,9 +44,6 @@
 #define ATTN_QSPLIT 1
 #endif
 #define ATTN_RING (ATTN_STAGE >= 2 ? ATTN_STAGE : 0)
-/* the most partitions merged inside a cluster (the portable cluster size;
- * MT_CUDA_ATTN_CLUSTER_MAX in attn_launch.h) */
-#define MT_CLUSTER_MAX 8
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
@@ -536,43 +533,6 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #endif
 #endif
 
-/* The merge inside a thread block cluster of a sequence's partitions (the
- * host launches one where there are 2 to MT_CUDA_ATTN_CLUSTER_MAX of them,
- * on sm_90 and later): each block's sums o [GROUP][HEAD_DIM], maxima and
- * sums of exponentials stay in its shared memory, and block p of np merges
- * the p-th share of the outputs by their log-sum-exp, reading the others'
- * through the cluster; a sum of 0 marks an empty partition (past its
- * sequence's end). This replaces the merge kernel: its launch, its wait for
- * the whole grid and the partials' round trip through global memory. */
-MT_DEVICE void cluster_merge(const float *o, const float *mx, const float *sum, int p, int np, h16 *__restrict__ out)
-{
-    mt_cluster_sync(); /* every block's results are in its shared memory */
-    constexpr int N = GROUP * HEAD_DIM;
-    const int lo = p * N / np, hi = (p + 1) * N / np;
-    for (int i = lo + (int)threadIdx.x; i < hi; i += THREADS) {
-        const int h = i / HEAD_DIM;
-        float mp[MT_CLUSTER_MAX], sp[MT_CLUSTER_MAX], op[MT_CLUSTER_MAX];
-#pragma unroll
-        for (int j = 0; j < MT_CLUSTER_MAX; j++)
-            if (j < np) {
-                sp[j] = mt_cluster_ld(sum + h, j);
-                mp[j] = mt_cluster_ld(mx + h, j);
-                op[j] = mt_cluster_ld(o + i, j);
-            }
-        float m = -3.0e38f, s = 0.f, acc = 0.f;
-#pragma unroll
-        for (int j = 0; j < MT_CLUSTER_MAX; j++)
-            if (j < np && sp[j] != 0.f) { /* a computed partition's sum is at least 1, or NaN */
-                const float mn = fmaxf(m, mp[j]), a = expf(m - mn), w = expf(mp[j] - mn);
-                s = s * a + sp[j] * w;
-                acc = acc * a + op[j] * w;
-                m = mn;
-            }
-        out[i] = f2h(acc / s);
-    }
-    mt_cluster_sync(); /* no block leaves while another reads its shared memory */
-}
-
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
  * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
  * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
@@ -613,17 +573,10 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
         qs[i] = h2f(q[((long)b * H + gq * GROUP + i / HEAD_DIM) * HEAD_DIM + i % HEAD_DIM]) * scale;
 #endif
-    const int ncl = (int)mt_cluster_size();
-    h16 *const out_g = out1 + ((long)b * H + gq * GROUP) * HEAD_DIM; /* the group's output rows */
     if (t0 >= ctx) {
         /* past this sequence's end: a sum of 0 marks the partition empty for
          * the merge, which then needs no context length (one round trip
          * less) */
-        if (ncl > 1) {
-            for (int h = threadIdx.x; h < GROUP; h += THREADS) mx[h] = -3.0e38f, sum[h] = 0.f;
-            cluster_merge(qs, mx, sum, p, ncl, out_g);
-            return;
-        }
         if (max_parts > 1)
             for (int h = threadIdx.x; h < GROUP; h += THREADS) {
                 float *o = part + (((long)b * H + gq * GROUP + h) * max_parts + p) * (HEAD_DIM + 2);
@@ -793,11 +746,8 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     __syncthreads();
 
     if (max_parts == 1) {
-        for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) out_g[i] = f2h(qs[i] / sum[i / HEAD_DIM]);
-        return;
-    }
-    if (ncl > 1) {
-        cluster_merge(qs, mx, sum, p, ncl, out_g);
+        for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS)
+            out1[((long)b * H + gq * GROUP) * HEAD_DIM + i] = f2h(qs[i] / sum[i / HEAD_DIM]);
         return;
     }
     float *out = part + (((long)b * H + gq * GROUP) * max_parts + p) * (HEAD_DIM + 2);

@@ -73,8 +73,6 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
         return MT_EINVAL;
     }
     v->qsplit = attn_qsplit(cfg);
-    const char *cl_env = getenv("MOETUNE_CUDA_ATTN_CLUSTER_MERGE");
-    v->cluster = mt_cuda_cluster_on(c) && !(cl_env && !strcmp(cl_env, "0"));
     char d[MT_CUDA_ATTN_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     mt_cuda_attn_options(cfg, d, opts);
@@ -134,12 +132,6 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* (thread block clusters of neighbouring KV heads, which run at once and
      * read the same tokens' rows together, were measured 3 to 25 % slower
      * on the H100: bench/results/2026-11-24-h100-attn, call 25) */
-    if (v->cluster && P > 1 && P <= MT_CUDA_ATTN_CLUSTER_MAX) {
-        /* a sequence's partitions as one cluster: they merge among
-         * themselves (attn.cu's cluster_merge), no merge kernel */
-        const unsigned cl[3] = {1, (unsigned)P, 1};
-        return mt_cuda_launch3_cluster_on(c, stream, v->partial, g1, cl, (unsigned)(v->cfg.warps * 32), v->smem, ap);
-    }
     int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it

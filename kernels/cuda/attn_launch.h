@@ -26,17 +26,11 @@ typedef struct mt_cuda_attn {
     mt_cuda_attn_cfg cfg;
     unsigned smem;
     int qsplit; /* cfg.qsplit where it divides the group, else 1 */
-    int cluster; /* partitions merged inside a thread block cluster (up to MT_CUDA_ATTN_CLUSTER_MAX) */
 } mt_cuda_attn;
 
 #define MT_CUDA_ATTN_NOPTS 9
 /* tokens per chunk of the ring variant (stage >= 2): attn.cu's RING_TOK */
 #define MT_CUDA_ATTN_RING_TOKENS 16
-/* the most partitions of a sequence merged inside a thread block cluster
- * (sm_90 on) instead of by the merge kernel: attn.cu's MT_CLUSTER_MAX, the
- * portable cluster size. MOETUNE_CUDA_ATTN_CLUSTER_MERGE=0, read when a
- * variant is built, turns it off (to compare the two) */
-#define MT_CUDA_ATTN_CLUSTER_MAX 8
 /* the merge kernel's block: attn.cu's RED_WARPS warps */
 #define MT_CUDA_ATTN_REDUCE_THREADS 256
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);

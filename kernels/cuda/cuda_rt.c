@@ -33,17 +33,13 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
 };
-/* cuLaunchKernelEx's configuration, for programmatic dependent launch and
- * thread block clusters */
+/* cuLaunchKernelEx's configuration, for programmatic dependent launch */
 typedef struct {
     int id;
     char pad[4];
     union {
         char pad[64];
         int programmatic_stream_serialization;
-        struct {
-            unsigned x, y, z;
-        } cluster_dim;
     } value;
 } CUlaunchAttribute;
 typedef struct {
@@ -52,7 +48,7 @@ typedef struct {
     CUlaunchAttribute *attrs;
     unsigned nattrs;
 } CUlaunchConfig;
-enum { CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
+enum { CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
 typedef int nvrtcResult;
 typedef void *nvrtcProgram;
 
@@ -128,7 +124,6 @@ struct mt_cuda {
      * begin before the stream's previous kernel ends */
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     int pdl; /* launches may overlap (mt_cuda_pdl_on), decided at open */
-    int cluster; /* thread block clusters can be launched (sm_90 on) */
     struct nvrtc nv;
     CUdevice dev;
     CUcontext ctx;
@@ -305,7 +300,6 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
      * here, not per launch (the runtime enqueues on its callers' hot path) */
     const char *pdl_env = getenv("MOETUNE_CUDA_PDL");
     c->pdl = c->cuLaunchKernelEx && p->cc_major >= 9 && !(pdl_env && !strcmp(pdl_env, "0"));
-    c->cluster = c->cuLaunchKernelEx && p->cc_major >= 9;
     *out = c;
     return MT_OK;
 }
@@ -766,30 +760,6 @@ int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const uns
     at.value.programmatic_stream_serialization = 1;
     CUlaunchConfig cfg = {grid[0], grid[1], grid[2], block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &at, 1};
     CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (programmatic dependent)");
-    return MT_OK;
-}
-
-int mt_cuda_cluster_on(const mt_cuda *c) { return c && c->cluster; }
-
-int mt_cuda_launch3_cluster_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], const unsigned cluster[3],
-                               unsigned block, unsigned smem, void **args)
-{
-    if (!mt_cuda_cluster_on(c)) {
-        snprintf(c->err, sizeof c->err, "launch: this device or driver has no thread block clusters");
-        return MT_EUNSUPPORTED;
-    }
-    for (int i = 0; i < 3; i++)
-        if (!cluster[i] || grid[i] % cluster[i]) {
-            snprintf(c->err, sizeof c->err, "launch: a cluster of %u x %u x %u blocks does not divide the grid's %u x %u x %u",
-                     cluster[0], cluster[1], cluster[2], grid[0], grid[1], grid[2]);
-            return MT_EINVAL;
-        }
-    CUlaunchAttribute at;
-    memset(&at, 0, sizeof at);
-    at.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    at.value.cluster_dim.x = cluster[0], at.value.cluster_dim.y = cluster[1], at.value.cluster_dim.z = cluster[2];
-    CUlaunchConfig cfg = {grid[0], grid[1], grid[2], block, 1, 1, smem, stream ? (CUstream)stream : c->stream, &at, 1};
-    CU(c, c->cuLaunchKernelEx(&cfg, (CUfunction)fn, args, NULL), "launch (cluster)");
     return MT_OK;
 }
 

@@ -131,14 +131,6 @@ int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const uns
                                  unsigned smem, void **args);
 /* 1 when mt_cuda_launch3_dependent_on overlaps launches on this handle. */
 int mt_cuda_pdl_on(const mt_cuda *c);
-/* A 3-D launch in thread block clusters of cluster[0] x [1] x [2] blocks
- * (each dividing the grid's), which run at once and may read each other's
- * shared memory; MT_EUNSUPPORTED where the device (before sm_90) or the
- * driver has none. */
-int mt_cuda_launch3_cluster_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], const unsigned cluster[3],
-                               unsigned block, unsigned smem, void **args);
-/* 1 when this handle can launch thread block clusters. */
-int mt_cuda_cluster_on(const mt_cuda *c);
 
 /* Capture what is launched between begin and end into a graph. */
 int mt_cuda_capture_begin(mt_cuda *c);

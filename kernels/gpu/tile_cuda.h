@@ -56,43 +56,6 @@ MT_DEVICE void mt_grid_dependents()
 #endif
 }
 
-/* Thread block clusters (sm_90 and later; a cluster of one before): the
- * blocks of a cluster launched by mt_cuda_launch3_cluster_on run at once
- * and read each other's shared memory. mt_cluster_size: the blocks in
- * this block's cluster (1 when launched the plain way); mt_cluster_sync:
- * every thread of the cluster's blocks arrives (what each wrote to its
- * shared memory before is visible to the others after); mt_cluster_ld:
- * the float at the shared address p of the cluster's block `rank`. */
-MT_DEVICE unsigned mt_cluster_size()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned n;
-    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(n));
-    return n;
-#else
-    return 1;
-#endif
-}
-MT_DEVICE void mt_cluster_sync()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;" ::: "memory");
-#endif
-}
-MT_DEVICE float mt_cluster_ld(const float *p, unsigned rank)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned a = (unsigned)__cvta_generic_to_shared(p), r;
-    float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(r) : "memory");
-    return v;
-#else
-    (void)rank;
-    return *p;
-#endif
-}
-
 /* bytes (a multiple of 16) from a 16-byte aligned address into the L2,
  * nothing waited for: one bulk prefetch on sm_90 and later, a line at a
  * time before */

@@ -56,10 +56,6 @@ MT_DEVICE h16 f2h(float f)
 /* no programmatic dependent launch on HIP: kernels run in stream order */
 MT_DEVICE void mt_grid_wait() {}
 MT_DEVICE void mt_grid_dependents() {}
-/* no thread block clusters on HIP: every block is a cluster of one */
-MT_DEVICE unsigned mt_cluster_size() { return 1; }
-MT_DEVICE void mt_cluster_sync() {}
-MT_DEVICE float mt_cluster_ld(const float *p, unsigned) { return *p; }
 /* no L2 prefetch instruction is used on HIP: the loads fetch what they need */
 MT_DEVICE void mt_prefetch_l2(const void *, unsigned) {}
 
