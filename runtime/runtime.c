@@ -698,32 +698,19 @@ static void attn_cuda_fma_default(int64_t page_size, mt_attn_config *c)
     c->source = MT_SOURCE_DEFAULT;
 }
 
-/* blocks the default aims at when it splits the context: about 2 per SM
- * of an H100 (132 SMs) */
-#define ATTN_CUDA_DEFAULT_BLOCKS 264
-
 /* the CUDA kernel's default where no file has the key, or a file's config
- * does not fit: the one-pass ring (mma, stage 2) where the kernel has it
- * (head_dim a multiple of 64, at most 16 query heads per KV head), else the
- * FMA default. With batch x KV heads >= 128 streams, one partition per
- * sequence (the context rounded up to a power of two, at most 8192) and 2
- * warps; with fewer, partitions of 64 to 8192 tokens sized for about
- * ATTN_CUDA_DEFAULT_BLOCKS blocks, and 4 warps. On the H100's 50-row
- * tables of session 14 this default takes 1.10x the best variant's time in
- * the geometric mean and 1.56x at worst, in both page layouts; the FMA
- * default took 4.0x and 22x (bench/results/2026-11-24-h100-attn). */
+ * does not fit: the ring sized by the batch's streams where the kernel has
+ * it (mt_cuda_attn_default), else the FMA variant */
 static void attn_cuda_default(const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *c)
 {
     attn_cuda_fma_default(k->page_size, c);
-    const int64_t group = k->num_heads / k->num_kv_heads, streams = batch * k->num_kv_heads;
-    if (k->head_dim % 64 || group > 16) return;
-    int64_t want = streams >= 128 ? ctx : ctx * streams / ATTN_CUDA_DEFAULT_BLOCKS, part = 64;
-    while (part < want && part < 8192) part *= 2;
-    part = (part + k->page_size - 1) / k->page_size * k->page_size; /* whole pages */
-    c->partition = (int)part;
-    c->num_warps = streams >= 128 ? 2 : 4;
-    c->mma = 1;
-    c->stage = 2;
+    mt_cuda_attn_cfg r = {(int)k->head_dim, (int)k->page_size, (int)(k->num_heads / k->num_kv_heads), 0, 0, 0, 0, 0, 1};
+    if (!mt_cuda_attn_default(&r, (long long)(batch * k->num_kv_heads), (long long)ctx)) return;
+    c->partition = r.partition;
+    c->num_warps = r.warps;
+    c->mma = r.mma;
+    c->stage = r.stage;
+    c->query_split = r.qsplit;
 }
 
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)

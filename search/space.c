@@ -150,8 +150,18 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
 
 static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
 {
-    (void)sp;
     memset(out, 0, sizeof *out);
+    /* the runtime's default without a file (mt_cuda_attn_default), where it
+     * is a point of this space; else two passes of FMA */
+    mt_cuda_attn_cfg r = {(int)x->K, (int)(x->topk > 0 ? x->topk : 1), (int)(x->N > 0 && x->E % x->N == 0 ? x->E / x->N : 1),
+                          0, 0, 0, 0, 0, 1};
+    char why[128];
+    if (mt_cuda_attn_default(&r, (long long)(x->M * x->N), (long long)x->ctx)) {
+        out->v[AC_PART] = r.partition, out->v[AC_WARPS] = r.warps, out->v[AC_MMA] = r.mma, out->v[AC_STAGE] = r.stage;
+        out->v[AC_QSPLIT] = r.qsplit;
+        if (attn_cuda_valid(sp, out, x, why, sizeof why)) return;
+        memset(out, 0, sizeof *out);
+    }
     int64_t ps = x->topk > 0 ? x->topk : 1, part = 512;
     while (part % ps) part += 64;
     /* the default's partition may not exceed what covers the context */

@@ -349,6 +349,33 @@ static void test_attn_spaces(void)
         CHECK(staged > 0, "ctx %lld: no staged variant", (long long)ctxs[ci]);
         free(pts);
     }
+    /* the default is the runtime's without a file (mt_cuda_attn_default):
+     * the ring sized by batch x KV heads, where it is a point of the space;
+     * else two passes of FMA */
+    {
+        struct {
+            mt_space_ctx x;
+            int part, warps, mma, stage;
+        } dc[] = {
+            {{64, 8, 128, 16, 8, 1, 227 * 1024, 2048}, 512, 4, 1, 2},   /* 64 streams: 2048 x 64 / 264 -> 512 */
+            {{64, 8, 128, 16, 32, 1, 227 * 1024, 2048}, 2048, 2, 1, 2}, /* 256 streams: one partition */
+            {{8, 1, 256, 16, 1, 1, 227 * 1024, 8192}, 64, 4, 1, 2},     /* 1 stream */
+            {{32, 8, 96, 16, 8, 1, 227 * 1024, 2048}, 512, 4, 0, 0},    /* head_dim 96: no MMA path */
+            {{8, 1, 256, 16, 1, 1, 100 * 1024, 8192}, 512, 4, 0, 0},    /* 4 warps' ring of 256 dims: 128 KB */
+        };
+        for (size_t i = 0; i < sizeof dc / sizeof dc[0]; i++) {
+            mt_config d, *pts;
+            char w[256] = "";
+            sp.default_config(&sp, &dc[i].x, &d);
+            CHECK(d.v[0] == dc[i].part && d.v[1] == dc[i].warps && d.v[2] == dc[i].mma && d.v[3] == dc[i].stage && d.v[4] == 1,
+                  "CUDA attention default %zu: %d/%d/%d/%d/%d", i, d.v[0], d.v[1], d.v[2], d.v[3], d.v[4]);
+            CHECK(sp.valid(&sp, &d, &dc[i].x, w, sizeof w), "CUDA attention default %zu invalid: %s", i, w);
+            int n = mt_space_enumerate(&sp, &dc[i].x, &pts), found = 0;
+            for (int j = 0; j < n; j++) found += !memcmp(&pts[j], &d, sizeof d);
+            CHECK(found == 1, "CUDA attention default %zu: among the points %d times", i, found);
+            free(pts);
+        }
+    }
     /* the tensor-core path only where its tiles fit: head_dim % 64, groups of
      * at most 16 */
     mt_space_ctx d96 = {32, 8, 96, 16, 8, 1, 227 * 1024, 2048}, g32 = {64, 2, 128, 16, 8, 1, 227 * 1024, 2048},

@@ -34,6 +34,20 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
     return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
+int mt_cuda_attn_default(mt_cuda_attn_cfg *c, long long streams, long long ctx)
+{
+    if (c->head_dim % 64 || c->group > 16 || c->page_size < 1) return 0;
+    long long want = streams >= 128 ? ctx : ctx * streams / MT_CUDA_ATTN_DEFAULT_BLOCKS, part = 64;
+    while (part < want && part < 8192) part *= 2;
+    part = (part + c->page_size - 1) / c->page_size * c->page_size; /* whole pages */
+    c->partition = (int)part;
+    c->warps = streams >= 128 ? 2 : 4;
+    c->mma = 1;
+    c->stage = 2;
+    c->qsplit = 1;
+    return 1;
+}
+
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS])
 {
     const int q = attn_qsplit(c);

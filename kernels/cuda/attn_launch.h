@@ -33,6 +33,20 @@ typedef struct mt_cuda_attn {
 #define MT_CUDA_ATTN_RING_TOKENS 16
 /* the merge kernel's block: attn.cu's RED_WARPS warps */
 #define MT_CUDA_ATTN_REDUCE_THREADS 256
+/* The variant to run without a tuned config, for `streams` = batch x KV
+ * heads over contexts up to ctx: the one-pass ring (mma, stage 2) with one
+ * partition per sequence (the context rounded up to a power of two, at
+ * most 8192) and 2 warps at 128 streams or more, else partitions of 64 to
+ * 8192 tokens (whole pages) for about MT_CUDA_ATTN_DEFAULT_BLOCKS blocks
+ * and 4 warps. c's head_dim, page_size and group are the caller's; 0 (c
+ * untouched) where the ring cannot run (head_dim not a multiple of 64, or
+ * a group over 16): the caller's FMA default then. On the H100's 50-row
+ * tables this takes 1.10x the best variant's time in the geometric mean,
+ * 1.56x at worst; two passes of FMA over 512 tokens took 4.0x and 22x
+ * (bench/results/2026-11-24-h100-attn, session 14). */
+int mt_cuda_attn_default(mt_cuda_attn_cfg *c, long long streams, long long ctx);
+/* about 2 blocks per SM of an H100 (132 SMs) */
+#define MT_CUDA_ATTN_DEFAULT_BLOCKS 264
 int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][48], const char *opts[MT_CUDA_ATTN_NOPTS]);
 /* Dynamic shared memory of the partial kernel. */
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *c);
