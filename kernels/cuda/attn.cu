@@ -354,8 +354,8 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
 }
 
 /* the block's partition t0 .. t1 (t1 > t0) of KV head g: o [GROUP][HEAD_DIM]
- * (zeroed) gets the unnormalised sums, mx and sum (zeroed) each head's
- * maximum score and sum of exponentials.
+ * gets the unnormalised sums, mx and sum each head's maximum score and sum
+ * of exponentials (every element written).
  * Less work per chunk is not faster where the rows are DRAM-bound: a base-2
  * softmax (ex2.approx) with the rescale skipped where no maximum moved cut
  * the kernel's time with K and V in the L2 by 5 to 22 %, yet made the
@@ -587,9 +587,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
     }
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
 #if ATTN_RING
-    for (int i = threadIdx.x; i < GROUP * HEAD_DIM; i += THREADS) qs[i] = 0;
-    for (int i = threadIdx.x; i < GROUP; i += THREADS) sum[i] = 0;
-    __syncthreads();
+    __syncthreads(); /* the page numbers, for every warp's copies */
     {
         constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
         attn_ring(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
