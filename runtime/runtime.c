@@ -959,6 +959,17 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
     return rc;
 }
 
+/* what the CUDA kernel builds for a looked-up config: a file's mma, stage
+ * and query_split may be absent (another engine's writer): the FMA path,
+ * no staging, one block per KV head */
+static mt_cuda_attn_cfg cuda_attn_cfg_of(const mt_attn_config *cfg, int64_t D, int64_t ps, int64_t group, int fp16)
+{
+    mt_cuda_attn_cfg c = {(int)D, (int)ps, (int)group, fp16, cfg->partition, cfg->num_warps,
+                          cfg->mma > 0 ? cfg->mma : 0, cfg->stage > 0 ? cfg->stage : 0,
+                          cfg->query_split > 0 ? cfg->query_split : 1};
+    return c;
+}
+
 /* The compiled attention variant for cfg, built on first use (under run_mu). */
 static int cuda_attn_variant(mt_runtime *rt, const mt_cuda_attn_cfg *cfg, mt_cuda_attn **out, char *why, size_t n)
 {
@@ -1015,11 +1026,7 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
         rt_log(rt, MT_LOG_ERROR, "%s", why);
         return rc;
     }
-    /* a file's mma, stage and query_split may be absent (another engine's
-     * writer): the FMA path, no staging, one block per KV head */
-    mt_cuda_attn_cfg c = {(int)D, (int)ps, (int)(H / Hkv), dtype == MT_DTYPE_FP16, cfg.partition, cfg.num_warps,
-                          cfg.mma > 0 ? cfg.mma : 0, cfg.stage > 0 ? cfg.stage : 0,
-                          cfg.query_split > 0 ? cfg.query_split : 1};
+    mt_cuda_attn_cfg c = cuda_attn_cfg_of(&cfg, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
     cfg.mma = c.mma, cfg.stage = c.stage, cfg.query_split = c.qsplit;
     mt_cuda_attn *v = NULL;
     int ok = c.partition > 0 && c.warps > 0;
@@ -1037,8 +1044,7 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
         else
             attn_cuda_default(&key, B, max_context, &cfg);
         cfg.file = NULL;
-        c.partition = cfg.partition, c.warps = cfg.num_warps, c.mma = cfg.mma, c.stage = cfg.stage;
-        c.qsplit = cfg.query_split;
+        c = cuda_attn_cfg_of(&cfg, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
         ok = 1;
         rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
     }

@@ -70,10 +70,14 @@ void mt_space_cpu_moe(mt_space *sp, int max_threads)
 enum { A_PART, A_PPI, A_THREADS };
 enum { AC_PART, AC_WARPS, AC_MMA, AC_STAGE, AC_QSPLIT };
 
+/* the attention spaces' context: topk holds the page size, E / N the group */
+static int64_t attn_page(const mt_space_ctx *x) { return x->topk > 0 ? x->topk : 1; }
+static int64_t attn_group(const mt_space_ctx *x) { return x->N > 0 && x->E % x->N == 0 ? x->E / x->N : 1; }
+
 static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
     (void)sp;
-    int64_t part = c->v[A_PART], ppi = c->v[A_PPI], th = c->v[A_THREADS], ps = x->topk > 0 ? x->topk : 1;
+    int64_t part = c->v[A_PART], ppi = c->v[A_PPI], th = c->v[A_THREADS], ps = attn_page(x);
     int64_t ctx = x->ctx > 0 ? x->ctx : 1;
     if (part % ps) return snprintf(why, n, "partition %lld is not whole pages of %lld", (long long)part, (long long)ps), 0;
     if (part && part >= ctx) return snprintf(why, n, "partition %lld covers the context: as partition 0", (long long)part), 0;
@@ -90,7 +94,7 @@ static int attn_cpu_valid(const mt_space *sp, const mt_config *c, const mt_space
 static void attn_cpu_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
 {
     memset(out, 0, sizeof *out);
-    int64_t ps = x->topk > 0 ? x->topk : 1;
+    int64_t ps = attn_page(x);
     int64_t part = (512 / ps) * ps;
     out->v[A_PART] = part > 0 && part < x->ctx ? (int)part : 0;
     out->v[A_PPI] = 1;
@@ -121,8 +125,8 @@ void mt_space_cpu_attn(mt_space *sp, int max_threads)
 static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
     (void)sp;
-    int64_t part = c->v[AC_PART], w = c->v[AC_WARPS], ps = x->topk > 0 ? x->topk : 1, ctx = x->ctx > 0 ? x->ctx : 1;
-    int64_t group = x->N > 0 && x->E % x->N == 0 ? x->E / x->N : 1, d = x->K;
+    int64_t part = c->v[AC_PART], w = c->v[AC_WARPS], ps = attn_page(x), ctx = x->ctx > 0 ? x->ctx : 1;
+    int64_t group = attn_group(x), d = x->K;
     int limit = x->smem_limit > 0 ? x->smem_limit : 227 * 1024;
     if (part < ps || part % ps) return snprintf(why, n, "partition %lld is not whole pages of %lld", (long long)part, (long long)ps), 0;
     /* every partition at least the context runs as the smallest such (the
@@ -153,8 +157,7 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
     memset(out, 0, sizeof *out);
     /* the runtime's default without a file (mt_cuda_attn_default), where it
      * is a point of this space; else two passes of FMA */
-    mt_cuda_attn_cfg r = {(int)x->K, (int)(x->topk > 0 ? x->topk : 1), (int)(x->N > 0 && x->E % x->N == 0 ? x->E / x->N : 1),
-                          0, 0, 0, 0, 0, 1};
+    mt_cuda_attn_cfg r = {(int)x->K, (int)attn_page(x), (int)attn_group(x), 0, 0, 0, 0, 0, 1};
     char why[128];
     if (mt_cuda_attn_default(&r, (long long)(x->M * x->N), (long long)x->ctx)) {
         out->v[AC_PART] = r.partition, out->v[AC_WARPS] = r.warps, out->v[AC_MMA] = r.mma, out->v[AC_STAGE] = r.stage;
@@ -162,7 +165,7 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
         if (attn_cuda_valid(sp, out, x, why, sizeof why)) return;
         memset(out, 0, sizeof *out);
     }
-    int64_t ps = x->topk > 0 ? x->topk : 1, part = 512;
+    int64_t ps = attn_page(x), part = 512;
     while (part % ps) part += 64;
     /* the default's partition may not exceed what covers the context */
     while (part > 64 && part / 2 >= x->ctx && part / 2 >= ps && (part / 2) % ps == 0) part /= 2;

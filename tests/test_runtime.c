@@ -393,6 +393,16 @@ static void test_attention(void)
     mt_runtime_close(rt);
 }
 
+/* mt_attention_decode_cuda on 2 sequences of 8 heads of 64 dims, pages of
+ * 16, 4 pages in the table, with the log cleared first; the pointers other
+ * than q are never dereferenced */
+static int cuda_decode(mt_runtime *rt, int dtype, int64_t kv_heads, uint64_t q, int64_t max_context)
+{
+    const uint64_t p = 0x1000;
+    logbuf[0] = 0;
+    return mt_attention_decode_cuda(rt, dtype, 2, 8, kv_heads, 64, 16, q, p, p, p, 4, p, max_context, 0.f, p, NULL, NULL);
+}
+
 /* mt_attention_decode_cuda: its argument checks, and a clean "no CUDA
  * device" where there is none (CI). The kernel itself runs on a GPU in
  * bench/cuda_runtime_check.c; the pointers here are never dereferenced. */
@@ -400,28 +410,15 @@ static void test_attention_cuda(void)
 {
     const uint64_t p = 0x1000;
     mt_runtime *cpu = open_rt(NULL, NULL, NULL, "NVIDIA_H100_80GB_HBM3", "cpu", NULL);
-    logbuf[0] = 0;
-    CHECK(mt_attention_decode_cuda(cpu, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
-                  MT_EINVAL &&
-              strstr(logbuf, "backend \"cuda\""),
+    CHECK(cuda_decode(cpu, MT_DTYPE_BF16, 2, p, 64) == MT_EINVAL && strstr(logbuf, "backend \"cuda\""),
           "a CPU runtime refuses, saying why: %s", logbuf);
     mt_runtime_close(cpu);
     mt_runtime *rt = open_rt(NULL, NULL, NULL, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
-    logbuf[0] = 0;
-    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 3, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
-                  MT_EINVAL &&
-              strstr(logbuf, "over 3 KV heads"),
+    CHECK(cuda_decode(rt, MT_DTYPE_BF16, 3, p, 64) == MT_EINVAL && strstr(logbuf, "over 3 KV heads"),
           "heads that the KV heads do not divide: %s", logbuf);
-    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 65, 0.f, p, NULL, NULL) ==
-              MT_EINVAL,
-          "a context past the block table's pages");
-    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, 0, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
-              MT_EINVAL,
-          "a null pointer");
-    logbuf[0] = 0;
-    CHECK(mt_attention_decode_cuda(rt, MT_DTYPE_FP32, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL) ==
-                  MT_EUNSUPPORTED &&
-              strstr(logbuf, "bf16"),
+    CHECK(cuda_decode(rt, MT_DTYPE_BF16, 2, p, 65) == MT_EINVAL, "a context past the block table's pages");
+    CHECK(cuda_decode(rt, MT_DTYPE_BF16, 2, 0, 64) == MT_EINVAL, "a null pointer");
+    CHECK(cuda_decode(rt, MT_DTYPE_FP32, 2, p, 64) == MT_EUNSUPPORTED && strstr(logbuf, "bf16"),
           "fp32 (the CPU kernel's only), said: %s", logbuf);
     /* the CUDA default without a file: the ring, its partition sized by the
      * batch's streams (batch x KV heads), or the FMA variant where the ring
@@ -454,8 +451,7 @@ static void test_attention_cuda(void)
         mt_cuda_close(c);
         fprintf(stderr, "test_runtime: a CUDA device is here; bench/cuda_runtime_check runs the attention kernel on it\n");
     } else {
-        logbuf[0] = 0;
-        int rc = mt_attention_decode_cuda(rt, MT_DTYPE_BF16, 2, 8, 2, 64, 16, p, p, p, p, 4, p, 64, 0.f, p, NULL, NULL);
+        int rc = cuda_decode(rt, MT_DTYPE_BF16, 2, p, 64);
         CHECK(rc == MT_ENODEV && strstr(logbuf, "no CUDA device"), "no device: rc %d, log %s", rc, logbuf);
     }
     mt_runtime_close(rt);
