@@ -9,7 +9,9 @@
 # (bench/results/2026-11-24-h100-attn, calls 34 and 35; not kept).
 # CHECK_ARGS: more cuda_attn_check options for (1) (--shapes, --query-split);
 # ARGS: for (2) (--in-order); SDPA=LO:HI: (3) SDPA per layer on those shapes
-# in the same call (bench/attn_sdpa.py --layers 32).
+# in the same call (bench/attn_sdpa.py --layers 32); NCU="ROW@VARIANT ...":
+# (4) Nsight Compute's stall reasons on those variants, with each build of
+# BUILDS once (one kernel of the partial pass after a warm-up launch).
 # Usage (device machine, repository root): OUT=dir bench/attn_ab_run.sh
 # Expects .carry/bin (this build), .carry/old (the build before), .carry/lib.
 set -uo pipefail
@@ -37,5 +39,18 @@ if [ -n "${SDPA:-}" ]; then
   timeout 200 python3 bench/attn_sdpa.py --layers 32 --shapes "$SDPA" >"$OUT/sdpa.txt" 2>&1
   echo "sdpa rc=$?"
 fi
+for p in ${NCU:-}; do
+  row=${p%@*} var=${p#*@}
+  for b in $(printf '%s\n' ${BUILDS:-old bin} | awk '!seen[$0]++'); do
+    tag=${b}_${row//\//_}_${var//\//_}
+    timeout 120 /usr/local/cuda/bin/ncu --clock-control none -k regex:attn_partial --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy \
+      -o "$OUT/ncu_$tag" -f .carry/$b/cuda_attn_check --equal --reps 2 ${ARGS:-} --only "$row" --variant "$var" \
+      >"$OUT/ncu_$tag.log" 2>&1
+    /usr/local/cuda/bin/ncu -i "$OUT/ncu_$tag.ncu-rep" --page details >"$OUT/ncu_$tag.txt" 2>&1
+    echo "== ncu $b $row $var: $(grep -E '^ +(Duration|DRAM Throughput|Registers Per Thread|Warp Cycles Per Issued Instruction) ' "$OUT/ncu_$tag.txt" | sed 's/  */ /g' | tr '\n' ';')"
+  done
+done >"$OUT/ncu_summary.txt"
 cat "$OUT/locality_probe.txt"
+cat "$OUT/ncu_summary.txt"
 [ -f "$OUT/sdpa.txt" ] && cat "$OUT/sdpa.txt"

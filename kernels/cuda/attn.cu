@@ -44,12 +44,6 @@
 #define ATTN_QSPLIT 1
 #endif
 #define ATTN_RING (ATTN_STAGE >= 2 ? ATTN_STAGE : 0)
-#ifndef ATTN_QSMEM
-#define ATTN_QSMEM 1
-#endif
-#ifndef ATTN_QK2
-#define ATTN_QK2 1
-#endif
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
@@ -83,9 +77,6 @@ static_assert(!ATTN_RING || ATTN_MMA, "the ring (ATTN_STAGE >= 2) is a variant o
 /* the scores' space in shared memory: the partition's, or none with the
  * ring (whose scores stay in registers; the warps merge through their rings) */
 #define SC_WORDS (ATTN_RING ? 0 : GROUP * PARTITION)
-/* q's words: with the ring at least 8 heads' (q's MMA fragments, 16 bytes
- * per lane and k-step, live there while the sums are not yet written) */
-#define QS_WORDS (ATTN_RING && GROUP < 8 ? 8 * HEAD_DIM : GROUP * HEAD_DIM)
 
 /* A K or V row is HEAD_DIM x 2 bytes, read whole by the block: the L2
  * fetches it from DRAM in one piece (up to 256 bytes; tile_cuda.h's
@@ -386,20 +377,8 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
     }
-#if ATTN_QSMEM
-    /* q's fragments in shared memory [i][lane] (uint4 each), written by warp 0 */
-    uint4 *qsh = (uint4 *)o; /* o is written only at the end */
-    if (warp == 0) {
-        u32 qa[HEAD_DIM / 16][4];
-        q_frags(qg, gq, q4, qa);
-#pragma unroll
-        for (int i = 0; i < HEAD_DIM / 16; i++) qsh[i * WS + lane] = make_uint4(qa[i][0], qa[i][1], qa[i][2], qa[i][3]);
-    }
-    __syncthreads();
-#else
     u32 qa[HEAD_DIM / 16][4];
     q_frags(qg, gq, q4, qa);
-#endif
     /* rows gq (e = 0, 1) and gq + 8 (e = 2, 3) of the accumulators */
     float m[2] = {-3.0e38f, -3.0e38f}, l[2] = {0.f, 0.f}, oc[VJ][8][4];
 #pragma unroll
@@ -426,22 +405,13 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
             uint4 kr[HEAD_DIM / 32];
 #pragma unroll
             for (int j = 0; j < HEAD_DIM / 32; j++) kr[j] = *(const uint4 *)(ks + r * HEAD_DIM + ((q4 + 4 * j) ^ swz(r)) * 8);
-            float c2[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
             for (int e = 0; e < 4; e++) c[s][e] = 0.f;
 #pragma unroll
             for (int i = 0; i < HEAD_DIM / 16; i++) {
                 const u32 bf[2] = {word4(kr[i / 2], 2 * (i % 2)), word4(kr[i / 2], 2 * (i % 2) + 1)};
-#if ATTN_QSMEM
-                const uint4 qv = qsh[i * WS + lane];
-                const u32 qf[4] = {qv.x, qv.y, qv.z, qv.w};
-#else
-                const u32 *qf = qa[i];
-#endif
-                mma16816(ATTN_QK2 && i % 2 ? c2 : c[s], qf, bf);
+                mma16816(c[s], qa[i], bf);
             }
-#pragma unroll
-            for (int e = 0; e < 4; e++) c[s][e] += c2[e];
         }
         /* online softmax: the chunk's maximum per head (4 values per lane,
          * then the row's 4 lanes), the old sums rescaled to the new one */
@@ -577,7 +547,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                                                         h16 *__restrict__ out1)
 {
     extern __shared__ __align__(16) float sm[];
-    float *qs = sm, *sc = sm + QS_WORDS, *mx = sc + SC_WORDS, *sum = mx + GROUP;
+    float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + SC_WORDS, *sum = mx + GROUP;
     int *pg = (int *)(sum + GROUP);
     /* KV heads vary fastest in the grid: blocks that run side by side read
      * the same tokens' rows of neighbouring heads, which lie next to each
@@ -619,7 +589,7 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
 #if ATTN_RING
     __syncthreads(); /* the page numbers, for every warp's copies */
     {
-        constexpr int RING_OFF = (QS_WORDS + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
+        constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
         attn_ring(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
                   Hkv, scale, (h16 *)(sm + RING_OFF), qs, mx, sum);
     }

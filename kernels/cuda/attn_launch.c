@@ -27,8 +27,7 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
      * partition's page numbers; from the next 16 bytes, staged: K and V
      * [partition][head_dim], the ring: [warps][stage][K, V][RING_TOKENS][head_dim] */
     size_t sc = c->stage >= 2 ? 0 : (size_t)c->group * (size_t)c->partition;
-    size_t qw = (size_t)(c->stage >= 2 && c->group < 8 ? 8 : c->group) * (size_t)c->head_dim;
-    size_t words = qw + (size_t)(2 * c->group) + sc +
+    size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
     size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * MT_CUDA_ATTN_RING_TOKENS : (size_t)c->partition;
