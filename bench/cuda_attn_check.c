@@ -47,14 +47,14 @@
 
 static mt_cuda *c;
 
-/* " split S" for S blocks per KV head, " pairs" for two warps per ring,
- * "" for neither */
-static const char *split_name(int qsplit, int dsplit)
+/* " split S" for S blocks per KV head, "" for one */
+static const char *split_name(int qsplit)
 {
-    static char b[4][32];
+    static char b[4][16];
     static int i;
+    if (qsplit <= 1) return "";
     i = (i + 1) % 4;
-    snprintf(b[i], sizeof b[i], "%s%.0d%s", qsplit > 1 ? " split " : "", qsplit > 1 ? qsplit : 0, dsplit > 1 ? " pairs" : "");
+    snprintf(b[i], sizeof b[i], " split %d", qsplit);
     return b[i];
 }
 
@@ -87,8 +87,8 @@ static int copy_once(mt_cuda *cc, void *arg)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[6] = {0, 0, 0, 0, 1, 1}, has_only = 0, has_variant = 0;
-    int qsplits[4] = {1}, nq = 1, nd = 1;
+    int quick = 0, equal = 0, warm = 0, reps = 20, only[6] = {0}, variant[5] = {0, 0, 0, 0, 1}, has_only = 0, has_variant = 0;
+    int qsplits[4] = {1}, nq = 1;
     int shape_lo = 0, shape_hi = -1, check_only = 0, layers = 0, jobs = 0, l2_pages = 0, in_order = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -98,7 +98,6 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--l2-pages") && i + 1 < argc && (l2_pages = atoi(argv[++i])) >= 1) {
         }
         else if (!strcmp(argv[i], "--check-only")) check_only = 1, reps = 1;
-        else if (!strcmp(argv[i], "--pairs")) nd = 2; /* the ring's variants with two warps per ring too */
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--compile-jobs") && i + 1 < argc) jobs = atoi(argv[++i]);
@@ -108,8 +107,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--shapes") && i + 1 < argc && sscanf(argv[++i], "%d:%d", &shape_lo, &shape_hi) == 2 &&
                  shape_lo >= 0 && shape_hi >= shape_lo && shape_hi < 5) {
         } else if (!strcmp(argv[i], "--variant") && i + 1 < argc &&
-                 sscanf(argv[++i], "%d/%d/%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3], &variant[4],
-                        &variant[5]) >= 4)
+                 sscanf(argv[++i], "%d/%d/%d/%d/%d", &variant[0], &variant[1], &variant[2], &variant[3], &variant[4]) >= 4)
             has_variant = 1;
         else if (!strcmp(argv[i], "--query-split") && i + 1 < argc) {
             char *e = argv[++i];
@@ -121,8 +119,8 @@ int main(int argc, char **argv)
             } while (*e++ == ',');
         }
         else
-            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--l2-pages N] [--in-order] [--check-only] [--pairs] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
-                                   "[--variant PART/WARPS/MMA/STAGE[/QSPLIT[/DSPLIT]]] [--query-split S[,S...]]\n", argv[0]), 2;
+            return fprintf(stderr, "usage: %s [--quick] [--equal] [--warm] [--l2-pages N] [--in-order] [--check-only] [--reps N] [--layers N] [--compile-jobs N] [--shapes LO:HI] [--only H/HKV/D/PAGE/B/CTX] "
+                                   "[--variant PART/WARPS/MMA/STAGE[/QSPLIT]] [--query-split S[,S...]]\n", argv[0]), 2;
     }
     if (reps < 1) return fprintf(stderr, "--reps: at least 1\n"), 2;
     if (layers < 0 || layers > 256) return fprintf(stderr, "--layers: 0 (off) to 256\n"), 2;
@@ -252,8 +250,8 @@ int main(int argc, char **argv)
                     double best = 1e30;
                     char best_cfg[64] = "";
                     /* stage 0, 1 with and without mma; rings of 2 and 3 (mma only) */
-                    for (int vq = 0; vq < 4 * 2 * 8 * 3 * nq * nd; vq++) {
-                            const int vi = vq / nd / nq, qi = vq / nd % nq, di = vq % nd;
+                    for (int vq = 0; vq < 4 * 2 * 8 * 3 * nq; vq++) {
+                            const int vi = vq / nq, qi = vq % nq;
                             const int stage = vi / 48, mma = vi / 24 % 2, pi = vi / 3 % 8, wi = vi % 3;
                             /* a split for the ring only, and only one that divides the group */
                             if (qi && (stage < 2 || (qsplits[qi] > 1 && (H / Hkv) % qsplits[qi]))) continue;
@@ -261,14 +259,11 @@ int main(int argc, char **argv)
                             /* a partition over 1024 only for the ring, and none
                              * past the first that holds the whole context */
                             if (!has_variant && ((pi >= 5 && stage < 2) || (pi && partitions[pi - 1] >= ctx))) continue;
-                            /* two warps per ring: the ring, head_dim % 128 == 0 and an even number of warps */
-                            if (di && (stage < 2 || D % 128 || warps[wi] % 2)) continue;
-                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplits[qi] : 1,
-                                                    1 + di};
+                            mt_cuda_attn_cfg cfg = {D, ps, H / Hkv, dt, partitions[pi], warps[wi], mma, stage, stage >= 2 ? qsplits[qi] : 1};
                             if (has_variant) {
                                 if (vq) break;
                                 cfg.partition = variant[0], cfg.warps = variant[1], cfg.mma = variant[2], cfg.stage = variant[3];
-                                cfg.qsplit = variant[4], cfg.dsplit = variant[5];
+                                cfg.qsplit = variant[4];
                             }
                             mt_cuda_attn var;
                             char why[256];
@@ -333,7 +328,7 @@ int main(int argc, char **argv)
                             double us = t * 1e3;
                             printf("  H=%d Hkv=%d D=%d page %d %s B=%d ctx=%d partition %d warps %d%s%s%s: %s%s %.1f us, %.2f "
                                    "of floor%s\n", H, Hkv, D, ps, dt ? "fp16" : "bf16", B, ctx, cfg.partition, cfg.warps,
-                                   cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit, cfg.dsplit),
+                                   cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit),
                                    rc == MT_OK ? "" : mt_cuda_errmsg(c), ref ? (worst <= (dt ? 2e-3 : 1e-2) * scale ? "ok" : "WRONG") : "unchecked",
                                    us, floor_us / us, ref ? "" : "");
                             if (L && rc == MT_OK)
@@ -341,12 +336,12 @@ int main(int argc, char **argv)
                             if (L && rc == MT_OK && tl * 1e3 < best_l) {
                                 best_l = tl * 1e3;
                                 snprintf(best_l_cfg, sizeof best_l_cfg, "partition %d warps %d%s%s%s", cfg.partition, cfg.warps,
-                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit, cfg.dsplit));
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit));
                             }
                             if (rc == MT_OK && us < best) {
                                 best = us;
                                 snprintf(best_cfg, sizeof best_cfg, "partition %d warps %d%s%s%s", cfg.partition, cfg.warps,
-                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit, cfg.dsplit));
+                                         cfg.mma ? " mma" : "", stage_name(cfg.stage), split_name(var.qsplit));
                             }
                             mt_cuda_free(c, a.workspace);
                             mt_cuda_attn_release(c, &var);

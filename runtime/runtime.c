@@ -704,7 +704,7 @@ static void attn_cuda_fma_default(int64_t page_size, mt_attn_config *c)
 static void attn_cuda_default(const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *c)
 {
     attn_cuda_fma_default(k->page_size, c);
-    mt_cuda_attn_cfg r = {(int)k->head_dim, (int)k->page_size, (int)(k->num_heads / k->num_kv_heads), 0, 0, 0, 0, 0, 1, 1};
+    mt_cuda_attn_cfg r = {(int)k->head_dim, (int)k->page_size, (int)(k->num_heads / k->num_kv_heads), 0, 0, 0, 0, 0, 1};
     if (!mt_cuda_attn_default(&r, (long long)(batch * k->num_kv_heads), (long long)ctx)) return;
     c->partition = r.partition;
     c->num_warps = r.warps;
@@ -966,7 +966,7 @@ static mt_cuda_attn_cfg cuda_attn_cfg_of(const mt_attn_config *cfg, int64_t D, i
 {
     mt_cuda_attn_cfg c = {(int)D, (int)ps, (int)group, fp16, cfg->partition, cfg->num_warps,
                           cfg->mma > 0 ? cfg->mma : 0, cfg->stage > 0 ? cfg->stage : 0,
-                          cfg->query_split > 0 ? cfg->query_split : 1, 1};
+                          cfg->query_split > 0 ? cfg->query_split : 1};
     return c;
 }
 

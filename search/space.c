@@ -146,7 +146,7 @@ static int attn_cuda_valid(const mt_space *sp, const mt_config *c, const mt_spac
         return snprintf(why, n, "a ring of %lld chunks for %lld tokens over %lld warps", (long long)c->v[AC_STAGE],
                         (long long)(part < ctx ? part : ctx), (long long)w), 0;
     mt_cuda_attn_cfg cfg = {(int)d, (int)ps, (int)group, 0, (int)part, (int)w, (int)c->v[AC_MMA], (int)c->v[AC_STAGE],
-                            (int)c->v[AC_QSPLIT], 1};
+                            (int)c->v[AC_QSPLIT]};
     unsigned smem = mt_cuda_attn_smem(&cfg);
     if ((int)smem > limit) return snprintf(why, n, "%u bytes of shared memory", smem), 0;
     return 1;
@@ -157,7 +157,7 @@ static void attn_cuda_default(const mt_space *sp, const mt_space_ctx *x, mt_conf
     memset(out, 0, sizeof *out);
     /* the runtime's default without a file (mt_cuda_attn_default), where it
      * is a point of this space; else two passes of FMA */
-    mt_cuda_attn_cfg r = {(int)x->K, (int)attn_page(x), (int)attn_group(x), 0, 0, 0, 0, 0, 1, 1};
+    mt_cuda_attn_cfg r = {(int)x->K, (int)attn_page(x), (int)attn_group(x), 0, 0, 0, 0, 0, 1};
     char why[128];
     if (mt_cuda_attn_default(&r, (long long)(x->M * x->N), (long long)x->ctx)) {
         out->v[AC_PART] = r.partition, out->v[AC_WARPS] = r.warps, out->v[AC_MMA] = r.mma, out->v[AC_STAGE] = r.stage;

@@ -47,7 +47,7 @@ static void hiprtc_moe(const int *v, const char *arch)
 static void hiprtc_attn(int head_dim, int group, int fp16, int partition, int warps, int stage, const char *arch)
 {
     /* a ring (stage >= 2) is the tensor-core path's */
-    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps, stage >= 2, stage, 1, 1};
+    mt_cuda_attn_cfg c = {head_dim, 16, group, fp16, partition, warps, stage >= 2, stage, 1};
     char d[MT_CUDA_ATTN_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;
@@ -306,7 +306,7 @@ int main(void)
     hiprtc_attn(64, 1, 1, 1024, 2, 3, "gfx90a");
     hiprtc_attn(128, 8, 0, 64, 4, 1, "gfx90a"); /* K and V staged in shared memory */
     /* what the sources forbid is refused with the assertion's words */
-    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4, 0, 0, 1, 1};
+    mt_cuda_attn_cfg bad = {128, 16, 4, 0, 24, 4, 0, 0, 1};
     char d[MT_CUDA_ATTN_NOPTS][48], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_ATTN_NOPTS];
     size_t len = 0;

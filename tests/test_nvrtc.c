@@ -224,7 +224,7 @@ int main(void)
                 /* the tensor-core path for the head dims it takes (multiples
                  * of 64); staged copies with either path */
                 mt_cuda_attn_cfg ac = {heads[h], 16, groups[g], (h + g) & 1, partitions[pi], warps[(h + pi) & 1],
-                                       h < 3 && pi == 0, (h + g + pi) & 1, 1, 1};
+                                       h < 3 && pi == 0, (h + g + pi) & 1, 1};
                 rc = compile_attn(&ac, &log);
                 CHECK(rc == MT_OK, "attention head_dim %d group %d partition %d mma %d stage %d: %.300s", ac.head_dim,
                       ac.group, ac.partition, ac.mma, ac.stage, log ? log : "");
@@ -236,7 +236,7 @@ int main(void)
      * group of 16 also over 4 blocks per KV head (query_split) */
     for (int h = 0; h < 3; h++)
         for (int g = 0; g < 2; g++) {
-            mt_cuda_attn_cfg ac = {heads[h], 32, groups[g], g, 512, warps[(h + g) & 1], 1, 2 + 2 * ((h + g) & 1), g ? 4 : 1, 1};
+            mt_cuda_attn_cfg ac = {heads[h], 32, groups[g], g, 512, warps[(h + g) & 1], 1, 2 + 2 * ((h + g) & 1), g ? 4 : 1};
             rc = compile_attn(&ac, &log);
             CHECK(rc == MT_OK, "attention ring head_dim %d group %d stage %d: %.300s", ac.head_dim, ac.group, ac.stage,
                   log ? log : "");
@@ -244,13 +244,13 @@ int main(void)
             na++;
         }
     /* a ring without the tensor-core path: refused by the source's own assertion */
-    mt_cuda_attn_cfg ring_fma = {128, 16, 4, 0, 512, 4, 0, 2, 1, 1};
+    mt_cuda_attn_cfg ring_fma = {128, 16, 4, 0, 512, 4, 0, 2, 1};
     rc = compile_attn(&ring_fma, &log);
     CHECK(rc == MT_EPARSE && log && strstr(log, "tensor-core path"), "a ring without mma: rc %d, %.200s", rc,
           log ? log : "(no log)");
     free(log);
     /* a partition that is not whole pages is refused by the source itself */
-    mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4, 0, 0, 1, 1};
+    mt_cuda_attn_cfg bad_a = {128, 16, 4, 0, 24, 4, 0, 0, 1};
     rc = compile_attn(&bad_a, &log);
     CHECK(rc == MT_EPARSE && log && strstr(log, "whole pages"), "partition 24 of pages of 16 must not compile");
     free(log);

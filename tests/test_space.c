@@ -329,7 +329,7 @@ static void test_attn_spaces(void)
         CHECK(n > 0 && sp.valid(&sp, &def, &x, why, sizeof why), "CUDA ctx %lld: %d points, default %s", (long long)ctxs[ci],
               n, why);
         for (int i = 0; i < n; i++) {
-            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3], pts[i].v[4], 1};
+            mt_cuda_attn_cfg cfg = {128, 16, 8, 0, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3], pts[i].v[4]};
             CHECK(mt_cuda_attn_smem(&cfg) <= 227 * 1024, "partition %d stage %d: %u bytes", pts[i].v[0], pts[i].v[3],
                   mt_cuda_attn_smem(&cfg));
             covering += pts[i].v[0] >= ctxs[ci] && pts[i].v[1] == 4 && pts[i].v[2] == 0 && pts[i].v[3] == 0;
@@ -417,13 +417,13 @@ static void test_attn_spaces(void)
     CHECK(sp.valid(&sp, &s128, &d256, why, sizeof why), "staged 128 x 256: %s", why);
     CHECK(!sp.valid(&sp, &s512, &d256, why, sizeof why) && strstr(why, "shared memory"), "staged 512 x 256: %s", why);
     CHECK(sp.valid(&sp, &u512, &d256, why, sizeof why), "unstaged 512 x 256: %s", why);
-    mt_cuda_attn_cfg c0 = {256, 16, 8, 0, 512, 4, 0, 0, 1, 1}, c1 = c0;
+    mt_cuda_attn_cfg c0 = {256, 16, 8, 0, 512, 4, 0, 0, 1}, c1 = c0;
     c1.stage = 1;
     CHECK(mt_cuda_attn_smem(&c1) >= mt_cuda_attn_smem(&c0) + 4u * 512 * 256 && mt_cuda_attn_smem(&c1) % 16 == 0,
           "staged smem %u against %u", mt_cuda_attn_smem(&c1), mt_cuda_attn_smem(&c0));
     /* a ring's shared memory does not grow with the partition: the scores
      * stay in registers, K and V take [warps][stage][2][RING_TOKENS][head_dim] */
-    mt_cuda_attn_cfg r3 = {256, 16, 8, 0, 4096, 4, 1, 3, 1, 1}, r3s = r3;
+    mt_cuda_attn_cfg r3 = {256, 16, 8, 0, 4096, 4, 1, 3, 1}, r3s = r3;
     r3s.partition = 512;
     unsigned ring_bytes = 4u * 3 * 2 * MT_CUDA_ATTN_RING_TOKENS * 256 * 2;
     CHECK(mt_cuda_attn_smem(&r3) - mt_cuda_attn_smem(&r3s) == 4u * (4096 - 512) / 16 && mt_cuda_attn_smem(&r3) > ring_bytes &&
@@ -441,7 +441,7 @@ static void test_attn_spaces(void)
           "query_split 2 and 4 of a group of 8: %s", why);
     CHECK(!sp.valid(&sp, &split4, &g2, why, sizeof why) && strstr(why, "query_split"), "query_split 4 of a group of 2: %s", why);
     CHECK(!sp.valid(&sp, &split_staged, &d128, why, sizeof why) && strstr(why, "query_split"), "query_split staged: %s", why);
-    mt_cuda_attn_cfg whole = {128, 16, 8, 0, 512, 2, 1, 2, 1, 1}, half = whole, odd = whole;
+    mt_cuda_attn_cfg whole = {128, 16, 8, 0, 512, 2, 1, 2, 1}, half = whole, odd = whole;
     half.qsplit = 2;
     odd.qsplit = 3; /* does not divide 8: one block per KV head */
     CHECK(mt_cuda_attn_smem(&half) < mt_cuda_attn_smem(&whole) && mt_cuda_attn_smem(&odd) == mt_cuda_attn_smem(&whole),

@@ -523,7 +523,7 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
         return MT_OK;
     }
     mt_cuda_attn_cfg cfg = {(int)s->head_dim, (int)s->page_size, (int)(s->num_heads / s->num_kv_heads),
-                            s->dtype == MT_DTYPE_FP16, partition, warps, mma, stage, qsplit, 1};
+                            s->dtype == MT_DTYPE_FP16, partition, warps, mma, stage, qsplit};
     mt_cuda_attn var;
     char why[256];
     int rc = mt_cuda_attn_build(c, &cfg, b->cache_dir[0] ? b->cache_dir : NULL, &var, why, sizeof why);

@@ -116,7 +116,7 @@ static int collect_attn(int smem_limit, int head_dim, int page_size, int group, 
             u[n].is_attn = 1;
             u[n].fp16 = f;
             u[n].attn = (mt_cuda_attn_cfg){head_dim, page_size, group, f, pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[3],
-                                            pts[i].v[4], 1};
+                                            pts[i].v[4]};
         }
     }
     free(pts);

@@ -44,12 +44,6 @@
 #define ATTN_QSPLIT 1
 #endif
 #define ATTN_RING (ATTN_STAGE >= 2 ? ATTN_STAGE : 0)
-/* warps per ring (the ring only): 2 puts two warps on each ring, each
- * computing all of a chunk's scores but the values of half of head_dim,
- * so that a block has twice the warps on the same shared memory */
-#ifndef ATTN_DSPLIT
-#define ATTN_DSPLIT 1
-#endif
 
 #include "tile.h" /* h2f, f2h, and portable.h's MT_WARP_SIZE */
 
@@ -336,25 +330,10 @@ static_assert(RING_TOK % 16 == 0, "a chunk is whole k-steps of 16 tokens");
  * 128 bytes long). */
 MT_DEVICE int swz(int r) { return ((r & 1) << 2) ^ (((r >> 1) & 3) << 1); }
 
-#define RINGS (NUM_WARPS / ATTN_DSPLIT)
-static_assert(ATTN_DSPLIT == 1 || (ATTN_DSPLIT == 2 && !MT_HIP && HEAD_DIM % 128 == 0 && NUM_WARPS % 2 == 0 && RINGS <= 15),
-              "two warps per ring: CUDA only (a named barrier per ring), head_dim a multiple of 128, an even "
-              "number of warps, at most 30");
-/* the warps of ring rw: one warp's lanes (1) or a named barrier (2) */
-MT_DEVICE void ring_sync(int rw)
-{
-#if ATTN_DSPLIT > 1
-    mt_bar_named(1 + rw, ATTN_DSPLIT * WS);
-#else
-    (void)rw;
-    mt_syncwarp();
-#endif
-}
-
 /* issue chunk ci's copies (tokens t0 + RING_TOK ci ..) into ring slot dst; rows
  * past t1 are zero-filled (their scores are masked) */
 MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__restrict__ vb, const int *pg, int ci, int t0,
-                          int t1, long kvs, int tid)
+                          int t1, long kvs, int lane)
 {
     constexpr int CPR = HEAD_DIM / 8; /* 16-byte pieces per row */
     const int tb = t0 + RING_TOK * ci;
@@ -364,7 +343,7 @@ MT_DEVICE void ring_issue(h16 *dst, const h16 *__restrict__ kb, const h16 *__res
     constexpr bool ONE_PAGE = PAGE_SIZE % RING_TOK == 0;
     const long row0 = ONE_PAGE ? cache_row(pg, tb, t0, kvs) : 0;
 #pragma unroll
-    for (int i = tid; i < RING_TOK * CPR; i += WS * ATTN_DSPLIT) {
+    for (int i = lane; i < RING_TOK * CPR; i += WS) {
         const int r = i / CPR, c = i % CPR, t = tb + r;
         const bool in = t < t1;
         const long row = !in ? 0 : ONE_PAGE ? row0 + r * kvs : cache_row(pg, t, t0, kvs);
@@ -387,20 +366,15 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 {
     const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, gq = lane / 4, q4 = lane % 4;
     const long kvs = (long)Hkv * HEAD_DIM;
-    /* the warp's ring and its place on it: with ATTN_DSPLIT warps per ring
-     * each issues a share of the copies and sums p.v for VJ of the
-     * head_dim / 64 slices of V, from j0 */
-    const int rw = warp / ATTN_DSPLIT, half = warp % ATTN_DSPLIT, tid = half * WS + lane;
-    constexpr int VJ = HEAD_DIM / 64 / ATTN_DSPLIT;
-    const int j0 = half * VJ;
-    h16 *my = ring + (long)rw * ATTN_RING * RING_CHUNK;
-    const int nch = (t1 - t0 + RING_TOK - 1) / RING_TOK, mine = nch > rw ? (nch - rw + RINGS - 1) / RINGS : 0;
+    constexpr int VJ = HEAD_DIM / 64;
+    h16 *my = ring + (long)warp * ATTN_RING * RING_CHUNK;
+    const int nch = (t1 - t0 + RING_TOK - 1) / RING_TOK, mine = nch > warp ? (nch - warp + NUM_WARPS - 1) / NUM_WARPS : 0;
     /* the first RING - 1 chunks in flight before q is read (one group per
      * chunk, empty past the warp's last, so that wait<RING - 1> always
      * means "this chunk's copies are done") */
 #pragma unroll
     for (int i = 0; i < ATTN_RING - 1; i++) {
-        if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, rw + i * RINGS, t0, t1, kvs, tid);
+        if (i < mine) ring_issue(my + i * RING_CHUNK, kb, vb, pg, warp + i * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
     }
     u32 qa[HEAD_DIM / 16][4];
@@ -414,17 +388,14 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #pragma unroll
             for (int e = 0; e < 4; e++) oc[j][i][e] = 0.f;
     for (int k = 0; k < mine; k++) {
-#if ATTN_DSPLIT > 1
-        ring_sync(rw); /* the ring's other warps are done with the slot the copies below overwrite */
-#endif
         if (k + ATTN_RING - 1 < mine)
             ring_issue(my + ((k + ATTN_RING - 1) % ATTN_RING) * RING_CHUNK, kb, vb, pg,
-                       rw + (k + ATTN_RING - 1) * RINGS, t0, t1, kvs, tid);
+                       warp + (k + ATTN_RING - 1) * NUM_WARPS, t0, t1, kvs, lane);
         cp_async_commit();
         cp_async_wait<ATTN_RING - 1>();
-        ring_sync(rw); /* every lane's copies of chunk k */
+        mt_syncwarp(); /* every lane's copies of chunk k */
         const h16 *ks = my + (k % ATTN_RING) * RING_CHUNK, *vs = ks + RING_TOK * HEAD_DIM;
-        const int tb = t0 + RING_TOK * (rw + k * RINGS);
+        const int tb = t0 + RING_TOK * (warp + k * NUM_WARPS);
         /* scores of tokens 8 s + gq (B columns); c[s]: heads gq / gq + 8 x tokens 8 s + 2 q4 (+1) */
         constexpr int NS = RING_TOK / 8;
         float c[NS][4];
@@ -488,7 +459,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int r = 16 * kk + 8 * (e / 2) + 2 * q4 + (e % 2);
-                vr[e] = *(const uint4 *)(vs + r * HEAD_DIM + ((gq + 8 * (j0 + j)) ^ swz(r)) * 8);
+                vr[e] = *(const uint4 *)(vs + r * HEAD_DIM + ((gq + 8 * j) ^ swz(r)) * 8);
             }
 #pragma unroll
             for (int i = 0; i < 8; i++) {
@@ -500,12 +471,10 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
             }
         }
         }
-#if ATTN_DSPLIT == 1
         mt_syncwarp(); /* the slot is rewritten by the next chunk's copies */
-#endif
     }
     cp_async_wait<0>();
-    ring_sync(rw); /* every lane's copies landed and the ring's reads are done */
+    mt_syncwarp(); /* every lane's copies landed and the warp's reads of its ring are done */
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         l[h] += mt_shfl_xor(l[h], 1);
@@ -523,7 +492,7 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
      * four values in consecutive registers, made head_dim 256 spill and
      * 6 % slower. */
     constexpr int OS = HEAD_DIM + 1, SLOT = ATTN_RING * RING_CHUNK / 2; /* floats */
-    static_assert((16 * OS + 32) * 2 <= ATTN_RING * RING_CHUNK, "a ring's results fit in it");
+    static_assert((16 * OS + 32) * 2 <= ATTN_RING * RING_CHUNK, "a warp's results fit in its ring");
     float *res = (float *)my;
 #pragma unroll
     for (int j = 0; j < VJ; j++)
@@ -531,11 +500,10 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         for (int i = 0; i < 8; i++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * (j0 + j)) + i;
+                const int h = gq + 8 * (e / 2), d = 8 * (2 * q4 + e % 2 + 8 * j) + i;
                 if (h < GROUP) res[h * OS + d] = oc[j][i][e];
             }
-    /* a ring's warps computed the same maxima and sums: the first writes them */
-    if (q4 == 0 && half == 0) {
+    if (q4 == 0) {
         res[16 * OS + gq] = m[0];
         res[16 * OS + gq + 8] = m[1];
         res[16 * OS + 16 + gq] = l[0];
@@ -547,10 +515,10 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
         const int h = i / HEAD_DIM, d = i % HEAD_DIM;
         float M = -3.0e38f;
 #pragma unroll
-        for (int w = 0; w < RINGS; w++) M = fmaxf(M, all[w * SLOT + 16 * OS + h]);
+        for (int w = 0; w < NUM_WARPS; w++) M = fmaxf(M, all[w * SLOT + 16 * OS + h]);
         float acc = 0.f, s = 0.f;
 #pragma unroll
-        for (int w = 0; w < RINGS; w++) {
+        for (int w = 0; w < NUM_WARPS; w++) {
             const float *r = all + w * SLOT, a = expf(r[16 * OS + h] - M);
             acc += a * r[h * OS + d];
             s += a * r[16 * OS + 16 + h];

@@ -18,9 +18,6 @@ static int attn_qsplit(const mt_cuda_attn_cfg *c)
     return c->qsplit > 1 && c->group % c->qsplit == 0 ? c->qsplit : 1;
 }
 
-/* warps per ring: 1 unless the ring has 2 (attn.cu's ATTN_DSPLIT) */
-static int attn_dsplit(const mt_cuda_attn_cfg *c) { return c->stage >= 2 && c->dsplit > 1 ? c->dsplit : 1; }
-
 unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
 {
     mt_cuda_attn_cfg b = *full, *c = &b; /* a block's share of the group */
@@ -33,8 +30,7 @@ unsigned mt_cuda_attn_smem(const mt_cuda_attn_cfg *full)
     size_t words = (size_t)(c->group * c->head_dim + 2 * c->group) + sc +
                    (size_t)(c->partition / (c->page_size > 0 ? c->page_size : 1));
     if (!c->stage) return (unsigned)(4 * words);
-    size_t rows = c->stage >= 2 ? (size_t)(c->warps / attn_dsplit(c)) * (size_t)c->stage * MT_CUDA_ATTN_RING_TOKENS
-                                : (size_t)c->partition;
+    size_t rows = c->stage >= 2 ? (size_t)c->warps * (size_t)c->stage * MT_CUDA_ATTN_RING_TOKENS : (size_t)c->partition;
     return (unsigned)(4 * ((words + 3) / 4 * 4) + 2 * 2 * rows * (size_t)c->head_dim);
 }
 
@@ -64,7 +60,6 @@ int mt_cuda_attn_options(const mt_cuda_attn_cfg *c, char d[MT_CUDA_ATTN_NOPTS][4
     snprintf(d[6], 48, "-DATTN_MMA=%d", c->mma ? 1 : 0);
     snprintf(d[7], 48, "-DATTN_STAGE=%d", c->stage);
     snprintf(d[8], 48, "-DATTN_QSPLIT=%d", q);
-    snprintf(d[9], 48, "-DATTN_DSPLIT=%d", attn_dsplit(c));
     for (int i = 0; i < MT_CUDA_ATTN_NOPTS; i++) opts[i] = d[i];
     return MT_OK;
 }
@@ -89,13 +84,6 @@ int mt_cuda_attn_build(mt_cuda *c, const mt_cuda_attn_cfg *cfg, const char *cach
     if (cfg->mma && (cfg->head_dim % 64 || cfg->group > 16)) {
         snprintf(why, n, "the tensor-core path takes head_dim a multiple of 64 (not %d) and a group of at most 16 (not %d)",
                  cfg->head_dim, cfg->group);
-        return MT_EINVAL;
-    }
-    if (cfg->dsplit > 1 && (cfg->stage < 2 || cfg->dsplit != 2 || cfg->warps % 2 || cfg->warps > 30 || cfg->head_dim % 128)) {
-        snprintf(why, n,
-                 "dsplit %d: 2 warps per ring takes the ring (stage >= 2, not %d), an even number of warps up to 30 (not %d) "
-                 "and head_dim a multiple of 128 (not %d)",
-                 cfg->dsplit, cfg->stage, cfg->warps, cfg->head_dim);
         return MT_EINVAL;
     }
     v->qsplit = attn_qsplit(cfg);

@@ -18,7 +18,6 @@ typedef struct mt_cuda_attn_cfg {
     int head_dim, page_size, group, fp16;
     int partition, warps, mma, stage;
     int qsplit; /* blocks per KV head, each a share of its query heads (0 or 1: one) */
-    int dsplit; /* warps per ring (stage >= 2; 0 or 1: one), each summing p.v for a share of head_dim */
 } mt_cuda_attn_cfg;
 
 typedef struct mt_cuda_attn {
@@ -29,7 +28,7 @@ typedef struct mt_cuda_attn {
     int qsplit; /* cfg.qsplit where it divides the group, else 1 */
 } mt_cuda_attn;
 
-#define MT_CUDA_ATTN_NOPTS 10
+#define MT_CUDA_ATTN_NOPTS 9
 /* tokens per chunk of the ring variant (stage >= 2): attn.cu's RING_TOK */
 #define MT_CUDA_ATTN_RING_TOKENS 16
 /* the merge kernel's block: attn.cu's RED_WARPS warps */

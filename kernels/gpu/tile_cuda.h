@@ -106,10 +106,6 @@ template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem)
         u = *(const uint4 *)gmem;
     return u;
 }
-/* a barrier of `threads` threads (a multiple of 32) of the block on
- * hardware barrier id (1..15; __syncthreads takes 0): warps that share a
- * piece of shared memory wait for each other only */
-MT_DEVICE void mt_bar_named(int id, int threads) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
 MT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> MT_DEVICE void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
