@@ -560,13 +560,6 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
      * grid's end themselves (mt_grid_wait), so their launch overlaps this
      * kernel's last blocks instead of following them */
     mt_grid_dependents();
-    /* this kernel is launched to overlap the one before it (programmatic
-     * dependent launch, where the handle has it on): its blocks may be
-     * placed while that one ends, and wait here for its writes (q, the
-     * block table, the lengths) and for its reads of the workspace (the
-     * previous call's merge) before touching any of them. Plain launches
-     * return at once. */
-    mt_grid_wait();
     const int slot = lane / LPT, d0 = (lane % LPT) * VEC; /* this lane's token of the step, and its dims */
     const bool dl = d0 < HEAD_DIM;
     const int t0 = p * PARTITION, H = Hkv * GROUP * ATTN_QSPLIT;
@@ -794,8 +787,7 @@ MT_KERNEL void __launch_bounds__(RED_WARPS * 32) attn_reduce(const float *__rest
 {
     __shared__ float red[RED_WARPS][2 + HEAD_DIM];
     const int h = blockIdx.x, b = blockIdx.y, H = gridDim.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    mt_grid_dependents(); /* the next kernel may be placed now: it waits for this one itself */
-    mt_grid_wait();       /* the partial kernel's results (launched to overlap it) */
+    mt_grid_wait(); /* the partial kernel's results (launched to overlap it) */
     const float *r = part + ((long)b * H + h) * max_parts * (HEAD_DIM + 2);
     float m = -3.0e38f, s = 0, acc[HEAD_DIM / 32], ap[HEAD_DIM / 32];
 #pragma unroll

@@ -146,11 +146,7 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* (thread block clusters of neighbouring KV heads, which run at once and
      * read the same tokens' rows together, were measured 3 to 25 % slower
      * on the H100: bench/results/2026-11-24-h100-attn, call 25) */
-    /* both kernels are launched to overlap the kernel before them, each
-     * waiting for it before it reads or writes anything that one touches
-     * (mt_grid_wait at their top): a decode step's kernels follow each
-     * other without a launch gap */
-    int rc = mt_cuda_launch3_dependent_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
+    int rc = mt_cuda_launch3_on(c, stream, v->partial, g1, (unsigned)(v->cfg.warps * 32), v->smem, ap);
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it
      * waits for their results itself) */
