@@ -10,8 +10,9 @@
 # CHECK_ARGS: more cuda_attn_check options for (1) (--shapes, --query-split);
 # ARGS: for (2) (--in-order); SDPA=LO:HI: (3) SDPA per layer on those shapes
 # in the same call (bench/attn_sdpa.py --layers 32); NCU="ROW@VARIANT ...":
-# (4) Nsight Compute's stall reasons on those variants, with each build of
-# BUILDS once (one kernel of the partial pass after a warm-up launch).
+# (4) Nsight Compute (speed of light, warp state, memory, occupancy) on those
+# variants with each build of BUILDS once (one partial-kernel launch after a
+# warm-up one).
 # Usage (device machine, repository root): OUT=dir bench/attn_ab_run.sh
 # Expects .carry/bin (this build), .carry/old (the build before), .carry/lib.
 set -uo pipefail
