@@ -222,13 +222,7 @@ int main(int argc, char **argv)
                         ref = malloc(qn * sizeof *ref);
                         mt_attn_reference(&sh, &hb, ref);
                     }
-                    mt_cuda_attn_args a = {0, 0, 0, 0, 0, 0, 0, B, H, Hkv, (int)maxp, ctx, 0, 0};
-                    /* the merge counters, zero once for every variant of the row
-                     * (each call leaves them zero; 16 block columns per KV head
-                     * cover any query split) */
-                    const size_t csz = sizeof(unsigned) * (size_t)B * (size_t)Hkv * 16;
-                    if (mt_cuda_alloc(c, csz, &a.counters) || mt_cuda_memset_async(c, a.counters, 0, csz))
-                        return fprintf(stderr, "alloc counters: %s\n", mt_cuda_errmsg(c)), 1;
+                    mt_cuda_attn_args a = {0, 0, 0, 0, 0, 0, 0, B, H, Hkv, (int)maxp, ctx, 0};
                     if (mt_cuda_alloc(c, qn * 2, &a.q) || mt_cuda_alloc(c, kvn * 2, &a.k_cache) ||
                         mt_cuda_alloc(c, kvn * 2, &a.v_cache) || mt_cuda_alloc(c, (size_t)(B * maxp) * 4, &a.block_table) ||
                         mt_cuda_alloc(c, (size_t)B * 4, &a.context_lens) || mt_cuda_alloc(c, qn * 2, &a.out) ||
@@ -361,8 +355,8 @@ int main(int argc, char **argv)
                                  ps, dt ? "fp16" : "bf16", B, ctx, best, floor_us, floor_us / best, best_cfg, best_l,
                                  floor_us / best_l, best_l_cfg, L);
                     for (int l = 1; l < L; l++) mt_cuda_free(c, lk[l]), mt_cuda_free(c, lv[l]);
-                    mt_dptr bufs[] = {a.q, a.k_cache, a.v_cache, a.block_table, a.context_lens, a.out, a.counters};
-                    for (int i = 0; i < 7; i++) mt_cuda_free(c, bufs[i]);
+                    mt_dptr bufs[] = {a.q, a.k_cache, a.v_cache, a.block_table, a.context_lens, a.out};
+                    for (int i = 0; i < 6; i++) mt_cuda_free(c, bufs[i]);
                     free(q), free(k), free(v), free(out), free(out2), free(ref), free(bt), free(perm), free(lens);
                 }
     printf("\n%d variants checked against the reference, %d wrong\n\n", checked, failed);

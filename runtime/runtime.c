@@ -73,8 +73,6 @@ struct mt_runtime {
     int navariants;
     mt_dptr ws;
     size_t ws_bytes;
-    mt_dptr cnt; /* the attention merge's counters: zeroed when allocated, left zero by every call */
-    size_t cnt_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
     int threads;
     /* attention files read so far, by name: text NULL when no source has it */
@@ -219,7 +217,6 @@ void mt_runtime_close(mt_runtime *rt)
         for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
         for (int i = 0; i < rt->navariants; i++) mt_cuda_attn_release(rt->cuda, &rt->avariants[i].v);
         mt_cuda_free(rt->cuda, rt->ws);
-        mt_cuda_free(rt->cuda, rt->cnt);
         mt_cuda_close(rt->cuda);
     }
     free(rt->variants);
@@ -891,22 +888,6 @@ static int cuda_workspace(mt_runtime *rt, size_t need)
     return rc;
 }
 
-/* the attention kernel's merge counters (mt_cuda_attn_counters), their own
- * buffer because the MoE kernels write all of ws: zeroed once here, before
- * any kernel can use them, and left zero by every call that completes */
-static int cuda_counters(mt_runtime *rt, size_t need)
-{
-    if (need <= rt->cnt_bytes) return MT_OK;
-    mt_cuda_free(rt->cuda, rt->cnt);
-    rt->cnt = 0;
-    rt->cnt_bytes = 0;
-    int rc = mt_cuda_alloc(rt->cuda, need, &rt->cnt);
-    if (rc == MT_OK) rc = mt_cuda_memset_async(rt->cuda, rt->cnt, 0, need);
-    if (rc == MT_OK) rc = mt_cuda_sync(rt->cuda);
-    if (rc == MT_OK) rt->cnt_bytes = need;
-    return rc;
-}
-
 /* the CUDA entry points' end: run_mu released, a failure said with its reason */
 static int cuda_done(mt_runtime *rt, int rc, const char *what, const char *why)
 {
@@ -1069,10 +1050,9 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
     }
     if (rc == MT_OK) {
         rc = cuda_workspace(rt, mt_cuda_attn_workspace(v, (int)B, (int)H, (int)max_context));
-        if (rc == MT_OK) rc = cuda_counters(rt, mt_cuda_attn_counters(v, (int)B, (int)Hkv));
         if (rc == MT_OK) {
             mt_cuda_attn_args a = {q, kc, vc, bt, lens, out, rt->ws, (int)B, (int)H, (int)Hkv, (int)max_pages,
-                                   (int)max_context, scale, rt->cnt};
+                                   (int)max_context, scale};
             rc = mt_cuda_attn_enqueue(rt->cuda, v, &a, stream);
         }
         if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));

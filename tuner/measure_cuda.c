@@ -547,11 +547,7 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     a.context_lens = b->attn.dlens, a.B = (int)B, a.num_heads = (int)s->num_heads, a.num_kv_heads = (int)s->num_kv_heads;
     a.max_pages = (int)b->attn.per, a.max_context = (int)ctx;
     size_t wsz = mt_cuda_attn_workspace(&var, (int)B, (int)s->num_heads, (int)ctx);
-    /* the merge counters start at zero (attn_launch.h) */
-    size_t csz = mt_cuda_attn_counters(&var, (int)B, (int)s->num_kv_heads);
-    if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) || (rc = mt_cuda_alloc(c, wsz, &a.workspace)) ||
-        (rc = mt_cuda_alloc(c, csz, &a.counters)) || (rc = mt_cuda_memset_async(c, a.counters, 0, csz)))
-        goto out;
+    if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) || (rc = mt_cuda_alloc(c, wsz, &a.workspace))) goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
     /* poisoned output (0xffff is NaN in bf16 and fp16), one run, checked */
@@ -607,7 +603,6 @@ out:
     mt_cuda_graph_free(c, rg.g);
     mt_cuda_free(c, a.out);
     mt_cuda_free(c, a.workspace);
-    mt_cuda_free(c, a.counters);
     free(again);
     mt_cuda_attn_release(c, &var);
     free(times);

@@ -533,92 +533,6 @@ MT_DEVICE void attn_ring(const h16 *__restrict__ qg, const h16 *__restrict__ kb,
 #endif
 #endif
 
-#if ATTN_RING
-/* The merge in the partial kernel (merge_count non-null; ring variants):
- * each block counts itself done on its (sequence, block column)'s counter
- * after its partials are visible, and the block that counts last merges
- * that column's max_parts partitions itself, so no merge kernel follows the
- * grid (whose kernel boundary cost 2.1 to 2.2 us per layer on the H100:
- * bench/results/2026-11-24-h100-attn, call 91). It also puts the counter
- * back to 0 for the next call, so the caller zeroes the counters only
- * once. Unlike the per-output chains of call 74's version, the loads are
- * issued together: the maxima and sums once into shared memory (ms, the
- * ring's space, 2 GROUP max_parts + GROUP floats), a warp per head turns
- * them into weights, then each thread sums its outputs' partitions in
- * batches of MB outputs x MP partitions of loads in flight. Fixed order:
- * the result does not depend on which block is last. */
-MT_DEVICE void merge_last(const float *__restrict__ part, int max_parts, int H, int b, int gq, unsigned *merge_count,
-                          h16 *__restrict__ out, float *ms)
-{
-    __shared__ int last;
-    __threadfence(); /* this block's partials, for whichever block merges */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        unsigned *c = merge_count + (long)b * gridDim.x + blockIdx.x;
-        last = atomicAdd(c, 1u) == (unsigned)max_parts - 1;
-        if (last) *c = 0u; /* every block of this call has counted */
-    }
-    __syncthreads();
-    if (!last) return;
-    __threadfence(); /* the other blocks' partials, as their counts said */
-    const int lane = threadIdx.x % WS, warp = threadIdx.x / WS, n = GROUP * max_parts;
-    const float *r = part + ((long)b * H + gq * GROUP) * max_parts * (HEAD_DIM + 2); /* [GROUP][max_parts][2 + HEAD_DIM] */
-    float *w = ms, *S = ms + 2 * n;
-    for (int i = threadIdx.x; i < n; i += THREADS) {
-        ms[i] = mt_ld_cg(r + (long)i * (HEAD_DIM + 2));
-        ms[n + i] = mt_ld_cg(r + (long)i * (HEAD_DIM + 2) + 1);
-    }
-    __syncthreads();
-    /* per head: the largest maximum of the live partitions (an empty one's
-     * sum is 0; a NaN's is not, and its weight carries it to the output),
-     * each partition's weight in place of its maximum, and the sum */
-    for (int h = warp; h < GROUP; h += NUM_WARPS) {
-        float M = -3.0e38f, sm = 0.f;
-        for (int p = lane; p < max_parts; p += WS)
-            if (ms[n + h * max_parts + p] != 0.f) M = fmaxf(M, ms[h * max_parts + p]);
-        for (int o = WS / 2; o; o >>= 1) M = fmaxf(M, mt_shfl_xor(M, o));
-        for (int p = lane; p < max_parts; p += WS) {
-            const float sp = ms[n + h * max_parts + p], wp = sp != 0.f ? expf(ms[h * max_parts + p] - M) : 0.f;
-            w[h * max_parts + p] = wp;
-            sm += sp != 0.f ? wp * sp : 0.f;
-        }
-        for (int o = WS / 2; o; o >>= 1) sm += mt_shfl_xor(sm, o);
-        if (lane == 0) S[h] = sm;
-    }
-    __syncthreads();
-    constexpr int MB = 8, MP = 4;
-    for (int i0 = threadIdx.x; i0 < GROUP * HEAD_DIM; i0 += MB * THREADS) {
-        float acc[MB];
-#pragma unroll
-        for (int k = 0; k < MB; k++) acc[k] = 0.f;
-        for (int p0 = 0; p0 < max_parts; p0 += MP) {
-            float a[MB][MP];
-#pragma unroll
-            for (int k = 0; k < MB; k++)
-#pragma unroll
-                for (int j = 0; j < MP; j++) {
-                    const int i = i0 + k * THREADS, h = i / HEAD_DIM, p = p0 + j;
-                    a[k][j] = i < GROUP * HEAD_DIM && p < max_parts
-                                  ? mt_ld_cg(r + ((long)h * max_parts + p) * (HEAD_DIM + 2) + 2 + i % HEAD_DIM)
-                                  : 0.f;
-                }
-#pragma unroll
-            for (int k = 0; k < MB; k++)
-#pragma unroll
-                for (int j = 0; j < MP; j++) {
-                    const int i = i0 + k * THREADS, h = (i < GROUP * HEAD_DIM ? i : 0) / HEAD_DIM;
-                    if (p0 + j < max_parts) acc[k] += w[h * max_parts + p0 + j] * a[k][j];
-                }
-        }
-#pragma unroll
-        for (int k = 0; k < MB; k++) {
-            const int i = i0 + k * THREADS;
-            if (i < GROUP * HEAD_DIM) out[((long)b * H + gq * GROUP) * HEAD_DIM + i] = f2h(acc[k] / S[i / HEAD_DIM]);
-        }
-    }
-}
-#endif
-
 /* Dynamic shared memory (mt_cuda_attn_smem): q (float) [GROUP][HEAD_DIM],
  * later the value pass's sums; the scores [GROUP][PARTITION]; max and sum
  * [GROUP] each; the partition's page numbers [NPG] (read once, so a row's
@@ -630,15 +544,9 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                                                         const h16 *__restrict__ vc, const int *__restrict__ block_table,
                                                         const int *__restrict__ context_lens, int max_pages, int Hkv,
                                                         float scale, float *__restrict__ part, int max_parts,
-                                                        h16 *__restrict__ out1, unsigned *__restrict__ merge_count)
+                                                        h16 *__restrict__ out1)
 {
     extern __shared__ __align__(16) float sm[];
-#if ATTN_RING
-    /* where the ring starts (16-byte aligned); merge_last reuses it */
-    constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
-#else
-    (void)merge_count;
-#endif
     float *qs = sm, *sc = sm + GROUP * HEAD_DIM, *mx = sc + SC_WORDS, *sum = mx + GROUP;
     int *pg = (int *)(sum + GROUP);
     /* KV heads vary fastest in the grid: blocks that run side by side read
@@ -675,15 +583,13 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
                 o[0] = -3.0e38f;
                 o[1] = 0.f;
             }
-#if ATTN_RING
-        if (max_parts > 1 && merge_count) merge_last(part, max_parts, H, b, gq, merge_count, out1, sm + RING_OFF);
-#endif
         return;
     }
     const int t1 = t0 + PARTITION < ctx ? t0 + PARTITION : ctx;
 #if ATTN_RING
     __syncthreads(); /* the page numbers, for every warp's copies */
     {
+        constexpr int RING_OFF = (GROUP * HEAD_DIM + SC_WORDS + 2 * GROUP + NPG + 3) / 4 * 4;
         attn_ring(q + ((long)b * H + gq * GROUP) * HEAD_DIM, kc + (long)g * HEAD_DIM, vc + (long)g * HEAD_DIM, pg, t0, t1,
                   Hkv, scale, (h16 *)(sm + RING_OFF), qs, mx, sum);
     }
@@ -852,9 +758,6 @@ MT_KERNEL void __launch_bounds__(THREADS) attn_partial(const h16 *__restrict__ q
             o[1] = sum[h];
         }
     }
-#if ATTN_RING
-    if (merge_count) merge_last(part, max_parts, H, b, gq, merge_count, out1, sm + RING_OFF);
-#endif
 }
 
 /* One block per (head, sequence) merges its partitions by their log-sum-

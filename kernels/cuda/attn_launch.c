@@ -129,26 +129,6 @@ size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int m
     return sizeof(float) * (size_t)B * (size_t)num_heads * (size_t)parts(v, max_context) * (size_t)(v->cfg.head_dim + 2);
 }
 
-size_t mt_cuda_attn_counters(const mt_cuda_attn *v, int B, int num_kv_heads)
-{
-    return sizeof(unsigned) * (size_t)B * (size_t)num_kv_heads * (size_t)(v->qsplit > 1 ? v->qsplit : 1);
-}
-
-/* Whether the partial kernel merges P partitions itself: ring variants,
- * with the caller's counters, where the block's maxima, sums and weights
- * (attn.cu merge_last: 2 group x P + group floats) fit in the ring's shared
- * memory; MOETUNE_CUDA_ATTN_FUSED_MERGE=0 keeps the merge kernel (to
- * compare). */
-static int fused_merge(const mt_cuda_attn *v, const mt_cuda_attn_args *a, int P)
-{
-    if (!a->counters || P < 2 || v->cfg.stage < 2) return 0;
-    const char *e = getenv("MOETUNE_CUDA_ATTN_FUSED_MERGE");
-    if (e && !strcmp(e, "0")) return 0;
-    size_t g = (size_t)(v->cfg.group / (v->qsplit > 1 ? v->qsplit : 1));
-    size_t ring = (size_t)v->cfg.warps * (size_t)v->cfg.stage * MT_CUDA_ATTN_RING_TOKENS * (size_t)v->cfg.head_dim * 4;
-    return (2 * g * (size_t)P + g) * sizeof(float) <= ring;
-}
-
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream)
 {
     if (a->num_heads != a->num_kv_heads * v->cfg.group || a->B < 1 || a->max_context < 1) return MT_EINVAL;
@@ -156,11 +136,8 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* the grid's y and z dimensions (partitions, sequences) stop at 65535 */
     if (P > 65535 || a->B > 65535) return MT_EINVAL;
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)v->cfg.head_dim);
-    const int fused = fused_merge(v, a, P);
-    mt_dptr count = fused ? a->counters : 0;
-    void *ap[] = {(void *)&a->q,         (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
-                  (void *)&a->context_lens, &max_pages,        &Hkv,                &scale,
-                  (void *)&a->workspace, &P,                  (void *)&a->out,     &count};
+    void *ap[] = {(void *)&a->q, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->block_table,
+                  (void *)&a->context_lens, &max_pages, &Hkv, &scale, (void *)&a->workspace, &P, (void *)&a->out};
     void *ar[] = {(void *)&a->workspace, &P, (void *)&a->out};
     /* grid (KV heads, partitions, sequences) and (heads, sequences): the
      * launcher takes a 1-D grid, so the 3-D one goes through launch3 */
@@ -173,7 +150,7 @@ int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_a
     /* one partition per sequence: attn_partial wrote the output itself */
     /* the merge may be placed while attn_partial's last blocks run (it
      * waits for their results itself) */
-    if (rc == MT_OK && P > 1 && !fused)
+    if (rc == MT_OK && P > 1)
         rc = mt_cuda_launch3_dependent_on(c, stream, v->reduce, g2, MT_CUDA_ATTN_REDUCE_THREADS, 0, ar);
     return rc;
 }

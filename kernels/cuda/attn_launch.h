@@ -60,16 +60,9 @@ typedef struct mt_cuda_attn_args {
     mt_dptr q, k_cache, v_cache, block_table, context_lens, out, workspace;
     int B, num_heads, num_kv_heads, max_pages, max_context;
     float scale; /* 0: 1/sqrt(head_dim) */
-    /* mt_cuda_attn_counters' bytes, zero before the first call (the kernel
-     * leaves them zero): the ring variants' partial kernel then merges the
-     * partitions itself, without the merge kernel. 0: the merge kernel. */
-    mt_dptr counters;
 } mt_cuda_attn_args;
 
 size_t mt_cuda_attn_workspace(const mt_cuda_attn *v, int B, int num_heads, int max_context);
-/* the merge counters' bytes for B sequences (one per sequence and block
- * column), for any context */
-size_t mt_cuda_attn_counters(const mt_cuda_attn *v, int B, int num_kv_heads);
 int mt_cuda_attn_enqueue(mt_cuda *c, const mt_cuda_attn *v, const mt_cuda_attn_args *a, void *stream);
 
 #endif

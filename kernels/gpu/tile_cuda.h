@@ -95,10 +95,6 @@ template <int PF> MT_DEVICE void cp_async16_pf(mt_sptr saddr, const void *gmem, 
 }
 /* 16 bytes of read-only global memory into registers, with cp_async16_pf's
  * hint */
-/* a float another block wrote during this kernel (after its fence): from
- * the L2, past the L1, which is not coherent across SMs */
-MT_DEVICE float mt_ld_cg(const float *p) { return __ldcg(p); }
-
 template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem)
 {
     uint4 u;

@@ -74,10 +74,6 @@ template <int PF> MT_DEVICE uint4 ldg16_pf(const void *gmem) { return *(const ui
 MT_DEVICE void cp_async_commit() {}
 template <int N> MT_DEVICE void cp_async_wait() {}
 
-/* a float another block wrote during this kernel (after its fence): past
- * the non-coherent L1, as CUDA's ld.global.cg */
-MT_DEVICE float mt_ld_cg(const float *p) { return *(const volatile float *)p; }
-
 MT_DEVICE u32 mt_lane32() { return __lane_id() & 31u; }
 
 /* ldmatrix.xN (b16, not transposed): lane l gives the address of row l % 8
