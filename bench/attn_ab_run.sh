@@ -18,6 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/bulk_run}
 mkdir -p "$OUT"
 echo "== $(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -44,11 +45,11 @@ for p in ${NCU:-}; do
   row=${p%@*} var=${p#*@}
   for b in $(printf '%s\n' ${BUILDS:-old bin} | awk '!seen[$0]++'); do
     tag=${b}_${row//\//_}_${var//\//_}
-    timeout 120 /usr/local/cuda/bin/ncu --clock-control none -k regex:attn_partial --launch-skip 1 --launch-count 1 \
+    timeout 120 ncu --clock-control none -k regex:attn_partial --launch-skip 1 --launch-count 1 \
       --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy \
       -o "$OUT/ncu_$tag" -f .carry/$b/cuda_attn_check --equal --reps 2 ${ARGS:-} --only "$row" --variant "$var" \
       >"$OUT/ncu_$tag.log" 2>&1
-    /usr/local/cuda/bin/ncu -i "$OUT/ncu_$tag.ncu-rep" --page details >"$OUT/ncu_$tag.txt" 2>&1
+    ncu -i "$OUT/ncu_$tag.ncu-rep" --page details >"$OUT/ncu_$tag.txt" 2>&1
     echo "== ncu $b $row $var: $(grep -E '^ +(Duration|DRAM Throughput|Registers Per Thread|Warp Cycles Per Issued Instruction) ' "$OUT/ncu_$tag.txt" | sed 's/  */ /g' | tr '\n' ';')"
   done
 done >"$OUT/ncu_summary.txt"

@@ -1034,17 +1034,23 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
     /* a config the CUDA kernel cannot take (a CPU file's, or one for a GPU
      * with more shared memory): the kernel's default, said; where the
      * default's ring does not build either (too little shared memory, or no
-     * bf16 MMA), the FMA variant */
+     * bf16 MMA), the FMA variant. A fallback that is the variant which just
+     * failed (a file's config equal to the default, or a default that is
+     * already the FMA one) is not built again. */
     for (int step = cfg.source == MT_SOURCE_DEFAULT;
          step < 2 && (!ok || rc == MT_EINVAL || rc == MT_EUNSUPPORTED || rc == MT_EPARSE); step++) {
+        mt_attn_config d = cfg;
+        if (step)
+            attn_cuda_fma_default(ps, &d);
+        else
+            attn_cuda_default(&key, B, max_context, &d);
+        mt_cuda_attn_cfg dc = cuda_attn_cfg_of(&d, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
+        if (ok && !memcmp(&dc, &c, sizeof dc)) continue;
         rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its %sdefault",
                cfg.file ? cfg.file : "(default)", ok ? why : "incomplete parameters", step ? "FMA " : "");
-        if (step)
-            attn_cuda_fma_default(ps, &cfg);
-        else
-            attn_cuda_default(&key, B, max_context, &cfg);
+        cfg = d;
         cfg.file = NULL;
-        c = cuda_attn_cfg_of(&cfg, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
+        c = dc;
         ok = 1;
         rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
     }
