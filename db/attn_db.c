@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include <sqlite3.h>
+
+#include "db_col.h"
 #include <stdio.h>
 
 #include "moetune/moetune.h"
@@ -70,7 +72,7 @@ int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t 
     int rc = sqlite3_step(q), found = 0;
     if (rc == SQLITE_ROW) {
         found = 1;
-        const char *st = (const char *)sqlite3_column_text(q, 1);
+        const char *st = mt_col_text(q, 1);
         *median = st && st[0] == 'f' ? NAN : sqlite3_column_double(q, 0);
     }
     sqlite3_finalize(q);
@@ -107,7 +109,7 @@ int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_
         r.reps = sqlite3_column_int(q, 6);
         r.rel_err = sqlite3_column_double(q, 7);
         r.floor_us = sqlite3_column_type(q, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 8);
-        r.params = (const char *)sqlite3_column_text(q, 9);
+        r.params = mt_col_text(q, 9);
         if (cb(&r, user)) break;
     }
     sqlite3_finalize(q);
@@ -127,13 +129,13 @@ int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user)
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         mt_problem p = {0};
         p.id = sqlite3_column_int64(q, 3);
-        snprintf(p.kernel, sizeof p.kernel, "%s", (const char *)sqlite3_column_text(q, 4));
-        snprintf(p.dtype, sizeof p.dtype, "%s", (const char *)sqlite3_column_text(q, 5));
+        snprintf(p.kernel, sizeof p.kernel, "%s", mt_col_text(q, 4));
+        snprintf(p.dtype, sizeof p.dtype, "%s", mt_col_text(q, 5));
         p.E = sqlite3_column_int64(q, 6);
         p.N = sqlite3_column_int64(q, 7);
         p.K = sqlite3_column_int64(q, 8);
         p.topk = sqlite3_column_int64(q, 9);
-        if (cb(sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2),
+        if (cb(sqlite3_column_int64(q, 0), mt_col_text(q, 1), mt_col_text(q, 2),
                &p, user))
             break;
     }

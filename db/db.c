@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db_col.h"
 #include "log.h"
 #include "moetune/moetune.h"
 
@@ -307,10 +308,21 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
     mt_db *db;
     int rc, status, version = 0;
     *out = NULL;
+    if (!path || !*path) {
+        /* SQLite takes "" as a private temporary database: a sweep would
+         * run, exit 0 and keep nothing */
+        snprintf(err, err_len, "the database path is empty: give a file (--db PATH), or leave --db out for the default");
+        return MT_EINVAL;
+    }
     db = calloc(1, sizeof *db);
     if (!db) return MT_ENOMEM;
     rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) goto fail_rc;
+    /* a database from elsewhere may be hostile: no SQL functions with side
+     * effects from its schema (views, triggers), no writes to its schema
+     * by pragma */
+    sqlite3_db_config(db->h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_extended_result_codes(db->h, 0);
     sqlite3_busy_timeout(db->h, 10000);
     /* Reading user_version is the first touch of the file: a file that is
@@ -671,10 +683,10 @@ int mt_db_results(mt_db *db, int64_t dev, int64_t prob, const char *status, cons
         r.problem_id = prob;
         r.M = sqlite3_column_int64(s, 0);
         r.config_id = sqlite3_column_int64(s, 1);
-        r.backend = (const char *)sqlite3_column_text(s, 2);
-        r.params = (const char *)sqlite3_column_text(s, 3);
-        r.status = (const char *)sqlite3_column_text(s, 4);
-        r.reason = (const char *)sqlite3_column_text(s, 5);
+        r.backend = mt_col_text(s, 2);
+        r.params = mt_col_text(s, 3);
+        r.status = mt_col_text(s, 4);
+        r.reason = mt_col_text(s, 5);
         r.median_us = col_real(s, 6);
         r.spread_us = col_real(s, 7);
         r.rel_err = col_real(s, 8);
@@ -734,8 +746,8 @@ int mt_db_import_get(mt_db *db, int64_t dev, int64_t prob, char **order, char **
     rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) return MT_ENOTFOUND;
     if (rc != SQLITE_ROW) return fail(db, "read import");
-    *order = strdup((const char *)sqlite3_column_text(s, 0));
-    *extra = strdup((const char *)sqlite3_column_text(s, 1));
+    *order = strdup(mt_col_text(s, 0));
+    *extra = strdup(mt_col_text(s, 1));
     sqlite3_reset(s);
     if (!*order || !*extra) {
         free(*order);
@@ -764,9 +776,9 @@ int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_re
     sqlite3_bind_int64(s, 2, N);
     sqlite3_bind_int64(s, 3, exclude_device);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        mt_related_row r = {(const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+        mt_related_row r = {mt_col_text(s, 0), mt_col_text(s, 1),
                             sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
-                            (const char *)sqlite3_column_text(s, 5), (const char *)sqlite3_column_text(s, 6),
+                            mt_col_text(s, 5), mt_col_text(s, 6),
                             col_real(s, 7)};
         if ((rc = cb(&r, user)) != 0) {
             sqlite3_reset(s);
@@ -790,7 +802,7 @@ int mt_db_other_shapes(mt_db *db, int64_t device, int64_t problem, const char *d
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         mt_shape_row r = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
                           sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
-                          (const char *)sqlite3_column_text(s, 6), col_real(s, 7)};
+                          mt_col_text(s, 6), col_real(s, 7)};
         if ((rc = cb(&r, user)) != 0) {
             sqlite3_reset(s);
             return rc;
@@ -827,7 +839,7 @@ int mt_db_finalists(mt_db *db, int64_t dev, int64_t prob, int64_t M, const char 
     sqlite3_bind_int64(s, 3, M);
     bind_text(s, 4, hash);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if ((rc = cb(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1), sqlite3_column_double(s, 2),
+        if ((rc = cb(sqlite3_column_int64(s, 0), mt_col_text(s, 1), sqlite3_column_double(s, 2),
                      user)) != 0) {
             sqlite3_reset(s);
             return rc;

@@ -3,6 +3,8 @@
 #include "jobs.h"
 
 #include <sqlite3.h>
+
+#include "db_col.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -118,7 +120,7 @@ int mt_db_job_status(mt_db *db, int64_t id, char *buf, size_t n)
     if (prep(db, "SELECT status FROM jobs WHERE id=?1", &q)) return MT_EDB;
     sqlite3_bind_int64(q, 1, id);
     int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) snprintf(buf, n, "%s", (const char *)sqlite3_column_text(q, 0));
+    if (rc == SQLITE_ROW) snprintf(buf, n, "%s", mt_col_text(q, 0));
     sqlite3_finalize(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_EDB;
 }
@@ -150,7 +152,7 @@ fail:
 #define JOB_COLS "id, args, device, status, attempts, assigned_device, daemon_pid, sweep_pid, done, total, best, " \
                  "message, exit_status, submitted_at, started_at, finished_at"
 
-static const char *col(sqlite3_stmt *q, int i) { return (const char *)sqlite3_column_text(q, i); }
+static const char *col(sqlite3_stmt *q, int i) { return mt_col_text(q, i); }
 
 static int each(sqlite3_stmt *q, mt_job_cb cb, void *user)
 {

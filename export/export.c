@@ -20,6 +20,22 @@
 
 struct collect { mt_best_list *l; int failed_pass; int err; };
 
+/* A config's parameters as moetune stores them: a JSON object of numbers.
+ * A row that holds anything else comes from a damaged or hostile database,
+ * and is an error, never a file. */
+static int params_ok(const char *params, int64_t M)
+{
+    cJSON *p = cJSON_Parse(params);
+    int ok = cJSON_IsObject(p) && p->child;
+    for (const cJSON *v = ok ? p->child : NULL; v; v = v->next) ok &= cJSON_IsNumber(v) || cJSON_IsBool(v);
+    cJSON_Delete(p);
+    if (!ok)
+        mt_err("the database holds a config for M=%lld whose parameters are not a JSON object of numbers ('%.60s'): "
+               "it is damaged or was not written by moetune; nothing is exported from it",
+               (long long)M, params);
+    return ok;
+}
+
 static mt_best *slot(mt_best_list *l, int64_t M)
 {
     if (l->n && l->v[l->n - 1].M == M) return &l->v[l->n - 1];
@@ -38,6 +54,7 @@ static mt_best *slot(mt_best_list *l, int64_t M)
 static int collect_row(const mt_result_row *r, void *u)
 {
     struct collect *c = u;
+    if (!params_ok(r->params, r->M)) return c->err = MT_ECORRUPT;
     mt_best *b = slot(c->l, r->M);
     if (!b) return c->err = MT_ENOMEM;
     if (c->failed_pass) {
@@ -74,6 +91,7 @@ static int fin_row(int64_t cfg, const char *params, double median, void *u)
     struct fin *f = u;
     mt_best *b = f->b;
     (void)cfg;
+    if (!params_ok(params, b->M)) return f->err = MT_ECORRUPT;
     if (f->n++ == 0) {
         char *p = strdup(params);
         if (!p) return f->err = MT_ENOMEM;
@@ -404,6 +422,7 @@ static int take_attn(const mt_attn_row *r, void *u)
 {
     struct attn_collect *a = u;
     if (a->n == 4096) return 1;
+    if (!params_ok(r->params, r->batch)) return MT_ECORRUPT;
     snprintf(a->params[a->n], sizeof a->params[0], "%s", r->params);
     a->e[a->n] = (mt_attn_entry){r->batch, r->ctx, a->params[a->n]};
     a->n++;

@@ -1,13 +1,20 @@
 /*
  * The runtime: find the config file for a problem on this device, parse it
  * once, and answer lookups from memory. Sources, first hit wins:
- * the config dir, the pulled bucket cache, the bundled configs; then the
- * user's aliases, then another device of the same architecture, then the
- * default heuristic. Every fallback is logged once; nothing aborts.
+ * the config dir, the configs this machine's sweeps wrote, the pulled bucket
+ * cache, the bundled configs; then the user's aliases, then another device
+ * of the same architecture, then the default heuristic. Every fallback is
+ * logged once; nothing aborts.
+ *
+ * Threads: lookups may run on any number of threads at once. Files are read
+ * and parsed with no lock held (a slow or hostile file stalls only the
+ * thread that asked for it); the tables they become are immutable once
+ * published under `mu`, and live until mt_runtime_close.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,6 +34,10 @@
 
 #ifndef MT_BUNDLED_DIR
 #define MT_BUNDLED_DIR "/usr/local/share/moetune/configs"
+#endif
+/* the source tree's configs/, for a library used from its build tree */
+#ifndef MT_SOURCE_CONFIGS_DIR
+#define MT_SOURCE_CONFIGS_DIR ""
 #endif
 
 /* Files larger than this are not configs: refuse them before reading. */
@@ -49,8 +60,20 @@ typedef struct table {
 
 #define NBUCKETS 64
 
+/* the folders searched, in order, and the source each one reports */
+#define NDIRS 4
+static const int dir_source[NDIRS] = {MT_SOURCE_CONFIG_DIR, MT_SOURCE_TUNED, MT_SOURCE_CACHE, MT_SOURCE_BUNDLED};
+
+/* an attention file read once, by name: text NULL when no source has it */
+struct attn_file {
+    struct attn_file *next;
+    char name[512];
+    char *text, *path;
+    int source;
+};
+
 struct mt_runtime {
-    char *dirs[3];      /* config dir, cache, bundled; NULL when absent */
+    char *dirs[NDIRS];  /* config dir, tuned, cache, bundled; NULL when absent */
     char device[128];
     char backend[16];
     char **aliases;
@@ -58,8 +81,9 @@ struct mt_runtime {
     mt_log_fn log;
     void *log_user;
     int log_level;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* the tables and attention files */
     table *buckets[NBUCKETS];
+    pthread_mutex_t log_mu; /* said */
     char **said;        /* messages already logged: each (file, reason) once */
     int nsaid;
     mt_pool *pool;      /* the CPU kernels' threads, made on first use */
@@ -75,9 +99,7 @@ struct mt_runtime {
     size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
     int threads;
-    /* attention files read so far, by name: text NULL when no source has it */
-    struct attn_file { char name[512]; char *text, *path; int source; } *attn;
-    int nattn;
+    struct attn_file *attn; /* attention files read so far */
 };
 
 const char *mt_config_source_str(int s)
@@ -89,6 +111,7 @@ const char *mt_config_source_str(int s)
     case MT_SOURCE_ALIAS: return "alias";
     case MT_SOURCE_SAME_ARCH: return "same architecture";
     case MT_SOURCE_DEFAULT: return "default";
+    case MT_SOURCE_TUNED: return "tuned";
     }
     return "unknown";
 }
@@ -104,18 +127,39 @@ static void rt_log(mt_runtime *rt, int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (level <= MT_LOG_WARN) {
+        /* lookups log from many threads: the list of what was said is shared */
+        pthread_mutex_lock(&rt->log_mu);
         for (int i = 0; i < rt->nsaid; i++)
-            if (strcmp(rt->said[i], msg) == 0) return;
+            if (strcmp(rt->said[i], msg) == 0) {
+                pthread_mutex_unlock(&rt->log_mu);
+                return;
+            }
         char **s = realloc(rt->said, (size_t)(rt->nsaid + 1) * sizeof *s);
         if (s) {
             rt->said = s;
             if ((s[rt->nsaid] = strdup(msg))) rt->nsaid++;
         }
+        pthread_mutex_unlock(&rt->log_mu);
     }
     rt->log(level, msg, rt->log_user);
 }
 
 static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+static int is_dir(const char *path)
+{
+    struct stat sb;
+    return path && *path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A folder under $XDG_<kind>_HOME, else under ~/<fallback>; "" when neither is set. */
+static void xdg_path(char *out, size_t n, const char *var, const char *fallback, const char *tail)
+{
+    const char *xdg = getenv(var), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(out, n, "%s/%s", xdg, tail);
+    else if (home && *home) snprintf(out, n, "%s/%s/%s", home, fallback, tail);
+    else out[0] = 0;
+}
 
 int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
 {
@@ -128,22 +172,23 @@ int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
     rt = calloc(1, sizeof *rt);
     if (!rt) return MT_ENOMEM;
     pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->log_mu, NULL);
     pthread_mutex_init(&rt->run_mu, NULL);
     rt->log = o->log;
     rt->log_user = o->log_user;
     rt->log_level = o->log_level;
     rt->allow_stale = o->allow_stale;
     rt->dirs[0] = dup_or_null(o->config_dir ? o->config_dir : getenv("MOETUNE_CONFIG_DIR"));
-    if (o->cache_dir) {
-        rt->dirs[1] = dup_or_null(o->cache_dir);
-    } else {
-        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-        if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/moetune/bucket", xdg);
-        else if (home && *home) snprintf(buf, sizeof buf, "%s/.cache/moetune/bucket", home);
-        else buf[0] = 0;
-        rt->dirs[1] = dup_or_null(buf);
-    }
-    rt->dirs[2] = dup_or_null(o->bundled_dir ? o->bundled_dir : MT_BUNDLED_DIR);
+    /* where `moetune sweep` writes by default: what this machine measured */
+    if (!o->tuned_dir) xdg_path(buf, sizeof buf, "XDG_DATA_HOME", ".local/share", "moetune/configs");
+    rt->dirs[1] = dup_or_null(o->tuned_dir ? o->tuned_dir : buf);
+    if (!o->cache_dir) xdg_path(buf, sizeof buf, "XDG_CACHE_HOME", ".cache", "moetune/bucket");
+    rt->dirs[2] = dup_or_null(o->cache_dir ? o->cache_dir : buf);
+    /* the install prefix's configs; from a build tree that was never
+     * installed, the source tree's */
+    if (o->bundled_dir) rt->dirs[3] = dup_or_null(o->bundled_dir);
+    else if (!is_dir(MT_BUNDLED_DIR) && is_dir(MT_SOURCE_CONFIGS_DIR)) rt->dirs[3] = dup_or_null(MT_SOURCE_CONFIGS_DIR);
+    else rt->dirs[3] = dup_or_null(MT_BUNDLED_DIR);
     snprintf(rt->backend, sizeof rt->backend, "%s", o->backend ? o->backend : "cpu");
     rt->device_index = o->device_index;
     if (o->kernel_cache_dir) {
@@ -178,9 +223,21 @@ int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
     for (int i = 0; i < na; i++) rt->aliases[i] = strdup(o->aliases[i]);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     rt->threads = n > 0 ? (int)n : 1;
-    rt_log(rt, MT_LOG_INFO, "runtime for %s (%s): config dir %s, cache %s, bundled %s", rt->device, rt->backend,
-           rt->dirs[0] ? rt->dirs[0] : "(none)", rt->dirs[1] ? rt->dirs[1] : "(none)",
-           rt->dirs[2] ? rt->dirs[2] : "(none)");
+    /* a folder that is there but cannot be searched would hide its configs
+     * without a word: say so once, and search the others */
+    for (int d = 0; d < NDIRS; d++) {
+        struct stat sb;
+        if (!rt->dirs[d] || stat(rt->dirs[d], &sb) != 0) continue;
+        if (!S_ISDIR(sb.st_mode) || access(rt->dirs[d], R_OK | X_OK) != 0) {
+            rt_log(rt, MT_LOG_WARN, "the %s folder '%s' %s: its configs are not used", mt_config_source_str(dir_source[d]),
+                   rt->dirs[d], S_ISDIR(sb.st_mode) ? "cannot be read" : "is not a folder");
+            free(rt->dirs[d]);
+            rt->dirs[d] = NULL;
+        }
+    }
+    rt_log(rt, MT_LOG_INFO, "runtime for %s (%s): config dir %s, tuned %s, cache %s, bundled %s", rt->device,
+           rt->backend, rt->dirs[0] ? rt->dirs[0] : "(none)", rt->dirs[1] ? rt->dirs[1] : "(none)",
+           rt->dirs[2] ? rt->dirs[2] : "(none)", rt->dirs[3] ? rt->dirs[3] : "(none)");
     *out = rt;
     return MT_OK;
 }
@@ -202,17 +259,18 @@ void mt_runtime_close(mt_runtime *rt)
             nx = t->next;
             table_free(t);
         }
-    for (int i = 0; i < 3; i++) free(rt->dirs[i]);
+    for (int i = 0; i < NDIRS; i++) free(rt->dirs[i]);
     for (int i = 0; rt->aliases && rt->aliases[i]; i++) free(rt->aliases[i]);
     free(rt->aliases);
     for (int i = 0; i < rt->nsaid; i++) free(rt->said[i]);
     free(rt->said);
     mt_pool_free(rt->pool);
-    for (int i = 0; i < rt->nattn; i++) {
-        free(rt->attn[i].text);
-        free(rt->attn[i].path);
+    for (struct attn_file *a = rt->attn, *nx; a; a = nx) {
+        nx = a->next;
+        free(a->text);
+        free(a->path);
+        free(a);
     }
-    free(rt->attn);
     if (rt->cuda) {
         for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
         for (int i = 0; i < rt->navariants; i++) mt_cuda_attn_release(rt->cuda, &rt->avariants[i].v);
@@ -222,6 +280,7 @@ void mt_runtime_close(mt_runtime *rt)
     free(rt->variants);
     free(rt->avariants);
     pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->log_mu);
     pthread_mutex_destroy(&rt->run_mu);
     free(rt);
 }
@@ -279,26 +338,73 @@ static int set_param(mt_moe_config *c, const cJSON *v, char *why, size_t n)
     return 0; /* an integer parameter we do not use */
 }
 
+/* A config file's text, NUL-terminated, into *out (free it). Only a regular
+ * file of at most `max` bytes: a FIFO, a device or /dev/zero behind a link
+ * is refused without blocking (O_NONBLOCK, then fstat on what was opened,
+ * so a file swapped after a check is still checked). 0, or -1 with a
+ * reason in why. */
+static int read_config(const char *path, size_t max, char **out, size_t *out_len, char *why, size_t n)
+{
+    struct stat sb;
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return snprintf(why, n, "%s", strerror(errno)), -1;
+    if (fstat(fd, &sb) != 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(why, n, "%s", S_ISDIR(sb.st_mode) ? "is a directory" : "is not a regular file");
+        close(fd);
+        return -1;
+    }
+    if ((unsigned long long)sb.st_size > max) {
+        snprintf(why, n, "is %lld bytes, more than a config file can be (%zu)", (long long)sb.st_size, max);
+        close(fd);
+        return -1;
+    }
+    char *text = malloc((size_t)sb.st_size + 2);
+    size_t len = 0;
+    if (!text) {
+        close(fd);
+        return snprintf(why, n, "out of memory"), -1;
+    }
+    /* read one byte past the size: a file that grew since fstat is cut
+     * there, never read without end */
+    while (len < (size_t)sb.st_size + 1) {
+        ssize_t k = read(fd, text + len, (size_t)sb.st_size + 1 - len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            snprintf(why, n, "%s", strerror(errno));
+            free(text);
+            close(fd);
+            return -1;
+        }
+        if (k == 0) break;
+        len += (size_t)k;
+    }
+    close(fd);
+    if (len > (size_t)sb.st_size) {
+        free(text);
+        return snprintf(why, n, "changed while it was read"), -1;
+    }
+    text[len] = 0;
+    *out = text;
+    if (out_len) *out_len = len;
+    return 0;
+}
+
 /* Read path into t's result. 0, or -1 with a reason in why. */
 static int parse_file(mt_runtime *rt, const char *path, int moetune_format, table *t, char *why, size_t n)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0) return snprintf(why, n, "%s", strerror(errno)), -1;
-    if (S_ISDIR(sb.st_mode)) return snprintf(why, n, "is a directory"), -1;
-    if (!S_ISREG(sb.st_mode)) return snprintf(why, n, "is not a regular file"), -1;
-    if ((unsigned long long)sb.st_size > MAX_FILE_BYTES)
-        return snprintf(why, n, "is %lld bytes, more than a config file can be (%u)", (long long)sb.st_size,
-                        MAX_FILE_BYTES), -1;
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(why, n, "%s", strerror(errno)), -1;
-    char *text = malloc((size_t)sb.st_size + 1);
-    size_t len = text ? fread(text, 1, (size_t)sb.st_size, f) : 0;
-    fclose(f);
-    if (!text) return snprintf(why, n, "out of memory"), -1;
-    text[len] = 0;
+    char *text;
+    size_t len;
+    if (read_config(path, MAX_FILE_BYTES, &text, &len, why, n) != 0) return -1;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     free(text);
+    (void)end;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return snprintf(why, n, "is not a JSON object (malformed or truncated)"), -1;
@@ -449,7 +555,7 @@ static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
 {
     const char *ours = mt_device_arch_of(rt->device);
     if (!ours) return 0;
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < NDIRS; d++) {
         if (!rt->dirs[d]) continue;
         DIR *dir = opendir(rt->dirs[d]);
         if (!dir) continue;
@@ -501,15 +607,26 @@ static int same_key(const table *t, const mt_moe_key *k)
            t->block_k == k->block_k && strcmp(t->dtype, k->dtype ? k->dtype : "") == 0;
 }
 
-/* Load (under the lock) the table for k. */
+/* The published table for k, or NULL (under mu). */
+static table *find_table(mt_runtime *rt, const mt_moe_key *k, unsigned h)
+{
+    for (table *t = rt->buckets[h]; t; t = t->next)
+        if (same_key(t, k)) return t;
+    return NULL;
+}
+
+/* The table for k: from memory, else read from the sources with no lock
+ * held and then published, unless another thread published it first. */
 static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
 {
     unsigned h = key_hash(k);
-    for (table *t = rt->buckets[h]; t; t = t->next)
-        if (same_key(t, k)) {
-            *out = t;
-            return MT_OK;
-        }
+    pthread_mutex_lock(&rt->mu);
+    table *have = find_table(rt, k, h);
+    pthread_mutex_unlock(&rt->mu);
+    if (have) {
+        *out = have;
+        return MT_OK;
+    }
     table *t = calloc(1, sizeof *t);
     if (!t) return MT_ENOMEM;
     t->E = k->E;
@@ -520,13 +637,13 @@ static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
     t->block_k = k->block_k;
     snprintf(t->dtype, sizeof t->dtype, "%s", k->dtype ? k->dtype : "");
     int found = 0;
-    for (int d = 0; d < 3 && !found; d++)
+    for (int d = 0; d < NDIRS && !found; d++)
         if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->device, t)) {
-            t->source = d == 0 ? MT_SOURCE_CONFIG_DIR : d == 1 ? MT_SOURCE_CACHE : MT_SOURCE_BUNDLED;
+            t->source = dir_source[d];
             found = 1;
         }
     for (int a = 0; !found && rt->aliases[a]; a++)
-        for (int d = 0; d < 3 && !found; d++)
+        for (int d = 0; d < NDIRS && !found; d++)
             if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->aliases[a], t)) {
                 t->source = MT_SOURCE_ALIAS;
                 found = 1;
@@ -548,35 +665,44 @@ static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
         rt_log(rt, MT_LOG_INFO, "E=%lld N=%lld: %d batch sizes from '%s' (%s%s)", (long long)k->E, (long long)k->N,
                t->n, t->file, mt_config_source_str(t->source), t->foreign ? ", foreign" : "");
     }
-    t->next = rt->buckets[h];
-    rt->buckets[h] = t;
+    pthread_mutex_lock(&rt->mu);
+    if ((have = find_table(rt, k, h))) {
+        /* another thread read the same key meanwhile: keep the first */
+        table_free(t);
+        t = have;
+    } else {
+        t->next = rt->buckets[h];
+        rt->buckets[h] = t;
+    }
+    pthread_mutex_unlock(&rt->mu);
     *out = t;
     return MT_OK;
 }
 
+/* The sizes a lookup takes: far beyond any model, and small enough that
+ * no arithmetic on them (M x topk, the default's powers of two) overflows. */
+#define MAX_DIM (INT64_C(1) << 31)
+#define MAX_BATCH (INT64_C(1) << 40)
+
 static int check_key(const mt_moe_key *k)
 {
-    return k && k->E > 0 && k->N > 0 && k->K >= 0 && k->topk >= 0 && k->block_n >= 0 && k->block_k >= 0 &&
-           (!k->dtype || strlen(k->dtype) < 32);
+    return k && k->E > 0 && k->E <= MAX_DIM && k->N > 0 && k->N <= MAX_DIM && k->K >= 0 && k->K <= MAX_DIM &&
+           k->topk >= 0 && k->topk <= MAX_DIM && k->block_n >= 0 && k->block_n <= MAX_DIM && k->block_k >= 0 &&
+           k->block_k <= MAX_DIM && (!k->dtype || strlen(k->dtype) < 32);
 }
 
 int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *k)
 {
     table *t;
     if (!rt || !check_key(k)) return MT_EINVAL;
-    pthread_mutex_lock(&rt->mu);
-    int rc = load(rt, k, &t);
-    pthread_mutex_unlock(&rt->mu);
-    return rc;
+    return load(rt, k, &t);
 }
 
 int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *k, int64_t M, mt_moe_config *out)
 {
     table *t;
-    if (!rt || !check_key(k) || !out || M < 1) return MT_EINVAL;
-    pthread_mutex_lock(&rt->mu);
+    if (!rt || !check_key(k) || !out || M < 1 || M > MAX_BATCH) return MT_EINVAL;
     int rc = load(rt, k, &t);
-    pthread_mutex_unlock(&rt->mu);
     if (rc != MT_OK) return rc;
     if (t->source == MT_SOURCE_DEFAULT) {
         config_init(out);
@@ -613,62 +739,57 @@ int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *k, int64_t M, mt_moe
 
 /* ---- attention decode ---- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, k;
-    char chunk[4096];
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + k + 1 > cap) {
-            cap = (len + k + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, k);
-        len += k;
-    }
-    fclose(f);
-    if (buf) buf[len] = 0;
-    return buf;
-}
-
-/* The file of a name, read once: the first source that has it */
+/* The file of a name, read once: the first source that has it. Read with
+ * no lock held, then published unless another thread was first; the
+ * entries never move or change once published. */
 static struct attn_file *attn_file(mt_runtime *rt, const char *name)
 {
-    for (int i = 0; i < rt->nattn; i++)
-        if (!strcmp(rt->attn[i].name, name)) return &rt->attn[i];
-    struct attn_file *nx = realloc(rt->attn, (size_t)(rt->nattn + 1) * sizeof *nx);
-    if (!nx) return NULL;
-    rt->attn = nx;
-    struct attn_file *a = &rt->attn[rt->nattn++];
-    memset(a, 0, sizeof *a);
+    struct attn_file *a;
+    pthread_mutex_lock(&rt->mu);
+    for (a = rt->attn; a && strcmp(a->name, name); a = a->next) {}
+    pthread_mutex_unlock(&rt->mu);
+    if (a) return a;
+    if (!(a = calloc(1, sizeof *a))) return NULL;
     snprintf(a->name, sizeof a->name, "%s", name);
     a->source = MT_SOURCE_DEFAULT;
-    for (int d = 0; d < 3 && !a->text; d++) {
+    for (int d = 0; d < NDIRS && !a->text; d++) {
         if (!rt->dirs[d]) continue;
-        char path[4400];
+        char path[4400], why[256], params[512];
+        char *text;
         snprintf(path, sizeof path, "%s/%s", rt->dirs[d], name);
-        char *text = slurp(path);
-        if (!text) continue;
-        char why[256], params[512];
+        struct stat sb;
+        if (stat(path, &sb) != 0) continue; /* not in this source */
         /* a file that cannot answer is reported and passed over */
+        if (read_config(path, MAX_FILE_BYTES, &text, NULL, why, sizeof why) != 0) {
+            rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
+            continue;
+        }
         if (mt_attn_config_pick(text, 1, 1, params, sizeof params, NULL, NULL, why, sizeof why) != MT_OK) {
-            rt_log(rt, MT_LOG_WARN, "%s: %s; skipped", path, why);
+            rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
             free(text);
             continue;
         }
+        if (!(a->path = strdup(path))) {
+            free(text);
+            break;
+        }
         a->text = text;
-        a->path = strdup(path);
-        a->source = d == 0 ? MT_SOURCE_CONFIG_DIR : d == 1 ? MT_SOURCE_CACHE : MT_SOURCE_BUNDLED;
+        a->source = dir_source[d];
     }
-    if (!a->text) rt_log(rt, MT_LOG_INFO, "no %s in the config dir, cache or bundled configs: the default config", name);
+    if (!a->text) rt_log(rt, MT_LOG_INFO, "no %s in the config dir, tuned, cache or bundled configs: the default config", name);
+    pthread_mutex_lock(&rt->mu);
+    struct attn_file *have;
+    for (have = rt->attn; have && strcmp(have->name, name); have = have->next) {}
+    if (have) {
+        free(a->text);
+        free(a->path);
+        free(a);
+        a = have;
+    } else {
+        a->next = rt->attn;
+        rt->attn = a;
+    }
+    pthread_mutex_unlock(&rt->mu);
     return a;
 }
 
@@ -715,15 +836,15 @@ static void attn_cuda_default(const mt_attn_key *k, int64_t batch, int64_t ctx, 
 
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)
 {
-    if (!rt || !k || !out || batch < 1 || ctx < 1 || k->num_heads < 1 || k->num_kv_heads < 1 ||
-        k->num_heads % k->num_kv_heads || k->head_dim < 1 || k->page_size < 1)
+    if (!rt || !k || !out || batch < 1 || batch > MAX_BATCH || ctx < 1 || ctx > MAX_BATCH || k->num_heads < 1 ||
+        k->num_heads > MAX_DIM || k->num_kv_heads < 1 || k->num_heads % k->num_kv_heads || k->head_dim < 1 ||
+        k->head_dim > MAX_DIM || k->page_size < 1 || k->page_size > MAX_DIM || (k->dtype && strlen(k->dtype) >= 32))
         return MT_EINVAL;
     mt_attn_name nm = {k->num_heads, k->num_kv_heads, k->head_dim, k->page_size, "", ""};
     snprintf(nm.device, sizeof nm.device, "%s", rt->device);
     snprintf(nm.dtype, sizeof nm.dtype, "%s", k->dtype ? k->dtype : "bf16");
     char name[512];
     if (mt_attn_name_format(name, sizeof name, &nm) != MT_OK) return MT_EINVAL;
-    pthread_mutex_lock(&rt->mu);
     struct attn_file *a = attn_file(rt, name);
     char params[512] = "", why[256];
     int rc = MT_OK;
@@ -732,7 +853,6 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
     if (!a) rc = MT_ENOMEM;
     else if (a->text)
         rc = mt_attn_config_pick(a->text, batch, ctx, params, sizeof params, &out->batch_key, &out->ctx_key, why, sizeof why);
-    pthread_mutex_unlock(&rt->mu);
     if (rc != MT_OK) return rc;
     if (a->text) {
         cJSON *p = cJSON_Parse(params);
@@ -815,7 +935,9 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
 {
     mt_moe_config cfg;
     mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
-    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E) return MT_EINVAL;
+    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E || E > MAX_DIM ||
+        M > MAX_BATCH / topk)
+        return MT_EINVAL;
     if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
     key.dtype = dtype == MT_DTYPE_FP32 ? "fp32" : NULL;
     int rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
@@ -905,7 +1027,7 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
     mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
     char why[512];
     if (!rt || !x || !w1 || !w2 || !topk_ids || !topk_weights || !out || M < 1 || topk < 1 || topk > E ||
-        N % 8 || K % 8 || E > 1024 || M * topk > 1 << 30)
+        N % 8 || K % 8 || E > 1024 || M > (1 << 30) / topk)
         return MT_EINVAL;
     if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
     if (strcmp(rt->backend, "cuda") != 0) {

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "device.h"
+#include "hip_rt.h"
 #include "moetune/moetune.h"
 #include "util.h"
 
@@ -16,16 +18,21 @@ static const char usage[] =
     "Print, as JSON, the config the runtime uses for M tokens: the parameters,\n"
     "the file and source that served them, and the batch-size key chosen\n"
     "(the nearest to M, ties to the first in the file, as vLLM chooses).\n"
-    "  --device-name NAME    device as vLLM spells it, e.g. NVIDIA_H100_80GB_HBM3\n"
-    "                        (default: this machine's CPU)\n"
-    "  --backend cpu|cuda|hip  whose kernels the config is for (default: cuda when\n"
-    "                        --device-name is a GPU, else cpu)\n"
+    "  --device auto|cpu|cuda:N|hip:N  the device of this machine whose configs are\n"
+    "                        looked up (default auto: the first GPU, else the CPU, as\n"
+    "                        `moetune sweep --device auto` picks; said on stderr)\n"
+    "  --device-name NAME    any device, as vLLM spells it, e.g. NVIDIA_H100_80GB_HBM3\n"
+    "  --backend cpu|cuda|hip  whose kernels the config is for (default: the device's)\n"
     "  --dtype DTYPE         vLLM's dtype field, e.g. fp8_w8a8 (default: none, bf16/fp16)\n"
     "  --block-shape N,K     vLLM's block_shape field\n"
     "  --hidden K --topk T   also look for moetune-format files\n"
     "  --config-dir DIR      searched first (default: $MOETUNE_CONFIG_DIR)\n"
-    "  --cache-dir DIR       the pulled bucket cache\n"
-    "  --bundled-dir DIR     the installed configs\n"
+    "  --tuned-dir DIR       what `moetune sweep` wrote (default:\n"
+    "                        $XDG_DATA_HOME/moetune/configs)\n"
+    "  --cache-dir DIR       the pulled bucket cache (default:\n"
+    "                        $XDG_CACHE_HOME/moetune/bucket)\n"
+    "  --bundled-dir DIR     the installed configs (default: the install prefix's, or\n"
+    "                        the source tree's configs/ from a build tree)\n"
     "  --alias NAME          a device whose files this one may read (repeatable)\n"
     "  --allow-stale         use configs measured with other kernel sources\n";
 
@@ -46,12 +53,14 @@ int cmd_lookup(int argc, char **argv)
         {"topk", required_argument, 0, 'k'}, {"config-dir", required_argument, 0, 'c'},
         {"cache-dir", required_argument, 0, 'C'}, {"bundled-dir", required_argument, 0, 'B'},
         {"alias", required_argument, 0, 'a'}, {"allow-stale", no_argument, 0, 'S'},
+        {"device", required_argument, 0, 'D'}, {"tuned-dir", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     mt_runtime_options ro = MT_RUNTIME_OPTIONS_INIT;
     mt_moe_key key = {0, 0, 0, 0, NULL, 0, 0};
     int64_t M = 0;
     const char *aliases[17] = {0};
     int na = 0, c, st;
+    const char *device = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         st = 0;
@@ -61,7 +70,14 @@ int cmd_lookup(int argc, char **argv)
         case 'M': st = mt_parse_int_opt("lookup", "--batch", optarg, 1, 1 << 30, &M); break;
         case 'K': st = mt_parse_int_opt("lookup", "--hidden", optarg, 1, 1 << 24, &key.K); break;
         case 'k': st = mt_parse_int_opt("lookup", "--topk", optarg, 1, 1 << 16, &key.topk); break;
-        case 'd': ro.device_name = optarg; break;
+        case 'd':
+            if (!*optarg)
+                return mt_usage_error("lookup", "--device-name '': expected a device as vLLM spells it, e.g. "
+                                                "NVIDIA_H100_80GB_HBM3 (`moetune devices` lists this machine's)");
+            ro.device_name = optarg;
+            break;
+        case 'D': device = optarg; break;
+        case 'T': ro.tuned_dir = optarg; break;
         case 'b': ro.backend = optarg; break;
         case 't': key.dtype = optarg; break;
         case 's': {
@@ -88,10 +104,40 @@ int cmd_lookup(int argc, char **argv)
     if (!key.E || !key.N || !M) return mt_usage_error("lookup", "--experts, --intermediate and --batch are required");
     if (ro.backend && strcmp(ro.backend, "cpu") && strcmp(ro.backend, "cuda") && strcmp(ro.backend, "hip"))
         return mt_usage_error("lookup", "--backend '%s': expected cpu, cuda or hip", ro.backend);
+    if (device && ro.device_name)
+        return mt_usage_error("lookup", "--device and --device-name: give one (--device for this machine's, "
+                                        "--device-name for any device)");
+    char picked[128] = "";
+    if (!ro.device_name) {
+        /* this machine's device, picked as the sweep picks it */
+        mt_device_spec spec, res;
+        char note[512];
+        if (mt_device_spec_parse(device ? device : "auto", &spec) != MT_OK)
+            return mt_usage_error("lookup", "--device '%s': expected auto, cpu, cuda:N or hip:N", device);
+        int rc = mt_device_resolve(&spec, &res, note, sizeof note);
+        if (rc != MT_OK) return mt_fail("lookup", "--device %s: %s", device ? device : "auto", note);
+        if (res.kind == MT_BACKEND_CUDA) {
+            mt_device_info d;
+            char why[256];
+            if (mt_device_cuda_info(res.index, &d, why, sizeof why) != MT_OK)
+                return mt_fail("lookup", "cuda:%d: %s", res.index, why);
+            snprintf(picked, sizeof picked, "%s", d.name);
+        } else if (res.kind == MT_BACKEND_HIP) {
+            mt_hip_kfd_gpu g;
+            char why[256];
+            if (mt_hip_kfd_gpu_at(res.index, &g, why, sizeof why) != MT_OK)
+                return mt_fail("lookup", "hip:%d: %s", res.index, why);
+            snprintf(picked, sizeof picked, "%s", g.vllm_name);
+        } else {
+            mt_device_cpu_name(picked, sizeof picked, NULL, 0);
+        }
+        ro.device_name = picked;
+        if (!ro.backend) ro.backend = mt_backend_name(res.kind);
+        fprintf(stderr, "moetune lookup: device %s (%s:%d%s%s)\n", picked, mt_backend_name(res.kind), res.index,
+                note[0] ? "; " : "", note);
+    }
     if (!ro.backend)
-        ro.backend = !ro.device_name || !strncmp(ro.device_name, "CPU_", 4) ? "cpu"
-                     : !strncmp(ro.device_name, "AMD", 3)                  ? "hip"
-                                                                          : "cuda";
+        ro.backend = !strncmp(ro.device_name, "CPU_", 4) ? "cpu" : !strncmp(ro.device_name, "AMD", 3) ? "hip" : "cuda";
     ro.aliases = aliases;
     ro.log = mt_cli_log;
     ro.log_level = MT_LOG_WARN;

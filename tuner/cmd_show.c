@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "moetune/moetune.h"
 #include "report.h"
 #include "util.h"
 
@@ -60,7 +61,11 @@ int cmd_show(int argc, char **argv)
     if (json) printf("],\"imported_files\":%d}\n", fc.n);
     else if (ctx.n == 0) printf("no measurements yet: run 'moetune sweep'\n");
     if (!json && fc.n) printf("\n%d imported vLLM file(s): 'moetune export --format vllm' writes them out\n", fc.n);
-    if (rc != 0 || ctx.rc != 0) status = mt_fail("show", "cannot read the database: %s", mt_db_errmsg(db));
+    if (ctx.rc == MT_ECORRUPT)
+        status = mt_fail("show", "the database '%s' holds malformed rows (said above): it is damaged or was not "
+                                 "written by moetune", dbpath ? dbpath : "(default)");
+    else if (rc != 0 || ctx.rc != 0)
+        status = mt_fail("show", "cannot read the database: %s", mt_db_errmsg(db));
     mt_db_close(db);
     return mt_cli_finish("show", status);
 }

@@ -5,6 +5,17 @@
  * mt_status_str() gives each code a fixed English string; detail about a
  * particular failure goes to the log callback. The library never aborts and
  * never prints on its own: without a callback it is silent.
+ *
+ * Threads: the naming, parsing and status functions keep no state and may
+ * be called from any thread. One mt_runtime may be shared by any number of
+ * threads for mt_runtime_load_moe, mt_runtime_lookup_moe,
+ * mt_runtime_lookup_attention, mt_runtime_device_name and the CPU entry
+ * points (mt_fused_moe_cpu, mt_attention_decode_cpu: serialised inside);
+ * the CUDA entry points share one workspace, so their calls on one runtime
+ * must be ordered on one stream. mt_runtime_open and mt_runtime_close are not
+ * to race with anything on the same runtime, and mt_log_set is to be called
+ * before threads start. The log callback may be called from several threads
+ * at once.
  */
 #ifndef MOETUNE_MOETUNE_H
 #define MOETUNE_MOETUNE_H
@@ -140,12 +151,18 @@ const char *mt_device_arch_of(const char *vllm_name);
 
 typedef struct mt_runtime mt_runtime;
 
+/* The folders searched, first hit wins: config_dir, tuned_dir (what
+ * `moetune sweep` on this machine wrote), cache_dir (what `moetune pull`
+ * fetched), bundled_dir (what came with moetune). A folder that exists but
+ * cannot be read is reported once and skipped. */
 typedef struct mt_runtime_options {
     /* searched first; NULL: $MOETUNE_CONFIG_DIR (unset: skipped) */
     const char *config_dir;
     /* the pulled bucket cache; NULL: $XDG_CACHE_HOME/moetune/bucket or ~/.cache/moetune/bucket */
     const char *cache_dir;
-    /* the installed configs; NULL: the share/moetune/configs of the install prefix */
+    /* the installed configs; NULL: the share/moetune/configs of the install
+     * prefix, or, where that does not exist (a build tree never installed),
+     * the configs/ folder of the source tree it was built from */
     const char *bundled_dir;
     /* the device whose configs are looked up, spelled as vLLM spells it
      * (e.g. "NVIDIA_H100_80GB_HBM3", "CPU_..."); NULL: the CPU of this machine */
@@ -167,8 +184,11 @@ typedef struct mt_runtime_options {
     /* backend "cuda": where compiled kernel variants are cached; NULL:
      * $XDG_CACHE_HOME/moetune/cuda (or ~/.cache/moetune/cuda) */
     const char *kernel_cache_dir;
+    /* the configs `moetune sweep` writes by default; NULL:
+     * $XDG_DATA_HOME/moetune/configs (or ~/.local/share/moetune/configs) */
+    const char *tuned_dir;
 } mt_runtime_options;
-#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN, 0, NULL}
+#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN, 0, NULL, NULL}
 
 /* Open a runtime context. opts may be NULL (defaults). */
 int mt_runtime_open(mt_runtime **out, const mt_runtime_options *opts);
@@ -186,7 +206,8 @@ typedef struct mt_moe_key {
     int64_t block_n, block_k;
 } mt_moe_key;
 
-/* Where a config came from, first hit wins in this order. */
+/* Where a config came from. First hit wins: config dir, tuned, cache,
+ * bundled, alias, same architecture, default. */
 enum mt_config_source {
     MT_SOURCE_CONFIG_DIR = 0, /* $MOETUNE_CONFIG_DIR or options.config_dir */
     MT_SOURCE_CACHE = 1,      /* the pulled bucket cache */
@@ -194,8 +215,9 @@ enum mt_config_source {
     MT_SOURCE_ALIAS = 3,      /* a file of an alias the user named */
     MT_SOURCE_SAME_ARCH = 4,  /* fallback: another device of the same architecture */
     MT_SOURCE_DEFAULT = 5,    /* fallback: the default heuristic */
+    MT_SOURCE_TUNED = 6,      /* what `moetune sweep` wrote on this machine (searched after the config dir) */
 };
-/* "config dir", "cache", "bundled", "alias", "same architecture", "default" */
+/* "config dir", "cache", "bundled", "alias", "same architecture", "default", "tuned" */
 const char *mt_config_source_str(int source);
 
 /* A looked-up config. Parameters absent from the file are -1. */
@@ -240,7 +262,7 @@ typedef struct mt_attn_config {
     const char *file;           /* valid while the runtime is open; NULL for the default */
 } mt_attn_config;
 /* The config for `batch` sequences of context `ctx`: the first source that
- * has the key's file for this device (config dir, cache, bundled), nearest
+ * has the key's file for this device (config dir, tuned, cache, bundled), nearest
  * batch key then nearest context key; else the backend's default
  * (MT_SOURCE_DEFAULT, reported once per key). */
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *key, int64_t batch, int64_t ctx, mt_attn_config *out);

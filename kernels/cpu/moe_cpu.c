@@ -45,16 +45,17 @@ size_t mt_moe_cpu_workspace(const mt_moe_shape *s, const mt_cpu_params *p, int64
 
 static int pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
 
+/* the power of two at or above v, at most 2^62: the loop ends for any v */
 static int64_t next_pow2(int64_t v)
 {
     int64_t p = 1;
-    while (p < v) p <<= 1;
+    while (p < v && p < (INT64_C(1) << 62)) p <<= 1;
     return p;
 }
 
 int64_t mt_cpu_max_block_m(int64_t M, int64_t topk)
 {
-    int64_t v = next_pow2(M * topk);
+    int64_t v = next_pow2(topk > 0 && M > INT64_MAX / topk ? INT64_MAX : M * topk);
     return v < 4 ? 4 : v;
 }
 
