@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ int mt_bucket_open(mt_bucket **out, const char *url, const mt_bucket_opts *o, ch
     else b->o.retries = -1;
     if (b->o.connect_timeout_s <= 0) b->o.connect_timeout_s = 10;
     if (b->o.stall_timeout_s <= 0) b->o.stall_timeout_s = 30;
+    if (b->o.total_timeout_s <= 0) b->o.total_timeout_s = 300;
     if (b->o.retries < 0) b->o.retries = 4;
     if (b->o.backoff_ms <= 0) b->o.backoff_ms = env("MOETUNE_RETRY_BACKOFF_MS") ? atol(env("MOETUNE_RETRY_BACKOFF_MS")) : 500;
     if (b->o.backoff_ms <= 0) b->o.backoff_ms = 500;
@@ -234,36 +236,43 @@ static int file_put(mt_bucket *b, const char *key, const void *data, size_t len,
     return MT_OK;
 }
 
-static int file_get(mt_bucket *b, const char *key, char **data, size_t *len, char *err, size_t n)
+static int file_get(mt_bucket *b, const char *key, size_t max, char **data, size_t *len, char *err, size_t n)
 {
     char path[4096];
+    struct stat st;
     snprintf(path, sizeof path, "%s/%s", b->base, key);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* a FIFO or a device in a shared folder must not block or stream forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         snprintf(err, n, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? MT_ENOTFOUND : MT_EIO;
     }
-    size_t cap = 65536, l = 0;
-    char *buf = malloc(cap + 1);
-    size_t k;
-    while (buf && (k = fread(buf + l, 1, cap - l, f)) > 0) {
-        l += k;
-        if (l == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, n, "%s is not a regular file: refused", path);
+        close(fd);
+        return MT_EINTEGRITY;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
+    if ((unsigned long long)st.st_size > max) {
+        snprintf(err, n, "%s is %lld bytes, more than the %zu it may be: refused", path, (long long)st.st_size, max);
+        close(fd);
+        return MT_EINTEGRITY;
+    }
+    char *buf = malloc((size_t)st.st_size + 2);
+    size_t l = 0;
+    int bad = !buf;
+    while (!bad && l <= (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + l, (size_t)st.st_size + 1 - l);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            bad = k < 0;
+            break;
+        }
+        l += (size_t)k;
+    }
+    close(fd);
+    if (bad || l > (size_t)st.st_size) {
         free(buf);
-        snprintf(err, n, "cannot read %s", path);
+        snprintf(err, n, "cannot read %s%s", path, l > (size_t)st.st_size ? ": it grew while it was read" : "");
         return buf ? MT_EIO : MT_ENOMEM;
     }
     buf[l] = 0;
@@ -274,11 +283,18 @@ static int file_get(mt_bucket *b, const char *key, char **data, size_t *len, cha
 
 /* ---- HTTP and S3 through libcurl ---- */
 
-struct sink { char *p; size_t n, cap; };
+/* a response body, cut off past max bytes (0: not wanted, dropped) */
+struct sink { char *p; size_t n, cap, max; int too_big; };
 static size_t on_data(char *ptr, size_t size, size_t nm, void *u)
 {
     struct sink *s = u;
     size_t k = size * nm;
+    if (!s->max) return k;
+    if (k > s->max - s->n || s->n > s->max) {
+        /* a body past what the object may be: stop the transfer now */
+        s->too_big = 1;
+        return 0;
+    }
     if (s->n + k + 1 > s->cap) {
         size_t c = s->cap ? s->cap : 4096;
         while (c < s->n + k + 1) c *= 2;
@@ -341,17 +357,21 @@ static int request(mt_bucket *b, const char *method, const char *url, const void
         struct curl_slist *h = NULL;
         char line[2300], sigv4[128], errbuf[CURL_ERROR_SIZE] = "";
         struct source src = {body, blen, 0};
-        if (out) out->n = 0;
+        if (out) out->n = 0, out->too_big = 0;
         if (hd) hd->etag[0] = 0;
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, b->o.connect_timeout_s);
-        /* a stall, not a slow link: less than a byte a second for so long */
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        /* a stall or a trickle: under 1 KiB a second for so long; and a
+         * bound on the whole request, however it dribbles */
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, b->o.stall_timeout_s);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, b->o.total_timeout_s);
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        struct sink discard = {NULL, 0, 0};
+        struct sink discard = {NULL, 0, 0, 0, 0};
         curl_easy_setopt(c, CURLOPT_WRITEDATA, out ? out : &discard);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
         struct hdrs ignore;
@@ -395,7 +415,10 @@ static int request(mt_bucket *b, const char *method, const char *url, const void
         curl_easy_cleanup(c);
         free(discard.p);
         int retry = 0;
-        if (cr != CURLE_OK) {
+        if (out && out->too_big) {
+            snprintf(err, n, "%s: the answer is larger than the %zu bytes it may be: refused", what, out->max);
+            return MT_EINTEGRITY;
+        } else if (cr != CURLE_OK) {
             snprintf(err, n, "%s: %s", what, errbuf[0] ? errbuf : curl_easy_strerror(cr));
             retry = 1;
         } else if (code >= 500) {
@@ -413,6 +436,11 @@ static int request(mt_bucket *b, const char *method, const char *url, const void
             return MT_ENOTFOUND;
         } else if (code >= 400) {
             snprintf(err, n, "%s: the server refused the request: HTTP %ld", what, code);
+            return MT_EIO;
+        } else if (code < 200 || code >= 300) {
+            /* a redirect's body is not the object: never taken, never followed */
+            snprintf(err, n, "%s: the server answered HTTP %ld%s, not the object: give the bucket's final URL "
+                             "(moetune follows no redirects)", what, code, code >= 300 ? " (a redirect)" : "");
             return MT_EIO;
         } else {
             return MT_OK;
@@ -466,15 +494,15 @@ int mt_bucket_put(mt_bucket *b, const char *key, const void *data, size_t len, c
     return MT_OK;
 }
 
-int mt_bucket_get(mt_bucket *b, const char *key, char **data, size_t *len, char *etag, size_t etag_n, char *err,
-                  size_t n)
+int mt_bucket_get(mt_bucket *b, const char *key, size_t max, char **data, size_t *len, char *etag, size_t etag_n,
+                  char *err, size_t n)
 {
     if (etag && etag_n) etag[0] = 0;
-    if (b->kind == B_FILE) return file_get(b, key, data, len, err, n);
+    if (b->kind == B_FILE) return file_get(b, key, max, data, len, err, n);
     char url[4096], what[512];
     key_url(b, key, url, sizeof url);
     snprintf(what, sizeof what, "GET %s", key);
-    struct sink s = {NULL, 0, 0};
+    struct sink s = {NULL, 0, 0, max, 0};
     struct hdrs h;
     int rc = request(b, "GET", url, NULL, 0, &s, &h, what, err, n);
     if (rc != MT_OK) {
@@ -533,7 +561,7 @@ int mt_bucket_list_dirs(mt_bucket *b, mt_bucket_dir_cb cb, void *user, char *err
         return MT_OK;
     }
     char url[4096];
-    struct sink s = {NULL, 0, 0};
+    struct sink s = {NULL, 0, 0, MT_BUCKET_MAX_LISTING, 0};
     int rc;
     if (b->kind == B_S3) {
         char pre[1100];

@@ -24,7 +24,8 @@ typedef struct mt_bucket_opts {
     const char *endpoint;  /* S3: e.g. http://127.0.0.1:9000; NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS */
     const char *region;    /* S3: NULL: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 */
     long connect_timeout_s; /* 0: 10 */
-    long stall_timeout_s;   /* a transfer with no byte for this long fails (0: 30) */
+    long stall_timeout_s;   /* a transfer slower than 1 KiB/s for this long fails (0: 30) */
+    long total_timeout_s;   /* one request's whole time, retries apart (0: 300) */
     int retries;            /* extra tries on 5xx and connection errors (-1: 4) */
     long backoff_ms;        /* the first wait, doubled each time (0: 500; MOETUNE_RETRY_BACKOFF_MS) */
 } mt_bucket_opts;
@@ -41,9 +42,13 @@ const char *mt_bucket_scheme(const mt_bucket *b);
 int mt_bucket_put(mt_bucket *b, const char *key, const void *data, size_t len, char *err, size_t n);
 /* Fetch key: *data malloc'ed (free it), NUL-terminated beyond len. etag
  * (may be NULL) gets the server's ETag when it sends one. MT_ENOTFOUND for
- * a missing key. */
-int mt_bucket_get(mt_bucket *b, const char *key, char **data, size_t *len, char *etag, size_t etag_n, char *err,
-                  size_t n);
+ * a missing key; MT_EINTEGRITY, at once and without a retry, for a body of
+ * more than max bytes (the transfer stops there). A redirect (3xx) is an
+ * error, never followed and never taken as the object. */
+int mt_bucket_get(mt_bucket *b, const char *key, size_t max, char **data, size_t *len, char *etag, size_t etag_n,
+                  char *err, size_t n);
+/* The largest listing a bucket may answer with */
+#define MT_BUCKET_MAX_LISTING (8u << 20)
 /* The folders directly under the prefix (S3: common prefixes; file:
  * directories; HTTP: a JSON directory listing such as nginx's autoindex).
  * MT_EUNSUPPORTED when the server gives no listing. */

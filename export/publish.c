@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,10 @@
 #include "moetune/moetune.h"
 
 #define MANIFEST "manifest.json"
+/* what a manifest and a config file may weigh: the runtime refuses config
+ * files over 16 MiB, so nothing larger is worth fetching */
+#define MAX_MANIFEST_BYTES (4u << 20)
+#define MAX_FILE_BYTES (16u << 20)
 
 int mt_bucket_name_ok(const char *name)
 {
@@ -145,7 +150,7 @@ static int get_manifest(mt_bucket *b, const char *dev, cJSON **out, char *err, s
     size_t len = 0;
     *out = NULL;
     snprintf(key, sizeof key, "%s/%s", dev, MANIFEST);
-    int rc = mt_bucket_get(b, key, &data, &len, NULL, 0, err, n);
+    int rc = mt_bucket_get(b, key, MAX_MANIFEST_BYTES, &data, &len, NULL, 0, err, n);
     if (rc == MT_ENOTFOUND) return MT_ENOTFOUND;
     if (rc != MT_OK) return rc;
     cJSON *j = cJSON_Parse(data);
@@ -349,8 +354,101 @@ static int is_hex64(const char *s)
     return 1;
 }
 
-/* One device: fetch what changed into temporaries, check everything, then
- * rename them all into place. */
+/* Every entry of a device's manifest, checked before anything is fetched:
+ * a name that stays inside the cache, is a config file of this device (a
+ * device's folder never carries another device's files: they would be
+ * served to that device) and appears once; a sha256 and a size within
+ * bounds. 0, or a status with err set. */
+static int check_manifest(const cJSON *files, const char *dev, char *err, size_t n)
+{
+    const cJSON *e;
+    int i = 0;
+    cJSON_ArrayForEach(e, files) {
+        const char *name = str_of(e, "name"), *sha = str_of(e, "sha256");
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+        char owner[256];
+        i++;
+        if (!name || !mt_bucket_name_ok(name) || !strcmp(name, MANIFEST)) {
+            snprintf(err, n, "the manifest of %s names a file '%.200s' that could escape the cache (a path, '..' or an "
+                             "odd character): refused, nothing of %s replaced", dev, name ? name : "(none)", dev);
+            return MT_EINTEGRITY;
+        }
+        if (!device_of(name, owner, sizeof owner) || strcmp(owner, dev)) {
+            snprintf(err, n, "the manifest of %s names '%.200s', which is not a config file of %s%s%s: a device's folder "
+                             "carries only its own files; refused, nothing of %s replaced",
+                     dev, name, dev, owner[0] && device_of(name, owner, sizeof owner) ? " but of " : "",
+                     device_of(name, owner, sizeof owner) ? owner : "", dev);
+            return MT_EINTEGRITY;
+        }
+        const cJSON *o;
+        int j = 0;
+        cJSON_ArrayForEach(o, files) {
+            if (++j >= i) break;
+            const char *other = str_of(o, "name");
+            if (other && !strcmp(other, name)) {
+                snprintf(err, n, "the manifest of %s names %s twice: refused, nothing of %s replaced", dev, name, dev);
+                return MT_EINTEGRITY;
+            }
+        }
+        if (!is_hex64(sha) || !cJSON_IsNumber(size) || size->valuedouble < 0 ||
+            size->valuedouble != (double)(size_t)size->valuedouble) {
+            snprintf(err, n, "the manifest of %s lacks a sha256 or size for %s", dev, name);
+            return MT_EPARSE;
+        }
+        if (size->valuedouble > MAX_FILE_BYTES) {
+            snprintf(err, n, "the manifest of %s gives %s as %.0f bytes, more than a config file can be (%u): refused, "
+                             "nothing of %s replaced", dev, name, size->valuedouble, MAX_FILE_BYTES, dev);
+            return MT_EINTEGRITY;
+        }
+    }
+    return MT_OK;
+}
+
+/* Write text to path through a temporary and a rename: a reader sees the
+ * old file or the new one, never a part, and a link at path is replaced,
+ * not followed. */
+static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t n)
+{
+    char tmp[4800];
+    snprintf(tmp, sizeof tmp, "%.4700s.%d.tmp", path, (int)getpid());
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return snprintf(err, n, "cannot write %.800s: %s", tmp, strerror(errno)), MT_EIO;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = write(fd, text + off, len - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        off += (size_t)k;
+    }
+    int e = off < len ? (errno ? errno : ENOSPC) : 0;
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) {
+        unlink(tmp);
+        snprintf(err, n, "cannot write %.800s: %s", path, strerror(e));
+        return MT_EIO;
+    }
+    return MT_OK;
+}
+
+/* A folder inside the cache, made if missing; a link or a file there is
+ * refused (it would carry writes outside the cache). */
+static int own_dir(const char *dir, char *err, size_t n)
+{
+    struct stat sb;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return snprintf(err, n, "cannot create %.800s: %s", dir, strerror(errno)), MT_EIO;
+    if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, n, "%.800s is not a folder (a link or a file): refused; remove it", dir);
+        return MT_EINTEGRITY;
+    }
+    return MT_OK;
+}
+
+/* One device: check its manifest whole, fetch what changed into
+ * temporaries, check each against the manifest, then rename them all into
+ * place. */
 static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publish_progress progress, void *user,
                        mt_pull_stats *st, char *err, size_t n)
 {
@@ -362,24 +460,17 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
     if (rc != MT_OK) return rc;
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(man, "files"), *e;
     int nf = cJSON_GetArraySize(files), k = 0, staged = 0;
+    if ((rc = check_manifest(files, dev, err, n)) != MT_OK) {
+        cJSON_Delete(man);
+        return rc;
+    }
     char (*tmp)[4400] = calloc((size_t)nf + 1, sizeof *tmp), (*dst)[4400] = calloc((size_t)nf + 1, sizeof *dst);
     if (!tmp || !dst) rc = MT_ENOMEM;
     cJSON_ArrayForEach(e, files) {
         if (rc != MT_OK) break;
         const char *name = str_of(e, "name"), *sha = str_of(e, "sha256");
-        const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+        size_t size = (size_t)cJSON_GetObjectItemCaseSensitive(e, "size")->valuedouble;
         k++;
-        if (!name || !mt_bucket_name_ok(name)) {
-            snprintf(err, n, "the manifest of %s names a file '%s' that could escape the cache (a path, '..' or an "
-                             "odd character): refused, nothing of %s replaced", dev, name ? name : "(none)", dev);
-            rc = MT_EINTEGRITY;
-            break;
-        }
-        if (!is_hex64(sha) || !cJSON_IsNumber(size) || size->valuedouble < 0) {
-            snprintf(err, n, "the manifest of %s lacks a sha256 or size for %s", dev, name);
-            rc = MT_EPARSE;
-            break;
-        }
         char path[4400], have[65];
         size_t hlen = 0;
         snprintf(path, sizeof path, "%s/%s", cache, name);
@@ -392,29 +483,44 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         char key[600], *data = NULL, got[65];
         size_t len = 0;
         snprintf(key, sizeof key, "%s/%s", dev, name);
-        rc = mt_bucket_get(b, key, &data, &len, NULL, 0, err, n);
+        /* no more than the manifest says: an endless body stops there */
+        rc = mt_bucket_get(b, key, size, &data, &len, NULL, 0, err, n);
         if (rc == MT_ENOTFOUND) {
             snprintf(err, n, "the manifest of %s names %s, which the bucket lacks: nothing of %s replaced", dev, name, dev);
             break;
         }
+        if (rc == MT_EINTEGRITY) {
+            char e2[1024];
+            snprintf(e2, sizeof e2, "%.900s (the size its manifest gives): nothing of %s replaced", err, dev);
+            snprintf(err, n, "%s", e2);
+            break;
+        }
         if (rc != MT_OK) break;
         mt_sha256_hex(data, len, got);
-        if (strcmp(got, sha) || (double)len != size->valuedouble) {
+        if (strcmp(got, sha) || len != size) {
             snprintf(err, n, "%s does not match its manifest (sha256 %.12s... and %zu bytes, the manifest says %.12s... "
-                             "and %.0f): refused, nothing of %s replaced", key, got, len, sha, size->valuedouble, dev);
+                             "and %zu): refused, nothing of %s replaced", key, got, len, sha, size, dev);
             free(data);
             rc = MT_EINTEGRITY;
             break;
         }
         snprintf(dst[staged], sizeof dst[staged], "%s", path);
         snprintf(tmp[staged], sizeof tmp[staged], "%s/.pull.%d.%s", cache, (int)getpid(), name);
-        FILE *f = fopen(tmp[staged], "wb");
-        int ok = f && fwrite(data, 1, len, f) == len;
-        if (f) ok = (fclose(f) == 0) && ok;
+        unlink(tmp[staged]);
+        int fd = open(tmp[staged], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        size_t off = 0;
+        while (fd >= 0 && off < len) {
+            ssize_t w = write(fd, data + off, len - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+        int werr = fd < 0 ? errno : off < len ? (errno ? errno : ENOSPC) : 0;
+        if (fd >= 0 && close(fd) != 0 && !werr) werr = errno;
         free(data);
         staged++;
-        if (!ok) {
-            snprintf(err, n, "cannot write %s: %s", tmp[staged - 1], strerror(errno));
+        if (werr) {
+            snprintf(err, n, "cannot write %s: %s", tmp[staged - 1], strerror(werr));
             rc = MT_EIO;
         }
     }
@@ -438,16 +544,13 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         /* the manifest as pulled, for the next pull and for people */
         char mdir[4400], mpath[4700];
         snprintf(mdir, sizeof mdir, "%s/.manifests", cache);
-        mkdir(mdir, 0755);
         snprintf(mpath, sizeof mpath, "%s/%s.json", mdir, dev);
         char *text = cJSON_Print(man);
-        FILE *f = text ? fopen(mpath, "w") : NULL;
-        if (f) {
-            fputs(text, f);
-            fclose(f);
-        }
+        if (!text) rc = MT_ENOMEM;
+        if (rc == MT_OK) rc = own_dir(mdir, err, n);
+        if (rc == MT_OK) rc = write_atomic(mpath, text, strlen(text), err, n);
         free(text);
-        st->devices++;
+        if (rc == MT_OK) st->devices++;
     }
     free(tmp);
     free(dst);

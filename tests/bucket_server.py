@@ -12,6 +12,9 @@ Modes:
            as a JSON line, then served as plain
   stall    accepts, reads the request and never answers
   badetag  answers a PUT with an ETag that is not the MD5 of the body
+  endless  GET of a file other than a manifest: a body that never ends
+  trickle  GET of a file other than a manifest: 5 bytes a second
+  redirect every GET answers 302 elsewhere, with the file's bytes as the body
 usage: bucket_server.py --dir DIR --port-file FILE [--mode M] [--capture FILE]
 """
 import argparse, hashlib, http.server, json, os, socket, threading, urllib.parse
@@ -81,7 +84,36 @@ class H(http.server.BaseHTTPRequestHandler):
         if not os.path.isfile(p):
             return self.answer(404, b'{"error": "not found"}')
         with open(p, "rb") as f:
-            self.answer(200, f.read())
+            body = f.read()
+        if a.mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
+        if a.mode in ("endless", "trickle") and not p.endswith("manifest.json"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if a.mode == "trickle":
+                self.send_header("Content-Length", str(len(body)))
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            try:
+                if a.mode == "trickle":
+                    for i in range(0, len(body), 5):
+                        self.wfile.write(body[i:i + 5])
+                        self.wfile.flush()
+                        threading.Event().wait(1)
+                else:
+                    chunk = b" " * 65536
+                    for _ in range(1 << 16):  # 4 GiB at most, then it stops by itself
+                        self.wfile.write(chunk)
+            except OSError:
+                pass
+            return
+        self.answer(200, body)
 
     def do_PUT(self):
         n = int(self.headers.get("Content-Length", "0"))

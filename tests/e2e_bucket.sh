@@ -73,7 +73,14 @@ H100=$TMP/fbad/NVIDIA_H100_80GB_HBM3
 f=$(ls "$H100" | grep -v manifest)
 printf ' ' >>"$H100/$f"
 expect_exit 1 "$TMP/cor" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
-expect_in "$TMP/cor" "does not match its manifest"
+expect_in "$TMP/cor" "more than the"
+cp -r "$TMP/fb" "$TMP/fbad2"
+python3 - "$TMP/fbad2/NVIDIA_H100_80GB_HBM3/$f" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read()); d[0] ^= 1; open(sys.argv[1], "wb").write(d)
+PY
+expect_exit 1 "$TMP/cor0" "$MT" pull "file://$TMP/fbad2" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
+expect_in "$TMP/cor0" "does not match its manifest"
 expect_in "$TMP/cor" "nothing of NVIDIA_H100_80GB_HBM3 replaced"
 [ ! -e "$TMP/cbad/$f" ] || fail "a corrupt file reached the cache"; ok
 # a cached copy that the manifest still names is not fetched again; when
@@ -89,7 +96,7 @@ m["files"][0]["sha256"] = "1" * 64
 json.dump(m, open(sys.argv[1], "w"))
 PY
 expect_exit 1 "$TMP/cor2" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cf" --no-db
-expect_in "$TMP/cor2" "does not match its manifest"
+expect_in "$TMP/cor2" "nothing of NVIDIA_H100_80GB_HBM3 replaced"
 cmp -s "$TMP/cf/$f" "$TMP/good" || fail "a good cached file was replaced by a corrupt one"; ok
 rm "$H100/$f"
 expect_exit 1 "$TMP/mis" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
@@ -103,6 +110,61 @@ PY
 expect_exit 1 "$TMP/esc" "$MT" pull "file://$TMP/fbad" --device NVIDIA_H100_80GB_HBM3 --cache "$TMP/cbad" --no-db
 expect_in "$TMP/esc" "could escape the cache"
 [ ! -e "$TMP/evil.json" ] && [ ! -e "$TMP/cbad/../evil.json" ] || fail "a file was written outside the cache"; ok
+# a device's folder carries only its own files: a manifest of the A100
+# that ships a file named for the H100 is refused, and nothing moves
+cp -r "$TMP/fb" "$TMP/fpo"
+A100=$TMP/fpo/NVIDIA_A100-SXM4-80GB
+h=$(ls "$TMP/fb/NVIDIA_H100_80GB_HBM3" | grep -v manifest)
+cp "$TMP/fb/NVIDIA_H100_80GB_HBM3/$h" "$A100/"
+python3 - "$A100/manifest.json" "$A100/$h" <<'PY'
+import hashlib, json, os, sys
+m = json.load(open(sys.argv[1]))
+data = open(sys.argv[2], "rb").read()
+m["files"].append({"name": os.path.basename(sys.argv[2]), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_exit 1 "$TMP/poi" "$MT" pull "file://$TMP/fpo" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cpo" --db "$TMP/po.db"
+expect_in "$TMP/poi" "not a config file of NVIDIA_A100-SXM4-80GB but of NVIDIA_H100_80GB_HBM3"
+[ -z "$(ls -A "$TMP/cpo" 2>/dev/null)" ] || fail "a poisoned manifest left files in the cache: $(ls -A "$TMP/cpo")"; ok
+expect_exit 0 "$TMP/poi2" env XDG_CACHE_HOME="$TMP/cpo-x" "$MT" lookup --experts 128 --intermediate 384 \
+  --device-name NVIDIA_H100_80GB_HBM3 --batch 64 --cache-dir "$TMP/cpo" --bundled-dir /nonexistent --tuned-dir /nonexistent
+expect_in "$TMP/poi2" '"source":"default"'
+# a name twice: refused before anything moves (the first copy would have)
+cp -r "$TMP/fb" "$TMP/fdup"
+python3 - "$TMP/fdup/NVIDIA_A100-SXM4-80GB/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["files"].append(dict(m["files"][0]))
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_exit 1 "$TMP/dup" "$MT" pull "file://$TMP/fdup" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cdup" --no-db
+expect_in "$TMP/dup" "twice"
+[ -z "$(ls -A "$TMP/cdup" 2>/dev/null)" ] || fail "a manifest with a name twice moved files: $(ls -A "$TMP/cdup")"; ok
+# the pulled manifest is written through a temporary and a rename: a link
+# planted in its place is replaced, its target untouched
+mkdir -p "$TMP/clink/.manifests"
+echo precious >"$TMP/victim"
+ln -s "$TMP/victim" "$TMP/clink/.manifests/NVIDIA_A100-SXM4-80GB.json"
+expect_exit 0 "$TMP/lnk" "$MT" pull "file://$TMP/fb" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/clink" --no-db
+[ "$(cat "$TMP/victim")" = precious ] || fail "pull wrote through a link to a file outside the cache"; ok
+[ -f "$TMP/clink/.manifests/NVIDIA_A100-SXM4-80GB.json" ] && [ ! -L "$TMP/clink/.manifests/NVIDIA_A100-SXM4-80GB.json" ] \
+  || fail "the manifest is not a plain file"; ok
+# a .manifests that is a link out of the cache is refused
+mkdir -p "$TMP/clink2" "$TMP/outside"
+ln -s "$TMP/outside" "$TMP/clink2/.manifests"
+expect_exit 1 "$TMP/lnk2" "$MT" pull "file://$TMP/fb" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/clink2" --no-db
+expect_in "$TMP/lnk2" "is not a folder"
+[ -z "$(ls -A "$TMP/outside")" ] || fail "pull wrote outside the cache"; ok
+# a FIFO where a file should be blocks nothing: refused at once
+cp -r "$TMP/fb" "$TMP/ffifo"
+g=$(ls "$TMP/ffifo/NVIDIA_A100-SXM4-80GB" | grep -v manifest)
+rm "$TMP/ffifo/NVIDIA_A100-SXM4-80GB/$g"
+mkfifo "$TMP/ffifo/NVIDIA_A100-SXM4-80GB/$g"
+expect_exit 1 "$TMP/fifo" timeout 20 "$MT" pull "file://$TMP/ffifo" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cfifo" --no-db
+expect_in "$TMP/fifo" "not a regular file"
+# a missing bucket: the error alone, no summary line
+expect_exit 1 "$TMP/nob" "$MT" pull "file://$TMP/no-such-bucket" --cache "$TMP/cnob" --no-db
+grep -q "pulled from" "$TMP/nob" && fail "a failed pull printed a summary"; ok
 expect_exit 2 "$TMP/bad1" "$MT" publish "http://user:secret@127.0.0.1:1/x" --db "$DB"
 expect_in "$TMP/bad1" "the URL holds credentials"
 grep -q secret "$TMP/bad1" "$TMP/bad1.err" && fail "the password was printed"; ok
@@ -274,6 +336,31 @@ start_server deny "$TMP/deny"
 expect_exit 1 "$TMP/dn" "$MT" publish "http://127.0.0.1:$PORT/b" --db "$DB"
 expect_in "$TMP/dn" "HTTP 403: the server refused the credentials"
 grep -q "trying again" "$TMP/dn.err" && fail "a 403 was retried"; ok
+# a body that never ends is cut at the manifest's size, at once and not
+# retried; a body at 5 bytes a second is cut by the stall limit; a redirect's
+# body is never taken for the manifest
+mkdir -p "$TMP/endl"
+cp -r "$TMP/fb/NVIDIA_A100-SXM4-80GB" "$TMP/endl/"
+start_server endless "$TMP/endl"
+t0=$(date +%s)
+expect_exit 1 "$TMP/en" timeout 60 "$MT" pull "http://127.0.0.1:$PORT" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cen" --no-db
+expect_in "$TMP/en" "larger than the"
+grep -q "trying again" "$TMP/en.err" && fail "an oversized body was fetched again"; ok
+[ $(( $(date +%s) - t0 )) -lt 30 ] || fail "the endless body was not cut"; ok
+start_server trickle "$TMP/endl"
+t0=$(date +%s)
+expect_exit 1 "$TMP/tr" timeout 60 "$MT" pull "http://127.0.0.1:$PORT" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/ctr" \
+  --no-db --stall-timeout 2 --retries 0
+[ $(( $(date +%s) - t0 )) -lt 20 ] || fail "a 5 B/s body was not cut by the stall limit"; ok
+[ -z "$(ls -A "$TMP/ctr" | grep -v '^\.')" ] || fail "a trickled file reached the cache"; ok
+start_server trickle "$TMP/endl"
+expect_exit 1 "$TMP/tr2" timeout 60 "$MT" pull "http://127.0.0.1:$PORT" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/ctr" \
+  --no-db --stall-timeout 100 --timeout 3 --retries 0
+expect_in "$TMP/tr2" "GET NVIDIA_A100-SXM4-80GB/"
+start_server redirect "$TMP/endl"
+expect_exit 1 "$TMP/rd" "$MT" pull "http://127.0.0.1:$PORT" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/crd" --no-db
+expect_in "$TMP/rd" "HTTP 302 (a redirect)"
+[ -z "$(ls -A "$TMP/crd" 2>/dev/null)" ] || fail "a redirect's body was taken"; ok
 # a server that is not there: connection refused, retried, then a clear error
 DEAD=$(free_port)
 expect_exit 1 "$TMP/dead" "$MT" publish "http://127.0.0.1:$DEAD/b" --db "$DB" --retries 2 --connect-timeout 2

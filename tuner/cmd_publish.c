@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: moetune publish URL [--db PATH] [--endpoint URL] [--region R]\n"
-    "                       [--connect-timeout S] [--stall-timeout S] [--retries N]\n"
+    "                       [--connect-timeout S] [--stall-timeout S] [--timeout S] [--retries N]\n"
     "\n"
     "Export the database's best configs (vLLM's and moetune's formats) and\n"
     "put them in a shared bucket: URL/DEVICE/FILE, then URL/DEVICE/manifest.json\n"
@@ -28,8 +28,10 @@ static const char usage[] =
     "  file:///PATH          a shared folder (NFS)\n"
     "Credentials are never taken from the command line or the URL.\n"
     "5xx answers and connection errors are retried with exponential backoff\n"
-    "(--retries, default 4); a transfer with no progress for --stall-timeout\n"
-    "seconds (default 30) fails; connecting may take --connect-timeout (10).\n";
+    "(--retries, default 4); a transfer slower than 1 KiB/s for --stall-timeout\n"
+    "seconds (default 30) fails, and so does one request that takes longer than\n"
+    "--timeout seconds (300); connecting may take --connect-timeout (10).\n"
+    "Redirects are not followed: give the bucket's final URL.\n";
 
 static void progress(const char *what, const char *name, int i, int n, void *u)
 {
@@ -48,6 +50,7 @@ int mt_bucket_opt(int c, const char *arg, const char *cmd, mt_bucket_opts *bo)
     case 'c': st = mt_parse_int_opt(cmd, "--connect-timeout", arg, 1, 3600, &v); bo->connect_timeout_s = (long)v; return st;
     case 's': st = mt_parse_int_opt(cmd, "--stall-timeout", arg, 1, 3600, &v); bo->stall_timeout_s = (long)v; return st;
     case 'R': st = mt_parse_int_opt(cmd, "--retries", arg, 0, 100, &v); bo->retries = (int)v; return st;
+    case 'T': st = mt_parse_int_opt(cmd, "--timeout", arg, 1, 86400, &v); bo->total_timeout_s = (long)v; return st;
     }
     return -1;
 }
@@ -57,9 +60,10 @@ int cmd_publish(int argc, char **argv)
     static const struct option lo[] = {{"db", required_argument, 0, 'd'}, {"endpoint", required_argument, 0, 'e'},
                                        {"region", required_argument, 0, 'r'}, {"connect-timeout", required_argument, 0, 'c'},
                                        {"stall-timeout", required_argument, 0, 's'}, {"retries", required_argument, 0, 'R'},
+                                       {"timeout", required_argument, 0, 'T'},
                                        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *db_path = NULL;
-    mt_bucket_opts bo = {NULL, NULL, 0, 0, -1, 0};
+    mt_bucket_opts bo = {.retries = -1};
     int c, status;
     optind = 1;
     opterr = 0;

@@ -14,7 +14,7 @@
 static const char usage[] =
     "usage: moetune pull URL [--device NAME ...] [--cache DIR] [--db PATH] [--no-db]\n"
     "                    [--endpoint URL] [--region R] [--connect-timeout S]\n"
-    "                    [--stall-timeout S] [--retries N]\n"
+    "                    [--stall-timeout S] [--timeout S] [--retries N]\n"
     "\n"
     "Read the bucket's manifests (those of --device NAME, as vLLM spells it, or\n"
     "of every device folder the bucket lists) and fetch the files that differ\n"
@@ -41,10 +41,11 @@ int cmd_pull(int argc, char **argv)
                                        {"endpoint", required_argument, 0, 'e'}, {"region", required_argument, 0, 'r'},
                                        {"connect-timeout", required_argument, 0, 'c'},
                                        {"stall-timeout", required_argument, 0, 's'}, {"retries", required_argument, 0, 'R'},
+                                       {"timeout", required_argument, 0, 'T'},
                                        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *db_path = NULL, *cache = NULL, *devs[64];
     int ndev = 0, no_db = 0, c, status;
-    mt_bucket_opts bo = {NULL, NULL, 0, 0, -1, 0};
+    mt_bucket_opts bo = {.retries = -1};
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -95,8 +96,10 @@ int cmd_pull(int argc, char **argv)
         mt_db_close(db);
         if (s2 && !status) status = s2;
     }
-    printf("pulled from %s into %s: %d device(s), %d file(s) fetched, %d unchanged, %d imported into the database\n",
-           url, cdir, st.devices, st.fetched, st.unchanged, imported);
+    /* a pull that reached nothing has only its error to say */
+    if (rc == MT_OK || st.devices || st.fetched)
+        printf("pulled from %s into %s: %d device(s), %d file(s) fetched, %d unchanged, %d imported into the database\n",
+               url, cdir, st.devices, st.fetched, st.unchanged, imported);
     mt_pull_stats_free(&st);
     mt_bucket_close(b);
     return mt_cli_finish("pull", status);
