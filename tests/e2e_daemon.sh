@@ -36,6 +36,21 @@ expect_exit 2 "$TMP/s8" "$MT" submit --db "$Q" --model tiny --shard 2/2
 expect_in "$TMP/s8" "--shard '2/2'"
 [ "$(sql "$Q" 'select count(*) from jobs')" = 0 ] || fail "a refused spec was queued"; ok
 
+# --- a stale sweep pid that now belongs to an unrelated process: the
+# daemon leaves that process alone (it holds no lock of the job, and its
+# command line is not the job's sweep) and runs the job again
+P=$TMP/pid.db
+expect_exit 0 "$TMP/pj" "$MT" submit --db "$P" --model tiny --batch-sizes 1 --budget 2 --no-export
+sleep 300 &
+victim=$!
+python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("update jobs set status=\"running\", assigned_device=\"cpu\", daemon_pid=999999999, sweep_pid=?", (int(sys.argv[2]),)); c.commit()' "$P" "$victim"
+expect_exit 0 "$TMP/pd" "$MT" daemon --db "$P" --devices cpu --until-idle --poll 0.1
+kill -0 $victim 2>/dev/null || fail "the daemon signalled an unrelated process that had the job's stale sweep pid"; ok
+kill $victim; wait $victim 2>/dev/null || true
+expect_in "$TMP/pd" "is not its sweep any more"
+[ "$(job_status "$P" 1)" = done ] || fail "the job with a stale pid did not run again: $(job_status "$P" 1)"; ok
+[ -z "$(ls "$TMP"/pid.db.job-* 2>/dev/null)" ] || fail "the job's lock file was left behind"; ok
+
 # --- a queue served to the end: two CPU jobs run, a CUDA job waits (no GPU
 # here, or with one: --devices cpu), a queued job cancelled never runs
 expect_exit 0 "$TMP/j1" "$MT" submit --db "$Q" --json --model tiny --batch-sizes 1,4 --budget 4 --no-export

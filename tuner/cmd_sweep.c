@@ -534,7 +534,8 @@ int cmd_sweep(int argc, char **argv)
     mt_problem_spec ps;
     mt_db *db = NULL;
     mt_worker *w = NULL;
-    char note[512], exe[4096], why[512], policy_text[256], out_dir[4096];
+    char note[512], exe[4096], why[512], policy_text[256], out_dir[4096], job_db[4096];
+    int job_lock = -1;
     int status = parse_opts(argc, argv, &o);
     if (status < 0) return mt_cli_finish("sweep", 0);
     if (status) return status;
@@ -713,6 +714,11 @@ int cmd_sweep(int argc, char **argv)
             status = mt_fail("sweep", "--job %lld: no such job in the database", (long long)o.job);
             goto out_plan;
         }
+        /* held until exit: the daemon signals a stored pid only while it is held */
+        if (mt_cli_db_path(o.db, job_db, sizeof job_db) == MT_OK && (job_lock = mt_job_lock_take(job_db, o.job)) == -2) {
+            status = mt_fail("sweep", "--job %lld: another sweep runs this job", (long long)o.job);
+            goto out_plan;
+        }
         job_tick(db, o.job, 0, total, NULL);
     }
     mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
@@ -882,6 +888,7 @@ out_plan:
 out:
     mt_worker_stop(w);
     mt_db_close(db);
+    mt_job_lock_drop(job_db, o.job, job_lock);
     free(ps.ms);
     return mt_cli_finish("sweep", status);
 }

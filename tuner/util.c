@@ -93,6 +93,45 @@ int mt_daemon_holder(const char *db_path)
     return pid;
 }
 
+static void job_lock_path(char *out, size_t n, const char *db_path, int64_t job)
+{
+    snprintf(out, n, "%s.job-%lld.lock", db_path, (long long)job);
+}
+
+int mt_job_lock_take(const char *db_path, int64_t job)
+{
+    char p[4200];
+    job_lock_path(p, sizeof p, db_path, job);
+    /* O_CLOEXEC: the workers the sweep starts must not keep it past its end */
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
+int mt_job_lock_held(const char *db_path, int64_t job)
+{
+    char p[4200];
+    job_lock_path(p, sizeof p, db_path, job);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
+void mt_job_lock_drop(const char *db_path, int64_t job, int fd)
+{
+    char p[4200];
+    if (fd < 0) return;
+    job_lock_path(p, sizeof p, db_path, job);
+    unlink(p);
+    close(fd);
+}
+
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db)
 {
     char def[4096], err[1024];

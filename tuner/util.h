@@ -35,6 +35,15 @@ int mt_cli_db_path(const char *path, char *out, size_t n);
 /* The pid of the daemon serving the database at db_path (it holds a lock on
  * DB.daemon), 0 when none does, -1 when one does but its pid is unknown. */
 int mt_daemon_holder(const char *db_path);
+/* The lock a sweep run for a job holds for its whole life, on
+ * DB.job-ID.lock: how the daemon tells that job's sweep from an unrelated
+ * process that was given the same pid later. mt_job_lock_take returns the
+ * descriptor to keep open, -2 when another process holds it, -1 (errno)
+ * when it cannot be made; mt_job_lock_held is 1 while some process holds
+ * it. mt_job_lock_drop removes the file and closes fd. */
+int mt_job_lock_take(const char *db_path, int64_t job);
+int mt_job_lock_held(const char *db_path, int64_t job);
+void mt_job_lock_drop(const char *db_path, int64_t job, int fd);
 
 /* --budget N or P%: *n set and *pct 0, or *pct in (0, 100] and *n 0;
  * returns an exit status (a usage error names cmd). */
