@@ -10,3 +10,7 @@ ci/build.sh build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOETUNE_SANITIZE=
 # detect_leaks: a leak is a failure too
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-sanitize && ctest --output-on-failure -j "$(nproc)")
+# ThreadSanitizer: one runtime shared by threads looking up both kernel families
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOETUNE_TSAN=ON >/dev/null
+cmake --build build-tsan -j "$(nproc)" --target test_threads
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/tests/test_threads

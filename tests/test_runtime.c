@@ -48,6 +48,7 @@ static mt_runtime *open_rt(const char *cfg, const char *cache, const char *bundl
     o.config_dir = cfg ? cfg : "/nonexistent";
     o.cache_dir = cache ? cache : "/nonexistent";
     o.bundled_dir = bundled ? bundled : "/nonexistent";
+    o.tuned_dir = "/nonexistent";
     o.device_name = device;
     o.backend = backend;
     o.aliases = aliases;
@@ -176,6 +177,101 @@ static void test_source_order(void)
     mt_runtime_lookup_moe(rt, &key, 2048, &d);
     CHECK(d.block_size_m == 128 && d.num_warps == 8 && d.num_stages == 3 && d.group_size_m == 16,
           "vLLM's default at M=2048, E=8: %d/%d/%d/%d", d.block_size_m, d.num_warps, d.num_stages, d.group_size_m);
+    mt_runtime_close(rt);
+}
+
+/* what `moetune sweep` wrote is searched after the config dir and before
+ * the pulled cache; a folder that is not one is reported and skipped */
+static void test_tuned_dir(void)
+{
+    char a[300], t[300], b[300], notdir[300];
+    int src;
+    snprintf(a, sizeof a, "%s/tuned_cfg", tmp);
+    snprintf(t, sizeof t, "%s/tuned_tuned", tmp);
+    snprintf(b, sizeof b, "%s/tuned_cache", tmp);
+    write_text(a, H100, cfg_file(16));
+    write_text(t, H100, cfg_file(32));
+    write_text(b, H100, cfg_file(64));
+    mt_runtime_options o = MT_RUNTIME_OPTIONS_INIT;
+    mt_runtime *rt = NULL;
+    o.tuned_dir = t;
+    o.cache_dir = b;
+    o.bundled_dir = "/nonexistent";
+    o.device_name = "NVIDIA_H100_80GB_HBM3";
+    o.backend = "cuda";
+    o.config_dir = a;
+    CHECK(mt_runtime_open(&rt, &o) == MT_OK, "open");
+    CHECK(lookup_bm(rt, &src) == 16 && src == MT_SOURCE_CONFIG_DIR, "the config dir before the tuned configs");
+    mt_runtime_close(rt);
+    o.config_dir = "/nonexistent";
+    CHECK(mt_runtime_open(&rt, &o) == MT_OK, "open");
+    CHECK(lookup_bm(rt, &src) == 32 && src == MT_SOURCE_TUNED, "then the tuned configs, before the cache (%d)", src);
+    CHECK(!strcmp(mt_config_source_str(MT_SOURCE_TUNED), "tuned"), "the source's name");
+    mt_runtime_close(rt);
+    /* the default tuned folder is where the sweep writes: $XDG_DATA_HOME/moetune/configs */
+    char xdg[300], xdgc[400];
+    snprintf(xdg, sizeof xdg, "%s/xdgdata", tmp);
+    snprintf(xdgc, sizeof xdgc, "%s/moetune", xdg);
+    mkdir(xdg, 0755);
+    mkdir(xdgc, 0755);
+    snprintf(xdgc, sizeof xdgc, "%s/moetune/configs", xdg);
+    write_text(xdgc, H100, cfg_file(128));
+    setenv("XDG_DATA_HOME", xdg, 1);
+    o.tuned_dir = NULL;
+    o.cache_dir = "/nonexistent";
+    CHECK(mt_runtime_open(&rt, &o) == MT_OK, "open");
+    CHECK(lookup_bm(rt, &src) == 128 && src == MT_SOURCE_TUNED, "$XDG_DATA_HOME/moetune/configs by default (%d)", src);
+    mt_runtime_close(rt);
+    unsetenv("XDG_DATA_HOME");
+    /* a config dir that is a file: said once, the other sources still serve */
+    snprintf(notdir, sizeof notdir, "%s/plain_file", tmp);
+    write_text(tmp, "plain_file", "x");
+    logbuf[0] = 0;
+    rt = open_rt(notdir, b, NULL, "NVIDIA_H100_80GB_HBM3", "cuda", NULL);
+    CHECK(strstr(logbuf, "is not a folder") && strstr(logbuf, "plain_file"), "an unusable folder is reported: %s", logbuf);
+    CHECK(lookup_bm(rt, &src) == 64 && src == MT_SOURCE_CACHE, "and the next source serves");
+    mt_runtime_close(rt);
+}
+
+/* special files where a config should be: refused at once, never read */
+static void test_special_files(void)
+{
+    char d[300], p[700], c[300];
+    snprintf(d, sizeof d, "%s/fifo_cfg", tmp);
+    snprintf(c, sizeof c, "%s/fifo_cache", tmp);
+    mkdir(d, 0755);
+    write_text(c, "E=9,N=8,device_name=NVIDIA_H100.json", cfg_file(16));
+    snprintf(p, sizeof p, "%s/E=9,N=8,device_name=NVIDIA_H100.json", d);
+    CHECK(mkfifo(p, 0644) == 0, "mkfifo");
+    const char *an = "attn_decode,H=8,H_kv=2,D=64,page=16,device_name=NVIDIA_H100,dtype=bf16.json";
+    snprintf(p, sizeof p, "%s/%s", d, an);
+    CHECK(mkfifo(p, 0644) == 0, "mkfifo");
+    /* a link to /dev/zero: endless if it were read */
+    snprintf(p, sizeof p, "%s/E=10,N=8,device_name=NVIDIA_H100.json", d);
+    CHECK(symlink("/dev/zero", p) == 0, "symlink");
+    logbuf[0] = 0;
+    mt_runtime *rt = open_rt(d, c, NULL, "NVIDIA_H100", "cuda", NULL);
+    mt_moe_key key = {9, 8, 0, 0, NULL, 0, 0};
+    mt_moe_config m;
+    CHECK(mt_runtime_lookup_moe(rt, &key, 1, &m) == MT_OK && m.source == MT_SOURCE_CACHE, "a FIFO is passed over");
+    key.E = 10;
+    CHECK(mt_runtime_lookup_moe(rt, &key, 1, &m) == MT_OK && m.source == MT_SOURCE_DEFAULT, "a link to /dev/zero too");
+    mt_attn_key k = {8, 2, 64, 16, NULL};
+    mt_attn_config ac;
+    CHECK(mt_runtime_lookup_attention(rt, &k, 1, 100, &ac) == MT_OK && ac.source == MT_SOURCE_DEFAULT,
+          "an attention FIFO is passed over");
+    CHECK(strstr(logbuf, "not a regular file") != NULL, "and said: %s", logbuf);
+    /* sizes far past any model are refused, never looped on */
+    key.E = 8;
+    CHECK(mt_runtime_lookup_moe(rt, &key, INT64_C(1) << 62, &m) == MT_EINVAL, "M = 2^62 is refused");
+    mt_moe_key huge = {8, INT64_C(1) << 62, 0, 0, NULL, 0, 0};
+    CHECK(mt_runtime_lookup_moe(rt, &huge, 1, &m) == MT_EINVAL, "N = 2^62 is refused");
+    mt_runtime_close(rt);
+    /* the CPU backend's default at the largest sizes taken: it returns */
+    rt = open_rt(NULL, NULL, NULL, "CPU_TEST", "cpu", NULL);
+    mt_moe_key big = {1 << 20, INT64_C(1) << 31, INT64_C(1) << 31, INT64_C(1) << 31, NULL, 0, 0};
+    CHECK(mt_runtime_lookup_moe(rt, &big, INT64_C(1) << 40, &m) == MT_OK && m.block_m > 0 && m.block_k > 0,
+          "the CPU default for the largest sizes");
     mt_runtime_close(rt);
 }
 
@@ -389,7 +485,7 @@ static void test_attention(void)
     rt = open_rt(cfg, cache, NULL, "CPU_TEST", "cpu", NULL);
     CHECK(mt_runtime_lookup_attention(rt, &k, 1, 64, &c) == MT_OK && c.source == MT_SOURCE_CACHE && c.partition == 16,
           "the cache's file after a broken one: source %d", c.source);
-    CHECK(strstr(logbuf, "skipped") != NULL, "the broken file is reported: %s", logbuf);
+    CHECK(strstr(logbuf, "skipping") != NULL, "the broken file is reported: %s", logbuf);
     mt_runtime_close(rt);
 }
 
@@ -466,6 +562,8 @@ int main(void)
     snprintf(corpus, sizeof corpus, "%s/data/vllm-configs", shared ? shared : "../shared");
     test_corpus_equivalence(corpus);
     test_source_order();
+    test_tuned_dir();
+    test_special_files();
     test_rocm_names_and_aliases();
     test_malformed();
     test_staleness_and_cpu_kernel();
