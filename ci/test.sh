@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and run every test twice: a plain release build, then a build with
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# AddressSanitizer and UndefinedBehaviorSanitizer; then the thread test
+# under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/install.sh

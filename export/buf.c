@@ -101,18 +101,44 @@ int mt_write_file_atomic(const char *path, const char *data, size_t len, char *e
 
 int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t n)
 {
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    *out = NULL;
+    /* a FIFO, a device, or a link to /dev/zero must not block or read
+     * without end: regular files only, checked on what was opened */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, n, "cannot open '%s': %s", path, strerror(e));
+        return e == ENOENT ? MT_ENOTFOUND : MT_EIO;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, n, "cannot read '%s': %s", path, S_ISDIR(st.st_mode) ? "it is a folder" : "not a regular file");
+        close(fd);
+        return MT_EIO;
+    }
+    if ((unsigned long long)st.st_size > MT_READ_FILE_MAX) {
+        snprintf(err, n, "cannot read '%s': %lld bytes, more than the %u MiB an input file may be", path,
+                 (long long)st.st_size, (unsigned)(MT_READ_FILE_MAX >> 20));
+        close(fd);
+        return MT_EIO;
+    }
     mt_buf b = {0};
     char chunk[65536];
-    size_t r;
-    *out = NULL;
-    if (!f) {
-        snprintf(err, n, "cannot open '%s': %s", path, strerror(errno));
-        return errno == ENOENT ? MT_ENOTFOUND : MT_EIO;
+    ssize_t r;
+    int bad = 0;
+    while ((r = read(fd, chunk, sizeof chunk)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            bad = 1;
+            break;
+        }
+        mt_buf_put(&b, chunk, (size_t)r);
+        if (b.len > MT_READ_FILE_MAX) { /* it grew while read */
+            bad = 1;
+            break;
+        }
     }
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) mt_buf_put(&b, chunk, r);
-    int bad = ferror(f);
-    fclose(f);
+    close(fd);
     if (bad || b.oom) {
         snprintf(err, n, "cannot read '%s': %s", path, b.oom ? "out of memory" : "read error");
         mt_buf_free(&b);

@@ -126,8 +126,9 @@ PY
 expect_exit 1 "$TMP/poi" "$MT" pull "file://$TMP/fpo" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cpo" --db "$TMP/po.db"
 expect_in "$TMP/poi" "not a config file of NVIDIA_A100-SXM4-80GB but of NVIDIA_H100_80GB_HBM3"
 [ -z "$(ls -A "$TMP/cpo" 2>/dev/null)" ] || fail "a poisoned manifest left files in the cache: $(ls -A "$TMP/cpo")"; ok
-expect_exit 0 "$TMP/poi2" env XDG_CACHE_HOME="$TMP/cpo-x" "$MT" lookup --experts 128 --intermediate 384 \
-  --device-name NVIDIA_H100_80GB_HBM3 --batch 64 --cache-dir "$TMP/cpo" --bundled-dir /nonexistent --tuned-dir /nonexistent
+mkdir -p "$TMP/empty"
+expect_exit 0 "$TMP/poi2" "$MT" lookup --experts 128 --intermediate 384 --device-name NVIDIA_H100_80GB_HBM3 --batch 64 \
+  --cache-dir "$TMP/cpo" --bundled-dir "$TMP/empty" --tuned-dir "$TMP/empty"
 expect_in "$TMP/poi2" '"source":"default"'
 # a name twice: refused before anything moves (the first copy would have)
 cp -r "$TMP/fb" "$TMP/fdup"

@@ -256,7 +256,7 @@ ok
 expect_exit 2 "$TMP/mg3" "$MT" merge --db "$TMP/all.db" "$TMP/all.db"
 expect_in "$TMP/mg3" "is the database itself"
 echo "not a database" >"$TMP/junk.db"
-expect_exit 1 "$TMP/mg4" "$MT" merge --db "$TMP/all.db" "$TMP/junk.db"
+expect_exit 2 "$TMP/mg4" "$MT" merge --db "$TMP/all.db" "$TMP/junk.db"
 expect_in "$TMP/mg4" "file is not a database"
 # a shard with none of a problem's batch sizes has nothing to do, and says so
 expect_exit 0 "$TMP/sh3" "$MT" sweep --db "$TMP/sh3.db" --model tiny --batch-sizes 1 --budget 2 --shard 1/2 --no-export

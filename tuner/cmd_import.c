@@ -131,7 +131,7 @@ int cmd_import(int argc, char **argv)
             if (files[nf]) nf++;
         }
     }
-    qsort(files, (size_t)nf, sizeof *files, by_name);
+    if (nf > 1) qsort(files, (size_t)nf, sizeof *files, by_name); /* files is NULL when nf is 0 */
     mt_db *db;
     if ((status = mt_cli_open_db("import", dbpath, &db)) != 0) {
         for (int k = 0; k < nf; k++) free(files[k]);

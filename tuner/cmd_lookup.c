@@ -1,7 +1,9 @@
 /* moetune lookup: what the runtime picks for a problem on a device, as JSON:
  * the config, the file and source that served it, and the batch-size key
  * chosen. The same code path an engine linking libmoetune takes. */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,16 @@ int cmd_lookup(int argc, char **argv)
     if (!key.E || !key.N || !M) return mt_usage_error("lookup", "--experts, --intermediate and --batch are required");
     if (ro.backend && strcmp(ro.backend, "cpu") && strcmp(ro.backend, "cuda") && strcmp(ro.backend, "hip"))
         return mt_usage_error("lookup", "--backend '%s': expected cpu, cuda or hip", ro.backend);
+    /* a folder named on the command line must be there: a typo would
+     * otherwise answer "default" without a word */
+    const char *dirs[4][2] = {{"--config-dir", ro.config_dir}, {"--tuned-dir", ro.tuned_dir},
+                              {"--cache-dir", ro.cache_dir}, {"--bundled-dir", ro.bundled_dir}};
+    for (int i = 0; i < 4; i++) {
+        struct stat sb;
+        if (dirs[i][1] && (stat(dirs[i][1], &sb) != 0 || !S_ISDIR(sb.st_mode)))
+            return mt_usage_error("lookup", "%s '%s': %s", dirs[i][0], dirs[i][1],
+                                  stat(dirs[i][1], &sb) != 0 ? strerror(errno) : "not a folder");
+    }
     if (device && ro.device_name)
         return mt_usage_error("lookup", "--device and --device-name: give one (--device for this machine's, "
                                         "--device-name for any device)");

@@ -1,6 +1,7 @@
 /* moetune merge: bring databases together, e.g. the shards of a sweep run
  * on different nodes (sweep --shard I/N), so that one export holds every
  * batch size. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,8 @@ int cmd_merge(int argc, char **argv)
         return mt_fail("merge", "cannot find the database (set XDG_DATA_HOME or HOME, or pass --db PATH)");
     /* every source is checked before anything is written */
     for (int i = 0; i < ns; i++) {
-        if (access(src[i], R_OK) != 0) return mt_fail("merge", "cannot read '%s'", src[i]);
+        if (access(src[i], R_OK) != 0)
+            return mt_usage_error("merge", "cannot read the source '%s': %s", src[i], strerror(errno));
         char rp[4096], rd[4096];
         if (realpath(src[i], rp) && realpath(path, rd) && !strcmp(rp, rd))
             return mt_usage_error("merge", "'%s' is the database itself", src[i]);
@@ -49,7 +51,8 @@ int cmd_merge(int argc, char **argv)
          * file that is not a moetune database */
         int st = mt_cli_open_db("merge", src[i], &s);
         mt_db_close(s);
-        if (st) return st;
+        /* a source that is not a database is a wrong argument, as a missing one is */
+        if (st) return MT_EXIT_USAGE;
     }
     mt_db *db = NULL;
     int status = mt_cli_open_db("merge", path, &db);

@@ -81,7 +81,7 @@ static void sort_points(grid_m *m, int np)
     }
     g_np = np;
     /* mt_config leads the struct, so the comparison reads it */
-    qsort(tmp, (size_t)m->n, sizeof *tmp, cmp_cfg);
+    if (m->n > 1) qsort(tmp, (size_t)m->n, sizeof *tmp, cmp_cfg);
     m->def = -1;
     for (int i = 0; i < m->n; i++) {
         m->pts[i] = tmp[i].c;
@@ -192,7 +192,7 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
                      MT_SPACE_MAX_VALUES);
             goto bad;
         }
-        qsort(vals, (size_t)nv, sizeof *vals, cmp_int);
+        if (nv > 1) qsort(vals, (size_t)nv, sizeof *vals, cmp_int);
         sp->params[p].nvalues = nv;
         memcpy(sp->params[p].values, vals, (size_t)nv * sizeof *vals);
     }

@@ -11,7 +11,8 @@
 #include "moetune/moetune.h"
 
 /* Checked against each model's config.json (Hugging Face hub) on
- * 2026-11-23; the key each figure comes from is in `about`. */
+ * 2026-11-23, and on 2026-12-06 for gpt-oss-20b, Kimi-K2, GLM-4.5/4.6/4.5-Air
+ * and Llama 4; the key each figure comes from is in `about`. */
 const mt_preset mt_presets[] = {
     {"mixtral-8x7b", "Mixtral-8x7B: num_local_experts 8, hidden 4096, intermediate_size 14336, top-2", 8, 4096, 14336, 2, 1},
     {"mixtral-8x22b", "Mixtral-8x22B: num_local_experts 8, hidden 6144, intermediate_size 16384, top-2", 8, 6144, 16384, 2, 1},
@@ -19,6 +20,14 @@ const mt_preset mt_presets[] = {
     {"qwen3-30b-a3b", "Qwen3-30B-A3B: num_experts 128, hidden 2048, moe_intermediate_size 768, top-8", 128, 2048, 768, 8, 1},
     {"qwen3-235b-a22b", "Qwen3-235B-A22B: num_experts 128, hidden 4096, moe_intermediate_size 1536, top-8", 128, 4096, 1536, 8, 1},
     {"gpt-oss-120b", "gpt-oss-120b: num_local_experts 128, hidden 2880, intermediate_size 2880, top-4", 128, 2880, 2880, 4, 1},
+    {"gpt-oss-20b", "gpt-oss-20b: num_local_experts 32, hidden 2880, intermediate_size 2880, top-4", 32, 2880, 2880, 4, 1},
+    {"kimi-k2", "Kimi-K2: n_routed_experts 384, hidden 7168, moe_intermediate_size 2048, top-8", 384, 7168, 2048, 8, 1},
+    {"glm-4.5", "GLM-4.5 / GLM-4.6: n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8", 160, 5120, 1536, 8, 1},
+    {"glm-4.6", "GLM-4.6: as GLM-4.5 (n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8)", 160, 5120, 1536, 8, 1},
+    {"glm-4.5-air", "GLM-4.5-Air: n_routed_experts 128, hidden 4096, moe_intermediate_size 1408, top-8", 128, 4096, 1408, 8, 1},
+    /* Llama 4 routes top-1 through a sigmoid: no renormalisation */
+    {"llama-4-scout", "Llama-4-Scout-17B-16E: text_config num_local_experts 16, hidden 5120, intermediate_size 8192, top-1", 16, 5120, 8192, 1, 0},
+    {"llama-4-maverick", "Llama-4-Maverick-17B-128E: text_config num_local_experts 128, hidden 5120, intermediate_size 8192, top-1", 128, 5120, 8192, 1, 0},
     {"olmoe-1b-7b", "OLMoE-1B-7B: num_experts 64, hidden 2048, intermediate_size 1024, top-8 (norm_topk_prob false)", 64, 2048, 1024, 8, 0},
     /* not a real model: small enough that the CPU default job ends in
      * minutes on two cores, large enough that tiling matters */
@@ -36,14 +45,17 @@ const mt_preset *mt_preset_find(const char *name)
 }
 
 /* The first key of `names` that `obj` holds, as a positive integer. 0: none
- * of them; -1: present but not a positive integer. */
+ * of them; -1: present but not a positive integer below 2^31 (the range
+ * is checked before the conversion: 1e300 must not reach the cast). */
 static int get_int(const cJSON *obj, const char *const *names, int64_t *out, const char **which)
 {
     for (; *names; names++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, *names);
         if (!v) continue;
         *which = *names;
-        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) return -1;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble < 2147483648.0) ||
+            v->valuedouble != (double)(int64_t)v->valuedouble)
+            return -1;
         *out = (int64_t)v->valuedouble;
         return 1;
     }
@@ -54,10 +66,11 @@ int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_
 {
     static const char *const k_experts[] = {"num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", NULL};
     /* moe_intermediate_size first: Qwen-MoE and DeepSeek also carry a dense
-     * intermediate_size that is not the experts' */
-    static const char *const k_inter[] = {"moe_intermediate_size", "intermediate_size", NULL};
+     * intermediate_size that is not the experts'. DBRX keeps its MoE keys
+     * under ffn_config (moe_num_experts, moe_top_k, ffn_hidden_size). */
+    static const char *const k_inter[] = {"moe_intermediate_size", "intermediate_size", "ffn_hidden_size", NULL};
     static const char *const k_hidden[] = {"hidden_size", "d_model", NULL};
-    static const char *const k_topk[] = {"num_experts_per_tok", "experts_per_token", "moe_topk", "top_k", NULL};
+    static const char *const k_topk[] = {"num_experts_per_tok", "experts_per_token", "moe_topk", "top_k", "moe_top_k", NULL};
     static const struct { const char *what; const char *const *keys; } need[] = {
         {"expert count", k_experts}, {"intermediate size", k_inter}, {"hidden size", k_hidden}, {"top-k", k_topk}};
     char *text = NULL;
@@ -78,12 +91,14 @@ int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_
     /* multimodal models keep the language model's keys under text_config */
     const cJSON *obj = root;
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    const cJSON *ffn = cJSON_GetObjectItemCaseSensitive(root, "ffn_config");
     int64_t vals[4];
     memset(out, 0, sizeof *out);
     for (int i = 0; i < 4; i++) {
         const char *which = NULL;
         int got = get_int(obj, need[i].keys, &vals[i], &which);
         if (got == 0 && cJSON_IsObject(tc)) got = get_int(tc, need[i].keys, &vals[i], &which);
+        if (got == 0 && cJSON_IsObject(ffn)) got = get_int(ffn, need[i].keys, &vals[i], &which);
         if (got == 1) continue;
         if (got < 0)
             snprintf(err, n, "model config '%s': key '%s' (%s) is not a positive integer", path, which, need[i].what);
@@ -91,8 +106,10 @@ int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_
             char keys[256] = "";
             for (const char *const *k = need[i].keys; *k; k++)
                 snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s'%s'", keys[0] ? ", " : "", *k);
-            snprintf(err, n, "model config '%s' has no %s: none of %s; is this a Mixture-of-Experts model?", path,
-                     need[i].what, keys);
+            snprintf(err, n, "model config '%s' has no %s: none of %s at its top level, under text_config or under "
+                             "ffn_config; if it is a Mixture-of-Experts model, give the shape with --experts, "
+                             "--intermediate, --hidden and --topk",
+                     path, need[i].what, keys);
         }
         cJSON_Delete(root);
         return MT_EPARSE;
