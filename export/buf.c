@@ -114,13 +114,13 @@ int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t n)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, n, "cannot read '%s': %s", path, S_ISDIR(st.st_mode) ? "it is a folder" : "not a regular file");
         close(fd);
-        return MT_EIO;
+        return MT_EINVAL;
     }
     if ((unsigned long long)st.st_size > MT_READ_FILE_MAX) {
         snprintf(err, n, "cannot read '%s': %lld bytes, more than the %u MiB an input file may be", path,
                  (long long)st.st_size, (unsigned)(MT_READ_FILE_MAX >> 20));
         close(fd);
-        return MT_EIO;
+        return MT_EINVAL;
     }
     mt_buf b = {0};
     char chunk[65536];

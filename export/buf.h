@@ -23,8 +23,8 @@ void mt_buf_free(mt_buf *b);
 int mt_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len);
 
 /* Read a whole file; *out is malloc'ed and NUL-terminated. Regular files of
- * at most MT_READ_FILE_MAX bytes only: anything else is refused, never
- * waited on. */
+ * at most MT_READ_FILE_MAX bytes only: anything else is refused with
+ * MT_EINVAL, never waited on. */
 #define MT_READ_FILE_MAX (256u << 20)
 int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t err_len);
 

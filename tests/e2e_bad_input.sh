@@ -66,5 +66,75 @@ expect_in "$TMP/e" "block_m=3: the values are 4 8 16 32 64"
 expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --model tiny --only block_m
 expect_in "$TMP/e" "'block_m' is not NAME=VALUE"
 
+# --db '': SQLite would take it as a private temporary database and keep nothing
+expect_exit 1 "$TMP/e" "$MT" sweep --db '' --model tiny --batch-sizes 1 --budget 2
+expect_in "$TMP/e" "the database path is empty"
+expect_exit 1 "$TMP/e" "$MT" show --db ''
+expect_in "$TMP/e" "the database path is empty"
+
+# special files and absurd values as inputs: refused at once, never read
+mkfifo "$TMP/fifo.json"
+expect_exit 2 "$TMP/e" timeout 20 "$MT" sweep --db "$DB" --model-config "$TMP/fifo.json"
+expect_in "$TMP/e" "not a regular file"
+ln -s /dev/zero "$TMP/zero.csv"
+expect_exit 2 "$TMP/e" timeout 20 "$MT" replay "$TMP/zero.csv"
+expect_in "$TMP/e" "not a regular file"
+mkdir -p "$TMP/impdir"
+ln -s /dev/zero "$TMP/impdir/E=8,N=14336,device_name=NVIDIA_H100_80GB_HBM3.json"
+expect_exit 1 "$TMP/e" timeout 20 "$MT" import --db "$TMP/imp.db" "$TMP/impdir"
+expect_in "$TMP/e" "not a regular file"
+mkdir -p "$TMP/emptydir"
+expect_exit 0 "$TMP/e" "$MT" import --db "$TMP/imp.db" "$TMP/emptydir"
+expect_in "$TMP/e" "imported 0 file(s)"
+printf '{"num_local_experts": 1e300, "hidden_size": 4096, "intermediate_size": 14336, "num_experts_per_tok": 2}' \
+  >"$TMP/huge.json"
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$DB" --model-config "$TMP/huge.json"
+expect_in "$TMP/e" "'num_local_experts' (expert count) is not a positive integer"
+# DBRX keeps its MoE keys under ffn_config
+printf '{"model_type": "dbrx", "d_model": 6144, "ffn_config": {"ffn_hidden_size": 10752, "moe_num_experts": 16, "moe_top_k": 4}}' \
+  >"$TMP/dbrx.json"
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/dbrx.db" --model-config "$TMP/dbrx.json" --tp 8 --dry-run
+expect_in "$TMP/e" "E=16 N=1344 K=6144 top-4"
+# the current models' presets
+for m in kimi-k2 glm-4.5 glm-4.6 glm-4.5-air gpt-oss-20b llama-4-scout llama-4-maverick; do
+  expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model "$m" --dry-run
+done
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model kimi-k2 --dry-run
+expect_in "$TMP/e" "E=384 N=2048 K=7168 top-8"
+
+# a problem larger than the memory there is: refused before anything is
+# stored, with the need, what there is and what would fit
+expect_exit 1 "$TMP/e" env MOETUNE_HOST_MEMORY=4000000000 "$MT" sweep --db "$TMP/mem.db" --model mixtral-8x7b --device cpu
+expect_in "$TMP/e" "needs about 3.8 GB of memory (the experts' weights 2.8 GB"
+expect_in "$TMP/e" "the host has 3.6 GB to give"
+expect_in "$TMP/e" "(--tp 2 or --ep 2 fits)"
+[ ! -e "$TMP/mem.db" ] || fail "a refused sweep created its database"; ok
+expect_exit 0 "$TMP/e" env MOETUNE_HOST_MEMORY=4000000000 "$MT" sweep --model mixtral-8x7b --device cpu --dry-run
+expect_in "$TMP/e" "does not fit"
+
+# a database whose configs hold NULL (damaged, or written by hand): an
+# error naming the cause from show, export and publish, never a crash
+cp "$DB" "$TMP/null.db"
+python3 - "$TMP/null.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("PRAGMA foreign_keys=OFF; CREATE TABLE c2(id INTEGER PRIMARY KEY, backend TEXT, params TEXT);"
+                "INSERT INTO c2 SELECT id, backend, NULL FROM configs; DROP TABLE configs;"
+                "ALTER TABLE c2 RENAME TO configs;")
+c.commit()
+PY
+expect_exit 1 "$TMP/e" "$MT" show --db "$TMP/null.db"
+expect_in "$TMP/e" "parameters are not a JSON object"
+expect_exit 1 "$TMP/e" "$MT" export --db "$TMP/null.db" --out "$TMP/nullout"
+expect_in "$TMP/e" "parameters are not a JSON object"
+expect_exit 1 "$TMP/e" "$MT" publish "file://$TMP/nullbucket" --db "$TMP/null.db"
+expect_in "$TMP/e" "parameters are not a JSON object"
+[ ! -e "$TMP/nullbucket" ] || [ -z "$(ls -A "$TMP/nullbucket")" ] || fail "a damaged database was published"; ok
+
+# lookup: a device name, never an empty one; folders that are there
+expect_exit 2 "$TMP/e" "$MT" lookup --experts 8 --intermediate 256 --batch 1 --device-name ''
+expect_exit 2 "$TMP/e" "$MT" lookup --experts 8 --intermediate 256 --batch 1 --config-dir "$TMP/no-such-dir"
+expect_in "$TMP/e" "--config-dir '$TMP/no-such-dir'"
+
 [ "$(snapshot)" = "$keep" ] || fail "the database lost or changed measurements"; ok
 done_ok

@@ -19,6 +19,7 @@
 #include "jobs.h"
 #include "measure.h"
 #include "measure_cuda.h"
+#include "memory.h"
 #include "report.h"
 #include "precompile.h"
 #include "space.h"
@@ -85,7 +86,14 @@ static const char usage[] =
     "  --no-export             write no files\n"
     "  --json                  print the results as JSON\n"
     "  --quiet                 no progress line\n"
-    "  --list-models           list the presets and exit\n";
+    "  --dry-run               print the problem, its batch sizes and the memory it needs,\n"
+    "                          then exit without measuring\n"
+    "  --list-models           list the presets and exit\n"
+    "\n"
+    "Before measuring, the sweep estimates the memory the problem needs (the\n"
+    "experts' weights and the buffers of the largest batch size) and refuses a\n"
+    "problem that does not fit the host (CPU) or the GPU, saying what --tp or\n"
+    "--ep would fit.\n";
 
 /* the command named in usage errors: sweep, or submit checking a job */
 static const char *me = "sweep";
@@ -113,7 +121,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY, O_DRY_RUN
 };
 
 static const struct option long_opts[] = {
@@ -130,14 +138,15 @@ static const struct option long_opts[] = {
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
     {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
     {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
-    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
+    {"dry-run", no_argument, 0, O_DRY_RUN}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out, *only;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens, compile_jobs;
     double budget_pct; /* --budget P%: a share of each M's points */
-    int no_export, json, quiet, strategy, finalists, rounds;
+    int no_export, json, quiet, strategy, finalists, rounds, dry_run;
     double abort_factor;
     double time_s;
     int64_t job;           /* --job ID: the daemon's job this sweep runs */
@@ -348,6 +357,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             return -1;
         case O_DEVICE: o->device = optarg; break;
         case O_ONLY: o->only = optarg; break;
+        case O_DRY_RUN: o->dry_run = 1; break;
         case O_DB: o->db = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_MODEL: o->prob.model = optarg; break;
@@ -488,6 +498,27 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
                 dev->arch, st.seconds, jobs);
 }
 
+/* A problem that does not fit: the need, what there is, what would fit. */
+static int refuse_memory(const sweep_opts *o, const mt_problem_spec *ps, const mt_mem_need *need, double avail,
+                         const char *where, int gpu, int64_t max_m, size_t esz, int64_t max_tok)
+{
+    char t[32], w[32], b[32], a[32], hint[64];
+    mt_bytes_text(t, sizeof t, need->weights + need->buffers);
+    mt_bytes_text(w, sizeof w, need->weights);
+    mt_bytes_text(b, sizeof b, need->buffers);
+    mt_bytes_text(a, sizeof a, avail);
+    int tp = o->prob.tp > 0 ? o->prob.tp : 1, ep = o->prob.ep > 0 ? o->prob.ep : 1;
+    mt_moe_mem_hint(hint, sizeof hint, ps->model.experts, ps->model.intermediate, ps->model.hidden, ps->model.topk,
+                    max_m, esz, gpu, max_tok, tp, ep, avail);
+    return mt_fail("sweep",
+                   "E=%lld N=%lld K=%lld needs about %s of memory (the experts' weights %s, buffers at M=%lld %s), and "
+                   "%s has %s to give: %s%s%s",
+                   (long long)ps->E, (long long)ps->N, (long long)ps->model.hidden, t, w, (long long)max_m, b, where, a,
+                   hint[0] ? "shard the experts as the engine will (" : "use a machine with more memory, or fewer and "
+                                                                        "smaller batch sizes",
+                   hint, hint[0] ? " fits), or use a machine with more memory" : "");
+}
+
 int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_config, size_t n)
 {
     sweep_opts o;
@@ -585,6 +616,41 @@ int cmd_sweep(int argc, char **argv)
             return mt_cli_finish("sweep", MT_EXIT_OK);
         }
     }
+    /* the memory the problem needs, checked before anything is stored: on
+     * the CPU against the host's available memory here, on a GPU against
+     * the device's once the worker has named it */
+    mt_mem_need need;
+    int64_t max_m = ps.ms[ps.n_ms - 1], max_tok = o.max_tokens ? o.max_tokens : 16384;
+    size_t esz = ps.dtype == MT_DTYPE_FP32 ? 4 : 2;
+    mt_moe_mem_need(ps.E, ps.N, ps.model.hidden, ps.model.topk, max_m, esz, gpu, max_tok, &need);
+    if (o.dry_run || !gpu) {
+        /* a tenth of what is available is left to the program, the worker's
+         * own copies and whatever else runs */
+        double avail = gpu ? -1 : mt_host_memory_available();
+        if (avail > 0) avail *= 0.9;
+        int fits = avail < 0 || need.weights + need.buffers <= avail;
+        if (o.dry_run) {
+            char w[32], b[32], a[32], bs[256] = "";
+            mt_bytes_text(w, sizeof w, need.weights);
+            mt_bytes_text(b, sizeof b, need.buffers);
+            mt_bytes_text(a, sizeof a, avail);
+            for (int i = 0; i < ps.n_ms; i++)
+                snprintf(bs + strlen(bs), sizeof bs - strlen(bs), "%s%lld", i ? "," : "", (long long)ps.ms[i]);
+            printf("%s on %s: E=%lld N=%lld K=%lld top-%lld %s, batch sizes %s\n"
+                   "memory: about %s of weights and %s of buffers%s%s%s\n",
+                   ps.model.name, gpu ? mt_backend_name(dspec.kind) : "cpu", (long long)ps.E, (long long)ps.N,
+                   (long long)ps.model.hidden, (long long)ps.model.topk, mt_dtype_name(ps.dtype), bs, w, b,
+                   avail >= 0 ? "; the host has " : " (the GPU's memory is checked when the sweep starts)",
+                   avail >= 0 ? a : "", avail < 0 ? "" : fits ? " available: fits" : " available: does not fit");
+            free(ps.ms);
+            return mt_cli_finish("sweep", MT_EXIT_OK);
+        }
+        if (!fits) {
+            status = refuse_memory(&o, &ps, &need, avail, "the host", gpu, max_m, esz, max_tok);
+            free(ps.ms);
+            return status;
+        }
+    }
     char device_arg[32];
     snprintf(device_arg, sizeof device_arg, gpu ? "%s:%d" : "cpu", mt_backend_name(dspec.kind), dspec.index);
     mt_device_info dev;
@@ -623,6 +689,14 @@ int cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
+    /* a GPU's memory, as its driver gives it; a tenth is left to the
+     * context, the compiled kernels and other processes */
+    if (gpu && dev.memory_bytes > 0 && need.weights + need.buffers > 0.9 * (double)dev.memory_bytes) {
+        char where[200];
+        snprintf(where, sizeof where, "%s (%s)", device_arg, dev.name);
+        status = refuse_memory(&o, &ps, &need, 0.9 * (double)dev.memory_bytes, where, gpu, max_m, esz, max_tok);
+        goto out;
+    }
     /* the space depends on the device: CPU threads, GPU SM count; --only is
      * checked against it before anything is compiled */
     if (dspec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&sp, dev.cores);

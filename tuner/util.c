@@ -195,7 +195,7 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
         int rc = mt_model_config_read(o->model_config, &out->model, err, sizeof err);
         if (rc != MT_OK) {
             fprintf(stderr, "moetune %s: %s\n", cmd, err);
-            return rc == MT_EPARSE || rc == MT_ENOTFOUND ? MT_EXIT_USAGE : MT_EXIT_FAIL;
+            return rc == MT_EPARSE || rc == MT_ENOTFOUND || rc == MT_EINVAL ? MT_EXIT_USAGE : MT_EXIT_FAIL;
         }
     } else {
         if (!o->experts || !o->intermediate || !o->hidden || !o->topk)
