@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db_col.h"
 #include "log.h"
@@ -149,12 +150,27 @@ static const struct { int version; const char *sql; } migrations[] = {
         " kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL, timing_policy TEXT NOT NULL,"
         " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
         " UNIQUE(device_id, problem_id, batch, ctx, config_id, kernel_hash, timing_policy));"},
+    /* a failure that did not come from the variant (a timeout, a signal
+     * from outside: another process's OOM kill) is measured again on the
+     * next run; rows stored before are classified by their reason */
+    {7, "ALTER TABLE measurements ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;"
+        /* a sweep's process, so that one killed (kill -9) is found and
+         * marked instead of staying 'running' */
+        "ALTER TABLE sweeps ADD COLUMN pid INTEGER;"
+        "ALTER TABLE sweeps ADD COLUMN host TEXT;"
+        "ALTER TABLE attn_measurements ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE measurements SET transient=1 WHERE status='failed' AND (reason LIKE 'timed out after %' OR "
+        " reason LIKE 'worker died: killed by signal 9 %' OR reason LIKE 'worker died: killed by signal 15 %' OR "
+        " reason LIKE 'worker died: killed by signal 2 %' OR reason LIKE 'worker died: killed by signal 1 %');"
+        "UPDATE attn_measurements SET transient=1 WHERE status='failed' AND (reason LIKE 'timed out after %' OR "
+        " reason LIKE 'worker died: killed by signal 9 %' OR reason LIKE 'worker died: killed by signal 15 %' OR "
+        " reason LIKE 'worker died: killed by signal 2 %' OR reason LIKE 'worker died: killed by signal 1 %');"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
 enum stmt_id {
     S_DEV_FIND, S_DEV_INSERT, S_DEV_CEIL, S_PROB_FIND, S_PROB_INSERT, S_CFG_FIND, S_CFG_INSERT,
-    S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
+    S_SWEEP_BEGIN, S_SWEEP_END, S_MEAS_EXISTS, S_MEAS_INSERT, S_MEAS_RETRY, S_PAIRS, S_RESULTS_OK, S_RESULTS_OK_HASH,
     S_RESULTS_FOREIGN, S_COUNTS, S_RELATED, S_SHAPES, S_FIN_INSERT, S_FIN_WINNER, S_IMPORT_DEL_ROWS, S_IMPORT_UPSERT, S_IMPORT_GET, S_COUNT_ALL, S_COUNT
 };
 
@@ -174,15 +190,21 @@ static const char *const stmt_sql[S_COUNT] = {
                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [S_CFG_FIND] = "SELECT id FROM configs WHERE backend=?1 AND params=?2",
     [S_CFG_INSERT] = "INSERT OR IGNORE INTO configs(backend, params) VALUES(?1,?2)",
-    [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command) "
-                      "VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command,pid,host) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [S_SWEEP_END] = "UPDATE sweeps SET status=?2, finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
-    [S_MEAS_EXISTS] = "SELECT status, median_us FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
+    [S_MEAS_EXISTS] = "SELECT status, median_us, transient FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
                       "config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
     [S_MEAS_INSERT] = "INSERT INTO measurements(sweep_id,device_id,problem_id,M,config_id,is_default,status,"
                       "reason,median_us,spread_us,reps,rel_err,tolerance,floor_us,efficiency,kernel_hash,"
-                      "moetune_version,timing_policy,ord,resources) "
-                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                      "moetune_version,timing_policy,ord,resources,transient) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+    /* a failed row measured again: replaced by the new outcome, in place */
+    [S_MEAS_RETRY] = "UPDATE measurements SET sweep_id=?1, is_default=?6, status=?7, reason=?8, median_us=?9, "
+                     "spread_us=?10, reps=?11, rel_err=?12, tolerance=?13, floor_us=?14, efficiency=?15, "
+                     "moetune_version=?17, ord=?19, resources=?20, transient=?21, "
+                     "created_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE device_id=?2 AND problem_id=?3 AND M=?4 "
+                     "AND config_id=?5 AND kernel_hash=?16 AND timing_policy=?18 AND status='failed'",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
                 "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block FROM measurements m JOIN devices d ON d.id=m.device_id "
@@ -549,9 +571,39 @@ int mt_db_sweep_begin(mt_db *db, int64_t dev, int64_t prob, const char *strategy
     sqlite3_bind_int(s, 4, budget);
     bind_text(s, 5, batch_sizes);
     bind_text(s, 6, command);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    sqlite3_bind_int64(s, 7, (int64_t)getpid());
+    bind_text(s, 8, host);
     if (sqlite3_step(s) != SQLITE_DONE) return fail(db, "record sweep");
     *id = sqlite3_last_insert_rowid(db->h);
     return MT_OK;
+}
+
+int mt_db_sweeps_reap(mt_db *db, int (*alive)(int64_t pid))
+{
+    char host[256] = "";
+    sqlite3_stmt *q = NULL;
+    int64_t dead[256];
+    int n = 0, rc;
+    gethostname(host, sizeof host - 1);
+    if (sqlite3_prepare_v2(db->h, "SELECT id, pid FROM sweeps WHERE status='running' AND host=?1 AND pid IS NOT NULL",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(db, "read running sweeps");
+    bind_text(q, 1, host);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && n < 256)
+        if (!alive(sqlite3_column_int64(q, 1))) dead[n++] = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    for (int i = 0; i < n; i++) {
+        if (sqlite3_prepare_v2(db->h, "UPDATE sweeps SET status='killed' WHERE id=?1 AND status='running'", -1, &q,
+                               NULL) != SQLITE_OK)
+            return fail(db, "mark a killed sweep");
+        sqlite3_bind_int64(q, 1, dead[i]);
+        rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE) return fail(db, "mark a killed sweep");
+    }
+    return n;
 }
 
 int mt_db_sweep_end(mt_db *db, int64_t id, const char *status)
@@ -566,11 +618,11 @@ int mt_db_sweep_end(mt_db *db, int64_t id, const char *status)
 int mt_db_measurement_exists(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
                              const char *policy)
 {
-    return mt_db_measurement_get(db, dev, prob, M, cfg, hash, policy, NULL);
+    return mt_db_measurement_get(db, dev, prob, M, cfg, hash, policy, NULL, NULL);
 }
 
 int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
-                          const char *policy, double *median_us)
+                          const char *policy, double *median_us, int *failed)
 {
     sqlite3_stmt *s = stmt(db, S_MEAS_EXISTS);
     if (!s) return MT_EDB;
@@ -587,6 +639,10 @@ int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64
         const unsigned char *st = sqlite3_column_text(s, 0);
         int timed = st && (!strcmp((const char *)st, "ok") || !strcmp((const char *)st, "aborted"));
         if (median_us) *median_us = timed && sqlite3_column_type(s, 1) != SQLITE_NULL ? sqlite3_column_double(s, 1) : NAN;
+        if (failed)
+            *failed = st && !strcmp((const char *)st, "failed") ? (sqlite3_column_int(s, 2) ? MT_FAILED_TRANSIENT
+                                                                                             : MT_FAILED_VARIANT)
+                                                                : 0;
         sqlite3_reset(s);
         return 1;
     }
@@ -594,9 +650,9 @@ int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64
     return fail(db, "look up measurement");
 }
 
-int mt_db_measurement_insert(mt_db *db, const mt_measurement *m)
+static int measurement_write(mt_db *db, const mt_measurement *m, int retry)
 {
-    sqlite3_stmt *s = stmt(db, S_MEAS_INSERT);
+    sqlite3_stmt *s = stmt(db, retry ? S_MEAS_RETRY : S_MEAS_INSERT);
     if (!s) return MT_EDB;
     if (m->sweep_id) sqlite3_bind_int64(s, 1, m->sweep_id);
     sqlite3_bind_int64(s, 2, m->device_id);
@@ -618,8 +674,14 @@ int mt_db_measurement_insert(mt_db *db, const mt_measurement *m)
     bind_text(s, 18, m->timing_policy);
     sqlite3_bind_int64(s, 19, m->ord);
     bind_text(s, 20, m->resources);
-    return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "insert measurement");
+    sqlite3_bind_int(s, 21, m->transient);
+    if (sqlite3_step(s) != SQLITE_DONE) return fail(db, retry ? "store a measurement again" : "insert measurement");
+    return retry && sqlite3_changes(db->h) == 0 ? MT_ENOTFOUND : MT_OK;
 }
+
+int mt_db_measurement_insert(mt_db *db, const mt_measurement *m) { return measurement_write(db, m, 0); }
+
+int mt_db_measurement_retry(mt_db *db, const mt_measurement *m) { return measurement_write(db, m, 1); }
 
 int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
 {

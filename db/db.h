@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 6
+#define MT_DB_SCHEMA_VERSION 7
 
 typedef struct mt_device_info {
     int64_t id;
@@ -49,6 +49,7 @@ typedef struct mt_measurement {
     const char *kernel_hash, *timing_policy;
     int64_t ord; /* position in an imported file, else 0 */
     const char *resources; /* the compiler's resource report (JSON), or NULL */
+    int transient; /* a failure that did not come from the variant: measured again on the next run */
 } mt_measurement;
 
 /* Open (creating and migrating) the database at path. On failure *out is
@@ -77,16 +78,27 @@ int mt_db_config_upsert(mt_db *db, const char *backend, const char *params_json,
 int mt_db_sweep_begin(mt_db *db, int64_t device_id, int64_t problem_id, const char *strategy, int budget,
                       const char *batch_sizes, const char *command, int64_t *id);
 int mt_db_sweep_end(mt_db *db, int64_t id, const char *status);
+/* Sweeps of this host still 'running' whose process is gone (alive(pid)
+ * is 0) become 'killed'; their count, or a negative status. */
+int mt_db_sweeps_reap(mt_db *db, int (*alive)(int64_t pid));
 
 /* 1 when a measurement of this (device, problem, M, config, kernel hash,
  * timing policy) is stored, 0 when not, negative on error. */
 int mt_db_measurement_exists(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
                              const char *kernel_hash, const char *timing_policy);
-/* The same, and the stored median (NAN for a failed variant). */
+/* A stored failure's kind: the variant's own (a wrong result, a compile
+ * error, a launch failure, out of resources), or a transient one (a
+ * timeout, a signal that did not come from the variant). */
+enum { MT_FAILED_VARIANT = 1, MT_FAILED_TRANSIENT = 2 };
+/* The same, and the stored median (NAN for a failed variant) and, in
+ * *failed (may be NULL), 0 or the stored failure's kind. */
 int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
-                          const char *kernel_hash, const char *timing_policy, double *median_us);
+                          const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
 /* Insert and commit (unless inside mt_db_begin). */
 int mt_db_measurement_insert(mt_db *db, const mt_measurement *m);
+/* Store a new outcome over a failed row of the same key (a variant measured
+ * again); MT_ENOTFOUND when there is no failed row to replace. */
+int mt_db_measurement_retry(mt_db *db, const mt_measurement *m);
 
 /* A row of a result listing. Strings point into the statement and are valid
  * during the callback only. */

@@ -44,10 +44,10 @@ static const char *const steps[] = {
 static const char measurements_sql[] =
     "INSERT OR IGNORE INTO measurements(sweep_id, device_id, problem_id, M, config_id, is_default, status, reason,"
     " median_us, spread_us, reps, rel_err, tolerance, floor_us, efficiency, kernel_hash, moetune_version,"
-    " timing_policy, ord, created_at, resources)"
+    " timing_policy, ord, created_at, resources, transient)"
     " SELECT smap.new, dmap.new, pmap.new, m.M, cmap.new, m.is_default, m.status, m.reason, m.median_us, m.spread_us,"
     " m.reps, m.rel_err, m.tolerance, m.floor_us, m.efficiency, m.kernel_hash, m.moetune_version, m.timing_policy,"
-    " m.ord, m.created_at, m.resources FROM src.measurements m JOIN dmap ON dmap.old = m.device_id"
+    " m.ord, m.created_at, m.resources, m.transient FROM src.measurements m JOIN dmap ON dmap.old = m.device_id"
     " JOIN pmap ON pmap.old = m.problem_id JOIN cmap ON cmap.old = m.config_id LEFT JOIN smap ON smap.old = m.sweep_id"
     " ORDER BY m.id";
 
@@ -59,9 +59,11 @@ static const char *const tail[] = {
     " WHERE NOT EXISTS (SELECT 1 FROM main.finalists g WHERE g.sweep_id = smap.new AND g.M = f.M"
     " AND g.config_id = cmap.new)",
     "INSERT OR IGNORE INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, is_default, status,"
-    " reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at)"
+    " reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at,"
+    " transient)"
     " SELECT smap.new, dmap.new, pmap.new, a.batch, a.ctx, cmap.new, a.is_default, a.status, a.reason, a.median_us,"
-    " a.spread_us, a.reps, a.rel_err, a.floor_us, a.kernel_hash, a.moetune_version, a.timing_policy, a.created_at"
+    " a.spread_us, a.reps, a.rel_err, a.floor_us, a.kernel_hash, a.moetune_version, a.timing_policy, a.created_at,"
+    " a.transient"
     " FROM src.attn_measurements a JOIN dmap ON dmap.old = a.device_id JOIN pmap ON pmap.old = a.problem_id"
     " JOIN cmap ON cmap.old = a.config_id LEFT JOIN smap ON smap.old = a.sweep_id",
     "INSERT OR IGNORE INTO imports(device_id, problem_id, file, key_order, extra, imported_at)"

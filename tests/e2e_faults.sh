@@ -23,6 +23,37 @@ run nan 'nan:"block_n":32,"block_k":64,'
 [ "$(sql "$TMP/nan.db" "select count(*) from measurements where status='failed' and reason like '%NaN%'")" = 2 ] \
   || fail "nan reason"; ok
 
+# a worker killed from outside (SIGKILL: another process's OOM kill) or a
+# timeout says nothing of the variant: stored as a transient failure and
+# measured again on the next run; a crash of the variant's own is not,
+# unless --retry-failed
+run killed 'killed:"block_n":8,"block_k":64,'
+[ "$(py "$TMP/killed.json" 'j["measured"], j["failed"]')" = "(32, 2)" ] || fail "killed: $(cat "$TMP/killed.json")"; ok
+[ "$(sql "$TMP/killed.db" "select count(*) from measurements where status='failed' and transient=1 and reason like '%signal 9%'")" = 2 ] \
+  || fail "a SIGKILL is a transient failure"; ok
+[ "$(sql "$TMP/crash.db" "select count(*) from measurements where status='failed' and transient=0")" = 2 ] \
+  || fail "a SIGSEGV is the variant's own failure"; ok
+[ "$(sql "$TMP/hang.db" "select count(*) from measurements where status='failed' and transient=1")" = 2 ] \
+  || fail "a timeout is a transient failure"; ok
+expect_exit 0 "$TMP/ka" "$MT" sweep --db "$TMP/killed.db" --model tiny --strategy grid --batch-sizes 1 --no-export --json --quiet
+[ "$(py "$TMP/ka" 'j["measured"], j["retried"], j["failed"]')" = "(2, 2, 0)" ] || fail "the killed variants again: $(cat "$TMP/ka")"; ok
+[ "$(sql "$TMP/killed.db" "select count(*) from measurements where status='failed'")" = 0 ] || fail "still failed"; ok
+[ "$(sql "$TMP/killed.db" "select count(*) from measurements")" = 32 ] || fail "a retry replaces its row"; ok
+expect_exit 0 "$TMP/ca" "$MT" sweep --db "$TMP/crash.db" --model tiny --strategy grid --batch-sizes 1 --no-export --json --quiet
+[ "$(py "$TMP/ca" 'j["measured"], j["retried"]')" = "(0, 0)" ] || fail "a crash was measured again: $(cat "$TMP/ca")"; ok
+expect_exit 0 "$TMP/cr" "$MT" sweep --db "$TMP/crash.db" --model tiny --strategy grid --batch-sizes 1 --no-export --json \
+  --quiet --retry-failed
+[ "$(py "$TMP/cr" 'j["measured"], j["retried"], j["failed"]')" = "(2, 2, 0)" ] || fail "--retry-failed: $(cat "$TMP/cr")"; ok
+
+# a sweep in which no variant of a batch size passes has tuned nothing
+# there: it says why and exits 1, and nothing is exported for it
+MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/none.json" "$MT" sweep --db "$TMP/none.db" --model tiny \
+  --strategy grid --batch-sizes 1,2 --budget 3 --out "$TMP/none" --json --quiet
+[ "$(py "$TMP/none.json" 'j["unverified_batch_sizes"]')" = "[1, 2]" ] || fail "unverified: $(cat "$TMP/none.json")"; ok
+expect_in "$TMP/none.json" "M=1: none of its 3 variant(s) measured passed; the first failed with:"
+expect_in "$TMP/none.json" "2 batch size(s) ended with no verified config"
+[ -z "$(ls "$TMP/none" 2>/dev/null)" ] || fail "a sweep that verified nothing exported: $(ls "$TMP/none")"; ok
+
 # every variant with two threads fails, the default among them: the export
 # must hold only verified single-thread configs, and no default figure
 run nan_all 'nan:"threads":2'

@@ -20,6 +20,9 @@ expect_exit 0 "$TMP/j" "$MT" "${args[@]}" --json
 [ "$(py "$TMP/j" 'j["skipped"]')" = "$before" ] || fail "skipped $(py "$TMP/j" 'j["skipped"]'), want $before"; ok
 [ "$(py "$TMP/j" 'j["measured"] + j["skipped"]')" = 36 ] || fail "measured + skipped != 36"; ok
 [ "$(sql "$DB" 'select count(*) from measurements')" = 36 ] || fail "36 rows after the resume"; ok
+# the killed sweep's row is found dead by the next sweep and marked so
+[ "$(sql "$DB" 'select group_concat(status) from (select status from sweeps order by id)')" = "killed,done" ] \
+  || fail "sweeps after a kill and a resume: $(sql "$DB" 'select group_concat(status) from sweeps')"; ok
 python3 - "$DB" "$TMP/rows_before" <<'PY' || fail "rows taken before the kill changed"
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -45,4 +48,19 @@ set +e; wait $pid; rc=$?; set -e
 expect_in "$TMP/int" "interrupted"
 [ "$(sql "$DB2" 'select status from sweeps')" = interrupted ] || fail "the sweep is recorded as interrupted"; ok
 [ "$(sql "$DB2" "select count(*) from measurements where status='failed'")" = 0 ] || fail "the abandoned variant was blamed"; ok
+# two sweeps of one problem at once on one database: each batch size is
+# measured by one of them while the other waits, so no variant is measured
+# twice, and both end with the whole table
+DB3=$TMP/two.db
+"$MT" sweep --db "$DB3" --model tiny --batch-sizes 1,8 --budget 6 --no-export --quiet --json --finalists 0 >"$TMP/two1" 2>"$TMP/two1.err" &
+p1=$!
+"$MT" sweep --db "$DB3" --model tiny --batch-sizes 1,8 --budget 6 --no-export --quiet --json --finalists 0 >"$TMP/two2" 2>"$TMP/two2.err" &
+p2=$!
+wait $p1 || fail "the first of two sweeps failed: $(cat "$TMP/two1.err")"
+wait $p2 || fail "the second of two sweeps failed: $(cat "$TMP/two2.err")"
+ok
+rows=$(sql "$DB3" 'select count(*) from measurements')
+m1=$(py "$TMP/two1" 'j["measured"]'); m2=$(py "$TMP/two2" 'j["measured"]')
+[ $((m1 + m2)) = "$rows" ] || fail "two sweeps measured $m1 + $m2 variants for $rows rows: some twice"; ok
+grep -q "is measuring M=" "$TMP/two1.err" "$TMP/two2.err" || fail "neither sweep said it waited for the other"; ok
 done_ok

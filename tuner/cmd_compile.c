@@ -146,7 +146,7 @@ int cmd_compile(int argc, char **argv)
     if (!cache[0]) return mt_usage_error("compile", "no cache folder: set $XDG_CACHE_HOME or $HOME, or give --cache-dir");
 
     mt_progress pr;
-    mt_progress_init(&pr, quiet);
+    mt_progress_init_named(&pr, quiet, "compile");
     mt_precompile_stats s;
     int rc = attn ? mt_precompile_cuda_attn(arch, (int)smem, (int)head_dim, (int)page, (int)(heads / kv_heads), (int)max_ctx,
                                             mask, (int)jobs, cache, on_progress, &pr, &s, err, sizeof err)

@@ -65,6 +65,10 @@ static const char usage[] =
     "                          from that (default 3, at most 32; 0 or 1: off)\n"
     "  --finalist-rounds R     rounds of the finalists (default 3, at most 9)\n"
     "  --timeout SEC           a variant running longer is killed (default 60)\n"
+    "  --retry-failed          measure again the variants stored as failed (a wrong\n"
+    "                          result, a compile or launch error); failures that were\n"
+    "                          not the variant's (a timeout, a kill from outside) are\n"
+    "                          measured again on every run without it\n"
     "  --seed N                seed of the random inputs (default 1)\n"
     "  --max-tokens N          GPU: tokens per pipeline launch, larger M is chunked, so the\n"
     "                          workspace is bounded (default 16384)\n"
@@ -121,7 +125,7 @@ static void on_signal(int sig)
 
 enum {
     O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY, O_DRY_RUN
+    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY, O_DRY_RUN, O_RETRY_FAILED
 };
 
 static const struct option long_opts[] = {
@@ -139,14 +143,15 @@ static const struct option long_opts[] = {
     {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
     {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
     {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
-    {"dry-run", no_argument, 0, O_DRY_RUN}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"dry-run", no_argument, 0, O_DRY_RUN}, {"retry-failed", no_argument, 0, O_RETRY_FAILED},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 typedef struct sweep_opts {
     const char *device, *db, *out, *only;
     mt_problem_opts prob;
     int64_t budget, timeout, seed, max_tokens, compile_jobs;
     double budget_pct; /* --budget P%: a share of each M's points */
-    int no_export, json, quiet, strategy, finalists, rounds, dry_run;
+    int no_export, json, quiet, strategy, finalists, rounds, dry_run, retry_failed;
     double abort_factor;
     double time_s;
     int64_t job;           /* --job ID: the daemon's job this sweep runs */
@@ -157,7 +162,7 @@ typedef struct sweep_opts {
  * m->reason points into reason (the caller's: it reports it afterwards). */
 static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call_rc, const char *why,
                   const mt_moe_shape *s, const mt_device_info *dev, double *median_out, int *fatal,
-                  char (*reason_buf)[512])
+                  char (*reason_buf)[512], int again)
 {
     char *reason = *reason_buf;
     char *resources = NULL;
@@ -166,10 +171,13 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
     m->reps = 0;
     m->reason = NULL;
     *median_out = NAN;
+    m->transient = 0;
     if (call_rc != MT_OK) {
         m->status = "failed";
         snprintf(reason, sizeof *reason_buf, "%s", why);
         m->reason = reason;
+        /* a timeout or a kill from outside says nothing of the variant */
+        m->transient = mt_worker_failure_transient(call_rc, why);
     } else {
         r = cJSON_Parse(reply_text);
         const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
@@ -210,7 +218,8 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
             }
         }
     }
-    int rc = mt_db_measurement_insert(db, m);
+    /* a failure stored before and measured again is replaced in place */
+    int rc = again ? mt_db_measurement_retry(db, m) : mt_db_measurement_insert(db, m);
     cJSON_Delete(r);
     free(resources);
     m->resources = NULL;
@@ -317,6 +326,41 @@ static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_dev
     return MT_EXIT_OK;
 }
 
+/* failures of one batch size, for the report of a batch size left with none verified */
+struct fail_tally { int64_t M; int n; char first[200]; };
+static int tally_failed(const mt_result_row *r, void *u)
+{
+    struct fail_tally *t = u;
+    if (r->M != t->M) return 0;
+    if (!t->n++) snprintf(t->first, sizeof t->first, "%s", r->reason && *r->reason ? r->reason : "failed");
+    return 0;
+}
+
+/* The batch sizes of ms with no verified config of this kernel source,
+ * each said with its failures and the first reason; their count. */
+static int unverified(mt_db *db, const mt_device_info *dev, const mt_problem *prob, const char *khash,
+                      const int64_t *ms, int n_ms, int64_t *out, int max)
+{
+    mt_best_list l;
+    int n = 0;
+    if (mt_best_collect(db, dev->id, prob->id, khash, &l) != MT_OK) return 0;
+    for (int i = 0; i < n_ms; i++) {
+        int found = 0;
+        for (int k = 0; k < l.n && !found; k++) found = l.v[k].M == ms[i];
+        if (found) continue;
+        struct fail_tally t = {ms[i], 0, ""};
+        mt_db_results(db, dev->id, prob->id, "failed", khash, tally_failed, &t);
+        if (t.n)
+            mt_err("M=%lld: none of its %d variant(s) measured passed; the first failed with: %s", (long long)ms[i], t.n,
+                   t.first);
+        else
+            mt_err("M=%lld: no variant was measured (--time, --only or the budget left it out)", (long long)ms[i]);
+        if (n < max) out[n++] = ms[i];
+    }
+    mt_best_list_free(&l);
+    return n;
+}
+
 static int count_fin(int64_t cfg, const char *params, double median, void *u)
 {
     (void)cfg, (void)params, (void)median;
@@ -358,6 +402,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_DEVICE: o->device = optarg; break;
         case O_ONLY: o->only = optarg; break;
         case O_DRY_RUN: o->dry_run = 1; break;
+        case O_RETRY_FAILED: o->retry_failed = 1; break;
         case O_DB: o->db = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_MODEL: o->prob.model = optarg; break;
@@ -565,8 +610,8 @@ int cmd_sweep(int argc, char **argv)
     mt_problem_spec ps;
     mt_db *db = NULL;
     mt_worker *w = NULL;
-    char note[512], exe[4096], why[512], policy_text[256], out_dir[4096], job_db[4096];
-    int job_lock = -1;
+    char note[512], exe[4096], why[512], policy_text[256], out_dir[4096], job_db[4096] = "";
+    int job_lock = -1, m_lock_fd = -1;
     int status = parse_opts(argc, argv, &o);
     if (status < 0) return mt_cli_finish("sweep", 0);
     if (status) return status;
@@ -679,6 +724,9 @@ int cmd_sweep(int argc, char **argv)
         status = mt_fail("sweep", "cannot record the problem: %s", mt_db_errmsg(db));
         goto out;
     }
+    /* sweeps left 'running' by a process that was killed are marked so */
+    mt_db_sweeps_reap(db, mt_sweep_process_alive);
+    if (mt_cli_db_path(o.db, job_db, sizeof job_db) == MT_OK) m_lock_fd = mt_m_lock_open(job_db);
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
         status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
         goto out;
@@ -789,7 +837,7 @@ int cmd_sweep(int argc, char **argv)
             goto out_plan;
         }
         /* held until exit: the daemon signals a stored pid only while it is held */
-        if (mt_cli_db_path(o.db, job_db, sizeof job_db) == MT_OK && (job_lock = mt_job_lock_take(job_db, o.job)) == -2) {
+        if (job_db[0] && (job_lock = mt_job_lock_take(job_db, o.job)) == -2) {
             status = mt_fail("sweep", "--job %lld: another sweep runs this job", (long long)o.job);
             goto out_plan;
         }
@@ -798,7 +846,7 @@ int cmd_sweep(int argc, char **argv)
     mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
     mt_progress prog;
     mt_progress_init(&prog, o.quiet);
-    int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0;
+    int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0, retried = 0;
     double t_start = mt_now();
     int out_of_time = 0;
     /* bayes goes coarse to fine over the batch sizes (mt_search_order), so
@@ -808,6 +856,11 @@ int cmd_sweep(int argc, char **argv)
         const int i = order[oi];
         double best = INFINITY;
         int idx, new_here = 0;
+        char what[64];
+        /* one process measures a batch size at a time: a second sweep of
+         * the same problem waits, then finds the points stored */
+        snprintf(what, sizeof what, "M=%lld of this problem", (long long)ps.ms[i]);
+        if (mt_m_lock(m_lock_fd, dev.id, prob.id, ps.ms[i], what) != 0) break;
         while (!interrupted && mt_search_next(search[i], &idx)) {
             if (o.time_s > 0 && mt_now() - t_start > o.time_s) {
                 out_of_time = 1;
@@ -822,13 +875,19 @@ int cmd_sweep(int argc, char **argv)
                 break;
             }
             double stored = NAN;
-            int have = mt_db_measurement_get(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text, &stored);
+            int failed_kind = 0;
+            int have = mt_db_measurement_get(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text, &stored,
+                                             &failed_kind);
             if (have < 0) {
                 status = mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
                 break;
             }
             done++;
-            if (have) {
+            /* a failure that was not the variant's (a timeout, a kill from
+             * outside) is measured again; with --retry-failed, every failure */
+            int again = have && (failed_kind == MT_FAILED_TRANSIENT || (failed_kind && o.retry_failed));
+            if (again) retried++;
+            if (have && !again) {
                 /* measured before (a resumed sweep): the search learns it again */
                 mt_search_report(search[i], idx, stored);
                 skipped++;
@@ -858,7 +917,7 @@ int cmd_sweep(int argc, char **argv)
             double med;
             int fatal = 0;
             char reason[512];
-            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal, &reason) != MT_OK) {
+            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal, &reason, again) != MT_OK) {
                 /* another sweep of the same problem on this database may have
                  * stored the same variant in the meantime (its row is kept:
                  * either is a measurement of the same kernel, the same way) */
@@ -895,8 +954,8 @@ int cmd_sweep(int argc, char **argv)
             if (isnan(gain))
                 snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
             else
-                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us, model expects %.2f %% more", (long long)ps.ms[i],
-                         best, 100.0 * gain);
+                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us, maybe %.1f %% faster still to find",
+                         (long long)ps.ms[i], best, 100.0 * gain);
             mt_progress_update(&prog, done, total, best_txt);
             if (o.job) job_tick(db, o.job, done, total, best_txt);
         }
@@ -905,24 +964,41 @@ int cmd_sweep(int argc, char **argv)
             (new_here > 0 || !has_finalists(db, dev.id, prob.id, ps.ms[i], khash)))
             status = run_finalists(db, w, sweep_id, &dev, &prob, &shape, ps.ms[i], &pol, khash, policy_text,
                                    o.finalists, o.rounds, o.seed, (double)o.timeout);
+        mt_m_unlock(m_lock_fd, dev.id, prob.id, ps.ms[i]);
     }
+    /* the job's progress at the end, also when every point was stored before */
+    if (o.job) job_tick(db, o.job, done, total, NULL);
     mt_progress_end(&prog);
     mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
-    if (out_of_time && !o.quiet)
+    /* said even with --quiet: a sweep cut short must not pass for a whole one */
+    if (out_of_time)
         fprintf(stderr, "moetune sweep: --time %.0f s reached; the batch sizes not reached keep their earlier results\n",
                 o.time_s);
     if (status) goto out_plan;
 
+    /* the batch sizes that end with no verified config: said, and the
+     * sweep fails (an interrupted one is said when it ends) */
+    int64_t missing[64];
+    int n_missing = interrupted ? 0 : unverified(db, &dev, &prob, khash, ps.ms, ps.n_ms, missing, 64);
     if (o.json) {
-        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"interrupted\":%s,"
-               "\"table\":",
-               (long long)sweep_id, measured, skipped, failed, aborted, interrupted ? "true" : "false");
+        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
+               "\"interrupted\":%s,\"unverified_batch_sizes\":[",
+               (long long)sweep_id, measured, skipped, failed, aborted, retried, interrupted ? "true" : "false");
+        for (int k = 0; k < n_missing; k++) printf("%s%lld", k ? "," : "", (long long)missing[k]);
+        printf("],\"table\":");
         mt_report_pair(stdout, db, &dev, &prob, 1);
     } else {
-        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database\n", measured,
+        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database", measured,
                failed, aborted, skipped);
+        if (retried) printf(", %d failed before and measured again", retried);
+        printf("\n");
         mt_report_pair(stdout, db, &dev, &prob, 0);
     }
+    if (n_missing)
+        status = mt_fail("sweep", "%d batch size(s) ended with no verified config (reasons above): nothing is exported "
+                                  "for them; fix the cause and run the same command again (--retry-failed measures "
+                                  "the failed variants again)",
+                         n_missing);
     if (!o.no_export && !interrupted) {
         if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
         else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
@@ -963,6 +1039,7 @@ out:
     mt_worker_stop(w);
     mt_db_close(db);
     mt_job_lock_drop(job_db, o.job, job_lock);
+    if (m_lock_fd >= 0) close(m_lock_fd);
     free(ps.ms);
     return mt_cli_finish("sweep", status);
 }

@@ -61,7 +61,8 @@ static int fault_for(const char *params)
 {
     const char *f = getenv("MOETUNE_TEST_FAULT");
     static const struct { const char *name; int fault; } kinds[] = {
-        {"crash", MT_FAULT_CRASH}, {"hang", MT_FAULT_HANG}, {"nan", MT_FAULT_NAN}, {"gpufault", MT_FAULT_GPU}};
+        {"crash", MT_FAULT_CRASH}, {"hang", MT_FAULT_HANG}, {"nan", MT_FAULT_NAN}, {"gpufault", MT_FAULT_GPU},
+        {"killed", MT_FAULT_KILLED}};
     while (f && *f) {
         const char *end = strchr(f, ';'), *colon = strchr(f, ':');
         size_t len = end ? (size_t)(end - f) : strlen(f);

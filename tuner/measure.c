@@ -223,6 +223,7 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         res->experts_hit = (hits + R / 2) / R; /* the mean over the routings */
     }
     if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
+    if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     if (b->fault == MT_FAULT_HANG) for (;;) pause();
 
     /* every routing is checked: the output poisoned first, so a tile the
@@ -369,6 +370,7 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
         goto out;
     }
     if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
+    if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     if (b->fault == MT_FAULT_HANG) for (;;) pause();
     memset(out, 0xff, qn * esz); /* NaN in every dtype */
     if ((rc = mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out)) != MT_OK) goto out;

@@ -65,11 +65,12 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const struct mt_attn_shape *s, int64_t ba
 int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p,
                          uint64_t seed, const mt_policy *pol, mt_measure_result *res);
 
-/* Test hook: when MOETUNE_TEST_FAULT is "crash:SUB", "hang:SUB" or
- * "nan:SUB" and SUB occurs in params_json, the worker misbehaves so: the
- * tests prove that the tuner survives such variants. */
+/* Test hook: when MOETUNE_TEST_FAULT is "crash:SUB", "hang:SUB",
+ * "nan:SUB" or "killed:SUB" (SIGKILL, as another process's OOM kill would
+ * send) and SUB occurs in params_json, the worker misbehaves so: the tests
+ * prove that the tuner survives such variants. */
 void mt_cpu_bench_set_fault(mt_cpu_bench *b, int fault);
-enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_GPU };
+enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_GPU, MT_FAULT_KILLED };
 /* MT_FAULT_GPU ("gpufault:SUB", CUDA only): the pipeline reads an illegal
  * address, which poisons the device context like a real kernel bug. */
 

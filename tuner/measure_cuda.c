@@ -6,6 +6,7 @@
 #include "measure_cuda.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
+    if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     /* every routing is run and checked before any timing */
     int Ri = (int)R;
     long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
@@ -550,6 +552,7 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     if ((rc = mt_cuda_alloc(c, qn * esz, &a.out)) || (rc = mt_cuda_alloc(c, wsz, &a.workspace))) goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
+    if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     /* poisoned output (0xffff is NaN in bf16 and fp16), one run, checked */
     mt_dptr real_bt = a.block_table;
     if (b->fault == MT_FAULT_GPU) a.block_table = 16; /* an address nothing maps */

@@ -284,6 +284,7 @@ int mt_sweep_attention(int argc, char **argv)
     char cmdline[1024] = "moetune";
     for (int i = 0; i < argc; i++) snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
     int64_t sweep_id = 0;
+    mt_db_sweeps_reap(db, mt_sweep_process_alive);
     mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(strategy), (int)budget, text, cmdline, &sweep_id);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -292,8 +293,27 @@ int mt_sweep_attention(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     mt_progress prog;
     mt_progress_init(&prog, quiet);
-    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0;
-    if (ao.job) attn_job_tick(db, ao.job, 0, 0, NULL);
+    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0, npairs = 0;
+    /* the whole plan's size first: the progress counts towards a total
+     * that does not move, and the header says it */
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nc; j++) {
+            if (!pair_kept(&ao, i * nc + j)) continue;
+            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, gpu ? dev.smem_per_block : 0, cs[j]};
+            mt_config *pts = NULL;
+            int n = mt_space_enumerate(&sp, &x, &pts);
+            free(pts);
+            if (n <= 0) continue;
+            int b = budget_pct > 0 ? (int)ceil(n * budget_pct / 100) : (int)budget;
+            if (budget_pct > 0 && b < 5) b = 5;
+            total += b > 0 && b < n ? b : n;
+            npairs++;
+        }
+    if (!quiet)
+        fprintf(stderr, "moetune sweep: attention decode on %s: H=%lld H_kv=%lld D=%lld page=%lld %s, %d (batch, context) "
+                        "pairs, %d variants\n",
+                dev.name, (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype), npairs, total);
+    if (ao.job) attn_job_tick(db, ao.job, 0, total, NULL);
     for (int i = 0; i < nb && !stop && !status; i++)
         for (int j = 0; j < nc && !stop && !status; j++) {
             if (!pair_kept(&ao, i * nc + j)) continue;
@@ -304,7 +324,6 @@ int mt_sweep_attention(int argc, char **argv)
             sp.default_config(&sp, &x, &def);
             int b = budget_pct > 0 ? (int)ceil(n * budget_pct / 100) : (int)budget;
             if (budget_pct > 0 && b < 5) b = 5;
-            total += b > 0 && b < n ? b : n;
             mt_search *search = NULL;
             /* the model's input is the work: sequences x context */
             if (mt_search_new(&search, strategy, &sp, pts, n, &def, bs[i] * cs[j], b,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/file.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,59 @@ void mt_job_lock_drop(const char *db_path, int64_t job, int fd)
     close(fd);
 }
 
+int mt_sweep_process_alive(int64_t pid)
+{
+    char p[64], buf[4096];
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) return 0;
+    snprintf(p, sizeof p, "/proc/%lld/cmdline", (long long)pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 1; /* no /proc: trust the pid */
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    for (char *a = buf; a < buf + k; a += strlen(a) + 1)
+        if (!strcmp(a, "sweep")) return 1;
+    return 0;
+}
+
+int mt_m_lock_open(const char *db_path)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s.sweeps.lock", db_path);
+    return open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+}
+
+static off_t m_lock_byte(int64_t dev, int64_t prob, int64_t M)
+{
+    uint64_t h = 1469598103934665603ull;
+    int64_t v[3] = {dev, prob, M};
+    for (int i = 0; i < 3; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
+    return (off_t)(h % (1u << 30));
+}
+
+int mt_m_lock(int fd, int64_t dev, int64_t prob, int64_t M, const char *what)
+{
+    if (fd < 0) return 0;
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, M), .l_len = 1};
+    if (fcntl(fd, F_SETLK, &l) == 0) return 0;
+    if (errno != EACCES && errno != EAGAIN) return 0; /* no locking here (a file system without it): go on */
+    struct flock g = l;
+    int other = fcntl(fd, F_GETLK, &g) == 0 && g.l_type != F_UNLCK ? (int)g.l_pid : 0;
+    fprintf(stderr, "moetune sweep: another sweep (pid %d) is measuring %s on this database: waiting for it, so that "
+                    "no variant is measured twice\n", other, what);
+    /* the sweep's SIGINT and SIGTERM handlers end the wait (EINTR) */
+    if (fcntl(fd, F_SETLKW, &l) != 0) return errno == EINTR ? -1 : 0;
+    return 0;
+}
+
+void mt_m_unlock(int fd, int64_t dev, int64_t prob, int64_t M)
+{
+    if (fd < 0) return;
+    struct flock l = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, M), .l_len = 1};
+    fcntl(fd, F_SETLK, &l);
+}
+
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db)
 {
     char def[4096], err[1024];
@@ -232,21 +286,40 @@ double mt_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void mt_progress_init(mt_progress *p, int quiet)
+void mt_progress_init_named(mt_progress *p, int quiet, const char *who)
 {
     p->tty = !quiet && isatty(2);
+    p->log = !quiet && !p->tty;
     p->start = mt_now();
-    p->last = 0;
+    p->last = p->start;
+    const char *iv = getenv("MOETUNE_PROGRESS_SECONDS");
+    p->interval = iv && atof(iv) > 0 ? atof(iv) : 30;
+    p->next_tenth = 1;
+    p->who = who;
 }
+
+void mt_progress_init(mt_progress *p, int quiet) { mt_progress_init_named(p, quiet, "sweep"); }
 
 void mt_progress_update(mt_progress *p, int done, int total, const char *best)
 {
     double t = mt_now();
-    if (!p->tty || (t - p->last < 0.2 && done < total)) return;
-    p->last = t;
     double el = t - p->start;
     double left = done > 0 ? el / done * (total - done) : 0;
-    fprintf(stderr, "\r\033[K[%d/%d] %s  elapsed %.0fs, about %.0fs left", done, total, best ? best : "", el, left);
+    if (p->tty) {
+        if (t - p->last < 0.2 && done < total) return;
+        p->last = t;
+        fprintf(stderr, "\r\033[K[%d/%d] %s  elapsed %.0fs, about %.0fs left", done, total, best ? best : "", el, left);
+        fflush(stderr);
+        return;
+    }
+    if (!p->log) return;
+    /* a log: a whole line now and then, never a redraw */
+    int tenth = total > 0 && done * 10 >= p->next_tenth * total;
+    if (!tenth && t - p->last < p->interval) return;
+    while (total > 0 && done * 10 >= p->next_tenth * total) p->next_tenth++;
+    p->last = t;
+    fprintf(stderr, "moetune %s: %d of %d (%.0f %%)%s%s, %.0f s elapsed, about %.0f s left\n", p->who, done, total,
+            total > 0 ? 100.0 * done / total : 0.0, best && *best ? ", " : "", best ? best : "", el, left);
     fflush(stderr);
 }
 

@@ -44,6 +44,17 @@ int mt_daemon_holder(const char *db_path);
 int mt_job_lock_take(const char *db_path, int64_t job);
 int mt_job_lock_held(const char *db_path, int64_t job);
 void mt_job_lock_drop(const char *db_path, int64_t job, int fd);
+/* 1 when pid is a live `moetune ... sweep` process (a stored pid may have
+ * been given to another process since). */
+int mt_sweep_process_alive(int64_t pid);
+/* One batch size of one problem on one device is swept by one process at a
+ * time on a database: a lock on a byte of DB.sweeps.lock. mt_m_lock_open
+ * gives the file's descriptor (-1: locking is skipped); mt_m_lock waits
+ * while another sweep holds it, saying so once, and returns 0, or -1 when
+ * a signal ended the wait. */
+int mt_m_lock_open(const char *db_path);
+int mt_m_lock(int fd, int64_t dev, int64_t prob, int64_t M, const char *what);
+void mt_m_unlock(int fd, int64_t dev, int64_t prob, int64_t M);
 
 /* --budget N or P%: *n set and *pct 0, or *pct in (0, 100] and *n 0;
  * returns an exit status (a usage error names cmd). */
@@ -83,12 +94,17 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
 /* Parse a positive integer option value, or report a usage error. */
 int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t min, int64_t max, int64_t *out);
 
-/* Progress on a terminal: redraws one line on stderr; silent otherwise. */
+/* Progress on stderr: on a terminal one line redrawn; elsewhere (Slurm and
+ * Kubernetes logs) a line every MOETUNE_PROGRESS_SECONDS (default 30) or
+ * every tenth of the total, whichever comes first; nothing with quiet. */
 typedef struct mt_progress {
-    int tty;
-    double start, last;
+    int tty, log;
+    double start, last, interval;
+    int next_tenth;
+    const char *who; /* "sweep", "compile": the lines' prefix */
 } mt_progress;
 void mt_progress_init(mt_progress *p, int quiet);
+void mt_progress_init_named(mt_progress *p, int quiet, const char *who);
 void mt_progress_update(mt_progress *p, int done, int total, const char *best);
 void mt_progress_end(mt_progress *p);
 double mt_now(void);

@@ -102,6 +102,16 @@ static void reap(mt_worker *w, int kill_first, char *why, size_t n)
     w->pid = 0;
 }
 
+int mt_worker_failure_transient(int rc, const char *why)
+{
+    int sig = 0;
+    if (rc == MT_ETIMEOUT) return 1;
+    if (rc != MT_ECRASH || !why) return 0;
+    if (!strcmp(why, "worker is not running")) return 1;
+    if (sscanf(why, "worker died: killed by signal %d", &sig) != 1) return 0;
+    return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
+}
+
 static void close_fds(mt_worker *w)
 {
     if (w->to_fd >= 0) close(w->to_fd);

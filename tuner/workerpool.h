@@ -19,6 +19,13 @@ int mt_worker_call(mt_worker *w, const char *request, double timeout_s, char **r
 
 int mt_worker_restart(mt_worker *w, char *err, size_t err_len);
 
+/* 1 when a failed call (its status and why) did not come from the variant:
+ * a timeout (a loaded machine), a worker gone, or one killed by a signal
+ * that a variant does not raise (SIGKILL from the OOM killer or a person,
+ * SIGTERM, SIGINT, SIGHUP). A crash of the variant's own (SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGABRT) or a reply that it failed is deterministic. */
+int mt_worker_failure_transient(int call_rc, const char *why);
+
 /* Close the pipes and reap the child; NULL is a no-op. */
 void mt_worker_stop(mt_worker *w);
 
