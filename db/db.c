@@ -580,6 +580,24 @@ int mt_db_sweep_begin(mt_db *db, int64_t dev, int64_t prob, const char *strategy
     return MT_OK;
 }
 
+int mt_db_partial_sweeps(mt_db *db, int64_t dev, int64_t prob)
+{
+    sqlite3_stmt *q = NULL;
+    int n = -1;
+    /* a full grid is strategy grid with no budget, no --only and no --time */
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT count(*) FROM sweeps WHERE device_id=?1 AND problem_id=?2 AND (strategy != 'grid' OR "
+                           "budget > 0 OR command LIKE '% --budget%' OR command LIKE '% --only%' OR "
+                           "command LIKE '% --time%' OR command LIKE '% --shard%' OR status != 'done')",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(db, "read sweeps");
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
 int mt_db_sweeps_reap(mt_db *db, int (*alive)(int64_t pid))
 {
     char host[256] = "";

@@ -78,6 +78,10 @@ int mt_db_config_upsert(mt_db *db, const char *backend, const char *params_json,
 int mt_db_sweep_begin(mt_db *db, int64_t device_id, int64_t problem_id, const char *strategy, int budget,
                       const char *batch_sizes, const char *command, int64_t *id);
 int mt_db_sweep_end(mt_db *db, int64_t id, const char *status);
+/* The sweeps of (device, problem) that measured less than the full grid
+ * (another strategy, a budget, --only, --time, a shard, or not done);
+ * negative on error. */
+int mt_db_partial_sweeps(mt_db *db, int64_t device_id, int64_t problem_id);
 /* Sweeps of this host still 'running' whose process is gone (alive(pid)
  * is 0) become 'killed'; their count, or a negative status. */
 int mt_db_sweeps_reap(mt_db *db, int (*alive)(int64_t pid));

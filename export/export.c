@@ -353,6 +353,12 @@ static int export_grid(mt_db *db, const mt_export_opts *o, const mt_device_info 
     char *dot = strstr(name, ".moetune.json");
     if (!dot) return MT_EINVAL;
     strcpy(dot, ".grid.csv");
+    /* a replay scores a strategy against the grid's points: on the points a
+     * search chose, every strategy looks perfect; such a grid says so */
+    int partial = mt_db_partial_sweeps(db, d->id, p->id);
+    if (partial != 0)
+        mt_buf_printf(&g.b, "# partial: measured by a search, a budget, --only, --time, a shard or an unfinished "
+                            "sweep; not every valid point is here (moetune sweep --strategy grid records them all)\n");
     int rc = mt_db_results(db, d->id, p->id, "ok", hash, grid_row, &g);
     /* aborted rows carry their partial figure: clearly slower than the
      * incumbent, which a replay needs to know as much as the winners */
@@ -459,8 +465,15 @@ static int export_attn_pair(int64_t dev, const char *name, const char *backend, 
     return 0;
 }
 
-int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st)
+int mt_export(mt_db *db, const mt_export_opts *opts, mt_export_stats *st)
 {
+    /* "out/" names files "out/x", never "out//x" */
+    char dir[4096];
+    mt_export_opts oc = *opts;
+    snprintf(dir, sizeof dir, "%s", opts->out_dir ? opts->out_dir : ".");
+    for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--) dir[l - 1] = 0;
+    oc.out_dir = dir;
+    const mt_export_opts *o = &oc;
     struct export_ctx c = {db, o, st};
     memset(st, 0, sizeof *st);
     int rc = mt_db_pairs(db, "ok", export_ok_pair, &c);

@@ -144,7 +144,14 @@ static void rt_log(mt_runtime *rt, int level, const char *fmt, ...)
     rt->log(level, msg, rt->log_user);
 }
 
-static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+/* a folder's path without trailing '/': files are named dir/name, never dir//name */
+static char *dup_or_null(const char *s)
+{
+    if (!s || !*s) return NULL;
+    char *d = strdup(s);
+    for (size_t l = d ? strlen(d) : 0; l > 1 && d[l - 1] == '/'; l--) d[l - 1] = 0;
+    return d;
+}
 
 static int is_dir(const char *path)
 {
@@ -159,6 +166,7 @@ static void xdg_path(char *out, size_t n, const char *var, const char *fallback,
     if (xdg && *xdg) snprintf(out, n, "%s/%s", xdg, tail);
     else if (home && *home) snprintf(out, n, "%s/%s/%s", home, fallback, tail);
     else out[0] = 0;
+    for (char *p = strstr(out, "//"); p; p = strstr(p, "//")) memmove(p, p + 1, strlen(p));
 }
 
 int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)

@@ -42,13 +42,22 @@ expect_exit 0 "$TMP/bayes3.json" "$MT" replay "$TMP/synthetic.grid.csv" --strate
 cmp -s "$TMP/bayes.json" "$TMP/bayes3.json" || fail "replay --jobs 3 differs from one process"; ok
 expect_exit 2 "$TMP/b" "$MT" replay "$TMP/synthetic.grid.csv" --jobs 0
 # a real grid: a small sweep exported with --format grid
-expect_exit 0 "$TMP/s" "$MT" sweep --db "$TMP/r.db" --model tiny --batch-sizes 1 --quiet --no-export
+expect_exit 0 "$TMP/s" "$MT" sweep --db "$TMP/r.db" --model tiny --batch-sizes 1 --quiet --no-export --strategy grid
 expect_exit 0 "$TMP/e" "$MT" export --db "$TMP/r.db" --out "$TMP/grid" --format grid
 csv=$(ls "$TMP"/grid/*.grid.csv)
 [ "$(($(wc -l <"$csv") - 1))" = "$(sql "$TMP/r.db" 'select count(*) from measurements')" ] || fail "one CSV row per measurement"; ok
 head -1 "$csv" | grep -qx 'M,block_m,block_n,block_k,threads,median_us,status,is_default' || fail "CSV header: $(head -1 "$csv")"; ok
 expect_exit 0 "$TMP/rr" "$MT" replay "$csv" --seeds 3 --budget 6
 expect_in "$TMP/rr" "evals to 2%"
+# a grid of the points a Bayesian sweep chose says it is partial, and a
+# replay on it (where every strategy would score near 1) is refused unless asked
+expect_exit 0 "$TMP/s2" "$MT" sweep --db "$TMP/rb.db" --model tiny --batch-sizes 1 --budget 6 --quiet --no-export
+expect_exit 0 "$TMP/e2" "$MT" export --db "$TMP/rb.db" --out "$TMP/gridb" --format grid
+csvb=$(ls "$TMP"/gridb/*.grid.csv)
+head -1 "$csvb" | grep -q '^# partial' || fail "a bayes sweep's grid is not marked partial: $(head -1 "$csvb")"; ok
+expect_exit 2 "$TMP/rp" "$MT" replay "$csvb" --seeds 3 --budget 3
+expect_in "$TMP/rp" "is a partial grid"
+expect_exit 0 "$TMP/rp2" "$MT" replay "$csvb" --seeds 3 --budget 3 --partial
 # bad input
 printf 'x,y\n1,2\n' >"$TMP/bad.csv"
 expect_exit 2 "$TMP/b" "$MT" replay "$TMP/bad.csv"

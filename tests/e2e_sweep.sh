@@ -139,12 +139,21 @@ expect_exit 0 "$TMP/x" "$MT" sweep --batch-sizes 2 --budget 2 --quiet
 [ "$(sql "$XDG_DATA_HOME/moetune/moetune.db" "select strategy from sweeps")" = bayes ] || fail "bayes is the default strategy"; ok
 ls "$XDG_DATA_HOME"/moetune/configs/*.moetune.json >/dev/null || fail "default export folder"
 ok
+# what the sweep just wrote is what the runtime serves, with no option:
+# lookup picks this machine's device as the sweep did, and says which
+expect_exit 0 "$TMP/lk" "$MT" lookup --experts 8 --intermediate 256 --hidden 512 --topk 2 --batch 2
+expect_in "$TMP/lk" '"source":"tuned"'
+expect_in "$TMP/lk" "moetune lookup: device CPU_"
+[ "$(py "$TMP/lk" 'j["file"].startswith(sys.argv[1] if False else "'"$XDG_DATA_HOME"'/moetune/configs/")')" = True ] \
+  || fail "the tuned file: $(cat "$TMP/lk")"; ok
 # --only: every variant measured has the fixed values; a batch size where no
 # point has them (block_m 8 over M = 1's two pairs) is said, and skipped
 ODB=$TMP/only.db
-expect_exit 0 "$TMP/o" "$MT" sweep --device cpu --db "$ODB" --model tiny --batch-sizes 1,8 --only block_m=8,threads=1 \
+# (the sweep tuned nothing at M=1: it fails, saying so)
+expect_exit 1 "$TMP/o" "$MT" sweep --device cpu --db "$ODB" --model tiny --batch-sizes 1,8 --only block_m=8,threads=1 \
   --budget 4 --no-export --quiet
 expect_in "$TMP/o" "M=1: no valid point has --only block_m=8,threads=1"
+expect_in "$TMP/o" "1 batch size(s) ended with no verified config"
 [ "$(sql "$ODB" 'select count(*) from measurements')" = 4 ] || fail "4 variants at M = 8 only"; ok
 [ "$(sql "$ODB" "select count(*) from measurements m join configs c on c.id = m.config_id where m.M = 8
   and json_extract(c.params, '$.block_m') = 8 and json_extract(c.params, '$.threads') = 1")" = 4 ] ||

@@ -145,6 +145,8 @@ int cmd_lookup(int argc, char **argv)
         }
         ro.device_name = picked;
         if (!ro.backend) ro.backend = mt_backend_name(res.kind);
+        char *tail = strstr(note, "; tuning the CPU");
+        if (tail) *tail = 0; /* the sweep's wording: nothing is tuned here */
         fprintf(stderr, "moetune lookup: device %s (%s:%d%s%s)\n", picked, mt_backend_name(res.kind), res.index,
                 note[0] ? "; " : "", note);
     }

@@ -30,7 +30,10 @@ static const char usage[] =
     "  --fraction F   the budget as a fraction of each M's points (default 0.05)\n"
     "  --jobs N       replay the seeds in N processes (default 1)\n"
     "  --per-m        bayes: model each batch size alone (default: one model learns\n"
-    "                 from neighbouring batch sizes too, as the sweep does)\n";
+    "                 from neighbouring batch sizes too, as the sweep does)\n"
+    "  --partial      replay a grid that export marked partial (one a search or a\n"
+    "                 budget measured): refused without it, since a strategy scores\n"
+    "                 against the points that grid holds, not against the space\n";
 
 #define MAXP MT_SPACE_MAX_PARAMS
 
@@ -93,13 +96,20 @@ static void sort_points(grid_m *m, int np)
 
 /* Parse the CSV into per-M point lists and a space whose values are those
  * seen in the file. */
-static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **out, int *nm, char *err, size_t n)
+static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **out, int *nm, int *partial, char *err,
+                     size_t n)
 {
     char *text;
     size_t len;
     if (mt_read_file(path, &text, &len, err, n) != MT_OK) return -1;
     char *save = NULL, *line = strtok_r(text, "\n", &save);
     int np = 0;
+    /* comment lines first; "# partial" marks a grid that lacks points */
+    *partial = 0;
+    while (line && line[0] == '#') {
+        if (!strncmp(line, "# partial", 9)) *partial = 1;
+        line = strtok_r(NULL, "\n", &save);
+    }
     if (!line || strncmp(line, "M,", 2) != 0) {
         snprintf(err, n, "'%s' is not a grid CSV: its first line must start with 'M,'", path);
         free(text);
@@ -286,9 +296,9 @@ int cmd_replay(int argc, char **argv)
     static const struct option opts[] = {{"strategy", required_argument, 0, 's'}, {"seeds", required_argument, 0, 'n'},
                                          {"budget", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
                                          {"fraction", required_argument, 0, 'f'}, {"per-m", no_argument, 0, 'p'},
-                                         {"jobs", required_argument, 0, 'J'},
+                                         {"jobs", required_argument, 0, 'J'}, {"partial", no_argument, 0, 'P'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int kind = MT_STRATEGY_BAYES, json = 0, joint = 1, c, st;
+    int kind = MT_STRATEGY_BAYES, json = 0, joint = 1, c, st, allow_partial = 0, partial = 0;
     int64_t seeds = 20, budget = 0, jobs = 1;
     double fraction = 0.05;
     optind = 1;
@@ -302,6 +312,7 @@ int cmd_replay(int argc, char **argv)
         else if (c == 'j') json = 1;
         else if (c == 'J') st = mt_parse_int_opt("replay", "--jobs", optarg, 1, 256, &jobs);
         else if (c == 'p') joint = 0;
+        else if (c == 'P') allow_partial = 1;
         else if (c == 'f') {
             char *end;
             fraction = strtod(optarg, &end);
@@ -317,7 +328,20 @@ int cmd_replay(int argc, char **argv)
     char names[MAXP][32], err[512];
     grid_m *g;
     int ng;
-    if (load_grid(argv[optind], &sp, names, &g, &ng, err, sizeof err) != 0) return mt_usage_error("replay", "%s", err);
+    if (load_grid(argv[optind], &sp, names, &g, &ng, &partial, err, sizeof err) != 0)
+        return mt_usage_error("replay", "%s", err);
+    if (partial && !allow_partial) {
+        for (int i = 0; i < ng; i++) {
+            free(g[i].pts);
+            free(g[i].t);
+        }
+        free(g);
+        return mt_usage_error("replay",
+                              "'%s' is a partial grid (its first line says so): it holds only the points a search or a "
+                              "budget measured, so every strategy would score near 1.000 on it. Record a full grid "
+                              "(moetune sweep --strategy grid, no --budget), or pass --partial to replay it anyway",
+                              argv[optind]);
+    }
     if (json)
         printf("{\"strategy\":\"%s\",\"joint\":%s,\"seeds\":%lld,\"batch_sizes\":[", mt_strategy_name(kind),
                joint && kind == MT_STRATEGY_BAYES ? "true" : "false", (long long)seeds);

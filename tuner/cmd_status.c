@@ -18,24 +18,34 @@ static const char usage[] =
     "best so far), the latest N finished ones (default 10), the devices as the\n"
     "daemon sees them, and the pid of the daemon serving the database.\n";
 
+/* every key always there: null where there is no value, so that a reader
+ * need not tell a missing key from an empty one */
+static void add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+    if (v) cJSON_AddStringToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
 static int add_job(const mt_job *j, void *u)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)j->id);
     cJSON_AddStringToObject(o, "status", j->status);
     cJSON_AddStringToObject(o, "device", j->device);
-    if (j->assigned) cJSON_AddStringToObject(o, "assigned_device", j->assigned);
+    add_str_or_null(o, "assigned_device", j->assigned);
     cJSON_AddItemToObject(o, "args", cJSON_Parse(j->args));
     cJSON_AddNumberToObject(o, "attempts", j->attempts);
     cJSON_AddNumberToObject(o, "done", (double)j->done);
     cJSON_AddNumberToObject(o, "total", (double)j->total);
-    if (j->best) cJSON_AddStringToObject(o, "best", j->best);
-    if (j->message) cJSON_AddStringToObject(o, "message", j->message);
+    add_str_or_null(o, "best", j->best);
+    add_str_or_null(o, "message", j->message);
     if (j->exit_status >= 0) cJSON_AddNumberToObject(o, "exit_status", j->exit_status);
+    else cJSON_AddNullToObject(o, "exit_status");
     if (j->sweep_pid) cJSON_AddNumberToObject(o, "sweep_pid", (double)j->sweep_pid);
-    cJSON_AddStringToObject(o, "submitted_at", j->submitted_at);
-    if (j->started_at) cJSON_AddStringToObject(o, "started_at", j->started_at);
-    if (j->finished_at) cJSON_AddStringToObject(o, "finished_at", j->finished_at);
+    else cJSON_AddNullToObject(o, "sweep_pid");
+    add_str_or_null(o, "submitted_at", j->submitted_at);
+    add_str_or_null(o, "started_at", j->started_at);
+    add_str_or_null(o, "finished_at", j->finished_at);
     cJSON_AddItemToArray(u, o);
     return 0;
 }
@@ -47,7 +57,7 @@ static int add_device(const char *device, const char *state, int failures, const
     cJSON_AddStringToObject(o, "device", device);
     cJSON_AddStringToObject(o, "state", state);
     cJSON_AddNumberToObject(o, "failures", failures);
-    if (message) cJSON_AddStringToObject(o, "message", message);
+    add_str_or_null(o, "message", message);
     cJSON_AddNumberToObject(o, "daemon_pid", (double)pid);
     cJSON_AddStringToObject(o, "updated_at", at);
     cJSON_AddItemToArray(u, o);

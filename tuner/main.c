@@ -48,6 +48,17 @@ int main(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        /* `moetune help sweep` is `moetune sweep --help` */
+        if (argc > 2 && !strcmp(argv[1], "help")) {
+            for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+                if (!strcmp(argv[2], cmds[i].name)) {
+                    char *sub[] = {argv[2], "--help", NULL};
+                    return cmds[i].fn(2, sub);
+                }
+            fprintf(stderr, "moetune help: unknown command '%s'\n", argv[2]);
+            help(stderr);
+            return MT_EXIT_USAGE;
+        }
         help(stdout);
         return mt_cli_finish("help", 0);
     }

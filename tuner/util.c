@@ -64,6 +64,8 @@ int mt_data_dir(char *out, size_t n)
     if (xdg && *xdg) snprintf(out, n, "%s/moetune", xdg);
     else if (home && *home) snprintf(out, n, "%s/.local/share/moetune", home);
     else return MT_ENOTFOUND;
+    /* "$XDG_DATA_HOME/" or "/" as HOME: one slash between the parts */
+    for (char *p = strstr(out, "//"); p; p = strstr(p, "//")) memmove(p, p + 1, strlen(p));
     return mt_mkdir_p(out) == 0 ? MT_OK : MT_EIO;
 }
 
