@@ -4,7 +4,7 @@
  * result against a plain loop.
  *
  * Build against an installed moetune:
- *   cc -O2 fused_moe_cpu.c $(pkg-config --cflags --libs moetune) -o fused_moe_cpu
+ *   cc -O2 fused_moe_cpu.c $(pkg-config --cflags --libs moetune) -lm -o fused_moe_cpu
  */
 #include <math.h>
 #include <stdio.h>

@@ -13,6 +13,12 @@ done
 ls "$P"/lib/libmoetune.so* >/dev/null || fail "no shared library"; ok
 # pkg-config
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
+# the build line the example's own comment gives, word for word, in a copy
+# of the example's folder
+cmdline=$(sed -n 's/^ \*   \(cc .*fused_moe_cpu\.c.*\)$/\1/p' "$SRC/examples/fused_moe_cpu.c")
+[ -n "$cmdline" ] || fail "examples/fused_moe_cpu.c gives no build line"; ok
+mkdir -p "$TMP/exdir" && cp "$SRC/examples/fused_moe_cpu.c" "$TMP/exdir/"
+expect_exit 0 "$TMP/cc0" bash -c "cd '$TMP/exdir' && $cmdline"
 expect_exit 0 "$TMP/cc" cc -O2 -Wall -Werror "$SRC/examples/fused_moe_cpu.c" $(pkg-config --cflags --libs moetune) -lm -o "$TMP/ex"
 LD_LIBRARY_PATH=$P/lib expect_exit 0 "$TMP/run" "$TMP/ex"
 expect_in "$TMP/run" "matches"

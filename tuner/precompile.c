@@ -181,6 +181,57 @@ static void child(const unit *u, int n, int k, int jobs, const char *arch, const
     _exit(0);
 }
 
+/* One unit compiled in a child process: 1 when it compiled (counted in st),
+ * 0 with why when it failed or the compiler crashed. */
+static int isolated_unit(const unit *u, const char *arch, const char *dir, mt_precompile_stats *st, const char *tag,
+                         char *why, size_t n)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(why, n, "pipe: %s", strerror(errno));
+        return 0;
+    }
+    pid_t p = fork();
+    if (p == 0) {
+        close(fds[0]);
+        char w[320], line[400];
+        int hit, len;
+        if (compile_unit(u, arch, dir, &hit, w, sizeof w) == MT_OK) len = snprintf(line, sizeof line, "%c\n", hit ? 'h' : 'c');
+        else len = snprintf(line, sizeof line, "f%s\n", w);
+        if (len > 0 && write(fds[1], line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1)) < 0) _exit(3);
+        _exit(0);
+    }
+    close(fds[1]);
+    if (p < 0) {
+        close(fds[0]);
+        snprintf(why, n, "fork: %s", strerror(errno));
+        return 0;
+    }
+    char line[400] = "";
+    ssize_t k, got = 0;
+    while ((k = read(fds[0], line + got, sizeof line - 1 - (size_t)got)) > 0 || (k < 0 && errno == EINTR))
+        if (k > 0) got += k;
+    close(fds[0]);
+    line[got > 0 ? got : 0] = 0;
+    int wst = 0;
+    while (waitpid(p, &wst, 0) < 0 && errno == EINTR) {}
+    char what[160];
+    describe(u, what, sizeof what);
+    if (WIFSIGNALED(wst)) {
+        snprintf(why, n, "%s: the compiler (%s) crashed with signal %d (%s) compiling for %s; this toolchain cannot "
+                         "build this target: use another ROCm or CUDA version, or another --arch",
+                 what, tag, WTERMSIG(wst), strsignal(WTERMSIG(wst)), arch);
+        return 0;
+    }
+    if (line[0] == 'c' || line[0] == 'h') {
+        line[0] == 'h' ? st->cached++ : st->compiled++;
+        return 1;
+    }
+    line[strcspn(line, "\n")] = 0;
+    snprintf(why, n, "%.150s: %.200s", what, line[0] == 'f' ? line + 1 : "the compiler process ended without a word");
+    return 0;
+}
+
 /* the compiler there and the cache folder, before anything is collected */
 static int prepare(const char *arch, const char *cache_dir, char *err, size_t n)
 {
@@ -305,15 +356,23 @@ static int run_units(unit *u, int total, int jobs, const char *arch, const char 
     if (in) fclose(in);
     else close(fds[0]);
     for (int k = 0; k < started; k++) waitpid(kids[k], NULL, 0);
-    /* a child that died (or was never started) left its units: compile
-     * them here, so the result does not depend on how the work was split */
+    /* a child that died (or was never started) left its units: each is
+     * compiled again in a process of its own, so that a compiler that
+     * crashes on it (Debian's hipRTC on gfx940 and gfx942 aborts inside
+     * comgr) fails that unit with its signal and the toolchain's name, and
+     * never takes this process down */
+    char tag[64] = "";
+    if (is_hip(arch)) {
+        char e2[128];
+        if (mt_hiprtc_tag(tag, sizeof tag, e2, sizeof e2) != MT_OK) snprintf(tag, sizeof tag, "hipRTC");
+    } else {
+        snprintf(tag, sizeof tag, "NVRTC");
+    }
     for (int i = 0; i < total; i++) {
         if (seen[i]) continue;
-        char why[320];
-        int hit;
-        if (compile_unit(&u[i], arch, cache_dir, &hit, why, sizeof why) == MT_OK)
-            hit ? st->cached++ : st->compiled++;
-        else {
+        char why[400] = "";
+        int ok = isolated_unit(&u[i], arch, cache_dir, st, tag, why, sizeof why);
+        if (!ok) {
             st->failed++;
             if (!st->first_error[0]) snprintf(st->first_error, sizeof st->first_error, "%.200s", why);
         }
