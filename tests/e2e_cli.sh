@@ -81,17 +81,17 @@ expect_in "$TMP/m" "deepseek-v3"
 # lookup: what the runtime picks, against the shared corpus
 CORPUS=${MT_SHARED:?}/data/vllm-configs
 expect_exit 0 "$TMP/l" "$MT" lookup --experts 8 --intermediate 7168 --device-name NVIDIA_H100_80GB_HBM3 --batch 100 \
-  --config-dir "$CORPUS" --cache-dir /nonexistent --bundled-dir /nonexistent
+  --config-dir "$CORPUS" --cache-dir '' --bundled-dir '' --tuned-dir ''
 [ "$(py "$TMP/l" 'j["key"], j["source"], j["foreign"], j["config"]["BLOCK_SIZE_M"]')" = "(96, 'config dir', True, 32)" ] \
   || fail "lookup: $(cat "$TMP/l")"; ok
 expect_exit 0 "$TMP/l2" "$MT" lookup --experts 8 --intermediate 7168 --device-name NVIDIA_H200 --batch 3 \
-  --config-dir "$CORPUS" --cache-dir /nonexistent --bundled-dir /nonexistent
+  --config-dir "$CORPUS" --cache-dir '' --bundled-dir '' --tuned-dir ''
 [ "$(py "$TMP/l2" 'j["source"], j["key"]')" = "('config dir', 2)" ] || fail "H200 has its own file: $(cat "$TMP/l2")"; ok
 expect_exit 0 "$TMP/l3" "$MT" lookup --experts 16 --intermediate 1792 --device-name NVIDIA_H100_80GB_HBM3 --batch 64 \
-  --dtype int8_w8a16 --config-dir "$CORPUS" --cache-dir /nonexistent --bundled-dir /nonexistent
+  --dtype int8_w8a16 --config-dir "$CORPUS" --cache-dir '' --bundled-dir '' --tuned-dir ''
 [ "$(py "$TMP/l3" 'j["source"]')" = "config dir" ] || fail "dtype field: $(cat "$TMP/l3")"; ok
 expect_exit 0 "$TMP/l4" "$MT" lookup --experts 128 --intermediate 768 --device-name AMD_Instinct_MI300X --batch 8 \
-  --config-dir "$CORPUS" --cache-dir /nonexistent --bundled-dir /nonexistent
+  --config-dir "$CORPUS" --cache-dir '' --bundled-dir '' --tuned-dir ''
 [ "$(py "$TMP/l4" 'j["source"], j["config"]["num_stages"]')" = "('default', 2)" ] || fail "MI300X must not read MI308X"; ok
 expect_in "$TMP/l4" "default heuristic"
 expect_exit 2 "$TMP/l5" "$MT" lookup --experts 8 --batch 1

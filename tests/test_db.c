@@ -245,7 +245,9 @@ static void test_migrate_from_v1(void)
     mt_db_close(db);
     /* take it back to what schema 1 was */
     sqlite3_open(p, &h);
-    CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
+    CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN transient; ALTER TABLE sweeps DROP COLUMN pid;"
+                          "ALTER TABLE sweeps DROP COLUMN host;"
+                          "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
                           "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; DROP TABLE jobs;"
                           "DROP TABLE daemon_devices; DROP TABLE attn_measurements; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(h));
@@ -259,7 +261,7 @@ static void test_migrate_from_v1(void)
                           "(SELECT count(*) FROM devices WHERE name='CPU_OLD')", -1, &s, 0);
     CHECK(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == MT_DB_SCHEMA_VERSION &&
               sqlite3_column_int(s, 1) == 1 && sqlite3_column_int(s, 2) == 1,
-          "migrated to %d with the new column and the old row", sqlite3_column_int(s, 0));
+          "migrated to %d with the new columns and the old row", sqlite3_column_int(s, 0));
     sqlite3_finalize(s);
     sqlite3_close(h);
 }

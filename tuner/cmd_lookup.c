@@ -35,6 +35,7 @@ static const char usage[] =
     "                        $XDG_CACHE_HOME/moetune/bucket)\n"
     "  --bundled-dir DIR     the installed configs (default: the install prefix's, or\n"
     "                        the source tree's configs/ from a build tree)\n"
+    "                        (a folder given must exist; '' leaves that source out)\n"
     "  --alias NAME          a device whose files this one may read (repeatable)\n"
     "  --allow-stale         use configs measured with other kernel sources\n";
 
@@ -112,7 +113,7 @@ int cmd_lookup(int argc, char **argv)
                               {"--cache-dir", ro.cache_dir}, {"--bundled-dir", ro.bundled_dir}};
     for (int i = 0; i < 4; i++) {
         struct stat sb;
-        if (dirs[i][1] && (stat(dirs[i][1], &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        if (dirs[i][1] && *dirs[i][1] && (stat(dirs[i][1], &sb) != 0 || !S_ISDIR(sb.st_mode)))
             return mt_usage_error("lookup", "%s '%s': %s", dirs[i][0], dirs[i][1],
                                   stat(dirs[i][1], &sb) != 0 ? strerror(errno) : "not a folder");
     }
