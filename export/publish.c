@@ -390,15 +390,19 @@ static int check_manifest(const cJSON *files, const char *dev, char *err, size_t
                 return MT_EINTEGRITY;
             }
         }
-        if (!is_hex64(sha) || !cJSON_IsNumber(size) || size->valuedouble < 0 ||
-            size->valuedouble != (double)(size_t)size->valuedouble) {
+        if (!is_hex64(sha) || !cJSON_IsNumber(size) || !(size->valuedouble >= 0)) {
             snprintf(err, n, "the manifest of %s lacks a sha256 or size for %s", dev, name);
             return MT_EPARSE;
         }
+        /* the bound before any conversion: 1e300 must not reach a cast */
         if (size->valuedouble > MAX_FILE_BYTES) {
             snprintf(err, n, "the manifest of %s gives %s as %.0f bytes, more than a config file can be (%u): refused, "
                              "nothing of %s replaced", dev, name, size->valuedouble, MAX_FILE_BYTES, dev);
             return MT_EINTEGRITY;
+        }
+        if (size->valuedouble != (double)(size_t)size->valuedouble) {
+            snprintf(err, n, "the manifest of %s gives %s a size that is not a whole number of bytes", dev, name);
+            return MT_EPARSE;
         }
     }
     return MT_OK;

@@ -66,12 +66,12 @@ static void test_fresh_and_reopen(void)
 static void test_two_writers(void)
 {
     char p[512], err[512];
-    mt_db *a, *b;
+    mt_db *a = NULL, *b = NULL;
     path_of(p, sizeof p, "two.db");
     CHECK(mt_db_open(&a, p, err, sizeof err) == MT_OK && mt_db_open(&b, p, err, sizeof err) == MT_OK, "open: %s", err);
     mt_device_info d = {.backend = "cpu", .name = "CPU_X", .raw_name = "X", .arch = "x86_64", .cores = 2};
     mt_problem pr = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 64, .K = 128, .topk = 2, .renormalize = 1};
-    int64_t cfg, cfg2, ok, failed;
+    int64_t cfg = 0, cfg2 = 0, ok = 0, failed = 0;
     CHECK(mt_db_device_upsert(a, &d) == MT_OK && mt_db_problem_upsert(a, &pr) == MT_OK &&
               mt_db_config_upsert(a, "cpu", "{\"a\":1}", &cfg) == MT_OK, "setup");
     mt_measurement m = {.device_id = d.id, .problem_id = pr.id, .config_id = cfg, .M = 8, .status = "ok",
