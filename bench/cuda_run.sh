@@ -244,6 +244,39 @@ wgmma)
     python3 bench/targets_table.py "$DB" | tee "$OUT/targets.md"
   fi
   ;;
+hardening)
+  # what a new user and a hostile input hit first, on a GPU: lookup picks the
+  # GPU and serves what the sweep just wrote; a problem too large for the
+  # GPU is refused with the need; a worker killed from outside is measured
+  # again on the next run; a batch size with no verified variant fails
+  log "lookup with no device named (before any sweep)"
+  "$MT" lookup --experts 8 --intermediate 7168 --batch 100; echo "rc=$?"
+  log "sweep into the default folder, then lookup"
+  "$MT" sweep --device auto --db "$DB" --model mixtral-8x7b --tp 2 --batch-sizes 1,64 --budget 6 --compile-jobs 0 --quiet
+  echo "rc=$?"
+  "$MT" lookup --experts 8 --intermediate 7168 --hidden 4096 --topk 2 --batch 64; echo "rc=$?"
+  log "a problem larger than the GPU"
+  "$MT" sweep --device cuda:0 --db "$OUT/big.db" --experts 1024 --intermediate 16384 --hidden 8192 --topk 8 \
+    --batch-sizes 1 --quiet; echo "rc=$?"
+  "$MT" sweep --device cuda:0 --model deepseek-v3 --dry-run; echo "rc=$?"
+  small=(--experts 16 --intermediate 512 --hidden 1024 --topk 2 --batch-sizes 37 --budget 8 --no-export --compile-jobs 0
+         --strategy grid --finalists 0 --json --quiet)
+  log "a worker killed from outside (SIGKILL), then the same sweep again"
+  MOETUNE_TEST_FAULT='killed:"num_stages":3' "$MT" sweep --device cuda:0 --db "$OUT/killed.db" "${small[@]}" \
+    >"$OUT/killed1.json"; echo "rc=$?"
+  "$MT" sweep --device cuda:0 --db "$OUT/killed.db" "${small[@]}" >"$OUT/killed2.json"; echo "rc=$?"
+  python3 - "$OUT/killed1.json" "$OUT/killed2.json" "$OUT/killed.db" <<'PY'
+import json, sqlite3, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+print("first run: measured %d, failed %d; second: measured %d, retried %d, failed %d" %
+      (a["measured"], a["failed"], b["measured"], b["retried"], b["failed"]))
+c = sqlite3.connect(sys.argv[3])
+print("failed rows left:", c.execute("select count(*) from measurements where status='failed'").fetchone()[0])
+PY
+  log "no variant passes at one batch size"
+  MOETUNE_TEST_FAULT='nan:"num_warps"' "$MT" sweep --device cuda:0 --db "$OUT/nan.db" "${small[@]}" >"$OUT/nan.json"
+  echo "rc=$?"; head -c 300 "$OUT/nan.json"; echo
+  ;;
 faults)
   # fault isolation on the GPU: each fault hits the variants whose parameters
   # contain the pattern; the others must pass and the sweep must finish

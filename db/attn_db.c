@@ -27,7 +27,8 @@ int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
                            "INSERT INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, "
                            "is_default, status, reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, "
-                           "moetune_version, timing_policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                           "moetune_version, timing_policy, transient) "
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
     if (r->sweep_id) sqlite3_bind_int64(q, 1, r->sweep_id);
@@ -48,9 +49,34 @@ int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
     bind_text(q, 15, r->kernel_hash);
     bind_text(q, 16, MOETUNE_VERSION);
     bind_text(q, 17, r->timing_policy);
+    sqlite3_bind_int(q, 18, r->transient);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? MT_OK : MT_EDB;
+}
+
+int mt_db_attn_forget_failure(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg,
+                              const char *khash, const char *policy, int any_failure)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(mt_db_sqlite(db),
+                           "DELETE FROM attn_measurements WHERE device_id=?1 AND problem_id=?2 AND batch=?3 AND ctx=?4 "
+                           "AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7 AND status='failed' AND "
+                           "(transient=1 OR ?8)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return MT_EDB;
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    sqlite3_bind_int64(q, 3, batch);
+    sqlite3_bind_int64(q, 4, ctx);
+    sqlite3_bind_int64(q, 5, cfg);
+    bind_text(q, 6, khash);
+    bind_text(q, 7, policy);
+    sqlite3_bind_int(q, 8, any_failure);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return MT_EDB;
+    return sqlite3_changes(mt_db_sqlite(db)) > 0;
 }
 
 int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg, const char *khash,

@@ -15,9 +15,15 @@ typedef struct mt_attn_row {
     int reps;
     const char *kernel_hash, *timing_policy;
     const char *params; /* filled by listings */
+    int transient;      /* a failure that was not the variant's: measured again on the next run */
 } mt_attn_row;
 
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r);
+/* Remove the stored row of this key when it is a transient failure (or,
+ * with any_failure, any failure), so that it is measured again: 1 when one
+ * was removed, 0 when not, <0 on error. */
+int mt_db_attn_forget_failure(mt_db *db, int64_t device_id, int64_t problem_id, int64_t batch, int64_t ctx,
+                              int64_t config_id, const char *kernel_hash, const char *timing_policy, int any_failure);
 /* 1 and the stored median (NaN for a failed one) when stored, 0 when not, <0 on error */
 int mt_db_attn_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t batch, int64_t ctx, int64_t config_id,
                    const char *kernel_hash, const char *timing_policy, double *median_us);

@@ -152,16 +152,19 @@ fail:
 #define JOB_COLS "id, args, device, status, attempts, assigned_device, daemon_pid, sweep_pid, done, total, best, " \
                  "message, exit_status, submitted_at, started_at, finished_at"
 
-static const char *col(sqlite3_stmt *q, int i) { return mt_col_text(q, i); }
+/* NULL stays NULL here: the optional fields of a job (best, message, times) */
+static const char *col(sqlite3_stmt *q, int i) { return (const char *)sqlite3_column_text(q, i); }
 
 static int each(sqlite3_stmt *q, mt_job_cb cb, void *user)
 {
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        mt_job j = {sqlite3_column_int64(q, 0), col(q, 1), col(q, 2), col(q, 3), sqlite3_column_int(q, 4), col(q, 5),
+        /* the columns moetune always writes are "" when a damaged database holds NULL */
+        mt_job j = {sqlite3_column_int64(q, 0), mt_col_text(q, 1), mt_col_text(q, 2), mt_col_text(q, 3),
+                    sqlite3_column_int(q, 4), col(q, 5),
                     sqlite3_column_int64(q, 6), sqlite3_column_int64(q, 7), sqlite3_column_int64(q, 8),
                     sqlite3_column_int64(q, 9), col(q, 10), col(q, 11),
-                    sqlite3_column_type(q, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 12), col(q, 13), col(q, 14),
+                    sqlite3_column_type(q, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 12), mt_col_text(q, 13), col(q, 14),
                     col(q, 15)};
         if (cb(&j, user)) break;
     }

@@ -40,6 +40,25 @@ MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep 
   || fail "NaN variants failed"; ok
 [ "$(sql "$TMP/f.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,%')")" = 0 ] \
   || fail "exactly the faulty variants failed"; ok
+# the plan is said first, with a total that does not move
+expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
+  --contexts 200 --strategy grid --db "$TMP/f.db" --no-export
+expect_in "$TMP/s3h" "moetune sweep: attention decode on CPU_"
+expect_in "$TMP/s3h" "1 (batch, context) pairs"
+# a worker killed from outside: a transient failure, measured again next time
+MOETUNE_TEST_FAULT='killed:"pages_per_iter":2' expect_exit 0 "$TMP/k1" "$MT" sweep --kernel attention --heads 4 \
+  --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/k.db" --no-export --quiet
+nk=$(sql "$TMP/k.db" "select count(*) from attn_measurements where status='failed' and transient=1")
+[ "$nk" -gt 0 ] || fail "a killed attention variant is a transient failure"; ok
+expect_exit 0 "$TMP/k2" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 \
+  --strategy grid --db "$TMP/k.db" --no-export --quiet
+expect_in "$TMP/k2" ", $nk failed before and measured again"
+[ "$(sql "$TMP/k.db" "select count(*) from attn_measurements where status='failed'")" = 0 ] || fail "still failed"; ok
+# every variant failing: nothing verified, the sweep says so and exits 1
+MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/n1" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
+  --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --budget 3 --db "$TMP/n.db" --no-export --quiet
+expect_in "$TMP/n1" "batch 2, context 200: no variant passed its check"
+expect_in "$TMP/n1" "1 (batch, context) pair(s) ended with no verified config"
 expect_exit 2 "$TMP/b1" "$MT" sweep --kernel attention --heads 6 --kv-heads 4 --head-dim 64 --db "$TMP/b.db"
 expect_in "$TMP/b1" "not a multiple of --kv-heads"
 expect_exit 2 "$TMP/b2" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --db "$TMP/b.db"

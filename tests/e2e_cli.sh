@@ -98,4 +98,34 @@ expect_exit 2 "$TMP/l5" "$MT" lookup --experts 8 --batch 1
 expect_in "$TMP/l5" "required"
 expect_exit 2 "$TMP/l6" "$MT" lookup --experts 8 --intermediate 64 --batch 1 --block-shape 128
 expect_in "$TMP/l6" "--block-shape '128'"
+# `moetune help COMMAND` is the command's --help
+expect_exit 0 "$TMP/h1" "$MT" help sweep
+"$MT" sweep --help >"$TMP/h2"
+cmp -s "$TMP/h1" "$TMP/h2" || fail "moetune help sweep differs from moetune sweep --help"; ok
+expect_exit 2 "$TMP/h3" "$MT" help nope
+expect_in "$TMP/h3" "unknown command 'nope'"
+# status --json: every key there, null where there is no value
+expect_exit 0 "$TMP/sq" "$MT" submit --db "$TMP/st.db" --model tiny --batch-sizes 1 --budget 2
+expect_exit 0 "$TMP/sj" "$MT" status --db "$TMP/st.db" --json
+python3 - "$TMP/sj" <<'PY' || fail "status --json keys: $(cat "$TMP/sj")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["daemon_pid"] is None
+job = j["jobs"][0]
+for k in ("assigned_device", "best", "message", "exit_status", "sweep_pid", "started_at", "finished_at"):
+    assert k in job and job[k] is None, k
+PY
+ok
+# progress where stderr is not a terminal (a log): whole lines now and then,
+# with --time's cut said even with --quiet; one slash in the paths printed
+expect_exit 0 "$TMP/pg" env MOETUNE_PROGRESS_SECONDS=0.01 "$MT" sweep --db "$TMP/pg.db" --model tiny --batch-sizes 1,2 \
+  --budget 4 --out "$TMP/pgout/"
+grep -q "^moetune sweep: [0-9]* of [0-9]* ([0-9]* %)" "$TMP/pg.err" || fail "no progress line in a log: $(cat "$TMP/pg.err")"; ok
+grep -q $'\r' "$TMP/pg.err" && fail "a log got a terminal redraw"; ok
+grep -q "//" "$TMP/pg" && fail "a path with a double slash: $(grep // "$TMP/pg")"; ok
+expect_in "$TMP/pg" "config files (moetune format; vLLM has no use for CPU configs): $TMP/pgout"
+# (the batch sizes it did not reach have no config: said, and the exit is 1)
+expect_exit 1 "$TMP/tq" "$MT" sweep --db "$TMP/tq.db" --model tiny --batch-sizes 1,2,4,8 --budget 6 --time 1s --quiet --no-export
+expect_in "$TMP/tq" "--time 1 s reached"
+expect_in "$TMP/tq" "no variant was measured (--time, --only or the budget left it out)"
 done_ok

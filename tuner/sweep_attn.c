@@ -47,8 +47,8 @@ static const char usage[] =
     "  --contexts LIST             context lengths, default 512,2048\n"
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
     "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID,\n"
-    "  --compile-jobs N: as for the fused-MoE sweep (a shard is a share of the\n"
-    "  (batch, context) pairs)\n"
+    "  --compile-jobs N, --retry-failed: as for the fused-MoE sweep (a shard is a\n"
+    "  share of the (batch, context) pairs)\n"
     "On the CPU, a CUDA GPU or an AMD GPU (hip:N: the CUDA kernel's source through\n"
     "hipRTC, never yet run on AMD hardware); auto: the first CUDA GPU, else the\n"
     "first AMD GPU the HIP runtime can use, else the CPU. fp32 is the CPU\n"
@@ -79,7 +79,7 @@ struct attn_opts {
     int64_t H, Hkv, D, page, seed, timeout, budget, job;
     double budget_pct;
     const char *dtype_s, *batches_s, *ctx_s, *db_path, *out, *device;
-    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given;
+    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given, retry_failed;
     int64_t compile_jobs; /* -1: the online CPUs */
     int64_t *bs, *cs;
     int nb, nc;
@@ -89,7 +89,7 @@ struct attn_opts {
 static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o)
 {
     enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
-           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS };
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS, O_RETRY };
     static const struct option lo[] = {
         {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
         {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
@@ -101,7 +101,7 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         {"no-export", no_argument, 0, O_NOEXP}, {"quiet", no_argument, 0, O_QUIET},
         {"device", required_argument, 0, O_DEVICE}, {"job", required_argument, 0, O_JOB},
         {"shard", required_argument, 0, O_SHARD}, {"compile-jobs", required_argument, 0, O_COMPILE_JOBS},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"retry-failed", no_argument, 0, O_RETRY}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->page = 16, o->seed = 1, o->timeout = 60, o->compile_jobs = -1;
     o->dtype_s = "bf16", o->batches_s = "1,8,32", o->ctx_s = "512,2048", o->device = "auto";
@@ -131,6 +131,7 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         case O_DB: o->db_path = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_NOEXP: o->no_export = 1; break;
+        case O_RETRY: o->retry_failed = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_DEVICE: o->device = optarg, o->device_given = 1; break;
         case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
@@ -293,7 +294,7 @@ int mt_sweep_attention(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     mt_progress prog;
     mt_progress_init(&prog, quiet);
-    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0, npairs = 0;
+    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0, npairs = 0, retried = 0;
     /* the whole plan's size first: the progress counts towards a total
      * that does not move, and the header says it */
     for (int i = 0; i < nb; i++)
@@ -344,6 +345,10 @@ int mt_sweep_attention(int argc, char **argv)
                 }
                 double stored;
                 done_n++;
+                /* a failure that was not the variant's (a timeout, a kill from
+                 * outside) is measured again; with --retry-failed, any failure */
+                if (mt_db_attn_forget_failure(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, ao.retry_failed) > 0)
+                    retried++;
                 if (mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &stored) == 1) {
                     mt_search_report(search, idx, stored);
                     skipped++;
@@ -371,7 +376,8 @@ int mt_sweep_attention(int argc, char **argv)
                                    ok ? "ok" : (cJSON_IsString(rs) && !strcmp(rs->valuestring, "aborted")) ? "aborted" : "failed",
                                    ok ? NULL : cJSON_IsString(reason) ? reason->valuestring : crc != MT_OK ? why : "no answer",
                                    cJSON_IsNumber(med) ? med->valuedouble : NAN, NAN,
-                                   cJSON_IsNumber(rel) ? rel->valuedouble : NAN, floor_us, 0, khash, policy, NULL};
+                                   cJSON_IsNumber(rel) ? rel->valuedouble : NAN, floor_us, 0, khash, policy, NULL,
+                                   !ok && crc != MT_OK && mt_worker_failure_transient(crc, why)};
                 double other;
                 if (mt_db_attn_insert(db, &row) != MT_OK &&
                     mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &other) != 1) {
@@ -405,7 +411,9 @@ int mt_sweep_attention(int argc, char **argv)
     mt_progress_end(&prog);
     mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : "done");
     if (status) goto done;
-    printf("measured %d variants (%d failed), %d already in the database\n", measured, failed, skipped);
+    printf("measured %d variants (%d failed), %d already in the database", measured, failed, skipped);
+    if (retried) printf(", %d failed before and measured again", retried);
+    printf("\n");
     printf("%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, dev.backend, (long long)H, (long long)Hkv,
            (long long)D, (long long)page, mt_dtype_name(dtype));
     printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
@@ -427,6 +435,22 @@ int mt_sweep_attention(int argc, char **argv)
         else
             printf("attention config file: %s\n", path);
     }
+    /* a (batch, context) pair left with no verified config fails the sweep,
+     * as a batch size does in the fused-MoE sweep */
+    int unverified = 0;
+    for (int i = 0; !stop && bl.e && i < nb; i++)
+        for (int j = 0; j < nc; j++) {
+            if (!pair_kept(&ao, i * nc + j)) continue;
+            int found = 0;
+            for (int k = 0; k < bl.n && !found; k++) found = bl.e[k].batch == bs[i] && bl.e[k].ctx == cs[j];
+            if (found) continue;
+            mt_err("batch %lld, context %lld: no variant passed its check", (long long)bs[i], (long long)cs[j]);
+            unverified++;
+        }
+    if (unverified && !status)
+        status = mt_fail("sweep", "%d (batch, context) pair(s) ended with no verified config (failures above): nothing "
+                                  "is exported for them; fix the cause and run the same command again",
+                         unverified);
     free(bl.e);
     free(bl.params);
     if (stop == 2 && !status) {
