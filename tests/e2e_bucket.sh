@@ -10,7 +10,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || fail "nginx is not installed (ci/install.sh installs it)"
 [ -x "$S3RVER" ] || fail "s3rver is not installed in .tools (ci/install.sh installs it)"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
 export MOETUNE_RETRY_BACKOFF_MS=50
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2)' "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
@@ -163,6 +163,24 @@ rm "$TMP/ffifo/NVIDIA_A100-SXM4-80GB/$g"
 mkfifo "$TMP/ffifo/NVIDIA_A100-SXM4-80GB/$g"
 expect_exit 1 "$TMP/fifo" timeout 20 "$MT" pull "file://$TMP/ffifo" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/cfifo" --no-db
 expect_in "$TMP/fifo" "not a regular file"
+# a full disk: the cache's files are there (nothing to fetch), only the
+# pulled manifest is written, and the disk has no room: an error and exit 1,
+# never an empty manifest and exit 0 (a small tmpfs; skipped where mounting
+# is not allowed)
+mkdir -p "$TMP/full"
+if mount -t tmpfs -o size=64k tmpfs "$TMP/full" 2>/dev/null; then
+  trap 'umount "$TMP/full" 2>/dev/null || true; for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
+  expect_exit 0 "$TMP/fd0" "$MT" pull "file://$TMP/fb" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/full/c" --no-db
+  rm -f "$TMP/full/c/.manifests/NVIDIA_A100-SXM4-80GB.json"
+  dd if=/dev/zero of="$TMP/full/fill" bs=1k count=1000 2>/dev/null || true
+  expect_exit 1 "$TMP/fd" "$MT" pull "file://$TMP/fb" --device NVIDIA_A100-SXM4-80GB --cache "$TMP/full/c" --no-db
+  expect_in "$TMP/fd" "No space left on device"
+  [ ! -e "$TMP/full/c/.manifests/NVIDIA_A100-SXM4-80GB.json" ] || fail "a full disk left a manifest behind"; ok
+  [ -z "$(ls "$TMP/full/c/.manifests" | grep tmp)" ] || fail "a temporary file was left on the full disk"; ok
+  umount "$TMP/full"
+else
+  echo "skipped the full-disk pull: this machine does not let the test mount a tmpfs"
+fi
 # a missing bucket: the error alone, no summary line
 expect_exit 1 "$TMP/nob" "$MT" pull "file://$TMP/no-such-bucket" --cache "$TMP/cnob" --no-db
 grep -q "pulled from" "$TMP/nob" && fail "a failed pull printed a summary"; ok

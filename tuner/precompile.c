@@ -218,7 +218,7 @@ static int isolated_unit(const unit *u, const char *arch, const char *dir, mt_pr
     char what[160];
     describe(u, what, sizeof what);
     if (WIFSIGNALED(wst)) {
-        snprintf(why, n, "%s: the compiler (%s) crashed with signal %d (%s) compiling for %s; this toolchain cannot "
+        snprintf(why, n, "%s: the compiler (%s) crashed (signal %d, %s) compiling for %s; this toolchain cannot "
                          "build this target: use another ROCm or CUDA version, or another --arch",
                  what, tag, WTERMSIG(wst), strsignal(WTERMSIG(wst)), arch);
         return 0;
@@ -227,8 +227,16 @@ static int isolated_unit(const unit *u, const char *arch, const char *dir, mt_pr
         line[0] == 'h' ? st->cached++ : st->compiled++;
         return 1;
     }
+    if (line[0] != 'f') {
+        /* no word at all: the process ended inside the compiler (under a
+         * sanitizer a crash is an exit status, not a signal) */
+        snprintf(why, n, "%s: the compiler (%s) crashed (exit status %d, no result) compiling for %s; this toolchain "
+                         "cannot build this target: use another ROCm or CUDA version, or another --arch",
+                 what, tag, WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, arch);
+        return 0;
+    }
     line[strcspn(line, "\n")] = 0;
-    snprintf(why, n, "%.150s: %.200s", what, line[0] == 'f' ? line + 1 : "the compiler process ended without a word");
+    snprintf(why, n, "%.150s: %.200s", what, line + 1);
     return 0;
 }
 
