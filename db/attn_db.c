@@ -6,6 +6,7 @@
 
 #include "db_col.h"
 #include <stdio.h>
+#include <string.h>
 
 #include "moetune/moetune.h"
 
@@ -19,6 +20,11 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     if (s) sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(q, i);
+}
+
+const char *mt_attn_kernel_hash(const char *backend)
+{
+    return backend && strcmp(backend, "cpu") ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;
 }
 
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)

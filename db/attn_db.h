@@ -18,6 +18,11 @@ typedef struct mt_attn_row {
     int transient;      /* a failure that was not the variant's: measured again on the next run */
 } mt_attn_row;
 
+/* The kernel source hash current attention rows of a backend carry: the
+ * CPU kernel's for "cpu", the GPU kernel's (CUDA, and HIP through the same
+ * source) otherwise. */
+const char *mt_attn_kernel_hash(const char *backend);
+
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r);
 /* Remove the stored row of this key when it is a transient failure (or,
  * with any_failure, any failure), so that it is measured again: 1 when one

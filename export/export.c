@@ -440,7 +440,6 @@ static int take_attn(const mt_attn_row *r, void *u)
 static int export_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p, void *u)
 {
     struct export_ctx *c = u;
-    (void)backend;
     if ((c->o->device_id && c->o->device_id != dev) || (c->o->problem_id && c->o->problem_id != p->id) || c->o->grid)
         return 0;
     struct attn_collect *a = calloc(1, sizeof *a);
@@ -448,7 +447,9 @@ static int export_attn_pair(int64_t dev, const char *name, const char *backend, 
     mt_attn_name nm = {p->E, p->N, p->K, p->topk, "", ""};
     snprintf(nm.device, sizeof nm.device, "%s", name);
     snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype);
-    int rc = a ? mt_db_attn_best(c->db, dev, p->id, MT_CPU_ATTN_HASH, take_attn, a) : MT_ENOMEM;
+    /* the rows of the backend's own kernel: a CUDA sweep's are under the
+     * CUDA kernel's hash, not the CPU's */
+    int rc = a ? mt_db_attn_best(c->db, dev, p->id, mt_attn_kernel_hash(backend), take_attn, a) : MT_ENOMEM;
     if (rc == MT_OK && a->n) {
         mt_attn_name_format(file, sizeof file, &nm);
         snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file);

@@ -45,6 +45,12 @@ expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 -
   --contexts 200 --strategy grid --db "$TMP/f.db" --no-export
 expect_in "$TMP/s3h" "moetune sweep: attention decode on CPU_"
 expect_in "$TMP/s3h" "1 (batch, context) pairs"
+# a variant whose fault poisons the device context (the worker answers
+# "fatal" and exits) fails alone: the next variant gets a new worker
+MOETUNE_TEST_FAULT='fatal:"pages_per_iter":2,"threads":1' expect_exit 0 "$TMP/ft" "$MT" sweep --kernel attention --heads 4 \
+  --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/ft.db" --no-export --quiet
+[ "$(sql "$TMP/ft.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,\"threads\":1%')")" = 0 ] \
+  || fail "a fatal answer blamed the next variant: $(sql "$TMP/ft.db" "select group_concat(reason) from attn_measurements where status='failed'")"; ok
 # a worker killed from outside: a transient failure, measured again next time
 MOETUNE_TEST_FAULT='killed:"pages_per_iter":2' expect_exit 0 "$TMP/k1" "$MT" sweep --kernel attention --heads 4 \
   --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/k.db" --no-export --quiet

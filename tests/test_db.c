@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "attn_db.h"
 #include "check.h"
 #include "db.h"
+#include "export.h"
 #include "jobs.h"
 #include "moetune/moetune.h"
 
@@ -266,6 +269,47 @@ static void test_migrate_from_v1(void)
     sqlite3_close(h);
 }
 
+/* Attention rows measured on a CUDA GPU (written here through the database
+ * API: no GPU needed) are exported, as the CPU's are: the export asked for
+ * the CPU kernel's hash only and wrote nothing for them. */
+static void test_export_cuda_attention(void)
+{
+    char p[512], err[512], out[512], file[1024];
+    mt_db *db;
+    path_of(p, sizeof p, "attn_cuda.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_device_info d = {.backend = "cuda", .name = "NVIDIA_H100_80GB_HBM3", .raw_name = "NVIDIA H100 80GB HBM3",
+                        .arch = "sm_90", .cores = 132};
+    mt_problem pr = {.kernel = "attn_decode", .dtype = "bf16", .E = 32, .N = 8, .K = 128, .topk = 16};
+    int64_t c1, c2;
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_problem_upsert(db, &pr) == MT_OK &&
+              mt_db_config_upsert(db, "cuda", "{\"partition\":512,\"num_warps\":4,\"mma\":1,\"stage\":2}", &c1) == MT_OK &&
+              mt_db_config_upsert(db, "cuda", "{\"partition\":256,\"num_warps\":8,\"mma\":0,\"stage\":0}", &c2) == MT_OK,
+          "setup");
+    const char *h = mt_attn_kernel_hash("cuda");
+    CHECK(strcmp(h, mt_attn_kernel_hash("cpu")) != 0, "the CUDA and CPU attention kernels have their own hashes");
+    mt_attn_row r1 = {0, d.id, pr.id, 8, 2048, c1, 0, "ok", NULL, 30.5, 0.2, 1e-3, 25.0, 9, h, "p", NULL, 0};
+    mt_attn_row r2 = {0, d.id, pr.id, 8, 2048, c2, 1, "ok", NULL, 41.0, 0.2, 1e-3, 25.0, 9, h, "p", NULL, 0};
+    CHECK(mt_db_attn_insert(db, &r1) == MT_OK && mt_db_attn_insert(db, &r2) == MT_OK, "rows");
+    path_of(out, sizeof out, "attn_out");
+    mkdir(out, 0755);
+    mt_export_opts eo = {out, 1, 1, 0, 0, 0, 1};
+    mt_export_stats es;
+    CHECK(mt_export(db, &eo, &es) == MT_OK && es.failed == 0, "export");
+    snprintf(file, sizeof file, "%s/attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_H100_80GB_HBM3,dtype=bf16.json",
+             out);
+    FILE *f = fopen(file, "r");
+    char text[4096] = "";
+    if (f) {
+        size_t k = fread(text, 1, sizeof text - 1, f);
+        text[k] = 0;
+        fclose(f);
+    }
+    CHECK(f != NULL, "the CUDA attention file was written: %s", file);
+    CHECK(strstr(text, "\"partition\": 512") != NULL, "and holds the fastest config: %s", text);
+    mt_db_close(db);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/mt_test_db.XXXXXX");
@@ -278,6 +322,7 @@ int main(void)
     test_import_replace();
     test_jobs();
     test_migrate_from_v1();
+    test_export_cuda_attention();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

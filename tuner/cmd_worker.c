@@ -62,7 +62,7 @@ static int fault_for(const char *params)
     const char *f = getenv("MOETUNE_TEST_FAULT");
     static const struct { const char *name; int fault; } kinds[] = {
         {"crash", MT_FAULT_CRASH}, {"hang", MT_FAULT_HANG}, {"nan", MT_FAULT_NAN}, {"gpufault", MT_FAULT_GPU},
-        {"killed", MT_FAULT_KILLED}};
+        {"killed", MT_FAULT_KILLED}, {"fatal", MT_FAULT_FATAL}};
     while (f && *f) {
         const char *end = strchr(f, ';'), *colon = strchr(f, ':');
         size_t len = end ? (size_t)(end - f) : strlen(f);
@@ -182,6 +182,7 @@ static void do_measure(struct backend *be, const cJSON *req)
     char resources[512] = "";
     int rc;
     uint64_t seed = (uint64_t)num(req, "seed", 1);
+    if (fault == MT_FAULT_FATAL) reply_fatal("test fault: the device context is poisoned");
     if (be->kind == MT_BACKEND_CUDA) {
         mt_cuda_bench_set_fault(be->cuda, fault);
         rc = mt_cuda_bench_measure(be->cuda, &s, M, &c, seed, &pol, &res, resources, sizeof resources);
@@ -244,6 +245,7 @@ static void do_measure_attn(struct backend *be, const cJSON *req)
     free(ptxt);
     mt_measure_result res;
     int rc;
+    if (fault == MT_FAULT_FATAL) reply_fatal("test fault: the device context is poisoned");
     if (be->kind == MT_BACKEND_CUDA) {
         mt_cuda_bench_set_fault(be->cuda, fault);
         rc = mt_cuda_bench_attn(be->cuda, &s, B, ctx, (int)num(pj, "partition", 0), (int)num(pj, "num_warps", 0),

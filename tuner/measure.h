@@ -70,7 +70,10 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
  * send) and SUB occurs in params_json, the worker misbehaves so: the tests
  * prove that the tuner survives such variants. */
 void mt_cpu_bench_set_fault(mt_cpu_bench *b, int fault);
-enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_GPU, MT_FAULT_KILLED };
+enum { MT_FAULT_NONE = 0, MT_FAULT_CRASH, MT_FAULT_HANG, MT_FAULT_NAN, MT_FAULT_GPU, MT_FAULT_KILLED, MT_FAULT_FATAL };
+/* MT_FAULT_FATAL ("fatal:SUB", any backend): the worker answers as it does
+ * after a device fault (failed, "fatal") and exits, so the tests can check
+ * that the next variant is not blamed. */
 /* MT_FAULT_GPU ("gpufault:SUB", CUDA only): the pipeline reads an illegal
  * address, which poisons the device context like a real kernel bug. */
 

@@ -58,6 +58,9 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig)
 {
     (void)sig;
+    /* the first stops after the variant in flight; a second exits at once,
+     * as the fused-MoE sweep does (what is committed stays) */
+    if (stop) _exit(MT_EXIT_INTERRUPTED);
     stop = 1;
 }
 
@@ -277,7 +280,7 @@ int mt_sweep_attention(int argc, char **argv)
     mt_policy_text(&pol, pname, policy, sizeof policy);
     /* the attention kernel's own sources: editing the MoE kernels does not
      * make these measurements stale */
-    const char *khash = gpu ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;
+    const char *khash = mt_attn_kernel_hash(gpu ? "cuda" : "cpu");
     for (int i = 0; i < nb; i++)
         for (int j = 0; j < nc; j++)
             snprintf(text + strlen(text), sizeof text - strlen(text), "%s%lldx%lld", i || j ? "," : "", (long long)bs[i],
@@ -286,7 +289,11 @@ int mt_sweep_attention(int argc, char **argv)
     for (int i = 0; i < argc; i++) snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
     int64_t sweep_id = 0;
     mt_db_sweeps_reap(db, mt_sweep_process_alive);
-    mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(strategy), (int)budget, text, cmdline, &sweep_id);
+    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(strategy), (int)budget, text, cmdline, &sweep_id) !=
+        MT_OK) {
+        status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
+        goto done;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -388,11 +395,14 @@ int mt_sweep_attention(int argc, char **argv)
                 /* (stored meanwhile by another sweep of the same problem on this
                  * database: its row is kept, as the MoE sweep does) */
                 double got = ok ? med->valuedouble : NAN;
+                /* the worker answered "fatal" (a device fault poisoned its
+                 * context) and is exiting: a new one for the next variant */
+                int fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
                 cJSON_Delete(r);
                 measured++;
                 failed += !ok;
                 mt_search_report(search, idx, got);
-                if (crc != MT_OK && mt_worker_restart(w, err, sizeof err) != MT_OK) {
+                if ((crc != MT_OK || fatal) && mt_worker_restart(w, err, sizeof err) != MT_OK) {
                     status = mt_fail("sweep", "cannot restart the worker: %s", err);
                     break;
                 }
