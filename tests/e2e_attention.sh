@@ -40,6 +40,13 @@ MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep 
   || fail "NaN variants failed"; ok
 [ "$(sql "$TMP/f.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,%')")" = 0 ] \
   || fail "exactly the faulty variants failed"; ok
+# show lists the attention tables too (it said "no measurements yet")
+expect_exit 0 "$TMP/sh" "$MT" show --db "$DB"
+expect_in "$TMP/sh" "attn_decode H=8 H_kv=2 D=64 page=16 bf16"
+grep -q "no measurements yet" "$TMP/sh" && fail "show: no measurements, with attention rows"; ok
+expect_exit 0 "$TMP/shj" "$MT" show --db "$DB" --json
+[ "$(py "$TMP/shj" 'len(j["attention"][0]["results"])')" = "$(sql "$DB" "select count(distinct batch || ',' || ctx) from attn_measurements where status='ok'")" ] \
+  || fail "show --json's attention rows: $(cat "$TMP/shj")"; ok
 # the plan is said first, with a total that does not move
 expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
   --contexts 200 --strategy grid --db "$TMP/f.db" --no-export

@@ -2,9 +2,11 @@
  * with its fraction of the roofline floor and its speedup over the default
  * config measured in the same sweep. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "attn_db.h"
 #include "cmds.h"
 #include "moetune/moetune.h"
 #include "report.h"
@@ -15,7 +17,9 @@ static const char usage[] =
     "\n"
     "Print the best verified config per batch size of every device and\n"
     "problem in the database: median time, spread, roofline floor, the\n"
-    "fraction of the floor reached, and the speedup over the default config.\n";
+    "fraction of the floor reached, and the speedup over the default config;\n"
+    "and for the attention decode kernel, the best verified config per batch\n"
+    "size and context length with its time and KV-read floor.\n";
 
 struct show_ctx { mt_db *db; int json, n, rc; };
 
@@ -26,6 +30,50 @@ static int show_pair(const mt_device_info *d, const mt_problem *p, void *u)
     if (!c->json && c->n) printf("\n");
     c->n++;
     c->rc = mt_report_pair(stdout, c->db, d, p, c->json);
+    return c->rc;
+}
+
+/* attention decode: one table per (device, attention problem) */
+struct attn_show { struct show_ctx *c; int rows; };
+static int attn_row(const mt_attn_row *r, void *u)
+{
+    struct attn_show *a = u;
+    if (a->c->json) {
+        printf("%s{\"batch\":%lld,\"ctx\":%lld,\"params\":%s,\"median_us\":%.10g,\"floor_us\":", a->rows ? "," : "",
+               (long long)r->batch, (long long)r->ctx, r->params && *r->params == '{' ? r->params : "null", r->median_us);
+        if (isnan(r->floor_us)) printf("null}");
+        else printf("%.10g}", r->floor_us);
+    } else {
+        printf("%7lld %7lld  %-52s %10.1f %9.1f %6.2f\n", (long long)r->batch, (long long)r->ctx, r->params, r->median_us,
+               r->floor_us, r->floor_us > 0 ? r->floor_us / r->median_us : NAN);
+    }
+    a->rows++;
+    return 0;
+}
+
+static int show_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p, void *u)
+{
+    struct show_ctx *c = u;
+    struct attn_show a = {c, 0};
+    if (c->json) {
+        printf("%s{\"device\":", c->n ? "," : "");
+        mt_json_str(stdout, name);
+        printf(",\"backend\":");
+        mt_json_str(stdout, backend);
+        printf(",\"kernel\":\"attn_decode\",\"H\":%lld,\"H_kv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":",
+               (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk);
+        mt_json_str(stdout, p->dtype);
+        printf(",\"results\":[");
+    } else {
+        printf("%s%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", c->n ? "\n" : "", name, backend,
+               (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk, p->dtype);
+        printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
+    }
+    c->n++;
+    /* the rows of the backend's own kernel source */
+    c->rc = mt_db_attn_best(c->db, dev, p->id, mt_attn_kernel_hash(backend), attn_row, &a);
+    if (c->json) printf("]}");
+    else if (!a.rows) printf("(none verified with this build's kernel source)\n");
     return c->rc;
 }
 
@@ -58,8 +106,13 @@ int cmd_show(int argc, char **argv)
     int rc = mt_db_pairs(db, "ok", show_pair, &ctx);
     struct show_ctx fc = {db, json, 0, 0};
     if (rc == 0) rc = mt_db_pairs(db, "foreign", count_foreign, &fc);
+    struct show_ctx ac = {db, json, 0, 0};
+    if (json) printf("],\"attention\":[");
+    else if (ctx.n) ac.n = 1; /* a blank line between the tables */
+    if (rc == 0) rc = mt_db_attn_pairs(db, show_attn_pair, &ac);
+    if (rc == 0 && ac.rc) rc = ac.rc;
     if (json) printf("],\"imported_files\":%d}\n", fc.n);
-    else if (ctx.n == 0) printf("no measurements yet: run 'moetune sweep'\n");
+    else if (ctx.n == 0 && ac.n == 0) printf("no measurements yet: run 'moetune sweep'\n");
     if (!json && fc.n) printf("\n%d imported vLLM file(s): 'moetune export --format vllm' writes them out\n", fc.n);
     if (ctx.rc == MT_ECORRUPT)
         status = mt_fail("show", "the database '%s' holds malformed rows (said above): it is damaged or was not "
