@@ -801,6 +801,40 @@ static struct attn_file *attn_file(mt_runtime *rt, const char *name)
     return a;
 }
 
+/* An attention file of another device of this device's architecture for
+ * the key nm (its device field is overwritten), the first by name in the
+ * first folder that has one; NULL when none. */
+static struct attn_file *attn_same_arch(mt_runtime *rt, mt_attn_name *nm)
+{
+    const char *ours = mt_device_arch_of(rt->device);
+    if (!ours) return NULL;
+    for (int d = 0; d < NDIRS; d++) {
+        if (!rt->dirs[d]) continue;
+        DIR *dir = opendir(rt->dirs[d]);
+        if (!dir) continue;
+        char best[512] = "";
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+            mt_attn_name o;
+            char why[128];
+            if (mt_attn_name_parse(de->d_name, &o, why, sizeof why) != MT_OK) continue;
+            if (o.num_heads != nm->num_heads || o.num_kv_heads != nm->num_kv_heads || o.head_dim != nm->head_dim ||
+                o.page_size != nm->page_size || strcmp(o.dtype, nm->dtype) || !strcmp(o.device, rt->device))
+                continue;
+            const char *arch = mt_device_arch_of(o.device);
+            if (!arch || strcmp(arch, ours)) continue;
+            /* the directory's order is arbitrary: the first by name */
+            if (!best[0] || strcmp(de->d_name, best) < 0) snprintf(best, sizeof best, "%s", de->d_name);
+        }
+        closedir(dir);
+        if (best[0]) {
+            struct attn_file *b = attn_file(rt, best);
+            if (b && b->text) return b;
+        }
+    }
+    return NULL;
+}
+
 static int json_int(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -854,6 +888,29 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
     char name[512];
     if (mt_attn_name_format(name, sizeof name, &nm) != MT_OK) return MT_EINVAL;
     struct attn_file *a = attn_file(rt, name);
+    int source = a ? a->source : MT_SOURCE_DEFAULT;
+    /* the fallbacks the fused-MoE lookup has: the aliases the user named,
+     * then another device of the same architecture, each said once */
+    for (int i = 0; a && !a->text && rt->aliases[i]; i++) {
+        snprintf(nm.device, sizeof nm.device, "%s", rt->aliases[i]);
+        char an[512];
+        if (mt_attn_name_format(an, sizeof an, &nm) != MT_OK) continue;
+        struct attn_file *b = attn_file(rt, an);
+        if (b && b->text) {
+            a = b;
+            source = MT_SOURCE_ALIAS;
+            rt_log(rt, MT_LOG_WARN, "no %s: using '%s' of the alias %s, as asked", name, b->path, rt->aliases[i]);
+        }
+    }
+    if (a && !a->text) {
+        struct attn_file *b = attn_same_arch(rt, &nm);
+        if (b) {
+            a = b;
+            source = MT_SOURCE_SAME_ARCH;
+            rt_log(rt, MT_LOG_WARN, "no %s: using '%s' of another device of architecture %s", name, b->path,
+                   mt_device_arch_of(rt->device));
+        }
+    }
     char params[512] = "", why[256];
     int rc = MT_OK;
     memset(out, 0, sizeof *out);
@@ -872,7 +929,7 @@ int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t ba
         out->stage = json_int(p, "stage");
         out->query_split = json_int(p, "query_split");
         cJSON_Delete(p);
-        out->source = a->source;
+        out->source = source;
         out->file = a->path;
         return MT_OK;
     }

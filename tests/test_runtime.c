@@ -502,6 +502,37 @@ static int cuda_decode(mt_runtime *rt, int dtype, int64_t kv_heads, uint64_t q, 
 /* mt_attention_decode_cuda: its argument checks, and a clean "no CUDA
  * device" where there is none (CI). The kernel itself runs on a GPU in
  * bench/cuda_runtime_check.c; the pointers here are never dereferenced. */
+/* The attention lookup's fallbacks, as the fused-MoE lookup's: an alias the
+ * user names, then another device of the same architecture; each said once. */
+static void test_attention_fallbacks(void)
+{
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/attn_fb", tmp);
+    write_text(cfg, "attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_H100_80GB_HBM3,dtype=bf16.json",
+               "{\"1\": {\"512\": {\"partition\": 256, \"num_warps\": 4}}}\n");
+    write_text(cfg, "attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_A100-SXM4-80GB,dtype=bf16.json",
+               "{\"1\": {\"512\": {\"partition\": 128, \"num_warps\": 8}}}\n");
+    mt_attn_key k = {32, 8, 128, 16, NULL};
+    mt_attn_config c;
+    logbuf[0] = 0;
+    nwarn = 0;
+    mt_runtime *rt = open_rt(cfg, NULL, NULL, "NVIDIA_H200", "cuda", NULL);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 1, 512, &c) == MT_OK && c.source == MT_SOURCE_SAME_ARCH && c.partition == 256,
+          "an H200 reads the H100's attention file: source %d partition %d", c.source, c.partition);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 2, 600, &c) == MT_OK && nwarn == 1, "said once (%d)", nwarn);
+    CHECK(strstr(logbuf, "another device of architecture sm_90") != NULL, "with the reason: %s", logbuf);
+    mt_runtime_close(rt);
+    const char *aliases[] = {"NVIDIA_A100-SXM4-80GB", NULL};
+    rt = open_rt(cfg, NULL, NULL, "NVIDIA_H200", "cuda", aliases);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 1, 512, &c) == MT_OK && c.source == MT_SOURCE_ALIAS && c.partition == 128,
+          "an alias named by the user comes first: source %d partition %d", c.source, c.partition);
+    mt_runtime_close(rt);
+    rt = open_rt(cfg, NULL, NULL, "NVIDIA_L4", "cuda", NULL);
+    CHECK(mt_runtime_lookup_attention(rt, &k, 1, 512, &c) == MT_OK && c.source == MT_SOURCE_DEFAULT,
+          "another architecture reads neither: source %d", c.source);
+    mt_runtime_close(rt);
+}
+
 static void test_attention_cuda(void)
 {
     const uint64_t p = 0x1000;
@@ -568,6 +599,7 @@ int main(void)
     test_malformed();
     test_staleness_and_cpu_kernel();
     test_attention();
+    test_attention_fallbacks();
     test_attention_cuda();
     mt_runtime *rt;
     CHECK(mt_runtime_open(&rt, NULL) == MT_OK && !strncmp(mt_runtime_device_name(rt), "CPU_", 4), "defaults");

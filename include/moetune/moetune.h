@@ -263,8 +263,10 @@ typedef struct mt_attn_config {
 } mt_attn_config;
 /* The config for `batch` sequences of context `ctx`: the first source that
  * has the key's file for this device (config dir, tuned, cache, bundled), nearest
- * batch key then nearest context key; else the backend's default
- * (MT_SOURCE_DEFAULT, reported once per key). */
+ * batch key then nearest context key; else the file of an alias the user
+ * named (MT_SOURCE_ALIAS), else of another device of the same architecture
+ * (MT_SOURCE_SAME_ARCH), else the backend's default (MT_SOURCE_DEFAULT);
+ * each fallback reported once. */
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *key, int64_t batch, int64_t ctx, mt_attn_config *out);
 /* Paged attention decode on the CPU with the looked-up config. Layouts as
  * kernels/cpu/attn.h: q [B, H, D], caches [num_pages, page_size, H_kv, D],
