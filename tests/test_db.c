@@ -281,7 +281,7 @@ static void test_export_cuda_attention(void)
     mt_device_info d = {.backend = "cuda", .name = "NVIDIA_H100_80GB_HBM3", .raw_name = "NVIDIA H100 80GB HBM3",
                         .arch = "sm_90", .cores = 132};
     mt_problem pr = {.kernel = "attn_decode", .dtype = "bf16", .E = 32, .N = 8, .K = 128, .topk = 16};
-    int64_t c1, c2;
+    int64_t c1 = 0, c2 = 0;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_problem_upsert(db, &pr) == MT_OK &&
               mt_db_config_upsert(db, "cuda", "{\"partition\":512,\"num_warps\":4,\"mma\":1,\"stage\":2}", &c1) == MT_OK &&
               mt_db_config_upsert(db, "cuda", "{\"partition\":256,\"num_warps\":8,\"mma\":0,\"stage\":0}", &c2) == MT_OK,
