@@ -22,6 +22,19 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
     else sqlite3_bind_null(q, i);
 }
 
+/* The key of one attention measurement into ?1..?7 */
+static void bind_key(sqlite3_stmt *q, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg,
+                     const char *khash, const char *policy)
+{
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    sqlite3_bind_int64(q, 3, batch);
+    sqlite3_bind_int64(q, 4, ctx);
+    sqlite3_bind_int64(q, 5, cfg);
+    bind_text(q, 6, khash);
+    bind_text(q, 7, policy);
+}
+
 const char *mt_attn_kernel_hash(const char *backend)
 {
     return backend && strcmp(backend, "cpu") ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;
@@ -71,13 +84,7 @@ int mt_db_attn_forget_failure(mt_db *db, int64_t dev, int64_t prob, int64_t batc
                            "(transient=1 OR ?8)",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
-    sqlite3_bind_int64(q, 1, dev);
-    sqlite3_bind_int64(q, 2, prob);
-    sqlite3_bind_int64(q, 3, batch);
-    sqlite3_bind_int64(q, 4, ctx);
-    sqlite3_bind_int64(q, 5, cfg);
-    bind_text(q, 6, khash);
-    bind_text(q, 7, policy);
+    bind_key(q, dev, prob, batch, ctx, cfg, khash, policy);
     sqlite3_bind_int(q, 8, any_failure);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
@@ -94,13 +101,7 @@ int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t 
                            "batch=?3 AND ctx=?4 AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
-    sqlite3_bind_int64(q, 1, dev);
-    sqlite3_bind_int64(q, 2, prob);
-    sqlite3_bind_int64(q, 3, batch);
-    sqlite3_bind_int64(q, 4, ctx);
-    sqlite3_bind_int64(q, 5, cfg);
-    bind_text(q, 6, khash);
-    bind_text(q, 7, policy);
+    bind_key(q, dev, prob, batch, ctx, cfg, khash, policy);
     int rc = sqlite3_step(q), found = 0;
     if (rc == SQLITE_ROW) {
         found = 1;

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
+#include "buf.h"
 #include "log.h"
 #include "moetune/moetune.h"
 
@@ -239,46 +240,11 @@ static int file_put(mt_bucket *b, const char *key, const void *data, size_t len,
 static int file_get(mt_bucket *b, const char *key, size_t max, char **data, size_t *len, char *err, size_t n)
 {
     char path[4096];
-    struct stat st;
     snprintf(path, sizeof path, "%s/%s", b->base, key);
-    /* a FIFO or a device in a shared folder must not block or stream forever */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(err, n, "%s: %s", path, strerror(errno));
-        return errno == ENOENT ? MT_ENOTFOUND : MT_EIO;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, n, "%s is not a regular file: refused", path);
-        close(fd);
-        return MT_EINTEGRITY;
-    }
-    if ((unsigned long long)st.st_size > max) {
-        snprintf(err, n, "%s is %lld bytes, more than the %zu it may be: refused", path, (long long)st.st_size, max);
-        close(fd);
-        return MT_EINTEGRITY;
-    }
-    char *buf = malloc((size_t)st.st_size + 2);
-    size_t l = 0;
-    int bad = !buf;
-    while (!bad && l <= (size_t)st.st_size) {
-        ssize_t k = read(fd, buf + l, (size_t)st.st_size + 1 - l);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            bad = k < 0;
-            break;
-        }
-        l += (size_t)k;
-    }
-    close(fd);
-    if (bad || l > (size_t)st.st_size) {
-        free(buf);
-        snprintf(err, n, "cannot read %s%s", path, l > (size_t)st.st_size ? ": it grew while it was read" : "");
-        return buf ? MT_EIO : MT_ENOMEM;
-    }
-    buf[l] = 0;
-    *data = buf;
-    *len = l;
-    return MT_OK;
+    /* a FIFO, a device or an oversized file in a shared folder is refused
+     * without blocking, as anything larger than it may be */
+    int rc = mt_read_file_max(path, max, data, len, err, n);
+    return rc == MT_EINVAL ? MT_EINTEGRITY : rc;
 }
 
 /* ---- HTTP and S3 through libcurl ---- */

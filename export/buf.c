@@ -61,17 +61,17 @@ void mt_buf_free(mt_buf *b)
     memset(b, 0, sizeof *b);
 }
 
-int mt_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t n)
+void mt_path_trim(char *path)
 {
-    char tmp[4096];
-    int fd;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        snprintf(err, n, "path too long: '%s'", path);
-        return MT_EINVAL;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    for (size_t l = strlen(path); l > 1 && path[l - 1] == '/'; l--) path[l - 1] = 0;
+}
+
+int mt_write_file_new(const char *path, const char *data, size_t len, int sync, char *err, size_t n)
+{
+    /* O_EXCL and O_NOFOLLOW: a link planted at path is never written through */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(err, n, "cannot create '%s': %s", tmp, strerror(errno));
+        snprintf(err, n, "cannot create '%s': %s", path, strerror(errno));
         return MT_EIO;
     }
     size_t off = 0;
@@ -79,18 +79,34 @@ int mt_write_file_atomic(const char *path, const char *data, size_t len, char *e
         ssize_t w = write(fd, data + off, len - off);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            snprintf(err, n, "cannot write '%s': %s", tmp, w < 0 ? strerror(errno) : "short write");
+            snprintf(err, n, "cannot write '%s': %s", path, w < 0 ? strerror(errno) : "short write");
             close(fd);
-            unlink(tmp);
+            unlink(path);
             return MT_EIO;
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        snprintf(err, n, "cannot write '%s': %s", tmp, strerror(errno));
-        unlink(tmp);
+    /* both always run: the descriptor is closed whether fsync failed or not */
+    int e = sync && fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && !e) e = errno;
+    if (e) {
+        snprintf(err, n, "cannot write '%s': %s", path, strerror(e));
+        unlink(path);
         return MT_EIO;
     }
+    return MT_OK;
+}
+
+int mt_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t n)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(err, n, "path too long: '%s'", path);
+        return MT_EINVAL;
+    }
+    unlink(tmp); /* a leftover of a killed run with this pid */
+    int rc = mt_write_file_new(tmp, data, len, 1, err, n);
+    if (rc != MT_OK) return rc;
     if (rename(tmp, path) != 0) {
         snprintf(err, n, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         unlink(tmp);
@@ -100,6 +116,11 @@ int mt_write_file_atomic(const char *path, const char *data, size_t len, char *e
 }
 
 int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t n)
+{
+    return mt_read_file_max(path, MT_READ_FILE_MAX, out, len, err, n);
+}
+
+int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, char *err, size_t n)
 {
     struct stat st;
     *out = NULL;
@@ -116,9 +137,8 @@ int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t n)
         close(fd);
         return MT_EINVAL;
     }
-    if ((unsigned long long)st.st_size > MT_READ_FILE_MAX) {
-        snprintf(err, n, "cannot read '%s': %lld bytes, more than the %u MiB an input file may be", path,
-                 (long long)st.st_size, (unsigned)(MT_READ_FILE_MAX >> 20));
+    if ((unsigned long long)st.st_size > max) {
+        snprintf(err, n, "cannot read '%s': %lld bytes, more than the %zu it may be", path, (long long)st.st_size, max);
         close(fd);
         return MT_EINVAL;
     }
@@ -133,7 +153,7 @@ int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t n)
             break;
         }
         mt_buf_put(&b, chunk, (size_t)r);
-        if (b.len > MT_READ_FILE_MAX) { /* it grew while read */
+        if (b.len > max) { /* it grew while read */
             bad = 1;
             break;
         }

@@ -21,11 +21,19 @@ void mt_buf_free(mt_buf *b);
  * then rename over path: a crash or a full disk leaves either the old file
  * or the new one, never half of one. err gets a message on failure. */
 int mt_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len);
+/* Write a file that must not exist yet (links at path are not followed),
+ * fsync'ed when sync; on failure nothing is left at path. */
+int mt_write_file_new(const char *path, const char *data, size_t len, int sync, char *err, size_t err_len);
 
 /* Read a whole file; *out is malloc'ed and NUL-terminated. Regular files of
  * at most MT_READ_FILE_MAX bytes only: anything else is refused with
  * MT_EINVAL, never waited on. */
 #define MT_READ_FILE_MAX (256u << 20)
 int mt_read_file(const char *path, char **out, size_t *len, char *err, size_t err_len);
+/* A folder's path without its trailing '/' ("/" stays): files under it are
+ * named dir/name, never dir//name. */
+void mt_path_trim(char *path);
+/* The same with a bound of max bytes. */
+int mt_read_file_max(const char *path, size_t max, char **out, size_t *len, char *err, size_t err_len);
 
 #endif

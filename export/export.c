@@ -472,7 +472,7 @@ int mt_export(mt_db *db, const mt_export_opts *opts, mt_export_stats *st)
     char dir[4096];
     mt_export_opts oc = *opts;
     snprintf(dir, sizeof dir, "%s", opts->out_dir ? opts->out_dir : ".");
-    for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--) dir[l - 1] = 0;
+    mt_path_trim(dir);
     oc.out_dir = dir;
     const mt_export_opts *o = &oc;
     struct export_ctx c = {db, o, st};

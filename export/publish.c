@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "export.h"
 #include "log.h"
 #include "moetune/moetune.h"
@@ -408,35 +409,6 @@ static int check_manifest(const cJSON *files, const char *dev, char *err, size_t
     return MT_OK;
 }
 
-/* Write text to path through a temporary and a rename: a reader sees the
- * old file or the new one, never a part, and a link at path is replaced,
- * not followed. */
-static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t n)
-{
-    char tmp[4800];
-    snprintf(tmp, sizeof tmp, "%.4700s.%d.tmp", path, (int)getpid());
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return snprintf(err, n, "cannot write %.800s: %s", tmp, strerror(errno)), MT_EIO;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t k = write(fd, text + off, len - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        off += (size_t)k;
-    }
-    int e = off < len ? (errno ? errno : ENOSPC) : 0;
-    if (!e && fsync(fd) != 0) e = errno;
-    if (close(fd) != 0 && !e) e = errno;
-    if (!e && rename(tmp, path) != 0) e = errno;
-    if (e) {
-        unlink(tmp);
-        snprintf(err, n, "cannot write %.800s: %s", path, strerror(e));
-        return MT_EIO;
-    }
-    return MT_OK;
-}
-
 /* A folder inside the cache, made if missing; a link or a file there is
  * refused (it would carry writes outside the cache). */
 static int own_dir(const char *dir, char *err, size_t n)
@@ -511,22 +483,10 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         snprintf(dst[staged], sizeof dst[staged], "%s", path);
         snprintf(tmp[staged], sizeof tmp[staged], "%s/.pull.%d.%s", cache, (int)getpid(), name);
         unlink(tmp[staged]);
-        int fd = open(tmp[staged], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        size_t off = 0;
-        while (fd >= 0 && off < len) {
-            ssize_t w = write(fd, data + off, len - off);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) break;
-            off += (size_t)w;
-        }
-        int werr = fd < 0 ? errno : off < len ? (errno ? errno : ENOSPC) : 0;
-        if (fd >= 0 && close(fd) != 0 && !werr) werr = errno;
+        /* a failed write leaves nothing; the files staged before go below */
+        rc = mt_write_file_new(tmp[staged], data, len, 0, err, n);
         free(data);
         staged++;
-        if (werr) {
-            snprintf(err, n, "cannot write %s: %s", tmp[staged - 1], strerror(werr));
-            rc = MT_EIO;
-        }
     }
     for (int i = 0; i < staged; i++) {
         if (rc == MT_OK && rename(tmp[i], dst[i]) == 0) {
@@ -552,7 +512,7 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         char *text = cJSON_Print(man);
         if (!text) rc = MT_ENOMEM;
         if (rc == MT_OK) rc = own_dir(mdir, err, n);
-        if (rc == MT_OK) rc = write_atomic(mpath, text, strlen(text), err, n);
+        if (rc == MT_OK) rc = mt_write_file_atomic(mpath, text, strlen(text), err, n);
         free(text);
         if (rc == MT_OK) st->devices++;
     }

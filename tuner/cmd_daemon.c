@@ -157,28 +157,6 @@ static int alive(int64_t pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || e
 /* A sweep left running by a daemon that was killed: it got SIGTERM when its
  * parent died (PDEATHSIG) and is finishing its variant; make sure, and wait
  * for it, so that two sweeps never run one job. */
-/* 1 when pid runs `moetune sweep ... --job ID`: its command line, from
- * /proc, as the daemon started it */
-static int runs_job(int64_t pid, int64_t job)
-{
-    char p[64], buf[8192], want[32];
-    snprintf(p, sizeof p, "/proc/%lld/cmdline", (long long)pid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t k = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (k <= 0) return 0;
-    buf[k] = 0;
-    snprintf(want, sizeof want, "%lld", (long long)job);
-    int sweep = 0, next_is_job = 0;
-    for (char *a = buf; a < buf + k; a += strlen(a) + 1) {
-        if (next_is_job && !strcmp(a, want)) return sweep;
-        next_is_job = !strcmp(a, "--job");
-        sweep |= !strcmp(a, "sweep");
-    }
-    return 0;
-}
-
 static int stop_orphan(const mt_job *j, void *u)
 {
     const char *db_path = u;
@@ -186,7 +164,7 @@ static int stop_orphan(const mt_job *j, void *u)
     /* the pid stored may have been given to another process since: signal
      * it only while the job's lock is held and its command line is the
      * job's sweep */
-    if (!mt_job_lock_held(db_path, j->id) || !runs_job(j->sweep_pid, j->id)) {
+    if (!mt_job_lock_held(db_path, j->id) || !mt_sweep_process(j->sweep_pid, j->id)) {
         mt_warn("job %lld: pid %lld is not its sweep any more (no lock of the job, or another command line): "
                 "left alone", (long long)j->id, (long long)j->sweep_pid);
         return 0;

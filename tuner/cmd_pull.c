@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cmds.h"
 #include "moetune/moetune.h"
 #include "publish.h"
@@ -69,7 +70,7 @@ int cmd_pull(int argc, char **argv)
         snprintf(cdir, sizeof cdir, "%s/moetune/bucket", getenv("XDG_CACHE_HOME"));
     else if (getenv("HOME")) snprintf(cdir, sizeof cdir, "%s/.cache/moetune/bucket", getenv("HOME"));
     else return mt_usage_error("pull", "no cache folder: pass --cache DIR (or set XDG_CACHE_HOME or HOME)");
-    for (size_t l = strlen(cdir); l > 1 && cdir[l - 1] == '/'; l--) cdir[l - 1] = 0;
+    mt_path_trim(cdir);
     mt_bucket *b = NULL;
     int rc = mt_bucket_open(&b, url, &bo, err, sizeof err);
     if (rc == MT_EPARSE) return mt_usage_error("pull", "%s", err);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cmds.h"
 #include "device.h"
 #include "export.h"
@@ -1003,7 +1004,7 @@ int cmd_sweep(int argc, char **argv)
         if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
         else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
         else snprintf(out_dir, sizeof out_dir, "moetune-configs");
-        for (size_t l = strlen(out_dir); l > 1 && out_dir[l - 1] == '/'; l--) out_dir[l - 1] = 0;
+        mt_path_trim(out_dir);
         mt_export_opts eo = {out_dir, gpu, 1, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {

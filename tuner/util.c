@@ -135,21 +135,28 @@ void mt_job_lock_drop(const char *db_path, int64_t job, int fd)
     close(fd);
 }
 
-int mt_sweep_process_alive(int64_t pid)
+int mt_sweep_process(int64_t pid, int64_t job)
 {
-    char p[64], buf[4096];
+    char p[64], buf[8192], want[32];
     if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) return 0;
     snprintf(p, sizeof p, "/proc/%lld/cmdline", (long long)pid);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 1; /* no /proc: trust the pid */
+    if (fd < 0) return job <= 0; /* no /proc: trust a live pid, never for signalling a job's */
     ssize_t k = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (k <= 0) return 0;
     buf[k] = 0;
-    for (char *a = buf; a < buf + k; a += strlen(a) + 1)
-        if (!strcmp(a, "sweep")) return 1;
-    return 0;
+    snprintf(want, sizeof want, "%lld", (long long)job);
+    int sweep = 0, after_job = 0, is_job = job <= 0;
+    for (char *a = buf; a < buf + k; a += strlen(a) + 1) {
+        sweep |= !strcmp(a, "sweep");
+        is_job |= after_job && !strcmp(a, want);
+        after_job = !strcmp(a, "--job");
+    }
+    return sweep && is_job;
 }
+
+int mt_sweep_process_alive(int64_t pid) { return mt_sweep_process(pid, 0); }
 
 int mt_m_lock_open(const char *db_path)
 {

@@ -44,9 +44,11 @@ int mt_daemon_holder(const char *db_path);
 int mt_job_lock_take(const char *db_path, int64_t job);
 int mt_job_lock_held(const char *db_path, int64_t job);
 void mt_job_lock_drop(const char *db_path, int64_t job, int fd);
-/* 1 when pid is a live `moetune ... sweep` process (a stored pid may have
- * been given to another process since). */
-int mt_sweep_process_alive(int64_t pid);
+/* 1 when pid is a live `moetune ... sweep` process, and with job > 0 one
+ * run with `--job JOB` (a stored pid may have been given to another
+ * process since: its command line tells). */
+int mt_sweep_process(int64_t pid, int64_t job);
+int mt_sweep_process_alive(int64_t pid); /* mt_sweep_process(pid, 0) */
 /* One batch size of one problem on one device is swept by one process at a
  * time on a database: a lock on a byte of DB.sweeps.lock. mt_m_lock_open
  * gives the file's descriptor (-1: locking is skipped); mt_m_lock waits
