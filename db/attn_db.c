@@ -1,5 +1,6 @@
 /* Attention decode measurements (attn_db.h). */
 #include "attn_db.h"
+#include "family.h"
 
 #include <math.h>
 #include <sqlite3.h>
@@ -37,7 +38,8 @@ static void bind_key(sqlite3_stmt *q, int64_t dev, int64_t prob, int64_t batch, 
 
 const char *mt_attn_kernel_hash(const char *backend)
 {
-    return backend && strcmp(backend, "cpu") ? MT_CUDA_ATTN_HASH : MT_CPU_ATTN_HASH;
+    /* the family owns its kernels' hashes: the GPU one for any GPU backend */
+    return mt_family_attn_decode.kernel_hash(backend && strcmp(backend, "cpu") ? "cuda" : "cpu");
 }
 
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)

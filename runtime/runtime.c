@@ -18,14 +18,17 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cuda_rt.h"
 #include "attn.h"
+#include "attn_decode.h"
+#include "cuda_rt.h"
+#include "family.h"
 #include "attn_launch.h"
 #include "moe_cpu.h"
 #include "moe_launch.h"
@@ -42,20 +45,26 @@
 
 /* Files larger than this are not configs: refuse them before reading. */
 #define MAX_FILE_BYTES (16u << 20)
-#define MAX_KEYS 4096
 
+/* nor do more configs than this fit in one */
+#define MAX_ENTRIES 65536
+
+/* One family's configs for one key, as the first source that had them
+ * gave them; immutable once published. */
 typedef struct table {
     struct table *next;
     /* the key */
-    int64_t E, N, K, topk, block_n, block_k;
-    char dtype[32];
+    const mt_family *fam;
+    mt_family_key k;
+    char key[512]; /* canonical JSON */
     /* the result */
     int source;
     char *file;
     int foreign, stale;
-    int n;
-    int64_t *m;
-    mt_moe_config *cfg;
+    int n;           /* entries, in file order */
+    int64_t *points; /* n x MT_FAMILY_MAX_POINT: each entry's point keys */
+    int *group;      /* n: which first-level key of the file holds it */
+    int *values;     /* n x the family's parameters, -1 where absent */
 } table;
 
 #define NBUCKETS 64
@@ -63,14 +72,6 @@ typedef struct table {
 /* the folders searched, in order, and the source each one reports */
 #define NDIRS 4
 static const int dir_source[NDIRS] = {MT_SOURCE_CONFIG_DIR, MT_SOURCE_TUNED, MT_SOURCE_CACHE, MT_SOURCE_BUNDLED};
-
-/* an attention file read once, by name: text NULL when no source has it */
-struct attn_file {
-    struct attn_file *next;
-    char name[512];
-    char *text, *path;
-    int source;
-};
 
 struct mt_runtime {
     char *dirs[NDIRS];  /* config dir, tuned, cache, bundled; NULL when absent */
@@ -81,7 +82,7 @@ struct mt_runtime {
     mt_log_fn log;
     void *log_user;
     int log_level;
-    pthread_mutex_t mu; /* the tables and attention files */
+    pthread_mutex_t mu; /* the tables */
     table *buckets[NBUCKETS];
     pthread_mutex_t log_mu; /* said */
     char **said;        /* messages already logged: each (file, reason) once */
@@ -99,7 +100,6 @@ struct mt_runtime {
     size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
     int threads;
-    struct attn_file *attn; /* attention files read so far */
 };
 
 const char *mt_config_source_str(int s)
@@ -176,7 +176,15 @@ int mt_runtime_open(mt_runtime **out, const mt_runtime_options *o)
     char buf[4096];
     if (!out) return MT_EINVAL;
     *out = NULL;
-    if (!o) o = &def;
+    if (o) {
+        /* the fields the caller was compiled with; later ones keep their
+         * defaults. Smaller than the first struct with a size (this one):
+         * not a struct made by MT_RUNTIME_OPTIONS_INIT */
+        if (o->size < offsetof(mt_runtime_options, tuned_dir) + sizeof o->tuned_dir) return MT_EINVAL;
+        memcpy(&def, o, o->size < sizeof def ? o->size : sizeof def);
+        def.size = sizeof def;
+    }
+    o = &def;
     rt = calloc(1, sizeof *rt);
     if (!rt) return MT_ENOMEM;
     pthread_mutex_init(&rt->mu, NULL);
@@ -254,8 +262,9 @@ static void table_free(table *t)
 {
     if (!t) return;
     free(t->file);
-    free(t->m);
-    free(t->cfg);
+    free(t->points);
+    free(t->values);
+    free(t->group);
     free(t);
 }
 
@@ -273,12 +282,6 @@ void mt_runtime_close(mt_runtime *rt)
     for (int i = 0; i < rt->nsaid; i++) free(rt->said[i]);
     free(rt->said);
     mt_pool_free(rt->pool);
-    for (struct attn_file *a = rt->attn, *nx; a; a = nx) {
-        nx = a->next;
-        free(a->text);
-        free(a->path);
-        free(a);
-    }
     if (rt->cuda) {
         for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
         for (int i = 0; i < rt->navariants; i++) mt_cuda_attn_release(rt->cuda, &rt->avariants[i].v);
@@ -296,55 +299,6 @@ void mt_runtime_close(mt_runtime *rt)
 const char *mt_runtime_device_name(const mt_runtime *rt) { return rt ? rt->device : NULL; }
 
 /* ---- parsing one file into a table ---- */
-
-static void config_init(mt_moe_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->block_size_m = c->block_size_n = c->block_size_k = c->group_size_m = c->num_warps = c->num_stages = -1;
-    c->waves_per_eu = c->matrix_instr_nonkdim = c->kpack = c->split_k = c->num_ctas = -1;
-    c->num_sm = c->gemv = c->block_m = c->block_n = c->block_k = c->threads = -1;
-}
-
-/* One parameter into c; a reason when its value is impossible. */
-static int set_param(mt_moe_config *c, const cJSON *v, char *why, size_t n)
-{
-    static const struct { const char *key; size_t off; int min; } keys[] = {
-        {"BLOCK_SIZE_M", offsetof(mt_moe_config, block_size_m), 1},
-        {"BLOCK_SIZE_N", offsetof(mt_moe_config, block_size_n), 1},
-        {"BLOCK_SIZE_K", offsetof(mt_moe_config, block_size_k), 1},
-        {"GROUP_SIZE_M", offsetof(mt_moe_config, group_size_m), 1},
-        {"num_warps", offsetof(mt_moe_config, num_warps), 1},
-        /* vLLM's ROCm files do hold num_stages 0 and waves_per_eu 0 */
-        {"num_stages", offsetof(mt_moe_config, num_stages), 0},
-        {"waves_per_eu", offsetof(mt_moe_config, waves_per_eu), 0},
-        {"matrix_instr_nonkdim", offsetof(mt_moe_config, matrix_instr_nonkdim), 0},
-        {"kpack", offsetof(mt_moe_config, kpack), 0},
-        {"SPLIT_K", offsetof(mt_moe_config, split_k), 1},
-        {"num_ctas", offsetof(mt_moe_config, num_ctas), 1},
-        {"NUM_SM", offsetof(mt_moe_config, num_sm), 0},
-        {"GEMV", offsetof(mt_moe_config, gemv), 0},
-        {"block_m", offsetof(mt_moe_config, block_m), 1},
-        {"block_n", offsetof(mt_moe_config, block_n), 1},
-        {"block_k", offsetof(mt_moe_config, block_k), 1},
-        {"threads", offsetof(mt_moe_config, threads), 1},
-    };
-    if (cJSON_IsBool(v)) return 0; /* flags other engines add (USE_TMA): not ours to use */
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        if (strcmp(v->string, keys[i].key) != 0) continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < keys[i].min ||
-            v->valuedouble > 1 << 20) {
-            snprintf(why, n, "'%s' is %s", v->string, cJSON_IsNumber(v) ? "out of range" : "not an integer");
-            return -1;
-        }
-        *(int *)((char *)c + keys[i].off) = (int)v->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsNumber(v)) {
-        snprintf(why, n, "'%s' is not an integer", v->string);
-        return -1;
-    }
-    return 0; /* an integer parameter we do not use */
-}
 
 /* A config file's text, NUL-terminated, into *out (free it). Only a regular
  * file of at most `max` bytes: a FIFO, a device or /dev/zero behind a link
@@ -403,9 +357,94 @@ static int read_config(const char *path, size_t max, char **out, size_t *out_len
     return 0;
 }
 
+
+/* A decimal key of a config file: a positive integer, as written by
+ * Python's str(int) (no sign, no leading zero). */
+static int point_key(const char *k, int64_t *out)
+{
+    size_t len = strlen(k);
+    if (len == 0 || len > 12 || k[0] == '0') return 0;
+    for (const char *p = k; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    *out = strtoll(k, NULL, 10);
+    return 1;
+}
+
+/* One leaf's parameters into vals (the family's order, -1 where absent);
+ * 0, or -1 with a reason. */
+static int leaf_params(const mt_family *f, const cJSON *params, int *vals, char *why, size_t n)
+{
+    for (int i = 0; i < f->nparams; i++) vals[i] = -1;
+    for (const cJSON *v = params->child; v; v = v->next) {
+        if (cJSON_IsBool(v)) continue; /* flags other engines add (USE_TMA): not ours to use */
+        int i = mt_family_param_index(f, v->string);
+        if (!cJSON_IsNumber(v) || (i >= 0 && v->valuedouble != floor(v->valuedouble))) {
+            snprintf(why, n, "'%.40s' is not an integer", v->string);
+            return -1;
+        }
+        if (i < 0) continue; /* an integer parameter we do not use */
+        if (v->valuedouble < f->params[i].min || v->valuedouble > 1 << 20) {
+            snprintf(why, n, "'%.40s' is out of range", v->string);
+            return -1;
+        }
+        vals[i] = (int)v->valuedouble;
+    }
+    return 0;
+}
+
+/* The leaves of obj at `level` (the point fields from there on) into t, or
+ * only counted when t->values is NULL. pt holds the keys above. 0, or -1
+ * with a reason naming the point. */
+static int walk(const mt_family *f, const cJSON *obj, int level, int moetune_format, int64_t *pt, table *t, int *group,
+                char *why, size_t n)
+{
+    int any = 0;
+    if (level >= f->npoint || level >= MT_FAMILY_MAX_POINT) return snprintf(why, n, "nested too deep"), -1;
+    for (const cJSON *e = obj->child; e; e = e->next) {
+        /* vLLM's tuner writes its Triton version beside the batch sizes */
+        if (level == 0 && !moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
+        if (!point_key(e->string, &pt[level])) {
+            snprintf(why, n, "key '%.40s' is not a %s", e->string, level == 0 && f->npoint == 1 ? "batch size" : f->point[level]);
+            return -1;
+        }
+        any = 1;
+        if (level == 0) (*group)++;
+        if (level + 1 < f->npoint && level + 1 < MT_FAMILY_MAX_POINT) {
+            if (!cJSON_IsObject(e) || !e->child) {
+                snprintf(why, n, "%s=%.20s: no %s keys", f->point[level], e->string, f->point[level + 1]);
+                return -1;
+            }
+            if (walk(f, e, level + 1, moetune_format, pt, t, group, why, n) != 0) return -1;
+            continue;
+        }
+        const cJSON *params = moetune_format ? cJSON_GetObjectItemCaseSensitive(e, "params") : e;
+        if (!cJSON_IsObject(params)) {
+            snprintf(why, n, "%s=%.20s: no parameter object", f->point[level], e->string);
+            return -1;
+        }
+        if (t->n >= MAX_ENTRIES) {
+            snprintf(why, n, "holds more than %d configs", MAX_ENTRIES);
+            return -1;
+        }
+        if (t->values) {
+            char r[300];
+            if (leaf_params(f, params, t->values + (size_t)t->n * (size_t)f->nparams, r, sizeof r) != 0) {
+                snprintf(why, n, "%s=%.20s: %s", f->point[level], e->string, r);
+                return -1;
+            }
+            memcpy(t->points + (size_t)t->n * MT_FAMILY_MAX_POINT, pt, MT_FAMILY_MAX_POINT * sizeof *pt);
+            t->group[t->n] = *group;
+        }
+        t->n++;
+    }
+    if (!any && level == 0) return snprintf(why, n, "holds no configs"), -1;
+    return 0;
+}
+
 /* Read path into t's result. 0, or -1 with a reason in why. */
 static int parse_file(mt_runtime *rt, const char *path, int moetune_format, table *t, char *why, size_t n)
 {
+    const mt_family *f = t->fam;
     char *text;
     size_t len;
     if (read_config(path, MAX_FILE_BYTES, &text, &len, why, n) != 0) return -1;
@@ -429,83 +468,71 @@ static int parse_file(mt_runtime *rt, const char *path, int moetune_format, tabl
             cJSON_Delete(root);
             return snprintf(why, n, "is not a moetune-config/1 file"), -1;
         }
-        const char *ours = mt_kernel_hash(rt->backend);
+        const char *ours = f->kernel_hash ? f->kernel_hash(rt->backend) : NULL;
         t->stale = !cJSON_IsString(kh) || !ours || strcmp(kh->valuestring, ours) != 0;
     }
-    int count = 0;
-    for (const cJSON *e = entries->child; e; e = e->next) {
-        if (!moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
-        const char *k = e->string;
-        int digits = *k != 0 && strlen(k) <= 12 && !(k[0] == '0' && k[1]);
-        for (const char *p = k; *p; p++) digits &= *p >= '0' && *p <= '9';
-        if (!digits) {
-            snprintf(why, n, "key '%.40s' is not a batch size", k);
-            cJSON_Delete(root); /* after the message: k lives in root */
-            return -1;
-        }
-        count++;
+    /* count, then fill: a file is read once, walked twice */
+    int64_t pt[MT_FAMILY_MAX_POINT] = {0};
+    int group = 0, rc;
+    t->n = 0;
+    rc = walk(f, entries, 0, moetune_format, pt, t, &group, why, n);
+    if (rc == 0) {
+        size_t cnt = (size_t)t->n;
+        t->points = calloc(cnt * MT_FAMILY_MAX_POINT, sizeof *t->points);
+        t->values = malloc(cnt * (size_t)f->nparams * sizeof *t->values);
+        t->group = malloc(cnt * sizeof *t->group);
+        if (!t->points || !t->values || !t->group) rc = -1, snprintf(why, n, "out of memory");
+        group = 0;
+        t->n = 0;
+        if (rc == 0) rc = walk(f, entries, 0, moetune_format, pt, t, &group, why, n);
     }
-    if (count == 0 || count > MAX_KEYS) {
-        cJSON_Delete(root);
-        return snprintf(why, n, "holds %d batch sizes", count), -1;
-    }
-    t->m = malloc((size_t)count * sizeof *t->m);
-    t->cfg = malloc((size_t)count * sizeof *t->cfg);
-    if (!t->m || !t->cfg) {
-        cJSON_Delete(root);
-        return snprintf(why, n, "out of memory"), -1;
-    }
-    int i = 0;
-    for (const cJSON *e = entries->child; e; e = e->next) {
-        if (!moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
-        const cJSON *params = moetune_format ? cJSON_GetObjectItemCaseSensitive(e, "params") : e;
-        if (!cJSON_IsObject(params)) {
-            snprintf(why, n, "M=%.20s: no parameter object", e->string);
-            cJSON_Delete(root);
-            return -1;
-        }
-        config_init(&t->cfg[i]);
-        for (const cJSON *v = params->child; v; v = v->next)
-            if (set_param(&t->cfg[i], v, why, n) != 0) {
-                char tmp[400];
-                snprintf(tmp, sizeof tmp, "M=%.20s: %.370s", e->string, why);
-                snprintf(why, n, "%.399s", tmp);
-                cJSON_Delete(root);
-                return -1;
-            }
-        t->m[i++] = strtoll(e->string, NULL, 10);
-    }
-    t->n = i;
     cJSON_Delete(root);
-    return 0;
+    return rc;
+}
+
+/* The entry for point: the nearest key of the first point field among the
+ * file's first-level keys, then the nearest of the next within it, each as
+ * mt_nearest_m picks (ties to the earlier key in the file). */
+static int pick(const table *t, const int64_t *point)
+{
+    int best = -1;
+    int64_t best_d = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (i > 0 && t->group[i] == t->group[i - 1]) continue; /* one candidate per first-level key */
+        int64_t k = t->points[(size_t)i * MT_FAMILY_MAX_POINT];
+        int64_t d = k > point[0] ? k - point[0] : point[0] - k;
+        if (best < 0 || d < best_d) best = i, best_d = d;
+    }
+    for (int level = 1; level < t->fam->npoint && best >= 0; level++) {
+        int g = t->group[best], in = -1;
+        best_d = 0;
+        for (int i = best; i < t->n && t->group[i] == g; i++) {
+            int64_t k = t->points[(size_t)i * MT_FAMILY_MAX_POINT + level];
+            int64_t d = k > point[level] ? k - point[level] : point[level] - k;
+            if (in < 0 || d < best_d) in = i, best_d = d;
+        }
+        best = in;
+    }
+    return best;
 }
 
 /* ---- finding the file ---- */
-
-static void moetune_name(char *out, size_t n, const mt_moe_key *k, const char *device, const char *backend)
-{
-    const char *dt = k->dtype && *k->dtype ? k->dtype : "bf16";
-    snprintf(out, n, "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s.moetune.json",
-             (long long)k->E, (long long)k->N, (long long)k->K, (long long)k->topk, device, backend, dt);
-}
-
-static int vllm_name(char *out, size_t n, const mt_moe_key *k, const char *device)
-{
-    mt_vllm_name nm;
-    memset(&nm, 0, sizeof nm);
-    nm.E = k->E;
-    nm.N = k->N;
-    snprintf(nm.device, sizeof nm.device, "%s", device);
-    snprintf(nm.dtype, sizeof nm.dtype, "%s", k->dtype ? k->dtype : "");
-    nm.block_n = k->block_n;
-    nm.block_k = k->block_k;
-    return mt_vllm_name_format(out, n, &nm);
-}
 
 static int exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+static void table_clear(table *t)
+{
+    free(t->points);
+    free(t->values);
+    free(t->group);
+    t->points = NULL;
+    t->values = NULL;
+    t->group = NULL;
+    t->n = 0;
 }
 
 /* Try one candidate path; on success t holds the result. */
@@ -514,52 +541,41 @@ static int try_file(mt_runtime *rt, const char *path, int moetune_format, table 
     char why[512];
     if (!exists(path)) return 0;
     if (parse_file(rt, path, moetune_format, t, why, sizeof why) != 0) {
-        free(t->m);
-        free(t->cfg);
-        t->m = NULL;
-        t->cfg = NULL;
+        table_clear(t);
         rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
         return 0;
     }
     if (t->stale && !rt->allow_stale) {
         rt_log(rt, MT_LOG_WARN, "skipping '%s': measured with another kernel source than this build's (stale); "
                                 "re-tune, or allow stale configs", path);
-        free(t->m);
-        free(t->cfg);
-        t->m = NULL;
-        t->cfg = NULL;
+        table_clear(t);
         return 0;
     }
     t->file = strdup(path);
     return t->file != NULL;
 }
 
-/* A device's files in one folder: moetune's format (richer), then vLLM's;
- * the pulled cache also keeps a folder per device name. */
-static int try_dir(mt_runtime *rt, const char *dir, const mt_moe_key *k, const char *device, table *t)
+/* A device's files in one folder, best first (moetune's format, richer,
+ * before vLLM's); the pulled cache also keeps a folder per device name. */
+static int try_dir(mt_runtime *rt, const char *dir, const char *device, table *t)
 {
-    char name[512], path[4096];
+    mt_family_file files[4];
+    int nf = t->fam->file_names(&t->k, device, rt->backend, files, 4);
+    char path[4096];
     const char *subs[2] = {"", device};
-    for (int s = 0; s < 2; s++) {
-        char base[2048];
-        snprintf(base, sizeof base, "%s%s%s", dir, s ? "/" : "", subs[s]);
-        if (k->K > 0 && k->topk > 0) {
-            moetune_name(name, sizeof name, k, device, rt->backend);
-            snprintf(path, sizeof path, "%s/%s", base, name);
-            if (try_file(rt, path, 1, t)) return 1;
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < nf; i++) {
+            snprintf(path, sizeof path, "%s%s%s/%s", dir, s ? "/" : "", subs[s], files[i].name);
+            if (try_file(rt, path, files[i].moetune_format, t)) return 1;
         }
-        if (vllm_name(name, sizeof name, k, device) == MT_OK) {
-            snprintf(path, sizeof path, "%s/%s", base, name);
-            if (try_file(rt, path, 0, t)) return 1;
-        }
-    }
     return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Another device of our architecture that has a vLLM file for the key. */
-static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
+/* Another device of our architecture that has a plain file for the key:
+ * in the first folder that has one, the first by name that can be used. */
+static int try_same_arch(mt_runtime *rt, table *t)
 {
     const char *ours = mt_device_arch_of(rt->device);
     if (!ours) return 0;
@@ -571,13 +587,9 @@ static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
         int nn = 0;
         struct dirent *de;
         while ((de = readdir(dir))) {
-            mt_vllm_name nm;
-            char why[128];
-            if (mt_vllm_name_parse(de->d_name, &nm, why, sizeof why) != MT_OK) continue;
-            if (nm.E != k->E || nm.N != k->N || strcmp(nm.dtype, k->dtype ? k->dtype : "") ||
-                nm.block_n != k->block_n || nm.block_k != k->block_k || !strcmp(nm.device, rt->device))
-                continue;
-            const char *arch = mt_device_arch_of(nm.device);
+            char dev[128];
+            if (!t->fam->file_match(de->d_name, &t->k, dev, sizeof dev) || !strcmp(dev, rt->device)) continue;
+            const char *arch = mt_device_arch_of(dev);
             if (!arch || strcmp(arch, ours) != 0) continue;
             char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
             if (!nx) break;
@@ -600,36 +612,31 @@ static int try_same_arch(mt_runtime *rt, const mt_moe_key *k, table *t)
     return 0;
 }
 
-static unsigned key_hash(const mt_moe_key *k)
+static unsigned key_hash(const mt_family *f, const char *key)
 {
     uint64_t h = 1469598103934665603ull;
-    int64_t v[6] = {k->E, k->N, k->K, k->topk, k->block_n, k->block_k};
-    for (int i = 0; i < 6; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
-    for (const char *p = k->dtype ? k->dtype : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = f->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
     return (unsigned)(h % NBUCKETS);
 }
 
-static int same_key(const table *t, const mt_moe_key *k)
-{
-    return t->E == k->E && t->N == k->N && t->K == k->K && t->topk == k->topk && t->block_n == k->block_n &&
-           t->block_k == k->block_k && strcmp(t->dtype, k->dtype ? k->dtype : "") == 0;
-}
-
-/* The published table for k, or NULL (under mu). */
-static table *find_table(mt_runtime *rt, const mt_moe_key *k, unsigned h)
+/* The published table for the key, or NULL (under mu). */
+static table *find_table(mt_runtime *rt, const mt_family *f, const char *key, unsigned h)
 {
     for (table *t = rt->buckets[h]; t; t = t->next)
-        if (same_key(t, k)) return t;
+        if (t->fam == f && strcmp(t->key, key) == 0) return t;
     return NULL;
 }
 
-/* The table for k: from memory, else read from the sources with no lock
- * held and then published, unless another thread published it first. */
-static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
+/* The table for (f, k): from memory, else read from the sources with no
+ * lock held and then published, unless another thread published it first. */
+static int load(mt_runtime *rt, const mt_family *f, const mt_family_key *k, table **out)
 {
-    unsigned h = key_hash(k);
+    char key[512], what[256];
+    if (mt_family_key_format(f, k, key, sizeof key) != MT_OK) return MT_EINVAL;
+    unsigned h = key_hash(f, key);
     pthread_mutex_lock(&rt->mu);
-    table *have = find_table(rt, k, h);
+    table *have = find_table(rt, f, key, h);
     pthread_mutex_unlock(&rt->mu);
     if (have) {
         *out = have;
@@ -637,44 +644,41 @@ static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
     }
     table *t = calloc(1, sizeof *t);
     if (!t) return MT_ENOMEM;
-    t->E = k->E;
-    t->N = k->N;
-    t->K = k->K;
-    t->topk = k->topk;
-    t->block_n = k->block_n;
-    t->block_k = k->block_k;
-    snprintf(t->dtype, sizeof t->dtype, "%s", k->dtype ? k->dtype : "");
+    t->fam = f;
+    t->k = *k;
+    snprintf(t->key, sizeof t->key, "%s", key);
+    f->describe(k, what, sizeof what);
     int found = 0;
     for (int d = 0; d < NDIRS && !found; d++)
-        if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->device, t)) {
+        if (rt->dirs[d] && try_dir(rt, rt->dirs[d], rt->device, t)) {
             t->source = dir_source[d];
             found = 1;
         }
     for (int a = 0; !found && rt->aliases[a]; a++)
         for (int d = 0; d < NDIRS && !found; d++)
-            if (rt->dirs[d] && try_dir(rt, rt->dirs[d], k, rt->aliases[a], t)) {
+            if (rt->dirs[d] && try_dir(rt, rt->dirs[d], rt->aliases[a], t)) {
                 t->source = MT_SOURCE_ALIAS;
                 found = 1;
-                rt_log(rt, MT_LOG_WARN, "no config for %s: using '%s' of the alias %s, as asked", rt->device,
+                rt_log(rt, MT_LOG_WARN, "no config for %s (%s): using '%s' of the alias %s, as asked", rt->device, what,
                        t->file, rt->aliases[a]);
             }
-    if (!found && try_same_arch(rt, k, t)) {
+    if (!found && try_same_arch(rt, t)) {
         t->source = MT_SOURCE_SAME_ARCH;
         found = 1;
-        rt_log(rt, MT_LOG_WARN, "no config for %s (E=%lld, N=%lld): using '%s' of another device of architecture %s",
-               rt->device, (long long)k->E, (long long)k->N, t->file, mt_device_arch_of(rt->device));
+        rt_log(rt, MT_LOG_WARN, "no config for %s (%s): using '%s' of another device of architecture %s", rt->device,
+               what, t->file, mt_device_arch_of(rt->device));
     }
     if (!found) {
         t->source = MT_SOURCE_DEFAULT;
-        rt_log(rt, MT_LOG_WARN, "no config for %s (E=%lld, N=%lld%s%s): using the default heuristic, which can be "
-                                "several times slower; run 'moetune sweep' for this device",
-               rt->device, (long long)k->E, (long long)k->N, t->dtype[0] ? ", dtype=" : "", t->dtype);
+        rt_log(rt, MT_LOG_WARN, "no config for %s (%s): using the default heuristic, which can be several times "
+                                "slower; run '%s' for this device",
+               rt->device, what, f->sweep_command);
     } else {
-        rt_log(rt, MT_LOG_INFO, "E=%lld N=%lld: %d batch sizes from '%s' (%s%s)", (long long)k->E, (long long)k->N,
-               t->n, t->file, mt_config_source_str(t->source), t->foreign ? ", foreign" : "");
+        rt_log(rt, MT_LOG_INFO, "%s: %d configs from '%s' (%s%s)", what, t->n, t->file, mt_config_source_str(t->source),
+               t->foreign ? ", foreign" : "");
     }
     pthread_mutex_lock(&rt->mu);
-    if ((have = find_table(rt, k, h))) {
+    if ((have = find_table(rt, f, key, h))) {
         /* another thread read the same key meanwhile: keep the first */
         table_free(t);
         t = have;
@@ -692,256 +696,163 @@ static int load(mt_runtime *rt, const mt_moe_key *k, table **out)
 #define MAX_DIM (INT64_C(1) << 31)
 #define MAX_BATCH (INT64_C(1) << 40)
 
-static int check_key(const mt_moe_key *k)
+/* A key built by a typed wrapper: each field in its range. */
+static int key_ok(const mt_family *f, const mt_family_key *k)
 {
-    return k && k->E > 0 && k->E <= MAX_DIM && k->N > 0 && k->N <= MAX_DIM && k->K >= 0 && k->K <= MAX_DIM &&
-           k->topk >= 0 && k->topk <= MAX_DIM && k->block_n >= 0 && k->block_n <= MAX_DIM && k->block_k >= 0 &&
-           k->block_k <= MAX_DIM && (!k->dtype || strlen(k->dtype) < 32);
+    char why[8];
+    for (int i = 0; i < f->nkey; i++)
+        if (k->v[i] < f->key[i].min || k->v[i] > f->key[i].max) return 0;
+    return !f->check_key || f->check_key(k, why, sizeof why);
 }
 
-int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *k)
+/* The lookup every family shares. */
+static int lookup(mt_runtime *rt, const mt_family *f, const mt_family_key *k, const int64_t *point, mt_config_values *out)
 {
     table *t;
-    if (!rt || !check_key(k)) return MT_EINVAL;
-    return load(rt, k, &t);
-}
-
-int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *k, int64_t M, mt_moe_config *out)
-{
-    table *t;
-    if (!rt || !check_key(k) || !out || M < 1 || M > MAX_BATCH) return MT_EINVAL;
-    int rc = load(rt, k, &t);
+    for (int i = 0; i < f->npoint; i++)
+        if (point[i] < 1 || point[i] > MAX_BATCH) return MT_EINVAL;
+    int rc = load(rt, f, k, &t);
     if (rc != MT_OK) return rc;
+    memset(out, 0, sizeof *out);
+    out->family = f->name;
+    out->nparams = f->nparams;
+    for (int i = 0; i < f->nparams; i++) out->names[i] = f->params[i].name;
+    out->source = t->source;
     if (t->source == MT_SOURCE_DEFAULT) {
-        config_init(out);
-        if (strcmp(rt->backend, "cpu") == 0) {
-            mt_cpu_params p;
-            mt_cpu_params_default(k->N, k->K > 0 ? k->K : k->N, k->topk > 0 ? k->topk : 1, M, rt->threads, &p);
-            out->block_m = p.block_m;
-            out->block_n = p.block_n;
-            out->block_k = p.block_k;
-            out->threads = p.threads;
-        } else {
-            int v[6];
-            mt_vllm_default_config(M, k->E, strcmp(rt->backend, "hip") == 0, v);
-            out->block_size_m = v[0];
-            out->block_size_n = v[1];
-            out->block_size_k = v[2];
-            out->group_size_m = v[3];
-            out->num_warps = v[4];
-            out->num_stages = v[5];
-        }
-        out->m_key = M;
-        out->source = MT_SOURCE_DEFAULT;
+        f->default_config(k, point, rt->backend, rt->threads, out->values);
+        for (int i = 0; i < f->npoint; i++) out->point_key[i] = point[i];
         return MT_OK;
     }
-    int i = mt_nearest_m(t->m, t->n, M);
-    *out = t->cfg[i];
-    out->m_key = t->m[i];
-    out->source = t->source;
+    int e = pick(t, point);
+    memcpy(out->values, t->values + (size_t)e * (size_t)f->nparams, (size_t)f->nparams * sizeof *out->values);
+    for (int i = 0; i < f->npoint; i++) out->point_key[i] = t->points[(size_t)e * MT_FAMILY_MAX_POINT + i];
     out->file = t->file;
     out->foreign = t->foreign;
     out->stale = t->stale;
     return MT_OK;
 }
 
-/* ---- attention decode ---- */
-
-/* The file of a name, read once: the first source that has it. Read with
- * no lock held, then published unless another thread was first; the
- * entries never move or change once published. */
-static struct attn_file *attn_file(mt_runtime *rt, const char *name)
+int mt_runtime_lookup(mt_runtime *rt, const char *family, const char *key_json, const int64_t *point,
+                      mt_config_values *out)
 {
-    struct attn_file *a;
-    pthread_mutex_lock(&rt->mu);
-    for (a = rt->attn; a && strcmp(a->name, name); a = a->next) {}
-    pthread_mutex_unlock(&rt->mu);
-    if (a) return a;
-    if (!(a = calloc(1, sizeof *a))) return NULL;
-    snprintf(a->name, sizeof a->name, "%s", name);
-    a->source = MT_SOURCE_DEFAULT;
-    for (int d = 0; d < NDIRS && !a->text; d++) {
-        if (!rt->dirs[d]) continue;
-        char path[4400], why[256], params[512];
-        char *text;
-        snprintf(path, sizeof path, "%s/%s", rt->dirs[d], name);
-        struct stat sb;
-        if (stat(path, &sb) != 0) continue; /* not in this source */
-        /* a file that cannot answer is reported and passed over */
-        if (read_config(path, MAX_FILE_BYTES, &text, NULL, why, sizeof why) != 0) {
-            rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
-            continue;
-        }
-        if (mt_attn_config_pick(text, 1, 1, params, sizeof params, NULL, NULL, why, sizeof why) != MT_OK) {
-            rt_log(rt, MT_LOG_WARN, "skipping '%s': %s", path, why);
-            free(text);
-            continue;
-        }
-        if (!(a->path = strdup(path))) {
-            free(text);
-            break;
-        }
-        a->text = text;
-        a->source = dir_source[d];
-    }
-    if (!a->text) rt_log(rt, MT_LOG_INFO, "no %s in the config dir, tuned, cache or bundled configs: the default config", name);
-    pthread_mutex_lock(&rt->mu);
-    struct attn_file *have;
-    for (have = rt->attn; have && strcmp(have->name, name); have = have->next) {}
-    if (have) {
-        free(a->text);
-        free(a->path);
-        free(a);
-        a = have;
-    } else {
-        a->next = rt->attn;
-        rt->attn = a;
-    }
-    pthread_mutex_unlock(&rt->mu);
-    return a;
-}
-
-/* An attention file of another device of this device's architecture for
- * the key nm (its device field is overwritten), the first by name in the
- * first folder that has one; NULL when none. */
-static struct attn_file *attn_same_arch(mt_runtime *rt, mt_attn_name *nm)
-{
-    const char *ours = mt_device_arch_of(rt->device);
-    if (!ours) return NULL;
-    for (int d = 0; d < NDIRS; d++) {
-        if (!rt->dirs[d]) continue;
-        DIR *dir = opendir(rt->dirs[d]);
-        if (!dir) continue;
-        char best[512] = "";
-        struct dirent *de;
-        while ((de = readdir(dir))) {
-            mt_attn_name o;
-            char why[128];
-            if (mt_attn_name_parse(de->d_name, &o, why, sizeof why) != MT_OK) continue;
-            if (o.num_heads != nm->num_heads || o.num_kv_heads != nm->num_kv_heads || o.head_dim != nm->head_dim ||
-                o.page_size != nm->page_size || strcmp(o.dtype, nm->dtype) || !strcmp(o.device, rt->device))
-                continue;
-            const char *arch = mt_device_arch_of(o.device);
-            if (!arch || strcmp(arch, ours)) continue;
-            /* the directory's order is arbitrary: the first by name */
-            if (!best[0] || strcmp(de->d_name, best) < 0) snprintf(best, sizeof best, "%s", de->d_name);
-        }
-        closedir(dir);
-        if (best[0]) {
-            struct attn_file *b = attn_file(rt, best);
-            if (b && b->text) return b;
-        }
-    }
-    return NULL;
-}
-
-static int json_int(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valueint : -1;
-}
-
-/* the defaults: a split of about 512 tokens of whole pages (on the CPU only
- * when the context is longer) */
-static int64_t attn_default_partition(int64_t page_size)
-{
-    int64_t part = (512 / page_size) * page_size;
-    return part < page_size ? page_size : part;
-}
-
-/* the CUDA kernel's plainest variant: two passes, FMA, 4 warps; it builds
- * for every head_dim and group the kernel takes, so it is the last resort */
-static void attn_cuda_fma_default(int64_t page_size, mt_attn_config *c)
-{
-    c->partition = (int)attn_default_partition(page_size);
-    c->num_warps = 4;
-    c->mma = 0;
-    c->stage = 0;
-    c->query_split = 1;
-    c->source = MT_SOURCE_DEFAULT;
-}
-
-/* the CUDA kernel's default where no file has the key, or a file's config
- * does not fit: the ring sized by the batch's streams where the kernel has
- * it (mt_cuda_attn_default), else the FMA variant */
-static void attn_cuda_default(const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *c)
-{
-    attn_cuda_fma_default(k->page_size, c);
-    mt_cuda_attn_cfg r = {(int)k->head_dim, (int)k->page_size, (int)(k->num_heads / k->num_kv_heads), 0, 0, 0, 0, 0, 1};
-    if (!mt_cuda_attn_default(&r, (long long)(batch * k->num_kv_heads), (long long)ctx)) return;
-    c->partition = r.partition;
-    c->num_warps = r.warps;
-    c->mma = r.mma;
-    c->stage = r.stage;
-    c->query_split = r.qsplit;
-}
-
-int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *k, int64_t batch, int64_t ctx, mt_attn_config *out)
-{
-    if (!rt || !k || !out || batch < 1 || batch > MAX_BATCH || ctx < 1 || ctx > MAX_BATCH || k->num_heads < 1 ||
-        k->num_heads > MAX_DIM || k->num_kv_heads < 1 || k->num_heads % k->num_kv_heads || k->head_dim < 1 ||
-        k->head_dim > MAX_DIM || k->page_size < 1 || k->page_size > MAX_DIM || (k->dtype && strlen(k->dtype) >= 32))
+    char why[300];
+    if (!rt || !key_json || !point || !out) return MT_EINVAL;
+    const mt_family *f = mt_family_find(family);
+    if (!f) {
+        rt_log(rt, MT_LOG_ERROR, "mt_runtime_lookup: no kernel family '%.40s'", family ? family : "(null)");
         return MT_EINVAL;
-    mt_attn_name nm = {k->num_heads, k->num_kv_heads, k->head_dim, k->page_size, "", ""};
-    snprintf(nm.device, sizeof nm.device, "%s", rt->device);
-    snprintf(nm.dtype, sizeof nm.dtype, "%s", k->dtype ? k->dtype : "bf16");
-    char name[512];
-    if (mt_attn_name_format(name, sizeof name, &nm) != MT_OK) return MT_EINVAL;
-    struct attn_file *a = attn_file(rt, name);
-    int source = a ? a->source : MT_SOURCE_DEFAULT;
-    /* the fallbacks the fused-MoE lookup has: the aliases the user named,
-     * then another device of the same architecture, each said once */
-    for (int i = 0; a && !a->text && rt->aliases[i]; i++) {
-        snprintf(nm.device, sizeof nm.device, "%s", rt->aliases[i]);
-        char an[512];
-        if (mt_attn_name_format(an, sizeof an, &nm) != MT_OK) continue;
-        struct attn_file *b = attn_file(rt, an);
-        if (b && b->text) {
-            a = b;
-            source = MT_SOURCE_ALIAS;
-            rt_log(rt, MT_LOG_WARN, "no %s: using '%s' of the alias %s, as asked", name, b->path, rt->aliases[i]);
-        }
     }
-    if (a && !a->text) {
-        struct attn_file *b = attn_same_arch(rt, &nm);
-        if (b) {
-            a = b;
-            source = MT_SOURCE_SAME_ARCH;
-            rt_log(rt, MT_LOG_WARN, "no %s: using '%s' of another device of architecture %s", name, b->path,
-                   mt_device_arch_of(rt->device));
-        }
+    mt_family_key k;
+    int rc = mt_family_key_parse(f, key_json, &k, why, sizeof why);
+    if (rc != MT_OK) {
+        rt_log(rt, MT_LOG_ERROR, "mt_runtime_lookup: %s", why);
+        return MT_EINVAL;
     }
-    char params[512] = "", why[256];
-    int rc = MT_OK;
-    memset(out, 0, sizeof *out);
-    out->partition = out->num_warps = out->pages_per_iter = out->threads = out->mma = out->stage = out->query_split = -1;
-    if (!a) rc = MT_ENOMEM;
-    else if (a->text)
-        rc = mt_attn_config_pick(a->text, batch, ctx, params, sizeof params, &out->batch_key, &out->ctx_key, why, sizeof why);
+    return lookup(rt, f, &k, point, out);
+}
+
+int mt_config_value(const mt_config_values *c, const char *name)
+{
+    for (int i = 0; c && name && i < c->nparams && i < MT_CONFIG_MAX_PARAMS; i++)
+        if (c->names[i] && strcmp(c->names[i], name) == 0) return c->values[i];
+    return -1;
+}
+
+/* ---- the fused-MoE family's typed lookup ---- */
+
+static int moe_key(const mt_moe_key *m, mt_family_key *k)
+{
+    if (!m || (m->dtype && strlen(m->dtype) >= sizeof k->dtype)) return 0;
+    memset(k, 0, sizeof *k);
+    k->v[MT_MOE_KEY_E] = m->E;
+    k->v[MT_MOE_KEY_N] = m->N;
+    k->v[MT_MOE_KEY_K] = m->K;
+    k->v[MT_MOE_KEY_TOPK] = m->topk;
+    k->v[MT_MOE_KEY_BLOCK_N] = m->block_n;
+    k->v[MT_MOE_KEY_BLOCK_K] = m->block_k;
+    snprintf(k->dtype, sizeof k->dtype, "%s", m->dtype ? m->dtype : "");
+    return key_ok(&mt_family_fused_moe, k);
+}
+
+int mt_runtime_load_moe(mt_runtime *rt, const mt_moe_key *m)
+{
+    table *t;
+    mt_family_key k;
+    if (!rt || !moe_key(m, &k)) return MT_EINVAL;
+    return load(rt, &mt_family_fused_moe, &k, &t);
+}
+
+int mt_runtime_lookup_moe(mt_runtime *rt, const mt_moe_key *m, int64_t M, mt_moe_config *out)
+{
+    /* the fields of mt_moe_config in the family's parameter order */
+    static const size_t field[] = {
+        offsetof(mt_moe_config, block_size_m), offsetof(mt_moe_config, block_size_n),
+        offsetof(mt_moe_config, block_size_k), offsetof(mt_moe_config, group_size_m),
+        offsetof(mt_moe_config, num_warps),    offsetof(mt_moe_config, num_stages),
+        offsetof(mt_moe_config, waves_per_eu), offsetof(mt_moe_config, matrix_instr_nonkdim),
+        offsetof(mt_moe_config, kpack),        offsetof(mt_moe_config, split_k),
+        offsetof(mt_moe_config, num_ctas),     offsetof(mt_moe_config, num_sm),
+        offsetof(mt_moe_config, gemv),         offsetof(mt_moe_config, block_m),
+        offsetof(mt_moe_config, block_n),      offsetof(mt_moe_config, block_k),
+        offsetof(mt_moe_config, threads),
+    };
+    _Static_assert(sizeof field / sizeof field[0] <= MT_CONFIG_MAX_PARAMS, "mt_moe_config has the family's parameters");
+    mt_family_key k;
+    mt_config_values v;
+    if (!rt || !out || !moe_key(m, &k)) return MT_EINVAL;
+    int rc = lookup(rt, &mt_family_fused_moe, &k, &M, &v);
     if (rc != MT_OK) return rc;
-    if (a->text) {
-        cJSON *p = cJSON_Parse(params);
-        out->partition = json_int(p, "partition");
-        out->num_warps = json_int(p, "num_warps");
-        out->pages_per_iter = json_int(p, "pages_per_iter");
-        out->threads = json_int(p, "threads");
-        out->mma = json_int(p, "mma");
-        out->stage = json_int(p, "stage");
-        out->query_split = json_int(p, "query_split");
-        cJSON_Delete(p);
-        out->source = source;
-        out->file = a->path;
-        return MT_OK;
-    }
-    out->source = MT_SOURCE_DEFAULT;
-    if (!strcmp(rt->backend, "cpu")) {
-        int64_t part = attn_default_partition(k->page_size);
-        out->partition = ctx > part ? (int)part : 0;
-        out->pages_per_iter = 1;
-        out->threads = rt->threads;
-    } else {
-        attn_cuda_default(k, batch, ctx, out);
-    }
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) *(int *)((char *)out + field[i]) = v.values[i];
+    out->m_key = v.point_key[0];
+    out->source = v.source;
+    out->file = v.file;
+    out->foreign = v.foreign;
+    out->stale = v.stale;
+    return MT_OK;
+}
+
+/* ---- the attention decode family's typed lookup ---- */
+
+static int attn_key(const mt_attn_key *a, mt_family_key *k)
+{
+    if (!a || (a->dtype && strlen(a->dtype) >= sizeof k->dtype)) return 0;
+    memset(k, 0, sizeof *k);
+    k->v[MT_ATTN_KEY_H] = a->num_heads;
+    k->v[MT_ATTN_KEY_HKV] = a->num_kv_heads;
+    k->v[MT_ATTN_KEY_D] = a->head_dim;
+    k->v[MT_ATTN_KEY_PAGE] = a->page_size;
+    snprintf(k->dtype, sizeof k->dtype, "%s", a->dtype ? a->dtype : "bf16");
+    return key_ok(&mt_family_attn_decode, k);
+}
+
+/* the family's values into the typed config (the fields it names) */
+static void attn_apply(const int *v, mt_attn_config *c)
+{
+    c->partition = v[MT_ATTN_P_PARTITION];
+    c->num_warps = v[MT_ATTN_P_WARPS];
+    c->mma = v[MT_ATTN_P_MMA];
+    c->stage = v[MT_ATTN_P_STAGE];
+    c->query_split = v[MT_ATTN_P_QSPLIT];
+}
+
+int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *a, int64_t batch, int64_t ctx, mt_attn_config *out)
+{
+    mt_family_key k;
+    mt_config_values v;
+    int64_t point[2] = {batch, ctx};
+    if (!rt || !out || !attn_key(a, &k)) return MT_EINVAL;
+    int rc = lookup(rt, &mt_family_attn_decode, &k, point, &v);
+    if (rc != MT_OK) return rc;
+    memset(out, 0, sizeof *out);
+    attn_apply(v.values, out);
+    out->pages_per_iter = v.values[MT_ATTN_P_PAGES];
+    out->threads = v.values[MT_ATTN_P_THREADS];
+    out->source = v.source;
+    out->file = v.file;
+    /* the file's keys; 0 for the default, as documented */
+    out->batch_key = v.source == MT_SOURCE_DEFAULT ? 0 : v.point_key[0];
+    out->ctx_key = v.source == MT_SOURCE_DEFAULT ? 0 : v.point_key[1];
     return MT_OK;
 }
 
@@ -1227,10 +1138,16 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
     for (int step = cfg.source == MT_SOURCE_DEFAULT;
          step < 2 && (!ok || rc == MT_EINVAL || rc == MT_EUNSUPPORTED || rc == MT_EPARSE); step++) {
         mt_attn_config d = cfg;
+        int dv[MT_ATTN_NPARAMS];
+        mt_family_key fk;
         if (step)
-            attn_cuda_fma_default(ps, &d);
+            mt_attn_decode_fma_default(ps, dv);
+        else if (attn_key(&key, &fk))
+            mt_attn_decode_cuda_default(&fk, B, max_context, dv);
         else
-            attn_cuda_default(&key, B, max_context, &d);
+            continue;
+        attn_apply(dv, &d);
+        d.source = MT_SOURCE_DEFAULT;
         mt_cuda_attn_cfg dc = cuda_attn_cfg_of(&d, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
         if (ok && !memcmp(&dc, &c, sizeof dc)) continue;
         rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit moetune's CUDA attention kernel (%s): using its %sdefault",

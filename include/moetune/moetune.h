@@ -156,6 +156,11 @@ typedef struct mt_runtime mt_runtime;
  * fetched), bundled_dir (what came with moetune). A folder that exists but
  * cannot be read is reported once and skipped. */
 typedef struct mt_runtime_options {
+    /* sizeof(mt_runtime_options) as the caller was compiled: the struct
+     * grows at its end, and the runtime reads only the fields the caller
+     * knows of (the others take their defaults). MT_RUNTIME_OPTIONS_INIT
+     * sets it; a size smaller than this release's struct is refused. */
+    size_t size;
     /* searched first; NULL: $MOETUNE_CONFIG_DIR (unset: skipped) */
     const char *config_dir;
     /* the pulled bucket cache; NULL: $XDG_CACHE_HOME/moetune/bucket or ~/.cache/moetune/bucket */
@@ -188,7 +193,7 @@ typedef struct mt_runtime_options {
      * $XDG_DATA_HOME/moetune/configs (or ~/.local/share/moetune/configs) */
     const char *tuned_dir;
 } mt_runtime_options;
-#define MT_RUNTIME_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN, 0, NULL, NULL}
+#define MT_RUNTIME_OPTIONS_INIT {sizeof(mt_runtime_options), NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, MT_LOG_WARN, 0, NULL, NULL}
 
 /* Open a runtime context. opts may be NULL (defaults). */
 int mt_runtime_open(mt_runtime **out, const mt_runtime_options *opts);
@@ -268,6 +273,53 @@ typedef struct mt_attn_config {
  * (MT_SOURCE_SAME_ARCH), else the backend's default (MT_SOURCE_DEFAULT);
  * each fallback reported once. */
 int mt_runtime_lookup_attention(mt_runtime *rt, const mt_attn_key *key, int64_t batch, int64_t ctx, mt_attn_config *out);
+/* ---- kernel families: one lookup for all of them ---- */
+
+/* Each family of kernels (fused MoE, attention decode, ...) names its
+ * problems by a key, indexes its config files by a point, and has its own
+ * parameters. The families this library knows, by index from 0; NULL past
+ * the last. "fused_moe": key {E, N, K, topk, block_n, block_k, dtype},
+ * point {M}. "attn_decode": key {H, H_kv, D, page, dtype}, point {batch,
+ * context}. */
+const char *mt_family_name(int index);
+enum mt_family_field_kind { MT_FIELD_KEY = 0, MT_FIELD_POINT = 1, MT_FIELD_PARAM = 2 };
+/* The name of a family's index-th key field (integers; "dtype" is last),
+ * point field or parameter; NULL past the last or for an unknown family. */
+const char *mt_family_field(const char *family, int kind, int index);
+
+#define MT_POINT_MAX 2          /* point fields of any family */
+#define MT_CONFIG_MAX_PARAMS 24 /* parameters of any family */
+/* A looked-up config of any family. */
+typedef struct mt_config_values {
+    const char *family;                      /* the family's name */
+    int nparams;                             /* the family's parameters ... */
+    const char *names[MT_CONFIG_MAX_PARAMS]; /* ... their names (static strings) ... */
+    int values[MT_CONFIG_MAX_PARAMS];        /* ... and values, -1 where the config says nothing */
+    int64_t point_key[MT_POINT_MAX];         /* the file's keys used, per point field (the point for a default) */
+    int source;                              /* enum mt_config_source */
+    const char *file;                        /* valid while the runtime is open; NULL for the default */
+    int foreign;                             /* 1: no provenance (a vLLM or attention file) */
+    int stale;                               /* 1: measured with another kernel source (only with allow_stale) */
+} mt_config_values;
+
+/* The config of `family` for the problem `key_json` (a JSON object of the
+ * family's key fields, e.g. {"E":8,"N":14336,"K":4096,"topk":2}; absent
+ * optional fields are 0, an absent dtype the family's default) at `point`
+ * (one value per point field, each at least 1): the nearest key of each
+ * point field in turn, as vLLM picks the nearest batch size, from the first
+ * source that has the key's file for this device (config dir, tuned,
+ * cache, bundled), else the file of an alias the user named, else of
+ * another device of the same architecture, else the backend's default;
+ * each fallback reported once through the log callback, as is a file that
+ * cannot be used (malformed, or stale without allow_stale). MT_EINVAL for
+ * an unknown family, a malformed key (the log says which field) or a point
+ * out of range; MT_ENOMEM. mt_runtime_lookup_moe and
+ * mt_runtime_lookup_attention are this lookup for their families. */
+int mt_runtime_lookup(mt_runtime *rt, const char *family, const char *key_json, const int64_t *point,
+                      mt_config_values *out);
+/* The value of a parameter in c, or -1 where it has none. */
+int mt_config_value(const mt_config_values *c, const char *name);
+
 /* Paged attention decode on the CPU with the looked-up config. Layouts as
  * kernels/cpu/attn.h: q [B, H, D], caches [num_pages, page_size, H_kv, D],
  * block_table [B, max_pages], context_lens [B], out [B, H, D], all in
