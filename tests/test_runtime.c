@@ -584,6 +584,104 @@ static void test_attention_cuda(void)
     mt_runtime_close(rt);
 }
 
+/* One lookup for every family: the registry, mt_runtime_lookup against the
+ * typed wrappers, its key checks, and a file whose every level is checked
+ * before it answers (a bad entry deep in it passes the file over whole,
+ * where it used to fail only the lookups that reached it). */
+static void test_families(void)
+{
+    CHECK(mt_family_name(0) && !strcmp(mt_family_name(0), "fused_moe") && mt_family_name(1) &&
+              !strcmp(mt_family_name(1), "attn_decode") && mt_family_name(2) == NULL && mt_family_name(-1) == NULL,
+          "the registry: %s, %s", mt_family_name(0), mt_family_name(1));
+    CHECK(!strcmp(mt_family_field("attn_decode", MT_FIELD_KEY, 0), "H") &&
+              !strcmp(mt_family_field("attn_decode", MT_FIELD_KEY, 4), "dtype") &&
+              mt_family_field("attn_decode", MT_FIELD_KEY, 5) == NULL &&
+              !strcmp(mt_family_field("attn_decode", MT_FIELD_POINT, 1), "context") &&
+              mt_family_field("attn_decode", MT_FIELD_POINT, 2) == NULL &&
+              !strcmp(mt_family_field("fused_moe", MT_FIELD_POINT, 0), "M") &&
+              !strcmp(mt_family_field("fused_moe", MT_FIELD_PARAM, 12), "GEMV") &&
+              mt_family_field("mla_decode", MT_FIELD_KEY, 0) == NULL,
+          "the families' fields");
+
+    char cfg[600], cache[600];
+    snprintf(cfg, sizeof cfg, "%s/fam_cfg", tmp);
+    snprintf(cache, sizeof cache, "%s/fam_cache", tmp);
+    write_text(cfg, "E=8,N=14336,device_name=CPU_FAM.json",
+               "{\"1\": {\"BLOCK_SIZE_M\": 16, \"num_warps\": 4}, \"64\": {\"BLOCK_SIZE_M\": 64, \"num_warps\": 8}}\n");
+    const char *attn = "attn_decode,H=8,H_kv=2,D=64,page=16,device_name=CPU_FAM,dtype=bf16.json";
+    /* batch 1 is fine; batch 16 holds a context key that is not one */
+    write_text(cfg, attn, "{\"1\": {\"64\": {\"partition\": 0, \"threads\": 1}}, \"16\": {\"x\": {\"partition\": 32}}}\n");
+    write_text(cache, attn, "{\"1\": {\"64\": {\"partition\": 16, \"threads\": 1}}, \"16\": {\"512\": {\"partition\": 64}}}\n");
+    logbuf[0] = 0;
+    mt_runtime *rt = open_rt(cfg, cache, NULL, "CPU_FAM", "cpu", NULL);
+    mt_config_values v;
+    mt_moe_config m;
+    mt_moe_key mk = {8, 14336, 0, 0, NULL, 0, 0};
+    int64_t M = 50;
+    CHECK(mt_runtime_lookup(rt, "fused_moe", "{\"E\":8,\"N\":14336}", &M, &v) == MT_OK &&
+              mt_runtime_lookup_moe(rt, &mk, 50, &m) == MT_OK && v.source == MT_SOURCE_CONFIG_DIR &&
+              v.point_key[0] == 64 && m.m_key == 64 && mt_config_value(&v, "BLOCK_SIZE_M") == 64 &&
+              m.block_size_m == 64 && mt_config_value(&v, "num_warps") == 8 && m.num_warps == 8 &&
+              mt_config_value(&v, "GEMV") == -1 && m.gemv == -1 && v.file == m.file && v.foreign == 1 &&
+              !strcmp(v.family, "fused_moe"),
+          "fused_moe through both lookups: key %lld, BLOCK_SIZE_M %d", (long long)v.point_key[0],
+          mt_config_value(&v, "BLOCK_SIZE_M"));
+    int64_t pt[2] = {16, 600};
+    mt_attn_key ak = {8, 2, 64, 16, NULL};
+    mt_attn_config ac;
+    CHECK(mt_runtime_lookup(rt, "attn_decode", "{\"H\":8,\"H_kv\":2,\"D\":64,\"page\":16,\"dtype\":\"bf16\"}", pt, &v) ==
+                  MT_OK &&
+              mt_runtime_lookup_attention(rt, &ak, 16, 600, &ac) == MT_OK && v.source == MT_SOURCE_CACHE &&
+              ac.source == MT_SOURCE_CACHE && v.point_key[0] == 16 && v.point_key[1] == 512 && ac.ctx_key == 512 &&
+              mt_config_value(&v, "partition") == 64 && ac.partition == 64,
+          "attn_decode: the config dir's file with a bad entry deep in it is passed over for the cache's: source %d "
+          "partition %d",
+          v.source, mt_config_value(&v, "partition"));
+    CHECK(strstr(logbuf, "skipping") && strstr(logbuf, "key 'x' is not a context"), "the bad entry is named: %s", logbuf);
+    /* keys that are not keys */
+    logbuf[0] = 0;
+    CHECK(mt_runtime_lookup(rt, "fused_moe", "{\"E\":8,\"N\":14336,\"H\":3}", &M, &v) == MT_EINVAL &&
+              strstr(logbuf, "no field 'H'"),
+          "a field of another family is refused by name: %s", logbuf);
+    CHECK(mt_runtime_lookup(rt, "fused_moe", "{\"E\":8}", &M, &v) == MT_EINVAL && strstr(logbuf, "has no N"),
+          "a required field: %s", logbuf);
+    CHECK(mt_runtime_lookup(rt, "fused_moe", "{\"E\":8.5,\"N\":1}", &M, &v) == MT_EINVAL, "a fraction");
+    CHECK(mt_runtime_lookup(rt, "fused_moe", "[8]", &M, &v) == MT_EINVAL, "not an object");
+    CHECK(mt_runtime_lookup(rt, "attn_decode", "{\"H\":6,\"H_kv\":4,\"D\":64,\"page\":16}", pt, &v) == MT_EINVAL &&
+              strstr(logbuf, "not a multiple"),
+          "heads that do not divide: %s", logbuf);
+    CHECK(mt_runtime_lookup(rt, "mla_decode", "{}", pt, &v) == MT_EINVAL && strstr(logbuf, "no kernel family 'mla_decode'"),
+          "an unknown family: %s", logbuf);
+    int64_t zero[2] = {0, 5};
+    CHECK(mt_runtime_lookup(rt, "attn_decode", "{\"H\":8,\"H_kv\":2,\"D\":64,\"page\":16}", zero, &v) == MT_EINVAL,
+          "a point below 1");
+    /* the default through the generic lookup is the typed one's */
+    int64_t pd[2] = {1, 4000};
+    CHECK(mt_runtime_lookup(rt, "attn_decode", "{\"H\":8,\"H_kv\":8,\"D\":64,\"page\":16}", pd, &v) == MT_OK &&
+              v.source == MT_SOURCE_DEFAULT && mt_config_value(&v, "partition") == 512 && v.file == NULL &&
+              v.point_key[0] == 1 && v.point_key[1] == 4000,
+          "the default: partition %d", mt_config_value(&v, "partition"));
+    mt_runtime_close(rt);
+
+    /* the options' size: a struct not made by MT_RUNTIME_OPTIONS_INIT is
+     * refused; a bigger one (a caller built against a later release) is
+     * read as far as this release knows it */
+    struct {
+        mt_runtime_options o;
+        char later[64];
+    } big;
+    mt_runtime_options init = MT_RUNTIME_OPTIONS_INIT, zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    memset(&big, 0x5a, sizeof big);
+    big.o = init;
+    big.o.size = sizeof big;
+    big.o.device_name = "CPU_BIG";
+    CHECK(mt_runtime_open(&rt, &zeroed) == MT_EINVAL && rt == NULL, "options without a size are refused");
+    CHECK(mt_runtime_open(&rt, &big.o) == MT_OK && !strcmp(mt_runtime_device_name(rt), "CPU_BIG"),
+          "options from a later release");
+    mt_runtime_close(rt);
+}
+
 int main(void)
 {
     const char *shared = getenv("MT_SHARED");
@@ -601,6 +699,7 @@ int main(void)
     test_attention();
     test_attention_fallbacks();
     test_attention_cuda();
+    test_families();
     mt_runtime *rt;
     CHECK(mt_runtime_open(&rt, NULL) == MT_OK && !strncmp(mt_runtime_device_name(rt), "CPU_", 4), "defaults");
     mt_runtime_close(rt);
