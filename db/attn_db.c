@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "db_col.h"
+#include "log.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -46,7 +47,7 @@ int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "INSERT INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, "
+                           "INSERT INTO measurements(sweep_id, device_id, problem_id, M, p2, config_id, "
                            "is_default, status, reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, "
                            "moetune_version, timing_policy, transient) "
                            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
@@ -81,7 +82,7 @@ int mt_db_attn_forget_failure(mt_db *db, int64_t dev, int64_t prob, int64_t batc
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "DELETE FROM attn_measurements WHERE device_id=?1 AND problem_id=?2 AND batch=?3 AND ctx=?4 "
+                           "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND p2=?4 "
                            "AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7 AND status='failed' AND "
                            "(transient=1 OR ?8)",
                            -1, &q, NULL) != SQLITE_OK)
@@ -99,8 +100,8 @@ int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t 
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "SELECT median_us, status FROM attn_measurements WHERE device_id=?1 AND problem_id=?2 AND "
-                           "batch=?3 AND ctx=?4 AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7",
+                           "SELECT median_us, status FROM measurements WHERE device_id=?1 AND problem_id=?2 AND "
+                           "M=?3 AND p2=?4 AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
     bind_key(q, dev, prob, batch, ctx, cfg, khash, policy);
@@ -118,12 +119,12 @@ int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "SELECT a.batch, a.ctx, a.config_id, a.is_default, a.median_us, a.spread_us, a.reps, a.rel_err, "
-                           "a.floor_us, c.params FROM attn_measurements a JOIN configs c ON c.id = a.config_id "
+                           "SELECT a.M, a.p2, a.config_id, a.is_default, a.median_us, a.spread_us, a.reps, a.rel_err, "
+                           "a.floor_us, c.params FROM measurements a JOIN configs c ON c.id = a.config_id "
                            "WHERE a.device_id=?1 AND a.problem_id=?2 AND a.status='ok' AND (?3 IS NULL OR a.kernel_hash=?3) "
-                           "AND a.median_us = (SELECT min(b.median_us) FROM attn_measurements b WHERE b.device_id=a.device_id "
-                           "AND b.problem_id=a.problem_id AND b.batch=a.batch AND b.ctx=a.ctx AND b.status='ok' AND "
-                           "(?3 IS NULL OR b.kernel_hash=?3)) GROUP BY a.batch, a.ctx ORDER BY a.batch, a.ctx",
+                           "AND a.median_us = (SELECT min(b.median_us) FROM measurements b WHERE b.device_id=a.device_id "
+                           "AND b.problem_id=a.problem_id AND b.M=a.M AND b.p2=a.p2 AND b.status='ok' AND "
+                           "(?3 IS NULL OR b.kernel_hash=?3)) GROUP BY a.M, a.p2 ORDER BY a.M, a.p2",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
     sqlite3_bind_int64(q, 1, dev);
@@ -155,24 +156,27 @@ int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user)
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "SELECT DISTINCT d.id, d.name, d.backend, p.id, p.kernel, p.dtype, p.E, p.N, p.K, p.topk "
-                           "FROM attn_measurements a JOIN devices d ON d.id = a.device_id JOIN problems p ON p.id = a.problem_id "
-                           "WHERE a.status = 'ok' ORDER BY d.id, p.id",
+                           "SELECT DISTINCT d.id, d.name, d.backend, p.id, p.kernel, p.key "
+                           "FROM measurements a JOIN devices d ON d.id = a.device_id JOIN problems p ON p.id = a.problem_id "
+                           "WHERE a.status = 'ok' AND p.kernel = 'attn_decode' ORDER BY d.id, p.id",
                            -1, &q, NULL) != SQLITE_OK)
         return MT_EDB;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         mt_problem p = {0};
+        mt_family_key k;
+        char why[300];
         p.id = sqlite3_column_int64(q, 3);
         snprintf(p.kernel, sizeof p.kernel, "%s", mt_col_text(q, 4));
-        snprintf(p.dtype, sizeof p.dtype, "%s", mt_col_text(q, 5));
-        p.E = sqlite3_column_int64(q, 6);
-        p.N = sqlite3_column_int64(q, 7);
-        p.K = sqlite3_column_int64(q, 8);
-        p.topk = sqlite3_column_int64(q, 9);
-        if (cb(sqlite3_column_int64(q, 0), mt_col_text(q, 1), mt_col_text(q, 2),
-               &p, user))
-            break;
+        snprintf(p.key, sizeof p.key, "%s", mt_col_text(q, 5));
+        /* a key this moetune cannot read (a hostile or damaged database) is
+         * said and passed over */
+        if (mt_family_key_parse(&mt_family_attn_decode, p.key, &k, why, sizeof why) != MT_OK) {
+            mt_log_emit(MT_LOG_WARN, "skipping attention problem %lld: %s", (long long)p.id, why);
+            continue;
+        }
+        snprintf(p.dtype, sizeof p.dtype, "%s", k.dtype);
+        if (cb(sqlite3_column_int64(q, 0), mt_col_text(q, 1), mt_col_text(q, 2), &p, &k, user)) break;
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_EDB;

@@ -1,5 +1,6 @@
-/* Attention decode measurements: one row per (device, problem, batch,
- * context length, config, kernel hash, timing policy), committed as taken. */
+/* Attention decode measurements: rows of the measurements table, one per
+ * (device, problem, batch in M, context length in p2, config, kernel hash,
+ * timing policy), committed as taken. */
 #ifndef MT_ATTN_DB_H
 #define MT_ATTN_DB_H
 
@@ -39,9 +40,11 @@ int mt_db_attn_best(mt_db *db, int64_t device_id, int64_t problem_id, const char
                     void *user);
 
 /* The (device, problem) pairs with verified attention rows: the device's
- * id, name and backend, the problem's id, shape and dtype. */
+ * id, name and backend, the problem (id, key, dtype) and its parsed key
+ * (H, H_kv, D, page: families/family.h). */
+struct mt_family_key;
 typedef int (*mt_attn_pair_cb)(int64_t device_id, const char *device_name, const char *backend, const mt_problem *p,
-                               void *user);
+                               const struct mt_family_key *key, void *user);
 int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "db_col.h"
+#include "family.h"
 #include "log.h"
 #include "moetune/moetune.h"
 
@@ -165,6 +166,70 @@ static const struct { int version; const char *sql; } migrations[] = {
         "UPDATE attn_measurements SET transient=1 WHERE status='failed' AND (reason LIKE 'timed out after %' OR "
         " reason LIKE 'worker died: killed by signal 9 %' OR reason LIKE 'worker died: killed by signal 15 %' OR "
         " reason LIKE 'worker died: killed by signal 2 %' OR reason LIKE 'worker died: killed by signal 1 %');"},
+    /* one schema for every kernel family: a problem is (family, key as the
+     * family's canonical JSON, families/registry.c), so that attention's
+     * heads no longer sit in fused MoE's E, N, K and topk (those columns stay
+     * for fused MoE's queries, 0 for other families); a measurement is
+     * (problem, point, config, kernel hash, timing policy), the point in M
+     * (the family's first point field: fused MoE's M, attention's batch) and
+     * p2 (its second: attention's context length; 0 where there is none).
+     * The attention rows move into measurements. Tables are rebuilt the way
+     * SQLite's documentation gives (new table, copy, drop, rename), with
+     * foreign keys off: mt_db_open turns them on after migrating. */
+    {8, "CREATE TABLE problems_v8("
+        " id INTEGER PRIMARY KEY,"
+        " kernel TEXT NOT NULL," /* the family */
+        " key TEXT NOT NULL,"
+        " dtype TEXT NOT NULL,"
+        " E INTEGER NOT NULL, N INTEGER NOT NULL, K INTEGER NOT NULL, topk INTEGER NOT NULL,"
+        " block_n INTEGER NOT NULL DEFAULT 0, block_k INTEGER NOT NULL DEFAULT 0,"
+        " renormalize INTEGER NOT NULL DEFAULT 1,"
+        " UNIQUE(kernel, key, renormalize));"
+        "INSERT INTO problems_v8 SELECT id, kernel,"
+        " CASE kernel WHEN 'attn_decode' THEN"
+        "  '{\"H\":' || E || ',\"H_kv\":' || N || ',\"D\":' || K || ',\"page\":' || topk || ',\"dtype\":\"' || dtype || '\"}'"
+        " ELSE '{\"E\":' || E || ',\"N\":' || N || ',\"K\":' || K || ',\"topk\":' || topk || ',\"block_n\":' || block_n ||"
+        "  ',\"block_k\":' || block_k || ',\"dtype\":\"' || dtype || '\"}' END,"
+        " dtype, CASE kernel WHEN 'attn_decode' THEN 0 ELSE E END, CASE kernel WHEN 'attn_decode' THEN 0 ELSE N END,"
+        " CASE kernel WHEN 'attn_decode' THEN 0 ELSE K END, CASE kernel WHEN 'attn_decode' THEN 0 ELSE topk END,"
+        " block_n, block_k, renormalize FROM problems ORDER BY id;"
+        "DROP TABLE problems;"
+        "ALTER TABLE problems_v8 RENAME TO problems;"
+        "CREATE TABLE measurements_v8("
+        " id INTEGER PRIMARY KEY,"
+        " sweep_id INTEGER REFERENCES sweeps(id),"
+        " device_id INTEGER NOT NULL REFERENCES devices(id),"
+        " problem_id INTEGER NOT NULL REFERENCES problems(id),"
+        " M INTEGER NOT NULL,"
+        " p2 INTEGER NOT NULL DEFAULT 0,"
+        " config_id INTEGER NOT NULL REFERENCES configs(id),"
+        " is_default INTEGER NOT NULL DEFAULT 0,"
+        " status TEXT NOT NULL CHECK (status IN ('ok','failed','foreign','aborted')),"
+        " reason TEXT,"
+        " median_us REAL, spread_us REAL, reps INTEGER,"
+        " rel_err REAL, tolerance REAL, floor_us REAL, efficiency REAL,"
+        " kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL, timing_policy TEXT NOT NULL,"
+        " ord INTEGER NOT NULL DEFAULT 0,"
+        " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+        " resources TEXT,"
+        " transient INTEGER NOT NULL DEFAULT 0,"
+        " UNIQUE(device_id, problem_id, M, p2, config_id, kernel_hash, timing_policy));"
+        "INSERT INTO measurements_v8(id, sweep_id, device_id, problem_id, M, p2, config_id, is_default, status, reason,"
+        " median_us, spread_us, reps, rel_err, tolerance, floor_us, efficiency, kernel_hash, moetune_version,"
+        " timing_policy, ord, created_at, resources, transient)"
+        " SELECT id, sweep_id, device_id, problem_id, M, 0, config_id, is_default, status, reason, median_us, spread_us,"
+        " reps, rel_err, tolerance, floor_us, efficiency, kernel_hash, moetune_version, timing_policy, ord, created_at,"
+        " resources, transient FROM measurements ORDER BY id;"
+        "INSERT INTO measurements_v8(sweep_id, device_id, problem_id, M, p2, config_id, is_default, status, reason,"
+        " median_us, spread_us, reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at, transient)"
+        " SELECT sweep_id, device_id, problem_id, batch, ctx, config_id, is_default, status, reason, median_us, spread_us,"
+        " reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at, transient"
+        " FROM attn_measurements ORDER BY id;"
+        "DROP TABLE measurements;"
+        "DROP TABLE attn_measurements;"
+        "ALTER TABLE measurements_v8 RENAME TO measurements;"
+        "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, p2, median_us);"
+        "ALTER TABLE finalists ADD COLUMN p2 INTEGER NOT NULL DEFAULT 0;"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -184,10 +249,9 @@ static const char *const stmt_sql[S_COUNT] = {
                      "smem_per_block) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, "
                    "ceilings_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
-    [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND dtype=?2 AND E=?3 AND N=?4 AND K=?5 AND "
-                    "topk=?6 AND block_n=?7 AND block_k=?8 AND renormalize=?9",
-    [S_PROB_INSERT] = "INSERT OR IGNORE INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize) "
-                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND key=?10 AND renormalize=?9",
+    [S_PROB_INSERT] = "INSERT OR IGNORE INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize,key) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [S_CFG_FIND] = "SELECT id FROM configs WHERE backend=?1 AND params=?2",
     [S_CFG_INSERT] = "INSERT OR IGNORE INTO configs(backend, params) VALUES(?1,?2)",
     [S_SWEEP_BEGIN] = "INSERT INTO sweeps(device_id,problem_id,strategy,budget,batch_sizes,command,pid,host) "
@@ -207,8 +271,8 @@ static const char *const stmt_sql[S_COUNT] = {
                      "AND config_id=?5 AND kernel_hash=?16 AND timing_policy=?18 AND status='failed'",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
-                "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block FROM measurements m JOIN devices d ON d.id=m.device_id "
-                "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 ORDER BY d.id, p.id",
+                "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block,p.key FROM measurements m JOIN devices d ON d.id=m.device_id "
+                "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 AND p.kernel=?2 ORDER BY d.id, p.id",
     [S_RESULTS_OK] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,m.spread_us,"
                      "m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM measurements m "
                      "JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND m.problem_id=?2 AND "
@@ -361,8 +425,7 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
      * file at once (two sweeps, the daemon's workers) got "database is
      * locked" here. Retried for the busy timeout's 10 s. */
     for (int waited = 0;; waited += 10) {
-        rc = sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
         if (rc != SQLITE_BUSY || waited >= 10000) break;
         sqlite3_sleep(10);
     }
@@ -392,6 +455,9 @@ int mt_db_open(mt_db **out, const char *path, char *err, size_t err_len)
             goto fail;
         }
     }
+    /* after the migrations, which rebuild referenced tables (SQLite
+     * ignores this pragma inside a transaction) */
+    if ((rc = sqlite3_exec(db->h, "PRAGMA foreign_keys=ON", NULL, NULL, NULL)) != SQLITE_OK) goto fail_rc;
     *out = db;
     return MT_OK;
 
@@ -538,10 +604,47 @@ static void bind_problem(sqlite3_stmt *s, const void *row, int insert)
     sqlite3_bind_int64(s, 7, p->block_n);
     sqlite3_bind_int64(s, 8, p->block_k);
     sqlite3_bind_int(s, 9, p->renormalize);
+    bind_text(s, 10, p->key);
+}
+
+int mt_problem_key_of(mt_problem *p, char *why, size_t n)
+{
+    const mt_family *f = mt_family_find(p->kernel);
+    mt_family_key k;
+    char tmp[8];
+    if (!why) why = tmp, n = sizeof tmp;
+    if (!f) return snprintf(why, n, "no kernel family '%.40s'", p->kernel), MT_EINVAL;
+    if (f == &mt_family_fused_moe) {
+        /* fused MoE's key is its columns */
+        memset(&k, 0, sizeof k);
+        k.v[MT_MOE_KEY_E] = p->E;
+        k.v[MT_MOE_KEY_N] = p->N;
+        k.v[MT_MOE_KEY_K] = p->K;
+        k.v[MT_MOE_KEY_TOPK] = p->topk;
+        k.v[MT_MOE_KEY_BLOCK_N] = p->block_n;
+        k.v[MT_MOE_KEY_BLOCK_K] = p->block_k;
+        if (strlen(p->dtype) >= sizeof k.dtype) return snprintf(why, n, "dtype too long"), MT_EINVAL;
+        snprintf(k.dtype, sizeof k.dtype, "%s", p->dtype);
+    } else {
+        /* another family's is its key: checked and written canonically;
+         * the columns of fused MoE's are not its own */
+        int rc = mt_family_key_parse(f, p->key, &k, why, n);
+        if (rc != MT_OK) return rc;
+        snprintf(p->dtype, sizeof p->dtype, "%s", k.dtype);
+        p->E = p->N = p->K = p->topk = p->block_n = p->block_k = 0;
+    }
+    if (mt_family_key_format(f, &k, p->key, sizeof p->key) != MT_OK)
+        return snprintf(why, n, "the %s key does not fit", f->name), MT_EINVAL;
+    return MT_OK;
 }
 
 int mt_db_problem_upsert(mt_db *db, mt_problem *p)
 {
+    char why[300];
+    if (mt_problem_key_of(p, why, sizeof why) != MT_OK) {
+        mt_log_emit(MT_LOG_ERROR, "cannot store the problem: %s", why);
+        return MT_EINVAL;
+    }
     return find_or_insert(db, S_PROB_FIND, S_PROB_INSERT, bind_problem, p, NULL, NULL, &p->id, "problem");
 }
 
@@ -703,10 +806,16 @@ int mt_db_measurement_retry(mt_db *db, const mt_measurement *m) { return measure
 
 int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
 {
+    return mt_db_family_pairs(db, "fused_moe", status, cb, user);
+}
+
+int mt_db_family_pairs(mt_db *db, const char *family, const char *status, mt_pair_cb cb, void *user)
+{
     sqlite3_stmt *s = stmt(db, S_PAIRS);
     int rc;
     if (!s) return MT_EDB;
     bind_text(s, 1, status);
+    bind_text(s, 2, family);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         mt_device_info d;
         mt_problem p;
@@ -735,6 +844,7 @@ int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
         p.renormalize = sqlite3_column_int(s, 20);
         d.l2_bytes = sqlite3_column_int64(s, 21);
         d.smem_per_block = sqlite3_column_int(s, 22);
+        copy_col(p.key, sizeof p.key, s, 23);
         /* the callback may run other statements, but never S_PAIRS */
         if ((rc = cb(&d, &p, user)) != 0) {
             sqlite3_reset(s);

@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 7
+#define MT_DB_SCHEMA_VERSION 8
 
 typedef struct mt_device_info {
     int64_t id;
@@ -36,7 +36,17 @@ typedef struct mt_problem {
     int64_t E, N, K, topk; /* K and topk are 0 when unknown (imports) */
     int64_t block_n, block_k;
     int renormalize;
+    /* the family's key as its canonical JSON (families/family.h): what
+     * names the problem. For fused MoE it is made from the fields above;
+     * another family's problem is given by its key alone (the fields above
+     * are fused MoE's, 0 for it). */
+    char key[256];
 } mt_problem;
+
+/* Fill p->key from p (fused MoE: from its fields; another family: its key
+ * checked and written canonically, the fused-MoE fields zeroed, dtype taken
+ * from the key). MT_EINVAL with why for an unknown family or a bad key. */
+int mt_problem_key_of(mt_problem *p, char *why, size_t n);
 
 typedef struct mt_measurement {
     int64_t sweep_id; /* 0: none */
@@ -114,10 +124,12 @@ typedef struct mt_result_row {
 } mt_result_row;
 typedef int (*mt_result_cb)(const mt_result_row *r, void *user);
 
-/* The (device, problem) pairs that have rows of the given status ("ok" or
- * "foreign"), device and problem filled. */
+/* The (device, problem) pairs of fused MoE that have rows of the given
+ * status ("ok" or "foreign"), device and problem filled. */
 typedef int (*mt_pair_cb)(const mt_device_info *d, const mt_problem *p, void *user);
 int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user);
+/* The same for the problems of one family ("fused_moe": mt_db_pairs). */
+int mt_db_family_pairs(mt_db *db, const char *family, const char *status, mt_pair_cb cb, void *user);
 
 /* Rows of (device, problem): status "ok" rows ordered by M then median (so
  * the first row of each M is its best), or "foreign" rows by ord. Only rows

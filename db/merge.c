@@ -1,8 +1,8 @@
 /* Merging one database into another: what shards of a sweep measured on
  * different nodes, brought together. Rows are matched by their natural
- * keys (a device by its name and properties, a problem by its shape, a
- * config by its parameters, a measurement by device, problem, M, config,
- * kernel and timing policy), never by row id, so merging is idempotent and
+ * keys (a device by its name and properties, a problem by its family and
+ * key, a config by its parameters, a measurement by device, problem, point,
+ * config, kernel and timing policy), never by row id, so merging is idempotent and
  * the order of the inputs does not matter; where both hold a measurement,
  * the destination's is kept. All in one transaction. */
 #include "merge.h"
@@ -17,15 +17,14 @@ static const char *const steps[] = {
     "INSERT OR IGNORE INTO devices(backend, name, raw_name, arch, cores, memory_bytes, driver, toolkit, bandwidth_gbs,"
     " peak_gflops, ceilings_at, l2_bytes, smem_per_block) SELECT backend, name, raw_name, arch, cores, memory_bytes,"
     " driver, toolkit, bandwidth_gbs, peak_gflops, ceilings_at, l2_bytes, smem_per_block FROM src.devices",
-    "INSERT OR IGNORE INTO problems(kernel, dtype, E, N, K, topk, block_n, block_k, renormalize)"
-    " SELECT kernel, dtype, E, N, K, topk, block_n, block_k, renormalize FROM src.problems",
+    "INSERT OR IGNORE INTO problems(kernel, key, dtype, E, N, K, topk, block_n, block_k, renormalize)"
+    " SELECT kernel, key, dtype, E, N, K, topk, block_n, block_k, renormalize FROM src.problems",
     "INSERT OR IGNORE INTO configs(backend, params) SELECT backend, params FROM src.configs",
     "CREATE TEMP TABLE dmap AS SELECT s.id AS old, d.id AS new FROM src.devices s JOIN main.devices d"
     " ON d.backend = s.backend AND d.name = s.name AND d.raw_name = s.raw_name AND d.arch = s.arch"
     " AND d.cores = s.cores AND d.memory_bytes = s.memory_bytes",
     "CREATE TEMP TABLE pmap AS SELECT s.id AS old, p.id AS new FROM src.problems s JOIN main.problems p"
-    " ON p.kernel = s.kernel AND p.dtype = s.dtype AND p.E = s.E AND p.N = s.N AND p.K = s.K AND p.topk = s.topk"
-    " AND p.block_n = s.block_n AND p.block_k = s.block_k AND p.renormalize = s.renormalize",
+    " ON p.kernel = s.kernel AND p.key = s.key AND p.renormalize = s.renormalize",
     "CREATE TEMP TABLE cmap AS SELECT s.id AS old, c.id AS new FROM src.configs s JOIN main.configs c"
     " ON c.backend = s.backend AND c.params = s.params",
     /* a sweep is the same sweep when it started at the same moment with the
@@ -42,30 +41,22 @@ static const char *const steps[] = {
 };
 
 static const char measurements_sql[] =
-    "INSERT OR IGNORE INTO measurements(sweep_id, device_id, problem_id, M, config_id, is_default, status, reason,"
+    "INSERT OR IGNORE INTO measurements(sweep_id, device_id, problem_id, M, p2, config_id, is_default, status, reason,"
     " median_us, spread_us, reps, rel_err, tolerance, floor_us, efficiency, kernel_hash, moetune_version,"
     " timing_policy, ord, created_at, resources, transient)"
-    " SELECT smap.new, dmap.new, pmap.new, m.M, cmap.new, m.is_default, m.status, m.reason, m.median_us, m.spread_us,"
+    " SELECT smap.new, dmap.new, pmap.new, m.M, m.p2, cmap.new, m.is_default, m.status, m.reason, m.median_us, m.spread_us,"
     " m.reps, m.rel_err, m.tolerance, m.floor_us, m.efficiency, m.kernel_hash, m.moetune_version, m.timing_policy,"
     " m.ord, m.created_at, m.resources, m.transient FROM src.measurements m JOIN dmap ON dmap.old = m.device_id"
     " JOIN pmap ON pmap.old = m.problem_id JOIN cmap ON cmap.old = m.config_id LEFT JOIN smap ON smap.old = m.sweep_id"
     " ORDER BY m.id";
 
 static const char *const tail[] = {
-    "INSERT INTO finalists(sweep_id, device_id, problem_id, M, config_id, median_us, rounds, kernel_hash,"
-    " timing_policy, created_at) SELECT smap.new, dmap.new, pmap.new, f.M, cmap.new, f.median_us, f.rounds,"
+    "INSERT INTO finalists(sweep_id, device_id, problem_id, M, p2, config_id, median_us, rounds, kernel_hash,"
+    " timing_policy, created_at) SELECT smap.new, dmap.new, pmap.new, f.M, f.p2, cmap.new, f.median_us, f.rounds,"
     " f.kernel_hash, f.timing_policy, f.created_at FROM src.finalists f JOIN smap ON smap.old = f.sweep_id"
     " JOIN dmap ON dmap.old = f.device_id JOIN pmap ON pmap.old = f.problem_id JOIN cmap ON cmap.old = f.config_id"
-    " WHERE NOT EXISTS (SELECT 1 FROM main.finalists g WHERE g.sweep_id = smap.new AND g.M = f.M"
+    " WHERE NOT EXISTS (SELECT 1 FROM main.finalists g WHERE g.sweep_id = smap.new AND g.M = f.M AND g.p2 = f.p2"
     " AND g.config_id = cmap.new)",
-    "INSERT OR IGNORE INTO attn_measurements(sweep_id, device_id, problem_id, batch, ctx, config_id, is_default, status,"
-    " reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, moetune_version, timing_policy, created_at,"
-    " transient)"
-    " SELECT smap.new, dmap.new, pmap.new, a.batch, a.ctx, cmap.new, a.is_default, a.status, a.reason, a.median_us,"
-    " a.spread_us, a.reps, a.rel_err, a.floor_us, a.kernel_hash, a.moetune_version, a.timing_policy, a.created_at,"
-    " a.transient"
-    " FROM src.attn_measurements a JOIN dmap ON dmap.old = a.device_id JOIN pmap ON pmap.old = a.problem_id"
-    " JOIN cmap ON cmap.old = a.config_id LEFT JOIN smap ON smap.old = a.sweep_id",
     "INSERT OR IGNORE INTO imports(device_id, problem_id, file, key_order, extra, imported_at)"
     " SELECT dmap.new, pmap.new, i.file, i.key_order, i.extra, i.imported_at FROM src.imports i"
     " JOIN dmap ON dmap.old = i.device_id JOIN pmap ON pmap.old = i.problem_id",

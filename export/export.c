@@ -1,4 +1,5 @@
 #include "export.h"
+#include "family.h"
 
 #include "attn_db.h"
 #include "vllm.h"
@@ -437,14 +438,15 @@ static int take_attn(const mt_attn_row *r, void *u)
 
 /* An attention config file per (device, attention problem) with verified
  * rows of the attention kernel's current source */
-static int export_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p, void *u)
+static int export_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p,
+                            const mt_family_key *k, void *u)
 {
     struct export_ctx *c = u;
     if ((c->o->device_id && c->o->device_id != dev) || (c->o->problem_id && c->o->problem_id != p->id) || c->o->grid)
         return 0;
     struct attn_collect *a = calloc(1, sizeof *a);
     char file[512], path[4700], err[512];
-    mt_attn_name nm = {p->E, p->N, p->K, p->topk, "", ""};
+    mt_attn_name nm = {k->v[MT_ATTN_KEY_H], k->v[MT_ATTN_KEY_HKV], k->v[MT_ATTN_KEY_D], k->v[MT_ATTN_KEY_PAGE], "", ""};
     snprintf(nm.device, sizeof nm.device, "%s", name);
     snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype);
     /* the rows of the backend's own kernel: a CUDA sweep's are under the

@@ -246,13 +246,52 @@ static void test_migrate_from_v1(void)
     mt_device_info d = {.backend = "cpu", .name = "CPU_OLD", .raw_name = "old"};
     mt_db_device_upsert(db, &d);
     mt_db_close(db);
-    /* take it back to what schema 1 was */
+    /* take it back to what schema 1 was: its tables as that release
+     * created them, with a device, a problem and a measurement */
     sqlite3_open(p, &h);
-    CHECK(sqlite3_exec(h, "ALTER TABLE measurements DROP COLUMN transient; ALTER TABLE sweeps DROP COLUMN pid;"
-                          "ALTER TABLE sweeps DROP COLUMN host;"
-                          "ALTER TABLE measurements DROP COLUMN resources; ALTER TABLE devices DROP COLUMN l2_bytes;"
-                          "ALTER TABLE devices DROP COLUMN smem_per_block; DROP TABLE finalists; DROP TABLE jobs;"
-                          "DROP TABLE daemon_devices; DROP TABLE attn_measurements; PRAGMA user_version=1;", 0, 0, 0) == SQLITE_OK,
+    CHECK(sqlite3_exec(h, "DROP TABLE finalists; DROP TABLE jobs; DROP TABLE daemon_devices; DROP TABLE imports;"
+                          "DROP TABLE measurements; DROP TABLE sweeps; DROP TABLE configs; DROP TABLE problems;"
+                          "DROP TABLE devices;"
+                          "CREATE TABLE devices(id INTEGER PRIMARY KEY, backend TEXT NOT NULL, name TEXT NOT NULL,"
+                          " raw_name TEXT NOT NULL, arch TEXT NOT NULL DEFAULT '', cores INTEGER NOT NULL DEFAULT 0,"
+                          " memory_bytes INTEGER NOT NULL DEFAULT 0, driver TEXT NOT NULL DEFAULT '',"
+                          " toolkit TEXT NOT NULL DEFAULT '', bandwidth_gbs REAL, peak_gflops REAL, ceilings_at TEXT,"
+                          " UNIQUE(backend, name, raw_name, arch, cores, memory_bytes));"
+                          "CREATE TABLE problems(id INTEGER PRIMARY KEY, kernel TEXT NOT NULL, dtype TEXT NOT NULL,"
+                          " E INTEGER NOT NULL, N INTEGER NOT NULL, K INTEGER NOT NULL, topk INTEGER NOT NULL,"
+                          " block_n INTEGER NOT NULL DEFAULT 0, block_k INTEGER NOT NULL DEFAULT 0,"
+                          " renormalize INTEGER NOT NULL DEFAULT 1,"
+                          " UNIQUE(kernel, dtype, E, N, K, topk, block_n, block_k, renormalize));"
+                          "CREATE TABLE configs(id INTEGER PRIMARY KEY, backend TEXT NOT NULL, params TEXT NOT NULL,"
+                          " UNIQUE(backend, params));"
+                          "CREATE TABLE sweeps(id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),"
+                          " problem_id INTEGER NOT NULL REFERENCES problems(id), strategy TEXT NOT NULL,"
+                          " budget INTEGER NOT NULL, batch_sizes TEXT NOT NULL, command TEXT NOT NULL,"
+                          " started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+                          " finished_at TEXT, status TEXT NOT NULL DEFAULT 'running');"
+                          "CREATE TABLE measurements(id INTEGER PRIMARY KEY, sweep_id INTEGER REFERENCES sweeps(id),"
+                          " device_id INTEGER NOT NULL REFERENCES devices(id),"
+                          " problem_id INTEGER NOT NULL REFERENCES problems(id), M INTEGER NOT NULL,"
+                          " config_id INTEGER NOT NULL REFERENCES configs(id), is_default INTEGER NOT NULL DEFAULT 0,"
+                          " status TEXT NOT NULL CHECK (status IN ('ok','failed','foreign')), reason TEXT,"
+                          " median_us REAL, spread_us REAL, reps INTEGER, rel_err REAL, tolerance REAL, floor_us REAL,"
+                          " efficiency REAL, kernel_hash TEXT NOT NULL, moetune_version TEXT NOT NULL,"
+                          " timing_policy TEXT NOT NULL, ord INTEGER NOT NULL DEFAULT 0,"
+                          " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+                          " UNIQUE(device_id, problem_id, M, config_id, kernel_hash, timing_policy));"
+                          "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, median_us);"
+                          "CREATE TABLE imports(id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),"
+                          " problem_id INTEGER NOT NULL REFERENCES problems(id), file TEXT NOT NULL,"
+                          " key_order TEXT NOT NULL, extra TEXT NOT NULL,"
+                          " imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+                          " UNIQUE(device_id, problem_id));"
+                          "INSERT INTO devices(backend, name, raw_name) VALUES('cpu', 'CPU_OLD', 'old');"
+                          "INSERT INTO problems(kernel, dtype, E, N, K, topk) VALUES('fused_moe', 'bf16', 8, 64, 32, 2);"
+                          "INSERT INTO configs(backend, params) VALUES('cpu', '{\"block_m\":16}');"
+                          "INSERT INTO measurements(device_id, problem_id, M, config_id, status, median_us, kernel_hash,"
+                          " moetune_version, timing_policy) VALUES(1, 1, 4, 1, 'ok', 12.5, 'h', '0.0.1', 'p');"
+                          "PRAGMA user_version=1;",
+                          0, 0, 0) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(h));
     sqlite3_close(h);
     CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "migrate: %s", err);
@@ -261,12 +300,52 @@ static void test_migrate_from_v1(void)
     sqlite3_stmt *s;
     sqlite3_prepare_v2(h, "SELECT (SELECT user_version FROM pragma_user_version), "
                           "(SELECT count(*) FROM pragma_table_info('measurements') WHERE name='resources'), "
-                          "(SELECT count(*) FROM devices WHERE name='CPU_OLD')", -1, &s, 0);
+                          "(SELECT count(*) FROM devices WHERE name='CPU_OLD'), "
+                          "(SELECT key FROM problems WHERE id=1), "
+                          "(SELECT count(*) FROM measurements WHERE problem_id=1 AND M=4 AND p2=0 AND median_us=12.5)",
+                       -1, &s, 0);
     CHECK(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == MT_DB_SCHEMA_VERSION &&
-              sqlite3_column_int(s, 1) == 1 && sqlite3_column_int(s, 2) == 1,
-          "migrated to %d with the new columns and the old row", sqlite3_column_int(s, 0));
+              sqlite3_column_int(s, 1) == 1 && sqlite3_column_int(s, 2) == 1 &&
+              !strcmp((const char *)sqlite3_column_text(s, 3),
+                      "{\"E\":8,\"N\":64,\"K\":32,\"topk\":2,\"block_n\":0,\"block_k\":0,\"dtype\":\"bf16\"}") &&
+              sqlite3_column_int(s, 4) == 1,
+          "migrated to %d with the new columns and the old rows (key %s)", sqlite3_column_int(s, 0),
+          (const char *)sqlite3_column_text(s, 3));
     sqlite3_finalize(s);
     sqlite3_close(h);
+    /* the key the migration wrote is the one the database API writes: the
+     * same problem is found, not added again */
+    mt_problem same = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 64, .K = 32, .topk = 2, .renormalize = 1};
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK && mt_db_problem_upsert(db, &same) == MT_OK && same.id == 1,
+          "the migrated problem is found by its key: id %lld", (long long)same.id);
+    mt_db_close(db);
+}
+
+/* Problems are (family, key): attention's heads are its key's, not fused
+ * MoE's columns, and two attention shapes of one dtype are two problems. */
+static void test_problem_keys(void)
+{
+    char p[512], err[512];
+    mt_db *db;
+    path_of(p, sizeof p, "keys.db");
+    CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
+    mt_problem a = {.kernel = "attn_decode", .key = "{\"page\":16,\"H\":32,\"D\":128,\"H_kv\":8,\"dtype\":\"fp16\"}"};
+    mt_problem b = {.kernel = "attn_decode", .key = "{\"H\":8,\"H_kv\":2,\"D\":64,\"page\":16,\"dtype\":\"fp16\"}"};
+    mt_problem a2 = {.kernel = "attn_decode", .key = "{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"fp16\"}"};
+    CHECK(mt_db_problem_upsert(db, &a) == MT_OK && mt_db_problem_upsert(db, &b) == MT_OK &&
+              mt_db_problem_upsert(db, &a2) == MT_OK && a.id != b.id && a2.id == a.id,
+          "two shapes, two problems; one shape written in another order, the same problem (%lld %lld %lld)",
+          (long long)a.id, (long long)b.id, (long long)a2.id);
+    CHECK(!strcmp(a.key, "{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"fp16\"}") && !strcmp(a.dtype, "fp16") &&
+              a.E == 0 && a.N == 0 && a.K == 0 && a.topk == 0,
+          "the key canonical, the dtype from it, fused MoE's fields not used: %s", a.key);
+    mt_problem old = {.kernel = "attn_decode", .dtype = "bf16", .E = 32, .N = 8, .K = 128, .topk = 16};
+    CHECK(mt_db_problem_upsert(db, &old) == MT_EINVAL, "an attention problem without its key is refused");
+    mt_problem odd = {.kernel = "attn_decode", .key = "{\"H\":6,\"H_kv\":4,\"D\":64,\"page\":16}"};
+    CHECK(mt_db_problem_upsert(db, &odd) == MT_EINVAL, "an impossible key is refused");
+    mt_problem other = {.kernel = "mla_decode", .key = "{}"};
+    CHECK(mt_db_problem_upsert(db, &other) == MT_EINVAL, "an unknown family is refused");
+    mt_db_close(db);
 }
 
 /* Attention rows measured on a CUDA GPU (written here through the database
@@ -280,7 +359,7 @@ static void test_export_cuda_attention(void)
     CHECK(mt_db_open(&db, p, err, sizeof err) == MT_OK, "open: %s", err);
     mt_device_info d = {.backend = "cuda", .name = "NVIDIA_H100_80GB_HBM3", .raw_name = "NVIDIA H100 80GB HBM3",
                         .arch = "sm_90", .cores = 132};
-    mt_problem pr = {.kernel = "attn_decode", .dtype = "bf16", .E = 32, .N = 8, .K = 128, .topk = 16};
+    mt_problem pr = {.kernel = "attn_decode", .key = "{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16}"};
     int64_t c1 = 0, c2 = 0;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_problem_upsert(db, &pr) == MT_OK &&
               mt_db_config_upsert(db, "cuda", "{\"partition\":512,\"num_warps\":4,\"mma\":1,\"stage\":2}", &c1) == MT_OK &&
@@ -322,6 +401,7 @@ int main(void)
     test_import_replace();
     test_jobs();
     test_migrate_from_v1();
+    test_problem_keys();
     test_export_cuda_attention();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

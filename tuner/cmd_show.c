@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "attn_db.h"
+#include "family.h"
 #include "cmds.h"
 #include "moetune/moetune.h"
 #include "report.h"
@@ -51,7 +52,8 @@ static int attn_row(const mt_attn_row *r, void *u)
     return 0;
 }
 
-static int show_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p, void *u)
+static int show_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p,
+                          const mt_family_key *k, void *u)
 {
     struct show_ctx *c = u;
     struct attn_show a = {c, 0};
@@ -61,12 +63,14 @@ static int show_attn_pair(int64_t dev, const char *name, const char *backend, co
         printf(",\"backend\":");
         mt_json_str(stdout, backend);
         printf(",\"kernel\":\"attn_decode\",\"H\":%lld,\"H_kv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":",
-               (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk);
+               (long long)k->v[MT_ATTN_KEY_H], (long long)k->v[MT_ATTN_KEY_HKV], (long long)k->v[MT_ATTN_KEY_D],
+               (long long)k->v[MT_ATTN_KEY_PAGE]);
         mt_json_str(stdout, p->dtype);
         printf(",\"results\":[");
     } else {
         printf("%s%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", c->n ? "\n" : "", name, backend,
-               (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk, p->dtype);
+               (long long)k->v[MT_ATTN_KEY_H], (long long)k->v[MT_ATTN_KEY_HKV], (long long)k->v[MT_ATTN_KEY_D],
+               (long long)k->v[MT_ATTN_KEY_PAGE], p->dtype);
         printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
     }
     c->n++;

@@ -236,12 +236,12 @@ int mt_sweep_attention(int argc, char **argv)
     }
     mt_device_info dev;
     if ((status = mt_sweep_start_worker(exe, wdev, &w, &dev, db)) != 0) goto done;
-    /* the problem: kernel attn_decode, E/N/K/topk holding H/Hkv/D/page */
+    /* the problem: the attention family's key */
     mt_problem prob;
     memset(&prob, 0, sizeof prob);
     snprintf(prob.kernel, sizeof prob.kernel, "attn_decode");
-    snprintf(prob.dtype, sizeof prob.dtype, "%s", mt_dtype_name(dtype));
-    prob.E = H, prob.N = Hkv, prob.K = D, prob.topk = page, prob.renormalize = 0;
+    snprintf(prob.key, sizeof prob.key, "{\"H\":%lld,\"H_kv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":\"%s\"}",
+             (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype));
     if (mt_db_problem_upsert(db, &prob) != MT_OK) {
         status = mt_fail("sweep", "cannot record the problem: %s", mt_db_errmsg(db));
         goto done;
