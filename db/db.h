@@ -62,6 +62,13 @@ typedef struct mt_measurement {
     int transient; /* a failure that did not come from the variant: measured again on the next run */
 } mt_measurement;
 
+/* A device's description as JSON: one spelling for the worker's hello,
+ * `devices --json` and the moetune format; and back (absent fields empty,
+ * cores 1). */
+struct cJSON;
+void mt_device_info_to_json(struct cJSON *o, const mt_device_info *d);
+void mt_device_info_from_json(const struct cJSON *o, mt_device_info *d);
+
 /* Open (creating and migrating) the database at path. On failure *out is
  * NULL and err holds a message naming the file. Returns MT_OK, MT_EIO
  * (cannot open or create), MT_ECORRUPT, MT_ESCHEMA or MT_EDB. */

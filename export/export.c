@@ -12,10 +12,8 @@
 #include <time.h>
 
 #include "buf.h"
-#include "device.h"
 #include "log.h"
 #include "moetune/moetune.h"
-#include "rt_internal.h"
 #include "vllm.h"
 
 
@@ -389,7 +387,7 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     struct export_ctx *c = u;
     mt_best_list l;
     if (!wanted(c->o, d, p)) return 0;
-    const char *hash = mt_kernel_hash(d->backend);
+    const char *hash = mt_family_fused_moe.kernel_hash(d->backend);
     if (mt_best_collect(c->db, d->id, p->id, hash, &l) != MT_OK) {
         c->st->failed++;
         return 0;

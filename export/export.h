@@ -51,6 +51,5 @@ int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
  * is named from. */
 int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
 
-#include "rt_internal.h" /* mt_kernel_hash */
 
 #endif

@@ -4,14 +4,18 @@
 # written as Python's json.dump(indent=4) writes it.
 . "$(dirname "$0")/lib.sh"
 DB=$TMP/a.db
+# the attention rows: measurements of attn_decode problems, the batch in M
+# and the context length in p2
+ATTN="(select m.*, m.M as batch, m.p2 as ctx from measurements m join problems p on p.id = m.problem_id
+  where p.kernel = 'attn_decode')"
 args=(sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --page-size 16 --batch-sizes 1,3 --contexts 40,300
       --budget 5 --db "$DB" --out "$TMP/out" --quiet)
 expect_exit 0 "$TMP/s1" "$MT" "${args[@]}"
 expect_in "$TMP/s1" "measured 20 variants (0 failed), 0 already in the database"
-[ "$(sql "$DB" "select count(*) from attn_measurements where status='ok' and rel_err < 0.02")" = 20 ] || fail "20 checked rows"; ok
-[ "$(sql "$DB" "select count(distinct batch || 'x' || ctx) from attn_measurements")" = 4 ] || fail "4 (batch, ctx) pairs"; ok
-[ "$(sql "$DB" "select kernel || ' ' || E || ' ' || N || ' ' || K || ' ' || topk from problems")" = "attn_decode 8 2 64 16" ] \
-  || fail "the problem row"; ok
+[ "$(sql "$DB" "select count(*) from $ATTN where status='ok' and rel_err < 0.02")" = 20 ] || fail "20 checked rows"; ok
+[ "$(sql "$DB" "select count(distinct batch || 'x' || ctx) from $ATTN")" = 4 ] || fail "4 (batch, ctx) pairs"; ok
+[ "$(sql "$DB" "select kernel || ' ' || key || ' ' || E || N || K || topk from problems")" = \
+  'attn_decode {"H":8,"H_kv":2,"D":64,"page":16,"dtype":"bf16"} 0000' ] || fail "the problem row: $(sql "$DB" "select * from problems")"; ok
 F=$(ls "$TMP"/out/attn_decode,*.json)
 case "$F" in *"attn_decode,H=8,H_kv=2,D=64,page=16,device_name=CPU_"*",dtype=bf16.json") ok ;; *) fail "file name $F" ;; esac
 python3 - "$F" <<'PY' || fail "the attention file's layout"
@@ -36,16 +40,16 @@ expect_in "$TMP/s2" "measured 0 variants (0 failed), 20 already in the database"
 # a variant that returns NaN is failed with its reason; the others pass
 MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/f.db" --no-export --quiet
-[ "$(sql "$TMP/f.db" "select count(*) from attn_measurements where status='failed' and reason like '%NaN%' and reason is not null")" -gt 0 ] \
+[ "$(sql "$TMP/f.db" "select count(*) from $ATTN where status='failed' and reason like '%NaN%' and reason is not null")" -gt 0 ] \
   || fail "NaN variants failed"; ok
-[ "$(sql "$TMP/f.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,%')")" = 0 ] \
+[ "$(sql "$TMP/f.db" "select count(*) from $ATTN m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,%')")" = 0 ] \
   || fail "exactly the faulty variants failed"; ok
 # show lists the attention tables too (it said "no measurements yet")
 expect_exit 0 "$TMP/sh" "$MT" show --db "$DB"
 expect_in "$TMP/sh" "attn_decode H=8 H_kv=2 D=64 page=16 bf16"
 grep -q "no measurements yet" "$TMP/sh" && fail "show: no measurements, with attention rows"; ok
 expect_exit 0 "$TMP/shj" "$MT" show --db "$DB" --json
-[ "$(py "$TMP/shj" 'len(j["attention"][0]["results"])')" = "$(sql "$DB" "select count(distinct batch || ',' || ctx) from attn_measurements where status='ok'")" ] \
+[ "$(py "$TMP/shj" 'len(j["attention"][0]["results"])')" = "$(sql "$DB" "select count(distinct batch || ',' || ctx) from $ATTN where status='ok'")" ] \
   || fail "show --json's attention rows: $(cat "$TMP/shj")"; ok
 # the plan is said first, with a total that does not move
 expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
@@ -56,17 +60,17 @@ expect_in "$TMP/s3h" "1 (batch, context) pairs"
 # "fatal" and exits) fails alone: the next variant gets a new worker
 MOETUNE_TEST_FAULT='fatal:"pages_per_iter":2,"threads":1' expect_exit 0 "$TMP/ft" "$MT" sweep --kernel attention --heads 4 \
   --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/ft.db" --no-export --quiet
-[ "$(sql "$TMP/ft.db" "select count(*) from attn_measurements m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,\"threads\":1%')")" = 0 ] \
-  || fail "a fatal answer blamed the next variant: $(sql "$TMP/ft.db" "select group_concat(reason) from attn_measurements where status='failed'")"; ok
+[ "$(sql "$TMP/ft.db" "select count(*) from $ATTN m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,\"threads\":1%')")" = 0 ] \
+  || fail "a fatal answer blamed the next variant: $(sql "$TMP/ft.db" "select group_concat(reason) from $ATTN where status='failed'")"; ok
 # a worker killed from outside: a transient failure, measured again next time
 MOETUNE_TEST_FAULT='killed:"pages_per_iter":2' expect_exit 0 "$TMP/k1" "$MT" sweep --kernel attention --heads 4 \
   --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/k.db" --no-export --quiet
-nk=$(sql "$TMP/k.db" "select count(*) from attn_measurements where status='failed' and transient=1")
+nk=$(sql "$TMP/k.db" "select count(*) from $ATTN where status='failed' and transient=1")
 [ "$nk" -gt 0 ] || fail "a killed attention variant is a transient failure"; ok
 expect_exit 0 "$TMP/k2" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 \
   --strategy grid --db "$TMP/k.db" --no-export --quiet
 expect_in "$TMP/k2" ", $nk failed before and measured again"
-[ "$(sql "$TMP/k.db" "select count(*) from attn_measurements where status='failed'")" = 0 ] || fail "still failed"; ok
+[ "$(sql "$TMP/k.db" "select count(*) from $ATTN where status='failed'")" = 0 ] || fail "still failed"; ok
 # every variant failing: nothing verified, the sweep says so and exits 1
 MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/n1" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --budget 3 --db "$TMP/n.db" --no-export --quiet
@@ -101,7 +105,7 @@ expect_exit 0 "$TMP/j4" "$MT" submit --db "$Q" --kernel fused_moe --model tiny -
 expect_exit 0 "$TMP/jd" "$MT" daemon --db "$Q" --devices cpu --until-idle --poll 0.05
 [ "$(sql "$Q" "select group_concat(status || ':' || done || '/' || total) from jobs")" = "done:6/6,done:2/2" ] \
   || fail "jobs: $(sql "$Q" "select group_concat(status || ':' || done || '/' || total || ':' || coalesce(message,'')) from jobs")"; ok
-[ "$(sql "$Q" "select count(*) from attn_measurements")" = 6 ] || fail "the attention job's 6 rows"; ok
+[ "$(sql "$Q" "select count(*) from $ATTN")" = 6 ] || fail "the attention job's 6 rows"; ok
 # shards of the (batch, context) pairs cover them once
 for i in 0 1; do
   expect_exit 0 "$TMP/sh$i" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1,2 \
@@ -109,7 +113,7 @@ for i in 0 1; do
 done
 python3 - "$TMP/sh0.db" "$TMP/sh1.db" <<'PY' || fail "two shards do not split the pairs"
 import sqlite3, sys
-a, b = (set(sqlite3.connect(p).execute("select batch, ctx from attn_measurements").fetchall()) for p in sys.argv[1:])
+a, b = (set(sqlite3.connect(p).execute("select batch, ctx from $ATTN").fetchall()) for p in sys.argv[1:])
 assert a and b and not (a & b) and len(a | b) == 6, (a, b)
 PY
 ok

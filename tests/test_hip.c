@@ -18,6 +18,7 @@
 #include "hip_rt.h"
 #include "moe_launch.h"
 #include "moetune/moetune.h"
+#include "rt_internal.h"
 
 /* an AMD GPU code object: ELF, e_machine EM_AMDGPU (224), naming the kernel */
 static int is_amdgpu_elf(const char *code, size_t len, const char *kernel)

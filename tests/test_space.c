@@ -8,6 +8,7 @@
 #include "moetune/moetune.h"
 #include "attn.h"
 #include "attn_launch.h"
+#include "moe_launch.h" /* the kernel's rules the space follows */
 #include "space.h"
 #include "vllm.h"
 

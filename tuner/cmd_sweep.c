@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "rt_internal.h" /* mt_kernel_hash */
 #include "cmds.h"
 #include "device.h"
 #include "export.h"

@@ -15,12 +15,6 @@ typedef struct mt_device_spec {
 
 #include <cjson/cJSON.h>
 
-/* A device's identity as JSON (backend, name, raw_name, arch, cores,
- * memory_bytes, driver, toolkit, and for GPUs l2_bytes, smem_per_block),
- * one spelling for the worker's hello, `devices --json` and the moetune
- * format; and back. */
-void mt_device_info_to_json(cJSON *o, const mt_device_info *d);
-void mt_device_info_from_json(const cJSON *o, mt_device_info *d);
 
 /* Parse auto | cpu | cuda:N | hip:N (cuda and hip mean index 0). */
 int mt_device_spec_parse(const char *s, mt_device_spec *out);

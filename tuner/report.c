@@ -5,6 +5,7 @@
 
 #include "export.h"
 #include "moetune/moetune.h"
+#include "rt_internal.h"
 #include "util.h"
 
 /* {"block_m":16,"block_n":32} -> block_m=16 block_n=32 */

@@ -26,7 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "moe_cpu.h"
+#include "dtype.h"
+#include "pool.h"
 
 typedef struct mt_attn_shape {
     int64_t num_heads, num_kv_heads, head_dim, page_size;

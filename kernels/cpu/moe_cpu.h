@@ -17,7 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h" /* bf16, the RNG, the error measure */
 #include "moetune/moetune.h"
+#include "pool.h"
 
 typedef struct mt_moe_shape {
     int64_t E, N, K, topk;
@@ -33,29 +35,6 @@ typedef struct mt_cpu_params {
     int block_k; /* reduction depth per step: the weight tile held in cache */
     int threads; /* worker threads used */
 } mt_cpu_params;
-
-/* ---- small helpers ---- */
-static inline float mt_bf16_to_f32(uint16_t h)
-{
-    union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16};
-    return v.f;
-}
-static inline uint16_t mt_f32_to_bf16(float f)
-{
-    union { uint32_t u; float f; } v = {.f = f};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40); /* quiet NaN */
-    uint32_t round = 0x7fffu + ((v.u >> 16) & 1u); /* to nearest, ties to even */
-    return (uint16_t)((v.u + round) >> 16);
-}
-size_t mt_dtype_size(int dtype);
-
-/* Deterministic random numbers (splitmix64), so a seed reproduces inputs. */
-typedef struct mt_rng { uint64_t s; } mt_rng;
-uint64_t mt_rng_next(mt_rng *r);
-float mt_rng_uniform(mt_rng *r); /* [-1, 1) */
-/* Fill n elements of dtype with uniform values in [-scale, scale), never
- * all zero. */
-void mt_fill_random(void *dst, int dtype, size_t n, float scale, mt_rng *r);
 
 /* ---- routing and alignment ---- */
 
@@ -85,20 +64,7 @@ int mt_moe_align(const int32_t *topk_ids, int64_t M, int64_t topk, int64_t E, in
 int mt_moe_reference(const mt_moe_shape *s, int64_t M, const void *x, const void *w1, const void *w2,
                      const int32_t *topk_ids, const float *topk_w, double *out);
 
-/* Relative L2 error of out against ref over n elements: NaN when out holds a
- * NaN or infinity. */
-double mt_rel_l2_error(const float *out, const double *ref, size_t n);
-
 /* ---- the tuned CPU kernel ---- */
-
-typedef struct mt_pool mt_pool;
-/* A persistent pool of `threads` threads (the caller counts as one). */
-int mt_pool_new(mt_pool **out, int threads);
-void mt_pool_free(mt_pool *pool);
-int mt_pool_size(const mt_pool *pool);
-/* Run fn(arg, thread_index) on `threads` threads (<= pool size), return
- * when all are done. */
-void mt_pool_run(mt_pool *pool, int threads, void (*fn)(void *arg, int tid), void *arg);
 
 /* Workspace bytes mt_moe_cpu_forward needs for M tokens: known before the
  * call, so memory use is bounded and predictable. */

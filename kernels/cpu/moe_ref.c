@@ -50,16 +50,3 @@ int mt_moe_reference(const mt_moe_shape *s, int64_t M, const void *x, const void
     free(act);
     return MT_OK;
 }
-
-double mt_rel_l2_error(const float *out, const double *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(out[i])) return NAN;
-        double d = (double)out[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    if (den == 0) return num == 0 ? 0 : INFINITY;
-    return sqrt(num / den);
-}

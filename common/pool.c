@@ -3,7 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "moe_cpu.h"
+#include "moetune/moetune.h"
+#include "pool.h"
 
 struct mt_pool {
     int n;                 /* threads including the caller */

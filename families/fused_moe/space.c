@@ -1,0 +1,202 @@
+/*
+ * The fused-MoE family's parameter spaces: the CPU kernel's, vLLM's Triton
+ * grid (benchmark_moe.py), and moetune's CUDA and HIP kernels' (vLLM's
+ * parameters with their meaning, and moetune's own). The constraints are
+ * the kernels' own rules (kernels/cpu/moe_cpu.h, kernels/cuda/moe_launch.h),
+ * written once there and used here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "family_space.h"
+#include "moe_cpu.h"
+#include "moe_launch.h"
+#include "rt_internal.h"
+
+/* ---- CPU ---- */
+enum { CPU_BM, CPU_BN, CPU_BK, CPU_THREADS };
+
+/* Bounds shared with the kernel's default config (kernels/cpu), so the
+ * default is always a valid point. */
+static int64_t cpu_max_bm(const mt_space_ctx *x) { return mt_cpu_max_block_m(x->M, x->topk); }
+static int64_t cpu_max_bn(const mt_space_ctx *x) { return mt_cpu_max_block_nk(x->N, x->K); }
+static int64_t cpu_max_bk(const mt_space_ctx *x) { return mt_cpu_max_block_nk(x->N, x->K); }
+/* per-thread scratch: two weight tiles and two accumulator tiles, in floats;
+ * past a typical 2 MiB L2 slice the tiles thrash */
+#define CPU_SCRATCH_MAX (2u << 20)
+
+static int cpu_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int bm = c->v[CPU_BM], bn = c->v[CPU_BN], bk = c->v[CPU_BK];
+    size_t scratch = (size_t)(2 * bn * bk + 2 * bm * bn) * 4;
+    if (bm > cpu_max_bm(x)) return snprintf(why, n, "block_m %d exceeds the padded pair count", bm), 0;
+    if (bn > cpu_max_bn(x)) return snprintf(why, n, "block_n %d exceeds the widest output", bn), 0;
+    if (bk > cpu_max_bk(x)) return snprintf(why, n, "block_k %d exceeds the deepest reduction", bk), 0;
+    if (scratch > CPU_SCRATCH_MAX) return snprintf(why, n, "tiles need %zu bytes per thread", scratch), 0;
+    if (c->v[CPU_THREADS] > x->max_threads) return snprintf(why, n, "more threads than the machine has"), 0;
+    return 1;
+}
+
+static void cpu_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    mt_cpu_params p;
+    (void)sp;
+    memset(out, 0, sizeof *out);
+    mt_cpu_params_default(x->N, x->K, x->topk, x->M, x->max_threads, &p);
+    out->v[CPU_BM] = p.block_m;
+    out->v[CPU_BN] = p.block_n;
+    out->v[CPU_BK] = p.block_k;
+    out->v[CPU_THREADS] = p.threads;
+}
+
+void mt_space_cpu_moe(mt_space *sp, int max_threads)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "cpu";
+    sp->nparams = 4;
+    sp->params[CPU_BM] = (mt_param_def){"block_m", 5, {4, 8, 16, 32, 64}};
+    sp->params[CPU_BN] = (mt_param_def){"block_n", 4, {8, 16, 32, 64}};
+    sp->params[CPU_BK] = (mt_param_def){"block_k", 4, {64, 128, 256, 512}};
+    /* threads: powers of two below the machine's count, and the count */
+    mt_param_def *t = &sp->params[CPU_THREADS];
+    t->name = "threads";
+    for (int v = 1; v < max_threads && t->nvalues < MT_SPACE_MAX_VALUES - 1; v <<= 1) t->values[t->nvalues++] = v;
+    t->values[t->nvalues++] = max_threads < 1 ? 1 : max_threads;
+    sp->valid = cpu_valid;
+    sp->default_config = cpu_default;
+}
+
+/* ---- vLLM's Triton parameters ---- */
+enum { V_BM, V_BN, V_BK, V_GROUP, V_WARPS, V_STAGES, V_WAVES, V_NONKDIM, V_KPACK };
+
+/* The constraints of our CUDA kernels (kernels/cuda/moe.cu) on vLLM's
+ * parameters: a warp layout must exist, the pipeline must fit in shared
+ * memory, and the first GEMM's two accumulator sets must fit in registers. */
+static int vllm_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int bm = c->v[V_BM], bn = c->v[V_BN], bk = c->v[V_BK], w = c->v[V_WARPS], st = c->v[V_STAGES];
+    int limit = x->smem_limit > 0 ? x->smem_limit : 227 * 1024;
+    int wm = mt_cuda_warps_m(bm, bn, w);
+    if (!wm) return snprintf(why, n, "no layout of %d warps tiles %dx%d", w, bm, bn), 0;
+    int smem = mt_cuda_smem_bytes(bm, bn, bk, st, 1);
+    if (smem > limit) return snprintf(why, n, "pipeline needs %d bytes of shared memory", smem), 0;
+    /* accumulators per thread of the first GEMM: gate and up */
+    int acc = 2 * (bm / wm / 16) * (bn / (w / wm) / 8) * 4;
+    if (acc > 128) return snprintf(why, n, "%d accumulator registers per thread", acc), 0;
+    /* a row block taller than the padded pair count only adds padding */
+    int64_t pairs = x->M * x->topk, maxbm = 16;
+    while (maxbm < pairs && maxbm < 256) maxbm <<= 1;
+    if (x->M > 0 && bm > maxbm) return snprintf(why, n, "BLOCK_SIZE_M %d exceeds the pair count", bm), 0;
+    return 1;
+}
+
+/* vLLM's default heuristic, shared with the runtime's fallback; on ROCm the
+ * three AMD keys take Triton's own defaults (no waves_per_eu hint, 16x16
+ * MFMA, kpack 1) */
+static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    memset(out, 0, sizeof *out);
+    int rocm = sp->backend && strcmp(sp->backend, "hip") == 0;
+    mt_vllm_default_config(x->M, x->E, rocm, out->v);
+    if (rocm) {
+        out->v[V_WAVES] = 0;
+        out->v[V_NONKDIM] = 16;
+        out->v[V_KPACK] = 1;
+    }
+}
+
+void mt_space_vllm_moe(mt_space *sp, int rocm)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = rocm ? "hip" : "cuda";
+    sp->valid = vllm_valid;
+    sp->default_config = vllm_default;
+    if (!rocm) {
+        /* benchmark_moe.py's CUDA grid: 1,920 points */
+        sp->nparams = 6;
+        sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+        sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
+        sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
+        sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
+        sp->params[V_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
+        sp->params[V_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
+        return;
+    }
+    /* ROCm: the keys and order of vLLM's AMD files, the values they hold
+     * (../shared/data), num_stages 2 as vLLM's ROCm tuner uses (the 0 and 1
+     * of older files import and export unchanged, our kernels pipeline at
+     * least two stages) */
+    sp->nparams = 9;
+    sp->params[V_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+    sp->params[V_BN] = (mt_param_def){"BLOCK_SIZE_N", 5, {16, 32, 64, 128, 256}};
+    sp->params[V_BK] = (mt_param_def){"BLOCK_SIZE_K", 4, {32, 64, 128, 256}};
+    sp->params[V_GROUP] = (mt_param_def){"GROUP_SIZE_M", 6, {1, 2, 4, 8, 16, 32}};
+    sp->params[V_WARPS] = (mt_param_def){"num_warps", 4, {1, 2, 4, 8}};
+    sp->params[V_STAGES] = (mt_param_def){"num_stages", 1, {2}};
+    sp->params[V_WAVES] = (mt_param_def){"waves_per_eu", 4, {0, 1, 2, 4}};
+    sp->params[V_NONKDIM] = (mt_param_def){"matrix_instr_nonkdim", 2, {16, 32}};
+    sp->params[V_KPACK] = (mt_param_def){"kpack", 2, {1, 2}};
+}
+
+/* Our CUDA kernels' GEMV key (kernels/cuda/moe.cu's small-batch path: no
+ * tiles, so one tile shape per width and warp count stands for it: the
+ * binary it shares). It reads each pair's expert weights on its own, so
+ * it is offered only where experts hold about two rows or fewer. */
+#define V_NUM_SM 6
+#define V_GEMV 7
+static int cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    if (!vllm_valid(sp, c, x, why, n)) return 0;
+    if (!c->v[V_GEMV]) return 1;
+    if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)
+        return snprintf(why, n, "GEMV takes BLOCK_SIZE_M 16, BLOCK_SIZE_K 64, GROUP_SIZE_M 1, num_stages 2, NUM_SM 0 "
+                                "(its tiles are unused)"), 0;
+    if (!mt_cuda_gemv_fits(x->M, x->E, x->topk))
+        return snprintf(why, n, "GEMV: topk %lld (at most %d), %lld pairs over %lld experts (at most two each)",
+                        (long long)x->topk, MT_CUDA_GEMV_MAX_TOPK, (long long)(x->M * x->topk), (long long)x->E), 0;
+    return 1;
+}
+
+void mt_space_cuda_moe(mt_space *sp, int sms)
+{
+    mt_space_vllm_moe(sp, 0);
+    sp->valid = cuda_valid;
+    sp->nparams = 8;
+    if (sms < 1) sms = 1;
+    sp->params[V_NUM_SM] = (mt_param_def){"NUM_SM", 3, {0, sms, 2 * sms}};
+    sp->params[V_GEMV] = (mt_param_def){"GEMV", 2, {0, 1}};
+}
+
+/* vLLM's ROCm default (lookup.c), NUM_SM 0, no waves_per_eu hint, and the
+ * two fixed AMD keys. Our GEMM 1 keeps gate and up tiles in LDS, so vLLM's
+ * tile can overflow an AMD GPU's 64 KB (16x64x128 in two stages needs
+ * 78 KB): BLOCK_SIZE_K, then BLOCK_SIZE_N, are halved until it fits. */
+static void hip_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    (void)sp;
+    memset(out, 0, sizeof *out);
+    mt_vllm_default_config(x->M, x->E, 1, out->v);
+    int limit = x->smem_limit > 0 ? x->smem_limit : 64 * 1024;
+    while (out->v[V_BK] > 32 && mt_cuda_smem_bytes(out->v[V_BM], out->v[V_BN], out->v[V_BK], out->v[V_STAGES], 1) > limit)
+        out->v[V_BK] /= 2;
+    while (out->v[V_BN] > 16 && mt_cuda_smem_bytes(out->v[V_BM], out->v[V_BN], out->v[V_BK], out->v[V_STAGES], 1) > limit)
+        out->v[V_BN] /= 2;
+    out->v[6] = 0;
+    out->v[7] = 0;
+    out->v[8] = 16;
+    out->v[9] = 1;
+}
+
+void mt_space_hip_moe(mt_space *sp, int cus)
+{
+    mt_space_vllm_moe(sp, 1);
+    sp->default_config = hip_default;
+    sp->nparams = 10;
+    if (cus < 1) cus = 1;
+    sp->params[6] = (mt_param_def){"NUM_SM", 3, {0, cus, 2 * cus}};
+    sp->params[7] = (mt_param_def){"waves_per_eu", 4, {0, 1, 2, 4}};
+    sp->params[8] = (mt_param_def){"matrix_instr_nonkdim", 1, {16}};
+    sp->params[9] = (mt_param_def){"kpack", 1, {1}};
+}
