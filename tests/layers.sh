@@ -25,9 +25,20 @@ for layer in search export db; do
     done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
   done
 done
-# the header search path must not hide it: families/ and common/ are not
-# where kernels/ or runtime/ headers live
-for h in "$ROOT"/families/*.h "$ROOT"/common/*.h; do
+# the GPU vendors' host code: CUDA's may use HIP's (one driver table serves
+# both), HIP's never CUDA's; what both need is in kernels/gpu
+for f in "$ROOT"/kernels/hip/*.c "$ROOT"/kernels/hip/*.h; do
+  while IFS= read -r inc; do
+    n=$((n + 1))
+    if [ -f "$ROOT/kernels/cuda/$inc" ]; then
+      echo "FAIL: ${f#"$ROOT"/} includes \"$inc\" of kernels/cuda: a cycle between the vendors (shared code goes to kernels/gpu)"
+      bad=$((bad + 1))
+    fi
+  done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
+done
+# the header search path must not hide it: families/, common/ and
+# kernels/gpu are not where other kernels/ or runtime/ headers live
+for h in "$ROOT"/families/*.h "$ROOT"/common/*.h "$ROOT"/kernels/gpu/*.h; do
   b=$(basename "$h")
   for d in kernels/cpu kernels/cuda kernels/hip runtime; do
     [ -f "$ROOT/$d/$b" ] && { echo "FAIL: $b is both in ${h#"$ROOT"/} and $d"; bad=$((bad + 1)); }

@@ -11,16 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kcache.h" /* mt_cuda_source, the kernel cache */
+
 typedef struct mt_cuda mt_cuda;
 
-/* A kernel source and the headers it includes, given to NVRTC in memory. */
-typedef struct mt_cuda_source {
-    const char *name;
-    const char *text;
-    int nheaders;
-    const char *const *headers;
-    const char *const *header_names;
-} mt_cuda_source;
 
 /* moetune's fused-MoE kernels (kernels/cuda/moe.cu and kernels/gpu/). */
 const mt_cuda_source *mt_cuda_moe_source(void);
@@ -92,18 +86,6 @@ void mt_cuda_module_free(mt_cuda *c, mt_cuda_module *m);
  * *cubin is malloc'ed. MT_EUNSUPPORTED when NVRTC is not installed. */
 int mt_nvrtc_compile(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts, char **cubin,
                      size_t *len, char **log, char *err, size_t err_len);
-/* The on-disk kernel cache, shared by NVRTC's cubins and hipRTC's code
- * objects (one key and file scheme, cuda_rt.c). */
-/* A compiler with no GPU: NVRTC's mt_nvrtc_compile or hipRTC's
- * mt_hiprtc_compile. */
-typedef int (*mt_compile_fn)(const mt_cuda_source *src, const char *arch, const char *const *opts, int nopts,
-                             char **bin, size_t *len, char **log, char *err, size_t err_len);
-/* Compile into cache_dir unless the key's entry is there (*hit says which);
- * MT_EIO when the entry cannot be written. */
-int mt_kcache_fill(const char *kind, const mt_cuda_source *src, const char *arch, const char *compiler,
-                   mt_compile_fn compile, const char *const *opts, int nopts, const char *cache_dir, int *hit, char **log,
-                   char *err, size_t n);
-
 /* MT_OK when NVRTC loads; else MT_EUNSUPPORTED and err says what is missing. */
 int mt_nvrtc_available(char *err, size_t err_len);
 /* Compile with NVRTC alone into cache_dir under the key a device of `arch`

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "cuda_rt.h" /* mt_cuda_source: a kernel source and its headers */
+#include "kcache.h" /* mt_cuda_source: a kernel source and its headers; the kernel cache */
 
 /* moetune's kernels as hipRTC gets them: kernels/cuda/{moe,attn}.cu with
  * portable.h, tile.h and tile_hip.h in memory */
