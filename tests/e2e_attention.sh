@@ -113,7 +113,7 @@ for i in 0 1; do
 done
 python3 - "$TMP/sh0.db" "$TMP/sh1.db" <<'PY' || fail "two shards do not split the pairs"
 import sqlite3, sys
-a, b = (set(sqlite3.connect(p).execute("select batch, ctx from $ATTN").fetchall()) for p in sys.argv[1:])
+a, b = (set(sqlite3.connect(p).execute("select M, p2 from measurements").fetchall()) for p in sys.argv[1:])
 assert a and b and not (a & b) and len(a | b) == 6, (a, b)
 PY
 ok
