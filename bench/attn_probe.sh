@@ -7,7 +7,7 @@
 # memory float atomics of the old source compile to compare-and-swap loops.
 # Usage (device machine, repository root): OUT=dir bench/attn_probe.sh
 # BUILDS: which columns to time (default "old new"): old, new, and the new
-# build with the merge's overlapped launch turned off: nopdl (MOETUNE_CUDA_PDL=0: the merge
+# build with the merge's overlapped launch turned off: nopdl (MOETUNE_DEBUG_CUDA=no-pdl: the merge
 # launched plainly).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ run_build() {
   case $b in
     old) [ -x "$OLD" ] && "$OLD" "$@" ;;
     new) "$NEW" "$@" ;;
-    nopdl) MOETUNE_CUDA_PDL=0 "$NEW" "$@" ;;
+    nopdl) MOETUNE_DEBUG_CUDA=no-pdl "$NEW" "$@" ;;
     *) echo "unknown build $b" >&2; return 2 ;;
   esac
 }

@@ -225,7 +225,7 @@ wgmma)
   # First a sample of a small shape's variants, each checked against the
   # float64 oracle; stop there if any failed. Then TARGETS.md's shapes at
   # the compute-heavy batch sizes (MS), and the same for AB (NAME@TP@M) with
-  # ABENV (default MOETUNE_CUDA_WGMMA=0, the mma.sync path) in the same run,
+  # ABENV (default MOETUNE_DEBUG_CUDA=no-wgmma, the mma.sync path) in the same run,
   # as the baseline. The smoke's batch sizes 1 and 4 split K.
   sweep --experts 16 --intermediate 512 --hidden 1024 --topk 2 --batch-sizes 1,4,37,256 --strategy random --budget 30 --no-export
   bad=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from measurements where status='failed'\").fetchone()[0])" "$DB")
@@ -237,8 +237,8 @@ wgmma)
     done
     for ab in ${AB:-mixtral-8x7b@2@4096 qwen3-30b-a3b@1@4096}; do
       IFS=@ read -r name tp m <<<"$ab"
-      log "baseline, ${ABENV:-MOETUNE_CUDA_WGMMA=0}: $name tp $tp M=$m"
-      env ${ABENV:-MOETUNE_CUDA_WGMMA=0} "$MT" sweep --device cuda:0 --db "$OUT/mma.db" --no-export --quiet --model $name --tp $tp \
+      log "baseline, ${ABENV:-MOETUNE_DEBUG_CUDA=no-wgmma}: $name tp $tp M=$m"
+      env ${ABENV:-MOETUNE_DEBUG_CUDA=no-wgmma} "$MT" sweep --device cuda:0 --db "$OUT/mma.db" --no-export --quiet --model $name --tp $tp \
         --batch-sizes $m --budget ${BUDGET:-40} 2>&1 | tail -n 4
     done
     python3 bench/targets_table.py "$DB" | tee "$OUT/targets.md"

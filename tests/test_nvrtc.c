@@ -9,6 +9,7 @@
 #include "cuda_rt.h"
 #include "attn_launch.h"
 #include "moe_launch.h"
+#include "switches.h"
 #include "moetune/moetune.h"
 #include "space.h"
 
@@ -87,10 +88,10 @@ static void wgmma_rules(void)
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "sm_80 has no wgmma: %s", o[7]);
     mt_cuda_moe_options(a, 0, "sm_90", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "plain sm_90 has no wgmma: %s", o[7]);
-    setenv("MOETUNE_CUDA_WGMMA", "0", 1);
+    setenv("MOETUNE_DEBUG_CUDA", "no-splitk,no-wgmma", 1);
     mt_cuda_moe_options(a, 0, "sm_90a", d, o);
-    CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "MOETUNE_CUDA_WGMMA=0 turns it off: %s", o[7]);
-    unsetenv("MOETUNE_CUDA_WGMMA");
+    CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "MOETUNE_DEBUG_CUDA=no-wgmma turns it off: %s", o[7]);
+    unsetenv("MOETUNE_DEBUG_CUDA");
     CHECK(mt_cuda_wgmma_tile(128, 128, 64, 8) && mt_cuda_wgmma_tile(64, 64, 128, 4) && mt_cuda_wgmma_tile(64, 32, 64, 8),
           "64-row blocks with 16 to 128 columns per warpgroup");
     CHECK(!mt_cuda_wgmma_tile(32, 64, 64, 4) && !mt_cuda_wgmma_tile(64, 256, 64, 4) && !mt_cuda_wgmma_tile(64, 64, 64, 2),
@@ -147,11 +148,26 @@ static void splitk_rules(void)
     v.wgmma = 0;
     size_t with = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
     CHECK(mt_cuda_splitk_on(), "split-K is on by default");
-    setenv("MOETUNE_CUDA_SPLITK", "0", 1);
+    setenv("MOETUNE_DEBUG_CUDA", "no-splitk", 1);
     v.splitk = mt_cuda_splitk_on(); /* as mt_cuda_moe_build sets it */
-    CHECK(mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168) == 1, "MOETUNE_CUDA_SPLITK=0 turns it off");
+    CHECK(mt_cuda_moe_splits(&v, 1, 8, 256, 256, 7168) == 1, "MOETUNE_DEBUG_CUDA=no-splitk turns it off");
     size_t without = mt_cuda_moe_workspace(&v, 16, 256, 256, 7168, 8);
+    unsetenv("MOETUNE_DEBUG_CUDA");
+    /* the old per-switch variables are gone from the library */
+    setenv("MOETUNE_CUDA_SPLITK", "0", 1);
+    CHECK(mt_cuda_splitk_on(), "MOETUNE_CUDA_SPLITK is no longer read");
     unsetenv("MOETUNE_CUDA_SPLITK");
+    mt_cuda_switches sw;
+    char why[200];
+    CHECK(mt_cuda_switches_parse(NULL, &sw, why, sizeof why) == MT_OK && sw.wgmma && sw.splitk && sw.pdl &&
+              sw.gemv_prefetch && sw.align_one == 4096,
+          "no switches: everything as shipped");
+    CHECK(mt_cuda_switches_parse("no-pdl,align-one=0,,no-gemv-prefetch", &sw, why, sizeof why) == MT_OK && sw.wgmma &&
+              sw.splitk && !sw.pdl && !sw.gemv_prefetch && sw.align_one == 0,
+          "switches parsed");
+    CHECK(mt_cuda_switches_parse("no-pdl,nowgmma,align-one=x", &sw, why, sizeof why) == MT_EPARSE && !sw.pdl && sw.wgmma &&
+              strstr(why, "'nowgmma' is not a switch"),
+          "a word that is not a switch is named: %s", why);
     /* at least the slots of M = 1's GEMM 1: 32 tiles x s1 x 16 x 128 floats */
     CHECK(with >= without + (size_t)32 * (size_t)s1 * 16 * 128 * 4, "split-K slots in the workspace: %zu vs %zu",
           with, without);

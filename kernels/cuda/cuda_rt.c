@@ -1,4 +1,5 @@
 #include "cuda_rt.h"
+#include "switches.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -298,8 +299,9 @@ int mt_cuda_open(mt_cuda **out, int ordinal, char *err, size_t n)
     snprintf(p->arch, sizeof p->arch, "sm_%d%d%s", p->cc_major, p->cc_minor, p->cc_major == 9 ? "a" : "");
     /* overlapped launches from sm_90 on, where the driver has them; read
      * here, not per launch (the runtime enqueues on its callers' hot path) */
-    const char *pdl_env = getenv("MOETUNE_CUDA_PDL");
-    c->pdl = c->cuLaunchKernelEx && p->cc_major >= 9 && !(pdl_env && !strcmp(pdl_env, "0"));
+    mt_cuda_switches sw;
+    mt_cuda_switches_get(&sw);
+    c->pdl = c->cuLaunchKernelEx && p->cc_major >= 9 && sw.pdl;
     *out = c;
     return MT_OK;
 }

@@ -1,4 +1,5 @@
 #include "moe_launch.h"
+#include "switches.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,13 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
     const mt_cuda_props *props = mt_cuda_get_props(c);
     mt_cuda_moe_options(cfg, fp16, props->arch, d, opts);
     v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
-    v->splitk = mt_cuda_splitk_on();
+    mt_cuda_switches sw;
+    mt_cuda_switches_get(&sw);
+    v->splitk = sw.splitk;
     v->sms = props->sms;
     v->l2_bytes = props->l2_bytes;
-    v->align_one = mt_cuda_align_one();
-    const char *pf_env = getenv("MOETUNE_CUDA_GEMV_PREFETCH");
-    v->gemv_prefetch = !(pf_env && !strcmp(pf_env, "0"));
+    v->align_one = sw.align_one;
+    v->gemv_prefetch = sw.gemv_prefetch;
     /* per SM: what one block may opt in to, plus the 1 KB the driver keeps
      * per block (228 KB on Hopper, 164 KB on A100) */
     v->smem_sm = props->smem_optin + 1024;
@@ -138,9 +140,9 @@ int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
 
 int mt_cuda_wgmma_on(const char *arch)
 {
-    const char *env = getenv("MOETUNE_CUDA_WGMMA");
-    if (env && !strcmp(env, "0")) return 0;
-    return arch && !strcmp(arch, "sm_90a");
+    mt_cuda_switches sw;
+    mt_cuda_switches_get(&sw);
+    return sw.wgmma && arch && !strcmp(arch, "sm_90a");
 }
 
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps)
@@ -224,14 +226,16 @@ int mt_cuda_align_one(void)
      * 512 to 2,048 pairs (Qwen3-30B-A3B M = 64 and 256) and 2 us more at
      * 4,096 (M = 512), 4 us less at 8,192 (M = 1024), 34 us less at 32,768
      * (M = 4096; H100, bench/results/2026-11-24-h100-align) */
-    const char *env = getenv("MOETUNE_CUDA_ALIGN_ONE");
-    return env && *env ? atoi(env) : 4096;
+    mt_cuda_switches sw;
+    mt_cuda_switches_get(&sw);
+    return sw.align_one;
 }
 
 int mt_cuda_splitk_on(void)
 {
-    const char *env = getenv("MOETUNE_CUDA_SPLITK");
-    return !(env && !strcmp(env, "0"));
+    mt_cuda_switches sw;
+    mt_cuda_switches_get(&sw);
+    return sw.splitk;
 }
 
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red)
