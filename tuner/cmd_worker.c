@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "family_tuning.h"
 #include "cmds.h"
 #include "device.h"
 #include "measure.h"
@@ -96,9 +97,9 @@ static double synthetic_us(const char *params, int64_t M)
 
 struct backend {
     int kind;
+    const char *backend; /* "cpu", "cuda", "hip": which space each family takes */
     mt_cpu_bench *cpu;
     mt_cuda_bench *cuda;
-    mt_space sp;
     mt_device_info info;
 };
 
@@ -131,31 +132,86 @@ static void reply_fatal(const char *reason)
     exit(3);
 }
 
-static void do_measure(struct backend *be, const cJSON *req)
+/* The family, key and point of a measure request: {"family", "key": {...},
+ * "point": [...]}; or fused MoE's shorthand (no family: E, N, K, topk,
+ * dtype, M), or attention's ("op":"measure_attn": H, Hkv, D, page, dtype,
+ * batch, ctx), which the sweeps of earlier releases sent. 0, or -1 with why. */
+static int request_problem(const cJSON *req, int attn_op, const mt_family **f, mt_family_key *k, int64_t *point,
+                           char *why, size_t n)
 {
-    const mt_space *sp = &be->sp;
-    mt_moe_shape s;
+    const cJSON *fam = cJSON_GetObjectItemCaseSensitive(req, "family");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype");
+    char key[512];
+    if (cJSON_IsString(fam)) {
+        const cJSON *kj = cJSON_GetObjectItemCaseSensitive(req, "key"), *pj = cJSON_GetObjectItemCaseSensitive(req, "point");
+        char *text = cJSON_IsObject(kj) ? cJSON_PrintUnformatted(kj) : NULL;
+        int rc = (*f = mt_family_find(fam->valuestring)) ? MT_OK : MT_EINVAL;
+        if (rc != MT_OK) snprintf(why, n, "no kernel family '%.40s'", fam->valuestring);
+        else if (!text) rc = MT_EPARSE, snprintf(why, n, "no key object");
+        else rc = mt_family_key_parse(*f, text, k, why, n);
+        free(text);
+        if (rc != MT_OK) return -1;
+        if (!cJSON_IsArray(pj) || cJSON_GetArraySize(pj) != (*f)->npoint) {
+            snprintf(why, n, "the point is not an array of %d integers", (*f)->npoint);
+            return -1;
+        }
+        for (int i = 0; i < (*f)->npoint; i++) point[i] = (int64_t)cJSON_GetArrayItem(pj, i)->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsString(dt) || strlen(dt->valuestring) > 20) return snprintf(why, n, "no dtype"), -1;
+    if (attn_op) {
+        *f = &mt_family_attn_decode;
+        snprintf(key, sizeof key, "{\"H\":%lld,\"H_kv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":\"%s\"}",
+                 (long long)num(req, "H", 0), (long long)num(req, "Hkv", 0), (long long)num(req, "D", 0),
+                 (long long)num(req, "page", 0), dt->valuestring);
+        point[0] = num(req, "batch", 0);
+        point[1] = num(req, "ctx", 0);
+    } else {
+        *f = &mt_family_fused_moe;
+        snprintf(key, sizeof key, "{\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\"}",
+                 (long long)num(req, "E", 0), (long long)num(req, "N", 0), (long long)num(req, "K", 0),
+                 (long long)num(req, "topk", 0), dt->valuestring);
+        point[0] = num(req, "M", 0);
+    }
+    return mt_family_key_parse(*f, key, k, why, n) == MT_OK ? 0 : -1;
+}
+
+/* One measurement of any family: {"op":"measure", the problem as
+ * request_problem reads it, "params":{...} (every parameter of the
+ * backend's space), "seed", "policy":{...}, "abort_us", "renormalize"}. */
+static void do_measure(struct backend *be, const cJSON *req, int attn_op)
+{
+    const mt_family *f;
+    mt_family_key k;
+    int64_t point[MT_FAMILY_MAX_POINT] = {0};
+    char why[300];
+    if (request_problem(req, attn_op, &f, &k, point, why, sizeof why) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "malformed measure request: %s", why);
+        reply_error(msg);
+        return;
+    }
+    const mt_family_tuning *t = mt_family_tuning_of(f);
+    mt_space sp;
     mt_config c;
     mt_policy pol;
     mt_measure_result res;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype");
     char *ptxt = params ? cJSON_PrintUnformatted(params) : NULL;
-    memset(&s, 0, sizeof s);
-    s.E = num(req, "E", 0);
-    s.N = num(req, "N", 0);
-    s.K = num(req, "K", 0);
-    s.topk = num(req, "topk", 0);
-    s.renormalize = (int)num(req, "renormalize", 1);
-    int64_t M = num(req, "M", 0);
-    if (!ptxt || !cJSON_IsString(dt) || mt_dtype_parse(dt->valuestring, &s.dtype) != MT_OK || s.E < 1 || s.N < 1 ||
-        s.K < 1 || s.topk < 1 || s.topk > s.E || M < 1 || mt_config_from_json(sp, ptxt, &c) != MT_OK) {
+    int ok_point = 1;
+    for (int i = 0; i < f->npoint; i++) ok_point &= point[i] >= 1;
+    if (!t || t->space(&sp, be->backend, be->info.cores) != MT_OK) {
         free(ptxt);
-        reply_error("malformed measure request");
+        snprintf(why, sizeof why, "%s is not measured on the %s backend", f->name, be->backend);
+        reply_error(why);
         return;
     }
-    if (be->kind == MT_BACKEND_CUDA) mt_policy_cuda_default(&pol);
-    else mt_policy_cpu_default(&pol);
+    if (!ptxt || !ok_point || mt_config_from_json(&sp, ptxt, &c) != MT_OK) {
+        free(ptxt);
+        reply_error("malformed measure request: a point below 1, or params without every parameter of the space");
+        return;
+    }
+    t->policy(be->backend, &pol);
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(req, "policy");
     if (cJSON_IsObject(pj)) {
         pol.warmup = (int)num(pj, "warmup", pol.warmup);
@@ -176,21 +232,24 @@ static void do_measure(struct backend *be, const cJSON *req)
     }
     int fault = fault_for(ptxt);
     const char *tt = getenv("MOETUNE_TEST_TIMING");
-    double synth = tt && !strcmp(tt, "synthetic") ? synthetic_us(ptxt, M) : 0;
+    double synth = tt && !strcmp(tt, "synthetic") ? synthetic_us(ptxt, point[0]) : 0;
     if (synth > 0) pol.abort_us = 0; /* the real figure must not decide */
     free(ptxt);
     char resources[512] = "";
-    int rc;
     uint64_t seed = (uint64_t)num(req, "seed", 1);
     if (fault == MT_FAULT_FATAL) reply_fatal("test fault: the device context is poisoned");
-    if (be->kind == MT_BACKEND_CUDA) {
-        mt_cuda_bench_set_fault(be->cuda, fault);
-        rc = mt_cuda_bench_measure(be->cuda, &s, M, &c, seed, &pol, &res, resources, sizeof resources);
-        if (rc == MT_ECRASH) reply_fatal(res.reason);
-    } else {
-        mt_cpu_params p = {c.v[0], c.v[1], c.v[2], c.v[3]};
-        mt_cpu_bench_set_fault(be->cpu, fault);
-        rc = mt_cpu_bench_measure(be->cpu, &s, M, &p, seed, &pol, &res);
+    if (be->cuda) mt_cuda_bench_set_fault(be->cuda, fault);
+    else mt_cpu_bench_set_fault(be->cpu, fault);
+    mt_bench b = {be->backend, be->cpu, be->cuda, be->info.cores, be->info.smem_per_block};
+    memset(&res, 0, sizeof res);
+    int rc = t->measure(&b, &k, (int)num(req, "renormalize", 1), point, &sp, &c, seed, &pol, &res, resources,
+                        sizeof resources);
+    if (rc == MT_ECRASH) reply_fatal(res.reason);
+    if (rc == MT_EUNSUPPORTED) {
+        snprintf(why, sizeof why, "%s: the %s backend does not take dtype %s (it takes %s)", f->name, be->backend, k.dtype,
+                 t->dtypes(be->backend));
+        reply_error(why);
+        return;
     }
     if (rc != MT_OK) {
         reply_error(mt_status_str(rc));
@@ -204,65 +263,6 @@ static void do_measure(struct backend *be, const cJSON *req)
     cJSON_AddNumberToObject(o, "experts_hit", (double)res.experts_hit);
     if (resources[0]) cJSON_AddItemToObject(o, "resources", cJSON_Parse(resources));
     reply(o);
-}
-
-/* {"op":"measure_attn","H","Hkv","D","page","dtype","batch","ctx","params":{...},"seed","policy"}: the
- * attention decode kernel of the worker's device; params are the CPU
- * kernel's {partition,pages_per_iter,threads} or the CUDA one's
- * {partition,num_warps} */
-static void do_measure_attn(struct backend *be, const cJSON *req)
-{
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(req, "dtype"), *pj = cJSON_GetObjectItemCaseSensitive(req, "params");
-    mt_attn_shape s = {num(req, "H", 0), num(req, "Hkv", 0), num(req, "D", 0), num(req, "page", 0), MT_DTYPE_BF16};
-    int64_t B = num(req, "batch", 0), ctx = num(req, "ctx", 0);
-    if (!cJSON_IsString(dt) || mt_dtype_parse(dt->valuestring, &s.dtype) != MT_OK || s.num_heads < 1 ||
-        s.num_kv_heads < 1 || s.head_dim < 1 || s.page_size < 1 || B < 1 || ctx < 1 || !cJSON_IsObject(pj)) {
-        reply_error("malformed measure_attn request");
-        return;
-    }
-    if (be->kind != MT_BACKEND_CPU && be->kind != MT_BACKEND_CUDA) {
-        reply_error("attention decode is measured on the CPU and CUDA backends only");
-        return;
-    }
-    mt_policy pol;
-    if (be->kind == MT_BACKEND_CUDA) mt_policy_cuda_default(&pol);
-    else mt_policy_cpu_default(&pol);
-    const cJSON *po = cJSON_GetObjectItemCaseSensitive(req, "policy");
-    if (cJSON_IsObject(po)) {
-        pol.warmup = (int)num(po, "warmup", pol.warmup);
-        pol.min_reps = (int)num(po, "min_reps", pol.min_reps);
-        pol.max_reps = (int)num(po, "max_reps", pol.max_reps);
-        pol.min_time_s = numf(po, "min_time_s", pol.min_time_s);
-        pol.cold = (int)num(po, "cold", pol.cold);
-    }
-    pol.abort_us = numf(req, "abort_us", 0);
-    if (pol.max_reps < 1 || pol.max_reps > 100000) {
-        reply_error("malformed measure_attn request: max_reps 1 to 100000");
-        return;
-    }
-    char *ptxt = cJSON_PrintUnformatted(pj);
-    int fault = ptxt ? fault_for(ptxt) : MT_FAULT_NONE;
-    free(ptxt);
-    mt_measure_result res;
-    int rc;
-    if (fault == MT_FAULT_FATAL) reply_fatal("test fault: the device context is poisoned");
-    if (be->kind == MT_BACKEND_CUDA) {
-        mt_cuda_bench_set_fault(be->cuda, fault);
-        rc = mt_cuda_bench_attn(be->cuda, &s, B, ctx, (int)num(pj, "partition", 0), (int)num(pj, "num_warps", 0),
-                                (int)num(pj, "mma", 0), (int)num(pj, "stage", 0), (int)num(pj, "query_split", 1),
-                                (uint64_t)num(req, "seed", 1), &pol,
-                                &res);
-        if (rc == MT_ECRASH) reply_fatal(res.reason);
-    } else {
-        mt_attn_cpu_params p = {(int)num(pj, "partition", -1), (int)num(pj, "pages_per_iter", 0), (int)num(pj, "threads", 0)};
-        mt_cpu_bench_set_fault(be->cpu, fault);
-        rc = mt_cpu_bench_attn(be->cpu, &s, B, ctx, &p, (uint64_t)num(req, "seed", 1), &pol, &res);
-    }
-    if (rc != MT_OK) {
-        reply_error(mt_status_str(rc));
-        return;
-    }
-    reply(result_json(&res));
 }
 
 static void hello(const struct backend *be)
@@ -298,17 +298,14 @@ int cmd_worker(int argc, char **argv)
         mt_kernel_cache_dir(spec.kind == MT_BACKEND_HIP ? "hip" : "cuda", cache, sizeof cache);
         init = mt_cuda_bench_new(&be.cuda, spec.kind == MT_BACKEND_HIP, spec.index, cache[0] ? cache : NULL, err,
                                  sizeof err);
-        if (init == MT_OK) {
-            mt_cuda_bench_info(be.cuda, &be.info);
-            /* an AMD GPU takes ROCm's keys (waves_per_eu and the rest) */
-            if (spec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&be.sp, be.info.cores);
-            else mt_space_cuda_moe(&be.sp, be.info.cores);
-        }
+        if (init == MT_OK) mt_cuda_bench_info(be.cuda, &be.info);
+        /* an AMD GPU takes ROCm's keys (waves_per_eu and the rest) */
+        be.backend = spec.kind == MT_BACKEND_HIP ? "hip" : "cuda";
     } else {
         mt_device_cpu_info(&be.info);
         init = mt_cpu_bench_new(&be.cpu, be.info.cores);
         if (init != MT_OK) snprintf(err, sizeof err, "cannot start the CPU bench: %s", mt_status_str(init));
-        mt_space_cpu_moe(&be.sp, be.info.cores);
+        be.backend = "cpu";
     }
     char *line = NULL;
     size_t cap = 0;
@@ -334,10 +331,8 @@ int cmd_worker(int argc, char **argv)
             cJSON_AddNumberToObject(o, "peak_gflops", peak);
             cJSON_AddStringToObject(o, "how", how);
             reply(o);
-        } else if (!strcmp(op->valuestring, "measure")) {
-            do_measure(&be, req);
-        } else if (!strcmp(op->valuestring, "measure_attn")) {
-            do_measure_attn(&be, req);
+        } else if (!strcmp(op->valuestring, "measure") || !strcmp(op->valuestring, "measure_attn")) {
+            do_measure(&be, req, !strcmp(op->valuestring, "measure_attn"));
         } else {
             reply_error("unknown op");
         }

@@ -1,0 +1,72 @@
+/* The attention decode family's tuning: its spaces, their context, its
+ * dtypes per backend, and one measurement through the CPU or GPU bench. */
+#include <stdio.h>
+#include <string.h>
+
+#include "attn.h"
+#include "family_tuning.h"
+#include "measure.h"
+#include "measure_cuda.h"
+
+static int space(mt_space *sp, const char *backend, int cores)
+{
+    if (!strcmp(backend, "cpu")) mt_space_cpu_attn(sp, cores);
+    else if (!strcmp(backend, "cuda") || !strcmp(backend, "hip")) mt_space_cuda_attn(sp);
+    else return MT_EUNSUPPORTED;
+    return MT_OK;
+}
+
+/* the attention spaces' context: the key's heads, head dimension and page,
+ * the batch in M and the context length in ctx (family_space.h) */
+static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, int smem, mt_space_ctx *x)
+{
+    memset(x, 0, sizeof *x);
+    x->E = k->v[MT_ATTN_KEY_H];
+    x->N = k->v[MT_ATTN_KEY_HKV];
+    x->K = k->v[MT_ATTN_KEY_D];
+    x->topk = k->v[MT_ATTN_KEY_PAGE];
+    x->M = point[0];
+    x->ctx = point[1];
+    x->max_threads = cores;
+    x->smem_limit = smem;
+}
+
+/* the CPU kernel takes fp32 too; the GPU kernel bf16 and fp16 */
+static const char *dtypes(const char *backend)
+{
+    return !strcmp(backend, "cpu") ? "bf16,fp16,fp32" : !strcmp(backend, "cuda") || !strcmp(backend, "hip") ? "bf16,fp16" : "";
+}
+
+static int param(const mt_space *sp, const mt_config *c, const char *name, int def)
+{
+    int i = mt_space_param_index(sp, name);
+    return i < 0 ? def : c->v[i];
+}
+
+static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,
+                   const mt_config *cfg, uint64_t seed, const mt_policy *pol, mt_measure_result *res, char *resources,
+                   size_t rlen)
+{
+    mt_attn_shape s = {k->v[MT_ATTN_KEY_H], k->v[MT_ATTN_KEY_HKV], k->v[MT_ATTN_KEY_D], k->v[MT_ATTN_KEY_PAGE], 0};
+    (void)renormalize;
+    if (resources && rlen) resources[0] = 0;
+    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK || !mt_family_takes_dtype(&mt_tuning_attn_decode, b->backend, k->dtype))
+        return MT_EUNSUPPORTED;
+    if (point[0] < 1 || point[1] < 1) return MT_EINVAL;
+    if (b->cuda)
+        return mt_cuda_bench_attn(b->cuda, &s, point[0], point[1], param(sp, cfg, "partition", 0),
+                                  param(sp, cfg, "num_warps", 0), param(sp, cfg, "mma", 0), param(sp, cfg, "stage", 0),
+                                  param(sp, cfg, "query_split", 1), seed, pol, res);
+    if (!b->cpu) return MT_EINVAL;
+    mt_attn_cpu_params p = {param(sp, cfg, "partition", -1), param(sp, cfg, "pages_per_iter", 0),
+                            param(sp, cfg, "threads", 0)};
+    return mt_cpu_bench_attn(b->cpu, &s, point[0], point[1], &p, seed, pol, res);
+}
+
+static void policy(const char *backend, mt_policy *pol)
+{
+    if (!strcmp(backend, "cpu")) mt_policy_cpu_default(pol);
+    else mt_policy_cuda_default(pol);
+}
+
+const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure, policy};

@@ -1,0 +1,68 @@
+/*
+ * What tuning needs of a family, beside its descriptor (family.h): its
+ * parameter space per backend, the space's context for a key and point,
+ * the dtypes each backend's kernel takes, and one measurement of one config
+ * (inputs drawn from the seed, output poisoned, checked against the
+ * family's reference within the dtype's bound, then timed by the policy).
+ * The worker, the sweep and the cross-backend check go through these, so
+ * that no family has a measurement path of its own.
+ */
+#ifndef MT_FAMILY_TUNING_H
+#define MT_FAMILY_TUNING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "family.h"
+#include "family_space.h"
+
+struct mt_cpu_bench;
+struct mt_cuda_bench;
+struct mt_policy;
+struct mt_measure_result;
+
+/* The bench of one device: the CPU's, or a GPU's (CUDA, or HIP through the
+ * same host code). */
+typedef struct mt_bench {
+    const char *backend; /* "cpu", "cuda", "hip" */
+    struct mt_cpu_bench *cpu;
+    struct mt_cuda_bench *cuda;
+    int cores; /* hardware threads, SMs or CUs */
+    int smem_per_block;
+} mt_bench;
+
+typedef struct mt_family_tuning {
+    const mt_family *family;
+    /* the space of the backend's kernel on a device of `cores` (threads,
+     * SMs, CUs); MT_EUNSUPPORTED where the backend has no kernel of the
+     * family */
+    int (*space)(mt_space *sp, const char *backend, int cores);
+    /* the space's context for k at point */
+    void (*space_ctx)(const mt_family_key *k, const int64_t *point, int cores, int smem_per_block, mt_space_ctx *x);
+    /* the dtypes the backend's kernel takes, comma-separated ("" none) */
+    const char *(*dtypes)(const char *backend);
+    /* one measurement of cfg (of sp) for k at point (renormalize: fused
+     * MoE's routing renormalises the top-k weights; a property of the
+     * problem that its files do not name, ignored by other families): MT_OK whether or not
+     * the variant passed (res->ok says), MT_ECRASH when the device context
+     * is no longer usable, another status when measuring was impossible
+     * (MT_EUNSUPPORTED: the dtype or key on this backend). The compiler's
+     * resource report (GPU) goes into resources as JSON. */
+    int (*measure)(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,
+                   const mt_config *cfg, uint64_t seed, const struct mt_policy *pol, struct mt_measure_result *res,
+                   char *resources, size_t rlen);
+    /* the default timing policy of a backend for the family */
+    void (*policy)(const char *backend, struct mt_policy *pol);
+} mt_family_tuning;
+
+/* The tuning parts of the registry's families, in its order. */
+extern const mt_family_tuning *const mt_family_tunings[];
+const mt_family_tuning *mt_family_tuning_of(const mt_family *f);
+
+extern const mt_family_tuning mt_tuning_fused_moe;
+extern const mt_family_tuning mt_tuning_attn_decode;
+
+/* 1 when dtype is in the backend's list for the family */
+int mt_family_takes_dtype(const mt_family_tuning *t, const char *backend, const char *dtype);
+
+#endif

@@ -1,0 +1,60 @@
+/* The fused-MoE family's tuning: its spaces, their context, its dtypes per
+ * backend, and one measurement through the CPU or GPU bench. */
+#include <stdio.h>
+#include <string.h>
+
+#include "family_tuning.h"
+#include "measure.h"
+#include "measure_cuda.h"
+
+static int space(mt_space *sp, const char *backend, int cores)
+{
+    if (!strcmp(backend, "cpu")) mt_space_cpu_moe(sp, cores);
+    else if (!strcmp(backend, "cuda")) mt_space_cuda_moe(sp, cores);
+    else if (!strcmp(backend, "hip")) mt_space_hip_moe(sp, cores);
+    else return MT_EUNSUPPORTED;
+    return MT_OK;
+}
+
+static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, int smem, mt_space_ctx *x)
+{
+    memset(x, 0, sizeof *x);
+    x->E = k->v[MT_MOE_KEY_E];
+    x->N = k->v[MT_MOE_KEY_N];
+    x->K = k->v[MT_MOE_KEY_K];
+    x->topk = k->v[MT_MOE_KEY_TOPK];
+    x->M = point[0];
+    x->max_threads = cores;
+    x->smem_limit = smem;
+}
+
+/* the CPU kernel computes in bf16 or fp32; the GPU kernels take bf16 and
+ * fp16 (tensor cores) */
+static const char *dtypes(const char *backend)
+{
+    return !strcmp(backend, "cpu") ? "bf16,fp32" : !strcmp(backend, "cuda") || !strcmp(backend, "hip") ? "bf16,fp16" : "";
+}
+
+static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,
+                   const mt_config *cfg, uint64_t seed, const mt_policy *pol, mt_measure_result *res, char *resources,
+                   size_t rlen)
+{
+    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, renormalize};
+    (void)sp;
+    if (resources && rlen) resources[0] = 0;
+    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK || !mt_family_takes_dtype(&mt_tuning_fused_moe, b->backend, k->dtype))
+        return MT_EUNSUPPORTED;
+    if (s.E < 1 || s.N < 1 || s.K < 1 || s.topk < 1 || s.topk > s.E || point[0] < 1) return MT_EINVAL;
+    if (b->cuda) return mt_cuda_bench_measure(b->cuda, &s, point[0], cfg, seed, pol, res, resources, rlen);
+    if (!b->cpu) return MT_EINVAL;
+    mt_cpu_params p = {cfg->v[0], cfg->v[1], cfg->v[2], cfg->v[3]};
+    return mt_cpu_bench_measure(b->cpu, &s, point[0], &p, seed, pol, res);
+}
+
+static void policy(const char *backend, mt_policy *pol)
+{
+    if (!strcmp(backend, "cpu")) mt_policy_cpu_default(pol);
+    else mt_policy_cuda_default(pol);
+}
+
+const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy};
