@@ -31,6 +31,13 @@ typedef struct mt_bench {
     int smem_per_block;
 } mt_bench;
 
+/* A problem the cross-backend check (tests/test_backend_ops.c) runs: a key
+ * without its dtype (each dtype the backend takes is run) and a point. */
+typedef struct mt_family_check {
+    const char *key; /* JSON, no dtype */
+    int64_t point[MT_FAMILY_MAX_POINT];
+} mt_family_check;
+
 typedef struct mt_family_tuning {
     const mt_family *family;
     /* the space of the backend's kernel on a device of `cores` (threads,
@@ -53,6 +60,10 @@ typedef struct mt_family_tuning {
                    char *resources, size_t rlen);
     /* the default timing policy of a backend for the family */
     void (*policy)(const char *backend, struct mt_policy *pol);
+    /* the family's cases of the cross-backend check: small, odd shapes and
+     * points that reach each of its kernel's paths */
+    int nchecks;
+    const mt_family_check *checks;
 } mt_family_tuning;
 
 /* The tuning parts of the registry's families, in its order. */

@@ -249,6 +249,7 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
             goto out;
         double e = mt_rel_l2_error(out + t0 * s->K, ref, (size_t)(rows * s->K));
         if (!(e <= res->rel_err)) res->rel_err = e; /* the worst routing (NaN sticks) */
+        res->tolerance = pol->tolerance;
         if (!(e <= pol->tolerance)) {
             snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g (routing %d)", e,
                      pol->tolerance, k);
@@ -334,6 +335,7 @@ int mt_attn_judge(const mt_attn_shape *s, const mt_attn_batch *ab, const void *o
     free(ref);
     res->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
     double tol = s->dtype == MT_DTYPE_FP32 ? 1e-4 : 2e-2;
+    res->tolerance = tol;
     if (!(res->rel_err <= tol)) {
         snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g", res->rel_err, tol);
         return 0;

@@ -31,6 +31,7 @@ typedef struct mt_measure_result {
     int aborted;         /* 1: stopped early, clearly slower than abort_us; median_us is partial */
     char reason[256];
     double median_us, spread_us, rel_err;
+    double tolerance; /* the relative error the check allowed (0: not checked) */
     int reps;
     int64_t experts_hit;
 } mt_measure_result;

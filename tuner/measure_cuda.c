@@ -382,6 +382,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         }
         double e = den > 0 ? sqrt(num / den) : sqrt(num);
         if (!(e <= res->rel_err)) res->rel_err = e; /* the worst routing */
+        res->tolerance = pol->tolerance;
         if (!(e <= pol->tolerance)) {
             snprintf(res->reason, sizeof res->reason, "relative error %.3g exceeds the tolerance %.3g (routing %d)", e,
                      pol->tolerance, k);

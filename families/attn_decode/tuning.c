@@ -69,4 +69,13 @@ static void policy(const char *backend, mt_policy *pol)
     else mt_policy_cuda_default(pol);
 }
 
-const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure, policy};
+/* grouped-query, multi-head and multi-query attention; a context shorter
+ * than a page, one that ends inside a page, and one of many partitions */
+static const mt_family_check checks[] = {
+    {"{\"H\":8,\"H_kv\":2,\"D\":64,\"page\":16}", {3, 7}},
+    {"{\"H\":4,\"H_kv\":4,\"D\":64,\"page\":16}", {2, 300}},
+    {"{\"H\":8,\"H_kv\":1,\"D\":128,\"page\":16}", {1, 2100}},
+};
+
+const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure, policy,
+                                                (int)(sizeof checks / sizeof checks[0]), checks};

@@ -57,4 +57,14 @@ static void policy(const char *backend, mt_policy *pol)
     else mt_policy_cuda_default(pol);
 }
 
-const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy};
+/* one token (the GEMV path's case), a batch whose pairs leave experts
+ * empty, and one that fills them, on shapes whose N and K are not powers
+ * of two */
+static const mt_family_check checks[] = {
+    {"{\"E\":8,\"N\":96,\"K\":160,\"topk\":2}", {1}},
+    {"{\"E\":8,\"N\":96,\"K\":160,\"topk\":2}", {5}},
+    {"{\"E\":16,\"N\":64,\"K\":128,\"topk\":4}", {48}},
+};
+
+const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy,
+                                              (int)(sizeof checks / sizeof checks[0]), checks};
