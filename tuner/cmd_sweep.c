@@ -228,18 +228,14 @@ static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call
     return rc;
 }
 
+/* the fused-MoE family's measure request for batch size M */
 static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t M, const char *params, uint64_t seed,
                             const mt_policy *pol)
 {
-    snprintf(req, n,
-             "{\"op\":\"measure\",\"abort_us\":%.3f,\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\","
-             "\"renormalize\":%d,\"M\":%lld,\"params\":%s,\"seed\":%llu,\"policy\":{\"warmup\":%d,"
-             "\"min_reps\":%d,\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,"
-             "\"tolerance\":%g,\"max_tokens\":%d,\"routings\":%d}}",
-             pol->abort_us, (long long)s->E, (long long)s->N, (long long)s->K, (long long)s->topk,
-             mt_dtype_name(s->dtype), s->renormalize, (long long)M, params, (unsigned long long)(seed & 0xffffffffffffull), pol->warmup,
-             pol->min_reps, pol->max_reps, pol->min_time_s, pol->cold, pol->check_rows, pol->tolerance,
-             pol->max_tokens, pol->routings);
+    char key[256];
+    snprintf(key, sizeof key, "{\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\"}", (long long)s->E,
+             (long long)s->N, (long long)s->K, (long long)s->topk, mt_dtype_name(s->dtype));
+    if (mt_measure_request(req, n, "fused_moe", key, &M, 1, s->renormalize, params, seed, pol) != MT_OK) req[0] = 0;
 }
 
 /* The inputs of batch size M: round 0 is what the search measured on,

@@ -361,11 +361,9 @@ int mt_sweep_attention(int argc, char **argv)
                     skipped++;
                     continue;
                 }
-                snprintf(req, sizeof req,
-                         "{\"op\":\"measure_attn\",\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"page\":%lld,\"dtype\":\"%s\","
-                         "\"batch\":%lld,\"ctx\":%lld,\"params\":%s,\"seed\":%llu}",
-                         (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype),
-                         (long long)bs[i], (long long)cs[j], params, (unsigned long long)(inputs & 0xffffffffffffull));
+                int64_t point[2] = {bs[i], cs[j]};
+                if (mt_measure_request(req, sizeof req, "attn_decode", prob.key, point, 2, 0, params, inputs, &pol) != MT_OK)
+                    req[0] = 0;
                 int crc = mt_worker_call(w, req, (double)timeout, &reply, why, sizeof why);
                 if (stop && crc != MT_OK) break; /* abandoned, not failed */
                 cJSON *r = crc == MT_OK ? cJSON_Parse(reply) : NULL;
