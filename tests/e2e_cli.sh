@@ -98,6 +98,31 @@ expect_exit 2 "$TMP/l5" "$MT" lookup --experts 8 --batch 1
 expect_in "$TMP/l5" "required"
 expect_exit 2 "$TMP/l6" "$MT" lookup --experts 8 --intermediate 64 --batch 1 --block-shape 128
 expect_in "$TMP/l6" "--block-shape '128'"
+# any family through the one lookup: attention decode, its file's nearest
+# batch then nearest context; the same file through an H200's eyes (same
+# architecture); keys and points that do not fit the family are refused
+mkdir -p "$TMP/attn_cfg"
+cat >"$TMP/attn_cfg/attn_decode,H=32,H_kv=8,D=128,page=16,device_name=NVIDIA_H100_80GB_HBM3,dtype=bf16.json" <<'JSON'
+{"1": {"512": {"partition": 256, "num_warps": 4}, "4096": {"partition": 1024, "num_warps": 8}},
+ "32": {"512": {"partition": 128, "num_warps": 2, "mma": 1, "stage": 2, "query_split": 2}}}
+JSON
+ATTN_KEY='{"H":32,"H_kv":8,"D":128,"page":16,"dtype":"bf16"}'
+expect_exit 0 "$TMP/la" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 2,3000 \
+  --device-name NVIDIA_H100_80GB_HBM3 --config-dir "$TMP/attn_cfg" --cache-dir '' --bundled-dir '' --tuned-dir ''
+[ "$(py "$TMP/la" 'j["family"], j["point_key"], j["source"], j["config"]')" = \
+  "('attn_decode', [1, 4096], 'config dir', {'partition': 1024, 'num_warps': 8})" ] || fail "attention lookup: $(cat "$TMP/la")"; ok
+expect_exit 0 "$TMP/la2" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 40,100 \
+  --device-name NVIDIA_H200 --config-dir "$TMP/attn_cfg" --cache-dir '' --bundled-dir '' --tuned-dir ''
+[ "$(py "$TMP/la2" 'j["source"], j["config"]["query_split"]')" = "('same architecture', 2)" ] \
+  || fail "attention lookup, same architecture: $(cat "$TMP/la2")"; ok
+expect_exit 2 "$TMP/la3" "$MT" lookup --family attn_decode --key '{"H":32,"H_kv":6,"D":128,"page":16}' --point 1,1
+expect_in "$TMP/la3" "not a multiple"
+expect_exit 2 "$TMP/la4" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 1
+expect_in "$TMP/la4" "takes 2 value(s) (batch,context)"
+expect_exit 2 "$TMP/la5" "$MT" lookup --family mla_decode --key '{}' --point 1
+expect_in "$TMP/la5" "expected one of fused_moe, attn_decode"
+expect_exit 2 "$TMP/la6" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 1,1 --experts 8
+expect_in "$TMP/la6" "give one form"
 # `moetune help COMMAND` is the command's --help
 expect_exit 0 "$TMP/h1" "$MT" help sweep
 "$MT" sweep --help >"$TMP/h2"

@@ -1,6 +1,7 @@
-/* moetune lookup: what the runtime picks for a problem on a device, as JSON:
- * the config, the file and source that served it, and the batch-size key
- * chosen. The same code path an engine linking libmoetune takes. */
+/* moetune lookup: what the runtime picks for a problem of any kernel family
+ * on a device, as JSON: the config, the file and source that served it, and
+ * the keys chosen. The same code path an engine linking libmoetune takes
+ * (mt_runtime_lookup). */
 #include <errno.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -16,10 +17,16 @@
 
 static const char usage[] =
     "usage: moetune lookup --experts E --intermediate N --batch M [options]\n"
+    "       moetune lookup --family NAME --key JSON --point P[,P] [options]\n"
     "\n"
     "Print, as JSON, the config the runtime uses for M tokens: the parameters,\n"
     "the file and source that served them, and the batch-size key chosen\n"
     "(the nearest to M, ties to the first in the file, as vLLM chooses).\n"
+    "  --family NAME         any kernel family: fused_moe (what --experts and the\n"
+    "                        options after it give) or attn_decode\n"
+    "  --key JSON            the family's key, e.g. for attn_decode\n"
+    "                        '{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"bf16\"}'\n"
+    "  --point P[,P]         one value per point field (attn_decode: batch,context)\n"
     "  --device auto|cpu|cuda:N|hip:N  the device of this machine whose configs are\n"
     "                        looked up (default auto: the first GPU, else the CPU, as\n"
     "                        `moetune sweep --device auto` picks; said on stderr)\n"
@@ -57,13 +64,15 @@ int cmd_lookup(int argc, char **argv)
         {"cache-dir", required_argument, 0, 'C'}, {"bundled-dir", required_argument, 0, 'B'},
         {"alias", required_argument, 0, 'a'}, {"allow-stale", no_argument, 0, 'S'},
         {"device", required_argument, 0, 'D'}, {"tuned-dir", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"family", required_argument, 0, 'f'}, {"key", required_argument, 0, 'j'},
+        {"point", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     mt_runtime_options ro = MT_RUNTIME_OPTIONS_INIT;
     mt_moe_key key = {0, 0, 0, 0, NULL, 0, 0};
     int64_t M = 0;
     const char *aliases[17] = {0};
-    int na = 0, c, st;
-    const char *device = NULL;
+    int na = 0, c, st, npoint = 0;
+    const char *device = NULL, *family = NULL, *key_json = NULL;
+    int64_t point[MT_POINT_MAX] = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         st = 0;
@@ -98,13 +107,49 @@ int cmd_lookup(int argc, char **argv)
             aliases[na++] = optarg;
             break;
         case 'S': ro.allow_stale = 1; break;
+        case 'f': family = optarg; break;
+        case 'j': key_json = optarg; break;
+        case 'p': {
+            char *end;
+            const char *q = optarg;
+            npoint = 0;
+            do {
+                if (npoint == MT_POINT_MAX) return mt_usage_error("lookup", "--point '%s': at most %d values", optarg, MT_POINT_MAX);
+                long long v = strtoll(q, &end, 10);
+                if (end == q || v < 1 || (*end && *end != ','))
+                    return mt_usage_error("lookup", "--point '%s': expected positive integers separated by commas", optarg);
+                point[npoint++] = v;
+                q = end + (*end == ',');
+            } while (*end);
+            break;
+        }
         case 'h': return fputs(usage, stdout), mt_cli_finish("lookup", 0);
         default: return mt_usage_error("lookup", "unknown option '%s'", argv[optind - 1]);
         }
         if (st) return st;
     }
     if (optind < argc) return mt_usage_error("lookup", "unexpected argument '%s'", argv[optind]);
-    if (!key.E || !key.N || !M) return mt_usage_error("lookup", "--experts, --intermediate and --batch are required");
+    /* the fused-MoE options are that family's key and point */
+    int moe_opts = key.E || key.N || M || key.K || key.topk || key.dtype || key.block_n;
+    if (family || key_json || npoint) {
+        if (moe_opts)
+            return mt_usage_error("lookup", "--family, --key and --point, or the fused-MoE options (--experts ...): give one form");
+        if (!family || !key_json || !npoint) return mt_usage_error("lookup", "--family, --key and --point go together");
+        int nf = 0;
+        while (mt_family_field(family, MT_FIELD_POINT, nf)) nf++;
+        if (!nf) {
+            char names[128] = "";
+            for (int i = 0; mt_family_name(i); i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", mt_family_name(i));
+            return mt_usage_error("lookup", "--family '%s': expected one of %s", family, names);
+        }
+        if (npoint != nf)
+            return mt_usage_error("lookup", "--point: %s takes %d value(s) (%s%s%s)", family, nf,
+                                  mt_family_field(family, MT_FIELD_POINT, 0), nf > 1 ? "," : "",
+                                  nf > 1 ? mt_family_field(family, MT_FIELD_POINT, 1) : "");
+    } else if (!key.E || !key.N || !M) {
+        return mt_usage_error("lookup", "--experts, --intermediate and --batch are required (or --family, --key and --point)");
+    }
     if (ro.backend && strcmp(ro.backend, "cpu") && strcmp(ro.backend, "cuda") && strcmp(ro.backend, "hip"))
         return mt_usage_error("lookup", "--backend '%s': expected cpu, cuda or hip", ro.backend);
     /* a folder named on the command line must be there: a typo would
@@ -159,38 +204,47 @@ int cmd_lookup(int argc, char **argv)
     mt_runtime *rt;
     int rc = mt_runtime_open(&rt, &ro);
     if (rc != MT_OK) return mt_fail("lookup", "cannot open the runtime: %s", mt_status_str(rc));
-    mt_moe_config cfg;
-    rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
+    char kbuf[512];
+    if (!family) {
+        /* the fused-MoE options as that family's key */
+        family = "fused_moe";
+        snprintf(kbuf, sizeof kbuf,
+                 "{\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"block_n\":%lld,\"block_k\":%lld,\"dtype\":",
+                 (long long)key.E, (long long)key.N, (long long)key.K, (long long)key.topk, (long long)key.block_n,
+                 (long long)key.block_k);
+        if (key.dtype && (strlen(key.dtype) > 31 || strpbrk(key.dtype, "\"\\")))
+            return mt_runtime_close(rt), mt_usage_error("lookup", "--dtype '%s': not a dtype name", key.dtype);
+        snprintf(kbuf + strlen(kbuf), sizeof kbuf - strlen(kbuf), "\"%s\"}", key.dtype ? key.dtype : "");
+        key_json = kbuf;
+        point[0] = M;
+        npoint = 1;
+    }
+    mt_config_values cfg;
+    rc = mt_runtime_lookup(rt, family, key_json, point, &cfg);
     if (rc != MT_OK) {
         mt_runtime_close(rt);
-        return mt_fail("lookup", "%s", mt_status_str(rc));
+        return rc == MT_EINVAL ? mt_usage_error("lookup", "--key '%s': not a key of %s (said above)", key_json, family)
+                               : mt_fail("lookup", "%s", mt_status_str(rc));
     }
     int first = 1;
-    printf("{\"device_name\":");
+    printf("{\"family\":");
+    mt_json_str(stdout, family);
+    printf(",\"device_name\":");
     mt_json_str(stdout, mt_runtime_device_name(rt));
-    printf(",\"batch\":%lld,\"key\":%lld,\"source\":", (long long)M, (long long)cfg.m_key);
+    printf(",\"point\":[");
+    for (int i = 0; i < npoint; i++) printf("%s%lld", i ? "," : "", (long long)point[i]);
+    printf("],\"point_key\":[");
+    for (int i = 0; i < npoint; i++) printf("%s%lld", i ? "," : "", (long long)cfg.point_key[i]);
+    printf("]");
+    /* fused MoE's names for them, as before the families */
+    if (!strcmp(family, "fused_moe")) printf(",\"batch\":%lld,\"key\":%lld", (long long)point[0], (long long)cfg.point_key[0]);
+    printf(",\"source\":");
     mt_json_str(stdout, mt_config_source_str(cfg.source));
     printf(",\"file\":");
     if (cfg.file) mt_json_str(stdout, cfg.file);
     else printf("null");
     printf(",\"foreign\":%s,\"stale\":%s,\"config\":{", cfg.foreign ? "true" : "false", cfg.stale ? "true" : "false");
-    put_int("BLOCK_SIZE_M", cfg.block_size_m, &first);
-    put_int("BLOCK_SIZE_N", cfg.block_size_n, &first);
-    put_int("BLOCK_SIZE_K", cfg.block_size_k, &first);
-    put_int("GROUP_SIZE_M", cfg.group_size_m, &first);
-    put_int("num_warps", cfg.num_warps, &first);
-    put_int("num_stages", cfg.num_stages, &first);
-    put_int("waves_per_eu", cfg.waves_per_eu, &first);
-    put_int("matrix_instr_nonkdim", cfg.matrix_instr_nonkdim, &first);
-    put_int("kpack", cfg.kpack, &first);
-    put_int("SPLIT_K", cfg.split_k, &first);
-    put_int("num_ctas", cfg.num_ctas, &first);
-    put_int("NUM_SM", cfg.num_sm, &first);
-    put_int("GEMV", cfg.gemv, &first);
-    put_int("block_m", cfg.block_m, &first);
-    put_int("block_n", cfg.block_n, &first);
-    put_int("block_k", cfg.block_k, &first);
-    put_int("threads", cfg.threads, &first);
+    for (int i = 0; i < cfg.nparams; i++) put_int(cfg.names[i], cfg.values[i], &first);
     printf("}}\n");
     mt_runtime_close(rt);
     return mt_cli_finish("lookup", 0);
