@@ -1,6 +1,7 @@
 /* The runtime at load: input is "FILE NAME\nCONTENT" placed in a config
  * folder (vLLM, moetune-format or attention file names), then looked up
- * for the key the name gives and a few others. */
+ * for the key the name gives and a few others; the content is also given
+ * to mt_runtime_lookup as a key of every family. */
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,6 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mt_attn_key k = {an.num_heads, an.num_kv_heads, an.head_dim, an.page_size, an.dtype};
             mt_runtime_lookup_attention(rt, &k, 3, 1000, &a);
         }
+        /* the content as a key of each family: the public lookup's parser */
+        char key[512];
+        size_t kn = n < sizeof key - 1 ? n : sizeof key - 1;
+        memcpy(key, body, kn);
+        key[kn] = 0;
+        int64_t pt[2] = {3, 1000};
+        mt_config_values v;
+        for (int f = 0; mt_family_name(f); f++) mt_runtime_lookup(rt, mt_family_name(f), key, pt, &v);
         mt_runtime_close(rt);
     }
     unlink(path);
