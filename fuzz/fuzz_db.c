@@ -46,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .median_us = 1, .spread_us = 0, .rel_err = 0, .tolerance = 1, .floor_us = 1,
                             .efficiency = 1, .reps = 3, .kernel_hash = "h", .timing_policy = "p"};
         mt_db_measurement_insert(db, &m);
+        /* an attention problem and row too, for the SQL to corrupt */
+        mt_problem a = {.kernel = "attn_decode", .key = "{\"H\":8,\"H_kv\":2,\"D\":64,\"page\":16}"};
+        int64_t acfg;
+        mt_db_problem_upsert(db, &a);
+        mt_db_config_upsert(db, "cpu", "{\"partition\":0,\"pages_per_iter\":1,\"threads\":1}", &acfg);
+        mt_attn_row ar = {0, d.id, a.id, 2, 100, acfg, 1, "ok", NULL, 5.0, 0.1, 1e-3, 1.0, 3, mt_attn_kernel_hash("cpu"),
+                          "p", NULL, 0};
+        mt_db_attn_insert(db, &ar);
         mt_db_close(db);
         db = NULL;
         sqlite3 *h;
