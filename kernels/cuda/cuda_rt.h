@@ -108,7 +108,7 @@ int mt_cuda_launch3_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid
  * while the previous kernel's last ones run, hiding a launch's latency);
  * the kernel must wait (mt_grid_wait, tile.h) before reading what that
  * kernel wrote. A plain launch where the device or driver lacks it, on
- * HIP, or with MOETUNE_CUDA_PDL=0 (to compare the two). */
+ * HIP, or with MOETUNE_DEBUG_CUDA=no-pdl (to compare the two). */
 int mt_cuda_launch3_dependent_on(mt_cuda *c, void *stream, mt_cufn fn, const unsigned grid[3], unsigned block,
                                  unsigned smem, void **args);
 /* 1 when mt_cuda_launch3_dependent_on overlaps launches on this handle. */

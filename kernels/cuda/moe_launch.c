@@ -210,7 +210,7 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
  * from it and pay for it: prefetching every block's rows without the
  * overlap made the M = 1 rows 2 to 7 % slower, Mixtral's (28 KB rows)
  * most (H100, bench/results/2026-11-24-h100-align, call 47).
- * MOETUNE_CUDA_GEMV_PREFETCH=0 when the variant was built: none (to
+ * MOETUNE_DEBUG_CUDA=no-gemv-prefetch when the variant was built: none (to
  * compare). */
 static int gemv_prefetch_blocks(const mt_cuda_moe *v, int topk, int cc, int N)
 {

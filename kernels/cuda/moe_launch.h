@@ -18,7 +18,7 @@ int mt_cuda_warps_m(int bm, int bn, int warps);
 int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
 /* Hopper's warpgroup MMA: 1 when kernels compiled for arch use it (sm_90a,
- * unless MOETUNE_CUDA_WGMMA=0 asks for the mma.sync path, to compare the
+ * unless MOETUNE_DEBUG_CUDA=no-wgmma asks for the mma.sync path, to compare the
  * two on one device); 1 when a tile takes it (the kernel's USE_WGMMA); and
  * that path's shared memory (unpadded swizzled stages plus 1,024 bytes to
  * align them, never more than mt_cuda_smem_bytes, which the space checks). */
@@ -46,7 +46,7 @@ void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]
 int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk);
 /* The most pairs the one-block alignment takes; more take the three
  * launches of moe.cu's moe_align_count/scan/scatter. 4,096 unless
- * MOETUNE_CUDA_ALIGN_ONE says otherwise (for A/B runs); read when a
+ * MOETUNE_DEBUG_CUDA=align-one=N says otherwise (for A/B runs); read when a
  * variant is built. */
 int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
@@ -63,7 +63,7 @@ typedef struct mt_cuda_moe {
     mt_cuda_resources r1, r2, rg2; /* the GEMMs', and moe_gemv2's */
     int64_t l2_bytes; /* the device's L2 */
     int align_one;     /* mt_cuda_align_one when built */
-    int gemv_prefetch; /* 0: MOETUNE_CUDA_GEMV_PREFETCH=0 when built */
+    int gemv_prefetch; /* 0: MOETUNE_DEBUG_CUDA=no-gemv-prefetch when built */
 } mt_cuda_moe;
 
 /* NVRTC options of a config's binary for arch: the tile shape, the dtype,
@@ -102,7 +102,7 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm);
  * tile as fit in one wave (never a second, partial wave), each with at
  * least 4 k tiles; 1 when the variant was built with split-K off. */
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red);
-/* 0 when MOETUNE_CUDA_SPLITK=0: read once per variant, when it is built,
+/* 0 with MOETUNE_DEBUG_CUDA=no-splitk: read once per variant, when it is built,
  * not at every launch */
 int mt_cuda_splitk_on(void);
 
