@@ -92,7 +92,7 @@ struct mt_runtime {
     mt_cuda *cuda;
     int device_index;
     char kcache[1024];
-    struct variant { int cfg[MT_CUDA_MOE_NCFG]; int fp16; mt_cuda_moe v; } *variants;
+    struct variant { mt_cuda_moe_cfg cfg; int fp16; mt_cuda_moe v; } *variants;
     int nvariants;
     struct attn_variant { mt_cuda_attn_cfg cfg; mt_cuda_attn v; } *avariants; /* the attention's, likewise */
     int navariants;
@@ -955,10 +955,10 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
 /* ---- the CUDA kernels with the looked-up config ---- */
 
 /* The compiled variant for cfg, built on first use (under run_mu). */
-static int cuda_variant(mt_runtime *rt, const int cfg[MT_CUDA_MOE_NCFG], int fp16, mt_cuda_moe **out, char *why, size_t n)
+static int cuda_variant(mt_runtime *rt, const mt_cuda_moe_cfg *cfg, int fp16, mt_cuda_moe **out, char *why, size_t n)
 {
     for (int i = 0; i < rt->nvariants; i++)
-        if (!memcmp(rt->variants[i].cfg, cfg, sizeof rt->variants[i].cfg) && rt->variants[i].fp16 == fp16) {
+        if (!memcmp(&rt->variants[i].cfg, cfg, sizeof *cfg) && rt->variants[i].fp16 == fp16) {
             *out = &rt->variants[i].v;
             return MT_OK;
         }
@@ -968,7 +968,7 @@ static int cuda_variant(mt_runtime *rt, const int cfg[MT_CUDA_MOE_NCFG], int fp1
     if (rt->kcache[0]) mkdir(rt->kcache, 0755);
     int rc = mt_cuda_moe_build(rt->cuda, cfg, fp16, rt->kcache[0] ? rt->kcache : NULL, &nv[rt->nvariants].v, why, n);
     if (rc != MT_OK) return rc;
-    memcpy(nv[rt->nvariants].cfg, cfg, sizeof nv[rt->nvariants].cfg);
+    nv[rt->nvariants].cfg = *cfg;
     nv[rt->nvariants].fp16 = fp16;
     *out = &nv[rt->nvariants++].v;
     return MT_OK;
@@ -1023,11 +1023,11 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
      * pairs per expert): a batch between two keys that has more takes the
      * same tile on the tiled path. */
     int gemv = cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
-    int c7[MT_CUDA_MOE_NCFG] = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
-                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
+    mt_cuda_moe_cfg lc = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
+                          cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
     mt_cuda_moe *v = NULL;
-    int ok = c7[0] > 0 && c7[1] > 0 && c7[2] > 0 && c7[3] > 0 && c7[4] > 0 && c7[5] >= 2;
-    if (ok) rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+    int ok = lc.block_m > 0 && lc.block_n > 0 && lc.block_k > 0 && lc.group_m > 0 && lc.warps > 0 && lc.stages >= 2;
+    if (ok) rc = cuda_variant(rt, &lc, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
     if (!ok || rc == MT_EUNSUPPORTED || rc == MT_EPARSE) {
         /* a config our kernels cannot run (a Triton file's tile that does
          * not fit, ROCm's num_stages 0): vLLM's default instead, said once */
@@ -1036,11 +1036,10 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
         rt_log(rt, MT_LOG_WARN, "config from '%s' (M key %lld) does not fit moetune's CUDA kernels (%s): using vLLM's "
                                 "default for it",
                cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
-        memcpy(c7, d, sizeof d);
-        c7[6] = c7[MT_CUDA_MOE_GEMV] = 0;
+        lc = (mt_cuda_moe_cfg){d[0], d[1], d[2], d[3], d[4], d[5], 0, 0, 0};
         cfg.block_size_m = d[0]; cfg.block_size_n = d[1]; cfg.block_size_k = d[2];
         cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0; cfg.gemv = 0;
-        rc = cuda_variant(rt, c7, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+        rc = cuda_variant(rt, &lc, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
     }
     if (rc == MT_OK) {
         int chunk = M < CHUNK ? (int)M : CHUNK;

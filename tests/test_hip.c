@@ -32,15 +32,15 @@ static int is_amdgpu_elf(const char *code, size_t len, const char *kernel)
     return 0;
 }
 
-static void hiprtc_moe(const int *v, const char *arch)
+static void hiprtc_moe(const mt_cuda_moe_cfg *c, const char *arch)
 {
     char d[MT_CUDA_MOE_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     size_t len = 0;
-    mt_cuda_moe_options(v, 0, arch, d, opts);
+    mt_cuda_moe_options(c, 0, arch, d, opts);
     int rc = mt_hiprtc_compile(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err, sizeof err);
-    CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "moe_gemm"), "moe %d/%d/%d/%d/%d/%d for %s: %s %.400s", v[0], v[1],
-          v[2], v[3], v[4], v[5], arch, err, log ? log : "");
+    CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "moe_gemm"), "moe %d/%d/%d/%d/%d/%d for %s: %s %.400s", c->block_m,
+          c->block_n, c->block_k, c->group_m, c->warps, c->stages, arch, err, log ? log : "");
     free(code);
     free(log);
 }
@@ -95,11 +95,11 @@ static void waves_per_eu_applies(void)
     long vg[2] = {-1, -1};
     const int waves[2] = {0, 4};
     for (int i = 0; i < 2; i++) {
-        int cfg[MT_CUDA_MOE_NCFG] = {128, 128, 64, 1, 4, 2, 0, waves[i]};
+        mt_cuda_moe_cfg cfg = {128, 128, 64, 1, 4, 2, 0, waves[i], 0};
         char d[MT_CUDA_MOE_NOPTS][48], err[512], *log = NULL, *code = NULL, want[48];
         const char *opts[MT_CUDA_MOE_NOPTS];
         size_t len = 0;
-        mt_cuda_moe_options(cfg, 0, "gfx90a", d, opts);
+        mt_cuda_moe_options(&cfg, 0, "gfx90a", d, opts);
         snprintf(want, sizeof want, "-DMT_WAVES_PER_EU=%d", waves[i]);
         CHECK(!strcmp(opts[8], want), "the option: %s", opts[8]);
         int rc = mt_hiprtc_compile(mt_hip_moe_source(), "gfx90a", opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err,
@@ -294,10 +294,10 @@ int main(void)
         return check_report("test_hip");
     }
     /* the extremes of the tile space, the defaults for small and large M */
-    int moe[][MT_CUDA_MOE_NCFG] = {{16, 32, 64, 1, 4, 2, 0, 0}, {64, 128, 64, 16, 8, 3, 0, 0}, {128, 256, 64, 1, 8, 2, 0, 0}};
-    for (int i = 0; i < 3; i++) hiprtc_moe(moe[i], "gfx90a");
+    mt_cuda_moe_cfg moe[] = {{16, 32, 64, 1, 4, 2, 0, 0, 0}, {64, 128, 64, 16, 8, 3, 0, 0, 0}, {128, 256, 64, 1, 8, 2, 0, 0, 0}};
+    for (int i = 0; i < 3; i++) hiprtc_moe(&moe[i], "gfx90a");
     waves_per_eu_applies();
-    hiprtc_moe(moe[1], "gfx908"); /* not gfx940: Debian's comgr 5.2 crashes compiling for it at run time (hipcc compiles it) */
+    hiprtc_moe(&moe[1], "gfx908"); /* not gfx940: Debian's comgr 5.2 crashes compiling for it at run time (hipcc compiles it) */
     /* every head_dim, MHA and a wide GQA, short and long partitions */
     hiprtc_attn(64, 1, 0, 16, 2, 0, "gfx90a");
     hiprtc_attn(128, 8, 1, 512, 4, 0, "gfx90a");

@@ -18,7 +18,9 @@ static int compile(const mt_config *c, const char *arch, char **log)
 {
     char d[MT_CUDA_MOE_NOPTS][48], err[512];
     const char *opts[MT_CUDA_MOE_NOPTS];
-    mt_cuda_moe_options(c->v, 0, arch, d, opts);
+    mt_cuda_moe_cfg lc;
+    mt_cuda_moe_cfg_from_space(c->v, 0, &lc);
+    mt_cuda_moe_options(&lc, 0, arch, d, opts);
     char *bin = NULL;
     size_t len = 0;
     int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &bin, &len, log, err, sizeof err);
@@ -49,28 +51,32 @@ static int compile_attn(const mt_cuda_attn_cfg *ac, char **log)
  * NVRTC options; any tile parameter or the dtype gives another. */
 static void options_share(void)
 {
-    int a[MT_CUDA_MOE_NCFG] = {64, 128, 64, 1, 8, 3, 0, 0}, b[MT_CUDA_MOE_NCFG] = {64, 128, 64, 32, 8, 3, 264, 0};
+    mt_cuda_moe_cfg a = {64, 128, 64, 1, 8, 3, 0, 0, 0}, b = {64, 128, 64, 32, 8, 3, 264, 0, 0};
     char da[MT_CUDA_MOE_NOPTS][48], db[MT_CUDA_MOE_NOPTS][48];
     const char *oa[MT_CUDA_MOE_NOPTS], *ob[MT_CUDA_MOE_NOPTS];
-    CHECK(mt_cuda_moe_options(a, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(b, 0, "sm_90a", db, ob) == MT_OK, "options");
+    CHECK(mt_cuda_moe_options(&a, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(&b, 0, "sm_90a", db, ob) == MT_OK,
+          "options");
     int same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
-    CHECK(same && mt_cuda_moe_same_binary(a, b), "GROUP_SIZE_M and NUM_SM must not change the binary");
-    mt_cuda_moe_options(a, 1, "sm_90a", db, ob);
+    CHECK(same && mt_cuda_moe_same_binary(&a, &b), "GROUP_SIZE_M and NUM_SM must not change the binary");
+    mt_cuda_moe_options(&a, 1, "sm_90a", db, ob);
     same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(!same, "fp16 is another binary");
     /* the GEMV path's kernels are in every binary: choosing them is a launch */
-    int g[MT_CUDA_MOE_NCFG];
-    memcpy(g, a, sizeof g);
-    g[MT_CUDA_MOE_GEMV] = 1;
-    CHECK(mt_cuda_moe_same_binary(a, g), "GEMV must not change the binary");
-    for (int p = 0; p < MT_CUDA_MOE_NCFG; p++) {
-        if (p == 3 || p == 6 || p == MT_CUDA_MOE_GEMV) continue;
-        int c[MT_CUDA_MOE_NCFG];
-        memcpy(c, a, sizeof c);
-        c[p] = p == 4 ? 4 : p == 7 ? 2 : c[p] * 2;
-        CHECK(!mt_cuda_moe_same_binary(a, c), "parameter %d changes the binary", p);
+    mt_cuda_moe_cfg g = a;
+    g.gemv = 1;
+    CHECK(mt_cuda_moe_same_binary(&a, &g), "GEMV must not change the binary");
+    /* every tile parameter, and ROCm's hint, makes another binary */
+    static const struct { const char *name; size_t off; int value; } tile[] = {
+        {"block_m", offsetof(mt_cuda_moe_cfg, block_m), 128}, {"block_n", offsetof(mt_cuda_moe_cfg, block_n), 256},
+        {"block_k", offsetof(mt_cuda_moe_cfg, block_k), 128}, {"warps", offsetof(mt_cuda_moe_cfg, warps), 4},
+        {"stages", offsetof(mt_cuda_moe_cfg, stages), 6},     {"waves_per_eu", offsetof(mt_cuda_moe_cfg, waves_per_eu), 2},
+    };
+    for (size_t p = 0; p < sizeof tile / sizeof tile[0]; p++) {
+        mt_cuda_moe_cfg c = a;
+        *(int *)((char *)&c + tile[p].off) = tile[p].value;
+        CHECK(!mt_cuda_moe_same_binary(&a, &c), "%s changes the binary", tile[p].name);
     }
 }
 
@@ -79,17 +85,17 @@ static void options_share(void)
  * padded bound the space checks. */
 static void wgmma_rules(void)
 {
-    int a[MT_CUDA_MOE_NCFG] = {128, 128, 64, 1, 8, 3, 0, 0};
+    mt_cuda_moe_cfg a = {128, 128, 64, 1, 8, 3, 0, 0, 0};
     char d[MT_CUDA_MOE_NOPTS][48];
     const char *o[MT_CUDA_MOE_NOPTS];
-    mt_cuda_moe_options(a, 0, "sm_90a", d, o);
+    mt_cuda_moe_options(&a, 0, "sm_90a", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=1"), "sm_90a turns wgmma on: %s", o[7]);
-    mt_cuda_moe_options(a, 0, "sm_80", d, o);
+    mt_cuda_moe_options(&a, 0, "sm_80", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "sm_80 has no wgmma: %s", o[7]);
-    mt_cuda_moe_options(a, 0, "sm_90", d, o);
+    mt_cuda_moe_options(&a, 0, "sm_90", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "plain sm_90 has no wgmma: %s", o[7]);
     setenv("MOETUNE_DEBUG_CUDA", "no-splitk,no-wgmma", 1);
-    mt_cuda_moe_options(a, 0, "sm_90a", d, o);
+    mt_cuda_moe_options(&a, 0, "sm_90a", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "MOETUNE_DEBUG_CUDA=no-wgmma turns it off: %s", o[7]);
     unsetenv("MOETUNE_DEBUG_CUDA");
     CHECK(mt_cuda_wgmma_tile(128, 128, 64, 8) && mt_cuda_wgmma_tile(64, 64, 128, 4) && mt_cuda_wgmma_tile(64, 32, 64, 8),
@@ -121,8 +127,8 @@ static void splitk_rules(void)
 {
     mt_cuda_moe v;
     memset(&v, 0, sizeof v);
-    int cfg[MT_CUDA_MOE_NCFG] = {16, 64, 128, 1, 4, 3, 0, 0};
-    memcpy(v.cfg, cfg, sizeof cfg);
+    mt_cuda_moe_cfg cfg = {16, 64, 128, 1, 4, 3, 0, 0, 0};
+    v.cfg = cfg;
     v.sms = 132;
     v.splitk = 1;
     v.smem_sm = 228 * 1024;

@@ -275,11 +275,13 @@ static void test_vllm_default_valid(void)
     CHECK(mt_space_seeds(&cpu, &q1, seed, 2) == 0, "the CPU space has one path");
     /* the launcher's cfg: the CUDA space's GEMV moves past waves_per_eu,
      * the HIP space's waves_per_eu stays */
-    int lc[MT_CUDA_MOE_NCFG], hv[MT_SPACE_MAX_PARAMS] = {16, 64, 64, 1, 4, 2, 0, 2, 16, 1};
-    mt_cuda_moe_cfg_from_space(gv.v, 0, lc);
-    CHECK(lc[7] == 0 && lc[MT_CUDA_MOE_GEMV] == 1 && lc[1] == 64, "CUDA: waves %d, GEMV %d", lc[7], lc[MT_CUDA_MOE_GEMV]);
-    mt_cuda_moe_cfg_from_space(hv, 1, lc);
-    CHECK(lc[7] == 2 && lc[MT_CUDA_MOE_GEMV] == 0, "HIP: waves %d, GEMV %d", lc[7], lc[MT_CUDA_MOE_GEMV]);
+    mt_cuda_moe_cfg lc;
+    int hv[MT_SPACE_MAX_PARAMS] = {16, 64, 64, 1, 4, 2, 0, 2, 16, 1};
+    mt_cuda_moe_cfg_from_space(gv.v, 0, &lc);
+    CHECK(lc.waves_per_eu == 0 && lc.gemv == 1 && lc.block_n == 64, "CUDA: waves %d, GEMV %d", lc.waves_per_eu, lc.gemv);
+    mt_cuda_moe_cfg_from_space(hv, 1, &lc);
+    CHECK(lc.waves_per_eu == 2 && lc.gemv == 0 && lc.block_m == 16 && lc.stages == 2, "HIP: waves %d, GEMV %d",
+          lc.waves_per_eu, lc.gemv);
     CHECK(mt_cuda_warps_m(16, 64, 4) == 1, "16x64 with 4 warps: one warp row");
     CHECK(mt_cuda_warps_m(128, 128, 8) == 2, "128x128 with 8 warps: 2 rows of 4");
     CHECK(mt_cuda_warps_m(16, 16, 8) == 0, "16x16 cannot feed 8 warps");

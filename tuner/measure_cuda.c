@@ -228,9 +228,9 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
 
     /* compile the variant: its parameters are compile-time constants */
     char why[256];
-    int lc[MT_CUDA_MOE_NCFG];
-    mt_cuda_moe_cfg_from_space(cfg->v, mt_cuda_is_hip(c), lc);
-    rc = mt_cuda_moe_build(c, lc, s->dtype == MT_DTYPE_FP16, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
+    mt_cuda_moe_cfg lc;
+    mt_cuda_moe_cfg_from_space(cfg->v, mt_cuda_is_hip(c), &lc);
+    rc = mt_cuda_moe_build(c, &lc, s->dtype == MT_DTYPE_FP16, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
                            sizeof why);
     if (rc == MT_EPARSE || rc == MT_EUNSUPPORTED) {
         /* did not compile, or cannot launch here: pruned before timing */

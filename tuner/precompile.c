@@ -46,7 +46,7 @@ void mt_kernel_cache_dir(const char *backend, char *out, size_t n)
 
 /* one binary: a fused-MoE tile (cfg, fp16) or an attention variant (attn) */
 typedef struct unit {
-    int cfg[MT_CUDA_MOE_NCFG];
+    mt_cuda_moe_cfg cfg;
     int fp16, is_attn;
     mt_cuda_attn_cfg attn;
 } unit;
@@ -83,11 +83,12 @@ static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
         if (!(fp16_mask & (1 << f))) continue;
         int first = n;
         for (int i = 0; i < np; i++) {
-            int dup = 0, lc[MT_CUDA_MOE_NCFG];
-            mt_cuda_moe_cfg_from_space(pts[i].v, hip, lc);
-            for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(u[j].cfg, lc);
+            int dup = 0;
+            mt_cuda_moe_cfg lc;
+            mt_cuda_moe_cfg_from_space(pts[i].v, hip, &lc);
+            for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(&u[j].cfg, &lc);
             if (dup) continue;
-            memcpy(u[n].cfg, lc, sizeof u[n].cfg);
+            u[n].cfg = lc;
             u[n++].fp16 = f;
         }
     }
@@ -132,7 +133,8 @@ static void describe(const unit *u, char *out, size_t n)
                  u->attn.head_dim, u->attn.page_size, u->attn.group, u->attn.partition, u->attn.warps, u->attn.mma,
                  u->attn.stage, u->attn.qsplit, u->fp16 ? " fp16" : "");
     else
-        snprintf(out, n, "%d/%d/%d/%d/%d%s", u->cfg[0], u->cfg[1], u->cfg[2], u->cfg[4], u->cfg[5], u->fp16 ? " fp16" : "");
+        snprintf(out, n, "%d/%d/%d/%d/%d%s", u->cfg.block_m, u->cfg.block_n, u->cfg.block_k, u->cfg.warps, u->cfg.stages,
+                 u->fp16 ? " fp16" : "");
 }
 
 /* Compile one binary into the cache; on failure why holds the compiler's
@@ -149,7 +151,7 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
         const char *aopts[MT_CUDA_ATTN_NOPTS];
         mt_cuda_attn_options(&u->attn, ad, aopts);
         rc = mt_nvrtc_cache_fill(mt_cuda_attn_source(), arch, aopts, MT_CUDA_ATTN_NOPTS, dir, hit, &log, err, sizeof err);
-    } else if ((rc = mt_cuda_moe_options(u->cfg, u->fp16, arch, d, opts)) == MT_OK && is_hip(arch))
+    } else if ((rc = mt_cuda_moe_options(&u->cfg, u->fp16, arch, d, opts)) == MT_OK && is_hip(arch))
         rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else if (rc == MT_OK)
         rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);

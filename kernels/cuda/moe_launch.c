@@ -8,23 +8,23 @@
 #include "moe_cpu.h" /* mt_moe_align_capacity */
 #include "moetune/moetune.h"
 
-int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
                       size_t n)
 {
     char d[MT_CUDA_MOE_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     int rc;
     memset(v, 0, sizeof *v);
-    memcpy(v->cfg, cfg, sizeof v->cfg);
+    v->cfg = *cfg;
     v->fp16 = fp16;
-    v->warps_m = mt_cuda_warps_m(cfg[0], cfg[1], cfg[4]);
+    v->warps_m = mt_cuda_warps_m(cfg->block_m, cfg->block_n, cfg->warps);
     if (!v->warps_m) {
-        snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg[0], cfg[1], cfg[4]);
+        snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg->block_m, cfg->block_n, cfg->warps);
         return MT_EUNSUPPORTED;
     }
     const mt_cuda_props *props = mt_cuda_get_props(c);
     mt_cuda_moe_options(cfg, fp16, props->arch, d, opts);
-    v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg[0], cfg[1], cfg[2], cfg[4]);
+    v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps);
     mt_cuda_switches sw;
     mt_cuda_switches_get(&sw);
     v->splitk = sw.splitk;
@@ -55,12 +55,12 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
         return rc;
     }
     int (*smem)(int, int, int, int, int) = v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
-    v->smem1 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], 1);
+    v->smem1 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, 1);
     /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
-    v->smem2 = (unsigned)smem(cfg[0], cfg[1], cfg[2], cfg[5], v->wgmma);
+    v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma);
     int limit = props->smem_optin;
-    if ((int)v->smem1 > limit || v->r1.max_threads < cfg[4] * 32 || v->r2.max_threads < cfg[4] * 32) {
-        snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg[4] * 32);
+    if ((int)v->smem1 > limit || v->r1.max_threads < cfg->warps * 32 || v->r2.max_threads < cfg->warps * 32) {
+        snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg->warps * 32);
         mt_cuda_moe_release(c, v);
         return MT_EUNSUPPORTED;
     }
@@ -73,21 +73,21 @@ int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, con
     return MT_OK;
 }
 
-int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS])
 {
     /* the tile's shape only: GROUP_SIZE_M and NUM_SM are launch arguments */
-    int wm = mt_cuda_warps_m(cfg[0], cfg[1], cfg[4]);
-    snprintf(d[0], 48, "-DBLOCK_SIZE_M=%d", cfg[0]);
-    snprintf(d[1], 48, "-DBLOCK_SIZE_N=%d", cfg[1]);
-    snprintf(d[2], 48, "-DBLOCK_SIZE_K=%d", cfg[2]);
-    snprintf(d[3], 48, "-DNUM_WARPS=%d", cfg[4]);
-    snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg[5]);
+    int wm = mt_cuda_warps_m(cfg->block_m, cfg->block_n, cfg->warps);
+    snprintf(d[0], 48, "-DBLOCK_SIZE_M=%d", cfg->block_m);
+    snprintf(d[1], 48, "-DBLOCK_SIZE_N=%d", cfg->block_n);
+    snprintf(d[2], 48, "-DBLOCK_SIZE_K=%d", cfg->block_k);
+    snprintf(d[3], 48, "-DNUM_WARPS=%d", cfg->warps);
+    snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg->stages);
     snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
     snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
     snprintf(d[7], 48, "-DMT_WGMMA=%d", mt_cuda_wgmma_on(arch));
     /* ROCm's occupancy hint (portable.h's MT_WAVES_HINT); no effect on NVIDIA */
-    snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg[7] > 0 ? cfg[7] : 0);
+    snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg->waves_per_eu > 0 ? cfg->waves_per_eu : 0);
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
     return wm ? MT_OK : MT_EUNSUPPORTED;
 }
@@ -97,16 +97,15 @@ int mt_cuda_gemv_fits(int64_t M, int64_t E, int64_t topk)
     return topk >= 1 && topk <= MT_CUDA_GEMV_MAX_TOPK && M * topk <= 2 * E;
 }
 
-void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG])
+void mt_cuda_moe_cfg_from_space(const int *v, int hip, mt_cuda_moe_cfg *cfg)
 {
-    memset(cfg, 0, MT_CUDA_MOE_NCFG * sizeof *cfg);
-    memcpy(cfg, v, (hip ? 8 : 7) * sizeof *cfg);
-    if (!hip) cfg[MT_CUDA_MOE_GEMV] = v[7];
+    *cfg = (mt_cuda_moe_cfg){v[0], v[1], v[2], v[3], v[4], v[5], v[6], hip ? v[7] : 0, hip ? 0 : v[7]};
 }
 
-int mt_cuda_moe_same_binary(const int a[MT_CUDA_MOE_NCFG], const int b[MT_CUDA_MOE_NCFG])
+int mt_cuda_moe_same_binary(const mt_cuda_moe_cfg *a, const mt_cuda_moe_cfg *b)
 {
-    return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[4] == b[4] && a[5] == b[5] && a[7] == b[7];
+    return a->block_m == b->block_m && a->block_n == b->block_n && a->block_k == b->block_k && a->warps == b->warps &&
+           a->stages == b->stages && a->waves_per_eu == b->waves_per_eu;
 }
 
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v)
@@ -185,7 +184,7 @@ static int row_blocks(int pairs, int E, int bm, int cap)
     return (int)(rb < most ? rb : most);
 }
 
-int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm) { return v->cfg[1] * (gemm == 2 && v->wgmma ? 2 : 1); }
+int mt_cuda_moe_tile_n(const mt_cuda_moe *v, int gemm) { return v->cfg.block_n * (gemm == 2 && v->wgmma ? 2 : 1); }
 
 /* blocks of `threads` threads, `regs` registers each and `smem` bytes of
  * dynamic shared memory that one SM holds at once */
@@ -201,7 +200,7 @@ static int blocks_per_sm(const mt_cuda_moe *v, int threads, int regs, int smem)
 
 int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
 {
-    return blocks_per_sm(v, v->cfg[4] * 32, gemm == 1 ? v->r1.regs : v->r2.regs, (int)(gemm == 1 ? v->smem1 : v->smem2));
+    return blocks_per_sm(v, v->cfg.warps * 32, gemm == 1 ? v->r1.regs : v->r2.regs, (int)(gemm == 1 ? v->smem1 : v->smem2));
 }
 
 /* moe_gemv2's blocks that ask the L2 for their weight rows before waiting
@@ -215,7 +214,7 @@ int mt_cuda_moe_blocks_per_sm(const mt_cuda_moe *v, int gemm)
 static int gemv_prefetch_blocks(const mt_cuda_moe *v, int topk, int cc, int N)
 {
     if (!v->gemv_prefetch) return 0;
-    long wave = (long)v->sms * blocks_per_sm(v, v->cfg[4] * 32, v->rg2.regs > 0 ? v->rg2.regs : 128, 0);
+    long wave = (long)v->sms * blocks_per_sm(v, v->cfg.warps * 32, v->rg2.regs > 0 ? v->rg2.regs : 128, 0);
     long bytes = (long)topk * cc * N * 2, fit = v->l2_bytes > 0 && bytes > 0 ? (long)(v->l2_bytes / 2 / bytes) : wave;
     return (int)(wave < fit ? wave : fit);
 }
@@ -241,7 +240,7 @@ int mt_cuda_splitk_on(void)
 int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_out, int k_red)
 {
     if (!v->splitk) return 1;
-    int bm = v->cfg[0], bk = v->cfg[2], sms = v->sms > 0 ? v->sms : 1;
+    int bm = v->cfg.block_m, bk = v->cfg.block_k, sms = v->sms > 0 ? v->sms : 1;
     long tiles = (long)row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(pairs, 1, E, bm)) *
                  cdiv(n_out, mt_cuda_moe_tile_n(v, gemm));
     long slots = (long)mt_cuda_moe_blocks_per_sm(v, gemm) * sms;
@@ -256,7 +255,7 @@ int mt_cuda_moe_splits(const mt_cuda_moe *v, int gemm, int pairs, int E, int n_o
  * splits, which then holds for every larger m (tiles grow with m) */
 static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int topk, size_t *slots, size_t *counters)
 {
-    int bm = v->cfg[0], bn = v->cfg[1], bn2 = mt_cuda_moe_tile_n(v, 2), pairs = m * topk;
+    int bm = v->cfg.block_m, bn = v->cfg.block_n, bn2 = mt_cuda_moe_tile_n(v, 2), pairs = m * topk;
     int rb = row_blocks(pairs, E, bm, (int)mt_moe_align_capacity(m, topk, E, bm));
     int s1 = mt_cuda_moe_splits(v, 1, pairs, E, N, K), s2 = mt_cuda_moe_splits(v, 2, pairs, E, K, N);
     size_t t1 = (size_t)rb * (size_t)cdiv(N, bn), t2 = (size_t)rb * (size_t)cdiv(K, bn2);
@@ -274,7 +273,7 @@ struct ws_layout { size_t sorted, eids, npost, tpe, hist, act, out2, slots, coun
 
 static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int topk, struct ws_layout *L)
 {
-    size_t cap = (size_t)mt_moe_align_capacity(chunk, topk, E, v->cfg[0]);
+    size_t cap = (size_t)mt_moe_align_capacity(chunk, topk, E, v->cfg.block_m);
     size_t pairs = (size_t)chunk * (size_t)topk, o = 0, slots = 0, counters = 0;
     /* a chunk's last, shorter run may split more: the most any m up to
      * chunk needs */
@@ -285,7 +284,7 @@ static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int top
         if (ct > counters) counters = ct;
     }
     L->sorted = o; o += ALIGN256(cap * 4);
-    L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg[0] + 1) * 4);
+    L->eids = o;   o += ALIGN256((cap / (size_t)v->cfg.block_m + 1) * 4);
     L->npost = o;  o += 256;
     L->tpe = o;    o += ALIGN256((size_t)E * 4);
     L->hist = o;   o += ALIGN256((pairs + ALIGN_CHUNK - 1) / ALIGN_CHUNK * (size_t)E * 4);
@@ -306,9 +305,9 @@ size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int 
 int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream)
 {
     struct ws_layout L;
-    int rc = MT_OK, bm = v->cfg[0], bn = v->cfg[1], group_m = v->cfg[3] > 0 ? v->cfg[3] : 1, num_sm = v->cfg[6];
+    int rc = MT_OK, bm = v->cfg.block_m, bn = v->cfg.block_n, group_m = v->cfg.group_m > 0 ? v->cfg.group_m : 1, num_sm = v->cfg.num_sm;
     int chunk = a->chunk > 0 && a->chunk < a->M ? a->chunk : a->M;
-    unsigned threads = (unsigned)(v->cfg[4] * 32);
+    unsigned threads = (unsigned)(v->cfg.warps * 32);
     layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
     mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
     mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
@@ -317,7 +316,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
     /* the small-batch path: two launches per chunk, columns in groups of
      * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
-    if (v->cfg[MT_CUDA_MOE_GEMV]) {
+    if (v->cfg.gemv) {
         int cc = bn / 16 > 2 ? bn / 16 : 2;
         if (!mt_cuda_gemv_fits(0, E, topk)) return MT_EINVAL; /* its shared memory holds topk slots */
         for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {

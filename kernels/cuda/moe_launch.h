@@ -26,17 +26,22 @@ int mt_cuda_wgmma_on(const char *arch);
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
-/* cfg order: BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K, GROUP_SIZE_M,
- * num_warps, num_stages, NUM_SM (the CUDA space's order), then ROCm's
- * waves_per_eu (the HIP space's next key; 0 on CUDA: no hint), then GEMV
- * (1: the small-batch path, moe.cu's moe_gemv1 and moe_gemv2, instead of
- * align, the tiled GEMMs and combine; the CUDA space's key after NUM_SM,
- * which mt_cuda_moe_cfg_from_space moves here) */
-#define MT_CUDA_MOE_NCFG 9
-#define MT_CUDA_MOE_GEMV 8
-/* The launcher's cfg from a config of the CUDA space (hip 0: its GEMV key
- * sits after NUM_SM) or of the HIP space (hip 1: waves_per_eu there). */
-void mt_cuda_moe_cfg_from_space(const int *v, int hip, int cfg[MT_CUDA_MOE_NCFG]);
+/* A variant of the pipeline, named as the spaces name its keys. The tile
+ * (block_m, block_n, block_k, warps, stages) and ROCm's waves_per_eu make
+ * the binary; group_m, num_sm and gemv are launch arguments of it. */
+typedef struct mt_cuda_moe_cfg {
+    int block_m, block_n, block_k; /* BLOCK_SIZE_M, _N, _K */
+    int group_m;                   /* GROUP_SIZE_M */
+    int warps, stages;             /* num_warps, num_stages */
+    int num_sm;                    /* NUM_SM: CTAs of the persistent grid (0: one per tile) */
+    int waves_per_eu;              /* ROCm's occupancy hint (0: none; always 0 on CUDA) */
+    int gemv;                      /* GEMV: 1 for the small-batch path (moe_gemv1 and moe_gemv2) instead
+                                    * of align, the tiled GEMMs and combine */
+} mt_cuda_moe_cfg;
+/* The launcher's cfg from a config of the CUDA space (hip 0: its keys are
+ * vLLM's six, NUM_SM and GEMV) or of the HIP space (hip 1: vLLM's six,
+ * NUM_SM, waves_per_eu and ROCm's two fixed keys). */
+void mt_cuda_moe_cfg_from_space(const int *v, int hip, mt_cuda_moe_cfg *cfg);
 /* The GEMV path's limit on topk (moe.cu's GV_MAX_TOPK: a token's experts
  * and weights are kept in shared memory). */
 #define MT_CUDA_GEMV_MAX_TOPK 64
@@ -53,7 +58,7 @@ typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
     mt_cufn align_count, align_scan, align_scatter; /* the alignment over many blocks */
-    int cfg[MT_CUDA_MOE_NCFG];
+    mt_cuda_moe_cfg cfg;
     int warps_m, fp16;
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
     int splitk; /* split-K allowed (mt_cuda_splitk_on when built) */
@@ -71,15 +76,15 @@ typedef struct mt_cuda_moe {
  * arguments, so configs that differ only in them share one binary). MT_EUNSUPPORTED when
  * no warp layout fits. */
 #define MT_CUDA_MOE_NOPTS 9
-int mt_cuda_moe_options(const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS]);
 /* 1 when two configs compile to the same binary. */
-int mt_cuda_moe_same_binary(const int a[MT_CUDA_MOE_NCFG], const int b[MT_CUDA_MOE_NCFG]);
+int mt_cuda_moe_same_binary(const mt_cuda_moe_cfg *a, const mt_cuda_moe_cfg *b);
 
 /* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
  * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
  * launch on this device (why says why); other codes: driver errors. */
-int mt_cuda_moe_build(mt_cuda *c, const int cfg[MT_CUDA_MOE_NCFG], int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
+int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
                       size_t why_len);
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v);
 
