@@ -12,29 +12,10 @@
 
 #include "moetune/moetune.h"
 
-static void bind_real(sqlite3_stmt *q, int i, double v)
-{
-    if (isnan(v)) sqlite3_bind_null(q, i);
-    else sqlite3_bind_double(q, i, v);
-}
-
 static void bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     if (s) sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(q, i);
-}
-
-/* The key of one attention measurement into ?1..?7 */
-static void bind_key(sqlite3_stmt *q, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg,
-                     const char *khash, const char *policy)
-{
-    sqlite3_bind_int64(q, 1, dev);
-    sqlite3_bind_int64(q, 2, prob);
-    sqlite3_bind_int64(q, 3, batch);
-    sqlite3_bind_int64(q, 4, ctx);
-    sqlite3_bind_int64(q, 5, cfg);
-    bind_text(q, 6, khash);
-    bind_text(q, 7, policy);
 }
 
 const char *mt_attn_kernel_hash(const char *backend)
@@ -43,76 +24,31 @@ const char *mt_attn_kernel_hash(const char *backend)
     return mt_family_attn_decode.kernel_hash(backend && strcmp(backend, "cpu") ? "cuda" : "cpu");
 }
 
+/* An attention row is a measurement of the one table: the batch in M, the
+ * context length in p2, through the statements every family uses. */
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "INSERT INTO measurements(sweep_id, device_id, problem_id, M, p2, config_id, "
-                           "is_default, status, reason, median_us, spread_us, reps, rel_err, floor_us, kernel_hash, "
-                           "moetune_version, timing_policy, transient) "
-                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
-                           -1, &q, NULL) != SQLITE_OK)
-        return MT_EDB;
-    if (r->sweep_id) sqlite3_bind_int64(q, 1, r->sweep_id);
-    else sqlite3_bind_null(q, 1);
-    sqlite3_bind_int64(q, 2, r->device_id);
-    sqlite3_bind_int64(q, 3, r->problem_id);
-    sqlite3_bind_int64(q, 4, r->batch);
-    sqlite3_bind_int64(q, 5, r->ctx);
-    sqlite3_bind_int64(q, 6, r->config_id);
-    sqlite3_bind_int(q, 7, r->is_default);
-    bind_text(q, 8, r->status);
-    bind_text(q, 9, r->reason);
-    bind_real(q, 10, r->median_us);
-    bind_real(q, 11, r->spread_us);
-    sqlite3_bind_int(q, 12, r->reps);
-    bind_real(q, 13, r->rel_err);
-    bind_real(q, 14, r->floor_us);
-    bind_text(q, 15, r->kernel_hash);
-    bind_text(q, 16, MOETUNE_VERSION);
-    bind_text(q, 17, r->timing_policy);
-    sqlite3_bind_int(q, 18, r->transient);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? MT_OK : MT_EDB;
+    mt_measurement m = {.sweep_id = r->sweep_id, .device_id = r->device_id, .problem_id = r->problem_id,
+                        .config_id = r->config_id, .M = r->batch, .p2 = r->ctx, .is_default = r->is_default,
+                        .status = r->status, .reason = r->reason, .median_us = r->median_us,
+                        .spread_us = r->spread_us, .rel_err = r->rel_err, .tolerance = NAN, .floor_us = r->floor_us,
+                        .efficiency = NAN, .reps = r->reps, .kernel_hash = r->kernel_hash,
+                        .timing_policy = r->timing_policy, .transient = r->transient};
+    return mt_db_measurement_insert(db, &m);
 }
 
 int mt_db_attn_forget_failure(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg,
                               const char *khash, const char *policy, int any_failure)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND p2=?4 "
-                           "AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7 AND status='failed' AND "
-                           "(transient=1 OR ?8)",
-                           -1, &q, NULL) != SQLITE_OK)
-        return MT_EDB;
-    bind_key(q, dev, prob, batch, ctx, cfg, khash, policy);
-    sqlite3_bind_int(q, 8, any_failure);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return MT_EDB;
-    return sqlite3_changes(mt_db_sqlite(db)) > 0;
+    int64_t point[2] = {batch, ctx};
+    return mt_db_point_forget_failure(db, dev, prob, point, cfg, khash, policy, any_failure);
 }
 
 int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg, const char *khash,
                    const char *policy, double *median)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(mt_db_sqlite(db),
-                           "SELECT median_us, status FROM measurements WHERE device_id=?1 AND problem_id=?2 AND "
-                           "M=?3 AND p2=?4 AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7",
-                           -1, &q, NULL) != SQLITE_OK)
-        return MT_EDB;
-    bind_key(q, dev, prob, batch, ctx, cfg, khash, policy);
-    int rc = sqlite3_step(q), found = 0;
-    if (rc == SQLITE_ROW) {
-        found = 1;
-        const char *st = mt_col_text(q, 1);
-        *median = st && st[0] == 'f' ? NAN : sqlite3_column_double(q, 0);
-    }
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : MT_EDB;
+    int64_t point[2] = {batch, ctx};
+    return mt_db_point_get(db, dev, prob, point, cfg, khash, policy, median, NULL);
 }
 
 int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_attn_row_cb cb, void *user)

@@ -258,17 +258,17 @@ static const char *const stmt_sql[S_COUNT] = {
                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [S_SWEEP_END] = "UPDATE sweeps SET status=?2, finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
     [S_MEAS_EXISTS] = "SELECT status, median_us, transient FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND "
-                      "config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
+                      "p2=?7 AND config_id=?4 AND kernel_hash=?5 AND timing_policy=?6",
     [S_MEAS_INSERT] = "INSERT INTO measurements(sweep_id,device_id,problem_id,M,config_id,is_default,status,"
                       "reason,median_us,spread_us,reps,rel_err,tolerance,floor_us,efficiency,kernel_hash,"
-                      "moetune_version,timing_policy,ord,resources,transient) "
-                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+                      "moetune_version,timing_policy,ord,resources,transient,p2) "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
     /* a failed row measured again: replaced by the new outcome, in place */
     [S_MEAS_RETRY] = "UPDATE measurements SET sweep_id=?1, is_default=?6, status=?7, reason=?8, median_us=?9, "
                      "spread_us=?10, reps=?11, rel_err=?12, tolerance=?13, floor_us=?14, efficiency=?15, "
                      "moetune_version=?17, ord=?19, resources=?20, transient=?21, "
                      "created_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE device_id=?2 AND problem_id=?3 AND M=?4 "
-                     "AND config_id=?5 AND kernel_hash=?16 AND timing_policy=?18 AND status='failed'",
+                     "AND p2=?22 AND config_id=?5 AND kernel_hash=?16 AND timing_policy=?18 AND status='failed'",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
                 "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block,p.key FROM measurements m JOIN devices d ON d.id=m.device_id "
@@ -745,11 +745,19 @@ int mt_db_measurement_exists(mt_db *db, int64_t dev, int64_t prob, int64_t M, in
 int mt_db_measurement_get(mt_db *db, int64_t dev, int64_t prob, int64_t M, int64_t cfg, const char *hash,
                           const char *policy, double *median_us, int *failed)
 {
+    int64_t point[2] = {M, 0};
+    return mt_db_point_get(db, dev, prob, point, cfg, hash, policy, median_us, failed);
+}
+
+int mt_db_point_get(mt_db *db, int64_t dev, int64_t prob, const int64_t point[2], int64_t cfg, const char *hash,
+                    const char *policy, double *median_us, int *failed)
+{
     sqlite3_stmt *s = stmt(db, S_MEAS_EXISTS);
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, dev);
     sqlite3_bind_int64(s, 2, prob);
-    sqlite3_bind_int64(s, 3, M);
+    sqlite3_bind_int64(s, 3, point[0]);
+    sqlite3_bind_int64(s, 7, point[1]);
     sqlite3_bind_int64(s, 4, cfg);
     bind_text(s, 5, hash);
     bind_text(s, 6, policy);
@@ -796,6 +804,7 @@ static int measurement_write(mt_db *db, const mt_measurement *m, int retry)
     sqlite3_bind_int64(s, 19, m->ord);
     bind_text(s, 20, m->resources);
     sqlite3_bind_int(s, 21, m->transient);
+    sqlite3_bind_int64(s, 22, m->p2);
     if (sqlite3_step(s) != SQLITE_DONE) return fail(db, retry ? "store a measurement again" : "insert measurement");
     return retry && sqlite3_changes(db->h) == 0 ? MT_ENOTFOUND : MT_OK;
 }
@@ -803,6 +812,30 @@ static int measurement_write(mt_db *db, const mt_measurement *m, int retry)
 int mt_db_measurement_insert(mt_db *db, const mt_measurement *m) { return measurement_write(db, m, 0); }
 
 int mt_db_measurement_retry(mt_db *db, const mt_measurement *m) { return measurement_write(db, m, 1); }
+
+int mt_db_point_forget_failure(mt_db *db, int64_t dev, int64_t prob, const int64_t point[2], int64_t cfg,
+                               const char *hash, const char *policy, int any_failure)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db->h,
+                           "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND p2=?4 "
+                           "AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7 AND status='failed' AND "
+                           "(transient=1 OR ?8)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(db, "prepare forgetting a failure");
+    sqlite3_bind_int64(q, 1, dev);
+    sqlite3_bind_int64(q, 2, prob);
+    sqlite3_bind_int64(q, 3, point[0]);
+    sqlite3_bind_int64(q, 4, point[1]);
+    sqlite3_bind_int64(q, 5, cfg);
+    bind_text(q, 6, hash);
+    bind_text(q, 7, policy);
+    sqlite3_bind_int(q, 8, any_failure);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return fail(db, "forget a failure");
+    return sqlite3_changes(db->h) > 0;
+}
 
 int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
 {

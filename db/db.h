@@ -60,6 +60,7 @@ typedef struct mt_measurement {
     int64_t ord; /* position in an imported file, else 0 */
     const char *resources; /* the compiler's resource report (JSON), or NULL */
     int transient; /* a failure that did not come from the variant: measured again on the next run */
+    int64_t p2;    /* the family's second point field (attention: the context length); 0 for fused MoE */
 } mt_measurement;
 
 /* A device's description as JSON: one spelling for the worker's hello,
@@ -115,6 +116,15 @@ enum { MT_FAILED_VARIANT = 1, MT_FAILED_TRANSIENT = 2 };
  * *failed (may be NULL), 0 or the stored failure's kind. */
 int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, int64_t config_id,
                           const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
+/* The same for a point of any family: point[0] in M, point[1] in p2 (0
+ * for a family of one point field). */
+int mt_db_point_get(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2], int64_t config_id,
+                    const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
+/* Remove the stored row of this key when it is a transient failure (or,
+ * with any_failure, any failure), so that it is measured again: 1 when one
+ * was removed, 0 when not, <0 on error. */
+int mt_db_point_forget_failure(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2],
+                               int64_t config_id, const char *kernel_hash, const char *timing_policy, int any_failure);
 /* Insert and commit (unless inside mt_db_begin). */
 int mt_db_measurement_insert(mt_db *db, const mt_measurement *m);
 /* Store a new outcome over a failed row of the same key (a variant measured

@@ -345,6 +345,36 @@ static void test_problem_keys(void)
     CHECK(mt_db_problem_upsert(db, &odd) == MT_EINVAL, "an impossible key is refused");
     mt_problem other = {.kernel = "mla_decode", .key = "{}"};
     CHECK(mt_db_problem_upsert(db, &other) == MT_EINVAL, "an unknown family is refused");
+    /* a point is (M, p2): two context lengths of one batch are two rows,
+     * the same point twice is refused; a transient failure is forgotten
+     * alone */
+    mt_device_info d = {.backend = "cpu", .name = "CPU_K", .raw_name = "k"};
+    int64_t cfg;
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_config_upsert(db, "cpu", "{\"partition\":0}", &cfg) == MT_OK,
+          "setup");
+    mt_measurement m = {.device_id = d.id, .problem_id = a.id, .config_id = cfg, .M = 8, .p2 = 100, .status = "ok",
+                        .median_us = 5, .spread_us = 0, .rel_err = 0, .tolerance = NAN, .floor_us = NAN,
+                        .efficiency = NAN, .reps = 3, .kernel_hash = "h", .timing_policy = "p"};
+    int rc1 = mt_db_measurement_insert(db, &m);
+    m.p2 = 200;
+    m.status = "failed";
+    m.reason = "timed out after 60 s";
+    m.transient = 1;
+    int rc2 = mt_db_measurement_insert(db, &m);
+    int rc3 = mt_db_measurement_insert(db, &m);
+    CHECK(rc1 == MT_OK && rc2 == MT_OK && rc3 != MT_OK, "two context lengths, two rows; the same point twice refused");
+    int64_t p100[2] = {8, 100}, p200[2] = {8, 200}, p300[2] = {8, 300};
+    double med = 0;
+    int failed = -1;
+    CHECK(mt_db_point_get(db, d.id, a.id, p100, cfg, "h", "p", &med, &failed) == 1 && med == 5 && failed == 0 &&
+              mt_db_point_get(db, d.id, a.id, p200, cfg, "h", "p", &med, &failed) == 1 && isnan(med) &&
+              failed == MT_FAILED_TRANSIENT && mt_db_point_get(db, d.id, a.id, p300, cfg, "h", "p", &med, NULL) == 0,
+          "each point read back as stored");
+    CHECK(mt_db_point_forget_failure(db, d.id, a.id, p100, cfg, "h", "p", 1) == 0 &&
+              mt_db_point_forget_failure(db, d.id, a.id, p200, cfg, "h", "p", 0) == 1 &&
+              mt_db_point_get(db, d.id, a.id, p200, cfg, "h", "p", NULL, NULL) == 0 &&
+              mt_db_point_get(db, d.id, a.id, p100, cfg, "h", "p", NULL, NULL) == 1,
+          "the transient failure forgotten, the verified row kept");
     mt_db_close(db);
 }
 
