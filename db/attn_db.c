@@ -37,20 +37,6 @@ int mt_db_attn_insert(mt_db *db, const mt_attn_row *r)
     return mt_db_measurement_insert(db, &m);
 }
 
-int mt_db_attn_forget_failure(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg,
-                              const char *khash, const char *policy, int any_failure)
-{
-    int64_t point[2] = {batch, ctx};
-    return mt_db_point_forget_failure(db, dev, prob, point, cfg, khash, policy, any_failure);
-}
-
-int mt_db_attn_get(mt_db *db, int64_t dev, int64_t prob, int64_t batch, int64_t ctx, int64_t cfg, const char *khash,
-                   const char *policy, double *median)
-{
-    int64_t point[2] = {batch, ctx};
-    return mt_db_point_get(db, dev, prob, point, cfg, khash, policy, median, NULL);
-}
-
 int mt_db_attn_best(mt_db *db, int64_t dev, int64_t prob, const char *khash, mt_attn_row_cb cb, void *user)
 {
     sqlite3_stmt *q;

@@ -24,15 +24,9 @@ typedef struct mt_attn_row {
  * source) otherwise. */
 const char *mt_attn_kernel_hash(const char *backend);
 
+/* A row of the one measurements table (db.h): the batch in M, the context
+ * length in p2. The sweep stores through mt_sweep_step, as every family. */
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r);
-/* Remove the stored row of this key when it is a transient failure (or,
- * with any_failure, any failure), so that it is measured again: 1 when one
- * was removed, 0 when not, <0 on error. */
-int mt_db_attn_forget_failure(mt_db *db, int64_t device_id, int64_t problem_id, int64_t batch, int64_t ctx,
-                              int64_t config_id, const char *kernel_hash, const char *timing_policy, int any_failure);
-/* 1 and the stored median (NaN for a failed one) when stored, 0 when not, <0 on error */
-int mt_db_attn_get(mt_db *db, int64_t device_id, int64_t problem_id, int64_t batch, int64_t ctx, int64_t config_id,
-                   const char *kernel_hash, const char *timing_policy, double *median_us);
 /* The best verified row of each (batch, ctx), by batch then ctx (strings
  * valid during the callback). */
 typedef int (*mt_attn_row_cb)(const mt_attn_row *r, void *user);

@@ -60,6 +60,11 @@ typedef struct mt_family_tuning {
                    char *resources, size_t rlen);
     /* the default timing policy of a backend for the family */
     void (*policy)(const char *backend, struct mt_policy *pol);
+    /* the roofline floor in microseconds of k at point on a device of
+     * this bandwidth (GB/s) and peak (GFLOP/s); experts_hit is what the
+     * measurement reported (fused MoE), or 0; NaN where it cannot be told */
+    double (*floor_us)(const mt_family_key *k, const int64_t *point, double bandwidth_gbs, double peak_gflops,
+                       int64_t experts_hit);
     /* the family's cases of the cross-backend check: small, odd shapes and
      * points that reach each of its kernel's paths */
     int nchecks;

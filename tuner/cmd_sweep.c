@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "rt_internal.h" /* mt_kernel_hash */
+#include "sweep_step.h"
 #include "cmds.h"
 #include "device.h"
 #include "export.h"
@@ -159,74 +160,6 @@ typedef struct sweep_opts {
     int64_t job;           /* --job ID: the daemon's job this sweep runs */
     int shard_i, shard_n;  /* --shard I/N */
 } sweep_opts;
-
-/* One worker reply (or its absence) turned into a stored measurement.
- * m->reason points into reason (the caller's: it reports it afterwards). */
-static int record(mt_db *db, mt_measurement *m, const char *reply_text, int call_rc, const char *why,
-                  const mt_moe_shape *s, const mt_device_info *dev, double *median_out, int *fatal,
-                  char (*reason_buf)[512], int again)
-{
-    char *reason = *reason_buf;
-    char *resources = NULL;
-    cJSON *r = NULL;
-    m->median_us = m->spread_us = m->rel_err = m->floor_us = m->efficiency = NAN;
-    m->reps = 0;
-    m->reason = NULL;
-    *median_out = NAN;
-    m->transient = 0;
-    if (call_rc != MT_OK) {
-        m->status = "failed";
-        snprintf(reason, sizeof *reason_buf, "%s", why);
-        m->reason = reason;
-        /* a timeout or a kill from outside says nothing of the variant */
-        m->transient = mt_worker_failure_transient(call_rc, why);
-    } else {
-        r = cJSON_Parse(reply_text);
-        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
-        if (!cJSON_IsTrue(ok) || !cJSON_IsString(st)) {
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
-            m->status = "failed";
-            snprintf(reason, sizeof *reason_buf, "worker error: %s", cJSON_IsString(e) ? e->valuestring : "malformed reply");
-            m->reason = reason;
-        } else {
-            const cJSON *v;
-            m->status = !strcmp(st->valuestring, "ok") ? "ok" : !strcmp(st->valuestring, "aborted") ? "aborted" : "failed";
-            if ((v = cJSON_GetObjectItemCaseSensitive(r, "reason")) && cJSON_IsString(v)) {
-                snprintf(reason, sizeof *reason_buf, "%s", v->valuestring);
-                m->reason = reason;
-            }
-            if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
-            /* the worker is exiting: its device context is unusable */
-            *fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
-            if ((v = cJSON_GetObjectItemCaseSensitive(r, "resources")) && cJSON_IsObject(v))
-                m->resources = resources = cJSON_PrintUnformatted(v);
-            if (!strcmp(m->status, "aborted")) {
-                /* the partial figure: the search learns the variant is slow */
-                v = cJSON_GetObjectItemCaseSensitive(r, "median_us");
-                if (cJSON_IsNumber(v)) m->median_us = *median_out = v->valuedouble;
-                v = cJSON_GetObjectItemCaseSensitive(r, "reps");
-                if (cJSON_IsNumber(v)) m->reps = v->valueint;
-            }
-            if (!strcmp(m->status, "ok")) {
-                m->median_us = cJSON_GetObjectItemCaseSensitive(r, "median_us")->valuedouble;
-                m->spread_us = cJSON_GetObjectItemCaseSensitive(r, "spread_us")->valuedouble;
-                m->reps = cJSON_GetObjectItemCaseSensitive(r, "reps")->valueint;
-                v = cJSON_GetObjectItemCaseSensitive(r, "experts_hit");
-                int64_t hit = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : s->E;
-                m->floor_us = mt_roofline_floor_us(s, m->M, hit, dev->bandwidth_gbs, dev->peak_gflops);
-                m->efficiency = m->median_us > 0 ? m->floor_us / m->median_us : NAN;
-                *median_out = m->median_us;
-            }
-        }
-    }
-    /* a failure stored before and measured again is replaced in place */
-    int rc = again ? mt_db_measurement_retry(db, m) : mt_db_measurement_insert(db, m);
-    cJSON_Delete(r);
-    free(resources);
-    m->resources = NULL;
-    return rc;
-}
 
 /* the fused-MoE family's measure request for batch size M */
 static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t M, const char *params, uint64_t seed,
@@ -842,6 +775,15 @@ int cmd_sweep(int argc, char **argv)
         job_tick(db, o.job, 0, total, NULL);
     }
     mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
+    /* every variant through the step every family takes */
+    mt_family_key fkey;
+    char kwhy[300];
+    if (mt_family_key_parse(&mt_family_fused_moe, prob.key, &fkey, kwhy, sizeof kwhy) != MT_OK) {
+        status = mt_fail("sweep", "the problem's key: %s", kwhy);
+        goto out_plan;
+    }
+    mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, sweep_id,
+                         khash, policy_text, (double)o.timeout, o.retry_failed};
     mt_progress prog;
     mt_progress_init(&prog, o.quiet);
     int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0, retried = 0;
@@ -872,25 +814,7 @@ int cmd_sweep(int argc, char **argv)
                 status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
                 break;
             }
-            double stored = NAN;
-            int failed_kind = 0;
-            int have = mt_db_measurement_get(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text, &stored,
-                                             &failed_kind);
-            if (have < 0) {
-                status = mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
-                break;
-            }
             done++;
-            /* a failure that was not the variant's (a timeout, a kill from
-             * outside) is measured again; with --retry-failed, every failure */
-            int again = have && (failed_kind == MT_FAILED_TRANSIENT || (failed_kind && o.retry_failed));
-            if (again) retried++;
-            if (have && !again) {
-                /* measured before (a resumed sweep): the search learns it again */
-                mt_search_report(search[i], idx, stored);
-                skipped++;
-                continue;
-            }
             /* the same inputs for every config of this M: the routing
              * decides how many experts and tiles there are to run, so inputs
              * drawn per config made a config look fast for its routing */
@@ -899,52 +823,32 @@ int cmd_sweep(int argc, char **argv)
              * this M stops after a few repetitions */
             double incumbent;
             pol.abort_us = o.abort_factor > 0 && mt_search_best(search[i], &incumbent) >= 0 ? incumbent * o.abort_factor : 0;
-            char req[1024];
-            measure_request(req, sizeof req, &shape, ps.ms[i], params, seed, &pol);
+            int64_t point[2] = {ps.ms[i], 0};
+            mt_step step;
+            int src = mt_sweep_step(&sctx, point, params, cfg_id, memcmp(c, &defs[i], sizeof *c) == 0, seed, &pol,
+                                    &interrupted, &step, why, sizeof why);
             pol.abort_us = 0;
-            char *reply = NULL;
-            int crc = mt_worker_call(w, req, (double)o.timeout, &reply, why, sizeof why);
-            if (interrupted && crc != MT_OK) {
-                free(reply);
-                break; /* the variant in flight is abandoned, not blamed */
+            if (src != MT_OK) {
+                status = mt_fail("sweep", "%s", why);
+                break;
             }
-            mt_measurement m = {.sweep_id = sweep_id, .device_id = dev.id, .problem_id = prob.id,
-                                .config_id = cfg_id, .M = ps.ms[i],
-                                .is_default = memcmp(c, &defs[i], sizeof *c) == 0,
-                                .tolerance = pol.tolerance, .kernel_hash = khash, .timing_policy = policy_text};
-            double med;
-            int fatal = 0;
-            char reason[512];
-            if (record(db, &m, reply, crc, why, &shape, &dev, &med, &fatal, &reason, again) != MT_OK) {
-                /* another sweep of the same problem on this database may have
-                 * stored the same variant in the meantime (its row is kept:
-                 * either is a measurement of the same kernel, the same way) */
-                if (mt_db_measurement_exists(db, dev.id, prob.id, ps.ms[i], cfg_id, khash, policy_text) == 1) {
-                    mt_info("M=%lld %s: stored by another sweep on this database meanwhile; its row is kept",
-                            (long long)ps.ms[i], params);
-                } else {
-                    free(reply);
-                    status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
-                    break;
-                }
+            if (step.kind == MT_STEP_ABANDONED) break;
+            retried += step.retried;
+            if (step.kind == MT_STEP_STORED) {
+                mt_search_report(search[i], idx, step.median_us);
+                skipped++;
+                continue;
             }
-            free(reply);
+            double med = step.median_us;
             mt_search_report(search[i], idx, med);
             measured++;
             new_here++;
-            if (!strcmp(m.status, "aborted")) {
+            if (!strcmp(step.status, "aborted")) {
                 aborted++;
-            } else if (strcmp(m.status, "ok") != 0) {
+            } else if (strcmp(step.status, "ok") != 0) {
                 failed++;
                 if (!o.quiet && !prog.tty)
-                    mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, m.reason ? m.reason : "failed");
-            }
-            if (crc != MT_OK || fatal) {
-                char err[512];
-                if (mt_worker_restart(w, err, sizeof err) != MT_OK) {
-                    status = mt_fail("sweep", "cannot restart the worker: %s", err);
-                    break;
-                }
+                    mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, step.reason[0] ? step.reason : "failed");
             }
             if (med < best) best = med;
             /* the model's view of what is left to find at this M */

@@ -116,6 +116,7 @@ static cJSON *result_json(const mt_measure_result *res)
         cJSON_AddNumberToObject(o, "reps", res->reps);
     }
     if (res->rel_err == res->rel_err) cJSON_AddNumberToObject(o, "rel_err", res->rel_err);
+    if (res->tolerance > 0) cJSON_AddNumberToObject(o, "tolerance", res->tolerance);
     return o;
 }
 

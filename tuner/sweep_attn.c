@@ -16,6 +16,7 @@
 
 #include "attn.h"
 #include "attn_db.h"
+#include "sweep_step.h"
 #include "jobs.h"
 #include "cmds.h"
 #include "device.h"
@@ -227,7 +228,7 @@ int mt_sweep_attention(int argc, char **argv)
 
     mt_db *db = NULL;
     mt_worker *w = NULL;
-    char exe[4096], why[512], *reply = NULL;
+    char exe[4096];
     int status = 0;
     if ((status = mt_cli_open_db("sweep", db_path, &db)) != 0) goto done;
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
@@ -294,6 +295,14 @@ int mt_sweep_attention(int argc, char **argv)
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
         goto done;
     }
+    /* every variant through the step every family takes */
+    mt_family_key fkey;
+    if (mt_family_key_parse(&mt_family_attn_decode, prob.key, &fkey, err, sizeof err) != MT_OK) {
+        status = mt_fail("sweep", "the problem's key: %s", err);
+        goto done;
+    }
+    mt_sweep_ctx sctx = {db, w, &mt_tuning_attn_decode, &fkey, prob.key, 0, &dev, prob.id, sweep_id, khash, policy,
+                         (double)timeout, ao.retry_failed};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -343,67 +352,31 @@ int mt_sweep_attention(int argc, char **argv)
             uint64_t inputs = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)bs[i] * 1000003ull ^ (uint64_t)cs[j] * 7919ull;
             int idx;
             while (!stop && mt_search_next(search, &idx)) {
-                char params[256], req[1024];
+                char params[256];
                 int64_t cfg_id;
                 mt_config_to_json(&sp, &pts[idx], params, sizeof params);
                 if (mt_db_config_upsert(db, dev.backend, params, &cfg_id) != MT_OK) {
                     status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
                     break;
                 }
-                double stored;
                 done_n++;
-                /* a failure that was not the variant's (a timeout, a kill from
-                 * outside) is measured again; with --retry-failed, any failure */
-                if (mt_db_attn_forget_failure(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, ao.retry_failed) > 0)
-                    retried++;
-                if (mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &stored) == 1) {
-                    mt_search_report(search, idx, stored);
+                int64_t point[2] = {bs[i], cs[j]};
+                mt_step step;
+                int src = mt_sweep_step(&sctx, point, params, cfg_id, !memcmp(&pts[idx], &def, sizeof def), inputs, &pol,
+                                        &stop, &step, err, sizeof err);
+                if (src != MT_OK) {
+                    status = mt_fail("sweep", "%s", err);
+                    break;
+                }
+                if (step.kind == MT_STEP_ABANDONED) break;
+                retried += step.retried;
+                mt_search_report(search, idx, step.median_us);
+                if (step.kind == MT_STEP_STORED) {
                     skipped++;
                     continue;
                 }
-                int64_t point[2] = {bs[i], cs[j]};
-                if (mt_measure_request(req, sizeof req, "attn_decode", prob.key, point, 2, 0, params, inputs, &pol) != MT_OK)
-                    req[0] = 0;
-                int crc = mt_worker_call(w, req, (double)timeout, &reply, why, sizeof why);
-                if (stop && crc != MT_OK) break; /* abandoned, not failed */
-                cJSON *r = crc == MT_OK ? cJSON_Parse(reply) : NULL;
-                free(reply);
-                reply = NULL;
-                const cJSON *rs = cJSON_GetObjectItemCaseSensitive(r, "status"), *med = cJSON_GetObjectItemCaseSensitive(r, "median_us");
-                const cJSON *reason = cJSON_GetObjectItemCaseSensitive(r, "reason"), *rel = cJSON_GetObjectItemCaseSensitive(r, "rel_err");
-                int ok = cJSON_IsString(rs) && !strcmp(rs->valuestring, "ok") && cJSON_IsNumber(med);
-                double esz = (double)mt_dtype_size(dtype);
-                double floor_us = dev.bandwidth_gbs > 0
-                                      ? (double)bs[i] * (double)cs[j] * (double)Hkv * (double)D * 2.0 * esz / (dev.bandwidth_gbs * 1e9) * 1e6
-                                      : NAN;
-                mt_attn_row row = {sweep_id, dev.id, prob.id, bs[i], cs[j], cfg_id,
-                                   !memcmp(&pts[idx], &def, sizeof def),
-                                   ok ? "ok" : (cJSON_IsString(rs) && !strcmp(rs->valuestring, "aborted")) ? "aborted" : "failed",
-                                   ok ? NULL : cJSON_IsString(reason) ? reason->valuestring : crc != MT_OK ? why : "no answer",
-                                   cJSON_IsNumber(med) ? med->valuedouble : NAN, NAN,
-                                   cJSON_IsNumber(rel) ? rel->valuedouble : NAN, floor_us, 0, khash, policy, NULL,
-                                   !ok && crc != MT_OK && mt_worker_failure_transient(crc, why)};
-                double other;
-                if (mt_db_attn_insert(db, &row) != MT_OK &&
-                    mt_db_attn_get(db, dev.id, prob.id, bs[i], cs[j], cfg_id, khash, policy, &other) != 1) {
-                    cJSON_Delete(r);
-                    status = mt_fail("sweep", "cannot store a measurement: %s", mt_db_errmsg(db));
-                    break;
-                }
-                /* (stored meanwhile by another sweep of the same problem on this
-                 * database: its row is kept, as the MoE sweep does) */
-                double got = ok ? med->valuedouble : NAN;
-                /* the worker answered "fatal" (a device fault poisoned its
-                 * context) and is exiting: a new one for the next variant */
-                int fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
-                cJSON_Delete(r);
                 measured++;
-                failed += !ok;
-                mt_search_report(search, idx, got);
-                if ((crc != MT_OK || fatal) && mt_worker_restart(w, err, sizeof err) != MT_OK) {
-                    status = mt_fail("sweep", "cannot restart the worker: %s", err);
-                    break;
-                }
+                failed += strcmp(step.status, "ok") != 0;
                 char best[128];
                 double bt;
                 if (mt_search_best(search, &bt) >= 0)
@@ -469,7 +442,6 @@ int mt_sweep_attention(int argc, char **argv)
         status = MT_EXIT_INTERRUPTED;
     }
 done:
-    free(reply);
     mt_worker_stop(w);
     mt_db_close(db);
     free(bs);

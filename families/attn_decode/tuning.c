@@ -1,5 +1,6 @@
 /* The attention decode family's tuning: its spaces, their context, its
  * dtypes per backend, and one measurement through the CPU or GPU bench. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,18 @@ static void policy(const char *backend, mt_policy *pol)
     else mt_policy_cuda_default(pol);
 }
 
+/* the KV cache of the batch read once at the copy bandwidth: K and V of
+ * every token of every sequence (the query and output are small) */
+static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
+{
+    int dtype;
+    (void)peak, (void)hit;
+    if (bw <= 0 || mt_dtype_parse(k->dtype, &dtype) != MT_OK) return NAN;
+    double bytes = (double)point[0] * (double)point[1] * (double)k->v[MT_ATTN_KEY_HKV] * (double)k->v[MT_ATTN_KEY_D] * 2.0 *
+                   (double)mt_dtype_size(dtype);
+    return bytes / (bw * 1e9) * 1e6;
+}
+
 /* grouped-query, multi-head and multi-query attention; a context shorter
  * than a page, one that ends inside a page, and one of many partitions */
 static const mt_family_check checks[] = {
@@ -78,4 +91,4 @@ static const mt_family_check checks[] = {
 };
 
 const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure, policy,
-                                                (int)(sizeof checks / sizeof checks[0]), checks};
+                                                floor_us, (int)(sizeof checks / sizeof checks[0]), checks};

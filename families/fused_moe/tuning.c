@@ -1,5 +1,6 @@
 /* The fused-MoE family's tuning: its spaces, their context, its dtypes per
  * backend, and one measurement through the CPU or GPU bench. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +58,15 @@ static void policy(const char *backend, mt_policy *pol)
     else mt_policy_cuda_default(pol);
 }
 
+/* every hit expert's weights read once, activations in and out; or the
+ * FLOPs at the peak, whichever takes longer */
+static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
+{
+    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, 1};
+    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK) return NAN;
+    return mt_roofline_floor_us(&s, point[0], hit > 0 ? hit : s.E, bw, peak);
+}
+
 /* one token (the GEMV path's case), a batch whose pairs leave experts
  * empty, and one that fills them, on shapes whose N and K are not powers
  * of two */
@@ -66,5 +76,5 @@ static const mt_family_check checks[] = {
     {"{\"E\":16,\"N\":64,\"K\":128,\"topk\":4}", {48}},
 };
 
-const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy,
+const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy, floor_us,
                                               (int)(sizeof checks / sizeof checks[0]), checks};

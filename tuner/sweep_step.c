@@ -1,0 +1,130 @@
+/* One step of a sweep, for every family (sweep_step.h). */
+#include "sweep_step.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moetune/moetune.h"
+
+/* The reply (or its absence) as the row m, figures from the reply. */
+static void fill_row(const mt_sweep_ctx *c, const int64_t point[2], mt_measurement *m, const char *reply, int call_rc,
+                     const char *call_why, mt_step *out, char **resources, int *fatal)
+{
+    m->median_us = m->spread_us = m->rel_err = m->floor_us = m->efficiency = NAN;
+    m->reps = 0;
+    m->reason = NULL;
+    m->transient = 0;
+    out->median_us = NAN;
+    out->reason[0] = 0;
+    if (call_rc != MT_OK) {
+        m->status = "failed";
+        snprintf(out->reason, sizeof out->reason, "%s", call_why);
+        m->reason = out->reason;
+        /* a timeout or a kill from outside says nothing of the variant */
+        m->transient = mt_worker_failure_transient(call_rc, call_why);
+        return;
+    }
+    cJSON *r = cJSON_Parse(reply);
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok"), *st = cJSON_GetObjectItemCaseSensitive(r, "status"), *v;
+    if (!cJSON_IsTrue(ok) || !cJSON_IsString(st)) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+        m->status = "failed";
+        snprintf(out->reason, sizeof out->reason, "worker error: %s", cJSON_IsString(e) ? e->valuestring : "malformed reply");
+        m->reason = out->reason;
+        cJSON_Delete(r);
+        return;
+    }
+    m->status = !strcmp(st->valuestring, "ok") ? "ok" : !strcmp(st->valuestring, "aborted") ? "aborted" : "failed";
+    if ((v = cJSON_GetObjectItemCaseSensitive(r, "reason")) && cJSON_IsString(v)) {
+        snprintf(out->reason, sizeof out->reason, "%s", v->valuestring);
+        m->reason = out->reason;
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(r, "rel_err")) && cJSON_IsNumber(v)) m->rel_err = v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(r, "tolerance")) && cJSON_IsNumber(v)) m->tolerance = v->valuedouble;
+    /* the worker is exiting: its device context is unusable */
+    *fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fatal"));
+    if ((v = cJSON_GetObjectItemCaseSensitive(r, "resources")) && cJSON_IsObject(v))
+        m->resources = *resources = cJSON_PrintUnformatted(v);
+    const cJSON *med = cJSON_GetObjectItemCaseSensitive(r, "median_us"), *reps = cJSON_GetObjectItemCaseSensitive(r, "reps");
+    if (strcmp(m->status, "failed") && cJSON_IsNumber(med)) {
+        /* ok, or aborted with its partial figure: the search learns the
+         * variant is slow */
+        m->median_us = out->median_us = med->valuedouble;
+        if (cJSON_IsNumber(reps)) m->reps = reps->valueint;
+    } else if (strcmp(m->status, "failed")) {
+        m->status = "failed";
+        snprintf(out->reason, sizeof out->reason, "worker error: a reply without its figure");
+        m->reason = out->reason;
+    }
+    if (!strcmp(m->status, "ok")) {
+        v = cJSON_GetObjectItemCaseSensitive(r, "spread_us");
+        m->spread_us = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        v = cJSON_GetObjectItemCaseSensitive(r, "experts_hit");
+        int64_t hit = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+        m->floor_us = c->t->floor_us(c->key, point, c->dev->bandwidth_gbs, c->dev->peak_gflops, hit);
+        m->efficiency = m->median_us > 0 && !isnan(m->floor_us) ? m->floor_us / m->median_us : NAN;
+    }
+    cJSON_Delete(r);
+}
+
+int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *params, int64_t cfg_id, int is_default,
+                  uint64_t seed, const mt_policy *pol, const volatile sig_atomic_t *stop, mt_step *out, char *why,
+                  size_t n)
+{
+    double stored = NAN;
+    int failed_kind = 0;
+    memset(out, 0, sizeof *out);
+    out->median_us = NAN;
+    int have = mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, &stored,
+                               &failed_kind);
+    if (have < 0) return snprintf(why, n, "cannot read the database: %s", mt_db_errmsg(c->db)), MT_EDB;
+    /* a failure that was not the variant's (a timeout, a kill from outside)
+     * is measured again; with --retry-failed, every failure */
+    out->retried = have && (failed_kind == MT_FAILED_TRANSIENT || (failed_kind && c->retry_failed));
+    if (have && !out->retried) {
+        /* measured before (a resumed sweep): the search learns it again */
+        out->kind = MT_STEP_STORED;
+        out->median_us = stored;
+        return MT_OK;
+    }
+    char req[2048], call_why[512], *reply = NULL;
+    if (mt_measure_request(req, sizeof req, c->t->family->name, c->key_json, point, c->t->family->npoint,
+                           c->renormalize, params, seed, pol) != MT_OK)
+        return snprintf(why, n, "the measure request does not fit: %.200s", params), MT_EINVAL;
+    int crc = mt_worker_call(c->w, req, c->timeout_s, &reply, call_why, sizeof call_why);
+    if (stop && *stop && crc != MT_OK) {
+        free(reply);
+        out->kind = MT_STEP_ABANDONED; /* the variant in flight is abandoned, not blamed */
+        return MT_OK;
+    }
+    mt_measurement m = {.sweep_id = c->sweep_id, .device_id = c->dev->id, .problem_id = c->problem_id,
+                        .config_id = cfg_id, .M = point[0], .p2 = c->t->family->npoint > 1 ? point[1] : 0,
+                        .is_default = is_default, .tolerance = pol->tolerance, .kernel_hash = c->kernel_hash,
+                        .timing_policy = c->policy_text};
+    char *resources = NULL;
+    int fatal = 0;
+    fill_row(c, point, &m, reply, crc, call_why, out, &resources, &fatal);
+    free(reply);
+    out->kind = MT_STEP_MEASURED;
+    out->status = m.status;
+    /* a failure stored before and measured again is replaced in place */
+    int rc = out->retried ? mt_db_measurement_retry(c->db, &m) : mt_db_measurement_insert(c->db, &m);
+    free(resources);
+    if (rc != MT_OK) {
+        /* another sweep of the same problem on this database may have stored
+         * the same variant meanwhile: its row is kept (either is a
+         * measurement of the same kernel, the same way) */
+        if (mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, NULL,
+                            NULL) != 1)
+            return snprintf(why, n, "cannot store a measurement: %s", mt_db_errmsg(c->db)), MT_EDB;
+    }
+    if (crc != MT_OK || fatal) {
+        char err[512];
+        if (mt_worker_restart(c->w, err, sizeof err) != MT_OK)
+            return snprintf(why, n, "cannot restart the worker: %s", err), MT_ECRASH;
+    }
+    return MT_OK;
+}

@@ -1,0 +1,50 @@
+/* One step of a sweep, the same for every kernel family: a config at a
+ * point looked up in the database (a stored figure is reused; a failure
+ * that was not the variant's, or any with --retry-failed, is measured
+ * again), else measured by the worker with the one measure request, the
+ * reply turned into a stored row (status, reason, figures, the family's
+ * floor, a timeout or an outside kill marked transient), and the worker
+ * replaced after a crash or a "fatal" answer. */
+#ifndef MT_SWEEP_STEP_H
+#define MT_SWEEP_STEP_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "family_tuning.h"
+#include "measure.h"
+#include "workerpool.h"
+
+typedef struct mt_sweep_ctx {
+    mt_db *db;
+    mt_worker *w;
+    const mt_family_tuning *t;
+    const mt_family_key *key; /* the family's key, parsed */
+    const char *key_json;     /* and as the problem stores it */
+    int renormalize;          /* fused MoE's routing */
+    const mt_device_info *dev;
+    int64_t problem_id, sweep_id;
+    const char *kernel_hash, *policy_text;
+    double timeout_s;
+    int retry_failed;
+} mt_sweep_ctx;
+
+typedef struct mt_step {
+    enum { MT_STEP_STORED, MT_STEP_MEASURED, MT_STEP_ABANDONED } kind;
+    int retried;         /* a stored failure measured again */
+    const char *status;  /* "ok", "failed", "aborted" (measured) */
+    double median_us;    /* what the search learns: the figure, the partial one when aborted, NaN when failed */
+    char reason[512];    /* a failure's */
+} mt_step;
+
+/* One config (params, its row cfg_id) of the sweep's problem at point,
+ * on inputs drawn from seed, stopped early past abort_us (0: never).
+ * stop, when set by a signal while the worker runs, abandons the variant
+ * (MT_STEP_ABANDONED: nothing stored). MT_OK, or MT_EDB when the database
+ * refused the row, MT_ECRASH when no worker could be started again; why
+ * says which. */
+int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *params, int64_t cfg_id, int is_default,
+                  uint64_t seed, const mt_policy *pol, const volatile sig_atomic_t *stop, mt_step *out, char *why, size_t n);
+
+#endif
