@@ -349,7 +349,7 @@ static void test_problem_keys(void)
      * the same point twice is refused; a transient failure is forgotten
      * alone */
     mt_device_info d = {.backend = "cpu", .name = "CPU_K", .raw_name = "k"};
-    int64_t cfg;
+    int64_t cfg = 0;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_config_upsert(db, "cpu", "{\"partition\":0}", &cfg) == MT_OK,
           "setup");
     mt_measurement m = {.device_id = d.id, .problem_id = a.id, .config_id = cfg, .M = 8, .p2 = 100, .status = "ok",
