@@ -11,7 +11,7 @@ ATTN="(select m.*, m.M as batch, m.p2 as ctx from measurements m join problems p
 args=(sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --page-size 16 --batch-sizes 1,3 --contexts 40,300
       --budget 5 --db "$DB" --out "$TMP/out" --quiet)
 expect_exit 0 "$TMP/s1" "$MT" "${args[@]}"
-expect_in "$TMP/s1" "measured 20 variants (0 failed), 0 already in the database"
+expect_in "$TMP/s1" "measured 20 variants (0 failed, 0 aborted as clearly slower), 0 already in the database"
 [ "$(sql "$DB" "select count(*) from $ATTN where status='ok' and rel_err < 0.02")" = 20 ] || fail "20 checked rows"; ok
 [ "$(sql "$DB" "select count(distinct batch || 'x' || ctx) from $ATTN")" = 4 ] || fail "4 (batch, ctx) pairs"; ok
 [ "$(sql "$DB" "select kernel || ' ' || key || ' ' || E || N || K || topk from problems")" = \
@@ -36,7 +36,22 @@ expect_exit 0 "$TMP/pb" "$MT" publish "file://$TMP/bucket" --db "$DB"
 expect_exit 0 "$TMP/pl" "$MT" pull "file://$TMP/bucket" --cache "$TMP/cache" --no-db
 cmp -s "$F" "$TMP/cache/$(basename "$F")" || fail "the attention file did not travel through the bucket"; ok
 expect_exit 0 "$TMP/s2" "$MT" "${args[@]}"
-expect_in "$TMP/s2" "measured 0 variants (0 failed), 20 already in the database"
+expect_in "$TMP/s2" "measured 0 variants (0 failed, 0 aborted as clearly slower), 20 already in the database"
+# --json: the counts and each pair's best, as the stored rows say
+expect_exit 0 "$TMP/s2j" "$MT" "${args[@]}" --json
+[ "$(py "$TMP/s2j" 'j["measured"], j["skipped"], len(j["table"]["results"]), j["table"]["key"]["H_kv"], j["unverified_pairs"]')" = \
+  "(0, 20, 4, 2, [])" ] || fail "attention --json: $(cat "$TMP/s2j")"; ok
+[ "$(py "$TMP/s2j" 'min(r["median_us"] for r in j["table"]["results"] if r["batch"] == 3 and r["ctx"] == 300)')" = \
+  "$(sql "$DB" "select min(median_us) from $ATTN where status = 'ok' and batch = 3 and ctx = 300")" ] \
+  || fail "the JSON's best is not the database's"; ok
+# --time: a sweep cut short says so (even with --quiet), stores what it measured, and the next run goes on
+expect_exit 0 "$TMP/st" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1,2,3 \
+  --contexts 64,128 --strategy grid --time 0.001s --db "$TMP/t.db" --no-export --quiet
+expect_in "$TMP/st" "--time 0 s reached"
+[ "$(sql "$TMP/t.db" "select status from sweeps")" = "time limit" ] || fail "the sweep's record: $(sql "$TMP/t.db" "select status from sweeps")"; ok
+# --abort-factor is checked as the fused-MoE sweep checks it
+expect_exit 2 "$TMP/sa" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --abort-factor 1.01
+expect_in "$TMP/sa" "at least 1.05"
 # a variant that returns NaN is failed with its reason; the others pass
 MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/f.db" --no-export --quiet

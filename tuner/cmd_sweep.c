@@ -350,25 +350,11 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             if ((o->strategy = mt_strategy_parse(optarg)) < 0)
                 return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
             break;
-        case O_TIME: {
-            char *end;
-            double v = strtod(optarg, &end);
-            double mul = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
-            if (end == optarg || mul < 0 || !(v > 0))
-                return mt_usage_error(me, "--time '%s': expected a duration such as 90s, 10m or 1h", optarg);
-            o->time_s = v * mul;
-            break;
-        }
+        case O_TIME: rc = mt_parse_duration(me, "--time", optarg, &o->time_s); break;
         case O_BUDGET: rc = mt_parse_budget(me, optarg, &o->budget, &o->budget_pct); break;
         case O_TIMEOUT: rc = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
-        case O_ABORT: {
-            char *end;
-            o->abort_factor = strtod(optarg, &end);
-            if (*end || !(o->abort_factor == 0 || o->abort_factor >= 1.05))
-                return mt_usage_error(me, "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", optarg);
-            break;
-        }
+        case O_ABORT: rc = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
         case O_FINALISTS: rc = mt_parse_int_opt(me, "--finalists", optarg, 0, MAX_FINALISTS, &v); o->finalists = (int)v; break;
         case O_ROUNDS: rc = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MAX_ROUNDS, &v); o->rounds = (int)v; break;
         case O_COMPILE_JOBS: rc = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
@@ -517,6 +503,15 @@ int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_conf
             return mt_usage_error(cmd, "--model-config '%s': %s", o.prob.model_config, strerror(errno));
     }
     return MT_EXIT_OK;
+}
+
+/* the progress line and the job's row after each measured variant */
+struct tick_ctx { mt_progress *prog; mt_db *db; int64_t job; int total; };
+static void tick(void *user, int done, const char *best)
+{
+    struct tick_ctx *t = user;
+    mt_progress_update(t->prog, done, t->total, best);
+    if (t->job) job_tick(t->db, t->job, done, t->total, best);
 }
 
 int cmd_sweep(int argc, char **argv)
@@ -794,73 +789,25 @@ int cmd_sweep(int argc, char **argv)
     mt_search_order(o.strategy, ps.n_ms, min_budget, order);
     for (int oi = 0; oi < ps.n_ms && !interrupted && !status && !out_of_time; oi++) {
         const int i = order[oi];
-        double best = INFINITY;
-        int idx, new_here = 0;
-        char what[64];
+        char what[64], label[32];
         /* one process measures a batch size at a time: a second sweep of
          * the same problem waits, then finds the points stored */
         snprintf(what, sizeof what, "M=%lld of this problem", (long long)ps.ms[i]);
         if (mt_m_lock(m_lock_fd, dev.id, prob.id, ps.ms[i], what) != 0) break;
-        while (!interrupted && mt_search_next(search[i], &idx)) {
-            if (o.time_s > 0 && mt_now() - t_start > o.time_s) {
-                out_of_time = 1;
-                break;
-            }
-            const mt_config *c = &pts[i][idx];
-            char params[256], best_txt[96];
-            int64_t cfg_id;
-            mt_config_to_json(&sp, c, params, sizeof params);
-            if (mt_db_config_upsert(db, dev.backend, params, &cfg_id) != MT_OK) {
-                status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
-                break;
-            }
-            done++;
-            /* the same inputs for every config of this M: the routing
-             * decides how many experts and tiles there are to run, so inputs
-             * drawn per config made a config look fast for its routing */
-            uint64_t seed = inputs_seed(o.seed, ps.ms[i], 0);
-            /* early abort: a variant clearly slower than the incumbent of
-             * this M stops after a few repetitions */
-            double incumbent;
-            pol.abort_us = o.abort_factor > 0 && mt_search_best(search[i], &incumbent) >= 0 ? incumbent * o.abort_factor : 0;
-            int64_t point[2] = {ps.ms[i], 0};
-            mt_step step;
-            int src = mt_sweep_step(&sctx, point, params, cfg_id, memcmp(c, &defs[i], sizeof *c) == 0, seed, &pol,
-                                    &interrupted, &step, why, sizeof why);
-            pol.abort_us = 0;
-            if (src != MT_OK) {
-                status = mt_fail("sweep", "%s", why);
-                break;
-            }
-            if (step.kind == MT_STEP_ABANDONED) break;
-            retried += step.retried;
-            if (step.kind == MT_STEP_STORED) {
-                mt_search_report(search[i], idx, step.median_us);
-                skipped++;
-                continue;
-            }
-            double med = step.median_us;
-            mt_search_report(search[i], idx, med);
-            measured++;
-            new_here++;
-            if (!strcmp(step.status, "aborted")) {
-                aborted++;
-            } else if (strcmp(step.status, "ok") != 0) {
-                failed++;
-                if (!o.quiet && !prog.tty)
-                    mt_warn("M=%lld %s: %s", (long long)ps.ms[i], params, step.reason[0] ? step.reason : "failed");
-            }
-            if (med < best) best = med;
-            /* the model's view of what is left to find at this M */
-            double gain = mt_search_expected_gain(search[i]);
-            if (isnan(gain))
-                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us", (long long)ps.ms[i], best);
-            else
-                snprintf(best_txt, sizeof best_txt, "M=%lld best %.1f us, maybe %.1f %% faster still to find",
-                         (long long)ps.ms[i], best, 100.0 * gain);
-            mt_progress_update(&prog, done, total, best_txt);
-            if (o.job) job_tick(db, o.job, done, total, best_txt);
-        }
+        snprintf(label, sizeof label, "M=%lld", (long long)ps.ms[i]);
+        /* the seed: the same inputs for every config of this M (the routing
+         * decides how many experts and tiles there are to run, so inputs
+         * drawn per config made a config look fast for its routing) */
+        struct tick_ctx tc = {&prog, db, o.job, total};
+        mt_point_search pt = {.search = search[i], .sp = &sp, .pts = pts[i], .def = &defs[i], .point = {ps.ms[i], 0},
+                              .label = label, .seed = inputs_seed(o.seed, ps.ms[i], 0), .abort_factor = o.abort_factor,
+                              .deadline = o.time_s > 0 ? t_start + o.time_s : 0, .warn_failures = !o.quiet && !prog.tty,
+                              .progress = tick, .user = &tc, .done = done, .best = INFINITY};
+        if (mt_sweep_search_point(&sctx, &pt, &pol, &interrupted, why, sizeof why) != MT_OK) status = mt_fail("sweep", "%s", why);
+        int new_here = pt.measured;
+        done = pt.done;
+        measured += pt.measured, skipped += pt.skipped, failed += pt.failed, aborted += pt.aborted, retried += pt.retried;
+        out_of_time = pt.out_of_time;
         /* a rerun that measured nothing new keeps the finalists it has */
         if (!interrupted && !status && !out_of_time && o.finalists > 1 &&
             (new_here > 0 || !has_finalists(db, dev.id, prob.id, ps.ms[i], khash)))

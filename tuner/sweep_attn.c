@@ -47,9 +47,10 @@ static const char usage[] =
     "  --batch-sizes LIST          default 1,8,32\n"
     "  --contexts LIST             context lengths, default 512,2048\n"
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
-    "  --db PATH, --out DIR, --no-export, --quiet, --shard I/N, --job ID,\n"
-    "  --compile-jobs N, --retry-failed: as for the fused-MoE sweep (a shard is a\n"
-    "  share of the (batch, context) pairs)\n"
+    "  --time DURATION, --abort-factor F, --db PATH, --out DIR, --no-export,\n"
+    "  --quiet, --json, --shard I/N, --job ID, --compile-jobs N, --retry-failed:\n"
+    "  as for the fused-MoE sweep (a shard is a share of the (batch, context)\n"
+    "  pairs; --json prints the counts and the best config of each pair)\n"
     "On the CPU, a CUDA GPU or an AMD GPU (hip:N: the CUDA kernel's source through\n"
     "hipRTC, never yet run on AMD hardware); auto: the first CUDA GPU, else the\n"
     "first AMD GPU the HIP runtime can use, else the CPU. fp32 is the CPU\n"
@@ -65,13 +66,15 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-struct best_list { mt_attn_entry *e; char (*params)[256]; int n, cap; FILE *table; };
+struct best_list { mt_attn_entry *e; char (*params)[256]; double (*fig)[2]; int n, cap; FILE *table; };
 static int take_best(const mt_attn_row *r, void *u)
 {
     struct best_list *b = u;
     if (b->n == b->cap) return 1;
     snprintf(b->params[b->n], sizeof b->params[0], "%s", r->params);
     b->e[b->n] = (mt_attn_entry){r->batch, r->ctx, b->params[b->n]};
+    b->fig[b->n][0] = r->median_us;
+    b->fig[b->n][1] = r->floor_us;
     b->n++;
     if (b->table)
         fprintf(b->table, "%7lld %7lld  %-52s %10.1f %9.1f %6.2f\n", (long long)r->batch, (long long)r->ctx, r->params,
@@ -79,11 +82,22 @@ static int take_best(const mt_attn_row *r, void *u)
     return 0;
 }
 
+/* the progress line and the job's row after each measured variant */
+struct attn_tick { mt_progress *prog; mt_db *db; int64_t job; int total; };
+static void attn_job_tick(mt_db *db, int64_t job, int done, int total, const char *best);
+static void attn_tick_fn(void *user, int done, const char *best)
+{
+    struct attn_tick *t = user;
+    mt_progress_update(t->prog, done, t->total, best);
+    if (t->job) attn_job_tick(t->db, t->job, done, t->total, best);
+}
+
 struct attn_opts {
     int64_t H, Hkv, D, page, seed, timeout, budget, job;
     double budget_pct;
     const char *dtype_s, *batches_s, *ctx_s, *db_path, *out, *device;
-    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given, retry_failed;
+    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given, retry_failed, json;
+    double time_s, abort_factor;
     int64_t compile_jobs; /* -1: the online CPUs */
     int64_t *bs, *cs;
     int nb, nc;
@@ -93,7 +107,7 @@ struct attn_opts {
 static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o)
 {
     enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
-           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS, O_RETRY };
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS, O_RETRY, O_TIME, O_ABORT, O_JSON };
     static const struct option lo[] = {
         {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
         {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
@@ -105,11 +119,14 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         {"no-export", no_argument, 0, O_NOEXP}, {"quiet", no_argument, 0, O_QUIET},
         {"device", required_argument, 0, O_DEVICE}, {"job", required_argument, 0, O_JOB},
         {"shard", required_argument, 0, O_SHARD}, {"compile-jobs", required_argument, 0, O_COMPILE_JOBS},
-        {"retry-failed", no_argument, 0, O_RETRY}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"retry-failed", no_argument, 0, O_RETRY}, {"time", required_argument, 0, O_TIME},
+        {"abort-factor", required_argument, 0, O_ABORT}, {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->page = 16, o->seed = 1, o->timeout = 60, o->compile_jobs = -1;
     o->dtype_s = "bf16", o->batches_s = "1,8,32", o->ctx_s = "512,2048", o->device = "auto";
     o->strategy = MT_STRATEGY_GRID;
+    o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid, as the fused-MoE sweep */
     int c, st;
     char err[512];
     optind = 1;
@@ -136,6 +153,9 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         case O_OUT: o->out = optarg; break;
         case O_NOEXP: o->no_export = 1; break;
         case O_RETRY: o->retry_failed = 1; break;
+        case O_TIME: st = mt_parse_duration(me, "--time", optarg, &o->time_s); break;
+        case O_ABORT: st = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
+        case O_JSON: o->json = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_DEVICE: o->device = optarg, o->device_given = 1; break;
         case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
@@ -152,6 +172,7 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         if (st) return st;
     }
     if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
+    if (o->abort_factor < 0) o->abort_factor = o->strategy == MT_STRATEGY_GRID ? 0 : 1.3;
     if (!o->H || !o->Hkv || !o->D) return mt_usage_error(me, "the attention sweep needs --heads, --kv-heads and --head-dim");
     if (o->H % o->Hkv)
         return mt_usage_error(me, "--heads %lld is not a multiple of --kv-heads %lld", (long long)o->H, (long long)o->Hkv);
@@ -331,8 +352,10 @@ int mt_sweep_attention(int argc, char **argv)
                         "pairs, %d variants\n",
                 dev.name, (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype), npairs, total);
     if (ao.job) attn_job_tick(db, ao.job, 0, total, NULL);
-    for (int i = 0; i < nb && !stop && !status; i++)
-        for (int j = 0; j < nc && !stop && !status; j++) {
+    double t_start = mt_now();
+    int out_of_time = 0, aborted = 0;
+    for (int i = 0; i < nb && !stop && !status && !out_of_time; i++)
+        for (int j = 0; j < nc && !stop && !status && !out_of_time; j++) {
             if (!pair_kept(&ao, i * nc + j)) continue;
             mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, gpu ? dev.smem_per_block : 0, cs[j]};
             mt_config *pts = NULL, def;
@@ -349,57 +372,45 @@ int mt_sweep_attention(int argc, char **argv)
                 status = mt_fail("sweep", "out of memory");
                 break;
             }
-            uint64_t inputs = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)bs[i] * 1000003ull ^ (uint64_t)cs[j] * 7919ull;
-            int idx;
-            while (!stop && mt_search_next(search, &idx)) {
-                char params[256];
-                int64_t cfg_id;
-                mt_config_to_json(&sp, &pts[idx], params, sizeof params);
-                if (mt_db_config_upsert(db, dev.backend, params, &cfg_id) != MT_OK) {
-                    status = mt_fail("sweep", "cannot record a config: %s", mt_db_errmsg(db));
-                    break;
-                }
-                done_n++;
-                int64_t point[2] = {bs[i], cs[j]};
-                mt_step step;
-                int src = mt_sweep_step(&sctx, point, params, cfg_id, !memcmp(&pts[idx], &def, sizeof def), inputs, &pol,
-                                        &stop, &step, err, sizeof err);
-                if (src != MT_OK) {
-                    status = mt_fail("sweep", "%s", err);
-                    break;
-                }
-                if (step.kind == MT_STEP_ABANDONED) break;
-                retried += step.retried;
-                mt_search_report(search, idx, step.median_us);
-                if (step.kind == MT_STEP_STORED) {
-                    skipped++;
-                    continue;
-                }
-                measured++;
-                failed += strcmp(step.status, "ok") != 0;
-                char best[128];
-                double bt;
-                if (mt_search_best(search, &bt) >= 0)
-                    snprintf(best, sizeof best, "batch %lld ctx %lld best %.1f us", (long long)bs[i], (long long)cs[j], bt);
-                else
-                    snprintf(best, sizeof best, "batch %lld ctx %lld", (long long)bs[i], (long long)cs[j]);
-                mt_progress_update(&prog, done_n, total, best);
-                if (ao.job) attn_job_tick(db, ao.job, done_n, total, best);
-            }
+            char label[64];
+            snprintf(label, sizeof label, "batch %lld ctx %lld", (long long)bs[i], (long long)cs[j]);
+            struct attn_tick tc = {&prog, db, ao.job, total};
+            mt_point_search pt = {.search = search, .sp = &sp, .pts = pts, .def = &def, .point = {bs[i], cs[j]},
+                                  .label = label,
+                                  .seed = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)bs[i] * 1000003ull ^
+                                          (uint64_t)cs[j] * 7919ull,
+                                  .abort_factor = ao.abort_factor, .deadline = ao.time_s > 0 ? t_start + ao.time_s : 0,
+                                  .warn_failures = !quiet && !prog.tty, .progress = attn_tick_fn, .user = &tc,
+                                  .done = done_n, .best = INFINITY};
+            if (mt_sweep_search_point(&sctx, &pt, &pol, &stop, err, sizeof err) != MT_OK) status = mt_fail("sweep", "%s", err);
+            done_n = pt.done;
+            measured += pt.measured, skipped += pt.skipped, failed += pt.failed, aborted += pt.aborted;
+            retried += pt.retried;
+            out_of_time |= pt.out_of_time;
             mt_search_free(search);
             free(pts);
         }
     mt_progress_end(&prog);
-    mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : "done");
+    mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : out_of_time ? "time limit" : "done");
+    /* said even with --quiet: a sweep cut short must not pass for a whole one */
+    if (out_of_time)
+        fprintf(stderr, "moetune sweep: --time %.0f s reached; the (batch, context) pairs not reached keep their earlier "
+                        "results\n",
+                ao.time_s);
     if (status) goto done;
-    printf("measured %d variants (%d failed), %d already in the database", measured, failed, skipped);
-    if (retried) printf(", %d failed before and measured again", retried);
-    printf("\n");
-    printf("%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, dev.backend, (long long)H, (long long)Hkv,
-           (long long)D, (long long)page, mt_dtype_name(dtype));
-    printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
-    struct best_list bl = {calloc(4096, sizeof(mt_attn_entry)), calloc(4096, 256), 0, 4096, stdout};
-    if (!bl.e || !bl.params || mt_db_attn_best(db, dev.id, prob.id, khash, take_best, &bl) != MT_OK) {
+    if (!ao.json) {
+        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database", measured,
+               failed, aborted, skipped);
+        if (retried) printf(", %d failed before and measured again", retried);
+        printf("\n");
+        printf("%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, dev.backend, (long long)H,
+               (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype));
+        printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
+    }
+    struct best_list bl = {calloc(4096, sizeof(mt_attn_entry)), calloc(4096, 256), calloc(4096, 2 * sizeof(double)), 0,
+                           4096, ao.json ? NULL : stdout};
+    char written[4700] = "";
+    if (!bl.e || !bl.params || !bl.fig || mt_db_attn_best(db, dev.id, prob.id, khash, take_best, &bl) != MT_OK) {
         status = mt_fail("sweep", "cannot read the results: %s", mt_db_errmsg(db));
     } else if (!no_export && !stop && bl.n) {
         char dir[4096], name[512], path[4700];
@@ -413,27 +424,56 @@ int mt_sweep_attention(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s", dir, name);
         if (mt_mkdir_p(dir) != 0 || mt_attn_file_write(path, bl.e, bl.n, err, sizeof err) != MT_OK)
             status = mt_fail("sweep", "cannot write %s: %s", path, err);
-        else
+        else if (!ao.json)
             printf("attention config file: %s\n", path);
+        else
+            snprintf(written, sizeof written, "%s", path);
     }
     /* a (batch, context) pair left with no verified config fails the sweep,
      * as a batch size does in the fused-MoE sweep */
     int unverified = 0;
-    for (int i = 0; !stop && bl.e && i < nb; i++)
+    char missing[1024] = "";
+    for (int i = 0; !stop && !out_of_time && bl.e && i < nb; i++)
         for (int j = 0; j < nc; j++) {
             if (!pair_kept(&ao, i * nc + j)) continue;
             int found = 0;
             for (int k = 0; k < bl.n && !found; k++) found = bl.e[k].batch == bs[i] && bl.e[k].ctx == cs[j];
             if (found) continue;
             mt_err("batch %lld, context %lld: no variant passed its check", (long long)bs[i], (long long)cs[j]);
+            if (strlen(missing) < sizeof missing - 48)
+                snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s[%lld,%lld]", unverified ? "," : "",
+                         (long long)bs[i], (long long)cs[j]);
             unverified++;
         }
+    if (ao.json && bl.e) {
+        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
+               "\"interrupted\":%s,\"time_limit\":%s,\"unverified_pairs\":[%s],\"table\":{\"device\":",
+               (long long)sweep_id, measured, skipped, failed, aborted, retried, stop ? "true" : "false",
+               out_of_time ? "true" : "false", missing);
+        mt_json_str(stdout, dev.name);
+        printf(",\"backend\":");
+        mt_json_str(stdout, dev.backend);
+        printf(",\"kernel\":\"attn_decode\",\"key\":%s,\"results\":[", prob.key);
+        for (int k = 0; k < bl.n; k++) {
+            printf("%s{\"batch\":%lld,\"ctx\":%lld,\"params\":%s,\"median_us\":%.17g", k ? "," : "",
+                   (long long)bl.e[k].batch, (long long)bl.e[k].ctx, bl.e[k].params, bl.fig[k][0]);
+            if (isnan(bl.fig[k][1])) printf(",\"floor_us\":null}");
+            else printf(",\"floor_us\":%.17g}", bl.fig[k][1]);
+        }
+        printf("]}");
+        if (written[0]) {
+            printf(",\"out\":");
+            mt_json_str(stdout, written);
+        }
+        printf("}\n");
+    }
     if (unverified && !status)
         status = mt_fail("sweep", "%d (batch, context) pair(s) ended with no verified config (failures above): nothing "
                                   "is exported for them; fix the cause and run the same command again",
                          unverified);
     free(bl.e);
     free(bl.params);
+    free(bl.fig);
     if (stop == 2 && !status) {
         fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)ao.job, measured);
         status = MT_EXIT_INTERRUPTED;

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "moetune/moetune.h"
+#include "strategy.h"
+#include "util.h"
 
 /* The reply (or its absence) as the row m, figures from the reply. */
 static void fill_row(const mt_sweep_ctx *c, const int64_t point[2], mt_measurement *m, const char *reply, int call_rc,
@@ -125,6 +128,61 @@ int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *par
         char err[512];
         if (mt_worker_restart(c->w, err, sizeof err) != MT_OK)
             return snprintf(why, n, "cannot restart the worker: %s", err), MT_ECRASH;
+    }
+    return MT_OK;
+}
+
+int mt_sweep_search_point(const mt_sweep_ctx *c, mt_point_search *ps, mt_policy *pol,
+                          const volatile sig_atomic_t *stop, char *why, size_t n)
+{
+    int idx;
+    while (!(stop && *stop) && mt_search_next(ps->search, &idx)) {
+        if (ps->deadline > 0 && mt_now() > ps->deadline) {
+            ps->out_of_time = 1;
+            break;
+        }
+        const mt_config *cf = &ps->pts[idx];
+        char params[256], best_txt[128];
+        int64_t cfg_id;
+        mt_config_to_json(ps->sp, cf, params, sizeof params);
+        if (mt_db_config_upsert(c->db, c->dev->backend, params, &cfg_id) != MT_OK)
+            return snprintf(why, n, "cannot record a config: %s", mt_db_errmsg(c->db)), MT_EDB;
+        ps->done++;
+        /* early abort: a variant clearly slower than the incumbent of this
+         * point stops after a few repetitions */
+        double incumbent;
+        pol->abort_us = ps->abort_factor > 0 && mt_search_best(ps->search, &incumbent) >= 0 ? incumbent * ps->abort_factor : 0;
+        mt_step step;
+        int rc = mt_sweep_step(c, ps->point, params, cfg_id, memcmp(cf, ps->def, sizeof *cf) == 0, ps->seed, pol, stop,
+                               &step, why, n);
+        pol->abort_us = 0;
+        if (rc != MT_OK) return rc;
+        if (step.kind == MT_STEP_ABANDONED) break;
+        ps->retried += step.retried;
+        mt_search_report(ps->search, idx, step.median_us);
+        if (step.kind == MT_STEP_STORED) {
+            /* measured before (a resumed sweep): the search learned it again */
+            ps->skipped++;
+            continue;
+        }
+        ps->measured++;
+        if (!strcmp(step.status, "aborted")) {
+            ps->aborted++;
+        } else if (strcmp(step.status, "ok") != 0) {
+            ps->failed++;
+            if (ps->warn_failures) mt_warn("%s %s: %s", ps->label, params, step.reason[0] ? step.reason : "failed");
+        }
+        if (step.median_us < ps->best) ps->best = step.median_us;
+        /* the model's view of what is left to find at this point */
+        double gain = mt_search_expected_gain(ps->search);
+        if (isinf(ps->best))
+            snprintf(best_txt, sizeof best_txt, "%s", ps->label);
+        else if (isnan(gain))
+            snprintf(best_txt, sizeof best_txt, "%s best %.1f us", ps->label, ps->best);
+        else
+            snprintf(best_txt, sizeof best_txt, "%s best %.1f us, maybe %.1f %% faster still to find", ps->label, ps->best,
+                     100.0 * gain);
+        if (ps->progress) ps->progress(ps->user, ps->done, best_txt);
     }
     return MT_OK;
 }

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "family_tuning.h"
 #include "measure.h"
+#include "space.h"
 #include "workerpool.h"
 
 typedef struct mt_sweep_ctx {
@@ -46,5 +47,33 @@ typedef struct mt_step {
  * says which. */
 int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *params, int64_t cfg_id, int is_default,
                   uint64_t seed, const mt_policy *pol, const volatile sig_atomic_t *stop, mt_step *out, char *why, size_t n);
+
+/* One point of a sweep searched: the strategy's proposals in turn, each
+ * through mt_sweep_step, until the search is done, the deadline passes or
+ * a signal stops it. The same loop for every family; what differs (the
+ * label, the progress line, a job's row) goes through the callback. */
+struct mt_search;
+typedef struct mt_point_search {
+    struct mt_search *search;
+    const mt_space *sp;
+    const mt_config *pts, *def;
+    int64_t point[2];
+    const char *label;    /* "M=64", "batch 8 ctx 512": for messages */
+    uint64_t seed;        /* the point's inputs, alike for every config */
+    double abort_factor;  /* > 0: stop a variant this much slower than the incumbent */
+    double deadline;      /* mt_now() past which no variant starts (0: none) */
+    int warn_failures;    /* say each failed variant (a log, not a terminal) */
+    /* after each measured variant: done so far and "LABEL best .. us" */
+    void (*progress)(void *user, int done, const char *best);
+    void *user;
+    /* counters, added to */
+    int done, measured, skipped, failed, aborted, retried;
+    double best;          /* the point's best figure measured here (INFINITY: none) */
+    int out_of_time;      /* the deadline stopped it */
+} mt_point_search;
+
+/* MT_OK (also when stopped), or what mt_sweep_step returned, why saying it. */
+int mt_sweep_search_point(const mt_sweep_ctx *c, mt_point_search *ps, mt_policy *pol,
+                          const volatile sig_atomic_t *stop, char *why, size_t n);
 
 #endif

@@ -385,3 +385,24 @@ int mt_parse_budget(const char *cmd, const char *arg, int64_t *n, double *pct)
     }
     return mt_parse_int_opt(cmd, "--budget", arg, 1, 1 << 30, n);
 }
+
+int mt_parse_duration(const char *cmd, const char *opt, const char *arg, double *seconds)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    double mul = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
+    if (end == arg || mul < 0 || !(v > 0) || v * mul > 1e9)
+        return mt_usage_error(cmd, "%s '%s': expected a duration such as 90s, 10m or 1h", opt, arg);
+    *seconds = v * mul;
+    return MT_EXIT_OK;
+}
+
+int mt_parse_abort_factor(const char *cmd, const char *arg, double *factor)
+{
+    char *end;
+    double f = strtod(arg, &end);
+    if (end == arg || *end || !(f == 0 || (f >= 1.05 && f < 1e9)))
+        return mt_usage_error(cmd, "--abort-factor '%s': expected 0 (off) or a factor of at least 1.05", arg);
+    *factor = f;
+    return MT_EXIT_OK;
+}

@@ -61,6 +61,11 @@ void mt_m_unlock(int fd, int64_t dev, int64_t prob, int64_t M);
 /* --budget N or P%: *n set and *pct 0, or *pct in (0, 100] and *n 0;
  * returns an exit status (a usage error names cmd). */
 int mt_parse_budget(const char *cmd, const char *arg, int64_t *n, double *pct);
+/* --time: a duration such as 90s, 10m, 1h or seconds, into *seconds; a
+ * usage error naming opt otherwise. */
+int mt_parse_duration(const char *cmd, const char *opt, const char *arg, double *seconds);
+/* --abort-factor: 0 (off) or a factor of at least 1.05. */
+int mt_parse_abort_factor(const char *cmd, const char *arg, double *factor);
 
 /* --shard I/N: MT_OK with 0 <= I < N <= 65536, else MT_EINVAL. */
 int mt_shard_parse(const char *s, int *i, int *n);
