@@ -78,6 +78,29 @@ fi
 expect_exit 0 "$TMP/m" "$MT" sweep --list-models
 expect_in "$TMP/m" "deepseek-v3"
 
+# the worker measures any family through the one request; a dtype the
+# backend's kernel does not take, an unknown family and a point of the
+# wrong size are refused with the reason; the earlier shorthands still work
+printf '%s\n' \
+  '{"op":"measure","family":"attn_decode","key":{"H":4,"H_kv":1,"D":32,"page":16,"dtype":"fp16"},"point":[2,100],"params":{"partition":0,"pages_per_iter":1,"threads":1},"policy":{"max_reps":3}}' \
+  '{"op":"measure","family":"fused_moe","key":{"E":4,"N":32,"K":64,"topk":2,"dtype":"fp16"},"point":[3],"params":{"block_m":4,"block_n":8,"block_k":64,"threads":1}}' \
+  '{"op":"measure","family":"mla_decode","key":{},"point":[1]}' \
+  '{"op":"measure","family":"fused_moe","key":{"E":4,"N":32,"K":64,"topk":2},"point":[3,4],"params":{}}' \
+  '{"op":"measure","E":4,"N":32,"K":64,"topk":2,"dtype":"fp32","M":3,"params":{"block_m":4,"block_n":8,"block_k":64,"threads":1},"policy":{"max_reps":3}}' \
+  '{"op":"measure_attn","H":4,"Hkv":1,"D":32,"page":16,"dtype":"bf16","batch":1,"ctx":40,"params":{"partition":0,"pages_per_iter":1,"threads":1},"policy":{"max_reps":3}}' \
+  | "$MT" worker --device cpu >"$TMP/wk" 2>"$TMP/wk.err" || fail "the worker: $(cat "$TMP/wk.err")"
+python3 - "$TMP/wk" <<'PY' || fail "worker replies: $(cat "$TMP/wk")"
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+assert len(r) == 6, r
+assert r[0]["status"] == "ok" and r[0]["rel_err"] <= r[0]["tolerance"] == 2e-2, r[0]
+assert not r[1]["ok"] and "does not take dtype fp16 (it takes bf16,fp32)" in r[1]["error"], r[1]
+assert not r[2]["ok"] and "no kernel family 'mla_decode'" in r[2]["error"], r[2]
+assert not r[3]["ok"] and "not an array of 1 integers" in r[3]["error"], r[3]
+assert r[4]["status"] == "ok" and r[4]["experts_hit"] > 0, r[4]
+assert r[5]["status"] == "ok", r[5]
+PY
+ok
 # lookup: what the runtime picks, against the shared corpus
 CORPUS=${MT_SHARED:?}/data/vllm-configs
 expect_exit 0 "$TMP/l" "$MT" lookup --experts 8 --intermediate 7168 --device-name NVIDIA_H100_80GB_HBM3 --batch 100 \
