@@ -813,30 +813,6 @@ int mt_db_measurement_insert(mt_db *db, const mt_measurement *m) { return measur
 
 int mt_db_measurement_retry(mt_db *db, const mt_measurement *m) { return measurement_write(db, m, 1); }
 
-int mt_db_point_forget_failure(mt_db *db, int64_t dev, int64_t prob, const int64_t point[2], int64_t cfg,
-                               const char *hash, const char *policy, int any_failure)
-{
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db->h,
-                           "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND M=?3 AND p2=?4 "
-                           "AND config_id=?5 AND kernel_hash=?6 AND timing_policy=?7 AND status='failed' AND "
-                           "(transient=1 OR ?8)",
-                           -1, &q, NULL) != SQLITE_OK)
-        return fail(db, "prepare forgetting a failure");
-    sqlite3_bind_int64(q, 1, dev);
-    sqlite3_bind_int64(q, 2, prob);
-    sqlite3_bind_int64(q, 3, point[0]);
-    sqlite3_bind_int64(q, 4, point[1]);
-    sqlite3_bind_int64(q, 5, cfg);
-    bind_text(q, 6, hash);
-    bind_text(q, 7, policy);
-    sqlite3_bind_int(q, 8, any_failure);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return fail(db, "forget a failure");
-    return sqlite3_changes(db->h) > 0;
-}
-
 int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user)
 {
     return mt_db_family_pairs(db, "fused_moe", status, cb, user);

@@ -120,11 +120,6 @@ int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int6
  * for a family of one point field). */
 int mt_db_point_get(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2], int64_t config_id,
                     const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
-/* Remove the stored row of this key when it is a transient failure (or,
- * with any_failure, any failure), so that it is measured again: 1 when one
- * was removed, 0 when not, <0 on error. */
-int mt_db_point_forget_failure(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2],
-                               int64_t config_id, const char *kernel_hash, const char *timing_policy, int any_failure);
 /* Insert and commit (unless inside mt_db_begin). */
 int mt_db_measurement_insert(mt_db *db, const mt_measurement *m);
 /* Store a new outcome over a failed row of the same key (a variant measured

@@ -58,8 +58,6 @@ typedef struct mt_family_tuning {
     int (*measure)(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,
                    const mt_config *cfg, uint64_t seed, const struct mt_policy *pol, struct mt_measure_result *res,
                    char *resources, size_t rlen);
-    /* the default timing policy of a backend for the family */
-    void (*policy)(const char *backend, struct mt_policy *pol);
     /* the roofline floor in microseconds of k at point on a device of
      * this bandwidth (GB/s) and peak (GFLOP/s); experts_hit is what the
      * measurement reported (fused MoE), or 0; NaN where it cannot be told */

@@ -124,7 +124,7 @@ int main(int argc, char **argv)
                     mt_policy pol;
                     mt_measure_result res;
                     char params[512], res_json[512];
-                    t->policy(b.backend, &pol);
+                    mt_policy_default(b.backend, &pol);
                     if (!perf) pol.warmup = 0, pol.min_reps = pol.max_reps = 1, pol.min_time_s = 0;
                     mt_config_to_json(&sp, &pts[order[i]], params, sizeof params);
                     int rc = t->measure(&b, &k, 1, ck->point, &sp, &pts[order[i]], 1, &pol, &res, res_json,

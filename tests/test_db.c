@@ -346,8 +346,8 @@ static void test_problem_keys(void)
     mt_problem other = {.kernel = "mla_decode", .key = "{}"};
     CHECK(mt_db_problem_upsert(db, &other) == MT_EINVAL, "an unknown family is refused");
     /* a point is (M, p2): two context lengths of one batch are two rows,
-     * the same point twice is refused; a transient failure is forgotten
-     * alone */
+     * the same point twice is refused; a transient failure is replaced
+     * in place, the verified row left alone */
     mt_device_info d = {.backend = "cpu", .name = "CPU_K", .raw_name = "k"};
     int64_t cfg = 0;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && mt_db_config_upsert(db, "cpu", "{\"partition\":0}", &cfg) == MT_OK,
@@ -370,11 +370,16 @@ static void test_problem_keys(void)
               mt_db_point_get(db, d.id, a.id, p200, cfg, "h", "p", &med, &failed) == 1 && isnan(med) &&
               failed == MT_FAILED_TRANSIENT && mt_db_point_get(db, d.id, a.id, p300, cfg, "h", "p", &med, NULL) == 0,
           "each point read back as stored");
-    CHECK(mt_db_point_forget_failure(db, d.id, a.id, p100, cfg, "h", "p", 1) == 0 &&
-              mt_db_point_forget_failure(db, d.id, a.id, p200, cfg, "h", "p", 0) == 1 &&
-              mt_db_point_get(db, d.id, a.id, p200, cfg, "h", "p", NULL, NULL) == 0 &&
-              mt_db_point_get(db, d.id, a.id, p100, cfg, "h", "p", NULL, NULL) == 1,
-          "the transient failure forgotten, the verified row kept");
+    /* measured again: the failure replaced in place, the verified row never */
+    mt_measurement again = m;
+    again.status = "ok", again.reason = NULL, again.transient = 0, again.median_us = 7;
+    int r200 = mt_db_measurement_retry(db, &again);
+    again.p2 = 100;
+    int r100 = mt_db_measurement_retry(db, &again);
+    CHECK(r200 == MT_OK && r100 == MT_ENOTFOUND &&
+              mt_db_point_get(db, d.id, a.id, p200, cfg, "h", "p", &med, &failed) == 1 && med == 7 && failed == 0 &&
+              mt_db_point_get(db, d.id, a.id, p100, cfg, "h", "p", &med, NULL) == 1 && med == 5,
+          "the transient failure replaced, the verified row kept");
     mt_db_close(db);
 }
 

@@ -11,6 +11,7 @@
 
 #include "cmds.h"
 #include "device.h"
+#include "family.h"
 #include "hip_rt.h"
 #include "moetune/moetune.h"
 #include "util.h"
@@ -208,13 +209,12 @@ int cmd_lookup(int argc, char **argv)
     if (!family) {
         /* the fused-MoE options as that family's key */
         family = "fused_moe";
-        snprintf(kbuf, sizeof kbuf,
-                 "{\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"block_n\":%lld,\"block_k\":%lld,\"dtype\":",
-                 (long long)key.E, (long long)key.N, (long long)key.K, (long long)key.topk, (long long)key.block_n,
-                 (long long)key.block_k);
-        if (key.dtype && (strlen(key.dtype) > 31 || strpbrk(key.dtype, "\"\\")))
+        mt_family_key fk = {{key.E, key.N, key.K, key.topk, key.block_n, key.block_k}, ""};
+        if (key.dtype && strlen(key.dtype) >= sizeof fk.dtype)
             return mt_runtime_close(rt), mt_usage_error("lookup", "--dtype '%s': not a dtype name", key.dtype);
-        snprintf(kbuf + strlen(kbuf), sizeof kbuf - strlen(kbuf), "\"%s\"}", key.dtype ? key.dtype : "");
+        snprintf(fk.dtype, sizeof fk.dtype, "%s", key.dtype ? key.dtype : "");
+        if (mt_family_key_format(&mt_family_fused_moe, &fk, kbuf, sizeof kbuf) != MT_OK)
+            return mt_runtime_close(rt), mt_usage_error("lookup", "--dtype '%s': not a dtype name", key.dtype);
         key_json = kbuf;
         point[0] = M;
         npoint = 1;

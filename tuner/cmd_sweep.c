@@ -161,16 +161,6 @@ typedef struct sweep_opts {
     int shard_i, shard_n;  /* --shard I/N */
 } sweep_opts;
 
-/* the fused-MoE family's measure request for batch size M */
-static void measure_request(char *req, size_t n, const mt_moe_shape *s, int64_t M, const char *params, uint64_t seed,
-                            const mt_policy *pol)
-{
-    char key[256];
-    snprintf(key, sizeof key, "{\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":\"%s\"}", (long long)s->E,
-             (long long)s->N, (long long)s->K, (long long)s->topk, mt_dtype_name(s->dtype));
-    if (mt_measure_request(req, n, "fused_moe", key, &M, 1, s->renormalize, params, seed, pol) != MT_OK) req[0] = 0;
-}
-
 /* The inputs of batch size M: round 0 is what the search measured on,
  * later finalist rounds draw new ones, alike for every finalist, so the
  * winner is fastest over several routings and not one */
@@ -224,8 +214,9 @@ static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_dev
         for (int i = 0; i < t.n && !interrupted; i++) {
             if (!alive[i]) continue;
             char req[1024], why[512], *reply = NULL;
-            measure_request(req, sizeof req, shape, M, t.params[i],
-                            inputs_seed(seed, M, r), pol);
+            if (mt_measure_request(req, sizeof req, "fused_moe", prob->key, &M, 1, shape->renormalize, t.params[i],
+                                   inputs_seed(seed, M, r), pol) != MT_OK)
+                req[0] = 0;
             int crc = mt_worker_call(w, req, timeout, &reply, why, sizeof why);
             cJSON *j = crc == MT_OK ? cJSON_Parse(reply) : NULL;
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
@@ -627,8 +618,7 @@ int cmd_sweep(int argc, char **argv)
     mt_device_info dev;
     mt_space sp;
     mt_policy pol;
-    if (gpu) mt_policy_cuda_default(&pol);
-    else mt_policy_cpu_default(&pol);
+    mt_policy_default(mt_backend_name(dspec.kind), &pol);
     if (gpu && o.max_tokens) pol.max_tokens = (int)o.max_tokens;
     mt_policy_text(&pol, mt_backend_name(dspec.kind), policy_text, sizeof policy_text);
     const char *khash = mt_kernel_hash(mt_backend_name(dspec.kind));

@@ -212,7 +212,7 @@ static void do_measure(struct backend *be, const cJSON *req, int attn_op)
         reply_error("malformed measure request: a point below 1, or params without every parameter of the space");
         return;
     }
-    t->policy(be->backend, &pol);
+    mt_policy_default(be->backend, &pol);
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(req, "policy");
     if (cJSON_IsObject(pj)) {
         pol.warmup = (int)num(pj, "warmup", pol.warmup);

@@ -24,6 +24,9 @@ typedef struct mt_policy {
 /* The default CPU policy, and its text as stored with each measurement: a
  * measurement taken under another policy is a different measurement. */
 void mt_policy_cpu_default(mt_policy *p);
+/* The default policy of a backend ("cpu", "cuda", "hip"): the CPU's, or
+ * the GPUs' (measure_cuda.h). */
+void mt_policy_default(const char *backend, mt_policy *p);
 void mt_policy_text(const mt_policy *p, const char *backend, char *out, size_t n);
 
 typedef struct mt_measure_result {

@@ -627,3 +627,9 @@ void mt_policy_cuda_default(mt_policy *p)
     p->abort_us = 0;
     p->routings = 4;
 }
+
+void mt_policy_default(const char *backend, mt_policy *p)
+{
+    if (backend && strcmp(backend, "cpu") != 0) mt_policy_cuda_default(p);
+    else mt_policy_cpu_default(p);
+}

@@ -270,13 +270,9 @@ int mt_sweep_attention(int argc, char **argv)
     }
     mt_space sp;
     mt_policy pol;
-    if (gpu) {
-        mt_space_cuda_attn(&sp);
-        mt_policy_cuda_default(&pol);
-    } else {
-        mt_space_cpu_attn(&sp, dev.cores);
-        mt_policy_cpu_default(&pol);
-    }
+    /* the family's space and the backend's policy, as the worker takes them */
+    mt_tuning_attn_decode.space(&sp, mt_backend_name(dspec.kind), dev.cores);
+    mt_policy_default(mt_backend_name(dspec.kind), &pol);
     /* an NVIDIA GPU: every variant this sweep may time compiled ahead with
      * all cores (NVRTC, about a second each), so that the worker loads them;
      * a failure here only costs time (the worker compiles what is missing) */

@@ -64,12 +64,6 @@ static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, c
     return mt_cpu_bench_attn(b->cpu, &s, point[0], point[1], &p, seed, pol, res);
 }
 
-static void policy(const char *backend, mt_policy *pol)
-{
-    if (!strcmp(backend, "cpu")) mt_policy_cpu_default(pol);
-    else mt_policy_cuda_default(pol);
-}
-
 /* the KV cache of the batch read once at the copy bandwidth: K and V of
  * every token of every sequence (the query and output are small) */
 static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
@@ -90,5 +84,5 @@ static const mt_family_check checks[] = {
     {"{\"H\":8,\"H_kv\":1,\"D\":128,\"page\":16}", {1, 2100}},
 };
 
-const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure, policy,
+const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure,
                                                 floor_us, (int)(sizeof checks / sizeof checks[0]), checks};

@@ -52,12 +52,6 @@ static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, c
     return mt_cpu_bench_measure(b->cpu, &s, point[0], &p, seed, pol, res);
 }
 
-static void policy(const char *backend, mt_policy *pol)
-{
-    if (!strcmp(backend, "cpu")) mt_policy_cpu_default(pol);
-    else mt_policy_cuda_default(pol);
-}
-
 /* every hit expert's weights read once, activations in and out; or the
  * FLOPs at the peak, whichever takes longer */
 static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
@@ -76,5 +70,5 @@ static const mt_family_check checks[] = {
     {"{\"E\":16,\"N\":64,\"K\":128,\"topk\":4}", {48}},
 };
 
-const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, policy, floor_us,
+const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, floor_us,
                                               (int)(sizeof checks / sizeof checks[0]), checks};
