@@ -27,18 +27,4 @@ const char *mt_attn_kernel_hash(const char *backend);
 /* A row of the one measurements table (db.h): the batch in M, the context
  * length in p2. The sweep stores through mt_sweep_step, as every family. */
 int mt_db_attn_insert(mt_db *db, const mt_attn_row *r);
-/* The best verified row of each (batch, ctx), by batch then ctx (strings
- * valid during the callback). */
-typedef int (*mt_attn_row_cb)(const mt_attn_row *r, void *user);
-int mt_db_attn_best(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_attn_row_cb cb,
-                    void *user);
-
-/* The (device, problem) pairs with verified attention rows: the device's
- * id, name and backend, the problem (id, key, dtype) and its parsed key
- * (H, H_kv, D, page: families/family.h). */
-struct mt_family_key;
-typedef int (*mt_attn_pair_cb)(int64_t device_id, const char *device_name, const char *backend, const mt_problem *p,
-                               const struct mt_family_key *key, void *user);
-int mt_db_attn_pairs(mt_db *db, mt_attn_pair_cb cb, void *user);
-
 #endif

@@ -273,18 +273,19 @@ static const char *const stmt_sql[S_COUNT] = {
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
                 "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block,p.key FROM measurements m JOIN devices d ON d.id=m.device_id "
                 "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 AND p.kernel=?2 ORDER BY d.id, p.id",
+    /* a point's rows together (M, then p2), fastest first */
     [S_RESULTS_OK] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,m.spread_us,"
-                     "m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM measurements m "
+                     "m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord,m.p2 FROM measurements m "
                      "JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND m.problem_id=?2 AND "
-                     "m.status=?3 ORDER BY m.M, m.median_us, m.id",
+                     "m.status=?3 ORDER BY m.M, m.p2, m.median_us, m.id",
     [S_RESULTS_OK_HASH] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,"
-                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM "
+                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord,m.p2 FROM "
                           "measurements m JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND "
-                          "m.problem_id=?2 AND m.status=?3 AND m.kernel_hash=?4 ORDER BY m.M, m.median_us, m.id",
+                          "m.problem_id=?2 AND m.status=?3 AND m.kernel_hash=?4 ORDER BY m.M, m.p2, m.median_us, m.id",
     [S_RESULTS_FOREIGN] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,"
-                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord FROM "
+                          "m.spread_us,m.rel_err,m.floor_us,m.efficiency,m.reps,m.is_default,m.ord,m.p2 FROM "
                           "measurements m JOIN configs c ON c.id=m.config_id WHERE m.device_id=?1 AND "
-                          "m.problem_id=?2 AND m.status=?3 ORDER BY m.ord, m.M",
+                          "m.problem_id=?2 AND m.status=?3 ORDER BY m.ord, m.M, m.p2",
     [S_COUNTS] = "SELECT coalesce(sum(status='ok'),0), coalesce(sum(status='failed'),0) FROM measurements "
                  "WHERE device_id=?1 AND problem_id=?2 AND (?3 IS NULL OR kernel_hash=?3)",
     [S_IMPORT_DEL_ROWS] = "DELETE FROM measurements WHERE device_id=?1 AND problem_id=?2 AND status='foreign'",
@@ -295,20 +296,24 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_IMPORT_GET] = "SELECT key_order, extra FROM imports WHERE device_id=?1 AND problem_id=?2",
     [S_COUNT_ALL] = "SELECT count(*) FROM measurements",
     [S_FIN_INSERT] = "INSERT INTO finalists(sweep_id,device_id,problem_id,M,config_id,median_us,rounds,kernel_hash,"
-                     "timing_policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-    /* the fastest finalist of the latest sweep that ran finalists for this M */
+                     "timing_policy,p2) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    /* the fastest finalist of the latest sweep that ran finalists for this point */
     [S_FIN_WINNER] = "SELECT f.config_id, c.params, f.median_us FROM finalists f JOIN configs c ON c.id=f.config_id "
-                     "WHERE f.device_id=?1 AND f.problem_id=?2 AND f.M=?3 AND (?4 IS NULL OR f.kernel_hash=?4) AND "
-                     "f.sweep_id=(SELECT max(sweep_id) FROM finalists WHERE device_id=?1 AND problem_id=?2 AND M=?3 "
-                     "AND (?4 IS NULL OR kernel_hash=?4)) ORDER BY f.median_us, f.id",
-    [S_RELATED] = "SELECT d.name, p.dtype, p.K, p.topk, m.M, c.params, m.status, m.median_us FROM measurements m "
+                     "WHERE f.device_id=?1 AND f.problem_id=?2 AND f.M=?3 AND f.p2=?5 AND (?4 IS NULL OR "
+                     "f.kernel_hash=?4) AND f.sweep_id=(SELECT max(sweep_id) FROM finalists WHERE device_id=?1 AND "
+                     "problem_id=?2 AND M=?3 AND p2=?5 AND (?4 IS NULL OR kernel_hash=?4)) ORDER BY f.median_us, f.id",
+    /* verified rows of the same problem (family and key) on other devices,
+     * and the rows imported for any problem of the family with the same
+     * first two key fields (vLLM names its files by E and N only) */
+    [S_RELATED] = "SELECT d.name, p.dtype, m.M, m.p2, c.params, m.status, m.median_us FROM measurements m "
                   "JOIN devices d ON d.id=m.device_id JOIN configs c ON c.id=m.config_id "
-                  "JOIN problems p ON p.id=m.problem_id WHERE p.kernel='fused_moe' AND p.E=?1 AND p.N=?2 AND "
-                  "m.device_id != ?3 AND m.status IN ('ok','foreign') ORDER BY d.name, m.status, m.M, m.median_us, m.ord",
-    [S_SHAPES] = "SELECT p.id, p.E, p.N, p.K, p.topk, m.M, c.params, m.median_us FROM measurements m "
+                  "JOIN problems p ON p.id=m.problem_id WHERE p.kernel=?1 AND m.device_id != ?3 AND "
+                  "((m.status='ok' AND p.key=?2) OR (m.status='foreign' AND p.E=?4 AND p.N=?5)) "
+                  "ORDER BY d.name, m.status, m.M, m.p2, m.median_us, m.ord",
+    [S_SHAPES] = "SELECT p.id, p.key, m.M, m.p2, c.params, m.median_us FROM measurements m "
                  "JOIN configs c ON c.id=m.config_id JOIN problems p ON p.id=m.problem_id "
-                 "WHERE p.kernel='fused_moe' AND m.device_id=?1 AND m.problem_id != ?2 AND p.dtype=?3 "
-                 "AND m.status='ok' AND m.kernel_hash=?4 ORDER BY p.id, m.M, m.median_us, m.ord",
+                 "WHERE p.kernel=?5 AND m.device_id=?1 AND m.problem_id != ?2 AND p.dtype=?3 "
+                 "AND m.status='ok' AND m.kernel_hash=?4 ORDER BY p.id, m.M, m.p2, m.median_us, m.ord",
 };
 
 struct mt_db {
@@ -894,6 +899,7 @@ int mt_db_results(mt_db *db, int64_t dev, int64_t prob, const char *status, cons
         r.reps = sqlite3_column_int(s, 11);
         r.is_default = sqlite3_column_int(s, 12);
         r.ord = sqlite3_column_int64(s, 13);
+        r.p2 = sqlite3_column_int64(s, 14);
         if ((rc = cb(&r, user)) != 0) {
             sqlite3_reset(s);
             return rc;
@@ -966,19 +972,19 @@ int64_t mt_db_count_measurements(mt_db *db)
     return n;
 }
 
-int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_related_cb cb, void *user)
+int mt_db_related(mt_db *db, const mt_problem *p, int64_t exclude_device, mt_related_cb cb, void *user)
 {
     sqlite3_stmt *s = stmt(db, S_RELATED);
     int rc;
     if (!s) return MT_EDB;
-    sqlite3_bind_int64(s, 1, E);
-    sqlite3_bind_int64(s, 2, N);
+    bind_text(s, 1, p->kernel);
+    bind_text(s, 2, p->key);
     sqlite3_bind_int64(s, 3, exclude_device);
+    sqlite3_bind_int64(s, 4, p->E);
+    sqlite3_bind_int64(s, 5, p->N);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        mt_related_row r = {mt_col_text(s, 0), mt_col_text(s, 1),
-                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
-                            mt_col_text(s, 5), mt_col_text(s, 6),
-                            col_real(s, 7)};
+        mt_related_row r = {mt_col_text(s, 0), mt_col_text(s, 1), {sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)},
+                            mt_col_text(s, 4), mt_col_text(s, 5), col_real(s, 6)};
         if ((rc = cb(&r, user)) != 0) {
             sqlite3_reset(s);
             return rc;
@@ -988,55 +994,57 @@ int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device, mt_re
     return rc == SQLITE_DONE ? MT_OK : fail(db, "read related results");
 }
 
-int mt_db_other_shapes(mt_db *db, int64_t device, int64_t problem, const char *dtype, const char *hash,
-                       mt_shape_cb cb, void *user)
+int mt_db_other_keys(mt_db *db, int64_t device, const mt_problem *p, const char *hash, mt_shape_cb cb, void *user)
 {
     sqlite3_stmt *s = stmt(db, S_SHAPES);
     int rc;
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, device);
-    sqlite3_bind_int64(s, 2, problem);
-    bind_text(s, 3, dtype);
+    sqlite3_bind_int64(s, 2, p->id);
+    bind_text(s, 3, p->dtype);
     bind_text(s, 4, hash);
+    bind_text(s, 5, p->kernel);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        mt_shape_row r = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
-                          sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
-                          mt_col_text(s, 6), col_real(s, 7)};
+        mt_shape_row r = {sqlite3_column_int64(s, 0), mt_col_text(s, 1),
+                          {sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)}, mt_col_text(s, 4), col_real(s, 5)};
         if ((rc = cb(&r, user)) != 0) {
             sqlite3_reset(s);
             return rc;
         }
     }
     sqlite3_reset(s);
-    return rc == SQLITE_DONE ? MT_OK : fail(db, "read other shapes' results");
+    return rc == SQLITE_DONE ? MT_OK : fail(db, "read other problems' results");
 }
 
-int mt_db_finalist_insert(mt_db *db, int64_t sweep, int64_t dev, int64_t prob, int64_t M, int64_t cfg, double median,
-                          int rounds, const char *hash, const char *policy)
+int mt_db_finalist_insert(mt_db *db, int64_t sweep, int64_t dev, int64_t prob, const int64_t point[2], int64_t cfg,
+                          double median, int rounds, const char *hash, const char *policy)
 {
     sqlite3_stmt *s = stmt(db, S_FIN_INSERT);
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, sweep);
     sqlite3_bind_int64(s, 2, dev);
     sqlite3_bind_int64(s, 3, prob);
-    sqlite3_bind_int64(s, 4, M);
+    sqlite3_bind_int64(s, 4, point[0]);
     sqlite3_bind_int64(s, 5, cfg);
     sqlite3_bind_double(s, 6, median);
     sqlite3_bind_int(s, 7, rounds);
     bind_text(s, 8, hash);
     bind_text(s, 9, policy);
+    sqlite3_bind_int64(s, 10, point[1]);
     return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "insert finalist");
 }
 
-int mt_db_finalists(mt_db *db, int64_t dev, int64_t prob, int64_t M, const char *hash, mt_finalist_cb cb, void *user)
+int mt_db_finalists(mt_db *db, int64_t dev, int64_t prob, const int64_t point[2], const char *hash, mt_finalist_cb cb,
+                    void *user)
 {
     sqlite3_stmt *s = stmt(db, S_FIN_WINNER);
     int rc;
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, dev);
     sqlite3_bind_int64(s, 2, prob);
-    sqlite3_bind_int64(s, 3, M);
+    sqlite3_bind_int64(s, 3, point[0]);
     bind_text(s, 4, hash);
+    sqlite3_bind_int64(s, 5, point[1]);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if ((rc = cb(sqlite3_column_int64(s, 0), mt_col_text(s, 1), sqlite3_column_double(s, 2),
                      user)) != 0) {

@@ -130,6 +130,7 @@ int mt_db_measurement_retry(mt_db *db, const mt_measurement *m);
  * during the callback only. */
 typedef struct mt_result_row {
     int64_t device_id, problem_id, M, config_id, ord;
+    int64_t p2; /* the point's second field (attention's context), 0 for fused MoE */
     const char *backend, *params, *status, *reason;
     double median_us, spread_us, rel_err, floor_us, efficiency;
     int reps, is_default;
@@ -143,8 +144,8 @@ int mt_db_pairs(mt_db *db, const char *status, mt_pair_cb cb, void *user);
 /* The same for the problems of one family ("fused_moe": mt_db_pairs). */
 int mt_db_family_pairs(mt_db *db, const char *family, const char *status, mt_pair_cb cb, void *user);
 
-/* Rows of (device, problem): status "ok" rows ordered by M then median (so
- * the first row of each M is its best), or "foreign" rows by ord. Only rows
+/* Rows of (device, problem): status "ok" rows ordered by point (M, then
+ * p2) then median (so the first row of each point is its best), or "foreign" rows by ord. Only rows
  * with the given kernel hash when kernel_hash is not NULL. */
 int mt_db_results(mt_db *db, int64_t device_id, int64_t problem_id, const char *status,
                   const char *kernel_hash, mt_result_cb cb, void *user);
@@ -160,39 +161,43 @@ int mt_db_import_begin(mt_db *db, int64_t device_id, int64_t problem_id, const c
 /* The stored key order and extras; strings are malloc'ed (free them). */
 int mt_db_import_get(mt_db *db, int64_t device_id, int64_t problem_id, char **key_order_json, char **extra_json);
 
-/* Results of other devices for the same (E, N): verified ("ok") and
- * imported ("foreign") rows, by device, status, M, then time. Strings live
- * during the callback only. For warm starts. */
+/* For warm starts, rows of the same family elsewhere (strings live during
+ * the callback only): the verified rows of the same problem (family and
+ * key) on other devices, and the rows imported for a problem of the family
+ * with the same E and N (fused MoE; vLLM's files name only those), by
+ * device, status, point, then time. */
 typedef struct mt_related_row {
     const char *device, *dtype;
-    int64_t K, topk, M;
+    int64_t point[2];
     const char *params, *status;
     double median_us;
 } mt_related_row;
 typedef int (*mt_related_cb)(const mt_related_row *r, void *user);
-int mt_db_related(mt_db *db, int64_t E, int64_t N, int64_t exclude_device_id, mt_related_cb cb, void *user);
+int mt_db_related(mt_db *db, const mt_problem *p, int64_t exclude_device_id, mt_related_cb cb, void *user);
 
-/* Verified rows of the other fused-MoE problems of one dtype on one device,
- * measured with one kernel source: by problem, M, then time. For warm
- * starts from neighbouring shapes. */
+/* Verified rows of the other problems of p's family and dtype on one
+ * device, measured with one kernel source: by problem, point, then time.
+ * For warm starts from neighbouring keys. */
 typedef struct mt_shape_row {
-    int64_t problem_id, E, N, K, topk, M;
+    int64_t problem_id;
+    const char *key; /* the problem's key, canonical JSON */
+    int64_t point[2];
     const char *params;
     double median_us;
 } mt_shape_row;
 typedef int (*mt_shape_cb)(const mt_shape_row *r, void *user);
-int mt_db_other_shapes(mt_db *db, int64_t device_id, int64_t problem_id, const char *dtype, const char *kernel_hash,
-                       mt_shape_cb cb, void *user);
+int mt_db_other_keys(mt_db *db, int64_t device_id, const mt_problem *p, const char *kernel_hash, mt_shape_cb cb,
+                     void *user);
 
 /* Finalists: a config measured again, side by side with the other best
- * few of its M, at the end of a sweep (median over `rounds` rounds). */
-int mt_db_finalist_insert(mt_db *db, int64_t sweep_id, int64_t device_id, int64_t problem_id, int64_t M,
+ * few of its point, at the end of a sweep (median over `rounds` rounds). */
+int mt_db_finalist_insert(mt_db *db, int64_t sweep_id, int64_t device_id, int64_t problem_id, const int64_t point[2],
                           int64_t config_id, double median_us, int rounds, const char *kernel_hash,
                           const char *timing_policy);
-/* The finalists of the latest sweep that ran finalists for this M, fastest
- * first (params valid during the callback). */
+/* The finalists of the latest sweep that ran finalists for this point,
+ * fastest first (params valid during the callback). */
 typedef int (*mt_finalist_cb)(int64_t config_id, const char *params, double median_us, void *user);
-int mt_db_finalists(mt_db *db, int64_t device_id, int64_t problem_id, int64_t M, const char *kernel_hash,
+int mt_db_finalists(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2], const char *kernel_hash,
                     mt_finalist_cb cb, void *user);
 
 /* Number of rows in measurements (tests and progress). */

@@ -1,7 +1,6 @@
 #include "export.h"
 #include "family.h"
 
-#include "attn_db.h"
 #include "vllm.h"
 
 #include <cjson/cJSON.h>
@@ -35,17 +34,18 @@ static int params_ok(const char *params, int64_t M)
     return ok;
 }
 
-static mt_best *slot(mt_best_list *l, int64_t M)
+static mt_best *slot(mt_best_list *l, int64_t M, int64_t p2)
 {
-    if (l->n && l->v[l->n - 1].M == M) return &l->v[l->n - 1];
+    if (l->n && l->v[l->n - 1].M == M && l->v[l->n - 1].p2 == p2) return &l->v[l->n - 1];
     for (int i = 0; i < l->n; i++)
-        if (l->v[i].M == M) return &l->v[i];
+        if (l->v[i].M == M && l->v[i].p2 == p2) return &l->v[i];
     mt_best *v = realloc(l->v, (size_t)(l->n + 1) * sizeof *v);
     if (!v) return NULL;
     l->v = v;
     mt_best *b = &l->v[l->n++];
     memset(b, 0, sizeof *b);
     b->M = M;
+    b->p2 = p2;
     b->def_median_us = NAN;
     return b;
 }
@@ -54,14 +54,14 @@ static int collect_row(const mt_result_row *r, void *u)
 {
     struct collect *c = u;
     if (!params_ok(r->params, r->M)) return c->err = MT_ECORRUPT;
-    mt_best *b = slot(c->l, r->M);
+    mt_best *b = slot(c->l, r->M, r->p2);
     if (!b) return c->err = MT_ENOMEM;
     if (c->failed_pass) {
         b->n_failed++;
         return 0;
     }
     b->n_ok++;
-    /* rows come ordered by M then median: the first is the best */
+    /* rows come ordered by point then median: the first is the best */
     if (!b->params) {
         b->params = strdup(r->params);
         b->median_us = r->median_us;
@@ -115,7 +115,7 @@ int mt_best_collect(mt_db *db, int64_t dev, int64_t prob, const char *hash, mt_b
         rc = mt_db_results(db, dev, prob, "failed", hash, collect_row, &c);
     }
     if (rc == MT_OK) rc = c.err;
-    /* an M with failures only has no best: drop it */
+    /* a point with failures only has no best: drop it */
     int k = 0;
     for (int i = 0; i < out->n; i++) {
         if (out->v[i].params) out->v[k++] = out->v[i];
@@ -124,7 +124,7 @@ int mt_best_collect(mt_db *db, int64_t dev, int64_t prob, const char *hash, mt_b
     out->n = k;
     for (int i = 0; rc == MT_OK && i < out->n; i++) {
         struct fin f = {&out->v[i], 0, 0};
-        rc = mt_db_finalists(db, dev, prob, out->v[i].M, hash, fin_row, &f);
+        rc = mt_db_finalists(db, dev, prob, (int64_t[2]){out->v[i].M, out->v[i].p2}, hash, fin_row, &f);
         if (rc == MT_OK) rc = f.err;
     }
     if (rc != MT_OK) mt_best_list_free(out);
@@ -422,38 +422,40 @@ static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, voi
     return 0;
 }
 
-struct attn_collect { mt_attn_entry e[4096]; char params[4096][256]; int n; };
-static int take_attn(const mt_attn_row *r, void *u)
-{
-    struct attn_collect *a = u;
-    if (a->n == 4096) return 1;
-    if (!params_ok(r->params, r->batch)) return MT_ECORRUPT;
-    snprintf(a->params[a->n], sizeof a->params[0], "%s", r->params);
-    a->e[a->n] = (mt_attn_entry){r->batch, r->ctx, a->params[a->n]};
-    a->n++;
-    return 0;
-}
-
 /* An attention config file per (device, attention problem) with verified
- * rows of the attention kernel's current source */
-static int export_attn_pair(int64_t dev, const char *name, const char *backend, const mt_problem *p,
-                            const mt_family_key *k, void *u)
+ * rows of the backend's own kernel source (a CUDA sweep's rows are under
+ * the CUDA kernel's hash, not the CPU's), named as the family names it */
+static int export_attn_pair(const mt_device_info *d, const mt_problem *p, void *u)
 {
     struct export_ctx *c = u;
-    if ((c->o->device_id && c->o->device_id != dev) || (c->o->problem_id && c->o->problem_id != p->id) || c->o->grid)
+    if (!wanted(c->o, d, p) || c->o->grid) return 0;
+    const mt_family *f = &mt_family_attn_decode;
+    mt_family_key k;
+    mt_family_file file;
+    mt_best_list l;
+    char why[256], path[4700], err[512];
+    if (mt_family_key_parse(f, p->key, &k, why, sizeof why) != MT_OK ||
+        f->file_names(&k, d->name, d->backend, &file, 1) != 1) {
+        mt_err("the database holds an attention problem with a bad key ('%.80s'): it is damaged or was not written "
+               "by moetune; nothing is exported from it",
+               p->key);
+        c->st->failed++;
         return 0;
-    struct attn_collect *a = calloc(1, sizeof *a);
-    char file[512], path[4700], err[512];
-    mt_attn_name nm = {k->v[MT_ATTN_KEY_H], k->v[MT_ATTN_KEY_HKV], k->v[MT_ATTN_KEY_D], k->v[MT_ATTN_KEY_PAGE], "", ""};
-    snprintf(nm.device, sizeof nm.device, "%s", name);
-    snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype);
-    /* the rows of the backend's own kernel: a CUDA sweep's are under the
-     * CUDA kernel's hash, not the CPU's */
-    int rc = a ? mt_db_attn_best(c->db, dev, p->id, mt_attn_kernel_hash(backend), take_attn, a) : MT_ENOMEM;
-    if (rc == MT_OK && a->n) {
-        mt_attn_name_format(file, sizeof file, &nm);
-        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file);
-        rc = mt_attn_file_write(path, a->e, a->n, err, sizeof err);
+    }
+    int rc = mt_best_collect(c->db, d->id, p->id, f->kernel_hash(d->backend), &l);
+    if (rc != MT_OK) {
+        c->st->failed++;
+        return 0;
+    }
+    mt_attn_entry *e = l.n ? calloc((size_t)l.n, sizeof *e) : NULL;
+    for (int i = 0; e && i < l.n; i++) {
+        if (!params_ok(l.v[i].params, l.v[i].M)) rc = MT_ECORRUPT;
+        e[i] = (mt_attn_entry){l.v[i].M, l.v[i].p2, l.v[i].params};
+    }
+    if (l.n && !e) rc = MT_ENOMEM;
+    if (rc == MT_OK && l.n) {
+        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file.name);
+        rc = mt_attn_file_write(path, e, l.n, err, sizeof err);
         if (rc == MT_OK) {
             c->st->written++;
             if (!c->o->quiet) printf("%s\n", path);
@@ -462,7 +464,8 @@ static int export_attn_pair(int64_t dev, const char *name, const char *backend, 
         }
     }
     if (rc != MT_OK) c->st->failed++;
-    free(a);
+    free(e);
+    mt_best_list_free(&l);
     return 0;
 }
 
@@ -479,6 +482,6 @@ int mt_export(mt_db *db, const mt_export_opts *opts, mt_export_stats *st)
     memset(st, 0, sizeof *st);
     int rc = mt_db_pairs(db, "ok", export_ok_pair, &c);
     if (rc == MT_OK) rc = mt_db_pairs(db, "foreign", export_foreign_pair, &c);
-    if (rc == MT_OK) rc = mt_db_attn_pairs(db, export_attn_pair, &c);
+    if (rc == MT_OK) rc = mt_db_family_pairs(db, "attn_decode", "ok", export_attn_pair, &c);
     return rc;
 }

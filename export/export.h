@@ -8,9 +8,10 @@
 
 #include "db.h"
 
-/* The best of one M. */
+/* The best of one point (fused MoE: M; attention: batch in M, context in
+ * p2). */
 typedef struct mt_best {
-    int64_t M;
+    int64_t M, p2;
     char *params; /* canonical JSON */
     double median_us, spread_us, rel_err, floor_us, efficiency;
     int reps, is_default;
@@ -25,9 +26,10 @@ typedef struct mt_best_list {
     int n;
 } mt_best_list;
 
-/* Best verified row per M of (device, problem) among rows of kernel_hash
- * (NULL: any). The default config competes like any other, so a best never
- * loses to it. */
+/* Best verified row per point of (device, problem) among rows of
+ * kernel_hash (NULL: any), by point; the finalists decide where a sweep ran
+ * them. The default config competes like any other, so a best never loses
+ * to it. Any family. */
 int mt_best_collect(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_best_list *out);
 void mt_best_list_free(mt_best_list *l);
 

@@ -69,7 +69,8 @@ typedef struct mt_family {
     const mt_family_keyfield *key;
     const char *dtype_default; /* the key's dtype when the JSON gives none */
     int npoint;
-    const char *point[MT_FAMILY_MAX_POINT];
+    const char *point[MT_FAMILY_MAX_POINT];       /* as tables and JSON name them: "M" | "batch", "ctx" */
+    const char *point_about[MT_FAMILY_MAX_POINT]; /* in words, for messages: "batch size", "context length" */
     int nparams;
     const mt_family_param *params;
     /* consistency of the fields together (H a multiple of H_kv); 1 when

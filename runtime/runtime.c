@@ -404,14 +404,14 @@ static int walk(const mt_family *f, const cJSON *obj, int level, int moetune_for
         /* vLLM's tuner writes its Triton version beside the batch sizes */
         if (level == 0 && !moetune_format && strcmp(e->string, "triton_version") == 0 && cJSON_IsString(e)) continue;
         if (!point_key(e->string, &pt[level])) {
-            snprintf(why, n, "key '%.40s' is not a %s", e->string, level == 0 && f->npoint == 1 ? "batch size" : f->point[level]);
+            snprintf(why, n, "key '%.40s' is not a %s", e->string, f->point_about[level]);
             return -1;
         }
         any = 1;
         if (level == 0) (*group)++;
         if (level + 1 < f->npoint && level + 1 < MT_FAMILY_MAX_POINT) {
             if (!cJSON_IsObject(e) || !e->child) {
-                snprintf(why, n, "%s=%.20s: no %s keys", f->point[level], e->string, f->point[level + 1]);
+                snprintf(why, n, "%s=%.20s: no %s keys", f->point[level], e->string, f->point_about[level + 1]);
                 return -1;
             }
             if (walk(f, e, level + 1, moetune_format, pt, t, group, why, n) != 0) return -1;

@@ -596,7 +596,7 @@ static void test_families(void)
     CHECK(!strcmp(mt_family_field("attn_decode", MT_FIELD_KEY, 0), "H") &&
               !strcmp(mt_family_field("attn_decode", MT_FIELD_KEY, 4), "dtype") &&
               mt_family_field("attn_decode", MT_FIELD_KEY, 5) == NULL &&
-              !strcmp(mt_family_field("attn_decode", MT_FIELD_POINT, 1), "context") &&
+              !strcmp(mt_family_field("attn_decode", MT_FIELD_POINT, 1), "ctx") &&
               mt_family_field("attn_decode", MT_FIELD_POINT, 2) == NULL &&
               !strcmp(mt_family_field("fused_moe", MT_FIELD_POINT, 0), "M") &&
               !strcmp(mt_family_field("fused_moe", MT_FIELD_PARAM, 12), "GEMV") &&
@@ -637,7 +637,7 @@ static void test_families(void)
           "attn_decode: the config dir's file with a bad entry deep in it is passed over for the cache's: source %d "
           "partition %d",
           v.source, mt_config_value(&v, "partition"));
-    CHECK(strstr(logbuf, "skipping") && strstr(logbuf, "key 'x' is not a context"), "the bad entry is named: %s", logbuf);
+    CHECK(strstr(logbuf, "skipping") && strstr(logbuf, "key 'x' is not a context length"), "the bad entry is named: %s", logbuf);
     /* keys that are not keys */
     logbuf[0] = 0;
     CHECK(mt_runtime_lookup(rt, "fused_moe", "{\"E\":8,\"N\":14336,\"H\":3}", &M, &v) == MT_EINVAL &&

@@ -9,6 +9,9 @@
 
 #include "check.h"
 #include "db.h"
+#include "family.h"
+#include "family_space.h"
+#include "family_tuning.h"
 #include "moetune/moetune.h"
 #include "space.h"
 #include "strategy.h"
@@ -16,15 +19,83 @@
 
 static mt_db *db;
 
-static void row(int64_t dev, int64_t prob, int64_t M, const char *params, const char *status, double med, int ord)
+static void row2(int64_t dev, int64_t prob, int64_t M, int64_t p2, const char *params, const char *status, double med,
+                 int ord)
 {
     int64_t cfg;
     CHECK(mt_db_config_upsert(db, "x", params, &cfg) == MT_OK, "config");
-    mt_measurement m = {.device_id = dev, .problem_id = prob, .config_id = cfg, .M = M, .status = status,
+    mt_measurement m = {.device_id = dev, .problem_id = prob, .config_id = cfg, .M = M, .p2 = p2, .status = status,
                         .kernel_hash = "h", .timing_policy = "p", .ord = ord};
     m.median_us = med;
     m.spread_us = m.rel_err = m.tolerance = m.floor_us = m.efficiency = NAN;
     CHECK(mt_db_measurement_insert(db, &m) == MT_OK, "insert");
+}
+static void row(int64_t dev, int64_t prob, int64_t M, const char *params, const char *status, double med, int ord)
+{
+    row2(dev, prob, M, 0, params, status, med, ord);
+}
+
+/* The attention family takes the same warm starts over its key and its
+ * (batch, context) point: the same shape's winner at the same point on a
+ * device of the architecture, and the nearest other shapes' winners here
+ * at their nearest point; never a fused-MoE row. */
+static void attention(const mt_device_info *h200, const mt_device_info *pcie)
+{
+    mt_problem ours = {.kernel = "attn_decode", .key = "{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"bf16\"}"};
+    mt_problem near = {.kernel = "attn_decode", .key = "{\"H\":64,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"bf16\"}"};
+    mt_problem far = {.kernel = "attn_decode", .key = "{\"H\":128,\"H_kv\":1,\"D\":64,\"page\":16,\"dtype\":\"bf16\"}"};
+    mt_problem f16 = {.kernel = "attn_decode", .key = "{\"H\":32,\"H_kv\":8,\"D\":128,\"page\":16,\"dtype\":\"fp16\"}"};
+    CHECK(mt_db_problem_upsert(db, &ours) == MT_OK && mt_db_problem_upsert(db, &near) == MT_OK &&
+              mt_db_problem_upsert(db, &far) == MT_OK && mt_db_problem_upsert(db, &f16) == MT_OK,
+          "attention problems");
+#define AC(part, w, mma, st, q)                                                                                 \
+    "{\"partition\":" #part ",\"num_warps\":" #w ",\"mma\":" #mma ",\"stage\":" #st ",\"query_split\":" #q "}"
+    /* the same shape on the PCIe card: at (8, 4096) and at (8, 1024) */
+    row2(pcie->id, ours.id, 8, 4096, AC(512, 4, 1, 2, 2), "ok", 30.0, 0);
+    row2(pcie->id, ours.id, 8, 1024, AC(256, 8, 1, 3, 1), "ok", 10.0, 0);
+    /* neighbouring shapes here: H=64 (one doubling) at two contexts, the
+     * nearer (4096) with two configs; H=128/H_kv=1/D=64 (more than 4
+     * doublings in all); fp16 (another dtype) */
+    row2(h200->id, near.id, 8, 1024, AC(1024, 4, 1, 2, 1), "ok", 50.0, 0);
+    row2(h200->id, near.id, 8, 8192, AC(2048, 4, 1, 3, 4), "ok", 60.0, 0);
+    row2(h200->id, near.id, 8, 8192, AC(4096, 4, 1, 3, 4), "ok", 61.0, 0);
+    row2(h200->id, far.id, 8, 4096, AC(64, 2, 0, 0, 1), "ok", 1.0, 0);
+    row2(h200->id, f16.id, 8, 4096, AC(128, 2, 0, 1, 1), "ok", 1.0, 0);
+
+    mt_space sp;
+    mt_space_cuda_attn(&sp);
+    mt_family_key k;
+    char why[128];
+    CHECK(mt_family_key_parse(&mt_family_attn_decode, ours.key, &k, why, sizeof why) == MT_OK, "key: %s", why);
+    const int64_t point[2] = {8, 4096};
+    mt_space_ctx x;
+    mt_tuning_attn_decode.space_ctx(&k, point, 132, 227 * 1024, &x);
+    mt_config *pts, def;
+    int n = mt_space_enumerate(&sp, &x, &pts);
+    CHECK(n > 10, "the attention space: %d points", n);
+    sp.default_config(&sp, &x, &def);
+    mt_search *s;
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 8 * 4096, 20, 1);
+    int got = mt_warm_start(db, h200, &ours, &sp, pts, n, point, s);
+    CHECK(got == 1, "the same shape's winner at the same point on the PCIe card, got %d", got);
+    int idx;
+    mt_search_next(s, &idx); /* the default */
+    mt_search_next(s, &idx);
+    int want[5] = {512, 4, 1, 2, 2};
+    CHECK(!memcmp(pts[idx].v, want, sizeof want), "the PCIe card's (8, 4096) winner, not its (8, 1024) one");
+    mt_search_report(s, idx, 1.0);
+    mt_search_free(s);
+    mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 8 * 4096, 20, 1);
+    got = mt_warm_start_shapes(db, h200, &ours, "h", &sp, pts, n, point, s);
+    CHECK(got == 1, "one near shape (H=64), got %d", got);
+    mt_search_next(s, &idx);
+    mt_search_next(s, &idx);
+    int want_near[5] = {2048, 4, 1, 3, 4};
+    CHECK(!memcmp(pts[idx].v, want_near, sizeof want_near),
+          "H=64's fastest at its point nearest (8, 4096) (got %d/%d/%d/%d/%d)", pts[idx].v[0], pts[idx].v[1],
+          pts[idx].v[2], pts[idx].v[3], pts[idx].v[4]);
+    mt_search_free(s);
+    free(pts);
 }
 
 int main(void)
@@ -72,7 +143,7 @@ int main(void)
     sp.default_config(&sp, &ctx, &def);
     mt_search *s;
     mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
-    int k = mt_warm_start(db, &h200, &ours, &sp, pts, n, 50, s);
+    int k = mt_warm_start(db, &h200, &ours, &sp, pts, n, (int64_t[2]){50, 0}, s);
     CHECK(k == 2, "two suggestions (vLLM's H100 file, the PCIe winner), got %d", k);
     int idx;
     mt_search_next(s, &idx);
@@ -91,12 +162,12 @@ int main(void)
     mt_device_info a100m = {.backend = "cuda", .name = "NVIDIA_A100-SXM4-80GB", .raw_name = "NVIDIA A100-SXM4-80GB",
                             .arch = "sm_80"};
     mt_db_device_upsert(db, &a100m);
-    k = mt_warm_start(db, &a100m, &ours, &sp, pts, n, 50, s);
+    k = mt_warm_start(db, &a100m, &ours, &sp, pts, n, (int64_t[2]){50, 0}, s);
     CHECK(k == 1, "an A100 gets its own architecture's file only: %d", k);
     mt_search_free(s);
     /* the grid keeps its order */
     mt_search_new(&s, MT_STRATEGY_GRID, &sp, pts, n, &def, 50, 20, 1);
-    mt_warm_start(db, &h200, &ours, &sp, pts, n, 50, s);
+    mt_warm_start(db, &h200, &ours, &sp, pts, n, (int64_t[2]){50, 0}, s);
     mt_search_next(s, &idx);
     CHECK(!memcmp(&pts[idx], &def, sizeof def), "grid: default first");
     mt_search_next(s, &idx);
@@ -128,7 +199,7 @@ int main(void)
     row(h200.id, far.id, 64, C7(16, 128, 128, 1, 8, 2, 0), "ok", 1.0, 0);
     row(h200.id, f16.id, 64, C7(64, 128, 64, 1, 8, 2, 0), "ok", 1.0, 0);
     mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
-    k = mt_warm_start_shapes(db, &h200, &ours, "h", &sp, pts, n, 50, s);
+    k = mt_warm_start_shapes(db, &h200, &ours, "h", &sp, pts, n, (int64_t[2]){50, 0}, s);
     CHECK(k == 2, "the two near shapes, got %d", k);
     int near_want[2][7] = {{32, 128, 64, 16, 8, 3, 0}, {16, 64, 64, 32, 4, 3, 264}};
     mt_search_next(s, &idx); /* the default */
@@ -142,13 +213,14 @@ int main(void)
     mt_search_free(s);
     /* another kernel source: nothing */
     mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
-    CHECK(mt_warm_start_shapes(db, &h200, &ours, "other-hash", &sp, pts, n, 50, s) == 0, "stale kernels suggest nothing");
+    CHECK(mt_warm_start_shapes(db, &h200, &ours, "other-hash", &sp, pts, n, (int64_t[2]){50, 0}, s) == 0, "stale kernels suggest nothing");
     mt_search_free(s);
     /* another device: nothing of the H200's */
     mt_search_new(&s, MT_STRATEGY_BAYES, &sp, pts, n, &def, 50, 20, 1);
-    CHECK(mt_warm_start_shapes(db, &pcie, &ours, "h", &sp, pts, n, 50, s) == 0, "shapes are per device");
+    CHECK(mt_warm_start_shapes(db, &pcie, &ours, "h", &sp, pts, n, (int64_t[2]){50, 0}, s) == 0, "shapes are per device");
     mt_search_free(s);
     free(pts);
+    attention(&h200, &pcie);
     mt_db_close(db);
     unlink(path);
     char wal[64];

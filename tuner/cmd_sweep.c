@@ -14,7 +14,7 @@
 
 #include "buf.h"
 #include "rt_internal.h" /* mt_kernel_hash */
-#include "sweep_step.h"
+#include "sweep_plan.h"
 #include "cmds.h"
 #include "device.h"
 #include "export.h"
@@ -28,7 +28,6 @@
 #include "space.h"
 #include "strategy.h"
 #include "util.h"
-#include "warmstart.h"
 #include "workerpool.h"
 
 static const char usage[] =
@@ -105,19 +104,7 @@ static const char usage[] =
 /* the command named in usage errors: sweep, or submit checking a job */
 static const char *me = "sweep";
 static volatile sig_atomic_t interrupted;
-static int cancelled; /* the job was cancelled: stop as if interrupted */
 
-/* A daemon's job: progress into the queue, and a cancel seen there stops
- * the sweep after the measurement just committed. */
-static void job_tick(mt_db *db, int64_t job, int done, int total, const char *best)
-{
-    char st[32];
-    if (mt_db_job_progress(db, job, done, total, best) != MT_OK) mt_warn("job %lld: cannot record progress", (long long)job);
-    if (mt_db_job_status(db, job, st, sizeof st) == MT_OK && !strcmp(st, "cancelled")) {
-        cancelled = 1;
-        interrupted = 1;
-    }
-}
 static void on_signal(int sig)
 {
     (void)sig;
@@ -160,142 +147,6 @@ typedef struct sweep_opts {
     int64_t job;           /* --job ID: the daemon's job this sweep runs */
     int shard_i, shard_n;  /* --shard I/N */
 } sweep_opts;
-
-/* The inputs of batch size M: round 0 is what the search measured on,
- * later finalist rounds draw new ones, alike for every finalist, so the
- * winner is fastest over several routings and not one */
-static uint64_t inputs_seed(int64_t seed, int64_t M, int round)
-{
-    return ((uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)M * 1000003ull) + (uint64_t)round * 0xbf58476d1ce4e5b9ull;
-}
-
-/* Finalists: the best few of M (the default always among them) measured
- * again, round after round, side by side, on fresh inputs; each one's
- * median over the rounds is stored and the fastest is the winner. A
- * variant that fails here drops out. Returns an exit status. */
-#define MAX_FINALISTS 32
-#define MAX_ROUNDS 9
-struct top { int64_t cfg[MAX_FINALISTS + 1]; char params[MAX_FINALISTS + 1][256]; int n, max, has_default; };
-struct top_m { struct top *t; int64_t M; };
-
-/* rows come by M, then fastest first: the first `max` of M, plus the
- * default wherever it stands */
-static int top_row_m(const mt_result_row *r, void *u)
-{
-    struct top_m *tm = u;
-    struct top *t = tm->t;
-    if (r->M != tm->M) return 0;
-    for (int i = 0; i < t->n; i++)
-        if (t->cfg[i] == r->config_id) return 0;
-    int room = t->n < t->max || (r->is_default && !t->has_default && t->n < MAX_FINALISTS + 1);
-    if (!room) return 0;
-    t->cfg[t->n] = r->config_id;
-    snprintf(t->params[t->n], sizeof t->params[t->n], "%s", r->params);
-    t->has_default |= r->is_default;
-    t->n++;
-    return 0;
-}
-
-static int run_finalists(mt_db *db, mt_worker *w, int64_t sweep_id, const mt_device_info *dev, const mt_problem *prob,
-                         const mt_moe_shape *shape, int64_t M, const mt_policy *pol, const char *khash,
-                         const char *policy_text, int count, int rounds, int64_t seed, double timeout)
-{
-    static struct top t; /* 8 KiB: off the stack */
-    memset(&t, 0, sizeof t);
-    t.max = count;
-    /* verified rows of M, fastest first */
-    if (mt_db_results(db, dev->id, prob->id, "ok", khash, top_row_m, &(struct top_m){&t, M}) != MT_OK)
-        return mt_fail("sweep", "cannot read the database: %s", mt_db_errmsg(db));
-    if (t.n < 2) return MT_EXIT_OK; /* nothing to choose between */
-    double med[MAX_FINALISTS + 1][MAX_ROUNDS];
-    int alive[MAX_FINALISTS + 1];
-    for (int i = 0; i < t.n; i++) alive[i] = 1;
-    for (int r = 0; r < rounds && !interrupted; r++)
-        for (int i = 0; i < t.n && !interrupted; i++) {
-            if (!alive[i]) continue;
-            char req[1024], why[512], *reply = NULL;
-            if (mt_measure_request(req, sizeof req, "fused_moe", prob->key, &M, 1, shape->renormalize, t.params[i],
-                                   inputs_seed(seed, M, r), pol) != MT_OK)
-                req[0] = 0;
-            int crc = mt_worker_call(w, req, timeout, &reply, why, sizeof why);
-            cJSON *j = crc == MT_OK ? cJSON_Parse(reply) : NULL;
-            const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "median_us");
-            if (cJSON_IsString(st) && !strcmp(st->valuestring, "ok") && cJSON_IsNumber(v)) med[i][r] = v->valuedouble;
-            else alive[i] = 0;
-            int fatal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "fatal"));
-            cJSON_Delete(j);
-            free(reply);
-            if (crc != MT_OK || fatal) {
-                char err[512];
-                if (mt_worker_restart(w, err, sizeof err) != MT_OK) return mt_fail("sweep", "cannot restart the worker: %s", err);
-            }
-        }
-    if (interrupted) return MT_EXIT_OK;
-    for (int i = 0; i < t.n; i++) {
-        if (!alive[i]) continue;
-        /* the median of the rounds */
-        for (int a = 1; a < rounds; a++)
-            for (int b = a; b > 0 && med[i][b] < med[i][b - 1]; b--) {
-                double x = med[i][b];
-                med[i][b] = med[i][b - 1];
-                med[i][b - 1] = x;
-            }
-        double m = rounds % 2 ? med[i][rounds / 2] : 0.5 * (med[i][rounds / 2 - 1] + med[i][rounds / 2]);
-        if (mt_db_finalist_insert(db, sweep_id, dev->id, prob->id, M, t.cfg[i], m, rounds, khash, policy_text) != MT_OK)
-            return mt_fail("sweep", "cannot store a finalist: %s", mt_db_errmsg(db));
-    }
-    return MT_EXIT_OK;
-}
-
-/* failures of one batch size, for the report of a batch size left with none verified */
-struct fail_tally { int64_t M; int n; char first[200]; };
-static int tally_failed(const mt_result_row *r, void *u)
-{
-    struct fail_tally *t = u;
-    if (r->M != t->M) return 0;
-    if (!t->n++) snprintf(t->first, sizeof t->first, "%s", r->reason && *r->reason ? r->reason : "failed");
-    return 0;
-}
-
-/* The batch sizes of ms with no verified config of this kernel source,
- * each said with its failures and the first reason; their count. */
-static int unverified(mt_db *db, const mt_device_info *dev, const mt_problem *prob, const char *khash,
-                      const int64_t *ms, int n_ms, int64_t *out, int max)
-{
-    mt_best_list l;
-    int n = 0;
-    if (mt_best_collect(db, dev->id, prob->id, khash, &l) != MT_OK) return 0;
-    for (int i = 0; i < n_ms; i++) {
-        int found = 0;
-        for (int k = 0; k < l.n && !found; k++) found = l.v[k].M == ms[i];
-        if (found) continue;
-        struct fail_tally t = {ms[i], 0, ""};
-        mt_db_results(db, dev->id, prob->id, "failed", khash, tally_failed, &t);
-        if (t.n)
-            mt_err("M=%lld: none of its %d variant(s) measured passed; the first failed with: %s", (long long)ms[i], t.n,
-                   t.first);
-        else
-            mt_err("M=%lld: no variant was measured (--time, --only or the budget left it out)", (long long)ms[i]);
-        if (n < max) out[n++] = ms[i];
-    }
-    mt_best_list_free(&l);
-    return n;
-}
-
-static int count_fin(int64_t cfg, const char *params, double median, void *u)
-{
-    (void)cfg, (void)params, (void)median;
-    ++*(int *)u;
-    return 0;
-}
-
-static int has_finalists(mt_db *db, int64_t dev, int64_t prob, int64_t M, const char *khash)
-{
-    int n = 0;
-    mt_db_finalists(db, dev, prob, M, khash, count_fin, &n);
-    return n > 0;
-}
 
 static int parse_opts(int argc, char **argv, sweep_opts *o)
 {
@@ -346,8 +197,8 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_TIMEOUT: rc = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
         case O_SEED: rc = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_ABORT: rc = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
-        case O_FINALISTS: rc = mt_parse_int_opt(me, "--finalists", optarg, 0, MAX_FINALISTS, &v); o->finalists = (int)v; break;
-        case O_ROUNDS: rc = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MAX_ROUNDS, &v); o->rounds = (int)v; break;
+        case O_FINALISTS: rc = mt_parse_int_opt(me, "--finalists", optarg, 0, MT_PLAN_MAX_FINALISTS, &v); o->finalists = (int)v; break;
+        case O_ROUNDS: rc = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MT_PLAN_MAX_ROUNDS, &v); o->rounds = (int)v; break;
         case O_COMPILE_JOBS: rc = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_JOB: rc = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
@@ -496,15 +347,6 @@ int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_conf
     return MT_EXIT_OK;
 }
 
-/* the progress line and the job's row after each measured variant */
-struct tick_ctx { mt_progress *prog; mt_db *db; int64_t job; int total; };
-static void tick(void *user, int done, const char *best)
-{
-    struct tick_ctx *t = user;
-    mt_progress_update(t->prog, done, t->total, best);
-    if (t->job) job_tick(t->db, t->job, done, t->total, best);
-}
-
 int cmd_sweep(int argc, char **argv)
 {
     /* --kernel picks the family: fused_moe (this file) or attention */
@@ -529,6 +371,8 @@ int cmd_sweep(int argc, char **argv)
     mt_worker *w = NULL;
     char note[512], exe[4096], why[512], policy_text[256], out_dir[4096], job_db[4096] = "";
     int job_lock = -1, m_lock_fd = -1;
+    mt_plan *plan = NULL;
+    int64_t (*points)[2] = NULL;
     int status = parse_opts(argc, argv, &o);
     if (status < 0) return mt_cli_finish("sweep", 0);
     if (status) return status;
@@ -676,58 +520,29 @@ int cmd_sweep(int argc, char **argv)
     if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.compile_jobs != 0)
         precompile(&o, &dev, ps.dtype);
 
-    /* the plan: every M's valid points, searched by the strategy within
-     * the budget */
-    mt_config **pts = calloc((size_t)ps.n_ms, sizeof *pts);
-    mt_search **search = calloc((size_t)ps.n_ms, sizeof *search);
-    mt_config *defs = calloc((size_t)ps.n_ms, sizeof *defs);
-    int *order = calloc((size_t)ps.n_ms, sizeof *order);
-    mt_search_pool *pool = NULL; /* what one batch size teaches the next */
-    int total = 0, min_budget = 0;
-    if (!pts || !search || !defs || !order || mt_search_pool_new(&pool) != MT_OK) {
+    /* the plan: every batch size's valid points, searched by the strategy
+     * within the budget (tuner/sweep_plan.c, as for every family) */
+    mt_family_key fkey;
+    char kwhy[300];
+    if (mt_family_key_parse(&mt_family_fused_moe, prob.key, &fkey, kwhy, sizeof kwhy) != MT_OK) {
+        status = mt_fail("sweep", "the problem's key: %s", kwhy);
+        goto out;
+    }
+    mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
+                         khash, policy_text, (double)o.timeout, o.retry_failed};
+    points = calloc((size_t)ps.n_ms, sizeof *points);
+    if (!points) {
         status = mt_fail("sweep", "out of memory");
-        goto out_plan;
+        goto out;
     }
-    for (int i = 0; i < ps.n_ms; i++) {
-        mt_space_ctx ctx = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.ms[i], dev.cores, dev.smem_per_block, 0};
-        int n = mt_space_enumerate(&sp, &ctx, &pts[i]);
-        if (n < 0) {
-            status = mt_fail("sweep", "out of memory");
-            goto out_plan;
-        }
-        if (n == 0 && o.only)
-            fprintf(stderr, "moetune sweep: M=%lld: no valid point has --only %s; nothing measured there\n",
-                    (long long)ps.ms[i], o.only);
-        sp.default_config(&sp, &ctx, &defs[i]);
-        /* a percentage budget rounds up, as replay's --fraction does, so a
-         * replayed figure and a live sweep spend the same */
-        int budget = o.budget_pct > 0 ? (int)ceil(n * o.budget_pct / 100.0) : (int)o.budget;
-        if (o.budget_pct > 0 && budget < 5) budget = 5;
-        /* the seed is per M, so a resumed search proposes what it did */
-        if (mt_search_new(&search[i], o.strategy, &sp, pts[i], n, &defs[i], ps.ms[i], budget,
-                          (uint64_t)o.seed * 0x2545f4914f6cdd1dull + (uint64_t)ps.ms[i]) != MT_OK) {
-            status = mt_fail("sweep", "out of memory");
-            goto out_plan;
-        }
-        mt_search_attach(search[i], pool);
-        /* another kernel path's representative (the GEMV path at small
-         * batch sizes): measured early, so that the search compares the
-         * paths however small its budget */
-        mt_config seeds[4];
-        for (int k = 0, ns = mt_space_seeds(&sp, &ctx, seeds, 4); k < ns; k++)
-            for (int j = 0; j < n; j++)
-                if (!memcmp(&pts[i][j], &seeds[k], sizeof seeds[k])) mt_search_suggest(search[i], j);
-        /* warm start: what vLLM and other devices of this architecture
-         * found, then the winners of neighbouring shapes on this device,
-         * proposed right after the default */
-        int ws = mt_warm_start(db, &dev, &prob, &sp, pts[i], n, ps.ms[i], search[i]);
-        int wss = mt_warm_start_shapes(db, &dev, &prob, khash, &sp, pts[i], n, ps.ms[i], search[i]);
-        if (wss > 0) ws = (ws > 0 ? ws : 0) + wss;
-        if (ws > 0) mt_debug("M=%lld: %d warm-start suggestion(s)", (long long)ps.ms[i], ws);
-        int eff = budget > 0 && budget < n ? budget : n; /* what this M will measure */
-        total += eff;
-        if (i == 0 || eff < min_budget) min_budget = eff;
+    for (int i = 0; i < ps.n_ms; i++) points[i][0] = ps.ms[i];
+    mt_plan_opts po = {o.strategy, o.budget, o.budget_pct, o.seed, o.abort_factor, o.time_s, o.finalists, o.rounds,
+                       o.quiet, o.job, o.only, m_lock_fd};
+    if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, ps.n_ms, &po, why, sizeof why) != MT_OK) {
+        status = mt_fail("sweep", "%s", why);
+        goto out;
     }
+    int total = mt_plan_total(plan);
 
     char bs_text[512] = "";
     for (int i = 0; i < ps.n_ms; i++)
@@ -739,91 +554,39 @@ int cmd_sweep(int argc, char **argv)
     if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.strategy), (int)o.budget, bs_text, cmdline,
                           &sweep_id) != MT_OK) {
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
-        goto out_plan;
+        goto out;
     }
+    sctx.sweep_id = sweep_id;
     if (!o.quiet)
         fprintf(stderr, "moetune sweep: %s on %s: E=%lld N=%lld K=%lld top-%lld %s, %d batch sizes, %d variants\n",
                 ps.model.name, dev.name, (long long)ps.E, (long long)ps.N, (long long)prob.K, (long long)prob.topk,
                 prob.dtype, ps.n_ms, total);
 
-    if (o.job) {
-        char st[32];
-        if (mt_db_job_status(db, o.job, st, sizeof st) != MT_OK || !st[0]) {
-            status = mt_fail("sweep", "--job %lld: no such job in the database", (long long)o.job);
-            goto out_plan;
-        }
-        /* held until exit: the daemon signals a stored pid only while it is held */
-        if (job_db[0] && (job_lock = mt_job_lock_take(job_db, o.job)) == -2) {
-            status = mt_fail("sweep", "--job %lld: another sweep runs this job", (long long)o.job);
-            goto out_plan;
-        }
-        job_tick(db, o.job, 0, total, NULL);
+    if (mt_plan_claim_job(db, job_db, o.job, &job_lock, why, sizeof why) != MT_OK) {
+        status = mt_fail("sweep", "%s", why);
+        goto out;
     }
-    mt_moe_shape shape = {ps.E, ps.N, ps.model.hidden, ps.model.topk, ps.dtype, ps.model.renormalize};
-    /* every variant through the step every family takes */
-    mt_family_key fkey;
-    char kwhy[300];
-    if (mt_family_key_parse(&mt_family_fused_moe, prob.key, &fkey, kwhy, sizeof kwhy) != MT_OK) {
-        status = mt_fail("sweep", "the problem's key: %s", kwhy);
-        goto out_plan;
-    }
-    mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, sweep_id,
-                         khash, policy_text, (double)o.timeout, o.retry_failed};
-    mt_progress prog;
-    mt_progress_init(&prog, o.quiet);
-    int done = 0, measured = 0, skipped = 0, failed = 0, aborted = 0, retried = 0;
-    double t_start = mt_now();
-    int out_of_time = 0;
-    /* bayes goes coarse to fine over the batch sizes (mt_search_order), so
-     * that each sees the winners of a neighbour on both sides */
-    mt_search_order(o.strategy, ps.n_ms, min_budget, order);
-    for (int oi = 0; oi < ps.n_ms && !interrupted && !status && !out_of_time; oi++) {
-        const int i = order[oi];
-        char what[64], label[32];
-        /* one process measures a batch size at a time: a second sweep of
-         * the same problem waits, then finds the points stored */
-        snprintf(what, sizeof what, "M=%lld of this problem", (long long)ps.ms[i]);
-        if (mt_m_lock(m_lock_fd, dev.id, prob.id, ps.ms[i], what) != 0) break;
-        snprintf(label, sizeof label, "M=%lld", (long long)ps.ms[i]);
-        /* the seed: the same inputs for every config of this M (the routing
-         * decides how many experts and tiles there are to run, so inputs
-         * drawn per config made a config look fast for its routing) */
-        struct tick_ctx tc = {&prog, db, o.job, total};
-        mt_point_search pt = {.search = search[i], .sp = &sp, .pts = pts[i], .def = &defs[i], .point = {ps.ms[i], 0},
-                              .label = label, .seed = inputs_seed(o.seed, ps.ms[i], 0), .abort_factor = o.abort_factor,
-                              .deadline = o.time_s > 0 ? t_start + o.time_s : 0, .warn_failures = !o.quiet && !prog.tty,
-                              .progress = tick, .user = &tc, .done = done, .best = INFINITY};
-        if (mt_sweep_search_point(&sctx, &pt, &pol, &interrupted, why, sizeof why) != MT_OK) status = mt_fail("sweep", "%s", why);
-        int new_here = pt.measured;
-        done = pt.done;
-        measured += pt.measured, skipped += pt.skipped, failed += pt.failed, aborted += pt.aborted, retried += pt.retried;
-        out_of_time = pt.out_of_time;
-        /* a rerun that measured nothing new keeps the finalists it has */
-        if (!interrupted && !status && !out_of_time && o.finalists > 1 &&
-            (new_here > 0 || !has_finalists(db, dev.id, prob.id, ps.ms[i], khash)))
-            status = run_finalists(db, w, sweep_id, &dev, &prob, &shape, ps.ms[i], &pol, khash, policy_text,
-                                   o.finalists, o.rounds, o.seed, (double)o.timeout);
-        mt_m_unlock(m_lock_fd, dev.id, prob.id, ps.ms[i]);
-    }
-    /* the job's progress at the end, also when every point was stored before */
-    if (o.job) job_tick(db, o.job, done, total, NULL);
-    mt_progress_end(&prog);
+    mt_plan_counts pc;
+    memset(&pc, 0, sizeof pc);
+    if (mt_plan_run(plan, &sctx, &pol, &interrupted, &pc, why, sizeof why) != MT_OK) status = mt_fail("sweep", "%s", why);
+    int measured = pc.measured, skipped = pc.skipped, failed = pc.failed, aborted = pc.aborted, retried = pc.retried;
+    int out_of_time = pc.out_of_time, cancelled = pc.cancelled;
     mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
     /* said even with --quiet: a sweep cut short must not pass for a whole one */
     if (out_of_time)
         fprintf(stderr, "moetune sweep: --time %.0f s reached; the batch sizes not reached keep their earlier results\n",
                 o.time_s);
-    if (status) goto out_plan;
+    if (status) goto out;
 
     /* the batch sizes that end with no verified config: said, and the
      * sweep fails (an interrupted one is said when it ends) */
-    int64_t missing[64];
-    int n_missing = interrupted ? 0 : unverified(db, &dev, &prob, khash, ps.ms, ps.n_ms, missing, 64);
+    int64_t missing[64][2];
+    int n_missing = interrupted ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
     if (o.json) {
         printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
                "\"interrupted\":%s,\"unverified_batch_sizes\":[",
                (long long)sweep_id, measured, skipped, failed, aborted, retried, interrupted ? "true" : "false");
-        for (int k = 0; k < n_missing; k++) printf("%s%lld", k ? "," : "", (long long)missing[k]);
+        for (int k = 0; k < n_missing && k < 64; k++) printf("%s%lld", k ? "," : "", (long long)missing[k][0]);
         printf("],\"table\":");
         mt_report_pair(stdout, db, &dev, &prob, 1);
     } else {
@@ -865,17 +628,9 @@ int cmd_sweep(int argc, char **argv)
                     measured);
         status = MT_EXIT_INTERRUPTED;
     }
-out_plan:
-    for (int i = 0; i < ps.n_ms; i++) {
-        if (pts) free(pts[i]);
-        if (search) mt_search_free(search[i]);
-    }
-    free(pts);
-    free(search);
-    free(defs);
-    free(order);
-    mt_search_pool_free(pool);
 out:
+    mt_plan_free(plan);
+    free(points);
     mt_worker_stop(w);
     mt_db_close(db);
     mt_job_lock_drop(job_db, o.job, job_lock);

@@ -5,7 +5,8 @@
 
 #include "export.h"
 #include "moetune/moetune.h"
-#include "rt_internal.h"
+#include "family.h"
+#include "log.h"
 #include "util.h"
 
 /* {"block_m":16,"block_n":32} -> block_m=16 block_n=32 */
@@ -25,10 +26,31 @@ static void num_or_null(FILE *f, double v)
     else fprintf(f, "%.10g", v);
 }
 
+/* A table's point columns: "M" (fused MoE), "batch" and "ctx" (attention). */
+static void point_cells(FILE *f, const mt_family *fam, const mt_best *b, int json)
+{
+    const int64_t v[2] = {b->M, b->p2};
+    for (int k = 0; k < fam->npoint && k < 2; k++) {
+        if (json) fprintf(f, "%s\"%s\":%lld", k ? "," : "", fam->point[k], (long long)v[k]);
+        else fprintf(f, fam->npoint == 1 ? "%6lld  " : "%7lld ", (long long)v[k]);
+    }
+    if (!json && fam->npoint > 1) fputc(' ', f);
+}
+
 int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem *p, int json)
 {
+    const mt_family *fam = mt_family_find(p->kernel);
+    mt_family_key key;
+    char why[256];
+    if (!fam || mt_family_key_parse(fam, p->key, &key, why, sizeof why) != MT_OK) {
+        mt_err("the database holds a problem of kernel '%.32s' with key '%.80s' that this moetune cannot read: it is "
+               "damaged, or was written by a later moetune",
+               p->kernel, p->key);
+        return MT_ECORRUPT;
+    }
     mt_best_list l;
-    int rc = mt_best_collect(db, d->id, p->id, mt_kernel_hash(d->backend), &l);
+    /* the rows of the backend's own kernel source */
+    int rc = mt_best_collect(db, d->id, p->id, fam->kernel_hash(d->backend), &l);
     if (rc != MT_OK) return rc;
     if (json) {
         fprintf(f, "{\"device\":");
@@ -37,13 +59,18 @@ int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem
         mt_json_str(f, d->backend);
         fprintf(f, ",\"kernel\":");
         mt_json_str(f, p->kernel);
-        fprintf(f, ",\"E\":%lld,\"N\":%lld,\"K\":%lld,\"topk\":%lld,\"dtype\":", (long long)p->E, (long long)p->N,
-                (long long)p->K, (long long)p->topk);
+        fprintf(f, ",\"key\":%s", p->key);
+        /* the key's fields at the top as well, as scripts read them */
+        for (int k = 0; k < fam->nkey; k++)
+            if (fam->key[k].required || key.v[k]) fprintf(f, ",\"%s\":%lld", fam->key[k].name, (long long)key.v[k]);
+        fprintf(f, ",\"dtype\":");
         mt_json_str(f, p->dtype);
         fprintf(f, ",\"results\":[");
         for (int i = 0; i < l.n; i++) {
             const mt_best *b = &l.v[i];
-            fprintf(f, "%s{\"M\":%lld,\"params\":%s,\"median_us\":", i ? "," : "", (long long)b->M, b->params);
+            fprintf(f, "%s{", i ? "," : "");
+            point_cells(f, fam, b, 1);
+            fprintf(f, ",\"params\":%s,\"median_us\":", b->params);
             num_or_null(f, b->median_us);
             fprintf(f, ",\"spread_us\":");
             num_or_null(f, b->spread_us);
@@ -58,25 +85,31 @@ int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem
             num_or_null(f, b->def_median_us);
             fprintf(f, ",\"speedup_vs_default\":");
             num_or_null(f, b->def_params ? b->def_median_us / b->median_us : NAN);
-            fprintf(f, ",\"variants_ok\":%d,\"variants_failed\":%d}", b->n_ok, b->n_failed);
+            fprintf(f, ",\"finalists\":%d,\"variants_ok\":%d,\"variants_failed\":%d}", b->finalists, b->n_ok,
+                    b->n_failed);
         }
         fprintf(f, "]}");
     } else {
-        fprintf(f, "%s (%s), %s E=%lld N=%lld K=%lld top-%lld %s\n", d->name, d->backend, p->kernel, (long long)p->E,
-                (long long)p->N, (long long)p->K, (long long)p->topk, p->dtype);
-        fprintf(f, "%6s  %-52s %10s %8s %9s %7s %10s %8s %9s\n", "M", "best config", "median us", "IQR us",
-                "floor us", "floor/t", "default us", "speedup", "ok/failed");
+        fprintf(f, "%s (%s), %s", d->name, d->backend, p->kernel);
+        for (int k = 0; k < fam->nkey; k++)
+            if (fam->key[k].required || key.v[k]) fprintf(f, " %s=%lld", fam->key[k].name, (long long)key.v[k]);
+        fprintf(f, " %s\n", p->dtype);
+        if (fam->npoint == 1) fprintf(f, "%6s  ", fam->point[0]);
+        else fprintf(f, "%7s %7s  ", fam->point[0], fam->point[1]);
+        fprintf(f, "%-52s %10s %8s %9s %7s %10s %8s %9s\n", "best config", "median us", "IQR us", "floor us", "floor/t",
+                "default us", "speedup", "ok/failed");
         for (int i = 0; i < l.n; i++) {
             const mt_best *b = &l.v[i];
             char cfg[128];
             compact(cfg, sizeof cfg, b->params);
             if (b->is_default) strncat(cfg, " (default)", sizeof cfg - strlen(cfg) - 1);
-            fprintf(f, "%6lld  %-52s %10.1f %8.1f %9.1f %7.2f ", (long long)b->M, cfg, b->median_us, b->spread_us,
-                    b->floor_us, b->efficiency);
+            point_cells(f, fam, b, 0);
+            fprintf(f, "%-52s %10.1f %8.1f %9.1f %7.2f ", cfg, b->median_us, b->spread_us, b->floor_us, b->efficiency);
             if (b->def_params) fprintf(f, "%10.1f %7.2fx", b->def_median_us, b->def_median_us / b->median_us);
             else fprintf(f, "%10s %8s", "-", "-");
             fprintf(f, " %4d/%-4d\n", b->n_ok, b->n_failed);
         }
+        if (!l.n) fprintf(f, "(none verified with this build's kernel source)\n");
     }
     mt_best_list_free(&l);
     return MT_OK;

@@ -16,7 +16,9 @@
 
 #include "attn.h"
 #include "attn_db.h"
-#include "sweep_step.h"
+#include "export.h"
+#include "report.h"
+#include "sweep_plan.h"
 #include "jobs.h"
 #include "cmds.h"
 #include "device.h"
@@ -47,10 +49,14 @@ static const char usage[] =
     "  --batch-sizes LIST          default 1,8,32\n"
     "  --contexts LIST             context lengths, default 512,2048\n"
     "  --strategy grid|random|bayes, --budget N|P%, --seed N, --timeout SEC,\n"
-    "  --time DURATION, --abort-factor F, --db PATH, --out DIR, --no-export,\n"
-    "  --quiet, --json, --shard I/N, --job ID, --compile-jobs N, --retry-failed:\n"
-    "  as for the fused-MoE sweep (a shard is a share of the (batch, context)\n"
-    "  pairs; --json prints the counts and the best config of each pair)\n"
+    "  --time DURATION, --abort-factor F, --finalists N, --finalist-rounds R,\n"
+    "  --db PATH, --out DIR, --no-export, --quiet, --json, --shard I/N, --job ID,\n"
+    "  --compile-jobs N, --retry-failed: as for the fused-MoE sweep (a shard is a\n"
+    "  share of the (batch, context) pairs; finalists are per pair; --json prints\n"
+    "  the counts and the best config of each pair)\n"
+    "Each pair's search starts from what is known elsewhere: the winners of\n"
+    "the same shape on other devices of the architecture, and of the nearest\n"
+    "other shapes measured on this device.\n"
     "On the CPU, a CUDA GPU or an AMD GPU (hip:N: the CUDA kernel's source through\n"
     "hipRTC, never yet run on AMD hardware); auto: the first CUDA GPU, else the\n"
     "first AMD GPU the HIP runtime can use, else the CPU. fp32 is the CPU\n"
@@ -66,37 +72,11 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-struct best_list { mt_attn_entry *e; char (*params)[256]; double (*fig)[2]; int n, cap; FILE *table; };
-static int take_best(const mt_attn_row *r, void *u)
-{
-    struct best_list *b = u;
-    if (b->n == b->cap) return 1;
-    snprintf(b->params[b->n], sizeof b->params[0], "%s", r->params);
-    b->e[b->n] = (mt_attn_entry){r->batch, r->ctx, b->params[b->n]};
-    b->fig[b->n][0] = r->median_us;
-    b->fig[b->n][1] = r->floor_us;
-    b->n++;
-    if (b->table)
-        fprintf(b->table, "%7lld %7lld  %-52s %10.1f %9.1f %6.2f\n", (long long)r->batch, (long long)r->ctx, r->params,
-                r->median_us, r->floor_us, r->floor_us > 0 ? r->floor_us / r->median_us : NAN);
-    return 0;
-}
-
-/* the progress line and the job's row after each measured variant */
-struct attn_tick { mt_progress *prog; mt_db *db; int64_t job; int total; };
-static void attn_job_tick(mt_db *db, int64_t job, int done, int total, const char *best);
-static void attn_tick_fn(void *user, int done, const char *best)
-{
-    struct attn_tick *t = user;
-    mt_progress_update(t->prog, done, t->total, best);
-    if (t->job) attn_job_tick(t->db, t->job, done, t->total, best);
-}
-
 struct attn_opts {
     int64_t H, Hkv, D, page, seed, timeout, budget, job;
     double budget_pct;
     const char *dtype_s, *batches_s, *ctx_s, *db_path, *out, *device;
-    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given, retry_failed, json;
+    int strategy, no_export, quiet, dtype, shard_i, shard_n, device_given, retry_failed, json, finalists, rounds;
     double time_s, abort_factor;
     int64_t compile_jobs; /* -1: the online CPUs */
     int64_t *bs, *cs;
@@ -107,7 +87,8 @@ struct attn_opts {
 static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o)
 {
     enum { O_KERNEL = 300, O_H, O_HKV, O_D, O_PAGE, O_DTYPE, O_BATCH, O_CTX, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT,
-           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS, O_RETRY, O_TIME, O_ABORT, O_JSON };
+           O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB, O_SHARD, O_COMPILE_JOBS, O_RETRY, O_TIME, O_ABORT, O_JSON,
+           O_FINALISTS, O_ROUNDS };
     static const struct option lo[] = {
         {"kernel", required_argument, 0, O_KERNEL}, {"heads", required_argument, 0, O_H},
         {"kv-heads", required_argument, 0, O_HKV}, {"head-dim", required_argument, 0, O_D},
@@ -121,13 +102,15 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         {"shard", required_argument, 0, O_SHARD}, {"compile-jobs", required_argument, 0, O_COMPILE_JOBS},
         {"retry-failed", no_argument, 0, O_RETRY}, {"time", required_argument, 0, O_TIME},
         {"abort-factor", required_argument, 0, O_ABORT}, {"json", no_argument, 0, O_JSON},
+        {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->page = 16, o->seed = 1, o->timeout = 60, o->compile_jobs = -1;
+    o->page = 16, o->seed = 1, o->timeout = 60, o->compile_jobs = -1, o->finalists = 3, o->rounds = 3;
     o->dtype_s = "bf16", o->batches_s = "1,8,32", o->ctx_s = "512,2048", o->device = "auto";
     o->strategy = MT_STRATEGY_GRID;
     o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid, as the fused-MoE sweep */
     int c, st;
+    int64_t v;
     char err[512];
     optind = 1;
     opterr = 0;
@@ -156,6 +139,14 @@ static int parse_attn(const char *me, int argc, char **argv, struct attn_opts *o
         case O_TIME: st = mt_parse_duration(me, "--time", optarg, &o->time_s); break;
         case O_ABORT: st = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
         case O_JSON: o->json = 1; break;
+        case O_FINALISTS:
+            st = mt_parse_int_opt(me, "--finalists", optarg, 0, MT_PLAN_MAX_FINALISTS, &v);
+            o->finalists = (int)v;
+            break;
+        case O_ROUNDS:
+            st = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MT_PLAN_MAX_ROUNDS, &v);
+            o->rounds = (int)v;
+            break;
         case O_QUIET: o->quiet = 1; break;
         case O_DEVICE: o->device = optarg, o->device_given = 1; break;
         case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
@@ -207,13 +198,6 @@ static int pair_kept(const struct attn_opts *o, int k)
     return o->shard_n <= 1 || mt_shard_keep(o->H, o->Hkv, o->D, o->page, k, o->shard_i, o->shard_n);
 }
 
-static void attn_job_tick(mt_db *db, int64_t job, int done, int total, const char *best)
-{
-    char st[32];
-    mt_db_job_progress(db, job, done, total, best);
-    if (mt_db_job_status(db, job, st, sizeof st) == MT_OK && !strcmp(st, "cancelled")) stop = 2;
-}
-
 int mt_sweep_attention(int argc, char **argv)
 {
     struct attn_opts ao;
@@ -249,8 +233,10 @@ int mt_sweep_attention(int argc, char **argv)
 
     mt_db *db = NULL;
     mt_worker *w = NULL;
-    char exe[4096];
-    int status = 0;
+    mt_plan *plan = NULL;
+    int64_t (*points)[2] = NULL;
+    char exe[4096], lock_db[4096] = "";
+    int status = 0, lock_fd = -1, job_lock = -1;
     if ((status = mt_cli_open_db("sweep", db_path, &db)) != 0) goto done;
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
         status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
@@ -305,6 +291,31 @@ int mt_sweep_attention(int argc, char **argv)
                      (long long)cs[j]);
     char cmdline[1024] = "moetune";
     for (int i = 0; i < argc; i++) snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
+    /* every variant through the step every family takes, every point
+     * through the plan every family takes */
+    mt_family_key fkey;
+    if (mt_family_key_parse(&mt_family_attn_decode, prob.key, &fkey, err, sizeof err) != MT_OK) {
+        status = mt_fail("sweep", "the problem's key: %s", err);
+        goto done;
+    }
+    mt_sweep_ctx sctx = {db, w, &mt_tuning_attn_decode, &fkey, prob.key, 0, &dev, prob.id, 0, khash, policy,
+                         (double)timeout, ao.retry_failed};
+    int npairs = 0;
+    points = calloc((size_t)(nb * nc) + 1, sizeof *points);
+    if (!points) {
+        status = mt_fail("sweep", "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nc; j++)
+            if (pair_kept(&ao, i * nc + j)) points[npairs][0] = bs[i], points[npairs++][1] = cs[j];
+    if (mt_cli_db_path(db_path, lock_db, sizeof lock_db) == MT_OK) lock_fd = mt_m_lock_open(lock_db);
+    mt_plan_opts po = {strategy, budget, budget_pct, seed, ao.abort_factor, ao.time_s, ao.finalists, ao.rounds, quiet,
+                       ao.job, NULL, lock_fd};
+    if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, npairs, &po, err, sizeof err) != MT_OK) {
+        status = mt_fail("sweep", "%s", err);
+        goto done;
+    }
     int64_t sweep_id = 0;
     mt_db_sweeps_reap(db, mt_sweep_process_alive);
     if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(strategy), (int)budget, text, cmdline, &sweep_id) !=
@@ -312,173 +323,96 @@ int mt_sweep_attention(int argc, char **argv)
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
         goto done;
     }
-    /* every variant through the step every family takes */
-    mt_family_key fkey;
-    if (mt_family_key_parse(&mt_family_attn_decode, prob.key, &fkey, err, sizeof err) != MT_OK) {
-        status = mt_fail("sweep", "the problem's key: %s", err);
+    sctx.sweep_id = sweep_id;
+    if (mt_plan_claim_job(db, lock_db, ao.job, &job_lock, err, sizeof err) != MT_OK) {
+        status = mt_fail("sweep", "%s", err);
         goto done;
     }
-    mt_sweep_ctx sctx = {db, w, &mt_tuning_attn_decode, &fkey, prob.key, 0, &dev, prob.id, sweep_id, khash, policy,
-                         (double)timeout, ao.retry_failed};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    mt_progress prog;
-    mt_progress_init(&prog, quiet);
-    int measured = 0, skipped = 0, failed = 0, done_n = 0, total = 0, npairs = 0, retried = 0;
-    /* the whole plan's size first: the progress counts towards a total
-     * that does not move, and the header says it */
-    for (int i = 0; i < nb; i++)
-        for (int j = 0; j < nc; j++) {
-            if (!pair_kept(&ao, i * nc + j)) continue;
-            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, gpu ? dev.smem_per_block : 0, cs[j]};
-            mt_config *pts = NULL;
-            int n = mt_space_enumerate(&sp, &x, &pts);
-            free(pts);
-            if (n <= 0) continue;
-            int b = budget_pct > 0 ? (int)ceil(n * budget_pct / 100) : (int)budget;
-            if (budget_pct > 0 && b < 5) b = 5;
-            total += b > 0 && b < n ? b : n;
-            npairs++;
-        }
     if (!quiet)
         fprintf(stderr, "moetune sweep: attention decode on %s: H=%lld H_kv=%lld D=%lld page=%lld %s, %d (batch, context) "
                         "pairs, %d variants\n",
-                dev.name, (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype), npairs, total);
-    if (ao.job) attn_job_tick(db, ao.job, 0, total, NULL);
-    double t_start = mt_now();
-    int out_of_time = 0, aborted = 0;
-    for (int i = 0; i < nb && !stop && !status && !out_of_time; i++)
-        for (int j = 0; j < nc && !stop && !status && !out_of_time; j++) {
-            if (!pair_kept(&ao, i * nc + j)) continue;
-            mt_space_ctx x = {H, Hkv, D, page, bs[i], dev.cores, gpu ? dev.smem_per_block : 0, cs[j]};
-            mt_config *pts = NULL, def;
-            int n = mt_space_enumerate(&sp, &x, &pts);
-            if (n <= 0) continue;
-            sp.default_config(&sp, &x, &def);
-            int b = budget_pct > 0 ? (int)ceil(n * budget_pct / 100) : (int)budget;
-            if (budget_pct > 0 && b < 5) b = 5;
-            mt_search *search = NULL;
-            /* the model's input is the work: sequences x context */
-            if (mt_search_new(&search, strategy, &sp, pts, n, &def, bs[i] * cs[j], b,
-                              (uint64_t)seed * 0x2545f4914f6cdd1dull + (uint64_t)(bs[i] * 131071 + cs[j])) != MT_OK) {
-                free(pts);
-                status = mt_fail("sweep", "out of memory");
-                break;
-            }
-            char label[64];
-            snprintf(label, sizeof label, "batch %lld ctx %lld", (long long)bs[i], (long long)cs[j]);
-            struct attn_tick tc = {&prog, db, ao.job, total};
-            mt_point_search pt = {.search = search, .sp = &sp, .pts = pts, .def = &def, .point = {bs[i], cs[j]},
-                                  .label = label,
-                                  .seed = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)bs[i] * 1000003ull ^
-                                          (uint64_t)cs[j] * 7919ull,
-                                  .abort_factor = ao.abort_factor, .deadline = ao.time_s > 0 ? t_start + ao.time_s : 0,
-                                  .warn_failures = !quiet && !prog.tty, .progress = attn_tick_fn, .user = &tc,
-                                  .done = done_n, .best = INFINITY};
-            if (mt_sweep_search_point(&sctx, &pt, &pol, &stop, err, sizeof err) != MT_OK) status = mt_fail("sweep", "%s", err);
-            done_n = pt.done;
-            measured += pt.measured, skipped += pt.skipped, failed += pt.failed, aborted += pt.aborted;
-            retried += pt.retried;
-            out_of_time |= pt.out_of_time;
-            mt_search_free(search);
-            free(pts);
-        }
-    mt_progress_end(&prog);
-    mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : out_of_time ? "time limit" : "done");
+                dev.name, (long long)H, (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype), npairs,
+                mt_plan_total(plan));
+    mt_plan_counts pc;
+    memset(&pc, 0, sizeof pc);
+    if (mt_plan_run(plan, &sctx, &pol, &stop, &pc, err, sizeof err) != MT_OK) status = mt_fail("sweep", "%s", err);
+    mt_db_sweep_end(db, sweep_id, status ? "failed" : stop ? "interrupted" : pc.out_of_time ? "time limit" : "done");
     /* said even with --quiet: a sweep cut short must not pass for a whole one */
-    if (out_of_time)
+    if (pc.out_of_time)
         fprintf(stderr, "moetune sweep: --time %.0f s reached; the (batch, context) pairs not reached keep their earlier "
                         "results\n",
                 ao.time_s);
     if (status) goto done;
-    if (!ao.json) {
-        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database", measured,
-               failed, aborted, skipped);
-        if (retried) printf(", %d failed before and measured again", retried);
+    /* a (batch, context) pair left with no verified config fails the sweep,
+     * as a batch size does in the fused-MoE sweep */
+    int64_t missing[64][2];
+    int unverified = stop || pc.out_of_time ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
+    if (ao.json) {
+        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
+               "\"interrupted\":%s,\"time_limit\":%s,\"unverified_pairs\":[",
+               (long long)sweep_id, pc.measured, pc.skipped, pc.failed, pc.aborted, pc.retried, stop ? "true" : "false",
+               pc.out_of_time ? "true" : "false");
+        for (int k = 0; k < unverified && k < 64; k++)
+            printf("%s[%lld,%lld]", k ? "," : "", (long long)missing[k][0], (long long)missing[k][1]);
+        printf("],\"table\":");
+    } else {
+        printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database", pc.measured,
+               pc.failed, pc.aborted, pc.skipped);
+        if (pc.retried) printf(", %d failed before and measured again", pc.retried);
         printf("\n");
-        printf("%s (%s), attn_decode H=%lld H_kv=%lld D=%lld page=%lld %s\n", dev.name, dev.backend, (long long)H,
-               (long long)Hkv, (long long)D, (long long)page, mt_dtype_name(dtype));
-        printf("%7s %7s  %-52s %10s %9s %6s\n", "batch", "ctx", "best config", "median us", "floor us", "floor/t");
     }
-    struct best_list bl = {calloc(4096, sizeof(mt_attn_entry)), calloc(4096, 256), calloc(4096, 2 * sizeof(double)), 0,
-                           4096, ao.json ? NULL : stdout};
-    char written[4700] = "";
-    if (!bl.e || !bl.params || !bl.fig || mt_db_attn_best(db, dev.id, prob.id, khash, take_best, &bl) != MT_OK) {
+    if (mt_report_pair(stdout, db, &dev, &prob, ao.json) != MT_OK) {
         status = mt_fail("sweep", "cannot read the results: %s", mt_db_errmsg(db));
-    } else if (!no_export && !stop && bl.n) {
-        char dir[4096], name[512], path[4700];
+        goto done;
+    }
+    if (!no_export && !stop) {
+        /* the attention config file, through the export every family takes */
+        char dir[4096];
+        mt_family_file file;
         if (out) snprintf(dir, sizeof dir, "%s", out);
         else if (mt_data_dir(dir, sizeof dir - 16) == MT_OK) strcat(dir, "/configs");
         else snprintf(dir, sizeof dir, "moetune-configs");
-        mt_attn_name nm = {H, Hkv, D, page, "", ""};
-        snprintf(nm.device, sizeof nm.device, "%s", dev.name);
-        snprintf(nm.dtype, sizeof nm.dtype, "%s", mt_dtype_name(dtype));
-        mt_attn_name_format(name, sizeof name, &nm);
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        if (mt_mkdir_p(dir) != 0 || mt_attn_file_write(path, bl.e, bl.n, err, sizeof err) != MT_OK)
-            status = mt_fail("sweep", "cannot write %s: %s", path, err);
-        else if (!ao.json)
-            printf("attention config file: %s\n", path);
-        else
-            snprintf(written, sizeof written, "%s", path);
+        mt_path_trim(dir);
+        mt_export_opts eo = {dir, 1, 1, 0, dev.id, prob.id, 1};
+        mt_export_stats es;
+        if (mt_mkdir_p(dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
+            status = mt_fail("sweep", "cannot write the attention config file into '%s' (said above)", dir);
+        } else if (es.written && mt_family_attn_decode.file_names(&fkey, dev.name, dev.backend, &file, 1) == 1) {
+            if (ao.json) {
+                char path[4700];
+                snprintf(path, sizeof path, "%s/%s", dir, file.name);
+                printf(",\"out\":");
+                mt_json_str(stdout, path);
+            } else {
+                printf("attention config file: %s/%s\n", dir, file.name);
+            }
+        }
     }
-    /* a (batch, context) pair left with no verified config fails the sweep,
-     * as a batch size does in the fused-MoE sweep */
-    int unverified = 0;
-    char missing[1024] = "";
-    for (int i = 0; !stop && !out_of_time && bl.e && i < nb; i++)
-        for (int j = 0; j < nc; j++) {
-            if (!pair_kept(&ao, i * nc + j)) continue;
-            int found = 0;
-            for (int k = 0; k < bl.n && !found; k++) found = bl.e[k].batch == bs[i] && bl.e[k].ctx == cs[j];
-            if (found) continue;
-            mt_err("batch %lld, context %lld: no variant passed its check", (long long)bs[i], (long long)cs[j]);
-            if (strlen(missing) < sizeof missing - 48)
-                snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s[%lld,%lld]", unverified ? "," : "",
-                         (long long)bs[i], (long long)cs[j]);
-            unverified++;
-        }
-    if (ao.json && bl.e) {
-        printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
-               "\"interrupted\":%s,\"time_limit\":%s,\"unverified_pairs\":[%s],\"table\":{\"device\":",
-               (long long)sweep_id, measured, skipped, failed, aborted, retried, stop ? "true" : "false",
-               out_of_time ? "true" : "false", missing);
-        mt_json_str(stdout, dev.name);
-        printf(",\"backend\":");
-        mt_json_str(stdout, dev.backend);
-        printf(",\"kernel\":\"attn_decode\",\"key\":%s,\"results\":[", prob.key);
-        for (int k = 0; k < bl.n; k++) {
-            printf("%s{\"batch\":%lld,\"ctx\":%lld,\"params\":%s,\"median_us\":%.17g", k ? "," : "",
-                   (long long)bl.e[k].batch, (long long)bl.e[k].ctx, bl.e[k].params, bl.fig[k][0]);
-            if (isnan(bl.fig[k][1])) printf(",\"floor_us\":null}");
-            else printf(",\"floor_us\":%.17g}", bl.fig[k][1]);
-        }
-        printf("]}");
-        if (written[0]) {
-            printf(",\"out\":");
-            mt_json_str(stdout, written);
-        }
-        printf("}\n");
-    }
+    if (ao.json) printf("}\n");
     if (unverified && !status)
         status = mt_fail("sweep", "%d (batch, context) pair(s) ended with no verified config (failures above): nothing "
                                   "is exported for them; fix the cause and run the same command again",
                          unverified);
-    free(bl.e);
-    free(bl.params);
-    free(bl.fig);
-    if (stop == 2 && !status) {
-        fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)ao.job, measured);
+    if (pc.cancelled && !status) {
+        fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)ao.job,
+                pc.measured);
         status = MT_EXIT_INTERRUPTED;
     } else if (stop && !status) {
-        fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n", measured);
+        fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n",
+                pc.measured);
         status = MT_EXIT_INTERRUPTED;
     }
 done:
+    mt_plan_free(plan);
+    free(points);
     mt_worker_stop(w);
+    mt_job_lock_drop(lock_db, ao.job, job_lock);
+    if (lock_fd >= 0) close(lock_fd);
     mt_db_close(db);
     free(bs);
     free(cs);

@@ -165,18 +165,19 @@ int mt_m_lock_open(const char *db_path)
     return open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 }
 
-static off_t m_lock_byte(int64_t dev, int64_t prob, int64_t M)
+static off_t m_lock_byte(int64_t dev, int64_t prob, const int64_t point[2])
 {
     uint64_t h = 1469598103934665603ull;
-    int64_t v[3] = {dev, prob, M};
-    for (int i = 0; i < 3; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
+    /* a point of one field hashes as a batch size alone did */
+    int64_t v[4] = {dev, prob, point[0], point[1]};
+    for (int i = 0; i < (point[1] ? 4 : 3); i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
     return (off_t)(h % (1u << 30));
 }
 
-int mt_m_lock(int fd, int64_t dev, int64_t prob, int64_t M, const char *what)
+int mt_m_lock(int fd, int64_t dev, int64_t prob, const int64_t point[2], const char *what)
 {
     if (fd < 0) return 0;
-    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, M), .l_len = 1};
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, point), .l_len = 1};
     if (fcntl(fd, F_SETLK, &l) == 0) return 0;
     if (errno != EACCES && errno != EAGAIN) return 0; /* no locking here (a file system without it): go on */
     struct flock g = l;
@@ -188,10 +189,10 @@ int mt_m_lock(int fd, int64_t dev, int64_t prob, int64_t M, const char *what)
     return 0;
 }
 
-void mt_m_unlock(int fd, int64_t dev, int64_t prob, int64_t M)
+void mt_m_unlock(int fd, int64_t dev, int64_t prob, const int64_t point[2])
 {
     if (fd < 0) return;
-    struct flock l = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, M), .l_len = 1};
+    struct flock l = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, point), .l_len = 1};
     fcntl(fd, F_SETLK, &l);
 }
 

@@ -49,14 +49,14 @@ void mt_job_lock_drop(const char *db_path, int64_t job, int fd);
  * process since: its command line tells). */
 int mt_sweep_process(int64_t pid, int64_t job);
 int mt_sweep_process_alive(int64_t pid); /* mt_sweep_process(pid, 0) */
-/* One batch size of one problem on one device is swept by one process at a
+/* One point (a batch size; a batch and context) of one problem on one device is swept by one process at a
  * time on a database: a lock on a byte of DB.sweeps.lock. mt_m_lock_open
  * gives the file's descriptor (-1: locking is skipped); mt_m_lock waits
  * while another sweep holds it, saying so once, and returns 0, or -1 when
  * a signal ended the wait. */
 int mt_m_lock_open(const char *db_path);
-int mt_m_lock(int fd, int64_t dev, int64_t prob, int64_t M, const char *what);
-void mt_m_unlock(int fd, int64_t dev, int64_t prob, int64_t M);
+int mt_m_lock(int fd, int64_t dev, int64_t prob, const int64_t point[2], const char *what);
+void mt_m_unlock(int fd, int64_t dev, int64_t prob, const int64_t point[2]);
 
 /* --budget N or P%: *n set and *pct 0, or *pct in (0, 100] and *n 0;
  * returns an exit status (a usage error names cmd). */

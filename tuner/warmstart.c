@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "family.h"
 #include "moetune/moetune.h"
 
 struct ws {
@@ -14,7 +15,7 @@ struct ws {
     const mt_space *sp;
     const mt_config *pts;
     int n;
-    int64_t M;
+    int64_t M, p2; /* the point */
     mt_search *s;
     int count;
     /* the group being read: one device's foreign rows, or its verified ones */
@@ -69,7 +70,9 @@ static int row(const mt_related_row *r, void *u)
     if (foreign && !(strncmp(r->dtype, "vllm:", 5) == 0 &&
                      (r->dtype[5] == 0 ? strcmp(w->prob->dtype, "fp32") != 0 : !strcmp(r->dtype + 5, w->prob->dtype))))
         return 0;
-    if (!foreign && (strcmp(r->dtype, w->prob->dtype) || r->K != w->prob->K || r->topk != w->prob->topk)) return 0;
+    /* verified rows are of the same problem (the query matched its key):
+     * only the point remains to match */
+    if (!foreign && r->point[1] != w->p2) return 0;
     char group[160];
     snprintf(group, sizeof group, "%s/%s", r->device, r->status);
     if (strcmp(group, w->group)) {
@@ -78,7 +81,7 @@ static int row(const mt_related_row *r, void *u)
     }
     /* foreign: the key nearest M, ties to the first as vLLM picks; verified:
      * the fastest at exactly this M (rows come fastest first) */
-    int64_t d = r->M > w->M ? r->M - w->M : w->M - r->M;
+    int64_t d = r->point[0] > w->M ? r->point[0] - w->M : w->M - r->point[0];
     if (!foreign && d != 0) return 0;
     if (w->best_d >= 0 && d >= w->best_d) return 0;
     int idx = point_of(w, r->params);
@@ -89,34 +92,42 @@ static int row(const mt_related_row *r, void *u)
 }
 
 int mt_warm_start(mt_db *db, const mt_device_info *dev, const mt_problem *prob, const mt_space *sp,
-                  const mt_config *pts, int n, int64_t M, mt_search *s)
+                  const mt_config *pts, int n, const int64_t point[2], mt_search *s)
 {
-    struct ws w = {dev, prob, sp, pts, n, M, s, 0, "", -1, -1};
-    int rc = mt_db_related(db, prob->E, prob->N, dev->id, row, &w);
+    struct ws w = {dev, prob, sp, pts, n, point[0], point[1], s, 0, "", -1, -1};
+    int rc = mt_db_related(db, prob, dev->id, row, &w);
     flush(&w);
     return rc == MT_OK ? w.count : rc;
 }
 
-/* ---- neighbouring shapes ---- */
+/* ---- neighbouring keys ---- */
 
 #define NEAR_SHAPES 2
 struct near {
     const struct ws *w;
-    const mt_problem *prob;
-    int64_t cur;        /* the problem being read */
-    double cur_mdist;   /* its nearest M so far (log2 distance) */
-    int cur_idx;        /* its fastest valid point there */
+    const mt_family *f;
+    mt_family_key key; /* the problem's own */
+    int64_t cur;       /* the problem being read */
+    double cur_mdist;  /* its nearest point so far (log2 distance) */
+    int cur_idx;       /* its fastest valid point there */
     double cur_sdist;
     double sdist[NEAR_SHAPES];
     int idx[NEAR_SHAPES];
 };
 
-static double l2r(double a, double b) { return fabs(log2(a / b)); }
+/* |log2(a/b)|; 0 where both are 0 (a field neither key has), and too far
+ * to count where only one is */
+static double l2r(double a, double b)
+{
+    if (a == b) return 0;
+    if (a <= 0 || b <= 0) return INFINITY;
+    return fabs(log2(a / b));
+}
 
 static void near_flush(struct near *n)
 {
     if (n->cur < 0 || n->cur_idx < 0) return;
-    /* keep the NEAR_SHAPES nearest shapes, nearest first */
+    /* keep the NEAR_SHAPES nearest keys, nearest first */
     for (int k = 0; k < NEAR_SHAPES; k++)
         if (n->idx[k] < 0 || n->cur_sdist < n->sdist[k]) {
             for (int j = NEAR_SHAPES - 1; j > k; j--) {
@@ -137,13 +148,19 @@ static int shape_row(const mt_shape_row *r, void *u)
         n->cur = r->problem_id;
         n->cur_idx = -1;
         n->cur_mdist = INFINITY;
-        n->cur_sdist = l2r((double)r->E, (double)n->prob->E) + l2r((double)r->N, (double)n->prob->N) +
-                       l2r((double)r->K, (double)n->prob->K) + l2r((double)r->topk, (double)n->prob->topk);
+        /* the distance between keys: log2 ratios summed over the family's
+         * fields (a key this build cannot read is passed over) */
+        mt_family_key k;
+        char why[128];
+        n->cur_sdist = 0;
+        if (mt_family_key_parse(n->f, r->key, &k, why, sizeof why) != MT_OK) n->cur_sdist = INFINITY;
+        for (int i = 0; i < n->f->nkey && n->cur_sdist < INFINITY; i++)
+            n->cur_sdist += l2r((double)k.v[i], (double)n->key.v[i]);
     }
-    /* a shape more than 16 times away in total teaches little */
+    /* a key more than 16 times away in total teaches little */
     if (n->cur_sdist > 4.0) return 0;
-    double md = l2r((double)r->M, (double)n->w->M);
-    if (md >= n->cur_mdist) return 0; /* rows of one M come fastest first */
+    double md = l2r((double)r->point[0], (double)n->w->M) + l2r((double)r->point[1], (double)n->w->p2);
+    if (md >= n->cur_mdist) return 0; /* rows of one point come fastest first */
     int idx = point_of(n->w, r->params);
     if (idx < 0) return 0;
     n->cur_mdist = md;
@@ -152,12 +169,20 @@ static int shape_row(const mt_shape_row *r, void *u)
 }
 
 int mt_warm_start_shapes(mt_db *db, const mt_device_info *dev, const mt_problem *prob, const char *kernel_hash,
-                         const mt_space *sp, const mt_config *pts, int n, int64_t M, mt_search *s)
+                         const mt_space *sp, const mt_config *pts, int n, const int64_t point[2], mt_search *s)
 {
-    struct ws w = {dev, prob, sp, pts, n, M, s, 0, "", -1, -1};
-    struct near nr = {&w, prob, -1, INFINITY, -1, 0, {0}, {0}};
+    struct ws w = {dev, prob, sp, pts, n, point[0], point[1], s, 0, "", -1, -1};
+    struct near nr;
+    char why[128];
+    memset(&nr, 0, sizeof nr);
+    nr.w = &w;
+    nr.f = mt_family_find(prob->kernel);
+    nr.cur = -1;
+    nr.cur_mdist = INFINITY;
+    nr.cur_idx = -1;
+    if (!nr.f || mt_family_key_parse(nr.f, prob->key, &nr.key, why, sizeof why) != MT_OK) return 0;
     for (int k = 0; k < NEAR_SHAPES; k++) nr.idx[k] = -1;
-    int rc = mt_db_other_shapes(db, dev->id, prob->id, prob->dtype, kernel_hash, shape_row, &nr);
+    int rc = mt_db_other_keys(db, dev->id, prob, kernel_hash, shape_row, &nr);
     if (rc != MT_OK) return rc;
     near_flush(&nr);
     int count = 0;

@@ -103,6 +103,7 @@ const mt_family mt_family_fused_moe = {
     .dtype_default = "",
     .npoint = 1,
     .point = {"M"},
+    .point_about = {"batch size"},
     .nparams = (int)(sizeof params / sizeof params[0]),
     .params = params,
     .check_key = NULL,
