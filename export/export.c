@@ -422,23 +422,30 @@ static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, voi
     return 0;
 }
 
-/* An attention config file per (device, attention problem) with verified
- * rows of the backend's own kernel source (a CUDA sweep's rows are under
- * the CUDA kernel's hash, not the CPU's), named as the family names it */
-static int export_attn_pair(const mt_device_info *d, const mt_problem *p, void *u)
+/* A family's plain file per (device, problem) with verified rows of the
+ * backend's own kernel source (a CUDA sweep's rows are under the CUDA
+ * kernel's hash, not the CPU's): its point keys nested in order, each
+ * leaf the best config's parameters, named as the family names it
+ * (attention: docs/attention-format.md). A family added to the registry
+ * is exported this way with no code here. */
+static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void *u)
 {
     struct export_ctx *c = u;
     if (!wanted(c->o, d, p) || c->o->grid) return 0;
-    const mt_family *f = &mt_family_attn_decode;
+    const mt_family *f = mt_family_find(p->kernel);
     mt_family_key k;
-    mt_family_file file;
+    mt_family_file files[4];
     mt_best_list l;
     char why[256], path[4700], err[512];
-    if (mt_family_key_parse(f, p->key, &k, why, sizeof why) != MT_OK ||
-        f->file_names(&k, d->name, d->backend, &file, 1) != 1) {
-        mt_err("the database holds an attention problem with a bad key ('%.80s'): it is damaged or was not written "
-               "by moetune; nothing is exported from it",
-               p->key);
+    int nf = 0, plain = -1;
+    if (f && mt_family_key_parse(f, p->key, &k, why, sizeof why) == MT_OK)
+        nf = f->file_names(&k, d->name, d->backend, files, 4);
+    for (int i = 0; i < nf && plain < 0; i++)
+        if (!files[i].moetune_format) plain = i;
+    if (plain < 0) {
+        mt_err("the database holds a %.32s problem with a bad key ('%.80s'): it is damaged or was not written by "
+               "moetune; nothing is exported from it",
+               p->kernel, p->key);
         c->st->failed++;
         return 0;
     }
@@ -454,8 +461,8 @@ static int export_attn_pair(const mt_device_info *d, const mt_problem *p, void *
     }
     if (l.n && !e) rc = MT_ENOMEM;
     if (rc == MT_OK && l.n) {
-        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file.name);
-        rc = mt_attn_file_write(path, e, l.n, err, sizeof err);
+        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, files[plain].name);
+        rc = mt_point_file_write(path, f->npoint, e, l.n, err, sizeof err);
         if (rc == MT_OK) {
             c->st->written++;
             if (!c->o->quiet) printf("%s\n", path);
@@ -480,8 +487,17 @@ int mt_export(mt_db *db, const mt_export_opts *opts, mt_export_stats *st)
     const mt_export_opts *o = &oc;
     struct export_ctx c = {db, o, st};
     memset(st, 0, sizeof *st);
-    int rc = mt_db_pairs(db, "ok", export_ok_pair, &c);
-    if (rc == MT_OK) rc = mt_db_pairs(db, "foreign", export_foreign_pair, &c);
-    if (rc == MT_OK) rc = mt_db_family_pairs(db, "attn_decode", "ok", export_attn_pair, &c);
+    int rc = MT_OK;
+    for (int k = 0; k < mt_nfamilies && rc == MT_OK; k++) {
+        /* fused MoE writes vLLM's files (its kernel's keys only, none for
+         * the CPU, imported files rebuilt in their own key order) and
+         * moetune's with provenance; every other family its plain file */
+        if (mt_families[k] == &mt_family_fused_moe) {
+            rc = mt_db_pairs(db, "ok", export_ok_pair, &c);
+            if (rc == MT_OK) rc = mt_db_pairs(db, "foreign", export_foreign_pair, &c);
+        } else {
+            rc = mt_db_family_pairs(db, mt_families[k]->name, "ok", export_plain_pair, &c);
+        }
+    }
     return rc;
 }

@@ -202,33 +202,39 @@ static int by_batch_ctx(const void *a, const void *b)
     return x->ctx < y->ctx ? -1 : x->ctx > y->ctx;
 }
 
-int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *err, size_t err_len)
+int mt_point_file_write(const char *path, int depth, const mt_attn_entry *e, int n, char *err, size_t err_len)
 {
     if (n < 1) return snprintf(err, err_len, "no entries to write"), MT_EINVAL;
+    if (depth < 1 || depth > 2) return snprintf(err, err_len, "a file nests 1 or 2 point levels, not %d", depth), MT_EINVAL;
     mt_attn_entry *s = malloc((size_t)n * sizeof *s);
     if (!s) return MT_ENOMEM;
     memcpy(s, e, (size_t)n * sizeof *s);
+    for (int i = 0; depth == 1 && i < n; i++) s[i].ctx = 1; /* one level: the second field is not a key */
     qsort(s, (size_t)n, sizeof *s, by_batch_ctx);
     cJSON *root = cJSON_CreateObject(), *cur = NULL;
     int rc = MT_OK;
     for (int i = 0; i < n && rc == MT_OK; i++) {
-        char bk[32], ck[32];
+        char bk[32], ck[32], where[80];
+        if (depth == 2) snprintf(where, sizeof where, "batch %lld, context %lld", (long long)s[i].batch, (long long)s[i].ctx);
+        else snprintf(where, sizeof where, "point %lld", (long long)s[i].batch);
         if (s[i].batch < 1 || s[i].ctx < 1 || (i && s[i].batch == s[i - 1].batch && s[i].ctx == s[i - 1].ctx)) {
-            snprintf(err, err_len, "batch %lld, context %lld: %s", (long long)s[i].batch, (long long)s[i].ctx,
-                     s[i].batch < 1 || s[i].ctx < 1 ? "keys must be positive" : "given twice");
+            snprintf(err, err_len, "%s: %s", where, s[i].batch < 1 || s[i].ctx < 1 ? "keys must be positive" : "given twice");
             rc = MT_EINVAL;
             break;
         }
         cJSON *p = cJSON_Parse(s[i].params);
         if (!cJSON_IsObject(p)) {
             cJSON_Delete(p);
-            snprintf(err, err_len, "batch %lld, context %lld: the parameters are not a JSON object", (long long)s[i].batch,
-                     (long long)s[i].ctx);
+            snprintf(err, err_len, "%s: the parameters are not a JSON object", where);
             rc = MT_EINVAL;
             break;
         }
         snprintf(bk, sizeof bk, "%lld", (long long)s[i].batch);
         snprintf(ck, sizeof ck, "%lld", (long long)s[i].ctx);
+        if (depth == 1) {
+            cJSON_AddItemToObject(root, bk, p);
+            continue;
+        }
         if (!i || s[i].batch != s[i - 1].batch) cur = cJSON_AddObjectToObject(root, bk);
         cJSON_AddItemToObject(cur, ck, p);
     }
@@ -242,4 +248,9 @@ int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *er
     }
     cJSON_Delete(root);
     return rc;
+}
+
+int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *err, size_t err_len)
+{
+    return mt_point_file_write(path, 2, e, n, err, err_len);
 }

@@ -43,5 +43,8 @@ typedef struct mt_attn_entry {
  * json.dump(indent=4) does, written to a temporary name and renamed.
  * MT_EINVAL for a duplicate (batch, ctx) or params that are not an object. */
 int mt_attn_file_write(const char *path, const mt_attn_entry *e, int n, char *err, size_t err_len);
+/* The same for any family's plain file: depth 1 (one key level, the
+ * entries' ctx ignored) or 2 (batch, then context). */
+int mt_point_file_write(const char *path, int depth, const mt_attn_entry *e, int n, char *err, size_t err_len);
 
 #endif

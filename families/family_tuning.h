@@ -38,8 +38,45 @@ typedef struct mt_family_check {
     int64_t point[MT_FAMILY_MAX_POINT];
 } mt_family_check;
 
+/* One option of the family's sweep, declared as data so that `sweep`
+ * and `submit` parse it with no code of the family's: it sets a key field
+ * (an integer in the field's range) or gives a point field's list
+ * ("1,8,32"). def: the default's text, NULL where it must be given. */
+typedef struct mt_family_option {
+    const char *name; /* as --NAME */
+    int key;          /* the key field it sets, or -1 */
+    int point;        /* the point field it lists, or -1 */
+    const char *def;
+    const char *help;
+} mt_family_option;
+
+/* What compiling a family's GPU kernels ahead takes: the device's
+ * architecture and shared memory, the problem, its points, the dtype. */
+struct mt_precompile_stats;
+typedef struct mt_family_precompile {
+    const char *arch;
+    int smem_limit, jobs;
+    const mt_family_key *key;
+    const int64_t (*points)[2];
+    int npoints;
+    const char *cache_dir;
+} mt_family_precompile;
+
 typedef struct mt_family_tuning {
     const mt_family *family;
+    /* the name `sweep --kernel` takes besides the family's own
+     * ("attention"), or NULL */
+    const char *cli_name;
+    /* the options of its sweep (fused MoE has its own command line: model
+     * presets, Hugging Face configs, parallelism; none here) */
+    int noptions;
+    const mt_family_option *options;
+    /* appended to the backend in the timing policy's name ("-attn"), so
+     * that the policies of families never match each other's rows */
+    const char *policy_suffix;
+    /* compile every GPU binary the sweep may time before measuring, with
+     * all cores (NULL: the worker compiles each as it measures it) */
+    int (*precompile)(const mt_family_precompile *pc, struct mt_precompile_stats *st, char *err, size_t n);
     /* the space of the backend's kernel on a device of `cores` (threads,
      * SMs, CUs); MT_EUNSUPPORTED where the backend has no kernel of the
      * family */

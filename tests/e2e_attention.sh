@@ -39,7 +39,7 @@ expect_exit 0 "$TMP/s2" "$MT" "${args[@]}"
 expect_in "$TMP/s2" "measured 0 variants (0 failed, 0 aborted as clearly slower), 20 already in the database"
 # --json: the counts and each pair's best, as the stored rows say
 expect_exit 0 "$TMP/s2j" "$MT" "${args[@]}" --json
-[ "$(py "$TMP/s2j" 'j["measured"], j["skipped"], len(j["table"]["results"]), j["table"]["key"]["H_kv"], j["unverified_pairs"]')" = \
+[ "$(py "$TMP/s2j" 'j["measured"], j["skipped"], len(j["table"]["results"]), j["table"]["key"]["H_kv"], j["unverified_points"]')" = \
   "(0, 20, 4, 2, [])" ] || fail "attention --json: $(cat "$TMP/s2j")"; ok
 # finalists, per (batch, context) pair as per batch size: the best 3 and the
 # default measured again side by side over 3 rounds, and the fastest of
@@ -77,8 +77,8 @@ expect_exit 0 "$TMP/shj" "$MT" show --db "$DB" --json
 # the plan is said first, with a total that does not move
 expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
   --contexts 200 --strategy grid --db "$TMP/f.db" --no-export
-expect_in "$TMP/s3h" "moetune sweep: attention decode on CPU_"
-expect_in "$TMP/s3h" "1 (batch, context) pairs"
+expect_in "$TMP/s3h" "moetune sweep: attn_decode on CPU_"
+expect_in "$TMP/s3h" ": attention H=4, H_kv=4, D=32, page=16, dtype=bf16, 1 point, "
 # a variant whose fault poisons the device context (the worker answers
 # "fatal" and exits) fails alone: the next variant gets a new worker
 MOETUNE_TEST_FAULT='fatal:"pages_per_iter":2,"threads":1' expect_exit 0 "$TMP/ft" "$MT" sweep --kernel attention --heads 4 \
@@ -98,11 +98,13 @@ expect_in "$TMP/k2" ", $nk failed before and measured again"
 MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/n1" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --budget 3 --db "$TMP/n.db" --no-export --quiet
 expect_in "$TMP/n1" "batch 2 ctx 200: none of its 3 variant(s) measured passed; the first failed with: output holds NaN"
-expect_in "$TMP/n1" "1 (batch, context) pair(s) ended with no verified config"
+expect_in "$TMP/n1" "1 point(s) ended with no verified config"
 expect_exit 2 "$TMP/b1" "$MT" sweep --kernel attention --heads 6 --kv-heads 4 --head-dim 64 --db "$TMP/b.db"
 expect_in "$TMP/b1" "not a multiple of --kv-heads"
 expect_exit 2 "$TMP/b2" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --db "$TMP/b.db"
-expect_in "$TMP/b2" "needs --heads, --kv-heads and --head-dim"
+expect_in "$TMP/b2" "the attention sweep needs --head-dim"
+expect_exit 2 "$TMP/b2n" "$MT" sweep --kernel attention --db "$TMP/b.db"
+expect_in "$TMP/b2n" "the attention sweep needs --heads, --kv-heads and --head-dim"
 expect_exit 2 "$TMP/b3" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --contexts 0 --db "$TMP/b.db"
 expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
 expect_in "$TMP/b4" "--kernel 'transformer'"

@@ -141,7 +141,7 @@ expect_exit 0 "$TMP/la2" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --p
 expect_exit 2 "$TMP/la3" "$MT" lookup --family attn_decode --key '{"H":32,"H_kv":6,"D":128,"page":16}' --point 1,1
 expect_in "$TMP/la3" "not a multiple"
 expect_exit 2 "$TMP/la4" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 1
-expect_in "$TMP/la4" "takes 2 value(s) (batch,context)"
+expect_in "$TMP/la4" "takes 2 value(s) (batch,ctx)"
 expect_exit 2 "$TMP/la5" "$MT" lookup --family mla_decode --key '{}' --point 1
 expect_in "$TMP/la5" "expected one of fused_moe, attn_decode"
 expect_exit 2 "$TMP/la6" "$MT" lookup --family attn_decode --key "$ATTN_KEY" --point 1,1 --experts 8

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "family_tuning.h"
 #include "moetune/moetune.h"
 #include "device.h"
 #include "jobs.h"
@@ -74,18 +75,20 @@ int cmd_submit(int argc, char **argv)
         return mt_usage_error("submit", "--device '%s': expected any, cpu, cuda, cuda:N, hip or hip:N", device);
     }
     char model_config[4096] = "";
-    int attention = 0, status;
+    int status;
+    /* a family other than fused MoE: its sweep's options, declared by it */
+    const mt_family_tuning *fam = NULL;
     for (int i = 1; i < nrest; i++)
-        if ((!strcmp(rest[i], "--kernel") && i + 1 < nrest && !strcmp(rest[i + 1], "attention")) ||
-            !strcmp(rest[i], "--kernel=attention"))
-            attention = 1;
-    if (attention && !strncmp(device, "hip", 3)) {
+        if (!strcmp(rest[i], "--kernel") && i + 1 < nrest) fam = mt_sweep_family_of(rest[i + 1]);
+        else if (!strncmp(rest[i], "--kernel=", 9)) fam = mt_sweep_family_of(rest[i] + 9);
+    if (fam && !strncmp(device, "hip", 3)) {
         free(rest);
-        return mt_usage_error("submit", "attention jobs run on the CPU and CUDA GPUs: submit them with --device cpu, "
-                                        "cuda, cuda:N or any");
+        return mt_usage_error("submit", "%s jobs run on the CPU and CUDA GPUs: submit them with --device cpu, cuda, "
+                                        "cuda:N or any",
+                              fam->cli_name ? fam->cli_name : fam->family->name);
     }
-    status = attention ? mt_sweep_attention_check("submit", nrest, rest)
-                       : mt_sweep_check_args("submit", nrest, rest, model_config, sizeof model_config);
+    status = fam ? mt_sweep_family_check("submit", fam, nrest, rest)
+                 : mt_sweep_check_args("submit", nrest, rest, model_config, sizeof model_config);
     if (status) {
         free(rest);
         return status;

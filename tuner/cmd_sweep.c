@@ -355,9 +355,17 @@ int cmd_sweep(int argc, char **argv)
                         : !strncmp(argv[i], "--kernel=", 9)        ? argv[i] + 9
                                                                    : NULL;
         if (!k) continue;
-        if (!strcmp(k, "attention")) return mt_sweep_attention(argc, argv);
-        if (strcmp(k, "fused_moe") && strcmp(k, "moe"))
-            return mt_usage_error("sweep", "--kernel '%s': expected fused_moe (the default) or attention", k);
+        const mt_family_tuning *fam = mt_sweep_family_of(k);
+        if (fam) return mt_sweep_family(fam, argc, argv);
+        if (strcmp(k, "fused_moe") && strcmp(k, "moe")) {
+            char names[256] = "";
+            for (int f = 0; f < mt_nfamilies; f++)
+                if (mt_family_tunings[f]->noptions)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), " or %s",
+                             mt_family_tunings[f]->cli_name ? mt_family_tunings[f]->cli_name
+                                                            : mt_family_tunings[f]->family->name);
+            return mt_usage_error("sweep", "--kernel '%s': expected fused_moe (the default)%s", k, names);
+        }
         /* the MoE sweep's parser does not know --kernel: drop it */
         int drop = !strcmp(argv[i], "--kernel") ? 2 : 1;
         for (int j = i; j + drop <= argc; j++) argv[j] = argv[j + drop];

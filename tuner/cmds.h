@@ -20,16 +20,20 @@ int cmd_daemon(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
-/* sweep --kernel attention (tuner/sweep_attn.c) */
-int mt_sweep_attention(int argc, char **argv);
-/* the attention sweep's options checked as a job would run them */
-int mt_sweep_attention_check(const char *cmd, int argc, char **argv);
+/* sweep --kernel NAME of a family other than fused MoE, its options
+ * declared by the family (tuner/sweep_family.c) */
+struct mt_family_tuning;
+/* the family `--kernel NAME` means (its name or its CLI name), or NULL */
+const struct mt_family_tuning *mt_sweep_family_of(const char *kernel);
+int mt_sweep_family(const struct mt_family_tuning *t, int argc, char **argv);
+/* its options checked as a job would run them */
+int mt_sweep_family_check(const char *cmd, const struct mt_family_tuning *t, int argc, char **argv);
 
 struct mt_db;
 struct mt_worker;
 struct mt_device_info;
 /* Start the worker of a device, learn the device from its hello, record it,
- * and measure its ceilings once (sweep's, shared with the attention sweep).
+ * and measure its ceilings once (sweep's, shared with every family's sweep).
  * Returns an exit status. */
 int mt_sweep_start_worker(const char *exe, const char *device, struct mt_worker **w, struct mt_device_info *dev,
                           struct mt_db *db);

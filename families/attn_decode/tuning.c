@@ -8,6 +8,7 @@
 #include "family_tuning.h"
 #include "measure.h"
 #include "measure_cuda.h"
+#include "precompile.h"
 
 static int space(mt_space *sp, const char *backend, int cores)
 {
@@ -84,5 +85,40 @@ static const mt_family_check checks[] = {
     {"{\"H\":8,\"H_kv\":1,\"D\":128,\"page\":16}", {1, 2100}},
 };
 
-const mt_family_tuning mt_tuning_attn_decode = {&mt_family_attn_decode, space, space_ctx, dtypes, measure,
-                                                floor_us, (int)(sizeof checks / sizeof checks[0]), checks};
+/* moetune sweep --kernel attention's options */
+static const mt_family_option options[] = {
+    {"heads", MT_ATTN_KEY_H, -1, NULL, "query heads (a multiple of --kv-heads)"},
+    {"kv-heads", MT_ATTN_KEY_HKV, -1, NULL, "KV heads"},
+    {"head-dim", MT_ATTN_KEY_D, -1, NULL, "head dimension"},
+    {"page-size", MT_ATTN_KEY_PAGE, -1, "16", "tokens per KV-cache page"},
+    {"batch-sizes", -1, 0, "1,8,32", "sequences in the batch"},
+    {"contexts", -1, 1, "512,2048", "context lengths"},
+};
+
+/* every variant of the longest context's partitions, for each dtype's
+ * binary (NVRTC, about a second each) */
+static int precompile(const mt_family_precompile *pc, struct mt_precompile_stats *st, char *err, size_t n)
+{
+    const mt_family_key *k = pc->key;
+    int64_t max_ctx = 0;
+    for (int i = 0; i < pc->npoints; i++) max_ctx = pc->points[i][1] > max_ctx ? pc->points[i][1] : max_ctx;
+    return mt_precompile_cuda_attn(pc->arch, pc->smem_limit, (int)k->v[MT_ATTN_KEY_D], (int)k->v[MT_ATTN_KEY_PAGE],
+                                   (int)(k->v[MT_ATTN_KEY_H] / k->v[MT_ATTN_KEY_HKV]), (int)max_ctx,
+                                   !strcmp(k->dtype, "fp16") ? 2 : 1, pc->jobs, pc->cache_dir, NULL, NULL, st, err, n);
+}
+
+const mt_family_tuning mt_tuning_attn_decode = {
+    .family = &mt_family_attn_decode,
+    .cli_name = "attention",
+    .noptions = (int)(sizeof options / sizeof options[0]),
+    .options = options,
+    .policy_suffix = "-attn",
+    .precompile = precompile,
+    .space = space,
+    .space_ctx = space_ctx,
+    .dtypes = dtypes,
+    .measure = measure,
+    .floor_us = floor_us,
+    .nchecks = (int)(sizeof checks / sizeof checks[0]),
+    .checks = checks,
+};

@@ -70,5 +70,16 @@ static const mt_family_check checks[] = {
     {"{\"E\":16,\"N\":64,\"K\":128,\"topk\":4}", {48}},
 };
 
-const mt_family_tuning mt_tuning_fused_moe = {&mt_family_fused_moe, space, space_ctx, dtypes, measure, floor_us,
-                                              (int)(sizeof checks / sizeof checks[0]), checks};
+/* its sweep's command line is its own (tuner/cmd_sweep.c: model presets,
+ * Hugging Face configs, parallelism, the memory check) */
+const mt_family_tuning mt_tuning_fused_moe = {
+    .family = &mt_family_fused_moe,
+    .policy_suffix = "",
+    .space = space,
+    .space_ctx = space_ctx,
+    .dtypes = dtypes,
+    .measure = measure,
+    .floor_us = floor_us,
+    .nchecks = (int)(sizeof checks / sizeof checks[0]),
+    .checks = checks,
+};
