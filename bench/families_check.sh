@@ -2,12 +2,13 @@
 # The kernel-family interface on a GPU, in one call:
 #  1. the cross-backend check (tests/test_backend_ops) on cuda:0, both
 #     families, every dtype the GPU kernels take, correctness then --perf;
-#  2. old and new builds timed on one fused-MoE row and one attention row,
+#  2. the runtime's GPU entry points (bench/cuda_runtime_check), checked;
+#  3. old and new builds timed on one fused-MoE row and one attention row,
 #     alternated ROUNDS times with fresh databases, each row's config fixed
 #     (MoE: --only the point; attention: the grid's first point, the
 #     default), every variant checked against the float64 reference.
 # Usage (device machine, repository root): OUT=... [ROUNDS=3] bench/families_check.sh
-# Expects .carry/bin/{moetune,test_backend_ops} (new), .carry/old/moetune
+# Expects .carry/bin/{moetune,test_backend_ops,cuda_runtime_check} (new), .carry/old/moetune
 # (the baseline) and libcjson in .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,14 @@ log "test_backend_ops --device cuda:0 --perf --configs 2"
 tail -n 3 "$OUT/backend_ops_perf.txt"
 log "test_backend_ops --device cuda:0 --fault nan (every case must fail)"
 .carry/bin/test_backend_ops --device cuda:0 --fault nan --configs 2 2>&1 | tail -n 1
+# the runtime as an engine calls it (mt_fused_moe_cuda and
+# mt_attention_decode_cuda, their variants built and launched through the
+# families' backend tables), checked against the float64 references
+if [ -x .carry/bin/cuda_runtime_check ]; then
+  log "cuda_runtime_check configs"
+  timeout 240 .carry/bin/cuda_runtime_check configs >"$OUT/runtime_check.txt" 2>&1
+  echo "rc=$?"; tail -n 12 "$OUT/runtime_check.txt"
+fi
 # the rows: mixtral-8x7b TP2 at M = 256 with its tuned point, and attention
 # H=32 H_kv=8 D=128 page 16 at batch 8, context 4096 with the default
 MOE_ONLY=BLOCK_SIZE_M=128,BLOCK_SIZE_N=64,BLOCK_SIZE_K=64,GROUP_SIZE_M=1,num_warps=8,num_stages=5,NUM_SM=0,GEMV=0

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "family_backend.h"
 
 /* One line per family. */
 const mt_family *const mt_families[] = {
@@ -15,6 +16,21 @@ const mt_family *const mt_families[] = {
     &mt_family_attn_decode,
 };
 const int mt_nfamilies = (int)(sizeof mt_families / sizeof mt_families[0]);
+
+/* Each family's GPU kernels: one line per (family, backend). */
+static const mt_family_backend *const backends[] = {
+    &mt_backend_fused_moe_cuda,
+    &mt_backend_attn_decode_cuda,
+};
+
+const mt_family_backend *mt_family_backend_find(const mt_family *f, const char *backend)
+{
+    /* HIP runs the CUDA kernels' source through hipRTC, with the same host code */
+    if (backend && !strcmp(backend, "hip")) backend = "cuda";
+    for (size_t i = 0; f && backend && i < sizeof backends / sizeof backends[0]; i++)
+        if (backends[i]->family == f && !strcmp(backends[i]->backend, backend)) return backends[i];
+    return NULL;
+}
 
 const mt_family *mt_family_find(const char *name)
 {

@@ -29,6 +29,7 @@
 #include "attn_decode.h"
 #include "cuda_rt.h"
 #include "family.h"
+#include "family_backend.h"
 #include "attn_launch.h"
 #include "moe_cpu.h"
 #include "moe_launch.h"
@@ -92,10 +93,10 @@ struct mt_runtime {
     mt_cuda *cuda;
     int device_index;
     char kcache[1024];
-    struct variant { mt_cuda_moe_cfg cfg; int fp16; mt_cuda_moe v; } *variants;
+    /* every family's built variants: its backend table, the config it was
+     * built from, the variant (both malloc'ed, of the table's sizes) */
+    struct variant { const mt_family_backend *fb; void *cfg, *v; } *variants;
     int nvariants;
-    struct attn_variant { mt_cuda_attn_cfg cfg; mt_cuda_attn v; } *avariants; /* the attention's, likewise */
-    int navariants;
     mt_dptr ws;
     size_t ws_bytes;
     pthread_mutex_t run_mu; /* one forward at a time on the pool */
@@ -283,13 +284,12 @@ void mt_runtime_close(mt_runtime *rt)
     free(rt->said);
     mt_pool_free(rt->pool);
     if (rt->cuda) {
-        for (int i = 0; i < rt->nvariants; i++) mt_cuda_moe_release(rt->cuda, &rt->variants[i].v);
-        for (int i = 0; i < rt->navariants; i++) mt_cuda_attn_release(rt->cuda, &rt->avariants[i].v);
+        for (int i = 0; i < rt->nvariants; i++) rt->variants[i].fb->release(rt->cuda, rt->variants[i].v);
         mt_cuda_free(rt->cuda, rt->ws);
         mt_cuda_close(rt->cuda);
     }
+    for (int i = 0; i < rt->nvariants; i++) free(rt->variants[i].cfg), free(rt->variants[i].v);
     free(rt->variants);
-    free(rt->avariants);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->log_mu);
     pthread_mutex_destroy(&rt->run_mu);
@@ -954,24 +954,49 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
 
 /* ---- the CUDA kernels with the looked-up config ---- */
 
-/* The compiled variant for cfg, built on first use (under run_mu). */
-static int cuda_variant(mt_runtime *rt, const mt_cuda_moe_cfg *cfg, int fp16, mt_cuda_moe **out, char *why, size_t n)
+/* The compiled variant of a family's kernel for cfg (the table's config
+ * struct), built on first use (under run_mu). */
+static int gpu_variant(mt_runtime *rt, const mt_family_backend *fb, const void *cfg, void **out, char *why, size_t n)
 {
     for (int i = 0; i < rt->nvariants; i++)
-        if (!memcmp(&rt->variants[i].cfg, cfg, sizeof *cfg) && rt->variants[i].fp16 == fp16) {
-            *out = &rt->variants[i].v;
+        if (rt->variants[i].fb == fb && !memcmp(rt->variants[i].cfg, cfg, fb->cfg_size)) {
+            *out = rt->variants[i].v;
             return MT_OK;
         }
     struct variant *nv = realloc(rt->variants, (size_t)(rt->nvariants + 1) * sizeof *nv);
     if (!nv) return MT_ENOMEM;
     rt->variants = nv;
+    struct variant x = {fb, malloc(fb->cfg_size), calloc(1, fb->variant_size)};
+    if (!x.cfg || !x.v) {
+        free(x.cfg), free(x.v);
+        return MT_ENOMEM;
+    }
+    memcpy(x.cfg, cfg, fb->cfg_size);
     if (rt->kcache[0]) mkdir(rt->kcache, 0755);
-    int rc = mt_cuda_moe_build(rt->cuda, cfg, fp16, rt->kcache[0] ? rt->kcache : NULL, &nv[rt->nvariants].v, why, n);
-    if (rc != MT_OK) return rc;
-    nv[rt->nvariants].cfg = *cfg;
-    nv[rt->nvariants].fp16 = fp16;
-    *out = &nv[rt->nvariants++].v;
+    int rc = fb->build(rt->cuda, cfg, rt->kcache[0] ? rt->kcache : NULL, x.v, why, n);
+    if (rc != MT_OK) {
+        free(x.cfg), free(x.v);
+        return rc;
+    }
+    nv[rt->nvariants++] = x;
+    *out = x.v;
     return MT_OK;
+}
+
+/* A launch of a built variant: the shared workspace grown to what args
+ * needs (its workspace field then set), and the family's enqueue; why
+ * holds the driver's message on failure (under run_mu). */
+static int cuda_workspace(mt_runtime *rt, size_t need);
+static int gpu_launch(mt_runtime *rt, const mt_family_backend *fb, const void *v, void *args, mt_dptr *ws_field,
+                      void *stream, char *why, size_t n)
+{
+    int rc = cuda_workspace(rt, fb->workspace(v, args));
+    if (rc == MT_OK) {
+        *ws_field = rt->ws;
+        rc = fb->enqueue(rt->cuda, v, args, stream);
+    }
+    if (rc != MT_OK) snprintf(why, n, "%s", mt_cuda_errmsg(rt->cuda));
+    return rc;
 }
 
 /* the workspace shared by the CUDA entry points, grown to `need` (under run_mu) */
@@ -1023,11 +1048,16 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
      * pairs per expert): a batch between two keys that has more takes the
      * same tile on the tiled path. */
     int gemv = cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
-    mt_cuda_moe_cfg lc = {cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
-                          cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
-    mt_cuda_moe *v = NULL;
+    const mt_family_backend *fb = &mt_backend_fused_moe_cuda;
+    mt_cuda_moe_variant_cfg vc;
+    memset(&vc, 0, sizeof vc); /* compared bytewise */
+    vc.cfg = (mt_cuda_moe_cfg){cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
+                               cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
+    vc.fp16 = dtype == MT_DTYPE_FP16;
+    const mt_cuda_moe_cfg lc = vc.cfg;
+    void *v = NULL;
     int ok = lc.block_m > 0 && lc.block_n > 0 && lc.block_k > 0 && lc.group_m > 0 && lc.warps > 0 && lc.stages >= 2;
-    if (ok) rc = cuda_variant(rt, &lc, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+    if (ok) rc = gpu_variant(rt, fb, &vc, &v, why, sizeof why);
     if (!ok || rc == MT_EUNSUPPORTED || rc == MT_EPARSE) {
         /* a config our kernels cannot run (a Triton file's tile that does
          * not fit, ROCm's num_stages 0): vLLM's default instead, said once */
@@ -1036,20 +1066,15 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
         rt_log(rt, MT_LOG_WARN, "config from '%s' (M key %lld) does not fit moetune's CUDA kernels (%s): using vLLM's "
                                 "default for it",
                cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
-        lc = (mt_cuda_moe_cfg){d[0], d[1], d[2], d[3], d[4], d[5], 0, 0, 0};
+        vc.cfg = (mt_cuda_moe_cfg){d[0], d[1], d[2], d[3], d[4], d[5], 0, 0, 0};
         cfg.block_size_m = d[0]; cfg.block_size_n = d[1]; cfg.block_size_k = d[2];
         cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0; cfg.gemv = 0;
-        rc = cuda_variant(rt, &lc, dtype == MT_DTYPE_FP16, &v, why, sizeof why);
+        rc = gpu_variant(rt, fb, &vc, &v, why, sizeof why);
     }
     if (rc == MT_OK) {
         int chunk = M < CHUNK ? (int)M : CHUNK;
-        rc = cuda_workspace(rt, mt_cuda_moe_workspace(v, chunk, (int)E, (int)N, (int)K, (int)topk));
-        if (rc == MT_OK) {
-            mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, rt->ws,
-                                  (int)M, (int)E, (int)N, (int)K, (int)topk, chunk};
-            rc = mt_cuda_moe_enqueue(rt->cuda, v, &a, stream);
-        }
-        if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));
+        mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, 0, (int)M, (int)E, (int)N, (int)K, (int)topk, chunk};
+        rc = gpu_launch(rt, fb, v, &a, &a.workspace, stream, why, sizeof why);
     }
     rc = cuda_done(rt, rc, "fused MoE", why);
     if (rc == MT_OK && used) *used = cfg;
@@ -1065,25 +1090,6 @@ static mt_cuda_attn_cfg cuda_attn_cfg_of(const mt_attn_config *cfg, int64_t D, i
                           cfg->mma > 0 ? cfg->mma : 0, cfg->stage > 0 ? cfg->stage : 0,
                           cfg->query_split > 0 ? cfg->query_split : 1};
     return c;
-}
-
-/* The compiled attention variant for cfg, built on first use (under run_mu). */
-static int cuda_attn_variant(mt_runtime *rt, const mt_cuda_attn_cfg *cfg, mt_cuda_attn **out, char *why, size_t n)
-{
-    for (int i = 0; i < rt->navariants; i++)
-        if (!memcmp(&rt->avariants[i].cfg, cfg, sizeof *cfg)) {
-            *out = &rt->avariants[i].v;
-            return MT_OK;
-        }
-    struct attn_variant *nv = realloc(rt->avariants, (size_t)(rt->navariants + 1) * sizeof *nv);
-    if (!nv) return MT_ENOMEM;
-    rt->avariants = nv;
-    if (rt->kcache[0]) mkdir(rt->kcache, 0755);
-    int rc = mt_cuda_attn_build(rt->cuda, cfg, rt->kcache[0] ? rt->kcache : NULL, &nv[rt->navariants].v, why, n);
-    if (rc != MT_OK) return rc;
-    nv[rt->navariants].cfg = *cfg;
-    *out = &nv[rt->navariants++].v;
-    return MT_OK;
 }
 
 int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, int64_t Hkv, int64_t D, int64_t ps,
@@ -1123,11 +1129,12 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
         rt_log(rt, MT_LOG_ERROR, "%s", why);
         return rc;
     }
+    const mt_family_backend *fb = &mt_backend_attn_decode_cuda;
     mt_cuda_attn_cfg c = cuda_attn_cfg_of(&cfg, D, ps, H / Hkv, dtype == MT_DTYPE_FP16);
     cfg.mma = c.mma, cfg.stage = c.stage, cfg.query_split = c.qsplit;
-    mt_cuda_attn *v = NULL;
+    void *v = NULL;
     int ok = c.partition > 0 && c.warps > 0;
-    if (ok) rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
+    if (ok) rc = gpu_variant(rt, fb, &c, &v, why, sizeof why);
     /* a config the CUDA kernel cannot take (a CPU file's, or one for a GPU
      * with more shared memory): the kernel's default, said; where the
      * default's ring does not build either (too little shared memory, or no
@@ -1155,16 +1162,12 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t H, in
         cfg.file = NULL;
         c = dc;
         ok = 1;
-        rc = cuda_attn_variant(rt, &c, &v, why, sizeof why);
+        rc = gpu_variant(rt, fb, &c, &v, why, sizeof why);
     }
     if (rc == MT_OK) {
-        rc = cuda_workspace(rt, mt_cuda_attn_workspace(v, (int)B, (int)H, (int)max_context));
-        if (rc == MT_OK) {
-            mt_cuda_attn_args a = {q, kc, vc, bt, lens, out, rt->ws, (int)B, (int)H, (int)Hkv, (int)max_pages,
-                                   (int)max_context, scale};
-            rc = mt_cuda_attn_enqueue(rt->cuda, v, &a, stream);
-        }
-        if (rc != MT_OK) snprintf(why, sizeof why, "%s", mt_cuda_errmsg(rt->cuda));
+        mt_cuda_attn_args a = {q, kc, vc, bt, lens, out, 0, (int)B, (int)H, (int)Hkv, (int)max_pages, (int)max_context,
+                               scale};
+        rc = gpu_launch(rt, fb, v, &a, &a.workspace, stream, why, sizeof why);
     }
     rc = cuda_done(rt, rc, "attention decode", why);
     if (rc == MT_OK && used) *used = cfg;

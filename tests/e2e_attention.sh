@@ -60,8 +60,9 @@ expect_in "$TMP/st" "--time 0 s reached"
 # --abort-factor is checked as the fused-MoE sweep checks it
 expect_exit 2 "$TMP/sa" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --abort-factor 1.01
 expect_in "$TMP/sa" "at least 1.05"
+# (finalists are tested above; the runs below measure without them)
 # a variant that returns NaN is failed with its reason; the others pass
-MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
+MOETUNE_TEST_FAULT='nan:"pages_per_iter":2' expect_exit 0 "$TMP/s3" "$MT" sweep --kernel attention --finalists 0 --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/f.db" --no-export --quiet
 [ "$(sql "$TMP/f.db" "select count(*) from $ATTN where status='failed' and reason like '%NaN%' and reason is not null")" -gt 0 ] \
   || fail "NaN variants failed"; ok
@@ -75,27 +76,27 @@ expect_exit 0 "$TMP/shj" "$MT" show --db "$DB" --json
 [ "$(py "$TMP/shj" 'len(j["attention"][0]["results"])')" = "$(sql "$DB" "select count(distinct batch || ',' || ctx) from $ATTN where status='ok'")" ] \
   || fail "show --json's attention rows: $(cat "$TMP/shj")"; ok
 # the plan is said first, with a total that does not move
-expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
+expect_exit 0 "$TMP/s3h" "$MT" sweep --kernel attention --finalists 0 --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 \
   --contexts 200 --strategy grid --db "$TMP/f.db" --no-export
 expect_in "$TMP/s3h" "moetune sweep: attn_decode on CPU_"
 expect_in "$TMP/s3h" ": attention H=4, H_kv=4, D=32, page=16, dtype=bf16, 1 point, "
 # a variant whose fault poisons the device context (the worker answers
 # "fatal" and exits) fails alone: the next variant gets a new worker
-MOETUNE_TEST_FAULT='fatal:"pages_per_iter":2,"threads":1' expect_exit 0 "$TMP/ft" "$MT" sweep --kernel attention --heads 4 \
+MOETUNE_TEST_FAULT='fatal:"pages_per_iter":2,"threads":1' expect_exit 0 "$TMP/ft" "$MT" sweep --kernel attention --finalists 0 --heads 4 \
   --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/ft.db" --no-export --quiet
 [ "$(sql "$TMP/ft.db" "select count(*) from $ATTN m join configs c on c.id = m.config_id where (m.status = 'failed') != (c.params like '%\"pages_per_iter\":2,\"threads\":1%')")" = 0 ] \
   || fail "a fatal answer blamed the next variant: $(sql "$TMP/ft.db" "select group_concat(reason) from $ATTN where status='failed'")"; ok
 # a worker killed from outside: a transient failure, measured again next time
-MOETUNE_TEST_FAULT='killed:"pages_per_iter":2' expect_exit 0 "$TMP/k1" "$MT" sweep --kernel attention --heads 4 \
+MOETUNE_TEST_FAULT='killed:"pages_per_iter":2' expect_exit 0 "$TMP/k1" "$MT" sweep --kernel attention --finalists 0 --heads 4 \
   --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --db "$TMP/k.db" --no-export --quiet
 nk=$(sql "$TMP/k.db" "select count(*) from $ATTN where status='failed' and transient=1")
 [ "$nk" -gt 0 ] || fail "a killed attention variant is a transient failure"; ok
-expect_exit 0 "$TMP/k2" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 \
+expect_exit 0 "$TMP/k2" "$MT" sweep --kernel attention --finalists 0 --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 2 --contexts 200 \
   --strategy grid --db "$TMP/k.db" --no-export --quiet
 expect_in "$TMP/k2" ", $nk failed before and measured again"
 [ "$(sql "$TMP/k.db" "select count(*) from $ATTN where status='failed'")" = 0 ] || fail "still failed"; ok
 # every variant failing: nothing verified, the sweep says so and exits 1
-MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/n1" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 \
+MOETUNE_TEST_FAULT='nan:"threads"' expect_exit 1 "$TMP/n1" "$MT" sweep --kernel attention --finalists 0 --heads 4 --kv-heads 4 \
   --head-dim 32 --batch-sizes 2 --contexts 200 --strategy grid --budget 3 --db "$TMP/n.db" --no-export --quiet
 expect_in "$TMP/n1" "batch 2 ctx 200: none of its 3 variant(s) measured passed; the first failed with: output holds NaN"
 expect_in "$TMP/n1" "1 point(s) ended with no verified config"
@@ -111,7 +112,7 @@ expect_in "$TMP/b4" "--kernel 'transformer'"
 # --compile-jobs as the fused-MoE sweep takes it: checked, and accepted on the CPU (nothing to compile)
 expect_exit 2 "$TMP/b5" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --compile-jobs -1 --db "$TMP/b.db"
 expect_in "$TMP/b5" "--compile-jobs"
-expect_exit 0 "$TMP/b6" "$MT" sweep --kernel attention --device cpu --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1 \
+expect_exit 0 "$TMP/b6" "$MT" sweep --kernel attention --finalists 0 --device cpu --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1 \
   --contexts 40 --budget 5 --compile-jobs 0 --db "$TMP/b.db" --no-export --quiet
 # daemon jobs: submitted for the CPU, checked at submit, run to the end
 Q=$TMP/q.db
@@ -124,7 +125,7 @@ fi
 expect_exit 2 "$TMP/j1" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 3 --head-dim 32
 expect_in "$TMP/j1" "moetune submit: --heads 8 is not a multiple of --kv-heads 3"
 expect_exit 2 "$TMP/j2" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 2 --head-dim 32 --job 4
-expect_exit 0 "$TMP/j3" "$MT" submit --db "$Q" --device cpu --kernel attention --heads 8 --kv-heads 2 --head-dim 32 \
+expect_exit 0 "$TMP/j3" "$MT" submit --db "$Q" --device cpu --kernel attention --finalists 0 --heads 8 --kv-heads 2 --head-dim 32 \
   --batch-sizes 1,2 --contexts 64 --budget 3 --no-export
 expect_exit 0 "$TMP/j4" "$MT" submit --db "$Q" --kernel fused_moe --model tiny --batch-sizes 1 --budget 2 --no-export
 expect_exit 0 "$TMP/jd" "$MT" daemon --db "$Q" --devices cpu --until-idle --poll 0.05
@@ -133,7 +134,7 @@ expect_exit 0 "$TMP/jd" "$MT" daemon --db "$Q" --devices cpu --until-idle --poll
 [ "$(sql "$Q" "select count(*) from $ATTN")" = 6 ] || fail "the attention job's 6 rows"; ok
 # shards of the (batch, context) pairs cover them once
 for i in 0 1; do
-  expect_exit 0 "$TMP/sh$i" "$MT" sweep --kernel attention --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1,2 \
+  expect_exit 0 "$TMP/sh$i" "$MT" sweep --kernel attention --finalists 0 --heads 4 --kv-heads 4 --head-dim 32 --batch-sizes 1,2 \
     --contexts 32,64,96 --budget 1 --shard $i/2 --db "$TMP/sh$i.db" --no-export --quiet
 done
 python3 - "$TMP/sh0.db" "$TMP/sh1.db" <<'PY' || fail "two shards do not split the pairs"

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "attn.h"
+#include "attn_launch.h"
+#include "family_backend.h"
+#include "moe_launch.h"
 #include "check.h"
 #include "cuda_rt.h"
 #include "moe_cpu.h"
@@ -590,6 +593,17 @@ static void test_attention_cuda(void)
  * where it used to fail only the lookups that reached it). */
 static void test_families(void)
 {
+    /* each family's GPU kernels behind one table; HIP takes CUDA's; the CPU
+     * has no built variants */
+    CHECK(mt_family_backend_find(&mt_family_fused_moe, "cuda") == &mt_backend_fused_moe_cuda &&
+              mt_family_backend_find(&mt_family_fused_moe, "hip") == &mt_backend_fused_moe_cuda &&
+              mt_family_backend_find(&mt_family_attn_decode, "cuda") == &mt_backend_attn_decode_cuda &&
+              mt_family_backend_find(&mt_family_attn_decode, "cpu") == NULL && mt_family_backend_find(NULL, "cuda") == NULL,
+          "the backend tables");
+    CHECK(mt_backend_fused_moe_cuda.cfg_size == sizeof(mt_cuda_moe_variant_cfg) &&
+              mt_backend_attn_decode_cuda.variant_size == sizeof(mt_cuda_attn) && mt_backend_attn_decode_cuda.build &&
+              mt_backend_fused_moe_cuda.enqueue && mt_backend_fused_moe_cuda.workspace && mt_backend_attn_decode_cuda.release,
+          "the tables' sizes and functions");
     CHECK(mt_family_name(0) && !strcmp(mt_family_name(0), "fused_moe") && mt_family_name(1) &&
               !strcmp(mt_family_name(1), "attn_decode") && mt_family_name(2) == NULL && mt_family_name(-1) == NULL,
           "the registry: %s, %s", mt_family_name(0), mt_family_name(1));

@@ -81,6 +81,14 @@ int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, 
 /* 1 when two configs compile to the same binary. */
 int mt_cuda_moe_same_binary(const mt_cuda_moe_cfg *a, const mt_cuda_moe_cfg *b);
 
+/* What a variant is built from: the config and the dtype (the family's
+ * backend table, families/family_backend.h, takes this; zero it before
+ * setting it, as variants are compared bytewise). */
+typedef struct mt_cuda_moe_variant_cfg {
+    mt_cuda_moe_cfg cfg;
+    int fp16;
+} mt_cuda_moe_variant_cfg;
+
 /* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
  * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
  * launch on this device (why says why); other codes: driver errors. */
