@@ -9,7 +9,7 @@ DB=$TMP/a.db
 ATTN="(select m.*, m.M as batch, m.p2 as ctx from measurements m join problems p on p.id = m.problem_id
   where p.kernel = 'attn_decode')"
 args=(sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --page-size 16 --batch-sizes 1,3 --contexts 40,300
-      --budget 5 --db "$DB" --out "$TMP/out" --quiet)
+      --budget 5 --finalists 2 --finalist-rounds 2 --db "$DB" --out "$TMP/out" --quiet)
 expect_exit 0 "$TMP/s1" "$MT" "${args[@]}"
 expect_in "$TMP/s1" "measured 20 variants (0 failed, 0 aborted as clearly slower), 0 already in the database"
 [ "$(sql "$DB" "select count(*) from $ATTN where status='ok' and rel_err < 0.02")" = 20 ] || fail "20 checked rows"; ok
@@ -41,10 +41,10 @@ expect_in "$TMP/s2" "measured 0 variants (0 failed, 0 aborted as clearly slower)
 expect_exit 0 "$TMP/s2j" "$MT" "${args[@]}" --json
 [ "$(py "$TMP/s2j" 'j["measured"], j["skipped"], len(j["table"]["results"]), j["table"]["key"]["H_kv"], j["unverified_points"]')" = \
   "(0, 20, 4, 2, [])" ] || fail "attention --json: $(cat "$TMP/s2j")"; ok
-# finalists, per (batch, context) pair as per batch size: the best 3 and the
-# default measured again side by side over 3 rounds, and the fastest of
+# finalists, per (batch, context) pair as per batch size: the best 2 and the
+# default measured again side by side over 2 rounds, and the fastest of
 # those is the pair's best
-[ "$(sql "$DB" "select count(distinct M || 'x' || p2) || ' ' || min(rounds) from finalists")" = "4 3" ] \
+[ "$(sql "$DB" "select count(distinct M || 'x' || p2) || ' ' || min(rounds) from finalists")" = "4 2" ] \
   || fail "finalists of each pair: $(sql "$DB" "select * from finalists")"; ok
 fin=$(sql "$DB" "select min(median_us) || ' ' || count(*) from finalists where M = 3 and p2 = 300")
 [ "$(py "$TMP/s2j" '[abs(r["median_us"] - '"${fin% *}"') <= 1e-6 * r["median_us"] and r["finalists"] == '"${fin#* }"' for r in j["table"]["results"] if r["batch"] == 3 and r["ctx"] == 300]')" = "[True]" ] \

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "rt_internal.h" /* mt_kernel_hash */
+#include "sweep_opts.h"
 #include "sweep_plan.h"
 #include "cmds.h"
 #include "device.h"
@@ -113,71 +114,60 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+/* fused MoE's own options; the ones every sweep takes are in
+ * tuner/sweep_opts.c */
 enum {
-    O_DEVICE = 256, O_DB, O_MODEL, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE,
-    O_BATCH, O_STRATEGY, O_BUDGET, O_TIMEOUT, O_SEED, O_OUT, O_NO_EXPORT, O_JSON, O_QUIET, O_LIST, O_MAX_TOKENS, O_TIME, O_FINALISTS, O_ABORT, O_COMPILE_JOBS, O_ROUNDS, O_JOB, O_SHARD, O_KERNEL, O_ONLY, O_DRY_RUN, O_RETRY_FAILED
+    O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
+    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN
 };
 
-static const struct option long_opts[] = {
-    {"device", required_argument, 0, O_DEVICE}, {"db", required_argument, 0, O_DB},
+static const struct option moe_opts[] = {
     {"model", required_argument, 0, O_MODEL}, {"model-config", required_argument, 0, O_MODEL_CONFIG},
     {"experts", required_argument, 0, O_EXPERTS}, {"intermediate", required_argument, 0, O_INTER},
     {"hidden", required_argument, 0, O_HIDDEN}, {"topk", required_argument, 0, O_TOPK},
     {"tp", required_argument, 0, O_TP}, {"ep", required_argument, 0, O_EP},
     {"dtype", required_argument, 0, O_DTYPE}, {"batch-sizes", required_argument, 0, O_BATCH},
-    {"strategy", required_argument, 0, O_STRATEGY}, {"budget", required_argument, 0, O_BUDGET},
-    {"timeout", required_argument, 0, O_TIMEOUT}, {"seed", required_argument, 0, O_SEED},
-    {"out", required_argument, 0, O_OUT}, {"no-export", no_argument, 0, O_NO_EXPORT},
-    {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, O_QUIET},
-    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"time", required_argument, 0, O_TIME},
-    {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS}, {"abort-factor", required_argument, 0, O_ABORT},
-    {"compile-jobs", required_argument, 0, O_COMPILE_JOBS}, {"job", required_argument, 0, O_JOB},
-    {"shard", required_argument, 0, O_SHARD}, {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
-    {"dry-run", no_argument, 0, O_DRY_RUN}, {"retry-failed", no_argument, 0, O_RETRY_FAILED},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS},
+    {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
+    {"dry-run", no_argument, 0, O_DRY_RUN}, {"help", no_argument, 0, 'h'}};
+#define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
 typedef struct sweep_opts {
-    const char *device, *db, *out, *only;
+    mt_sweep_common c; /* what every sweep takes */
+    const char *only;
     mt_problem_opts prob;
-    int64_t budget, timeout, seed, max_tokens, compile_jobs;
-    double budget_pct; /* --budget P%: a share of each M's points */
-    int no_export, json, quiet, strategy, finalists, rounds, dry_run, retry_failed;
-    double abort_factor;
-    double time_s;
-    int64_t job;           /* --job ID: the daemon's job this sweep runs */
-    int shard_i, shard_n;  /* --shard I/N */
+    int64_t max_tokens;
+    int dry_run;
 } sweep_opts;
 
 static int parse_opts(int argc, char **argv, sweep_opts *o)
 {
     int c;
     int64_t v;
+    struct option lo[NMOE + 32 + 1];
+    memset(lo, 0, sizeof lo);
+    memcpy(lo, moe_opts, sizeof moe_opts);
+    memcpy(lo + NMOE, mt_sweep_common_options, (size_t)mt_sweep_ncommon * sizeof lo[0]);
     memset(o, 0, sizeof *o);
     opterr = 0; /* our own message names the option and the command */
-    o->device = "auto";
-    o->timeout = 60;
-    o->seed = 1;
-    o->finalists = 3;
-    o->rounds = 3;
-    o->compile_jobs = -1; /* unset: the online CPUs */
-    o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid */
     /* bayes is the default since it met issue 5's targets on both recorded
      * H100 grids (bench/results/2026-11-23-replay-order) */
-    o->strategy = MT_STRATEGY_BAYES;
+    mt_sweep_common_init(&o->c, MT_STRATEGY_BAYES);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-        int rc = MT_EXIT_OK;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        int rc = mt_sweep_common_opt(me, c, optarg, &o->c);
+        if (rc >= 0) {
+            if (rc != MT_EXIT_OK) return rc;
+            continue;
+        }
+        rc = MT_EXIT_OK;
         switch (c) {
         case 'h': fputs(usage, stdout); return -1;
         case O_LIST:
             for (int i = 0; i < mt_n_presets; i++) printf("%-16s %s\n", mt_presets[i].name, mt_presets[i].about);
             return -1;
-        case O_DEVICE: o->device = optarg; break;
         case O_ONLY: o->only = optarg; break;
         case O_DRY_RUN: o->dry_run = 1; break;
-        case O_RETRY_FAILED: o->retry_failed = 1; break;
-        case O_DB: o->db = optarg; break;
-        case O_OUT: o->out = optarg; break;
         case O_MODEL: o->prob.model = optarg; break;
         case O_MODEL_CONFIG: o->prob.model_config = optarg; break;
         case O_EXPERTS: rc = mt_parse_int_opt(me, "--experts", optarg, 1, 1 << 16, &o->prob.experts); break;
@@ -188,39 +178,17 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_EP: rc = mt_parse_int_opt(me, "--ep", optarg, 1, 1024, &v); o->prob.ep = (int)v; break;
         case O_DTYPE: o->prob.dtype = optarg; break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
-        case O_STRATEGY:
-            if ((o->strategy = mt_strategy_parse(optarg)) < 0)
-                return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
-            break;
-        case O_TIME: rc = mt_parse_duration(me, "--time", optarg, &o->time_s); break;
-        case O_BUDGET: rc = mt_parse_budget(me, optarg, &o->budget, &o->budget_pct); break;
-        case O_TIMEOUT: rc = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
-        case O_SEED: rc = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
-        case O_ABORT: rc = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
-        case O_FINALISTS: rc = mt_parse_int_opt(me, "--finalists", optarg, 0, MT_PLAN_MAX_FINALISTS, &v); o->finalists = (int)v; break;
-        case O_ROUNDS: rc = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MT_PLAN_MAX_ROUNDS, &v); o->rounds = (int)v; break;
-        case O_COMPILE_JOBS: rc = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
-        case O_JOB: rc = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
         case O_KERNEL:
             if (strcmp(optarg, "fused_moe") && strcmp(optarg, "moe"))
                 return mt_usage_error(me, "--kernel '%s': expected fused_moe (the default) or attention", optarg);
             break;
-        case O_SHARD:
-            if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
-                return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4 (Slurm's "
-                                      "SLURM_ARRAY_TASK_ID or Kubernetes' JOB_COMPLETION_INDEX as I)", optarg);
-            break;
-        case O_NO_EXPORT: o->no_export = 1; break;
-        case O_JSON: o->json = 1; break;
-        case O_QUIET: o->quiet = 1; break;
         default: return mt_usage_error(me, "unknown option '%s'", argv[optind - 1]);
         }
         if (rc != MT_EXIT_OK) return rc;
     }
     if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
-    /* a recorded grid must hold full figures: no abort there by default */
-    if (o->abort_factor < 0) o->abort_factor = o->strategy == MT_STRATEGY_GRID ? 0 : 1.3;
+    mt_sweep_common_finish(&o->c);
     return MT_EXIT_OK;
 }
 
@@ -284,9 +252,9 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
     mt_kernel_cache_dir(strncmp(dev->arch, "gfx", 3) ? "cuda" : "hip", cache, sizeof cache);
     if (!cache[0]) return;
     int smem = dev->smem_per_block > 0 ? dev->smem_per_block : mt_arch_smem_limit(dev->arch);
-    long jobs = o->compile_jobs > 0 ? o->compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
+    long jobs = o->c.compile_jobs > 0 ? o->c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
     mt_progress pr;
-    mt_progress_init(&pr, o->quiet);
+    mt_progress_init(&pr, o->c.quiet);
     mt_precompile_stats st;
     int rc = mt_precompile_cuda(dev->arch, smem, dtype == MT_DTYPE_FP16 ? 2 : 1, (int)(jobs > 0 ? jobs : 1), 0, cache,
                                 compile_progress, &pr, &st, err, sizeof err);
@@ -297,7 +265,7 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
     }
     mt_info("kernels for %s: %d binaries, %d compiled, %d cached, %d failed, %.1f s with %ld processes", dev->arch,
             st.binaries, st.compiled, st.cached, st.failed, st.seconds, jobs);
-    if (!o->quiet && st.compiled)
+    if (!o->c.quiet && st.compiled)
         fprintf(stderr, "moetune sweep: compiled %d kernels for %s in %.1f s with %ld processes\n", st.compiled,
                 dev->arch, st.seconds, jobs);
 }
@@ -331,7 +299,7 @@ int mt_sweep_check_args(const char *cmd, int argc, char **argv, char *model_conf
     int status = parse_opts(argc, argv, &o);
     me = "sweep";
     if (status) return status < 0 ? MT_EXIT_USAGE : status;
-    if (strcmp(o.device, "auto") || o.db || o.job)
+    if (strcmp(o.c.device, "auto") || o.c.db || o.c.job)
         return mt_usage_error(cmd, "--device, --db and --job are the %s command's own (a job gets its device from the "
                               "daemon)", cmd);
     status = mt_problem_opts_resolve(cmd, &o.prob, "tiny", NULL, &ps);
@@ -384,11 +352,11 @@ int cmd_sweep(int argc, char **argv)
     int status = parse_opts(argc, argv, &o);
     if (status < 0) return mt_cli_finish("sweep", 0);
     if (status) return status;
-    if (mt_device_spec_parse(o.device, &spec) != MT_OK)
-        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", o.device);
+    if (mt_device_spec_parse(o.c.device, &spec) != MT_OK)
+        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", o.c.device);
     int rc = mt_device_resolve(&spec, &dspec, note, sizeof note);
-    if (rc != MT_OK) return mt_fail("sweep", "--device %s: %s", o.device, note);
-    if (note[0] && !o.quiet) fprintf(stderr, "moetune sweep: %s\n", note);
+    if (rc != MT_OK) return mt_fail("sweep", "--device %s: %s", o.c.device, note);
+    if (note[0] && !o.c.quiet) fprintf(stderr, "moetune sweep: %s\n", note);
 
     int default_job = !o.prob.model && !o.prob.model_config && !o.prob.experts && !o.prob.intermediate &&
                       !o.prob.hidden && !o.prob.topk;
@@ -398,12 +366,12 @@ int cmd_sweep(int argc, char **argv)
     if (default_job && gpu) {
         o.prob.model = "mixtral-8x7b";
         o.prob.tp = o.prob.tp ? o.prob.tp : 2;
-        if (!o.budget && !o.budget_pct) o.budget = 40;
+        if (!o.c.budget && !o.c.budget_pct) o.c.budget = 40;
     }
     /* without --budget a grid measures every point; a model-driven search
      * spends 10 % of each batch size's points (at least 5), where the
      * replays put it within 1 % of the grid's optimum */
-    if (!o.budget && !o.budget_pct && o.strategy != MT_STRATEGY_GRID) o.budget_pct = 10;
+    if (!o.c.budget && !o.c.budget_pct && o.c.strategy != MT_STRATEGY_GRID) o.c.budget_pct = 10;
     status = mt_problem_opts_resolve("sweep", &o.prob, "tiny",
                                      default_job && !o.prob.batch_sizes ? (gpu ? "1,8,64,256,1024,4096" : "1,8,32,128")
                                                                         : NULL,
@@ -417,15 +385,15 @@ int cmd_sweep(int argc, char **argv)
         free(ps.ms);
         return mt_usage_error("sweep", "the CUDA kernels take --dtype bf16 or fp16");
     }
-    if (o.shard_n > 1) {
+    if (o.c.shard_n > 1) {
         int k = 0;
         for (int i = 0; i < ps.n_ms; i++)
-            if (mt_shard_keep(ps.E, ps.N, ps.model.hidden, ps.model.topk, i, o.shard_i, o.shard_n)) ps.ms[k++] = ps.ms[i];
+            if (mt_shard_keep(ps.E, ps.N, ps.model.hidden, ps.model.topk, i, o.c.shard_i, o.c.shard_n)) ps.ms[k++] = ps.ms[i];
         ps.n_ms = k;
         if (!k) {
-            if (!o.quiet)
+            if (!o.c.quiet)
                 fprintf(stderr, "moetune sweep: shard %d/%d holds none of this problem's batch sizes: nothing to do\n",
-                        o.shard_i, o.shard_n);
+                        o.c.shard_i, o.c.shard_n);
             free(ps.ms);
             return mt_cli_finish("sweep", MT_EXIT_OK);
         }
@@ -475,7 +443,7 @@ int cmd_sweep(int argc, char **argv)
     mt_policy_text(&pol, mt_backend_name(dspec.kind), policy_text, sizeof policy_text);
     const char *khash = mt_kernel_hash(mt_backend_name(dspec.kind));
 
-    if ((status = mt_cli_open_db("sweep", o.db, &db)) != 0) {
+    if ((status = mt_cli_open_db("sweep", o.c.db, &db)) != 0) {
         free(ps.ms);
         return status;
     }
@@ -494,7 +462,7 @@ int cmd_sweep(int argc, char **argv)
     }
     /* sweeps left 'running' by a process that was killed are marked so */
     mt_db_sweeps_reap(db, mt_sweep_process_alive);
-    if (mt_cli_db_path(o.db, job_db, sizeof job_db) == MT_OK) m_lock_fd = mt_m_lock_open(job_db);
+    if (mt_cli_db_path(o.c.db, job_db, sizeof job_db) == MT_OK) m_lock_fd = mt_m_lock_open(job_db);
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
         status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
         goto out;
@@ -525,7 +493,7 @@ int cmd_sweep(int argc, char **argv)
             goto out;
         }
     }
-    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.compile_jobs != 0)
+    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.c.compile_jobs != 0)
         precompile(&o, &dev, ps.dtype);
 
     /* the plan: every batch size's valid points, searched by the strategy
@@ -537,15 +505,15 @@ int cmd_sweep(int argc, char **argv)
         goto out;
     }
     mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
-                         khash, policy_text, (double)o.timeout, o.retry_failed};
+                         khash, policy_text, (double)o.c.timeout, o.c.retry_failed};
     points = calloc((size_t)ps.n_ms, sizeof *points);
     if (!points) {
         status = mt_fail("sweep", "out of memory");
         goto out;
     }
     for (int i = 0; i < ps.n_ms; i++) points[i][0] = ps.ms[i];
-    mt_plan_opts po = {o.strategy, o.budget, o.budget_pct, o.seed, o.abort_factor, o.time_s, o.finalists, o.rounds,
-                       o.quiet, o.job, o.only, m_lock_fd};
+    mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor, o.c.time_s, o.c.finalists, o.c.rounds,
+                       o.c.quiet, o.c.job, o.only, m_lock_fd};
     if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, ps.n_ms, &po, why, sizeof why) != MT_OK) {
         status = mt_fail("sweep", "%s", why);
         goto out;
@@ -559,18 +527,18 @@ int cmd_sweep(int argc, char **argv)
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
     int64_t sweep_id = 0;
-    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.strategy), (int)o.budget, bs_text, cmdline,
+    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.c.strategy), (int)o.c.budget, bs_text, cmdline,
                           &sweep_id) != MT_OK) {
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
         goto out;
     }
     sctx.sweep_id = sweep_id;
-    if (!o.quiet)
+    if (!o.c.quiet)
         fprintf(stderr, "moetune sweep: %s on %s: E=%lld N=%lld K=%lld top-%lld %s, %d batch sizes, %d variants\n",
                 ps.model.name, dev.name, (long long)ps.E, (long long)ps.N, (long long)prob.K, (long long)prob.topk,
                 prob.dtype, ps.n_ms, total);
 
-    if (mt_plan_claim_job(db, job_db, o.job, &job_lock, why, sizeof why) != MT_OK) {
+    if (mt_plan_claim_job(db, job_db, o.c.job, &job_lock, why, sizeof why) != MT_OK) {
         status = mt_fail("sweep", "%s", why);
         goto out;
     }
@@ -583,14 +551,14 @@ int cmd_sweep(int argc, char **argv)
     /* said even with --quiet: a sweep cut short must not pass for a whole one */
     if (out_of_time)
         fprintf(stderr, "moetune sweep: --time %.0f s reached; the batch sizes not reached keep their earlier results\n",
-                o.time_s);
+                o.c.time_s);
     if (status) goto out;
 
     /* the batch sizes that end with no verified config: said, and the
      * sweep fails (an interrupted one is said when it ends) */
     int64_t missing[64][2];
     int n_missing = interrupted ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
-    if (o.json) {
+    if (o.c.json) {
         printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
                "\"interrupted\":%s,\"unverified_batch_sizes\":[",
                (long long)sweep_id, measured, skipped, failed, aborted, retried, interrupted ? "true" : "false");
@@ -609,8 +577,8 @@ int cmd_sweep(int argc, char **argv)
                                   "for them; fix the cause and run the same command again (--retry-failed measures "
                                   "the failed variants again)",
                          n_missing);
-    if (!o.no_export && !interrupted) {
-        if (o.out) snprintf(out_dir, sizeof out_dir, "%s", o.out);
+    if (!o.c.no_export && !interrupted) {
+        if (o.c.out) snprintf(out_dir, sizeof out_dir, "%s", o.c.out);
         else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
         else snprintf(out_dir, sizeof out_dir, "moetune-configs");
         mt_path_trim(out_dir);
@@ -618,7 +586,7 @@ int cmd_sweep(int argc, char **argv)
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
-        } else if (o.json) {
+        } else if (o.c.json) {
             printf(",\"out\":");
             mt_json_str(stdout, out_dir);
         } else {
@@ -626,10 +594,10 @@ int cmd_sweep(int argc, char **argv)
                    gpu ? "vLLM and moetune formats" : "moetune format; vLLM has no use for CPU configs", out_dir);
         }
     }
-    if (o.json) printf("}\n");
+    if (o.c.json) printf("}\n");
     if (interrupted && !status) {
         if (cancelled)
-            fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)o.job,
+            fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)o.c.job,
                     measured);
         else
             fprintf(stderr, "moetune sweep: interrupted; %d measurements are stored, run the same command to go on\n",
@@ -641,7 +609,7 @@ out:
     free(points);
     mt_worker_stop(w);
     mt_db_close(db);
-    mt_job_lock_drop(job_db, o.job, job_lock);
+    mt_job_lock_drop(job_db, o.c.job, job_lock);
     if (m_lock_fd >= 0) close(m_lock_fd);
     free(ps.ms);
     return mt_cli_finish("sweep", status);

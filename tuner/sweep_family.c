@@ -25,6 +25,7 @@
 #include "precompile.h"
 #include "report.h"
 #include "strategy.h"
+#include "sweep_opts.h"
 #include "sweep_plan.h"
 #include "util.h"
 
@@ -43,21 +44,10 @@ static const char common_help[] =
     "the same problem on other devices of the architecture, and of the nearest\n"
     "other problems of the family measured on this device.\n";
 
-enum { O_KERNEL = 300, O_DTYPE, O_STRAT, O_BUDGET, O_SEED, O_TIMEOUT, O_DB, O_OUT, O_NOEXP, O_QUIET, O_DEVICE, O_JOB,
-       O_SHARD, O_COMPILE_JOBS, O_RETRY, O_TIME, O_ABORT, O_JSON, O_FINALISTS, O_ROUNDS, O_FAMILY = 400 };
-static const struct option common_opts[] = {
-    {"kernel", required_argument, 0, O_KERNEL},       {"dtype", required_argument, 0, O_DTYPE},
-    {"strategy", required_argument, 0, O_STRAT},      {"budget", required_argument, 0, O_BUDGET},
-    {"seed", required_argument, 0, O_SEED},           {"timeout", required_argument, 0, O_TIMEOUT},
-    {"db", required_argument, 0, O_DB},               {"out", required_argument, 0, O_OUT},
-    {"no-export", no_argument, 0, O_NOEXP},           {"quiet", no_argument, 0, O_QUIET},
-    {"device", required_argument, 0, O_DEVICE},       {"job", required_argument, 0, O_JOB},
-    {"shard", required_argument, 0, O_SHARD},         {"compile-jobs", required_argument, 0, O_COMPILE_JOBS},
-    {"retry-failed", no_argument, 0, O_RETRY},        {"time", required_argument, 0, O_TIME},
-    {"abort-factor", required_argument, 0, O_ABORT},  {"json", no_argument, 0, O_JSON},
-    {"finalists", required_argument, 0, O_FINALISTS}, {"finalist-rounds", required_argument, 0, O_ROUNDS},
-    {"help", no_argument, 0, 'h'}};
-#define NCOMMON ((int)(sizeof common_opts / sizeof common_opts[0]))
+enum { O_KERNEL = 300, O_DTYPE, O_FAMILY = 400 };
+static const struct option own_opts[] = {
+    {"kernel", required_argument, 0, O_KERNEL}, {"dtype", required_argument, 0, O_DTYPE}, {"help", no_argument, 0, 'h'}};
+#define NOWN ((int)(sizeof own_opts / sizeof own_opts[0]))
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
@@ -76,10 +66,8 @@ struct fam_opts {
     const char *lists[MT_FAMILY_MAX_POINT];
     int64_t *pv[MT_FAMILY_MAX_POINT];
     int np[MT_FAMILY_MAX_POINT];
-    int64_t seed, timeout, budget, job, compile_jobs;
-    double budget_pct, time_s, abort_factor;
-    const char *dtype_s, *db_path, *out, *device;
-    int strategy, no_export, quiet, shard_i, shard_n, device_given, retry_failed, json, finalists, rounds;
+    mt_sweep_common c; /* what every sweep takes */
+    const char *dtype_s;
 };
 
 static void opts_free(struct fam_opts *o)
@@ -140,30 +128,31 @@ static void in_options(const mt_family_tuning *t, const char *why, char *out, si
 static int parse(const char *me, const mt_family_tuning *t, int argc, char **argv, struct fam_opts *o)
 {
     const mt_family *f = t->family;
-    struct option lo[NCOMMON + 16 + 1];
+    struct option lo[NOWN + 32 + 16 + 1];
     int nlo = 0;
     memset(lo, 0, sizeof lo);
-    for (int i = 0; i < NCOMMON; i++) lo[nlo++] = common_opts[i];
+    for (int i = 0; i < NOWN; i++) lo[nlo++] = own_opts[i];
+    for (int i = 0; i < mt_sweep_ncommon && i < 32; i++) lo[nlo++] = mt_sweep_common_options[i];
     for (int i = 0; i < t->noptions && i < 16; i++)
         lo[nlo++] = (struct option){t->options[i].name, required_argument, 0, O_FAMILY + i};
     memset(o, 0, sizeof *o);
     o->t = t;
-    o->seed = 1, o->timeout = 60, o->compile_jobs = -1, o->finalists = 3, o->rounds = 3;
+    mt_sweep_common_init(&o->c, MT_STRATEGY_GRID);
     o->dtype_s = f->dtype_default && f->dtype_default[0] ? f->dtype_default : "bf16";
-    o->device = "auto";
-    o->strategy = MT_STRATEGY_GRID;
-    o->abort_factor = -1; /* unset: 1.3 for random and bayes, off for grid, as the fused-MoE sweep */
     for (int i = 0; i < t->noptions; i++) {
         const mt_family_option *op = &t->options[i];
         if (op->point >= 0) o->lists[op->point] = op->def;
         else if (op->key >= 0 && op->def) o->key.v[op->key] = strtoll(op->def, NULL, 10), o->given[op->key] = 1;
     }
     int c, st;
-    int64_t v;
     char err[512];
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if ((st = mt_sweep_common_opt(me, c, optarg, &o->c)) >= 0) {
+            if (st != MT_EXIT_OK) return st;
+            continue;
+        }
         st = MT_EXIT_OK;
         if (c >= O_FAMILY && c < O_FAMILY + t->noptions) {
             const mt_family_option *op = &t->options[c - O_FAMILY];
@@ -182,46 +171,15 @@ static int parse(const char *me, const mt_family_tuning *t, int argc, char **arg
         switch (c) {
         case O_KERNEL: break;
         case O_DTYPE: o->dtype_s = optarg; break;
-        case O_STRAT:
-            if ((o->strategy = mt_strategy_parse(optarg)) < 0)
-                return mt_usage_error(me, "--strategy '%s': expected grid, random or bayes", optarg);
-            break;
-        case O_BUDGET: st = mt_parse_budget(me, optarg, &o->budget, &o->budget_pct); break;
-        case O_SEED: st = mt_parse_int_opt(me, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
-        case O_TIMEOUT: st = mt_parse_int_opt(me, "--timeout", optarg, 1, 86400, &o->timeout); break;
-        case O_DB: o->db_path = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_NOEXP: o->no_export = 1; break;
-        case O_RETRY: o->retry_failed = 1; break;
-        case O_TIME: st = mt_parse_duration(me, "--time", optarg, &o->time_s); break;
-        case O_ABORT: st = mt_parse_abort_factor(me, optarg, &o->abort_factor); break;
-        case O_JSON: o->json = 1; break;
-        case O_FINALISTS:
-            st = mt_parse_int_opt(me, "--finalists", optarg, 0, MT_PLAN_MAX_FINALISTS, &v);
-            o->finalists = (int)v;
-            break;
-        case O_ROUNDS:
-            st = mt_parse_int_opt(me, "--finalist-rounds", optarg, 1, MT_PLAN_MAX_ROUNDS, &v);
-            o->rounds = (int)v;
-            break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_DEVICE: o->device = optarg, o->device_given = 1; break;
-        case O_JOB: st = mt_parse_int_opt(me, "--job", optarg, 1, INT64_MAX, &o->job); break;
-        case O_COMPILE_JOBS: st = mt_parse_int_opt(me, "--compile-jobs", optarg, 0, 1024, &o->compile_jobs); break;
-        case O_SHARD:
-            if (mt_shard_parse(optarg, &o->shard_i, &o->shard_n) != MT_OK)
-                return mt_usage_error(me, "--shard '%s': expected I/N with 0 <= I < N, e.g. 0/4", optarg);
-            break;
         case 'h': return usage(t), -1;
         default:
             return mt_usage_error(me, "'%s' is not an option of the %s sweep (moetune sweep --kernel %s --help)",
                                   argv[optind - 1], t->cli_name ? t->cli_name : f->name,
                                   t->cli_name ? t->cli_name : f->name);
         }
-        if (st) return st;
     }
     if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
-    if (o->abort_factor < 0) o->abort_factor = o->strategy == MT_STRATEGY_GRID ? 0 : 1.3;
+    mt_sweep_common_finish(&o->c);
     /* the key: every required field given, then the family's own rule */
     char missing[256] = "";
     int nmiss = 0, last = 0;
@@ -275,7 +233,7 @@ int mt_sweep_family_check(const char *cmd, const mt_family_tuning *t, int argc, 
     int st = parse(cmd, t, argc, argv, &o);
     if (st) return st < 0 ? MT_EXIT_USAGE : st;
     opts_free(&o);
-    if (o.device_given || o.db_path || o.job)
+    if (o.c.device_given || o.c.db || o.c.job)
         return mt_usage_error(cmd, "--device, --db and --job are the %s command's own (a job gets its device from the "
                               "daemon)", cmd);
     return MT_EXIT_OK;
@@ -289,13 +247,13 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     if (pst) return pst < 0 ? mt_cli_finish("sweep", 0) : pst;
     char err[512], note[512];
     mt_device_spec spec, dspec;
-    if (mt_device_spec_parse(o.device, &spec) != MT_OK) {
+    if (mt_device_spec_parse(o.c.device, &spec) != MT_OK) {
         opts_free(&o);
-        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", o.device);
+        return mt_usage_error("sweep", "--device '%s': expected auto, cpu, cuda:N or hip:N", o.c.device);
     }
     if (mt_device_resolve(&spec, &dspec, note, sizeof note) != MT_OK) {
         opts_free(&o);
-        return mt_fail("sweep", "--device %s: %s", o.device, note);
+        return mt_fail("sweep", "--device %s: %s", o.c.device, note);
     }
     /* an AMD GPU runs the CUDA kernel's source through hipRTC */
     const char *backend = mt_backend_name(dspec.kind);
@@ -315,7 +273,7 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     int64_t (*points)[2] = NULL;
     char exe[4096], lock_db[4096] = "";
     int status = 0, lock_fd = -1, job_lock = -1;
-    if ((status = mt_cli_open_db("sweep", o.db_path, &db)) != 0) goto done;
+    if ((status = mt_cli_open_db("sweep", o.c.db, &db)) != 0) goto done;
     if (mt_self_exe(exe, sizeof exe) != MT_OK) {
         status = mt_fail("sweep", "cannot find the moetune executable (/proc/self/exe)");
         goto done;
@@ -350,14 +308,14 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
         for (int p = f->npoint - 1; p >= 0; p--) pt[p] = o.pv[p][r % o.np[p]], r /= o.np[p];
         snprintf(text + strlen(text), sizeof text - strlen(text), k ? ",%lld" : "%lld", (long long)pt[0]);
         if (f->npoint > 1) snprintf(text + strlen(text), sizeof text - strlen(text), "x%lld", (long long)pt[1]);
-        if (o.shard_n > 1 && !mt_shard_keep(o.key.v[0], o.key.v[1], o.key.v[2], o.key.v[3], k, o.shard_i, o.shard_n))
+        if (o.c.shard_n > 1 && !mt_shard_keep(o.key.v[0], o.key.v[1], o.key.v[2], o.key.v[3], k, o.c.shard_i, o.c.shard_n))
             continue;
         memcpy(points[np++], pt, sizeof pt);
     }
     if (!np) {
-        if (!o.quiet)
-            fprintf(stderr, "moetune sweep: shard %d/%d holds none of this problem's points: nothing to do\n", o.shard_i,
-                    o.shard_n);
+        if (!o.c.quiet)
+            fprintf(stderr, "moetune sweep: shard %d/%d holds none of this problem's points: nothing to do\n", o.c.shard_i,
+                    o.c.shard_n);
         goto done;
     }
     mt_space sp;
@@ -371,10 +329,10 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     /* an NVIDIA GPU: every variant this sweep may time compiled ahead with
      * all cores, so that the worker loads them; a failure here only costs
      * time (the worker compiles what is missing) */
-    if (dspec.kind == MT_BACKEND_CUDA && o.compile_jobs != 0 && t->precompile) {
+    if (dspec.kind == MT_BACKEND_CUDA && o.c.compile_jobs != 0 && t->precompile) {
         char cache[1100], cerr[512];
         mt_kernel_cache_dir("cuda", cache, sizeof cache);
-        long jobs = o.compile_jobs > 0 ? (long)o.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
+        long jobs = o.c.compile_jobs > 0 ? (long)o.c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
         mt_family_precompile pc = {dev.arch, dev.smem_per_block > 0 ? dev.smem_per_block : mt_arch_smem_limit(dev.arch),
                                    (int)(jobs > 0 ? jobs : 1), &o.key, (const int64_t(*)[2])points, np, cache};
         mt_precompile_stats cst;
@@ -392,24 +350,24 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     const char *khash = f->kernel_hash(gpu ? "cuda" : "cpu");
     char cmdline[1024] = "moetune";
     for (int i = 0; i < argc; i++) snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
-    mt_sweep_ctx sctx = {db, w, t, &o.key, prob.key, 0, &dev, prob.id, 0, khash, policy, (double)o.timeout,
-                         o.retry_failed};
-    if (mt_cli_db_path(o.db_path, lock_db, sizeof lock_db) == MT_OK) lock_fd = mt_m_lock_open(lock_db);
-    mt_plan_opts po = {o.strategy, o.budget, o.budget_pct, o.seed, o.abort_factor, o.time_s, o.finalists, o.rounds,
-                       o.quiet, o.job, NULL, lock_fd};
+    mt_sweep_ctx sctx = {db, w, t, &o.key, prob.key, 0, &dev, prob.id, 0, khash, policy, (double)o.c.timeout,
+                         o.c.retry_failed};
+    if (mt_cli_db_path(o.c.db, lock_db, sizeof lock_db) == MT_OK) lock_fd = mt_m_lock_open(lock_db);
+    mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor, o.c.time_s, o.c.finalists, o.c.rounds,
+                       o.c.quiet, o.c.job, NULL, lock_fd};
     if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, np, &po, err, sizeof err) != MT_OK) {
         status = mt_fail("sweep", "%s", err);
         goto done;
     }
     int64_t sweep_id = 0;
     mt_db_sweeps_reap(db, mt_sweep_process_alive);
-    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.strategy), (int)o.budget, text, cmdline, &sweep_id) !=
+    if (mt_db_sweep_begin(db, dev.id, prob.id, mt_strategy_name(o.c.strategy), (int)o.c.budget, text, cmdline, &sweep_id) !=
         MT_OK) {
         status = mt_fail("sweep", "cannot record the sweep: %s", mt_db_errmsg(db));
         goto done;
     }
     sctx.sweep_id = sweep_id;
-    if (mt_plan_claim_job(db, lock_db, o.job, &job_lock, err, sizeof err) != MT_OK) {
+    if (mt_plan_claim_job(db, lock_db, o.c.job, &job_lock, err, sizeof err) != MT_OK) {
         status = mt_fail("sweep", "%s", err);
         goto done;
     }
@@ -420,7 +378,7 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     char desc[256];
     f->describe(&o.key, desc, sizeof desc);
-    if (!o.quiet)
+    if (!o.c.quiet)
         fprintf(stderr, "moetune sweep: %s on %s: %s, %d point%s, %d variants\n", f->name, dev.name, desc, np,
                 np == 1 ? "" : "s", mt_plan_total(plan));
     mt_plan_counts pc;
@@ -430,13 +388,13 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     /* said even with --quiet: a sweep cut short must not pass for a whole one */
     if (pc.out_of_time)
         fprintf(stderr, "moetune sweep: --time %.0f s reached; the points not reached keep their earlier results\n",
-                o.time_s);
+                o.c.time_s);
     if (status) goto done;
     /* a point left with no verified config fails the sweep, as a batch
      * size does in the fused-MoE sweep */
     int64_t missing[64][2];
     int unverified = stop || pc.out_of_time ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
-    if (o.json) {
+    if (o.c.json) {
         printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
                "\"interrupted\":%s,\"time_limit\":%s,\"unverified_points\":[",
                (long long)sweep_id, pc.measured, pc.skipped, pc.failed, pc.aborted, pc.retried, stop ? "true" : "false",
@@ -452,18 +410,18 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
         if (pc.retried) printf(", %d failed before and measured again", pc.retried);
         printf("\n");
     }
-    if (mt_report_pair(stdout, db, &dev, &prob, o.json) != MT_OK) {
+    if (mt_report_pair(stdout, db, &dev, &prob, o.c.json) != MT_OK) {
         status = mt_fail("sweep", "cannot read the results: %s", mt_db_errmsg(db));
         goto done;
     }
-    if (!o.no_export && !stop) {
+    if (!o.c.no_export && !stop) {
         /* the family's file, through the export every family takes */
         char dir[4096];
         mt_family_file files[4];
         int nf = f->file_names(&o.key, dev.name, dev.backend, files, 4), plain = -1;
         for (int i = 0; i < nf && plain < 0; i++)
             if (!files[i].moetune_format) plain = i;
-        if (o.out) snprintf(dir, sizeof dir, "%s", o.out);
+        if (o.c.out) snprintf(dir, sizeof dir, "%s", o.c.out);
         else if (mt_data_dir(dir, sizeof dir - 16) == MT_OK) strcat(dir, "/configs");
         else snprintf(dir, sizeof dir, "moetune-configs");
         mt_path_trim(dir);
@@ -472,7 +430,7 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
         if (mt_mkdir_p(dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "cannot write the config file into '%s' (said above)", dir);
         } else if (es.written && plain >= 0) {
-            if (o.json) {
+            if (o.c.json) {
                 char path[4700];
                 snprintf(path, sizeof path, "%s/%s", dir, files[plain].name);
                 printf(",\"out\":");
@@ -482,13 +440,13 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
             }
         }
     }
-    if (o.json) printf("}\n");
+    if (o.c.json) printf("}\n");
     if (unverified && !status)
         status = mt_fail("sweep", "%d point(s) ended with no verified config (failures above): nothing is exported for "
                                   "them; fix the cause and run the same command again",
                          unverified);
     if (pc.cancelled && !status) {
-        fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)o.job,
+        fprintf(stderr, "moetune sweep: job %lld was cancelled; %d measurements are stored\n", (long long)o.c.job,
                 pc.measured);
         status = MT_EXIT_INTERRUPTED;
     } else if (stop && !status) {
@@ -500,7 +458,7 @@ done:
     mt_plan_free(plan);
     free(points);
     mt_worker_stop(w);
-    mt_job_lock_drop(lock_db, o.job, job_lock);
+    mt_job_lock_drop(lock_db, o.c.job, job_lock);
     if (lock_fd >= 0) close(lock_fd);
     mt_db_close(db);
     opts_free(&o);
