@@ -107,6 +107,8 @@ expect_in "$TMP/b2" "the attention sweep needs --head-dim"
 expect_exit 2 "$TMP/b2n" "$MT" sweep --kernel attention --db "$TMP/b.db"
 expect_in "$TMP/b2n" "the attention sweep needs --heads, --kv-heads and --head-dim"
 expect_exit 2 "$TMP/b3" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --contexts 0 --db "$TMP/b.db"
+expect_exit 2 "$TMP/bd" "$MT" sweep --kernel attention --heads 8 --kv-heads 2 --head-dim 64 --dtype int3 --db "$TMP/b.db"
+expect_in "$TMP/bd" "--dtype 'int3': expected one of bf16,fp16,fp32 (the CPU's), bf16,fp16 (GPUs')"
 expect_exit 2 "$TMP/b4" "$MT" sweep --kernel transformer
 expect_in "$TMP/b4" "--kernel 'transformer'"
 # --compile-jobs as the fused-MoE sweep takes it: checked, and accepted on the CPU (nothing to compile)

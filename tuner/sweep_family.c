@@ -190,9 +190,14 @@ static int parse(const char *me, const mt_family_tuning *t, int argc, char **arg
             snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s--%s",
                      k++ == 0 ? "" : i == last ? " and " : ", ", t->options[i].name);
     if (nmiss) return mt_usage_error(me, "the %s sweep needs %s", t->cli_name ? t->cli_name : f->name, missing);
+    /* a dtype some backend's kernel takes; whether the device's does is
+     * checked once the device is known */
     int dt;
-    if (mt_dtype_parse(o->dtype_s, &dt) != MT_OK || !mt_family_takes_dtype(t, "cpu", mt_dtype_name(dt)))
-        return mt_usage_error(me, "--dtype '%s': expected one of %s", o->dtype_s, t->dtypes("cpu"));
+    if (mt_dtype_parse(o->dtype_s, &dt) != MT_OK ||
+        !(mt_family_takes_dtype(t, "cpu", mt_dtype_name(dt)) || mt_family_takes_dtype(t, "cuda", mt_dtype_name(dt)) ||
+          mt_family_takes_dtype(t, "hip", mt_dtype_name(dt))))
+        return mt_usage_error(me, "--dtype '%s': expected one of %s (the CPU's), %s (GPUs')", o->dtype_s,
+                              t->dtypes("cpu"), t->dtypes("cuda"));
     snprintf(o->key.dtype, sizeof o->key.dtype, "%s", mt_dtype_name(dt));
     char why[256];
     if (f->check_key && !f->check_key(&o->key, why, sizeof why)) {
