@@ -315,10 +315,11 @@ static int export_vllm_foreign(mt_db *db, const mt_export_opts *o, const mt_devi
     return rc;
 }
 
-struct grid_rows { mt_buf b; int header; int err; char keys[512]; };
+struct grid_rows { mt_buf b; int header; int err; const mt_family *f; };
 
-/* One CSV row per measurement: M, the parameters in the config's own order,
- * median, status, and whether it is the default config. */
+/* One CSV row per measurement: the point (M; batch, ctx), the parameters
+ * in the config's own order, median, status, and whether it is the default
+ * config. */
 static int grid_row(const mt_result_row *r, void *u)
 {
     struct grid_rows *g = u;
@@ -328,12 +329,13 @@ static int grid_row(const mt_result_row *r, void *u)
         return g->err = MT_EPARSE;
     }
     if (!g->header) {
-        mt_buf_puts(&g->b, "M");
+        for (int k = 0; k < g->f->npoint; k++) mt_buf_printf(&g->b, "%s%s", k ? "," : "", g->f->point[k]);
         for (cJSON *c = p->child; c; c = c->next) mt_buf_printf(&g->b, ",%s", c->string);
         mt_buf_puts(&g->b, ",median_us,status,is_default\n");
         g->header = 1;
     }
     mt_buf_printf(&g->b, "%lld", (long long)r->M);
+    if (g->f->npoint > 1) mt_buf_printf(&g->b, ",%lld", (long long)r->p2);
     for (cJSON *c = p->child; c; c = c->next) mt_buf_printf(&g->b, ",%lld", (long long)c->valuedouble);
     if (isnan(r->median_us)) mt_buf_puts(&g->b, ",");
     else mt_buf_printf(&g->b, ",%.4f", r->median_us);
@@ -342,16 +344,22 @@ static int grid_row(const mt_result_row *r, void *u)
     return 0;
 }
 
+/* Every measurement of (device, problem) as CSV, for replaying strategies:
+ * NAME.grid.csv beside the family's file NAME.json (fused MoE: its
+ * moetune-format name). */
 static int export_grid(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
-                       const char *hash)
+                       const mt_family *f, const char *file, const char *hash)
 {
     char name[512], path[4096], err[512];
     struct grid_rows g;
     memset(&g, 0, sizeof g);
-    if (mt_mtformat_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    g.f = f;
+    snprintf(name, sizeof name, "%s", file);
     char *dot = strstr(name, ".moetune.json");
+    if (!dot) dot = strstr(name, ".json");
     if (!dot) return MT_EINVAL;
     strcpy(dot, ".grid.csv");
+    (void)p;
     /* a replay scores a strategy against the grid's points: on the points a
      * search chose, every strategy looks perfect; such a grid says so */
     int partial = mt_db_partial_sweeps(db, d->id, p->id);
@@ -392,9 +400,13 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
         c->st->failed++;
         return 0;
     }
+    char mtname[512];
     if (l.n > 0 && c->o->grid) {
-        if (export_grid(c->db, c->o, d, p, hash) == MT_OK) c->st->written++;
-        else c->st->failed++;
+        if (mt_mtformat_name(mtname, sizeof mtname, d, p) == MT_OK &&
+            export_grid(c->db, c->o, d, p, &mt_family_fused_moe, mtname, hash) == MT_OK)
+            c->st->written++;
+        else
+            c->st->failed++;
     }
     if (l.n > 0) {
         int is_cpu = strcmp(d->backend, "cpu") == 0;
@@ -431,7 +443,7 @@ static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, voi
 static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void *u)
 {
     struct export_ctx *c = u;
-    if (!wanted(c->o, d, p) || c->o->grid) return 0;
+    if (!wanted(c->o, d, p)) return 0;
     const mt_family *f = mt_family_find(p->kernel);
     mt_family_key k;
     mt_family_file files[4];
@@ -452,6 +464,15 @@ static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void 
     int rc = mt_best_collect(c->db, d->id, p->id, f->kernel_hash(d->backend), &l);
     if (rc != MT_OK) {
         c->st->failed++;
+        return 0;
+    }
+    if (c->o->grid) {
+        /* every measurement, for replay, instead of the file */
+        if (l.n) {
+            if (export_grid(c->db, c->o, d, p, f, files[plain].name, f->kernel_hash(d->backend)) == MT_OK) c->st->written++;
+            else c->st->failed++;
+        }
+        mt_best_list_free(&l);
         return 0;
     }
     mt_attn_entry *e = l.n ? calloc((size_t)l.n, sizeof *e) : NULL;

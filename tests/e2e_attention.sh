@@ -32,6 +32,16 @@ ok
 # export writes the same file; publish carries it to a bucket and pull back
 expect_exit 0 "$TMP/exo" "$MT" export --db "$DB" --out "$TMP/ex"
 cmp -s "$F" "$TMP/ex/$(basename "$F")" || fail "export's attention file differs from the sweep's"; ok
+# every measurement as a grid CSV (batch, ctx, the parameters), and a
+# strategy replayed on it per (batch, context) pair
+expect_exit 0 "$TMP/gx" "$MT" export --db "$DB" --format grid --out "$TMP/grid"
+G=$(ls "$TMP"/grid/attn_decode,*.grid.csv)
+[ "$(sed -n 2p "$G")" = "batch,ctx,partition,pages_per_iter,threads,median_us,status,is_default" ] \
+  || fail "the grid's header: $(head -2 "$G")"; ok
+[ "$(grep -c ',ok,' "$G")" = "$(sql "$DB" "select count(*) from $ATTN where status='ok'")" ] || fail "the grid's rows"; ok
+expect_exit 0 "$TMP/gr" "$MT" replay "$G" --partial --seeds 2 --json
+[ "$(py "$TMP/gr" 'sorted((r["batch"], r["ctx"], r["points"]) for r in j["batch_sizes"])')" = \
+  "[(1, 40, 5), (1, 300, 5), (3, 40, 5), (3, 300, 5)]" ] || fail "replay of the attention grid: $(cat "$TMP/gr")"; ok
 expect_exit 0 "$TMP/pb" "$MT" publish "file://$TMP/bucket" --db "$DB"
 expect_exit 0 "$TMP/pl" "$MT" pull "file://$TMP/bucket" --cache "$TMP/cache" --no-db
 cmp -s "$F" "$TMP/cache/$(basename "$F")" || fail "the attention file did not travel through the bucket"; ok

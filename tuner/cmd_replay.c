@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "cmds.h"
+#include "family.h"
 #include "moetune/moetune.h"
 #include "space.h"
 #include "strategy.h"
@@ -20,7 +21,8 @@ static const char usage[] =
     "usage: moetune replay GRID.csv [--strategy grid|random|bayes] [--seeds N] [--budget B] [--json]\n"
     "\n"
     "Replay a strategy on a recorded grid (moetune export --format grid), with no\n"
-    "hardware. For each batch size M: the grid optimum, the evaluations needed to\n"
+    "hardware: fused MoE's (per batch size M) or attention's (per batch and\n"
+    "context). For each point: the grid optimum, the evaluations needed to\n"
     "come within 2 % and 1 % of it (median over seeds; null when the budget ran out\n"
     "first), and the score (best found - random) / (optimum - random) at the budget,\n"
     "where 'random' is random search's best at the same budget, averaged over seeds.\n"
@@ -38,7 +40,8 @@ static const char usage[] =
 #define MAXP MT_SPACE_MAX_PARAMS
 
 typedef struct grid_m {
-    int64_t M;
+    int64_t M, p2; /* the point: M, or batch and context */
+    int64_t work;  /* what the model takes: the point's fields' product */
     int n, cap, def;
     mt_config *pts;
     double *t;
@@ -96,8 +99,8 @@ static void sort_points(grid_m *m, int np)
 
 /* Parse the CSV into per-M point lists and a space whose values are those
  * seen in the file. */
-static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **out, int *nm, int *partial, char *err,
-                     size_t n)
+static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **out, int *nm, int *partial, int *npoint,
+                     char *err, size_t n)
 {
     char *text;
     size_t len;
@@ -110,23 +113,33 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
         if (!strncmp(line, "# partial", 9)) *partial = 1;
         line = strtok_r(NULL, "\n", &save);
     }
-    if (!line || strncmp(line, "M,", 2) != 0) {
-        snprintf(err, n, "'%s' is not a grid CSV: its first line must start with 'M,'", path);
-        free(text);
-        return -1;
-    }
-    /* header: M, params..., median_us, status, is_default */
-    char *cols[MAXP + 4];
+    /* header: the point's fields (a family's: M; batch, ctx), the
+     * parameters, median_us, status, is_default */
+    char *cols[MAXP + 6];
     int nc = 0;
-    for (char *c = line; c && nc < MAXP + 4;) {
+    for (char *c = line; c && nc < MAXP + 6;) {
         cols[nc++] = c;
         c = strchr(c, ',');
         if (c) *c++ = 0;
     }
-    np = nc - 4;
+    int npc = 0;
+    for (int k = 0; k < mt_nfamilies && !npc; k++) {
+        const mt_family *f = mt_families[k];
+        int match = nc > f->npoint;
+        for (int q = 0; match && q < f->npoint; q++) match = !strcmp(cols[q], f->point[q]);
+        if (match) npc = f->npoint;
+    }
+    if (!npc) {
+        snprintf(err, n, "'%s' is not a grid CSV: its first line must start with a family's point columns (M, or "
+                         "batch,ctx)", path);
+        free(text);
+        return -1;
+    }
+    *npoint = npc;
+    np = nc - 3 - npc;
     if (np < 1 || strcmp(cols[nc - 3], "median_us") || strcmp(cols[nc - 2], "status") ||
         strcmp(cols[nc - 1], "is_default")) {
-        snprintf(err, n, "'%s': the header must be M, parameters, median_us, status, is_default", path);
+        snprintf(err, n, "'%s': the header must be the point, parameters, median_us, status, is_default", path);
         free(text);
         return -1;
     }
@@ -134,7 +147,7 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
     sp->backend = "replay";
     sp->nparams = np;
     for (int p = 0; p < np; p++) {
-        snprintf(names[p], 32, "%s", cols[1 + p]);
+        snprintf(names[p], 32, "%s", cols[npc + p]);
         sp->params[p].name = names[p];
     }
     sp->valid = always_valid;
@@ -143,9 +156,9 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
     int ng = 0, lineno = 1;
     while ((line = strtok_r(NULL, "\n", &save))) {
         lineno++;
-        char *f[MAXP + 4];
+        char *f[MAXP + 6];
         int k = 0;
-        for (char *c = line; c && k < MAXP + 4;) {
+        for (char *c = line; c && k < MAXP + 6;) {
             f[k++] = c;
             c = strchr(c, ',');
             if (c) *c++ = 0;
@@ -154,16 +167,18 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
             snprintf(err, n, "'%s' line %d: %d fields, the header has %d", path, lineno, k, nc);
             goto bad;
         }
-        int64_t M = strtoll(f[0], NULL, 10);
+        int64_t M = strtoll(f[0], NULL, 10), p2 = npc > 1 ? strtoll(f[1], NULL, 10) : 0;
         int gi = -1;
         for (int i = 0; i < ng; i++)
-            if (g[i].M == M) gi = i;
+            if (g[i].M == M && g[i].p2 == p2) gi = i;
         if (gi < 0) {
             grid_m *ngp = realloc(g, (size_t)(ng + 1) * sizeof *g);
             if (!ngp) goto oom;
             g = ngp;
             memset(&g[ng], 0, sizeof g[ng]);
             g[ng].M = M;
+            g[ng].p2 = p2;
+            g[ng].work = M * (p2 > 0 ? p2 : 1);
             g[ng].def = -1;
             gi = ng++;
         }
@@ -177,7 +192,7 @@ static int load_grid(const char *path, mt_space *sp, char names[][32], grid_m **
             if (!pp || !tt) goto oom;
         }
         memset(&m->pts[m->n], 0, sizeof m->pts[m->n]);
-        for (int p = 0; p < np; p++) m->pts[m->n].v[p] = atoi(f[1 + p]);
+        for (int p = 0; p < np; p++) m->pts[m->n].v[p] = atoi(f[npc + p]);
         /* an aborted row's partial figure stands: the sweep stored it as
          * over the abort threshold, so it never wins */
         m->t[m->n] = (!strcmp(f[nc - 2], "ok") || !strcmp(f[nc - 2], "aborted")) && *f[nc - 3]
@@ -227,7 +242,7 @@ static int run_one(int kind, const mt_space *sp, const grid_m *m, int budget, ui
                    double *best_after)
 {
     mt_search *s;
-    if (mt_search_new(&s, kind, sp, m->pts, m->n, m->def >= 0 ? &m->pts[m->def] : NULL, m->M, budget, seed) != MT_OK)
+    if (mt_search_new(&s, kind, sp, m->pts, m->n, m->def >= 0 ? &m->pts[m->def] : NULL, m->work, budget, seed) != MT_OK)
         return -1;
     if (pool) mt_search_attach(s, pool);
     int idx, k = 0;
@@ -327,8 +342,8 @@ int cmd_replay(int argc, char **argv)
     mt_space sp;
     char names[MAXP][32], err[512];
     grid_m *g;
-    int ng;
-    if (load_grid(argv[optind], &sp, names, &g, &ng, &partial, err, sizeof err) != 0)
+    int ng, npoint = 1;
+    if (load_grid(argv[optind], &sp, names, &g, &ng, &partial, &npoint, err, sizeof err) != 0)
         return mt_usage_error("replay", "%s", err);
     if (partial && !allow_partial) {
         for (int i = 0; i < ng; i++) {
@@ -346,12 +361,12 @@ int cmd_replay(int argc, char **argv)
         printf("{\"strategy\":\"%s\",\"joint\":%s,\"seeds\":%lld,\"batch_sizes\":[", mt_strategy_name(kind),
                joint && kind == MT_STRATEGY_BAYES ? "true" : "false", (long long)seeds);
     else
-        printf("%-8s %7s %7s %12s %14s %14s %8s\n", "M", "points", "budget", "optimum us", "evals to 2%", "evals to 1%",
-               "score");
+        printf("%-*s %7s %7s %12s %14s %14s %8s\n", npoint > 1 ? 12 : 8, npoint > 1 ? "batch x ctx" : "M", "points",
+               "budget", "optimum us", "evals to 2%", "evals to 1%", "score");
     /* the batch sizes in increasing order, as the sweep takes them: a joint
      * search learns from the smaller ones already done */
     for (int i = 1; i < ng; i++)
-        for (int j = i; j > 0 && g[j].M < g[j - 1].M; j--) {
+        for (int j = i; j > 0 && (g[j].M < g[j - 1].M || (g[j].M == g[j - 1].M && g[j].p2 < g[j - 1].p2)); j--) {
             grid_m tmp = g[j];
             g[j] = g[j - 1];
             g[j - 1] = tmp;
@@ -444,8 +459,10 @@ int cmd_replay(int argc, char **argv)
         /* the score: 1 at the optimum, 0 at random search's level */
         double score = rnd[i] - opt[i] > 1e-12 ? (rnd[i] - f) / (rnd[i] - opt[i]) : (f <= opt[i] ? 1.0 : 0.0);
         if (json) {
-            printf("%s{\"M\":%lld,\"points\":%d,\"budget\":%d,\"optimum_us\":%.4f,\"random_us\":%.4f,\"found_us\":%.4f,",
-                   i ? "," : "", (long long)m->M, m->n, B[i], opt[i], rnd[i], f);
+            if (npoint > 1) printf("%s{\"batch\":%lld,\"ctx\":%lld,", i ? "," : "", (long long)m->M, (long long)m->p2);
+            else printf("%s{\"M\":%lld,", i ? "," : "", (long long)m->M);
+            printf("\"points\":%d,\"budget\":%d,\"optimum_us\":%.4f,\"random_us\":%.4f,\"found_us\":%.4f,", m->n, B[i],
+                   opt[i], rnd[i], f);
             printf("\"evals_to_2pct\":");
             if (isinf(m2)) printf("null");
             else printf("%g", m2);
@@ -459,7 +476,10 @@ int cmd_replay(int argc, char **argv)
             else snprintf(a, sizeof a, "%g", m2);
             if (isinf(m1)) snprintf(b2, sizeof b2, "> %d", B[i]);
             else snprintf(b2, sizeof b2, "%g", m1);
-            printf("%-8lld %7d %7d %12.2f %14s %14s %8.3f\n", (long long)m->M, m->n, B[i], opt[i], a, b2, score);
+            char pt[48];
+            if (npoint > 1) snprintf(pt, sizeof pt, "%lldx%lld", (long long)m->M, (long long)m->p2);
+            else snprintf(pt, sizeof pt, "%lld", (long long)m->M);
+            printf("%-*s %7d %7d %12.2f %14s %14s %8.3f\n", npoint > 1 ? 12 : 8, pt, m->n, B[i], opt[i], a, b2, score);
         }
     }
     free(B);
