@@ -19,8 +19,9 @@ static const char usage[] =
     "                     CPU results are skipped (vLLM has no use for them)\n"
     "  --format all       both (default)\n"
     "  --format grid      every verified and failed measurement as CSV, one row per\n"
-    "                     (M, config): M, the parameters, median_us, status, is_default;\n"
-    "                     'moetune replay' runs search strategies against it\n";
+    "                     (point, config): the point (M; attention: batch, ctx), the\n"
+    "                     parameters, median_us, status, is_default; 'moetune\n"
+    "                     replay' runs search strategies against it\n";
 
 int cmd_export(int argc, char **argv)
 {
