@@ -170,6 +170,59 @@ int abort_early(const double *times, int n, double to_us, const mt_policy *pol, 
 }
 
 
+int mt_time_runs(const mt_timed_runs *t, const mt_policy *pol, double *times, mt_measure_result *res)
+{
+    int R = t->routings > 0 ? t->routings : 1, rc;
+    for (int i = 0; i < pol->warmup; i++)
+        if ((t->prepare && (rc = t->prepare(t->ctx, i, 0)) != MT_OK) || (rc = t->run(t->ctx, NULL)) != MT_OK) return rc;
+    double timed = 0;
+    int n = 0;
+    /* the routings in turn, each at least twice */
+    int min_reps = pol->min_reps < 2 * R ? 2 * R : pol->min_reps;
+    while (n < pol->max_reps && (n < min_reps || timed < pol->min_time_s || n % R)) {
+        double sec = 0;
+        if ((t->prepare && (rc = t->prepare(t->ctx, n, pol->cold)) != MT_OK) || (rc = t->run(t->ctx, &sec)) != MT_OK)
+            return rc;
+        times[n++] = sec;
+        timed += sec;
+        if (abort_early(times, n, 1e6, pol, res)) break;
+    }
+    mt_summarize_routings(times, n, R, 1e6, res);
+    return MT_OK;
+}
+
+/* the CPU's timer: the wall clock around one forward pass */
+struct cpu_moe_run {
+    mt_cpu_bench *b;
+    const mt_moe_shape *s;
+    const mt_cpu_params *p;
+    int64_t M;
+    const void *x;
+    const int32_t *ids;
+    const float *tw;
+    void *ws;
+    float *out;
+    size_t pairs, k;
+    int R;
+};
+/* run rep's routing in place, the caches flushed when cold */
+static int cpu_moe_prepare(void *ctx, int rep, int cold)
+{
+    struct cpu_moe_run *r = ctx;
+    r->k = (size_t)(rep % r->R) * r->pairs;
+    if (cold) flush_caches(r->b);
+    return MT_OK;
+}
+static int cpu_moe_run(void *ctx, double *seconds)
+{
+    struct cpu_moe_run *r = ctx;
+    double t = now_s();
+    int rc = mt_moe_cpu_forward(r->b->pool, r->s, r->p, r->M, r->x, r->b->w1, r->b->w2, r->ids + r->k, r->tw + r->k,
+                                r->ws, r->out);
+    if (seconds) *seconds = now_s() - t;
+    return rc;
+}
+
 int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p, uint64_t seed,
                          const mt_policy *pol, mt_measure_result *res)
 {
@@ -257,24 +310,9 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         }
     }
 
-    for (int i = 0; i < pol->warmup; i++)
-        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + (i % R) * pairs, tw + (i % R) * pairs, ws, out);
-    double timed = 0;
-    int n = 0;
-    /* the routings in turn, each at least twice */
-    int min_reps = pol->min_reps > 2 * R ? pol->min_reps : 2 * R;
-    while (n < pol->max_reps && (n < min_reps || timed < pol->min_time_s || n % R)) {
-        if (pol->cold) flush_caches(b);
-        size_t k = (size_t)(n % R) * pairs;
-        double t = now_s();
-        mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + k, tw + k, ws, out);
-        t = now_s() - t;
-        times[n++] = t;
-        timed += t;
-        if (abort_early(times, n, 1e6, pol, res)) break;
-    }
-    mt_summarize_routings(times, n, R, 1e6, res);
-    rc = MT_OK;
+    struct cpu_moe_run run = {b, s, p, M, x, ids, tw, ws, out, pairs, 0, R};
+    mt_timed_runs tr = {&run, R, cpu_moe_prepare, cpu_moe_run};
+    rc = mt_time_runs(&tr, pol, times, res);
 out:
     free(x);
     free(logits);
@@ -343,6 +381,28 @@ int mt_attn_judge(const mt_attn_shape *s, const mt_attn_batch *ab, const void *o
     return 1;
 }
 
+struct cpu_attn_run {
+    mt_cpu_bench *b;
+    const mt_attn_shape *s;
+    const mt_attn_batch *ab;
+    const mt_attn_cpu_params *p;
+    void *ws, *out;
+};
+static int cpu_attn_prepare(void *ctx, int rep, int cold)
+{
+    (void)rep;
+    if (cold) flush_caches(((struct cpu_attn_run *)ctx)->b);
+    return MT_OK;
+}
+static int cpu_attn_run(void *ctx, double *seconds)
+{
+    struct cpu_attn_run *r = ctx;
+    double t = now_s();
+    int rc = mt_attn_cpu_forward(r->b->pool, r->s, r->ab, r->p, r->ws, r->out);
+    if (seconds) *seconds = now_s() - t;
+    return rc;
+}
+
 int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_t ctx, const mt_attn_cpu_params *p,
                       uint64_t seed, const mt_policy *pol, mt_measure_result *res)
 {
@@ -381,20 +441,9 @@ int mt_cpu_bench_attn(mt_cpu_bench *b, const mt_attn_shape *s, int64_t B, int64_
         if (rc == 0) rc = MT_OK; /* judged: failed, reason given */
         goto out;
     }
-    rc = MT_OK;
-    for (int i = 0; i < pol->warmup; i++) mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out);
-    double timed = 0;
-    int n = 0;
-    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
-        if (pol->cold) flush_caches(b);
-        double t = now_s();
-        mt_attn_cpu_forward(b->pool, s, &ab, p, ws, out);
-        t = now_s() - t;
-        times[n++] = t;
-        timed += t;
-        if (abort_early(times, n, 1e6, pol, res)) break;
-    }
-    mt_summarize_times(times, n, 1e6, res);
+    struct cpu_attn_run run = {b, s, &ab, p, ws, out};
+    mt_timed_runs tr = {&run, 1, cpu_attn_prepare, cpu_attn_run};
+    rc = mt_time_runs(&tr, pol, times, res);
 out:
     free(q), free(kc), free(vc), free(out), free(ws), free(bt), free(lens), free(times);
     return rc;

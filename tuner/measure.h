@@ -98,6 +98,24 @@ void mt_summarize_times(double *times, int n, double to_us, mt_measure_result *r
  * of each one's median is the figure, the IQR of all is the spread */
 void mt_summarize_routings(double *times, int n, int routings, double to_us, mt_measure_result *res);
 
+/* The timing protocol every measurement shares, on any backend and for
+ * any family: `warmup` untimed runs, then timed runs until the policy's
+ * count and time are reached (each routing as often as the others, in
+ * turn, each at least twice), stopped early past the abort threshold; the
+ * figure into res (mt_summarize_routings). What differs is the timer:
+ * the CPU's wall clock around a run, a GPU's events around a graph replay. */
+typedef struct mt_timed_runs {
+    void *ctx;
+    int routings; /* 1: the inputs do not change between runs */
+    /* before run `rep`, outside the timed window: its routing in place
+     * (rep % routings), and the caches flushed when `cold`; may be NULL */
+    int (*prepare)(void *ctx, int rep, int cold);
+    /* one run: its seconds into *seconds, or untimed (a warmup) when NULL */
+    int (*run)(void *ctx, double *seconds);
+} mt_timed_runs;
+/* MT_OK, or what prepare or run returned; times holds pol->max_reps. */
+int mt_time_runs(const mt_timed_runs *t, const mt_policy *pol, double *times, mt_measure_result *res);
+
 /* The roofline floor in microseconds. */
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,
                             double peak_gflops);

@@ -199,6 +199,37 @@ static int use_routing(mt_cuda *c, struct pipe *p, mt_dptr all_ids, mt_dptr all_
     return rc;
 }
 
+/* A GPU's timer: CUDA events around one replay of the captured graph,
+ * each run's inputs (the routing of a fused-MoE run; NULL for a kernel
+ * whose inputs do not change) copied in and the L2 flushed before it,
+ * outside the window. */
+struct gpu_run {
+    mt_cuda *c;
+    mt_cuda_bench *b;
+    struct replay *g;
+    struct pipe *p; /* fused MoE: its routings */
+    mt_dptr all_ids, all_w;
+    size_t pairs;
+    int routings;
+};
+static int gpu_prepare(void *ctx, int rep, int cold)
+{
+    struct gpu_run *r = ctx;
+    int rc = MT_OK;
+    if (r->p) rc = use_routing(r->c, r->p, r->all_ids, r->all_w, r->pairs, rep % r->routings);
+    if (rc == MT_OK && cold) rc = mt_cuda_memset_async(r->c, r->b->flush, (unsigned char)rep, r->b->flush_bytes);
+    return rc;
+}
+static int gpu_run(void *ctx, double *seconds)
+{
+    struct gpu_run *r = ctx;
+    if (!seconds) return mt_cuda_graph_launch(r->c, r->g->g);
+    float ms = 0;
+    int rc = mt_cuda_time(r->c, launch_graph, r->g, &ms);
+    *seconds = ms * 1e-3;
+    return rc;
+}
+
 int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, const mt_config *cfg, uint64_t seed,
                           const mt_policy *pol, mt_measure_result *res, char *resources, size_t rlen)
 {
@@ -397,23 +428,9 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     int rc2 = mt_cuda_capture_end(c, &rp.g);
     if (rc == MT_OK) rc = rc2;
     if (rc != MT_OK) goto out;
-    for (int i = 0; i < pol->warmup; i++)
-        if ((rc = use_routing(c, &p, all_ids, all_w, pairs, i % NR)) != MT_OK ||
-            (rc = mt_cuda_graph_launch(c, rp.g)) != MT_OK)
-            goto out;
-    double timed = 0;
-    int n = 0;
-    int min_reps = pol->min_reps > 2 * NR ? pol->min_reps : 2 * NR; /* each routing at least twice */
-    while (n < pol->max_reps && (n < min_reps || timed < pol->min_time_s || n % NR)) {
-        float ms;
-        if ((rc = use_routing(c, &p, all_ids, all_w, pairs, n % NR)) != MT_OK) goto out;
-        if (pol->cold && (rc = mt_cuda_memset_async(c, b->flush, (unsigned char)n, b->flush_bytes)) != MT_OK) goto out;
-        if ((rc = mt_cuda_time(c, launch_graph, &rp, &ms)) != MT_OK) goto out;
-        times[n++] = ms;
-        timed += ms * 1e-3;
-        if (abort_early(times, n, 1e3, pol, res)) break;
-    }
-    mt_summarize_routings(times, n, NR, 1e3, res);
+    struct gpu_run run = {c, b, &rp, &p, all_ids, all_w, pairs, NR};
+    mt_timed_runs tr = {&run, NR, gpu_prepare, gpu_run};
+    if ((rc = mt_time_runs(&tr, pol, times, res)) != MT_OK) goto out;
     rc = MT_OK;
 out:
     if (rc != MT_OK && rc != MT_ECRASH && !res->reason[0])
@@ -580,19 +597,9 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const mt_attn_shape *s, int64_t B, int6
     int rc2 = mt_cuda_capture_end(c, &rg.g);
     if (rc == MT_OK) rc = rc2;
     if (rc != MT_OK) goto out;
-    for (int i = 0; i < pol->warmup; i++)
-        if ((rc = mt_cuda_graph_launch(c, rg.g)) != MT_OK) goto out;
-    double timed = 0;
-    int n = 0;
-    while (n < pol->max_reps && (n < pol->min_reps || timed < pol->min_time_s)) {
-        float ms;
-        if (pol->cold && (rc = mt_cuda_memset_async(c, b->flush, (unsigned char)n, b->flush_bytes)) != MT_OK) goto out;
-        if ((rc = mt_cuda_time(c, launch_graph, &rg, &ms)) != MT_OK) goto out;
-        times[n++] = ms;
-        timed += ms * 1e-3;
-        if (abort_early(times, n, 1e3, pol, res)) break;
-    }
-    mt_summarize_routings(times, n, 1, 1e3, res);
+    struct gpu_run run = {c, b, &rg, NULL, 0, 0, 0, 1};
+    mt_timed_runs tr = {&run, 1, gpu_prepare, gpu_run};
+    if ((rc = mt_time_runs(&tr, pol, times, res)) != MT_OK) goto out;
     /* the timed runs' output must be the checked run's, bit for bit (the
      * kernel's order of sums is fixed): a variant whose runs disagree is
      * racing somewhere */
