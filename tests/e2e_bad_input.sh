@@ -95,6 +95,18 @@ printf '{"model_type": "dbrx", "d_model": 6144, "ffn_config": {"ffn_hidden_size"
   >"$TMP/dbrx.json"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/dbrx.db" --model-config "$TMP/dbrx.json" --tp 8 --dry-run
 expect_in "$TMP/e" "E=16 N=1344 K=6144 top-4"
+# a quantised checkpoint is never tuned as bf16 without a word: refused,
+# naming what the engine runs it in; with --dtype it goes on and says so
+QC=$MT_TESTS/fixtures/model-configs
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dry-run
+expect_in "$TMP/e" "is quantised: fp8_w8a8, block_shape=[128,128] (fp8 (e4m3) with 128x128 block scales"
+expect_in "$TMP/e" "pass --dtype bf16 to tune the unquantised kernel"
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dtype bf16 --dry-run
+expect_in "$TMP/e" "tuning --dtype bf16 as asked"
+expect_in "$TMP/e" "E=256 N=256 K=7168 top-8 bf16"
+expect_exit 2 "$TMP/e" "$MT" submit --db "$TMP/q.db" --model-config "$QC/mixtral-awq.json"
+expect_in "$TMP/e" "is quantised: int4_w4a16 (awq, 4-bit weights in groups of 128)"
+[ ! -e "$TMP/q.db" ] || [ "$(sql "$TMP/q.db" "select count(*) from problems")" = 0 ] || fail "a refused sweep stored a problem"; ok
 # the current models' presets
 for m in kimi-k2 glm-4.5 glm-4.6 glm-4.5-air gpt-oss-20b llama-4-scout llama-4-maverick; do
   expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model "$m" --dry-run

@@ -57,6 +57,40 @@ static void model_fails(const char *text, const char *needle)
           needle);
 }
 
+/* Quantised checkpoints: what each model config's quantization_config says
+ * the engine runs the experts in, named as vLLM names it (config files
+ * written from the models' published config.json) */
+static void test_quant(void)
+{
+    static const struct { const char *file, *dtype; int64_t bn, bk, group, E, N; const char *about; } cases[] = {
+        {"deepseek-v3-fp8.json", "fp8_w8a8", 128, 128, 0, 256, 2048, "128x128 block scales"},
+        {"qwen3-30b-a3b-fp8.json", "fp8_w8a8", 128, 128, 0, 128, 768, "e4m3"},
+        {"mixtral-fp8-dynamic.json", "fp8_w8a8", 0, 0, 0, 8, 14336, "8-bit float (channel), activations 8-bit float"},
+        {"qwen3-30b-a3b-w4a16.json", "int4_w4a16", 0, 0, 128, 128, 768, "activations unquantised"},
+        {"mixtral-awq.json", "int4_w4a16", 0, 0, 128, 8, 14336, "awq, 4-bit weights in groups of 128"},
+        {"gpt-oss-20b-mxfp4.json", "mxfp4", 0, 0, 0, 32, 2880, "mxfp4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[512], err[512] = "";
+        mt_model_shape m;
+        snprintf(path, sizeof path, "%s/model-configs/%s", MT_FIXTURES, cases[i].file);
+        CHECK(mt_model_config_read(path, &m, err, sizeof err) == MT_OK, "%s: %s", cases[i].file, err);
+        CHECK(!strcmp(m.quant.dtype, cases[i].dtype) && m.quant.block_n == cases[i].bn && m.quant.block_k == cases[i].bk &&
+                  m.quant.group_size == cases[i].group,
+              "%s: %s [%lld,%lld] g%lld", cases[i].file, m.quant.dtype, (long long)m.quant.block_n,
+              (long long)m.quant.block_k, (long long)m.quant.group_size);
+        CHECK(strstr(m.quant.about, cases[i].about) != NULL, "%s: '%s' lacks '%s'", cases[i].file, m.quant.about,
+              cases[i].about);
+        CHECK(m.experts == cases[i].E && m.intermediate == cases[i].N, "%s: the shape", cases[i].file);
+    }
+    /* a config with no quantization_config: nothing */
+    mt_model_shape m;
+    char err[256];
+    const char *p = write_tmp("plain.json", "{\"num_local_experts\":8,\"hidden_size\":64,\"intermediate_size\":64,"
+                                            "\"num_experts_per_tok\":2}");
+    CHECK(mt_model_config_read(p, &m, err, sizeof err) == MT_OK && !m.quant.dtype[0], "unquantised: '%s'", m.quant.dtype);
+}
+
 /* Attention config files: names both ways, the layout, the nearest keys */
 static void test_attn_files(const char *dir)
 {
@@ -142,18 +176,19 @@ int main(void)
     model_fails("[1,2]", "not an object");
     model_fails("{\"num_local_experts\":2,\"hidden_size\":8,\"intermediate_size\":8,\"num_experts_per_tok\":4}", "exceeds");
 
-    mt_model_shape mx = {"m", 8, 4096, 14336, 2, 1};
+    test_quant();
+    mt_model_shape mx = {.name = "m", .experts = 8, .hidden = 4096, .intermediate = 14336, .topk = 2, .renormalize = 1};
     int64_t E, N;
     char err[256];
     CHECK(mt_shape_shard(&mx, 2, 1, &E, &N, err, sizeof err) == MT_OK && E == 8 && N == 7168, "tp2: E=%lld N=%lld",
           (long long)E, (long long)N);
-    mt_model_shape ds = {"d", 256, 7168, 2048, 8, 1};
+    mt_model_shape ds = {.name = "d", .experts = 256, .hidden = 7168, .intermediate = 2048, .topk = 8, .renormalize = 1};
     CHECK(mt_shape_shard(&ds, 8, 1, &E, &N, err, sizeof err) == MT_OK && E == 256 && N == 256, "deepseek tp8");
     CHECK(mt_shape_shard(&ds, 1, 8, &E, &N, err, sizeof err) == MT_OK && E == 32 && N == 2048, "deepseek ep8");
     CHECK(mt_shape_shard(&mx, 3, 1, &E, &N, err, sizeof err) == MT_EINVAL && strstr(err, "--tp 3"), "14336 %% 3: %s", err);
     CHECK(mt_shape_shard(&mx, 1, 3, &E, &N, err, sizeof err) == MT_EINVAL, "8 experts %% ep 3");
     CHECK(mt_shape_shard(&mx, 2, 2, &E, &N, err, sizeof err) == MT_EINVAL, "tp with ep");
-    mt_model_shape bad = {"b", 4, 64, 64, 8, 1};
+    mt_model_shape bad = {.name = "b", .experts = 4, .hidden = 64, .intermediate = 64, .topk = 8, .renormalize = 1};
     CHECK(mt_shape_shard(&bad, 1, 1, &E, &N, err, sizeof err) == MT_EINVAL && strstr(err, "top-k"), "top-k > E");
 
     int64_t *ms;

@@ -62,6 +62,83 @@ static int get_int(const cJSON *obj, const char *const *names, int64_t *out, con
     return 0;
 }
 
+static int64_t int_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1e9 ? (int64_t)v->valuedouble : 0;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* compressed-tensors: the first config group's weights and input
+ * activations (num_bits, type float|int, strategy, group_size, block
+ * structure) */
+static void quant_compressed(const cJSON *qc, mt_model_quant *q)
+{
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(qc, "config_groups");
+    const cJSON *g = cJSON_IsObject(groups) ? groups->child : NULL;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(g, "weights");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(g, "input_activations");
+    int64_t wb = int_of(w, "num_bits"), ab = cJSON_IsObject(a) ? int_of(a, "num_bits") : 0;
+    int wfloat = !strcmp(str_of(w, "type"), "float"), afloat = !strcmp(str_of(a, "type"), "float");
+    const char *strat = str_of(w, "strategy");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(w, "block_structure");
+    if (wb == 8 && wfloat && ab == 8 && afloat) snprintf(q->dtype, sizeof q->dtype, "fp8_w8a8");
+    else if (wb == 8 && !wfloat && ab == 8 && !afloat) snprintf(q->dtype, sizeof q->dtype, "int8_w8a8");
+    else if (wb == 8 && !wfloat && !ab) snprintf(q->dtype, sizeof q->dtype, "int8_w8a16");
+    else if (wb == 4 && !wfloat && !ab) snprintf(q->dtype, sizeof q->dtype, "int4_w4a16");
+    else snprintf(q->dtype, sizeof q->dtype, "compressed-tensors");
+    if (cJSON_IsArray(bs) && cJSON_GetArraySize(bs) == 2) {
+        q->block_n = (int64_t)cJSON_GetArrayItem(bs, 0)->valuedouble;
+        q->block_k = (int64_t)cJSON_GetArrayItem(bs, 1)->valuedouble;
+    }
+    q->group_size = int_of(w, "group_size");
+    snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s)%s%s%s", (long long)wb,
+             wfloat ? "float" : "int", strat[0] ? strat : "?", ab ? ", activations " : ", activations unquantised",
+             ab ? (afloat ? "8-bit float" : "8-bit int") : "", "");
+}
+
+/* quantization_config: what the engine would run the experts in */
+static void quant_read(const cJSON *qc, mt_model_quant *q)
+{
+    memset(q, 0, sizeof *q);
+    if (!cJSON_IsObject(qc)) return;
+    const char *method = str_of(qc, "quant_method");
+    const cJSON *wbs = cJSON_GetObjectItemCaseSensitive(qc, "weight_block_size");
+    if (!strcmp(method, "fp8")) {
+        snprintf(q->dtype, sizeof q->dtype, "fp8_w8a8");
+        if (cJSON_IsArray(wbs) && cJSON_GetArraySize(wbs) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(wbs, 0)) &&
+            cJSON_IsNumber(cJSON_GetArrayItem(wbs, 1))) {
+            q->block_n = (int64_t)cJSON_GetArrayItem(wbs, 0)->valuedouble;
+            q->block_k = (int64_t)cJSON_GetArrayItem(wbs, 1)->valuedouble;
+        }
+        if (q->block_n > 0)
+            snprintf(q->about, sizeof q->about, "fp8 (%s) with %lldx%lld block scales, %s activation scales",
+                     str_of(qc, "fmt")[0] ? str_of(qc, "fmt") : "e4m3", (long long)q->block_n, (long long)q->block_k,
+                     str_of(qc, "activation_scheme")[0] ? str_of(qc, "activation_scheme") : "dynamic");
+        else
+            snprintf(q->about, sizeof q->about, "fp8 per tensor, %s activation scales",
+                     str_of(qc, "activation_scheme")[0] ? str_of(qc, "activation_scheme") : "dynamic");
+    } else if (!strcmp(method, "compressed-tensors")) {
+        quant_compressed(qc, q);
+    } else if (!strcmp(method, "awq") || !strcmp(method, "gptq") || !strcmp(method, "awq_marlin") ||
+               !strcmp(method, "gptq_marlin")) {
+        int64_t bits = int_of(qc, "bits");
+        snprintf(q->dtype, sizeof q->dtype, "%s", bits == 8 ? "int8_w8a16" : bits == 4 ? "int4_w4a16" : method);
+        q->group_size = int_of(qc, "group_size");
+        snprintf(q->about, sizeof q->about, "%s, %lld-bit weights in groups of %lld", method, (long long)bits,
+                 (long long)q->group_size);
+    } else if (method[0]) {
+        /* mxfp4 (gpt-oss), bitsandbytes, ...: no fused-MoE file name of vLLM's */
+        snprintf(q->dtype, sizeof q->dtype, "%.31s", method);
+        snprintf(q->about, sizeof q->about, "%s", method);
+    }
+}
+
 int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_t n)
 {
     static const char *const k_experts[] = {"num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", NULL};
@@ -121,6 +198,10 @@ int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(tc) && !cJSON_GetObjectItemCaseSensitive(root, "norm_topk_prob") ? tc : root, "norm_topk_prob");
     /* Mixtral and gpt-oss renormalise without saying so */
     out->renormalize = cJSON_IsBool(norm) ? cJSON_IsTrue(norm) : 1;
+    /* a quantised checkpoint: its experts run in what the config says */
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    if (!qc && cJSON_IsObject(tc)) qc = cJSON_GetObjectItemCaseSensitive(tc, "quantization_config");
+    quant_read(qc, &out->quant);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     snprintf(out->name, sizeof out->name, "%s",

@@ -6,10 +6,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A checkpoint's quantisation, from its config's quantization_config, named
+ * as vLLM names it in its config files: dtype fp8_w8a8 (fp8 weights and
+ * activations: per tensor, per channel or in blocks), int8_w8a8, int8_w8a16,
+ * int4_w4a16, or the method's own name where vLLM's fused-MoE files have no
+ * name for it (mxfp4). dtype "" when the config says nothing. */
+typedef struct mt_model_quant {
+    char dtype[32];
+    int64_t block_n, block_k; /* weight_block_size; 0: not in blocks */
+    int64_t group_size;       /* weight-only schemes: the group; 0: none */
+    char about[192];          /* what the config says, in words */
+} mt_model_quant;
+
 typedef struct mt_model_shape {
     char name[64];
     int64_t experts, hidden, intermediate, topk;
     int renormalize;
+    mt_model_quant quant;
 } mt_model_shape;
 
 typedef struct mt_preset {

@@ -276,6 +276,29 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
     out->dtype = MT_DTYPE_BF16;
     if (o->dtype && mt_dtype_parse(o->dtype, &out->dtype) != MT_OK)
         return mt_usage_error(cmd, "unknown --dtype '%s': expected bf16, fp16 or fp32", o->dtype);
+    /* a quantised checkpoint is never tuned as bf16 without a word: its
+     * experts run in another kernel, and a file measured on bf16 would be
+     * named for a kernel the engine does not run for it */
+    const mt_model_quant *q = &out->model.quant;
+    if (q->dtype[0]) {
+        char what[96];
+        snprintf(what, sizeof what, "%s", q->dtype);
+        if (q->block_n > 0)
+            snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
+                     (long long)q->block_k);
+        if (!o->dtype) {
+            free(out->ms);
+            out->ms = NULL;
+            return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16 and "
+                                       "fp32 only, and the engine runs this model's experts in its %s kernel, which "
+                                       "does not read configs measured on them: pass --dtype bf16 to tune the "
+                                       "unquantised kernel for this shape anyway",
+                                  o->model_config, what, q->about, q->dtype);
+        }
+        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
+                        "%s kernel does not read these configs)\n",
+                cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
+    }
     const char *bs = o->batch_sizes ? o->batch_sizes : default_batch_sizes;
     if (bs) {
         if (mt_batch_sizes_parse(bs, &out->ms, &out->n_ms, err, sizeof err) != MT_OK)
