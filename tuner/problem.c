@@ -68,6 +68,20 @@ static int64_t int_of(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1e9 ? (int64_t)v->valuedouble : 0;
 }
 
+/* a block size of [n, k]: both positive integers within reason (a hostile
+ * 1e300 is never converted), else 0 */
+static void block_of(const cJSON *a, int64_t *n, int64_t *k)
+{
+    *n = *k = 0;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2) return;
+    const cJSON *x = cJSON_GetArrayItem(a, 0), *y = cJSON_GetArrayItem(a, 1);
+    if (!cJSON_IsNumber(x) || !cJSON_IsNumber(y) || !(x->valuedouble >= 1 && x->valuedouble <= 65536) ||
+        !(y->valuedouble >= 1 && y->valuedouble <= 65536))
+        return;
+    *n = (int64_t)x->valuedouble;
+    *k = (int64_t)y->valuedouble;
+}
+
 static const char *str_of(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -92,14 +106,11 @@ static void quant_compressed(const cJSON *qc, mt_model_quant *q)
     else if (wb == 8 && !wfloat && !ab) snprintf(q->dtype, sizeof q->dtype, "int8_w8a16");
     else if (wb == 4 && !wfloat && !ab) snprintf(q->dtype, sizeof q->dtype, "int4_w4a16");
     else snprintf(q->dtype, sizeof q->dtype, "compressed-tensors");
-    if (cJSON_IsArray(bs) && cJSON_GetArraySize(bs) == 2) {
-        q->block_n = (int64_t)cJSON_GetArrayItem(bs, 0)->valuedouble;
-        q->block_k = (int64_t)cJSON_GetArrayItem(bs, 1)->valuedouble;
-    }
+    block_of(bs, &q->block_n, &q->block_k);
     q->group_size = int_of(w, "group_size");
-    snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s)%s%s%s", (long long)wb,
+    snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s)%s%s", (long long)wb,
              wfloat ? "float" : "int", strat[0] ? strat : "?", ab ? ", activations " : ", activations unquantised",
-             ab ? (afloat ? "8-bit float" : "8-bit int") : "", "");
+             ab ? (afloat ? "8-bit float" : "8-bit int") : "");
 }
 
 /* quantization_config: what the engine would run the experts in */
@@ -111,11 +122,7 @@ static void quant_read(const cJSON *qc, mt_model_quant *q)
     const cJSON *wbs = cJSON_GetObjectItemCaseSensitive(qc, "weight_block_size");
     if (!strcmp(method, "fp8")) {
         snprintf(q->dtype, sizeof q->dtype, "fp8_w8a8");
-        if (cJSON_IsArray(wbs) && cJSON_GetArraySize(wbs) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(wbs, 0)) &&
-            cJSON_IsNumber(cJSON_GetArrayItem(wbs, 1))) {
-            q->block_n = (int64_t)cJSON_GetArrayItem(wbs, 0)->valuedouble;
-            q->block_k = (int64_t)cJSON_GetArrayItem(wbs, 1)->valuedouble;
-        }
+        block_of(wbs, &q->block_n, &q->block_k);
         if (q->block_n > 0)
             snprintf(q->about, sizeof q->about, "fp8 (%s) with %lldx%lld block scales, %s activation scales",
                      str_of(qc, "fmt")[0] ? str_of(qc, "fmt") : "e4m3", (long long)q->block_n, (long long)q->block_k,
