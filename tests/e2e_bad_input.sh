@@ -113,6 +113,10 @@ for m in kimi-k2 glm-4.5 glm-4.6 glm-4.5-air gpt-oss-20b llama-4-scout llama-4-m
 done
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model kimi-k2 --dry-run
 expect_in "$TMP/e" "E=384 N=2048 K=7168 top-8"
+# a preset whose published checkpoint is quantised says which kernel it tunes
+expect_in "$TMP/e" "note: kimi-k2's published checkpoint is fp8_w8a8, block_shape=[128,128]; this tunes moetune's bf16 kernel"
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model kimi-k2 --dtype bf16 --dry-run
+grep -qs "published checkpoint" "$TMP/e" "$TMP/e.err" && fail "--dtype did not silence the note"; ok
 
 # a problem larger than the memory there is: refused before anything is
 # stored, with the need, what there is and what would fit

@@ -30,6 +30,10 @@ typedef struct mt_preset {
     const char *about;
     int64_t experts, hidden, intermediate, topk;
     int renormalize;
+    /* the published checkpoint's quantisation as vLLM names it, NULL when
+     * it is bf16: a sweep of the preset says that it tunes the shape's
+     * unquantised kernel */
+    const char *published;
 } mt_preset;
 
 extern const mt_preset mt_presets[];

@@ -250,6 +250,12 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
             return mt_usage_error(cmd, "unknown model '%s'; presets: %s (or --model-config PATH)", name, list);
         }
         snprintf(out->model.name, sizeof out->model.name, "%s", p->name);
+        /* said, never silent: a preset is a shape, and the model's own
+         * checkpoint may run its experts in a quantised kernel */
+        if (p->published && !o->dtype)
+            fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes moetune's %s kernel for its "
+                            "shape (moetune's kernels take bf16, fp16 and fp32; --dtype silences this)\n",
+                    cmd, p->name, p->published, "bf16");
         out->model.experts = p->experts;
         out->model.hidden = p->hidden;
         out->model.intermediate = p->intermediate;
