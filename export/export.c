@@ -359,7 +359,6 @@ static int export_grid(mt_db *db, const mt_export_opts *o, const mt_device_info 
     if (!dot) dot = strstr(name, ".json");
     if (!dot) return MT_EINVAL;
     strcpy(dot, ".grid.csv");
-    (void)p;
     /* a replay scores a strategy against the grid's points: on the points a
      * search chose, every strategy looks perfect; such a grid says so */
     int partial = mt_db_partial_sweeps(db, d->id, p->id);
@@ -434,6 +433,16 @@ static int export_foreign_pair(const mt_device_info *d, const mt_problem *p, voi
     return 0;
 }
 
+int mt_family_plain_file(const mt_family *f, const mt_family_key *k, const char *device, const char *backend,
+                         char *out, size_t n)
+{
+    mt_family_file files[4];
+    int nf = f->file_names(k, device, backend, files, 4);
+    for (int i = 0; i < nf; i++)
+        if (!files[i].moetune_format) return snprintf(out, n, "%s", files[i].name) < (int)n ? MT_OK : MT_EINVAL;
+    return MT_EINVAL;
+}
+
 /* A family's plain file per (device, problem) with verified rows of the
  * backend's own kernel source (a CUDA sweep's rows are under the CUDA
  * kernel's hash, not the CPU's): its point keys nested in order, each
@@ -446,15 +455,10 @@ static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void 
     if (!wanted(c->o, d, p)) return 0;
     const mt_family *f = mt_family_find(p->kernel);
     mt_family_key k;
-    mt_family_file files[4];
     mt_best_list l;
-    char why[256], path[4700], err[512];
-    int nf = 0, plain = -1;
-    if (f && mt_family_key_parse(f, p->key, &k, why, sizeof why) == MT_OK)
-        nf = f->file_names(&k, d->name, d->backend, files, 4);
-    for (int i = 0; i < nf && plain < 0; i++)
-        if (!files[i].moetune_format) plain = i;
-    if (plain < 0) {
+    char why[256], path[4700], err[512], file[512];
+    if (!f || mt_family_key_parse(f, p->key, &k, why, sizeof why) != MT_OK ||
+        mt_family_plain_file(f, &k, d->name, d->backend, file, sizeof file) != MT_OK) {
         mt_err("the database holds a %.32s problem with a bad key ('%.80s'): it is damaged or was not written by "
                "moetune; nothing is exported from it",
                p->kernel, p->key);
@@ -469,7 +473,7 @@ static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void 
     if (c->o->grid) {
         /* every measurement, for replay, instead of the file */
         if (l.n) {
-            if (export_grid(c->db, c->o, d, p, f, files[plain].name, f->kernel_hash(d->backend)) == MT_OK) c->st->written++;
+            if (export_grid(c->db, c->o, d, p, f, file, f->kernel_hash(d->backend)) == MT_OK) c->st->written++;
             else c->st->failed++;
         }
         mt_best_list_free(&l);
@@ -482,7 +486,7 @@ static int export_plain_pair(const mt_device_info *d, const mt_problem *p, void 
     }
     if (l.n && !e) rc = MT_ENOMEM;
     if (rc == MT_OK && l.n) {
-        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, files[plain].name);
+        snprintf(path, sizeof path, "%s/%s", c->o->out_dir, file);
         rc = mt_point_file_write(path, f->npoint, e, l.n, err, sizeof err);
         if (rc == MT_OK) {
             c->st->written++;

@@ -33,6 +33,14 @@ typedef struct mt_best_list {
 int mt_best_collect(mt_db *db, int64_t device_id, int64_t problem_id, const char *kernel_hash, mt_best_list *out);
 void mt_best_list_free(mt_best_list *l);
 
+/* The name of a family's plain config file for key on a device (the
+ * first of its file_names not in moetune's format). MT_OK, or MT_EINVAL
+ * when the family names none. */
+struct mt_family;
+struct mt_family_key;
+int mt_family_plain_file(const struct mt_family *f, const struct mt_family_key *k, const char *device,
+                         const char *backend, char *out, size_t n);
+
 typedef struct mt_export_opts {
     const char *out_dir;
     int vllm, moetune;

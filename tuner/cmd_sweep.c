@@ -578,10 +578,7 @@ int cmd_sweep(int argc, char **argv)
                                   "the failed variants again)",
                          n_missing);
     if (!o.c.no_export && !interrupted) {
-        if (o.c.out) snprintf(out_dir, sizeof out_dir, "%s", o.c.out);
-        else if (mt_data_dir(out_dir, sizeof out_dir - 16) == MT_OK) strcat(out_dir, "/configs");
-        else snprintf(out_dir, sizeof out_dir, "moetune-configs");
-        mt_path_trim(out_dir);
+        mt_sweep_out_dir(o.c.out, out_dir, sizeof out_dir);
         mt_export_opts eo = {out_dir, gpu, 1, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {

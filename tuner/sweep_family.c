@@ -421,27 +421,21 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     }
     if (!o.c.no_export && !stop) {
         /* the family's file, through the export every family takes */
-        char dir[4096];
-        mt_family_file files[4];
-        int nf = f->file_names(&o.key, dev.name, dev.backend, files, 4), plain = -1;
-        for (int i = 0; i < nf && plain < 0; i++)
-            if (!files[i].moetune_format) plain = i;
-        if (o.c.out) snprintf(dir, sizeof dir, "%s", o.c.out);
-        else if (mt_data_dir(dir, sizeof dir - 16) == MT_OK) strcat(dir, "/configs");
-        else snprintf(dir, sizeof dir, "moetune-configs");
-        mt_path_trim(dir);
+        char dir[4096], file[512];
+        int named = mt_family_plain_file(f, &o.key, dev.name, dev.backend, file, sizeof file) == MT_OK;
+        mt_sweep_out_dir(o.c.out, dir, sizeof dir);
         mt_export_opts eo = {dir, 1, 1, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "cannot write the config file into '%s' (said above)", dir);
-        } else if (es.written && plain >= 0) {
+        } else if (es.written && named) {
             if (o.c.json) {
                 char path[4700];
-                snprintf(path, sizeof path, "%s/%s", dir, files[plain].name);
+                snprintf(path, sizeof path, "%s/%s", dir, file);
                 printf(",\"out\":");
                 mt_json_str(stdout, path);
             } else {
-                printf("config file: %s/%s\n", dir, files[plain].name);
+                printf("config file: %s/%s\n", dir, file);
             }
         }
     }

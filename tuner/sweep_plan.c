@@ -21,7 +21,6 @@ struct mt_plan {
     int n;
     int64_t (*points)[2];
     mt_config **pts;
-    int *npts;
     mt_config *defs;
     mt_search **search;
     int *order;
@@ -67,11 +66,10 @@ int mt_plan_new(mt_plan **out, const mt_sweep_ctx *c, const mt_problem *prob, co
     p->n = n;
     p->points = calloc((size_t)n + 1, sizeof *p->points);
     p->pts = calloc((size_t)n + 1, sizeof *p->pts);
-    p->npts = calloc((size_t)n + 1, sizeof *p->npts);
     p->defs = calloc((size_t)n + 1, sizeof *p->defs);
     p->search = calloc((size_t)n + 1, sizeof *p->search);
     p->order = calloc((size_t)n + 1, sizeof *p->order);
-    if (!p->points || !p->pts || !p->npts || !p->defs || !p->search || !p->order || mt_search_pool_new(&p->pool) != MT_OK)
+    if (!p->points || !p->pts || !p->defs || !p->search || !p->order || mt_search_pool_new(&p->pool) != MT_OK)
         return snprintf(why, wn, "out of memory"), MT_ENOMEM;
     const mt_family *f = c->t->family;
     int min_budget = 0;
@@ -81,7 +79,6 @@ int mt_plan_new(mt_plan **out, const mt_sweep_ctx *c, const mt_problem *prob, co
         c->t->space_ctx(c->key, points[i], c->dev->cores, c->dev->smem_per_block, &x);
         int k = mt_space_enumerate(sp, &x, &p->pts[i]);
         if (k < 0) return snprintf(why, wn, "out of memory"), MT_ENOMEM;
-        p->npts[i] = k;
         char label[64];
         mt_plan_point_label(f, points[i], label, sizeof label);
         if (k == 0 && o->only)
@@ -337,7 +334,6 @@ void mt_plan_free(mt_plan *p)
     }
     free(p->points);
     free(p->pts);
-    free(p->npts);
     free(p->defs);
     free(p->search);
     free(p->order);

@@ -1,4 +1,5 @@
 #include "util.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <sys/file.h>
@@ -194,6 +195,14 @@ void mt_m_unlock(int fd, int64_t dev, int64_t prob, const int64_t point[2])
     if (fd < 0) return;
     struct flock l = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = m_lock_byte(dev, prob, point), .l_len = 1};
     fcntl(fd, F_SETLK, &l);
+}
+
+void mt_sweep_out_dir(const char *out, char *dir, size_t n)
+{
+    if (out) snprintf(dir, n, "%s", out);
+    else if (n > 16 && mt_data_dir(dir, n - 16) == MT_OK) strcat(dir, "/configs");
+    else snprintf(dir, n, "moetune-configs");
+    mt_path_trim(dir);
 }
 
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db)

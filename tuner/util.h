@@ -26,6 +26,9 @@ int mt_mkdir_p(const char *dir);
 
 /* $XDG_DATA_HOME/moetune (or ~/.local/share/moetune), created if missing. */
 int mt_data_dir(char *out, size_t n);
+/* Where a sweep writes its config files: out when given, else the data
+ * folder's configs/ (or ./moetune-configs without one); no trailing '/'. */
+void mt_sweep_out_dir(const char *out, char *dir, size_t n);
 
 /* Open --db (or the default) and report failures; returns an exit status. */
 int mt_cli_open_db(const char *cmd, const char *path, mt_db **db);
