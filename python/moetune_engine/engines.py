@@ -1,0 +1,240 @@
+"""Adapters: one per engine, each calling the fused-MoE Triton kernel of the
+user's own installation through its public entry point, with a config forced
+by the engine's own override_config.
+
+Each adapter follows the engine's public source at the versions it names,
+and finds the calling convention of the installed version by the entry
+point's parameters, so that a version it does not know is refused with a
+message that names it rather than called wrongly.
+
+  vLLM  0.6.4 and later: vllm.model_executor.layers.fused_moe.fused_experts
+        (hidden_states, w1, w2, topk_weights, topk_ids, inplace, ...) with the
+        quantisation as keyword flags (use_fp8_w8a8=..., w1_scale=...,
+        block_shape=..., through 0.10) or as a FusedMoEQuantConfig
+        (quant_config=..., from 0.11); override_config from the same package.
+  SGLang 0.4.4 and later: sglang.srt.layers.moe.fused_moe_triton.fused_moe
+        .fused_experts, taking (topk_weights, topk_ids, inplace, ...) through
+        0.4.x, or (topk_output, moe_runner_config, ...) from 0.5, with keyword
+        flags; override_config from sglang.srt.layers.moe.fused_moe_triton.
+"""
+
+import importlib
+import inspect
+import re
+
+
+class EngineError(Exception):
+    """The engine cannot be used: missing, too old, or an entry point of a
+    shape this adapter does not know. The message says what to do."""
+
+
+def _version_tuple(v):
+    nums = re.findall(r"\d+", v.split("+")[0])[:3]
+    return tuple(int(n) for n in nums) + (0,) * (3 - len(nums))
+
+
+def _import(name, engine, version, what):
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise EngineError(
+            "%s %s is installed but has no %s (%s): moetune's %s adapter supports %s"
+            % (engine, version, name, e, engine, SUPPORTED[engine])
+        )
+
+
+SUPPORTED = {"vllm": "vLLM 0.6.4 and later", "sglang": "SGLang 0.4.4 and later"}
+MINIMUM = {"vllm": (0, 6, 4), "sglang": (0, 4, 4)}
+PIP_NAME = {"vllm": "vllm", "sglang": "sglang"}
+
+
+def _probe_version(engine):
+    try:
+        mod = importlib.import_module(engine)
+    except ImportError as e:
+        raise EngineError(
+            "%s is not installed in the Python moetune runs (%s): install it there, or point MOETUNE_PYTHON "
+            "at the Python of the environment that has it (%s)" % (engine, e, SUPPORTED[engine])
+        )
+    version = str(getattr(mod, "__version__", "") or "unknown")
+    if version == "unknown" or _version_tuple(version) < MINIMUM[engine]:
+        raise EngineError(
+            "%s %s found: moetune's %s adapter supports %s; upgrade %s"
+            % (engine, version, engine, SUPPORTED[engine], PIP_NAME[engine])
+        )
+    return version
+
+
+def _params(fn):
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _kwargs_for(params, engine, version, flags):
+    """The keyword flags the installed entry point takes; a flag the scheme
+    needs that it lacks is an error naming the version."""
+    out = {}
+    for k, v in flags.items():
+        if k in params:
+            out[k] = v
+        elif v not in (None, False):
+            raise EngineError("%s %s's fused_experts has no '%s': this dtype needs a newer %s" % (engine, version, k, engine))
+    return out
+
+
+class Adapter:
+    name = ""
+
+    def __init__(self):
+        self.version = _probe_version(self.name)
+        try:
+            import triton  # noqa: F401
+
+            self.triton_version = str(getattr(triton, "__version__", "unknown"))
+        except ImportError:
+            self.triton_version = "none"
+
+    def describe(self):
+        return {"engine": self.name, "engine_version": self.version, "triton_version": self.triton_version,
+                "api": self.api, "supports": SUPPORTED[self.name]}
+
+    def kernel_id(self):
+        # what the stored rows are keyed by: a new engine or Triton version is a new kernel
+        return "%s %s, triton %s, %s" % (self.name, self.version, self.triton_version, self.api)
+
+
+class VllmAdapter(Adapter):
+    name = "vllm"
+
+    def __init__(self):
+        super().__init__()
+        pkg = _import("vllm.model_executor.layers.fused_moe", "vllm", self.version, "fused-MoE package")
+        self.fused_experts = getattr(pkg, "fused_experts", None)
+        self.override_config = getattr(pkg, "override_config", None)
+        if self.fused_experts is None or self.override_config is None:
+            raise EngineError(
+                "vllm %s: vllm.model_executor.layers.fused_moe has no fused_experts or override_config; "
+                "moetune's vllm adapter supports %s" % (self.version, SUPPORTED["vllm"])
+            )
+        self.params = _params(self.fused_experts)
+        if "quant_config" in self.params:
+            self.api = "quant_config"
+            self.config_mod = _import("vllm.model_executor.layers.fused_moe.config", "vllm", self.version, "config")
+        elif "use_fp8_w8a8" in self.params:
+            self.api = "flags"
+        else:
+            raise EngineError(
+                "vllm %s: fused_experts takes neither quant_config nor use_fp8_w8a8 (%s): this version is not "
+                "supported by moetune's vllm adapter (%s)" % (self.version, ", ".join(self.params), SUPPORTED["vllm"])
+            )
+
+    def _quant_config(self, p):
+        s = p.scheme
+        cm = self.config_mod
+        if s.dtype in ("bf16", "fp16", "fp32"):
+            return getattr(cm, "FUSED_MOE_UNQUANTIZED_CONFIG", None) or cm.FusedMoEQuantConfig.make()
+        make = cm.FusedMoEQuantConfig.make
+        if s.dtype == "fp8_w8a8":
+            # (a torch without float8 has only the name, for the test doubles)
+            fp8 = p.fp8_dtype if p.fp8_dtype is not None else "float8_e4m3fn"
+            return make(quant_dtype=fp8, per_act_token_quant=s.act == "token",
+                        per_out_ch_quant=s.weight == "fp8_channel", block_shape=list(s.block) if s.block else None,
+                        w1_scale=p.w1_scale, w2_scale=p.w2_scale, a1_scale=p.a1_scale, a2_scale=p.a2_scale)
+        if s.dtype == "int8_w8a8":
+            return make(quant_dtype=p.torch.int8, per_act_token_quant=True, w1_scale=p.w1_scale,
+                        w2_scale=p.w2_scale)
+        if s.dtype == "int8_w8a16":
+            return make(quant_dtype=None, weight_dtype=p.torch.int8, w1_scale=p.w1_scale, w2_scale=p.w2_scale)
+        raise EngineError("vllm: dtype %s is not measured by moetune's vllm adapter" % s.dtype)
+
+    def prepare(self, p):
+        """Everything of a call that does not change between configs."""
+        s = p.scheme
+        if self.api == "quant_config":
+            return {"quant_config": self._quant_config(p)}
+        flags = {
+            "use_fp8_w8a8": s.dtype == "fp8_w8a8",
+            "use_int8_w8a8": s.dtype == "int8_w8a8",
+            "use_int8_w8a16": s.dtype == "int8_w8a16",
+            "per_channel_quant": s.act == "token",
+            "w1_scale": p.w1_scale,
+            "w2_scale": p.w2_scale,
+            "a1_scale": p.a1_scale,
+            "a2_scale": p.a2_scale,
+            "block_shape": list(s.block) if s.block else None,
+        }
+        return _kwargs_for(self.params, "vllm", self.version, flags)
+
+    def run(self, p, prepared, config, out=None):
+        with self.override_config(config):
+            return self.fused_experts(p.x, p.w1, p.w2, p.topk_weights, p.topk_ids, inplace=False, **prepared)
+
+
+class SglangAdapter(Adapter):
+    name = "sglang"
+
+    def __init__(self):
+        super().__init__()
+        fm = _import("sglang.srt.layers.moe.fused_moe_triton.fused_moe", "sglang", self.version, "fused-MoE module")
+        pkg = _import("sglang.srt.layers.moe.fused_moe_triton", "sglang", self.version, "fused-MoE package")
+        self.fused_experts = getattr(fm, "fused_experts", None)
+        self.override_config = getattr(pkg, "override_config", None)
+        if self.fused_experts is None or self.override_config is None:
+            raise EngineError(
+                "sglang %s: sglang.srt.layers.moe.fused_moe_triton has no fused_experts or override_config; "
+                "moetune's sglang adapter supports %s" % (self.version, SUPPORTED["sglang"])
+            )
+        self.params = _params(self.fused_experts)
+        if "topk_output" in self.params:
+            self.api = "topk_output"
+            topk = _import("sglang.srt.layers.moe.topk", "sglang", self.version, "top-k module")
+            runner = _import("sglang.srt.layers.moe.moe_runner", "sglang", self.version, "MoE runner module")
+            self.TopKOutput = getattr(topk, "StandardTopKOutput")
+            self.RunnerConfig = getattr(runner, "MoeRunnerConfig")
+        elif "topk_weights" in self.params:
+            self.api = "topk_weights"
+        else:
+            raise EngineError(
+                "sglang %s: fused_experts takes neither topk_output nor topk_weights (%s): this version is not "
+                "supported by moetune's sglang adapter (%s)" % (self.version, ", ".join(self.params), SUPPORTED["sglang"])
+            )
+
+    def prepare(self, p):
+        s = p.scheme
+        if s.dtype not in ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16"):
+            raise EngineError("sglang: dtype %s is not measured by moetune's sglang adapter" % s.dtype)
+        flags = {
+            "use_fp8_w8a8": s.dtype == "fp8_w8a8",
+            "use_int8_w8a8": s.dtype == "int8_w8a8",
+            "use_int8_w8a16": s.dtype == "int8_w8a16",
+            "per_channel_quant": s.act == "token",
+            "w1_scale": p.w1_scale,
+            "w2_scale": p.w2_scale,
+            "a1_scale": p.a1_scale,
+            "a2_scale": p.a2_scale,
+            "block_shape": list(s.block) if s.block else None,
+        }
+        kw = _kwargs_for(self.params, "sglang", self.version, flags)
+        if self.api == "topk_output":
+            kw["moe_runner_config"] = self.RunnerConfig(inplace=False)
+        return kw
+
+    def run(self, p, prepared, config, out=None):
+        with self.override_config(config):
+            if self.api == "topk_output":
+                topk = self.TopKOutput(topk_weights=p.topk_weights, topk_ids=p.topk_ids, router_logits=p.logits)
+                return self.fused_experts(p.x, p.w1, p.w2, topk, **prepared)
+            if "inplace" in self.params:
+                prepared = dict(prepared, inplace=False)
+            return self.fused_experts(p.x, p.w1, p.w2, p.topk_weights, p.topk_ids, **prepared)
+
+
+ADAPTERS = {"vllm": VllmAdapter, "sglang": SglangAdapter}
+
+
+def load(engine):
+    if engine not in ADAPTERS:
+        raise EngineError("unknown engine '%s': expected %s" % (engine, " or ".join(sorted(ADAPTERS))))
+    return ADAPTERS[engine]()

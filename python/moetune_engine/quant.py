@@ -1,0 +1,117 @@
+"""Quantisation as the engines' fused-MoE kernels take it.
+
+Weights are quantised here once per problem, the way checkpoints store them
+(fp8 e4m3 with a scale per tensor, per output channel or per 128x128 block;
+int8 with a scale per output channel). Activations are quantised by the
+engine inside its call; the reference (reference.py) quantises them the same
+way with the functions below, so that what is compared differs only by
+accumulation order and rounding-boundary cases.
+
+e4m3 rounding is written out (round to nearest even on the e4m3fn grid,
+saturating at 448) so that it runs with any torch, including one without a
+float8 dtype; where torch has float8_e4m3fn, the tensors handed to the
+engine are of that dtype and the two roundings agree bit for bit
+(bench/engine_check.py checks it on the GPU).
+"""
+
+import torch
+
+E4M3_MAX = 448.0
+INT8_MAX = 127.0
+# the smallest scale the engines allow (vLLM's per-token-group quantiser
+# clamps the group's absolute maximum at 1e-10)
+EPS = 1e-10
+
+
+def fp8_dtype():
+    """torch's e4m3fn dtype, or None where torch has no float8 types."""
+    return getattr(torch, "float8_e4m3fn", None)
+
+
+def e4m3_round(x):
+    """Round float values onto the e4m3fn grid (nearest, ties to even),
+    saturating at +-448. Returns a float32 tensor of representable values."""
+    x = x.float().clamp(-E4M3_MAX, E4M3_MAX)
+    _, e = torch.frexp(x)
+    # x = m * 2**e with m in [0.5, 1): 3 mantissa bits below the leading one
+    # give a step of 2**(e - 4); below the smallest normal (2**-6) the step
+    # is the subnormals' 2**-9
+    step = torch.pow(2.0, (e - 4).clamp(min=-9).float())
+    return torch.round(x / step) * step
+
+
+def int8_round(x):
+    return torch.round(x.float()).clamp(-INT8_MAX, INT8_MAX)
+
+
+def _scale(amax, qmax):
+    return amax.float().clamp(min=EPS) / qmax
+
+
+def quantize_weight(w, scheme, block):
+    """w: (E, rows, cols) float. Returns (q, scale) with q's values on the
+    grid (float32) and scale shaped as vLLM's and SGLang's kernels take it:
+    per tensor (E,), per channel (E, rows, 1), blocks (E, ceil(rows/bn),
+    ceil(cols/bk)); int8 weight-only per channel (E, rows)."""
+    E, rows, cols = w.shape
+    if scheme == "fp8_tensor":
+        s = _scale(w.abs().amax(dim=(1, 2)), E4M3_MAX)
+        return e4m3_round(w / s[:, None, None]), s
+    if scheme == "fp8_channel":
+        s = _scale(w.abs().amax(dim=2, keepdim=True), E4M3_MAX)
+        return e4m3_round(w / s), s
+    if scheme == "fp8_block":
+        bn, bk = block
+        nb, kb = -(-rows // bn), -(-cols // bk)
+        pad = torch.zeros(E, nb * bn, kb * bk, dtype=torch.float32, device=w.device)
+        pad[:, :rows, :cols] = w.float()
+        blocks = pad.view(E, nb, bn, kb, bk)
+        s = _scale(blocks.abs().amax(dim=(2, 4)), E4M3_MAX)
+        q = e4m3_round(blocks / s[:, :, None, :, None]).view(E, nb * bn, kb * bk)[:, :rows, :cols]
+        return q.contiguous(), s
+    if scheme in ("int8_channel", "int8_w8a8"):
+        s = _scale(w.abs().amax(dim=2), INT8_MAX)
+        return int8_round(w / s[:, :, None]), s
+    raise ValueError("no weight quantisation '%s'" % scheme)
+
+
+def dequantize_weight(q, s, scheme, block):
+    """The float64 weights that q and s stand for."""
+    q = q.double()
+    s = s.double()
+    if scheme == "fp8_tensor":
+        return q * s[:, None, None]
+    if scheme == "fp8_channel":
+        return q * s
+    if scheme == "fp8_block":
+        bn, bk = block
+        full = s.repeat_interleave(bn, dim=1).repeat_interleave(bk, dim=2)
+        return q * full[:, : q.shape[1], : q.shape[2]]
+    if scheme in ("int8_channel", "int8_w8a8"):
+        return q * s[:, :, None]
+    raise ValueError("no weight quantisation '%s'" % scheme)
+
+
+def quantize_act(a, how, group=0, static_scale=None, qmax=E4M3_MAX):
+    """Activations (rows, cols) as the engine quantises them before a GEMM:
+    'tensor' (one scale: static_scale, or the tensor's own), 'token' (one
+    per row), 'group' (one per row and `group` columns, DeepSeek-V3's 1x128).
+    Returns the dequantised float64 values the kernel multiplies with."""
+    # in float32, as the engines' quantisers divide
+    rnd = e4m3_round if qmax == E4M3_MAX else int8_round
+    a = a.float()
+    if how == "tensor":
+        s = static_scale.float() if static_scale is not None else _scale(a.abs().amax(), qmax)
+        return rnd(a / s).double() * s.double()
+    if how == "token":
+        s = _scale(a.abs().amax(dim=1, keepdim=True), qmax)
+        return rnd(a / s).double() * s.double()
+    if how == "group":
+        rows, cols = a.shape
+        g = -(-cols // group)
+        pad = torch.zeros(rows, g * group, dtype=torch.float32, device=a.device)
+        pad[:, :cols] = a
+        v = pad.view(rows, g, group)
+        s = _scale(v.abs().amax(dim=2, keepdim=True), qmax)
+        return (rnd(v / s).double() * s.double()).view(rows, g * group)[:, :cols]
+    raise ValueError("no activation quantisation '%s'" % how)

@@ -1,0 +1,495 @@
+"""moetune's engine worker: measures an engine's fused-MoE Triton kernel for
+moetune's sweep, speaking moetune's worker protocol (docs/worker.md): one
+JSON request per line on stdin, one JSON reply per line on stdout. The sweep
+(the C program) is the orchestrator: search, database, checks of stored
+rows, export. This process only measures, and a crash or hang in it costs
+only itself.
+
+Each measurement: inputs drawn from the request's seed (the same for every
+config of a batch size), the engine's kernel run with the config forced,
+its output checked against moetune's float64 reference (reference.py) on a
+window of tokens, then timed: CUDA-graph replays with the L2 flushed between
+them on a GPU, wall-clock runs on the CPU; the median over the routings.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+PROTOCOL = 1
+
+
+def _reply(obj):
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+class Scheme:
+    """How a dtype of the engines' names is quantised: weight scheme,
+    activation scheme (None, 'tensor', 'token', 'group'), block shape."""
+
+    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16")
+
+    def __init__(self, dtype, block_n=0, block_k=0, per_channel=False):
+        if dtype not in self.DTYPES:
+            raise ValueError("dtype '%s' is not measured by the engine worker: it takes %s" % (dtype, ", ".join(self.DTYPES)))
+        self.dtype = dtype
+        self.block = (int(block_n), int(block_k)) if block_n and block_k else None
+        self.weight = None
+        self.act = None
+        self.act_qmax = 448.0
+        if dtype == "fp8_w8a8":
+            if self.block:
+                self.weight, self.act = "fp8_block", "group"
+            elif per_channel:
+                self.weight, self.act = "fp8_channel", "token"
+            else:
+                self.weight, self.act = "fp8_tensor", "tensor"
+        elif dtype == "int8_w8a8":
+            self.weight, self.act, self.act_qmax = "int8_w8a8", "token", 127.0
+        elif dtype == "int8_w8a16":
+            self.weight = "int8_channel"
+        if self.block and dtype != "fp8_w8a8":
+            raise ValueError("a block shape is taken with fp8_w8a8 only")
+
+    @property
+    def quantised(self):
+        return self.weight is not None
+
+
+class Problem:
+    """The inputs of one (key, M, seed), kept while requests repeat them:
+    every config of a batch size is measured on the same tensors."""
+
+    def __init__(self, torch, device, key, M, seed, renormalize, routings, per_channel):
+        from . import quant
+
+        self.torch = torch
+        self.E, self.N, self.K, self.topk = int(key["E"]), int(key["N"]), int(key["K"]), int(key["topk"])
+        if min(self.E, self.N, self.K, self.topk, M) < 1 or self.topk > self.E:
+            raise ValueError("the key needs E, N, K, topk >= 1 with topk <= E, and M >= 1")
+        self.scheme = Scheme(key.get("dtype") or "bf16", key.get("block_n", 0), key.get("block_k", 0), per_channel)
+        self.M = M
+        self.compute_dtype = {"fp16": torch.float16, "fp32": torch.float32}.get(self.scheme.dtype, torch.bfloat16)
+        self.fp8_dtype = quant.fp8_dtype()
+        # the weights depend on the key only, so that every batch size of a
+        # problem sees the same experts
+        g = torch.Generator(device="cpu")
+        g.manual_seed(0x6D6F65 ^ (self.E * 1000003 + self.N * 10007 + self.K))
+        w1 = torch.randn(self.E, 2 * self.N, self.K, generator=g) / math.sqrt(self.K)
+        w2 = torch.randn(self.E, self.K, self.N, generator=g) / math.sqrt(self.N)
+        gx = torch.Generator(device="cpu")
+        gx.manual_seed(int(seed))
+        self.x = torch.randn(M, self.K, generator=gx).to(self.compute_dtype).to(device)
+        s = self.scheme
+        if s.quantised:
+            q1, s1 = quant.quantize_weight(w1, s.weight, s.block)
+            q2, s2 = quant.quantize_weight(w2, s.weight, s.block)
+            self._ref = (q1, s1, q2, s2)
+            store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
+            if store is None:
+                # torch without float8: the values stay float32, which only a
+                # test double takes
+                store = torch.float32
+            self.w1 = q1.to(store).to(device)
+            self.w2 = q2.to(store).to(device)
+            self.w1_scale = s1.float().to(device)
+            self.w2_scale = s2.float().to(device)
+        else:
+            self._ref = None
+            self.w1 = w1.to(self.compute_dtype).to(device)
+            self.w2 = w2.to(self.compute_dtype).to(device)
+            self.w1_scale = self.w2_scale = None
+        self.a1_scale = self.a2_scale = None
+        # routings: softmax top-k of random logits, renormalised as the
+        # problem says; the first is the one checked
+        self.routings = []
+        for r in range(max(1, routings)):
+            logits = torch.randn(M, self.E, generator=gx)
+            probs = torch.softmax(logits, dim=-1)
+            w, ids = torch.topk(probs, self.topk, dim=-1)
+            if renormalize:
+                w = w / w.sum(dim=-1, keepdim=True)
+            self.routings.append((logits.to(device), w.float().to(device), ids.to(torch.int32).to(device)))
+        self.use_routing(0)
+        if s.act == "tensor":
+            # static per-tensor scales, as checkpoints with a static
+            # activation scheme carry them
+            self.a1_scale = (self.x.float().abs().max().clamp(min=1e-10) / 448.0).reshape(1)
+            from . import reference
+
+            rows = torch.arange(min(M, 256), device=device)
+            amax = reference.intermediate_amax(self, rows)
+            self.a2_scale = (amax.float().clamp(min=1e-10) / 448.0).reshape(1).to(device)
+
+    def use_routing(self, r):
+        self.logits, self.topk_weights, self.topk_ids = self.routings[r]
+
+    def w1_ref(self, e):
+        if self._ref is None:
+            return self.w1[e].double()
+        from . import quant
+
+        q1, s1 = self._ref[0], self._ref[1]
+        return quant.dequantize_weight(q1[e : e + 1], s1[e : e + 1], self.scheme.weight, self.scheme.block)[0].to(self.x.device)
+
+    def w2_ref(self, e):
+        if self._ref is None:
+            return self.w2[e].double()
+        from . import quant
+
+        q2, s2 = self._ref[2], self._ref[3]
+        return quant.dequantize_weight(q2[e : e + 1], s2[e : e + 1], self.scheme.weight, self.scheme.block)[0].to(self.x.device)
+
+
+def _is_out_of_resources(e):
+    return any(c.__name__ == "OutOfResources" for c in type(e).__mro__)
+
+
+class Worker:
+    def __init__(self, engine, device):
+        self.engine_name = engine
+        self.device_arg = device
+        self.torch = None
+        self.adapter = None
+        self.error = None
+        self.problem = None
+        self.problem_key = None
+        self.flush = None
+        try:
+            import torch
+        except ImportError as e:
+            self.error = "the engine worker needs torch in the Python it runs in (%s): set MOETUNE_PYTHON" % e
+            return
+        self.torch = torch
+        if device == "cpu":
+            self.device = torch.device("cpu")
+        else:
+            kind, _, idx = device.partition(":")
+            if kind not in ("cuda", "hip") or not idx.isdigit():
+                self.error = "device '%s': expected cpu, cuda:N or hip:N" % device
+                return
+            if not torch.cuda.is_available():
+                self.error = "no CUDA device: torch %s sees no GPU for %s" % (torch.__version__, device)
+                return
+            if int(idx) >= torch.cuda.device_count():
+                self.error = "%s: torch sees %d GPU(s)" % (device, torch.cuda.device_count())
+                return
+            self.device = torch.device("cuda", int(idx))
+            torch.cuda.set_device(self.device)
+        from .engines import EngineError, load
+
+        try:
+            self.adapter = load(engine)
+        except EngineError as e:
+            self.error = str(e)
+
+    # ---- requests ----
+    def hello(self):
+        if self.error:
+            return {"ok": False, "error": self.error}
+        t = self.torch
+        d = {"ok": True, "protocol": PROTOCOL, "backend": self.engine_name}
+        d.update(self.adapter.describe())
+        d["kernel"] = self.adapter.kernel_id()
+        if self.device.type == "cpu":
+            d.update({"platform": "cpu", "raw_name": "CPU", "name": "CPU", "arch": os.uname().machine,
+                      "cores": os.cpu_count() or 1, "memory_bytes": 0, "driver": "", "toolkit": "torch " + t.__version__})
+        else:
+            prop = t.cuda.get_device_properties(self.device)
+            rocm = bool(getattr(t.version, "hip", None))
+            raw = prop.name
+            d.update({
+                "platform": "rocm" if rocm else "cuda",
+                "raw_name": raw,
+                "name": device_file_name(self.engine_name, raw),
+                "arch": getattr(prop, "gcnArchName", "") if rocm else "sm_%d%d" % (prop.major, prop.minor),
+                "cores": prop.multi_processor_count,
+                "memory_bytes": prop.total_memory,
+                "l2_bytes": getattr(prop, "L2_cache_size", 0),
+                "driver": "",
+                "toolkit": "torch %s, %s %s" % (t.__version__, "hip" if rocm else "cuda", t.version.hip if rocm else t.version.cuda),
+            })
+        return d
+
+    def ceilings(self):
+        if self.error:
+            return {"ok": False, "error": self.error}
+        t = self.torch
+        if self.device.type == "cpu":
+            n = 1 << 24
+            a = t.empty(n, dtype=t.float32)
+            b = t.empty_like(a)
+            best = min(_wall(lambda: b.copy_(a)) for _ in range(5))
+            m = t.randn(512, 512)
+            fl = min(_wall(lambda: m @ m) for _ in range(5))
+            return {"ok": True, "bandwidth_gbs": 2 * 4 * n / best / 1e9, "peak_gflops": 2 * 512**3 / fl / 1e9,
+                    "how": "torch copy of 64 MiB and a 512^3 fp32 matmul on the CPU"}
+        n = 1 << 28
+        a = t.empty(n, dtype=t.uint8, device=self.device)
+        b = t.empty_like(a)
+        bw = 2 * n / self._gpu_best(lambda: b.copy_(a)) / 1e9
+        m = t.randn(8192, 8192, device=self.device, dtype=t.bfloat16)
+        pk = 2 * 8192**3 / self._gpu_best(lambda: m @ m) / 1e9
+        return {"ok": True, "bandwidth_gbs": bw, "peak_gflops": pk,
+                "how": "torch copy of 256 MiB and an 8192^3 bf16 matmul, best of 10"}
+
+    def _gpu_best(self, fn):
+        t = self.torch
+        fn()
+        best = float("inf")
+        for _ in range(10):
+            s, e = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            e.synchronize()
+            best = min(best, s.elapsed_time(e) / 1e3)
+        return best
+
+    def measure(self, req):
+        if self.error:
+            return {"ok": False, "error": self.error}
+        fam = req.get("family", "fused_moe")
+        if fam != "fused_moe":
+            return {"ok": False, "error": "family '%s': the engine worker measures fused_moe only" % fam}
+        key, point, params = req.get("key"), req.get("point"), req.get("params")
+        if not isinstance(key, dict) or not isinstance(point, list) or len(point) != 1 or not isinstance(params, dict):
+            return {"ok": False, "error": "a measure request needs key {E,N,K,topk,dtype}, point [M] and params"}
+        pol = req.get("policy") or {}
+        M = int(point[0])
+        seed = int(req.get("seed", 0))
+        routings = int(pol.get("routings", 1) or 1)
+        ident = json.dumps([key, M, seed, bool(req.get("renormalize", 1)), routings], sort_keys=True)
+        t0 = time.time()
+        if ident != self.problem_key:
+            self.problem = None
+            try:
+                self.problem = Problem(self.torch, self.device, key, M, seed, bool(req.get("renormalize", 1)), routings,
+                                       bool(key.get("per_channel", 0)))
+            except ValueError as e:
+                return {"ok": False, "error": str(e)}
+            self.problem_key = ident
+        p = self.problem
+        config = {k: int(v) for k, v in params.items()}
+        from .engines import EngineError
+
+        try:
+            prepared = self.adapter.prepare(p)
+        except EngineError as e:
+            return {"ok": False, "error": str(e)}
+        setup_s = time.time() - t0
+        # the first call compiles (Triton JIT); its failures are the config's
+        t1 = time.time()
+        p.use_routing(0)
+        try:
+            out = self.adapter.run(p, prepared, config)
+            self._sync()
+        except Exception as e:  # the engine's own error is the variant's reason
+            if self._device_lost(e):
+                return {"ok": True, "status": "failed", "reason": "device fault: %s" % _short(e), "fatal": True}
+            why = "out of resources: " if _is_out_of_resources(e) else "%s: " % type(e).__name__
+            return {"ok": True, "status": "failed", "reason": why + _short(e)}
+        compile_s = time.time() - t1
+        fault = os.environ.get("MOETUNE_TEST_FAULT", "")
+        if fault.startswith("nan:") and fault[4:] in json.dumps(params, separators=(",", ":")):
+            out = out.clone()
+            out.view(-1)[0] = float("nan")
+        # the check: a window of tokens against the float64 reference
+        t2 = time.time()
+        from . import reference
+
+        rows_n = max(1, min(M, int(pol.get("check_rows", 32) or 32)))
+        start = seed % (M - rows_n + 1)
+        rows = self.torch.arange(start, start + rows_n, device=self.device)
+        ref = reference.moe_rows(p, rows)
+        got = out[rows].double()
+        tol = float(pol.get("tolerance", 2e-2) or 2e-2)
+        if p.scheme.act:
+            # activations quantised on both sides: a value on a rounding
+            # boundary may land a step apart (e4m3 carries 3 mantissa bits)
+            tol = max(tol, 5e-2)
+        if not bool(self.torch.isfinite(got).all()):
+            return {"ok": True, "status": "failed", "reason": "output holds NaN or Inf", "tolerance": tol}
+        err = float((got - ref).norm() / ref.norm().clamp(min=1e-30))
+        check_s = time.time() - t2
+        base = {"ok": True, "rel_err": err, "tolerance": tol,
+                "experts_hit": int(self.torch.unique(p.topk_ids).numel()),
+                "times": {"setup_s": round(setup_s, 4), "compile_s": round(compile_s, 4), "check_s": round(check_s, 4)}}
+        if not err <= tol:
+            base.update({"status": "failed", "reason": "wrong result: relative error %.3g above %.3g" % (err, tol)})
+            return base
+        t3 = time.time()
+        try:
+            med, spread, reps, aborted = self._time(p, prepared, config, pol, float(req.get("abort_us", 0) or 0))
+        except Exception as e:
+            if self._device_lost(e):
+                return {"ok": True, "status": "failed", "reason": "device fault: %s" % _short(e), "fatal": True}
+            base.update({"status": "failed", "reason": "timing failed: %s: %s" % (type(e).__name__, _short(e))})
+            return base
+        base["times"]["time_s"] = round(time.time() - t3, 4)
+        base.update({"status": "aborted" if aborted else "ok", "median_us": med, "spread_us": spread, "reps": reps})
+        if aborted:
+            base["reason"] = "stopped early: clearly slower than the best so far"
+        return base
+
+    # ---- timing ----
+    def _sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def _device_lost(self, e):
+        if self.device.type != "cuda":
+            return False
+        text = str(e)
+        return "illegal memory access" in text or "unspecified launch failure" in text or "device-side assert" in text
+
+    def _time(self, p, prepared, config, pol, abort_us):
+        warmup = int(pol.get("warmup", 3) or 0)
+        min_reps = max(2, int(pol.get("min_reps", 10) or 10))
+        max_reps = max(min_reps, int(pol.get("max_reps", 100) or 100))
+        min_time = float(pol.get("min_time_s", 0.02) or 0.0)
+        cold = bool(pol.get("cold", 1))
+        medians, spreads, total = [], [], 0
+        for r in range(len(p.routings)):
+            p.use_routing(r)
+            run = self._runner(p, prepared, config)
+            for _ in range(warmup):
+                run()
+            self._sync()
+            times = []
+            spent = 0.0
+            while len(times) < max_reps and (len(times) < min_reps or spent < min_time):
+                if cold:
+                    self._flush()
+                dt = self._once(run)
+                times.append(dt)
+                spent += dt / 1e6
+                if abort_us > 0 and len(times) == 3 and min(times) > abort_us:
+                    return _median(times), 0.0, len(times), True
+            medians.append(_median(times))
+            spreads.append(_median([abs(t - medians[-1]) for t in times]))
+            total += len(times)
+        p.use_routing(0)
+        return sum(medians) / len(medians), max(spreads), total, False
+
+    def _runner(self, p, prepared, config):
+        """One launch of the engine's call: a CUDA graph of it on a GPU (as
+        vLLM's and SGLang's tuners time it), the call itself elsewhere or
+        where capture is refused."""
+        t = self.torch
+        if self.device.type != "cuda":
+            return lambda: self.adapter.run(p, prepared, config)
+        try:
+            s = t.cuda.Stream(self.device)
+            s.wait_stream(t.cuda.current_stream(self.device))
+            with t.cuda.stream(s):
+                self.adapter.run(p, prepared, config)
+            t.cuda.current_stream(self.device).wait_stream(s)
+            g = t.cuda.CUDAGraph()
+            with t.cuda.graph(g):
+                self.adapter.run(p, prepared, config)
+            self._sync()
+            return g.replay
+        except Exception:
+            self._sync()
+            return lambda: self.adapter.run(p, prepared, config)
+
+    def _once(self, run):
+        t = self.torch
+        if self.device.type != "cuda":
+            a = time.perf_counter()
+            run()
+            return (time.perf_counter() - a) * 1e6
+        s, e = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
+        s.record()
+        run()
+        e.record()
+        e.synchronize()
+        return s.elapsed_time(e) * 1e3
+
+    def _flush(self):
+        """Cold L2: write a buffer twice the cache's size between runs."""
+        if self.device.type != "cuda":
+            return
+        if self.flush is None:
+            l2 = getattr(self.torch.cuda.get_device_properties(self.device), "L2_cache_size", 50 << 20) or (50 << 20)
+            self.flush = self.torch.empty(2 * l2, dtype=self.torch.uint8, device=self.device)
+        self.flush.zero_()
+
+
+def _median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def _wall(fn):
+    a = time.perf_counter()
+    fn()
+    return max(time.perf_counter() - a, 1e-9)
+
+
+def _short(e):
+    text = " ".join(str(e).split())
+    return text[:300] if text else type(e).__name__
+
+
+def device_file_name(engine, raw):
+    """The device as the engine spells it in its config file names: vLLM
+    replaces each run of spaces or '/' with '_' and calls any H200 NVIDIA_H200;
+    SGLang replaces spaces only."""
+    import re
+
+    if engine == "vllm":
+        if "H200" in raw.split() or "H200" in re.split(r"[\s_/-]+", raw):
+            return "NVIDIA_H200"
+        return re.sub(r"[\s/]+", "_", raw)
+    return raw.replace(" ", "_")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="moetune-engine-worker",
+                                 description="Internal: started by `moetune sweep --engine`, speaking JSON lines.")
+    ap.add_argument("--engine", required=True)
+    ap.add_argument("--device", default="cuda:0")
+    args = ap.parse_args(argv)
+    # the engines log to stdout at import: the protocol needs it for itself
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = proto
+    w = Worker(args.engine, args.device)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+        except ValueError as e:
+            _reply({"ok": False, "error": "malformed request: %s" % e})
+            continue
+        op = req.get("op") if isinstance(req, dict) else None
+        if op == "hello":
+            _reply(w.hello())
+        elif op == "ceilings":
+            _reply(w.ceilings())
+        elif op == "measure":
+            try:
+                r = w.measure(req)
+            except Exception as e:  # a bug of the worker's: said, and the worker goes on
+                r = {"ok": False, "error": "engine worker: %s: %s" % (type(e).__name__, _short(e))}
+            _reply(r)
+            if r.get("fatal"):
+                return 3
+        elif op == "quit":
+            return 0
+        else:
+            _reply({"ok": False, "error": "unknown op %r" % (op,)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""fused_experts with SGLang's signatures: 0.5's (topk_output,
+moe_runner_config), or 0.4's (topk_weights, topk_ids, inplace) with
+MOETUNE_DOUBLE_SGLANG_API=topk_weights."""
+import os
+import sys
+from typing import List, Optional
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), *[".."] * 5))
+from moe_double import fused, override_config  # noqa: E402,F401
+
+from sglang.srt.layers.moe.moe_runner import MoeRunnerConfig  # noqa: E402
+from sglang.srt.layers.moe.topk import StandardTopKOutput  # noqa: E402
+
+
+def _fused_experts_topk_output(
+    hidden_states: torch.Tensor,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    topk_output: StandardTopKOutput,
+    moe_runner_config: MoeRunnerConfig,
+    b1: Optional[torch.Tensor] = None,
+    b2: Optional[torch.Tensor] = None,
+    use_fp8_w8a8: bool = False,
+    use_int8_w8a8: bool = False,
+    use_int8_w8a16: bool = False,
+    use_int4_w4a16: bool = False,
+    per_channel_quant: bool = False,
+    w1_scale: Optional[torch.Tensor] = None,
+    w2_scale: Optional[torch.Tensor] = None,
+    w1_zp: Optional[torch.Tensor] = None,
+    w2_zp: Optional[torch.Tensor] = None,
+    a1_scale: Optional[torch.Tensor] = None,
+    a2_scale: Optional[torch.Tensor] = None,
+    block_shape: Optional[List[int]] = None,
+):
+    return fused(hidden_states, w1, w2, topk_output.topk_weights, topk_output.topk_ids, fp8=use_fp8_w8a8,
+                 int8_w8a8=use_int8_w8a8, int8_w8a16=use_int8_w8a16, per_channel=per_channel_quant,
+                 w1_scale=w1_scale, w2_scale=w2_scale, a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape)
+
+
+def _fused_experts_topk_weights(
+    hidden_states: torch.Tensor,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    inplace: bool = False,
+    activation: str = "silu",
+    apply_router_weight_on_input: bool = False,
+    use_fp8_w8a8: bool = False,
+    use_int8_w8a8: bool = False,
+    use_int8_w8a16: bool = False,
+    use_int4_w4a16: bool = False,
+    per_channel_quant: bool = False,
+    w1_scale: Optional[torch.Tensor] = None,
+    w2_scale: Optional[torch.Tensor] = None,
+    w1_zp: Optional[torch.Tensor] = None,
+    w2_zp: Optional[torch.Tensor] = None,
+    a1_scale: Optional[torch.Tensor] = None,
+    a2_scale: Optional[torch.Tensor] = None,
+    block_shape: Optional[List[int]] = None,
+    no_combine: bool = False,
+    routed_scaling_factor: Optional[float] = None,
+):
+    return fused(hidden_states, w1, w2, topk_weights, topk_ids, fp8=use_fp8_w8a8, int8_w8a8=use_int8_w8a8,
+                 int8_w8a16=use_int8_w8a16, per_channel=per_channel_quant, w1_scale=w1_scale, w2_scale=w2_scale,
+                 a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape)
+
+
+fused_experts = (_fused_experts_topk_weights if os.environ.get("MOETUNE_DOUBLE_SGLANG_API") == "topk_weights"
+                 else _fused_experts_topk_output)
