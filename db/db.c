@@ -323,6 +323,25 @@ struct mt_db {
 
 sqlite3 *mt_db_sqlite(mt_db *db) { return db ? db->h : NULL; }
 
+int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, char *out, size_t n)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = MT_ENOTFOUND;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT kernel_hash FROM measurements WHERE device_id = ?1 AND problem_id = ?2 "
+                           "AND status = 'ok' ORDER BY id DESC LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return MT_EDB;
+    sqlite3_bind_int64(s, 1, dev);
+    sqlite3_bind_int64(s, 2, prob);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = MT_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 const char *mt_db_errmsg(mt_db *db)
 {
     return db && db->h ? sqlite3_errmsg(db->h) : "no database";

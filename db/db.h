@@ -118,6 +118,10 @@ int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int6
                           const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
 /* The same for a point of any family: point[0] in M, point[1] in p2 (0
  * for a family of one point field). */
+/* The kernel hash of the newest verified row of (device, problem): for an
+ * engine's kernel, whose id (engine and Triton versions) is whatever the
+ * last sweep measured; MT_ENOTFOUND when none. */
+int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, char *out, size_t n);
 int mt_db_point_get(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2], int64_t config_id,
                     const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
 /* Insert and commit (unless inside mt_db_begin). */

@@ -3,6 +3,10 @@
 
 #include "vllm.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -269,6 +273,75 @@ static int export_vllm_measured(const mt_export_opts *o, const mt_device_info *d
     return rc;
 }
 
+/* 1 for the engines whose own kernel the engine worker measures */
+static int engine_backend(const char *backend)
+{
+    return !strcmp(backend, "vllm") || !strcmp(backend, "sglang");
+}
+
+/* The Triton version in an engine kernel's id ("vllm 0.11.0, triton 3.6.0,
+ * quant_config"), dots kept; 0 when it names none. */
+static int triton_of(const char *hash, char *out, size_t n)
+{
+    const char *t = hash ? strstr(hash, "triton ") : NULL;
+    size_t k = 0;
+    if (!t || n < 2) return 0;
+    for (t += 7; (isdigit((unsigned char)t[k]) || t[k] == '.') && k + 1 < n; k++) out[k] = t[k];
+    out[k] = 0;
+    return k > 0;
+}
+
+/* An engine's kernel's results, in the engine's own file: vLLM's name and
+ * layout with triton_version as vLLM's tuner writes it; SGLang's name
+ * (block_shape with its space) in the triton_X_Y_Z folder it looks in,
+ * without triton_version, which its loader does not take. */
+static int export_engine(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p, const mt_best_list *l,
+                         const char *hash)
+{
+    char name[512], triton[32] = "", dir[4200];
+    int sglang = !strcmp(d->backend, "sglang");
+    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    int has_triton = triton_of(hash, triton, sizeof triton);
+    snprintf(dir, sizeof dir, "%s", o->out_dir);
+    if (sglang) {
+        /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
+        char *b = strstr(name, ",block_shape=[");
+        if (b) {
+            char tail[64];
+            snprintf(tail, sizeof tail, ",block_shape=[%lld, %lld].json", (long long)p->block_n, (long long)p->block_k);
+            snprintf(b, sizeof name - (size_t)(b - name), "%s", tail);
+        }
+        if (!has_triton) {
+            mt_err("%s: the engine worker found no Triton, so SGLang's triton_X_Y_Z folder cannot be named: nothing "
+                   "is exported",
+                   name);
+            return MT_EINVAL;
+        }
+        char *t = dir + strlen(dir);
+        snprintf(t, sizeof dir - strlen(dir), "/triton_%s", triton);
+        for (; *t; t++)
+            if (*t == '.') *t = '_';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            mt_err("cannot create '%s'", dir);
+            return MT_EIO;
+        }
+    }
+    cJSON *root = cJSON_CreateObject();
+    for (int i = 0; i < l->n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)l->v[i].M);
+        cJSON *all = cJSON_Parse(l->v[i].params), *e = cJSON_CreateObject();
+        for (cJSON *c = all ? all->child : NULL; c; c = c->next)
+            if (mt_vllm_is_kernel_key(c->string)) cJSON_AddItemToObject(e, c->string, cJSON_Duplicate(c, 1));
+        cJSON_Delete(all);
+        cJSON_AddItemToObject(root, key, e);
+    }
+    if (!sglang && has_triton) cJSON_AddStringToObject(root, "triton_version", triton);
+    int rc = write_json(dir, name, root, o->quiet);
+    cJSON_Delete(root);
+    return rc;
+}
+
 struct foreign_ctx { cJSON *by_m; int err; };
 
 static int foreign_row(const mt_result_row *r, void *u)
@@ -395,6 +468,13 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     mt_best_list l;
     if (!wanted(c->o, d, p)) return 0;
     const char *hash = mt_family_fused_moe.kernel_hash(d->backend);
+    char ehash[256];
+    int engine = engine_backend(d->backend);
+    if (engine) {
+        /* the rows of the engine version that measured last */
+        if (mt_db_latest_kernel_hash(c->db, d->id, p->id, ehash, sizeof ehash) != MT_OK) return 0;
+        hash = ehash;
+    }
     if (mt_best_collect(c->db, d->id, p->id, hash, &l) != MT_OK) {
         c->st->failed++;
         return 0;
@@ -407,7 +487,13 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
         else
             c->st->failed++;
     }
-    if (l.n > 0) {
+    if (l.n > 0 && engine) {
+        /* only the engine's own files: they hold configs measured on its kernel */
+        if (c->o->vllm) {
+            if (export_engine(c->o, d, p, &l, hash) == MT_OK) c->st->written++;
+            else c->st->failed++;
+        }
+    } else if (l.n > 0) {
         int is_cpu = strcmp(d->backend, "cpu") == 0;
         if (c->o->moetune) {
             if (export_moetune(c->o, d, p, &l, hash) == MT_OK) c->st->written++;

@@ -28,6 +28,10 @@ typedef struct mt_space_ctx {
     /* attention decode: E = num_heads, N = num_kv_heads, K = head_dim,
      * topk = page_size, M = batch size, and ctx the context length */
     int64_t ctx;
+    /* fused MoE: the weights' block shape (0: none) and the bytes of an
+     * operand element (1 for fp8 and int8), for the engines' rules */
+    int64_t block_n, block_k;
+    int elem_bytes;
 } mt_space_ctx;
 
 typedef struct mt_config {
@@ -63,6 +67,15 @@ void mt_space_cuda_moe(mt_space *sp, int sms);
  * kpack take one value, Triton's default, because our kernels have no MFMA
  * instructions yet (tile_hip.h) for them to choose between. */
 void mt_space_hip_moe(mt_space *sp, int cus);
+
+/* An engine's own Triton kernel (engine "vllm" or "sglang"), with the rules
+ * of the engine's tuner at the versions named in space.c: vLLM's CUDA grid
+ * (1,920 points) or its ROCm space with its pruning, SGLang's CUDA or ROCm
+ * grid; block-quantised problems keep the configs each engine's filter
+ * keeps. quantised: the dtype quantises the activations (fp8, int8), which
+ * drops ROCm's BLOCK_SIZE_K 16 and its fp16-only keys. The default is the
+ * engine's own default config. */
+void mt_space_engine_moe(mt_space *sp, const char *engine, int rocm, int quantised);
 
 /* Paged attention decode (kernels/cpu/attn.h, kernels/cuda/attn.cu), the
  * ctx fields as mt_space_ctx says. CPU: partition (tokens per split, 0: none),

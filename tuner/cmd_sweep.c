@@ -30,6 +30,7 @@
 #include "strategy.h"
 #include "util.h"
 #include "workerpool.h"
+#include "engine.h"
 
 static const char usage[] =
     "usage: moetune sweep [--device auto|cpu|cuda:N|hip:N] [problem] [options]\n"
@@ -40,6 +41,9 @@ static const char usage[] =
     "\n"
     "  --kernel fused_moe|attention  the kernel family (default fused_moe; attention:\n"
     "                          moetune sweep --kernel attention --help)\n"
+    "  --engine vllm|sglang    tune that engine's own Triton fused-MoE kernel, imported from\n"
+    "                          the Python on PATH (or $MOETUNE_PYTHON), instead of moetune's;\n"
+    "                          files are written as the engine reads them (docs/engines.md)\n"
     "\n"
     "Problem (one of; with none, the default job: --model tiny on the CPU,\n"
     "--model mixtral-8x7b --tp 2 on a GPU):\n"
@@ -48,7 +52,10 @@ static const char usage[] =
     "  --experts E --intermediate I --hidden K --topk T   an explicit shape\n"
     "  --tp N                  tensor parallel: N = intermediate / tp\n"
     "  --ep N                  expert parallel: E = experts / ep\n"
-    "  --dtype bf16|fp32       weights and activations (default bf16)\n"
+    "  --dtype bf16|fp32       weights and activations (default bf16); with --engine also\n"
+    "                          fp16, fp8_w8a8, int8_w8a8, int8_w8a16 (vLLM's names)\n"
+    "  --block-shape N,K       with --engine and fp8_w8a8: the weights' scale blocks\n"
+    "                          (DeepSeek-V3: 128,128)\n"
     "  --batch-sizes LIST      e.g. 1,8,64 (default vLLM's 18; CPU default job: 1,8,32,128)\n"
     "\n"
     "Search:\n"
@@ -118,7 +125,7 @@ static void on_signal(int sig)
  * tuner/sweep_opts.c */
 enum {
     O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
-    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN
+    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE
 };
 
 static const struct option moe_opts[] = {
@@ -129,7 +136,8 @@ static const struct option moe_opts[] = {
     {"dtype", required_argument, 0, O_DTYPE}, {"batch-sizes", required_argument, 0, O_BATCH},
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS},
     {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
-    {"dry-run", no_argument, 0, O_DRY_RUN}, {"help", no_argument, 0, 'h'}};
+    {"dry-run", no_argument, 0, O_DRY_RUN}, {"engine", required_argument, 0, O_ENGINE},
+    {"block-shape", required_argument, 0, O_BLOCK_SHAPE}, {"help", no_argument, 0, 'h'}};
 #define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
 typedef struct sweep_opts {
@@ -177,6 +185,11 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_TP: rc = mt_parse_int_opt(me, "--tp", optarg, 1, 1024, &v); o->prob.tp = (int)v; break;
         case O_EP: rc = mt_parse_int_opt(me, "--ep", optarg, 1, 1024, &v); o->prob.ep = (int)v; break;
         case O_DTYPE: o->prob.dtype = optarg; break;
+        case O_ENGINE:
+            if (!mt_engine_known(optarg)) return mt_usage_error(me, "--engine '%s': expected vllm or sglang", optarg);
+            o->prob.engine = optarg;
+            break;
+        case O_BLOCK_SHAPE: o->prob.block_shape = optarg; break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_KERNEL:
@@ -196,8 +209,22 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
  * measure its ceilings once. */
 int mt_sweep_start_worker(const char *exe, const char *device, mt_worker **w, mt_device_info *dev, mt_db *db)
 {
+    return mt_sweep_start_engine_worker(exe, NULL, device, w, dev, db, NULL, 0);
+}
+
+int mt_sweep_start_engine_worker(const char *exe, const char *engine, const char *device, mt_worker **w,
+                                 mt_device_info *dev, mt_db *db, char *kernel_id, size_t kid_len)
+{
     char err[512], why[512], *reply = NULL;
-    if (mt_worker_start(w, exe, device, err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
+    if (engine) {
+        const char *argv[8];
+        char buf[8192];
+        if (mt_engine_worker_argv(engine, device, argv, buf, sizeof buf, err, sizeof err) != MT_OK)
+            return mt_fail("sweep", "--engine %s: %s", engine, err);
+        if (mt_worker_start_argv(w, argv, err, sizeof err) != MT_OK) return mt_fail("sweep", "%s", err);
+    } else if (mt_worker_start(w, exe, device, err, sizeof err) != MT_OK) {
+        return mt_fail("sweep", "%s", err);
+    }
     /* opening a GPU and compiling the helper kernels can take a while */
     if (mt_worker_call(*w, "{\"op\":\"hello\"}", 300, &reply, why, sizeof why) != MT_OK)
         return mt_fail("sweep", "the worker for %s did not start: %s", device, why);
@@ -210,6 +237,15 @@ int mt_sweep_start_worker(const char *exe, const char *device, mt_worker **w, mt
         return st;
     }
     mt_device_info_from_json(r, dev);
+    if (kernel_id && kid_len) {
+        /* an engine's kernel: its version and Triton's key the stored rows */
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(r, "kernel");
+        snprintf(kernel_id, kid_len, "%s", cJSON_IsString(k) ? k->valuestring : "");
+        if (!kernel_id[0] || strcmp(dev->backend, engine)) {
+            cJSON_Delete(r);
+            return mt_fail("sweep", "the %s engine worker's hello names no kernel: is it moetune's?", engine);
+        }
+    }
     cJSON_Delete(r);
     if (mt_db_device_upsert(db, dev) != MT_OK)
         return mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
@@ -377,11 +413,12 @@ int cmd_sweep(int argc, char **argv)
                                                                         : NULL,
                                      &ps);
     if (status) return status;
-    if (!gpu && ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
+    const char *engine = o.prob.engine;
+    if (!engine && !gpu && ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
         free(ps.ms);
         return mt_usage_error("sweep", "the CPU backend takes --dtype bf16 or fp32");
     }
-    if (gpu && ps.dtype == MT_DTYPE_FP32) {
+    if (!engine && gpu && ps.dtype == MT_DTYPE_FP32) {
         free(ps.ms);
         return mt_usage_error("sweep", "the CUDA kernels take --dtype bf16 or fp16");
     }
@@ -438,10 +475,14 @@ int cmd_sweep(int argc, char **argv)
     mt_device_info dev;
     mt_space sp;
     mt_policy pol;
-    mt_policy_default(mt_backend_name(dspec.kind), &pol);
+    /* an engine's kernel is timed and checked as moetune's GPU kernels are
+     * (bf16 intermediates), on whatever device it runs */
+    const char *pol_backend = o.prob.engine ? o.prob.engine : mt_backend_name(dspec.kind);
+    mt_policy_default(o.prob.engine ? "cuda" : pol_backend, &pol);
     if (gpu && o.max_tokens) pol.max_tokens = (int)o.max_tokens;
-    mt_policy_text(&pol, mt_backend_name(dspec.kind), policy_text, sizeof policy_text);
+    mt_policy_text(&pol, pol_backend, policy_text, sizeof policy_text);
     const char *khash = mt_kernel_hash(mt_backend_name(dspec.kind));
+    char engine_kernel[256] = "";
 
     if ((status = mt_cli_open_db("sweep", o.c.db, &db)) != 0) {
         free(ps.ms);
@@ -450,7 +491,9 @@ int cmd_sweep(int argc, char **argv)
     mt_problem prob;
     memset(&prob, 0, sizeof prob);
     snprintf(prob.kernel, sizeof prob.kernel, "fused_moe");
-    snprintf(prob.dtype, sizeof prob.dtype, "%s", mt_dtype_name(ps.dtype));
+    snprintf(prob.dtype, sizeof prob.dtype, "%s", ps.qdtype);
+    prob.block_n = ps.block_n;
+    prob.block_k = ps.block_k;
     prob.E = ps.E;
     prob.N = ps.N;
     prob.K = ps.model.hidden;
@@ -472,7 +515,13 @@ int cmd_sweep(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if ((status = mt_sweep_start_worker(exe, device_arg, &w, &dev, db)) != 0) goto out;
+    if ((status = mt_sweep_start_engine_worker(exe, engine, device_arg, &w, &dev, db, engine ? engine_kernel : NULL,
+                                               sizeof engine_kernel)) != 0)
+        goto out;
+    if (engine) {
+        khash = engine_kernel;
+        if (!o.c.quiet) fprintf(stderr, "moetune sweep: measuring %s on %s\n", engine_kernel, dev.name);
+    }
     /* a GPU's memory, as its driver gives it; a tenth is left to the
      * context, the compiled kernels and other processes */
     if (gpu && dev.memory_bytes > 0 && need.weights + need.buffers > 0.9 * (double)dev.memory_bytes) {
@@ -483,7 +532,9 @@ int cmd_sweep(int argc, char **argv)
     }
     /* the space depends on the device: CPU threads, GPU SM count; --only is
      * checked against it before anything is compiled */
-    if (dspec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&sp, dev.cores);
+    if (engine) mt_space_engine_moe(&sp, engine, dspec.kind == MT_BACKEND_HIP, strncmp(ps.qdtype, "int8_w8a16", 10) &&
+                                                                               (!strncmp(ps.qdtype, "fp8", 3) || !strncmp(ps.qdtype, "int8", 4)));
+    else if (dspec.kind == MT_BACKEND_HIP) mt_space_hip_moe(&sp, dev.cores);
     else if (gpu) mt_space_cuda_moe(&sp, dev.cores);
     else mt_space_cpu_moe(&sp, dev.cores);
     if (o.only) {
@@ -493,7 +544,7 @@ int cmd_sweep(int argc, char **argv)
             goto out;
         }
     }
-    if ((dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.c.compile_jobs != 0)
+    if (!engine && (dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.c.compile_jobs != 0)
         precompile(&o, &dev, ps.dtype);
 
     /* the plan: every batch size's valid points, searched by the strategy
@@ -579,7 +630,9 @@ int cmd_sweep(int argc, char **argv)
                          n_missing);
     if (!o.c.no_export && !interrupted) {
         mt_sweep_out_dir(o.c.out, out_dir, sizeof out_dir);
-        mt_export_opts eo = {out_dir, gpu, 1, 0, dev.id, prob.id, 1};
+        /* an engine's rows go to the engine's own files only; moetune's
+         * kernels' to moetune's format, and vLLM's name where on a GPU */
+        mt_export_opts eo = {out_dir, engine || gpu, !engine, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
@@ -588,7 +641,11 @@ int cmd_sweep(int argc, char **argv)
             mt_json_str(stdout, out_dir);
         } else {
             printf("config files (%s): %s\n",
-                   gpu ? "vLLM and moetune formats" : "moetune format; vLLM has no use for CPU configs", out_dir);
+                   engine && !strcmp(engine, "sglang") ? "SGLang's names, in its triton_X_Y_Z folder"
+                   : engine                           ? "vLLM's names, measured on vLLM's kernel"
+                   : gpu                              ? "vLLM and moetune formats"
+                                                      : "moetune format; vLLM has no use for CPU configs",
+                   out_dir);
         }
     }
     if (o.c.json) printf("}\n");

@@ -37,6 +37,11 @@ struct mt_device_info;
  * Returns an exit status. */
 int mt_sweep_start_worker(const char *exe, const char *device, struct mt_worker **w, struct mt_device_info *dev,
                           struct mt_db *db);
+/* The same for an engine's kernel (engine "vllm", "sglang"; NULL: moetune's
+ * worker): the engine worker's hello names the kernel (engine and Triton
+ * versions), copied to kernel_id, which keys the stored rows. */
+int mt_sweep_start_engine_worker(const char *exe, const char *engine, const char *device, struct mt_worker **w,
+                                 struct mt_device_info *dev, struct mt_db *db, char *kernel_id, size_t kid_len);
 /* Import one vLLM config file into the database as foreign rows (one
  * transaction); why gets the reason on failure. */
 int mt_import_vllm_file(struct mt_db *db, const char *path, char *why, size_t n);

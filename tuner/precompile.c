@@ -74,7 +74,7 @@ static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
     /* on AMD, waves_per_eu changes the binary too */
     if (hip) mt_space_hip_moe(&sp, 1);
     else mt_space_cuda_moe(&sp, 1);
-    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0};
+    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0, 0, 0, 0};
     mt_config *pts;
     unit *u;
     int np = enumerate(&sp, &ctx, &pts, &u), n = 0;
@@ -106,7 +106,7 @@ static int collect_attn(int smem_limit, int head_dim, int page_size, int group, 
 {
     mt_space sp;
     mt_space_cuda_attn(&sp);
-    mt_space_ctx ctx = {group, 1, head_dim, page_size, 1, 1, smem_limit, max_ctx};
+    mt_space_ctx ctx = {group, 1, head_dim, page_size, 1, 1, smem_limit, max_ctx, 0, 0, 0};
     mt_config *pts;
     unit *u;
     int np = enumerate(&sp, &ctx, &pts, &u), n = 0;

@@ -49,8 +49,12 @@ int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem
         return MT_ECORRUPT;
     }
     mt_best_list l;
-    /* the rows of the backend's own kernel source */
-    int rc = mt_best_collect(db, d->id, p->id, fam->kernel_hash(d->backend), &l);
+    /* the rows of the backend's own kernel source; an engine's (whose id
+     * is its version), the rows of the version that measured last */
+    const char *hash = fam->kernel_hash(d->backend);
+    char ehash[256];
+    if (!hash && mt_db_latest_kernel_hash(db, d->id, p->id, ehash, sizeof ehash) == MT_OK) hash = ehash;
+    int rc = mt_best_collect(db, d->id, p->id, hash, &l);
     if (rc != MT_OK) return rc;
     if (json) {
         fprintf(f, "{\"device\":");

@@ -240,6 +240,43 @@ int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t 
     return MT_EXIT_OK;
 }
 
+/* The dtype of an engine's kernel: --dtype in the engine's names, or the
+ * quantised model config's scheme, said; with its block shape. */
+static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
+{
+    static const char *const names[] = {"bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16"};
+    const char *d = o->dtype;
+    int64_t bn = 0, bk = 0;
+    if (!d && q->dtype[0]) {
+        d = q->dtype;
+        bn = q->block_n;
+        bk = q->block_k;
+        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
+                o->model_config, q->about, o->engine, d, bn > 0 ? " with its weight blocks" : "", o->engine);
+    }
+    if (!d) d = "bf16";
+    int known = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) known |= !strcmp(d, names[i]);
+    if (!known)
+        return mt_usage_error(cmd, "--dtype '%s': the engine worker measures bf16, fp16, fp32, fp8_w8a8 (per tensor, or "
+                                   "with --block-shape), int8_w8a8 and int8_w8a16; %s is not measured yet",
+                              d, d);
+    if (o->block_shape) {
+        char *end;
+        bn = strtoll(o->block_shape, &end, 10);
+        if (*end != ',' || bn < 1 || (bk = strtoll(end + 1, &end, 10)) < 1 || *end || bn > 4096 || bk > 4096)
+            return mt_usage_error(cmd, "--block-shape '%s': expected N,K, e.g. 128,128", o->block_shape);
+    }
+    if (bn > 0 && strcmp(d, "fp8_w8a8"))
+        return mt_usage_error(cmd, "--block-shape is taken with --dtype fp8_w8a8 only (got %s)", d);
+    snprintf(out->qdtype, sizeof out->qdtype, "%s", d);
+    out->block_n = bn;
+    out->block_k = bk;
+    if (!strcmp(d, "fp16")) out->dtype = MT_DTYPE_FP16;
+    else if (!strcmp(d, "fp32")) out->dtype = MT_DTYPE_FP32;
+    return MT_EXIT_OK;
+}
+
 int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const char *default_model,
                             const char *default_batch_sizes, mt_problem_spec *out)
 {
@@ -289,30 +326,39 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
     if (mt_shape_shard(&out->model, o->tp ? o->tp : 1, o->ep ? o->ep : 1, &out->E, &out->N, err, sizeof err) != MT_OK)
         return mt_usage_error(cmd, "inconsistent shape: %s", err);
     out->dtype = MT_DTYPE_BF16;
-    if (o->dtype && mt_dtype_parse(o->dtype, &out->dtype) != MT_OK)
-        return mt_usage_error(cmd, "unknown --dtype '%s': expected bf16, fp16 or fp32", o->dtype);
-    /* a quantised checkpoint is never tuned as bf16 without a word: its
-     * experts run in another kernel, and a file measured on bf16 would be
-     * named for a kernel the engine does not run for it */
     const mt_model_quant *q = &out->model.quant;
-    if (q->dtype[0]) {
-        char what[96];
-        snprintf(what, sizeof what, "%s", q->dtype);
-        if (q->block_n > 0)
-            snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
-                     (long long)q->block_k);
-        if (!o->dtype) {
-            free(out->ms);
-            out->ms = NULL;
-            return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16 and "
-                                       "fp32 only, and the engine runs this model's experts in its %s kernel, which "
-                                       "does not read configs measured on them: pass --dtype bf16 to tune the "
-                                       "unquantised kernel for this shape anyway",
-                                  o->model_config, what, q->about, q->dtype);
+    if (o->engine) {
+        int rc = engine_dtype(cmd, o, q, out);
+        if (rc) return rc;
+    } else {
+        if (o->block_shape)
+            return mt_usage_error(cmd, "--block-shape is taken with --engine (moetune's kernels take bf16, fp16 and fp32)");
+        if (o->dtype && mt_dtype_parse(o->dtype, &out->dtype) != MT_OK)
+            return mt_usage_error(cmd, "unknown --dtype '%s': expected bf16, fp16 or fp32", o->dtype);
+        /* a quantised checkpoint is never tuned as bf16 without a word: its
+         * experts run in another kernel, and a file measured on bf16 would be
+         * named for a kernel the engine does not run for it */
+        if (q->dtype[0]) {
+            char what[96];
+            snprintf(what, sizeof what, "%s", q->dtype);
+            if (q->block_n > 0)
+                snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
+                         (long long)q->block_k);
+            if (!o->dtype) {
+                free(out->ms);
+                out->ms = NULL;
+                return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16 and "
+                                           "fp32 only, and the engine runs this model's experts in its %s kernel, which "
+                                           "does not read configs measured on them: pass --engine vllm or --engine "
+                                           "sglang to tune that engine's kernel in %s, or --dtype bf16 to tune the "
+                                           "unquantised kernel for this shape anyway",
+                                      o->model_config, what, q->about, q->dtype, q->dtype);
+            }
+            fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
+                            "%s kernel does not read these configs)\n",
+                    cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
         }
-        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
-                        "%s kernel does not read these configs)\n",
-                cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
+        snprintf(out->qdtype, sizeof out->qdtype, "%s", mt_dtype_name(out->dtype));
     }
     const char *bs = o->batch_sizes ? o->batch_sizes : default_batch_sizes;
     if (bs) {

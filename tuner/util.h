@@ -86,12 +86,19 @@ typedef struct mt_problem_opts {
     const char *model, *model_config, *dtype, *batch_sizes;
     int64_t experts, intermediate, hidden, topk;
     int tp, ep;
+    /* an engine's kernel (vllm, sglang): --dtype takes the engine's names
+     * (fp8_w8a8, int8_w8a8, int8_w8a16) and a quantised model config's
+     * scheme is taken as the engine would run it */
+    const char *engine;
+    const char *block_shape; /* "128,128" */
 } mt_problem_opts;
 
 typedef struct mt_problem_spec {
     mt_model_shape model;
     int64_t E, N;
-    int dtype;
+    int dtype;       /* moetune's kernels: the element type; an engine's: the compute type */
+    char qdtype[32]; /* the problem's dtype as stored and named (bf16, fp8_w8a8, ...) */
+    int64_t block_n, block_k;
     int64_t *ms; /* batch sizes, malloc'ed */
     int n_ms;
 } mt_problem_spec;

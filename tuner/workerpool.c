@@ -22,6 +22,7 @@ struct mt_worker {
     size_t len, cap;
     char exe[4096];
     char device[64];
+    char *argv[16]; /* the program's words, when not `moetune worker` */
 };
 
 int mt_self_exe(char *out, size_t n)
@@ -59,7 +60,13 @@ static int spawn(mt_worker *w, char *err, size_t n)
         setpgid(0, 0);
         dup2(in[0], 0);
         dup2(outp[1], 1);
-        execl(w->exe, w->exe, "worker", "--device", w->device, (char *)NULL);
+        if (w->argv[0]) {
+            execvp(w->argv[0], w->argv);
+            /* said here: the parent sees only the exit status */
+            fprintf(stderr, "moetune: cannot run '%s': %s\n", w->argv[0], strerror(errno));
+        } else {
+            execl(w->exe, w->exe, "worker", "--device", w->device, (char *)NULL);
+        }
         _exit(127);
     }
     close(in[0]);
@@ -82,6 +89,27 @@ int mt_worker_start(mt_worker **out, const char *exe, const char *device, char *
     snprintf(w->device, sizeof w->device, "%s", device);
     int rc = spawn(w, err, n);
     if (rc != MT_OK) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return MT_OK;
+}
+
+int mt_worker_start_argv(mt_worker **out, const char *const *argv, char *err, size_t n)
+{
+    mt_worker *w = calloc(1, sizeof *w);
+    if (!w) return MT_ENOMEM;
+    for (int i = 0; argv[i] && i < 15; i++)
+        if (!(w->argv[i] = strdup(argv[i]))) {
+            for (int j = 0; j < i; j++) free(w->argv[j]);
+            free(w);
+            return MT_ENOMEM;
+        }
+    snprintf(w->device, sizeof w->device, "%s", argv[0] ? argv[0] : "");
+    int rc = spawn(w, err, n);
+    if (rc != MT_OK) {
+        for (int i = 0; w->argv[i]; i++) free(w->argv[i]);
         free(w);
         return rc;
     }
@@ -217,6 +245,7 @@ void mt_worker_stop(mt_worker *w)
         reap(w, 1, NULL, 0);
     }
     close_fds(w);
+    for (int i = 0; w->argv[i]; i++) free(w->argv[i]);
     free(w->buf);
     free(w);
 }

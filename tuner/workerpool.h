@@ -11,6 +11,10 @@ typedef struct mt_worker mt_worker;
 
 /* Start `exe worker --device DEVICE`. */
 int mt_worker_start(mt_worker **out, const char *exe, const char *device, char *err, size_t err_len);
+/* Start any program that speaks the protocol (the engine worker: python3
+ * SCRIPT --engine E --device D): argv NULL-terminated, at most 15 words;
+ * argv[0] is looked up on PATH. */
+int mt_worker_start_argv(mt_worker **out, const char *const *argv, char *err, size_t err_len);
 
 /* Send one request line and wait up to timeout_s for the reply line.
  * MT_ETIMEOUT: the worker was killed after the timeout; MT_ECRASH: it died

@@ -200,3 +200,140 @@ void mt_space_hip_moe(mt_space *sp, int cus)
     sp->params[8] = (mt_param_def){"matrix_instr_nonkdim", 1, {16}};
     sp->params[9] = (mt_param_def){"kpack", 1, {1}};
 }
+
+/* ---- the engines' own Triton kernels ----
+ * Followed from the engines' public tuners: vLLM's
+ * benchmarks/kernels/benchmark_moe.py (get_configs_compute_bound,
+ * get_rocm_tuning_space, prune_rocm_configs; v0.11) and SGLang's
+ * benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py (v0.5).
+ * The parameters keep the engines' names and order, so a config is the
+ * object the engine passes to its kernel. */
+enum { EN_BM, EN_BN, EN_BK, EN_GROUP, EN_WARPS, EN_STAGES, EN_WAVES, EN_NONKDIM, EN_KPACK };
+
+/* either divides the other */
+static int divides_either(int64_t a, int64_t b)
+{
+    return a > 0 && b > 0 && (a % b == 0 || b % a == 0);
+}
+
+/* prune_rocm_configs for one GEMM of M x N x K (vLLM's rules: MFMA size,
+ * tiles no larger than twice the problem, LDS at most 64 KiB, large GEMMs
+ * with large tiles) */
+static int rocm_gemm_ok(const mt_config *c, int nparams, int64_t M, int64_t N, int64_t K, int elem)
+{
+    int bm = c->v[EN_BM], bn = c->v[EN_BN], bk = c->v[EN_BK], group = c->v[EN_GROUP], warps = c->v[EN_WARPS];
+    int fp16 = nparams > EN_NONKDIM;
+    int mfma = M < 32 || N < 32 ? 16 : 32;
+    int large = M >= 2048 && N >= 2048;
+    if (fp16) {
+        int nk = c->v[EN_NONKDIM];
+        if (nk > mfma || nk > bm || nk > bn) return 0;
+        if (nk >= M && nk != bm) return 0;
+        if (nk >= N && nk != bn) return 0;
+    }
+    if ((int64_t)bm * bn < 64) return 0;
+    if (M * 2 < bm && bm != 16) return 0;
+    if (N * 2 < bn && bn != 16) return 0;
+    if (K % bk) return 0; /* EVEN_K with SPLIT_K 1 */
+    if (group * (int64_t)bm > M && group != 1) return 0;
+    if ((int64_t)bk * bm * elem + (int64_t)bk * bn * elem > 65536) return 0;
+    if (large && (bm < 64 || bn < 64 || bk < 64 || warps < 4)) return 0;
+    return 1;
+}
+
+static int engine_valid_common(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n,
+                               int sglang)
+{
+    int bn = c->v[EN_BN], bk = c->v[EN_BK];
+    if (x->block_n > 0 && x->block_k > 0) {
+        if (sglang && x->block_k % bk)
+            return snprintf(why, n, "BLOCK_SIZE_K %d does not divide the block's %lld (SGLang's block filter)", bk,
+                            (long long)x->block_k), 0;
+        if (!sglang && (!divides_either(bk, x->block_k) || !divides_either(bn, x->block_n)))
+            return snprintf(why, n, "BLOCK_SIZE_N/K %d/%d and the block [%lld, %lld] do not divide (vLLM's block filter)",
+                            bn, bk, (long long)x->block_n, (long long)x->block_k), 0;
+    }
+    if (strcmp(sp->backend, "vllm-rocm") == 0 && x->M > 0) {
+        /* valid when either GEMM keeps it (vLLM merges the two pruned lists) */
+        int elem = x->elem_bytes > 0 ? x->elem_bytes : 2;
+        if (!rocm_gemm_ok(c, sp->nparams, x->M * x->topk, 2 * x->N, x->K, elem) &&
+            !rocm_gemm_ok(c, sp->nparams, x->M * x->topk, x->K, x->N, elem))
+            return snprintf(why, n, "pruned by vLLM's ROCm rules for both GEMMs"), 0;
+    }
+    return 1;
+}
+
+static int vllm_engine_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    return engine_valid_common(sp, c, x, why, n, 0);
+}
+
+static int sglang_engine_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    return engine_valid_common(sp, c, x, why, n, 1);
+}
+
+/* the engines' default config (vLLM's get_default_config; SGLang's is the
+ * same): block-quantised problems take the block as the tile, else vLLM's
+ * heuristic */
+static void engine_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    int rocm = strstr(sp->backend, "rocm") != NULL;
+    memset(out, 0, sizeof *out);
+    if (x->block_n > 0 && x->block_k > 0) {
+        int v[6] = {64, (int)x->block_n, (int)x->block_k, 32, 4, rocm ? 2 : 3};
+        memcpy(out->v, v, sizeof v);
+    } else {
+        mt_vllm_default_config(x->M, x->E, rocm, out->v);
+    }
+    if (sp->nparams > EN_WAVES) out->v[EN_WAVES] = 0;
+    if (sp->nparams > EN_NONKDIM) out->v[EN_NONKDIM] = 16;
+    if (sp->nparams > EN_KPACK) out->v[EN_KPACK] = 1;
+}
+
+void mt_space_engine_moe(mt_space *sp, const char *engine, int rocm, int quantised)
+{
+    int sglang = engine && strcmp(engine, "sglang") == 0;
+    memset(sp, 0, sizeof *sp);
+    sp->backend = sglang ? (rocm ? "sglang-rocm" : "sglang") : (rocm ? "vllm-rocm" : "vllm");
+    sp->valid = sglang ? sglang_engine_valid : vllm_engine_valid;
+    sp->default_config = engine_default;
+    if (!rocm) {
+        /* both tuners' CUDA grid: 1,920 points */
+        sp->nparams = 6;
+        sp->params[EN_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+        sp->params[EN_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
+        sp->params[EN_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
+        sp->params[EN_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
+        sp->params[EN_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
+        sp->params[EN_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
+        return;
+    }
+    if (sglang) {
+        /* SGLang's ROCm grid: waves_per_eu fixed at 0 */
+        sp->nparams = 7;
+        sp->params[EN_BM] = (mt_param_def){"BLOCK_SIZE_M", 4, {32, 64, 128, 256}};
+        sp->params[EN_BN] = (mt_param_def){"BLOCK_SIZE_N", 5, {16, 32, 64, 128, 256}};
+        sp->params[EN_BK] = (mt_param_def){"BLOCK_SIZE_K", 4, {32, 64, 128, 256}};
+        sp->params[EN_GROUP] = (mt_param_def){"GROUP_SIZE_M", 5, {1, 4, 8, 16, 32}};
+        sp->params[EN_WARPS] = (mt_param_def){"num_warps", 4, {1, 2, 4, 8}};
+        sp->params[EN_STAGES] = (mt_param_def){"num_stages", 1, {2}};
+        sp->params[EN_WAVES] = (mt_param_def){"waves_per_eu", 1, {0}};
+        return;
+    }
+    /* vLLM's ROCm space; fp16 (unquantised activations) adds BLOCK_SIZE_K
+     * 16 and the MFMA and kpack keys */
+    sp->nparams = quantised ? 7 : 9;
+    sp->params[EN_BM] = (mt_param_def){"BLOCK_SIZE_M", 5, {16, 32, 64, 128, 256}};
+    sp->params[EN_BN] = (mt_param_def){"BLOCK_SIZE_N", 5, {16, 32, 64, 128, 256}};
+    sp->params[EN_BK] = quantised ? (mt_param_def){"BLOCK_SIZE_K", 4, {32, 64, 128, 256}}
+                                  : (mt_param_def){"BLOCK_SIZE_K", 5, {16, 32, 64, 128, 256}};
+    sp->params[EN_GROUP] = (mt_param_def){"GROUP_SIZE_M", 5, {1, 4, 8, 16, 32}};
+    sp->params[EN_WARPS] = (mt_param_def){"num_warps", 4, {1, 2, 4, 8}};
+    sp->params[EN_STAGES] = (mt_param_def){"num_stages", 1, {2}};
+    sp->params[EN_WAVES] = (mt_param_def){"waves_per_eu", 4, {0, 1, 2, 4}};
+    if (!quantised) {
+        sp->params[EN_NONKDIM] = (mt_param_def){"matrix_instr_nonkdim", 2, {16, 32}};
+        sp->params[EN_KPACK] = (mt_param_def){"kpack", 2, {1, 2}};
+    }
+}

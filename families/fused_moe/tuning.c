@@ -13,6 +13,7 @@ static int space(mt_space *sp, const char *backend, int cores)
     if (!strcmp(backend, "cpu")) mt_space_cpu_moe(sp, cores);
     else if (!strcmp(backend, "cuda")) mt_space_cuda_moe(sp, cores);
     else if (!strcmp(backend, "hip")) mt_space_hip_moe(sp, cores);
+    else if (!strcmp(backend, "vllm") || !strcmp(backend, "sglang")) mt_space_engine_moe(sp, backend, 0, 0);
     else return MT_EUNSUPPORTED;
     return MT_OK;
 }
@@ -27,6 +28,9 @@ static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, i
     x->M = point[0];
     x->max_threads = cores;
     x->smem_limit = smem;
+    x->block_n = k->v[MT_MOE_KEY_BLOCK_N];
+    x->block_k = k->v[MT_MOE_KEY_BLOCK_K];
+    x->elem_bytes = !strncmp(k->dtype, "fp8", 3) || !strncmp(k->dtype, "int8", 4) ? 1 : !strcmp(k->dtype, "fp32") ? 4 : 2;
 }
 
 /* the CPU kernel computes in bf16 or fp32; the GPU kernels take bf16 and
