@@ -4,9 +4,10 @@
 set -euo pipefail
 # nginx and openssl (its passwd) serve the bucket tests; npm brings s3rver;
 # hipcc and libamdhip64 (hipRTC) compile the kernels for AMD GPUs (no GPU needed);
-# clang and its runtime libraries build the fuzz harnesses (libFuzzer)
+# clang and its runtime libraries build the fuzz harnesses (libFuzzer);
+# python3-torch runs the engine worker against the engines' test doubles
 pkgs=(build-essential cmake ninja-build pkg-config libsqlite3-dev libcjson-dev liblapacke-dev libcurl4-openssl-dev
-      libssl-dev python3 nginx openssl hipcc libamdhip64-dev clang)
+      libssl-dev python3 python3-torch nginx openssl hipcc libamdhip64-dev clang)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -100,7 +100,7 @@ expect_in "$TMP/e" "E=16 N=1344 K=6144 top-4"
 QC=$MT_TESTS/fixtures/model-configs
 expect_exit 2 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dry-run
 expect_in "$TMP/e" "is quantised: fp8_w8a8, block_shape=[128,128] (fp8 (e4m3) with 128x128 block scales"
-expect_in "$TMP/e" "pass --dtype bf16 to tune the unquantised kernel"
+expect_in "$TMP/e" "or --dtype bf16 to tune the unquantised kernel"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dtype bf16 --dry-run
 expect_in "$TMP/e" "tuning --dtype bf16 as asked"
 expect_in "$TMP/e" "E=256 N=256 K=7168 top-8 bf16"

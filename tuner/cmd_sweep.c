@@ -458,7 +458,7 @@ int cmd_sweep(int argc, char **argv)
             printf("%s on %s: E=%lld N=%lld K=%lld top-%lld %s, batch sizes %s\n"
                    "memory: about %s of weights and %s of buffers%s%s%s\n",
                    ps.model.name, gpu ? mt_backend_name(dspec.kind) : "cpu", (long long)ps.E, (long long)ps.N,
-                   (long long)ps.model.hidden, (long long)ps.model.topk, mt_dtype_name(ps.dtype), bs, w, b,
+                   (long long)ps.model.hidden, (long long)ps.model.topk, ps.qdtype, bs, w, b,
                    avail >= 0 ? "; the host has " : " (the GPU's memory is checked when the sweep starts)",
                    avail >= 0 ? a : "", avail < 0 ? "" : fits ? " available: fits" : " available: does not fit");
             free(ps.ms);

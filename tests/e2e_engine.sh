@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# sweep --engine: the engine worker measuring vLLM's and SGLang's kernels,
+# here their test doubles (tests/engines: the engines' exact signatures,
+# computing on the CPU), end to end: the engines' spaces and dtypes, the
+# check against the reference, crashes and wrong results of the engine,
+# missing or unsupported engines, and the files each engine reads.
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=
+for p in ${MOETUNE_PYTHON:-} python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c 'import torch' 2>/dev/null; then PY=$(command -v "$p"); break; fi
+done
+[ -n "$PY" ] || fail "no Python with torch (ci/install.sh installs python3-torch)"
+export MOETUNE_PYTHON=$PY PYTHONPATH=$HERE/engines
+# the worker's e4m3 rounding against the doubles' (a table lookup, written
+# independently): every code point, ties, saturation and 100,000 random values
+"$PY" - "$HERE/../python" <<'PYEOF' || fail "e4m3 rounding"
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from moetune_engine.quant import e4m3_round
+import moe_double
+t = moe_double._E4M3.float()
+assert torch.equal(e4m3_round(t), t), "a code point moved"
+g = torch.Generator().manual_seed(3)
+x = torch.cat([torch.randn(100000, generator=g) * 10.0 ** torch.randint(-4, 3, (100000,), generator=g),
+               (t[1:] + t[:-1]) / 2, torch.tensor([500.0, -1e6, 0.0])])
+a, b = e4m3_round(x), moe_double.to_e4m3(x)
+assert torch.equal(a, b), "differ at %s" % x[(a != b).nonzero()[:5].flatten()].tolist()
+PYEOF
+ok
+SHAPE="--experts 8 --intermediate 128 --hidden 256 --topk 2 --batch-sizes 1,16 --finalists 0 --quiet --device cpu"
+
+# vLLM, bf16, the current calling convention: vLLM's file, vLLM's keys only
+expect_exit 0 "$TMP/v" "$MT" sweep --engine vllm $SHAPE --budget 6 --db "$TMP/v.db" --out "$TMP/v.d"
+F="$TMP/v.d/E=8,N=128,device_name=CPU.json"
+[ -f "$F" ] || fail "no vLLM file: $(ls "$TMP/v.d")"; ok
+[ "$(py "$F" 'sorted(j)')" = "['1', '16', 'triton_version']" ] || fail "keys: $(py "$F" 'sorted(j)')"; ok
+[ "$(py "$F" 'sorted(j["16"])')" = "['BLOCK_SIZE_K', 'BLOCK_SIZE_M', 'BLOCK_SIZE_N', 'GROUP_SIZE_M', 'num_stages', 'num_warps']" ] ||
+  fail "entry keys: $(py "$F" 'sorted(j["16"])')"; ok
+[ "$(py "$F" 'j["triton_version"]')" = "3.6.0" ] || fail "triton_version"; ok
+[ "$(ls "$TMP/v.d" | wc -l)" = 1 ] || fail "files besides vLLM's: $(ls "$TMP/v.d")"; ok
+[ "$(sql "$TMP/v.db" "select backend from devices")" = vllm ] || fail "device backend"; ok
+case "$(sql "$TMP/v.db" "select distinct kernel_hash from measurements")" in
+  "vllm 0.11.0, triton 3.6.0, quant_config") ok ;;
+  *) fail "kernel id: $(sql "$TMP/v.db" "select distinct kernel_hash from measurements")" ;;
+esac
+[ "$(sql "$TMP/v.db" "select count(*) from measurements where status='ok' and not rel_err <= tolerance")" = 0 ] ||
+  fail "a verified row above its tolerance"; ok
+[ "$(sql "$TMP/v.db" "select count(*) from measurements where status='ok'")" -ge 2 ] || fail "no verified rows"; ok
+# the same command again: every variant is taken from the database
+expect_exit 0 "$TMP/v2" "$MT" sweep --engine vllm $SHAPE --budget 6 --db "$TMP/v.db" --out "$TMP/v.d"
+expect_in "$TMP/v2" "measured 0 variants"
+
+# vLLM 0.10's keyword flags, fp8 per tensor: vLLM's dtype field
+MOETUNE_DOUBLE_VLLM_API=flags expect_exit 0 "$TMP/f" "$MT" sweep --engine vllm $SHAPE --budget 5 --dtype fp8_w8a8 \
+  --db "$TMP/f.db" --out "$TMP/f.d"
+[ -f "$TMP/f.d/E=8,N=128,device_name=CPU,dtype=fp8_w8a8.json" ] || fail "fp8 file: $(ls "$TMP/f.d")"; ok
+case "$(sql "$TMP/f.db" "select distinct kernel_hash from measurements")" in *", flags") ok ;; *) fail "flags api" ;; esac
+
+# SGLang, fp8 with 128x128 blocks: its name and folder, no triton_version,
+# and SGLang's block filter (BLOCK_SIZE_K divides 128)
+expect_exit 0 "$TMP/s" "$MT" sweep --engine sglang $SHAPE --intermediate 256 --budget 5 --dtype fp8_w8a8 \
+  --block-shape 128,128 --db "$TMP/s.db" --out "$TMP/s.d"
+F="$TMP/s.d/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128, 128].json"
+[ -f "$F" ] || fail "no SGLang file: $(find "$TMP/s.d" -type f)"; ok
+[ "$(py "$F" '"triton_version" in j')" = False ] || fail "SGLang's file holds triton_version"; ok
+[ "$(find "$TMP/s.d" -type f | wc -l)" = 1 ] || fail "files besides SGLang's: $(find "$TMP/s.d" -type f)"; ok
+[ "$(sql "$TMP/s.db" "select count(*) from measurements m join configs c on c.id = m.config_id
+  where json_extract(c.params, '$.BLOCK_SIZE_K') = 256")" = 0 ] || fail "SGLang's block filter let BLOCK_SIZE_K 256 through"; ok
+
+# the engine's wrong results are caught by the check and never exported; a
+# crash of the engine costs its variant only
+MOETUNE_DOUBLE_WRONG='"BLOCK_SIZE_K":64' MOETUNE_DOUBLE_CRASH='"num_stages":5' \
+  expect_exit 0 "$TMP/w" "$MT" sweep --engine vllm $SHAPE --strategy grid --budget 24 --db "$TMP/w.db" --out "$TMP/w.d"
+[ "$(sql "$TMP/w.db" "select count(*) from measurements m join configs c on c.id = m.config_id
+  where json_extract(c.params, '$.BLOCK_SIZE_K') = 64 and m.status = 'ok'")" = 0 ] || fail "a wrong result passed"; ok
+[ "$(sql "$TMP/w.db" "select count(*) from measurements where reason like 'wrong result%'")" -ge 1 ] || fail "no wrong result seen"; ok
+[ "$(sql "$TMP/w.db" "select count(*) from measurements where reason like '%signal 11%'")" -ge 1 ] || fail "no crash seen"; ok
+[ "$(py "$TMP/w.d/E=8,N=128,device_name=CPU.json" '[j[m]["BLOCK_SIZE_K"] for m in ("1","16")].count(64)')" = 0 ] ||
+  fail "a wrong config was exported"; ok
+
+# an engine that is missing, too old, or of an unknown shape: said, with the version
+mkdir -p "$TMP/empty"
+PYTHONPATH=$TMP/empty expect_exit 1 "$TMP/m" "$MT" sweep --engine vllm $SHAPE --db "$TMP/m.db" --no-export
+expect_in "$TMP/m" "vllm is not installed in the Python moetune runs"
+MOETUNE_DOUBLE_VLLM_VERSION=0.5.1 expect_exit 1 "$TMP/o" "$MT" sweep --engine vllm $SHAPE --db "$TMP/m.db" --no-export
+expect_in "$TMP/o" "vllm 0.5.1 found: moetune's vllm adapter supports vLLM 0.6.4 and later"
+MOETUNE_PYTHON=/nonexistent/python expect_exit 1 "$TMP/p" "$MT" sweep --engine sglang $SHAPE --db "$TMP/m.db" --no-export
+expect_in "$TMP/p" "cannot run '/nonexistent/python'"
+
+# options
+expect_exit 2 "$TMP/u" "$MT" sweep --engine tensorrt $SHAPE
+expect_in "$TMP/u" "--engine 'tensorrt': expected vllm or sglang"
+expect_exit 2 "$TMP/u" "$MT" sweep --block-shape 128,128 $SHAPE
+expect_in "$TMP/u" "--block-shape is taken with --engine"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype int4_w4a16 $SHAPE
+expect_in "$TMP/u" "int4_w4a16 is not measured yet"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --block-shape 128,128 $SHAPE
+expect_in "$TMP/u" "--block-shape is taken with --dtype fp8_w8a8 only"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype fp8_w8a8 --block-shape 128x128 $SHAPE
+expect_in "$TMP/u" "expected N,K"
+# a quantised checkpoint is tuned in its own scheme, and says so
+expect_exit 0 "$TMP/q" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/deepseek-v3-fp8.json" \
+  --tp 8 --dry-run --device cpu
+expect_in "$TMP/q" "tuning vllm's kernel in fp8_w8a8 with its weight blocks"
+expect_in "$TMP/q" "fp8_w8a8, batch sizes"
+done_ok
