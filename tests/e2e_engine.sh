@@ -11,7 +11,7 @@ for p in ${MOETUNE_PYTHON:-} python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null && "$p" -c 'import torch' 2>/dev/null; then PY=$(command -v "$p"); break; fi
 done
 [ -n "$PY" ] || fail "no Python with torch (ci/install.sh installs python3-torch)"
-export MOETUNE_PYTHON=$PY PYTHONPATH=$HERE/engines
+export MOETUNE_PYTHON=$PY PYTHONPATH=$HERE/engines:$HERE/triton_stub
 # the worker's e4m3 rounding against the doubles' (a table lookup, written
 # independently): every code point, ties, saturation and 100,000 random values
 "$PY" - "$HERE/../python" <<'PYEOF' || fail "e4m3 rounding"

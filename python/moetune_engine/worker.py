@@ -64,7 +64,7 @@ class Problem:
     """The inputs of one (key, M, seed), kept while requests repeat them:
     every config of a batch size is measured on the same tensors."""
 
-    def __init__(self, torch, device, key, M, seed, renormalize, routings, per_channel):
+    def __init__(self, torch, device, key, M, seed, renormalize, routings, per_channel, weights=None):
         from . import quant
 
         self.torch = torch
@@ -75,34 +75,16 @@ class Problem:
         self.M = M
         self.compute_dtype = {"fp16": torch.float16, "fp32": torch.float32}.get(self.scheme.dtype, torch.bfloat16)
         self.fp8_dtype = quant.fp8_dtype()
-        # the weights depend on the key only, so that every batch size of a
-        # problem sees the same experts
-        g = torch.Generator(device="cpu")
-        g.manual_seed(0x6D6F65 ^ (self.E * 1000003 + self.N * 10007 + self.K))
-        w1 = torch.randn(self.E, 2 * self.N, self.K, generator=g) / math.sqrt(self.K)
-        w2 = torch.randn(self.E, self.K, self.N, generator=g) / math.sqrt(self.N)
+        # the weights depend on the key only: made once per problem and
+        # shared by its batch sizes (weights is the cache's entry)
+        if weights is None:
+            weights = self.make_weights(torch, device)
+        self.w1, self.w2, self.w1_scale, self.w2_scale, self._ref = weights
+        self.weights = weights
         gx = torch.Generator(device="cpu")
         gx.manual_seed(int(seed))
         self.x = torch.randn(M, self.K, generator=gx).to(self.compute_dtype).to(device)
         s = self.scheme
-        if s.quantised:
-            q1, s1 = quant.quantize_weight(w1, s.weight, s.block)
-            q2, s2 = quant.quantize_weight(w2, s.weight, s.block)
-            self._ref = (q1, s1, q2, s2)
-            store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
-            if store is None:
-                # torch without float8: the values stay float32, which only a
-                # test double takes
-                store = torch.float32
-            self.w1 = q1.to(store).to(device)
-            self.w2 = q2.to(store).to(device)
-            self.w1_scale = s1.float().to(device)
-            self.w2_scale = s2.float().to(device)
-        else:
-            self._ref = None
-            self.w1 = w1.to(self.compute_dtype).to(device)
-            self.w2 = w2.to(self.compute_dtype).to(device)
-            self.w1_scale = self.w2_scale = None
         self.a1_scale = self.a2_scale = None
         # routings: softmax top-k of random logits, renormalised as the
         # problem says; the first is the one checked
@@ -124,6 +106,30 @@ class Problem:
             rows = torch.arange(min(M, 256), device=device)
             amax = reference.intermediate_amax(self, rows)
             self.a2_scale = (amax.float().clamp(min=1e-10) / 448.0).reshape(1).to(device)
+
+    def make_weights(self, torch, device):
+        """w1 (E, 2N, K) and w2 (E, K, N), drawn on the device from a seed of
+        the shape, quantised as the scheme stores them."""
+        from . import quant
+
+        g = torch.Generator(device=device)
+        g.manual_seed(0x6D6F65 ^ (self.E * 1000003 + self.N * 10007 + self.K))
+        w1 = torch.randn(self.E, 2 * self.N, self.K, generator=g, device=device) / math.sqrt(self.K)
+        w2 = torch.randn(self.E, self.K, self.N, generator=g, device=device) / math.sqrt(self.N)
+        s = self.scheme
+        if not s.quantised:
+            return w1.to(self.compute_dtype), w2.to(self.compute_dtype), None, None, None
+        q1, s1 = quant.quantize_weight(w1, s.weight, s.block)
+        del w1
+        q2, s2 = quant.quantize_weight(w2, s.weight, s.block)
+        del w2
+        store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
+        if store is None:
+            # torch without float8: the values stay float32, which only a
+            # test double takes
+            store = torch.float32
+        ref = (q1, s1, q2, s2)
+        return q1.to(store), q2.to(store), s1.float(), s2.float(), ref
 
     def use_routing(self, r):
         self.logits, self.topk_weights, self.topk_ids = self.routings[r]
@@ -158,7 +164,10 @@ class Worker:
         self.error = None
         self.problem = None
         self.problem_key = None
+        self.weights_key = None
         self.flush = None
+        # where the time goes, said on stderr when the worker exits
+        self.totals = {"configs": 0, "failed": 0, "setup_s": 0.0, "compile_s": 0.0, "check_s": 0.0, "time_s": 0.0}
         try:
             import torch
         except ImportError as e:
@@ -251,6 +260,21 @@ class Worker:
         return best
 
     def measure(self, req):
+        r = self._measure(req)
+        t = self.totals
+        t["configs"] += 1
+        t["failed"] += r.get("status") != "ok"
+        for k, v in (r.get("times") or {}).items():
+            t[k] = t.get(k, 0.0) + v
+        return r
+
+    def summary(self):
+        t = self.totals
+        return ("moetune engine worker: %d configs measured (%d failed or aborted): setup %.1f s, first calls "
+                "(Triton compiles) %.1f s, checks %.1f s, timing %.1f s"
+                % (t["configs"], t["failed"], t["setup_s"], t["compile_s"], t["check_s"], t["time_s"]))
+
+    def _measure(self, req):
         if self.error:
             return {"ok": False, "error": self.error}
         fam = req.get("family", "fused_moe")
@@ -264,15 +288,18 @@ class Worker:
         seed = int(req.get("seed", 0))
         routings = int(pol.get("routings", 1) or 1)
         ident = json.dumps([key, M, seed, bool(req.get("renormalize", 1)), routings], sort_keys=True)
+        wident = json.dumps(key, sort_keys=True)
         t0 = time.time()
         if ident != self.problem_key:
+            weights = self.problem.weights if self.problem is not None and self.weights_key == wident else None
             self.problem = None
             try:
                 self.problem = Problem(self.torch, self.device, key, M, seed, bool(req.get("renormalize", 1)), routings,
-                                       bool(key.get("per_channel", 0)))
+                                       bool(key.get("per_channel", 0)), weights)
             except ValueError as e:
                 return {"ok": False, "error": str(e)}
             self.problem_key = ident
+            self.weights_key = wident
         p = self.problem
         config = {k: int(v) for k, v in params.items()}
         from .engines import EngineError
@@ -282,6 +309,7 @@ class Worker:
         except EngineError as e:
             return {"ok": False, "error": str(e)}
         setup_s = time.time() - t0
+        times = {"setup_s": round(setup_s, 4)}
         # the first call compiles (Triton JIT); its failures are the config's
         t1 = time.time()
         p.use_routing(0)
@@ -289,10 +317,12 @@ class Worker:
             out = self.adapter.run(p, prepared, config)
             self._sync()
         except Exception as e:  # the engine's own error is the variant's reason
+            times["compile_s"] = round(time.time() - t1, 4)
             if self._device_lost(e):
-                return {"ok": True, "status": "failed", "reason": "device fault: %s" % _short(e), "fatal": True}
+                return {"ok": True, "status": "failed", "reason": "device fault: %s" % _short(e), "fatal": True,
+                        "times": times}
             why = "out of resources: " if _is_out_of_resources(e) else "%s: " % type(e).__name__
-            return {"ok": True, "status": "failed", "reason": why + _short(e)}
+            return {"ok": True, "status": "failed", "reason": why + _short(e), "times": times}
         compile_s = time.time() - t1
         fault = os.environ.get("MOETUNE_TEST_FAULT", "")
         if fault.startswith("nan:") and fault[4:] in json.dumps(params, separators=(",", ":")):
@@ -312,13 +342,14 @@ class Worker:
             # activations quantised on both sides: a value on a rounding
             # boundary may land a step apart (e4m3 carries 3 mantissa bits)
             tol = max(tol, 5e-2)
+        times.update({"compile_s": round(compile_s, 4)})
         if not bool(self.torch.isfinite(got).all()):
-            return {"ok": True, "status": "failed", "reason": "output holds NaN or Inf", "tolerance": tol}
+            return {"ok": True, "status": "failed", "reason": "output holds NaN or Inf", "tolerance": tol, "times": times}
         err = float((got - ref).norm() / ref.norm().clamp(min=1e-30))
         check_s = time.time() - t2
         base = {"ok": True, "rel_err": err, "tolerance": tol,
                 "experts_hit": int(self.torch.unique(p.topk_ids).numel()),
-                "times": {"setup_s": round(setup_s, 4), "compile_s": round(compile_s, 4), "check_s": round(check_s, 4)}}
+                "times": dict(times, check_s=round(check_s, 4))}
         if not err <= tol:
             base.update({"status": "failed", "reason": "wrong result: relative error %.3g above %.3g" % (err, tol)})
             return base
@@ -485,9 +516,11 @@ def main(argv=None):
             if r.get("fatal"):
                 return 3
         elif op == "quit":
-            return 0
+            break
         else:
             _reply({"ok": False, "error": "unknown op %r" % (op,)})
+    if w.totals["configs"]:
+        print(w.summary(), file=sys.stderr)
     return 0
 
 
