@@ -251,28 +251,6 @@ static int vllm_name_of(char *out, size_t n, const mt_device_info *d, const mt_p
     return mt_vllm_name_format(out, n, &nm);
 }
 
-/* Our own measured results of a kernel that takes vLLM's parameters. */
-static int export_vllm_measured(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
-                                const mt_best_list *l)
-{
-    char name[512];
-    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
-    cJSON *root = cJSON_CreateObject();
-    /* rows come in increasing M, as vLLM writes its keys */
-    for (int i = 0; i < l->n; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)l->v[i].M);
-        cJSON *all = cJSON_Parse(l->v[i].params), *e = cJSON_CreateObject();
-        for (cJSON *c = all ? all->child : NULL; c; c = c->next)
-            if (mt_vllm_is_kernel_key(c->string)) cJSON_AddItemToObject(e, c->string, cJSON_Duplicate(c, 1));
-        cJSON_Delete(all);
-        cJSON_AddItemToObject(root, key, e);
-    }
-    int rc = write_json(o->out_dir, name, root, o->quiet);
-    cJSON_Delete(root);
-    return rc;
-}
-
 /* 1 for the engines whose own kernel the engine worker measures */
 static int engine_backend(const char *backend)
 {
@@ -494,17 +472,13 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
             else c->st->failed++;
         }
     } else if (l.n > 0) {
-        int is_cpu = strcmp(d->backend, "cpu") == 0;
         if (c->o->moetune) {
             if (export_moetune(c->o, d, p, &l, hash) == MT_OK) c->st->written++;
             else c->st->failed++;
         }
-        if (c->o->vllm && is_cpu) {
-            c->st->cpu_skipped++;
-        } else if (c->o->vllm) {
-            if (export_vllm_measured(c->o, d, p, &l) == MT_OK) c->st->written++;
-            else c->st->failed++;
-        }
+        /* a file under vLLM's name holds only configs measured on vLLM's
+         * kernel: vLLM would launch its own kernel with these */
+        if (c->o->vllm) c->st->own_skipped++;
     }
     mt_best_list_free(&l);
     return 0;

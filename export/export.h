@@ -51,7 +51,7 @@ typedef struct mt_export_opts {
 
 typedef struct mt_export_stats {
     int written;
-    int cpu_skipped; /* CPU results asked for in vLLM's format */
+    int own_skipped; /* results of moetune's own kernels asked for in vLLM's format */
     int failed;
 } mt_export_stats;
 

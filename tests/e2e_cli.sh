@@ -171,7 +171,7 @@ expect_exit 0 "$TMP/pg" env MOETUNE_PROGRESS_SECONDS=0.01 "$MT" sweep --db "$TMP
 grep -q "^moetune sweep: [0-9]* of [0-9]* ([0-9]* %)" "$TMP/pg.err" || fail "no progress line in a log: $(cat "$TMP/pg.err")"; ok
 grep -q $'\r' "$TMP/pg.err" && fail "a log got a terminal redraw"; ok
 grep -q "//" "$TMP/pg" && fail "a path with a double slash: $(grep // "$TMP/pg")"; ok
-expect_in "$TMP/pg" "config files (moetune format; vLLM has no use for CPU configs): $TMP/pgout"
+expect_in "$TMP/pg" "config files (moetune format, for libmoetune; vLLM's names hold only configs of vLLM's kernel (--engine vllm)): $TMP/pgout"
 # (the batch sizes it did not reach have no config: said, and the exit is 1)
 expect_exit 1 "$TMP/tq" "$MT" sweep --db "$TMP/tq.db" --model tiny --batch-sizes 1,2,4,8 --budget 6 --time 1s --quiet --no-export
 expect_in "$TMP/tq" "--time 1 s reached"

@@ -14,9 +14,10 @@ static const char usage[] =
     "config per batch size.\n"
     "  --format moetune   moetune's own format: every parameter, with the\n"
     "                     figures and provenance behind each choice (docs/format.md)\n"
-    "  --format vllm      vLLM's E=...,N=...,device_name=....json files, for\n"
-    "                     kernels that take vLLM's parameters and imported files;\n"
-    "                     CPU results are skipped (vLLM has no use for them)\n"
+    "  --format vllm      the engines' own files: vLLM's E=...,N=...,device_name=....json\n"
+    "                     for results of vLLM's kernel (sweep --engine vllm) and\n"
+    "                     imported files, SGLang's in triton_X_Y_Z/ for SGLang's;\n"
+    "                     results of moetune's own kernels are never written there\n"
     "  --format all       both (default)\n"
     "  --format grid      every verified and failed measurement as CSV, one row per\n"
     "                     (point, config): the point (M; attention: batch, ctx), the\n"
@@ -53,11 +54,14 @@ int cmd_export(int argc, char **argv)
     int rc = mt_export(db, &eo, &st);
     if (rc != 0) status = mt_fail("export", "cannot read the database: %s", mt_db_errmsg(db));
     else if (st.failed) status = mt_fail("export", "%d file(s) could not be written (see above)", st.failed);
-    if (!status && st.cpu_skipped)
-        fprintf(stderr, "moetune export: %d CPU result set(s) not written as vLLM files: vLLM has no use for CPU "
-                        "backend configs%s\n", st.cpu_skipped, eo.moetune ? "" : " (use --format moetune)");
+    if (!status && st.own_skipped)
+        fprintf(stderr,
+                "moetune export: %d result set(s) of moetune's own kernels not written under vLLM's names: vLLM "
+                "launches its own kernel, which they were not measured on; libmoetune reads them in moetune's "
+                "format%s, and `moetune sweep --engine vllm` tunes vLLM's kernel\n",
+                st.own_skipped, eo.moetune ? "" : " (--format moetune)");
     if (!status && st.written == 0) {
-        if (st.cpu_skipped) status = MT_EXIT_FAIL;
+        if (st.own_skipped) status = MT_EXIT_FAIL;
         else status = mt_fail("export", "nothing to export: the database holds no verified results or imports");
     }
     mt_db_close(db);

@@ -631,8 +631,8 @@ int cmd_sweep(int argc, char **argv)
     if (!o.c.no_export && !interrupted) {
         mt_sweep_out_dir(o.c.out, out_dir, sizeof out_dir);
         /* an engine's rows go to the engine's own files only; moetune's
-         * kernels' to moetune's format, and vLLM's name where on a GPU */
-        mt_export_opts eo = {out_dir, engine || gpu, !engine, 0, dev.id, prob.id, 1};
+         * kernels' to moetune's format, for libmoetune */
+        mt_export_opts eo = {out_dir, engine != NULL, !engine, 0, dev.id, prob.id, 1};
         mt_export_stats es;
         if (mt_mkdir_p(out_dir) != 0 || mt_export(db, &eo, &es) != MT_OK || es.failed) {
             status = mt_fail("sweep", "exporting to '%s' failed", out_dir);
@@ -643,8 +643,8 @@ int cmd_sweep(int argc, char **argv)
             printf("config files (%s): %s\n",
                    engine && !strcmp(engine, "sglang") ? "SGLang's names, in its triton_X_Y_Z folder"
                    : engine                           ? "vLLM's names, measured on vLLM's kernel"
-                   : gpu                              ? "vLLM and moetune formats"
-                                                      : "moetune format; vLLM has no use for CPU configs",
+                   : "moetune format, for libmoetune; vLLM's names hold only configs of vLLM's kernel "
+                     "(--engine vllm)",
                    out_dir);
         }
     }
