@@ -104,4 +104,19 @@ expect_exit 0 "$TMP/q" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/
   --tp 8 --dry-run --device cpu
 expect_in "$TMP/q" "tuning vllm's kernel in fp8_w8a8 with its weight blocks"
 expect_in "$TMP/q" "fp8_w8a8, batch sizes"
+# SGLang fuses DeepSeek-V3's shared expert: E+1, unless told as SGLang is
+expect_exit 0 "$TMP/e" "$MT" sweep --engine sglang --model-config "$HERE/fixtures/model-configs/deepseek-v3-fp8.json" \
+  --tp 8 --dry-run --device cpu
+expect_in "$TMP/e" "E=257 N=256 K=7168 top-8 fp8_w8a8"
+expect_in "$TMP/e" "SGLang fuses deepseek_v3's shared expert"
+expect_exit 0 "$TMP/e" "$MT" sweep --engine sglang --model deepseek-v3 --tp 8 --dry-run --device cpu \
+  --disable-shared-experts-fusion --dtype fp8_w8a8 --block-shape 128,128
+expect_in "$TMP/e" "E=256 N=256"
+expect_exit 0 "$TMP/e" "$MT" sweep --engine vllm --model deepseek-v3 --tp 8 --dry-run --device cpu
+expect_in "$TMP/e" "E=256 N=256"
+expect_in "$TMP/e" "this tunes vllm's kernel in bf16"
+expect_exit 0 "$TMP/e" "$MT" sweep --engine sglang --model qwen3-30b-a3b --dry-run --device cpu
+expect_in "$TMP/e" "E=128 N=768"
+expect_exit 2 "$TMP/e" "$MT" sweep --engine vllm --model deepseek-v3 --disable-shared-experts-fusion --dry-run
+expect_in "$TMP/e" "--disable-shared-experts-fusion is taken with --engine sglang"
 done_ok

@@ -56,6 +56,9 @@ static const char usage[] =
     "                          fp16, fp8_w8a8, int8_w8a8, int8_w8a16 (vLLM's names)\n"
     "  --block-shape N,K       with --engine and fp8_w8a8: the weights' scale blocks\n"
     "                          (DeepSeek-V3: 128,128)\n"
+    "  --disable-shared-experts-fusion  with --engine sglang: tune E routed experts, as\n"
+    "                          SGLang runs them with this flag; by default SGLang fuses the\n"
+    "                          shared expert of DeepSeek-V3, Kimi-K2, GLM-4.5 and Llama 4 (E+1)\n"
     "  --batch-sizes LIST      e.g. 1,8,64 (default vLLM's 18; CPU default job: 1,8,32,128)\n"
     "\n"
     "Search:\n"
@@ -125,7 +128,7 @@ static void on_signal(int sig)
  * tuner/sweep_opts.c */
 enum {
     O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
-    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE
+    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION
 };
 
 static const struct option moe_opts[] = {
@@ -137,7 +140,8 @@ static const struct option moe_opts[] = {
     {"list-models", no_argument, 0, O_LIST}, {"max-tokens", required_argument, 0, O_MAX_TOKENS},
     {"kernel", required_argument, 0, O_KERNEL}, {"only", required_argument, 0, O_ONLY},
     {"dry-run", no_argument, 0, O_DRY_RUN}, {"engine", required_argument, 0, O_ENGINE},
-    {"block-shape", required_argument, 0, O_BLOCK_SHAPE}, {"help", no_argument, 0, 'h'}};
+    {"block-shape", required_argument, 0, O_BLOCK_SHAPE},
+    {"disable-shared-experts-fusion", no_argument, 0, O_NO_FUSION}, {"help", no_argument, 0, 'h'}};
 #define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
 typedef struct sweep_opts {
@@ -190,6 +194,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
             o->prob.engine = optarg;
             break;
         case O_BLOCK_SHAPE: o->prob.block_shape = optarg; break;
+        case O_NO_FUSION: o->prob.no_shared_fusion = 1; break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_KERNEL:

@@ -41,6 +41,20 @@ const int mt_n_presets = (int)(sizeof mt_presets / sizeof mt_presets[0]);
 
 const int64_t mt_default_batch_sizes[18] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096};
 
+/* SGLang's shared-expert fusion (on by default): the architectures it
+ * fuses, as its model code names them, and the presets of those models */
+static const char *const sglang_fused_archs[] = {"DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "Glm4MoeForCausalLM",
+                                                 "Llama4ForConditionalGeneration", "Llama4ForCausalLM", NULL};
+static const char *const sglang_fused_presets[] = {"deepseek-v3", "kimi-k2", "glm-4.5", "glm-4.6", "glm-4.5-air",
+                                                   "llama-4-scout", "llama-4-maverick", NULL};
+
+int mt_preset_sglang_fuses_shared(const mt_preset *p)
+{
+    for (int i = 0; p && sglang_fused_presets[i]; i++)
+        if (!strcmp(p->name, sglang_fused_presets[i])) return 1;
+    return 0;
+}
+
 const mt_preset *mt_preset_find(const char *name)
 {
     for (int i = 0; i < mt_n_presets; i++)
@@ -213,6 +227,14 @@ int mt_model_config_read(const char *path, mt_model_shape *out, char *err, size_
     const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     if (!qc && cJSON_IsObject(tc)) qc = cJSON_GetObjectItemCaseSensitive(tc, "quantization_config");
     quant_read(qc, &out->quant);
+    /* a shared expert SGLang fuses: the architecture is one it fuses, and
+     * the config has a shared expert (Llama 4's is implicit) */
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *a0 = cJSON_IsArray(arch) ? cJSON_GetArrayItem(arch, 0) : NULL;
+    const cJSON *nsh = cJSON_GetObjectItemCaseSensitive(root, "n_shared_experts");
+    for (int i = 0; cJSON_IsString(a0) && sglang_fused_archs[i]; i++)
+        if (!strcmp(a0->valuestring, sglang_fused_archs[i]))
+            out->sglang_fuses_shared = !strncmp(a0->valuestring, "Llama4", 6) || (cJSON_IsNumber(nsh) && nsh->valuedouble >= 1);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     snprintf(out->name, sizeof out->name, "%s",

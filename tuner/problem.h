@@ -23,6 +23,10 @@ typedef struct mt_model_shape {
     int64_t experts, hidden, intermediate, topk;
     int renormalize;
     mt_model_quant quant;
+    /* the architecture runs a shared expert beside the routed ones that
+     * SGLang fuses into its fused-MoE call by default (DeepSeek-V3, Kimi-K2,
+     * GLM-4.5, Llama 4): SGLang's kernel then sees E + 1 experts */
+    int sglang_fuses_shared;
 } mt_model_shape;
 
 typedef struct mt_preset {
@@ -39,6 +43,8 @@ typedef struct mt_preset {
 extern const mt_preset mt_presets[];
 extern const int mt_n_presets;
 
+/* 1 when SGLang fuses the shared expert of the preset's architecture. */
+int mt_preset_sglang_fuses_shared(const mt_preset *p);
 /* Find a preset by name (case-insensitive). */
 const mt_preset *mt_preset_find(const char *name);
 

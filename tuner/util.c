@@ -298,7 +298,11 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
         snprintf(out->model.name, sizeof out->model.name, "%s", p->name);
         /* said, never silent: a preset is a shape, and the model's own
          * checkpoint may run its experts in a quantised kernel */
-        if (p->published && !o->dtype)
+        if (p->published && !o->dtype && o->engine)
+            fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes %s's kernel in bf16 for its "
+                            "shape (--dtype and --block-shape tune the published scheme)\n",
+                    cmd, p->name, p->published, o->engine);
+        else if (p->published && !o->dtype)
             fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes moetune's %s kernel for its "
                             "shape (moetune's kernels take bf16, fp16 and fp32; --dtype silences this)\n",
                     cmd, p->name, p->published, "bf16");
@@ -307,6 +311,7 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
         out->model.intermediate = p->intermediate;
         out->model.topk = p->topk;
         out->model.renormalize = p->renormalize;
+        out->model.sglang_fuses_shared = mt_preset_sglang_fuses_shared(p);
     } else if (o->model_config) {
         int rc = mt_model_config_read(o->model_config, &out->model, err, sizeof err);
         if (rc != MT_OK) {
@@ -325,6 +330,16 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
     }
     if (mt_shape_shard(&out->model, o->tp ? o->tp : 1, o->ep ? o->ep : 1, &out->E, &out->N, err, sizeof err) != MT_OK)
         return mt_usage_error(cmd, "inconsistent shape: %s", err);
+    if (o->no_shared_fusion && !(o->engine && !strcmp(o->engine, "sglang")))
+        return mt_usage_error(cmd, "--disable-shared-experts-fusion is taken with --engine sglang");
+    /* SGLang runs the shared expert as one more routed expert, so its
+     * kernel and its file see E + 1 (SGLang's own tuner does the same) */
+    if (o->engine && !strcmp(o->engine, "sglang") && out->model.sglang_fuses_shared && !o->no_shared_fusion) {
+        out->E += 1;
+        fprintf(stderr, "moetune %s: SGLang fuses %s's shared expert into its fused-MoE call: tuning E=%lld "
+                        "(--disable-shared-experts-fusion, as passed to SGLang, for E=%lld)\n",
+                cmd, out->model.name, (long long)out->E, (long long)out->E - 1);
+    }
     out->dtype = MT_DTYPE_BF16;
     const mt_model_quant *q = &out->model.quant;
     if (o->engine) {

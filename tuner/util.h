@@ -91,6 +91,7 @@ typedef struct mt_problem_opts {
      * scheme is taken as the engine would run it */
     const char *engine;
     const char *block_shape; /* "128,128" */
+    int no_shared_fusion;    /* --disable-shared-experts-fusion, as SGLang names it */
 } mt_problem_opts;
 
 typedef struct mt_problem_spec {
