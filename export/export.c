@@ -273,12 +273,29 @@ static int triton_of(const char *hash, char *out, size_t n)
  * layout with triton_version as vLLM's tuner writes it; SGLang's name
  * (block_shape with its space) in the triton_X_Y_Z folder it looks in,
  * without triton_version, which its loader does not take. */
-static int export_engine(const mt_export_opts *o, const mt_device_info *d, const mt_problem *p, const mt_best_list *l,
-                         const char *hash)
+static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
+                         const mt_best_list *l, const char *hash)
 {
     char name[512], triton[32] = "", dir[4200];
     int sglang = !strcmp(d->backend, "sglang");
     if (vllm_name_of(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    /* the engine's name has no K or top-k: problems that differ only there
+     * share a file, and one would silently replace the other */
+    int64_t tid[4], tk[4], ttop[4];
+    int twins = mt_db_name_twins(db, d->id, p->id, tid, tk, ttop, 4);
+    for (int i = 0; i < twins && i < 4; i++) {
+        /* exporting the whole database: the first problem keeps the name */
+        if (!o->problem_id && tid[i] < p->id) {
+            mt_err("%s: problem K=%lld top-%lld on %s has the same %s file name as K=%lld top-%lld, which is "
+                   "written there: the engine cannot tell them apart, so this one is not written; its sweep "
+                   "run again with another --out writes it there",
+                   name, (long long)p->K, (long long)p->topk, d->name, d->backend, (long long)tk[i], (long long)ttop[i]);
+            return MT_EINVAL;
+        }
+        mt_warn("%s: problem K=%lld top-%lld on %s has the same %s file name as this one (K=%lld top-%lld): the "
+                "engine cannot tell them apart; keep their files in separate folders",
+                name, (long long)tk[i], (long long)ttop[i], d->name, d->backend, (long long)p->K, (long long)p->topk);
+    }
     int has_triton = triton_of(hash, triton, sizeof triton);
     snprintf(dir, sizeof dir, "%s", o->out_dir);
     if (sglang) {
@@ -468,7 +485,7 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     if (l.n > 0 && engine) {
         /* only the engine's own files: they hold configs measured on its kernel */
         if (c->o->vllm) {
-            if (export_engine(c->o, d, p, &l, hash) == MT_OK) c->st->written++;
+            if (export_engine(c->db, c->o, d, p, &l, hash) == MT_OK) c->st->written++;
             else c->st->failed++;
         }
     } else if (l.n > 0) {

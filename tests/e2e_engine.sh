@@ -104,6 +104,23 @@ expect_exit 0 "$TMP/q" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/
   --tp 8 --dry-run --device cpu
 expect_in "$TMP/q" "tuning vllm's kernel in fp8_w8a8 with its weight blocks"
 expect_in "$TMP/q" "fp8_w8a8, batch sizes"
+# two problems that only vLLM's name cannot tell apart (another K): said by
+# the sweep, and a whole-database export writes the first and refuses the second
+expect_exit 0 "$TMP/t" "$MT" sweep --engine vllm $SHAPE --hidden 128 --budget 3 --db "$TMP/v.db" --out "$TMP/t.d"
+expect_in "$TMP/t" "has the same vllm file name as this one (K=128 top-2)"
+expect_exit 1 "$TMP/x" "$MT" export --db "$TMP/v.db" --out "$TMP/x.d" --format vllm
+expect_in "$TMP/x" "problem K=128 top-2 on CPU has the same vllm file name as K=256 top-2, which is written there"
+[ "$(ls "$TMP/x.d")" = "E=8,N=128,device_name=CPU.json" ] || fail "export: $(ls "$TMP/x.d")"; ok
+# the file written is the first problem's (K=256): its fastest config at M=16
+"$PY" - "$TMP/v.db" "$TMP/x.d/E=8,N=128,device_name=CPU.json" <<'PYEOF' || fail "the exported file is not K=256's"
+import json, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+best = c.execute("select c.params from measurements m join problems p on p.id = m.problem_id join configs c on "
+                 "c.id = m.config_id where m.status = 'ok' and m.M = 16 and p.K = 256 order by m.median_us limit 1").fetchone()
+assert json.load(open(sys.argv[2]))["16"] == json.loads(best[0])
+PYEOF
+ok
+
 # SGLang fuses DeepSeek-V3's shared expert: E+1, unless told as SGLang is
 expect_exit 0 "$TMP/e" "$MT" sweep --engine sglang --model-config "$HERE/fixtures/model-configs/deepseek-v3-fp8.json" \
   --tp 8 --dry-run --device cpu
