@@ -104,6 +104,22 @@ expect_exit 0 "$TMP/q" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/
   --tp 8 --dry-run --device cpu
 expect_in "$TMP/q" "tuning vllm's kernel in fp8_w8a8 with its weight blocks"
 expect_in "$TMP/q" "fp8_w8a8, batch sizes"
+# compiling ahead in parallel processes: every config of the space at every
+# batch size; a process that crashes loses its share only to the sweep,
+# which measures (and stores) each variant as it comes
+ONLY="--only BLOCK_SIZE_M=16,BLOCK_SIZE_N=32,num_stages=2"
+LOUD=${SHAPE/ --quiet/}
+expect_exit 0 "$TMP/c" "$MT" sweep --engine vllm $LOUD --budget 4 --compile-jobs 2 $ONLY --db "$TMP/c.db" --no-export
+expect_in "$TMP/c" "compiling the engine's kernels ahead: 24 configs x 2 batch sizes in 2 processes"
+expect_in "$TMP/c" "compiled ahead: 48 runs (0 failed, 0 lost"
+MOETUNE_DOUBLE_CRASH='"BLOCK_SIZE_K":128' expect_exit 0 "$TMP/c2" "$MT" sweep --engine vllm $LOUD --budget 4 \
+  --compile-jobs 2 $ONLY --db "$TMP/c2.db" --no-export
+expect_in "$TMP/c2" "a compile-ahead process failed"
+[ "$(sql "$TMP/c2.db" "select count(*) from measurements where status = 'ok'")" -ge 2 ] || fail "no verified rows"; ok
+# not on the CPU unless asked
+expect_exit 0 "$TMP/c3" "$MT" sweep --engine vllm $LOUD --budget 2 $ONLY --db "$TMP/c3.db" --no-export
+grep -q "compiling the engine's kernels ahead" "$TMP/c3.err" && fail "compiled ahead on the CPU unasked"; ok
+
 # two problems that only vLLM's name cannot tell apart (another K): said by
 # the sweep, and a whole-database export writes the first and refuses the second
 expect_exit 0 "$TMP/t" "$MT" sweep --engine vllm $SHAPE --hidden 128 --budget 3 --db "$TMP/v.db" --out "$TMP/t.d"

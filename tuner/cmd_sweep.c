@@ -95,7 +95,8 @@ static const char usage[] =
     "                          where it is one of them\n"
     "  --compile-jobs N        GPU: compile the space's kernels with N processes before\n"
     "                          measuring (default: the online CPUs; 0: compile each\n"
-    "                          variant when it is measured)\n"
+    "                          variant when it is measured); with --engine, the engine's\n"
+    "                          Triton kernels, and on the CPU too when given\n"
     "\n"
     "Output:\n"
     "  --db PATH               database (default $XDG_DATA_HOME/moetune/moetune.db)\n"
@@ -309,6 +310,68 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
     if (!o->c.quiet && st.compiled)
         fprintf(stderr, "moetune sweep: compiled %d kernels for %s in %.1f s with %ld processes\n", st.compiled,
                 dev->arch, st.seconds, jobs);
+}
+
+/* The engine's kernels of every valid config at every batch size, run once
+ * by the engine worker in --compile-jobs processes, so that Triton compiles
+ * them on all cores before the sweep measures them one at a time. A
+ * failure here only costs time: the sweep measures (and stores) each
+ * variant as it comes. */
+static void engine_precompile(const sweep_opts *o, mt_worker *w, const mt_space *sp, const mt_family_key *k,
+                              const char *key_json, const mt_problem_spec *ps, const mt_device_info *dev)
+{
+    mt_space_ctx x;
+    int64_t point[2] = {ps->ms[ps->n_ms - 1], 0};
+    mt_tuning_fused_moe.space_ctx(k, point, dev->cores, dev->smem_per_block, &x);
+    mt_config *pts = NULL;
+    int n = mt_space_enumerate(sp, &x, &pts);
+    long jobs = o->c.compile_jobs > 0 ? o->c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t cap = (size_t)(n > 0 ? n : 1) * 256 + 4096, len = 0;
+    char *req = malloc(cap), cfg[512], why[512], *reply = NULL;
+    if (n <= 0 || !req) {
+        free(pts);
+        free(req);
+        return;
+    }
+    len += (size_t)snprintf(req + len, cap - len, "{\"op\":\"precompile\",\"family\":\"fused_moe\",\"key\":%s,\"points\":[",
+                            key_json);
+    for (int i = 0; i < ps->n_ms; i++) len += (size_t)snprintf(req + len, cap - len, "%s%lld", i ? "," : "", (long long)ps->ms[i]);
+    len += (size_t)snprintf(req + len, cap - len, "],\"configs\":[");
+    for (int i = 0; i < n; i++)
+        if (mt_config_to_json(sp, &pts[i], cfg, sizeof cfg) == MT_OK && len + strlen(cfg) + 64 < cap)
+            len += (size_t)snprintf(req + len, cap - len, "%s%s", i ? "," : "", cfg);
+    snprintf(req + len, cap - len, "],\"jobs\":%ld,\"seed\":%llu,\"renormalize\":%d}", jobs > 0 ? jobs : 1,
+             (unsigned long long)(o->c.seed & 0xffffffffffffull), ps->model.renormalize);
+    free(pts);
+    if (!o->c.quiet)
+        fprintf(stderr, "moetune sweep: compiling the engine's kernels ahead: %d configs x %d batch sizes in %ld processes\n",
+                n, ps->n_ms, jobs);
+    int rc = mt_worker_call(w, req, 3600, &reply, why, sizeof why);
+    free(req);
+    cJSON *r = rc == MT_OK ? cJSON_Parse(reply) : NULL;
+    free(reply);
+    const cJSON *ran = cJSON_GetObjectItemCaseSensitive(r, "ran"), *failed = cJSON_GetObjectItemCaseSensitive(r, "failed"),
+                *secs = cJSON_GetObjectItemCaseSensitive(r, "seconds"), *err = cJSON_GetObjectItemCaseSensitive(r, "error");
+    if (!cJSON_IsNumber(ran) || !cJSON_IsNumber(secs)) {
+        mt_warn("compiling the engine's kernels ahead failed (%s): they are compiled as they are measured",
+                rc != MT_OK ? why : cJSON_IsString(err) ? err->valuestring : "a malformed reply");
+        if (rc != MT_OK) {
+            /* the worker is gone: the sweep starts a new one */
+            char e2[512];
+            mt_worker_restart(w, e2, sizeof e2);
+        }
+    } else {
+        mt_info("engine kernels compiled ahead: %d runs, %d failed, %.1f s", ran->valueint,
+                cJSON_IsNumber(failed) ? failed->valueint : 0, secs->valuedouble);
+        const cJSON *lost = cJSON_GetObjectItemCaseSensitive(r, "lost");
+        if (!o->c.quiet)
+            fprintf(stderr,
+                    "moetune sweep: compiled ahead: %d runs (%d failed, %d lost to a crash: measured again in the "
+                    "sweep) in %.1f s\n",
+                    ran->valueint, cJSON_IsNumber(failed) ? failed->valueint : 0,
+                    cJSON_IsNumber(lost) ? lost->valueint : 0, secs->valuedouble);
+    }
+    cJSON_Delete(r);
 }
 
 /* A problem that does not fit: the need, what there is, what would fit. */
@@ -560,6 +623,10 @@ int cmd_sweep(int argc, char **argv)
         status = mt_fail("sweep", "the problem's key: %s", kwhy);
         goto out;
     }
+    /* an engine's Triton kernels: compiled ahead in parallel by the engine
+     * worker on a GPU (on the CPU only when --compile-jobs asks for it) */
+    if (engine && (o.c.compile_jobs > 0 || (o.c.compile_jobs < 0 && gpu)))
+        engine_precompile(&o, w, &sp, &fkey, prob.key, &ps, &dev);
     mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
                          khash, policy_text, (double)o.c.timeout, o.c.retry_failed};
     points = calloc((size_t)ps.n_ms, sizeof *points);

@@ -64,7 +64,8 @@ class Problem:
     """The inputs of one (key, M, seed), kept while requests repeat them:
     every config of a batch size is measured on the same tensors."""
 
-    def __init__(self, torch, device, key, M, seed, renormalize, routings, per_channel, weights=None):
+    def __init__(self, torch, device, key, M, seed, renormalize, routings, per_channel, weights=None,
+                 for_compile=False):
         from . import quant
 
         self.torch = torch
@@ -79,6 +80,9 @@ class Problem:
         # shared by its batch sizes (weights is the cache's entry)
         if weights is None:
             weights = self.make_weights(torch, device)
+            if for_compile:
+                # no reference to check against: only the kernel's operands
+                weights = weights[:4] + (None,)
         self.w1, self.w2, self.w1_scale, self.w2_scale, self._ref = weights
         self.weights = weights
         gx = torch.Generator(device="cpu")
@@ -97,7 +101,10 @@ class Problem:
                 w = w / w.sum(dim=-1, keepdim=True)
             self.routings.append((logits.to(device), w.float().to(device), ids.to(torch.int32).to(device)))
         self.use_routing(0)
-        if s.act == "tensor":
+        if s.act == "tensor" and for_compile:
+            self.a1_scale = torch.ones(1, device=device)
+            self.a2_scale = torch.ones(1, device=device)
+        elif s.act == "tensor":
             # static per-tensor scales, as checkpoints with a static
             # activation scheme carry them
             self.a1_scale = (self.x.float().abs().max().clamp(min=1e-10) / 448.0).reshape(1)
@@ -258,6 +265,45 @@ class Worker:
             e.synchronize()
             best = min(best, s.elapsed_time(e) / 1e3)
         return best
+
+    def precompile(self, req):
+        """Run each config once at each batch size in `jobs` processes, so
+        that the engine's Triton kernels are compiled in parallel on the
+        CPU cores into Triton's cache before the sweep measures them one by
+        one. Returns how many ran, and the failures (the sweep measures
+        those again and stores their reasons)."""
+        if self.error:
+            return {"ok": False, "error": self.error}
+        key, points, configs = req.get("key"), req.get("points"), req.get("configs")
+        if not isinstance(key, dict) or not isinstance(points, list) or not isinstance(configs, list):
+            return {"ok": False, "error": "a precompile request needs key, points and configs"}
+        jobs = max(1, min(int(req.get("jobs", 1) or 1), len(configs) or 1, 64))
+        args = {"engine": self.engine_name, "device": self.device_arg, "key": key, "seed": int(req.get("seed", 0)),
+                "renormalize": bool(req.get("renormalize", 1)), "points": [int(m) for m in points]}
+        chunks = [configs[i::jobs] for i in range(jobs)]
+        t0 = time.time()
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # an executor, not a Pool: a process that dies (a crash in the
+        # engine or in Triton) fails its share instead of hanging the map
+        results, lost = [], 0
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+                futures = [ex.submit(_compile_chunk, dict(args, configs=c)) for c in chunks]
+                for f, c in zip(futures, chunks):
+                    try:
+                        results.append(f.result())
+                    except Exception as e:
+                        lost += len(c)
+                        print("moetune engine worker: a compile-ahead process failed (%s: %s): its %d configs are "
+                              "compiled when measured" % (type(e).__name__, _short(e), len(c)), file=sys.stderr)
+        except Exception as e:
+            return {"ok": False, "error": "compiling ahead failed: %s: %s" % (type(e).__name__, _short(e))}
+        ran = sum(r["ran"] for r in results)
+        failures = [f for r in results for f in r["failures"]]
+        return {"ok": True, "ran": ran, "failed": len(failures), "lost": lost, "failures": failures[:20], "jobs": jobs,
+                "seconds": round(time.time() - t0, 3)}
 
     def measure(self, req):
         r = self._measure(req)
@@ -452,6 +498,35 @@ class Worker:
         self.flush.zero_()
 
 
+def _compile_chunk(a):
+    """One compile-ahead process: each config of its share at each batch
+    size, once, on the same device (Triton compiles on the first call)."""
+    import torch
+
+    from .engines import load
+
+    device = torch.device("cpu") if a["device"] == "cpu" else torch.device("cuda", int(a["device"].partition(":")[2]))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    adapter = load(a["engine"])
+    weights, ran, failures = None, 0, []
+    per_channel = bool(a["key"].get("per_channel", 0))
+    for M in a["points"]:
+        p = Problem(torch, device, a["key"], M, a["seed"], a["renormalize"], 1, per_channel, weights, for_compile=True)
+        weights = p.weights
+        prepared = adapter.prepare(p)
+        for cfg in a["configs"]:
+            try:
+                adapter.run(p, prepared, {k: int(v) for k, v in cfg.items()})
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                ran += 1
+            except Exception as e:
+                why = "out of resources: " if _is_out_of_resources(e) else "%s: " % type(e).__name__
+                failures.append({"M": M, "params": cfg, "reason": why + _short(e)})
+    return {"ran": ran, "failures": failures}
+
+
 def _median(xs):
     s = sorted(xs)
     n = len(s)
@@ -507,6 +582,11 @@ def main(argv=None):
             _reply(w.hello())
         elif op == "ceilings":
             _reply(w.ceilings())
+        elif op == "precompile":
+            try:
+                _reply(w.precompile(req))
+            except Exception as e:
+                _reply({"ok": False, "error": "engine worker: %s: %s" % (type(e).__name__, _short(e))})
         elif op == "measure":
             try:
                 r = w.measure(req)
