@@ -9,7 +9,8 @@
 #  3. sweeps through `moetune sweep --engine vllm`: bf16 Mixtral-8x7B TP2 and
 #     block-fp8 DeepSeek-V3 TP8 at BATCHES, the wall time and where it went
 #     (the worker's summary: compiles, checks, timing), and the files.
-# Usage (device machine, repository root): OUT=... [BATCHES=1,64,1024] [TIME=150] bench/engine_check.sh
+# Usage (device machine, repository root):
+#   OUT=... [PARTS="probe bf16 fp8"] [BATCHES=64] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] bench/engine_check.sh
 # Expects .carry/bin/moetune and libcjson in .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ log "$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD 2>/dev/null || echo 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
 
+PARTS=${PARTS:-probe bf16 fp8}
+if [[ " $PARTS " == *" probe "* ]]; then
 log "e4m3 rounding: the worker's against torch's cast"
 python3 - <<'PY'
 import sys, torch
@@ -76,13 +79,16 @@ for q, r in zip(reqs[1:], reps[1:]):
           "%.2e" % r["rel_err"] if "rel_err" in r else "-", r.get("tolerance", "-"),
           "%.1f" % med if med else "-", t.get("compile_s", "-"), (r.get("reason") or "")[:60]))
 PY
+fi
 
 for job in "bf16 --model mixtral-8x7b --tp 2" "fp8 --model deepseek-v3 --tp 8 --dtype fp8_w8a8 --block-shape 128,128"; do
   name=${job%% *}; args=${job#* }
-  log "sweep --engine vllm $args --batch-sizes ${BATCHES:-1,64,1024} --time ${TIME:-150}"
+  [[ " $PARTS " == *" $name "* ]] || continue
+  log "sweep --engine vllm $args --batch-sizes ${BATCHES:-64} --budget ${BUDGET:-20} --time ${TIME:-150} --compile-jobs ${COMPILE_JOBS:-16}"
   start=$(date +%s.%N)
-  timeout 280 .carry/bin/moetune sweep --engine vllm --device cuda:0 $args --batch-sizes "${BATCHES:-1,64,1024}" \
-    --time "${TIME:-150}" --db "$OUT/engine-$name.db" --out "$OUT/configs-$name" >"$OUT/sweep-$name.txt" 2>&1
+  timeout "${SWEEP_TIMEOUT:-280}" .carry/bin/moetune sweep --engine vllm --device cuda:0 $args --batch-sizes "${BATCHES:-64}" \
+    --budget "${BUDGET:-20}" --time "${TIME:-150}" --compile-jobs "${COMPILE_JOBS:-16}" --finalists 0 \
+    --db "$OUT/engine-$name.db" --out "$OUT/configs-$name" >"$OUT/sweep-$name.txt" 2>&1
   echo "rc=$? wall $(python3 -c "import time; print('%.1f s' % (time.time() - $start))")"
   grep -v "^moetune sweep: .* of .* (" "$OUT/sweep-$name.txt" | tail -n 12
   ls "$OUT/configs-$name" 2>/dev/null
