@@ -244,6 +244,8 @@ static int vllm_name_of(char *out, size_t n, const mt_device_info *d, const mt_p
      * carry no dtype field in vLLM's names */
     if (strncmp(p->dtype, "vllm:", 5) == 0)
         snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype + 5);
+    else if (!strcmp(p->dtype, "fp8_w8a8_per_channel"))
+        snprintf(nm.dtype, sizeof nm.dtype, "fp8_w8a8"); /* vLLM's name does not tell it from per tensor */
     else if (strcmp(p->dtype, "bf16") && strcmp(p->dtype, "fp16"))
         snprintf(nm.dtype, sizeof nm.dtype, "%s", strcmp(p->dtype, "fp32") == 0 ? "float32" : p->dtype);
     nm.block_n = p->block_n;
@@ -282,7 +284,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
     int64_t tid[4], tk[4], ttop[4];
-    int twins = mt_db_name_twins(db, d->id, p->id, tid, tk, ttop, 4);
+    int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tid, tk, ttop, 4);
     for (int i = 0; i < twins && i < 4; i++) {
         /* exporting the whole database: the first problem keeps the name */
         if (!o->problem_id && tid[i] < p->id) {
@@ -306,6 +308,9 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
             snprintf(tail, sizeof tail, ",block_shape=[%lld, %lld].json", (long long)p->block_n, (long long)p->block_k);
             snprintf(b, sizeof name - (size_t)(b - name), "%s", tail);
         }
+        size_t nl = strlen(name);
+        if (!strcmp(p->dtype, "fp8_w8a8_per_channel") && nl > 5 && nl + 32 < sizeof name)
+            snprintf(name + nl - 5, sizeof name - (nl - 5), ",per_channel_quant=True.json");
         if (!has_triton) {
             mt_err("%s: the engine worker found no Triton, so SGLang's triton_X_Y_Z folder cannot be named: nothing "
                    "is exported",

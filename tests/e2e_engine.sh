@@ -120,6 +120,24 @@ expect_in "$TMP/c2" "a compile-ahead process failed"
 expect_exit 0 "$TMP/c3" "$MT" sweep --engine vllm $LOUD --budget 2 $ONLY --db "$TMP/c3.db" --no-export
 grep -q "compiling the engine's kernels ahead" "$TMP/c3.err" && fail "compiled ahead on the CPU unasked"; ok
 
+# fp8 with per-channel weights and per-token activations: its own problem,
+# named fp8_w8a8 by vLLM and with per_channel_quant=True by SGLang; taken
+# from a compressed-tensors config with the channel strategy
+expect_exit 0 "$TMP/pc" "$MT" sweep --engine sglang $SHAPE --budget 4 --dtype fp8_w8a8 --per-channel --db "$TMP/pc.db" \
+  --out "$TMP/pc.d"
+[ -f "$TMP/pc.d/triton_3_6_0/E=8,N=128,device_name=CPU,dtype=fp8_w8a8,per_channel_quant=True.json" ] ||
+  fail "per-channel SGLang file: $(find "$TMP/pc.d" -type f)"; ok
+[ "$(sql "$TMP/pc.db" "select dtype from problems")" = fp8_w8a8_per_channel ] || fail "per-channel problem"; ok
+expect_exit 0 "$TMP/pc2" "$MT" sweep --engine vllm $SHAPE --budget 4 --dtype fp8_w8a8 --per-channel --db "$TMP/pc.db" \
+  --out "$TMP/pc2.d"
+[ -f "$TMP/pc2.d/E=8,N=128,device_name=CPU,dtype=fp8_w8a8.json" ] || fail "per-channel vLLM file: $(ls "$TMP/pc2.d")"; ok
+expect_exit 0 "$TMP/pc3" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/mixtral-fp8-dynamic.json" \
+  --tp 2 --dry-run --device cpu
+expect_in "$TMP/pc3" "in fp8_w8a8 with per-channel weights"
+expect_in "$TMP/pc3" "fp8_w8a8_per_channel, batch sizes"
+expect_exit 2 "$TMP/pc4" "$MT" sweep --engine vllm $SHAPE --dtype fp8_w8a8 --per-channel --block-shape 128,128
+expect_in "$TMP/pc4" "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape"
+
 # two problems that only vLLM's name cannot tell apart (another K): said by
 # the sweep, and a whole-database export writes the first and refuses the second
 expect_exit 0 "$TMP/t" "$MT" sweep --engine vllm $SHAPE --hidden 128 --budget 3 --db "$TMP/v.db" --out "$TMP/t.d"

@@ -126,6 +126,7 @@ static void quant_compressed(const cJSON *qc, mt_model_quant *q)
     else snprintf(q->dtype, sizeof q->dtype, "compressed-tensors");
     block_of(bs, &q->block_n, &q->block_k);
     q->group_size = int_of(w, "group_size");
+    q->per_channel = wb == 8 && wfloat && !strcmp(strat, "channel");
     snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s)%s%s", (long long)wb,
              wfloat ? "float" : "int", strat[0] ? strat : "?", ab ? ", activations " : ", activations unquantised",
              ab ? (afloat ? "8-bit float" : "8-bit int") : "");

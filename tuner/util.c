@@ -247,12 +247,15 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     static const char *const names[] = {"bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16"};
     const char *d = o->dtype;
     int64_t bn = 0, bk = 0;
+    int per_channel = o->per_channel;
     if (!d && q->dtype[0]) {
         d = q->dtype;
         bn = q->block_n;
         bk = q->block_k;
+        per_channel = q->per_channel;
         fprintf(stderr, "moetune %s: model config '%s' is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
-                o->model_config, q->about, o->engine, d, bn > 0 ? " with its weight blocks" : "", o->engine);
+                o->model_config, q->about, o->engine, d,
+                bn > 0 ? " with its weight blocks" : per_channel ? " with per-channel weights" : "", o->engine);
     }
     if (!d) d = "bf16";
     int known = 0;
@@ -269,7 +272,12 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     }
     if (bn > 0 && strcmp(d, "fp8_w8a8"))
         return mt_usage_error(cmd, "--block-shape is taken with --dtype fp8_w8a8 only (got %s)", d);
-    snprintf(out->qdtype, sizeof out->qdtype, "%s", d);
+    if (per_channel && (strcmp(d, "fp8_w8a8") || bn > 0))
+        return mt_usage_error(cmd, "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape (got %s%s)", d,
+                              bn > 0 ? " in blocks" : "");
+    /* per-channel fp8 is its own problem: the engines' names say fp8_w8a8
+     * (vLLM) or add per_channel_quant=True (SGLang) */
+    snprintf(out->qdtype, sizeof out->qdtype, "%.16s%s", d, per_channel ? "_per_channel" : "");
     out->block_n = bn;
     out->block_k = bk;
     if (!strcmp(d, "fp16")) out->dtype = MT_DTYPE_FP16;

@@ -92,6 +92,7 @@ typedef struct mt_problem_opts {
     const char *engine;
     const char *block_shape; /* "128,128" */
     int no_shared_fusion;    /* --disable-shared-experts-fusion, as SGLang names it */
+    int per_channel;         /* --per-channel: fp8 weights per output channel, activations per token */
 } mt_problem_opts;
 
 typedef struct mt_problem_spec {

@@ -31,11 +31,14 @@ class Scheme:
     """How a dtype of the engines' names is quantised: weight scheme,
     activation scheme (None, 'tensor', 'token', 'group'), block shape."""
 
-    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16")
+    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel", "int8_w8a8", "int8_w8a16")
 
     def __init__(self, dtype, block_n=0, block_k=0, per_channel=False):
         if dtype not in self.DTYPES:
             raise ValueError("dtype '%s' is not measured by the engine worker: it takes %s" % (dtype, ", ".join(self.DTYPES)))
+        if dtype == "fp8_w8a8_per_channel":
+            # moetune's problem name for fp8_w8a8 with per-channel weights
+            dtype, per_channel = "fp8_w8a8", True
         self.dtype = dtype
         self.block = (int(block_n), int(block_k)) if block_n and block_k else None
         self.weight = None
