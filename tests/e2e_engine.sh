@@ -138,6 +138,13 @@ expect_in "$TMP/pc3" "fp8_w8a8_per_channel, batch sizes"
 expect_exit 2 "$TMP/pc4" "$MT" sweep --engine vllm $SHAPE --dtype fp8_w8a8 --per-channel --block-shape 128,128
 expect_in "$TMP/pc4" "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape"
 
+# a daemon job of an engine's kernel: the queue, the sweep, the file
+expect_exit 0 "$TMP/j" "$MT" submit --db "$TMP/j.db" --device cpu --engine vllm $SHAPE --budget 3
+expect_exit 0 "$TMP/jd" "$MT" daemon --db "$TMP/j.db" --devices cpu --until-idle --poll 0.2
+[ "$(sql "$TMP/j.db" "select status from jobs")" = done ] || fail "job: $(sql "$TMP/j.db" "select status || ' ' || coalesce(message, '') from jobs")"; ok
+[ "$(sql "$TMP/j.db" "select backend from devices where id in (select device_id from measurements)")" = vllm ] ||
+  fail "the daemon's sweep did not measure vLLM's kernel"; ok
+
 # two problems that only vLLM's name cannot tell apart (another K): said by
 # the sweep, and a whole-database export writes the first and refuses the second
 expect_exit 0 "$TMP/t" "$MT" sweep --engine vllm $SHAPE --hidden 128 --budget 3 --db "$TMP/v.db" --out "$TMP/t.d"
