@@ -146,9 +146,10 @@ def _launch(a, b, c, a_s, b_s, weights, al, num_valid, row_div, config, scale, b
 
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, config, fp8=False, int8_w8a8=False, int8_w8a16=False,
-          per_channel=False, w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None):
-    if int8_w8a8:
-        raise NotImplementedError("int8_w8a8 is not in moetune's Triton stand-in")
+          per_channel=False, w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None,
+          int4_w4a16=False):
+    if int8_w8a8 or int4_w4a16:
+        raise NotImplementedError("int8_w8a8 and int4_w4a16 are not in moetune's Triton stand-in")
     M, K = x.shape
     E, N2, _ = w1.shape
     N = N2 // 2

@@ -300,6 +300,12 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     }
     int has_triton = triton_of(hash, triton, sizeof triton);
     snprintf(dir, sizeof dir, "%s", o->out_dir);
+    if (sglang && !strcmp(p->dtype, "int4_w4a16")) {
+        /* SGLang names int4 files by the packed N (w2.shape[2]) */
+        mt_problem half = *p;
+        half.N = p->N / 2;
+        if (vllm_name_of(name, sizeof name, d, &half) != MT_OK) return MT_EINVAL;
+    }
     if (sglang) {
         /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
         char *b = strstr(name, ",block_shape=[");

@@ -93,8 +93,12 @@ expect_exit 2 "$TMP/u" "$MT" sweep --engine tensorrt $SHAPE
 expect_in "$TMP/u" "--engine 'tensorrt': expected vllm or sglang"
 expect_exit 2 "$TMP/u" "$MT" sweep --block-shape 128,128 $SHAPE
 expect_in "$TMP/u" "--block-shape is taken with --engine"
-expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype int4_w4a16 $SHAPE
-expect_in "$TMP/u" "int4_w4a16 is not measured yet"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype mxfp4 $SHAPE
+expect_in "$TMP/u" "mxfp4 is not measured yet"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --group-size 64 $SHAPE
+expect_in "$TMP/u" "--group-size is taken with --dtype int4_w4a16 only"
+expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype int4_w4a16 --group-size 96 $SHAPE
+expect_in "$TMP/u" "needs K (256) and N (128) to be multiples of it"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --block-shape 128,128 $SHAPE
 expect_in "$TMP/u" "--block-shape is taken with --dtype fp8_w8a8 only"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype fp8_w8a8 --block-shape 128x128 $SHAPE
@@ -137,6 +141,20 @@ expect_in "$TMP/pc3" "in fp8_w8a8 with per-channel weights"
 expect_in "$TMP/pc3" "fp8_w8a8_per_channel, batch sizes"
 expect_exit 2 "$TMP/pc4" "$MT" sweep --engine vllm $SHAPE --dtype fp8_w8a8 --per-channel --block-shape 128,128
 expect_in "$TMP/pc4" "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape"
+
+# int4_w4a16 (GPTQ's symmetric groups, two values a byte): vLLM names it by
+# the unpacked N, SGLang by the packed one; a GPTQ/AWQ config gives its group
+expect_exit 0 "$TMP/i4" "$MT" sweep --engine vllm $SHAPE --budget 3 --dtype int4_w4a16 --group-size 64 --db "$TMP/i4.db" \
+  --out "$TMP/i4.d"
+[ -f "$TMP/i4.d/E=8,N=128,device_name=CPU,dtype=int4_w4a16.json" ] || fail "int4 vLLM file: $(ls "$TMP/i4.d")"; ok
+[ "$(sql "$TMP/i4.db" "select block_n || ',' || block_k from problems")" = "0,64" ] || fail "int4 group"; ok
+expect_exit 0 "$TMP/i5" "$MT" sweep --engine sglang $SHAPE --budget 3 --dtype int4_w4a16 --group-size 64 --db "$TMP/i4.db" \
+  --out "$TMP/i5.d"
+[ -f "$TMP/i5.d/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
+  fail "int4 SGLang file: $(find "$TMP/i5.d" -type f)"; ok
+expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/mixtral-awq.json" --tp 2 \
+  --dry-run --device cpu
+expect_in "$TMP/i6" "int4_w4a16, batch sizes"
 
 # a daemon job of an engine's kernel: the queue, the sweep, the file
 expect_exit 0 "$TMP/j" "$MT" submit --db "$TMP/j.db" --device cpu --engine vllm $SHAPE --budget 3

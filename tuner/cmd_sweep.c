@@ -53,9 +53,11 @@ static const char usage[] =
     "  --tp N                  tensor parallel: N = intermediate / tp\n"
     "  --ep N                  expert parallel: E = experts / ep\n"
     "  --dtype bf16|fp32       weights and activations (default bf16); with --engine also\n"
-    "                          fp16, fp8_w8a8, int8_w8a8, int8_w8a16 (vLLM's names)\n"
+    "                          fp16, fp8_w8a8, int8_w8a8, int8_w8a16, int4_w4a16 (vLLM's names)\n"
     "  --block-shape N,K       with --engine and fp8_w8a8: the weights' scale blocks\n"
     "                          (DeepSeek-V3: 128,128)\n"
+    "  --group-size G          with --engine and int4_w4a16: weights in groups of G along K\n"
+    "                          (default: the model config's, else 128)\n"
     "  --per-channel           with --engine and fp8_w8a8: weights scaled per output channel,\n"
     "                          activations per token (compressed-tensors' channel scheme)\n"
     "  --disable-shared-experts-fusion  with --engine sglang: tune E routed experts, as\n"
@@ -131,7 +133,7 @@ static void on_signal(int sig)
  * tuner/sweep_opts.c */
 enum {
     O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
-    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION, O_PER_CHANNEL
+    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION, O_PER_CHANNEL, O_GROUP_SIZE
 };
 
 static const struct option moe_opts[] = {
@@ -145,6 +147,7 @@ static const struct option moe_opts[] = {
     {"dry-run", no_argument, 0, O_DRY_RUN}, {"engine", required_argument, 0, O_ENGINE},
     {"block-shape", required_argument, 0, O_BLOCK_SHAPE},
     {"disable-shared-experts-fusion", no_argument, 0, O_NO_FUSION}, {"per-channel", no_argument, 0, O_PER_CHANNEL},
+    {"group-size", required_argument, 0, O_GROUP_SIZE},
     {"help", no_argument, 0, 'h'}};
 #define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
@@ -200,6 +203,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BLOCK_SHAPE: o->prob.block_shape = optarg; break;
         case O_NO_FUSION: o->prob.no_shared_fusion = 1; break;
         case O_PER_CHANNEL: o->prob.per_channel = 1; break;
+        case O_GROUP_SIZE: rc = mt_parse_int_opt(me, "--group-size", optarg, 2, 4096, &o->prob.group_size); break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
         case O_KERNEL:

@@ -244,15 +244,17 @@ int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t 
  * quantised model config's scheme, said; with its block shape. */
 static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
 {
-    static const char *const names[] = {"bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16"};
+    static const char *const names[] = {"bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16", "int4_w4a16"};
     const char *d = o->dtype;
     int64_t bn = 0, bk = 0;
     int per_channel = o->per_channel;
+    int64_t group = o->group_size;
     if (!d && q->dtype[0]) {
         d = q->dtype;
         bn = q->block_n;
         bk = q->block_k;
         per_channel = q->per_channel;
+        if (!group) group = q->group_size;
         fprintf(stderr, "moetune %s: model config '%s' is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
                 o->model_config, q->about, o->engine, d,
                 bn > 0 ? " with its weight blocks" : per_channel ? " with per-channel weights" : "", o->engine);
@@ -261,9 +263,29 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     int known = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) known |= !strcmp(d, names[i]);
     if (!known)
-        return mt_usage_error(cmd, "--dtype '%s': the engine worker measures bf16, fp16, fp32, fp8_w8a8 (per tensor, or "
-                                   "with --block-shape), int8_w8a8 and int8_w8a16; %s is not measured yet",
+        return mt_usage_error(cmd, "--dtype '%s': the engine worker measures bf16, fp16, fp32, fp8_w8a8 (per tensor, "
+                                   "per channel, or with --block-shape), int8_w8a8, int8_w8a16 and int4_w4a16; %s is "
+                                   "not measured yet",
                               d, d);
+    if (o->group_size && strcmp(d, "int4_w4a16"))
+        return mt_usage_error(cmd, "--group-size is taken with --dtype int4_w4a16 only (got %s)", d);
+    if (!strcmp(d, "int4_w4a16")) {
+        /* vLLM's block_shape [0, group]: one scale per group of K */
+        if (group < 0)
+            return mt_usage_error(cmd, "int4_w4a16 with one scale per channel (group size %lld) is not measured yet; "
+                                       "--group-size takes a group",
+                                  (long long)group);
+        if (!group) group = 128;
+        if (group < 2 || group > 4096 || group % 2)
+            return mt_usage_error(cmd, "--group-size %lld: expected an even group of 2 to 4096", (long long)group);
+        if (out->model.hidden % group || out->N % group)
+            return mt_usage_error(cmd, "int4_w4a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
+                                  (long long)group, (long long)out->model.hidden, (long long)out->N);
+        snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16");
+        out->block_n = 0;
+        out->block_k = group;
+        return MT_EXIT_OK;
+    }
     if (o->block_shape) {
         char *end;
         bn = strtoll(o->block_shape, &end, 10);

@@ -93,6 +93,7 @@ typedef struct mt_problem_opts {
     const char *block_shape; /* "128,128" */
     int no_shared_fusion;    /* --disable-shared-experts-fusion, as SGLang names it */
     int per_channel;         /* --per-channel: fp8 weights per output channel, activations per token */
+    int64_t group_size;      /* --group-size: int4_w4a16's group (0: the config's, else 128) */
 } mt_problem_opts;
 
 typedef struct mt_problem_spec {

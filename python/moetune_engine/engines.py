@@ -147,6 +147,11 @@ class VllmAdapter(Adapter):
                         w2_scale=p.w2_scale)
         if s.dtype == "int8_w8a16":
             return make(quant_dtype=None, weight_dtype=p.torch.int8, w1_scale=p.w1_scale, w2_scale=p.w2_scale)
+        if s.dtype == "int4_w4a16":
+            # GPTQ's symmetric int4 (zero point 8, no zero-point tensor),
+            # block_shape [0, group]
+            return make(quant_dtype=None, weight_dtype="int4", block_shape=list(s.block), w1_scale=p.w1_scale,
+                        w2_scale=p.w2_scale)
         raise EngineError("vllm: dtype %s is not measured by moetune's vllm adapter" % s.dtype)
 
     def prepare(self, p):
@@ -158,6 +163,7 @@ class VllmAdapter(Adapter):
             "use_fp8_w8a8": s.dtype == "fp8_w8a8",
             "use_int8_w8a8": s.dtype == "int8_w8a8",
             "use_int8_w8a16": s.dtype == "int8_w8a16",
+            "use_int4_w4a16": s.dtype == "int4_w4a16",
             "per_channel_quant": s.act == "token",
             "w1_scale": p.w1_scale,
             "w2_scale": p.w2_scale,
@@ -203,12 +209,13 @@ class SglangAdapter(Adapter):
 
     def prepare(self, p):
         s = p.scheme
-        if s.dtype not in ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16"):
+        if s.dtype not in ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16", "int4_w4a16"):
             raise EngineError("sglang: dtype %s is not measured by moetune's sglang adapter" % s.dtype)
         flags = {
             "use_fp8_w8a8": s.dtype == "fp8_w8a8",
             "use_int8_w8a8": s.dtype == "int8_w8a8",
             "use_int8_w8a16": s.dtype == "int8_w8a16",
+            "use_int4_w4a16": s.dtype == "int4_w4a16",
             "per_channel_quant": s.act == "token",
             "w1_scale": p.w1_scale,
             "w2_scale": p.w2_scale,

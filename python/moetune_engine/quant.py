@@ -72,7 +72,25 @@ def quantize_weight(w, scheme, block):
     if scheme in ("int8_channel", "int8_w8a8"):
         s = _scale(w.abs().amax(dim=2), INT8_MAX)
         return int8_round(w / s[:, :, None]), s
+    if scheme == "int4_group":
+        # GPTQ's symmetric scheme: a scale per (row, group of bk columns),
+        # values -8..7 stored with the zero point 8 added (0..15)
+        g = block[1]
+        if cols % g or cols % 2:
+            raise ValueError("int4_w4a16 needs K and N divisible by the group size %d" % g)
+        v = w.float().view(E, rows, cols // g, g)
+        s = _scale(v.abs().amax(dim=3), 7.0)
+        q = torch.round(v / s[..., None]).clamp(-8, 7).view(E, rows, cols)
+        return q, s
     raise ValueError("no weight quantisation '%s'" % scheme)
+
+
+def pack_int4(q):
+    """(E, rows, cols) values -8..7 as the engines' int4_w4a16 kernels read
+    them: zero point 8 added, two per byte along cols, the even column in
+    the low nibble. Returns uint8 (E, rows, cols // 2)."""
+    u = (q + 8).to(torch.uint8)
+    return (u[..., 0::2] | (u[..., 1::2] << 4)).contiguous()
 
 
 def dequantize_weight(q, s, scheme, block):
@@ -89,6 +107,8 @@ def dequantize_weight(q, s, scheme, block):
         return q * full[:, : q.shape[1], : q.shape[2]]
     if scheme in ("int8_channel", "int8_w8a8"):
         return q * s[:, :, None]
+    if scheme == "int4_group":
+        return q * s.repeat_interleave(block[1], dim=2)[:, :, : q.shape[2]]
     raise ValueError("no weight quantisation '%s'" % scheme)
 
 

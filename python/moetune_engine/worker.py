@@ -31,7 +31,7 @@ class Scheme:
     """How a dtype of the engines' names is quantised: weight scheme,
     activation scheme (None, 'tensor', 'token', 'group'), block shape."""
 
-    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel", "int8_w8a8", "int8_w8a16")
+    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel", "int8_w8a8", "int8_w8a16", "int4_w4a16")
 
     def __init__(self, dtype, block_n=0, block_k=0, per_channel=False):
         if dtype not in self.DTYPES:
@@ -41,6 +41,11 @@ class Scheme:
             dtype, per_channel = "fp8_w8a8", True
         self.dtype = dtype
         self.block = (int(block_n), int(block_k)) if block_n and block_k else None
+        if dtype == "int4_w4a16":
+            # vLLM's convention: block_shape [0, group_size]
+            if not block_k:
+                raise ValueError("int4_w4a16 needs its group size (block_k)")
+            self.block = (0, int(block_k))
         self.weight = None
         self.act = None
         self.act_qmax = 448.0
@@ -55,8 +60,10 @@ class Scheme:
             self.weight, self.act, self.act_qmax = "int8_w8a8", "token", 127.0
         elif dtype == "int8_w8a16":
             self.weight = "int8_channel"
-        if self.block and dtype != "fp8_w8a8":
-            raise ValueError("a block shape is taken with fp8_w8a8 only")
+        elif dtype == "int4_w4a16":
+            self.weight = "int4_group"
+        if self.block and dtype not in ("fp8_w8a8", "int4_w4a16"):
+            raise ValueError("a block shape is taken with fp8_w8a8 (and a group with int4_w4a16) only")
 
     @property
     def quantised(self):
@@ -133,12 +140,14 @@ class Problem:
         del w1
         q2, s2 = quant.quantize_weight(w2, s.weight, s.block)
         del w2
+        ref = (q1, s1, q2, s2)
+        if s.weight == "int4_group":
+            return quant.pack_int4(q1), quant.pack_int4(q2), s1.float(), s2.float(), ref
         store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
         if store is None:
             # torch without float8: the values stay float32, which only a
             # test double takes
             store = torch.float32
-        ref = (q1, s1, q2, s2)
         return q1.to(store), q2.to(store), s1.float(), s2.float(), ref
 
     def use_routing(self, r):

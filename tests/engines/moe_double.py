@@ -141,8 +141,17 @@ def _plugged_kernel():
     return _plugged[spec]
 
 
+def _unpack_int4(w, scale, group):
+    """uint8 (E, rows, cols/2), two values per byte (even column low), zero
+    point 8; scale (E, rows, cols/group)."""
+    lo = (w & 0xF).float() - 8
+    hi = (w >> 4).float() - 8
+    v = torch.stack([lo, hi], dim=-1).reshape(w.shape[0], w.shape[1], 2 * w.shape[2])
+    return v * scale.float().repeat_interleave(group, dim=2)[:, :, : v.shape[2]]
+
+
 def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8_w8a16=False, per_channel=False,
-          w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None):
+          w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False):
     config = _config["value"]
     impl = _plugged_kernel()
     if impl is not None:
@@ -150,14 +159,17 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
             raise RuntimeError("the double runs only under override_config")
         return impl(x, w1, w2, topk_weights, topk_ids, config=config, fp8=fp8, int8_w8a8=int8_w8a8,
                     int8_w8a16=int8_w8a16, per_channel=per_channel, w1_scale=w1_scale, w2_scale=w2_scale,
-                    a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape)
+                    a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=int4_w4a16)
     quant = fp8 or int8_w8a8
     wrong = _check_config(config, 1 if quant else x.element_size())
-    if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3 or w1.shape[2] != x.shape[1] or w2.shape[1] != x.shape[1]:
+    packed = 2 if int4_w4a16 else 1
+    if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3 or w1.shape[2] * packed != x.shape[1] or w2.shape[1] != x.shape[1]:
         raise ValueError("shape mismatch: x %s, w1 %s, w2 %s" % (tuple(x.shape), tuple(w1.shape), tuple(w2.shape)))
     if fp8 and not (w1.dtype == getattr(torch, "float8_e4m3fn", torch.float32)):
         raise TypeError("fp8_w8a8 needs float8_e4m3fn weights, got %s" % w1.dtype)
-    if block_shape is not None and config["BLOCK_SIZE_K"] > block_shape[1]:
+    if int4_w4a16 and (w1.dtype != torch.uint8 or not block_shape or block_shape[0] != 0):
+        raise TypeError("int4_w4a16 needs packed uint8 weights and block_shape [0, group]")
+    if block_shape is not None and block_shape[0] > 0 and config["BLOCK_SIZE_K"] > block_shape[1]:
         raise ValueError("BLOCK_SIZE_K %d does not fit the block shape %s" % (config["BLOCK_SIZE_K"], block_shape))
     wkind = None
     if fp8:
@@ -170,8 +182,12 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
     elif int8_w8a8:
         how = "token"
     qmax = 127.0 if int8_w8a8 else 448.0
-    W1 = _dequant_w(w1, w1_scale, wkind, block_shape)
-    W2 = _dequant_w(w2, w2_scale, wkind, block_shape)
+    if int4_w4a16:
+        W1 = _unpack_int4(w1, w1_scale, block_shape[1])
+        W2 = _unpack_int4(w2, w2_scale, block_shape[1])
+    else:
+        W1 = _dequant_w(w1, w1_scale, wkind, block_shape)
+        W2 = _dequant_w(w2, w2_scale, wkind, block_shape)
     out_dtype = x.dtype if not quant or x.dtype != torch.float32 else torch.bfloat16
     cdt = x.dtype
     N = W2.shape[2]
