@@ -281,6 +281,10 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         if (out->model.hidden % group || out->N % group)
             return mt_usage_error(cmd, "int4_w4a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
                                   (long long)group, (long long)out->model.hidden, (long long)out->N);
+        if (!o->dtype && !strncmp(q->about, "awq", 3))
+            fprintf(stderr, "moetune %s: note: AWQ stores zero points, which the engine worker does not pass yet: "
+                            "this times the engine's int4 kernel with symmetric groups\n",
+                    cmd);
         snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16");
         out->block_n = 0;
         out->block_k = group;
