@@ -193,6 +193,12 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
     while (d && (de = readdir(d))) {
         char dev[256];
         if (de->d_name[0] == '.') continue;
+        if (!strncmp(de->d_name, "triton_", 7)) {
+            /* SGLang's files live in a folder per Triton version, with a
+             * space in their names: not bucket keys of a device folder */
+            st->sglang_skipped++;
+            continue;
+        }
         if (!device_of(de->d_name, dev, sizeof dev) || !mt_bucket_name_ok(de->d_name)) {
             /* said below: a file left behind must not pass for "nothing" */
             if (!skipped++) snprintf(first_skipped, sizeof first_skipped, "%s", de->d_name);
@@ -216,7 +222,11 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
         return MT_EINVAL;
     }
     if (!nn) {
-        snprintf(err, n, "the database holds no verified results to publish (run moetune sweep first)");
+        if (st->sglang_skipped)
+            snprintf(err, n, "the database's verified results are SGLang's (triton_X_Y_Z folders), which are not "
+                             "published yet: copy them from `moetune export` by hand");
+        else
+            snprintf(err, n, "the database holds no verified results to publish (run moetune sweep first)");
         rm_tree(stage);
         free(names);
         return MT_ENOTFOUND;

@@ -22,6 +22,7 @@ typedef struct mt_publish_stats {
     int devices, uploaded, unchanged;
     int skipped;             /* exported files whose names cannot be bucket keys, left out */
     char first_skipped[256]; /* the first of them */
+    int sglang_skipped;      /* SGLang's triton_X_Y_Z folders, not published yet */
 } mt_publish_stats;
 
 /* Export the database's best configs and publish them. progress (may be

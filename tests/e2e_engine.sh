@@ -157,6 +157,15 @@ expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures
 expect_in "$TMP/i6" "int4_w4a16, batch sizes"
 expect_in "$TMP/i6" "AWQ stores zero points, which the engine worker does not pass yet"
 
+# the fleet: vLLM's files through a bucket into the pull cache, a flat folder
+# VLLM_TUNED_CONFIG_FOLDER can point at; SGLang's folders are said to stay out
+expect_exit 0 "$TMP/pb" "$MT" publish "file://$TMP/bucket" --db "$TMP/v.db"
+[ -f "$TMP/bucket/CPU/E=8,N=128,device_name=CPU.json" ] || fail "bucket: $(find "$TMP/bucket" -type f)"; ok
+expect_exit 0 "$TMP/pl" "$MT" pull "file://$TMP/bucket" --cache "$TMP/cache" --no-db
+cmp -s "$TMP/cache/E=8,N=128,device_name=CPU.json" "$TMP/v.d/E=8,N=128,device_name=CPU.json" || fail "pulled vLLM file"; ok
+expect_exit 1 "$TMP/ps" "$MT" publish "file://$TMP/bucket2" --db "$TMP/s.db"
+expect_in "$TMP/ps" "the database's verified results are SGLang's (triton_X_Y_Z folders), which are not published yet"
+
 # a daemon job of an engine's kernel: the queue, the sweep, the file
 expect_exit 0 "$TMP/j" "$MT" submit --db "$TMP/j.db" --device cpu --engine vllm $SHAPE --budget 3
 expect_exit 0 "$TMP/jd" "$MT" daemon --db "$TMP/j.db" --devices cpu --until-idle --poll 0.2

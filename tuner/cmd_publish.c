@@ -97,6 +97,10 @@ int cmd_publish(int argc, char **argv)
         if (st.skipped)
             fprintf(stderr, "moetune publish: warning: %d exported file(s) left out: their names cannot be bucket keys, "
                             "e.g. '%s' (letters, digits and \"=,._+-[]\" only)\n", st.skipped, st.first_skipped);
+        if (st.sglang_skipped)
+            fprintf(stderr, "moetune publish: warning: SGLang's configs (%d triton_X_Y_Z folder(s)) are not published "
+                            "yet: copy them from `moetune export` by hand\n",
+                    st.sglang_skipped);
     }
     mt_db_close(db);
     mt_bucket_close(b);
