@@ -333,6 +333,8 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
         }
     }
     cJSON *root = cJSON_CreateObject();
+    /* first, as vLLM's tuner writes it */
+    if (!sglang && has_triton) cJSON_AddStringToObject(root, "triton_version", triton);
     for (int i = 0; i < l->n; i++) {
         char key[32];
         snprintf(key, sizeof key, "%lld", (long long)l->v[i].M);
@@ -342,7 +344,6 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
         cJSON_Delete(all);
         cJSON_AddItemToObject(root, key, e);
     }
-    if (!sglang && has_triton) cJSON_AddStringToObject(root, "triton_version", triton);
     int rc = write_json(dir, name, root, o->quiet);
     cJSON_Delete(root);
     return rc;

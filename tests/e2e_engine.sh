@@ -166,6 +166,58 @@ cmp -s "$TMP/cache/E=8,N=128,device_name=CPU.json" "$TMP/v.d/E=8,N=128,device_na
 expect_exit 1 "$TMP/ps" "$MT" publish "file://$TMP/bucket2" --db "$TMP/s.db"
 expect_in "$TMP/ps" "the database's verified results are SGLang's (triton_X_Y_Z folders), which are not published yet"
 
+# names and layout against the engines' real files (../shared/data): each
+# file's configs stored as measured on that engine's kernel, then exported,
+# must come back byte for byte (vLLM: triton_version first; SGLang: its
+# triton_X_Y_Z folder, block_shape with a space, per_channel_quant=True)
+D=${MT_SHARED:-$HERE/../../shared}/data
+[ -d "$D/vllm-configs" ] || fail "no shared data at $D"
+expect_exit 0 "$TMP/rdb" "$MT" show --db "$TMP/real.db"
+"$PY" - "$TMP/real.db" "$D" <<'PYEOF' || fail "cannot store the real files' configs"
+import json, re, sqlite3, sys
+db, d = sys.argv[1], sys.argv[2]
+files = [("vllm", "3.4.0", "vllm-configs/E=128,N=1024,device_name=NVIDIA_H100,dtype=fp8_w8a8.json"),
+         ("vllm", "3.5.1", "vllm-configs/E=128,N=384,device_name=NVIDIA_H100_80GB_HBM3.json"),
+         ("sglang", "3.4.0", "sglang-configs/triton_3_4_0/E=161,N=192,device_name=NVIDIA_H200,dtype=fp8_w8a8,per_channel_quant=True.json"),
+         ("sglang", "3.4.0", "sglang-configs/triton_3_4_0/E=257,N=256,device_name=NVIDIA_H20,dtype=fp8_w8a8,block_shape=[128, 128].json")]
+c = sqlite3.connect(db)
+for engine, triton, f in files:
+    name = f.split("/")[-1]
+    E, N = (int(x) for x in re.match(r"E=(\d+),N=(\d+)", name).groups())
+    dev = re.search(r"device_name=([^,.]*)", name).group(1)
+    dtype = re.search(r"dtype=([a-z0-9_]+)", name)
+    dtype = dtype.group(1) if dtype else "bf16"
+    if "per_channel_quant=True" in name:
+        dtype += "_per_channel"
+    bn, bk = (128, 128) if "block_shape" in name else (0, 0)
+    K = 4096 + len(name)  # a K of its own: no two problems share a name
+    c.execute("insert or ignore into devices(backend, name, raw_name) values (?, ?, ?)", (engine, dev, dev))
+    dev_id = c.execute("select id from devices where backend = ? and name = ?", (engine, dev)).fetchone()[0]
+    key = json.dumps({"E": E, "N": N, "K": K, "topk": 8, "block_n": bn, "block_k": bk, "dtype": dtype}, separators=(",", ":"))
+    cur = c.execute("insert into problems(kernel, key, dtype, E, N, K, topk, block_n, block_k) values "
+                    "('fused_moe', ?, ?, ?, ?, ?, 8, ?, ?)", (key, dtype, E, N, K, bn, bk))
+    prob = cur.lastrowid
+    for M, cfg in json.load(open(d + "/" + f)).items():
+        if M == "triton_version":
+            continue
+        params = json.dumps(cfg, separators=(",", ":"))
+        c.execute("insert or ignore into configs(backend, params) values (?, ?)", (engine, params))
+        cid = c.execute("select id from configs where backend = ? and params = ?", (engine, params)).fetchone()[0]
+        c.execute("insert into measurements(device_id, problem_id, M, config_id, status, median_us, kernel_hash, "
+                  "moetune_version, timing_policy) values (?, ?, ?, ?, 'ok', 10.0, ?, 'test', 'test')",
+                  (dev_id, prob, int(M), cid, "%s 0.0.0, triton %s, test" % (engine, triton)))
+c.commit()
+PYEOF
+ok
+expect_exit 0 "$TMP/rx" "$MT" export --db "$TMP/real.db" --out "$TMP/real.d" --format vllm
+for f in "E=128,N=1024,device_name=NVIDIA_H100,dtype=fp8_w8a8.json" "E=128,N=384,device_name=NVIDIA_H100_80GB_HBM3.json"; do
+  cmp "$TMP/real.d/$f" "$D/vllm-configs/$f" || fail "vLLM file $f differs from vLLM's"; ok
+done
+for f in "triton_3_4_0/E=161,N=192,device_name=NVIDIA_H200,dtype=fp8_w8a8,per_channel_quant=True.json" \
+         "triton_3_4_0/E=257,N=256,device_name=NVIDIA_H20,dtype=fp8_w8a8,block_shape=[128, 128].json"; do
+  cmp "$TMP/real.d/$f" "$D/sglang-configs/$f" || fail "SGLang file $f differs from SGLang's"; ok
+done
+
 # a daemon job of an engine's kernel: the queue, the sweep, the file
 expect_exit 0 "$TMP/j" "$MT" submit --db "$TMP/j.db" --device cpu --engine vllm $SHAPE --budget 3
 expect_exit 0 "$TMP/jd" "$MT" daemon --db "$TMP/j.db" --devices cpu --until-idle --poll 0.2
