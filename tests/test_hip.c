@@ -196,11 +196,11 @@ static void kfd(void)
     CHECK(system(cmd) == 0, "cleanup");
 }
 
-/* What a sweep on an AMD GPU stores exports as vLLM's ROCm file: a real
- * SQLite database holding measurements of HIP-space configs on an MI300X
- * (as the worker would record them), exported; the file is named as vLLM
- * names an MI300X's and each entry holds ROCm's nine keys in the order of
- * vLLM's AMD files, with the searched waves_per_eu, and no NUM_SM. */
+/* What a sweep on an AMD GPU stores exports for libmoetune: a real SQLite
+ * database holding measurements of HIP-space configs on an MI300X (as the
+ * worker would record them), exported; never under vLLM's name (vLLM runs
+ * its own kernel), and in moetune's format each entry holds ROCm's nine
+ * keys with the searched waves_per_eu, and NUM_SM. */
 static void rocm_export(void)
 {
     char dir[] = "/tmp/mt_hip_export_XXXXXX", path[600], err[512];
@@ -236,37 +236,44 @@ static void rocm_export(void)
     char out[100];
     snprintf(out, sizeof out, "%s/out", dir);
     mkdir(out, 0755);
+    /* vLLM's names hold only configs of vLLM's kernel: none for these */
     mt_export_opts o = {.out_dir = out, .vllm = 1, .quiet = 1};
     mt_export_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK(mt_export(db, &o, &st) == MT_OK && st.written == 0 && st.own_skipped == 1 && st.failed == 0,
+          "vLLM's format: %d written, %d of moetune's kernels left out, %d failed", st.written, st.own_skipped, st.failed);
+    /* moetune's format, which libmoetune reads: every key, in the order of
+     * vLLM's AMD files, then moetune's */
+    o = (mt_export_opts){.out_dir = out, .moetune = 1, .quiet = 1};
     memset(&st, 0, sizeof st);
     CHECK(mt_export(db, &o, &st) == MT_OK && st.written == 1 && st.failed == 0, "export: %d written, %d failed",
           st.written, st.failed);
     mt_db_close(db);
-    snprintf(path, sizeof path, "%s/E=8,N=7168,device_name=AMD_Instinct_MI300X.json", out);
+    snprintf(path, sizeof path, "%s/E=8,N=7168,K=4096,topk=2,device_name=AMD_Instinct_MI300X,backend=hip,dtype=bf16.moetune.json",
+             out);
     char *text = NULL;
     size_t n = 0;
-    CHECK(mt_read_file(path, &text, &n, err, sizeof err) == MT_OK, "vLLM's file name for an MI300X: %s", err);
-    cJSON *root = text ? cJSON_ParseWithLength(text, n) : NULL;
+    CHECK(mt_read_file(path, &text, &n, err, sizeof err) == MT_OK, "moetune's file for an MI300X: %s", err);
+    cJSON *file = text ? cJSON_ParseWithLength(text, n) : NULL, *root = cJSON_GetObjectItemCaseSensitive(file, "configs");
     free(text);
     static const char *const keys[] = {"BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps",
                                        "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack"};
     for (int i = 0; i < 2; i++) {
         char mk[16];
         snprintf(mk, sizeof mk, "%lld", (long long)ms[i]);
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, mk), *k;
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, mk), "params"), *k;
         CHECK(cJSON_IsObject(e), "M=%s in the file", mk);
         int j = 0;
-        cJSON_ArrayForEach(k, e)
-        {
-            CHECK(j < 9 && !strcmp(k->string, keys[j]), "M=%s key %d: %s, vLLM's AMD files have %s", mk, j, k->string,
-                  j < 9 ? keys[j] : "none");
-            j++;
-        }
-        CHECK(j == 9, "M=%s: nine keys, %d", mk, j);
+        cJSON_ArrayForEach(k, e) j++;
+        for (int q = 0; q < 9; q++)
+            CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, keys[q])), "M=%s: vLLM's AMD key %s", mk, keys[q]);
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(e, "NUM_SM");
+        CHECK(j == 10 && cJSON_IsNumber(sm) && sm->valueint == num_sm[i], "M=%s: vLLM's nine keys and NUM_SM %d, %d keys",
+              mk, num_sm[i], j);
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "waves_per_eu");
         CHECK(cJSON_IsNumber(w) && w->valueint == waves[i], "M=%s: waves_per_eu %d", mk, waves[i]);
     }
-    cJSON_Delete(root);
+    cJSON_Delete(file);
     /* nothing left behind in /tmp */
     unlink(path);
     rmdir(out);
