@@ -451,8 +451,79 @@ static void test_attn_spaces(void)
           "split smem %u, whole %u, odd %u", mt_cuda_attn_smem(&half), mt_cuda_attn_smem(&whole), mt_cuda_attn_smem(&odd));
 }
 
+/* The engines' own spaces: vLLM's and SGLang's CUDA grid, their block
+ * filters, vLLM's ROCm pruning (prune_rocm_configs, either GEMM keeping a
+ * config keeps it), and each default valid. */
+static int count_valid(const mt_space *sp, const mt_space_ctx *x)
+{
+    mt_config *pts = NULL;
+    int n = mt_space_enumerate(sp, x, &pts);
+    free(pts);
+    return n;
+}
+
+static void test_engine_spaces(void)
+{
+    mt_space sp;
+    char why[256];
+    /* Mixtral TP2 */
+    mt_space_ctx x = {8, 7168, 4096, 2, 64, 132, 227 * 1024, 0, 0, 0, 2};
+    mt_space_engine_moe(&sp, "vllm", 0, 0);
+    CHECK(count_valid(&sp, &x) == 1920, "vLLM's CUDA grid: %d points", count_valid(&sp, &x));
+    mt_space_engine_moe(&sp, "sglang", 0, 0);
+    CHECK(count_valid(&sp, &x) == 1920, "SGLang's CUDA grid: %d points", count_valid(&sp, &x));
+    /* 128x128 blocks: SGLang keeps BLOCK_SIZE_K dividing 128 (64, 128), vLLM
+     * every size where one divides the other (all of its grid's) */
+    mt_space_ctx b = {256, 256, 7168, 8, 64, 132, 227 * 1024, 0, 128, 128, 1};
+    CHECK(count_valid(&sp, &b) == 1280, "SGLang's block filter: %d points", count_valid(&sp, &b));
+    mt_config k256 = {{64, 128, 256, 1, 4, 3}};
+    CHECK(!sp.valid(&sp, &k256, &b, why, sizeof why) && strstr(why, "SGLang's block filter"), "BLOCK_SIZE_K 256: %s", why);
+    mt_space_engine_moe(&sp, "vllm", 0, 1);
+    CHECK(count_valid(&sp, &b) == 1920, "vLLM's block filter: %d points", count_valid(&sp, &b));
+    mt_space_ctx b96 = b;
+    b96.block_n = 96;
+    mt_config n64 = {{64, 64, 128, 1, 4, 3}};
+    CHECK(!sp.valid(&sp, &n64, &b96, why, sizeof why), "BLOCK_SIZE_N 64 and a block of 96 do not divide");
+    for (int e = 0; e < 2; e++) {
+        mt_config d;
+        mt_space_engine_moe(&sp, e ? "sglang" : "vllm", 0, 1);
+        sp.default_config(&sp, &b, &d);
+        CHECK(sp.valid(&sp, &d, &b, why, sizeof why) && d.v[1] == 128 && d.v[2] == 128,
+              "%s's block default %d/%d: %s", e ? "SGLang" : "vLLM", d.v[1], d.v[2], why);
+    }
+    /* vLLM's ROCm space, fp16 (nine keys, BLOCK_SIZE_K from 16) */
+    mt_space_engine_moe(&sp, "vllm", 1, 0);
+    CHECK(sp.nparams == 9 && sp.params[2].values[0] == 16 && !strcmp(sp.backend, "vllm-rocm"), "ROCm fp16 space");
+    mt_space_ctx r1 = {8, 7168, 4096, 2, 1, 304, 65536, 0, 0, 0, 2};
+    /* M x topk = 2: MFMA 16, tiles at most 16 rows unless 16, groups of 1 */
+    mt_config ok = {{16, 16, 16, 1, 4, 2, 0, 16, 1}}, big_m = ok, mfma32 = ok, group4 = ok;
+    big_m.v[0] = 64;
+    mfma32.v[7] = 32;
+    group4.v[3] = 4;
+    CHECK(sp.valid(&sp, &ok, &r1, why, sizeof why), "M=1: 16/16/16 kept: %s", why);
+    CHECK(!sp.valid(&sp, &big_m, &r1, why, sizeof why), "M=1: BLOCK_SIZE_M 64 pruned (twice the pairs is 4)");
+    CHECK(!sp.valid(&sp, &mfma32, &r1, why, sizeof why), "M=1: MFMA 32 pruned (the GEMM needs 16)");
+    CHECK(!sp.valid(&sp, &group4, &r1, why, sizeof why), "M=1: GROUP_SIZE_M 4 pruned (64 rows > 2 pairs)");
+    /* a large GEMM (4096 x 2 pairs, N 14336): tiles under 64 pruned; LDS over 64 KiB pruned */
+    mt_space_ctx r4 = r1;
+    r4.M = 4096;
+    mt_config small = {{32, 64, 64, 1, 4, 2, 0, 16, 1}}, large = {{128, 128, 64, 1, 4, 2, 0, 32, 1}},
+              lds = {{256, 256, 128, 1, 8, 2, 0, 32, 1}};
+    CHECK(!sp.valid(&sp, &small, &r4, why, sizeof why), "M=4096: BLOCK_SIZE_M 32 pruned on a large GEMM");
+    CHECK(sp.valid(&sp, &large, &r4, why, sizeof why), "M=4096: 128/128/64 kept: %s", why);
+    CHECK(!sp.valid(&sp, &lds, &r4, why, sizeof why), "M=4096: 256x128 + 128x256 halves need 128 KiB of LDS");
+    /* quantised: seven keys, BLOCK_SIZE_K from 32; SGLang's ROCm grid */
+    mt_space_engine_moe(&sp, "vllm", 1, 1);
+    CHECK(sp.nparams == 7 && sp.params[2].values[0] == 32, "ROCm fp8 space");
+    mt_space_engine_moe(&sp, "sglang", 1, 0);
+    CHECK(sp.nparams == 7 && sp.params[0].values[0] == 32 && !strcmp(sp.backend, "sglang-rocm") &&
+              count_valid(&sp, &x) == 4 * 5 * 4 * 5 * 4,
+          "SGLang's ROCm grid: %d points", count_valid(&sp, &x));
+}
+
 int main(void)
 {
+    test_engine_spaces();
     test_attn_spaces();
     test_vllm_default_valid();
     test_cpu_space();
