@@ -56,6 +56,9 @@ MOETUNE_DOUBLE_VLLM_API=flags expect_exit 0 "$TMP/f" "$MT" sweep --engine vllm $
   --db "$TMP/f.db" --out "$TMP/f.d"
 [ -f "$TMP/f.d/E=8,N=128,device_name=CPU,dtype=fp8_w8a8.json" ] || fail "fp8 file: $(ls "$TMP/f.d")"; ok
 case "$(sql "$TMP/f.db" "select distinct kernel_hash from measurements")" in *", flags") ok ;; *) fail "flags api" ;; esac
+# the roofline floor of a quantised dtype: its 1-byte weights
+[ "$(sql "$TMP/f.db" "select count(*) from measurements where status = 'ok' and not floor_us > 0")" = 0 ] ||
+  fail "an fp8 row without its floor"; ok
 
 # SGLang, fp8 with 128x128 blocks: its name and folder, no triton_version,
 # and SGLang's block filter (BLOCK_SIZE_K divides 128)

@@ -483,6 +483,21 @@ int mt_cpu_ceilings(mt_cpu_bench *b, double *bw, double *peak)
     return MT_OK;
 }
 
+double mt_roofline_floor_quant_us(const char *dtype, int64_t E, int64_t N, int64_t K, int64_t topk, int64_t M,
+                                  int64_t hit, double bw, double peak)
+{
+    double wsz, rate;
+    if (!strncmp(dtype, "fp8_w8a8", 8) || !strcmp(dtype, "int8_w8a8")) wsz = 1.0, rate = 2.0;
+    else if (!strcmp(dtype, "int8_w8a16")) wsz = 1.0, rate = 1.0;
+    else if (!strcmp(dtype, "int4_w4a16")) wsz = 0.5, rate = 1.0;
+    else return NAN;
+    if (hit <= 0) hit = E;
+    double bytes = (double)hit * 3.0 * (double)N * (double)K * wsz + (double)M * (double)K * 4.0;
+    double flops = 2.0 * (double)M * (double)topk * 3.0 * (double)N * (double)K;
+    double tb = bw > 0 ? bytes / (bw * 1e9) : 0, tf = peak > 0 ? flops / (rate * peak * 1e9) : 0;
+    return (tb > tf ? tb : tf) * 1e6;
+}
+
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t hit, double bw, double peak)
 {
     double esz = (double)mt_dtype_size(s->dtype);

@@ -119,5 +119,12 @@ int mt_time_runs(const mt_timed_runs *t, const mt_policy *pol, double *times, mt
 /* The roofline floor in microseconds. */
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t experts_hit, double bandwidth_gbs,
                             double peak_gflops);
+/* The same for the engines' quantised dtypes (fp8_w8a8[_per_channel],
+ * int8_w8a8, int8_w8a16, int4_w4a16): weights of 1 or 1/2 byte, bf16
+ * activations in and out; w8a8 products at twice the measured bf16 peak
+ * (the tensor cores' fp8 and int8 rate), weight-only dtypes at the bf16
+ * peak. NaN for another dtype. */
+double mt_roofline_floor_quant_us(const char *dtype, int64_t E, int64_t N, int64_t K, int64_t topk, int64_t M,
+                                  int64_t experts_hit, double bandwidth_gbs, double peak_gflops);
 
 #endif

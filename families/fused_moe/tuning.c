@@ -61,7 +61,8 @@ static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, c
 static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
 {
     mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, 1};
-    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK) return NAN;
+    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK)
+        return mt_roofline_floor_quant_us(k->dtype, s.E, s.N, s.K, s.topk, point[0], hit, bw, peak);
     return mt_roofline_floor_us(&s, point[0], hit > 0 ? hit : s.E, bw, peak);
 }
 
