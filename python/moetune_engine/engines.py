@@ -100,6 +100,44 @@ class Adapter:
         return {"engine": self.name, "engine_version": self.version, "triton_version": self.triton_version,
                 "api": self.api, "supports": SUPPORTED[self.name]}
 
+    def _entry(self, fn_module, cfg_module):
+        """fused_experts from fn_module, override_config from cfg_module,
+        and the entry point's parameters"""
+        fm = _import(fn_module, self.name, self.version, "fused-MoE module")
+        pkg = _import(cfg_module, self.name, self.version, "fused-MoE package")
+        self.fused_experts = getattr(fm, "fused_experts", None)
+        self.override_config = getattr(pkg, "override_config", None)
+        if self.fused_experts is None or self.override_config is None:
+            raise EngineError(
+                "%s %s: %s has no fused_experts or %s no override_config; moetune's %s adapter supports %s"
+                % (self.name, self.version, fn_module, cfg_module, self.name, SUPPORTED[self.name])
+            )
+        self.params = _params(self.fused_experts)
+
+    def _unknown_api(self, a, b):
+        return EngineError(
+            "%s %s: fused_experts takes neither %s nor %s (%s): this version is not supported by moetune's %s "
+            "adapter (%s)" % (self.name, self.version, a, b, ", ".join(self.params), self.name, SUPPORTED[self.name])
+        )
+
+    def _flag_kwargs(self, p):
+        """the quantisation as the engines' keyword flags: those the
+        installed entry point takes"""
+        s = p.scheme
+        flags = {
+            "use_fp8_w8a8": s.dtype == "fp8_w8a8",
+            "use_int8_w8a8": s.dtype == "int8_w8a8",
+            "use_int8_w8a16": s.dtype == "int8_w8a16",
+            "use_int4_w4a16": s.dtype == "int4_w4a16",
+            "per_channel_quant": s.act == "token",
+            "w1_scale": p.w1_scale,
+            "w2_scale": p.w2_scale,
+            "a1_scale": p.a1_scale,
+            "a2_scale": p.a2_scale,
+            "block_shape": list(s.block) if s.block else None,
+        }
+        return _kwargs_for(self.params, self.name, self.version, flags)
+
     def kernel_id(self):
         # what the stored rows are keyed by: a new engine or Triton version is a new kernel
         return "%s %s, triton %s, %s" % (self.name, self.version, self.triton_version, self.api)
@@ -110,25 +148,15 @@ class VllmAdapter(Adapter):
 
     def __init__(self):
         super().__init__()
-        pkg = _import("vllm.model_executor.layers.fused_moe", "vllm", self.version, "fused-MoE package")
-        self.fused_experts = getattr(pkg, "fused_experts", None)
-        self.override_config = getattr(pkg, "override_config", None)
-        if self.fused_experts is None or self.override_config is None:
-            raise EngineError(
-                "vllm %s: vllm.model_executor.layers.fused_moe has no fused_experts or override_config; "
-                "moetune's vllm adapter supports %s" % (self.version, SUPPORTED["vllm"])
-            )
-        self.params = _params(self.fused_experts)
+        pkg = "vllm.model_executor.layers.fused_moe"
+        self._entry(pkg, pkg)
         if "quant_config" in self.params:
             self.api = "quant_config"
             self.config_mod = _import("vllm.model_executor.layers.fused_moe.config", "vllm", self.version, "config")
         elif "use_fp8_w8a8" in self.params:
             self.api = "flags"
         else:
-            raise EngineError(
-                "vllm %s: fused_experts takes neither quant_config nor use_fp8_w8a8 (%s): this version is not "
-                "supported by moetune's vllm adapter (%s)" % (self.version, ", ".join(self.params), SUPPORTED["vllm"])
-            )
+            raise self._unknown_api("quant_config", "use_fp8_w8a8")
 
     def _quant_config(self, p):
         s = p.scheme
@@ -156,22 +184,9 @@ class VllmAdapter(Adapter):
 
     def prepare(self, p):
         """Everything of a call that does not change between configs."""
-        s = p.scheme
         if self.api == "quant_config":
             return {"quant_config": self._quant_config(p)}
-        flags = {
-            "use_fp8_w8a8": s.dtype == "fp8_w8a8",
-            "use_int8_w8a8": s.dtype == "int8_w8a8",
-            "use_int8_w8a16": s.dtype == "int8_w8a16",
-            "use_int4_w4a16": s.dtype == "int4_w4a16",
-            "per_channel_quant": s.act == "token",
-            "w1_scale": p.w1_scale,
-            "w2_scale": p.w2_scale,
-            "a1_scale": p.a1_scale,
-            "a2_scale": p.a2_scale,
-            "block_shape": list(s.block) if s.block else None,
-        }
-        return _kwargs_for(self.params, "vllm", self.version, flags)
+        return self._flag_kwargs(p)
 
     def run(self, p, prepared, config, out=None):
         with self.override_config(config):
@@ -183,16 +198,7 @@ class SglangAdapter(Adapter):
 
     def __init__(self):
         super().__init__()
-        fm = _import("sglang.srt.layers.moe.fused_moe_triton.fused_moe", "sglang", self.version, "fused-MoE module")
-        pkg = _import("sglang.srt.layers.moe.fused_moe_triton", "sglang", self.version, "fused-MoE package")
-        self.fused_experts = getattr(fm, "fused_experts", None)
-        self.override_config = getattr(pkg, "override_config", None)
-        if self.fused_experts is None or self.override_config is None:
-            raise EngineError(
-                "sglang %s: sglang.srt.layers.moe.fused_moe_triton has no fused_experts or override_config; "
-                "moetune's sglang adapter supports %s" % (self.version, SUPPORTED["sglang"])
-            )
-        self.params = _params(self.fused_experts)
+        self._entry("sglang.srt.layers.moe.fused_moe_triton.fused_moe", "sglang.srt.layers.moe.fused_moe_triton")
         if "topk_output" in self.params:
             self.api = "topk_output"
             topk = _import("sglang.srt.layers.moe.topk", "sglang", self.version, "top-k module")
@@ -202,28 +208,13 @@ class SglangAdapter(Adapter):
         elif "topk_weights" in self.params:
             self.api = "topk_weights"
         else:
-            raise EngineError(
-                "sglang %s: fused_experts takes neither topk_output nor topk_weights (%s): this version is not "
-                "supported by moetune's sglang adapter (%s)" % (self.version, ", ".join(self.params), SUPPORTED["sglang"])
-            )
+            raise self._unknown_api("topk_output", "topk_weights")
 
     def prepare(self, p):
         s = p.scheme
         if s.dtype not in ("bf16", "fp16", "fp32", "fp8_w8a8", "int8_w8a8", "int8_w8a16", "int4_w4a16"):
             raise EngineError("sglang: dtype %s is not measured by moetune's sglang adapter" % s.dtype)
-        flags = {
-            "use_fp8_w8a8": s.dtype == "fp8_w8a8",
-            "use_int8_w8a8": s.dtype == "int8_w8a8",
-            "use_int8_w8a16": s.dtype == "int8_w8a16",
-            "use_int4_w4a16": s.dtype == "int4_w4a16",
-            "per_channel_quant": s.act == "token",
-            "w1_scale": p.w1_scale,
-            "w2_scale": p.w2_scale,
-            "a1_scale": p.a1_scale,
-            "a2_scale": p.a2_scale,
-            "block_shape": list(s.block) if s.block else None,
-        }
-        kw = _kwargs_for(self.params, "sglang", self.version, flags)
+        kw = self._flag_kwargs(p)
         if self.api == "topk_output":
             kw["moe_runner_config"] = self.RunnerConfig(inplace=False)
         return kw

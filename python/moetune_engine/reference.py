@@ -20,37 +20,40 @@ def _round_to(x, dtype):
     return x.to(dtype).double() if dtype != torch.float64 else x
 
 
+def _quant(p, a, static):
+    """a quantised as the engine quantises a GEMM's input (unchanged where
+    the scheme leaves activations alone)"""
+    sch = p.scheme
+    if sch.act == "tensor":
+        return quant.quantize_act(a, "tensor", static_scale=static)
+    if sch.act == "token":
+        return quant.quantize_act(a, "token", qmax=sch.act_qmax)
+    if sch.act == "group":
+        return quant.quantize_act(a, "group", group=sch.block[1])
+    return a
+
+
+def _intermediate(p, xq, e):
+    """act(W1[e] @ x) for the rows of xq, rounded where the engines store it"""
+    N = p.N
+    h = _round_to(xq @ p.w1_ref(e).t(), p.compute_dtype)
+    return _round_to(torch.nn.functional.silu(h[:, :N]) * h[:, N:], p.compute_dtype)
+
+
 def moe_rows(problem, rows):
     """The reference output of the given token rows, float64 (len(rows), K)."""
     p = problem
     x = p.x[rows].double()
     ids = p.topk_ids[rows].long()
     wts = p.topk_weights[rows].double()
-    sch = p.scheme
-    if sch.act == "tensor":
-        xq = quant.quantize_act(x, "tensor", static_scale=p.a1_scale)
-    elif sch.act == "token":
-        xq = quant.quantize_act(x, "token", qmax=sch.act_qmax)
-    elif sch.act == "group":
-        xq = quant.quantize_act(x, "group", group=sch.block[1])
-    else:
-        xq = x
+    xq = _quant(p, x, p.a1_scale)
     out = torch.zeros(len(rows), p.K, dtype=torch.float64, device=x.device)
-    N = p.N
-    for j in range(ids.shape[1]):
-        for e in torch.unique(ids[:, j]).tolist():
-            sel = (ids[:, j] == e).nonzero().flatten()
-            w1 = p.w1_ref(e)
-            w2 = p.w2_ref(e)
-            h = _round_to(xq[sel] @ w1.t(), p.compute_dtype)
-            g = _round_to(torch.nn.functional.silu(h[:, :N]) * h[:, N:], p.compute_dtype)
-            if sch.act == "tensor":
-                g = quant.quantize_act(g, "tensor", static_scale=p.a2_scale)
-            elif sch.act == "token":
-                g = quant.quantize_act(g, "token", qmax=sch.act_qmax)
-            elif sch.act == "group":
-                g = quant.quantize_act(g, "group", group=sch.block[1])
-            out[sel] += wts[sel, j : j + 1] * (g @ w2.t())
+    # each expert's weights dequantised once, for all the (row, slot) pairs
+    # routed to it
+    for e in torch.unique(ids).tolist():
+        r, j = (ids == e).nonzero(as_tuple=True)
+        g = _quant(p, _intermediate(p, xq[r], e), p.a2_scale)
+        out.index_add_(0, r, wts[r, j].unsqueeze(1) * (g @ p.w2_ref(e).t()))
     return out
 
 
@@ -60,12 +63,9 @@ def intermediate_amax(problem, rows):
     p = problem
     x = p.x[rows].double()
     ids = p.topk_ids[rows].long()
-    xq = quant.quantize_act(x, "tensor", static_scale=p.a1_scale) if p.a1_scale is not None else x
+    xq = _quant(p, x, p.a1_scale)
     amax = torch.zeros((), dtype=torch.float64, device=x.device)
-    N = p.N
     for e in torch.unique(ids).tolist():
         sel = (ids == e).any(dim=1).nonzero().flatten()
-        h = _round_to(xq[sel] @ p.w1_ref(e).t(), p.compute_dtype)
-        g = _round_to(torch.nn.functional.silu(h[:, :N]) * h[:, N:], p.compute_dtype)
-        amax = torch.maximum(amax, g.abs().max())
+        amax = torch.maximum(amax, _intermediate(p, xq[sel], e).abs().max())
     return amax
