@@ -4,7 +4,7 @@
 
 size_t mt_dtype_size(int dtype)
 {
-    return dtype == MT_DTYPE_FP32 ? 4 : 2;
+    return dtype == MT_DTYPE_FP32 ? 4 : dtype == MT_DTYPE_FP8_W8A8 ? 1 : 2;
 }
 
 uint64_t mt_rng_next(mt_rng *r)

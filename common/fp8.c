@@ -36,16 +36,21 @@ uint8_t mt_f32_to_e4m3(float x)
     return sign | (uint8_t)((ve - 1 + 7) << 3) | (uint8_t)m;
 }
 
-static float scale_of(float amax)
+float mt_fp8_scale_of(float amax)
 {
     return (amax > 1e-10f ? amax : 1e-10f) / MT_E4M3_MAX;
+}
+
+float mt_fp8_qdq(float x, float scale)
+{
+    return mt_e4m3_to_f32(mt_f32_to_e4m3(x / scale)) * scale;
 }
 
 void mt_fp8_quant_tensor(const float *x, size_t n, uint8_t *q, float *scale)
 {
     float amax = 0;
     for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
-    *scale = scale_of(amax);
+    *scale = mt_fp8_scale_of(amax);
     for (size_t i = 0; i < n; i++) q[i] = mt_f32_to_e4m3(x[i] / *scale);
 }
 
@@ -58,7 +63,7 @@ void mt_fp8_quant_groups(const float *x, size_t rows, size_t cols, size_t group,
             size_t c0 = g * group, c1 = c0 + group < cols ? c0 + group : cols;
             float amax = 0;
             for (size_t c = c0; c < c1; c++) amax = fmaxf(amax, fabsf(x[r * cols + c]));
-            float s = scale_of(amax);
+            float s = mt_fp8_scale_of(amax);
             scales[r * ng + g] = s;
             for (size_t c = c0; c < c1; c++) q[r * cols + c] = mt_f32_to_e4m3(x[r * cols + c] / s);
         }
@@ -73,7 +78,7 @@ void mt_fp8_quant_blocks(const float *x, size_t rows, size_t cols, size_t bn, si
             float amax = 0;
             for (size_t r = r0; r < r1; r++)
                 for (size_t c = c0; c < c1; c++) amax = fmaxf(amax, fabsf(x[r * cols + c]));
-            float s = scale_of(amax);
+            float s = mt_fp8_scale_of(amax);
             scales[b * kb + k] = s;
             for (size_t r = r0; r < r1; r++)
                 for (size_t c = c0; c < c1; c++) q[r * cols + c] = mt_f32_to_e4m3(x[r * cols + c] / s);

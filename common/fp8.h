@@ -27,6 +27,11 @@ float mt_e4m3_to_f32(uint8_t q);
 /* NaN gives the positive NaN code 0x7f */
 uint8_t mt_f32_to_e4m3(float x);
 
+/* the scale for an absolute maximum: amax / 448, amax at least 1e-10 */
+float mt_fp8_scale_of(float amax);
+/* x quantised with scale and back: e4m3(x / scale) * scale */
+float mt_fp8_qdq(float x, float scale);
+
 /* one scale over n values */
 void mt_fp8_quant_tensor(const float *x, size_t n, uint8_t *q, float *scale);
 /* rows x cols, a scale per row and group of `group` columns (group >= cols:

@@ -147,10 +147,7 @@ void mt_best_list_free(mt_best_list *l)
 
 int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
 {
-    int k = snprintf(out, n, "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s.moetune.json",
-                     (long long)p->E, (long long)p->N, (long long)p->K, (long long)p->topk, d->name, d->backend,
-                     p->dtype);
-    return k < 0 || (size_t)k >= n ? MT_EINVAL : MT_OK;
+    return mt_moe_mtformat_name(out, n, p->E, p->N, p->K, p->topk, d->name, d->backend, p->dtype, p->block_n, p->block_k);
 }
 
 static void add_num(cJSON *o, const char *k, double v)
@@ -197,6 +194,23 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
     cJSON_AddNumberToObject(pr, "topk", (double)p->topk);
     cJSON_AddStringToObject(pr, "dtype", p->dtype);
     cJSON_AddBoolToObject(pr, "renormalize", p->renormalize);
+    if (!strncmp(p->dtype, "fp8_w8a8", 8)) {
+        /* the scheme in full, as libmoetune's mt_quant takes it */
+        int channel = !strcmp(p->dtype, "fp8_w8a8_per_channel"), block = p->block_n > 0 && p->block_k > 0;
+        char groups[64];
+        snprintf(groups, sizeof groups, "per token, in 1x%lld groups", (long long)p->block_k);
+        cJSON *q = cJSON_AddObjectToObject(pr, "quant");
+        cJSON_AddStringToObject(q, "scheme", block ? "block" : channel ? "channel" : "tensor");
+        cJSON_AddStringToObject(q, "weights", "float8_e4m3fn");
+        cJSON_AddStringToObject(q, "activations", "float8_e4m3fn");
+        if (block) {
+            cJSON *bs = cJSON_AddArrayToObject(q, "block_shape");
+            cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)p->block_n));
+            cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)p->block_k));
+        }
+        cJSON_AddStringToObject(q, "weight_scales", block ? "per block" : channel ? "per output channel" : "per expert");
+        cJSON_AddStringToObject(q, "activation_scales", block ? groups : channel ? "per token" : "per tensor");
+    }
     cJSON *pv = cJSON_AddObjectToObject(root, "provenance");
     cJSON_AddStringToObject(pv, "moetune_version", MOETUNE_VERSION);
     cJSON_AddStringToObject(pv, "kernel_hash", hash ? hash : "");

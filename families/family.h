@@ -117,4 +117,11 @@ extern const mt_family mt_family_attn_decode;
 enum { MT_MOE_KEY_E, MT_MOE_KEY_N, MT_MOE_KEY_K, MT_MOE_KEY_TOPK, MT_MOE_KEY_BLOCK_N, MT_MOE_KEY_BLOCK_K };
 enum { MT_ATTN_KEY_H, MT_ATTN_KEY_HKV, MT_ATTN_KEY_D, MT_ATTN_KEY_PAGE };
 
+/* moetune's own fused-MoE file name, which names every key field:
+ * E=..,N=..,K=..,topk=..,device_name=..,backend=..,dtype=..[,block_shape=[BN,BK]].moetune.json
+ * (the block as vLLM spells it, for fp8_w8a8 in blocks). MT_EINVAL when it
+ * does not fit. */
+int mt_moe_mtformat_name(char *out, size_t n, int64_t E, int64_t N, int64_t K, int64_t topk, const char *device,
+                         const char *backend, const char *dtype, int64_t block_n, int64_t block_k);
+
 #endif

@@ -905,23 +905,19 @@ int mt_attention_decode_cpu(mt_runtime *rt, int dtype, int64_t B, int64_t H, int
 
 /* ---- the CPU kernel with the looked-up config ---- */
 
-int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
-                     int renormalize, const void *x, const void *w1, const void *w2, const float *logits, float *out,
-                     mt_moe_config *used)
+/* the CPU kernel for shape s with the config looked up for key: routed,
+ * run under run_mu; sc holds an fp8 problem's scales */
+static int moe_cpu_run(mt_runtime *rt, const mt_moe_shape *s, const mt_moe_key *key, int64_t M, const void *x,
+                       const void *w1, const void *w2, const mt_moe_scales *sc, const float *logits, float *out,
+                       mt_moe_config *used)
 {
     mt_moe_config cfg;
-    mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
-    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E || E > MAX_DIM ||
-        M > MAX_BATCH / topk)
-        return MT_EINVAL;
-    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
-    key.dtype = dtype == MT_DTYPE_FP32 ? "fp32" : NULL;
-    int rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
+    int64_t N = s->N, K = s->K, topk = s->topk;
+    int rc = mt_runtime_lookup_moe(rt, key, M, &cfg);
     if (rc != MT_OK) return rc;
-    mt_moe_shape s = {E, N, K, topk, dtype, renormalize};
     mt_cpu_params p = {cfg.block_m, cfg.block_n, cfg.block_k, cfg.threads};
     if (p.block_m < 1 || p.block_n < 1 || p.block_k < 1 || p.threads < 1 ||
-        mt_cpu_params_check(&s, &p, rt->threads) != MT_OK) {
+        mt_cpu_params_check(s, &p, rt->threads) != MT_OK) {
         /* a config for another backend or machine: the CPU default instead */
         rt_log(rt, MT_LOG_WARN, "config from '%s' does not fit the CPU kernel here: using its default",
                cfg.file ? cfg.file : "(default)");
@@ -937,12 +933,12 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
     if (rc != MT_OK) return rc;
     int32_t *ids = malloc((size_t)(M * topk) * sizeof *ids);
     float *tw = malloc((size_t)(M * topk) * sizeof *tw);
-    void *ws = malloc(mt_moe_cpu_workspace(&s, &p, M));
+    void *ws = malloc(mt_moe_cpu_workspace(s, &p, M));
     if (!ids || !tw || !ws) rc = MT_ENOMEM;
-    if (rc == MT_OK) rc = mt_moe_route(logits, M, E, topk, renormalize, ids, tw);
+    if (rc == MT_OK) rc = mt_moe_route(logits, M, s->E, topk, s->renormalize, ids, tw);
     if (rc == MT_OK) {
         pthread_mutex_lock(&rt->run_mu);
-        rc = mt_moe_cpu_forward(rt->pool, &s, &p, M, x, w1, w2, ids, tw, ws, out);
+        rc = mt_moe_cpu_forward_q(rt->pool, s, &p, M, x, w1, w2, sc, ids, tw, ws, out);
         pthread_mutex_unlock(&rt->run_mu);
     }
     free(ids);
@@ -950,6 +946,54 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
     free(ws);
     if (rc == MT_OK && used) *used = cfg;
     return rc;
+}
+
+int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                     int renormalize, const void *x, const void *w1, const void *w2, const float *logits, float *out,
+                     mt_moe_config *used)
+{
+    mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
+    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E || E > MAX_DIM ||
+        M > MAX_BATCH / topk)
+        return MT_EINVAL;
+    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP32) return MT_EUNSUPPORTED;
+    key.dtype = dtype == MT_DTYPE_FP32 ? "fp32" : NULL;
+    mt_moe_shape s = {E, N, K, topk, dtype, renormalize, 0, 0, 0};
+    return moe_cpu_run(rt, &s, &key, M, x, w1, w2, NULL, logits, out, used);
+}
+
+/* an fp8 descriptor's fault, said in its own terms; NULL when well formed */
+static const char *quant_fault(const mt_quant *q)
+{
+    if (!q) return "no descriptor (q is NULL)";
+    if (!mt_quant_scheme_name(q->scheme)) return "scheme is not MT_QUANT_TENSOR, MT_QUANT_CHANNEL or MT_QUANT_BLOCK";
+    if (q->scheme == MT_QUANT_BLOCK && (q->block_n < 1 || q->block_k < 1 || q->block_n > 4096 || q->block_k > 4096))
+        return "MT_QUANT_BLOCK needs block_n and block_k of 1 to 4096 (DeepSeek-V3: 128, 128)";
+    if (q->scheme != MT_QUANT_BLOCK && (q->block_n || q->block_k)) return "block_n and block_k are for MT_QUANT_BLOCK only";
+    if (!q->w1_scale || !q->w2_scale) return "w1_scale and w2_scale are required";
+    if (q->scheme != MT_QUANT_TENSOR && (q->a1_scale || q->a2_scale))
+        return "a1_scale and a2_scale are static per-tensor scales: NULL with per-channel and block scales, whose "
+               "activation scales are dynamic";
+    return NULL;
+}
+
+int mt_fused_moe_fp8_cpu(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                         int renormalize, const uint16_t *x, const uint8_t *w1, const uint8_t *w2, const float *logits,
+                         float *out, mt_moe_config *used)
+{
+    if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E || E > MAX_DIM ||
+        M > MAX_BATCH / topk)
+        return MT_EINVAL;
+    const char *fault = quant_fault(q);
+    if (fault) {
+        rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_fp8_cpu: the quantisation descriptor: %s", fault);
+        return MT_EINVAL;
+    }
+    int block = q->scheme == MT_QUANT_BLOCK;
+    mt_moe_key key = {E, N, K, topk, mt_quant_dtype_name(q->scheme), block ? q->block_n : 0, block ? q->block_k : 0};
+    mt_moe_shape s = {E, N, K, topk, MT_DTYPE_FP8_W8A8, renormalize, q->scheme, key.block_n, key.block_k};
+    mt_moe_scales sc = {q->w1_scale, q->w2_scale, q->a1_scale, q->a2_scale};
+    return moe_cpu_run(rt, &s, &key, M, x, w1, w2, &sc, logits, out, used);
 }
 
 /* ---- the CUDA kernels with the looked-up config ---- */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "moe_cpu.h" /* the scale layouts, one definition */
+
 /* A switch with no default: a new status code without a string is a
  * compiler warning (-Wswitch), and -Werror makes it a build failure. */
 const char *mt_status_str(int status)
@@ -34,8 +36,36 @@ const char *mt_dtype_name(int dtype)
     case MT_DTYPE_BF16: return "bf16";
     case MT_DTYPE_FP16: return "fp16";
     case MT_DTYPE_FP32: return "fp32";
+    case MT_DTYPE_FP8_W8A8: return "fp8_w8a8";
     default: return NULL;
     }
+}
+
+const char *mt_quant_scheme_name(int scheme)
+{
+    switch (scheme) {
+    case MT_QUANT_TENSOR: return "tensor";
+    case MT_QUANT_CHANNEL: return "channel";
+    case MT_QUANT_BLOCK: return "block";
+    default: return NULL;
+    }
+}
+
+const char *mt_quant_dtype_name(int scheme)
+{
+    switch (scheme) {
+    case MT_QUANT_TENSOR:
+    case MT_QUANT_BLOCK: return "fp8_w8a8";
+    case MT_QUANT_CHANNEL: return "fp8_w8a8_per_channel";
+    default: return NULL;
+    }
+}
+
+int64_t mt_quant_weight_scales(const mt_quant *q, int which, int64_t E, int64_t N, int64_t K)
+{
+    mt_moe_shape s = {E, N, K, 1, MT_DTYPE_FP8_W8A8, 1, q ? q->scheme : 0, q ? q->block_n : 0, q ? q->block_k : 0};
+    if (!q || (which != 1 && which != 2) || E < 1 || N < 1 || K < 1) return 0;
+    return mt_moe_weight_scales(&s, which);
 }
 
 int mt_dtype_parse(const char *s, int *out)
@@ -44,6 +74,7 @@ int mt_dtype_parse(const char *s, int *out)
         {"bf16", MT_DTYPE_BF16}, {"bfloat16", MT_DTYPE_BF16},
         {"fp16", MT_DTYPE_FP16}, {"float16", MT_DTYPE_FP16},
         {"fp32", MT_DTYPE_FP32}, {"float32", MT_DTYPE_FP32},
+        {"fp8_w8a8", MT_DTYPE_FP8_W8A8},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (s && strcmp(s, tab[i].name) == 0) {

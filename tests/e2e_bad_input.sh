@@ -95,11 +95,19 @@ printf '{"model_type": "dbrx", "d_model": 6144, "ffn_config": {"ffn_hidden_size"
   >"$TMP/dbrx.json"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/dbrx.db" --model-config "$TMP/dbrx.json" --tp 8 --dry-run
 expect_in "$TMP/e" "E=16 N=1344 K=6144 top-4"
-# a quantised checkpoint is never tuned as bf16 without a word: refused,
-# naming what the engine runs it in; with --dtype it goes on and says so
+# a quantised checkpoint is never tuned as bf16 without a word: an fp8 one
+# is tuned in its own scheme by moetune's fp8 kernel, said; another is
+# refused, naming what the engine runs it in; with --dtype it goes on and
+# says so
 QC=$MT_TESTS/fixtures/model-configs
-expect_exit 2 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dry-run
-expect_in "$TMP/e" "is quantised: fp8_w8a8, block_shape=[128,128] (fp8 (e4m3) with 128x128 block scales"
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --device cpu --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dry-run
+expect_in "$TMP/e" "is quantised: fp8 (e4m3) with 128x128 block scales, dynamic activation scales; tuning moetune's fp8_w8a8 kernel with its weight blocks"
+expect_in "$TMP/e" "E=256 N=256 K=7168 top-8 fp8_w8a8 block_shape=[128,128]"
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --device cpu --model-config "$QC/mixtral-fp8-dynamic.json" --dry-run
+expect_in "$TMP/e" "tuning moetune's fp8_w8a8 kernel with per-channel weights and per-token activations"
+expect_in "$TMP/e" "top-2 fp8_w8a8_per_channel"
+expect_exit 2 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/qwen3-30b-a3b-w4a16.json" --dry-run
+expect_in "$TMP/e" "is quantised: int4_w4a16 (compressed-tensors, weights 4-bit int (group)"
 expect_in "$TMP/e" "or --dtype bf16 to tune the unquantised kernel"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek-v3-fp8.json" --tp 8 --dtype bf16 --dry-run
 expect_in "$TMP/e" "tuning --dtype bf16 as asked"

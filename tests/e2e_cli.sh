@@ -94,7 +94,7 @@ import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 assert len(r) == 6, r
 assert r[0]["status"] == "ok" and r[0]["rel_err"] <= r[0]["tolerance"] == 2e-2, r[0]
-assert not r[1]["ok"] and "does not take dtype fp16 (it takes bf16,fp32)" in r[1]["error"], r[1]
+assert not r[1]["ok"] and "does not take dtype fp16 (it takes bf16,fp32,fp8_w8a8,fp8_w8a8_per_channel)" in r[1]["error"], r[1]
 assert not r[2]["ok"] and "no kernel family 'mla_decode'" in r[2]["error"], r[2]
 assert not r[3]["ok"] and "not an array of 1 integers" in r[3]["error"], r[3]
 assert r[4]["status"] == "ok" and r[4]["experts_hit"] > 0, r[4]

@@ -95,7 +95,7 @@ expect_in "$TMP/p" "cannot run '/nonexistent/python'"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine tensorrt $SHAPE
 expect_in "$TMP/u" "--engine 'tensorrt': expected vllm or sglang"
 expect_exit 2 "$TMP/u" "$MT" sweep --block-shape 128,128 $SHAPE
-expect_in "$TMP/u" "--block-shape is taken with --engine"
+expect_in "$TMP/u" "--block-shape is taken with --dtype fp8_w8a8 only (got bf16)"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype mxfp4 $SHAPE
 expect_in "$TMP/u" "mxfp4 is not measured yet"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --group-size 64 $SHAPE
@@ -110,7 +110,7 @@ expect_in "$TMP/u" "expected N,K"
 expect_exit 0 "$TMP/q" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/deepseek-v3-fp8.json" \
   --tp 8 --dry-run --device cpu
 expect_in "$TMP/q" "tuning vllm's kernel in fp8_w8a8 with its weight blocks"
-expect_in "$TMP/q" "fp8_w8a8, batch sizes"
+expect_in "$TMP/q" "fp8_w8a8 block_shape=[128,128], batch sizes"
 # compiling ahead in parallel processes: every config of the space at every
 # batch size; a process that crashes loses its share only to the sweep,
 # which measures (and stores) each variant as it comes

@@ -158,4 +158,37 @@ expect_in "$TMP/o" "1 batch size(s) ended with no verified config"
 [ "$(sql "$ODB" "select count(*) from measurements m join configs c on c.id = m.config_id where m.M = 8
   and json_extract(c.params, '$.block_m') = 8 and json_extract(c.params, '$.threads') = 1")" = 4 ] ||
   fail "every measured config has block_m 8 and threads 1"; ok
+# moetune's fp8 kernel on the CPU: each scheme is its own problem, named as
+# files and the database name it, every variant checked against the fp8
+# oracle; the file says the scheme in full and the runtime finds it
+FDB=$TMP/fp8.db
+for scheme in "" "--per-channel" "--block-shape 32,64"; do
+  expect_exit 0 "$TMP/f8" "$MT" sweep --device cpu --db "$FDB" --experts 4 --intermediate 96 --hidden 192 --topk 2 \
+    --dtype fp8_w8a8 $scheme --batch-sizes 3 --strategy grid --budget 3 --finalists 0 --out "$TMP/f8out" --json --quiet
+  [ "$(py "$TMP/f8" 'j["failed"]')" = 0 ] || fail "fp8 $scheme: a variant failed: $(cat "$TMP/f8")"; ok
+done
+[ "$(sql "$FDB" "select group_concat(dtype || ':' || block_n || 'x' || block_k, ' ') from (select * from problems order by id)")" = \
+  "fp8_w8a8:0x0 fp8_w8a8_per_channel:0x0 fp8_w8a8:32x64" ] || fail "three fp8 problems: $(sql "$FDB" 'select * from problems')"; ok
+[ "$(sql "$FDB" "select count(*) from measurements where status='ok' and rel_err < 1e-3 and rel_err > 0")" = 9 ] ||
+  fail "every fp8 variant checked and within the tolerance"; ok
+B="$TMP/f8out/E=4,N=96,K=192,topk=2,device_name=$(sql "$FDB" 'select name from devices'),backend=cpu,dtype=fp8_w8a8,block_shape=[32,64].moetune.json"
+[ -f "$B" ] || fail "the block scheme's file: $(ls "$TMP/f8out")"; ok
+[ -f "${B%,block_shape*}.moetune.json" ] && [ -f "${B%,dtype=*},dtype=fp8_w8a8_per_channel.moetune.json" ] ||
+  fail "the per-tensor and per-channel files: $(ls "$TMP/f8out")"; ok
+[ "$(py "$B" 'j["problem"]["quant"]["scheme"] + " " + str(j["problem"]["quant"]["block_shape"]) + " " + j["problem"]["quant"]["activation_scales"]')" = \
+  "block [32, 64] per token, in 1x64 groups" ] || fail "the scheme in full: $(py "$B" 'j["problem"]')"; ok
+expect_exit 0 "$TMP/f8l" "$MT" lookup --device cpu --experts 4 --intermediate 96 --hidden 192 --topk 2 --batch 3 \
+  --dtype fp8_w8a8 --block-shape 32,64 --config-dir "$TMP/f8out"
+expect_in "$TMP/f8l" "block_shape=[32,64].moetune.json"
+# the CUDA kernels have no fp8 yet; a wrong pairing is refused
+expect_exit 2 "$TMP/f8e" "$MT" sweep --device cpu --db "$FDB" --model tiny --dtype bf16 --per-channel
+expect_in "$TMP/f8e" "--per-channel is taken with --dtype fp8_w8a8"
+expect_exit 2 "$TMP/f8e" "$MT" sweep --device cpu --db "$FDB" --model tiny --dtype fp8_w8a8 --per-channel --block-shape 128,128
+expect_in "$TMP/f8e" "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape"
+expect_exit 2 "$TMP/f8e" "$MT" sweep --device cpu --db "$FDB" --model tiny --dtype fp8_w8a8 --block-shape 128
+expect_in "$TMP/f8e" "--block-shape '128': expected N,K"
+# a preset named for its fp8 checkpoint tunes that scheme, and says so
+expect_exit 0 "$TMP/f8p" "$MT" sweep --device cpu --model qwen3-30b-a3b-fp8 --dry-run
+expect_in "$TMP/f8p" "tuning moetune's fp8_w8a8 kernel with its weight blocks"
+expect_in "$TMP/f8p" "fp8_w8a8"
 done_ok

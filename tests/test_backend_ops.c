@@ -29,7 +29,7 @@
 #include "moetune/moetune.h"
 #include "space.h"
 
-static const char *const all_dtypes[] = {"bf16", "fp16", "fp32"};
+static const char *const all_dtypes[] = {"bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel"};
 
 int main(int argc, char **argv)
 {

@@ -84,7 +84,7 @@ static void test_align(void)
  * multiples of any tile, must match the oracle. */
 static void test_all_variants(int dtype, int64_t E, int64_t N, int64_t K, int64_t topk, int64_t M)
 {
-    mt_moe_shape s = {E, N, K, topk, dtype, 1};
+    mt_moe_shape s = {E, N, K, topk, dtype, 1, 0, 0, 0};
     size_t esz = mt_dtype_size(dtype);
     mt_rng r = {(uint64_t)(E * 7 + N * 13 + K * 17 + M)};
     void *x = malloc((size_t)(M * K) * esz), *w1 = malloc((size_t)(E * 2 * N * K) * esz),

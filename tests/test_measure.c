@@ -38,7 +38,7 @@ static void test_cpu_routings(void)
     mt_cpu_bench *b = NULL;
     CHECK(mt_cpu_bench_new(&b, 2) == MT_OK, "bench");
     if (!b) return;
-    mt_moe_shape s = {8, 64, 128, 2, MT_DTYPE_FP32, 1};
+    mt_moe_shape s = {8, 64, 128, 2, MT_DTYPE_FP32, 1, 0, 0, 0};
     mt_cpu_params p = {4, 16, 64, 1};
     mt_policy pol;
     mt_policy_cpu_default(&pol);

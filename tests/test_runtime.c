@@ -420,13 +420,98 @@ static void test_staleness_and_cpu_kernel(void)
     mt_moe_config used;
     CHECK(mt_fused_moe_cpu(rt, MT_DTYPE_BF16, M, E, N, K, topk, 1, x, w1, w2, logits, out, &used) == MT_OK, "forward");
     mt_moe_route(logits, M, E, topk, 1, ids, tw);
-    mt_moe_shape s = {E, N, K, topk, MT_DTYPE_BF16, 1};
+    mt_moe_shape s = {E, N, K, topk, MT_DTYPE_BF16, 1, 0, 0, 0};
     mt_moe_reference(&s, M, x, w1, w2, ids, tw, ref);
     double err = mt_rel_l2_error(out, ref, (size_t)(M * K));
     CHECK(err < 1e-4, "the looked-up kernel matches the oracle: %g", err);
     CHECK(used.block_m == 8 && used.source == MT_SOURCE_CONFIG_DIR, "it ran the tuned config");
     mt_runtime_close(rt);
     free(x); free(w1); free(w2); free(logits); free(out); free(tw); free(ids); free(ref);
+}
+
+/* fp8 through the runtime: each scheme finds its own file (the block
+ * file is not the per-tensor one), runs the tuned config, matches the fp8
+ * oracle; a malformed descriptor is refused with the field named. */
+static void test_fp8_cpu(void)
+{
+    char dir[300], name[512], text[2048];
+    const char *dev = "CPU_TEST_FP8";
+    int64_t M = 9, E = 4, N = 128, K = 256, topk = 2;
+    snprintf(dir, sizeof dir, "%s/fp8", tmp);
+    const char *fmt = "{\"format\": \"moetune-config/1\", \"provenance\": {\"kernel_hash\": \"%s\"}, \"configs\": "
+                      "{\"8\": {\"params\": {\"block_m\": %d, \"block_n\": 16, \"block_k\": 64, \"threads\": 2}}}}";
+    /* block_m tells the files apart: 4 per tensor, 8 in blocks, 16 per channel */
+    static const struct { const char *dtype, *block; int block_m; } files[] = {
+        {"fp8_w8a8", "", 4}, {"fp8_w8a8", ",block_shape=[128,128]", 8}, {"fp8_w8a8_per_channel", "", 16}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "E=4,N=128,K=256,topk=2,device_name=%s,backend=cpu,dtype=%s%s.moetune.json", dev,
+                 files[i].dtype, files[i].block);
+        snprintf(text, sizeof text, fmt, mt_kernel_hash("cpu"), files[i].block_m);
+        write_text(dir, name, text);
+    }
+    mt_runtime *rt = open_rt(dir, NULL, NULL, dev, "cpu", NULL);
+    mt_rng r = {7};
+    float *w1f = malloc((size_t)(E * 2 * N * K) * 4), *w2f = malloc((size_t)(E * K * N) * 4);
+    uint8_t *q1 = malloc((size_t)(E * 2 * N * K)), *q2 = malloc((size_t)(E * K * N));
+    float *s1 = malloc((size_t)(E * 2 * N) * 4), *s2 = malloc((size_t)(E * K) * 4); /* the largest: per channel */
+    uint16_t *x = malloc((size_t)(M * K) * 2);
+    float *logits = malloc((size_t)(M * E) * 4), *out = malloc((size_t)(M * K) * 4), *tw = malloc((size_t)(M * topk) * 4);
+    int32_t *ids = malloc((size_t)(M * topk) * 4);
+    double *ref = malloc((size_t)(M * K) * 8);
+    mt_fill_random(w1f, MT_DTYPE_FP32, (size_t)(E * 2 * N * K), 0.06f, &r);
+    mt_fill_random(w2f, MT_DTYPE_FP32, (size_t)(E * K * N), 0.09f, &r);
+    mt_fill_random(x, MT_DTYPE_BF16, (size_t)(M * K), 1.0f, &r);
+    for (int64_t i = 0; i < M * E; i++) logits[i] = mt_rng_uniform(&r);
+    mt_moe_route(logits, M, E, topk, 1, ids, tw);
+    static const int schemes[] = {MT_QUANT_TENSOR, MT_QUANT_BLOCK, MT_QUANT_CHANNEL};
+    for (int i = 0; i < 3; i++) {
+        int b = schemes[i] == MT_QUANT_BLOCK;
+        mt_moe_shape s = {E, N, K, topk, MT_DTYPE_FP8_W8A8, 1, schemes[i], b ? 128 : 0, b ? 128 : 0};
+        mt_moe_quantize_weights(&s, w1f, w2f, q1, q2, s1, s2);
+        mt_quant q = {schemes[i], s.block_n, s.block_k, s1, s2, NULL, NULL};
+        mt_moe_scales sc = {s1, s2, NULL, NULL};
+        mt_moe_config used;
+        memset(&used, 0, sizeof used);
+        CHECK(mt_fused_moe_fp8_cpu(rt, &q, M, E, N, K, topk, 1, x, q1, q2, logits, out, &used) == MT_OK &&
+                  used.source == MT_SOURCE_CONFIG_DIR && used.block_m == files[i].block_m,
+              "%s: its own file (block_m %d, want %d)", mt_quant_scheme_name(schemes[i]), used.block_m, files[i].block_m);
+        CHECK(mt_moe_reference_fp8(&s, M, x, q1, q2, &sc, ids, tw, ref, NULL) == MT_OK, "oracle");
+        double err = mt_rel_l2_error(out, ref, (size_t)(M * K));
+        CHECK(err < 1e-4, "%s through the runtime matches the fp8 oracle: %g", mt_quant_scheme_name(schemes[i]), err);
+    }
+    /* another block shape has no file: the default, said */
+    mt_quant q64 = {MT_QUANT_BLOCK, 64, 64, s1, s2, NULL, NULL};
+    mt_moe_shape s64 = {E, N, K, topk, MT_DTYPE_FP8_W8A8, 1, MT_QUANT_BLOCK, 64, 64};
+    mt_moe_quantize_weights(&s64, w1f, w2f, q1, q2, s1, s2);
+    mt_moe_config used;
+    CHECK(mt_fused_moe_fp8_cpu(rt, &q64, M, E, N, K, topk, 1, x, q1, q2, logits, out, &used) == MT_OK &&
+              used.source == MT_SOURCE_DEFAULT,
+          "64x64 blocks: no file, the default (source %d)", used.source);
+    /* malformed descriptors: the field named in the log */
+    static const struct { mt_quant q; const char *says; } bad[] = {
+        {{0, 0, 0, NULL, NULL, NULL, NULL}, "scheme"},
+        {{MT_QUANT_BLOCK, 0, 128, NULL, NULL, NULL, NULL}, "block_n"},
+        {{MT_QUANT_CHANNEL, 128, 128, NULL, NULL, NULL, NULL}, "MT_QUANT_BLOCK only"},
+        {{MT_QUANT_TENSOR, 0, 0, NULL, NULL, NULL, NULL}, "w1_scale"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        logbuf[0] = 0;
+        mt_quant q = bad[i].q;
+        if (i == 2) q.w1_scale = s1, q.w2_scale = s2;
+        CHECK(mt_fused_moe_fp8_cpu(rt, &q, M, E, N, K, topk, 1, x, q1, q2, logits, out, NULL) == MT_EINVAL &&
+                  strstr(logbuf, bad[i].says),
+              "malformed descriptor %zu: %s", i, logbuf);
+    }
+    float one = 1;
+    mt_quant stat = {MT_QUANT_CHANNEL, 0, 0, s1, s2, &one, NULL};
+    logbuf[0] = 0;
+    CHECK(mt_fused_moe_fp8_cpu(rt, &stat, M, E, N, K, topk, 1, x, q1, q2, logits, out, NULL) == MT_EINVAL &&
+              strstr(logbuf, "a1_scale"),
+          "a static scale with per-token activations: %s", logbuf);
+    CHECK(mt_fused_moe_fp8_cpu(rt, NULL, M, E, N, K, topk, 1, x, q1, q2, logits, out, NULL) == MT_EINVAL, "no descriptor");
+    mt_runtime_close(rt);
+    free(w1f), free(w2f), free(q1), free(q2), free(s1), free(s2), free(x), free(logits), free(out), free(tw), free(ids);
+    free(ref);
 }
 
 /* Attention: the config dir before the cache, the nearest keys, a broken
@@ -710,6 +795,7 @@ int main(void)
     test_rocm_names_and_aliases();
     test_malformed();
     test_staleness_and_cpu_kernel();
+    test_fp8_cpu();
     test_attention();
     test_attention_fallbacks();
     test_attention_cuda();

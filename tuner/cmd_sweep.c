@@ -52,13 +52,14 @@ static const char usage[] =
     "  --experts E --intermediate I --hidden K --topk T   an explicit shape\n"
     "  --tp N                  tensor parallel: N = intermediate / tp\n"
     "  --ep N                  expert parallel: E = experts / ep\n"
-    "  --dtype bf16|fp32       weights and activations (default bf16); with --engine also\n"
-    "                          fp16, fp8_w8a8, int8_w8a8, int8_w8a16, int4_w4a16 (vLLM's names)\n"
-    "  --block-shape N,K       with --engine and fp8_w8a8: the weights' scale blocks\n"
-    "                          (DeepSeek-V3: 128,128)\n"
+    "  --dtype bf16|fp32|fp8_w8a8  weights and activations (default bf16; fp8_w8a8: e4m3\n"
+    "                          weights and activations with float scales, on the CPU); with\n"
+    "                          --engine also fp16, int8_w8a8, int8_w8a16, int4_w4a16 (vLLM's names)\n"
+    "  --block-shape N,K       with fp8_w8a8: the weights' scale blocks, activations in\n"
+    "                          1xK groups (DeepSeek-V3: 128,128); without it, per tensor\n"
     "  --group-size G          with --engine and int4_w4a16: weights in groups of G along K\n"
     "                          (default: the model config's, else 128)\n"
-    "  --per-channel           with --engine and fp8_w8a8: weights scaled per output channel,\n"
+    "  --per-channel           with fp8_w8a8: weights scaled per output channel,\n"
     "                          activations per token (compressed-tensors' channel scheme)\n"
     "  --disable-shared-experts-fusion  with --engine sglang: tune E routed experts, as\n"
     "                          SGLang runs them with this flag; by default SGLang fuses the\n"
@@ -490,9 +491,16 @@ int cmd_sweep(int argc, char **argv)
                                      &ps);
     if (status) return status;
     const char *engine = o.prob.engine;
-    if (!engine && !gpu && ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32) {
+    if (!engine && !gpu && ps.dtype != MT_DTYPE_BF16 && ps.dtype != MT_DTYPE_FP32 && ps.dtype != MT_DTYPE_FP8_W8A8) {
         free(ps.ms);
-        return mt_usage_error("sweep", "the CPU backend takes --dtype bf16 or fp32");
+        return mt_usage_error("sweep", "the CPU backend takes --dtype bf16, fp32 or fp8_w8a8");
+    }
+    if (!engine && gpu && ps.dtype == MT_DTYPE_FP8_W8A8) {
+        free(ps.ms);
+        return mt_usage_error("sweep", "moetune's %s kernels do not take fp8_w8a8 yet: --device cpu tunes the CPU "
+                                       "kernel in fp8_w8a8, and --engine vllm or --engine sglang the engine's fp8 kernel "
+                                       "on this GPU",
+                              mt_backend_name(dspec.kind));
     }
     if (!engine && gpu && ps.dtype == MT_DTYPE_FP32) {
         free(ps.ms);
@@ -516,7 +524,7 @@ int cmd_sweep(int argc, char **argv)
      * the device's once the worker has named it */
     mt_mem_need need;
     int64_t max_m = ps.ms[ps.n_ms - 1], max_tok = o.max_tokens ? o.max_tokens : 16384;
-    size_t esz = ps.dtype == MT_DTYPE_FP32 ? 4 : 2;
+    size_t esz = mt_dtype_size(ps.dtype);
     mt_moe_mem_need(ps.E, ps.N, ps.model.hidden, ps.model.topk, max_m, esz, gpu, max_tok, &need);
     if (o.dry_run || !gpu) {
         /* a tenth of what is available is left to the program, the worker's
@@ -531,10 +539,13 @@ int cmd_sweep(int argc, char **argv)
             mt_bytes_text(a, sizeof a, avail);
             for (int i = 0; i < ps.n_ms; i++)
                 snprintf(bs + strlen(bs), sizeof bs - strlen(bs), "%s%lld", i ? "," : "", (long long)ps.ms[i]);
-            printf("%s on %s: E=%lld N=%lld K=%lld top-%lld %s, batch sizes %s\n"
+            char blk[48] = "";
+            if (ps.block_n > 0)
+                snprintf(blk, sizeof blk, " block_shape=[%lld,%lld]", (long long)ps.block_n, (long long)ps.block_k);
+            printf("%s on %s: E=%lld N=%lld K=%lld top-%lld %s%s, batch sizes %s\n"
                    "memory: about %s of weights and %s of buffers%s%s%s\n",
                    ps.model.name, gpu ? mt_backend_name(dspec.kind) : "cpu", (long long)ps.E, (long long)ps.N,
-                   (long long)ps.model.hidden, (long long)ps.model.topk, ps.qdtype, bs, w, b,
+                   (long long)ps.model.hidden, (long long)ps.model.topk, ps.qdtype, blk, bs, w, b,
                    avail >= 0 ? "; the host has " : " (the GPU's memory is checked when the sweep starts)",
                    avail >= 0 ? a : "", avail < 0 ? "" : fits ? " available: fits" : " available: does not fit");
             free(ps.ms);

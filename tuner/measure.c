@@ -1,6 +1,7 @@
 #include "measure.h"
 
 #include "attn.h"
+#include "fp8.h"
 
 #include <math.h>
 #include <signal.h>
@@ -42,6 +43,7 @@ struct mt_cpu_bench {
     /* weights for the current shape, regenerated when the shape changes */
     mt_moe_shape wshape;
     void *w1, *w2;
+    float *s1, *s2; /* fp8: the weights' scales */
     /* a buffer larger than the last-level cache, read to evict it */
     float *flush;
     size_t flush_n;
@@ -79,6 +81,8 @@ void mt_cpu_bench_free(mt_cpu_bench *b)
     mt_pool_free(b->pool);
     free(b->w1);
     free(b->w2);
+    free(b->s1);
+    free(b->s2);
     free(b->flush);
     free(b);
 }
@@ -104,20 +108,36 @@ static int ensure_weights(mt_cpu_bench *b, const mt_moe_shape *s)
     if (b->w1 && memcmp(&b->wshape, s, sizeof *s) == 0) return MT_OK;
     free(b->w1);
     free(b->w2);
+    free(b->s1);
+    free(b->s2);
+    b->s1 = b->s2 = NULL;
+    int fp8 = s->dtype == MT_DTYPE_FP8_W8A8;
     size_t esz = mt_dtype_size(s->dtype);
     size_t n1 = (size_t)(s->E * 2 * s->N * s->K), n2 = (size_t)(s->E * s->K * s->N);
     b->w1 = malloc(n1 * esz);
     b->w2 = malloc(n2 * esz);
-    if (!b->w1 || !b->w2) {
-        free(b->w1);
-        free(b->w2);
-        b->w1 = b->w2 = NULL;
-        return MT_ENOMEM;
+    /* fp8: drawn in fp32 and quantised as a checkpoint stores them */
+    float *f1 = fp8 ? malloc(n1 * sizeof *f1) : NULL, *f2 = fp8 ? malloc(n2 * sizeof *f2) : NULL;
+    if (fp8) {
+        b->s1 = malloc((size_t)mt_moe_weight_scales(s, 1) * sizeof *b->s1);
+        b->s2 = malloc((size_t)mt_moe_weight_scales(s, 2) * sizeof *b->s2);
     }
-    /* scaled like trained weights, so activations stay near unit size */
-    mt_rng r = {0x6d6f6574756e65ull ^ (uint64_t)(s->E * 131 + s->N * 7 + s->K)};
-    mt_fill_random(b->w1, s->dtype, n1, 1.0f / sqrtf((float)s->K), &r);
-    mt_fill_random(b->w2, s->dtype, n2, 1.0f / sqrtf((float)s->N), &r);
+    int rc = b->w1 && b->w2 && (!fp8 || (f1 && f2 && b->s1 && b->s2)) ? MT_OK : MT_ENOMEM;
+    if (rc == MT_OK) {
+        /* scaled like trained weights, so activations stay near unit size */
+        mt_rng r = {0x6d6f6574756e65ull ^ (uint64_t)(s->E * 131 + s->N * 7 + s->K)};
+        mt_fill_random(fp8 ? (void *)f1 : b->w1, fp8 ? MT_DTYPE_FP32 : s->dtype, n1, 1.0f / sqrtf((float)s->K), &r);
+        mt_fill_random(fp8 ? (void *)f2 : b->w2, fp8 ? MT_DTYPE_FP32 : s->dtype, n2, 1.0f / sqrtf((float)s->N), &r);
+        if (fp8) rc = mt_moe_quantize_weights(s, f1, f2, b->w1, b->w2, b->s1, b->s2);
+    }
+    free(f1);
+    free(f2);
+    if (rc != MT_OK) {
+        free(b->w1), free(b->w2), free(b->s1), free(b->s2);
+        b->w1 = b->w2 = NULL;
+        b->s1 = b->s2 = NULL;
+        return rc;
+    }
     b->wshape = *s;
     return MT_OK;
 }
@@ -198,6 +218,7 @@ struct cpu_moe_run {
     const mt_cpu_params *p;
     int64_t M;
     const void *x;
+    const mt_moe_scales *sc;
     const int32_t *ids;
     const float *tw;
     void *ws;
@@ -217,8 +238,8 @@ static int cpu_moe_run(void *ctx, double *seconds)
 {
     struct cpu_moe_run *r = ctx;
     double t = now_s();
-    int rc = mt_moe_cpu_forward(r->b->pool, r->s, r->p, r->M, r->x, r->b->w1, r->b->w2, r->ids + r->k, r->tw + r->k,
-                                r->ws, r->out);
+    int rc = mt_moe_cpu_forward_q(r->b->pool, r->s, r->p, r->M, r->x, r->b->w1, r->b->w2, r->sc, r->ids + r->k,
+                                  r->tw + r->k, r->ws, r->out);
     if (seconds) *seconds = now_s() - t;
     return rc;
 }
@@ -226,9 +247,13 @@ static int cpu_moe_run(void *ctx, double *seconds)
 int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, const mt_cpu_params *p, uint64_t seed,
                          const mt_policy *pol, mt_measure_result *res)
 {
-    int rc;
-    size_t esz = mt_dtype_size(s->dtype);
+    int rc, fp8 = s->dtype == MT_DTYPE_FP8_W8A8;
+    /* fp8: the activations come in bf16 and are quantised inside */
+    int xdtype = fp8 ? MT_DTYPE_BF16 : s->dtype;
+    size_t esz = mt_dtype_size(xdtype);
     int R = pol->routings > 0 ? pol->routings : 1;
+    float a1 = 0, a2 = 0;
+    mt_moe_scales sc = {NULL, NULL, NULL, NULL};
     size_t pairs = (size_t)(M * s->topk);
     void *x = NULL, *ws = NULL;
     float *logits = NULL, *tw = NULL, *out = NULL;
@@ -257,7 +282,7 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
     /* the batch size's inputs (the seed is the same for every config):
      * activations, then R routings of them */
     mt_rng r = {seed};
-    mt_fill_random(x, s->dtype, (size_t)(M * s->K), 1.0f, &r);
+    mt_fill_random(x, xdtype, (size_t)(M * s->K), 1.0f, &r);
     {
         char *hit = calloc((size_t)s->E, 1);
         if (!hit) { rc = MT_ENOMEM; goto out; }
@@ -275,6 +300,22 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         free(hit);
         res->experts_hit = (hits + R / 2) / R; /* the mean over the routings */
     }
+    if (fp8) {
+        sc.w1 = b->s1;
+        sc.w2 = b->s2;
+    }
+    if (fp8 && s->scheme == MT_QUANT_TENSOR) {
+        /* per tensor: static activation scales, as checkpoints with a static
+         * activation scheme carry them: calibrated on x and on the
+         * intermediate of the first routing's first tokens */
+        float xm = 0, am = 0;
+        for (int64_t i = 0; i < M * s->K; i++) xm = fmaxf(xm, fabsf(mt_bf16_to_f32(((const uint16_t *)x)[i])));
+        a1 = mt_fp8_scale_of(xm);
+        sc.a1 = &a1;
+        if ((rc = mt_moe_reference_fp8(s, rows, x, b->w1, b->w2, &sc, ids, tw, NULL, &am)) != MT_OK) goto out;
+        a2 = mt_fp8_scale_of(am);
+        sc.a2 = &a2;
+    }
     if (b->fault == MT_FAULT_CRASH) raise(SIGSEGV);
     if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     if (b->fault == MT_FAULT_HANG) for (;;) pause();
@@ -285,8 +326,8 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
      * to judge the rest */
     for (int k = 0; k < R; k++) {
         for (int64_t i = 0; i < M * s->K; i++) out[i] = NAN;
-        if ((rc = mt_moe_cpu_forward(b->pool, s, p, M, x, b->w1, b->w2, ids + k * pairs, tw + k * pairs, ws, out)) !=
-            MT_OK)
+        if ((rc = mt_moe_cpu_forward_q(b->pool, s, p, M, x, b->w1, b->w2, &sc, ids + k * pairs, tw + k * pairs, ws,
+                                       out)) != MT_OK)
             goto out;
         if (b->fault == MT_FAULT_NAN) out[M * s->K / 2] = NAN;
         int64_t t0 = M > rows ? (int64_t)(mt_rng_next(&r) % (uint64_t)(M - rows + 1)) : 0;
@@ -297,9 +338,12 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
                          (long long)(i / s->K), k);
                 goto out;
             }
-        if ((rc = mt_moe_reference(s, rows, (const char *)x + (size_t)(t0 * s->K) * esz, b->w1, b->w2,
-                                   ids + k * pairs + t0 * s->topk, tw + k * pairs + t0 * s->topk, ref)) != MT_OK)
-            goto out;
+        const void *xw = (const char *)x + (size_t)(t0 * s->K) * esz;
+        rc = fp8 ? mt_moe_reference_fp8(s, rows, xw, b->w1, b->w2, &sc, ids + k * pairs + t0 * s->topk,
+                                        tw + k * pairs + t0 * s->topk, ref, NULL)
+                 : mt_moe_reference(s, rows, xw, b->w1, b->w2, ids + k * pairs + t0 * s->topk,
+                                    tw + k * pairs + t0 * s->topk, ref);
+        if (rc != MT_OK) goto out;
         double e = mt_rel_l2_error(out + t0 * s->K, ref, (size_t)(rows * s->K));
         if (!(e <= res->rel_err)) res->rel_err = e; /* the worst routing (NaN sticks) */
         res->tolerance = pol->tolerance;
@@ -310,7 +354,7 @@ int mt_cpu_bench_measure(mt_cpu_bench *b, const mt_moe_shape *s, int64_t M, cons
         }
     }
 
-    struct cpu_moe_run run = {b, s, p, M, x, ids, tw, ws, out, pairs, 0, R};
+    struct cpu_moe_run run = {b, s, p, M, x, &sc, ids, tw, ws, out, pairs, 0, R};
     mt_timed_runs tr = {&run, R, cpu_moe_prepare, cpu_moe_run};
     rc = mt_time_runs(&tr, pol, times, res);
 out:
@@ -500,10 +544,10 @@ double mt_roofline_floor_quant_us(const char *dtype, int64_t E, int64_t N, int64
 
 double mt_roofline_floor_us(const mt_moe_shape *s, int64_t M, int64_t hit, double bw, double peak)
 {
-    double esz = (double)mt_dtype_size(s->dtype);
-    /* each weight of the experts actually hit read once; activations in
-     * (dtype) and out (fp32) */
-    double bytes = (double)hit * 3.0 * (double)s->N * (double)s->K * esz + (double)M * (double)s->K * (esz + 4.0);
+    double esz = (double)mt_dtype_size(s->dtype), asz = s->dtype == MT_DTYPE_FP8_W8A8 ? 2.0 : esz;
+    /* each weight of the experts actually hit read once (fp8: a byte, the
+     * scales negligible); activations in (dtype; fp8: bf16) and out (fp32) */
+    double bytes = (double)hit * 3.0 * (double)s->N * (double)s->K * esz + (double)M * (double)s->K * (asz + 4.0);
     double flops = 2.0 * (double)M * (double)s->topk * 3.0 * (double)s->N * (double)s->K;
     double tb = bw > 0 ? bytes / (bw * 1e9) : 0, tf = peak > 0 ? flops / (peak * 1e9) : 0;
     return (tb > tf ? tb : tf) * 1e6;

@@ -14,28 +14,34 @@
  * 2026-11-23, and on 2026-12-06 for gpt-oss-20b, Kimi-K2, GLM-4.5/4.6/4.5-Air
  * and Llama 4; the key each figure comes from is in `about`. */
 const mt_preset mt_presets[] = {
-    {"mixtral-8x7b", "Mixtral-8x7B: num_local_experts 8, hidden 4096, intermediate_size 14336, top-2", 8, 4096, 14336, 2, 1, NULL},
-    {"mixtral-8x22b", "Mixtral-8x22B: num_local_experts 8, hidden 6144, intermediate_size 16384, top-2", 8, 6144, 16384, 2, 1, NULL},
+    {"mixtral-8x7b", "Mixtral-8x7B: num_local_experts 8, hidden 4096, intermediate_size 14336, top-2", 8, 4096, 14336, 2, 1, NULL, 0},
+    {"mixtral-8x22b", "Mixtral-8x22B: num_local_experts 8, hidden 6144, intermediate_size 16384, top-2", 8, 6144, 16384, 2, 1, NULL, 0},
     {"deepseek-v3", "DeepSeek-V3 / R1: n_routed_experts 256, hidden 7168, moe_intermediate_size 2048, top-8", 256, 7168, 2048, 8, 1,
-     "fp8_w8a8, block_shape=[128,128]"},
-    {"qwen3-30b-a3b", "Qwen3-30B-A3B: num_experts 128, hidden 2048, moe_intermediate_size 768, top-8", 128, 2048, 768, 8, 1, NULL},
-    {"qwen3-235b-a22b", "Qwen3-235B-A22B: num_experts 128, hidden 4096, moe_intermediate_size 1536, top-8", 128, 4096, 1536, 8, 1, NULL},
+     "fp8_w8a8, block_shape=[128,128]", 0},
+    {"qwen3-30b-a3b", "Qwen3-30B-A3B: num_experts 128, hidden 2048, moe_intermediate_size 768, top-8", 128, 2048, 768, 8, 1, NULL, 0},
+    {"qwen3-235b-a22b", "Qwen3-235B-A22B: num_experts 128, hidden 4096, moe_intermediate_size 1536, top-8", 128, 4096, 1536, 8, 1, NULL, 0},
+    /* Qwen's FP8 checkpoints: quant_method fp8, weight_block_size [128, 128],
+     * dynamic activations */
+    {"qwen3-30b-a3b-fp8", "Qwen3-30B-A3B-FP8: as Qwen3-30B-A3B, fp8 e4m3 weights in 128x128 blocks", 128, 2048, 768, 8, 1,
+     "fp8_w8a8, block_shape=[128,128]", 128},
+    {"qwen3-235b-a22b-fp8", "Qwen3-235B-A22B-FP8: as Qwen3-235B-A22B, fp8 e4m3 weights in 128x128 blocks", 128, 4096, 1536,
+     8, 1, "fp8_w8a8, block_shape=[128,128]", 128},
     {"gpt-oss-120b", "gpt-oss-120b: num_local_experts 128, hidden 2880, intermediate_size 2880, top-4", 128, 2880, 2880, 4, 1,
-     "mxfp4"},
+     "mxfp4", 0},
     {"gpt-oss-20b", "gpt-oss-20b: num_local_experts 32, hidden 2880, intermediate_size 2880, top-4", 32, 2880, 2880, 4, 1,
-     "mxfp4"},
+     "mxfp4", 0},
     {"kimi-k2", "Kimi-K2: n_routed_experts 384, hidden 7168, moe_intermediate_size 2048, top-8", 384, 7168, 2048, 8, 1,
-     "fp8_w8a8, block_shape=[128,128]"},
-    {"glm-4.5", "GLM-4.5 / GLM-4.6: n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8", 160, 5120, 1536, 8, 1, NULL},
-    {"glm-4.6", "GLM-4.6: as GLM-4.5 (n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8)", 160, 5120, 1536, 8, 1, NULL},
-    {"glm-4.5-air", "GLM-4.5-Air: n_routed_experts 128, hidden 4096, moe_intermediate_size 1408, top-8", 128, 4096, 1408, 8, 1, NULL},
+     "fp8_w8a8, block_shape=[128,128]", 0},
+    {"glm-4.5", "GLM-4.5 / GLM-4.6: n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8", 160, 5120, 1536, 8, 1, NULL, 0},
+    {"glm-4.6", "GLM-4.6: as GLM-4.5 (n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8)", 160, 5120, 1536, 8, 1, NULL, 0},
+    {"glm-4.5-air", "GLM-4.5-Air: n_routed_experts 128, hidden 4096, moe_intermediate_size 1408, top-8", 128, 4096, 1408, 8, 1, NULL, 0},
     /* Llama 4 routes top-1 through a sigmoid: no renormalisation */
-    {"llama-4-scout", "Llama-4-Scout-17B-16E: text_config num_local_experts 16, hidden 5120, intermediate_size 8192, top-1", 16, 5120, 8192, 1, 0, NULL},
-    {"llama-4-maverick", "Llama-4-Maverick-17B-128E: text_config num_local_experts 128, hidden 5120, intermediate_size 8192, top-1", 128, 5120, 8192, 1, 0, NULL},
-    {"olmoe-1b-7b", "OLMoE-1B-7B: num_experts 64, hidden 2048, intermediate_size 1024, top-8 (norm_topk_prob false)", 64, 2048, 1024, 8, 0, NULL},
+    {"llama-4-scout", "Llama-4-Scout-17B-16E: text_config num_local_experts 16, hidden 5120, intermediate_size 8192, top-1", 16, 5120, 8192, 1, 0, NULL, 0},
+    {"llama-4-maverick", "Llama-4-Maverick-17B-128E: text_config num_local_experts 128, hidden 5120, intermediate_size 8192, top-1", 128, 5120, 8192, 1, 0, NULL, 0},
+    {"olmoe-1b-7b", "OLMoE-1B-7B: num_experts 64, hidden 2048, intermediate_size 1024, top-8 (norm_topk_prob false)", 64, 2048, 1024, 8, 0, NULL, 0},
     /* not a real model: small enough that the CPU default job ends in
      * minutes on two cores, large enough that tiling matters */
-    {"tiny", "synthetic: 8 experts, hidden 512, intermediate 256, top-2 (the CPU default job)", 8, 512, 256, 2, 1, NULL},
+    {"tiny", "synthetic: 8 experts, hidden 512, intermediate 256, top-2 (the CPU default job)", 8, 512, 256, 2, 1, NULL, 0},
 };
 const int mt_n_presets = (int)(sizeof mt_presets / sizeof mt_presets[0]);
 

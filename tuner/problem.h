@@ -39,6 +39,9 @@ typedef struct mt_preset {
      * it is bf16: a sweep of the preset says that it tunes the shape's
      * unquantised kernel */
     const char *published;
+    /* a preset named for its fp8 checkpoint (qwen3-30b-a3b-fp8): that
+     * checkpoint's weight blocks, taken as a model config's would be */
+    int64_t fp8_block;
 } mt_preset;
 
 extern const mt_preset mt_presets[];

@@ -240,6 +240,16 @@ int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t 
     return MT_EXIT_OK;
 }
 
+/* --block-shape N,K into *bn, *bk; an exit status */
+static int block_shape_parse(const char *cmd, const char *text, int64_t *bn, int64_t *bk)
+{
+    char *end;
+    *bn = strtoll(text, &end, 10);
+    if (*end != ',' || *bn < 1 || (*bk = strtoll(end + 1, &end, 10)) < 1 || *end || *bn > 4096 || *bk > 4096)
+        return mt_usage_error(cmd, "--block-shape '%s': expected N,K, e.g. 128,128", text);
+    return MT_EXIT_OK;
+}
+
 /* The dtype of an engine's kernel: --dtype in the engine's names, or the
  * quantised model config's scheme, said; with its block shape. */
 static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
@@ -290,12 +300,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         out->block_k = group;
         return MT_EXIT_OK;
     }
-    if (o->block_shape) {
-        char *end;
-        bn = strtoll(o->block_shape, &end, 10);
-        if (*end != ',' || bn < 1 || (bk = strtoll(end + 1, &end, 10)) < 1 || *end || bn > 4096 || bk > 4096)
-            return mt_usage_error(cmd, "--block-shape '%s': expected N,K, e.g. 128,128", o->block_shape);
-    }
+    if (o->block_shape && block_shape_parse(cmd, o->block_shape, &bn, &bk)) return MT_EXIT_USAGE;
     if (bn > 0 && strcmp(d, "fp8_w8a8"))
         return mt_usage_error(cmd, "--block-shape is taken with --dtype fp8_w8a8 only (got %s)", d);
     if (per_channel && (strcmp(d, "fp8_w8a8") || bn > 0))
@@ -308,6 +313,61 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     out->block_k = bk;
     if (!strcmp(d, "fp16")) out->dtype = MT_DTYPE_FP16;
     else if (!strcmp(d, "fp32")) out->dtype = MT_DTYPE_FP32;
+    return MT_EXIT_OK;
+}
+
+/* The dtype of moetune's own kernels: bf16, fp16, fp32, or fp8_w8a8 per
+ * tensor, per channel or in blocks; a quantised model config's fp8 scheme
+ * is taken and said; any other quantised checkpoint is refused without
+ * --dtype, since its experts run in a kernel moetune's files are not for. */
+static int own_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
+{
+    const char *d = o->dtype;
+    int64_t bn = 0, bk = 0;
+    int per_channel = o->per_channel;
+    if (o->group_size) return mt_usage_error(cmd, "--group-size is taken with --engine and int4_w4a16");
+    if (!d && !strcmp(q->dtype, "fp8_w8a8")) {
+        d = q->dtype;
+        bn = q->block_n;
+        bk = q->block_k;
+        per_channel = q->per_channel;
+        fprintf(stderr, "moetune %s: %s '%s' is quantised: %s; tuning moetune's fp8_w8a8 kernel %s\n", cmd,
+                o->model_config ? "model config" : "model", o->model_config ? o->model_config : out->model.name,
+                q->about, bn > 0 ? "with its weight blocks" : per_channel ? "with per-channel weights and per-token activations" : "with per-tensor scales");
+    }
+    if (d && mt_dtype_parse(d, &out->dtype) != MT_OK)
+        return mt_usage_error(cmd, "unknown --dtype '%s': moetune's kernels take bf16, fp16, fp32 and fp8_w8a8 (the "
+                                   "engines' kernels, with --engine, also int8 and int4)",
+                              d);
+    int fp8 = out->dtype == MT_DTYPE_FP8_W8A8;
+    if (o->block_shape && block_shape_parse(cmd, o->block_shape, &bn, &bk)) return MT_EXIT_USAGE;
+    if (bn > 0 && !fp8)
+        return mt_usage_error(cmd, "--block-shape is taken with --dtype fp8_w8a8 only (got %s)", mt_dtype_name(out->dtype));
+    if (o->per_channel && (!fp8 || bn > 0))
+        return mt_usage_error(cmd, "--per-channel is taken with --dtype fp8_w8a8 and no --block-shape");
+    /* a quantised checkpoint is never tuned as another dtype without a
+     * word: its experts run in another kernel, and a file measured on
+     * another would be named for a kernel the engine does not run for it */
+    if (q->dtype[0] && !(fp8 && !strcmp(q->dtype, "fp8_w8a8"))) {
+        char what[96];
+        snprintf(what, sizeof what, "%s", q->dtype);
+        if (q->block_n > 0)
+            snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
+                     (long long)q->block_k);
+        if (!o->dtype)
+            return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16, fp32 "
+                                       "and fp8_w8a8, and the engine runs this model's experts in its %s kernel, which "
+                                       "does not read configs measured on them: pass --engine vllm or --engine "
+                                       "sglang to tune that engine's kernel in %s, or --dtype bf16 to tune the "
+                                       "unquantised kernel for this shape anyway",
+                                  o->model_config, what, q->about, q->dtype, q->dtype);
+        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
+                        "%s kernel does not read these configs)\n",
+                cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
+    }
+    snprintf(out->qdtype, sizeof out->qdtype, "%s%s", mt_dtype_name(out->dtype), fp8 && per_channel ? "_per_channel" : "");
+    out->block_n = bn;
+    out->block_k = bk;
     return MT_EXIT_OK;
 }
 
@@ -331,14 +391,21 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
         }
         snprintf(out->model.name, sizeof out->model.name, "%s", p->name);
         /* said, never silent: a preset is a shape, and the model's own
-         * checkpoint may run its experts in a quantised kernel */
-        if (p->published && !o->dtype && o->engine)
+         * checkpoint may run its experts in a quantised kernel; a preset
+         * named for its fp8 checkpoint is that checkpoint's scheme */
+        if (p->fp8_block > 0) {
+            mt_model_quant *pq = &out->model.quant;
+            snprintf(pq->dtype, sizeof pq->dtype, "fp8_w8a8");
+            pq->block_n = pq->block_k = p->fp8_block;
+            snprintf(pq->about, sizeof pq->about, "fp8 e4m3 weights in %lldx%lld blocks, activations per token in 1x%lld groups",
+                     (long long)p->fp8_block, (long long)p->fp8_block, (long long)p->fp8_block);
+        } else if (p->published && !o->dtype && o->engine)
             fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes %s's kernel in bf16 for its "
                             "shape (--dtype and --block-shape tune the published scheme)\n",
                     cmd, p->name, p->published, o->engine);
         else if (p->published && !o->dtype)
             fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes moetune's %s kernel for its "
-                            "shape (moetune's kernels take bf16, fp16 and fp32; --dtype silences this)\n",
+                            "shape (--dtype, with --block-shape or --per-channel for fp8_w8a8, tunes another)\n",
                     cmd, p->name, p->published, "bf16");
         out->model.experts = p->experts;
         out->model.hidden = p->hidden;
@@ -380,34 +447,12 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
         int rc = engine_dtype(cmd, o, q, out);
         if (rc) return rc;
     } else {
-        if (o->block_shape)
-            return mt_usage_error(cmd, "--block-shape is taken with --engine (moetune's kernels take bf16, fp16 and fp32)");
-        if (o->dtype && mt_dtype_parse(o->dtype, &out->dtype) != MT_OK)
-            return mt_usage_error(cmd, "unknown --dtype '%s': expected bf16, fp16 or fp32", o->dtype);
-        /* a quantised checkpoint is never tuned as bf16 without a word: its
-         * experts run in another kernel, and a file measured on bf16 would be
-         * named for a kernel the engine does not run for it */
-        if (q->dtype[0]) {
-            char what[96];
-            snprintf(what, sizeof what, "%s", q->dtype);
-            if (q->block_n > 0)
-                snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
-                         (long long)q->block_k);
-            if (!o->dtype) {
-                free(out->ms);
-                out->ms = NULL;
-                return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16 and "
-                                           "fp32 only, and the engine runs this model's experts in its %s kernel, which "
-                                           "does not read configs measured on them: pass --engine vllm or --engine "
-                                           "sglang to tune that engine's kernel in %s, or --dtype bf16 to tune the "
-                                           "unquantised kernel for this shape anyway",
-                                      o->model_config, what, q->about, q->dtype, q->dtype);
-            }
-            fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
-                            "%s kernel does not read these configs)\n",
-                    cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
+        int rc = own_dtype(cmd, o, q, out);
+        if (rc) {
+            free(out->ms);
+            out->ms = NULL;
+            return rc;
         }
-        snprintf(out->qdtype, sizeof out->qdtype, "%s", mt_dtype_name(out->dtype));
     }
     const char *bs = o->batch_sizes ? o->batch_sizes : default_batch_sizes;
     if (bs) {

@@ -45,18 +45,27 @@ static int vllm_name(const mt_family_key *k, const char *device, char *out, size
     return mt_vllm_name_format(out, n, &nm);
 }
 
+int mt_moe_mtformat_name(char *out, size_t n, int64_t E, int64_t N, int64_t K, int64_t topk, const char *device,
+                         const char *backend, const char *dtype, int64_t block_n, int64_t block_k)
+{
+    char block[64] = "";
+    if (block_n > 0 && block_k > 0) snprintf(block, sizeof block, ",block_shape=[%lld,%lld]", (long long)block_n, (long long)block_k);
+    int w = snprintf(out, n, "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s%s.moetune.json",
+                     (long long)E, (long long)N, (long long)K, (long long)topk, device, backend,
+                     dtype && dtype[0] ? dtype : "bf16", block);
+    return w < 0 || (size_t)w >= n ? MT_EINVAL : MT_OK;
+}
+
 /* moetune's file (richer: every key, and provenance) where K and topk are
  * known, then vLLM's */
 static int file_names(const mt_family_key *k, const char *device, const char *backend, mt_family_file *out, int max)
 {
     int n = 0;
-    if (n < max && k->v[MT_MOE_KEY_K] > 0 && k->v[MT_MOE_KEY_TOPK] > 0) {
-        int w = snprintf(out[n].name, sizeof out[n].name,
-                         "E=%lld,N=%lld,K=%lld,topk=%lld,device_name=%s,backend=%s,dtype=%s.moetune.json",
-                         (long long)k->v[MT_MOE_KEY_E], (long long)k->v[MT_MOE_KEY_N], (long long)k->v[MT_MOE_KEY_K],
-                         (long long)k->v[MT_MOE_KEY_TOPK], device, backend, k->dtype[0] ? k->dtype : "bf16");
-        if (w > 0 && (size_t)w < sizeof out[n].name) out[n++].moetune_format = 1;
-    }
+    if (n < max && k->v[MT_MOE_KEY_K] > 0 && k->v[MT_MOE_KEY_TOPK] > 0 &&
+        mt_moe_mtformat_name(out[n].name, sizeof out[n].name, k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K],
+                             k->v[MT_MOE_KEY_TOPK], device, backend, k->dtype, k->v[MT_MOE_KEY_BLOCK_N],
+                             k->v[MT_MOE_KEY_BLOCK_K]) == MT_OK)
+        out[n++].moetune_format = 1;
     if (n < max && vllm_name(k, device, out[n].name, sizeof out[n].name) == MT_OK) out[n++].moetune_format = 0;
     return n;
 }

@@ -33,21 +33,26 @@ static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, i
     x->elem_bytes = !strncmp(k->dtype, "fp8", 3) || !strncmp(k->dtype, "int8", 4) ? 1 : !strcmp(k->dtype, "fp32") ? 4 : 2;
 }
 
-/* the CPU kernel computes in bf16 or fp32; the GPU kernels take bf16 and
- * fp16 (tensor cores) */
+/* the CPU kernel computes in bf16 or fp32, and fp8 weights and activations
+ * with their scales (per tensor or in blocks as fp8_w8a8, per channel as
+ * fp8_w8a8_per_channel); the GPU kernels take bf16 and fp16 (tensor cores) */
 static const char *dtypes(const char *backend)
 {
-    return !strcmp(backend, "cpu") ? "bf16,fp32" : !strcmp(backend, "cuda") || !strcmp(backend, "hip") ? "bf16,fp16" : "";
+    return !strcmp(backend, "cpu")                              ? "bf16,fp32,fp8_w8a8,fp8_w8a8_per_channel"
+           : !strcmp(backend, "cuda") || !strcmp(backend, "hip") ? "bf16,fp16"
+                                                                  : "";
 }
 
 static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,
                    const mt_config *cfg, uint64_t seed, const mt_policy *pol, mt_measure_result *res, char *resources,
                    size_t rlen)
 {
-    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, renormalize};
+    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, renormalize,
+                      0, 0, 0};
     (void)sp;
     if (resources && rlen) resources[0] = 0;
-    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK || !mt_family_takes_dtype(&mt_tuning_fused_moe, b->backend, k->dtype))
+    if (mt_moe_shape_set_dtype(&s, k->dtype, k->v[MT_MOE_KEY_BLOCK_N], k->v[MT_MOE_KEY_BLOCK_K]) != MT_OK ||
+        !mt_family_takes_dtype(&mt_tuning_fused_moe, b->backend, k->dtype))
         return MT_EUNSUPPORTED;
     if (s.E < 1 || s.N < 1 || s.K < 1 || s.topk < 1 || s.topk > s.E || point[0] < 1) return MT_EINVAL;
     if (b->cuda) return mt_cuda_bench_measure(b->cuda, &s, point[0], cfg, seed, pol, res, resources, rlen);
@@ -60,8 +65,10 @@ static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, c
  * FLOPs at the peak, whichever takes longer */
 static double floor_us(const mt_family_key *k, const int64_t *point, double bw, double peak, int64_t hit)
 {
-    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, 1};
-    if (mt_dtype_parse(k->dtype, &s.dtype) != MT_OK)
+    mt_moe_shape s = {k->v[MT_MOE_KEY_E], k->v[MT_MOE_KEY_N], k->v[MT_MOE_KEY_K], k->v[MT_MOE_KEY_TOPK], 0, 1, 0, 0, 0};
+    /* the engines' quantised kernels; moetune's fp8 (the CPU's, which
+     * computes at its fp32 rate) below */
+    if (mt_moe_shape_set_dtype(&s, k->dtype, k->v[MT_MOE_KEY_BLOCK_N], k->v[MT_MOE_KEY_BLOCK_K]) != MT_OK)
         return mt_roofline_floor_quant_us(k->dtype, s.E, s.N, s.K, s.topk, point[0], hit, bw, peak);
     return mt_roofline_floor_us(&s, point[0], hit > 0 ? hit : s.E, bw, peak);
 }

@@ -82,13 +82,64 @@ int mt_device_cpu_name(char *out, size_t out_len, char *model, size_t model_len)
  * "Intel(R) Xeon(R) CPU @ 2.20GHz" -> "CPU_Intel_Xeon_CPU_2.20GHz". */
 int mt_device_cpu_name_of(char *out, size_t out_len, const char *model);
 
-/* Element types of weights and activations. */
-enum mt_dtype { MT_DTYPE_BF16 = 0, MT_DTYPE_FP16 = 1, MT_DTYPE_FP32 = 2 };
+/* Element types of weights and activations. MT_DTYPE_FP8_W8A8: weights in
+ * fp8 e4m3 (the "fn" variant: largest finite 448, no infinities) with
+ * float32 scales, activations given in bf16 and quantised to e4m3 inside the
+ * pipeline, float32 accumulation; the scales' scheme and layouts are an
+ * mt_quant (below). */
+enum mt_dtype { MT_DTYPE_BF16 = 0, MT_DTYPE_FP16 = 1, MT_DTYPE_FP32 = 2, MT_DTYPE_FP8_W8A8 = 3 };
 
-/* "bf16", "fp16", "fp32"; NULL for an unknown value. */
+/* "bf16", "fp16", "fp32", "fp8_w8a8"; NULL for an unknown value. */
 const char *mt_dtype_name(int dtype);
 /* Parse the above names; returns MT_OK or MT_EPARSE. */
 int mt_dtype_parse(const char *s, int *out);
+
+/* ---- fp8 quantisation schemes ----
+ *
+ * A quantised value is q = e4m3(x / scale), rounded to nearest (ties to
+ * even) and saturated at +-448, so that x ~= q * scale. A dynamic scale is
+ * the absolute maximum of what it covers over 448 (at least 1e-10 / 448).
+ * Every scale array is float32, row-major, in the memory of the device the
+ * call runs on (host memory for the CPU entry point, device memory for the
+ * CUDA one). w1 is [E, 2N, K] (gate rows, then up rows) and w2 [E, K, N], as
+ * vLLM lays them out; the intermediate is the [M * topk, N] SiLU-and-mul
+ * output, rounded to bf16 and then quantised as the activations are.
+ *
+ *   MT_QUANT_TENSOR   w1_scale [E], w2_scale [E]: one per expert matrix.
+ *                     a1_scale, a2_scale: one float each for static scales
+ *                     (the checkpoint's input_scale), or NULL for a dynamic
+ *                     scale over the whole x (a1) or the whole intermediate
+ *                     (a2), computed by the pipeline.
+ *   MT_QUANT_CHANNEL  w1_scale [E, 2N], w2_scale [E, K]: one per output
+ *                     channel (weight row). Activations per token: a dynamic
+ *                     scale per row of x and per row of the intermediate.
+ *                     a1_scale and a2_scale must be NULL.
+ *   MT_QUANT_BLOCK    w1_scale [E, ceil(2N / block_n), ceil(K / block_k)],
+ *                     w2_scale [E, ceil(K / block_n), ceil(N / block_k)]: one
+ *                     per block_n x block_k weight block (DeepSeek-V3's 128 x
+ *                     128). Activations in 1 x block_k groups along the
+ *                     reduction: a dynamic scale per row and group of x and
+ *                     of the intermediate. a1_scale and a2_scale must be NULL.
+ */
+enum mt_quant_scheme { MT_QUANT_TENSOR = 1, MT_QUANT_CHANNEL = 2, MT_QUANT_BLOCK = 3 };
+
+typedef struct mt_quant {
+    int scheme;               /* enum mt_quant_scheme */
+    int64_t block_n, block_k; /* MT_QUANT_BLOCK's weight block; 0 otherwise */
+    const float *w1_scale, *w2_scale;
+    const float *a1_scale, *a2_scale; /* MT_QUANT_TENSOR: static scales, or NULL for dynamic */
+} mt_quant;
+
+/* "tensor", "channel", "block"; NULL for an unknown value. */
+const char *mt_quant_scheme_name(int scheme);
+/* The problem's dtype as files and the database spell it: "fp8_w8a8" for
+ * per-tensor and block scales (whose block shape is named apart, as
+ * block_shape=[N,K]), "fp8_w8a8_per_channel" for per-channel scales.
+ * NULL for an unknown scheme. */
+const char *mt_quant_dtype_name(int scheme);
+/* The number of floats in w1_scale (which 1) or w2_scale (which 2) for the
+ * scheme and shape; 0 for a malformed scheme. */
+int64_t mt_quant_weight_scales(const mt_quant *q, int which, int64_t E, int64_t N, int64_t K);
 
 /* ---- vLLM config file names ---- */
 
@@ -356,6 +407,18 @@ int mt_attention_decode_cuda(mt_runtime *rt, int dtype, int64_t B, int64_t num_h
 int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
                      int renormalize, const void *x, const void *w1, const void *w2, const float *router_logits,
                      float *out, mt_moe_config *used);
+
+/* The fp8 fused-MoE forward on the CPU backend with the looked-up config
+ * for the scheme's file (dtype=fp8_w8a8[,block_shape=[..]] or
+ * fp8_w8a8_per_channel): x [M, K] bf16 (uint16 bit patterns), w1
+ * [E, 2N, K] and w2 [E, K, N] e4m3 bytes, the scales as q describes them,
+ * router logits [M, E]; softmax top-k routing, out [M, K] float. The
+ * activations are quantised here, as the scheme says; their time is part of
+ * the call. MT_EINVAL for a malformed descriptor (the log says which field).
+ * Thread-safe as mt_fused_moe_cpu is. */
+int mt_fused_moe_fp8_cpu(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t E, int64_t N, int64_t K,
+                         int64_t topk, int renormalize, const uint16_t *x, const uint8_t *w1, const uint8_t *w2,
+                         const float *router_logits, float *out, mt_moe_config *used);
 
 /* The fused-MoE forward on a CUDA device with the looked-up config
  * (backend "cuda"). Device pointers: x [M, K], w1 [E, 2N, K], w2 [E, K, N]

@@ -10,6 +10,9 @@
  *   topk_w   [M, topk]      float routing weight per (token, slot)
  *   out      [M, K]         float
  * x, w1 and w2 are bf16 (uint16 bit patterns) or fp32, as shape.dtype says.
+ * With MT_DTYPE_FP8_W8A8, x is bf16 and w1, w2 are e4m3 bytes with float
+ * scales in the scheme's layouts (moetune.h, mt_quant); the activations and
+ * the intermediate are quantised inside, as the scheme says.
  */
 #ifndef MT_MOE_CPU_H
 #define MT_MOE_CPU_H
@@ -23,9 +26,38 @@
 
 typedef struct mt_moe_shape {
     int64_t E, N, K, topk;
-    int dtype;       /* MT_DTYPE_BF16 or MT_DTYPE_FP32 on the CPU */
+    int dtype;       /* MT_DTYPE_BF16, MT_DTYPE_FP32 or MT_DTYPE_FP8_W8A8 on the CPU */
     int renormalize; /* renormalise the top-k weights to sum to 1 */
+    /* MT_DTYPE_FP8_W8A8: the scheme (enum mt_quant_scheme) and, for
+     * MT_QUANT_BLOCK, the weight block (activation groups are 1 x block_k) */
+    int scheme;
+    int64_t block_n, block_k;
 } mt_moe_shape;
+
+/* The scales of an fp8 problem, host memory, layouts as mt_quant's. a1 and
+ * a2 are static per-tensor scales (MT_QUANT_TENSOR) or NULL for dynamic. */
+typedef struct mt_moe_scales {
+    const float *w1, *w2, *a1, *a2;
+} mt_moe_scales;
+
+/* ---- fp8 ---- */
+
+/* MT_OK for a well-formed fp8 shape (scheme known, a block of 1..4096 for
+ * MT_QUANT_BLOCK and none otherwise), or any other dtype; MT_EINVAL with
+ * why (may be NULL) otherwise. */
+int mt_moe_quant_check(const mt_moe_shape *s, char *why, size_t why_len);
+/* The shape's dtype and scheme from a problem's dtype as the database and
+ * files spell it: bf16, fp16, fp32; fp8_w8a8 (per tensor, or in
+ * block_n x block_k blocks when they are given); fp8_w8a8_per_channel.
+ * MT_EPARSE for another name, MT_EINVAL for a block with another dtype. */
+int mt_moe_shape_set_dtype(mt_moe_shape *s, const char *dtype, int64_t block_n, int64_t block_k);
+/* The floats of w1's (which 1) or w2's (which 2) scales for the shape. */
+int64_t mt_moe_weight_scales(const mt_moe_shape *s, int which);
+/* Quantise float weights w1f [E, 2N, K] and w2f [E, K, N] into e4m3 q1, q2
+ * and their scales s1, s2 (mt_moe_weight_scales floats each), as an fp8
+ * checkpoint stores them. */
+int mt_moe_quantize_weights(const mt_moe_shape *s, const float *w1f, const float *w2f, uint8_t *q1, uint8_t *q2,
+                            float *s1, float *s2);
 
 /* The CPU kernel's tunables. They change speed, never results beyond
  * float rounding order. */
@@ -63,6 +95,15 @@ int mt_moe_align(const int32_t *topk_ids, int64_t M, int64_t topk, int64_t E, in
 /* Plain fused MoE accumulating in double. out is [M, K] doubles. */
 int mt_moe_reference(const mt_moe_shape *s, int64_t M, const void *x, const void *w1, const void *w2,
                      const int32_t *topk_ids, const float *topk_w, double *out);
+/* The fp8 oracle: the activations quantised exactly as the kernels do
+ * (common/fp8.c's rounding, the scheme's scales over these M tokens), the
+ * intermediate rounded to bf16 and quantised the same way, and everything
+ * else in double on the dequantised values. act_amax (may be NULL) gets the
+ * largest |intermediate| before quantisation, from which a static a2 scale
+ * is calibrated; out may be NULL to get only that. */
+int mt_moe_reference_fp8(const mt_moe_shape *s, int64_t M, const uint16_t *x, const uint8_t *w1, const uint8_t *w2,
+                         const mt_moe_scales *sc, const int32_t *topk_ids, const float *topk_w, double *out,
+                         float *act_amax);
 
 /* ---- the tuned CPU kernel ---- */
 
@@ -86,6 +127,11 @@ int mt_cpu_params_check(const mt_moe_shape *s, const mt_cpu_params *p, int max_t
 int mt_moe_cpu_forward(mt_pool *pool, const mt_moe_shape *s, const mt_cpu_params *p, int64_t M,
                        const void *x, const void *w1, const void *w2, const int32_t *topk_ids,
                        const float *topk_w, void *workspace, float *out);
+/* The same for any dtype: sc holds an fp8 problem's scales (NULL for the
+ * others). The activations' quantisation runs inside, on the pool. */
+int mt_moe_cpu_forward_q(mt_pool *pool, const mt_moe_shape *s, const mt_cpu_params *p, int64_t M, const void *x,
+                         const void *w1, const void *w2, const mt_moe_scales *sc, const int32_t *topk_ids,
+                         const float *topk_w, void *workspace, float *out);
 
 /* The fp32 multiply-add rate of `threads` threads, compiled with the same
  * flags as the kernel so that the roofline's ceiling is one the kernel
