@@ -66,6 +66,7 @@ static void test_quant(void)
         {"deepseek-v3-fp8.json", "fp8_w8a8", 128, 128, 0, 256, 2048, "128x128 block scales"},
         {"qwen3-30b-a3b-fp8.json", "fp8_w8a8", 128, 128, 0, 128, 768, "e4m3"},
         {"mixtral-fp8-dynamic.json", "fp8_w8a8", 0, 0, 0, 8, 14336, "8-bit float (channel), activations 8-bit float"},
+        {"mixtral-fp8-static.json", "fp8_w8a8", 0, 0, 0, 8, 14336, "fp8 per tensor, static activation scales"},
         {"qwen3-30b-a3b-w4a16.json", "int4_w4a16", 0, 0, 128, 128, 768, "activations unquantised"},
         {"mixtral-awq.json", "int4_w4a16", 0, 0, 128, 8, 14336, "awq, 4-bit weights in groups of 128"},
         {"gpt-oss-20b-mxfp4.json", "mxfp4", 0, 0, 0, 32, 2880, "mxfp4"},
