@@ -1117,7 +1117,8 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
     }
     if (rc == MT_OK) {
         int chunk = M < CHUNK ? (int)M : CHUNK;
-        mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, 0, (int)M, (int)E, (int)N, (int)K, (int)topk, chunk};
+        mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, 0, (int)M, (int)E, (int)N, (int)K, (int)topk, chunk,
+                              0, 0, 0, 0, 0, 0, 0};
         rc = gpu_launch(rt, fb, v, &a, &a.workspace, stream, why, sizeof why);
     }
     rc = cuda_done(rt, rc, "fused MoE", why);

@@ -37,7 +37,7 @@ static void hiprtc_moe(const mt_cuda_moe_cfg *c, const char *arch)
     char d[MT_CUDA_MOE_NOPTS][48], err[512], *code = NULL, *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
     size_t len = 0;
-    mt_cuda_moe_options(c, 0, arch, d, opts);
+    mt_cuda_moe_options(c, 0, 0, arch, d, opts);
     int rc = mt_hiprtc_compile(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err, sizeof err);
     CHECK(rc == MT_OK && is_amdgpu_elf(code, len, "moe_gemm"), "moe %d/%d/%d/%d/%d/%d for %s: %s %.400s", c->block_m,
           c->block_n, c->block_k, c->group_m, c->warps, c->stages, arch, err, log ? log : "");
@@ -99,7 +99,7 @@ static void waves_per_eu_applies(void)
         char d[MT_CUDA_MOE_NOPTS][48], err[512], *log = NULL, *code = NULL, want[48];
         const char *opts[MT_CUDA_MOE_NOPTS];
         size_t len = 0;
-        mt_cuda_moe_options(&cfg, 0, "gfx90a", d, opts);
+        mt_cuda_moe_options(&cfg, 0, 0, "gfx90a", d, opts);
         snprintf(want, sizeof want, "-DMT_WAVES_PER_EU=%d", waves[i]);
         CHECK(!strcmp(opts[8], want), "the option: %s", opts[8]);
         int rc = mt_hiprtc_compile(mt_hip_moe_source(), "gfx90a", opts, MT_CUDA_MOE_NOPTS, &code, &len, &log, err,

@@ -14,13 +14,13 @@
 #include "space.h"
 
 
-static int compile(const mt_config *c, const char *arch, char **log)
+static int compile_fp8(const mt_config *c, const char *arch, int fp8, char **log)
 {
     char d[MT_CUDA_MOE_NOPTS][48], err[512];
     const char *opts[MT_CUDA_MOE_NOPTS];
     mt_cuda_moe_cfg lc;
     mt_cuda_moe_cfg_from_space(c->v, 0, &lc);
-    mt_cuda_moe_options(&lc, 0, arch, d, opts);
+    mt_cuda_moe_options(&lc, 0, fp8, arch, d, opts);
     char *bin = NULL;
     size_t len = 0;
     int rc = mt_nvrtc_compile(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, &bin, &len, log, err, sizeof err);
@@ -29,6 +29,7 @@ static int compile(const mt_config *c, const char *arch, char **log)
     free(bin);
     return rc;
 }
+static int compile(const mt_config *c, const char *arch, char **log) { return compile_fp8(c, arch, 0, log); }
 
 /* one attention variant for sm_90a: MT_OK with a non-empty cubin, or the
  * status and (in *log, freed by the caller) the compiler's log */
@@ -54,12 +55,12 @@ static void options_share(void)
     mt_cuda_moe_cfg a = {64, 128, 64, 1, 8, 3, 0, 0, 0}, b = {64, 128, 64, 32, 8, 3, 264, 0, 0};
     char da[MT_CUDA_MOE_NOPTS][48], db[MT_CUDA_MOE_NOPTS][48];
     const char *oa[MT_CUDA_MOE_NOPTS], *ob[MT_CUDA_MOE_NOPTS];
-    CHECK(mt_cuda_moe_options(&a, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(&b, 0, "sm_90a", db, ob) == MT_OK,
+    CHECK(mt_cuda_moe_options(&a, 0, 0, "sm_90a", da, oa) == MT_OK && mt_cuda_moe_options(&b, 0, 0, "sm_90a", db, ob) == MT_OK,
           "options");
     int same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(same && mt_cuda_moe_same_binary(&a, &b), "GROUP_SIZE_M and NUM_SM must not change the binary");
-    mt_cuda_moe_options(&a, 1, "sm_90a", db, ob);
+    mt_cuda_moe_options(&a, 1, 0, "sm_90a", db, ob);
     same = 1;
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) same &= !strcmp(oa[i], ob[i]);
     CHECK(!same, "fp16 is another binary");
@@ -88,14 +89,14 @@ static void wgmma_rules(void)
     mt_cuda_moe_cfg a = {128, 128, 64, 1, 8, 3, 0, 0, 0};
     char d[MT_CUDA_MOE_NOPTS][48];
     const char *o[MT_CUDA_MOE_NOPTS];
-    mt_cuda_moe_options(&a, 0, "sm_90a", d, o);
+    mt_cuda_moe_options(&a, 0, 0, "sm_90a", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=1"), "sm_90a turns wgmma on: %s", o[7]);
-    mt_cuda_moe_options(&a, 0, "sm_80", d, o);
+    mt_cuda_moe_options(&a, 0, 0, "sm_80", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "sm_80 has no wgmma: %s", o[7]);
-    mt_cuda_moe_options(&a, 0, "sm_90", d, o);
+    mt_cuda_moe_options(&a, 0, 0, "sm_90", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "plain sm_90 has no wgmma: %s", o[7]);
     setenv("MOETUNE_DEBUG_CUDA", "no-splitk,no-wgmma", 1);
-    mt_cuda_moe_options(&a, 0, "sm_90a", d, o);
+    mt_cuda_moe_options(&a, 0, 0, "sm_90a", d, o);
     CHECK(!strcmp(o[7], "-DMT_WGMMA=0"), "MOETUNE_DEBUG_CUDA=no-wgmma turns it off: %s", o[7]);
     unsetenv("MOETUNE_DEBUG_CUDA");
     CHECK(mt_cuda_wgmma_tile(128, 128, 64, 8) && mt_cuda_wgmma_tile(64, 64, 128, 4) && mt_cuda_wgmma_tile(64, 32, 64, 8),
@@ -230,6 +231,22 @@ int main(void)
     log = NULL;
     CHECK(compile(&sample[0], "sm_80", &log) == MT_OK, "the default config for sm_80: %.300s", log ? log : "");
     free(log);
+    /* fp8: the same extremes with per-tensor/channel scales and with block
+     * scales (whose BLOCK_SIZE_K divides the 128-deep scale block), for
+     * Hopper and for Ada */
+    for (int i = 0; i < n; i++)
+        for (int f8 = 1; f8 <= 2; f8++) {
+            if ((f8 == 2 && 128 % sample[i].v[2]) || (i % 2 && i != n - 1)) continue; /* half of them: the time */
+            log = NULL;
+            rc = compile_fp8(&sample[i], i % 4 == 3 ? "sm_89" : "sm_90a", f8, &log);
+            CHECK(rc == MT_OK, "fp8 (%d) variant %d/%d/%d/%d/%d/%d fails to compile: %.300s", f8, sample[i].v[0],
+                  sample[i].v[1], sample[i].v[2], sample[i].v[3], sample[i].v[4], sample[i].v[5], log ? log : "");
+            free(log);
+        }
+    char why[200] = "";
+    CHECK(mt_cuda_fp8_arch("sm_90a", NULL, 0) && mt_cuda_fp8_arch("sm_89", NULL, 0) && mt_cuda_fp8_arch("sm_100a", NULL, 0) &&
+              !mt_cuda_fp8_arch("sm_80", why, sizeof why) && strstr(why, "no fp8 tensor cores"),
+          "fp8 from sm_89 on: %s", why);
     /* a tile the static assertions forbid: 24 rows are not whole MMA tiles */
     mt_config bad = {{24, 64, 64, 1, 4, 3, 0}};
     log = NULL;

@@ -22,8 +22,10 @@
 struct mt_cuda_bench {
     mt_cuda *c;
     char cache_dir[1024];
-    mt_cuda_module *base; /* default-config module: fill and reference kernels */
-    mt_cufn fill, ref_act, ref_out, find_nonfinite;
+    /* default-config modules, bf16 [0] and fp16 [1]: the fill and
+     * reference kernels read and write the problem's own element type */
+    mt_cuda_module *base[2];
+    mt_cufn fill[2], ref_act[2], ref_out[2], find_nonfinite;
     mt_moe_shape wshape;
     mt_dptr w1, w2;
     mt_dptr flush;
@@ -73,12 +75,15 @@ int mt_cuda_bench_new(mt_cuda_bench **out, int hip, int ordinal, const char *cac
         return rc;
     }
     snprintf(b->cache_dir, sizeof b->cache_dir, "%s", cache_dir ? cache_dir : "");
-    const char *opts[] = {"-DMT_FP16=0"};
-    rc = mt_cuda_build(b->c, mt_cuda_moe_source(), opts, 1, cache_dir, &b->base, &log);
-    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "fill_random", &b->fill, NULL);
-    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_act", &b->ref_act, NULL);
-    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "ref_out", &b->ref_out, NULL);
-    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base, "find_nonfinite", &b->find_nonfinite, NULL);
+    rc = MT_OK;
+    for (int h = 0; h < 2 && rc == MT_OK; h++) {
+        const char *opts[] = {h ? "-DMT_FP16=1" : "-DMT_FP16=0"};
+        rc = mt_cuda_build(b->c, mt_cuda_moe_source(), opts, 1, cache_dir, &b->base[h], &log);
+        if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base[h], "fill_random", &b->fill[h], NULL);
+        if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base[h], "ref_act", &b->ref_act[h], NULL);
+        if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base[h], "ref_out", &b->ref_out[h], NULL);
+    }
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base[0], "find_nonfinite", &b->find_nonfinite, NULL);
     /* L2 is flushed by writing a buffer several times its size */
     b->flush_bytes = (size_t)(mt_cuda_get_props(b->c)->l2_bytes > 0 ? mt_cuda_get_props(b->c)->l2_bytes : 50 << 20) * 4;
     if (rc == MT_OK) rc = mt_cuda_alloc(b->c, b->flush_bytes, &b->flush);
@@ -101,7 +106,8 @@ void mt_cuda_bench_free(mt_cuda_bench *b)
         mt_cuda_free(b->c, b->w1);
         mt_cuda_free(b->c, b->w2);
         mt_cuda_free(b->c, b->flush);
-        mt_cuda_module_free(b->c, b->base);
+        mt_cuda_module_free(b->c, b->base[0]);
+        mt_cuda_module_free(b->c, b->base[1]);
         mt_cuda_close(b->c);
     }
     free(b->route.ids);
@@ -137,11 +143,12 @@ int mt_cuda_bench_info(mt_cuda_bench *b, mt_device_info *d)
 }
 
 
-static int fill(mt_cuda_bench *b, mt_dptr dst, long n, unsigned long long seed, float scale)
+/* n random values of the element type (fp16 1: fp16, else bf16) */
+static int fill(mt_cuda_bench *b, int fp16, mt_dptr dst, long n, unsigned long long seed, float scale)
 {
     void *args[] = {&dst, &n, &seed, &scale};
     unsigned grid = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
-    return mt_cuda_launch(b->c, b->fill, grid ? grid : 1, 256, 0, args);
+    return mt_cuda_launch(b->c, b->fill[fp16 ? 1 : 0], grid ? grid : 1, 256, 0, args);
 }
 
 static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
@@ -153,8 +160,8 @@ static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
     long n1 = (long)(s->E * 2 * s->N * s->K), n2 = (long)(s->E * s->K * s->N);
     int rc = mt_cuda_alloc(b->c, (size_t)n1 * 2, &b->w1);
     if (rc == MT_OK) rc = mt_cuda_alloc(b->c, (size_t)n2 * 2, &b->w2);
-    if (rc == MT_OK) rc = fill(b, b->w1, n1, 0x77315eedull + (unsigned long long)s->K, 1.0f / sqrtf((float)s->K));
-    if (rc == MT_OK) rc = fill(b, b->w2, n2, 0x77325eedull + (unsigned long long)s->N, 1.0f / sqrtf((float)s->N));
+    if (rc == MT_OK) rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w1, n1, 0x77315eedull + (unsigned long long)s->K, 1.0f / sqrtf((float)s->K));
+    if (rc == MT_OK) rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w2, n2, 0x77325eedull + (unsigned long long)s->N, 1.0f / sqrtf((float)s->N));
     if (rc == MT_OK) rc = mt_cuda_sync(b->c);
     if (rc != MT_OK) {
         mt_cuda_free(b->c, b->w1);
@@ -261,7 +268,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     char why[256];
     mt_cuda_moe_cfg lc;
     mt_cuda_moe_cfg_from_space(cfg->v, mt_cuda_is_hip(c), &lc);
-    rc = mt_cuda_moe_build(c, &lc, s->dtype == MT_DTYPE_FP16, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
+    rc = mt_cuda_moe_build(c, &lc, s->dtype == MT_DTYPE_FP16, 0, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
                            sizeof why);
     if (rc == MT_EPARSE || rc == MT_EUNSUPPORTED) {
         /* did not compile, or cannot launch here: pruned before timing */
@@ -350,7 +357,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     }
     if ((rc = mt_cuda_h2d(c, all_ids, ids, (size_t)NR * pairs * 4)) ||
         (rc = mt_cuda_h2d(c, all_w, tw, (size_t)NR * pairs * 4)) ||
-        (rc = fill(b, p.a.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
+        (rc = fill(b, s->dtype == MT_DTYPE_FP16, p.a.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
         goto out;
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
@@ -400,8 +407,9 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         int t0 = M > R ? (int)(mt_rng_next(&rng) % (uint64_t)(M - R + 1)) : 0;
         void *aa[] = {&p.a.x, &p.a.w1, &p.a.topk_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         void *ao[] = {&act64, &p.a.w2, &p.a.topk_ids, &p.a.topk_w, &ref64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
-        if ((rc = mt_cuda_launch(c, b->ref_act, (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
-            (rc = mt_cuda_launch(c, b->ref_out, (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)) ||
+        const int h = s->dtype == MT_DTYPE_FP16;
+        if ((rc = mt_cuda_launch(c, b->ref_act[h], (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
+            (rc = mt_cuda_launch(c, b->ref_out[h], (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)) ||
             (rc = mt_cuda_d2h(c, ref, ref64, (size_t)warps_o * 8)) ||
             (rc = mt_cuda_d2h(c, out, p.a.out + (mt_dptr)t0 * (mt_dptr)s->K * 2, (size_t)warps_o * 2)))
             goto out;
@@ -465,7 +473,7 @@ int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops
     mt_dptr a = 0, d = 0;
     int rc = mt_cuda_alloc(c, bytes, &a);
     if (rc == MT_OK) rc = mt_cuda_alloc(c, bytes, &d);
-    if (rc == MT_OK) rc = fill(b, a, (long)(bytes / 2), 42, 1.0f);
+    if (rc == MT_OK) rc = fill(b, 0, a, (long)(bytes / 2), 42, 1.0f);
     float best = 1e30f;
     struct copy_arg arg = {a, d, bytes};
     for (int i = 0; rc == MT_OK && i < 6; i++) {
@@ -480,7 +488,7 @@ int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops
     double tf = 0;
     if (rc == MT_OK && mb * 3 <= bytes * 2) {
         /* a holds A and B (2 x 128 MiB of its 1 GiB), d holds C */
-        rc = fill(b, a, (long)nn * nn * 2, 7, 1.0f);
+        rc = fill(b, 0, a, (long)nn * nn * 2, 7, 1.0f);
         if (rc == MT_OK) {
             int r2 = mt_cuda_cublas_tflops(c, nn, a, a + mb, d, &tf);
             if (r2 == MT_OK) {

@@ -151,7 +151,7 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
         const char *aopts[MT_CUDA_ATTN_NOPTS];
         mt_cuda_attn_options(&u->attn, ad, aopts);
         rc = mt_nvrtc_cache_fill(mt_cuda_attn_source(), arch, aopts, MT_CUDA_ATTN_NOPTS, dir, hit, &log, err, sizeof err);
-    } else if ((rc = mt_cuda_moe_options(&u->cfg, u->fp16, arch, d, opts)) == MT_OK && is_hip(arch))
+    } else if ((rc = mt_cuda_moe_options(&u->cfg, u->fp16, 0, arch, d, opts)) == MT_OK && is_hip(arch))
         rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else if (rc == MT_OK)
         rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);

@@ -6,7 +6,7 @@
 static int build(struct mt_cuda *c, const void *cfg, const char *cache_dir, void *variant, char *why, size_t n)
 {
     const mt_cuda_moe_variant_cfg *v = cfg;
-    return mt_cuda_moe_build(c, &v->cfg, v->fp16, cache_dir, variant, why, n);
+    return mt_cuda_moe_build(c, &v->cfg, v->fp16, v->fp8, cache_dir, variant, why, n);
 }
 
 static void release(struct mt_cuda *c, void *variant) { mt_cuda_moe_release(c, variant); }

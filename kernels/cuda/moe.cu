@@ -47,6 +47,11 @@
 #ifndef WARPS_M
 #define WARPS_M 2
 #endif
+/* fp8 w8a8 (the fp8 section below): 0 none, 1 per-tensor or per-channel
+ * scales, 2 block scales */
+#ifndef MT_FP8
+#define MT_FP8 0
+#endif
 /* 1: tiles that fit take Hopper's warpgroup MMA (the host sets it on sm_90a) */
 #ifndef MT_WGMMA
 #define MT_WGMMA 0
@@ -898,6 +903,267 @@ MT_KERNEL void moe_combine(const h16 *__restrict__ out2, h16 *__restrict__ out, 
     for (int l = 0; l < 8; l++) oh[l] = f2h(s[l]);
     *(uint4 *)(out + t * K + k) = o;
 }
+
+#if MT_FP8
+/* ---- fp8 w8a8 (MT_FP8 1: per-tensor or per-channel scales, applied in
+ * the epilogue; 2: block scales, applied as each k tile ends) ----
+ * The same alignment, launch order and combine as bf16; the activations
+ * are quantised by fp8_quant_rows (x before GEMM 1, the bf16 intermediate
+ * before GEMM 2) as common/fp8.c quantises them, and the GEMMs multiply
+ * e4m3 tiles with mma.sync m16n8k32 (sm_89 and later). Scale layouts as
+ * include/moetune/moetune.h's mt_quant states them. */
+#define F8_SROW (BLOCK_SIZE_K + 16) /* bytes per staged row: 16 of padding, no ldmatrix bank conflicts */
+#define F8_KCH (BLOCK_SIZE_K / 16)  /* 16-byte chunks per staged row */
+static_assert(BLOCK_SIZE_K % 32 == 0, "fp8 MMAs reduce 32 at a time");
+static_assert(THREADS % F8_KCH == 0, "threads split into whole rows of chunks");
+
+/* the scale of an absolute maximum, as common/fp8.c's mt_fp8_scale_of */
+MT_DEVICE float f8_scale_of(float amax) { return fmaxf(amax, 1e-10f) / 448.f; }
+
+/* n words zeroed, on the stream (the tensors' maxima before fp8_amax) */
+MT_KERNEL void fp8_zero(unsigned *p, int n)
+{
+    for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = 0u;
+}
+
+/* |x| over n bf16 values into *amax (float bits: non-negative floats order
+ * as their bits), for a dynamic per-tensor scale; *amax zeroed before */
+MT_KERNEL void fp8_amax(const h16 *__restrict__ in, long n, unsigned *__restrict__ amax)
+{
+    float m = 0.f;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        m = fmaxf(m, fabsf(h2f(in[i])));
+    MT_UNROLL_SHFL
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, mt_shfl_xor(m, o));
+    if ((threadIdx.x & 31) == 0) atomicMax(amax, __float_as_uint(m));
+}
+
+/* Row blockIdx.x of `in` (cols bf16 values, cols a multiple of 16)
+ * quantised into q. Its scale: *fixed (static per tensor), else the
+ * tensor's maximum *amax (dynamic per tensor; row 0 writes it to
+ * scales[0] for the GEMM), else one per `group` columns, written to
+ * scales[row][ceil(cols / group)]. 256 threads. */
+MT_KERNEL void __launch_bounds__(256) fp8_quant_rows(const h16 *__restrict__ in, int cols, int group,
+                                                     const float *__restrict__ fixed, const unsigned *__restrict__ amax,
+                                                     unsigned char *__restrict__ q, float *__restrict__ scales)
+{
+    __shared__ float red[8];
+    const long row = blockIdx.x;
+    const h16 *x = in + row * cols;
+    unsigned char *qr = q + row * cols;
+    const bool one = fixed || amax;
+    const float s1 = fixed ? *fixed : amax ? f8_scale_of(__uint_as_float(*amax)) : 0.f;
+    const int g = one ? cols : group, ng = (cols + g - 1) / g;
+    if (!fixed && amax && row == 0 && threadIdx.x == 0) scales[0] = s1;
+    for (int gi = 0; gi < ng; gi++) {
+        const int c0 = gi * g, c1 = min(cols, c0 + g);
+        float s = s1;
+        if (!one) {
+            float m = 0.f;
+            for (int c = c0 + (int)threadIdx.x; c < c1; c += 256) m = fmaxf(m, fabsf(h2f(x[c])));
+            MT_UNROLL_SHFL
+            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, mt_shfl_xor(m, o));
+            if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+            __syncthreads();
+            m = red[0];
+#pragma unroll
+            for (int w = 1; w < 8; w++) m = fmaxf(m, red[w]);
+            __syncthreads(); /* red is rewritten by the next group */
+            s = f8_scale_of(m);
+            if (threadIdx.x == 0) scales[row * ng + gi] = s;
+        }
+        /* two values at a time: the columns of a group are even in number
+         * (cols and the group are multiples of 16) */
+        for (int c = c0 + 2 * (int)threadIdx.x; c < c1; c += 512) {
+            const unsigned short v = f2e4m3x2(__fdiv_rn(h2f(x[c]), s), __fdiv_rn(h2f(x[c + 1]), s));
+            *(unsigned short *)(qr + c) = v;
+        }
+    }
+}
+
+/* One fp8 grouped GEMM: as gemm_args, with e4m3 operands and their scales.
+ * MODE 1: A = quantised x (row of pair p is token p / a_div), W = w1,
+ * C = act (bf16); MODE 2: A = quantised act (row p), W = w2, C = out2. */
+struct f8_args {
+    const unsigned char *A, *W;
+    h16 *C;
+    const int *sorted_ids, *expert_ids, *num_post;
+    const float *topk_w;
+    const float *a_scale, *w_scale;
+    int num_pairs, a_div, n_out, k_red, num_pid_m, group_m;
+    int channel;          /* MT_FP8 1: 0 per tensor, 1 per channel (weights) and token (activations) */
+    int block_n, block_k; /* MT_FP8 2: the weights' block; activation groups are 1 x block_k */
+};
+static_assert(sizeof(f8_args) == 112, "the host's f8_args (kernels/cuda/moe_launch.c) has this layout");
+
+/* the e4m3 tile of k tile kt into shared memory: A rows gathered by pair,
+ * B rows the expert's (MODE 1 gate rows then up rows); 16 bytes a copy,
+ * past k_red zero-filled */
+template <int MODE>
+MT_DEVICE void f8_copy(unsigned char *sa, unsigned char *sb, const f8_args &g, const unsigned char *We, const int *rows,
+                       int n0, int kt)
+{
+    constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N, RSTEP = THREADS / F8_KCH;
+    const int kc = threadIdx.x % F8_KCH, r0 = threadIdx.x / F8_KCH, k = kt * BLOCK_SIZE_K + kc * 16;
+    const bool kin = k < g.k_red;
+    for (int r = r0; r < BLOCK_SIZE_M; r += RSTEP) {
+        const int p = rows[r];
+        const bool ok = kin && p < g.num_pairs;
+        cp_async16(mt_sptr_of(sa + r * F8_SROW + kc * 16), g.A + (ok ? (long)(p / g.a_div) * g.k_red + k : 0), ok);
+    }
+    for (int r = r0; r < NB; r += RSTEP) {
+        const int col = n0 + r % BLOCK_SIZE_N, up = MODE == 1 && r >= BLOCK_SIZE_N;
+        const bool ok = kin && col < g.n_out;
+        cp_async16(mt_sptr_of(sb + r * F8_SROW + kc * 16), We + (ok ? (long)(up * g.n_out + col) * g.k_red + k : 0), ok);
+    }
+}
+
+template <int NH> MT_DEVICE void f8_clear(float (&a)[NH][MT_TILES][NT_TILES][4])
+{
+#pragma unroll
+    for (int h = 0; h < NH; h++)
+#pragma unroll
+        for (int i = 0; i < MT_TILES; i++)
+#pragma unroll
+            for (int j = 0; j < NT_TILES; j++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) a[h][i][j][q] = 0.f;
+}
+
+template <int MODE> MT_DEVICE void moe_fp8_tile(int pid, const f8_args &ga)
+{
+    constexpr int NB = (MODE == 1 ? 2 : 1) * BLOCK_SIZE_N, NH = MODE == 1 ? 2 : 1;
+    extern __shared__ __align__(16) unsigned char smem8[];
+    unsigned char *sa = smem8, *sb = smem8 + NUM_STAGES * BLOCK_SIZE_M * F8_SROW;
+    const int num_pid_n = (ga.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N;
+    int pid_m, pid_n;
+    tile_coords(pid, num_pid_n, ga.num_pid_m, ga.group_m < 1 ? 1 : ga.group_m, &pid_m, &pid_n);
+    if (pid_m * BLOCK_SIZE_M >= *ga.num_post) return;
+    const int n0 = pid_n * BLOCK_SIZE_N, e = ga.expert_ids[pid_m], *rows = ga.sorted_ids + pid_m * BLOCK_SIZE_M;
+    const int wrows = NH * ga.n_out; /* rows of an expert's weight matrix */
+    const unsigned char *We = ga.W + (long)e * wrows * ga.k_red;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int ktiles = (ga.k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+
+    /* acc: the sums (MODE 1: gate, then up); MT_FP8 2 adds each k tile's
+     * sums (part) with its scales, once per tile as the block scales
+     * require */
+    float acc[NH][MT_TILES][NT_TILES][4];
+#if MT_FP8 == 2
+    float part[NH][MT_TILES][NT_TILES][4];
+#else
+    auto &part = acc;
+#endif
+    f8_clear<NH>(acc);
+
+#pragma unroll
+    for (int s = 0; s < NUM_STAGES - 1; s++) {
+        if (s < ktiles) f8_copy<MODE>(sa + s * BLOCK_SIZE_M * F8_SROW, sb + s * NB * F8_SROW, ga, We, rows, n0, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < ktiles; kt++) {
+        cp_async_wait<NUM_STAGES - 2>();
+        __syncthreads();
+        {
+            const int nk = kt + NUM_STAGES - 1, st = nk % NUM_STAGES;
+            if (nk < ktiles) f8_copy<MODE>(sa + st * BLOCK_SIZE_M * F8_SROW, sb + st * NB * F8_SROW, ga, We, rows, n0, nk);
+            cp_async_commit();
+        }
+        const unsigned char *ta = sa + (kt % NUM_STAGES) * BLOCK_SIZE_M * F8_SROW;
+        const unsigned char *tb = sb + (kt % NUM_STAGES) * NB * F8_SROW;
+#if MT_FP8 == 2
+        f8_clear<NH>(part);
+#endif
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_SIZE_K; kk += 32) {
+            u32 af[MT_TILES][4];
+#pragma unroll
+            for (int i = 0; i < MT_TILES; i++) {
+                const int r = wm * WARP_TILE_M + i * 16 + (lane & 15);
+                ldmatrix_x4(af[i], ta + r * F8_SROW + kk + (lane >> 4) * 16);
+            }
+#pragma unroll
+            for (int h = 0; h < NH; h++)
+#pragma unroll
+                for (int j = 0; j < NT_TILES; j++) {
+                    u32 bf[2];
+                    const int r = h * BLOCK_SIZE_N + wn * WARP_TILE_N + j * 8 + (lane & 7);
+                    ldmatrix_x2(bf, tb + r * F8_SROW + kk + ((lane >> 3) & 1) * 16);
+#pragma unroll
+                    for (int i = 0; i < MT_TILES; i++) mma16832_e4m3(part[h][i][j], af[i], bf);
+                }
+        }
+#if MT_FP8 == 2
+        /* this k tile lies in one scale block along k (the host has
+         * block_k a multiple of BLOCK_SIZE_K): part times its row's
+         * activation scale and its column's weight scale */
+        const int kb = kt * BLOCK_SIZE_K / ga.block_k, ngk = (ga.k_red + ga.block_k - 1) / ga.block_k;
+        const int nbw = (wrows + ga.block_n - 1) / ga.block_n;
+#pragma unroll
+        for (int i = 0; i < MT_TILES; i++)
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                const int p = rows[wm * WARP_TILE_M + i * 16 + (lane >> 2) + half * 8];
+                const float sa_ = p < ga.num_pairs ? ga.a_scale[(long)(p / ga.a_div) * ngk + kb] : 0.f;
+#pragma unroll
+                for (int h = 0; h < NH; h++)
+#pragma unroll
+                    for (int j = 0; j < NT_TILES; j++) {
+                        const int col = min(n0 + wn * WARP_TILE_N + j * 8 + (lane & 3) * 2, ga.n_out - 1);
+                        const float s = sa_ * ga.w_scale[((long)e * nbw + (h * ga.n_out + col) / ga.block_n) * ngk + kb];
+                        acc[h][i][j][half * 2] += part[h][i][j][half * 2] * s;
+                        acc[h][i][j][half * 2 + 1] += part[h][i][j][half * 2 + 1] * s;
+                    }
+            }
+#endif
+    }
+    cp_async_wait<0>();
+
+    /* epilogue: rows lane/4 and lane/4+8 of each 16x8 tile, two adjacent
+     * columns each (one scale block: block_n is even) */
+#pragma unroll
+    for (int i = 0; i < MT_TILES; i++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int p = rows[wm * WARP_TILE_M + i * 16 + (lane >> 2) + half * 8];
+            if (p >= ga.num_pairs) continue;
+            const float w = MODE == 2 ? ga.topk_w[p] : 1.f;
+#if MT_FP8 == 1
+            const float sa_ = ga.channel ? ga.a_scale[p / ga.a_div] : ga.a_scale[0];
+#endif
+#pragma unroll
+            for (int j = 0; j < NT_TILES; j++) {
+                const int col = n0 + wn * WARP_TILE_N + j * 8 + (lane & 3) * 2;
+                if (col >= ga.n_out) continue;
+                float v[NH][2];
+#pragma unroll
+                for (int h = 0; h < NH; h++) {
+#if MT_FP8 == 1
+                    const long wr = (long)e * wrows + h * ga.n_out + col;
+                    const float s0 = sa_ * (ga.channel ? ga.w_scale[wr] : ga.w_scale[e]);
+                    const float s1 = sa_ * (ga.channel ? ga.w_scale[wr + 1] : ga.w_scale[e]);
+#else
+                    const float s0 = 1.f, s1 = 1.f;
+#endif
+                    v[h][0] = acc[h][i][j][half * 2] * s0;
+                    v[h][1] = acc[h][i][j][half * 2 + 1] * s1;
+                }
+                store2<MODE>(ga.C, p, col, ga.n_out, w, v[0][0], v[0][1], v[NH - 1][0], v[NH - 1][1]);
+            }
+        }
+}
+
+template <int MODE> MT_DEVICE void moe_fp8_gemm(const f8_args &g)
+{
+    const int tiles = g.num_pid_m * ((g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
+    for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
+        moe_fp8_tile<MODE>(pid, g);
+        if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
+    }
+}
+MT_KERNEL void __launch_bounds__(THREADS) moe_fp8_gemm1(const MT_GRID_CONSTANT f8_args g) { moe_fp8_gemm<1>(g); }
+MT_KERNEL void __launch_bounds__(THREADS) moe_fp8_gemm2(const MT_GRID_CONSTANT f8_args g) { moe_fp8_gemm<2>(g); }
+#endif
 
 /* ---- helpers for the bench: inputs and the reference ---- */
 

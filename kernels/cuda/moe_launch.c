@@ -8,8 +8,25 @@
 #include "moe_cpu.h" /* mt_moe_align_capacity */
 #include "moetune/moetune.h"
 
-int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
-                      size_t n)
+int mt_cuda_fp8_arch(const char *arch, char *why, size_t n)
+{
+    int cc = 0; /* sm_89, sm_90a, sm_100a: the number is major * 10 + minor */
+    if (arch && sscanf(arch, "sm_%d", &cc) == 1 && cc >= 89) return 1;
+    if (why && n)
+        snprintf(why, n, "%s has no fp8 tensor cores: moetune's fp8 kernels need sm_89 (Ada) or later, such as an "
+                         "L40S, H100 or H200", arch ? arch : "this device");
+    return 0;
+}
+
+/* the fp8 GEMMs' shared memory: NUM_STAGES stages of A and B rows of
+ * BLOCK_SIZE_K + 16 bytes (moe.cu's F8_SROW) */
+static int fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+{
+    return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 16);
+}
+
+int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8, const char *cache_dir, mt_cuda_moe *v,
+                      char *why, size_t n)
 {
     char d[MT_CUDA_MOE_NOPTS][48], *log = NULL;
     const char *opts[MT_CUDA_MOE_NOPTS];
@@ -17,17 +34,27 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const ch
     memset(v, 0, sizeof *v);
     v->cfg = *cfg;
     v->fp16 = fp16;
+    v->fp8 = fp8;
     v->warps_m = mt_cuda_warps_m(cfg->block_m, cfg->block_n, cfg->warps);
     if (!v->warps_m) {
         snprintf(why, n, "no warp layout for a %dx%d tile with %d warps", cfg->block_m, cfg->block_n, cfg->warps);
         return MT_EUNSUPPORTED;
     }
     const mt_cuda_props *props = mt_cuda_get_props(c);
-    mt_cuda_moe_options(cfg, fp16, props->arch, d, opts);
-    v->wgmma = mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps);
+    if (fp8 && (mt_cuda_is_hip(c) || !mt_cuda_fp8_arch(props->arch, why, n))) {
+        if (mt_cuda_is_hip(c)) snprintf(why, n, "moetune's fp8 kernels are CUDA's only (mma.sync e4m3)");
+        return MT_EUNSUPPORTED;
+    }
+    if (fp8 && cfg->block_k % 32) {
+        snprintf(why, n, "the fp8 GEMMs reduce 32 at a time: BLOCK_SIZE_K %d is not a multiple of 32", cfg->block_k);
+        return MT_EUNSUPPORTED;
+    }
+    mt_cuda_moe_options(cfg, fp16, fp8, props->arch, d, opts);
+    /* fp8: mma.sync only for now, no split-K */
+    v->wgmma = !fp8 && mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps);
     mt_cuda_switches sw;
     mt_cuda_switches_get(&sw);
-    v->splitk = sw.splitk;
+    v->splitk = sw.splitk && !fp8;
     v->sms = props->sms;
     v->l2_bytes = props->l2_bytes;
     v->align_one = sw.align_one;
@@ -45,8 +72,11 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const ch
         (rc = mt_cuda_function(c, v->mod, "moe_align_count", &v->align_count, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_align_scan", &v->align_scan, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_align_scatter", &v->align_scatter, NULL)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_fp8_gemm1" : "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_fp8_gemm2" : "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
+        (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_quant_rows", &v->quant, NULL)) != MT_OK) ||
+        (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_amax", &v->amax, NULL)) != MT_OK) ||
+        (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_zero", &v->zero, NULL)) != MT_OK) ||
         (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemv1", &v->gemv1, NULL)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, "moe_gemv2", &v->gemv2, &v->rg2)) != MT_OK) {
@@ -54,10 +84,10 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const ch
         mt_cuda_moe_release(c, v);
         return rc;
     }
-    int (*smem)(int, int, int, int, int) = v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
+    int (*smem)(int, int, int, int, int) = fp8 ? fp8_smem_bytes : v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
     v->smem1 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, 1);
     /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
-    v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma);
+    v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma && !fp8);
     int limit = props->smem_optin;
     if ((int)v->smem1 > limit || v->r1.max_threads < cfg->warps * 32 || v->r2.max_threads < cfg->warps * 32) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg->warps * 32);
@@ -73,7 +103,7 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const ch
     return MT_OK;
 }
 
-int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, int fp8, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS])
 {
     /* the tile's shape only: GROUP_SIZE_M and NUM_SM are launch arguments */
@@ -85,9 +115,10 @@ int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, 
     snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg->stages);
     snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
     snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
-    snprintf(d[7], 48, "-DMT_WGMMA=%d", mt_cuda_wgmma_on(arch));
+    snprintf(d[7], 48, "-DMT_WGMMA=%d", !fp8 && mt_cuda_wgmma_on(arch));
     /* ROCm's occupancy hint (portable.h's MT_WAVES_HINT); no effect on NVIDIA */
     snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg->waves_per_eu > 0 ? cfg->waves_per_eu : 0);
+    snprintf(d[9], 48, "-DMT_FP8=%d", fp8 == 1 || fp8 == 2 ? fp8 : 0);
     for (int i = 0; i < MT_CUDA_MOE_NOPTS; i++) opts[i] = d[i];
     return wm ? MT_OK : MT_EUNSUPPORTED;
 }
@@ -266,7 +297,7 @@ static int split_space(const mt_cuda_moe *v, int m, int E, int N, int K, int top
     return s1 > 1 || s2 > 1;
 }
 
-struct ws_layout { size_t sorted, eids, npost, tpe, hist, act, out2, slots, counters, total; };
+struct ws_layout { size_t sorted, eids, npost, tpe, hist, act, out2, slots, counters, xq, xs, aq, as, amax, total; };
 
 /* moe.cu's ALIGN_CHUNK: pairs per block of the many-block alignment */
 #define ALIGN_CHUNK 1024
@@ -292,6 +323,14 @@ static void layout(const mt_cuda_moe *v, int chunk, int E, int N, int K, int top
     L->out2 = o;   o += ALIGN256(pairs * (size_t)K * 2);
     L->slots = o;  o += ALIGN256(slots);
     L->counters = o; o += ALIGN256(counters);
+    /* fp8: the quantised x and intermediate, and their scales (groups of 16
+     * columns at the finest, which covers any block) */
+    int f8 = v->fp8 != 0;
+    L->xq = o;     o += f8 ? ALIGN256((size_t)chunk * (size_t)K) : 0;
+    L->xs = o;     o += f8 ? ALIGN256((size_t)chunk * (size_t)cdiv(K, 16) * 4) : 0;
+    L->aq = o;     o += f8 ? ALIGN256(pairs * (size_t)N) : 0;
+    L->as = o;     o += f8 ? ALIGN256(pairs * (size_t)cdiv(N, 16) * 4) : 0;
+    L->amax = o;   o += f8 ? 256 : 0;
     L->total = o;
 }
 
@@ -302,6 +341,96 @@ size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int 
     return L.total;
 }
 
+/* the pairs of ids sorted by expert into the workspace: one block up to
+ * align_one pairs, else three launches over many */
+static int launch_align(mt_cuda *c, const mt_cuda_moe *v, void *stream, mt_dptr ids, int pairs, int E,
+                        const struct ws_layout *L, mt_dptr ws, int cap, int ncounters)
+{
+    mt_dptr sorted = ws + L->sorted, eids = ws + L->eids, npost = ws + L->npost, tpe = ws + L->tpe;
+    mt_dptr counters = ws + L->counters, hist = ws + L->hist;
+    if (pairs <= v->align_one) {
+        void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
+        return mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align);
+    }
+    int nblk = cdiv(pairs, ALIGN_CHUNK), rc;
+    void *a_count[] = {&ids, &pairs, &E, &hist};
+    void *a_scan[] = {&pairs, &E, &nblk, &hist, &sorted, &eids, &npost, &tpe, &counters, &ncounters};
+    void *a_scatter[] = {&ids, &pairs, &E, &hist, &sorted};
+    if ((rc = mt_cuda_launch_on(c, stream, v->align_count, (unsigned)nblk, 256, 0, a_count)) != MT_OK ||
+        (rc = mt_cuda_launch_on(c, stream, v->align_scan, 1, 1024, 0, a_scan)) != MT_OK)
+        return rc;
+    return mt_cuda_launch_on(c, stream, v->align_scatter, (unsigned)nblk, 256, 0, a_scatter);
+}
+
+/* moe.cu's f8_args */
+typedef struct f8_args {
+    mt_dptr A, W, C, sorted_ids, expert_ids, num_post, topk_w, a_scale, w_scale;
+    int num_pairs, a_div, n_out, k_red, num_pid_m, group_m, channel, block_n, block_k, pad;
+} f8_args;
+
+/* rows x cols bf16 at in quantised into q (scales at sc): with the static
+ * scale fixed, else (per tensor) the maximum of the whole, else per row
+ * and group */
+static int quant_rows(mt_cuda *c, const mt_cuda_moe *v, void *stream, mt_dptr in, int rows, int cols, int group,
+                      int tensor, mt_dptr fixed, mt_dptr amax, mt_dptr q, mt_dptr sc)
+{
+    int rc = MT_OK, one = 1;
+    mt_dptr none = 0, use_amax = tensor && !fixed ? amax : 0;
+    if (use_amax) {
+        long n = (long)rows * cols;
+        unsigned blocks = (unsigned)(n / 2048 + 1 < 1024 ? n / 2048 + 1 : 1024);
+        void *a_zero[] = {&amax, &one}, *a_amax[] = {&in, &n, &amax};
+        if ((rc = mt_cuda_launch_on(c, stream, v->zero, 1, 32, 0, a_zero)) != MT_OK ||
+            (rc = mt_cuda_launch_on(c, stream, v->amax, blocks, 256, 0, a_amax)) != MT_OK)
+            return rc;
+    }
+    void *a_q[] = {&in, &cols, &group, tensor && fixed ? &fixed : &none, &use_amax, &q, &sc};
+    return rows > 0 ? mt_cuda_launch_on(c, stream, v->quant, (unsigned)rows, 256, 0, a_q) : MT_OK;
+}
+
+/* The fp8 pipeline of a chunk: x quantised, align, GEMM 1, the
+ * intermediate quantised, GEMM 2, combine. */
+static int enqueue_fp8(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream, const struct ws_layout *L,
+                       int chunk, int ncounters)
+{
+    int rc = MT_OK, bm = v->cfg.block_m, bn = v->cfg.block_n, group_m = v->cfg.group_m > 0 ? v->cfg.group_m : 1;
+    int E = a->E, N = a->N, K = a->K, topk = a->topk, num_sm = v->cfg.num_sm;
+    int tensor = !a->channel && a->block_k <= 0, g1k = a->block_k > 0 ? a->block_k : K, g2k = a->block_k > 0 ? a->block_k : N;
+    unsigned threads = (unsigned)(v->cfg.warps * 32);
+    mt_dptr ws = a->workspace, xq = ws + L->xq, xs = ws + L->xs, aq = ws + L->aq, as = ws + L->as, amax = ws + L->amax;
+    mt_dptr act = ws + L->act, out2 = ws + L->out2;
+    if ((v->fp8 == 2) != (a->block_k > 0) || K % 16 || N % 16 ||
+        (a->block_k > 0 && (a->block_n < 2 || a->block_n % 2 || a->block_k % 16 || a->block_k % v->cfg.block_k)))
+        return MT_EINVAL;
+    for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
+        int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
+        int cap = (int)mt_moe_align_capacity(m, topk, E, bm), rb = row_blocks(pairs, E, bm, cap);
+        unsigned g1 = (unsigned)(rb * cdiv(N, bn)), g2 = (unsigned)(rb * cdiv(K, bn));
+        if (num_sm > 0) {
+            g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
+            g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;
+        }
+        unsigned gc = (unsigned)(((long)m * K / 8 + 255) / 256);
+        mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
+        mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
+        f8_args f1 = {xq, a->w1, act, ws + L->sorted, ws + L->eids, ws + L->npost, 0, tensor && a->a1_scale ? a->a1_scale : xs,
+                      a->w1_scale, pairs, topk, N, K, rb, group_m, a->channel, a->block_n, a->block_k, 0};
+        f8_args f2 = {aq, a->w2, out2, ws + L->sorted, ws + L->eids, ws + L->npost, tw, tensor && a->a2_scale ? a->a2_scale : as,
+                      a->w2_scale, pairs, 1, K, N, rb, group_m, a->channel, a->block_n, a->block_k, 0};
+        void *a_g1[] = {&f1}, *a_g2[] = {&f2}, *a_c[] = {&out2, &out, &m, &topk, &K};
+        /* per tensor, the GEMMs read the static scale, or the dynamic one
+         * that fp8_quant_rows writes to xs[0] and as[0] */
+        if ((rc = quant_rows(c, v, stream, x, m, K, g1k, tensor, a->a1_scale, amax, xq, xs)) != MT_OK ||
+            (rc = launch_align(c, v, stream, ids, pairs, E, L, ws, cap, ncounters)) != MT_OK ||
+            (rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK ||
+            (rc = quant_rows(c, v, stream, act, pairs, N, g2k, tensor, a->a2_scale, amax, aq, as)) != MT_OK ||
+            (rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK)
+            break;
+        rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);
+    }
+    return rc;
+}
+
 int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args *a, void *stream)
 {
     struct ws_layout L;
@@ -310,10 +439,11 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     unsigned threads = (unsigned)(v->cfg.warps * 32);
     layout(v, chunk, a->E, a->N, a->K, a->topk, &L);
     mt_dptr sorted = a->workspace + L.sorted, eids = a->workspace + L.eids, npost = a->workspace + L.npost;
-    mt_dptr tpe = a->workspace + L.tpe, act = a->workspace + L.act, out2 = a->workspace + L.out2;
-    mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters, hist = a->workspace + L.hist;
-    int ncounters = (int)((L.total - L.counters) / 4);
+    mt_dptr act = a->workspace + L.act, out2 = a->workspace + L.out2;
+    mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
+    int ncounters = (int)((L.xq - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
+    if (v->fp8) return v->cfg.gemv ? MT_EINVAL : enqueue_fp8(c, v, a, stream, &L, chunk, ncounters);
     /* the small-batch path: two launches per chunk, columns in groups of
      * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
     if (v->cfg.gemv) {
@@ -359,21 +489,9 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
                                  slots, counters, s1, 0};
         mt_cuda_gemm_args ga2 = {act, a->w2, out2, sorted, eids, npost, tw, pairs, 1, K, N, rb, group_m,
                                  slots, counters, s2, 0};
-        void *a_align[] = {&ids, &pairs, &E, &sorted, &eids, &npost, &tpe, &cap, &counters, &ncounters};
         void *a_g1[] = {&ga1}, *a_g2[] = {&ga2};
         void *a_c[] = {&out2, &out, &m, &topk, &K};
-        if (pairs <= v->align_one) {
-            if ((rc = mt_cuda_launch_on(c, stream, v->align, 1, 1024, 0, a_align)) != MT_OK) break;
-        } else {
-            int nblk = cdiv(pairs, ALIGN_CHUNK);
-            void *a_count[] = {&ids, &pairs, &E, &hist};
-            void *a_scan[] = {&pairs, &E, &nblk, &hist, &sorted, &eids, &npost, &tpe, &counters, &ncounters};
-            void *a_scatter[] = {&ids, &pairs, &E, &hist, &sorted};
-            if ((rc = mt_cuda_launch_on(c, stream, v->align_count, (unsigned)nblk, 256, 0, a_count)) != MT_OK ||
-                (rc = mt_cuda_launch_on(c, stream, v->align_scan, 1, 1024, 0, a_scan)) != MT_OK ||
-                (rc = mt_cuda_launch_on(c, stream, v->align_scatter, (unsigned)nblk, 256, 0, a_scatter)) != MT_OK)
-                break;
-        }
+        if ((rc = launch_align(c, v, stream, ids, pairs, E, &L, a->workspace, cap, ncounters)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm1, g1, threads, v->smem1, a_g1)) != MT_OK) break;
         if ((rc = mt_cuda_launch_on(c, stream, v->gemm2, g2, threads, v->smem2, a_g2)) != MT_OK) break;
         rc = mt_cuda_launch_on(c, stream, v->combine, gc, 256, 0, a_c);

@@ -57,9 +57,11 @@ int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
+    mt_cufn quant, amax, zero; /* fp8: the activations' quantisation, a tensor's maximum, its reset */
     mt_cufn align_count, align_scan, align_scatter; /* the alignment over many blocks */
     mt_cuda_moe_cfg cfg;
     int warps_m, fp16;
+    int fp8; /* 0: bf16/fp16; 1: fp8 w8a8 with per-tensor or per-channel scales; 2: with block scales */
     int wgmma; /* the GEMMs run on Hopper's warpgroup MMA */
     int splitk; /* split-K allowed (mt_cuda_splitk_on when built) */
     int sms;   /* the device's SMs: split-K aims at filling them */
@@ -71,13 +73,17 @@ typedef struct mt_cuda_moe {
     int gemv_prefetch; /* 0: MOETUNE_DEBUG_CUDA=no-gemv-prefetch when built */
 } mt_cuda_moe;
 
-/* NVRTC options of a config's binary for arch: the tile shape, the dtype,
- * whether wgmma is on and waves_per_eu (GROUP_SIZE_M and NUM_SM are launch
- * arguments, so configs that differ only in them share one binary). MT_EUNSUPPORTED when
- * no warp layout fits. */
-#define MT_CUDA_MOE_NOPTS 9
-int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
+/* NVRTC options of a config's binary for arch: the tile shape, the dtype
+ * (fp16, or fp8 as mt_cuda_moe.fp8 says), whether wgmma is on and
+ * waves_per_eu (GROUP_SIZE_M and NUM_SM are launch arguments, so configs
+ * that differ only in them share one binary). MT_EUNSUPPORTED when no warp
+ * layout fits. */
+#define MT_CUDA_MOE_NOPTS 10
+int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, int fp8, const char *arch, char d[MT_CUDA_MOE_NOPTS][48],
                         const char *opts[MT_CUDA_MOE_NOPTS]);
+/* Where moetune's fp8 kernels run: 1 for an architecture with fp8 tensor
+ * cores (sm_89 and later), else 0 with why saying so. */
+int mt_cuda_fp8_arch(const char *arch, char *why, size_t why_len);
 /* 1 when two configs compile to the same binary. */
 int mt_cuda_moe_same_binary(const mt_cuda_moe_cfg *a, const mt_cuda_moe_cfg *b);
 
@@ -87,13 +93,14 @@ int mt_cuda_moe_same_binary(const mt_cuda_moe_cfg *a, const mt_cuda_moe_cfg *b);
 typedef struct mt_cuda_moe_variant_cfg {
     mt_cuda_moe_cfg cfg;
     int fp16;
+    int fp8; /* as mt_cuda_moe.fp8 */
 } mt_cuda_moe_variant_cfg;
 
 /* Compile (or load from cache_dir) and prepare a variant. MT_EPARSE: it did
  * not compile (why holds the log's start); MT_EUNSUPPORTED: it cannot
  * launch on this device (why says why); other codes: driver errors. */
-int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, const char *cache_dir, mt_cuda_moe *v, char *why,
-                      size_t why_len);
+int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8, const char *cache_dir, mt_cuda_moe *v,
+                      char *why, size_t why_len);
 void mt_cuda_moe_release(mt_cuda *c, mt_cuda_moe *v);
 
 typedef struct mt_cuda_moe_args {
@@ -101,6 +108,11 @@ typedef struct mt_cuda_moe_args {
     mt_dptr workspace;                         /* mt_cuda_moe_workspace bytes */
     int M, E, N, K, topk;
     int chunk; /* tokens per pipeline run; the workspace is sized by it */
+    /* fp8: w1, w2 are e4m3 and x, out bf16; the scales as mt_quant lays
+     * them out (a1, a2: static per-tensor scales, or 0 for dynamic); the
+     * scheme's channel flag (fp8 1) or its block (fp8 2) */
+    mt_dptr w1_scale, w2_scale, a1_scale, a2_scale;
+    int channel, block_n, block_k;
 } mt_cuda_moe_args;
 
 /* Output columns of GEMM `gemm`'s tile (1 or 2): BLOCK_SIZE_N, or twice

@@ -140,6 +140,40 @@ MT_DEVICE void mma16816(float *c, const u32 *a, const u32 *b)
 #endif
 }
 
+/* ---- fp8 e4m3 (sm_89 and later) ---- */
+
+/* c[16x8] += a[16x32] * b[32x8], e4m3 operands (4 to a register, k
+ * contiguous), fp32 accumulators. The fragments are laid out as m16n8k16's
+ * of 16-bit pairs, so ldmatrix loads them from rows of bytes as it loads
+ * bf16. */
+MT_DEVICE void mma16832_e4m3(float *c, const u32 *a, const u32 *b)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    (void)c, (void)a, (void)b;
+    __trap(); /* the host never builds fp8 below sm_89 */
+#endif
+}
+
+/* Two floats to e4m3, rounded to nearest (ties to even) and saturated at
+ * +-448 (NaN stays NaN): lo in the low byte. As common/fp8.c rounds. */
+MT_DEVICE unsigned short f2e4m3x2(float lo, float hi)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    (void)lo, (void)hi;
+    __trap();
+    return 0;
+#endif
+}
+
 /* ---- Hopper (sm_90a): warpgroup MMA over shared-memory operands ----
  * Present only when compiling for sm_90a, where NVRTC and nvcc define
  * __CUDA_ARCH_FEAT_SM90_ALL; kernels test MT_HAVE_WGMMA. */
