@@ -19,5 +19,5 @@ log "test_backend_ops --device cuda:0 --configs ${CONFIGS:-3}"
 timeout 200 .carry/bin/test_backend_ops --device cuda:0 --configs ${CONFIGS:-3} >"$OUT/backend_ops.txt" 2>&1
 echo "rc=$?"; grep -v "^  ok" "$OUT/backend_ops.txt" | tail -n 20
 log "cuda_fp8_check --time"
-timeout 400 .carry/bin/cuda_fp8_check --time 2>&1 | tee "$OUT/fp8_check.txt" | tail -n 120
+timeout 400 stdbuf -oL .carry/bin/cuda_fp8_check --time 2>&1 | tee "$OUT/fp8_check.txt" | tail -n 120
 echo "rc=${PIPESTATUS[0]}"

@@ -1063,20 +1063,31 @@ static int cuda_done(mt_runtime *rt, int rc, const char *what, const char *why)
     return rc;
 }
 
-int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
-                      uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
-                      void *stream, mt_moe_config *used)
+/* fp8 block scales: BLOCK_SIZE_K must divide the scale block (each k tile
+ * lies in one); the largest that does, from the config's down */
+static int fp8_block_k(int bk, int64_t scale_k)
+{
+    while (bk > 32 && scale_k % bk) bk /= 2;
+    return scale_k % bk ? 0 : bk;
+}
+
+/* The CUDA fused MoE: bf16/fp16 (q NULL) or fp8 with the descriptor q,
+ * whose scale pointers are device memory. */
+static int moe_cuda(mt_runtime *rt, const char *who, int dtype, const mt_quant *q, int64_t M, int64_t E, int64_t N,
+                    int64_t K, int64_t topk, uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids,
+                    uint64_t topk_weights, uint64_t out, void *stream, mt_moe_config *used)
 {
     enum { CHUNK = 16384 }; /* tokens per pipeline run: bounds the workspace */
     mt_moe_config cfg;
-    mt_moe_key key = {E, N, K, topk, NULL, 0, 0};
+    int block = q && q->scheme == MT_QUANT_BLOCK, fp8 = q ? (block ? 2 : 1) : 0;
+    mt_moe_key key = {E, N, K, topk, q ? mt_quant_dtype_name(q->scheme) : NULL, block ? q->block_n : 0, block ? q->block_k : 0};
     char why[512];
+    /* fp8 copies 16 e4m3 values at a time */
     if (!rt || !x || !w1 || !w2 || !topk_ids || !topk_weights || !out || M < 1 || topk < 1 || topk > E ||
-        N % 8 || K % 8 || E > 1024 || M > (1 << 30) / topk)
+        N % (fp8 ? 16 : 8) || K % (fp8 ? 16 : 8) || E > 1024 || M > (1 << 30) / topk)
         return MT_EINVAL;
-    if (dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
     if (strcmp(rt->backend, "cuda") != 0) {
-        rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_cuda needs a runtime opened with backend \"cuda\"");
+        rt_log(rt, MT_LOG_ERROR, "%s needs a runtime opened with backend \"cuda\"", who);
         return MT_EINVAL;
     }
     int rc = mt_runtime_lookup_moe(rt, &key, M, &cfg);
@@ -1090,14 +1101,16 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
     /* the launcher's order; no waves_per_eu hint (an AMD-only key). The
      * GEMV path where the tuner may choose it (search/space.c: at most two
      * pairs per expert): a batch between two keys that has more takes the
-     * same tile on the tiled path. */
-    int gemv = cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
+     * same tile on the tiled path; fp8 has no GEMV path. */
+    int gemv = !fp8 && cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
     const mt_family_backend *fb = &mt_backend_fused_moe_cuda;
     mt_cuda_moe_variant_cfg vc;
     memset(&vc, 0, sizeof vc); /* compared bytewise */
+    if (block && cfg.block_size_k > 0) cfg.block_size_k = fp8_block_k(cfg.block_size_k, q->block_k);
     vc.cfg = (mt_cuda_moe_cfg){cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
     vc.fp16 = dtype == MT_DTYPE_FP16;
+    vc.fp8 = fp8;
     const mt_cuda_moe_cfg lc = vc.cfg;
     void *v = NULL;
     int ok = lc.block_m > 0 && lc.block_n > 0 && lc.block_k > 0 && lc.group_m > 0 && lc.warps > 0 && lc.stages >= 2;
@@ -1107,23 +1120,64 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
          * not fit, ROCm's num_stages 0): vLLM's default instead, said once */
         int d[6];
         mt_vllm_default_config(M, E, 0, d);
+        if (block) d[2] = fp8_block_k(d[2], q->block_k);
         rt_log(rt, MT_LOG_WARN, "config from '%s' (M key %lld) does not fit moetune's CUDA kernels (%s): using vLLM's "
                                 "default for it",
                cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
         vc.cfg = (mt_cuda_moe_cfg){d[0], d[1], d[2], d[3], d[4], d[5], 0, 0, 0};
         cfg.block_size_m = d[0]; cfg.block_size_n = d[1]; cfg.block_size_k = d[2];
         cfg.group_size_m = d[3]; cfg.num_warps = d[4]; cfg.num_stages = d[5]; cfg.num_sm = 0; cfg.gemv = 0;
-        rc = gpu_variant(rt, fb, &vc, &v, why, sizeof why);
+        rc = d[2] > 0 ? gpu_variant(rt, fb, &vc, &v, why, sizeof why) : MT_EINVAL;
+        if (d[2] <= 0) snprintf(why, sizeof why, "no BLOCK_SIZE_K of 32 or more divides the scale block %lld",
+                                (long long)(q ? q->block_k : 0));
     }
     if (rc == MT_OK) {
         int chunk = M < CHUNK ? (int)M : CHUNK;
         mt_cuda_moe_args a = {x, w1, w2, topk_ids, topk_weights, out, 0, (int)M, (int)E, (int)N, (int)K, (int)topk, chunk,
                               0, 0, 0, 0, 0, 0, 0};
+        if (q) {
+            a.w1_scale = (mt_dptr)(uintptr_t)q->w1_scale;
+            a.w2_scale = (mt_dptr)(uintptr_t)q->w2_scale;
+            a.a1_scale = (mt_dptr)(uintptr_t)q->a1_scale;
+            a.a2_scale = (mt_dptr)(uintptr_t)q->a2_scale;
+            a.channel = q->scheme == MT_QUANT_CHANNEL;
+            a.block_n = block ? (int)q->block_n : 0;
+            a.block_k = block ? (int)q->block_k : 0;
+        }
         rc = gpu_launch(rt, fb, v, &a, &a.workspace, stream, why, sizeof why);
     }
     rc = cuda_done(rt, rc, "fused MoE", why);
     if (rc == MT_OK && used) *used = cfg;
     return rc;
+}
+
+int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                      uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
+                      void *stream, mt_moe_config *used)
+{
+    if (rt && dtype != MT_DTYPE_BF16 && dtype != MT_DTYPE_FP16) return MT_EUNSUPPORTED;
+    return moe_cuda(rt, "mt_fused_moe_cuda", dtype, NULL, M, E, N, K, topk, x, w1, w2, topk_ids, topk_weights, out,
+                    stream, used);
+}
+
+int mt_fused_moe_fp8_cuda(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                          uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
+                          void *stream, mt_moe_config *used)
+{
+    const char *fault = quant_fault(q);
+    if (!rt) return MT_EINVAL;
+    if (fault) {
+        rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_fp8_cuda: the quantisation descriptor: %s", fault);
+        return MT_EINVAL;
+    }
+    if (q->scheme == MT_QUANT_BLOCK && (q->block_n % 2 || q->block_k % 32)) {
+        rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_fp8_cuda: a %lldx%lld block: the CUDA kernel takes an even block_n and a "
+                                 "block_k that is a multiple of 32 (DeepSeek-V3: 128x128)",
+               (long long)q->block_n, (long long)q->block_k);
+        return MT_EUNSUPPORTED;
+    }
+    return moe_cuda(rt, "mt_fused_moe_fp8_cuda", MT_DTYPE_BF16, q, M, E, N, K, topk, x, w1, w2, topk_ids, topk_weights,
+                    out, stream, used);
 }
 
 /* what the CUDA kernel builds for a looked-up config: a file's mma, stage

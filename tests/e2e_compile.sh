@@ -13,7 +13,7 @@ expect_in $TMP/o "expected an NVIDIA target such as sm_80 or sm_90a, or an AMD o
 expect_exit 2 $TMP/o "$MT" compile --arch sm_75
 expect_in $TMP/o "give --smem-limit"
 expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --dtype fp8
-expect_in $TMP/o "expected bf16, fp16 or all"
+expect_in $TMP/o "expected bf16, fp16, fp8_w8a8 or all"
 expect_exit 2 $TMP/o "$MT" compile --arch sm_90a --jobs 0
 expect_exit 2 $TMP/o "$MT" compile --device cpu
 expect_in $TMP/o "expected cuda:N"
@@ -117,6 +117,12 @@ expect_in $TMP/o "1 compiled, 4 already cached, 0 failed"
 head -1 "$victim" | grep -q "arch=sm_90a" || fail "the damaged entry was not rewritten"
 ok
 
+# fp8: its own binaries (per tensor/channel, 128x128 blocks), from sm_89 on
+expect_exit 0 $TMP/o "$MT" compile --arch sm_90a --limit 2 --dtype fp8_w8a8 --cache-dir $TMP/f8c --quiet
+expect_in $TMP/o "2 binaries for sm_90a"
+expect_in $TMP/o "2 compiled, 0 already cached, 0 failed"
+expect_exit 2 $TMP/o "$MT" compile --arch sm_80 --dtype fp8_w8a8 --cache-dir $TMP/f8c --quiet
+expect_in $TMP/o "sm_80 has no fp8 tensor cores"
 # another architecture and dtype are other entries; fp16 and bf16 both counted with --dtype all
 expect_exit 0 $TMP/o "$MT" compile --arch sm_80 --limit 2 --dtype all --cache-dir $C --quiet
 expect_in $TMP/o "shared memory 166912 bytes"

@@ -669,6 +669,32 @@ static void test_attention_cuda(void)
         int rc = cuda_decode(rt, MT_DTYPE_BF16, 2, p, 64);
         CHECK(rc == MT_ENODEV && strstr(logbuf, "no CUDA device"), "no device: rc %d, log %s", rc, logbuf);
     }
+    /* fp8 on CUDA: the descriptor and the shape are checked before any
+     * device is asked for; without one, MT_ENODEV said */
+    const float *sp = (const float *)(uintptr_t)0x2000;
+    mt_quant qb = {MT_QUANT_BLOCK, 128, 128, sp, sp, NULL, NULL}, bad = {MT_QUANT_BLOCK, 128, 100, sp, sp, NULL, NULL};
+    mt_quant none = {MT_QUANT_CHANNEL, 0, 0, NULL, sp, NULL, NULL};
+    logbuf[0] = 0;
+    CHECK(mt_fused_moe_fp8_cuda(rt, &none, 4, 8, 256, 512, 2, p, p, p, p, p, p, NULL, NULL) == MT_EINVAL &&
+              strstr(logbuf, "w1_scale"),
+          "fp8 on CUDA without w1's scales: %s", logbuf);
+    logbuf[0] = 0;
+    CHECK(mt_fused_moe_fp8_cuda(rt, &bad, 4, 8, 256, 512, 2, p, p, p, p, p, p, NULL, NULL) == MT_EUNSUPPORTED &&
+              strstr(logbuf, "multiple of 32"),
+          "a 128x100 block: %s", logbuf);
+    CHECK(mt_fused_moe_fp8_cuda(rt, &qb, 4, 8, 264, 512, 2, p, p, p, p, p, p, NULL, NULL) == MT_EINVAL,
+          "N = 264 is no multiple of 16");
+    mt_runtime *cpu2 = open_rt(NULL, NULL, NULL, "NVIDIA_H100_80GB_HBM3", "cpu", NULL);
+    logbuf[0] = 0;
+    CHECK(mt_fused_moe_fp8_cuda(cpu2, &qb, 4, 8, 256, 512, 2, p, p, p, p, p, p, NULL, NULL) == MT_EINVAL &&
+              strstr(logbuf, "mt_fused_moe_fp8_cuda needs a runtime opened with backend \"cuda\""),
+          "fp8 on a CPU runtime: %s", logbuf);
+    mt_runtime_close(cpu2);
+    if (!c) {
+        logbuf[0] = 0;
+        int rc = mt_fused_moe_fp8_cuda(rt, &qb, 4, 8, 256, 512, 2, p, p, p, p, p, p, NULL, NULL);
+        CHECK(rc == MT_ENODEV, "fp8, no device: rc %d, log %s", rc, logbuf);
+    }
     mt_runtime_close(rt);
 }
 

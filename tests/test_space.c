@@ -521,8 +521,46 @@ static void test_engine_spaces(void)
           "SGLang's ROCm grid: %d points", count_valid(&sp, &x));
 }
 
+/* moetune's fp8 CUDA kernels: the same space, with the fp8 GEMMs' rules
+ * (no GEMV, their own shared memory, a k tile inside a scale block) */
+static void test_cuda_fp8_space(void)
+{
+    mt_space cs;
+    mt_space_cuda_moe(&cs, 132);
+    /* DeepSeek-V3 TP8 in 128x128 blocks at M = 64; Mixtral TP2 per tensor */
+    mt_space_ctx ds = {256, 256, 7168, 8, 64, 0, 227 * 1024, 0, 128, 128, 1};
+    mt_space_ctx mx = {8, 7168, 4096, 2, 64, 0, 227 * 1024, 0, 0, 0, 1}, bf = mx;
+    bf.elem_bytes = 2;
+    mt_config *pts;
+    int n = mt_space_enumerate(&cs, &ds, &pts), bad = 0, k256 = 0;
+    for (int i = 0; i < n; i++) {
+        bad += pts[i].v[7] != 0 || 128 % pts[i].v[2] != 0 ||
+               mt_cuda_fp8_smem_bytes(pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[5], 1) > 227 * 1024;
+        k256 += pts[i].v[2] == 256;
+    }
+    CHECK(n > 0 && !bad && !k256, "blocks: %d points, none GEMV, every BLOCK_SIZE_K divides 128 (%d bad)", n, bad);
+    free(pts);
+    char why[256];
+    mt_config g = {{16, 64, 256, 1, 4, 3, 0, 0}}, gemv = {{16, 64, 64, 1, 4, 2, 0, 1}};
+    CHECK(!cs.valid(&cs, &g, &ds, why, sizeof why) && strstr(why, "does not divide"), "BLOCK_SIZE_K 256: %s", why);
+    CHECK(cs.valid(&cs, &g, &mx, why, sizeof why), "per tensor takes BLOCK_SIZE_K 256: %s", why);
+    CHECK(!cs.valid(&cs, &gemv, &mx, why, sizeof why) && strstr(why, "GEMV"), "no GEMV in fp8: %s", why);
+    /* a tile whose bf16 stages overflow but whose fp8 ones fit (half the bytes) */
+    mt_config big = {{64, 128, 128, 1, 8, 4, 0, 0}};
+    CHECK(!cs.valid(&cs, &big, &bf, why, sizeof why) && cs.valid(&cs, &big, &mx, why, sizeof why),
+          "fp8 stages of 64x128x128 x4 fit where bf16's do not: %s", why);
+    mt_space_ctx odd = mx;
+    odd.N = 7160;
+    CHECK(!cs.valid(&cs, &g, &odd, why, sizeof why) && strstr(why, "multiples of 16"), "N 7160: %s", why);
+    mt_config d;
+    ds.M = 2000; /* vLLM's default for large M has BLOCK_SIZE_K 64 */
+    cs.default_config(&cs, &ds, &d);
+    CHECK(cs.valid(&cs, &d, &ds, why, sizeof why) && 128 % d.v[2] == 0, "the default fits the blocks: %s", why);
+}
+
 int main(void)
 {
+    test_cuda_fp8_space();
     test_engine_spaces();
     test_attn_spaces();
     test_vllm_default_valid();

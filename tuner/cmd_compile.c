@@ -13,6 +13,7 @@
 #include "device.h"
 #include "hip_rt.h"
 #include "moetune/moetune.h"
+#include "moe_launch.h" /* mt_cuda_fp8_arch */
 #include "precompile.h"
 #include "util.h"
 
@@ -31,7 +32,8 @@ static const char usage[] =
     "                        an AMD GPU's from the amdgpu driver, no HIP runtime needed)\n"
     "  --smem-limit BYTES    shared memory a block may use (default: the device's,\n"
     "                        or the architecture's known limit)\n"
-    "  --dtype bf16|fp16|all (default bf16)\n"
+    "  --dtype bf16|fp16|fp8_w8a8|all  (default bf16; fp8_w8a8: per-tensor and per-channel\n"
+    "                        scales and 128x128 blocks, for sm_89 and later)\n"
     "  --jobs N              compiler processes (default: the online CPUs)\n"
     "  --limit N             compile only the first N binaries (for a quick check)\n"
     "  --cache-dir DIR       the cache (default $XDG_CACHE_HOME/moetune/cuda, as\n"
@@ -90,8 +92,9 @@ int cmd_compile(int argc, char **argv)
         case 't':
             if (!strcmp(optarg, "bf16")) mask = 1;
             else if (!strcmp(optarg, "fp16")) mask = 2;
-            else if (!strcmp(optarg, "all")) mask = 3;
-            else return mt_usage_error("compile", "--dtype '%s': expected bf16, fp16 or all", optarg);
+            else if (!strcmp(optarg, "fp8_w8a8")) mask = 12;
+            else if (!strcmp(optarg, "all")) mask = 15;
+            else return mt_usage_error("compile", "--dtype '%s': expected bf16, fp16, fp8_w8a8 or all", optarg);
             break;
         default: return mt_usage_error("compile", "unknown option '%s'", argv[optind - 1]);
         }
@@ -141,6 +144,11 @@ int cmd_compile(int argc, char **argv)
     if (!smem)
         return mt_usage_error("compile", "--arch %s: its shared-memory limit is not known here; give --smem-limit BYTES",
                               arch);
+    if ((mask & 12) && attn) return mt_usage_error("compile", "--dtype fp8_w8a8 is the fused-MoE kernels' only");
+    char f8why[200];
+    if (mask == 12 && (hip || !mt_cuda_fp8_arch(arch, f8why, sizeof f8why)))
+        return mt_usage_error("compile", "--dtype fp8_w8a8 for %s: %s", arch,
+                              hip ? "moetune's fp8 kernels are CUDA's only" : f8why);
     if (dir) snprintf(cache, sizeof cache, "%s", dir);
     else mt_kernel_cache_dir(hip ? "hip" : "cuda", cache, sizeof cache); /* AMD code objects beside the cubins */
     if (!cache[0]) return mt_usage_error("compile", "no cache folder: set $XDG_CACHE_HOME or $HOME, or give --cache-dir");

@@ -52,9 +52,10 @@ static const char usage[] =
     "  --experts E --intermediate I --hidden K --topk T   an explicit shape\n"
     "  --tp N                  tensor parallel: N = intermediate / tp\n"
     "  --ep N                  expert parallel: E = experts / ep\n"
-    "  --dtype bf16|fp32|fp8_w8a8  weights and activations (default bf16; fp8_w8a8: e4m3\n"
-    "                          weights and activations with float scales, on the CPU); with\n"
-    "                          --engine also fp16, int8_w8a8, int8_w8a16, int4_w4a16 (vLLM's names)\n"
+    "  --dtype T               weights and activations: bf16 (default), fp16 (GPUs), fp32\n"
+    "                          (CPU), fp8_w8a8 (e4m3 with float scales: the CPU, and CUDA\n"
+    "                          GPUs from sm_89); with --engine also int8_w8a8, int8_w8a16,\n"
+    "                          int4_w4a16 (vLLM's names)\n"
     "  --block-shape N,K       with fp8_w8a8: the weights' scale blocks, activations in\n"
     "                          1xK groups (DeepSeek-V3: 128,128); without it, per tensor\n"
     "  --group-size G          with --engine and int4_w4a16: weights in groups of G along K\n"
@@ -295,7 +296,7 @@ static void compile_progress(int done, int total, void *user)
 /* Every binary the space may need, compiled with all cores before the first
  * measurement: the worker then loads them from the cache. A failure here
  * only costs time; the worker compiles (and reports) what is missing. */
-static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype)
+static void precompile(const sweep_opts *o, const mt_device_info *dev, int mask)
 {
     char cache[1100], err[512];
     /* an AMD GPU's code objects (gfx targets) go where `moetune compile
@@ -307,7 +308,7 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int dtype
     mt_progress pr;
     mt_progress_init(&pr, o->c.quiet);
     mt_precompile_stats st;
-    int rc = mt_precompile_cuda(dev->arch, smem, dtype == MT_DTYPE_FP16 ? 2 : 1, (int)(jobs > 0 ? jobs : 1), 0, cache,
+    int rc = mt_precompile_cuda(dev->arch, smem, mask, (int)(jobs > 0 ? jobs : 1), 0, cache,
                                 compile_progress, &pr, &st, err, sizeof err);
     mt_progress_end(&pr);
     if (rc != MT_OK) {
@@ -495,12 +496,10 @@ int cmd_sweep(int argc, char **argv)
         free(ps.ms);
         return mt_usage_error("sweep", "the CPU backend takes --dtype bf16, fp32 or fp8_w8a8");
     }
-    if (!engine && gpu && ps.dtype == MT_DTYPE_FP8_W8A8) {
+    if (!engine && dspec.kind == MT_BACKEND_HIP && ps.dtype == MT_DTYPE_FP8_W8A8) {
         free(ps.ms);
-        return mt_usage_error("sweep", "moetune's %s kernels do not take fp8_w8a8 yet: --device cpu tunes the CPU "
-                                       "kernel in fp8_w8a8, and --engine vllm or --engine sglang the engine's fp8 kernel "
-                                       "on this GPU",
-                              mt_backend_name(dspec.kind));
+        return mt_usage_error("sweep", "moetune's HIP kernels do not take fp8_w8a8: --device cpu tunes the CPU kernel "
+                                       "in fp8_w8a8, and --engine vllm the engine's fp8 kernel on this GPU");
     }
     if (!engine && gpu && ps.dtype == MT_DTYPE_FP32) {
         free(ps.ms);
@@ -631,8 +630,13 @@ int cmd_sweep(int argc, char **argv)
             goto out;
         }
     }
-    if (!engine && (dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.c.compile_jobs != 0)
-        precompile(&o, &dev, ps.dtype);
+    /* the binaries of the problem's dtype (fp8: per tensor or channel, or
+     * DeepSeek-V3's 128x128 blocks; other blocks are compiled as they are
+     * measured) */
+    int pmask = ps.dtype == MT_DTYPE_FP16 ? 2 : ps.dtype != MT_DTYPE_FP8_W8A8 ? 1 : !ps.block_n ? 4
+                : ps.block_k == 128 ? 8 : 0;
+    if (!engine && (dspec.kind == MT_BACKEND_CUDA || dspec.kind == MT_BACKEND_HIP) && o.c.compile_jobs != 0 && pmask)
+        precompile(&o, &dev, pmask);
 
     /* the plan: every batch size's valid points, searched by the strategy
      * within the budget (tuner/sweep_plan.c, as for every family) */

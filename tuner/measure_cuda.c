@@ -14,6 +14,7 @@
 #include "attn.h"
 #include "attn_launch.h"
 #include "cuda_rt.h"
+#include "fp8.h"
 #include "moe_launch.h"
 #include "moe_cpu.h"
 #include "space.h"
@@ -28,6 +29,10 @@ struct mt_cuda_bench {
     mt_cufn fill[2], ref_act[2], ref_out[2], find_nonfinite;
     mt_moe_shape wshape;
     mt_dptr w1, w2;
+    mt_dptr s1, s2; /* fp8: the weights' scales */
+    /* fp8: the quantiser and the oracle's kernels, built on first use */
+    mt_cuda_module *base8;
+    mt_cufn quant8, amax8, zero8, ref_act8, ref_out8;
     mt_dptr flush;
     size_t flush_bytes;
     int fault;
@@ -108,6 +113,9 @@ void mt_cuda_bench_free(mt_cuda_bench *b)
         mt_cuda_free(b->c, b->flush);
         mt_cuda_module_free(b->c, b->base[0]);
         mt_cuda_module_free(b->c, b->base[1]);
+        mt_cuda_module_free(b->c, b->base8);
+        mt_cuda_free(b->c, b->s1);
+        mt_cuda_free(b->c, b->s2);
         mt_cuda_close(b->c);
     }
     free(b->route.ids);
@@ -151,25 +159,107 @@ static int fill(mt_cuda_bench *b, int fp16, mt_dptr dst, long n, unsigned long l
     return mt_cuda_launch(b->c, b->fill[fp16 ? 1 : 0], grid ? grid : 1, 256, 0, args);
 }
 
+/* fp8 weights: drawn in fp32 on the host one expert at a time, quantised
+ * as a checkpoint stores them (mt_moe_quantize_weights) and copied up */
+static int fp8_weights(mt_cuda_bench *b, const mt_moe_shape *s)
+{
+    mt_moe_shape one = *s;
+    one.E = 1;
+    size_t r1 = (size_t)(2 * s->N * s->K), r2 = (size_t)(s->K * s->N);
+    size_t c1 = (size_t)mt_moe_weight_scales(&one, 1), c2 = (size_t)mt_moe_weight_scales(&one, 2);
+    float *f1 = malloc(r1 * 4), *f2 = malloc(r2 * 4), *s1 = malloc(c1 * 4), *s2 = malloc(c2 * 4);
+    uint8_t *q1 = malloc(r1), *q2 = malloc(r2);
+    int rc = f1 && f2 && s1 && s2 && q1 && q2 ? MT_OK : MT_ENOMEM;
+    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, c1 * (size_t)s->E * 4, &b->s1);
+    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, c2 * (size_t)s->E * 4, &b->s2);
+    mt_rng r = {0x77315eedull + (uint64_t)s->K * 31 + (uint64_t)s->N};
+    for (int64_t e = 0; rc == MT_OK && e < s->E; e++) {
+        mt_fill_random(f1, MT_DTYPE_FP32, r1, 1.0f / sqrtf((float)s->K), &r);
+        mt_fill_random(f2, MT_DTYPE_FP32, r2, 1.0f / sqrtf((float)s->N), &r);
+        rc = mt_moe_quantize_weights(&one, f1, f2, q1, q2, s1, s2);
+        if (rc == MT_OK) rc = mt_cuda_h2d(b->c, b->w1 + (mt_dptr)((size_t)e * r1), q1, r1);
+        if (rc == MT_OK) rc = mt_cuda_h2d(b->c, b->w2 + (mt_dptr)((size_t)e * r2), q2, r2);
+        if (rc == MT_OK) rc = mt_cuda_h2d(b->c, b->s1 + (mt_dptr)((size_t)e * c1 * 4), s1, c1 * 4);
+        if (rc == MT_OK) rc = mt_cuda_h2d(b->c, b->s2 + (mt_dptr)((size_t)e * c2 * 4), s2, c2 * 4);
+    }
+    free(f1), free(f2), free(s1), free(s2), free(q1), free(q2);
+    return rc;
+}
+
 static int ensure_weights(mt_cuda_bench *b, const mt_moe_shape *s)
 {
     if (b->w1 && memcmp(&b->wshape, s, sizeof *s) == 0) return MT_OK;
     mt_cuda_free(b->c, b->w1);
     mt_cuda_free(b->c, b->w2);
-    b->w1 = b->w2 = 0;
+    mt_cuda_free(b->c, b->s1);
+    mt_cuda_free(b->c, b->s2);
+    b->w1 = b->w2 = b->s1 = b->s2 = 0;
+    int fp8 = s->dtype == MT_DTYPE_FP8_W8A8;
+    size_t esz = fp8 ? 1 : 2;
     long n1 = (long)(s->E * 2 * s->N * s->K), n2 = (long)(s->E * s->K * s->N);
-    int rc = mt_cuda_alloc(b->c, (size_t)n1 * 2, &b->w1);
-    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, (size_t)n2 * 2, &b->w2);
-    if (rc == MT_OK) rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w1, n1, 0x77315eedull + (unsigned long long)s->K, 1.0f / sqrtf((float)s->K));
-    if (rc == MT_OK) rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w2, n2, 0x77325eedull + (unsigned long long)s->N, 1.0f / sqrtf((float)s->N));
+    int rc = mt_cuda_alloc(b->c, (size_t)n1 * esz, &b->w1);
+    if (rc == MT_OK) rc = mt_cuda_alloc(b->c, (size_t)n2 * esz, &b->w2);
+    if (rc == MT_OK && fp8) rc = fp8_weights(b, s);
+    if (rc == MT_OK && !fp8)
+        rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w1, n1, 0x77315eedull + (unsigned long long)s->K, 1.0f / sqrtf((float)s->K));
+    if (rc == MT_OK && !fp8)
+        rc = fill(b, s->dtype == MT_DTYPE_FP16, b->w2, n2, 0x77325eedull + (unsigned long long)s->N, 1.0f / sqrtf((float)s->N));
     if (rc == MT_OK) rc = mt_cuda_sync(b->c);
     if (rc != MT_OK) {
         mt_cuda_free(b->c, b->w1);
         mt_cuda_free(b->c, b->w2);
-        b->w1 = b->w2 = 0;
+        mt_cuda_free(b->c, b->s1);
+        mt_cuda_free(b->c, b->s2);
+        b->w1 = b->w2 = b->s1 = b->s2 = 0;
         return rc;
     }
     b->wshape = *s;
+    return MT_OK;
+}
+
+/* the fp8 quantiser and oracle kernels (moe.cu's fp8 section) */
+static int ensure_fp8_base(mt_cuda_bench *b, char *why, size_t n)
+{
+    if (b->base8) return MT_OK;
+    const char *opts[] = {"-DMT_FP16=0", "-DMT_FP8=1", "-DMT_WGMMA=0"};
+    char *log = NULL;
+    int rc = mt_cuda_build(b->c, mt_cuda_moe_source(), opts, 3, b->cache_dir[0] ? b->cache_dir : NULL, &b->base8, &log);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base8, "fp8_quant_rows", &b->quant8, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base8, "fp8_amax", &b->amax8, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base8, "fp8_zero", &b->zero8, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base8, "ref_act_fp8", &b->ref_act8, NULL);
+    if (rc == MT_OK) rc = mt_cuda_function(b->c, b->base8, "ref_out_fp8", &b->ref_out8, NULL);
+    if (rc != MT_OK) {
+        snprintf(why, n, "the fp8 oracle's kernels: %s%s%.120s", mt_cuda_errmsg(b->c), log ? ": " : "", log ? log : "");
+        mt_cuda_module_free(b->c, b->base8);
+        b->base8 = NULL;
+    }
+    free(log);
+    return rc;
+}
+
+/* The intermediate of the oracle's window (rows of cols doubles) as the
+ * pipeline stores and quantises it: rounded to bf16, then to e4m3 with the
+ * scheme's scales (common/fp8.c), and back, in place. */
+static int fp8_host_qdq(double *a, long rows, int cols, const mt_moe_shape *s, float a2)
+{
+    size_t n = (size_t)rows * (size_t)cols, group = s->scheme == MT_QUANT_BLOCK ? (size_t)s->block_k : (size_t)cols;
+    size_t ng = ((size_t)cols + group - 1) / group;
+    float *f = malloc(n * 4), *sc = malloc(((size_t)rows * ng + 1) * 4);
+    uint8_t *q = malloc(n);
+    if (!f || !sc || !q) {
+        free(f), free(sc), free(q);
+        return MT_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) f[i] = mt_bf16_to_f32(mt_f32_to_bf16((float)a[i]));
+    if (s->scheme == MT_QUANT_TENSOR)
+        for (size_t i = 0; i < n; i++) a[i] = (double)mt_e4m3_to_f32(mt_f32_to_e4m3(f[i] / a2)) * a2;
+    else {
+        mt_fp8_quant_groups(f, (size_t)rows, (size_t)cols, group, q, sc);
+        for (size_t i = 0; i < n; i++)
+            a[i] = (double)mt_e4m3_to_f32(q[i]) * sc[(i / (size_t)cols) * ng + (i % (size_t)cols) / group];
+    }
+    free(f), free(sc), free(q);
     return MT_OK;
 }
 
@@ -250,25 +340,35 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     int32_t *ids = NULL;
     uint16_t *out = NULL;
     double *ref = NULL;
-    mt_dptr act64 = 0, ref64 = 0, all_ids = 0, all_w = 0, scan = 0;
+    mt_dptr act64 = 0, ref64 = 0, all_ids = 0, all_w = 0, scan = 0, xq = 0, xs = 0, scal = 0;
+    double *acth = NULL; /* fp8: the oracle's intermediate on the host */
     memset(res, 0, sizeof *res);
     memset(&p, 0, sizeof p);
     if (resources && rlen) resources[0] = 0;
-    if (s->dtype != MT_DTYPE_BF16 && s->dtype != MT_DTYPE_FP16) {
-        snprintf(res->reason, sizeof res->reason, "the CUDA kernels take bf16 or fp16");
+    const int fp8 = s->dtype == MT_DTYPE_FP8_W8A8 ? (s->scheme == MT_QUANT_BLOCK ? 2 : 1) : 0;
+    if (s->dtype != MT_DTYPE_BF16 && s->dtype != MT_DTYPE_FP16 && !fp8) {
+        snprintf(res->reason, sizeof res->reason, "the CUDA kernels take bf16, fp16 and fp8_w8a8");
         return MT_OK;
     }
-    if (s->K % 8 || s->N % 8) {
-        snprintf(res->reason, sizeof res->reason, "N and K must be multiples of 8 (16-byte rows)");
+    if (s->K % (fp8 ? 16 : 8) || s->N % (fp8 ? 16 : 8)) {
+        snprintf(res->reason, sizeof res->reason, "N and K must be multiples of %d (16-byte rows)", fp8 ? 16 : 8);
         return MT_OK;
     }
-    if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
-
     /* compile the variant: its parameters are compile-time constants */
     char why[256];
     mt_cuda_moe_cfg lc;
     mt_cuda_moe_cfg_from_space(cfg->v, mt_cuda_is_hip(c), &lc);
-    rc = mt_cuda_moe_build(c, &lc, s->dtype == MT_DTYPE_FP16, 0, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
+    if (fp8 && (lc.gemv || (fp8 == 2 && (lc.block_k < 1 || s->block_k % lc.block_k || s->block_n % 2)))) {
+        snprintf(res->reason, sizeof res->reason, "%s", lc.gemv ? "fp8 has no GEMV path"
+                                                                : "BLOCK_SIZE_K must divide the scale block's depth");
+        return MT_OK;
+    }
+    if (fp8 && (rc = ensure_fp8_base(b, why, sizeof why)) != MT_OK) {
+        snprintf(res->reason, sizeof res->reason, "%s", why);
+        return rc == MT_EPARSE ? MT_OK : rc;
+    }
+    if ((rc = ensure_weights(b, s)) != MT_OK) return rc;
+    rc = mt_cuda_moe_build(c, &lc, s->dtype == MT_DTYPE_FP16, fp8, b->cache_dir[0] ? b->cache_dir : NULL, &var, why,
                            sizeof why);
     if (rc == MT_EPARSE || rc == MT_EUNSUPPORTED) {
         /* did not compile, or cannot launch here: pruned before timing */
@@ -293,6 +393,15 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     p.a.chunk = pol->max_tokens > 0 && pol->max_tokens < M ? pol->max_tokens : (int)M;
     p.a.w1 = b->w1;
     p.a.w2 = b->w2;
+    if (fp8) {
+        /* per tensor: static scales (scal[0] x's, scal[1] the
+         * intermediate's), calibrated below */
+        p.a.w1_scale = b->s1;
+        p.a.w2_scale = b->s2;
+        p.a.channel = s->scheme == MT_QUANT_CHANNEL;
+        p.a.block_n = (int)s->block_n;
+        p.a.block_k = (int)s->block_k;
+    }
     size_t pairs = (size_t)(M * s->topk);
     int NR = pol->routings > 0 ? pol->routings : 1;
     size_t wsz = mt_cuda_moe_workspace(&var, p.a.chunk, p.a.E, p.a.N, p.a.K, p.a.topk);
@@ -359,13 +468,60 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         (rc = mt_cuda_h2d(c, all_w, tw, (size_t)NR * pairs * 4)) ||
         (rc = fill(b, s->dtype == MT_DTYPE_FP16, p.a.x, (long)(M * s->K), mt_rng_next(&rng), 1.0f)))
         goto out;
+    int64_t R8 = M < pol->check_rows ? M : pol->check_rows;
+    if (fp8) {
+        /* the oracle's own quantised x (fp8_quant_rows, which the CPU's
+         * oracle checks in bench/cuda_fp8_check), and per tensor the static
+         * scales calibrated as checkpoints do: x's maximum, and the
+         * intermediate's over the first routing's first tokens */
+        int K32 = (int)s->K, one = 1, grp = fp8 == 2 ? (int)s->block_k : (int)s->K;
+        long nx = (long)(M * s->K);
+        mt_dptr none = 0, amax = 0;
+        if ((rc = mt_cuda_alloc(c, (size_t)nx, &xq)) || (rc = mt_cuda_alloc(c, (size_t)(M * ((s->K + 15) / 16) + 2) * 4, &xs)) ||
+            (rc = mt_cuda_alloc(c, 16, &scal)) || (rc = mt_cuda_alloc(c, (size_t)(R8 * s->topk * s->N) * 8, &act64)))
+            goto out;
+        acth = malloc((size_t)(R8 * s->topk * s->N) * 8);
+        if (!acth) { rc = MT_ENOMEM; goto out; }
+        int tensor = s->scheme == MT_QUANT_TENSOR;
+        if (tensor) {
+            unsigned bits = 0;
+            float sc[2];
+            amax = scal + 8;
+            void *a_zero[] = {&amax, &one}, *a_amax[] = {&p.a.x, &nx, &amax};
+            if ((rc = mt_cuda_launch(c, b->zero8, 1, 32, 0, a_zero)) ||
+                (rc = mt_cuda_launch(c, b->amax8, (unsigned)(nx / 2048 + 1 < 1024 ? nx / 2048 + 1 : 1024), 256, 0, a_amax)) ||
+                (rc = mt_cuda_d2h(c, &bits, amax, 4)))
+                goto out;
+            memcpy(&sc[0], &bits, 4);
+            sc[0] = mt_fp8_scale_of(sc[0]);
+            sc[1] = 1.0f;
+            if ((rc = mt_cuda_h2d(c, scal, sc, 8))) goto out;
+        }
+        mt_dptr fixed = tensor ? scal : none;
+        void *a_q[] = {&p.a.x, &K32, &grp, &fixed, &none, &xq, &xs};
+        if ((rc = mt_cuda_launch(c, b->quant8, (unsigned)M, 256, 0, a_q))) goto out;
+        if (tensor) {
+            int t0 = 0, Ri = (int)R8, sch = 0, bn = 1, bk = 1;
+            long wa = (long)R8 * s->topk * s->N;
+            void *aa[] = {&xq, &scal, &p.a.w1, &b->s1, &all_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K, &sch, &bn, &bk};
+            if ((rc = mt_cuda_launch(c, b->ref_act8, (unsigned)((wa * 32 + 255) / 256), 256, 0, aa)) ||
+                (rc = mt_cuda_d2h(c, acth, act64, (size_t)wa * 8)))
+                goto out;
+            float am = 0;
+            for (long i = 0; i < wa; i++) am = fmaxf(am, fabsf(mt_bf16_to_f32(mt_f32_to_bf16((float)acth[i]))));
+            float a2 = mt_fp8_scale_of(am);
+            if ((rc = mt_cuda_h2d(c, scal + 4, &a2, 4))) goto out;
+            p.a.a1_scale = scal;
+            p.a.a2_scale = scal + 4;
+        }
+    }
     if (b->fault == MT_FAULT_HANG) for (;;) {}
     if (b->fault == MT_FAULT_CRASH) { volatile int *z = NULL; *z = 1; }
     if (b->fault == MT_FAULT_KILLED) raise(SIGKILL);
     /* every routing is run and checked before any timing */
     int Ri = (int)R;
     long warps_a = (long)R * s->topk * s->N, warps_o = (long)R * s->K;
-    if ((rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64)) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)) ||
+    if ((!act64 && (rc = mt_cuda_alloc(c, (size_t)warps_a * 8, &act64))) || (rc = mt_cuda_alloc(c, (size_t)warps_o * 8, &ref64)) ||
         (rc = mt_cuda_alloc(c, 8, &scan)))
         goto out;
     for (int k = 0; k < NR; k++) {
@@ -390,7 +546,7 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         /* NaN and Inf have every exponent bit set: scanned on the device,
          * so that only the oracle's window crosses the bus */
         unsigned long long first = ~0ull;
-        unsigned short expo = s->dtype == MT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+        unsigned short expo = s->dtype == MT_DTYPE_FP16 ? 0x7c00 : 0x7f80;
         long nel = (long)(M * s->K);
         void *an[] = {&p.a.out, &nel, &expo, &scan};
         unsigned blocks = (unsigned)((nel + 255) / 256 < 4096 ? (nel + 255) / 256 : 4096);
@@ -408,14 +564,31 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
         void *aa[] = {&p.a.x, &p.a.w1, &p.a.topk_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         void *ao[] = {&act64, &p.a.w2, &p.a.topk_ids, &p.a.topk_w, &ref64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K};
         const int h = s->dtype == MT_DTYPE_FP16;
-        if ((rc = mt_cuda_launch(c, b->ref_act[h], (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
-            (rc = mt_cuda_launch(c, b->ref_out[h], (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)) ||
-            (rc = mt_cuda_d2h(c, ref, ref64, (size_t)warps_o * 8)) ||
+        if (fp8) {
+            /* scheme 0 per tensor, 1 per channel and token, 2 blocks */
+            int sch = s->scheme == MT_QUANT_TENSOR ? 0 : s->scheme == MT_QUANT_CHANNEL ? 1 : 2;
+            int bn = fp8 == 2 ? (int)s->block_n : 1, bk = fp8 == 2 ? (int)s->block_k : (int)(s->K > s->N ? s->K : s->N);
+            mt_dptr xsc = s->scheme == MT_QUANT_TENSOR ? scal : xs;
+            float a2 = 0;
+            void *a8[] = {&xq, &xsc, &p.a.w1, &b->s1, &p.a.topk_ids, &act64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K, &sch, &bn, &bk};
+            void *o8[] = {&act64, &p.a.w2, &b->s2, &p.a.topk_ids, &p.a.topk_w, &ref64, &t0, &Ri, &p.a.topk, &p.a.N, &p.a.K,
+                          &sch, &bn, &bk};
+            if ((rc = mt_cuda_launch(c, b->ref_act8, (unsigned)((warps_a * 32 + 255) / 256), 256, 0, a8)) ||
+                (rc = mt_cuda_d2h(c, acth, act64, (size_t)warps_a * 8)) ||
+                (s->scheme == MT_QUANT_TENSOR && (rc = mt_cuda_d2h(c, &a2, scal + 4, 4))) ||
+                (rc = fp8_host_qdq(acth, (long)R * s->topk, (int)s->N, s, a2)) ||
+                (rc = mt_cuda_h2d(c, act64, acth, (size_t)warps_a * 8)) ||
+                (rc = mt_cuda_launch(c, b->ref_out8, (unsigned)((warps_o * 32 + 255) / 256), 256, 0, o8)))
+                goto out;
+        } else if ((rc = mt_cuda_launch(c, b->ref_act[h], (unsigned)((warps_a * 32 + 255) / 256), 256, 0, aa)) ||
+                   (rc = mt_cuda_launch(c, b->ref_out[h], (unsigned)((warps_o * 32 + 255) / 256), 256, 0, ao)))
+            goto out;
+        if ((rc = mt_cuda_d2h(c, ref, ref64, (size_t)warps_o * 8)) ||
             (rc = mt_cuda_d2h(c, out, p.a.out + (mt_dptr)t0 * (mt_dptr)s->K * 2, (size_t)warps_o * 2)))
             goto out;
         double num = 0, den = 0;
         for (long i = 0; i < warps_o; i++) {
-            double v = h2d_f(out[i], s->dtype) - ref[i];
+            double v = h2d_f(out[i], fp8 ? MT_DTYPE_BF16 : s->dtype) - ref[i];
             num += v * v;
             den += ref[i] * ref[i];
         }
@@ -446,6 +619,10 @@ out:
     mt_cuda_graph_free(c, rp.g);
     mt_cuda_free(c, act64);
     mt_cuda_free(c, ref64);
+    mt_cuda_free(c, xq);
+    mt_cuda_free(c, xs);
+    mt_cuda_free(c, scal);
+    free(acth);
     mt_dptr bufs[] = {p.a.x, p.a.topk_ids, p.a.topk_w, p.a.workspace, p.a.out, all_ids, all_w, scan};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mt_cuda_free(c, bufs[i]);
     if (built) mt_cuda_moe_release(c, &var);

@@ -44,10 +44,11 @@ void mt_kernel_cache_dir(const char *backend, char *out, size_t n)
     if (mt_mkdir_p(out) != 0) out[0] = 0; /* no cache: only slower */
 }
 
-/* one binary: a fused-MoE tile (cfg, fp16) or an attention variant (attn) */
+/* one binary: a fused-MoE tile (cfg, fp16 or fp8) or an attention variant
+ * (attn) */
 typedef struct unit {
     mt_cuda_moe_cfg cfg;
-    int fp16, is_attn;
+    int fp16, fp8, is_attn;
     mt_cuda_attn_cfg attn;
 } unit;
 
@@ -67,32 +68,47 @@ static int enumerate(mt_space *sp, const mt_space_ctx *ctx, mt_config **pts, uni
 
 /* The distinct binaries: configs that differ only in launch arguments
  * (GROUP_SIZE_M, NUM_SM) share one. M is taken large, so every tile height
- * the space allows at some batch size is included. */
-static int collect(int hip, int smem_limit, int fp16_mask, unit **out)
+ * the space allows at some batch size is included. mask: bit 0 bf16, 1
+ * fp16, 2 fp8 with per-tensor or per-channel scales, 3 fp8 in 128x128
+ * blocks (CUDA only), each enumerated under its own rules. */
+static int collect(int hip, int smem_limit, int mask, unit **out)
 {
     mt_space sp;
     /* on AMD, waves_per_eu changes the binary too */
     if (hip) mt_space_hip_moe(&sp, 1);
     else mt_space_cuda_moe(&sp, 1);
-    mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0, 0, 0, 0};
-    mt_config *pts;
-    unit *u;
-    int np = enumerate(&sp, &ctx, &pts, &u), n = 0;
-    if (np < 0) return np;
-    for (int f = 0; f < 2; f++) {
-        if (!(fp16_mask & (1 << f))) continue;
-        int first = n;
+    unit *u = NULL;
+    int n = 0;
+    for (int f = 0; f < 4; f++) {
+        if (!(mask & (1 << f)) || (f >= 2 && hip)) continue;
+        mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0, f == 3 ? 128 : 0, f == 3 ? 128 : 0,
+                            f >= 2 ? 1 : 0};
+        mt_config *pts;
+        int np = mt_space_enumerate(&sp, &ctx, &pts), first = n;
+        if (np < 0) {
+            free(u);
+            return np;
+        }
+        unit *g = realloc(u, (size_t)(n + np + 1) * sizeof *u);
+        if (!g) {
+            free(pts);
+            free(u);
+            return MT_ENOMEM;
+        }
+        u = g;
         for (int i = 0; i < np; i++) {
             int dup = 0;
             mt_cuda_moe_cfg lc;
             mt_cuda_moe_cfg_from_space(pts[i].v, hip, &lc);
             for (int j = first; j < n && !dup; j++) dup = mt_cuda_moe_same_binary(&u[j].cfg, &lc);
             if (dup) continue;
+            memset(&u[n], 0, sizeof u[n]);
             u[n].cfg = lc;
-            u[n++].fp16 = f;
+            u[n].fp16 = f == 1;
+            u[n++].fp8 = f >= 2 ? f - 1 : 0;
         }
+        free(pts);
     }
-    free(pts);
     *out = u;
     return n;
 }
@@ -134,7 +150,7 @@ static void describe(const unit *u, char *out, size_t n)
                  u->attn.stage, u->attn.qsplit, u->fp16 ? " fp16" : "");
     else
         snprintf(out, n, "%d/%d/%d/%d/%d%s", u->cfg.block_m, u->cfg.block_n, u->cfg.block_k, u->cfg.warps, u->cfg.stages,
-                 u->fp16 ? " fp16" : "");
+                 u->fp16 ? " fp16" : u->fp8 == 1 ? " fp8" : u->fp8 == 2 ? " fp8 blocks" : "");
 }
 
 /* Compile one binary into the cache; on failure why holds the compiler's
@@ -151,7 +167,7 @@ static int compile_unit(const unit *u, const char *arch, const char *dir, int *h
         const char *aopts[MT_CUDA_ATTN_NOPTS];
         mt_cuda_attn_options(&u->attn, ad, aopts);
         rc = mt_nvrtc_cache_fill(mt_cuda_attn_source(), arch, aopts, MT_CUDA_ATTN_NOPTS, dir, hit, &log, err, sizeof err);
-    } else if ((rc = mt_cuda_moe_options(&u->cfg, u->fp16, 0, arch, d, opts)) == MT_OK && is_hip(arch))
+    } else if ((rc = mt_cuda_moe_options(&u->cfg, u->fp16, u->fp8, arch, d, opts)) == MT_OK && is_hip(arch))
         rc = mt_hiprtc_cache_fill(mt_hip_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
     else if (rc == MT_OK)
         rc = mt_nvrtc_cache_fill(mt_cuda_moe_source(), arch, opts, MT_CUDA_MOE_NOPTS, dir, hit, &log, err, sizeof err);
@@ -267,6 +283,7 @@ int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs
 {
     memset(st, 0, sizeof *st);
     double t0 = mt_now();
+    if (!is_hip(arch) && !mt_cuda_fp8_arch(arch, NULL, 0)) fp16_mask &= 3; /* no fp8 tensor cores there */
     int rc = prepare(arch, cache_dir, err, n);
     if (rc != MT_OK) return rc;
     unit *u = NULL;

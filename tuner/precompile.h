@@ -23,8 +23,9 @@ typedef struct mt_precompile_stats {
 int mt_arch_smem_limit(const char *arch);
 
 /* Compile, into cache_dir, every binary of the CUDA fused-MoE space valid
- * under smem_limit for arch (e.g. "sm_90a"), for bf16 (fp16_mask bit 0)
- * and/or fp16 (bit 1), with `jobs` processes; `limit` > 0 compiles only the
+ * under smem_limit for arch (e.g. "sm_90a"), for bf16 (fp16_mask bit 0),
+ * fp16 (bit 1), fp8 with per-tensor or per-channel scales (bit 2) and fp8
+ * in 128x128 blocks (bit 3; fp8 only from sm_89), with `jobs` processes; `limit` > 0 compiles only the
  * first `limit` binaries. progress (may be NULL) is called as binaries
  * finish. MT_EUNSUPPORTED when NVRTC is not installed (err says so). */
 int mt_precompile_cuda(const char *arch, int smem_limit, int fp16_mask, int jobs, int limit, const char *cache_dir,

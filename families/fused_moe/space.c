@@ -100,6 +100,16 @@ static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *o
     memset(out, 0, sizeof *out);
     int rocm = sp->backend && strcmp(sp->backend, "hip") == 0;
     mt_vllm_default_config(x->M, x->E, rocm, out->v);
+    /* block scales: a k tile inside one scale block (vLLM's default takes
+     * 64 or 128, which divide DeepSeek-V3's 128) */
+    while (x->block_k > 0 && out->v[V_BK] > 32 && x->block_k % out->v[V_BK]) out->v[V_BK] /= 2;
+    /* and for moetune's fp8 kernel (1-byte elements), whose block scales
+     * keep a second set of accumulators: a narrower tile until both sets
+     * fit (cuda_fp8_valid's bound) */
+    for (int *bn = &out->v[V_BN]; x->elem_bytes == 1 && x->block_k > 0 && *bn > 32; *bn /= 2) {
+        int bm = out->v[V_BM], w = out->v[V_WARPS], wm = mt_cuda_warps_m(bm, *bn, w);
+        if (wm && 4 * (bm / wm / 16) * (*bn / (w / wm) / 8) * 4 <= 128) break;
+    }
     if (rocm) {
         out->v[V_WAVES] = 0;
         out->v[V_NONKDIM] = 16;
@@ -146,8 +156,33 @@ void mt_space_vllm_moe(mt_space *sp, int rocm)
  * it is offered only where experts hold about two rows or fewer. */
 #define V_NUM_SM 6
 #define V_GEMV 7
+/* fp8 (a problem of 1-byte elements): the fp8 GEMMs' own limits
+ * (kernels/cuda/moe.cu's fp8 section): no GEMV path, no wgmma, their
+ * shared memory, a k tile inside one scale block, and with block scales a
+ * second set of accumulators */
+static int cuda_fp8_valid(const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    int bm = c->v[V_BM], bn = c->v[V_BN], bk = c->v[V_BK], w = c->v[V_WARPS], st = c->v[V_STAGES];
+    int limit = x->smem_limit > 0 ? x->smem_limit : 227 * 1024, wm = mt_cuda_warps_m(bm, bn, w);
+    if (!wm) return snprintf(why, n, "no layout of %d warps tiles %dx%d", w, bm, bn), 0;
+    int64_t pairs = x->M * x->topk, maxbm = 16;
+    while (maxbm < pairs && maxbm < 256) maxbm <<= 1;
+    if (x->M > 0 && bm > maxbm) return snprintf(why, n, "BLOCK_SIZE_M %d exceeds the pair count", bm), 0;
+    if (c->v[V_GEMV]) return snprintf(why, n, "fp8 has no GEMV path"), 0;
+    if (x->N % 16 || x->K % 16) return snprintf(why, n, "fp8 needs N and K to be multiples of 16"), 0;
+    if (bk % 32) return snprintf(why, n, "fp8 reduces 32 at a time: BLOCK_SIZE_K %d", bk), 0;
+    if (x->block_k > 0 && x->block_k % bk)
+        return snprintf(why, n, "BLOCK_SIZE_K %d does not divide the scale block's %lld", bk, (long long)x->block_k), 0;
+    int smem = mt_cuda_fp8_smem_bytes(bm, bn, bk, st, 1);
+    if (smem > limit) return snprintf(why, n, "fp8 pipeline needs %d bytes of shared memory", smem), 0;
+    int acc = 2 * (bm / wm / 16) * (bn / (w / wm) / 8) * 4 * (x->block_k > 0 ? 2 : 1);
+    if (acc > 128) return snprintf(why, n, "%d accumulator registers per thread", acc), 0;
+    return 1;
+}
+
 static int cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
 {
+    if (x->elem_bytes == 1) return cuda_fp8_valid(c, x, why, n);
     if (!vllm_valid(sp, c, x, why, n)) return 0;
     if (!c->v[V_GEMV]) return 1;
     if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)

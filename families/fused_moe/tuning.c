@@ -35,12 +35,14 @@ static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, i
 
 /* the CPU kernel computes in bf16 or fp32, and fp8 weights and activations
  * with their scales (per tensor or in blocks as fp8_w8a8, per channel as
- * fp8_w8a8_per_channel); the GPU kernels take bf16 and fp16 (tensor cores) */
+ * fp8_w8a8_per_channel); the CUDA kernels take bf16, fp16 (tensor cores)
+ * and fp8 (e4m3 tensor cores, sm_89 and later); HIP's bf16 and fp16 */
 static const char *dtypes(const char *backend)
 {
-    return !strcmp(backend, "cpu")                              ? "bf16,fp32,fp8_w8a8,fp8_w8a8_per_channel"
-           : !strcmp(backend, "cuda") || !strcmp(backend, "hip") ? "bf16,fp16"
-                                                                  : "";
+    return !strcmp(backend, "cpu")    ? "bf16,fp32,fp8_w8a8,fp8_w8a8_per_channel"
+           : !strcmp(backend, "cuda") ? "bf16,fp16,fp8_w8a8,fp8_w8a8_per_channel"
+           : !strcmp(backend, "hip")  ? "bf16,fp16"
+                                      : "";
 }
 
 static int measure(const mt_bench *b, const mt_family_key *k, int renormalize, const int64_t *point, const mt_space *sp,

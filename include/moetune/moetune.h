@@ -433,6 +433,20 @@ int mt_fused_moe_cuda(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N
                       uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
                       void *stream, mt_moe_config *used);
 
+/* The fp8 fused-MoE forward on a CUDA device (sm_89 or later: fp8 tensor
+ * cores) with the looked-up config for the scheme's file. Device pointers:
+ * x [M, K] bf16, w1 [E, 2N, K] and w2 [E, K, N] e4m3, topk_ids and
+ * topk_weights as mt_fused_moe_cuda's, out [M, K] bf16; q's scale pointers
+ * are device memory in the layouts above. N and K must be multiples of 16;
+ * a block scheme needs an even block_n and a block_k that is a multiple of
+ * 32. The activations are quantised on the stream as part of the call.
+ * Enqueued on `stream` and not synchronised, sharing the runtime's
+ * workspace as mt_fused_moe_cuda does. MT_EUNSUPPORTED on a GPU without fp8
+ * tensor cores (the log says so), MT_ENODEV without a CUDA device. */
+int mt_fused_moe_fp8_cuda(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t E, int64_t N, int64_t K, int64_t topk,
+                          uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
+                          void *stream, mt_moe_config *used);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,7 +20,7 @@ int mt_cuda_fp8_arch(const char *arch, char *why, size_t n)
 
 /* the fp8 GEMMs' shared memory: NUM_STAGES stages of A and B rows of
  * BLOCK_SIZE_K + 16 bytes (moe.cu's F8_SROW) */
-static int fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+int mt_cuda_fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
 {
     return stages * (bm + (gemm1 ? 2 : 1) * bn) * (bk + 16);
 }
@@ -84,7 +84,7 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
         mt_cuda_moe_release(c, v);
         return rc;
     }
-    int (*smem)(int, int, int, int, int) = fp8 ? fp8_smem_bytes : v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
+    int (*smem)(int, int, int, int, int) = fp8 ? mt_cuda_fp8_smem_bytes : v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
     v->smem1 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, 1);
     /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
     v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma && !fp8);

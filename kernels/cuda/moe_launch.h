@@ -25,6 +25,8 @@ int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 int mt_cuda_wgmma_on(const char *arch);
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+/* The fp8 GEMMs' shared memory: stages of A and B rows of bk + 16 bytes. */
+int mt_cuda_fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
 /* A variant of the pipeline, named as the spaces name its keys. The tile
  * (block_m, block_n, block_k, warps, stages) and ROCm's waves_per_eu make
