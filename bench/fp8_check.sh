@@ -4,7 +4,8 @@
 # device oracle), then bench/cuda_fp8_check: every fp8 scheme at several
 # tiles against the CPU's fp8 oracle, and --time: fp8 against bf16 with the
 # same tile on Mixtral TP2, Qwen3-30B-A3B and DeepSeek-V3 TP8 shapes; then a
-# sweep of the fp8 kernel through the tuner.
+# sweep of the fp8 kernel through the tuner, and bench/fp8_peer.py: the same
+# pipeline on torch._scaled_grouped_mm.
 # Usage (device machine, repository root): OUT=... bench/fp8_check.sh
 # Expects .carry/bin/{test_backend_ops,cuda_fp8_check,moetune} and libcjson in .carry/lib.
 set -uo pipefail
@@ -29,3 +30,7 @@ log "sweep --device cuda:0 --model qwen3-30b-a3b-fp8 --batch-sizes 8,256 --budge
 /usr/bin/time -f "wall %e s" timeout 300 .carry/bin/moetune sweep --device cuda:0 --db "$OUT/fp8-sweep.db" \
   --model qwen3-30b-a3b-fp8 --batch-sizes 8,256 --budget "${BUDGET:-12}" --out "$OUT/fp8-configs" >"$OUT/fp8-sweep.txt" 2>&1
 echo "rc=$?"; grep -v "^moetune sweep: [0-9]* of" "$OUT/fp8-sweep.txt" | tail -n 20
+# the peer: the same pipeline on torch._scaled_grouped_mm (row-wise scales)
+log "fp8_peer.py"
+timeout 300 python3 bench/fp8_peer.py 2>&1 | tee "$OUT/fp8_peer.txt" | tail -n 30
+echo "rc=${PIPESTATUS[0]}"
