@@ -221,8 +221,11 @@ int main(int argc, char **argv)
     static const mt_cuda_moe_cfg cfgs[] = {
         {16, 32, 64, 1, 4, 2, 0, 0, 0},   {16, 64, 128, 1, 4, 3, 0, 0, 0},  {32, 64, 128, 8, 4, 4, 0, 0, 0},
         {64, 64, 128, 1, 4, 3, 0, 0, 0},  {64, 128, 64, 16, 8, 3, 0, 0, 0}, {128, 64, 128, 1, 8, 2, 132, 0, 0},
+        /* the small-batch path, where the experts hold two pairs at most */
+        {16, 64, 64, 1, 4, 2, 0, 0, 1},   {16, 256, 64, 1, 8, 2, 0, 0, 1},
     };
-    static const struct { int E, N, K, topk, M; } shapes[] = {{8, 256, 512, 2, 37}, {16, 384, 640, 4, 96}, {32, 256, 1024, 8, 5}};
+    static const struct { int E, N, K, topk, M; } shapes[] = {
+        {8, 256, 512, 2, 37}, {16, 384, 640, 4, 96}, {32, 256, 1024, 8, 5}, {64, 256, 1024, 8, 1}};
     static const struct { int sch, dyn; } schemes[] = {
         {MT_QUANT_TENSOR, 0}, {MT_QUANT_TENSOR, 1}, {MT_QUANT_CHANNEL, 0}, {MT_QUANT_BLOCK, 0}};
     printf("| scheme | E N K top-k M | config (BM/BN/BK warps stages) | rel. error vs fp8 oracle | ok |\n| --- | --- | --- | --- | --- |\n");
@@ -243,6 +246,7 @@ int main(int argc, char **argv)
             if (!ref || mt_moe_reference_fp8(&p.s, p.M, p.x, p.q1, p.q2, &sc, p.ids, p.tw, ref, NULL) != MT_OK) return 1;
             for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
                 double e = NAN;
+                if (cfgs[ci].gemv && !mt_cuda_gemv_fits(p.M, p.E, p.topk)) continue;
                 if (check(&p, &cfgs[ci], ref, &e) != MT_OK) {
                     failed++;
                     continue;
@@ -250,9 +254,9 @@ int main(int argc, char **argv)
                 /* bf16 output and intermediate: about 4e-3; a misplaced scale or tile is far above */
                 int ok = e <= 1e-2;
                 failed += !ok;
-                printf("| %s | %d %d %d %d %d | %d/%d/%d w%d s%d | %.2e | %s |\n", scheme_name(p.sch, p.dyn), p.E, p.N,
+                printf("| %s | %d %d %d %d %d | %d/%d/%d w%d s%d%s | %.2e | %s |\n", scheme_name(p.sch, p.dyn), p.E, p.N,
                        p.K, p.topk, p.M, cfgs[ci].block_m, cfgs[ci].block_n, cfgs[ci].block_k, cfgs[ci].warps,
-                       cfgs[ci].stages, e, ok ? "ok" : "FAIL");
+                       cfgs[ci].stages, cfgs[ci].gemv ? " GEMV" : "", e, ok ? "ok" : "FAIL");
             }
             free(ref);
             prob_free(&p);
@@ -303,9 +307,10 @@ int main(int argc, char **argv)
             {"Mixtral TP2", 8, 7168, 4096, 2, 64, MT_QUANT_TENSOR}, {"Mixtral TP2", 8, 7168, 4096, 2, 1024, MT_QUANT_TENSOR},
             {"Qwen3-30B-A3B", 128, 768, 2048, 8, 64, MT_QUANT_BLOCK}, {"Qwen3-30B-A3B", 128, 768, 2048, 8, 1024, MT_QUANT_BLOCK},
             {"DeepSeek-V3 TP8", 256, 256, 7168, 8, 64, MT_QUANT_BLOCK}, {"DeepSeek-V3 TP8", 256, 256, 7168, 8, 1024, MT_QUANT_BLOCK},
+            {"Qwen3-30B-A3B", 128, 768, 2048, 8, 1, MT_QUANT_BLOCK},   {"DeepSeek-V3 TP8", 256, 256, 7168, 8, 1, MT_QUANT_BLOCK},
         };
         static const mt_cuda_moe_cfg tcfgs[] = {{16, 64, 128, 1, 4, 3, 0, 0, 0}, {64, 128, 64, 16, 8, 3, 0, 0, 0},
-                                                {128, 128, 64, 1, 8, 3, 0, 0, 0}};
+                                                {128, 128, 64, 1, 8, 3, 0, 0, 0}, {16, 64, 64, 1, 4, 2, 0, 0, 1}};
         printf("\n| shape | M | scheme | config | fp8 us | bf16 us | fp8 / bf16 |\n| --- | --- | --- | --- | --- | --- | --- |\n");
         for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
             struct prob p;
@@ -321,13 +326,14 @@ int main(int argc, char **argv)
                      mt_cuda_memset_async(c, b1, 0x3c, n1 * 2) == MT_OK && mt_cuda_memset_async(c, b2, 0x3c, n2 * 2) == MT_OK;
             for (size_t ci = 0; ok && ci < sizeof tcfgs / sizeof tcfgs[0]; ci++) {
                 char why[300] = "";
+                if (tcfgs[ci].gemv != mt_cuda_gemv_fits(p.M, p.E, p.topk)) continue; /* GEMV where it fits, only there */
                 p.dq1 = q1, p.dq2 = q2;
                 double f = time_us(&p, &tcfgs[ci], p.sch == MT_QUANT_BLOCK ? 2 : 1, why, sizeof why);
                 p.dq1 = b1, p.dq2 = b2;
                 double b = time_us(&p, &tcfgs[ci], 0, why, sizeof why);
-                printf("| %s | %d | %s | %d/%d/%d w%d s%d | %.1f | %.1f | %.2f |%s\n", rows[ri].name, p.M,
+                printf("| %s | %d | %s | %d/%d/%d w%d s%d%s | %.1f | %.1f | %.2f |%s\n", rows[ri].name, p.M,
                        scheme_name(p.sch, 0), tcfgs[ci].block_m, tcfgs[ci].block_n, tcfgs[ci].block_k, tcfgs[ci].warps,
-                       tcfgs[ci].stages, f, b, f / b, why[0] ? why : "");
+                       tcfgs[ci].stages, tcfgs[ci].gemv ? " GEMV" : "", f, b, f / b, why[0] ? why : "");
             }
             p.dq1 = q1, p.dq2 = q2;
             if (b1) mt_cuda_free(c, b1);

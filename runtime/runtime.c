@@ -1101,8 +1101,8 @@ static int moe_cuda(mt_runtime *rt, const char *who, int dtype, const mt_quant *
     /* the launcher's order; no waves_per_eu hint (an AMD-only key). The
      * GEMV path where the tuner may choose it (search/space.c: at most two
      * pairs per expert): a batch between two keys that has more takes the
-     * same tile on the tiled path; fp8 has no GEMV path. */
-    int gemv = !fp8 && cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
+     * same tile on the tiled path. */
+    int gemv = cfg.gemv > 0 && mt_cuda_gemv_fits(M, E, topk);
     const mt_family_backend *fb = &mt_backend_fused_moe_cuda;
     mt_cuda_moe_variant_cfg vc;
     memset(&vc, 0, sizeof vc); /* compared bytewise */

@@ -522,7 +522,8 @@ static void test_engine_spaces(void)
 }
 
 /* moetune's fp8 CUDA kernels: the same space, with the fp8 GEMMs' rules
- * (no GEMV, their own shared memory, a k tile inside a scale block) */
+ * (their own shared memory, a k tile inside a scale block) and the GEMV
+ * path's */
 static void test_cuda_fp8_space(void)
 {
     mt_space cs;
@@ -532,19 +533,23 @@ static void test_cuda_fp8_space(void)
     mt_space_ctx mx = {8, 7168, 4096, 2, 64, 0, 227 * 1024, 0, 0, 0, 1}, bf = mx;
     bf.elem_bytes = 2;
     mt_config *pts;
-    int n = mt_space_enumerate(&cs, &ds, &pts), bad = 0, k256 = 0;
+    /* M = 64: 512 pairs on 256 experts, where the GEMV path fits */
+    int n = mt_space_enumerate(&cs, &ds, &pts), bad = 0, k256 = 0, gemv_pts = 0;
     for (int i = 0; i < n; i++) {
-        bad += pts[i].v[7] != 0 || 128 % pts[i].v[2] != 0 ||
+        bad += 128 % pts[i].v[2] != 0 ||
                mt_cuda_fp8_smem_bytes(pts[i].v[0], pts[i].v[1], pts[i].v[2], pts[i].v[5], 1) > 227 * 1024;
         k256 += pts[i].v[2] == 256;
+        gemv_pts += pts[i].v[7] != 0;
     }
-    CHECK(n > 0 && !bad && !k256, "blocks: %d points, none GEMV, every BLOCK_SIZE_K divides 128 (%d bad)", n, bad);
+    CHECK(n > 0 && !bad && !k256 && gemv_pts > 0, "blocks: %d points (%d GEMV), every BLOCK_SIZE_K divides 128 (%d bad)",
+          n, gemv_pts, bad);
     free(pts);
     char why[256];
     mt_config g = {{16, 64, 256, 1, 4, 3, 0, 0}}, gemv = {{16, 64, 64, 1, 4, 2, 0, 1}};
     CHECK(!cs.valid(&cs, &g, &ds, why, sizeof why) && strstr(why, "does not divide"), "BLOCK_SIZE_K 256: %s", why);
     CHECK(cs.valid(&cs, &g, &mx, why, sizeof why), "per tensor takes BLOCK_SIZE_K 256: %s", why);
-    CHECK(!cs.valid(&cs, &gemv, &mx, why, sizeof why) && strstr(why, "GEMV"), "no GEMV in fp8: %s", why);
+    CHECK(cs.valid(&cs, &gemv, &ds, why, sizeof why), "fp8's GEMV where the experts hold two pairs: %s", why);
+    CHECK(!cs.valid(&cs, &gemv, &mx, why, sizeof why) && strstr(why, "GEMV"), "no GEMV for 128 pairs on 8 experts: %s", why);
     /* a tile whose bf16 stages overflow but whose fp8 ones fit (half the bytes) */
     mt_config big = {{64, 128, 128, 1, 8, 4, 0, 0}};
     CHECK(!cs.valid(&cs, &big, &bf, why, sizeof why) && cs.valid(&cs, &big, &mx, why, sizeof why),

@@ -358,9 +358,8 @@ int mt_cuda_bench_measure(mt_cuda_bench *b, const mt_moe_shape *s, int64_t M, co
     char why[256];
     mt_cuda_moe_cfg lc;
     mt_cuda_moe_cfg_from_space(cfg->v, mt_cuda_is_hip(c), &lc);
-    if (fp8 && (lc.gemv || (fp8 == 2 && (lc.block_k < 1 || s->block_k % lc.block_k || s->block_n % 2)))) {
-        snprintf(res->reason, sizeof res->reason, "%s", lc.gemv ? "fp8 has no GEMV path"
-                                                                : "BLOCK_SIZE_K must divide the scale block's depth");
+    if (fp8 == 2 && ((!lc.gemv && (lc.block_k < 1 || s->block_k % lc.block_k)) || s->block_n % 2 || s->block_k % 16)) {
+        snprintf(res->reason, sizeof res->reason, "BLOCK_SIZE_K must divide the scale block's depth, which is a multiple of 16");
         return MT_OK;
     }
     if (fp8 && (rc = ensure_fp8_base(b, why, sizeof why)) != MT_OK) {

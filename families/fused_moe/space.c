@@ -156,8 +156,21 @@ void mt_space_vllm_moe(mt_space *sp, int rocm)
  * it is offered only where experts hold about two rows or fewer. */
 #define V_NUM_SM 6
 #define V_GEMV 7
+/* the GEMV path's rules: one tile shape per width and warp count, where
+ * experts hold at most two pairs each */
+static int gemv_valid(const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)
+        return snprintf(why, n, "GEMV takes BLOCK_SIZE_M 16, BLOCK_SIZE_K 64, GROUP_SIZE_M 1, num_stages 2, NUM_SM 0 "
+                                "(its tiles are unused)"), 0;
+    if (!mt_cuda_gemv_fits(x->M, x->E, x->topk))
+        return snprintf(why, n, "GEMV: topk %lld (at most %d), %lld pairs over %lld experts (at most two each)",
+                        (long long)x->topk, MT_CUDA_GEMV_MAX_TOPK, (long long)(x->M * x->topk), (long long)x->E), 0;
+    return 1;
+}
+
 /* fp8 (a problem of 1-byte elements): the fp8 GEMMs' own limits
- * (kernels/cuda/moe.cu's fp8 section): no GEMV path, no wgmma, their
+ * (kernels/cuda/moe.cu's fp8 section): the GEMV path's rules, no wgmma, their
  * shared memory, a k tile inside one scale block, and with block scales a
  * second set of accumulators */
 static int cuda_fp8_valid(const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
@@ -168,8 +181,8 @@ static int cuda_fp8_valid(const mt_config *c, const mt_space_ctx *x, char *why, 
     int64_t pairs = x->M * x->topk, maxbm = 16;
     while (maxbm < pairs && maxbm < 256) maxbm <<= 1;
     if (x->M > 0 && bm > maxbm) return snprintf(why, n, "BLOCK_SIZE_M %d exceeds the pair count", bm), 0;
-    if (c->v[V_GEMV]) return snprintf(why, n, "fp8 has no GEMV path"), 0;
     if (x->N % 16 || x->K % 16) return snprintf(why, n, "fp8 needs N and K to be multiples of 16"), 0;
+    if (c->v[V_GEMV]) return gemv_valid(c, x, why, n);
     if (bk % 32) return snprintf(why, n, "fp8 reduces 32 at a time: BLOCK_SIZE_K %d", bk), 0;
     if (x->block_k > 0 && x->block_k % bk)
         return snprintf(why, n, "BLOCK_SIZE_K %d does not divide the scale block's %lld", bk, (long long)x->block_k), 0;
@@ -184,14 +197,7 @@ static int cuda_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx
 {
     if (x->elem_bytes == 1) return cuda_fp8_valid(c, x, why, n);
     if (!vllm_valid(sp, c, x, why, n)) return 0;
-    if (!c->v[V_GEMV]) return 1;
-    if (c->v[V_BM] != 16 || c->v[V_BK] != 64 || c->v[V_GROUP] != 1 || c->v[V_STAGES] != 2 || c->v[V_NUM_SM] != 0)
-        return snprintf(why, n, "GEMV takes BLOCK_SIZE_M 16, BLOCK_SIZE_K 64, GROUP_SIZE_M 1, num_stages 2, NUM_SM 0 "
-                                "(its tiles are unused)"), 0;
-    if (!mt_cuda_gemv_fits(x->M, x->E, x->topk))
-        return snprintf(why, n, "GEMV: topk %lld (at most %d), %lld pairs over %lld experts (at most two each)",
-                        (long long)x->topk, MT_CUDA_GEMV_MAX_TOPK, (long long)(x->M * x->topk), (long long)x->E), 0;
-    return 1;
+    return c->v[V_GEMV] ? gemv_valid(c, x, why, n) : 1;
 }
 
 void mt_space_cuda_moe(mt_space *sp, int sms)

@@ -1164,6 +1164,130 @@ template <int MODE> MT_DEVICE void moe_fp8_gemm(const f8_args &g)
 MT_KERNEL void __launch_bounds__(THREADS) moe_fp8_gemm1(const MT_GRID_CONSTANT f8_args g) { moe_fp8_gemm<1>(g); }
 MT_KERNEL void __launch_bounds__(THREADS) moe_fp8_gemm2(const MT_GRID_CONSTANT f8_args g) { moe_fp8_gemm<2>(g); }
 
+/* ---- fp8's small-batch path: moe_gemv1 and moe_gemv2 (above) on e4m3
+ * operands, 16 to a 16-byte load, each chunk's sum times its activation
+ * and weight scales (a chunk lies inside one scale block: block_k is a
+ * multiple of 16). scheme 0 per tensor, 1 per channel and token, 2
+ * blocks; the scale layouts as f8_args'. ---- */
+
+/* four e4m3 (a 32-bit word) to floats, through f16x2 (sm_89 and later);
+ * x and w are decoded alike, so the pairing of their elements is kept */
+MT_DEVICE void e4m3x4_to_f32(u32 v, float *f)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    u32 lo, hi;
+    asm("{.reg .b16 a, b;\n mov.b32 {a, b}, %2;\n cvt.rn.f16x2.e4m3x2 %0, a;\n cvt.rn.f16x2.e4m3x2 %1, b;}"
+        : "=r"(lo), "=r"(hi)
+        : "r"(v));
+    const unsigned short h[4] = {(unsigned short)(lo & 0xffffu), (unsigned short)(lo >> 16),
+                                 (unsigned short)(hi & 0xffffu), (unsigned short)(hi >> 16)};
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm("cvt.f32.f16 %0, %1;" : "=f"(f[i]) : "h"(h[i]));
+#else
+    (void)v;
+    f[0] = f[1] = f[2] = f[3] = 0.f;
+    __trap();
+#endif
+}
+
+/* the dot product of 16 e4m3 pairs */
+MT_DEVICE float f8_dot16(uint4 a, uint4 b)
+{
+    const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float fa[4], fb[4];
+        e4m3x4_to_f32(x[i], fa);
+        e4m3x4_to_f32(y[i], fb);
+#pragma unroll
+        for (int j = 0; j < 4; j++) s = fmaf(fa[j], fb[j], s);
+    }
+    return s;
+}
+
+/* the scale of weight row r of expert e at element k: R rows of C */
+MT_DEVICE float f8_wscale(const float *ws, int scheme, long e, int r, int k, int R, int C, int bn, int bk)
+{
+    if (scheme == 0) return ws[e];
+    if (scheme == 1) return ws[e * R + r];
+    return ws[(e * ((R + bn - 1) / bn) + r / bn) * ((C + bk - 1) / bk) + k / bk];
+}
+/* the scale of activation row r (cols wide) at element k */
+MT_DEVICE float f8_ascale(const float *as, int scheme, long r, int k, int cols, int bk)
+{
+    if (scheme == 0) return as[0];
+    if (scheme == 1) return as[r];
+    return as[r * ((cols + bk - 1) / bk) + k / bk];
+}
+
+/* act[p, n] as moe_gemv1, from quantised x (xq, xs) and w1 */
+MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *__restrict__ xq, const float *__restrict__ xs,
+                                                        const unsigned char *__restrict__ w1, const float *__restrict__ w1s,
+                                                        const int *__restrict__ ids, h16 *__restrict__ act, int topk, int N,
+                                                        int K, int rows_fast, int scheme, int bn, int bk)
+{
+    __shared__ float red[NUM_WARPS][4];
+    const int p = rows_fast ? blockIdx.x : blockIdx.y, cg = rows_fast ? blockIdx.y : blockIdx.x, lane = threadIdx.x & 31,
+              warp = threadIdx.x >> 5;
+    const int pair = warp % GV_PW, sl = warp / GV_PW, t = p / topk;
+    const long e = ids[p];
+    const unsigned char *xr = xq + (long)t * K, *we = w1 + e * 2 * N * (long)K;
+    for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
+        const bool live = c0 < N;
+        const int rws[4] = {c0, c0 + 1, N + c0, N + c0 + 1};
+        float a[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int k = live ? (sl * 32 + lane) * 16 : K; k < K; k += GV_SL * 32 * 16) {
+            const uint4 xv = *(const uint4 *)(xr + k);
+            const float sx = f8_ascale(xs, scheme, t, k, K, bk);
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const float sw = f8_wscale(w1s, scheme, e, rws[r], k, 2 * N, K, bn, bk);
+                a[r] = fmaf(f8_dot16(xv, *(const uint4 *)(we + (long)rws[r] * K + k)), sx * sw, a[r]);
+            }
+        }
+        if (gv_reduce<4>(a, red, warp, lane) && live) store2<1>(act, p, c0, N, 1.f, a[0], a[1], a[2], a[3]);
+    }
+}
+
+/* out[t, k] as moe_gemv2 (the combine fused), from the quantised
+ * intermediate (aq, as) and w2 */
+MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *__restrict__ aq, const float *__restrict__ as,
+                                                        const unsigned char *__restrict__ w2, const float *__restrict__ w2s,
+                                                        const int *__restrict__ ids, const float *__restrict__ tw,
+                                                        h16 *__restrict__ out, int topk, int N, int K, int rows_fast,
+                                                        int scheme, int bn, int bk)
+{
+    __shared__ float red[NUM_WARPS][2];
+    __shared__ long se[GV_MAX_TOPK];
+    __shared__ float sw_[GV_MAX_TOPK];
+    const int t = rows_fast ? blockIdx.x : blockIdx.y, cg = rows_fast ? blockIdx.y : blockIdx.x, lane = threadIdx.x & 31,
+              warp = threadIdx.x >> 5;
+    const int pair = warp % GV_PW, sl = warp / GV_PW;
+    for (int s = threadIdx.x; s < topk; s += THREADS) {
+        se[s] = ids[(long)t * topk + s];
+        sw_[s] = tw[(long)t * topk + s];
+    }
+    __syncthreads();
+    const int nch = N / 16, items = topk * nch;
+    for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
+        const bool live = c0 < K;
+        float a[2] = {0.f, 0.f};
+        for (int j = live ? sl * 32 + lane : items; j < items; j += GV_SL * 32) {
+            const int s = j / nch, k = (j - s * nch) * 16;
+            const long e = se[s], row = (long)t * topk + s;
+            const unsigned char *wr = w2 + (e * K + c0) * (long)N + k;
+            const uint4 av = *(const uint4 *)(aq + row * N + k);
+            const float sx = f8_ascale(as, scheme, row, k, N, bk) * sw_[s];
+            a[0] = fmaf(f8_dot16(av, *(const uint4 *)wr), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
+            a[1] = fmaf(f8_dot16(av, *(const uint4 *)(wr + N)), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk),
+                        a[1]);
+        }
+        if (gv_reduce<2>(a, red, warp, lane) && live)
+            *(u32 *)(out + (long)t * K + c0) = (u32)f2h(a[0]) | ((u32)f2h(a[1]) << 16);
+    }
+}
+
 /* ---- the fp8 oracle on the device, for the bench: plain loops in double
  * over dequantised values, one warp per output (as ref_act and ref_out).
  * The activations come quantised by fp8_quant_rows (x) and by the host

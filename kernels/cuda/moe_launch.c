@@ -78,8 +78,8 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
         (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_amax", &v->amax, NULL)) != MT_OK) ||
         (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_zero", &v->zero, NULL)) != MT_OK) ||
         (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemv1", &v->gemv1, NULL)) != MT_OK ||
-        (rc = mt_cuda_function(c, v->mod, "moe_gemv2", &v->gemv2, &v->rg2)) != MT_OK) {
+        (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_gemv1_fp8" : "moe_gemv1", &v->gemv1, NULL)) != MT_OK ||
+        (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_gemv2_fp8" : "moe_gemv2", &v->gemv2, &v->rg2)) != MT_OK) {
         snprintf(why, n, "%s", mt_cuda_errmsg(c));
         mt_cuda_moe_release(c, v);
         return rc;
@@ -400,8 +400,13 @@ static int enqueue_fp8(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args 
     mt_dptr ws = a->workspace, xq = ws + L->xq, xs = ws + L->xs, aq = ws + L->aq, as = ws + L->as, amax = ws + L->amax;
     mt_dptr act = ws + L->act, out2 = ws + L->out2;
     if ((v->fp8 == 2) != (a->block_k > 0) || K % 16 || N % 16 ||
-        (a->block_k > 0 && (a->block_n < 2 || a->block_n % 2 || a->block_k % 16 || a->block_k % v->cfg.block_k)))
+        (a->block_k > 0 && (a->block_n < 2 || a->block_n % 2 || a->block_k % 16 ||
+                            (!v->cfg.gemv && a->block_k % v->cfg.block_k))) ||
+        (v->cfg.gemv && !mt_cuda_gemv_fits(0, E, topk)))
         return MT_EINVAL;
+    /* the small-batch path's scheme code (moe.cu's moe_gemv1_fp8): 0 per
+     * tensor, 1 per channel and token, 2 blocks */
+    int scheme = tensor ? 0 : a->block_k > 0 ? 2 : 1, sbn = a->block_n > 0 ? a->block_n : 1, sbk = a->block_k > 0 ? a->block_k : 16;
     for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
         int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
         int cap = (int)mt_moe_align_capacity(m, topk, E, bm), rb = row_blocks(pairs, E, bm, cap);
@@ -418,6 +423,25 @@ static int enqueue_fp8(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args 
         f8_args f2 = {aq, a->w2, out2, ws + L->sorted, ws + L->eids, ws + L->npost, tw, tensor && a->a2_scale ? a->a2_scale : as,
                       a->w2_scale, pairs, 1, K, N, rb, group_m, a->channel, a->block_n, a->block_k, 0};
         void *a_g1[] = {&f1}, *a_g2[] = {&f2}, *a_c[] = {&out2, &out, &m, &topk, &K};
+        if (v->cfg.gemv) {
+            /* two launches and the quantisations, columns in groups of
+             * BLOCK_SIZE_N / 16 as moe_gemv1's */
+            int cc = bn / 16 > 2 ? bn / 16 : 2, rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535;
+            mt_dptr xsc = tensor && a->a1_scale ? a->a1_scale : xs, asc = tensor && a->a2_scale ? a->a2_scale : as;
+            void *a_v1[] = {&xq, &xsc, (void *)&a->w1, (void *)&a->w1_scale, &ids, &act, &topk, &N, &K, &rf, &scheme, &sbn, &sbk};
+            void *a_v2[] = {&aq, &asc, (void *)&a->w2, (void *)&a->w2_scale, &ids, &tw, &out, &topk, &N, &K, &rf, &scheme, &sbn, &sbk};
+            unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
+            if (rf) {
+                grid1[0] = (unsigned)pairs, grid1[1] = (unsigned)cdiv(N, cc);
+                grid2[0] = (unsigned)m, grid2[1] = (unsigned)cdiv(K, cc);
+            }
+            if ((rc = quant_rows(c, v, stream, x, m, K, g1k, tensor, a->a1_scale, amax, xq, xs)) != MT_OK ||
+                (rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK ||
+                (rc = quant_rows(c, v, stream, act, pairs, N, g2k, tensor, a->a2_scale, amax, aq, as)) != MT_OK)
+                break;
+            rc = mt_cuda_launch3_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
+            continue;
+        }
         /* per tensor, the GEMMs read the static scale, or the dynamic one
          * that fp8_quant_rows writes to xs[0] and as[0] */
         if ((rc = quant_rows(c, v, stream, x, m, K, g1k, tensor, a->a1_scale, amax, xq, xs)) != MT_OK ||
@@ -443,7 +467,7 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     mt_dptr slots = a->workspace + L.slots, counters = a->workspace + L.counters;
     int ncounters = (int)((L.xq - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
-    if (v->fp8) return v->cfg.gemv ? MT_EINVAL : enqueue_fp8(c, v, a, stream, &L, chunk, ncounters);
+    if (v->fp8) return enqueue_fp8(c, v, a, stream, &L, chunk, ncounters);
     /* the small-batch path: two launches per chunk, columns in groups of
      * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
     if (v->cfg.gemv) {
