@@ -109,6 +109,11 @@ expect_in "$TMP/e" "top-2 fp8_w8a8_per_channel"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --device cpu --model-config "$QC/mixtral-fp8-static.json" --tp 2 --dry-run
 expect_in "$TMP/e" "fp8 per tensor, static activation scales; tuning moetune's fp8_w8a8 kernel with per-tensor scales"
 expect_in "$TMP/e" "E=8 N=7168 K=4096 top-2 fp8_w8a8, batch sizes"
+# a preset named for its fp8 checkpoint is named as the preset, asked for bf16
+expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --device cpu --model qwen3-30b-a3b-fp8 --dtype bf16 --dry-run
+expect_in "$TMP/e" "preset 'qwen3-30b-a3b-fp8' is quantised: fp8_w8a8, block_shape=[128,128]"
+expect_in "$TMP/e" "tuning --dtype bf16 as asked"
+grep -qs "(null)" "$TMP/e" "$TMP/e.err" && fail "a message printed a null name"; ok
 expect_exit 2 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/qwen3-30b-a3b-w4a16.json" --dry-run
 expect_in "$TMP/e" "is quantised: int4_w4a16 (compressed-tensors, weights 4-bit int (group)"
 expect_in "$TMP/e" "or --dtype bf16 to tune the unquantised kernel"

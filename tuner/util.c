@@ -240,6 +240,15 @@ int mt_parse_int_opt(const char *cmd, const char *opt, const char *val, int64_t 
     return MT_EXIT_OK;
 }
 
+/* where a quantised scheme came from, for messages: "model config 'PATH'"
+ * or "preset 'NAME'" (a preset named for its fp8 checkpoint) */
+static const char *quant_source(const mt_problem_opts *o, const mt_problem_spec *out, char *buf, size_t n)
+{
+    if (o->model_config) snprintf(buf, n, "model config '%s'", o->model_config);
+    else snprintf(buf, n, "preset '%s'", out->model.name);
+    return buf;
+}
+
 /* --block-shape N,K into *bn, *bk; an exit status */
 static int block_shape_parse(const char *cmd, const char *text, int64_t *bn, int64_t *bk)
 {
@@ -265,8 +274,9 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         bk = q->block_k;
         per_channel = q->per_channel;
         if (!group) group = q->group_size;
-        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
-                o->model_config, q->about, o->engine, d,
+        char src[4200];
+        fprintf(stderr, "moetune %s: %s is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
+                quant_source(o, out, src, sizeof src), q->about, o->engine, d,
                 bn > 0 ? " with its weight blocks" : per_channel ? " with per-channel weights" : "", o->engine);
     }
     if (!d) d = "bf16";
@@ -331,9 +341,9 @@ static int own_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_q
         bn = q->block_n;
         bk = q->block_k;
         per_channel = q->per_channel;
-        fprintf(stderr, "moetune %s: %s '%s' is quantised: %s; tuning moetune's fp8_w8a8 kernel %s\n", cmd,
-                o->model_config ? "model config" : "model", o->model_config ? o->model_config : out->model.name,
-                q->about, bn > 0 ? "with its weight blocks" : per_channel ? "with per-channel weights and per-token activations" : "with per-tensor scales");
+        char src[4200];
+        fprintf(stderr, "moetune %s: %s is quantised: %s; tuning moetune's fp8_w8a8 kernel %s\n", cmd,
+                quant_source(o, out, src, sizeof src), q->about, bn > 0 ? "with its weight blocks" : per_channel ? "with per-channel weights and per-token activations" : "with per-tensor scales");
     }
     if (d && mt_dtype_parse(d, &out->dtype) != MT_OK)
         return mt_usage_error(cmd, "unknown --dtype '%s': moetune's kernels take bf16, fp16, fp32 and fp8_w8a8 (the "
@@ -349,21 +359,22 @@ static int own_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_q
      * word: its experts run in another kernel, and a file measured on
      * another would be named for a kernel the engine does not run for it */
     if (q->dtype[0] && !(fp8 && !strcmp(q->dtype, "fp8_w8a8"))) {
-        char what[96];
+        char what[96], src[4200];
+        quant_source(o, out, src, sizeof src);
         snprintf(what, sizeof what, "%s", q->dtype);
         if (q->block_n > 0)
             snprintf(what + strlen(what), sizeof what - strlen(what), ", block_shape=[%lld,%lld]", (long long)q->block_n,
                      (long long)q->block_k);
         if (!o->dtype)
-            return mt_usage_error(cmd, "model config '%s' is quantised: %s (%s). moetune's kernels take bf16, fp16, fp32 "
+            return mt_usage_error(cmd, "%s is quantised: %s (%s). moetune's kernels take bf16, fp16, fp32 "
                                        "and fp8_w8a8, and the engine runs this model's experts in its %s kernel, which "
                                        "does not read configs measured on them: pass --engine vllm or --engine "
                                        "sglang to tune that engine's kernel in %s, or --dtype bf16 to tune the "
                                        "unquantised kernel for this shape anyway",
-                                  o->model_config, what, q->about, q->dtype, q->dtype);
-        fprintf(stderr, "moetune %s: model config '%s' is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
+                                  src, what, q->about, q->dtype, q->dtype);
+        fprintf(stderr, "moetune %s: %s is quantised: %s (%s); tuning --dtype %s as asked (the engine's "
                         "%s kernel does not read these configs)\n",
-                cmd, o->model_config, what, q->about, mt_dtype_name(out->dtype), q->dtype);
+                cmd, src, what, q->about, mt_dtype_name(out->dtype), q->dtype);
     }
     snprintf(out->qdtype, sizeof out->qdtype, "%s%s", mt_dtype_name(out->dtype), fp8 && per_channel ? "_per_channel" : "");
     out->block_n = bn;
