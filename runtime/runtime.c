@@ -962,14 +962,13 @@ int mt_fused_moe_cpu(mt_runtime *rt, int dtype, int64_t M, int64_t E, int64_t N,
     return moe_cpu_run(rt, &s, &key, M, x, w1, w2, NULL, logits, out, used);
 }
 
-/* an fp8 descriptor's fault, said in its own terms; NULL when well formed */
-static const char *quant_fault(const mt_quant *q)
+/* an fp8 descriptor's fault, said in its own terms (the scheme's rules are
+ * the kernel's, mt_moe_quant_check); NULL when well formed */
+static const char *quant_fault(const mt_quant *q, char *why, size_t n)
 {
     if (!q) return "no descriptor (q is NULL)";
-    if (!mt_quant_scheme_name(q->scheme)) return "scheme is not MT_QUANT_TENSOR, MT_QUANT_CHANNEL or MT_QUANT_BLOCK";
-    if (q->scheme == MT_QUANT_BLOCK && (q->block_n < 1 || q->block_k < 1 || q->block_n > 4096 || q->block_k > 4096))
-        return "MT_QUANT_BLOCK needs block_n and block_k of 1 to 4096 (DeepSeek-V3: 128, 128)";
-    if (q->scheme != MT_QUANT_BLOCK && (q->block_n || q->block_k)) return "block_n and block_k are for MT_QUANT_BLOCK only";
+    mt_moe_shape s = {1, 1, 1, 1, MT_DTYPE_FP8_W8A8, 1, q->scheme, q->block_n, q->block_k};
+    if (mt_moe_quant_check(&s, why, n) != MT_OK) return why;
     if (!q->w1_scale || !q->w2_scale) return "w1_scale and w2_scale are required";
     if (q->scheme != MT_QUANT_TENSOR && (q->a1_scale || q->a2_scale))
         return "a1_scale and a2_scale are static per-tensor scales: NULL with per-channel and block scales, whose "
@@ -984,7 +983,8 @@ int mt_fused_moe_fp8_cpu(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t E
     if (!rt || !x || !w1 || !w2 || !logits || !out || M < 1 || topk < 1 || topk > E || E > MAX_DIM ||
         M > MAX_BATCH / topk)
         return MT_EINVAL;
-    const char *fault = quant_fault(q);
+    char fwhy[160];
+    const char *fault = quant_fault(q, fwhy, sizeof fwhy);
     if (fault) {
         rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_fp8_cpu: the quantisation descriptor: %s", fault);
         return MT_EINVAL;
@@ -1063,14 +1063,6 @@ static int cuda_done(mt_runtime *rt, int rc, const char *what, const char *why)
     return rc;
 }
 
-/* fp8 block scales: BLOCK_SIZE_K must divide the scale block (each k tile
- * lies in one); the largest that does, from the config's down */
-static int fp8_block_k(int bk, int64_t scale_k)
-{
-    while (bk > 32 && scale_k % bk) bk /= 2;
-    return scale_k % bk ? 0 : bk;
-}
-
 /* The CUDA fused MoE: bf16/fp16 (q NULL) or fp8 with the descriptor q,
  * whose scale pointers are device memory. */
 static int moe_cuda(mt_runtime *rt, const char *who, int dtype, const mt_quant *q, int64_t M, int64_t E, int64_t N,
@@ -1106,7 +1098,7 @@ static int moe_cuda(mt_runtime *rt, const char *who, int dtype, const mt_quant *
     const mt_family_backend *fb = &mt_backend_fused_moe_cuda;
     mt_cuda_moe_variant_cfg vc;
     memset(&vc, 0, sizeof vc); /* compared bytewise */
-    if (block && cfg.block_size_k > 0) cfg.block_size_k = fp8_block_k(cfg.block_size_k, q->block_k);
+    if (block && cfg.block_size_k > 0) cfg.block_size_k = mt_cuda_fp8_block_k(cfg.block_size_k, q->block_k);
     vc.cfg = (mt_cuda_moe_cfg){cfg.block_size_m, cfg.block_size_n, cfg.block_size_k, cfg.group_size_m,
                                cfg.num_warps,      cfg.num_stages,   cfg.num_sm > 0 ? cfg.num_sm : 0, 0, gemv};
     vc.fp16 = dtype == MT_DTYPE_FP16;
@@ -1120,7 +1112,7 @@ static int moe_cuda(mt_runtime *rt, const char *who, int dtype, const mt_quant *
          * not fit, ROCm's num_stages 0): vLLM's default instead, said once */
         int d[6];
         mt_vllm_default_config(M, E, 0, d);
-        if (block) d[2] = fp8_block_k(d[2], q->block_k);
+        if (block) d[2] = mt_cuda_fp8_block_k(d[2], q->block_k);
         rt_log(rt, MT_LOG_WARN, "config from '%s' (M key %lld) does not fit moetune's CUDA kernels (%s): using vLLM's "
                                 "default for it",
                cfg.file ? cfg.file : "(default)", (long long)cfg.m_key, ok ? why : "incomplete parameters");
@@ -1164,7 +1156,8 @@ int mt_fused_moe_fp8_cuda(mt_runtime *rt, const mt_quant *q, int64_t M, int64_t 
                           uint64_t x, uint64_t w1, uint64_t w2, uint64_t topk_ids, uint64_t topk_weights, uint64_t out,
                           void *stream, mt_moe_config *used)
 {
-    const char *fault = quant_fault(q);
+    char fwhy[160];
+    const char *fault = quant_fault(q, fwhy, sizeof fwhy);
     if (!rt) return MT_EINVAL;
     if (fault) {
         rt_log(rt, MT_LOG_ERROR, "mt_fused_moe_fp8_cuda: the quantisation descriptor: %s", fault);

@@ -102,7 +102,8 @@ static void vllm_default(const mt_space *sp, const mt_space_ctx *x, mt_config *o
     mt_vllm_default_config(x->M, x->E, rocm, out->v);
     /* block scales: a k tile inside one scale block (vLLM's default takes
      * 64 or 128, which divide DeepSeek-V3's 128) */
-    while (x->block_k > 0 && out->v[V_BK] > 32 && x->block_k % out->v[V_BK]) out->v[V_BK] /= 2;
+    int bk = x->block_k > 0 ? mt_cuda_fp8_block_k(out->v[V_BK], x->block_k) : 0;
+    if (bk) out->v[V_BK] = bk;
     /* and for moetune's fp8 kernel (1-byte elements), whose block scales
      * keep a second set of accumulators: a narrower tile until both sets
      * fit (cuda_fp8_valid's bound) */

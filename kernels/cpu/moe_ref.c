@@ -60,12 +60,13 @@ int mt_moe_quant_check(const mt_moe_shape *s, char *why, size_t n)
     const char *bad = NULL;
     if (!s) bad = "no shape";
     else if (s->dtype != MT_DTYPE_FP8_W8A8) return MT_OK;
+    /* said in mt_quant's terms: the runtime passes these on */
     else if (s->scheme != MT_QUANT_TENSOR && s->scheme != MT_QUANT_CHANNEL && s->scheme != MT_QUANT_BLOCK)
-        bad = "the scheme is not tensor, channel or block";
+        bad = "scheme is not MT_QUANT_TENSOR, MT_QUANT_CHANNEL or MT_QUANT_BLOCK";
     else if (s->scheme == MT_QUANT_BLOCK && (s->block_n < 1 || s->block_k < 1 || s->block_n > 4096 || s->block_k > 4096))
-        bad = "a block scheme needs a block of 1 to 4096 in each dimension";
+        bad = "MT_QUANT_BLOCK needs block_n and block_k of 1 to 4096 (DeepSeek-V3: 128, 128)";
     else if (s->scheme != MT_QUANT_BLOCK && (s->block_n || s->block_k))
-        bad = "only the block scheme has a block shape";
+        bad = "block_n and block_k are for MT_QUANT_BLOCK only";
     if (!bad) return MT_OK;
     if (why && n) snprintf(why, n, "%s", bad);
     return MT_EINVAL;

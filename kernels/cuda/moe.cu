@@ -1289,7 +1289,9 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *
 }
 
 /* ---- the fp8 oracle on the device, for the bench: plain loops in double
- * over dequantised values, one warp per output (as ref_act and ref_out).
+ * over dequantised values, one warp per output (as ref_act and ref_out),
+ * the scales found as the GEMV path finds them (bench/cuda_fp8_check checks
+ * both against the CPU's oracle, which indexes its own).
  * The activations come quantised by fp8_quant_rows (x) and by the host
  * (the intermediate, with common/fp8.c's rules). ---- */
 
@@ -1298,18 +1300,6 @@ MT_DEVICE double e4m3_to_double(unsigned char q)
     const int e = (q >> 3) & 15, m = q & 7;
     const double v = e ? ldexp(1.0 + m / 8.0, e - 7) : ldexp(m / 8.0, -6);
     return (q & 0x80) ? -v : v;
-}
-
-/* The scale of element (r, k) of an expert's R x C matrix or of a row of
- * activations, for the scheme: per tensor (one; per expert: s[0] here is
- * the expert's), per row (channel, or a token), or per bn x bk block (a
- * token's 1 x bk group with bn 1). s points at the expert's or the row's
- * first scale. */
-MT_DEVICE double f8_scale(const float *s, int scheme, int r, int k, int C, int bn, int bk)
-{
-    if (scheme == 0) return s[0];
-    if (scheme == 1) return s[r];
-    return s[(long)(r / bn) * ((C + bk - 1) / bk) + k / bk];
 }
 
 /* act[(r, slot), j] = silu(g) * u for rows t0 .. t0 + R - 1 in double;
@@ -1323,14 +1313,11 @@ MT_KERNEL void ref_act_fp8(const unsigned char *xq, const float *xs, const unsig
     int j = (int)(wid % N), sl = (int)((wid / N) % topk), t = t0 + (int)(wid / ((long)N * topk));
     long e = ids[(long)t * topk + sl];
     const unsigned char *xr = xq + (long)t * K, *g = w1 + (e * 2 * N + j) * (long)K, *u = w1 + (e * 2 * N + N + j) * (long)K;
-    const int nbw = (2 * N + bn - 1) / bn, nkb = (K + bk - 1) / bk;
-    const float *ws = scheme == 0 ? w1s + e : scheme == 1 ? w1s + e * 2 * N : w1s + e * nbw * nkb;
-    const float *as = scheme == 0 ? xs : scheme == 1 ? xs + t : xs + (long)t * nkb;
     double sg = 0, su = 0;
     for (int k = lane; k < K; k += 32) {
-        double xv = e4m3_to_double(xr[k]) * f8_scale(as, scheme == 2 ? 2 : 0, 0, k, K, 1, bk);
-        sg += xv * e4m3_to_double(g[k]) * f8_scale(ws, scheme, j, k, K, bn, bk);
-        su += xv * e4m3_to_double(u[k]) * f8_scale(ws, scheme, N + j, k, K, bn, bk);
+        double xv = e4m3_to_double(xr[k]) * f8_ascale(xs, scheme, t, k, K, bk);
+        sg += xv * e4m3_to_double(g[k]) * f8_wscale(w1s, scheme, e, j, k, 2 * N, K, bn, bk);
+        su += xv * e4m3_to_double(u[k]) * f8_wscale(w1s, scheme, e, N + j, k, 2 * N, K, bn, bk);
     }
     for (int o = 16; o; o >>= 1) {
         sg += mt_shfl_down(sg, o);
@@ -1348,15 +1335,13 @@ MT_KERNEL void ref_out_fp8(const double *act, const unsigned char *w2, const flo
     int lane = threadIdx.x & 31;
     if (wid >= (long)R * K) return;
     int k = (int)(wid % K), r = (int)(wid / K);
-    const int nbw = (K + bn - 1) / bn, nkb = (N + bk - 1) / bk;
     double total = 0;
     for (int sl = 0; sl < topk; sl++) {
         long e = ids[(long)(t0 + r) * topk + sl];
         const double *a = act + ((long)r * topk + sl) * N;
         const unsigned char *w = w2 + (e * K + k) * (long)N;
-        const float *ws = scheme == 0 ? w2s + e : scheme == 1 ? w2s + e * K : w2s + e * nbw * nkb;
         double acc = 0;
-        for (int j = lane; j < N; j += 32) acc += a[j] * e4m3_to_double(w[j]) * f8_scale(ws, scheme, k, j, N, bn, bk);
+        for (int j = lane; j < N; j += 32) acc += a[j] * e4m3_to_double(w[j]) * f8_wscale(w2s, scheme, e, k, j, K, N, bn, bk);
         for (int o = 16; o; o >>= 1) acc += mt_shfl_down(acc, o);
         total += acc * (double)tw[(long)(t0 + r) * topk + sl];
     }

@@ -18,6 +18,12 @@ int mt_cuda_fp8_arch(const char *arch, char *why, size_t n)
     return 0;
 }
 
+int mt_cuda_fp8_block_k(int bk, int64_t scale_k)
+{
+    while (bk > 32 && scale_k % bk) bk /= 2;
+    return bk > 0 && scale_k % bk == 0 ? bk : 0;
+}
+
 /* the fp8 GEMMs' shared memory: NUM_STAGES stages of A and B rows of
  * BLOCK_SIZE_K + 16 bytes (moe.cu's F8_SROW) */
 int mt_cuda_fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
@@ -341,6 +347,26 @@ size_t mt_cuda_moe_workspace(const mt_cuda_moe *v, int chunk, int E, int N, int 
     return L.total;
 }
 
+/* The small-batch path's grids for m tokens (pairs of them): columns in
+ * groups of BLOCK_SIZE_N / 16 (moe.cu's GV_CC, *cc); the pairs (tokens)
+ * fastest in the grid, so that those sharing an expert read its rows side
+ * by side: Qwen3-30B-A3B M = 8 201 -> 173 us, DeepSeek-V3 241 -> 223, M = 1
+ * unchanged (H100, bench/results/2026-11-24-h100-moe-gemv, call 38); the
+ * column groups fastest where there are more than grid y takes. Returns
+ * the kernels' rows_fast. */
+static int gemv_grids(const mt_cuda_moe *v, int N, int K, int pairs, int m, int *cc, unsigned g1[3], unsigned g2[3])
+{
+    *cc = v->cfg.block_n / 16 > 2 ? v->cfg.block_n / 16 : 2;
+    int rf = cdiv(N, *cc) <= 65535 && cdiv(K, *cc) <= 65535;
+    g1[0] = (unsigned)cdiv(N, *cc), g1[1] = (unsigned)pairs, g1[2] = 1;
+    g2[0] = (unsigned)cdiv(K, *cc), g2[1] = (unsigned)m, g2[2] = 1;
+    if (rf) {
+        g1[0] = (unsigned)pairs, g1[1] = (unsigned)cdiv(N, *cc);
+        g2[0] = (unsigned)m, g2[1] = (unsigned)cdiv(K, *cc);
+    }
+    return rf;
+}
+
 /* the pairs of ids sorted by expert into the workspace: one block up to
  * align_one pairs, else three launches over many */
 static int launch_align(mt_cuda *c, const mt_cuda_moe *v, void *stream, mt_dptr ids, int pairs, int E,
@@ -424,17 +450,13 @@ static int enqueue_fp8(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args 
                       a->w2_scale, pairs, 1, K, N, rb, group_m, a->channel, a->block_n, a->block_k, 0};
         void *a_g1[] = {&f1}, *a_g2[] = {&f2}, *a_c[] = {&out2, &out, &m, &topk, &K};
         if (v->cfg.gemv) {
-            /* two launches and the quantisations, columns in groups of
-             * BLOCK_SIZE_N / 16 as moe_gemv1's */
-            int cc = bn / 16 > 2 ? bn / 16 : 2, rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535;
+            /* two launches and the quantisations */
+            int cc;
+            unsigned grid1[3], grid2[3];
+            int rf = gemv_grids(v, N, K, pairs, m, &cc, grid1, grid2);
             mt_dptr xsc = tensor && a->a1_scale ? a->a1_scale : xs, asc = tensor && a->a2_scale ? a->a2_scale : as;
             void *a_v1[] = {&xq, &xsc, (void *)&a->w1, (void *)&a->w1_scale, &ids, &act, &topk, &N, &K, &rf, &scheme, &sbn, &sbk};
             void *a_v2[] = {&aq, &asc, (void *)&a->w2, (void *)&a->w2_scale, &ids, &tw, &out, &topk, &N, &K, &rf, &scheme, &sbn, &sbk};
-            unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
-            if (rf) {
-                grid1[0] = (unsigned)pairs, grid1[1] = (unsigned)cdiv(N, cc);
-                grid2[0] = (unsigned)m, grid2[1] = (unsigned)cdiv(K, cc);
-            }
             if ((rc = quant_rows(c, v, stream, x, m, K, g1k, tensor, a->a1_scale, amax, xq, xs)) != MT_OK ||
                 (rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK ||
                 (rc = quant_rows(c, v, stream, act, pairs, N, g2k, tensor, a->a2_scale, amax, aq, as)) != MT_OK)
@@ -468,28 +490,18 @@ int mt_cuda_moe_enqueue(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args
     int ncounters = (int)((L.xq - L.counters) / 4);
     int E = a->E, N = a->N, K = a->K, topk = a->topk;
     if (v->fp8) return enqueue_fp8(c, v, a, stream, &L, chunk, ncounters);
-    /* the small-batch path: two launches per chunk, columns in groups of
-     * BLOCK_SIZE_N / 16 (moe.cu's GV_CC) */
+    /* the small-batch path: two launches per chunk */
     if (v->cfg.gemv) {
-        int cc = bn / 16 > 2 ? bn / 16 : 2;
         if (!mt_cuda_gemv_fits(0, E, topk)) return MT_EINVAL; /* its shared memory holds topk slots */
         for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
             int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
             mt_dptr x = a->x + (mt_dptr)t0 * (mt_dptr)K * 2, out = a->out + (mt_dptr)t0 * (mt_dptr)K * 2;
             mt_dptr ids = a->topk_ids + (mt_dptr)t0 * (mt_dptr)topk * 4, tw = a->topk_w + (mt_dptr)t0 * (mt_dptr)topk * 4;
-            /* the pairs (tokens) fastest in the grid, so that those sharing an
-             * expert read its rows side by side: Qwen3-30B-A3B M = 8 201 ->
-             * 173 us, DeepSeek-V3 241 -> 223, M = 1 unchanged (H100,
-             * bench/results/2026-11-24-h100-moe-gemv, call 38); the column
-             * groups fastest where there are more than grid y takes */
-            int rf = cdiv(N, cc) <= 65535 && cdiv(K, cc) <= 65535, pf = gemv_prefetch_blocks(v, topk, cc, N);
+            int cc;
+            unsigned grid1[3], grid2[3];
+            int rf = gemv_grids(v, N, K, pairs, m, &cc, grid1, grid2), pf = gemv_prefetch_blocks(v, topk, cc, N);
             void *a_v1[] = {&x, (void *)&a->w1, &ids, &act, &topk, &N, &K, &rf};
             void *a_v2[] = {&act, (void *)&a->w2, &ids, &tw, &out, &topk, &N, &K, &rf, &pf};
-            unsigned grid1[3] = {(unsigned)cdiv(N, cc), (unsigned)pairs, 1}, grid2[3] = {(unsigned)cdiv(K, cc), (unsigned)m, 1};
-            if (rf) {
-                grid1[0] = (unsigned)pairs, grid1[1] = (unsigned)cdiv(N, cc);
-                grid2[0] = (unsigned)m, grid2[1] = (unsigned)cdiv(K, cc);
-            }
             if ((rc = mt_cuda_launch3_on(c, stream, v->gemv1, grid1, threads, 0, a_v1)) != MT_OK) break;
             rc = mt_cuda_launch3_dependent_on(c, stream, v->gemv2, grid2, threads, 0, a_v2);
         }

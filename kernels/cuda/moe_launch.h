@@ -25,6 +25,10 @@ int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 int mt_cuda_wgmma_on(const char *arch);
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+/* fp8 block scales: a k tile lies inside one scale block, so BLOCK_SIZE_K
+ * divides its depth: the largest of bk, bk/2, ... (32 at least) that does;
+ * 0 when none does. */
+int mt_cuda_fp8_block_k(int bk, int64_t scale_k);
 /* The fp8 GEMMs' shared memory: stages of A and B rows of bk + 16 bytes. */
 int mt_cuda_fp8_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 
