@@ -10,7 +10,8 @@
 #     block-fp8 DeepSeek-V3 TP8 at BATCHES, the wall time and where it went
 #     (the worker's summary: compiles, checks, timing), and the files.
 # Usage (device machine, repository root):
-#   OUT=... [PARTS="probe bf16 fp8"] [BATCHES=64] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] bench/engine_check.sh
+#   OUT=... [PARTS="probe bf16 fp8"] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
+#   [SWEEP_TIMEOUT=280] bench/engine_check.sh
 # Expects .carry/bin/moetune and libcjson in .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,10 +85,12 @@ fi
 for job in "bf16 --model mixtral-8x7b --tp 2" "fp8 --model deepseek-v3 --tp 8 --dtype fp8_w8a8 --block-shape 128,128"; do
   name=${job%% *}; args=${job#* }
   [[ " $PARTS " == *" $name "* ]] || continue
-  log "sweep --engine vllm $args --batch-sizes ${BATCHES:-64} --budget ${BUDGET:-20} --time ${TIME:-150} --compile-jobs ${COMPILE_JOBS:-16}"
+  # BATCHES=all: vLLM's 18 batch sizes (the sweep's default); FINALISTS=3: the sweep's default
+  bs="--batch-sizes ${BATCHES:-64}"; [ "${BATCHES:-64}" = all ] && bs=""
+  log "sweep --engine vllm $args $bs --budget ${BUDGET:-20} --time ${TIME:-150} --compile-jobs ${COMPILE_JOBS:-16} --finalists ${FINALISTS:-0}"
   start=$(date +%s.%N)
-  timeout "${SWEEP_TIMEOUT:-280}" .carry/bin/moetune sweep --engine vllm --device cuda:0 $args --batch-sizes "${BATCHES:-64}" \
-    --budget "${BUDGET:-20}" --time "${TIME:-150}" --compile-jobs "${COMPILE_JOBS:-16}" --finalists 0 \
+  timeout "${SWEEP_TIMEOUT:-280}" stdbuf -oL .carry/bin/moetune sweep --engine vllm --device cuda:0 $args $bs \
+    --budget "${BUDGET:-20}" --time "${TIME:-150}" --compile-jobs "${COMPILE_JOBS:-16}" --finalists "${FINALISTS:-0}" \
     --db "$OUT/engine-$name.db" --out "$OUT/configs-$name" >"$OUT/sweep-$name.txt" 2>&1
   echo "rc=$? wall $(python3 -c "import time; print('%.1f s' % (time.time() - $start))")"
   grep -v "^moetune sweep: .* of .* (" "$OUT/sweep-$name.txt" | tail -n 12

@@ -320,11 +320,15 @@ static int sort_by_desc(int *idx, int n, const double *key)
     return 0;
 }
 
-/* The unmeasured point with the largest expected improvement of log(time);
- * -1 when nothing succeeded yet or the model cannot be fitted. */
-static int propose_bayes(mt_search *s, int local)
+/* The q unmeasured points with the largest expected improvement of
+ * log(time), best first, into picks; their count (0 when nothing
+ * succeeded yet or the model cannot be fitted). */
+static int propose_bayes_top(mt_search *s, int local, int *picks, int q)
 {
-    int d = s->d, dd = s->pool ? d + 1 : d, pick = -1, rows = 0;
+    int d = s->d, dd = s->pool ? d + 1 : d, npick = 0, rows = 0;
+    double pick_ei[MT_SEARCH_MAX_PEEK];
+    if (q < 1) return 0;
+    if (q > MT_SEARCH_MAX_PEEK) q = MT_SEARCH_MAX_PEEK;
     double *X = malloc((size_t)MAX_ROWS * (size_t)POOL_D * sizeof *X), *y = malloc((size_t)MAX_ROWS * sizeof *y);
     double *rt = malloc((size_t)MAX_ROWS * sizeof *rt);
     int64_t *rm = malloc((size_t)MAX_ROWS * sizeof *rm);
@@ -411,28 +415,46 @@ static int propose_bayes(mt_search *s, int local)
     int *rank = s->rank;
     for (int c = 0; c < nc; c++) rank[c] = c;
     if (sort_by_desc(rank, nc, sdv) != 0) goto out;
-    double best_ei = -1, cmu[64], csd[64], cx[64 * POOL_D];
+    /* (the q best so far in pick_ei, descending; a chunk is skipped once
+     * its best bound cannot enter them) */
+    double cmu[64], csd[64], cx[64 * POOL_D];
     for (int at = 0; at < nc; at += 64) {
-        if (sdv[rank[at]] <= best_ei) break;
+        if (npick == q && sdv[rank[at]] <= pick_ei[q - 1]) break;
         int m = nc - at < 64 ? nc - at : 64;
         for (int k = 0; k < m; k++) memcpy(&cx[(size_t)k * dd], &xs[(size_t)rank[at + k] * dd], (size_t)dd * sizeof *cx);
-        if (mt_gp_predict_many(&s->gp, cx, m, cmu, csd) != 0) goto out;
+        if (mt_gp_predict_many(&s->gp, cx, m, cmu, csd) != 0) {
+            npick = 0;
+            goto out;
+        }
         for (int k = 0; k < m; k++) {
             double ei = mt_ei(cmu[k], csd[k], best, xi);
-            if (ei > best_ei) {
-                best_ei = ei;
-                pick = cand[rank[at + k]];
+            if (npick == q && ei <= pick_ei[q - 1]) continue;
+            int at_pos = npick < q ? npick++ : q - 1;
+            while (at_pos > 0 && pick_ei[at_pos - 1] < ei) {
+                pick_ei[at_pos] = pick_ei[at_pos - 1];
+                picks[at_pos] = picks[at_pos - 1];
+                at_pos--;
             }
+            pick_ei[at_pos] = ei;
+            picks[at_pos] = cand[rank[at + k]];
         }
     }
-    s->last_ei = best_ei > 0 ? best_ei : 0;
+    if (npick) s->last_ei = pick_ei[0] > 0 ? pick_ei[0] : 0;
 out:
     free(X);
     free(y);
     free(rt);
     free(rm);
     free(xc);
-    return pick;
+    return npick;
+}
+
+/* The unmeasured point with the largest expected improvement of log(time);
+ * -1 when nothing succeeded yet or the model cannot be fitted. */
+static int propose_bayes(mt_search *s, int local)
+{
+    int pick;
+    return propose_bayes_top(s, local, &pick, 1) == 1 ? pick : -1;
 }
 
 /* With neighbours in the pool the model knows the landscape already: a
@@ -503,6 +525,45 @@ int mt_search_next(mt_search *s, int *idx)
     s->proposed++;
     *idx = pick;
     return 1;
+}
+
+static int peek_add(const mt_search *s, int *out, int n, int q, int idx)
+{
+    if (n >= q || idx < 0 || s->state[idx]) return n;
+    for (int i = 0; i < n; i++)
+        if (out[i] == idx) return n;
+    out[n] = idx;
+    return n + 1;
+}
+
+int mt_search_peek(mt_search *s, int *out, int q)
+{
+    if (q > MT_SEARCH_MAX_PEEK) q = MT_SEARCH_MAX_PEEK;
+    int left = s->budget - s->proposed, n = 0;
+    if (q > left) q = left;
+    if (q <= 0) return 0;
+    /* as mt_search_next proposes: the default, the suggestions, then the
+     * fixed order or the model */
+    if (s->kind != MT_STRATEGY_GRID) n = peek_add(s, out, n, q, s->def_idx);
+    for (int i = 0; i < s->nsugg && n < q; i++) n = peek_add(s, out, n, q, s->sugg[i]);
+    if (s->kind == MT_STRATEGY_BAYES && s->proposed + n >= initial_design(s)) {
+        int top[MT_SEARCH_MAX_PEEK], inc = mt_search_best(s, NULL), k = 0;
+        /* the model's ranking without a new measurement. The peek leaves
+         * the model as it found it (hyperparameters, fit counters, the
+         * last expected improvement): with or without peeks, a search
+         * proposes the same points. */
+        double ei = s->last_ei, noise = s->gp.noise, ls[MT_GP_MAXD];
+        int fitted_at = s->fitted_at, full_at = s->full_at;
+        memcpy(ls, s->gp.ls, sizeof ls);
+        if (inc >= 0 && s->budget >= 8 && s->proposed >= s->budget - s->budget / 4) k = propose_bayes_top(s, inc, top, q);
+        for (int i = 0; i < k; i++) n = peek_add(s, out, n, q, top[i]);
+        if (n < q && (k = propose_bayes_top(s, -1, top, q)) > 0)
+            for (int i = 0; i < k; i++) n = peek_add(s, out, n, q, top[i]);
+        s->last_ei = ei, s->gp.noise = noise, s->fitted_at = fitted_at, s->full_at = full_at;
+        memcpy(s->gp.ls, ls, sizeof ls);
+    }
+    for (int k = 0; k < s->n && n < q; k++) n = peek_add(s, out, n, q, s->order[k]);
+    return n;
 }
 
 void mt_search_report(mt_search *s, int idx, double time_us)

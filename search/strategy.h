@@ -35,6 +35,14 @@ void mt_search_suggest(mt_search *s, int idx);
 /* The index of the next point to measure; 0 when the search is done. */
 int mt_search_next(mt_search *s, int *idx);
 
+/* Up to q (at most MT_SEARCH_MAX_PEEK) unproposed points that the search
+ * is likely to propose next, most likely first, into out; their count.
+ * Proposes nothing: a sweep compiles them ahead, in parallel, while the
+ * proposals come one at a time. For bayes, the model's best expected
+ * improvements as it stands (a measurement reported later reorders them). */
+#define MT_SEARCH_MAX_PEEK 64
+int mt_search_peek(mt_search *s, int *out, int q);
+
 /* What measuring pts[idx] gave: its median time, or NAN when it failed. */
 void mt_search_report(mt_search *s, int idx, double time_us);
 

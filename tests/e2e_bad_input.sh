@@ -131,8 +131,15 @@ expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model kimi-k2 --dry-
 expect_in "$TMP/e" "E=384 N=2048 K=7168 top-8"
 # a preset whose published checkpoint is quantised says which kernel it tunes
 expect_in "$TMP/e" "note: kimi-k2's published checkpoint is fp8_w8a8, block_shape=[128,128]; this tunes moetune's bf16 kernel"
+expect_in "$TMP/e" "(--model kimi-k2-fp8, or --dtype"
 expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model kimi-k2 --dtype bf16 --dry-run
 grep -qs "published checkpoint" "$TMP/e" "$TMP/e.err" && fail "--dtype did not silence the note"; ok
+# the presets of the published fp8 checkpoints tune their scheme
+for m in deepseek-v3-fp8 kimi-k2-fp8; do
+  expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/presets.db" --model "$m" --tp 8 --dry-run --device cpu
+  expect_in "$TMP/e" "top-8 fp8_w8a8 block_shape=[128,128]"
+  expect_in "$TMP/e" "preset '$m' is quantised: fp8 e4m3 weights in 128x128 blocks"
+done
 
 # a problem larger than the memory there is: refused before anything is
 # stored, with the need, what there is and what would fit

@@ -40,18 +40,36 @@ static double truth_far(const mt_config *c)
     return 100.0 + a * a + b * b;
 }
 
-static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int budget, uint64_t seed, int *seq)
+/* peek > 0: before each proposal after the first, peek that many points
+ * (as a sweep does to compile them ahead): the proposal must be the
+ * peek's first, the peeked points unproposed and distinct. */
+static double run_peek(int kind, const mt_space *sp, const mt_config *pts, int n, int budget, uint64_t seed, int *seq,
+                       int peek)
 {
     mt_search *s;
     mt_config def;
     def0(sp, NULL, &def);
     CHECK(mt_search_new(&s, kind, sp, pts, n, &def, 64, budget, seed) == MT_OK, "new");
-    int idx, k = 0;
+    int idx, k = 0, pk[MT_SEARCH_MAX_PEEK], np = 0;
+    char *proposed = calloc((size_t)n, 1);
     while (mt_search_next(s, &idx)) {
+        if (np > 0)
+            CHECK(idx == pk[0], "%s: proposal %d is %d, its peek said %d first", mt_strategy_name(kind), k, idx, pk[0]);
+        proposed[idx] = 1;
         if (seq) seq[k] = idx;
         k++;
         mt_search_report(s, idx, truth(&pts[idx]));
+        if (peek > 0) {
+            np = mt_search_peek(s, pk, peek);
+            int want = budget - k < peek ? budget - k : peek;
+            CHECK(np == want, "%s: a peek of %d with %d left gave %d", mt_strategy_name(kind), peek, budget - k, np);
+            for (int i = 0; i < np; i++) {
+                CHECK(pk[i] >= 0 && pk[i] < n && !proposed[pk[i]], "%s peeked a proposed point", mt_strategy_name(kind));
+                for (int j = 0; j < i; j++) CHECK(pk[i] != pk[j], "%s peeked a point twice", mt_strategy_name(kind));
+            }
+        }
     }
+    free(proposed);
     CHECK(k == budget, "%s proposed %d of a budget of %d", mt_strategy_name(kind), k, budget);
     /* the expected remaining gain: the model's, a fraction in [0, 1) */
     double gain = mt_search_expected_gain(s);
@@ -61,6 +79,11 @@ static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int
     CHECK(mt_search_best(s, &best) >= 0, "a best");
     mt_search_free(s);
     return best;
+}
+
+static double run(int kind, const mt_space *sp, const mt_config *pts, int n, int budget, uint64_t seed, int *seq)
+{
+    return run_peek(kind, sp, pts, n, budget, seed, seq, 0);
 }
 
 int main(void)
@@ -91,6 +114,14 @@ int main(void)
         for (int i = 0; i < 40; i++)
             for (int j = i + 1; j < 40; j++) CHECK(a[i] != a[j], "%s proposed a point twice", mt_strategy_name(kind));
     }
+    /* peeking changes nothing: the same proposals with peeks of 1 and 16 */
+    for (int kind = 0; kind < 3; kind++)
+        for (int q = 1; q <= 16; q += 15) {
+            int a[40], b[40];
+            run(kind, &sp, pts, n, 40, 7, a);
+            run_peek(kind, &sp, pts, n, 40, 7, b, q);
+            CHECK(memcmp(a, b, sizeof a) == 0, "%s proposes other points when peeked %d at a time", mt_strategy_name(kind), q);
+        }
     int c[40];
     run(MT_STRATEGY_RANDOM, &sp, pts, n, 40, 8, c);
     int a7[40];

@@ -102,7 +102,8 @@ static const char usage[] =
     "  --compile-jobs N        GPU: compile the space's kernels with N processes before\n"
     "                          measuring (default: the online CPUs; 0: compile each\n"
     "                          variant when it is measured); with --engine, the engine's\n"
-    "                          Triton kernels, and on the CPU too when given\n"
+    "                          Triton kernels the search is about to measure, N at a\n"
+    "                          time, and on the CPU too when given\n"
     "\n"
     "Output:\n"
     "  --db PATH               database (default $XDG_DATA_HOME/moetune/moetune.db)\n"
@@ -322,66 +323,63 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int mask)
                 dev->arch, st.seconds, jobs);
 }
 
-/* The engine's kernels of every valid config at every batch size, run once
- * by the engine worker in --compile-jobs processes, so that Triton compiles
- * them on all cores before the sweep measures them one at a time. A
- * failure here only costs time: the sweep measures (and stores) each
- * variant as it comes. */
-static void engine_precompile(const sweep_opts *o, mt_worker *w, const mt_space *sp, const mt_family_key *k,
-                              const char *key_json, const mt_problem_spec *ps, const mt_device_info *dev)
+/* Compiling an engine's Triton kernels ahead. Triton compiles a kernel on
+ * its first call, one config at a time, about two seconds each on one
+ * core; the search measures a small share of the space. So the sweep hands
+ * the engine worker, before a config it has not compiled is measured, that
+ * config and the search's likely next proposals (mt_search_peek, one per
+ * compile process), which it runs once each in its pool of processes:
+ * compiled in parallel, only what the budget is likely to measure, and
+ * each config once per Triton specialisation (a later batch size with the
+ * same specialisation finds it in Triton's cache). */
+struct engine_prefetch {
+    mt_worker *w;
+    const char *key_json;
+    long jobs;
+    uint64_t seed;
+    int renormalize, quiet;
+    int calls, configs, failed, broken;
+    double seconds;
+};
+
+static int engine_prefetch(void *user, const int64_t point[2], const char *const *params, int n)
 {
-    mt_space_ctx x;
-    int64_t point[2] = {ps->ms[ps->n_ms - 1], 0};
-    mt_tuning_fused_moe.space_ctx(k, point, dev->cores, dev->smem_per_block, &x);
-    mt_config *pts = NULL;
-    int n = mt_space_enumerate(sp, &x, &pts);
-    long jobs = o->c.compile_jobs > 0 ? o->c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN);
-    size_t cap = (size_t)(n > 0 ? n : 1) * 256 + 4096, len = 0;
-    char *req = malloc(cap), cfg[512], why[512], *reply = NULL;
-    if (n <= 0 || !req) {
-        free(pts);
-        free(req);
-        return;
-    }
-    len += (size_t)snprintf(req + len, cap - len, "{\"op\":\"precompile\",\"family\":\"fused_moe\",\"key\":%s,\"points\":[",
-                            key_json);
-    for (int i = 0; i < ps->n_ms; i++) len += (size_t)snprintf(req + len, cap - len, "%s%lld", i ? "," : "", (long long)ps->ms[i]);
-    len += (size_t)snprintf(req + len, cap - len, "],\"configs\":[");
-    for (int i = 0; i < n; i++)
-        if (mt_config_to_json(sp, &pts[i], cfg, sizeof cfg) == MT_OK && len + strlen(cfg) + 64 < cap)
-            len += (size_t)snprintf(req + len, cap - len, "%s%s", i ? "," : "", cfg);
-    snprintf(req + len, cap - len, "],\"jobs\":%ld,\"seed\":%llu,\"renormalize\":%d}", jobs > 0 ? jobs : 1,
-             (unsigned long long)(o->c.seed & 0xffffffffffffull), ps->model.renormalize);
-    free(pts);
-    if (!o->c.quiet)
-        fprintf(stderr, "moetune sweep: compiling the engine's kernels ahead: %d configs x %d batch sizes in %ld processes\n",
-                n, ps->n_ms, jobs);
-    int rc = mt_worker_call(w, req, 3600, &reply, why, sizeof why);
+    struct engine_prefetch *e = user;
+    if (e->broken) return MT_EINVAL; /* the worker said it cannot: measured one by one */
+    size_t cap = strlen(e->key_json) + (size_t)n * 260 + 512, len = 0;
+    char *req = malloc(cap), why[512], *reply = NULL;
+    if (!req) return MT_ENOMEM;
+    len += (size_t)snprintf(req + len, cap - len,
+                            "{\"op\":\"precompile\",\"family\":\"fused_moe\",\"key\":%s,\"points\":[%lld],\"configs\":[",
+                            e->key_json, (long long)point[0]);
+    for (int i = 0; i < n; i++) len += (size_t)snprintf(req + len, cap - len, "%s%s", i ? "," : "", params[i]);
+    snprintf(req + len, cap - len, "],\"jobs\":%ld,\"seed\":%llu,\"renormalize\":%d}", e->jobs,
+             (unsigned long long)(e->seed & 0xffffffffffffull), e->renormalize);
+    double t0 = mt_now();
+    int rc = mt_worker_call(e->w, req, 600, &reply, why, sizeof why);
     free(req);
     cJSON *r = rc == MT_OK ? cJSON_Parse(reply) : NULL;
     free(reply);
     const cJSON *ran = cJSON_GetObjectItemCaseSensitive(r, "ran"), *failed = cJSON_GetObjectItemCaseSensitive(r, "failed"),
-                *secs = cJSON_GetObjectItemCaseSensitive(r, "seconds"), *err = cJSON_GetObjectItemCaseSensitive(r, "error");
-    if (!cJSON_IsNumber(ran) || !cJSON_IsNumber(secs)) {
+                *err = cJSON_GetObjectItemCaseSensitive(r, "error");
+    int ok = cJSON_IsNumber(ran);
+    if (!ok) {
         mt_warn("compiling the engine's kernels ahead failed (%s): they are compiled as they are measured",
                 rc != MT_OK ? why : cJSON_IsString(err) ? err->valuestring : "a malformed reply");
+        e->broken = 1;
         if (rc != MT_OK) {
-            /* the worker is gone: the sweep starts a new one */
+            /* the worker is gone: the sweep's next request needs a new one */
             char e2[512];
-            mt_worker_restart(w, e2, sizeof e2);
+            mt_worker_restart(e->w, e2, sizeof e2);
         }
     } else {
-        mt_info("engine kernels compiled ahead: %d runs, %d failed, %.1f s", ran->valueint,
-                cJSON_IsNumber(failed) ? failed->valueint : 0, secs->valuedouble);
-        const cJSON *lost = cJSON_GetObjectItemCaseSensitive(r, "lost");
-        if (!o->c.quiet)
-            fprintf(stderr,
-                    "moetune sweep: compiled ahead: %d runs (%d failed, %d lost to a crash: measured again in the "
-                    "sweep) in %.1f s\n",
-                    ran->valueint, cJSON_IsNumber(failed) ? failed->valueint : 0,
-                    cJSON_IsNumber(lost) ? lost->valueint : 0, secs->valuedouble);
+        e->calls++;
+        e->configs += n;
+        e->failed += cJSON_IsNumber(failed) ? failed->valueint : 0;
+        e->seconds += mt_now() - t0;
     }
     cJSON_Delete(r);
+    return ok ? MT_OK : MT_EINVAL;
 }
 
 /* A problem that does not fit: the need, what there is, what would fit. */
@@ -646,12 +644,18 @@ int cmd_sweep(int argc, char **argv)
         status = mt_fail("sweep", "the problem's key: %s", kwhy);
         goto out;
     }
+    mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
+                         khash, policy_text, (double)o.c.timeout, o.c.retry_failed, NULL, NULL, 0};
     /* an engine's Triton kernels: compiled ahead in parallel by the engine
      * worker on a GPU (on the CPU only when --compile-jobs asks for it) */
-    if (engine && (o.c.compile_jobs > 0 || (o.c.compile_jobs < 0 && gpu)))
-        engine_precompile(&o, w, &sp, &fkey, prob.key, &ps, &dev);
-    mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
-                         khash, policy_text, (double)o.c.timeout, o.c.retry_failed};
+    struct engine_prefetch epf = {w, prob.key, o.c.compile_jobs > 0 ? o.c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN),
+                                  (uint64_t)o.c.seed, ps.model.renormalize, o.c.quiet, 0, 0, 0, 0, 0.0};
+    if (engine && (o.c.compile_jobs > 0 || (o.c.compile_jobs < 0 && gpu))) {
+        if (epf.jobs < 1) epf.jobs = 1;
+        sctx.prefetch = engine_prefetch;
+        sctx.prefetch_user = &epf;
+        sctx.prefetch_n = epf.jobs > MT_SEARCH_MAX_PEEK ? MT_SEARCH_MAX_PEEK : (int)epf.jobs;
+    }
     points = calloc((size_t)ps.n_ms, sizeof *points);
     if (!points) {
         status = mt_fail("sweep", "out of memory");
@@ -693,6 +697,16 @@ int cmd_sweep(int argc, char **argv)
     if (mt_plan_run(plan, &sctx, &pol, &interrupted, &pc, why, sizeof why) != MT_OK) status = mt_fail("sweep", "%s", why);
     int measured = pc.measured, skipped = pc.skipped, failed = pc.failed, aborted = pc.aborted, retried = pc.retried;
     int out_of_time = pc.out_of_time, cancelled = pc.cancelled;
+    /* where an engine sweep's time went: compiles ahead here, the rest in
+     * the worker's own summary at its exit (first calls, checks, timing) */
+    if (epf.calls) {
+        mt_info("engine kernels compiled ahead: %d configs in %d rounds of up to %ld, %d failed, %.1f s", epf.configs,
+                epf.calls, epf.jobs, epf.failed, epf.seconds);
+        if (!o.c.quiet)
+            fprintf(stderr, "moetune sweep: compiled ahead: %d configs in %d rounds of up to %ld in parallel (%d failed: "
+                            "stored as the variants' failures), %.1f s\n",
+                    epf.configs, epf.calls, epf.jobs, epf.failed, epf.seconds);
+    }
     mt_db_sweep_end(db, sweep_id, status ? "failed" : interrupted ? "interrupted" : out_of_time ? "time limit" : "done");
     /* said even with --quiet: a sweep cut short must not pass for a whole one */
     if (out_of_time)

@@ -18,6 +18,10 @@ const mt_preset mt_presets[] = {
     {"mixtral-8x22b", "Mixtral-8x22B: num_local_experts 8, hidden 6144, intermediate_size 16384, top-2", 8, 6144, 16384, 2, 1, NULL, 0},
     {"deepseek-v3", "DeepSeek-V3 / R1: n_routed_experts 256, hidden 7168, moe_intermediate_size 2048, top-8", 256, 7168, 2048, 8, 1,
      "fp8_w8a8, block_shape=[128,128]", 0},
+    /* DeepSeek's published checkpoint itself: quant_method fp8,
+     * weight_block_size [128, 128], dynamic activations */
+    {"deepseek-v3-fp8", "DeepSeek-V3 / R1 as published: as deepseek-v3, fp8 e4m3 weights in 128x128 blocks", 256, 7168,
+     2048, 8, 1, "fp8_w8a8, block_shape=[128,128]", 128},
     {"qwen3-30b-a3b", "Qwen3-30B-A3B: num_experts 128, hidden 2048, moe_intermediate_size 768, top-8", 128, 2048, 768, 8, 1, NULL, 0},
     {"qwen3-235b-a22b", "Qwen3-235B-A22B: num_experts 128, hidden 4096, moe_intermediate_size 1536, top-8", 128, 4096, 1536, 8, 1, NULL, 0},
     /* Qwen's FP8 checkpoints: quant_method fp8, weight_block_size [128, 128],
@@ -32,6 +36,8 @@ const mt_preset mt_presets[] = {
      "mxfp4", 0},
     {"kimi-k2", "Kimi-K2: n_routed_experts 384, hidden 7168, moe_intermediate_size 2048, top-8", 384, 7168, 2048, 8, 1,
      "fp8_w8a8, block_shape=[128,128]", 0},
+    {"kimi-k2-fp8", "Kimi-K2 as published: as kimi-k2, fp8 e4m3 weights in 128x128 blocks", 384, 7168, 2048, 8, 1,
+     "fp8_w8a8, block_shape=[128,128]", 128},
     {"glm-4.5", "GLM-4.5 / GLM-4.6: n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8", 160, 5120, 1536, 8, 1, NULL, 0},
     {"glm-4.6", "GLM-4.6: as GLM-4.5 (n_routed_experts 160, hidden 5120, moe_intermediate_size 1536, top-8)", 160, 5120, 1536, 8, 1, NULL, 0},
     {"glm-4.5-air", "GLM-4.5-Air: n_routed_experts 128, hidden 4096, moe_intermediate_size 1408, top-8", 128, 4096, 1408, 8, 1, NULL, 0},
@@ -51,7 +57,7 @@ const int64_t mt_default_batch_sizes[18] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 
  * fuses, as its model code names them, and the presets of those models */
 static const char *const sglang_fused_archs[] = {"DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "Glm4MoeForCausalLM",
                                                  "Llama4ForConditionalGeneration", "Llama4ForCausalLM", NULL};
-static const char *const sglang_fused_presets[] = {"deepseek-v3", "kimi-k2", "glm-4.5", "glm-4.6", "glm-4.5-air",
+static const char *const sglang_fused_presets[] = {"deepseek-v3", "deepseek-v3-fp8", "kimi-k2", "kimi-k2-fp8", "glm-4.5", "glm-4.6", "glm-4.5-air",
                                                    "llama-4-scout", "llama-4-maverick", NULL};
 
 int mt_preset_sglang_fuses_shared(const mt_preset *p)

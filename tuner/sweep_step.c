@@ -132,10 +132,67 @@ int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *par
     return MT_OK;
 }
 
+/* A config stored already at point (so not measured again): 1, 0, or -1
+ * when the database cannot say. */
+static int stored_already(const mt_sweep_ctx *c, const int64_t point[2], const char *params)
+{
+    int64_t cfg_id;
+    double t;
+    int failed_kind = 0;
+    if (mt_db_config_upsert(c->db, c->dev->backend, params, &cfg_id) != MT_OK) return -1;
+    int have = mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, &t,
+                               &failed_kind);
+    if (have <= 0) return have;
+    return !(failed_kind == MT_FAILED_TRANSIENT || (failed_kind && c->retry_failed));
+}
+
+/* pts[idx] is about to be measured: unless compiled already (listed in
+ * *done), it and the search's likely next proposals are compiled in one
+ * parallel call. Best effort: a failure here costs only time. */
+static void prefetch(const mt_sweep_ctx *c, mt_point_search *ps, int idx, int **done, int *ndone)
+{
+    for (int i = 0; i < *ndone; i++)
+        if ((*done)[i] == idx) return;
+    char first[256];
+    mt_config_to_json(ps->sp, &ps->pts[idx], first, sizeof first);
+    /* stored already (a resumed sweep): not measured, so nothing to compile
+     * for it, nor to guess from it */
+    if (stored_already(c, ps->point, first) == 1) return;
+    int want[MT_SEARCH_MAX_PEEK + 1], nw = 0, q = c->prefetch_n < 1 ? 1 : c->prefetch_n;
+    if (q > MT_SEARCH_MAX_PEEK) q = MT_SEARCH_MAX_PEEK;
+    want[nw++] = idx;
+    if (q > 1) nw += mt_search_peek(ps->search, want + 1, q - 1);
+    char (*txt)[256] = malloc((size_t)nw * sizeof *txt);
+    const char *list[MT_SEARCH_MAX_PEEK + 1];
+    int *grown = realloc(*done, (size_t)(*ndone + nw) * sizeof **done);
+    if (!txt || !grown) {
+        free(txt);
+        return;
+    }
+    *done = grown;
+    int nl = 0;
+    for (int i = 0; i < nw; i++) {
+        int known = 0;
+        for (int j = 0; j < *ndone && !known; j++) known = (*done)[j] == want[i];
+        if (known) continue;
+        (*done)[(*ndone)++] = want[i];
+        mt_config_to_json(ps->sp, &ps->pts[want[i]], txt[nl], sizeof txt[nl]);
+        /* a resumed sweep: what is stored is not measured, nor compiled */
+        if (stored_already(c, ps->point, txt[nl]) == 1) continue;
+        list[nl] = txt[nl];
+        nl++;
+    }
+    if (nl > 0 && c->prefetch(c->prefetch_user, ps->point, list, nl) == MT_OK) {
+        ps->prefetched += nl;
+        ps->prefetches++;
+    }
+    free(txt);
+}
+
 int mt_sweep_search_point(const mt_sweep_ctx *c, mt_point_search *ps, mt_policy *pol,
                           const volatile sig_atomic_t *stop, char *why, size_t n)
 {
-    int idx;
+    int idx, rc = MT_OK, *compiled = NULL, ncompiled = 0;
     while (!(stop && *stop) && mt_search_next(ps->search, &idx)) {
         if (ps->deadline > 0 && mt_now() > ps->deadline) {
             ps->out_of_time = 1;
@@ -145,19 +202,22 @@ int mt_sweep_search_point(const mt_sweep_ctx *c, mt_point_search *ps, mt_policy 
         char params[256], best_txt[128];
         int64_t cfg_id;
         mt_config_to_json(ps->sp, cf, params, sizeof params);
-        if (mt_db_config_upsert(c->db, c->dev->backend, params, &cfg_id) != MT_OK)
-            return snprintf(why, n, "cannot record a config: %s", mt_db_errmsg(c->db)), MT_EDB;
+        if (mt_db_config_upsert(c->db, c->dev->backend, params, &cfg_id) != MT_OK) {
+            snprintf(why, n, "cannot record a config: %s", mt_db_errmsg(c->db));
+            rc = MT_EDB;
+            break;
+        }
+        if (c->prefetch) prefetch(c, ps, idx, &compiled, &ncompiled);
         ps->done++;
         /* early abort: a variant clearly slower than the incumbent of this
          * point stops after a few repetitions */
         double incumbent;
         pol->abort_us = ps->abort_factor > 0 && mt_search_best(ps->search, &incumbent) >= 0 ? incumbent * ps->abort_factor : 0;
         mt_step step;
-        int rc = mt_sweep_step(c, ps->point, params, cfg_id, memcmp(cf, ps->def, sizeof *cf) == 0, ps->seed, pol, stop,
-                               &step, why, n);
+        rc = mt_sweep_step(c, ps->point, params, cfg_id, memcmp(cf, ps->def, sizeof *cf) == 0, ps->seed, pol, stop,
+                           &step, why, n);
         pol->abort_us = 0;
-        if (rc != MT_OK) return rc;
-        if (step.kind == MT_STEP_ABANDONED) break;
+        if (rc != MT_OK || step.kind == MT_STEP_ABANDONED) break;
         ps->retried += step.retried;
         mt_search_report(ps->search, idx, step.median_us);
         if (step.kind == MT_STEP_STORED) {
@@ -184,5 +244,6 @@ int mt_sweep_search_point(const mt_sweep_ctx *c, mt_point_search *ps, mt_policy 
                      100.0 * gain);
         if (ps->progress) ps->progress(ps->user, ps->done, best_txt);
     }
-    return MT_OK;
+    free(compiled);
+    return rc;
 }

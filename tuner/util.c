@@ -410,14 +410,22 @@ int mt_problem_opts_resolve(const char *cmd, const mt_problem_opts *o, const cha
             pq->block_n = pq->block_k = p->fp8_block;
             snprintf(pq->about, sizeof pq->about, "fp8 e4m3 weights in %lldx%lld blocks, activations per token in 1x%lld groups",
                      (long long)p->fp8_block, (long long)p->fp8_block, (long long)p->fp8_block);
-        } else if (p->published && !o->dtype && o->engine)
-            fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes %s's kernel in bf16 for its "
-                            "shape (--dtype and --block-shape tune the published scheme)\n",
-                    cmd, p->name, p->published, o->engine);
-        else if (p->published && !o->dtype)
-            fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes moetune's %s kernel for its "
-                            "shape (--dtype, with --block-shape or --per-channel for fp8_w8a8, tunes another)\n",
-                    cmd, p->name, p->published, "bf16");
+        } else {
+            /* the preset of the same model in its published scheme, if any */
+            char fp8name[64];
+            snprintf(fp8name, sizeof fp8name, "%s-fp8", p->name);
+            const mt_preset *q = p->published ? mt_preset_find(fp8name) : NULL;
+            char alt[96] = "";
+            if (q) snprintf(alt, sizeof alt, "--model %s, or ", q->name);
+            if (p->published && !o->dtype && o->engine)
+                fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes %s's kernel in bf16 for its "
+                                "shape (%s--dtype and --block-shape, tune the published scheme)\n",
+                        cmd, p->name, p->published, o->engine, alt);
+            else if (p->published && !o->dtype)
+                fprintf(stderr, "moetune %s: note: %s's published checkpoint is %s; this tunes moetune's %s kernel for its "
+                                "shape (%s--dtype, with --block-shape or --per-channel for fp8_w8a8, tunes another)\n",
+                        cmd, p->name, p->published, "bf16", alt);
+        }
         out->model.experts = p->experts;
         out->model.hidden = p->hidden;
         out->model.intermediate = p->intermediate;

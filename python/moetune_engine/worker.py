@@ -279,43 +279,73 @@ class Worker:
         return best
 
     def precompile(self, req):
-        """Run each config once at each batch size in `jobs` processes, so
-        that the engine's Triton kernels are compiled in parallel on the
-        CPU cores into Triton's cache before the sweep measures them one by
-        one. Returns how many ran, and the failures (the sweep measures
-        those again and stores their reasons)."""
+        """Run each config once at each batch size in a pool of `jobs`
+        processes, so that the engine's Triton kernels are compiled in
+        parallel on the CPU cores into Triton's cache before the sweep
+        measures them one by one. The sweep asks for a handful at a time
+        (the configs its search will likely measure next); the pool and
+        each process's inputs stay up between requests, so a request costs
+        the compiles and little else, and a config compiled at one batch
+        size is found in Triton's cache at the next of the same
+        specialisation. Returns how many ran, and the failures (the sweep
+        measures those again and stores their reasons)."""
         if self.error:
             return {"ok": False, "error": self.error}
         key, points, configs = req.get("key"), req.get("points"), req.get("configs")
         if not isinstance(key, dict) or not isinstance(points, list) or not isinstance(configs, list):
             return {"ok": False, "error": "a precompile request needs key, points and configs"}
-        jobs = max(1, min(int(req.get("jobs", 1) or 1), len(configs) or 1, 64))
+        jobs = max(1, min(int(req.get("jobs", 1) or 1), 64))
         args = {"engine": self.engine_name, "device": self.device_arg, "key": key, "seed": int(req.get("seed", 0)),
                 "renormalize": bool(req.get("renormalize", 1)), "points": [int(m) for m in points]}
-        chunks = [configs[i::jobs] for i in range(jobs)]
+        n = max(1, min(jobs, len(configs)))
+        chunks = [configs[i::n] for i in range(n)]
         t0 = time.time()
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         # an executor, not a Pool: a process that dies (a crash in the
         # engine or in Triton) fails its share instead of hanging the map
         results, lost = [], 0
         try:
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-                futures = [ex.submit(_compile_chunk, dict(args, configs=c)) for c in chunks]
-                for f, c in zip(futures, chunks):
-                    try:
-                        results.append(f.result())
-                    except Exception as e:
-                        lost += len(c)
-                        print("moetune engine worker: a compile-ahead process failed (%s: %s): its %d configs are "
-                              "compiled when measured" % (type(e).__name__, _short(e), len(c)), file=sys.stderr)
+            pool = self._compile_pool(jobs)
+            futures = [pool.submit(_compile_chunk, dict(args, configs=c)) for c in chunks]
+            for f, c in zip(futures, chunks):
+                try:
+                    results.append(f.result())
+                except Exception as e:
+                    lost += len(c)
+                    print("moetune engine worker: a compile-ahead process failed (%s: %s): its %d configs are "
+                          "compiled when measured" % (type(e).__name__, _short(e), len(c)), file=sys.stderr)
+                    if isinstance(e, BrokenProcessPool):
+                        self._close_pool()  # a new pool at the next request
         except Exception as e:
+            self._close_pool()
             return {"ok": False, "error": "compiling ahead failed: %s: %s" % (type(e).__name__, _short(e))}
         ran = sum(r["ran"] for r in results)
         failures = [f for r in results for f in r["failures"]]
-        return {"ok": True, "ran": ran, "failed": len(failures), "lost": lost, "failures": failures[:20], "jobs": jobs,
-                "seconds": round(time.time() - t0, 3)}
+        secs = time.time() - t0
+        self.totals["ahead_s"] = self.totals.get("ahead_s", 0.0) + secs
+        self.totals["ahead_n"] = self.totals.get("ahead_n", 0) + len(configs)
+        return {"ok": True, "ran": ran, "failed": len(failures), "lost": lost, "failures": failures[:20], "jobs": n,
+                "seconds": round(secs, 3)}
+
+    def _compile_pool(self, jobs):
+        pool = getattr(self, "_pool", None)
+        if pool is not None and self._pool_jobs == jobs:
+            return pool
+        self._close_pool()
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawned, not forked: the parent holds a CUDA context
+        self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self._pool_jobs = jobs
+        return self._pool
+
+    def _close_pool(self):
+        pool = getattr(self, "_pool", None)
+        self._pool = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def measure(self, req):
         r = self._measure(req)
@@ -328,9 +358,12 @@ class Worker:
 
     def summary(self):
         t = self.totals
-        return ("moetune engine worker: %d configs measured (%d failed or aborted): setup %.1f s, first calls "
-                "(Triton compiles) %.1f s, checks %.1f s, timing %.1f s"
-                % (t["configs"], t["failed"], t["setup_s"], t["compile_s"], t["check_s"], t["time_s"]))
+        ahead = ""
+        if t.get("ahead_n"):
+            ahead = "compiled ahead %d configs in %.1f s, " % (t["ahead_n"], t["ahead_s"])
+        return ("moetune engine worker: %d configs measured (%d failed or aborted): %ssetup %.1f s, first calls "
+                "(Triton compiles not done ahead) %.1f s, checks %.1f s, timing %.1f s"
+                % (t["configs"], t["failed"], ahead, t["setup_s"], t["compile_s"], t["check_s"], t["time_s"]))
 
     def _measure(self, req):
         if self.error:
@@ -510,9 +543,15 @@ class Worker:
         self.flush.zero_()
 
 
+# a compile process's inputs, kept between requests: the weights of the
+# key, the inputs of each batch size
+_CHILD = {"key": None, "adapter": None, "weights": None, "problems": {}}
+
+
 def _compile_chunk(a):
-    """One compile-ahead process: each config of its share at each batch
-    size, once, on the same device (Triton compiles on the first call)."""
+    """One compile-ahead process's share: each config at each batch size,
+    once, on the same device (Triton compiles on the first call, or finds
+    the kernel in its cache)."""
     import torch
 
     from .engines import load
@@ -520,13 +559,19 @@ def _compile_chunk(a):
     device = torch.device("cpu") if a["device"] == "cpu" else torch.device("cuda", int(a["device"].partition(":")[2]))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    adapter = load(a["engine"])
-    weights, ran, failures = None, 0, []
+    ident = json.dumps([a["engine"], a["device"], a["key"], a["seed"], a["renormalize"]], sort_keys=True)
+    if _CHILD["key"] != ident:
+        _CHILD.update(key=ident, adapter=load(a["engine"]), weights=None, problems={})
+    adapter = _CHILD["adapter"]
+    ran, failures = 0, []
     per_channel = bool(a["key"].get("per_channel", 0))
     for M in a["points"]:
-        p = Problem(torch, device, a["key"], M, a["seed"], a["renormalize"], 1, per_channel, weights, for_compile=True)
-        weights = p.weights
-        prepared = adapter.prepare(p)
+        if M not in _CHILD["problems"]:
+            p = Problem(torch, device, a["key"], M, a["seed"], a["renormalize"], 1, per_channel, _CHILD["weights"],
+                        for_compile=True)
+            _CHILD["weights"] = p.weights
+            _CHILD["problems"][M] = (p, adapter.prepare(p))
+        p, prepared = _CHILD["problems"][M]
         for cfg in a["configs"]:
             try:
                 adapter.run(p, prepared, {k: int(v) for k, v in cfg.items()})
@@ -606,11 +651,13 @@ def main(argv=None):
                 r = {"ok": False, "error": "engine worker: %s: %s" % (type(e).__name__, _short(e))}
             _reply(r)
             if r.get("fatal"):
+                w._close_pool()
                 return 3
         elif op == "quit":
             break
         else:
             _reply({"ok": False, "error": "unknown op %r" % (op,)})
+    w._close_pool()
     if w.totals["configs"]:
         print(w.summary(), file=sys.stderr)
     return 0
