@@ -230,6 +230,9 @@ static const struct { int version; const char *sql; } migrations[] = {
         "ALTER TABLE measurements_v8 RENAME TO measurements;"
         "CREATE INDEX measurements_best ON measurements(device_id, problem_id, status, M, p2, median_us);"
         "ALTER TABLE finalists ADD COLUMN p2 INTEGER NOT NULL DEFAULT 0;"},
+    /* 9: the device's dense fp8 (e4m3) matmul rate, the compute ceiling of
+     * fp8 problems (NULL: not measured, or no fp8 tensor cores) */
+    {9, "ALTER TABLE devices ADD COLUMN peak_fp8_gflops REAL;"},
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -240,14 +243,14 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_DEV_FIND] = "SELECT id, bandwidth_gbs, peak_gflops FROM devices WHERE backend=?1 AND name=?2 AND "
+    [S_DEV_FIND] = "SELECT id, bandwidth_gbs, peak_gflops, peak_fp8_gflops FROM devices WHERE backend=?1 AND name=?2 AND "
                    "raw_name=?3 AND arch=?4 AND cores=?5 AND memory_bytes=?6",
     /* OR IGNORE: another process may add the same row between our find and
      * our insert (two sweeps starting on one database); the upserts then
      * find the row it added */
     [S_DEV_INSERT] = "INSERT OR IGNORE INTO devices(backend,name,raw_name,arch,cores,memory_bytes,driver,toolkit,l2_bytes,"
                      "smem_per_block) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-    [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, "
+    [S_DEV_CEIL] = "UPDATE devices SET bandwidth_gbs=?2, peak_gflops=?3, peak_fp8_gflops=?4, "
                    "ceilings_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
     [S_PROB_FIND] = "SELECT id FROM problems WHERE kernel=?1 AND key=?10 AND renormalize=?9",
     [S_PROB_INSERT] = "INSERT OR IGNORE INTO problems(kernel,dtype,E,N,K,topk,block_n,block_k,renormalize,key) "
@@ -271,7 +274,8 @@ static const char *const stmt_sql[S_COUNT] = {
                      "AND p2=?22 AND config_id=?5 AND kernel_hash=?16 AND timing_policy=?18 AND status='failed'",
     [S_PAIRS] = "SELECT DISTINCT d.id,d.backend,d.name,d.raw_name,d.arch,d.cores,d.memory_bytes,d.driver,"
                 "d.toolkit,d.bandwidth_gbs,d.peak_gflops,p.id,p.kernel,p.dtype,p.E,p.N,p.K,p.topk,p.block_n,"
-                "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block,p.key FROM measurements m JOIN devices d ON d.id=m.device_id "
+                "p.block_k,p.renormalize,d.l2_bytes,d.smem_per_block,p.key,d.peak_fp8_gflops FROM measurements m "
+                "JOIN devices d ON d.id=m.device_id "
                 "JOIN problems p ON p.id=m.problem_id WHERE m.status=?1 AND p.kernel=?2 ORDER BY d.id, p.id",
     /* a point's rows together (M, then p2), fastest first */
     [S_RESULTS_OK] = "SELECT m.M,m.config_id,c.backend,c.params,m.status,m.reason,m.median_us,m.spread_us,"
@@ -627,21 +631,24 @@ static void device_found(sqlite3_stmt *s, void *out)
     mt_device_info *d = out;
     d->bandwidth_gbs = sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 1);
     d->peak_gflops = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 2);
+    d->peak_fp8_gflops = sqlite3_column_type(s, 3) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 3);
 }
 
 int mt_db_device_upsert(mt_db *db, mt_device_info *d)
 {
-    d->bandwidth_gbs = d->peak_gflops = 0;
+    d->bandwidth_gbs = d->peak_gflops = d->peak_fp8_gflops = 0;
     return find_or_insert(db, S_DEV_FIND, S_DEV_INSERT, bind_device, d, device_found, d, &d->id, "device");
 }
 
-int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak)
+int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bw, double peak, double peak_fp8)
 {
     sqlite3_stmt *s = stmt(db, S_DEV_CEIL);
     if (!s) return MT_EDB;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_double(s, 2, bw);
     sqlite3_bind_double(s, 3, peak);
+    if (peak_fp8 > 0) sqlite3_bind_double(s, 4, peak_fp8);
+    else sqlite3_bind_null(s, 4);
     return sqlite3_step(s) == SQLITE_DONE ? MT_OK : fail(db, "store ceilings");
 }
 
@@ -895,6 +902,7 @@ int mt_db_family_pairs(mt_db *db, const char *family, const char *status, mt_pai
         copy_col(d.toolkit, sizeof d.toolkit, s, 8);
         d.bandwidth_gbs = sqlite3_column_double(s, 9);
         d.peak_gflops = sqlite3_column_double(s, 10);
+        d.peak_fp8_gflops = sqlite3_column_type(s, 24) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 24);
         p.id = sqlite3_column_int64(s, 11);
         copy_col(p.kernel, sizeof p.kernel, s, 12);
         copy_col(p.dtype, sizeof p.dtype, s, 13);

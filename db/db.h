@@ -11,7 +11,7 @@
 typedef struct mt_db mt_db;
 
 /* The schema version this moetune writes. */
-#define MT_DB_SCHEMA_VERSION 8
+#define MT_DB_SCHEMA_VERSION 9
 
 typedef struct mt_device_info {
     int64_t id;
@@ -27,6 +27,9 @@ typedef struct mt_device_info {
     int smem_per_block;   /* GPUs: shared memory a block may opt in to */
     double bandwidth_gbs; /* measured; 0 when not yet measured */
     double peak_gflops;
+    /* measured dense fp8 (e4m3) matmul rate, the compute ceiling of fp8
+     * problems; 0 when not measured or the device has no fp8 tensor cores */
+    double peak_fp8_gflops;
 } mt_device_info;
 
 typedef struct mt_problem {
@@ -89,7 +92,8 @@ void mt_db_rollback(mt_db *db);
 
 /* Insert or find the device; fills d->id and, when stored, the ceilings. */
 int mt_db_device_upsert(mt_db *db, mt_device_info *d);
-int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bandwidth_gbs, double peak_gflops);
+/* peak_fp8_gflops <= 0: none (stored as NULL) */
+int mt_db_device_set_ceilings(mt_db *db, int64_t id, double bandwidth_gbs, double peak_gflops, double peak_fp8_gflops);
 int mt_db_problem_upsert(mt_db *db, mt_problem *p);
 int mt_db_config_upsert(mt_db *db, const char *backend, const char *params_json, int64_t *id);
 

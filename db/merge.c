@@ -15,8 +15,9 @@
 
 static const char *const steps[] = {
     "INSERT OR IGNORE INTO devices(backend, name, raw_name, arch, cores, memory_bytes, driver, toolkit, bandwidth_gbs,"
-    " peak_gflops, ceilings_at, l2_bytes, smem_per_block) SELECT backend, name, raw_name, arch, cores, memory_bytes,"
-    " driver, toolkit, bandwidth_gbs, peak_gflops, ceilings_at, l2_bytes, smem_per_block FROM src.devices",
+    " peak_gflops, ceilings_at, l2_bytes, smem_per_block, peak_fp8_gflops) SELECT backend, name, raw_name, arch, cores,"
+    " memory_bytes, driver, toolkit, bandwidth_gbs, peak_gflops, ceilings_at, l2_bytes, smem_per_block, peak_fp8_gflops"
+    " FROM src.devices",
     "INSERT OR IGNORE INTO problems(kernel, key, dtype, E, N, K, topk, block_n, block_k, renormalize)"
     " SELECT kernel, key, dtype, E, N, K, topk, block_n, block_k, renormalize FROM src.problems",
     "INSERT OR IGNORE INTO configs(backend, params) SELECT backend, params FROM src.configs",

@@ -187,6 +187,8 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
     mt_device_info_to_json(dev, d);
     add_num(dev, "bandwidth_gbs", d->bandwidth_gbs > 0 ? d->bandwidth_gbs : NAN);
     add_num(dev, "peak_gflops", d->peak_gflops > 0 ? d->peak_gflops : NAN);
+    /* fp8 problems' compute ceiling, where the device has one measured */
+    if (d->peak_fp8_gflops > 0) add_num(dev, "peak_fp8_gflops", d->peak_fp8_gflops);
     cJSON *pr = cJSON_AddObjectToObject(root, "problem");
     cJSON_AddNumberToObject(pr, "E", (double)p->E);
     cJSON_AddNumberToObject(pr, "N", (double)p->N);

@@ -35,7 +35,7 @@ expect_in "$TMP/e" "corrupt.db"
 [ "$(sha256sum <"$TMP/corrupt.db")" = "$sum" ] || fail "the corrupt file was modified"; ok
 
 cp "$DB" "$TMP/newer.db"
-python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("pragma user_version=9"); c.commit()' "$TMP/newer.db"
+python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("pragma user_version=10"); c.commit()' "$TMP/newer.db"
 sum=$(sha256sum <"$TMP/newer.db")
 expect_exit 1 "$TMP/e" "$MT" sweep --db "$TMP/newer.db" --batch-sizes 1
 expect_in "$TMP/e" "newer than this moetune"

@@ -59,7 +59,10 @@ attn_before=$(attn_rows_v6)
 [ "$(sql "$DB" 'select count(distinct problem_id) || "/" || count(distinct device_id) from attn_measurements')" = 2/2 ] \
   || fail "the fixture lacks its two attention problems on two devices"; ok
 expect_exit 0 "$TMP/show7" "$MT" show --db "$DB" --json
-[ "$(sql "$DB" 'pragma user_version')" = 8 ] || fail "v7 not migrated to 8"; ok
+[ "$(sql "$DB" 'pragma user_version')" = 9 ] || fail "v7 not migrated to 9"; ok
+# schema 9: the devices' fp8 rate, none measured yet
+[ "$(sql "$DB" 'select count(*) from devices where peak_fp8_gflops is null')" = "$(sql "$DB" 'select count(*) from devices')" ] ||
+  fail "a migrated device has an fp8 rate it never measured"; ok
 [ "$(count)" = "$before" ] || fail "fused MoE rows changed in the migration: $before -> $(count)"; ok
 [ "$(attn_rows_v8)" = "$attn_before" ] || fail "attention rows changed: $attn_before -> $(attn_rows_v8)"; ok
 [ "$(sql "$DB" "select count(*) from measurements where status = 'failed' and transient = 1 and p2 = 128")" = 1 ] \

@@ -180,7 +180,23 @@ B="$TMP/f8out/E=4,N=96,K=192,topk=2,device_name=$(sql "$FDB" 'select name from d
 expect_exit 0 "$TMP/f8l" "$MT" lookup --device cpu --experts 4 --intermediate 96 --hidden 192 --topk 2 --batch 3 \
   --dtype fp8_w8a8 --block-shape 32,64 --config-dir "$TMP/f8out"
 expect_in "$TMP/f8l" "block_shape=[32,64].moetune.json"
-# the CUDA kernels have no fp8 yet; a wrong pairing is refused
+# fp8 problems are bound by the device's fp8 rate where it has one
+# (measured on GPUs with fp8 tensor cores; here, a CPU, set by hand to a
+# thousand times its multiply-add rate): an fp8 floor far under the bf16
+# floor of the same shape, which keeps the multiply-add rate; and the
+# exported file's device carries the fp8 rate
+python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("update devices set peak_fp8_gflops = peak_gflops * 1000"); c.commit()' "$FDB"
+for dt in fp8_w8a8 bf16; do
+  expect_exit 0 "$TMP/f8c" "$MT" sweep --device cpu --db "$FDB" --experts 4 --intermediate 96 --hidden 192 --topk 2 \
+    --dtype $dt --batch-sizes 48 --strategy grid --budget 1 --finalists 0 --out "$TMP/f8c.d" --quiet
+done
+f8=$(sql "$FDB" "select m.floor_us from measurements m join problems p on p.id = m.problem_id where m.M = 48 and p.dtype = 'fp8_w8a8' and p.block_n = 0")
+b16=$(sql "$FDB" "select m.floor_us from measurements m join problems p on p.id = m.problem_id where m.M = 48 and p.dtype = 'bf16'")
+python3 -c "import sys; f, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(not (0 < f < b / 10))" "$f8" "$b16" ||
+  fail "fp8 floor $f8 us against bf16's $b16 us: the fp8 rate was not used"; ok
+[ "$(py "$(ls "$TMP"/f8c.d/*dtype=fp8_w8a8.moetune.json)" 'j["device"]["peak_fp8_gflops"] > j["device"]["peak_gflops"]')" = True ] ||
+  fail "the exported device lacks its fp8 rate"; ok
+# a wrong pairing is refused
 expect_exit 2 "$TMP/f8e" "$MT" sweep --device cpu --db "$FDB" --model tiny --dtype bf16 --per-channel
 expect_in "$TMP/f8e" "--per-channel is taken with --dtype fp8_w8a8"
 expect_exit 2 "$TMP/f8e" "$MT" sweep --device cpu --db "$FDB" --model tiny --dtype fp8_w8a8 --per-channel --block-shape 128,128

@@ -29,6 +29,13 @@ static long file_size(const char *p)
     return n;
 }
 
+static int pair_fp8(const mt_device_info *d, const mt_problem *p, void *user)
+{
+    (void)p;
+    *(double *)user = d->peak_fp8_gflops;
+    return 0;
+}
+
 static void test_fresh_and_reopen(void)
 {
     char p[512], err[512];
@@ -39,7 +46,7 @@ static void test_fresh_and_reopen(void)
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && d.id > 0, "device");
     int64_t first = d.id;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && d.id == first, "the same device is found, not added");
-    CHECK(mt_db_device_set_ceilings(db, d.id, 10.5, 20.25) == MT_OK, "ceilings");
+    CHECK(mt_db_device_set_ceilings(db, d.id, 10.5, 20.25, 0) == MT_OK, "ceilings");
     mt_problem pr = {.kernel = "fused_moe", .dtype = "bf16", .E = 8, .N = 64, .K = 128, .topk = 2, .renormalize = 1};
     CHECK(mt_db_problem_upsert(db, &pr) == MT_OK, "problem");
     int64_t cfg;
@@ -59,6 +66,16 @@ static void test_fresh_and_reopen(void)
     CHECK(mt_db_count_measurements(db) == 1, "the measurement survived reopening");
     d.bandwidth_gbs = 0;
     CHECK(mt_db_device_upsert(db, &d) == MT_OK && fabs(d.bandwidth_gbs - 10.5) < 1e-12, "stored ceilings come back");
+    CHECK(d.peak_fp8_gflops == 0, "no fp8 ceiling stored: none comes back (%g)", d.peak_fp8_gflops);
+    /* the fp8 ceiling, stored with the device, comes back with it and with
+     * its measurements' pairs (what export writes into the device) */
+    CHECK(mt_db_device_set_ceilings(db, d.id, 10.5, 20.25, 1979.5) == MT_OK, "fp8 ceiling");
+    CHECK(mt_db_device_upsert(db, &d) == MT_OK && fabs(d.peak_fp8_gflops - 1979.5) < 1e-9 &&
+              fabs(d.peak_gflops - 20.25) < 1e-12,
+          "the fp8 ceiling comes back (%g)", d.peak_fp8_gflops);
+    double seen = -1;
+    CHECK(mt_db_pairs(db, "ok", pair_fp8, &seen) == MT_OK && fabs(seen - 1979.5) < 1e-9,
+          "a pair's device carries the fp8 ceiling (%g)", seen);
     mt_db_close(db);
 }
 
@@ -86,7 +103,7 @@ static void test_two_writers(void)
     mt_device_info d2 = d;
     CHECK(mt_db_device_upsert(a, &d2) == MT_OK && d2.id == d.id, "device found");
     CHECK(mt_db_config_upsert(b, "cpu", "{\"b\":1}", &cfg2) == MT_OK, "the other connection commits");
-    CHECK(mt_db_device_set_ceilings(a, d.id, 1, 2) == MT_OK, "ceilings after a found device");
+    CHECK(mt_db_device_set_ceilings(a, d.id, 1, 2, 0) == MT_OK, "ceilings after a found device");
     mt_problem pr2 = pr;
     CHECK(mt_db_problem_upsert(a, &pr2) == MT_OK && pr2.id == pr.id, "problem found");
     CHECK(mt_db_config_upsert(b, "cpu", "{\"c\":1}", &cfg2) == MT_OK, "the other connection commits");

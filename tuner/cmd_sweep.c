@@ -23,6 +23,7 @@
 #include "jobs.h"
 #include "measure.h"
 #include "measure_cuda.h"
+#include "moe_launch.h"
 #include "memory.h"
 #include "report.h"
 #include "precompile.h"
@@ -266,20 +267,26 @@ int mt_sweep_start_engine_worker(const char *exe, const char *engine, const char
     cJSON_Delete(r);
     if (mt_db_device_upsert(db, dev) != MT_OK)
         return mt_fail("sweep", "cannot record the device: %s", mt_db_errmsg(db));
-    if (dev->bandwidth_gbs > 0 && dev->peak_gflops > 0) return MT_EXIT_OK;
-    /* ceilings are measured once per device and stored */
+    /* ceilings are measured once per device and stored; a device with fp8
+     * tensor cores also has its fp8 rate measured (a database of an older
+     * moetune lacks it: measured once more) */
+    int want_fp8 = (!strcmp(dev->backend, "cuda") || (engine && !strncmp(dev->arch, "sm_", 3))) &&
+                   mt_cuda_fp8_arch(dev->arch, NULL, 0);
+    if (dev->bandwidth_gbs > 0 && dev->peak_gflops > 0 && (dev->peak_fp8_gflops > 0 || !want_fp8)) return MT_EXIT_OK;
     if (mt_worker_call(*w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) != MT_OK)
         return mt_fail("sweep", "measuring the device ceilings failed: %s", why);
     r = cJSON_Parse(reply);
     const cJSON *bw = cJSON_GetObjectItemCaseSensitive(r, "bandwidth_gbs");
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(r, "peak_gflops");
+    const cJSON *pk8 = cJSON_GetObjectItemCaseSensitive(r, "peak_fp8_gflops");
     const cJSON *how = cJSON_GetObjectItemCaseSensitive(r, "how");
     if (cJSON_IsNumber(bw) && cJSON_IsNumber(pk) && bw->valuedouble > 0 && pk->valuedouble > 0) {
         dev->bandwidth_gbs = bw->valuedouble;
         dev->peak_gflops = pk->valuedouble;
-        mt_db_device_set_ceilings(db, dev->id, dev->bandwidth_gbs, dev->peak_gflops);
-        mt_info("%s ceilings: %.0f GB/s, %.0f GFLOP/s (%s)", dev->name, dev->bandwidth_gbs, dev->peak_gflops,
-                cJSON_IsString(how) ? how->valuestring : "");
+        dev->peak_fp8_gflops = cJSON_IsNumber(pk8) && pk8->valuedouble > 0 ? pk8->valuedouble : 0;
+        mt_db_device_set_ceilings(db, dev->id, dev->bandwidth_gbs, dev->peak_gflops, dev->peak_fp8_gflops);
+        mt_info("%s ceilings: %.0f GB/s, %.0f GFLOP/s, fp8 %.0f GFLOP/s (%s)", dev->name, dev->bandwidth_gbs,
+                dev->peak_gflops, dev->peak_fp8_gflops, cJSON_IsString(how) ? how->valuestring : "");
     }
     cJSON_Delete(r);
     free(reply);

@@ -321,15 +321,16 @@ int cmd_worker(int argc, char **argv)
         } else if (!strcmp(op->valuestring, "hello")) {
             hello(&be);
         } else if (!strcmp(op->valuestring, "ceilings")) {
-            double bw = 0, peak = 0;
-            char how[256] = "copy of 64 MiB (read+write); fp32 multiply-add loop";
+            double bw = 0, peak = 0, peak8 = 0;
+            char how[512] = "copy of 64 MiB (read+write); fp32 multiply-add loop";
             cJSON *o = cJSON_CreateObject();
-            int rc = be.kind == MT_BACKEND_CUDA ? mt_cuda_bench_ceilings(be.cuda, &bw, &peak, how, sizeof how)
+            int rc = be.kind == MT_BACKEND_CUDA ? mt_cuda_bench_ceilings(be.cuda, &bw, &peak, &peak8, how, sizeof how)
                                                 : mt_cpu_ceilings(be.cpu, &bw, &peak);
             cJSON_AddBoolToObject(o, "ok", rc == MT_OK);
             if (rc != MT_OK) cJSON_AddStringToObject(o, "error", how);
             cJSON_AddNumberToObject(o, "bandwidth_gbs", bw);
             cJSON_AddNumberToObject(o, "peak_gflops", peak);
+            if (peak8 > 0) cJSON_AddNumberToObject(o, "peak_fp8_gflops", peak8);
             cJSON_AddStringToObject(o, "how", how);
             reply(o);
         } else if (!strcmp(op->valuestring, "measure") || !strcmp(op->valuestring, "measure_attn")) {

@@ -642,7 +642,8 @@ static int copy_once(mt_cuda *c, void *arg)
     return mt_cuda_d2d_async(c, p->d, p->a, p->n);
 }
 
-int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops, char *how, size_t n)
+int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops, double *peak_fp8_gflops, char *how,
+                           size_t n)
 {
     mt_cuda *c = b->c;
     size_t bytes = (size_t)1 << 30;
@@ -670,6 +671,21 @@ int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops
             if (r2 == MT_OK) {
                 *peak_gflops = tf * 1e3;
                 snprintf(how, n, "copy of 1 GiB (read+write); cuBLAS bf16 %dx%dx%d", nn, nn, nn);
+                /* fp8's ceiling where the device has fp8 tensor cores: the
+                 * same random bytes read as e4m3 (a few are NaN, which
+                 * costs the tensor cores nothing), a 32 MiB workspace
+                 * behind them */
+                double tf8 = 0;
+                *peak_fp8_gflops = 0;
+                if (mt_cuda_fp8_arch(mt_cuda_get_props(c)->arch, NULL, 0)) {
+                    size_t m8 = (size_t)nn * nn;
+                    if (mt_cuda_cublaslt_fp8_tflops(c, nn, a, a + m8, d, a + 2 * m8, (size_t)32 << 20, &tf8) == MT_OK) {
+                        *peak_fp8_gflops = tf8 * 1e3;
+                        snprintf(how + strlen(how), n - strlen(how), "; cuBLASLt fp8 e4m3 %dx%dx%d", nn, nn, nn);
+                    } else {
+                        snprintf(how + strlen(how), n - strlen(how), "; no fp8 ceiling: %s", mt_cuda_errmsg(c));
+                    }
+                }
             } else {
                 rc = MT_EUNSUPPORTED;
                 snprintf(how, n, "cuBLAS not available: %s", mt_cuda_errmsg(c));

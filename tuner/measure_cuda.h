@@ -39,7 +39,10 @@ int mt_cuda_bench_attn(mt_cuda_bench *b, const struct mt_attn_shape *s, int64_t 
 
 /* Copy bandwidth (1 GiB device to device, read + write) and the bf16 peak
  * through cuBLAS; `how` says how they were measured. */
-int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops, char *how, size_t n);
+/* peak_fp8_gflops: cuBLASLt's dense e4m3 rate on a device with fp8 tensor
+ * cores, else 0 (how says why where it could not be measured) */
+int mt_cuda_bench_ceilings(mt_cuda_bench *b, double *bw_gbs, double *peak_gflops, double *peak_fp8_gflops, char *how,
+                           size_t n);
 
 /* The default CUDA timing policy. */
 void mt_policy_cuda_default(mt_policy *p);

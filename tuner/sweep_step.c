@@ -67,7 +67,10 @@ static void fill_row(const mt_sweep_ctx *c, const int64_t point[2], mt_measureme
         m->spread_us = cJSON_IsNumber(v) ? v->valuedouble : NAN;
         v = cJSON_GetObjectItemCaseSensitive(r, "experts_hit");
         int64_t hit = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-        m->floor_us = c->t->floor_us(c->key, point, c->dev->bandwidth_gbs, c->dev->peak_gflops, hit);
+        /* fp8 problems' compute ceiling is the device's fp8 rate, where measured */
+        double peak = !strncmp(c->key->dtype, "fp8", 3) && c->dev->peak_fp8_gflops > 0 ? c->dev->peak_fp8_gflops
+                                                                                      : c->dev->peak_gflops;
+        m->floor_us = c->t->floor_us(c->key, point, c->dev->bandwidth_gbs, peak, hit);
         m->efficiency = m->median_us > 0 && !isnan(m->floor_us) ? m->floor_us / m->median_us : NAN;
     }
     cJSON_Delete(r);

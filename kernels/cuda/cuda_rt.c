@@ -115,7 +115,7 @@ struct nvrtc {
 };
 
 struct mt_cuda {
-    void *libcuda, *libcublas;
+    void *libcuda, *libcublas, *libcublaslt;
     DRIVER_FUNCS(DECLARE)
     /* an AMD GPU through libamdhip64 (mt_hip_open): the same table, filled
      * with HIP's driver-style names; kernels compiled by hipRTC */
@@ -736,5 +736,100 @@ int mt_cuda_cublas_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, do
     }
     destroy(g.h);
     if (rc == MT_OK) *tflops = 2.0 * n * (double)n * n / (best * 1e-3) / 1e12;
+    return rc;
+}
+
+/* cuBLASLt, loaded only for the fp8 ceiling: the values of its enums as
+ * cublasLt.h, cublas_api.h and library_types.h (CUDA 12 and 13) give them */
+enum {
+    LT_R_32F = 0, LT_R_16BF = 14, LT_R_8F_E4M3 = 28, LT_COMPUTE_32F = 68, LT_OP_T = 1,
+    LT_DESC_TRANSA = 3, LT_DESC_FAST_ACCUM = 25
+};
+typedef int (*lt_create_t)(void **);
+typedef int (*lt_destroy_t)(void *);
+typedef int (*lt_desc_create_t)(void **, int, int);
+typedef int (*lt_desc_set_t)(void *, int, const void *, size_t);
+typedef int (*lt_layout_create_t)(void **, int, uint64_t, uint64_t, int64_t);
+typedef int (*lt_matmul_t)(void *, void *, const void *, const void *, void *, const void *, void *, const void *,
+                           const void *, void *, void *, void *, const void *, void *, size_t, CUstream);
+
+struct lt_arg {
+    lt_matmul_t matmul;
+    void *h, *desc, *la, *lb, *lc;
+    mt_dptr a, b, d, ws;
+    size_t ws_bytes;
+};
+
+static int run_lt(mt_cuda *c, void *p)
+{
+    struct lt_arg *g = p;
+    const float one = 1.0f, zero = 0.0f;
+    int r = g->matmul(g->h, g->desc, &one, (void *)g->a, g->la, (void *)g->b, g->lb, &zero, (void *)g->d, g->lc,
+                      (void *)g->d, g->lc, NULL, (void *)g->ws, g->ws_bytes, c->stream);
+    if (r != 0) {
+        snprintf(c->err, sizeof c->err, "cublasLtMatmul (fp8) failed: status %d", r);
+        return MT_EIO;
+    }
+    return MT_OK;
+}
+
+int mt_cuda_cublaslt_fp8_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, mt_dptr ws, size_t ws_bytes,
+                                double *tflops)
+{
+    static const char *const names[] = {"libcublasLt.so.13", "/usr/local/cuda/lib64/libcublasLt.so.13",
+                                        "libcublasLt.so.12", "/usr/local/cuda/lib64/libcublasLt.so.12", "libcublasLt.so",
+                                        NULL};
+    if (c->hip) return MT_EUNSUPPORTED;
+    if (!c->libcublaslt) c->libcublaslt = open_first(names);
+    if (!c->libcublaslt) {
+        snprintf(c->err, sizeof c->err, "libcublasLt did not load");
+        return MT_EUNSUPPORTED;
+    }
+    lt_create_t create = (lt_create_t)dlsym(c->libcublaslt, "cublasLtCreate");
+    lt_destroy_t destroy = (lt_destroy_t)dlsym(c->libcublaslt, "cublasLtDestroy");
+    lt_desc_create_t desc_create = (lt_desc_create_t)dlsym(c->libcublaslt, "cublasLtMatmulDescCreate");
+    lt_destroy_t desc_destroy = (lt_destroy_t)dlsym(c->libcublaslt, "cublasLtMatmulDescDestroy");
+    lt_desc_set_t desc_set = (lt_desc_set_t)dlsym(c->libcublaslt, "cublasLtMatmulDescSetAttribute");
+    lt_layout_create_t layout_create = (lt_layout_create_t)dlsym(c->libcublaslt, "cublasLtMatrixLayoutCreate");
+    lt_destroy_t layout_destroy = (lt_destroy_t)dlsym(c->libcublaslt, "cublasLtMatrixLayoutDestroy");
+    struct lt_arg g = {(lt_matmul_t)dlsym(c->libcublaslt, "cublasLtMatmul"), NULL, NULL, NULL, NULL, NULL,
+                       a, b, d, ws, ws_bytes};
+    if (!create || !destroy || !desc_create || !desc_destroy || !desc_set || !layout_create || !layout_destroy ||
+        !g.matmul) {
+        snprintf(c->err, sizeof c->err, "libcublasLt lacks the matmul entry points");
+        return MT_EUNSUPPORTED;
+    }
+    int rc = MT_EUNSUPPORTED;
+    /* e4m3 takes the "TN" layout: A transposed (stored K x M), B as is (K x
+     * N), both K-major; bf16 out. Fast accumulation: the rate the tensor
+     * cores give, the ceiling a kernel that promotes into fp32 now and
+     * then approaches. */
+    const int32_t opt = LT_OP_T;
+    const int8_t fast = 1;
+    if (create(&g.h) != 0) {
+        snprintf(c->err, sizeof c->err, "cublasLtCreate failed");
+        return rc;
+    }
+    if (desc_create(&g.desc, LT_COMPUTE_32F, LT_R_32F) == 0 && desc_set(g.desc, LT_DESC_TRANSA, &opt, sizeof opt) == 0 &&
+        desc_set(g.desc, LT_DESC_FAST_ACCUM, &fast, sizeof fast) == 0 &&
+        layout_create(&g.la, LT_R_8F_E4M3, (uint64_t)n, (uint64_t)n, n) == 0 &&
+        layout_create(&g.lb, LT_R_8F_E4M3, (uint64_t)n, (uint64_t)n, n) == 0 &&
+        layout_create(&g.lc, LT_R_16BF, (uint64_t)n, (uint64_t)n, n) == 0) {
+        float best = 1e30f;
+        rc = MT_OK;
+        for (int i = 0; rc == MT_OK && i < 10; i++) {
+            float ms;
+            rc = mt_cuda_time(c, run_lt, &g, &ms);
+            if (rc == MT_OK && i >= 3 && ms < best) best = ms; /* the first three warm up */
+        }
+        if (rc == MT_OK) *tflops = 2.0 * n * (double)n * n / (best * 1e-3) / 1e12;
+    } else {
+        snprintf(c->err, sizeof c->err, "cuBLASLt refused the fp8 matmul's descriptors");
+    }
+    if (g.la) layout_destroy(g.la);
+    if (g.lb) layout_destroy(g.lb);
+    if (g.lc) layout_destroy(g.lc);
+    if (g.desc) desc_destroy(g.desc);
+    destroy(g.h);
     return rc;
 }

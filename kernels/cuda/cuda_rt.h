@@ -129,5 +129,12 @@ int mt_cuda_time(mt_cuda *c, int (*fn)(mt_cuda *, void *), void *arg, float *ms)
  * data: zeros run faster than real data) into d; MT_EUNSUPPORTED without
  * cuBLAS. */
 int mt_cuda_cublas_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, double *tflops);
+/* Dense fp8 matrix rate through cuBLASLt when libcublasLt loads: TFLOP/s
+ * of an n x n x n e4m3 product (a transposed, b as is, both n x n e4m3,
+ * filled with random data; d n x n bf16; ws a workspace of ws_bytes), fast
+ * accumulation on. MT_EUNSUPPORTED without cuBLASLt (mt_cuda_errmsg says
+ * why); on a device without fp8 tensor cores cuBLASLt refuses. */
+int mt_cuda_cublaslt_fp8_tflops(mt_cuda *c, int n, mt_dptr a, mt_dptr b, mt_dptr d, mt_dptr ws, size_t ws_bytes,
+                                double *tflops);
 
 #endif
