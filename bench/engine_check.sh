@@ -10,7 +10,7 @@
 #     block-fp8 DeepSeek-V3 TP8 at BATCHES, the wall time and where it went
 #     (the worker's summary: compiles, checks, timing), and the files.
 # Usage (device machine, repository root):
-#   OUT=... [PARTS="probe bf16 fp8"] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
+#   OUT=... [PARTS="probe bf16 fp8 grid"] [GRID_BATCHES=64,1024] [GRID_TIMEOUT=400] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
 #   [SWEEP_TIMEOUT=280] bench/engine_check.sh
 # Expects .carry/bin/moetune and libcjson in .carry/lib.
 set -uo pipefail
@@ -96,3 +96,36 @@ for job in "bf16 --model mixtral-8x7b --tp 2" "fp8 --model deepseek-v3 --tp 8 --
   grep -v "^moetune sweep: .* of .* (" "$OUT/sweep-$name.txt" | tail -n 12
   ls "$OUT/configs-$name" 2>/dev/null
 done
+
+# the quality check: the full grid (every valid config, vLLM's 1,920 less the
+# ones out of shared memory) at GRID_BATCHES, early abort on, in its own
+# database; then the tuned picks (the bf16 sweep's vLLM file) against the
+# grid's best, both as measured in the grid run
+if [[ " $PARTS " == *" grid "* ]]; then
+  log "grid: sweep --engine vllm --model mixtral-8x7b --tp 2 --strategy grid --batch-sizes ${GRID_BATCHES:-64,1024}"
+  start=$(date +%s.%N)
+  timeout "${GRID_TIMEOUT:-400}" stdbuf -oL .carry/bin/moetune sweep --engine vllm --device cuda:0 --model mixtral-8x7b --tp 2 \
+    --strategy grid --abort-factor 1.3 --finalists 0 --batch-sizes "${GRID_BATCHES:-64,1024}" --compile-jobs "${COMPILE_JOBS:-16}" \
+    --db "$OUT/grid-bf16.db" --no-export >"$OUT/grid-bf16.txt" 2>&1
+  echo "rc=$? wall $(python3 -c "import time; print('%.1f s' % (time.time() - $start))")"
+  grep -v "^moetune sweep: .* of .* (" "$OUT/grid-bf16.txt" | tail -n 8
+  python3 - "$OUT" <<'PY'
+import glob, json, sqlite3, sys
+out = sys.argv[1]
+files = glob.glob(out + "/configs-bf16/E=8,N=7168,*.json")
+picks = json.load(open(files[0])) if files else {}
+db = sqlite3.connect(out + "/grid-bf16.db")
+print("| M | grid: configs ok / failed / aborted | grid best us | tuned pick | pick in the grid us | pick / best |")
+print("| --- | --- | --- | --- | --- | --- |")
+for (M,) in db.execute("select distinct M from measurements order by M"):
+    rows = [(json.loads(p), st, t) for p, st, t in db.execute(
+        "select c.params, m.status, m.median_us from measurements m join configs c on c.id = m.config_id where m.M = ?", (M,))]
+    ok = [r for r in rows if r[1] == "ok"]
+    best = min(r[2] for r in ok) if ok else float("nan")
+    pick = picks.get(str(M))
+    mine = [r[2] for r in rows if pick and r[1] in ("ok", "aborted") and all(int(r[0].get(k, -1)) == int(v) for k, v in pick.items() if k in r[0])]
+    pt = mine[0] if mine else float("nan")
+    print("| %d | %d / %d / %d | %.1f | %s | %.1f | %.3f |" % (M, len(ok), sum(r[1] == "failed" for r in rows),
+          sum(r[1] == "aborted" for r in rows), best, json.dumps(pick) if pick else "-", pt, pt / best))
+PY
+fi

@@ -110,36 +110,84 @@ static void content_sha(const char *data, size_t len, char out[65])
     free(copy);
 }
 
+/* the staging folder: its files and its SGLang folders' files */
 static void rm_tree(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *de;
     char p[4400];
+    struct stat sb;
     while ((de = readdir(d)))
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) rm_tree(p);
+            else unlink(p);
         }
     closedir(d);
     rmdir(dir);
 }
 
-/* The entry for name in a manifest's files, or NULL. */
-static const cJSON *entry_of(const cJSON *files, const char *name)
+/* SGLang's files live in a folder per Triton version, triton_X_Y_Z, and
+ * its block-fp8 names hold a space ("block_shape=[128, 128]"). In the
+ * bucket such a file is DEVICE/triton_X_Y_Z/NAME with the spaces left out
+ * (a key without characters to escape); its manifest entry names the
+ * folder and the file as SGLang spells it. */
+static int sglang_folder_ok(const char *f)
 {
-    const cJSON *e;
-    cJSON_ArrayForEach(e, files) {
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
-        if (cJSON_IsString(nm) && !strcmp(nm->valuestring, name)) return e;
+    if (!f || strncmp(f, "triton_", 7) || !f[7] || strlen(f) > 40) return 0;
+    for (const char *p = f + 7; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '_')) return 0;
+    return 1;
+}
+
+static void key_name(const char *name, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = name; *p && k + 1 < n; p++)
+        if (*p != ' ') out[k++] = *p;
+    out[k] = 0;
+}
+
+/* a space only after a comma, and the rest as any bucket name */
+static int sglang_name_ok(const char *name)
+{
+    char k[300];
+    if (!name || strlen(name) >= sizeof k || name[0] == ' ') return 0;
+    for (const char *p = name; *p; p++)
+        if (*p == ' ' && (p[-1] != ',' || p[1] == ' ')) return 0;
+    key_name(name, k, sizeof k);
+    size_t l = strlen(k);
+    return mt_bucket_name_ok(k) && l > 5 && !strcmp(k + l - 5, ".json");
+}
+
+/* "triton_X_Y_Z/NAME" or "NAME": the folder (empty when none) and the name */
+static const char *split_rel(const char *rel, char *folder, size_t n)
+{
+    const char *slash = strchr(rel, '/');
+    if (!slash) {
+        folder[0] = 0;
+        return rel;
     }
-    return NULL;
+    snprintf(folder, n, "%.*s", (int)(slash - rel), rel);
+    return slash + 1;
 }
 
 static const char *str_of(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The entry for (folder, name) in a manifest's files (folder "": none), or NULL. */
+static const cJSON *entry_of(const cJSON *files, const char *folder, const char *name)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, files) {
+        const char *nm = str_of(e, "name"), *f = str_of(e, "folder");
+        if (nm && !strcmp(nm, name) && !strcmp(f ? f : "", folder)) return e;
+    }
+    return NULL;
 }
 
 /* A manifest as found in the bucket: NULL when there is none (404), or
@@ -194,9 +242,27 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
         char dev[256];
         if (de->d_name[0] == '.') continue;
         if (!strncmp(de->d_name, "triton_", 7)) {
-            /* SGLang's files live in a folder per Triton version, with a
-             * space in their names: not bucket keys of a device folder */
-            st->sglang_skipped++;
+            /* SGLang's folder: its files go to DEVICE/triton_X_Y_Z/ */
+            char sub[4400];
+            snprintf(sub, sizeof sub, "%s/%s", stage, de->d_name);
+            DIR *sd = sglang_folder_ok(de->d_name) ? opendir(sub) : NULL;
+            struct dirent *fe;
+            if (!sd) st->sglang_skipped++;
+            while (sd && (fe = readdir(sd))) {
+                char rel[600];
+                if (fe->d_name[0] == '.') continue;
+                if (!device_of(fe->d_name, dev, sizeof dev) || !sglang_name_ok(fe->d_name) ||
+                    snprintf(rel, sizeof rel, "%s/%s", de->d_name, fe->d_name) >= (int)sizeof rel) {
+                    if (!skipped++) snprintf(first_skipped, sizeof first_skipped, "%.40s/%.200s", de->d_name, fe->d_name);
+                    continue;
+                }
+                char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
+                if (!nx) break;
+                names = nx;
+                if ((names[nn] = strdup(rel))) nn++;
+                st->sglang++;
+            }
+            if (sd) closedir(sd);
             continue;
         }
         if (!device_of(de->d_name, dev, sizeof dev) || !mt_bucket_name_ok(de->d_name)) {
@@ -222,11 +288,7 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
         return MT_EINVAL;
     }
     if (!nn) {
-        if (st->sglang_skipped)
-            snprintf(err, n, "the database's verified results are SGLang's (triton_X_Y_Z folders), which are not "
-                             "published yet: copy them from `moetune export` by hand");
-        else
-            snprintf(err, n, "the database holds no verified results to publish (run moetune sweep first)");
+        snprintf(err, n, "the database holds no verified results to publish (run moetune sweep first)");
         rm_tree(stage);
         free(names);
         return MT_ENOTFOUND;
@@ -256,7 +318,8 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
         cJSON_AddItemToObject(man, "files", files);
         int j = i;
         for (; j < nn && device_of(names[j], other, sizeof other) && !strcmp(other, dev) && rc == MT_OK; j++) {
-            char path[4400], key[600], sha[65], *data = NULL;
+            char path[4400], key[900], sha[65], *data = NULL, folder[64], kn[300];
+            const char *base = split_rel(names[j], folder, sizeof folder);
             size_t len = 0;
             snprintf(path, sizeof path, "%s/%s", stage, names[j]);
             if ((rc = read_file(path, &data, &len)) != MT_OK) {
@@ -266,10 +329,12 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
             char csha[65];
             mt_sha256_hex(data, len, sha);
             content_sha(data, len, csha);
-            const cJSON *was = entry_of(old_files, names[j]);
+            const cJSON *was = entry_of(old_files, folder, base);
             const char *was_sha = was ? str_of(was, "content_sha256") : NULL;
             int same = was_sha && !strcmp(was_sha, csha);
-            snprintf(key, sizeof key, "%s/%s", dev, names[j]);
+            key_name(base, kn, sizeof kn);
+            if (folder[0]) snprintf(key, sizeof key, "%s/%s/%s", dev, folder, kn);
+            else snprintf(key, sizeof key, "%s/%s", dev, base);
             if (progress) progress(same ? "unchanged" : "upload", key, ++done, nn, user);
             if (same) {
                 /* the bucket's copy stays, and its entry with it */
@@ -279,7 +344,8 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
                 rc = mt_bucket_put(b, key, data, len, err, n);
                 if (rc == MT_OK) st->uploaded++;
                 cJSON *e = cJSON_CreateObject();
-                cJSON_AddStringToObject(e, "name", names[j]);
+                cJSON_AddStringToObject(e, "name", base);
+                if (folder[0]) cJSON_AddStringToObject(e, "folder", folder);
                 cJSON_AddStringToObject(e, "sha256", sha);
                 cJSON_AddNumberToObject(e, "size", (double)len);
                 cJSON_AddStringToObject(e, "content_sha256", csha);
@@ -291,13 +357,16 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
          * write, stays named */
         const cJSON *e;
         cJSON_ArrayForEach(e, old_files) {
-            const char *nm = str_of(e, "name");
-            if (nm && mt_bucket_name_ok(nm) && !entry_of(files, nm)) cJSON_AddItemToArray(files, cJSON_Duplicate(e, 1));
+            const char *nm = str_of(e, "name"), *fo = str_of(e, "folder");
+            int fine = fo ? sglang_folder_ok(fo) && sglang_name_ok(nm) : nm && mt_bucket_name_ok(nm);
+            if (fine && !entry_of(files, fo ? fo : "", nm)) cJSON_AddItemToArray(files, cJSON_Duplicate(e, 1));
         }
         /* nothing new for this device: its manifest stays as it is */
         int unchanged = old && cJSON_GetArraySize(files) == cJSON_GetArraySize(old_files);
         for (int f = 0; unchanged && f < cJSON_GetArraySize(files); f++) {
-            const cJSON *a = cJSON_GetArrayItem(files, f), *was = entry_of(old_files, str_of(a, "name"));
+            const cJSON *a = cJSON_GetArrayItem(files, f);
+            const char *af = str_of(a, "folder");
+            const cJSON *was = entry_of(old_files, af ? af : "", str_of(a, "name"));
             unchanged = was && str_of(was, "sha256") && !strcmp(str_of(was, "sha256"), str_of(a, "sha256"));
         }
         if (rc == MT_OK && unchanged) {
@@ -375,11 +444,17 @@ static int check_manifest(const cJSON *files, const char *dev, char *err, size_t
     const cJSON *e;
     int i = 0;
     cJSON_ArrayForEach(e, files) {
-        const char *name = str_of(e, "name"), *sha = str_of(e, "sha256");
+        const char *name = str_of(e, "name"), *sha = str_of(e, "sha256"), *folder = str_of(e, "folder");
         const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
         char owner[256];
         i++;
-        if (!name || !mt_bucket_name_ok(name) || !strcmp(name, MANIFEST)) {
+        if (cJSON_GetObjectItemCaseSensitive(e, "folder") && !sglang_folder_ok(folder)) {
+            snprintf(err, n, "the manifest of %s puts a file in a folder '%.100s' that is not SGLang's triton_X_Y_Z "
+                             "(a path, '..' or an odd character): refused, nothing of %s replaced",
+                     dev, folder ? folder : "(not a string)", dev);
+            return MT_EINTEGRITY;
+        }
+        if (!name || !(folder ? sglang_name_ok(name) : mt_bucket_name_ok(name)) || !strcmp(name, MANIFEST)) {
             snprintf(err, n, "the manifest of %s names a file '%.200s' that could escape the cache (a path, '..' or an "
                              "odd character): refused, nothing of %s replaced", dev, name ? name : "(none)", dev);
             return MT_EINTEGRITY;
@@ -395,8 +470,8 @@ static int check_manifest(const cJSON *files, const char *dev, char *err, size_t
         int j = 0;
         cJSON_ArrayForEach(o, files) {
             if (++j >= i) break;
-            const char *other = str_of(o, "name");
-            if (other && !strcmp(other, name)) {
+            const char *other = str_of(o, "name"), *of = str_of(o, "folder");
+            if (other && !strcmp(other, name) && !strcmp(of ? of : "", folder ? folder : "")) {
                 snprintf(err, n, "the manifest of %s names %s twice: refused, nothing of %s replaced", dev, name, dev);
                 return MT_EINTEGRITY;
             }
@@ -454,21 +529,28 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
     if (!tmp || !dst) rc = MT_ENOMEM;
     cJSON_ArrayForEach(e, files) {
         if (rc != MT_OK) break;
-        const char *name = str_of(e, "name"), *sha = str_of(e, "sha256");
+        const char *name = str_of(e, "name"), *sha = str_of(e, "sha256"), *folder = str_of(e, "folder");
         size_t size = (size_t)cJSON_GetObjectItemCaseSensitive(e, "size")->valuedouble;
         k++;
-        char path[4400], have[65];
+        char path[4400], have[65], dir[4200], kn[300];
         size_t hlen = 0;
-        snprintf(path, sizeof path, "%s/%s", cache, name);
+        /* SGLang's files into their triton_X_Y_Z folder of the cache, the
+         * root SGLANG_MOE_CONFIG_DIR points at */
+        if (folder) snprintf(dir, sizeof dir, "%s/%s", cache, folder);
+        else snprintf(dir, sizeof dir, "%s", cache);
+        if (folder && (rc = own_dir(dir, err, n)) != MT_OK) break;
+        snprintf(path, sizeof path, "%s/%s", dir, name);
         if (sha_of_file(path, have, &hlen) == MT_OK && !strcmp(have, sha)) {
             st->unchanged++;
             if (progress) progress("unchanged", name, k, nf, user);
             continue;
         }
         if (progress) progress("fetch", name, k, nf, user);
-        char key[600], *data = NULL, got[65];
+        char key[900], *data = NULL, got[65];
         size_t len = 0;
-        snprintf(key, sizeof key, "%s/%s", dev, name);
+        key_name(name, kn, sizeof kn);
+        if (folder) snprintf(key, sizeof key, "%s/%s/%s", dev, folder, kn);
+        else snprintf(key, sizeof key, "%s/%s", dev, name);
         /* no more than the manifest says: an endless body stops there */
         rc = mt_bucket_get(b, key, size, &data, &len, NULL, 0, err, n);
         if (rc == MT_ENOTFOUND) {
@@ -484,14 +566,14 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         if (rc != MT_OK) break;
         mt_sha256_hex(data, len, got);
         if (strcmp(got, sha) || len != size) {
-            snprintf(err, n, "%s does not match its manifest (sha256 %.12s... and %zu bytes, the manifest says %.12s... "
-                             "and %zu): refused, nothing of %s replaced", key, got, len, sha, size, dev);
+            snprintf(err, n, "%.600s does not match its manifest (sha256 %.12s... and %zu bytes, the manifest says %.12s... "
+                             "and %zu): refused, nothing of %.200s replaced", key, got, len, sha, size, dev);
             free(data);
             rc = MT_EINTEGRITY;
             break;
         }
         snprintf(dst[staged], sizeof dst[staged], "%s", path);
-        snprintf(tmp[staged], sizeof tmp[staged], "%s/.pull.%d.%s", cache, (int)getpid(), name);
+        snprintf(tmp[staged], sizeof tmp[staged], "%s/.pull.%d.%s", dir, (int)getpid(), name);
         unlink(tmp[staged]);
         /* a failed write leaves nothing; the files staged before go below */
         rc = mt_write_file_new(tmp[staged], data, len, 0, err, n);

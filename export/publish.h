@@ -22,7 +22,8 @@ typedef struct mt_publish_stats {
     int devices, uploaded, unchanged;
     int skipped;             /* exported files whose names cannot be bucket keys, left out */
     char first_skipped[256]; /* the first of them */
-    int sglang_skipped;      /* SGLang's triton_X_Y_Z folders, not published yet */
+    int sglang;              /* of the files, SGLang's (in triton_X_Y_Z folders) */
+    int sglang_skipped;      /* folders named triton_* that are not triton_X_Y_Z, left out */
 } mt_publish_stats;
 
 /* Export the database's best configs and publish them. progress (may be

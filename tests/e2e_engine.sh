@@ -71,6 +71,36 @@ F="$TMP/s.d/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[1
 [ "$(sql "$TMP/s.db" "select count(*) from measurements m join configs c on c.id = m.config_id
   where json_extract(c.params, '$.BLOCK_SIZE_K') = 256")" = 0 ] || fail "SGLang's block filter let BLOCK_SIZE_K 256 through"; ok
 
+# SGLang's folders through a bucket: published under the device as
+# triton_X_Y_Z/NAME (the key without the name's space), pulled into the
+# triton_X_Y_Z folder of the cache as SGLang spells the file, byte for byte
+expect_exit 0 "$TMP/sp" "$MT" publish "file://$TMP/sb" --db "$TMP/s.db"
+expect_in "$TMP/sp" "1 SGLang file(s) in their triton_X_Y_Z folders"
+[ -f "$TMP/sb/CPU/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128,128].json" ] ||
+  fail "the bucket's layout: $(find "$TMP/sb" -type f)"; ok
+expect_exit 0 "$TMP/sl" "$MT" pull "file://$TMP/sb" --cache "$TMP/sc" --db "$TMP/sl.db"
+cmp -s "$F" "$TMP/sc/triton_3_6_0/${F##*/}" || fail "the pulled SGLang file differs: $(find "$TMP/sc" -type f)"; ok
+# SGLang's configs are not vLLM's foreign rows
+[ "$(sql "$TMP/sl.db" "select count(*) from measurements")" = 0 ] || fail "a pulled SGLang file became foreign rows"; ok
+expect_exit 0 "$TMP/sl2" "$MT" pull "file://$TMP/sb" --cache "$TMP/sc" --no-db
+expect_in "$TMP/sl2" "0 file(s) fetched, 1 unchanged"
+expect_exit 0 "$TMP/sp2" "$MT" publish "file://$TMP/sb" --db "$TMP/s.db"
+expect_in "$TMP/sp2" "0 file(s) uploaded, 1 unchanged"
+# a manifest whose folder is a path, or whose name hides one, is refused
+# and writes nothing
+for bad in '"folder": "../x"' '"folder": "triton_3_6_0/.."' '"folder": 7' '"name": "../E=8,N=256,device_name=CPU.json"'; do
+  rm -rf "$TMP/sbad" "$TMP/scbad"; cp -r "$TMP/sb" "$TMP/sbad"
+  python3 - "$TMP/sbad/CPU/manifest.json" "$bad" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["files"][0].update(json.loads("{%s}" % sys.argv[2]))
+json.dump(m, open(sys.argv[1], "w"))
+PY
+  expect_exit 1 "$TMP/sbx" "$MT" pull "file://$TMP/sbad" --cache "$TMP/scbad" --no-db
+  expect_in "$TMP/sbx" "refused, nothing of CPU replaced"
+  [ -z "$(find "$TMP/scbad" "$TMP/x" -name '*.json' 2>/dev/null)" ] || fail "a hostile manifest wrote a file"; ok
+done
+
 # the engine's wrong results are caught by the check and never exported; a
 # crash of the engine costs its variant only
 MOETUNE_DOUBLE_WRONG='"BLOCK_SIZE_K":64' MOETUNE_DOUBLE_CRASH='"num_stages":5' \
@@ -176,8 +206,6 @@ expect_exit 0 "$TMP/pb" "$MT" publish "file://$TMP/bucket" --db "$TMP/v.db"
 [ -f "$TMP/bucket/CPU/E=8,N=128,device_name=CPU.json" ] || fail "bucket: $(find "$TMP/bucket" -type f)"; ok
 expect_exit 0 "$TMP/pl" "$MT" pull "file://$TMP/bucket" --cache "$TMP/cache" --no-db
 cmp -s "$TMP/cache/E=8,N=128,device_name=CPU.json" "$TMP/v.d/E=8,N=128,device_name=CPU.json" || fail "pulled vLLM file"; ok
-expect_exit 1 "$TMP/ps" "$MT" publish "file://$TMP/bucket2" --db "$TMP/s.db"
-expect_in "$TMP/ps" "the database's verified results are SGLang's (triton_X_Y_Z folders), which are not published yet"
 
 # names and layout against the engines' real files (../shared/data): each
 # file's configs stored as measured on that engine's kernel, then exported,

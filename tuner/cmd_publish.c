@@ -13,10 +13,11 @@ static const char usage[] =
     "usage: moetune publish URL [--db PATH] [--endpoint URL] [--region R]\n"
     "                       [--connect-timeout S] [--stall-timeout S] [--timeout S] [--retries N]\n"
     "\n"
-    "Export the database's best configs (vLLM's and moetune's formats) and\n"
-    "put them in a shared bucket: URL/DEVICE/FILE, then URL/DEVICE/manifest.json\n"
-    "(name, sha256 and size of each file) last. Publishing again uploads only\n"
-    "what changed. URL is one of:\n"
+    "Export the database's best configs (vLLM's, SGLang's and moetune's\n"
+    "formats) and put them in a shared bucket: URL/DEVICE/FILE (SGLang's:\n"
+    "URL/DEVICE/triton_X_Y_Z/FILE), then URL/DEVICE/manifest.json (name,\n"
+    "sha256 and size of each file) last. Publishing again uploads only what\n"
+    "changed. URL is one of:\n"
     "  s3://BUCKET/PREFIX    signed with AWS SigV4; credentials from AWS_ACCESS_KEY_ID,\n"
     "                        AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else\n"
     "                        ~/.aws/credentials (mode 600, profile AWS_PROFILE);\n"
@@ -94,12 +95,16 @@ int cmd_publish(int argc, char **argv)
     else {
         printf("published to %s: %d device(s), %d file(s) uploaded, %d unchanged\n", url, st.devices, st.uploaded,
                st.unchanged);
+        if (st.sglang)
+            printf("of them, %d SGLang file(s) in their triton_X_Y_Z folders: `moetune pull` puts them into those "
+                   "folders of its cache, for SGLANG_MOE_CONFIG_DIR\n",
+                   st.sglang);
         if (st.skipped)
             fprintf(stderr, "moetune publish: warning: %d exported file(s) left out: their names cannot be bucket keys, "
                             "e.g. '%s' (letters, digits and \"=,._+-[]\" only)\n", st.skipped, st.first_skipped);
         if (st.sglang_skipped)
-            fprintf(stderr, "moetune publish: warning: SGLang's configs (%d triton_X_Y_Z folder(s)) are not published "
-                            "yet: copy them from `moetune export` by hand\n",
+            fprintf(stderr, "moetune publish: warning: %d exported folder(s) named triton_* but not triton_X_Y_Z left "
+                            "out\n",
                     st.sglang_skipped);
     }
     mt_db_close(db);

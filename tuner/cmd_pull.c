@@ -24,8 +24,9 @@ static const char usage[] =
     "manifest's sha256 and size, and its name must stay inside the cache; a\n"
     "device whose files do not all check is refused and nothing of it is\n"
     "replaced. The vLLM files fetched are imported into the database as\n"
-    "foreign results (--no-db: not). URLs, credentials and the other options\n"
-    "as for publish (moetune publish --help).\n";
+    "foreign results (--no-db: not); SGLang's go into their triton_X_Y_Z\n"
+    "folders of the cache (SGLANG_MOE_CONFIG_DIR). URLs, credentials and the\n"
+    "other options as for publish (moetune publish --help).\n";
 
 int mt_bucket_opt(int c, const char *arg, const char *cmd, mt_bucket_opts *bo);
 
@@ -88,7 +89,13 @@ int cmd_pull(int argc, char **argv)
             const char *base = strrchr(st.new_files[i], '/');
             mt_vllm_name nm;
             char why[512];
-            if (strstr(base, ".moetune.json") || mt_vllm_name_parse(base + 1, &nm, why, sizeof why) != MT_OK) continue;
+            /* SGLang's files (in its triton_X_Y_Z folders) configure SGLang's
+             * kernel: not rows of vLLM's */
+            const char *parent = base;
+            while (parent > st.new_files[i] && parent[-1] != '/') parent--;
+            if (!strncmp(parent, "triton_", 7) || strstr(base, ".moetune.json") ||
+                mt_vllm_name_parse(base + 1, &nm, why, sizeof why) != MT_OK)
+                continue;
             if (mt_import_vllm_file(db, st.new_files[i], why, sizeof why) == MT_OK) imported++;
             else {
                 refused++;
