@@ -63,3 +63,4 @@ if [ -f "$OUT/targets.db" ]; then
   log "the device's stored ceilings"
   python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); [print(r) for r in c.execute("select name, bandwidth_gbs, peak_gflops, peak_fp8_gflops from devices")]' "$OUT/targets.db"
 fi
+python3 bench/fp8_table.py "$OUT" 2>&1 | tee "$OUT/table.md"
