@@ -156,6 +156,10 @@ read -r nc nr <<<"$n"
 [ -n "$nc" ] && [ "$nc" -ge 8 ] && [ "$nc" -le $((8 + nr)) ] && [ "$nr" -ge 4 ] ||
   fail "compiled ahead '$n' (configs rounds): expected the 8 measured and at most one guess more per round"; ok
 expect_in "$TMP/c" "compiled ahead $nc configs in"
+# and in the JSON, for tools that split the time
+expect_exit 0 "$TMP/cj" "$MT" sweep --engine vllm $SHAPE --budget 2 --compile-jobs 2 $ONLY --db "$TMP/cj.db" --no-export --json
+[ "$(py "$TMP/cj" 'j["compiled_ahead"]["configs"] >= 4 and j["compiled_ahead"]["rounds"] >= 2 and j["compiled_ahead"]["seconds"] > 0')" = True ] ||
+  fail "the JSON lacks the compiles ahead: $(cat "$TMP/cj")"; ok
 # a resumed sweep measures nothing again, and compiles nothing either
 expect_exit 0 "$TMP/c1" "$MT" sweep --engine vllm $LOUD --budget 4 --compile-jobs 2 $ONLY --db "$TMP/c.db" --no-export
 grep -q "compiled ahead" "$TMP/c1.err" && fail "a resumed sweep compiled stored configs again"; ok

@@ -730,7 +730,12 @@ int cmd_sweep(int argc, char **argv)
                "\"interrupted\":%s,\"unverified_batch_sizes\":[",
                (long long)sweep_id, measured, skipped, failed, aborted, retried, interrupted ? "true" : "false");
         for (int k = 0; k < n_missing && k < 64; k++) printf("%s%lld", k ? "," : "", (long long)missing[k][0]);
-        printf("],\"table\":");
+        printf("],");
+        /* an engine's compiles ahead: where part of the time went */
+        if (engine)
+            printf("\"compiled_ahead\":{\"configs\":%d,\"rounds\":%d,\"failed\":%d,\"seconds\":%.3f},", epf.configs,
+                   epf.calls, epf.failed, epf.seconds);
+        printf("\"table\":");
         mt_report_pair(stdout, db, &dev, &prob, 1);
     } else {
         printf("measured %d variants (%d failed, %d aborted as clearly slower), %d already in the database", measured,
