@@ -527,6 +527,8 @@ int mt_search_next(mt_search *s, int *idx)
     return 1;
 }
 
+int mt_search_budget(const mt_search *s) { return s->budget; }
+
 static int peek_add(const mt_search *s, int *out, int n, int q, int idx)
 {
     if (n >= q || idx < 0 || s->state[idx]) return n;

@@ -41,6 +41,8 @@ int mt_search_next(mt_search *s, int *idx);
  * proposals come one at a time. For bayes, the model's best expected
  * improvements as it stands (a measurement reported later reorders them). */
 #define MT_SEARCH_MAX_PEEK 64
+/* The points the search proposes at most (its budget, capped at the points). */
+int mt_search_budget(const mt_search *s);
 int mt_search_peek(mt_search *s, int *out, int q);
 
 /* What measuring pts[idx] gave: its median time, or NAN when it failed. */

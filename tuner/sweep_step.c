@@ -156,12 +156,12 @@ static void prefetch(const mt_sweep_ctx *c, mt_point_search *ps, int idx, int **
 {
     for (int i = 0; i < *ndone; i++)
         if ((*done)[i] == idx) return;
-    char first[256];
-    mt_config_to_json(ps->sp, &ps->pts[idx], first, sizeof first);
-    /* stored already (a resumed sweep): not measured, so nothing to compile
-     * for it, nor to guess from it */
-    if (stored_already(c, ps->point, first) == 1) return;
+    /* a round of q: the whole round is then measured (below), so it is
+     * sized to the budget, a quarter of it at most, and the model still
+     * learns between rounds */
     int want[MT_SEARCH_MAX_PEEK + 1], nw = 0, q = c->prefetch_n < 1 ? 1 : c->prefetch_n;
+    int quarter = mt_search_budget(ps->search) / 4;
+    if (q > (quarter < 2 ? 2 : quarter)) q = quarter < 2 ? 2 : quarter;
     if (q > MT_SEARCH_MAX_PEEK) q = MT_SEARCH_MAX_PEEK;
     want[nw++] = idx;
     if (q > 1) nw += mt_search_peek(ps->search, want + 1, q - 1);
@@ -173,12 +173,13 @@ static void prefetch(const mt_sweep_ctx *c, mt_point_search *ps, int idx, int **
         return;
     }
     *done = grown;
-    int nl = 0;
+    int nl = 0, round[MT_SEARCH_MAX_PEEK + 1], nr = 0;
     for (int i = 0; i < nw; i++) {
         int known = 0;
         for (int j = 0; j < *ndone && !known; j++) known = (*done)[j] == want[i];
         if (known) continue;
         (*done)[(*ndone)++] = want[i];
+        round[nr++] = want[i];
         mt_config_to_json(ps->sp, &ps->pts[want[i]], txt[nl], sizeof txt[nl]);
         /* a resumed sweep: what is stored is not measured, nor compiled */
         if (stored_already(c, ps->point, txt[nl]) == 1) continue;
@@ -189,6 +190,11 @@ static void prefetch(const mt_sweep_ctx *c, mt_point_search *ps, int idx, int **
         ps->prefetched += nl;
         ps->prefetches++;
     }
+    /* the round is measured next, in the model's order: its guesses are
+     * not left unmeasured when the next proposal moves (on an H100, 570
+     * configs compiled for 157 measured). Suggested whether compiled,
+     * stored or not, so that a resumed sweep proposes what the first did. */
+    for (int i = 0; i < nr; i++) mt_search_suggest(ps->search, round[i]);
     free(txt);
 }
 
