@@ -470,6 +470,13 @@ static int initial_design(const mt_search *s)
     return near >= 10 ? 2 : s->n_init;
 }
 
+/* The last quarter of a budget of 8 or more, with an incumbent inc: the
+ * model proposes among the incumbent's neighbours first. */
+static int polishing(const mt_search *s, int inc)
+{
+    return inc >= 0 && s->budget >= 8 && s->proposed >= s->budget - s->budget / 4;
+}
+
 void mt_search_suggest(mt_search *s, int idx)
 {
     if (s->kind == MT_STRATEGY_GRID || idx < 0 || idx >= s->n) return;
@@ -514,7 +521,7 @@ int mt_search_next(mt_search *s, int *idx)
          * only pay together (BLOCK_SIZE_K with num_stages, BLOCK_SIZE_N
          * with num_warps: bench/results/2026-11-23-replay-v2) */
         int inc = mt_search_best(s, NULL);
-        if (inc >= 0 && s->budget >= 8 && s->proposed >= s->budget - s->budget / 4) pick = propose_bayes(s, inc);
+        if (polishing(s, inc)) pick = propose_bayes(s, inc);
         if (pick < 0) pick = propose_bayes(s, -1);
         if (pick < 0) /* the model could not be fitted: fall back to the order */
             for (int k = 0; k < s->n && pick < 0; k++)
@@ -557,7 +564,7 @@ int mt_search_peek(mt_search *s, int *out, int q)
         double ei = s->last_ei, noise = s->gp.noise, ls[MT_GP_MAXD];
         int fitted_at = s->fitted_at, full_at = s->full_at;
         memcpy(ls, s->gp.ls, sizeof ls);
-        if (inc >= 0 && s->budget >= 8 && s->proposed >= s->budget - s->budget / 4) k = propose_bayes_top(s, inc, top, q);
+        if (polishing(s, inc)) k = propose_bayes_top(s, inc, top, q);
         for (int i = 0; i < k; i++) n = peek_add(s, out, n, q, top[i]);
         if (n < q && (k = propose_bayes_top(s, -1, top, q)) > 0)
             for (int i = 0; i < k; i++) n = peek_add(s, out, n, q, top[i]);

@@ -270,8 +270,7 @@ int mt_sweep_start_engine_worker(const char *exe, const char *engine, const char
     /* ceilings are measured once per device and stored; a device with fp8
      * tensor cores also has its fp8 rate measured (a database of an older
      * moetune lacks it: measured once more) */
-    int want_fp8 = (!strcmp(dev->backend, "cuda") || (engine && !strncmp(dev->arch, "sm_", 3))) &&
-                   mt_cuda_fp8_arch(dev->arch, NULL, 0);
+    int want_fp8 = mt_cuda_fp8_arch(dev->arch, NULL, 0); /* NVIDIA sm_89 on: never a CPU or an AMD GPU */
     if (dev->bandwidth_gbs > 0 && dev->peak_gflops > 0 && (dev->peak_fp8_gflops > 0 || !want_fp8)) return MT_EXIT_OK;
     if (mt_worker_call(*w, "{\"op\":\"ceilings\"}", 300, &reply, why, sizeof why) != MT_OK)
         return mt_fail("sweep", "measuring the device ceilings failed: %s", why);
@@ -333,18 +332,18 @@ static void precompile(const sweep_opts *o, const mt_device_info *dev, int mask)
 /* Compiling an engine's Triton kernels ahead. Triton compiles a kernel on
  * its first call, one config at a time, about two seconds each on one
  * core; the search measures a small share of the space. So the sweep hands
- * the engine worker, before a config it has not compiled is measured, that
- * config and the search's likely next proposals (mt_search_peek, one per
- * compile process), which it runs once each in its pool of processes:
- * compiled in parallel, only what the budget is likely to measure, and
- * each config once per Triton specialisation (a later batch size with the
- * same specialisation finds it in Triton's cache). */
+ * the engine worker, before a config it has not compiled is measured, a
+ * round (sweep_step.c: that config and the search's likely next proposals,
+ * all measured next), which it runs once each in its pool of processes:
+ * compiled in parallel, only what the search measures, and each config
+ * once per Triton specialisation (a later batch size with the same
+ * specialisation finds it in Triton's cache). */
 struct engine_prefetch {
     mt_worker *w;
     const char *key_json;
     long jobs;
     uint64_t seed;
-    int renormalize, quiet;
+    int renormalize;
     int calls, configs, failed, broken;
     double seconds;
 };
@@ -656,7 +655,7 @@ int cmd_sweep(int argc, char **argv)
     /* an engine's Triton kernels: compiled ahead in parallel by the engine
      * worker on a GPU (on the CPU only when --compile-jobs asks for it) */
     struct engine_prefetch epf = {w, prob.key, o.c.compile_jobs > 0 ? o.c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN),
-                                  (uint64_t)o.c.seed, ps.model.renormalize, o.c.quiet, 0, 0, 0, 0, 0.0};
+                                  (uint64_t)o.c.seed, ps.model.renormalize, 0, 0, 0, 0, 0.0};
     if (engine && (o.c.compile_jobs > 0 || (o.c.compile_jobs < 0 && gpu))) {
         if (epf.jobs < 1) epf.jobs = 1;
         sctx.prefetch = engine_prefetch;

@@ -76,20 +76,28 @@ static void fill_row(const mt_sweep_ctx *c, const int64_t point[2], mt_measureme
     cJSON_Delete(r);
 }
 
+/* A config's row at point: 1 (its figure in *stored; *retry when it is a
+ * failure to measure again), 0 when there is none, -1 when the database
+ * cannot say. A failure that was not the variant's (a timeout, a kill from
+ * outside) is measured again; with --retry-failed, every failure. */
+static int point_row(const mt_sweep_ctx *c, const int64_t point[2], int64_t cfg_id, double *stored, int *retry)
+{
+    int failed_kind = 0;
+    int have = mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, stored,
+                               &failed_kind);
+    *retry = have > 0 && (failed_kind == MT_FAILED_TRANSIENT || (failed_kind && c->retry_failed));
+    return have;
+}
+
 int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *params, int64_t cfg_id, int is_default,
                   uint64_t seed, const mt_policy *pol, const volatile sig_atomic_t *stop, mt_step *out, char *why,
                   size_t n)
 {
     double stored = NAN;
-    int failed_kind = 0;
     memset(out, 0, sizeof *out);
     out->median_us = NAN;
-    int have = mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, &stored,
-                               &failed_kind);
+    int have = point_row(c, point, cfg_id, &stored, &out->retried);
     if (have < 0) return snprintf(why, n, "cannot read the database: %s", mt_db_errmsg(c->db)), MT_EDB;
-    /* a failure that was not the variant's (a timeout, a kill from outside)
-     * is measured again; with --retry-failed, every failure */
-    out->retried = have && (failed_kind == MT_FAILED_TRANSIENT || (failed_kind && c->retry_failed));
     if (have && !out->retried) {
         /* measured before (a resumed sweep): the search learns it again */
         out->kind = MT_STEP_STORED;
@@ -135,18 +143,16 @@ int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *par
     return MT_OK;
 }
 
-/* A config stored already at point (so not measured again): 1, 0, or -1
- * when the database cannot say. */
+/* A config stored already at point, so not measured again (as
+ * mt_sweep_step decides): 1, 0, or -1 when the database cannot say. */
 static int stored_already(const mt_sweep_ctx *c, const int64_t point[2], const char *params)
 {
     int64_t cfg_id;
     double t;
-    int failed_kind = 0;
+    int retry;
     if (mt_db_config_upsert(c->db, c->dev->backend, params, &cfg_id) != MT_OK) return -1;
-    int have = mt_db_point_get(c->db, c->dev->id, c->problem_id, point, cfg_id, c->kernel_hash, c->policy_text, &t,
-                               &failed_kind);
-    if (have <= 0) return have;
-    return !(failed_kind == MT_FAILED_TRANSIENT || (failed_kind && c->retry_failed));
+    int have = point_row(c, point, cfg_id, &t, &retry);
+    return have <= 0 ? have : !retry;
 }
 
 /* pts[idx] is about to be measured: unless compiled already (listed in
@@ -186,10 +192,7 @@ static void prefetch(const mt_sweep_ctx *c, mt_point_search *ps, int idx, int **
         list[nl] = txt[nl];
         nl++;
     }
-    if (nl > 0 && c->prefetch(c->prefetch_user, ps->point, list, nl) == MT_OK) {
-        ps->prefetched += nl;
-        ps->prefetches++;
-    }
+    if (nl > 0) c->prefetch(c->prefetch_user, ps->point, list, nl);
     /* the round is measured next, in the model's order: its guesses are
      * not left unmeasured when the next proposal moves (on an H100, 570
      * configs compiled for 157 measured). Suggested whether compiled,

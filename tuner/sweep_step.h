@@ -35,7 +35,8 @@ typedef struct mt_sweep_ctx {
      * all, none stored already) go to prefetch in one call, which compiles
      * them in parallel; its status only says whether it ran (a config it
      * could not compile is measured, and its failure stored, as any
-     * other). NULL: each variant compiles when it is measured. */
+     * other; the callback keeps its own tally). NULL: each variant
+     * compiles when it is measured. */
     int (*prefetch)(void *user, const int64_t point[2], const char *const *params, int n);
     void *prefetch_user;
     int prefetch_n;
@@ -78,7 +79,6 @@ typedef struct mt_point_search {
     void *user;
     /* counters, added to */
     int done, measured, skipped, failed, aborted, retried;
-    int prefetched, prefetches; /* configs handed to the context's prefetch, in how many calls */
     double best;          /* the point's best figure measured here (INFINITY: none) */
     int out_of_time;      /* the deadline stopped it */
 } mt_point_search;

@@ -186,7 +186,8 @@ class Worker:
         self.weights_key = None
         self.flush = None
         # where the time goes, said on stderr when the worker exits
-        self.totals = {"configs": 0, "failed": 0, "setup_s": 0.0, "compile_s": 0.0, "check_s": 0.0, "time_s": 0.0}
+        self.totals = {"configs": 0, "failed": 0, "setup_s": 0.0, "compile_s": 0.0, "check_s": 0.0, "time_s": 0.0,
+                       "ahead_n": 0, "ahead_s": 0.0}
         try:
             import torch
         except ImportError as e:
@@ -338,8 +339,8 @@ class Worker:
         ran = sum(r["ran"] for r in results)
         failures = [f for r in results for f in r["failures"]]
         secs = time.time() - t0
-        self.totals["ahead_s"] = self.totals.get("ahead_s", 0.0) + secs
-        self.totals["ahead_n"] = self.totals.get("ahead_n", 0) + len(configs)
+        self.totals["ahead_s"] += secs
+        self.totals["ahead_n"] += len(configs)
         return {"ok": True, "ran": ran, "failed": len(failures), "lost": lost, "failures": failures[:20], "jobs": n,
                 "seconds": round(secs, 3)}
 
@@ -374,7 +375,7 @@ class Worker:
     def summary(self):
         t = self.totals
         ahead = ""
-        if t.get("ahead_n"):
+        if t["ahead_n"]:
             ahead = "compiled ahead %d configs in %.1f s, " % (t["ahead_n"], t["ahead_s"])
         return ("moetune engine worker: %d configs measured (%d failed or aborted): %ssetup %.1f s, first calls "
                 "(Triton compiles not done ahead) %.1f s, checks %.1f s, timing %.1f s"
