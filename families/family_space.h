@@ -32,6 +32,10 @@ typedef struct mt_space_ctx {
      * operand element (1 for fp8 and int8), for the engines' rules */
     int64_t block_n, block_k;
     int elem_bytes;
+    /* fused MoE in an engine's Triton kernel: the bytes of an activation
+     * element and the bits of a weight element as the kernel loads them
+     * (0: unknown, no shared-memory rule) */
+    int act_bytes, weight_bits;
 } mt_space_ctx;
 
 typedef struct mt_config {

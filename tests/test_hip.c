@@ -218,7 +218,7 @@ static void rocm_export(void)
     const int64_t ms[2] = {1, 64};
     const int waves[2] = {2, 0}, num_sm[2] = {304, 0};
     for (int i = 0; i < 2; i++) {
-        mt_space_ctx ctx = {8, 7168, 4096, 2, ms[i], 304, 65536, 0, 0, 0, 0};
+        mt_space_ctx ctx = {8, 7168, 4096, 2, ms[i], 304, 65536, 0, 0, 0, 0, 0, 0};
         mt_config c;
         char json[512];
         int64_t cfg = 0;

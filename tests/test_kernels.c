@@ -102,7 +102,7 @@ static void test_all_variants(int dtype, int64_t E, int64_t N, int64_t K, int64_
 
     mt_space sp;
     mt_space_cpu_moe(&sp, 3);
-    mt_space_ctx ctx = {E, N, K, topk, M, 3, 0, 0, 0, 0, 0};
+    mt_space_ctx ctx = {E, N, K, topk, M, 3, 0, 0, 0, 0, 0, 0, 0};
     mt_config *pts;
     int n = mt_space_enumerate(&sp, &ctx, &pts);
     CHECK(n > 10, "only %d valid variants", n);

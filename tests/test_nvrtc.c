@@ -105,7 +105,7 @@ static void wgmma_rules(void)
           "fewer than 64 rows, more than 128 columns per warpgroup, or less than a warpgroup: mma.sync");
     mt_space sp;
     mt_space_cuda_moe(&sp, 132);
-    mt_space_ctx ctx = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0, 0, 0, 0};
+    mt_space_ctx ctx = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0, 0, 0, 0, 0, 0};
     mt_config *pts;
     int np = mt_space_enumerate(&sp, &ctx, &pts), taken = 0;
     for (int i = 0; i < np; i++) {
@@ -205,7 +205,7 @@ int main(void)
     int64_t ms[] = {1, 4096};
     /* (its sample includes NUM_SM 0 and 264: the persistent form too) */
     for (int mi = 0; mi < 2; mi++) {
-        mt_space_ctx ctx = {8, 7168, 4096, 2, ms[mi], 1, 227 * 1024, 0, 0, 0, 0};
+        mt_space_ctx ctx = {8, 7168, 4096, 2, ms[mi], 1, 227 * 1024, 0, 0, 0, 0, 0, 0};
         mt_config *pts;
         int np = mt_space_enumerate(&sp, &ctx, &pts);
         sp.default_config(&sp, &ctx, &sample[n++]);

@@ -20,7 +20,7 @@ static void test_cpu_space(void)
     CHECK(sp.params[3].nvalues == 2 && sp.params[3].values[1] == 2, "threads 1 and 2");
     int64_t ms[] = {1, 2, 7, 64, 4096};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2, 0, 0, 0, 0, 0};
+        mt_space_ctx ctx = {8, 256, 512, 2, ms[i], 2, 0, 0, 0, 0, 0, 0, 0};
         mt_config *pts, def;
         char why[128];
         int n = mt_space_enumerate(&sp, &ctx, &pts);
@@ -124,7 +124,7 @@ static void test_vllm_space(void)
         {96, 8, 32, 128, 64, 1, 4, 3},  {256, 8, 64, 128, 64, 1, 8, 3}, {1024, 8, 128, 128, 64, 1, 8, 3},
         {4096, 8, 128, 128, 64, 16, 8, 3}, {4096, 128, 128, 128, 64, 1, 8, 3}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1, 0, 0, 0, 0, 0};
+        mt_space_ctx ctx = {cases[i].E, 1024, 4096, 2, cases[i].M, 1, 0, 0, 0, 0, 0, 0, 0};
         mt_config d;
         sp.default_config(&sp, &ctx, &d);
         CHECK(d.v[0] == cases[i].bm && d.v[1] == cases[i].bn && d.v[2] == cases[i].bk && d.v[3] == cases[i].g &&
@@ -133,7 +133,7 @@ static void test_vllm_space(void)
               d.v[2], d.v[3], d.v[4], d.v[5]);
     }
     mt_space_vllm_moe(&sp, 1);
-    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1, 0, 0, 0, 0, 0};
+    mt_space_ctx ctx = {8, 1024, 4096, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0};
     mt_config d;
     sp.default_config(&sp, &ctx, &d);
     CHECK(d.v[5] == 2, "ROCm's default num_stages is 2, got %d", d.v[5]);
@@ -160,7 +160,7 @@ static void test_hip_space(void)
           "waves_per_eu searched, matrix_instr_nonkdim 16 and kpack 1 fixed");
     int64_t ms[] = {1, 16, 64, 256, 1024, 4096};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        mt_space_ctx ctx = {8, 14336, 4096, 2, ms[i], 304, 64 * 1024, 0, 0, 0, 0};
+        mt_space_ctx ctx = {8, 14336, 4096, 2, ms[i], 304, 64 * 1024, 0, 0, 0, 0, 0, 0};
         mt_config d;
         char why[128] = "", json[512];
         sp.default_config(&sp, &ctx, &d);
@@ -183,7 +183,7 @@ static void test_hip_space(void)
         cJSON_Delete(o);
     }
     /* every point fits the LDS */
-    mt_space_ctx big = {8, 14336, 4096, 2, 4096, 304, 64 * 1024, 0, 0, 0, 0};
+    mt_space_ctx big = {8, 14336, 4096, 2, 4096, 304, 64 * 1024, 0, 0, 0, 0, 0, 0};
     mt_config *pts;
     int n = mt_space_enumerate(&sp, &big, &pts);
     CHECK(n > 100, "%d points", n);
@@ -203,14 +203,14 @@ static void test_vllm_default_valid(void)
     int64_t ms[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096};
     for (size_t s = 0; s < 4; s++)
         for (size_t i = 0; i < 18; i++) {
-            mt_space_ctx ctx = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ms[i], 1, 227 * 1024, 0, 0, 0, 0};
+            mt_space_ctx ctx = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ms[i], 1, 227 * 1024, 0, 0, 0, 0, 0, 0};
             mt_config d;
             char why[128] = "";
             sp.default_config(&sp, &ctx, &d);
             CHECK(sp.valid(&sp, &d, &ctx, why, sizeof why), "E=%lld M=%lld: vLLM's default is invalid: %s",
                   (long long)shapes[s][0], (long long)ms[i], why);
         }
-    mt_space_ctx big = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0, 0, 0, 0};
+    mt_space_ctx big = {8, 7168, 4096, 2, 4096, 1, 227 * 1024, 0, 0, 0, 0, 0, 0};
     mt_config *pts;
     int n = mt_space_enumerate(&sp, &big, &pts);
     CHECK(n > 300 && n < 1920, "the constraints keep %d of 1,920 points", n);
@@ -232,7 +232,7 @@ static void test_vllm_default_valid(void)
     CHECK(cd.v[6] == 0 && cd.v[7] == 0, "the default is not persistent and tiled");
     /* the GEMV path: one tile per (BLOCK_SIZE_N, num_warps), where experts
      * hold at most two pairs each (Qwen3-30B-A3B: 128 experts, top-8) */
-    mt_space_ctx q1 = {128, 768, 2048, 8, 1, 0, 227 * 1024, 0, 0, 0, 0}, q64 = q1, q32 = q1, wide = q1;
+    mt_space_ctx q1 = {128, 768, 2048, 8, 1, 0, 227 * 1024, 0, 0, 0, 0, 0, 0}, q64 = q1, q32 = q1, wide = q1;
     q32.M = 32, q64.M = 64, wide.topk = MT_CUDA_GEMV_MAX_TOPK + 1, wide.E = 1024;
     mt_config gv = {{16, 64, 64, 1, 4, 2, 0, 1}}, gv_bm = gv, gv_st = gv, gv_sm = gv;
     gv_bm.v[0] = 32, gv_st.v[5] = 3, gv_sm.v[6] = 132;
@@ -297,7 +297,7 @@ static void test_attn_spaces(void)
     int64_t ctxs[] = {1, 100, 2048, 9000}, bs[] = {1, 32};
     for (int ci = 0; ci < 4; ci++)
         for (int bi = 0; bi < 2; bi++) {
-            mt_space_ctx x = {32, 8, 128, 16, bs[bi], 2, 0, ctxs[ci], 0, 0, 0};
+            mt_space_ctx x = {32, 8, 128, 16, bs[bi], 2, 0, ctxs[ci], 0, 0, 0, 0, 0};
             mt_config *pts, def;
             int n = mt_space_enumerate(&sp, &x, &pts);
             CHECK(n > 0, "ctx %lld: %d points", (long long)ctxs[ci], n);
@@ -324,7 +324,7 @@ static void test_attn_spaces(void)
         }
     mt_space_cuda_attn(&sp);
     for (int ci = 0; ci < 4; ci++) {
-        mt_space_ctx x = {64, 8, 128, 16, 8, 1, 227 * 1024, ctxs[ci], 0, 0, 0};
+        mt_space_ctx x = {64, 8, 128, 16, 8, 1, 227 * 1024, ctxs[ci], 0, 0, 0, 0, 0};
         mt_config *pts, def;
         int n = mt_space_enumerate(&sp, &x, &pts), covering = 0, staged = 0, rings = 0;
         char why[256];
@@ -360,11 +360,11 @@ static void test_attn_spaces(void)
             mt_space_ctx x;
             int part, warps, mma, stage;
         } dc[] = {
-            {{64, 8, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0}, 512, 4, 1, 2},   /* 64 streams: 2048 x 64 / 264 -> 512 */
-            {{64, 8, 128, 16, 32, 1, 227 * 1024, 2048, 0, 0, 0}, 2048, 2, 1, 2}, /* 256 streams: one partition */
-            {{8, 1, 256, 16, 1, 1, 227 * 1024, 8192, 0, 0, 0}, 64, 4, 1, 2},     /* 1 stream */
-            {{32, 8, 96, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0}, 512, 4, 0, 0},    /* head_dim 96: no MMA path */
-            {{8, 1, 256, 16, 1, 1, 100 * 1024, 8192, 0, 0, 0}, 512, 4, 0, 0},    /* 4 warps' ring of 256 dims: 128 KB */
+            {{64, 8, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0}, 512, 4, 1, 2},   /* 64 streams: 2048 x 64 / 264 -> 512 */
+            {{64, 8, 128, 16, 32, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0}, 2048, 2, 1, 2}, /* 256 streams: one partition */
+            {{8, 1, 256, 16, 1, 1, 227 * 1024, 8192, 0, 0, 0, 0, 0}, 64, 4, 1, 2},     /* 1 stream */
+            {{32, 8, 96, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0}, 512, 4, 0, 0},    /* head_dim 96: no MMA path */
+            {{8, 1, 256, 16, 1, 1, 100 * 1024, 8192, 0, 0, 0, 0, 0}, 512, 4, 0, 0},    /* 4 warps' ring of 256 dims: 128 KB */
         };
         for (size_t i = 0; i < sizeof dc / sizeof dc[0]; i++) {
             mt_config d, *pts;
@@ -381,8 +381,8 @@ static void test_attn_spaces(void)
     }
     /* the tensor-core path only where its tiles fit: head_dim % 64, groups of
      * at most 16 */
-    mt_space_ctx d96 = {32, 8, 96, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0}, g32 = {64, 2, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0},
-                 d128 = {64, 8, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0};
+    mt_space_ctx d96 = {32, 8, 96, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0}, g32 = {64, 2, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0},
+                 d128 = {64, 8, 128, 16, 8, 1, 227 * 1024, 2048, 0, 0, 0, 0, 0};
     mt_config tc = {{512, 4, 1}};
     char why2[256] = "";
     CHECK(!sp.valid(&sp, &tc, &d96, why2, sizeof why2) && strstr(why2, "mma"), "head_dim 96 with mma: %s", why2);
@@ -392,7 +392,7 @@ static void test_attn_spaces(void)
      * memory does not grow with the partition), not the two-pass kernel's
      * (its scores for 8 heads x 8192 tokens are 256 KB), and no longer
      * a choice where 4096 or less already covers the context */
-    mt_space_ctx c8k = {64, 8, 128, 16, 32, 1, 227 * 1024, 8192, 0, 0, 0}, c2k = c8k;
+    mt_space_ctx c8k = {64, 8, 128, 16, 32, 1, 227 * 1024, 8192, 0, 0, 0, 0, 0}, c2k = c8k;
     c2k.ctx = 2048;
     mt_config ring8k = {{8192, 2, 1, 2}}, two8k = {{8192, 4, 1, 0}};
     CHECK(sp.valid(&sp, &ring8k, &c8k, why2, sizeof why2), "ring with partition 8192 at ctx 8192: %s", why2);
@@ -409,13 +409,13 @@ static void test_attn_spaces(void)
         free(pts);
     }
     /* a big group and long partitions do not fit: pruned by shared memory */
-    mt_space_ctx wide = {64, 1, 256, 16, 1, 1, 100 * 1024, 100000, 0, 0, 0};
+    mt_space_ctx wide = {64, 1, 256, 16, 1, 1, 100 * 1024, 100000, 0, 0, 0, 0, 0};
     mt_config big = {{4096, 4}};
     char why[256];
     CHECK(!sp.valid(&sp, &big, &wide, why, sizeof why) && strstr(why, "shared memory"), "%s", why);
     /* staging takes K and V of the partition on top: 128 tokens of 256 dims
      * fit 227 KB unstaged and staged, 512 only unstaged */
-    mt_space_ctx d256 = {8, 1, 256, 16, 8, 1, 227 * 1024, 100000, 0, 0, 0};
+    mt_space_ctx d256 = {8, 1, 256, 16, 8, 1, 227 * 1024, 100000, 0, 0, 0, 0, 0};
     mt_config s128 = {{128, 4, 0, 1}}, s512 = {{512, 4, 0, 1}}, u512 = {{512, 4, 0, 0}};
     CHECK(sp.valid(&sp, &s128, &d256, why, sizeof why), "staged 128 x 256: %s", why);
     CHECK(!sp.valid(&sp, &s512, &d256, why, sizeof why) && strstr(why, "shared memory"), "staged 512 x 256: %s", why);
@@ -439,7 +439,7 @@ static void test_attn_spaces(void)
     /* query_split: the ring's variants, where it divides the group; a
      * block's share of the group takes less shared memory */
     mt_config split2 = {{512, 2, 1, 2, 2}}, split4 = {{512, 2, 1, 2, 4}}, split_staged = {{128, 4, 1, 1, 2}};
-    mt_space_ctx g2 = {16, 8, 128, 16, 8, 1, 227 * 1024, 100000, 0, 0, 0};
+    mt_space_ctx g2 = {16, 8, 128, 16, 8, 1, 227 * 1024, 100000, 0, 0, 0, 0, 0};
     CHECK(sp.valid(&sp, &split2, &d128, why, sizeof why) && sp.valid(&sp, &split4, &d128, why, sizeof why),
           "query_split 2 and 4 of a group of 8: %s", why);
     CHECK(!sp.valid(&sp, &split4, &g2, why, sizeof why) && strstr(why, "query_split"), "query_split 4 of a group of 2: %s", why);
@@ -467,19 +467,46 @@ static void test_engine_spaces(void)
     mt_space sp;
     char why[256];
     /* Mixtral TP2 */
-    mt_space_ctx x = {8, 7168, 4096, 2, 64, 132, 227 * 1024, 0, 0, 0, 2};
+    mt_space_ctx x = {8, 7168, 4096, 2, 64, 132, 227 * 1024, 0, 0, 0, 2, 0, 0};
     mt_space_engine_moe(&sp, "vllm", 0, 0);
     CHECK(count_valid(&sp, &x) == 1920, "vLLM's CUDA grid: %d points", count_valid(&sp, &x));
     mt_space_engine_moe(&sp, "sglang", 0, 0);
     CHECK(count_valid(&sp, &x) == 1920, "SGLang's CUDA grid: %d points", count_valid(&sp, &x));
     /* 128x128 blocks: SGLang keeps BLOCK_SIZE_K dividing 128 (64, 128), vLLM
      * every size where one divides the other (all of its grid's) */
-    mt_space_ctx b = {256, 256, 7168, 8, 64, 132, 227 * 1024, 0, 128, 128, 1};
+    mt_space_ctx b = {256, 256, 7168, 8, 64, 132, 227 * 1024, 0, 128, 128, 1, 0, 0};
     CHECK(count_valid(&sp, &b) == 1280, "SGLang's block filter: %d points", count_valid(&sp, &b));
     mt_config k256 = {{64, 128, 256, 1, 4, 3}};
     CHECK(!sp.valid(&sp, &k256, &b, why, sizeof why) && strstr(why, "SGLang's block filter"), "BLOCK_SIZE_K 256: %s", why);
     mt_space_engine_moe(&sp, "vllm", 0, 1);
     CHECK(count_valid(&sp, &b) == 1920, "vLLM's block filter: %d points", count_valid(&sp, &b));
+    /* a GPU's shared memory (H100: 232,448 bytes): Triton keeps num_stages
+     * copies of both tiles, so 672 of bf16's 1,920 configs cannot compile
+     * (stages x BLOCK_SIZE_K x (BLOCK_SIZE_M + BLOCK_SIZE_N) x 2 bytes), and
+     * 240 of fp8's, whose elements are one byte */
+    mt_space_ctx hs = x;
+    hs.smem_limit = 232448;
+    hs.act_bytes = 2;
+    hs.weight_bits = 16;
+    CHECK(count_valid(&sp, &hs) == 1920 - 672, "bf16 on an H100: %d configs fit", count_valid(&sp, &hs));
+    mt_config big = {{128, 256, 128, 1, 8, 4}}, fits = {{64, 128, 128, 1, 4, 3}};
+    CHECK(!sp.valid(&sp, &big, &hs, why, sizeof why) && strstr(why, "393216 bytes of shared memory"),
+          "128/256/128 in 4 stages: %s", why);
+    CHECK(sp.valid(&sp, &fits, &hs, why, sizeof why), "64/128/128 in 3 stages fits: %s", why);
+    mt_space_ctx hs8 = hs;
+    hs8.act_bytes = 1;
+    hs8.weight_bits = 8;
+    CHECK(count_valid(&sp, &hs8) == 1920 - 240, "fp8 on an H100: %d configs fit", count_valid(&sp, &hs8));
+    /* int4 weights are loaded packed, two a byte: 256 x 128 x 4 stages of
+     * them and 16 rows of bf16 fit (81,920 bytes) */
+    mt_space_ctx hs4 = hs;
+    hs4.weight_bits = 4;
+    mt_config w4 = {{16, 256, 256, 1, 4, 4}};
+    CHECK(sp.valid(&sp, &w4, &hs4, why, sizeof why), "int4 16/256/256 in 4 stages fits: %s", why);
+    CHECK(!sp.valid(&sp, &w4, &hs, why, sizeof why), "bf16 16/256/256 in 4 stages does not");
+    /* no limit known (the CPU doubles): the whole grid */
+    hs.smem_limit = 0;
+    CHECK(count_valid(&sp, &hs) == 1920, "no shared-memory limit: %d configs", count_valid(&sp, &hs));
     mt_space_ctx b96 = b;
     b96.block_n = 96;
     mt_config n64 = {{64, 64, 128, 1, 4, 3}};
@@ -494,7 +521,7 @@ static void test_engine_spaces(void)
     /* vLLM's ROCm space, fp16 (nine keys, BLOCK_SIZE_K from 16) */
     mt_space_engine_moe(&sp, "vllm", 1, 0);
     CHECK(sp.nparams == 9 && sp.params[2].values[0] == 16 && !strcmp(sp.backend, "vllm-rocm"), "ROCm fp16 space");
-    mt_space_ctx r1 = {8, 7168, 4096, 2, 1, 304, 65536, 0, 0, 0, 2};
+    mt_space_ctx r1 = {8, 7168, 4096, 2, 1, 304, 65536, 0, 0, 0, 2, 0, 0};
     /* M x topk = 2: MFMA 16, tiles at most 16 rows unless 16, groups of 1 */
     mt_config ok = {{16, 16, 16, 1, 4, 2, 0, 16, 1}}, big_m = ok, mfma32 = ok, group4 = ok;
     big_m.v[0] = 64;
@@ -529,8 +556,8 @@ static void test_cuda_fp8_space(void)
     mt_space cs;
     mt_space_cuda_moe(&cs, 132);
     /* DeepSeek-V3 TP8 in 128x128 blocks at M = 64; Mixtral TP2 per tensor */
-    mt_space_ctx ds = {256, 256, 7168, 8, 64, 0, 227 * 1024, 0, 128, 128, 1};
-    mt_space_ctx mx = {8, 7168, 4096, 2, 64, 0, 227 * 1024, 0, 0, 0, 1}, bf = mx;
+    mt_space_ctx ds = {256, 256, 7168, 8, 64, 0, 227 * 1024, 0, 128, 128, 1, 0, 0};
+    mt_space_ctx mx = {8, 7168, 4096, 2, 64, 0, 227 * 1024, 0, 0, 0, 1, 0, 0}, bf = mx;
     bf.elem_bytes = 2;
     mt_config *pts;
     /* M = 64: 512 pairs on 256 experts, where the GEMV path fits */

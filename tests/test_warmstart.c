@@ -137,7 +137,7 @@ int main(void)
 
     mt_space sp;
     mt_space_cuda_moe(&sp, 132);
-    mt_space_ctx ctx = {8, 7168, 4096, 2, 50, 1, 227 * 1024, 0, 0, 0, 0};
+    mt_space_ctx ctx = {8, 7168, 4096, 2, 50, 1, 227 * 1024, 0, 0, 0, 0, 0, 0};
     mt_config *pts, def;
     int n = mt_space_enumerate(&sp, &ctx, &pts);
     sp.default_config(&sp, &ctx, &def);

@@ -82,7 +82,7 @@ static int collect(int hip, int smem_limit, int mask, unit **out)
     for (int f = 0; f < 4; f++) {
         if (!(mask & (1 << f)) || (f >= 2 && hip)) continue;
         mt_space_ctx ctx = {1, 1 << 16, 1 << 16, 1, 1 << 20, 1, smem_limit, 0, f == 3 ? 128 : 0, f == 3 ? 128 : 0,
-                            f >= 2 ? 1 : 0};
+                            f >= 2 ? 1 : 0, 0, 0};
         mt_config *pts;
         int np = mt_space_enumerate(&sp, &ctx, &pts), first = n;
         if (np < 0) {
@@ -122,7 +122,7 @@ static int collect_attn(int smem_limit, int head_dim, int page_size, int group, 
 {
     mt_space sp;
     mt_space_cuda_attn(&sp);
-    mt_space_ctx ctx = {group, 1, head_dim, page_size, 1, 1, smem_limit, max_ctx, 0, 0, 0};
+    mt_space_ctx ctx = {group, 1, head_dim, page_size, 1, 1, smem_limit, max_ctx, 0, 0, 0, 0, 0};
     mt_config *pts;
     unit *u;
     int np = enumerate(&sp, &ctx, &pts, &u), n = 0;

@@ -295,6 +295,19 @@ static int engine_valid_common(const mt_space *sp, const mt_config *c, const mt_
             return snprintf(why, n, "BLOCK_SIZE_N/K %d/%d and the block [%lld, %lld] do not divide (vLLM's block filter)",
                             bn, bk, (long long)x->block_n, (long long)x->block_k), 0;
     }
+    /* Triton's software pipeline keeps num_stages copies of both operand
+     * tiles in shared memory (Triton 3's allocation: on an H100 with Triton
+     * 3.6 each OutOfResources figure was exactly this); a config over the
+     * device's limit fails to compile, so it is skipped rather than
+     * compiled and measured (the device's limit comes from the worker's
+     * hello; none, as on the CPU doubles, keeps the whole grid) */
+    if (!strstr(sp->backend, "rocm") && x->smem_limit > 0 && x->act_bytes > 0 && x->weight_bits > 0) {
+        int bm = c->v[EN_BM], st = c->v[EN_STAGES];
+        int64_t need = (int64_t)st * bk * ((int64_t)bm * x->act_bytes + (int64_t)bn * x->weight_bits / 8);
+        if (need > x->smem_limit)
+            return snprintf(why, n, "Triton's %d-stage pipeline needs %lld bytes of shared memory, over the GPU's %d", st,
+                            (long long)need, x->smem_limit), 0;
+    }
     if (strcmp(sp->backend, "vllm-rocm") == 0 && x->M > 0) {
         /* valid when either GEMM keeps it (vLLM merges the two pruned lists) */
         int elem = x->elem_bytes > 0 ? x->elem_bytes : 2;

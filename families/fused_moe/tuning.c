@@ -31,6 +31,13 @@ static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, i
     x->block_n = k->v[MT_MOE_KEY_BLOCK_N];
     x->block_k = k->v[MT_MOE_KEY_BLOCK_K];
     x->elem_bytes = !strncmp(k->dtype, "fp8", 3) || !strncmp(k->dtype, "int8", 4) ? 1 : !strcmp(k->dtype, "fp32") ? 4 : 2;
+    /* the engines' kernels: w8a8 quantises the activations too; the
+     * weight-only schemes keep them in 16 bits and pack int4 two a byte */
+    int w8a8 = !strncmp(k->dtype, "fp8_w8a8", 8) || !strcmp(k->dtype, "int8_w8a8");
+    x->act_bytes = w8a8 ? 1 : !strcmp(k->dtype, "fp32") ? 4 : 2;
+    x->weight_bits = !strcmp(k->dtype, "int4_w4a16") ? 4 : w8a8 || !strcmp(k->dtype, "int8_w8a16") ? 8
+                     : !strcmp(k->dtype, "fp32")    ? 32
+                                                    : 16;
 }
 
 /* the CPU kernel computes in bf16 or fp32, and fp8 weights and activations

@@ -239,6 +239,9 @@ class Worker:
                 "cores": prop.multi_processor_count,
                 "memory_bytes": prop.total_memory,
                 "l2_bytes": getattr(prop, "L2_cache_size", 0),
+                # what a Triton kernel may opt in to: the sweep skips configs
+                # whose pipeline cannot fit (families/fused_moe/space.c)
+                "smem_per_block": 0 if rocm else getattr(prop, "shared_memory_per_block_optin", 0),
                 "driver": "",
                 "toolkit": "torch %s, %s %s" % (t.__version__, "hip" if rocm else "cuda", t.version.hip if rocm else t.version.cuda),
             })
