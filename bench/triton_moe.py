@@ -147,7 +147,9 @@ def _launch(a, b, c, a_s, b_s, weights, al, num_valid, row_div, config, scale, b
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, config, fp8=False, int8_w8a8=False, int8_w8a16=False,
           per_channel=False, w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None,
-          int4_w4a16=False):
+          int4_w4a16=False, down_config=None):
+    """down_config: the down GEMM's own (SGLang's _down files; BLOCK_SIZE_M
+    the gate-up config's, one alignment for both); None: config for both"""
     if int8_w8a8 or int4_w4a16:
         raise NotImplementedError("int8_w8a8 and int4_w4a16 are not in moetune's Triton stand-in")
     M, K = x.shape
@@ -178,5 +180,5 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, config, fp8=False, int8_w8a8=Fal
     else:
         a2, as2 = g, None
     y = torch.empty(n, w2.shape[1], dtype=x.dtype, device=x.device)
-    _launch(a2, w2, y, as2, s2, weights, al, n, 1, config, scale, block, True)
+    _launch(a2, w2, y, as2, s2, weights, al, n, 1, down_config or config, scale, block, True)
     return y.view(M, topk, -1).sum(dim=1)

@@ -357,17 +357,21 @@ int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, in
     return rc == SQLITE_DONE ? n : -1;
 }
 
-int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, char *out, size_t n)
+int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, const char *like, const char *not_like, char *out,
+                             size_t n)
 {
     sqlite3_stmt *s = NULL;
     int rc = MT_ENOTFOUND;
     if (sqlite3_prepare_v2(db->h,
                            "SELECT kernel_hash FROM measurements WHERE device_id = ?1 AND problem_id = ?2 "
-                           "AND status = 'ok' ORDER BY id DESC LIMIT 1",
+                           "AND status = 'ok' AND (?3 IS NULL OR kernel_hash LIKE ?3) "
+                           "AND (?4 IS NULL OR kernel_hash NOT LIKE ?4) ORDER BY id DESC LIMIT 1",
                            -1, &s, NULL) != SQLITE_OK)
         return MT_EDB;
     sqlite3_bind_int64(s, 1, dev);
     sqlite3_bind_int64(s, 2, prob);
+    if (like) sqlite3_bind_text(s, 3, like, -1, SQLITE_TRANSIENT);
+    if (not_like) sqlite3_bind_text(s, 4, not_like, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
         snprintf(out, n, "%s", (const char *)sqlite3_column_text(s, 0));
         rc = MT_OK;

@@ -124,8 +124,11 @@ int mt_db_measurement_get(mt_db *db, int64_t device_id, int64_t problem_id, int6
  * for a family of one point field). */
 /* The kernel hash of the newest verified row of (device, problem): for an
  * engine's kernel, whose id (engine and Triton versions) is whatever the
- * last sweep measured; MT_ENOTFOUND when none. */
-int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, char *out, size_t n);
+ * last sweep measured; MT_ENOTFOUND when none. like and not_like (SQL LIKE
+ * patterns, NULL: any) narrow the hashes looked at: an engine's rows of
+ * SGLang's separately tuned down GEMM carry a hash of their own. */
+int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, const char *like, const char *not_like, char *out,
+                             size_t n);
 /* The other problems with verified rows on the device that vLLM's file name
  * cannot tell from prob (same kernel, dtype, E, N and block shape; another
  * K, top-k or renormalisation; with same_fp8_name, fp8 per channel and per

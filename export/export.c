@@ -287,12 +287,81 @@ static int triton_of(const char *hash, char *out, size_t n)
     return k > 0;
 }
 
+int mt_down_gemm_hash(const char *up_hash, int64_t M, const char *up_params, char *out, size_t n)
+{
+    /* FNV-1a over the batch size and the gate-up config */
+    char m[32];
+    uint64_t h = 1469598103934665603ull;
+    snprintf(m, sizeof m, "%lld:", (long long)M);
+    for (const char *t = m; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ull;
+    for (const char *t = up_params; t && *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ull;
+    int w = snprintf(out, n, "%s%s%016llx", up_hash, MT_DOWN_GEMM_MARK, (unsigned long long)h);
+    return w < 0 || (size_t)w >= n ? MT_EINVAL : MT_OK;
+}
+
+/* SGLang's _down file beside its gate-up file (up_name in dir): per batch
+ * size of the gate-up file, the down GEMM's best measured with that file's
+ * config pinned, given its BLOCK_SIZE_M (SGLang asserts they are equal: one
+ * alignment of the tokens feeds both GEMMs). SGLang takes each file's
+ * nearest batch size on its own, so the two must hold the same ones: where
+ * a batch size has no down GEMM measured against this gate-up config, no
+ * file is written, and the sweep's --down is named where some were. */
+static int export_down(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
+                       const mt_best_list *up, const char *up_hash, const char *dir, const char *up_name, int *written)
+{
+    char dh[600], name[560], missing[256] = "";
+    int found = 0, rc = MT_OK;
+    size_t nl = strlen(up_name);
+    snprintf(name, sizeof name, "%.*s_down.json", (int)(nl > 5 ? nl - 5 : nl), up_name);
+    cJSON *root = cJSON_CreateObject();
+    for (int i = 0; i < up->n && rc == MT_OK; i++) {
+        mt_best_list dl;
+        const mt_best *best = NULL;
+        if (mt_down_gemm_hash(up_hash, up->v[i].M, up->v[i].params, dh, sizeof dh) != MT_OK ||
+            mt_best_collect(db, d->id, p->id, dh, &dl) != MT_OK) {
+            rc = MT_EDB;
+            break;
+        }
+        for (int j = 0; j < dl.n; j++)
+            if (dl.v[j].M == up->v[i].M) best = &dl.v[j];
+        cJSON *ua = cJSON_Parse(up->v[i].params), *da = best ? cJSON_Parse(best->params) : NULL;
+        const cJSON *bm = cJSON_GetObjectItemCaseSensitive(ua, "BLOCK_SIZE_M");
+        if (cJSON_IsNumber(bm) && da) {
+            char key[32];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "BLOCK_SIZE_M", bm->valuedouble);
+            for (cJSON *c = da->child; c; c = c->next)
+                if (strcmp(c->string, "BLOCK_SIZE_M") && mt_vllm_is_kernel_key(c->string))
+                    cJSON_AddItemToObject(e, c->string, cJSON_Duplicate(c, 1));
+            snprintf(key, sizeof key, "%lld", (long long)up->v[i].M);
+            cJSON_AddItemToObject(root, key, e);
+            found++;
+        } else if (strlen(missing) + 24 < sizeof missing) {
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%lld", missing[0] ? "," : "",
+                     (long long)up->v[i].M);
+        }
+        cJSON_Delete(ua);
+        cJSON_Delete(da);
+        mt_best_list_free(&dl);
+    }
+    if (rc == MT_OK && found == up->n) {
+        rc = write_json(dir, name, root, o->quiet);
+        if (rc == MT_OK) (*written)++;
+    } else if (rc == MT_OK && found > 0) {
+        mt_warn("%s is not written: batch sizes %s have no down GEMM tuned with this file's gate-up configs, and "
+                "SGLang needs both files to hold the same ones; run the sweep with --down again",
+                name, missing);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* An engine's kernel's results, in the engine's own file: vLLM's name and
  * layout with triton_version as vLLM's tuner writes it; SGLang's name
  * (block_shape with its space) in the triton_X_Y_Z folder it looks in,
  * without triton_version, which its loader does not take. */
 static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_info *d, const mt_problem *p,
-                         const mt_best_list *l, const char *hash)
+                         const mt_best_list *l, const char *hash, int *extra_written)
 {
     char name[512], triton[32] = "", dir[4200];
     int sglang = !strcmp(d->backend, "sglang");
@@ -362,6 +431,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     }
     int rc = write_json(dir, name, root, o->quiet);
     cJSON_Delete(root);
+    if (rc == MT_OK && sglang) rc = export_down(db, o, d, p, l, hash, dir, name, extra_written);
     return rc;
 }
 
@@ -495,7 +565,8 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     int engine = engine_backend(d->backend);
     if (engine) {
         /* the rows of the engine version that measured last */
-        if (mt_db_latest_kernel_hash(c->db, d->id, p->id, ehash, sizeof ehash) != MT_OK) return 0;
+        if (mt_db_latest_kernel_hash(c->db, d->id, p->id, NULL, "%" MT_DOWN_GEMM_MARK "%", ehash, sizeof ehash) != MT_OK)
+            return 0;
         hash = ehash;
     }
     if (mt_best_collect(c->db, d->id, p->id, hash, &l) != MT_OK) {
@@ -513,7 +584,7 @@ static int export_ok_pair(const mt_device_info *d, const mt_problem *p, void *u)
     if (l.n > 0 && engine) {
         /* only the engine's own files: they hold configs measured on its kernel */
         if (c->o->vllm) {
-            if (export_engine(c->db, c->o, d, p, &l, hash) == MT_OK) c->st->written++;
+            if (export_engine(c->db, c->o, d, p, &l, hash, &c->st->written) == MT_OK) c->st->written++;
             else c->st->failed++;
         }
     } else if (l.n > 0) {

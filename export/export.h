@@ -57,6 +57,15 @@ typedef struct mt_export_stats {
 
 int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
 
+/* SGLang's down GEMM, tuned on its own (sweep --down) with the gate-up
+ * GEMM's config pinned: its rows at batch size M carry up_hash (the
+ * gate-up rows' kernel), this mark and a digest of M and the gate-up
+ * config pinned there (up_params), so that they are told from the gate-up
+ * rows, and a row measured against another gate-up config is never
+ * written beside this one. */
+#define MT_DOWN_GEMM_MARK ", down GEMM after gate-up "
+int mt_down_gemm_hash(const char *up_hash, int64_t M, const char *up_params, char *out, size_t n);
+
 /* The vLLM device spelling, problem and backend name a moetune-format file
  * is named from. */
 int mt_mtformat_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);

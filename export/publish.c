@@ -34,7 +34,8 @@ int mt_bucket_name_ok(const char *name)
     return 1;
 }
 
-/* DEVICE of "...device_name=DEVICE,..." or "...device_name=DEVICE.json" */
+/* DEVICE of "...device_name=DEVICE,..." or "...device_name=DEVICE.json"
+ * (or SGLang's down-GEMM file of it, "...device_name=DEVICE_down.json") */
 static int device_of(const char *file, char *out, size_t n)
 {
     const char *p = strstr(file, "device_name=");
@@ -42,7 +43,10 @@ static int device_of(const char *file, char *out, size_t n)
     p += 12;
     size_t l = strcspn(p, ",");
     const char *dot = strstr(p, ".json");
-    if (dot && (size_t)(dot - p) < l) l = (size_t)(dot - p);
+    if (dot && (size_t)(dot - p) < l) {
+        l = (size_t)(dot - p);
+        if (l > 5 && !strncmp(dot - 5, "_down", 5)) l -= 5;
+    }
     if (!l || l >= n) return 0;
     memcpy(out, p, l);
     out[l] = 0;

@@ -80,6 +80,10 @@ void mt_space_hip_moe(mt_space *sp, int cus);
  * drops ROCm's BLOCK_SIZE_K 16 and its fp16-only keys. The default is the
  * engine's own default config. */
 void mt_space_engine_moe(mt_space *sp, const char *engine, int rocm, int quantised);
+/* SGLang's down GEMM tuned on its own (its _down files): the CUDA grid less
+ * BLOCK_SIZE_M, which is the gate-up config's of the same batch size (one
+ * alignment of the tokens feeds both GEMMs), with SGLang's block filter. */
+void mt_space_engine_moe_down(mt_space *sp);
 
 /* Paged attention decode (kernels/cpu/attn.h, kernels/cuda/attn.cu), the
  * ctx fields as mt_space_ctx says. CPU: partition (tokens per split, 0: none),

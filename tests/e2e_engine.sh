@@ -71,6 +71,73 @@ F="$TMP/s.d/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[1
 [ "$(sql "$TMP/s.db" "select count(*) from measurements m join configs c on c.id = m.config_id
   where json_extract(c.params, '$.BLOCK_SIZE_K') = 256")" = 0 ] || fail "SGLang's block filter let BLOCK_SIZE_K 256 through"; ok
 
+# SGLang's down GEMM (--down), tuned on its own with each batch size's
+# gate-up config pinned: a _down file beside the gate-up file with the same
+# batch sizes, each with the gate-up file's BLOCK_SIZE_M (SGLang asserts
+# they are equal); the down configs reach the kernel's second GEMM (wrong
+# results of some are caught there), and the first measured at each batch
+# size is the gate-up config's own (what SGLang runs without the file)
+MOETUNE_DOUBLE_WRONG_DOWN='"BLOCK_SIZE_K":64' expect_exit 0 "$TMP/dn" "$MT" sweep --engine sglang $SHAPE --budget 6 \
+  --down --json --db "$TMP/dn.db" --out "$TMP/dn.d"
+UP="$TMP/dn.d/triton_3_6_0/E=8,N=128,device_name=CPU.json" DN="$TMP/dn.d/triton_3_6_0/E=8,N=128,device_name=CPU_down.json"
+[ -f "$UP" ] && [ -f "$DN" ] || fail "SGLang's file pair: $(find "$TMP/dn.d" -type f)"; ok
+python3 - "$UP" "$DN" <<'PY' || fail "the _down file does not match its gate-up file"
+import json, sys
+up, dn = (json.load(open(f)) for f in sys.argv[1:3])
+assert list(up) == list(dn) == ["1", "16"], (list(up), list(dn))
+for m in up:
+    assert dn[m]["BLOCK_SIZE_M"] == up[m]["BLOCK_SIZE_M"], m
+    assert list(dn[m]) == ["BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages"], dn[m]
+    assert dn[m]["BLOCK_SIZE_K"] != 64, "a wrong down config was written"
+PY
+ok
+[ "$(py "$TMP/dn" 'j["down_gemm"]["batch_sizes"]')" = 2 ] || fail "--json's down_gemm: $(cat "$TMP/dn")"; ok
+[ "$(sql "$TMP/dn.db" "select count(distinct kernel_hash) from measurements
+  where kernel_hash like 'sglang 0.5.3, triton 3.6.0, topk_output, down GEMM after gate-up %'")" = 2 ] ||
+  fail "the down GEMM's rows: one kernel id per pinned gate-up config"; ok
+[ "$(sql "$TMP/dn.db" "select count(*) from measurements m join configs c on c.id = m.config_id
+  where m.kernel_hash like '%down GEMM%' and json_extract(c.params, '$.BLOCK_SIZE_M') is not null")" = 0 ] ||
+  fail "a down-GEMM row carries its own BLOCK_SIZE_M"; ok
+[ "$(sql "$TMP/dn.db" "select count(*) from measurements where kernel_hash like '%down GEMM%' and reason like 'wrong result%'")" -ge 1 ] ||
+  fail "no wrong down config seen: the down config did not reach the second GEMM"; ok
+python3 - "$TMP/dn.db" "$UP" <<'PY' || fail "the down GEMM's default is not the gate-up config's"
+import json, sqlite3, sys
+db, up = sqlite3.connect(sys.argv[1]), json.load(open(sys.argv[2]))
+for m, cfg in up.items():
+    rows = db.execute("select c.params from measurements m join configs c on c.id = m.config_id where m.M = ? and "
+                      "m.is_default = 1 and m.kernel_hash like '%down GEMM%'", (int(m),)).fetchall()
+    want = {k: v for k, v in cfg.items() if k != "BLOCK_SIZE_M"}
+    assert [json.loads(r[0]) for r in rows] == [want], (m, rows, want)
+PY
+ok
+# through a bucket: the _down file under its device, pulled beside its pair
+expect_exit 0 "$TMP/dnp" "$MT" publish "file://$TMP/dnb" --db "$TMP/dn.db"
+[ -f "$TMP/dnb/CPU/triton_3_6_0/${DN##*/}" ] || fail "the _down file's place in the bucket: $(find "$TMP/dnb" -type f)"; ok
+expect_exit 0 "$TMP/dnl" "$MT" pull "file://$TMP/dnb" --cache "$TMP/dnc" --no-db
+cmp -s "$DN" "$TMP/dnc/triton_3_6_0/${DN##*/}" || fail "the pulled _down file differs: $(find "$TMP/dnc" -type f)"; ok
+# again: nothing measured; a gate-up config without its down rows leaves
+# the _down file unwritten (SGLang would pair a gate-up config with another
+# batch size's down config), and says so
+expect_exit 0 "$TMP/dn2" "$MT" sweep --engine sglang $SHAPE --budget 6 --down --db "$TMP/dn.db" --out "$TMP/dn.d"
+expect_in "$TMP/dn2" "measured 0 variants"
+python3 - "$TMP/dn.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("delete from finalists where M = 16 and kernel_hash like '%down GEMM%'")
+db.execute("delete from measurements where M = 16 and kernel_hash like '%down GEMM%'")
+db.commit()
+PY
+expect_exit 0 "$TMP/dn3" "$MT" export --db "$TMP/dn.db" --out "$TMP/dn3.d" --format vllm
+expect_in "$TMP/dn3" "batch sizes 16 have no down GEMM tuned with this file's gate-up configs"
+[ -f "$TMP/dn3.d/triton_3_6_0/E=8,N=128,device_name=CPU.json" ] && [ ! -e "$TMP/dn3.d/triton_3_6_0/${DN##*/}" ] ||
+  fail "an incomplete _down file was written: $(find "$TMP/dn3.d" -type f)"; ok
+# --down is SGLang's, and needs an SGLang with a down-GEMM config
+expect_exit 2 "$TMP/dv" "$MT" sweep --engine vllm $SHAPE --down --db "$TMP/dv.db" --no-export
+expect_in "$TMP/dv" "--down tunes SGLang's separate down-GEMM config: it needs --engine sglang"
+MOETUNE_DOUBLE_SGLANG_API=topk_weights MOETUNE_DOUBLE_SGLANG_VERSION=0.4.6 expect_exit 1 "$TMP/d4" "$MT" sweep \
+  --engine sglang $SHAPE --budget 2 --down --db "$TMP/d4.db" --no-export
+expect_in "$TMP/d4" "SGLang 0.4.6 has no separate down-GEMM config"
+
 # SGLang's folders through a bucket: published under the device as
 # triton_X_Y_Z/NAME (the key without the name's space), pulled into the
 # triton_X_Y_Z folder of the cache as SGLang spells the file, byte for byte

@@ -504,6 +504,17 @@ static void test_engine_spaces(void)
     mt_config w4 = {{16, 256, 256, 1, 4, 4}};
     CHECK(sp.valid(&sp, &w4, &hs4, why, sizeof why), "int4 16/256/256 in 4 stages fits: %s", why);
     CHECK(!sp.valid(&sp, &w4, &hs, why, sizeof why), "bf16 16/256/256 in 4 stages does not");
+    /* SGLang's down GEMM: the grid less BLOCK_SIZE_M (the gate-up config's),
+     * 384 points; SGLang's block filter keeps BLOCK_SIZE_K 64 and 128 */
+    mt_space dn;
+    mt_space_engine_moe_down(&dn);
+    CHECK(dn.nparams == 5 && !strcmp(dn.params[0].name, "BLOCK_SIZE_N") && count_valid(&dn, &x) == 384,
+          "the down GEMM's grid: %d points", count_valid(&dn, &x));
+    CHECK(count_valid(&dn, &b) == 256, "the down GEMM's block filter: %d points", count_valid(&dn, &b));
+    mt_config dd;
+    dn.default_config(&dn, &b, &dd);
+    CHECK(dn.valid(&dn, &dd, &b, why, sizeof why) && dd.v[0] == 128 && dd.v[1] == 128,
+          "the down GEMM's block default %d/%d: %s", dd.v[0], dd.v[1], why);
     /* no limit known (the CPU doubles): the whole grid */
     hs.smem_limit = 0;
     CHECK(count_valid(&sp, &hs) == 1920, "no shared-memory limit: %d configs", count_valid(&sp, &hs));

@@ -66,6 +66,9 @@ static const char usage[] =
     "  --disable-shared-experts-fusion  with --engine sglang: tune E routed experts, as\n"
     "                          SGLang runs them with this flag; by default SGLang fuses the\n"
     "                          shared expert of DeepSeek-V3, Kimi-K2, GLM-4.5 and Llama 4 (E+1)\n"
+    "  --down                  with --engine sglang: then tune the down GEMM on its own, with\n"
+    "                          each batch size's gate-up config pinned, for SGLang's _down\n"
+    "                          file (--time is shared: three fifths for the gate-up GEMM)\n"
     "  --batch-sizes LIST      e.g. 1,8,64 (default vLLM's 18; CPU default job: 1,8,32,128)\n"
     "\n"
     "Search:\n"
@@ -137,7 +140,8 @@ static void on_signal(int sig)
  * tuner/sweep_opts.c */
 enum {
     O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
-    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION, O_PER_CHANNEL, O_GROUP_SIZE
+    O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION, O_PER_CHANNEL, O_GROUP_SIZE,
+    O_DOWN
 };
 
 static const struct option moe_opts[] = {
@@ -151,7 +155,7 @@ static const struct option moe_opts[] = {
     {"dry-run", no_argument, 0, O_DRY_RUN}, {"engine", required_argument, 0, O_ENGINE},
     {"block-shape", required_argument, 0, O_BLOCK_SHAPE},
     {"disable-shared-experts-fusion", no_argument, 0, O_NO_FUSION}, {"per-channel", no_argument, 0, O_PER_CHANNEL},
-    {"group-size", required_argument, 0, O_GROUP_SIZE},
+    {"group-size", required_argument, 0, O_GROUP_SIZE}, {"down", no_argument, 0, O_DOWN},
     {"help", no_argument, 0, 'h'}};
 #define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
@@ -161,6 +165,7 @@ typedef struct sweep_opts {
     mt_problem_opts prob;
     int64_t max_tokens;
     int dry_run;
+    int down; /* SGLang's down GEMM too */
 } sweep_opts;
 
 static int parse_opts(int argc, char **argv, sweep_opts *o)
@@ -207,6 +212,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BLOCK_SHAPE: o->prob.block_shape = optarg; break;
         case O_NO_FUSION: o->prob.no_shared_fusion = 1; break;
         case O_PER_CHANNEL: o->prob.per_channel = 1; break;
+        case O_DOWN: o->down = 1; break;
         case O_GROUP_SIZE: rc = mt_parse_int_opt(me, "--group-size", optarg, 2, 4096, &o->prob.group_size); break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;
         case O_MAX_TOKENS: rc = mt_parse_int_opt(me, "--max-tokens", optarg, 1, 1 << 24, &o->max_tokens); break;
@@ -219,6 +225,9 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         if (rc != MT_EXIT_OK) return rc;
     }
     if (optind < argc) return mt_usage_error(me, "unexpected argument '%s'", argv[optind]);
+    if (o->down && (!o->prob.engine || strcmp(o->prob.engine, "sglang")))
+        return mt_usage_error(me, "--down tunes SGLang's separate down-GEMM config: it needs --engine sglang (vLLM "
+                                  "reads one config for both GEMMs)");
     mt_sweep_common_finish(&o->c);
     return MT_EXIT_OK;
 }
@@ -346,21 +355,23 @@ struct engine_prefetch {
     int renormalize;
     int calls, configs, failed, broken;
     double seconds;
+    const char *pin; /* SGLang's down GEMM: the gate-up config pinned (NULL: none) */
 };
 
 static int engine_prefetch(void *user, const int64_t point[2], const char *const *params, int n)
 {
     struct engine_prefetch *e = user;
     if (e->broken) return MT_EINVAL; /* the worker said it cannot: measured one by one */
-    size_t cap = strlen(e->key_json) + (size_t)n * 260 + 512, len = 0;
+    size_t cap = strlen(e->key_json) + (size_t)n * 260 + 512 + (e->pin ? strlen(e->pin) : 0), len = 0;
     char *req = malloc(cap), why[512], *reply = NULL;
     if (!req) return MT_ENOMEM;
     len += (size_t)snprintf(req + len, cap - len,
                             "{\"op\":\"precompile\",\"family\":\"fused_moe\",\"key\":%s,\"points\":[%lld],\"configs\":[",
                             e->key_json, (long long)point[0]);
     for (int i = 0; i < n; i++) len += (size_t)snprintf(req + len, cap - len, "%s%s", i ? "," : "", params[i]);
-    snprintf(req + len, cap - len, "],\"jobs\":%ld,\"seed\":%llu,\"renormalize\":%d}", e->jobs,
-             (unsigned long long)(e->seed & 0xffffffffffffull), e->renormalize);
+    snprintf(req + len, cap - len, "],\"jobs\":%ld,\"seed\":%llu,\"renormalize\":%d%s%s}", e->jobs,
+             (unsigned long long)(e->seed & 0xffffffffffffull), e->renormalize, e->pin ? ",\"pin\":" : "",
+             e->pin ? e->pin : "");
     double t0 = mt_now();
     int rc = mt_worker_call(e->w, req, 600, &reply, why, sizeof why);
     free(req);
@@ -386,6 +397,114 @@ static int engine_prefetch(void *user, const int64_t point[2], const char *const
     }
     cJSON_Delete(r);
     return ok ? MT_OK : MT_EINVAL;
+}
+
+/* SGLang's down GEMM (--down). SGLang reads a _down file beside the
+ * gate-up GEMM's and runs the down GEMM with it, the gate-up file's
+ * BLOCK_SIZE_M kept (one alignment of the tokens feeds both GEMMs). So per
+ * batch size the gate-up GEMM's best config is pinned (sent with each
+ * request as "pin"), and the down GEMM's other keys are searched, the
+ * pinned config's own first (what SGLang runs without a _down file). The
+ * rows carry a kernel id of their own, with a digest of the pinned config
+ * (mt_down_gemm_hash), so export writes them only beside that config. */
+struct down_pin {
+    const char *params;
+    char text[640];
+};
+
+static const char *pin_extra(void *user, const int64_t point[2])
+{
+    struct down_pin *d = user;
+    (void)point;
+    snprintf(d->text, sizeof d->text, "\"pin\":%s", d->params);
+    return d->text;
+}
+
+static int down_supported(mt_worker *w, char *why, size_t wn)
+{
+    char *reply = NULL, e[400];
+    if (mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK)
+        return snprintf(why, wn, "the engine worker did not answer: %s", e), 0;
+    cJSON *r = cJSON_Parse(reply);
+    free(reply);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "down_gemm");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "engine_version");
+    int ok = cJSON_IsTrue(d);
+    if (!ok)
+        snprintf(why, wn, "SGLang %s has no separate down-GEMM config (try_get_optimal_moe_config without "
+                 "return_down_config): --down needs a newer SGLang",
+                 cJSON_IsString(v) ? v->valuestring : "(unknown version)");
+    cJSON_Delete(r);
+    return ok;
+}
+
+static int tune_down(const mt_sweep_ctx *base, struct engine_prefetch *epf, const mt_problem *prob,
+                     const int64_t (*points)[2], int n, const mt_plan_opts *base_po, mt_policy *pol,
+                     mt_plan_counts *pc, int *tuned, char *why, size_t wn)
+{
+    mt_best_list up;
+    if (!down_supported(base->w, why, wn)) return MT_EUNSUPPORTED;
+    if (mt_best_collect(base->db, base->dev->id, prob->id, base->kernel_hash, &up) != MT_OK)
+        return snprintf(why, wn, "cannot read the gate-up picks: %s", mt_db_errmsg(base->db)), MT_EDB;
+    mt_space sp;
+    mt_space_engine_moe_down(&sp);
+    double t0 = mt_now();
+    int rc = MT_OK;
+    for (int i = 0; i < n && rc == MT_OK && !interrupted; i++) {
+        const mt_best *u = NULL;
+        for (int j = 0; j < up.n; j++)
+            if (up.v[j].M == points[i][0]) u = &up.v[j];
+        if (!u) continue; /* no verified gate-up config: said already */
+        char hash[600];
+        struct down_pin pin = {u->params, ""};
+        if (mt_down_gemm_hash(base->kernel_hash, u->M, u->params, hash, sizeof hash) != MT_OK) {
+            snprintf(why, wn, "the down GEMM's kernel id does not fit");
+            rc = MT_EINVAL;
+            break;
+        }
+        mt_sweep_ctx c = *base;
+        c.kernel_hash = hash;
+        c.request_extra = pin_extra;
+        c.extra_user = &pin;
+        /* the default: the pinned config's own keys */
+        mt_config def;
+        memset(&def, 0, sizeof def);
+        cJSON *ua = cJSON_Parse(u->params);
+        for (int k = 0; k < sp.nparams; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ua, sp.params[k].name);
+            def.v[k] = cJSON_IsNumber(v) ? v->valueint : 0;
+        }
+        cJSON_Delete(ua);
+        mt_plan_opts po = *base_po;
+        po.defaults = &def;
+        if (base_po->time_s > 0) {
+            po.time_s = base_po->time_s - (mt_now() - t0);
+            if (po.time_s <= 0) {
+                pc->out_of_time = 1;
+                break;
+            }
+        }
+        epf->pin = u->params;
+        mt_plan *plan = NULL;
+        mt_plan_counts k;
+        memset(&k, 0, sizeof k);
+        rc = mt_plan_new(&plan, &c, prob, &sp, &points[i], 1, &po, why, wn);
+        if (rc == MT_OK) rc = mt_plan_run(plan, &c, pol, &interrupted, &k, why, wn);
+        epf->pin = NULL;
+        int64_t miss[1][2];
+        if (rc == MT_OK && !interrupted && mt_plan_unverified(plan, &c, miss, 1) == 0) (*tuned)++;
+        mt_plan_free(plan);
+        pc->measured += k.measured;
+        pc->skipped += k.skipped;
+        pc->failed += k.failed;
+        pc->aborted += k.aborted;
+        pc->retried += k.retried;
+        pc->out_of_time |= k.out_of_time;
+        pc->cancelled |= k.cancelled;
+        if (k.out_of_time || k.cancelled) break;
+    }
+    mt_best_list_free(&up);
+    return rc;
 }
 
 /* A problem that does not fit: the need, what there is, what would fit. */
@@ -651,11 +770,11 @@ int cmd_sweep(int argc, char **argv)
         goto out;
     }
     mt_sweep_ctx sctx = {db, w, &mt_tuning_fused_moe, &fkey, prob.key, ps.model.renormalize, &dev, prob.id, 0,
-                         khash, policy_text, (double)o.c.timeout, o.c.retry_failed, NULL, NULL, 0};
+                         khash, policy_text, (double)o.c.timeout, o.c.retry_failed, NULL, NULL, 0, NULL, NULL};
     /* an engine's Triton kernels: compiled ahead in parallel by the engine
      * worker on a GPU (on the CPU only when --compile-jobs asks for it) */
     struct engine_prefetch epf = {w, prob.key, o.c.compile_jobs > 0 ? o.c.compile_jobs : sysconf(_SC_NPROCESSORS_ONLN),
-                                  (uint64_t)o.c.seed, ps.model.renormalize, 0, 0, 0, 0, 0.0};
+                                  (uint64_t)o.c.seed, ps.model.renormalize, 0, 0, 0, 0, 0.0, NULL};
     if (engine && (o.c.compile_jobs > 0 || (o.c.compile_jobs < 0 && gpu))) {
         if (epf.jobs < 1) epf.jobs = 1;
         sctx.prefetch = engine_prefetch;
@@ -668,8 +787,12 @@ int cmd_sweep(int argc, char **argv)
         goto out;
     }
     for (int i = 0; i < ps.n_ms; i++) points[i][0] = ps.ms[i];
-    mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor, o.c.time_s, o.c.finalists, o.c.rounds,
-                       o.c.quiet, o.c.job, o.only, m_lock_fd};
+    /* with --down, the gate-up GEMM has three fifths of --time, the down
+     * GEMM what is left */
+    mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor,
+                       o.down && o.c.time_s > 0 ? 0.6 * o.c.time_s : o.c.time_s, o.c.finalists, o.c.rounds,
+                       o.c.quiet, o.c.job, o.only, m_lock_fd, NULL};
+    double sweep_t0 = mt_now();
     if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, ps.n_ms, &po, why, sizeof why) != MT_OK) {
         status = mt_fail("sweep", "%s", why);
         goto out;
@@ -701,6 +824,22 @@ int cmd_sweep(int argc, char **argv)
     mt_plan_counts pc;
     memset(&pc, 0, sizeof pc);
     if (mt_plan_run(plan, &sctx, &pol, &interrupted, &pc, why, sizeof why) != MT_OK) status = mt_fail("sweep", "%s", why);
+    int down_tuned = 0, down_measured = 0;
+    if (o.down && !status && !interrupted && !pc.cancelled) {
+        mt_plan_opts dpo = po;
+        dpo.only = NULL;
+        dpo.time_s = o.c.time_s > 0 ? o.c.time_s - (mt_now() - sweep_t0) : 0;
+        int before = pc.measured;
+        if (o.c.time_s > 0 && dpo.time_s <= 0) pc.out_of_time = 1;
+        else if (tune_down(&sctx, &epf, &prob, (const int64_t(*)[2])points, ps.n_ms, &dpo, &pol, &pc, &down_tuned, why,
+                           sizeof why) != MT_OK)
+            status = mt_fail("sweep", "--down: %s", why);
+        down_measured = pc.measured - before;
+        if (!o.c.quiet && !status)
+            fprintf(stderr, "moetune sweep: the down GEMM, each batch size's gate-up config pinned: %d variants "
+                            "measured, %d of %d batch sizes with a verified config\n",
+                    down_measured, down_tuned, ps.n_ms);
+    }
     int measured = pc.measured, skipped = pc.skipped, failed = pc.failed, aborted = pc.aborted, retried = pc.retried;
     int out_of_time = pc.out_of_time, cancelled = pc.cancelled;
     /* where an engine sweep's time went: compiles ahead here, the rest in
@@ -734,6 +873,7 @@ int cmd_sweep(int argc, char **argv)
         if (engine)
             printf("\"compiled_ahead\":{\"configs\":%d,\"rounds\":%d,\"failed\":%d,\"seconds\":%.3f},", epf.configs,
                    epf.calls, epf.failed, epf.seconds);
+        if (o.down) printf("\"down_gemm\":{\"measured\":%d,\"batch_sizes\":%d},", down_measured, down_tuned);
         printf("\"table\":");
         mt_report_pair(stdout, db, &dev, &prob, 1);
     } else {

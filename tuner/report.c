@@ -53,7 +53,8 @@ int mt_report_pair(FILE *f, mt_db *db, const mt_device_info *d, const mt_problem
      * is its version), the rows of the version that measured last */
     const char *hash = fam->kernel_hash(d->backend);
     char ehash[256];
-    if (!hash && mt_db_latest_kernel_hash(db, d->id, p->id, ehash, sizeof ehash) == MT_OK) hash = ehash;
+    if (!hash && mt_db_latest_kernel_hash(db, d->id, p->id, NULL, "%" MT_DOWN_GEMM_MARK "%", ehash, sizeof ehash) == MT_OK)
+        hash = ehash;
     int rc = mt_best_collect(db, d->id, p->id, hash, &l);
     if (rc != MT_OK) return rc;
     if (json) {

@@ -84,6 +84,8 @@ int mt_plan_new(mt_plan **out, const mt_sweep_ctx *c, const mt_problem *prob, co
         if (k == 0 && o->only)
             fprintf(stderr, "moetune sweep: %s: no valid point has --only %s; nothing measured there\n", label, o->only);
         sp->default_config(sp, &x, &p->defs[i]);
+        char dwhy[256];
+        if (o->defaults && sp->valid(sp, &o->defaults[i], &x, dwhy, sizeof dwhy)) p->defs[i] = o->defaults[i];
         /* a percentage budget rounds up, as replay's --fraction does, so a
          * replayed figure and a live sweep spend the same */
         int budget = o->budget_pct > 0 ? (int)ceil(k * o->budget_pct / 100.0) : (int)o->budget;
@@ -176,9 +178,10 @@ static int run_finalists(const mt_plan *p, const mt_sweep_ctx *c, const int64_t 
     for (int r = 0; r < rounds && !*stop; r++)
         for (int i = 0; i < t.n && !*stop; i++) {
             if (!alive[i]) continue;
-            char req[1024], err[512], *reply = NULL;
+            char req[2048], err[512], *reply = NULL;
             if (mt_measure_request(req, sizeof req, f->name, c->key_json, point, f->npoint, c->renormalize, t.params[i],
-                                   inputs_seed(p->o.seed, point, r), pol) != MT_OK)
+                                   inputs_seed(p->o.seed, point, r), pol,
+                                   c->request_extra ? c->request_extra(c->extra_user, point) : NULL) != MT_OK)
                 req[0] = 0;
             int crc = mt_worker_call(c->w, req, c->timeout_s, &reply, err, sizeof err);
             cJSON *j = crc == MT_OK ? cJSON_Parse(reply) : NULL;

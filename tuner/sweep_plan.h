@@ -32,6 +32,10 @@ typedef struct mt_plan_opts {
     int64_t job;         /* the daemon's job: progress and cancelling through its row */
     const char *only;    /* --only, for the message of a point it leaves empty */
     int lock_fd;         /* mt_m_lock_open's, -1: no lock */
+    /* per point, the config measured as the default where it is a valid
+     * point (SGLang's down GEMM: the gate-up config's, which SGLang runs
+     * without a _down file); NULL: the space's default */
+    const mt_config *defaults;
 } mt_plan_opts;
 
 typedef struct mt_plan_counts {

@@ -106,7 +106,7 @@ int mt_sweep_step(const mt_sweep_ctx *c, const int64_t point[2], const char *par
     }
     char req[2048], call_why[512], *reply = NULL;
     if (mt_measure_request(req, sizeof req, c->t->family->name, c->key_json, point, c->t->family->npoint,
-                           c->renormalize, params, seed, pol) != MT_OK)
+                           c->renormalize, params, seed, pol, c->request_extra ? c->request_extra(c->extra_user, point) : NULL) != MT_OK)
         return snprintf(why, n, "the measure request does not fit: %.200s", params), MT_EINVAL;
     int crc = mt_worker_call(c->w, req, c->timeout_s, &reply, call_why, sizeof call_why);
     if (stop && *stop && crc != MT_OK) {

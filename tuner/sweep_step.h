@@ -40,6 +40,12 @@ typedef struct mt_sweep_ctx {
     int (*prefetch)(void *user, const int64_t point[2], const char *const *params, int n);
     void *prefetch_user;
     int prefetch_n;
+    /* What a measure request at point says besides the config: JSON
+     * members ("pin":{...}: SGLang's gate-up config, pinned while its down
+     * GEMM is tuned), or NULL; the text lives until the next call. NULL:
+     * nothing. */
+    const char *(*request_extra)(void *user, const int64_t point[2]);
+    void *extra_user;
 } mt_sweep_ctx;
 
 typedef struct mt_step {

@@ -251,7 +251,7 @@ void mt_worker_stop(mt_worker *w)
 }
 
 int mt_measure_request(char *req, size_t n, const char *family, const char *key_json, const int64_t *point, int npoint,
-                       int renormalize, const char *params, uint64_t seed, const mt_policy *pol)
+                       int renormalize, const char *params, uint64_t seed, const mt_policy *pol, const char *extra)
 {
     char pt[64] = "";
     for (int i = 0; i < npoint; i++) snprintf(pt + strlen(pt), sizeof pt - strlen(pt), "%s%lld", i ? "," : "", (long long)point[i]);
@@ -260,9 +260,10 @@ int mt_measure_request(char *req, size_t n, const char *family, const char *key_
                      "{\"op\":\"measure\",\"family\":\"%s\",\"key\":%s,\"point\":[%s],\"renormalize\":%d,"
                      "\"params\":%s,\"seed\":%llu,\"abort_us\":%.3f,\"policy\":{\"warmup\":%d,\"min_reps\":%d,"
                      "\"max_reps\":%d,\"min_time_s\":%g,\"cold\":%d,\"check_rows\":%d,\"tolerance\":%g,"
-                     "\"max_tokens\":%d,\"routings\":%d}}",
+                     "\"max_tokens\":%d,\"routings\":%d}%s%s}",
                      family, key_json, pt, renormalize, params, (unsigned long long)(seed & 0xffffffffffffull),
                      pol->abort_us, pol->warmup, pol->min_reps, pol->max_reps, pol->min_time_s, pol->cold,
-                     pol->check_rows, pol->tolerance, pol->max_tokens, pol->routings);
+                     pol->check_rows, pol->tolerance, pol->max_tokens, pol->routings, extra && *extra ? "," : "",
+                     extra ? extra : "");
     return w < 0 || (size_t)w >= n ? MT_EINVAL : MT_OK;
 }

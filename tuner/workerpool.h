@@ -34,11 +34,12 @@ int mt_worker_failure_transient(int call_rc, const char *why);
 /* A measure request, the one form every family's measurement takes
  * (docs/worker.md): {"op":"measure","family":..,"key":{..},"point":[..],
  * "renormalize":..,"params":{..},"seed":..,"abort_us":..,"policy":{..}}.
- * key_json is the family's key, params the config's JSON. MT_EINVAL when
- * it does not fit in n. */
+ * key_json is the family's key, params the config's JSON, extra more
+ * members (NULL: none). MT_EINVAL when it does not fit in n. */
 struct mt_policy;
 int mt_measure_request(char *req, size_t n, const char *family, const char *key_json, const int64_t *point, int npoint,
-                       int renormalize, const char *params, uint64_t seed, const struct mt_policy *pol);
+                       int renormalize, const char *params, uint64_t seed, const struct mt_policy *pol,
+                       const char *extra);
 
 /* Close the pipes and reap the child; NULL is a no-op. */
 void mt_worker_stop(mt_worker *w);

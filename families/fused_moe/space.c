@@ -392,3 +392,42 @@ void mt_space_engine_moe(mt_space *sp, const char *engine, int rocm, int quantis
         sp->params[EN_KPACK] = (mt_param_def){"kpack", 2, {1, 2}};
     }
 }
+
+/* the down GEMM's space: the gate-up grid's keys less BLOCK_SIZE_M, in the
+ * same order */
+enum { DN_BN, DN_BK, DN_GROUP, DN_WARPS, DN_STAGES };
+
+static int down_valid(const mt_space *sp, const mt_config *c, const mt_space_ctx *x, char *why, size_t n)
+{
+    (void)sp;
+    int bk = c->v[DN_BK];
+    if (x->block_n > 0 && x->block_k > 0 && x->block_k % bk)
+        return snprintf(why, n, "BLOCK_SIZE_K %d does not divide the block's %lld (SGLang's block filter)", bk,
+                        (long long)x->block_k), 0;
+    return 1;
+}
+
+static void down_default(const mt_space *sp, const mt_space_ctx *x, mt_config *out)
+{
+    mt_space up;
+    mt_config u;
+    (void)sp;
+    mt_space_engine_moe(&up, "sglang", 0, 0);
+    engine_default(&up, x, &u);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < 5; i++) out->v[i] = u.v[EN_BN + i];
+}
+
+void mt_space_engine_moe_down(mt_space *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->backend = "sglang";
+    sp->valid = down_valid;
+    sp->default_config = down_default;
+    sp->nparams = 5;
+    sp->params[DN_BN] = (mt_param_def){"BLOCK_SIZE_N", 4, {32, 64, 128, 256}};
+    sp->params[DN_BK] = (mt_param_def){"BLOCK_SIZE_K", 3, {64, 128, 256}};
+    sp->params[DN_GROUP] = (mt_param_def){"GROUP_SIZE_M", 4, {1, 16, 32, 64}};
+    sp->params[DN_WARPS] = (mt_param_def){"num_warps", 2, {4, 8}};
+    sp->params[DN_STAGES] = (mt_param_def){"num_stages", 4, {2, 3, 4, 5}};
+}

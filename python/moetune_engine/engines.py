@@ -18,9 +18,11 @@ message that names it rather than called wrongly.
         flags; override_config from sglang.srt.layers.moe.fused_moe_triton.
 """
 
+import contextlib
 import importlib
 import inspect
 import re
+import sys
 
 
 class EngineError(Exception):
@@ -86,6 +88,8 @@ def _kwargs_for(params, engine, version, flags):
 
 class Adapter:
     name = ""
+    # SGLang's down GEMM with a config of its own (its _down files)
+    down_gemm = False
 
     def __init__(self):
         self.version = _probe_version(self.name)
@@ -98,7 +102,7 @@ class Adapter:
 
     def describe(self):
         return {"engine": self.name, "engine_version": self.version, "triton_version": self.triton_version,
-                "api": self.api, "supports": SUPPORTED[self.name]}
+                "api": self.api, "supports": SUPPORTED[self.name], "down_gemm": self.down_gemm}
 
     def _entry(self, fn_module, cfg_module):
         """fused_experts from fn_module, override_config from cfg_module,
@@ -188,7 +192,9 @@ class VllmAdapter(Adapter):
             return {"quant_config": self._quant_config(p)}
         return self._flag_kwargs(p)
 
-    def run(self, p, prepared, config, out=None):
+    def run(self, p, prepared, config, down=None):
+        if down is not None:
+            raise EngineError("vllm %s runs one config for both GEMMs: a down-GEMM config is SGLang's" % self.version)
         with self.override_config(config):
             return self.fused_experts(p.x, p.w1, p.w2, p.topk_weights, p.topk_ids, inplace=False, **prepared)
 
@@ -209,6 +215,16 @@ class SglangAdapter(Adapter):
             self.api = "topk_weights"
         else:
             raise self._unknown_api("topk_output", "topk_weights")
+        # The down GEMM's own config (SGLang's _down files, from 0.5.x): the
+        # fused-MoE module resolves both GEMMs' configs through its
+        # try_get_optimal_moe_config(..., return_down_config=True), which
+        # under override_config gives the down GEMM none (it runs the
+        # gate-up config). Measuring a down config means answering that
+        # call with the pinned gate-up config and the down config, as
+        # SGLang's own down tuner does.
+        self._resolver_mod = sys.modules.get(getattr(self.fused_experts, "__module__", "") or "")
+        resolver = getattr(self._resolver_mod, "try_get_optimal_moe_config", None)
+        self.down_gemm = resolver is not None and "return_down_config" in _params(resolver)
 
     def prepare(self, p):
         s = p.scheme
@@ -219,8 +235,29 @@ class SglangAdapter(Adapter):
             kw["moe_runner_config"] = self.RunnerConfig(inplace=False)
         return kw
 
-    def run(self, p, prepared, config, out=None):
-        with self.override_config(config):
+    @contextlib.contextmanager
+    def _pinned(self, config, down):
+        """the gate-up config and the down GEMM's, as SGLang's resolver
+        gives them from a file pair (BLOCK_SIZE_M shared)"""
+        mod = self._resolver_mod
+        original = mod.try_get_optimal_moe_config
+
+        def resolve(*args, **kwargs):
+            if kwargs.get("return_down_config"):
+                return dict(config), (dict(down), down["BLOCK_SIZE_M"])
+            return dict(config)
+
+        mod.try_get_optimal_moe_config = resolve
+        try:
+            yield
+        finally:
+            mod.try_get_optimal_moe_config = original
+
+    def run(self, p, prepared, config, down=None):
+        if down is not None and not self.down_gemm:
+            raise EngineError("sglang %s has no separate down-GEMM config: tuning one needs a newer SGLang"
+                              % self.version)
+        with self.override_config(config) if down is None else self._pinned(config, down):
             if self.api == "topk_output":
                 topk = self.TopKOutput(topk_weights=p.topk_weights, topk_ids=p.topk_ids, router_logits=p.logits)
                 return self.fused_experts(p.x, p.w1, p.w2, topk, **prepared)

@@ -315,7 +315,8 @@ class Worker:
             return {"ok": False, "error": "a precompile request needs key, points and configs"}
         jobs = max(1, min(int(req.get("jobs", 1) or 1), 64))
         args = {"engine": self.engine_name, "device": self.device_arg, "key": key, "seed": int(req.get("seed", 0)),
-                "renormalize": bool(req.get("renormalize", 1)), "points": [int(m) for m in points]}
+                "renormalize": bool(req.get("renormalize", 1)), "points": [int(m) for m in points],
+                "pin": req.get("pin")}
         n = max(1, min(jobs, len(configs)))
         chunks = [configs[i::n] for i in range(n)]
         t0 = time.time()
@@ -411,8 +412,15 @@ class Worker:
             self.problem_key = ident
             self.weights_key = wident
         p = self.problem
-        config = {k: int(v) for k, v in params.items()}
+        try:
+            launch = _launch(params, req.get("pin"))
+        except (TypeError, ValueError, KeyError) as e:
+            return {"ok": False, "error": "a measure request's params or pin: %s" % _short(e)}
         from .engines import EngineError
+
+        if launch[1] is not None and not self.adapter.down_gemm:
+            return {"ok": False, "error": "%s %s has no separate down-GEMM config: tuning one needs a newer %s"
+                    % (self.engine_name, self.adapter.version, self.engine_name)}
 
         try:
             prepared = self.adapter.prepare(p)
@@ -424,7 +432,7 @@ class Worker:
         t1 = time.time()
         p.use_routing(0)
         try:
-            out = self.adapter.run(p, prepared, config)
+            out = self.adapter.run(p, prepared, *launch)
             self._sync()
         except Exception as e:  # the engine's own error is the variant's reason
             times["compile_s"] = round(time.time() - t1, 4)
@@ -465,7 +473,7 @@ class Worker:
             return base
         t3 = time.time()
         try:
-            med, spread, reps, aborted = self._time(p, prepared, config, pol, float(req.get("abort_us", 0) or 0))
+            med, spread, reps, aborted = self._time(p, prepared, launch, pol, float(req.get("abort_us", 0) or 0))
         except Exception as e:
             if self._device_lost(e):
                 return {"ok": True, "status": "failed", "reason": "device fault: %s" % _short(e), "fatal": True}
@@ -488,7 +496,7 @@ class Worker:
         text = str(e)
         return "illegal memory access" in text or "unspecified launch failure" in text or "device-side assert" in text
 
-    def _time(self, p, prepared, config, pol, abort_us):
+    def _time(self, p, prepared, launch, pol, abort_us):
         warmup = int(pol.get("warmup", 3) or 0)
         min_reps = max(2, int(pol.get("min_reps", 10) or 10))
         max_reps = max(min_reps, int(pol.get("max_reps", 100) or 100))
@@ -497,7 +505,7 @@ class Worker:
         medians, spreads, total = [], [], 0
         for r in range(len(p.routings)):
             p.use_routing(r)
-            run = self._runner(p, prepared, config)
+            run = self._runner(p, prepared, launch)
             for _ in range(warmup):
                 run()
             self._sync()
@@ -517,27 +525,27 @@ class Worker:
         p.use_routing(0)
         return sum(medians) / len(medians), max(spreads), total, False
 
-    def _runner(self, p, prepared, config):
+    def _runner(self, p, prepared, launch):
         """One launch of the engine's call: a CUDA graph of it on a GPU (as
         vLLM's and SGLang's tuners time it), the call itself elsewhere or
         where capture is refused."""
         t = self.torch
         if self.device.type != "cuda":
-            return lambda: self.adapter.run(p, prepared, config)
+            return lambda: self.adapter.run(p, prepared, *launch)
         try:
             s = t.cuda.Stream(self.device)
             s.wait_stream(t.cuda.current_stream(self.device))
             with t.cuda.stream(s):
-                self.adapter.run(p, prepared, config)
+                self.adapter.run(p, prepared, *launch)
             t.cuda.current_stream(self.device).wait_stream(s)
             g = t.cuda.CUDAGraph()
             with t.cuda.graph(g):
-                self.adapter.run(p, prepared, config)
+                self.adapter.run(p, prepared, *launch)
             self._sync()
             return g.replay
         except Exception:
             self._sync()
-            return lambda: self.adapter.run(p, prepared, config)
+            return lambda: self.adapter.run(p, prepared, *launch)
 
     def _once(self, run):
         t = self.torch
@@ -567,6 +575,24 @@ class Worker:
 _CHILD = {"key": None, "adapter": None, "weights": None, "problems": {}}
 
 
+def _launch(params, pin):
+    """The configs of one call: params, or with pin (SGLang's down GEMM
+    tuned on its own) the pinned gate-up config and params as the down
+    GEMM's, which takes the gate-up config's BLOCK_SIZE_M (one alignment of
+    the tokens feeds both GEMMs)."""
+    config = {k: int(v) for k, v in params.items()}
+    if pin is None:
+        return config, None
+    if not isinstance(pin, dict):
+        raise TypeError("pin must be the gate-up config, an object")
+    up = {k: int(v) for k, v in pin.items()}
+    for k in ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages"):
+        if k not in up:
+            raise ValueError("the pinned gate-up config has no %s" % k)
+    down = dict(config, BLOCK_SIZE_M=up["BLOCK_SIZE_M"])
+    return up, down
+
+
 def _compile_chunk(a):
     """One compile-ahead process's share: each config at each batch size,
     once, on the same device (Triton compiles on the first call, or finds
@@ -593,7 +619,7 @@ def _compile_chunk(a):
         p, prepared = _CHILD["problems"][M]
         for cfg in a["configs"]:
             try:
-                adapter.run(p, prepared, {k: int(v) for k, v in cfg.items()})
+                adapter.run(p, prepared, *_launch(cfg, a.get("pin")))
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 ran += 1

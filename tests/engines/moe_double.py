@@ -96,7 +96,7 @@ def _dequant_w(w, scale, kind, block):
     return w * s
 
 
-def _check_config(config, elem_bytes):
+def _check_config(config, elem_bytes, wrong_env="MOETUNE_DOUBLE_WRONG"):
     if config is None:
         raise RuntimeError("the double runs only under override_config")
     for k in ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages"):
@@ -109,7 +109,7 @@ def _check_config(config, elem_bytes):
     crash = os.environ.get("MOETUNE_DOUBLE_CRASH")
     if crash and crash in text:
         os.kill(os.getpid(), signal.SIGSEGV)
-    wrong = os.environ.get("MOETUNE_DOUBLE_WRONG")
+    wrong = os.environ.get(wrong_env)
     return bool(wrong and wrong in text)
 
 
@@ -151,17 +151,25 @@ def _unpack_int4(w, scale, group):
 
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8_w8a16=False, per_channel=False,
-          w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False):
-    config = _config["value"]
+          w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False,
+          config=None, down_config=None):
+    """config: the gate-up GEMM's (None: override_config's); down_config:
+    the down GEMM's where the engine resolves one of its own (SGLang's
+    _down files; None: the gate-up config for both)"""
+    if config is None:
+        config = _config["value"]
     impl = _plugged_kernel()
     if impl is not None:
         if config is None:
             raise RuntimeError("the double runs only under override_config")
         return impl(x, w1, w2, topk_weights, topk_ids, config=config, fp8=fp8, int8_w8a8=int8_w8a8,
                     int8_w8a16=int8_w8a16, per_channel=per_channel, w1_scale=w1_scale, w2_scale=w2_scale,
-                    a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=int4_w4a16)
+                    a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=int4_w4a16,
+                    down_config=down_config)
     quant = fp8 or int8_w8a8
     wrong = _check_config(config, 1 if quant else x.element_size())
+    if down_config is not None:
+        wrong = _check_config(down_config, 1 if quant else x.element_size(), "MOETUNE_DOUBLE_WRONG_DOWN") or wrong
     packed = 2 if int4_w4a16 else 1
     if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3 or w1.shape[2] * packed != x.shape[1] or w2.shape[1] != x.shape[1]:
         raise ValueError("shape mismatch: x %s, w1 %s, w2 %s" % (tuple(x.shape), tuple(w1.shape), tuple(w2.shape)))
@@ -169,8 +177,9 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
         raise TypeError("fp8_w8a8 needs float8_e4m3fn weights, got %s" % w1.dtype)
     if int4_w4a16 and (w1.dtype != torch.uint8 or not block_shape or block_shape[0] != 0):
         raise TypeError("int4_w4a16 needs packed uint8 weights and block_shape [0, group]")
-    if block_shape is not None and block_shape[0] > 0 and config["BLOCK_SIZE_K"] > block_shape[1]:
-        raise ValueError("BLOCK_SIZE_K %d does not fit the block shape %s" % (config["BLOCK_SIZE_K"], block_shape))
+    for c in (config, down_config or config):
+        if block_shape is not None and block_shape[0] > 0 and c["BLOCK_SIZE_K"] > block_shape[1]:
+            raise ValueError("BLOCK_SIZE_K %d does not fit the block shape %s" % (c["BLOCK_SIZE_K"], block_shape))
     wkind = None
     if fp8:
         wkind = "block" if block_shape else "channel" if per_channel else "tensor"
@@ -205,7 +214,7 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
     flat = ids.view(-1)
     for e in torch.unique(flat).tolist():
         r = (flat == e).nonzero().flatten()
-        y.view(M * topk, -1)[r] = _gemm(ga[r], W2[e], bk).to(cdt)
+        y.view(M * topk, -1)[r] = _gemm(ga[r], W2[e], (down_config or config)["BLOCK_SIZE_K"]).to(cdt)
     out = (y.float() * topk_weights.float().unsqueeze(-1)).sum(dim=1).to(out_dtype)
     if wrong:
         out = out * 1.5
