@@ -408,6 +408,13 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
                    name);
             return MT_EINVAL;
         }
+        /* SGLang looks for SGLANG_MOE_CONFIG_DIR/configs/triton_X_Y_Z/NAME:
+         * the export folder is that root */
+        snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/configs");
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            mt_err("cannot create '%s'", dir);
+            return MT_EIO;
+        }
         char *t = dir + strlen(dir);
         snprintf(t, sizeof dir - strlen(dir), "/triton_%s", triton);
         for (; *t; t++)

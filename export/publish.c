@@ -245,28 +245,39 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
     while (d && (de = readdir(d))) {
         char dev[256];
         if (de->d_name[0] == '.') continue;
-        if (!strncmp(de->d_name, "triton_", 7)) {
-            /* SGLang's folder: its files go to DEVICE/triton_X_Y_Z/ */
-            char sub[4400];
-            snprintf(sub, sizeof sub, "%s/%s", stage, de->d_name);
-            DIR *sd = sglang_folder_ok(de->d_name) ? opendir(sub) : NULL;
-            struct dirent *fe;
-            if (!sd) st->sglang_skipped++;
-            while (sd && (fe = readdir(sd))) {
-                char rel[600];
-                if (fe->d_name[0] == '.') continue;
-                if (!device_of(fe->d_name, dev, sizeof dev) || !sglang_name_ok(fe->d_name) ||
-                    snprintf(rel, sizeof rel, "%s/%s", de->d_name, fe->d_name) >= (int)sizeof rel) {
-                    if (!skipped++) snprintf(first_skipped, sizeof first_skipped, "%.40s/%.200s", de->d_name, fe->d_name);
-                    continue;
+        if (!strcmp(de->d_name, "configs")) {
+            /* SGLang's folders (configs/triton_X_Y_Z/, as SGLang looks for
+             * them under SGLANG_MOE_CONFIG_DIR): their files go to
+             * DEVICE/triton_X_Y_Z/ */
+            char croot[64];
+            snprintf(croot, sizeof croot, "%s/configs", stage);
+            DIR *cd = opendir(croot);
+            struct dirent *te;
+            while (cd && (te = readdir(cd))) {
+                if (te->d_name[0] == '.') continue;
+                char sub[400];
+                snprintf(sub, sizeof sub, "%s/%s", croot, te->d_name);
+                DIR *sd = sglang_folder_ok(te->d_name) ? opendir(sub) : NULL;
+                struct dirent *fe;
+                if (!sd) st->sglang_skipped++;
+                while (sd && (fe = readdir(sd))) {
+                    char rel[600];
+                    if (fe->d_name[0] == '.') continue;
+                    if (!device_of(fe->d_name, dev, sizeof dev) || !sglang_name_ok(fe->d_name) ||
+                        snprintf(rel, sizeof rel, "%s/%s", te->d_name, fe->d_name) >= (int)sizeof rel) {
+                        if (!skipped++)
+                            snprintf(first_skipped, sizeof first_skipped, "%.40s/%.200s", te->d_name, fe->d_name);
+                        continue;
+                    }
+                    char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
+                    if (!nx) break;
+                    names = nx;
+                    if ((names[nn] = strdup(rel))) nn++;
+                    st->sglang++;
                 }
-                char **nx = realloc(names, (size_t)(nn + 1) * sizeof *names);
-                if (!nx) break;
-                names = nx;
-                if ((names[nn] = strdup(rel))) nn++;
-                st->sglang++;
+                if (sd) closedir(sd);
             }
-            if (sd) closedir(sd);
+            if (cd) closedir(cd);
             continue;
         }
         if (!device_of(de->d_name, dev, sizeof dev) || !mt_bucket_name_ok(de->d_name)) {
@@ -325,7 +336,7 @@ int mt_publish(mt_db *db, mt_bucket *b, mt_publish_progress progress, void *user
             char path[4400], key[900], sha[65], *data = NULL, folder[64], kn[300];
             const char *base = split_rel(names[j], folder, sizeof folder);
             size_t len = 0;
-            snprintf(path, sizeof path, "%s/%s", stage, names[j]);
+            snprintf(path, sizeof path, "%s/%s%s", stage, folder[0] ? "configs/" : "", names[j]);
             if ((rc = read_file(path, &data, &len)) != MT_OK) {
                 snprintf(err, n, "cannot read the exported %s", names[j]);
                 break;
@@ -538,9 +549,11 @@ static int pull_device(mt_bucket *b, const char *dev, const char *cache, mt_publ
         k++;
         char path[4400], have[65], dir[4200], kn[300];
         size_t hlen = 0;
-        /* SGLang's files into their triton_X_Y_Z folder of the cache, the
-         * root SGLANG_MOE_CONFIG_DIR points at */
-        if (folder) snprintf(dir, sizeof dir, "%s/%s", cache, folder);
+        /* SGLang's files into configs/triton_X_Y_Z/ of the cache: SGLang
+         * looks there under SGLANG_MOE_CONFIG_DIR, the cache */
+        if (folder) snprintf(dir, sizeof dir, "%s/configs", cache);
+        if (folder && (rc = own_dir(dir, err, n)) != MT_OK) break;
+        if (folder) snprintf(dir, sizeof dir, "%s/configs/%s", cache, folder);
         else snprintf(dir, sizeof dir, "%s", cache);
         if (folder && (rc = own_dir(dir, err, n)) != MT_OK) break;
         snprintf(path, sizeof path, "%s/%s", dir, name);

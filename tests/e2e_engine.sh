@@ -64,7 +64,7 @@ case "$(sql "$TMP/f.db" "select distinct kernel_hash from measurements")" in *",
 # and SGLang's block filter (BLOCK_SIZE_K divides 128)
 expect_exit 0 "$TMP/s" "$MT" sweep --engine sglang $SHAPE --intermediate 256 --budget 5 --dtype fp8_w8a8 \
   --block-shape 128,128 --db "$TMP/s.db" --out "$TMP/s.d"
-F="$TMP/s.d/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128, 128].json"
+F="$TMP/s.d/configs/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128, 128].json"
 [ -f "$F" ] || fail "no SGLang file: $(find "$TMP/s.d" -type f)"; ok
 [ "$(py "$F" '"triton_version" in j')" = False ] || fail "SGLang's file holds triton_version"; ok
 [ "$(find "$TMP/s.d" -type f | wc -l)" = 1 ] || fail "files besides SGLang's: $(find "$TMP/s.d" -type f)"; ok
@@ -79,7 +79,7 @@ F="$TMP/s.d/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[1
 # size is the gate-up config's own (what SGLang runs without the file)
 MOETUNE_DOUBLE_WRONG_DOWN='"BLOCK_SIZE_K":64' expect_exit 0 "$TMP/dn" "$MT" sweep --engine sglang $SHAPE --budget 6 \
   --down --json --db "$TMP/dn.db" --out "$TMP/dn.d"
-UP="$TMP/dn.d/triton_3_6_0/E=8,N=128,device_name=CPU.json" DN="$TMP/dn.d/triton_3_6_0/E=8,N=128,device_name=CPU_down.json"
+UP="$TMP/dn.d/configs/triton_3_6_0/E=8,N=128,device_name=CPU.json" DN="$TMP/dn.d/configs/triton_3_6_0/E=8,N=128,device_name=CPU_down.json"
 [ -f "$UP" ] && [ -f "$DN" ] || fail "SGLang's file pair: $(find "$TMP/dn.d" -type f)"; ok
 python3 - "$UP" "$DN" <<'PY' || fail "the _down file does not match its gate-up file"
 import json, sys
@@ -114,7 +114,7 @@ ok
 expect_exit 0 "$TMP/dnp" "$MT" publish "file://$TMP/dnb" --db "$TMP/dn.db"
 [ -f "$TMP/dnb/CPU/triton_3_6_0/${DN##*/}" ] || fail "the _down file's place in the bucket: $(find "$TMP/dnb" -type f)"; ok
 expect_exit 0 "$TMP/dnl" "$MT" pull "file://$TMP/dnb" --cache "$TMP/dnc" --no-db
-cmp -s "$DN" "$TMP/dnc/triton_3_6_0/${DN##*/}" || fail "the pulled _down file differs: $(find "$TMP/dnc" -type f)"; ok
+cmp -s "$DN" "$TMP/dnc/configs/triton_3_6_0/${DN##*/}" || fail "the pulled _down file differs: $(find "$TMP/dnc" -type f)"; ok
 # again: nothing measured; a gate-up config without its down rows leaves
 # the _down file unwritten (SGLang would pair a gate-up config with another
 # batch size's down config), and says so
@@ -129,7 +129,7 @@ db.commit()
 PY
 expect_exit 0 "$TMP/dn3" "$MT" export --db "$TMP/dn.db" --out "$TMP/dn3.d" --format vllm
 expect_in "$TMP/dn3" "batch sizes 16 have no down GEMM tuned with this file's gate-up configs"
-[ -f "$TMP/dn3.d/triton_3_6_0/E=8,N=128,device_name=CPU.json" ] && [ ! -e "$TMP/dn3.d/triton_3_6_0/${DN##*/}" ] ||
+[ -f "$TMP/dn3.d/configs/triton_3_6_0/E=8,N=128,device_name=CPU.json" ] && [ ! -e "$TMP/dn3.d/configs/triton_3_6_0/${DN##*/}" ] ||
   fail "an incomplete _down file was written: $(find "$TMP/dn3.d" -type f)"; ok
 # --down is SGLang's, and needs an SGLang with a down-GEMM config
 expect_exit 2 "$TMP/dv" "$MT" sweep --engine vllm $SHAPE --down --db "$TMP/dv.db" --no-export
@@ -146,7 +146,7 @@ expect_in "$TMP/sp" "1 SGLang file(s) in their triton_X_Y_Z folders"
 [ -f "$TMP/sb/CPU/triton_3_6_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128,128].json" ] ||
   fail "the bucket's layout: $(find "$TMP/sb" -type f)"; ok
 expect_exit 0 "$TMP/sl" "$MT" pull "file://$TMP/sb" --cache "$TMP/sc" --db "$TMP/sl.db"
-cmp -s "$F" "$TMP/sc/triton_3_6_0/${F##*/}" || fail "the pulled SGLang file differs: $(find "$TMP/sc" -type f)"; ok
+cmp -s "$F" "$TMP/sc/configs/triton_3_6_0/${F##*/}" || fail "the pulled SGLang file differs: $(find "$TMP/sc" -type f)"; ok
 # SGLang's configs are not vLLM's foreign rows
 [ "$(sql "$TMP/sl.db" "select count(*) from measurements")" = 0 ] || fail "a pulled SGLang file became foreign rows"; ok
 expect_exit 0 "$TMP/sl2" "$MT" pull "file://$TMP/sb" --cache "$TMP/sc" --no-db
@@ -241,7 +241,7 @@ grep -q "compiling the engine's kernels ahead" "$TMP/c3.err" && fail "compiled a
 # from a compressed-tensors config with the channel strategy
 expect_exit 0 "$TMP/pc" "$MT" sweep --engine sglang $SHAPE --budget 4 --dtype fp8_w8a8 --per-channel --db "$TMP/pc.db" \
   --out "$TMP/pc.d"
-[ -f "$TMP/pc.d/triton_3_6_0/E=8,N=128,device_name=CPU,dtype=fp8_w8a8,per_channel_quant=True.json" ] ||
+[ -f "$TMP/pc.d/configs/triton_3_6_0/E=8,N=128,device_name=CPU,dtype=fp8_w8a8,per_channel_quant=True.json" ] ||
   fail "per-channel SGLang file: $(find "$TMP/pc.d" -type f)"; ok
 [ "$(sql "$TMP/pc.db" "select dtype from problems")" = fp8_w8a8_per_channel ] || fail "per-channel problem"; ok
 expect_exit 0 "$TMP/pc2" "$MT" sweep --engine vllm $SHAPE --budget 4 --dtype fp8_w8a8 --per-channel --db "$TMP/pc.db" \
@@ -262,7 +262,7 @@ expect_exit 0 "$TMP/i4" "$MT" sweep --engine vllm $SHAPE --budget 3 --dtype int4
 [ "$(sql "$TMP/i4.db" "select block_n || ',' || block_k from problems")" = "0,64" ] || fail "int4 group"; ok
 expect_exit 0 "$TMP/i5" "$MT" sweep --engine sglang $SHAPE --budget 3 --dtype int4_w4a16 --group-size 64 --db "$TMP/i4.db" \
   --out "$TMP/i5.d"
-[ -f "$TMP/i5.d/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
+[ -f "$TMP/i5.d/configs/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
   fail "int4 SGLang file: $(find "$TMP/i5.d" -type f)"; ok
 expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/mixtral-awq.json" --tp 2 \
   --dry-run --device cpu
@@ -325,7 +325,7 @@ for f in "E=128,N=1024,device_name=NVIDIA_H100,dtype=fp8_w8a8.json" "E=128,N=384
 done
 for f in "triton_3_4_0/E=161,N=192,device_name=NVIDIA_H200,dtype=fp8_w8a8,per_channel_quant=True.json" \
          "triton_3_4_0/E=257,N=256,device_name=NVIDIA_H20,dtype=fp8_w8a8,block_shape=[128, 128].json"; do
-  cmp "$TMP/real.d/$f" "$D/sglang-configs/$f" || fail "SGLang file $f differs from SGLang's"; ok
+  cmp "$TMP/real.d/configs/$f" "$D/sglang-configs/$f" || fail "SGLang file $f differs from SGLang's"; ok
 done
 
 # a daemon job of an engine's kernel: the queue, the sweep, the file

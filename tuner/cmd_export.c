@@ -16,7 +16,7 @@ static const char usage[] =
     "                     figures and provenance behind each choice (docs/format.md)\n"
     "  --format vllm      the engines' own files: vLLM's E=...,N=...,device_name=....json\n"
     "                     for results of vLLM's kernel (sweep --engine vllm) and\n"
-    "                     imported files, SGLang's in triton_X_Y_Z/ for SGLang's;\n"
+    "                     imported files, SGLang's in configs/triton_X_Y_Z/ for SGLang's;\n"
     "                     results of moetune's own kernels are never written there\n"
     "  --format all       both (default)\n"
     "  --format grid      every verified and failed measurement as CSV, one row per\n"

@@ -96,8 +96,8 @@ int cmd_publish(int argc, char **argv)
         printf("published to %s: %d device(s), %d file(s) uploaded, %d unchanged\n", url, st.devices, st.uploaded,
                st.unchanged);
         if (st.sglang)
-            printf("of them, %d SGLang file(s) in their triton_X_Y_Z folders: `moetune pull` puts them into those "
-                   "folders of its cache, for SGLANG_MOE_CONFIG_DIR\n",
+            printf("of them, %d SGLang file(s) in their triton_X_Y_Z folders: `moetune pull` puts them into "
+                   "configs/triton_X_Y_Z/ of its cache, for SGLANG_MOE_CONFIG_DIR\n",
                    st.sglang);
         if (st.skipped)
             fprintf(stderr, "moetune publish: warning: %d exported file(s) left out: their names cannot be bucket keys, "

@@ -24,8 +24,8 @@ static const char usage[] =
     "manifest's sha256 and size, and its name must stay inside the cache; a\n"
     "device whose files do not all check is refused and nothing of it is\n"
     "replaced. The vLLM files fetched are imported into the database as\n"
-    "foreign results (--no-db: not); SGLang's go into their triton_X_Y_Z\n"
-    "folders of the cache (SGLANG_MOE_CONFIG_DIR). URLs, credentials and the\n"
+    "foreign results (--no-db: not); SGLang's go into configs/triton_X_Y_Z/\n"
+    "of the cache (SGLANG_MOE_CONFIG_DIR=the cache). URLs, credentials and the\n"
     "other options as for publish (moetune publish --help).\n";
 
 int mt_bucket_opt(int c, const char *arg, const char *cmd, mt_bucket_opts *bo);

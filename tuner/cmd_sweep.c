@@ -901,7 +901,8 @@ int cmd_sweep(int argc, char **argv)
             mt_json_str(stdout, out_dir);
         } else {
             printf("config files (%s): %s\n",
-                   engine && !strcmp(engine, "sglang") ? "SGLang's names, in its triton_X_Y_Z folder"
+                   engine && !strcmp(engine, "sglang") ? "SGLang's names, in configs/triton_X_Y_Z/: "
+                                                         "SGLANG_MOE_CONFIG_DIR is this folder"
                    : engine                           ? "vLLM's names, measured on vLLM's kernel"
                    : "moetune format, for libmoetune; vLLM's names hold only configs of vLLM's kernel "
                      "(--engine vllm)",

@@ -19,6 +19,13 @@ from sglang.srt.layers.moe.topk import StandardTopKOutput  # noqa: E402
 _OLD_API = os.environ.get("MOETUNE_DOUBLE_SGLANG_API") == "topk_weights"
 
 
+def _override():
+    config = _config["value"]
+    if not config:
+        raise RuntimeError("the double has no config files: it runs only under override_config")
+    return config
+
+
 def _try_get_optimal_moe_config_05(
     w1_shape,
     w2_shape,
@@ -30,12 +37,8 @@ def _try_get_optimal_moe_config_05(
     per_channel_quant: bool = False,
     return_down_config: bool = False,
 ):
-    config = _config["value"]
-    if not config:
-        raise RuntimeError("the double has no config files: it runs only under override_config")
-    if return_down_config:
-        return config, (None, None)
-    return config
+    config = _override()
+    return (config, (None, None)) if return_down_config else config
 
 
 def _try_get_optimal_moe_config_04(
@@ -47,10 +50,7 @@ def _try_get_optimal_moe_config_04(
     is_marlin: bool = False,
     block_shape: Optional[List[int]] = None,
 ):
-    config = _config["value"]
-    if not config:
-        raise RuntimeError("the double has no config files: it runs only under override_config")
-    return config
+    return _override()
 
 
 try_get_optimal_moe_config = _try_get_optimal_moe_config_04 if _OLD_API else _try_get_optimal_moe_config_05
