@@ -8,9 +8,12 @@
 #     against the float64 reference (status, error, time);
 #  3. sweeps through `moetune sweep --engine vllm`: bf16 Mixtral-8x7B TP2 and
 #     block-fp8 DeepSeek-V3 TP8 at BATCHES, the wall time and where it went
-#     (the worker's summary: compiles, checks, timing), and the files.
+#     (the worker's summary: compiles, checks, timing), and the files;
+#  4. (down) SGLang's down GEMM tuned on its own, its gain over the pinned
+#     gate-up config alone;
+#  5. (grid) the quality check against the full grid.
 # Usage (device machine, repository root):
-#   OUT=... [PARTS="probe bf16 fp8 grid"] [GRID_BATCHES=64,1024] [GRID_TIMEOUT=400] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
+#   OUT=... [PARTS="probe bf16 fp8 down grid"] [DOWN_BATCHES=64,1024] [DOWN_TIME=120] [GRID_BATCHES=64,1024] [GRID_TIMEOUT=400] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
 #   [SWEEP_TIMEOUT=280] bench/engine_check.sh
 # Expects .carry/bin/moetune and libcjson in .carry/lib.
 set -uo pipefail
@@ -96,6 +99,34 @@ for job in "bf16 --model mixtral-8x7b --tp 2" "fp8 --model deepseek-v3 --tp 8 --
   grep -v "^moetune sweep: .* of .* (" "$OUT/sweep-$name.txt" | tail -n 12
   ls "$OUT/configs-$name" 2>/dev/null
 done
+
+# SGLang's down GEMM on its own (--down), through SGLang's entry point (the
+# double's exact signature, the same Triton kernel): the gate-up tune, then
+# the down GEMM with each batch size's gate-up config pinned; the file pair
+if [[ " $PARTS " == *" down "* ]]; then
+  log "sweep --engine sglang --model mixtral-8x7b --tp 2 --batch-sizes ${DOWN_BATCHES:-64,1024} --down --time ${DOWN_TIME:-120}"
+  start=$(date +%s.%N)
+  timeout $(( ${DOWN_TIME:-120} + 60 )) stdbuf -oL .carry/bin/moetune sweep --engine sglang --device cuda:0 --model mixtral-8x7b \
+    --tp 2 --batch-sizes "${DOWN_BATCHES:-64,1024}" --budget "${BUDGET:-20}" --time "${DOWN_TIME:-120}" --down \
+    --compile-jobs "${COMPILE_JOBS:-16}" --db "$OUT/engine-down.db" --out "$OUT/configs-down" >"$OUT/sweep-down.txt" 2>&1
+  echo "rc=$? wall $(python3 -c "import time; print('%.1f s' % (time.time() - $start))")"
+  grep -v "^moetune sweep: .* of .* (" "$OUT/sweep-down.txt" | tail -n 8
+  for f in "$OUT"/configs-down/configs/triton_*/*.json; do echo "$(basename "$f")"; cat "$f"; done
+  python3 - "$OUT/engine-down.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print("| M | down GEMM: variants ok / failed | pinned gate-up config alone us | best down us | ratio |")
+print("| --- | --- | --- | --- | --- |")
+for (M,) in db.execute("select distinct M from measurements where kernel_hash like '%down GEMM%' order by M"):
+    q = "from measurements where M = ? and kernel_hash like '%down GEMM%'"
+    ok = db.execute("select count(*) " + q + " and status = 'ok'", (M,)).fetchone()[0]
+    bad = db.execute("select count(*) " + q + " and status = 'failed'", (M,)).fetchone()[0]
+    d = db.execute("select min(median_us) " + q + " and status = 'ok' and is_default = 1", (M,)).fetchone()[0]
+    b = db.execute("select min(median_us) " + q + " and status = 'ok'", (M,)).fetchone()[0]
+    print("| %d | %d / %d | %s | %s | %s |" % (M, ok, bad, "%.1f" % d if d else "-", "%.1f" % b if b else "-",
+                                              "%.3f" % (b / d) if b and d else "-"))
+PY
+fi
 
 # the quality check: the full grid (every valid config, vLLM's 1,920 less the
 # ones out of shared memory) at GRID_BATCHES, early abort on, in its own
