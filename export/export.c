@@ -249,7 +249,7 @@ static int export_moetune(const mt_export_opts *o, const mt_device_info *d, cons
     return rc;
 }
 
-static int vllm_name_of(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
+int mt_vllm_file_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
 {
     mt_vllm_name nm;
     memset(&nm, 0, sizeof nm);
@@ -365,7 +365,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
 {
     char name[512], triton[32] = "", dir[4200];
     int sglang = !strcmp(d->backend, "sglang");
-    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    if (mt_vllm_file_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
     int64_t tid[4], tk[4], ttop[4];
@@ -389,7 +389,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
         /* SGLang names int4 files by the packed N (w2.shape[2]) */
         mt_problem half = *p;
         half.N = p->N / 2;
-        if (vllm_name_of(name, sizeof name, d, &half) != MT_OK) return MT_EINVAL;
+        if (mt_vllm_file_name(name, sizeof name, d, &half) != MT_OK) return MT_EINVAL;
     }
     if (sglang) {
         /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
@@ -461,7 +461,7 @@ static int export_vllm_foreign(mt_db *db, const mt_export_opts *o, const mt_devi
     char name[512], *order_s = NULL, *extra_s = NULL;
     struct foreign_ctx c = {cJSON_CreateObject(), 0};
     int rc;
-    if (vllm_name_of(name, sizeof name, d, p) != MT_OK) {
+    if (mt_vllm_file_name(name, sizeof name, d, p) != MT_OK) {
         cJSON_Delete(c.by_m);
         return MT_EINVAL;
     }

@@ -57,6 +57,10 @@ typedef struct mt_export_stats {
 
 int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
 
+/* vLLM's file name for problem p on device d (its dtype field, none for
+ * bf16 and fp16; an import's own). */
+int mt_vllm_file_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
+
 /* SGLang's down GEMM, tuned on its own (sweep --down) with the gate-up
  * GEMM's config pinned: its rows at batch size M carry up_hash (the
  * gate-up rows' kernel), this mark and a digest of M and the gate-up

@@ -51,6 +51,31 @@ esac
 expect_exit 0 "$TMP/v2" "$MT" sweep --engine vllm $SHAPE --budget 6 --db "$TMP/v.db" --out "$TMP/v.d"
 expect_in "$TMP/v2" "measured 0 variants"
 
+# the config vLLM runs today for the shape (its tuned folder, else its
+# shipped configs/) is measured first at each batch size, as vLLM picks
+# its entry (the nearest batch size): the pick is never slower than it
+mkdir -p "$TMP/inuse"
+cat >"$TMP/inuse/E=8,N=128,device_name=CPU.json" <<'EOF'
+{"1": {"BLOCK_SIZE_M": 32, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 16, "num_warps": 8, "num_stages": 2},
+ "12": {"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 256, "GROUP_SIZE_M": 1, "num_warps": 4, "num_stages": 3}}
+EOF
+VLLM_TUNED_CONFIG_FOLDER=$TMP/inuse expect_exit 0 "$TMP/iu" "$MT" sweep --engine vllm $SHAPE --budget 3 --db "$TMP/iu.db" --no-export
+python3 - "$TMP/iu.db" <<'PY' || fail "the config in use was not measured first"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+want = {1: {"BLOCK_SIZE_M": 32, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 16, "num_warps": 8, "num_stages": 2},
+        16: {"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 256, "GROUP_SIZE_M": 1, "num_warps": 4, "num_stages": 3}}
+for M, cfg in want.items():
+    first = db.execute("select c.params from measurements m join configs c on c.id = m.config_id where m.M = ? and "
+                       "m.is_default = 0 order by m.id limit 1", (M,)).fetchone()
+    assert first and json.loads(first[0]) == cfg, (M, first)
+PY
+ok
+# a file that cannot be read is said, and the sweep goes on without it
+echo '{"1": [' >"$TMP/inuse/E=8,N=128,device_name=CPU.json"
+VLLM_TUNED_CONFIG_FOLDER=$TMP/inuse expect_exit 0 "$TMP/iu2" "$MT" sweep --engine vllm $SHAPE --budget 2 --db "$TMP/iu2.db" --no-export
+expect_in "$TMP/iu2" "not read"
+
 # vLLM 0.10's keyword flags, fp8 per tensor: vLLM's dtype field
 MOETUNE_DOUBLE_VLLM_API=flags expect_exit 0 "$TMP/f" "$MT" sweep --engine vllm $SHAPE --budget 5 --dtype fp8_w8a8 \
   --db "$TMP/f.db" --out "$TMP/f.d"

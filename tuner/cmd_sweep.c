@@ -438,6 +438,28 @@ static int down_supported(mt_worker *w, char *why, size_t wn)
     return ok;
 }
 
+/* The engine's config file in use for the problem, where the worker names
+ * the folders the engine reads (vLLM: VLLM_TUNED_CONFIG_FOLDER, then its
+ * own configs/), first hit as the engine looks: into path, 1; 0 when none. */
+static int engine_config_in_use(mt_worker *w, const mt_device_info *dev, const mt_problem *prob, char *path, size_t n)
+{
+    char *reply = NULL, e[400], name[512];
+    if (mt_vllm_file_name(name, sizeof name, dev, prob) != MT_OK ||
+        mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK)
+        return 0;
+    cJSON *r = cJSON_Parse(reply);
+    free(reply);
+    const cJSON *dirs = cJSON_GetObjectItemCaseSensitive(r, "config_dirs"), *d;
+    int found = 0;
+    cJSON_ArrayForEach(d, dirs) {
+        if (found || !cJSON_IsString(d) || !d->valuestring[0]) continue;
+        int k = snprintf(path, n, "%s/%s", d->valuestring, name);
+        found = k > 0 && (size_t)k < n && access(path, R_OK) == 0;
+    }
+    cJSON_Delete(r);
+    return found;
+}
+
 static int tune_down(const mt_sweep_ctx *base, struct engine_prefetch *epf, const mt_problem *prob,
                      const int64_t (*points)[2], int n, const mt_plan_opts *base_po, mt_policy *pol,
                      mt_plan_counts *pc, int *tuned, char *why, size_t wn)
@@ -791,7 +813,14 @@ int cmd_sweep(int argc, char **argv)
      * GEMM what is left */
     mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor,
                        o.down && o.c.time_s > 0 ? 0.6 * o.c.time_s : o.c.time_s, o.c.finalists, o.c.rounds,
-                       o.c.quiet, o.c.job, o.only, m_lock_fd, NULL};
+                       o.c.quiet, o.c.job, o.only, m_lock_fd, NULL, NULL};
+    /* an engine's sweep proposes first the config the engine runs today for
+     * this problem (its shipped file, or the one in its tuned folder) */
+    char in_use[1200];
+    if (engine && engine_config_in_use(w, &dev, &prob, in_use, sizeof in_use)) {
+        po.seed_file = in_use;
+        if (!o.c.quiet) fprintf(stderr, "moetune sweep: the %s config in use, measured first: %s\n", engine, in_use);
+    }
     double sweep_t0 = mt_now();
     if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, ps.n_ms, &po, why, sizeof why) != MT_OK) {
         status = mt_fail("sweep", "%s", why);
@@ -828,6 +857,7 @@ int cmd_sweep(int argc, char **argv)
     if (o.down && !status && !interrupted && !pc.cancelled) {
         mt_plan_opts dpo = po;
         dpo.only = NULL;
+        dpo.seed_file = NULL; /* the gate-up GEMM's file */
         dpo.time_s = o.c.time_s > 0 ? o.c.time_s - (mt_now() - sweep_t0) : 0;
         int before = pc.measured;
         if (o.c.time_s > 0 && dpo.time_s <= 0) pc.out_of_time = 1;

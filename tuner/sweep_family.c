@@ -359,7 +359,7 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
                          o.c.retry_failed, NULL, NULL, 0, NULL, NULL};
     if (mt_cli_db_path(o.c.db, lock_db, sizeof lock_db) == MT_OK) lock_fd = mt_m_lock_open(lock_db);
     mt_plan_opts po = {o.c.strategy, o.c.budget, o.c.budget_pct, o.c.seed, o.c.abort_factor, o.c.time_s, o.c.finalists, o.c.rounds,
-                       o.c.quiet, o.c.job, NULL, lock_fd, NULL};
+                       o.c.quiet, o.c.job, NULL, lock_fd, NULL, NULL};
     if (mt_plan_new(&plan, &sctx, &prob, &sp, (const int64_t(*)[2])points, np, &po, err, sizeof err) != MT_OK) {
         status = mt_fail("sweep", "%s", err);
         goto done;

@@ -97,6 +97,12 @@ int mt_plan_new(mt_plan **out, const mt_sweep_ctx *c, const mt_problem *prob, co
                           search_seed(o->seed, f, points[i])) != MT_OK)
             return snprintf(why, wn, "out of memory"), MT_ENOMEM;
         mt_search_attach(p->search[i], p->pool);
+        /* the engine's config in use: measured first, so the pick is never
+         * slower than what the engine runs today */
+        char fwhy[256];
+        if (o->seed_file && mt_warm_start_file(o->seed_file, sp, p->pts[i], k, points[i][0], p->search[i], fwhy,
+                                               sizeof fwhy) < 0 && i == 0)
+            mt_warn("%s: not read (%s): no warm start from it", o->seed_file, fwhy);
         /* another kernel path's representative (fused MoE's GEMV path at
          * small batch sizes): measured early, so that the search compares
          * the paths however small its budget */

@@ -36,6 +36,9 @@ typedef struct mt_plan_opts {
      * point (SGLang's down GEMM: the gate-up config's, which SGLang runs
      * without a _down file); NULL: the space's default */
     const mt_config *defaults;
+    /* a config file in vLLM's format (the engine's config in use for the
+     * problem): its entry nearest each point is proposed first; NULL: none */
+    const char *seed_file;
 } mt_plan_opts;
 
 typedef struct mt_plan_counts {

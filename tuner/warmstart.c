@@ -8,6 +8,7 @@
 
 #include "family.h"
 #include "moetune/moetune.h"
+#include "vllm.h"
 
 struct ws {
     const mt_device_info *dev;
@@ -192,4 +193,27 @@ int mt_warm_start_shapes(mt_db *db, const mt_device_info *dev, const mt_problem 
             count++;
         }
     return count;
+}
+
+int mt_warm_start_file(const char *path, const mt_space *sp, const mt_config *pts, int n, int64_t M, mt_search *s,
+                       char *why, size_t wn)
+{
+    mt_vllm_file f;
+    int rc = mt_vllm_file_read(path, &f, why, wn);
+    if (rc != MT_OK) return rc < 0 ? rc : -rc;
+    struct ws w = {NULL, NULL, sp, pts, n, M, 0, s, 0, "", -1, -1};
+    const cJSON *best = NULL;
+    int64_t best_d = -1;
+    for (const cJSON *e = f.root->child; e; e = e->next) {
+        if (!mt_vllm_is_m_key(e->string)) continue;
+        int64_t m = strtoll(e->string, NULL, 10), d = m > M ? m - M : M - m;
+        if (best_d < 0 || d < best_d) best_d = d, best = e;
+    }
+    char *params = best ? cJSON_PrintUnformatted(best) : NULL;
+    int idx = params ? point_of(&w, params) : -1;
+    free(params);
+    mt_vllm_file_free(&f);
+    if (idx < 0) return 0;
+    mt_search_suggest(s, idx);
+    return 1;
 }

@@ -21,6 +21,7 @@ message that names it rather than called wrongly.
 import contextlib
 import importlib
 import inspect
+import os
 import re
 import sys
 
@@ -90,6 +91,9 @@ class Adapter:
     name = ""
     # SGLang's down GEMM with a config of its own (its _down files)
     down_gemm = False
+    # the folders the engine reads vLLM-named config files from, in its
+    # order (the sweep proposes the config in use first)
+    config_dirs = ()
 
     def __init__(self):
         self.version = _probe_version(self.name)
@@ -102,7 +106,8 @@ class Adapter:
 
     def describe(self):
         return {"engine": self.name, "engine_version": self.version, "triton_version": self.triton_version,
-                "api": self.api, "supports": SUPPORTED[self.name], "down_gemm": self.down_gemm}
+                "api": self.api, "supports": SUPPORTED[self.name], "down_gemm": self.down_gemm,
+                "config_dirs": list(self.config_dirs)}
 
     def _entry(self, fn_module, cfg_module):
         """fused_experts from fn_module, override_config from cfg_module,
@@ -161,6 +166,11 @@ class VllmAdapter(Adapter):
             self.api = "flags"
         else:
             raise self._unknown_api("quant_config", "use_fp8_w8a8")
+        # where vLLM's get_moe_configs looks: VLLM_TUNED_CONFIG_FOLDER, then
+        # configs/ beside its fused-MoE module
+        fm = sys.modules.get(pkg)
+        own = os.path.join(os.path.dirname(os.path.realpath(fm.__file__)), "configs") if getattr(fm, "__file__", None) else ""
+        self.config_dirs = tuple(d for d in (os.environ.get("VLLM_TUNED_CONFIG_FOLDER", ""), own) if d)
 
     def _quant_config(self, p):
         s = p.scheme
