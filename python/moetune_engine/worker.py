@@ -89,10 +89,7 @@ class Problem:
         # the weights depend on the key only: made once per problem and
         # shared by its batch sizes (weights is the cache's entry)
         if weights is None:
-            weights = self.make_weights(torch, device)
-            if for_compile:
-                # no reference to check against: only the kernel's operands
-                weights = weights[:4] + (None,)
+            weights = self.compile_weights(torch, device) if for_compile else self.make_weights(torch, device)
         self.w1, self.w2, self.w1_scale, self.w2_scale, self._ref = weights
         self.weights = weights
         gx = torch.Generator(device="cpu")
@@ -123,6 +120,26 @@ class Problem:
             rows = torch.arange(min(M, 256), device=device)
             amax = reference.intermediate_amax(self, rows)
             self.a2_scale = (amax.float().clamp(min=1e-10) / 448.0).reshape(1).to(device)
+
+    def compile_weights(self, torch, device):
+        """The kernel's operands for compiling it ahead, values unset: the
+        dtypes, shapes and strides of make_weights' (one expert quantised
+        gives the scales' shapes), without its float32 copies. A process
+        of the compile pool holds only these, so many of them fit beside
+        the measuring one (a float32 DeepSeek-V3 expert set is 5.6 GiB)."""
+        E = self.E
+        full = self.E
+        self.E = 1
+        try:
+            one = self.make_weights(torch, device)
+        finally:
+            self.E = full
+        out = []
+        for t in one[:2]:
+            out.append(torch.empty((E,) + tuple(t.shape[1:]), dtype=t.dtype, device=device))
+        for t in one[2:4]:
+            out.append(None if t is None else torch.ones((E,) + tuple(t.shape[1:]), dtype=t.dtype, device=device))
+        return tuple(out) + (None,)
 
     def make_weights(self, torch, device):
         """w1 (E, 2N, K) and w2 (E, K, N), drawn on the device from a seed of
