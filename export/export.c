@@ -299,6 +299,29 @@ int mt_down_gemm_hash(const char *up_hash, int64_t M, const char *up_params, cha
     return w < 0 || (size_t)w >= n ? MT_EINVAL : MT_OK;
 }
 
+int mt_engine_file_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p)
+{
+    if (strcmp(d->backend, "sglang")) return mt_vllm_file_name(out, n, d, p);
+    /* SGLang names int4 files by the packed N (w2.shape[2]) */
+    mt_problem q = *p;
+    if (!strcmp(p->dtype, "int4_w4a16")) q.N = p->N / 2;
+    if (mt_vllm_file_name(out, n, d, &q) != MT_OK) return MT_EINVAL;
+    /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
+    char *b = strstr(out, ",block_shape=[");
+    if (b) {
+        char tail[64];
+        snprintf(tail, sizeof tail, ",block_shape=[%lld, %lld].json", (long long)p->block_n, (long long)p->block_k);
+        if (strlen(tail) + (size_t)(b - out) >= n) return MT_EINVAL;
+        snprintf(b, n - (size_t)(b - out), "%s", tail);
+    }
+    size_t nl = strlen(out);
+    if (!strcmp(p->dtype, "fp8_w8a8_per_channel")) {
+        if (nl < 5 || nl + 23 >= n) return MT_EINVAL;
+        snprintf(out + nl - 5, n - (nl - 5), ",per_channel_quant=True.json");
+    }
+    return MT_OK;
+}
+
 /* SGLang's _down file beside its gate-up file (up_name in dir): per batch
  * size of the gate-up file, the down GEMM's best measured with that file's
  * config pinned, given its BLOCK_SIZE_M (SGLang asserts they are equal: one
@@ -365,7 +388,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
 {
     char name[512], triton[32] = "", dir[4200];
     int sglang = !strcmp(d->backend, "sglang");
-    if (mt_vllm_file_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
+    if (mt_engine_file_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
     int64_t tid[4], tk[4], ttop[4];
@@ -385,23 +408,7 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     }
     int has_triton = triton_of(hash, triton, sizeof triton);
     snprintf(dir, sizeof dir, "%s", o->out_dir);
-    if (sglang && !strcmp(p->dtype, "int4_w4a16")) {
-        /* SGLang names int4 files by the packed N (w2.shape[2]) */
-        mt_problem half = *p;
-        half.N = p->N / 2;
-        if (mt_vllm_file_name(name, sizeof name, d, &half) != MT_OK) return MT_EINVAL;
-    }
     if (sglang) {
-        /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
-        char *b = strstr(name, ",block_shape=[");
-        if (b) {
-            char tail[64];
-            snprintf(tail, sizeof tail, ",block_shape=[%lld, %lld].json", (long long)p->block_n, (long long)p->block_k);
-            snprintf(b, sizeof name - (size_t)(b - name), "%s", tail);
-        }
-        size_t nl = strlen(name);
-        if (!strcmp(p->dtype, "fp8_w8a8_per_channel") && nl > 5 && nl + 32 < sizeof name)
-            snprintf(name + nl - 5, sizeof name - (nl - 5), ",per_channel_quant=True.json");
         if (!has_triton) {
             mt_err("%s: the engine worker found no Triton, so SGLang's triton_X_Y_Z folder cannot be named: nothing "
                    "is exported",

@@ -60,6 +60,10 @@ int mt_export(mt_db *db, const mt_export_opts *o, mt_export_stats *st);
 /* vLLM's file name for problem p on device d (its dtype field, none for
  * bf16 and fp16; an import's own). */
 int mt_vllm_file_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
+/* The engine's own file name for p on d, by d's backend: vLLM's, or
+ * SGLang's (its block_shape with a space, per_channel_quant, int4's packed
+ * N). */
+int mt_engine_file_name(char *out, size_t n, const mt_device_info *d, const mt_problem *p);
 
 /* SGLang's down GEMM, tuned on its own (sweep --down) with the gate-up
  * GEMM's config pinned: its rows at batch size M carry up_hash (the

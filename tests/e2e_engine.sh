@@ -76,6 +76,20 @@ echo '{"1": [' >"$TMP/inuse/E=8,N=128,device_name=CPU.json"
 VLLM_TUNED_CONFIG_FOLDER=$TMP/inuse expect_exit 0 "$TMP/iu2" "$MT" sweep --engine vllm $SHAPE --budget 2 --db "$TMP/iu2.db" --no-export
 expect_in "$TMP/iu2" "not read"
 
+# SGLang's in use: configs/triton_X_Y_Z under SGLANG_MOE_CONFIG_DIR, the
+# installed Triton's folder first, then the others newest first
+mkdir -p "$TMP/sgin/configs/triton_3_4_0" "$TMP/sgin/configs/triton_3_1_0"
+cat >"$TMP/sgin/configs/triton_3_4_0/E=8,N=128,device_name=CPU.json" <<'EOF'
+{"16": {"BLOCK_SIZE_M": 32, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 32, "num_warps": 4, "num_stages": 2}}
+EOF
+cat >"$TMP/sgin/configs/triton_3_1_0/E=8,N=128,device_name=CPU.json" <<'EOF'
+{"16": {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 1, "num_warps": 8, "num_stages": 3}}
+EOF
+SGLANG_MOE_CONFIG_DIR=$TMP/sgin expect_exit 0 "$TMP/si" "$MT" sweep --engine sglang $SHAPE --budget 2 --db "$TMP/si.db" --no-export
+[ "$(sql "$TMP/si.db" "select c.params from measurements m join configs c on c.id = m.config_id where m.M = 16 and
+  m.is_default = 0 order by m.id limit 1")" = '{"BLOCK_SIZE_M":32,"BLOCK_SIZE_N":64,"BLOCK_SIZE_K":128,"GROUP_SIZE_M":32,"num_warps":4,"num_stages":2}' ] ||
+  fail "SGLang's config in use (triton_3_4_0, the newest beside the missing triton_3_6_0) was not measured first"; ok
+
 # vLLM 0.10's keyword flags, fp8 per tensor: vLLM's dtype field
 MOETUNE_DOUBLE_VLLM_API=flags expect_exit 0 "$TMP/f" "$MT" sweep --engine vllm $SHAPE --budget 5 --dtype fp8_w8a8 \
   --db "$TMP/f.db" --out "$TMP/f.d"

@@ -439,12 +439,14 @@ static int down_supported(mt_worker *w, char *why, size_t wn)
 }
 
 /* The engine's config file in use for the problem, where the worker names
- * the folders the engine reads (vLLM: VLLM_TUNED_CONFIG_FOLDER, then its
- * own configs/), first hit as the engine looks: into path, 1; 0 when none. */
+ * the folders the engine reads in its order (vLLM: VLLM_TUNED_CONFIG_FOLDER,
+ * then its own configs/; SGLang: the configs/triton_X_Y_Z folders of
+ * SGLANG_MOE_CONFIG_DIR or its own, the installed Triton's first), first
+ * hit as the engine looks: into path, 1; 0 when none. */
 static int engine_config_in_use(mt_worker *w, const mt_device_info *dev, const mt_problem *prob, char *path, size_t n)
 {
     char *reply = NULL, e[400], name[512];
-    if (mt_vllm_file_name(name, sizeof name, dev, prob) != MT_OK ||
+    if (mt_engine_file_name(name, sizeof name, dev, prob) != MT_OK ||
         mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK)
         return 0;
     cJSON *r = cJSON_Parse(reply);

@@ -235,6 +235,28 @@ class SglangAdapter(Adapter):
         self._resolver_mod = sys.modules.get(getattr(self.fused_experts, "__module__", "") or "")
         resolver = getattr(self._resolver_mod, "try_get_optimal_moe_config", None)
         self.down_gemm = resolver is not None and "return_down_config" in _params(resolver)
+        self.config_dirs = self._config_dirs(resolver)
+
+    def _config_dirs(self, resolver):
+        """where get_moe_configs looks: configs/triton_X_Y_Z under
+        SGLANG_MOE_CONFIG_DIR, else beside its config module, the installed
+        Triton's folder first, then the others newest first"""
+        mod = sys.modules.get(getattr(resolver, "__module__", "") or "")
+        root = os.environ.get("SGLANG_MOE_CONFIG_DIR") or (
+            os.path.dirname(os.path.realpath(mod.__file__)) if getattr(mod, "__file__", None) else "")
+        if not root:
+            return ()
+        configs = os.path.join(root, "configs")
+        mine = "triton_" + self.triton_version.replace(".", "_")
+        try:
+            others = [d for d in os.listdir(configs) if d.startswith("triton_") and d != mine]
+        except OSError:
+            others = []
+
+        def version(d):
+            return tuple(int(x) if x.isdigit() else 0 for x in d[len("triton_"):].split("_"))
+
+        return tuple(os.path.join(configs, d) for d in [mine] + sorted(others, key=version, reverse=True))
 
     def prepare(self, p):
         s = p.scheme
