@@ -129,19 +129,27 @@ int mt_vllm_is_kernel_key(const char *k)
 int mt_vllm_file_read(const char *path, mt_vllm_file *out, char *why, size_t why_len)
 {
     const char *base = strrchr(path, '/');
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
     memset(out, 0, sizeof *out);
     base = base ? base + 1 : path;
     char detail[256] = "";
-    rc = mt_vllm_name_parse(base, &out->name, detail, sizeof detail);
+    int rc = mt_vllm_name_parse(base, &out->name, detail, sizeof detail);
     if (rc != MT_OK) {
         WHY("not a vLLM fused-MoE config file name (E=...,N=...,device_name=...[,dtype=...][,block_shape=[N,K]].json): %s",
             detail);
         return rc;
     }
-    rc = mt_read_file(path, &text, &len, why, why_len);
+    mt_vllm_name name = out->name;
+    rc = mt_vllm_file_read_content(path, out, why, why_len);
+    out->name = name;
+    return rc;
+}
+
+int mt_vllm_file_read_content(const char *path, mt_vllm_file *out, char *why, size_t why_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof *out);
+    int rc = mt_read_file(path, &text, &len, why, why_len);
     if (rc != MT_OK) return rc;
     const char *end = NULL;
     out->root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

@@ -24,6 +24,9 @@ typedef struct mt_vllm_file {
  * or booleans, a file without any batch-size key. */
 int mt_vllm_file_read(const char *path, mt_vllm_file *out, char *why, size_t why_len);
 void mt_vllm_file_free(mt_vllm_file *f);
+/* The same checks of the content alone, whatever the file's name (SGLang's
+ * spelling, a _down file); out->name is left zero. */
+int mt_vllm_file_read_content(const char *path, mt_vllm_file *out, char *why, size_t why_len);
 
 /* 1 when key is a batch size: a decimal integer without sign or leading
  * zeros. */

@@ -79,13 +79,17 @@ expect_in "$TMP/iu2" "not read"
 # SGLang's in use: configs/triton_X_Y_Z under SGLANG_MOE_CONFIG_DIR, the
 # installed Triton's folder first, then the others newest first
 mkdir -p "$TMP/sgin/configs/triton_3_4_0" "$TMP/sgin/configs/triton_3_1_0"
-cat >"$TMP/sgin/configs/triton_3_4_0/E=8,N=128,device_name=CPU.json" <<'EOF'
+# (SGLang's spelling of the block shape, with its space)
+cat >"$TMP/sgin/configs/triton_3_4_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128, 128].json" <<'EOF'
 {"16": {"BLOCK_SIZE_M": 32, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 32, "num_warps": 4, "num_stages": 2}}
 EOF
-cat >"$TMP/sgin/configs/triton_3_1_0/E=8,N=128,device_name=CPU.json" <<'EOF'
+cat >"$TMP/sgin/configs/triton_3_1_0/E=8,N=256,device_name=CPU,dtype=fp8_w8a8,block_shape=[128, 128].json" <<'EOF'
 {"16": {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 1, "num_warps": 8, "num_stages": 3}}
 EOF
-SGLANG_MOE_CONFIG_DIR=$TMP/sgin expect_exit 0 "$TMP/si" "$MT" sweep --engine sglang $SHAPE --budget 2 --db "$TMP/si.db" --no-export
+SGLANG_MOE_CONFIG_DIR=$TMP/sgin expect_exit 0 "$TMP/si" "$MT" sweep --engine sglang $SHAPE --intermediate 256 --budget 2 \
+  --dtype fp8_w8a8 --block-shape 128,128 --db "$TMP/si.db" --no-export
+expect_not_in() { ! grep -qsF -- "$2" "$1" "$1.err" || fail "output holds '$2'"; ok; }
+expect_not_in "$TMP/si" "not read"
 [ "$(sql "$TMP/si.db" "select c.params from measurements m join configs c on c.id = m.config_id where m.M = 16 and
   m.is_default = 0 order by m.id limit 1")" = '{"BLOCK_SIZE_M":32,"BLOCK_SIZE_N":64,"BLOCK_SIZE_K":128,"GROUP_SIZE_M":32,"num_warps":4,"num_stages":2}' ] ||
   fail "SGLang's config in use (triton_3_4_0, the newest beside the missing triton_3_6_0) was not measured first"; ok

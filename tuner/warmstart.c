@@ -199,7 +199,7 @@ int mt_warm_start_file(const char *path, const mt_space *sp, const mt_config *pt
                        char *why, size_t wn)
 {
     mt_vllm_file f;
-    int rc = mt_vllm_file_read(path, &f, why, wn);
+    int rc = mt_vllm_file_read_content(path, &f, why, wn);
     if (rc != MT_OK) return rc < 0 ? rc : -rc;
     struct ws w = {NULL, NULL, sp, pts, n, M, 0, s, 0, "", -1, -1};
     const cJSON *best = NULL;
