@@ -420,13 +420,21 @@ static const char *pin_extra(void *user, const int64_t point[2])
     return d->text;
 }
 
-static int down_supported(mt_worker *w, char *why, size_t wn)
+/* The engine worker's hello (what its adapter found: the down-GEMM
+ * config, the engine's config folders), asked once; NULL when it does not
+ * answer. */
+static cJSON *engine_hello(mt_worker *w)
 {
     char *reply = NULL, e[400];
-    if (mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK)
-        return snprintf(why, wn, "the engine worker did not answer: %s", e), 0;
+    if (mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK) return NULL;
     cJSON *r = cJSON_Parse(reply);
     free(reply);
+    return r;
+}
+
+static int down_supported(const cJSON *r, char *why, size_t wn)
+{
+    if (!r) return snprintf(why, wn, "the engine worker did not answer its hello"), 0;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "down_gemm");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "engine_version");
     int ok = cJSON_IsTrue(d);
@@ -434,7 +442,6 @@ static int down_supported(mt_worker *w, char *why, size_t wn)
         snprintf(why, wn, "SGLang %s has no separate down-GEMM config (try_get_optimal_moe_config without "
                  "return_down_config): --down needs a newer SGLang",
                  cJSON_IsString(v) ? v->valuestring : "(unknown version)");
-    cJSON_Delete(r);
     return ok;
 }
 
@@ -443,14 +450,11 @@ static int down_supported(mt_worker *w, char *why, size_t wn)
  * then its own configs/; SGLang: the configs/triton_X_Y_Z folders of
  * SGLANG_MOE_CONFIG_DIR or its own, the installed Triton's first), first
  * hit as the engine looks: into path, 1; 0 when none. */
-static int engine_config_in_use(mt_worker *w, const mt_device_info *dev, const mt_problem *prob, char *path, size_t n)
+static int engine_config_in_use(const cJSON *r, const mt_device_info *dev, const mt_problem *prob, char *path,
+                                size_t n)
 {
-    char *reply = NULL, e[400], name[512];
-    if (mt_engine_file_name(name, sizeof name, dev, prob) != MT_OK ||
-        mt_worker_call(w, "{\"op\":\"hello\"}", 300, &reply, e, sizeof e) != MT_OK)
-        return 0;
-    cJSON *r = cJSON_Parse(reply);
-    free(reply);
+    char name[512];
+    if (mt_engine_file_name(name, sizeof name, dev, prob) != MT_OK) return 0;
     const cJSON *dirs = cJSON_GetObjectItemCaseSensitive(r, "config_dirs"), *d;
     int found = 0;
     cJSON_ArrayForEach(d, dirs) {
@@ -458,16 +462,15 @@ static int engine_config_in_use(mt_worker *w, const mt_device_info *dev, const m
         int k = snprintf(path, n, "%s/%s", d->valuestring, name);
         found = k > 0 && (size_t)k < n && access(path, R_OK) == 0;
     }
-    cJSON_Delete(r);
     return found;
 }
 
-static int tune_down(const mt_sweep_ctx *base, struct engine_prefetch *epf, const mt_problem *prob,
+static int tune_down(const cJSON *hello, const mt_sweep_ctx *base, struct engine_prefetch *epf, const mt_problem *prob,
                      const int64_t (*points)[2], int n, const mt_plan_opts *base_po, mt_policy *pol,
                      mt_plan_counts *pc, int *tuned, char *why, size_t wn)
 {
     mt_best_list up;
-    if (!down_supported(base->w, why, wn)) return MT_EUNSUPPORTED;
+    if (!down_supported(hello, why, wn)) return MT_EUNSUPPORTED;
     if (mt_best_collect(base->db, base->dev->id, prob->id, base->kernel_hash, &up) != MT_OK)
         return snprintf(why, wn, "cannot read the gate-up picks: %s", mt_db_errmsg(base->db)), MT_EDB;
     mt_space sp;
@@ -610,6 +613,7 @@ int cmd_sweep(int argc, char **argv)
     int job_lock = -1, m_lock_fd = -1;
     mt_plan *plan = NULL;
     int64_t (*points)[2] = NULL;
+    cJSON *hello = NULL; /* an engine worker's, asked once */
     int status = parse_opts(argc, argv, &o);
     if (status < 0) return mt_cli_finish("sweep", 0);
     if (status) return status;
@@ -819,7 +823,8 @@ int cmd_sweep(int argc, char **argv)
     /* an engine's sweep proposes first the config the engine runs today for
      * this problem (its shipped file, or the one in its tuned folder) */
     char in_use[1200];
-    if (engine && engine_config_in_use(w, &dev, &prob, in_use, sizeof in_use)) {
+    if (engine) hello = engine_hello(w);
+    if (engine && engine_config_in_use(hello, &dev, &prob, in_use, sizeof in_use)) {
         po.seed_file = in_use;
         if (!o.c.quiet) fprintf(stderr, "moetune sweep: the %s config in use, measured first: %s\n", engine, in_use);
     }
@@ -863,7 +868,7 @@ int cmd_sweep(int argc, char **argv)
         dpo.time_s = o.c.time_s > 0 ? o.c.time_s - (mt_now() - sweep_t0) : 0;
         int before = pc.measured;
         if (o.c.time_s > 0 && dpo.time_s <= 0) pc.out_of_time = 1;
-        else if (tune_down(&sctx, &epf, &prob, (const int64_t(*)[2])points, ps.n_ms, &dpo, &pol, &pc, &down_tuned, why,
+        else if (tune_down(hello, &sctx, &epf, &prob, (const int64_t(*)[2])points, ps.n_ms, &dpo, &pol, &pc, &down_tuned, why,
                            sizeof why) != MT_OK)
             status = mt_fail("sweep", "--down: %s", why);
         down_measured = pc.measured - before;
@@ -952,6 +957,7 @@ int cmd_sweep(int argc, char **argv)
         status = MT_EXIT_INTERRUPTED;
     }
 out:
+    cJSON_Delete(hello);
     mt_plan_free(plan);
     free(points);
     mt_worker_stop(w);
