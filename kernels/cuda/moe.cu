@@ -87,9 +87,15 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 #define WG_TM (BLOCK_SIZE_M / WG_M)
 #define WG_MB (WG_TM / 64)
 #define WG_TN (BLOCK_SIZE_N / WG_N)
+/* A k tile is whole 128-byte swizzle rows: 64 bf16 or 128 e4m3 values.
+ * fp8 keeps its accumulators at 128 registers a thread; with block scales
+ * (MT_FP8 2) a second set holds each k tile's sums until they are scaled,
+ * so 64 + 64. */
+#define WG_KROW (MT_FP8 ? 128 : 64)
 #define USE_WGMMA                                                                                                     \
-    (MT_WGMMA && NUM_WARPS % 4 == 0 && BLOCK_SIZE_M % 64 == 0 && BLOCK_SIZE_K % 64 == 0 && WG_TN >= 16 &&             \
-     WG_TN <= 128 && (WG_TN & (WG_TN - 1)) == 0 && BLOCK_SIZE_N % WG_N == 0)
+    (MT_WGMMA && NUM_WARPS % 4 == 0 && BLOCK_SIZE_M % 64 == 0 && BLOCK_SIZE_K % WG_KROW == 0 && WG_TN >= 16 &&        \
+     WG_TN <= 128 && (WG_TN & (WG_TN - 1)) == 0 && BLOCK_SIZE_N % WG_N == 0 &&                       \
+     (!MT_FP8 || WG_MB * WG_TN <= (MT_FP8 == 2 ? 64 : 128)))
 /* Output columns of a GEMM's tile. On the wgmma path GEMM 2's tile is as
  * wide as GEMM 1's gate-and-up tile (2 x BLOCK_SIZE_N): the same shared
  * memory and accumulator registers, and half the operand bytes per FLOP of
@@ -376,8 +382,11 @@ MT_DEVICE void store2(h16 *__restrict__ C, int p, int col, int n_out, float w, f
  * cp.async. SWZ 0 stores rows of SROW elements (the ldmatrix path); SWZ 1
  * wgmma's 128-byte swizzle, where chunk kc of row r goes to the 64-wide
  * slab kc / 8 at chunk (kc % 8) ^ (r % 8) of the row's 128 bytes. */
-template <int MODE, int SWZ> struct tile_gather {
-    static constexpr int NB = MODE == 1 ? 2 * BLOCK_SIZE_N : TILE_N(MODE), KCH = BLOCK_SIZE_K / 8, RSTEP = THREADS / KCH;
+template <int MODE, int SWZ, typename T = h16> struct tile_gather {
+    /* EPC elements of T to a 16-byte chunk, KCH chunks to a row of the k tile */
+    static constexpr int EPC = 16 / (int)sizeof(T), KCH = BLOCK_SIZE_K / EPC;
+    static constexpr int NB = MODE == 1 ? 2 * BLOCK_SIZE_N : TILE_N(MODE), RSTEP = THREADS / KCH;
+    static_assert(SWZ || sizeof(T) == 2, "the padded layout is the 16-bit one");
     static constexpr int IA = (BLOCK_SIZE_M + RSTEP - 1) / RSTEP, IB = (NB + RSTEP - 1) / RSTEP;
     static_assert(THREADS % KCH == 0, "threads split into whole rows of chunks");
     static_assert(IA <= 32 && IB <= 32, "a 32-bit row mask per thread");
@@ -395,7 +404,7 @@ template <int MODE, int SWZ> struct tile_gather {
     {
         int r = r0 + i * RSTEP, p = r < BLOCK_SIZE_M ? rows[r] : num_pairs;
         *ok = p < num_pairs;
-        return *ok ? (u32)(p / a_div) * (u32)k_red + kc * 8 : 0;
+        return *ok ? (u32)(p / a_div) * (u32)k_red + kc * EPC : 0;
     }
 
     /* The weight row of B tile row q. MODE 1 stages gate and up rows: the
@@ -414,7 +423,7 @@ template <int MODE, int SWZ> struct tile_gather {
             up = MODE == 1 && q >= BLOCK_SIZE_N;
         }
         *ok = q < NB && col < n_out;
-        return *ok ? (u32)(up * n_out + col) * (u32)k_red + kc * 8 : 0;
+        return *ok ? (u32)(up * n_out + col) * (u32)k_red + kc * EPC : 0;
     }
 
     MT_DEVICE void init(const int *rows_, int num_pairs_, int a_div_, int k_red_, int n0_, int n_out_)
@@ -450,10 +459,10 @@ template <int MODE, int SWZ> struct tile_gather {
 
     /* k tile kt into the A and B tiles at shared addresses sa and sb; from
      * kend (the split's end) or k_red on the chunks are zero-filled */
-    MT_DEVICE void copy(mt_sptr sa, mt_sptr sb, const h16 *A, const h16 *We, int kt, int kend) const
+    MT_DEVICE void copy(mt_sptr sa, mt_sptr sb, const T *A, const T *We, int kt, int kend) const
     {
         const int k0 = kt * BLOCK_SIZE_K;
-        const bool kin = kt < kend && k0 + kc * 8 < k_red;
+        const bool kin = kt < kend && k0 + kc * EPC < k_red;
         const int kk = kin ? k0 : 0;
 #pragma unroll
         for (int i = 0; i < IA; i++) {
@@ -703,8 +712,11 @@ template <int MODE> MT_DEVICE void moe_gemm(const gemm_args &g)
     }
 }
 
+/* an fp8 module has its own GEMMs (below): these would only cost compile time */
+#if !MT_FP8
 MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm1(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<1>(g); }
 MT_KERNEL void __launch_bounds__(THREADS) MT_WAVES_HINT moe_gemm2(const MT_GRID_CONSTANT gemm_args g) { moe_gemm<2>(g); }
+#endif
 
 /* ---- the small-batch path: no alignment, no tiles ----
  * When the experts hold a row or two each (decode), the grouped GEMMs'
@@ -1153,11 +1165,181 @@ template <int MODE> MT_DEVICE void moe_fp8_tile(int pid, const f8_args &ga)
         }
 }
 
+#if USE_WGMMA
+/* The fp8 tile on Hopper's warpgroup MMA (e4m3, 32 deep an instruction).
+ * Staged as the bf16 tile is (tile_gather in bytes: a 128-byte swizzle row
+ * holds 128 e4m3 values, so the descriptors step through a row as bf16's
+ * do), with GEMM 2's tile as wide as GEMM 1's. MT_FP8 1 scales in the
+ * epilogue. MT_FP8 2 (BLOCK_SIZE_K is the 128-deep scale block): each k
+ * tile's MMAs write `part`, the first one discarding its old value; once
+ * they are done, part times its row's activation scale and its column's
+ * weight scale is added to acc. That is the promotion to fp32 once per
+ * scale block that block scales require; the scales are loaded while the
+ * MMAs run, and the next stage's copies are under way by then. */
+template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
+{
+    constexpr int NB = 2 * BLOCK_SIZE_N, SLABS = BLOCK_SIZE_K / 128; /* B rows; 128-deep slabs per k tile */
+    constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128;
+    constexpr int A_BYTES = SLAB_A * SLABS, STAGE = A_BYTES + SLAB_B * SLABS;
+    constexpr int WN = 2 * WG_TN, NACC = WN / 2, OUT = MODE == 1 ? WG_TN : WN;
+    extern __shared__ __align__(16) unsigned char smem8[];
+    const u32 base = (mt_cvta_shared(smem8) + 1023u) & ~1023u; /* swizzle atoms start at 1,024 bytes */
+
+    const int num_pid_n = (ga.n_out + TILE_N(MODE) - 1) / TILE_N(MODE);
+    int pid_m, pid_n;
+    tile_coords(pid, num_pid_n, ga.num_pid_m, ga.group_m < 1 ? 1 : ga.group_m, &pid_m, &pid_n);
+    if (pid_m * BLOCK_SIZE_M >= *ga.num_post) return;
+    const int n0 = pid_n * TILE_N(MODE), e = ga.expert_ids[pid_m], *rows = ga.sorted_ids + pid_m * BLOCK_SIZE_M;
+    const int wrows = (MODE == 1 ? 2 : 1) * ga.n_out; /* rows of an expert's weight matrix */
+    const unsigned char *We = ga.W + (long)e * wrows * ga.k_red;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wgm = (warp >> 2) / WG_N, wgn = (warp >> 2) % WG_N;
+    const int ktiles = (ga.k_red + BLOCK_SIZE_K - 1) / BLOCK_SIZE_K;
+
+    tile_gather<MODE, 1, unsigned char> g;
+    g.init(rows, ga.num_pairs, ga.a_div, ga.k_red, n0, ga.n_out);
+    auto load = [&](int stage, int kt) {
+        g.copy(base + stage * STAGE, base + stage * STAGE + A_BYTES, ga.A, We, kt, ktiles);
+    };
+    /* this thread's pairs: rows 16 * warp + lane / 4 (+ 8) of each 64-row block */
+    int prow[WG_MB][2];
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) prow[i][h] = rows[wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + h * 8];
+
+    float acc[WG_MB][NACC];
+#if MT_FP8 == 2
+    float part[WG_MB][NACC];
+    const int ngk = (ga.k_red + ga.block_k - 1) / ga.block_k, nbw = (wrows + ga.block_n - 1) / ga.block_n;
+    /* where this thread's rows' activation scales and its columns' weight
+     * scales start (k block 0); a padding row's is -1 */
+    int aidx[WG_MB][2], widx[NACC / 4];
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) aidx[i][h] = prow[i][h] < ga.num_pairs ? prow[i][h] / ga.a_div * ngk : -1;
+#pragma unroll
+    for (int j = 0; j < NACC / 4; j++) {
+        /* column group j: MODE 1 the warpgroup's gate columns, then its up
+         * columns (the weight's rows n_out on); MODE 2 its columns */
+        const int jj = MODE == 1 && j >= WG_TN / 8 ? j - WG_TN / 8 : j, up = MODE == 1 && j >= WG_TN / 8;
+        const int col = min(n0 + wgn * (MODE == 1 ? WG_TN : WN) + jj * 8 + (lane & 3) * 2, ga.n_out - 1);
+        widx[j] = (e * nbw + (up * ga.n_out + col) / ga.block_n) * ngk;
+    }
+#else
+    auto &part = acc;
+#endif
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) {
+            acc[i][q] = 0.f;
+            part[i][q] = 0.f;
+            wgmma_pin(part[i][q]);
+        }
+
+#pragma unroll
+    for (int s = 0; s < NUM_STAGES - 1; s++) {
+        load(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < ktiles; kt++) {
+        cp_async_wait<NUM_STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads();
+        const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
+        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
+        wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < SLABS; s++)
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
+#pragma unroll
+                for (int i = 0; i < WG_MB; i++) {
+                    const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
+                    wgmma_64xNx32_e4m3<WN>(part[i], da, db, MT_FP8 == 2 ? s + kk > 0 : 1);
+                }
+            }
+        wgmma_commit();
+#if MT_FP8 == 2
+        /* every warpgroup waited for its MMAs of kt - 1 before the barrier
+         * above: their stage is free */
+        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
+        cp_async_commit();
+        const int kb = kt * BLOCK_SIZE_K / ga.block_k;
+        float as_[WG_MB][2], ws_[NACC / 4];
+#pragma unroll
+        for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) as_[i][h] = aidx[i][h] >= 0 ? ga.a_scale[aidx[i][h] + kb] : 0.f;
+#pragma unroll
+        for (int j = 0; j < NACC / 4; j++) ws_[j] = ga.w_scale[widx[j] + kb];
+        wgmma_wait<0>();
+#pragma unroll
+        for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+            for (int q = 0; q < NACC; q++) {
+                wgmma_pin(part[i][q]);
+                acc[i][q] += part[i][q] * (as_[i][(q >> 1) & 1] * ws_[q >> 2]);
+            }
+#else
+        wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
+        __syncthreads(); /* and every warpgroup's: their stage may be refilled */
+        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
+        cp_async_commit();
+#endif
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int q = 0; q < NACC; q++) wgmma_pin(part[i][q]);
+    cp_async_wait<0>();
+
+    /* d[4j + i]: row 16 * warp + lane / 4 + 8 * (i / 2), column 8j + 2 *
+     * (lane % 4) + i % 2 of each 64-row block */
+#pragma unroll
+    for (int i = 0; i < WG_MB; i++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int p = prow[i][half];
+            if (p >= ga.num_pairs) continue;
+            const float w = MODE == 2 ? ga.topk_w[p] : 1.f;
+#if MT_FP8 == 1
+            const float sa_ = ga.channel ? ga.a_scale[p / ga.a_div] : ga.a_scale[0];
+#endif
+#pragma unroll
+            for (int j = 0; j < OUT / 8; j++) {
+                const int col = n0 + wgn * OUT + j * 8 + (lane & 3) * 2;
+                if (col >= ga.n_out) continue;
+                /* MODE 1: the up value of a gate column is WG_TN columns on */
+                const float *gv = acc[i] + j * 4 + half * 2, *uv = gv + (MODE == 1 ? WG_TN / 2 : 0);
+#if MT_FP8 == 1
+                const long wr = (long)e * wrows + col, wu = wr + (MODE == 1 ? ga.n_out : 0);
+                const float sg0 = sa_ * (ga.channel ? ga.w_scale[wr] : ga.w_scale[e]);
+                const float sg1 = sa_ * (ga.channel ? ga.w_scale[wr + 1] : ga.w_scale[e]);
+                const float su0 = sa_ * (ga.channel ? ga.w_scale[wu] : ga.w_scale[e]);
+                const float su1 = sa_ * (ga.channel ? ga.w_scale[wu + 1] : ga.w_scale[e]);
+#else
+                const float sg0 = 1.f, sg1 = 1.f, su0 = 1.f, su1 = 1.f;
+#endif
+                store2<MODE>(ga.C, p, col, ga.n_out, w, gv[0] * sg0, gv[1] * sg1, uv[0] * su0, uv[1] * su1);
+            }
+        }
+}
+#endif
+
 template <int MODE> MT_DEVICE void moe_fp8_gemm(const f8_args &g)
 {
-    const int tiles = g.num_pid_m * ((g.n_out + BLOCK_SIZE_N - 1) / BLOCK_SIZE_N);
+    const int tiles = g.num_pid_m * ((g.n_out + TILE_N(MODE) - 1) / TILE_N(MODE));
     for (int pid = blockIdx.x; pid < tiles; pid += gridDim.x) {
+#if USE_WGMMA
+        moe_fp8_tile_wg<MODE>(pid, g);
+#else
         moe_fp8_tile<MODE>(pid, g);
+#endif
         if (pid + (int)gridDim.x < tiles) __syncthreads(); /* the next tile's prefetch overwrites shared memory */
     }
 }

@@ -48,7 +48,7 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
     }
     const mt_cuda_props *props = mt_cuda_get_props(c);
     if (fp8 && (mt_cuda_is_hip(c) || !mt_cuda_fp8_arch(props->arch, why, n))) {
-        if (mt_cuda_is_hip(c)) snprintf(why, n, "moetune's fp8 kernels are CUDA's only (mma.sync e4m3)");
+        if (mt_cuda_is_hip(c)) snprintf(why, n, "moetune's fp8 kernels are CUDA's only (e4m3 tensor-core MMAs)");
         return MT_EUNSUPPORTED;
     }
     if (fp8 && cfg->block_k % 32) {
@@ -56,8 +56,10 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
         return MT_EUNSUPPORTED;
     }
     mt_cuda_moe_options(cfg, fp16, fp8, props->arch, d, opts);
-    /* fp8: mma.sync only for now, no split-K */
-    v->wgmma = !fp8 && mt_cuda_wgmma_on(props->arch) && mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps);
+    /* fp8: no split-K */
+    v->wgmma = mt_cuda_wgmma_on(props->arch) &&
+               (fp8 ? mt_cuda_fp8_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps, fp8 == 2)
+                    : mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps));
     mt_cuda_switches sw;
     mt_cuda_switches_get(&sw);
     v->splitk = sw.splitk && !fp8;
@@ -90,10 +92,11 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
         mt_cuda_moe_release(c, v);
         return rc;
     }
-    int (*smem)(int, int, int, int, int) = fp8 ? mt_cuda_fp8_smem_bytes : v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
+    int (*smem)(int, int, int, int, int) = fp8 ? (v->wgmma ? mt_cuda_fp8_wgmma_smem_bytes : mt_cuda_fp8_smem_bytes)
+                                               : v->wgmma ? mt_cuda_wgmma_smem_bytes : mt_cuda_smem_bytes;
     v->smem1 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, 1);
     /* GEMM 2's wgmma tile is as wide as GEMM 1's gate-and-up tile */
-    v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma && !fp8);
+    v->smem2 = (unsigned)smem(cfg->block_m, cfg->block_n, cfg->block_k, cfg->stages, v->wgmma);
     int limit = props->smem_optin;
     if ((int)v->smem1 > limit || v->r1.max_threads < cfg->warps * 32 || v->r2.max_threads < cfg->warps * 32) {
         snprintf(why, n, "cannot launch: %u bytes of shared memory (limit %d), %d threads", v->smem1, limit, cfg->warps * 32);
@@ -121,7 +124,7 @@ int mt_cuda_moe_options(const mt_cuda_moe_cfg *cfg, int fp16, int fp8, const cha
     snprintf(d[4], 48, "-DNUM_STAGES=%d", cfg->stages);
     snprintf(d[5], 48, "-DWARPS_M=%d", wm ? wm : 1);
     snprintf(d[6], 48, "-DMT_FP16=%d", fp16 ? 1 : 0);
-    snprintf(d[7], 48, "-DMT_WGMMA=%d", !fp8 && mt_cuda_wgmma_on(arch));
+    snprintf(d[7], 48, "-DMT_WGMMA=%d", mt_cuda_wgmma_on(arch));
     /* ROCm's occupancy hint (portable.h's MT_WAVES_HINT); no effect on NVIDIA */
     snprintf(d[8], 48, "-DMT_WAVES_PER_EU=%d", cfg->waves_per_eu > 0 ? cfg->waves_per_eu : 0);
     snprintf(d[9], 48, "-DMT_FP8=%d", fp8 == 1 || fp8 == 2 ? fp8 : 0);
@@ -181,21 +184,43 @@ int mt_cuda_wgmma_on(const char *arch)
     return sw.wgmma && arch && !strcmp(arch, "sm_90a");
 }
 
-int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps)
+/* kernels/cuda/moe.cu's USE_WGMMA: warpgroups take 64-row blocks when
+ * there are enough, else split the columns; each has *mb blocks of 64 x *tn */
+static int wgmma_layout(int bm, int bn, int bk, int warps, int krow, int *mb, int *tn)
 {
-    /* kernels/cuda/moe.cu's USE_WGMMA: warpgroups take 64-row blocks when
-     * there are enough, else split the columns */
     int wg = warps / 4;
-    if (wg < 1 || warps % 4 || bm % 64 || bk % 64) return 0;
+    if (wg < 1 || warps % 4 || bm % 64 || bk % krow) return 0;
     int wg_m = bm % (64 * wg) == 0 ? wg : 1, wg_n = wg / wg_m;
     if (bn % wg_n) return 0;
-    int tn = bn / wg_n;
-    return tn >= 16 && tn <= 128 && !(tn & (tn - 1)); /* the wrappers' N */
+    *tn = bn / wg_n;
+    *mb = bm / wg_m / 64;
+    return *tn >= 16 && *tn <= 128 && !(*tn & (*tn - 1)); /* the wrappers' N */
+}
+
+int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps)
+{
+    int mb, tn;
+    return wgmma_layout(bm, bn, bk, warps, 64, &mb, &tn);
+}
+
+int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps, int blocks)
+{
+    /* k tiles of whole 128-byte rows (128 e4m3 values); at most 128
+     * accumulators a thread, with block scales 64, which the k tile's own
+     * sums double */
+    int mb, tn;
+    return wgmma_layout(bm, bn, bk, warps, 128, &mb, &tn) && mb * tn <= (blocks ? 64 : 128);
 }
 
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
 {
     return stages * (bm + (gemm1 ? 2 : 1) * bn) * bk * 2 + 1024;
+}
+
+int mt_cuda_fp8_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)
+{
+    (void)gemm1; /* GEMM 2's tile is as wide as GEMM 1's gate-and-up tile */
+    return stages * (bm + 2 * bn) * bk + 1024;
 }
 
 #define ALIGN256(x) (((x) + 255) & ~(size_t)255)
@@ -436,7 +461,7 @@ static int enqueue_fp8(mt_cuda *c, const mt_cuda_moe *v, const mt_cuda_moe_args 
     for (int t0 = 0; t0 < a->M && rc == MT_OK; t0 += chunk) {
         int m = a->M - t0 < chunk ? a->M - t0 : chunk, pairs = m * topk;
         int cap = (int)mt_moe_align_capacity(m, topk, E, bm), rb = row_blocks(pairs, E, bm, cap);
-        unsigned g1 = (unsigned)(rb * cdiv(N, bn)), g2 = (unsigned)(rb * cdiv(K, bn));
+        unsigned g1 = (unsigned)(rb * cdiv(N, bn)), g2 = (unsigned)(rb * cdiv(K, mt_cuda_moe_tile_n(v, 2)));
         if (num_sm > 0) {
             g1 = g1 < (unsigned)num_sm ? g1 : (unsigned)num_sm;
             g2 = g2 < (unsigned)num_sm ? g2 : (unsigned)num_sm;

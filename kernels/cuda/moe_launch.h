@@ -25,6 +25,10 @@ int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 int mt_cuda_wgmma_on(const char *arch);
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
+/* fp8 tiles that take the warpgroup MMA on sm_90a (blocks: block scales),
+ * and their shared memory */
+int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps, int blocks);
+int mt_cuda_fp8_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 /* fp8 block scales: a k tile lies inside one scale block, so BLOCK_SIZE_K
  * divides its depth: the largest of bk, bk/2, ... (32 at least) that does;
  * 0 when none does. */

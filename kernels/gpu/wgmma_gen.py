@@ -15,11 +15,16 @@ print("""/*
  * thread: d[4j + i] is row 16 * warp + lane / 4 + 8 * (i / 2), column 8j +
  * 2 * (lane % 4) + (i % 2) of the 64 x N tile (warp within the warpgroup).
  * MT_WGMMA_AB names the operand type (".bf16.bf16" or ".f16.f16").
+ * wgmma_64xNx32_e4m3 is the same on e4m3 operands, 32 deep (32 bytes of a
+ * K-major row, as the 16-bit form's 16), with the same accumulator layout;
+ * scale_d 0 discards d's old values (the first MMA of a block-scaled k
+ * tile), 1 adds to them.
  */
 #ifndef MT_GPU_WGMMA_CUDA_H
 #define MT_GPU_WGMMA_CUDA_H
 
 template <int N> MT_DEVICE void wgmma_64xNx16(float *d, unsigned long long da, unsigned long long db);
+template <int N> MT_DEVICE void wgmma_64xNx32_e4m3(float *d, unsigned long long da, unsigned long long db, int scale_d);
 """)
 for n in NS:
     r = n // 2
@@ -31,6 +36,18 @@ for n in NS:
           % (n, regs, r, r + 1))
     print("                 : %s" % ops)
     print('                 : "l"(da), "l"(db));')
+    print("}")
+for n in NS:
+    r = n // 2
+    regs = ", ".join("%%%%%d" % i for i in range(r))
+    ops = ", ".join('"+f"(d[%d])' % i for i in range(r))
+    print("template <> MT_DEVICE void wgmma_64xNx32_e4m3<%d>(float *d, unsigned long long da, unsigned long long db, int scale_d)" % n)
+    print("{")
+    print('    asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (r + 2))
+    print('                 "wgmma.mma_async.sync.aligned.m64n%dk32.f32.e4m3.e4m3 {%s}, %%%d, %%%d, p, 1, 1;\\n}\\n"'
+          % (n, regs.replace("%%", "%"), r, r + 1))
+    print("                 : %s" % ops)
+    print('                 : "l"(da), "l"(db), "r"(scale_d));')
     print("}")
 print("""
 #endif""")
