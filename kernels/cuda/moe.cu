@@ -589,6 +589,32 @@ template <int MODE> MT_DEVICE void moe_gemm_tile(int pid, const gemm_args &ga)
 }
 
 #if USE_WGMMA
+/* One k tile's MMAs of a warpgroup, committed as one group: its WG_MB
+ * 64-row blocks of A (a_off bytes into the stage at `stage`) times its WN
+ * rows of B (b_off bytes in), 32 bytes of k an instruction (16 bf16 or 32
+ * e4m3 values), 128-byte slabs SLAB_A and SLAB_B bytes long. Descriptors
+ * move in 16-byte units (the address field's low bits). keep 0: the first
+ * MMA discards d's old values. */
+template <int WN, bool E4M3, int SLAB_A, int SLAB_B>
+MT_DEVICE void wg_mmas(float (&d)[WG_MB][WN / 2], u32 stage, int a_off, int b_off, int keep)
+{
+    const unsigned long long dt = wgmma_desc(stage), dta = dt + (a_off >> 4), dtb = dt + (b_off >> 4);
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < BLOCK_SIZE_K * (E4M3 ? 1 : 2) / 128; s++)
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
+#pragma unroll
+            for (int i = 0; i < WG_MB; i++) {
+                const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
+                if (E4M3) wgmma_64xNx32_e4m3<WN>(d[i], da, db, keep || s + kk > 0);
+                else wgmma_64xNx16<WN>(d[i], da, db);
+            }
+        }
+    wgmma_commit();
+}
+
 /* The same tile on Hopper's warpgroup MMA. Operands are staged by cp.async
  * straight into wgmma's 128-byte-swizzled K-major layout (rows of 64
  * elements; the A rows are gathered by pair, which TMA cannot do), and each
@@ -643,22 +669,8 @@ template <int MODE> MT_DEVICE void moe_gemm_tile_wg(int pid, const gemm_args &ga
         cp_async_wait<NUM_STAGES - 2>();
         fence_proxy_async();
         __syncthreads();
-        /* descriptors move by 16-byte units: the address field's low bits */
-        const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
-        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
-        wgmma_fence();
-#pragma unroll
-        for (int s = 0; s < BLOCK_SIZE_K / 64; s++)
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
-#pragma unroll
-                for (int i = 0; i < WG_MB; i++) {
-                    const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
-                    wgmma_64xNx16<WN>(acc[i], da, db);
-                }
-            }
-        wgmma_commit();
+        wg_mmas<WN, false, SLAB_A, SLAB_B>(acc, base + (kt % NUM_STAGES) * STAGE, wgm * WG_TM * 128,
+                                           A_BYTES + wgn * WN * 128, 1);
         wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
         __syncthreads(); /* and every warpgroup's: their stage may be refilled */
         load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
@@ -1178,7 +1190,7 @@ template <int MODE> MT_DEVICE void moe_fp8_tile(int pid, const f8_args &ga)
  * MMAs run, and the next stage's copies are under way by then. */
 template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
 {
-    constexpr int NB = 2 * BLOCK_SIZE_N, SLABS = BLOCK_SIZE_K / 128; /* B rows; 128-deep slabs per k tile */
+    constexpr int NB = 2 * BLOCK_SIZE_N, SLABS = BLOCK_SIZE_K / 128; /* B rows; 128-byte slabs per k tile */
     constexpr int SLAB_A = BLOCK_SIZE_M * 128, SLAB_B = NB * 128;
     constexpr int A_BYTES = SLAB_A * SLABS, STAGE = A_BYTES + SLAB_B * SLABS;
     constexpr int WN = 2 * WG_TN, NACC = WN / 2, OUT = MODE == 1 ? WG_TN : WN;
@@ -1248,21 +1260,9 @@ template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
         cp_async_wait<NUM_STAGES - 2>();
         fence_proxy_async();
         __syncthreads();
-        const unsigned long long dt = wgmma_desc(base + (kt % NUM_STAGES) * STAGE);
-        const unsigned long long dta = dt + ((wgm * WG_TM * 128) >> 4), dtb = dt + ((A_BYTES + wgn * WN * 128) >> 4);
-        wgmma_fence();
-#pragma unroll
-        for (int s = 0; s < SLABS; s++)
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                const unsigned long long db = dtb + ((s * SLAB_B + kk * 32) >> 4);
-#pragma unroll
-                for (int i = 0; i < WG_MB; i++) {
-                    const unsigned long long da = dta + ((s * SLAB_A + i * 64 * 128 + kk * 32) >> 4);
-                    wgmma_64xNx32_e4m3<WN>(part[i], da, db, MT_FP8 == 2 ? s + kk > 0 : 1);
-                }
-            }
-        wgmma_commit();
+        /* MT_FP8 2: the tile's first MMA discards part's old sums */
+        wg_mmas<WN, true, SLAB_A, SLAB_B>(part, base + (kt % NUM_STAGES) * STAGE, wgm * WG_TM * 128,
+                                          A_BYTES + wgn * WN * 128, MT_FP8 != 2);
 #if MT_FP8 == 2
         /* every warpgroup waited for its MMAs of kt - 1 before the barrier
          * above: their stage is free */
