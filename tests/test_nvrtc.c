@@ -118,21 +118,20 @@ static void wgmma_rules(void)
     }
     CHECK(taken > 0 && taken < np, "some valid tiles take wgmma (%d of %d)", taken, np);
     free(pts);
-    /* fp8: k tiles of 128 e4m3 values, at most 128 accumulators a thread, 64
-     * with block scales (a second set holds each k tile's sums) */
-    CHECK(mt_cuda_fp8_wgmma_tile(128, 128, 128, 8, 0) && mt_cuda_fp8_wgmma_tile(64, 256, 256, 8, 0) &&
-              mt_cuda_fp8_wgmma_tile(64, 64, 128, 4, 1) && mt_cuda_fp8_wgmma_tile(64, 128, 128, 8, 1) &&
-              mt_cuda_fp8_wgmma_tile(128, 64, 128, 8, 1),
+    /* fp8: k tiles of 128 e4m3 values, at most 64 accumulators a thread (a
+     * second set holds each k tile's sums) */
+    CHECK(mt_cuda_fp8_wgmma_tile(64, 64, 128, 4) && mt_cuda_fp8_wgmma_tile(64, 128, 128, 8) &&
+              mt_cuda_fp8_wgmma_tile(128, 64, 128, 8) && mt_cuda_fp8_wgmma_tile(64, 128, 256, 8),
           "fp8 tiles that take wgmma");
-    CHECK(!mt_cuda_fp8_wgmma_tile(128, 128, 64, 8, 0) && !mt_cuda_fp8_wgmma_tile(128, 128, 128, 4, 0) &&
-              !mt_cuda_fp8_wgmma_tile(128, 128, 128, 8, 1) && !mt_cuda_fp8_wgmma_tile(64, 128, 128, 4, 1),
+    CHECK(!mt_cuda_fp8_wgmma_tile(128, 64, 64, 8) && !mt_cuda_fp8_wgmma_tile(128, 128, 128, 8) &&
+              !mt_cuda_fp8_wgmma_tile(64, 128, 128, 4) && !mt_cuda_fp8_wgmma_tile(128, 64, 128, 4),
           "fp8: a k tile under 128, or more accumulators than the rule allows: mma.sync");
     mt_space_ctx f8 = {256, 256, 7168, 8, 4096, 1, 227 * 1024, 0, 128, 128, 1, 0, 0};
     np = mt_space_enumerate(&sp, &f8, &pts);
     taken = 0;
     for (int i = 0; i < np; i++) {
         const int *v = pts[i].v;
-        if (v[7] || !mt_cuda_fp8_wgmma_tile(v[0], v[1], v[2], v[4], 1)) continue;
+        if (v[7] || !mt_cuda_fp8_wgmma_tile(v[0], v[1], v[2], v[4])) continue;
         taken++;
         for (int g = 0; g < 2; g++)
             CHECK(mt_cuda_fp8_wgmma_smem_bytes(v[0], v[1], v[2], v[5], g) <= mt_cuda_fp8_smem_bytes(v[0], v[1], v[2], v[5], 1),
@@ -268,15 +267,15 @@ int main(void)
             free(log);
         }
     /* fp8's warpgroup-MMA tiles, both schemes, at the extremes of their
-     * rule: one and two warpgroups, 64 to 128 columns each, k tiles of 128
+     * rule: one and two warpgroups, 16 to 64 columns each, k tiles of 128
      * and 256 (per tensor; a block scale is 128 deep) */
     static const mt_config wg8[] = {{{64, 64, 128, 1, 4, 3, 0, 0}}, {{128, 64, 128, 1, 8, 2, 132, 0}},
-                                    {{64, 128, 128, 1, 8, 4, 0, 0}}, {{128, 128, 128, 1, 8, 3, 0, 0}},
-                                    {{64, 256, 256, 1, 8, 2, 0, 0}}};
+                                    {{64, 128, 128, 1, 8, 4, 0, 0}}, {{64, 32, 128, 1, 8, 3, 0, 0}},
+                                    {{64, 128, 256, 1, 8, 2, 0, 0}}};
     for (size_t i = 0; i < sizeof wg8 / sizeof wg8[0]; i++)
         for (int f8 = 1; f8 <= 2; f8++) {
             const int *v = wg8[i].v;
-            if (!mt_cuda_fp8_wgmma_tile(v[0], v[1], v[2], v[4], f8 == 2)) continue;
+            if (!mt_cuda_fp8_wgmma_tile(v[0], v[1], v[2], v[4]) || (f8 == 2 && v[2] != 128)) continue;
             log = NULL;
             rc = compile_fp8(&wg8[i], "sm_90a", f8, &log);
             CHECK(rc == MT_OK, "fp8 (%d) wgmma tile %d/%d/%d w%d s%d fails to compile: %.300s", f8, v[0], v[1], v[2], v[4],

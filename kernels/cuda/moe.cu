@@ -88,14 +88,13 @@ static_assert(NUM_STAGES >= 2, "a pipeline needs two stages");
 #define WG_MB (WG_TM / 64)
 #define WG_TN (BLOCK_SIZE_N / WG_N)
 /* A k tile is whole 128-byte swizzle rows: 64 bf16 or 128 e4m3 values.
- * fp8 keeps its accumulators at 128 registers a thread; with block scales
- * (MT_FP8 2) a second set holds each k tile's sums until they are scaled,
- * so 64 + 64. */
+ * fp8 holds two sets of accumulators (moe_fp8_tile_wg): at most 64 + 64
+ * registers a thread. */
 #define WG_KROW (MT_FP8 ? 128 : 64)
 #define USE_WGMMA                                                                                                     \
     (MT_WGMMA && NUM_WARPS % 4 == 0 && BLOCK_SIZE_M % 64 == 0 && BLOCK_SIZE_K % WG_KROW == 0 && WG_TN >= 16 &&        \
      WG_TN <= 128 && (WG_TN & (WG_TN - 1)) == 0 && BLOCK_SIZE_N % WG_N == 0 &&                       \
-     (!MT_FP8 || WG_MB * WG_TN <= (MT_FP8 == 2 ? 64 : 128)))
+     (!MT_FP8 || WG_MB * WG_TN <= 64))
 /* Output columns of a GEMM's tile. On the wgmma path GEMM 2's tile is as
  * wide as GEMM 1's gate-and-up tile (2 x BLOCK_SIZE_N): the same shared
  * memory and accumulator registers, and half the operand bytes per FLOP of
@@ -1181,13 +1180,18 @@ template <int MODE> MT_DEVICE void moe_fp8_tile(int pid, const f8_args &ga)
 /* The fp8 tile on Hopper's warpgroup MMA (e4m3, 32 deep an instruction).
  * Staged as the bf16 tile is (tile_gather in bytes: a 128-byte swizzle row
  * holds 128 e4m3 values, so the descriptors step through a row as bf16's
- * do), with GEMM 2's tile as wide as GEMM 1's. MT_FP8 1 scales in the
- * epilogue. MT_FP8 2 (BLOCK_SIZE_K is the 128-deep scale block): each k
- * tile's MMAs write `part`, the first one discarding its old value; once
- * they are done, part times its row's activation scale and its column's
- * weight scale is added to acc. That is the promotion to fp32 once per
- * scale block that block scales require; the scales are loaded while the
- * MMAs run, and the next stage's copies are under way by then. */
+ * do), with GEMM 2's tile as wide as GEMM 1's.
+ * Hopper's fp8 MMAs keep only about 13 bits of mantissa in the sums they
+ * add to (SageAttention 2's and DeepSeek-V3's reports): summed over the
+ * whole reduction they were 2.5 to 6 times further from the oracle than
+ * mma.sync (H100, per-tensor scales, K = 512 to 1,024, 0.57 to 1.47 % of
+ * relative error). So each k tile's MMAs write `part`, the first one
+ * discarding its old value, and once they are done part is added to the
+ * fp32 sums acc: MT_FP8 1 as it is (its scales are applied in the
+ * epilogue), MT_FP8 2 times its row's activation scale and its column's
+ * weight scale (BLOCK_SIZE_K is the 128-deep scale block), the promotion
+ * once per scale block that block scales require. The scales are loaded
+ * while the MMAs run, and the next stage's copies are under way by then. */
 template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
 {
     constexpr int NB = 2 * BLOCK_SIZE_N, SLABS = BLOCK_SIZE_K / 128; /* B rows; 128-byte slabs per k tile */
@@ -1220,9 +1224,8 @@ template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
 #pragma unroll
         for (int h = 0; h < 2; h++) prow[i][h] = rows[wgm * WG_TM + i * 64 + (warp & 3) * 16 + (lane >> 2) + h * 8];
 
-    float acc[WG_MB][NACC];
+    float acc[WG_MB][NACC], part[WG_MB][NACC];
 #if MT_FP8 == 2
-    float part[WG_MB][NACC];
     const int ngk = (ga.k_red + ga.block_k - 1) / ga.block_k, nbw = (wrows + ga.block_n - 1) / ga.block_n;
     /* where this thread's rows' activation scales and its columns' weight
      * scales start (k block 0); a padding row's is -1 */
@@ -1239,8 +1242,6 @@ template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
         const int col = min(n0 + wgn * (MODE == 1 ? WG_TN : WN) + jj * 8 + (lane & 3) * 2, ga.n_out - 1);
         widx[j] = (e * nbw + (up * ga.n_out + col) / ga.block_n) * ngk;
     }
-#else
-    auto &part = acc;
 #endif
 #pragma unroll
     for (int i = 0; i < WG_MB; i++)
@@ -1260,14 +1261,14 @@ template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
         cp_async_wait<NUM_STAGES - 2>();
         fence_proxy_async();
         __syncthreads();
-        /* MT_FP8 2: the tile's first MMA discards part's old sums */
+        /* the tile's first MMA discards part's old sums */
         wg_mmas<WN, true, SLAB_A, SLAB_B>(part, base + (kt % NUM_STAGES) * STAGE, wgm * WG_TM * 128,
-                                          A_BYTES + wgn * WN * 128, MT_FP8 != 2);
-#if MT_FP8 == 2
+                                          A_BYTES + wgn * WN * 128, 0);
         /* every warpgroup waited for its MMAs of kt - 1 before the barrier
          * above: their stage is free */
         load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
         cp_async_commit();
+#if MT_FP8 == 2
         const int kb = kt * BLOCK_SIZE_K / ga.block_k;
         float as_[WG_MB][2], ws_[NACC / 4];
 #pragma unroll
@@ -1276,20 +1277,19 @@ template <int MODE> MT_DEVICE void moe_fp8_tile_wg(int pid, const f8_args &ga)
             for (int h = 0; h < 2; h++) as_[i][h] = aidx[i][h] >= 0 ? ga.a_scale[aidx[i][h] + kb] : 0.f;
 #pragma unroll
         for (int j = 0; j < NACC / 4; j++) ws_[j] = ga.w_scale[widx[j] + kb];
+#endif
         wgmma_wait<0>();
 #pragma unroll
         for (int i = 0; i < WG_MB; i++)
 #pragma unroll
             for (int q = 0; q < NACC; q++) {
                 wgmma_pin(part[i][q]);
+#if MT_FP8 == 2
                 acc[i][q] += part[i][q] * (as_[i][(q >> 1) & 1] * ws_[q >> 2]);
-            }
 #else
-        wgmma_wait<1>(); /* this warpgroup's MMAs of kt - 1 are done */
-        __syncthreads(); /* and every warpgroup's: their stage may be refilled */
-        load((kt + NUM_STAGES - 1) % NUM_STAGES, kt + NUM_STAGES - 1);
-        cp_async_commit();
+                acc[i][q] += part[i][q];
 #endif
+            }
     }
     wgmma_wait<0>();
 #pragma unroll
@@ -1372,19 +1372,23 @@ MT_DEVICE void e4m3x4_to_f32(u32 v, float *f)
 #endif
 }
 
-/* the dot product of 16 e4m3 pairs */
-MT_DEVICE float f8_dot16(uint4 a, uint4 b)
+/* 16 e4m3 values to floats, in the order e4m3x4_to_f32 gives them */
+MT_DEVICE void e4m3x16_to_f32(uint4 a, float *f)
 {
-    const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
-    float s = 0.f;
+    e4m3x4_to_f32(a.x, f);
+    e4m3x4_to_f32(a.y, f + 4);
+    e4m3x4_to_f32(a.z, f + 8);
+    e4m3x4_to_f32(a.w, f + 12);
+}
+
+/* the dot product of 16 decoded values with 16 e4m3 ones: the activations
+ * are decoded once for all the weight rows they meet */
+MT_DEVICE float f8_dot16(const float *fa, uint4 b)
+{
+    float fb[16], s = 0.f;
+    e4m3x16_to_f32(b, fb);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float fa[4], fb[4];
-        e4m3x4_to_f32(x[i], fa);
-        e4m3x4_to_f32(y[i], fb);
-#pragma unroll
-        for (int j = 0; j < 4; j++) s = fmaf(fa[j], fb[j], s);
-    }
+    for (int j = 0; j < 16; j++) s = fmaf(fa[j], fb[j], s);
     return s;
 }
 
@@ -1420,12 +1424,16 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *
         const int rws[4] = {c0, c0 + 1, N + c0, N + c0 + 1};
         float a[4] = {0.f, 0.f, 0.f, 0.f};
         for (int k = live ? (sl * 32 + lane) * 16 : K; k < K; k += GV_SL * 32 * 16) {
-            const uint4 xv = *(const uint4 *)(xr + k);
+            float xf[16];
+            uint4 wv[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) wv[r] = *(const uint4 *)(we + (long)rws[r] * K + k); /* all four in flight */
+            e4m3x16_to_f32(*(const uint4 *)(xr + k), xf);
             const float sx = f8_ascale(xs, scheme, t, k, K, bk);
 #pragma unroll
             for (int r = 0; r < 4; r++) {
                 const float sw = f8_wscale(w1s, scheme, e, rws[r], k, 2 * N, K, bn, bk);
-                a[r] = fmaf(f8_dot16(xv, *(const uint4 *)(we + (long)rws[r] * K + k)), sx * sw, a[r]);
+                a[r] = fmaf(f8_dot16(xf, wv[r]), sx * sw, a[r]);
             }
         }
         if (gv_reduce<4>(a, red, warp, lane) && live) store2<1>(act, p, c0, N, 1.f, a[0], a[1], a[2], a[3]);
@@ -1459,11 +1467,12 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *
             const int s = j / nch, k = (j - s * nch) * 16;
             const long e = se[s], row = (long)t * topk + s;
             const unsigned char *wr = w2 + (e * K + c0) * (long)N + k;
-            const uint4 av = *(const uint4 *)(aq + row * N + k);
+            const uint4 w0 = *(const uint4 *)wr, w1 = *(const uint4 *)(wr + N);
+            float af[16];
+            e4m3x16_to_f32(*(const uint4 *)(aq + row * N + k), af);
             const float sx = f8_ascale(as, scheme, row, k, N, bk) * sw_[s];
-            a[0] = fmaf(f8_dot16(av, *(const uint4 *)wr), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
-            a[1] = fmaf(f8_dot16(av, *(const uint4 *)(wr + N)), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk),
-                        a[1]);
+            a[0] = fmaf(f8_dot16(af, w0), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
+            a[1] = fmaf(f8_dot16(af, w1), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk), a[1]);
         }
         if (gv_reduce<2>(a, red, warp, lane) && live)
             *(u32 *)(out + (long)t * K + c0) = (u32)f2h(a[0]) | ((u32)f2h(a[1]) << 16);

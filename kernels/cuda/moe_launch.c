@@ -58,7 +58,7 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
     mt_cuda_moe_options(cfg, fp16, fp8, props->arch, d, opts);
     /* fp8: no split-K */
     v->wgmma = mt_cuda_wgmma_on(props->arch) &&
-               (fp8 ? mt_cuda_fp8_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps, fp8 == 2)
+               (fp8 ? mt_cuda_fp8_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps)
                     : mt_cuda_wgmma_tile(cfg->block_m, cfg->block_n, cfg->block_k, cfg->warps));
     mt_cuda_switches sw;
     mt_cuda_switches_get(&sw);
@@ -203,13 +203,13 @@ int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps)
     return wgmma_layout(bm, bn, bk, warps, 64, &mb, &tn);
 }
 
-int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps, int blocks)
+int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps)
 {
-    /* k tiles of whole 128-byte rows (128 e4m3 values); at most 128
-     * accumulators a thread, with block scales 64, which the k tile's own
-     * sums double */
+    /* k tiles of whole 128-byte rows (128 e4m3 values); at most 64
+     * accumulators a thread, which the k tile's own sums double (moe.cu's
+     * moe_fp8_tile_wg) */
     int mb, tn;
-    return wgmma_layout(bm, bn, bk, warps, 128, &mb, &tn) && mb * tn <= (blocks ? 64 : 128);
+    return wgmma_layout(bm, bn, bk, warps, 128, &mb, &tn) && mb * tn <= 64;
 }
 
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1)

@@ -25,9 +25,9 @@ int mt_cuda_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 int mt_cuda_wgmma_on(const char *arch);
 int mt_cuda_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
-/* fp8 tiles that take the warpgroup MMA on sm_90a (blocks: block scales),
- * and their shared memory */
-int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps, int blocks);
+/* fp8 tiles that take the warpgroup MMA on sm_90a, and their shared memory
+ * (never more than mt_cuda_fp8_smem_bytes's, which the space checks) */
+int mt_cuda_fp8_wgmma_tile(int bm, int bn, int bk, int warps);
 int mt_cuda_fp8_wgmma_smem_bytes(int bm, int bn, int bk, int stages, int gemm1);
 /* fp8 block scales: a k tile lies inside one scale block, so BLOCK_SIZE_K
  * divides its depth: the largest of bk, bk/2, ... (32 at least) that does;
