@@ -1423,18 +1423,39 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *
         const bool live = c0 < N;
         const int rws[4] = {c0, c0 + 1, N + c0, N + c0 + 1};
         float a[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int k = live ? (sl * 32 + lane) * 16 : K; k < K; k += GV_SL * 32 * 16) {
+        constexpr int STEP = GV_SL * 32 * 16; /* bytes between a lane's chunks */
+        /* as moe_gemv1: whole steps of GV_U chunks of every row, every load
+         * issued before any is used, then the rest a chunk at a time */
+        int k = live ? (sl * 32 + lane) * 16 : K;
+        for (; k + (GV_U - 1) * STEP < K; k += GV_U * STEP) {
+            uint4 xv[GV_U], wv[4][GV_U];
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                xv[u] = *(const uint4 *)(xr + k + u * STEP);
+#pragma unroll
+                for (int r = 0; r < 4; r++) wv[r][u] = *(const uint4 *)(we + (long)rws[r] * K + k + u * STEP);
+            }
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                float xf[16];
+                e4m3x16_to_f32(xv[u], xf);
+                const float sx = f8_ascale(xs, scheme, t, k + u * STEP, K, bk);
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    a[r] = fmaf(f8_dot16(xf, wv[r][u]), sx * f8_wscale(w1s, scheme, e, rws[r], k + u * STEP, 2 * N, K, bn, bk),
+                                a[r]);
+            }
+        }
+        for (; k < K; k += STEP) {
             float xf[16];
             uint4 wv[4];
 #pragma unroll
-            for (int r = 0; r < 4; r++) wv[r] = *(const uint4 *)(we + (long)rws[r] * K + k); /* all four in flight */
+            for (int r = 0; r < 4; r++) wv[r] = *(const uint4 *)(we + (long)rws[r] * K + k);
             e4m3x16_to_f32(*(const uint4 *)(xr + k), xf);
             const float sx = f8_ascale(xs, scheme, t, k, K, bk);
 #pragma unroll
-            for (int r = 0; r < 4; r++) {
-                const float sw = f8_wscale(w1s, scheme, e, rws[r], k, 2 * N, K, bn, bk);
-                a[r] = fmaf(f8_dot16(xf, wv[r]), sx * sw, a[r]);
-            }
+            for (int r = 0; r < 4; r++)
+                a[r] = fmaf(f8_dot16(xf, wv[r]), sx * f8_wscale(w1s, scheme, e, rws[r], k, 2 * N, K, bn, bk), a[r]);
         }
         if (gv_reduce<4>(a, red, warp, lane) && live) store2<1>(act, p, c0, N, 1.f, a[0], a[1], a[2], a[3]);
     }
@@ -1463,7 +1484,32 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *
     for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
         const bool live = c0 < K;
         float a[2] = {0.f, 0.f};
-        for (int j = live ? sl * 32 + lane : items; j < items; j += GV_SL * 32) {
+        constexpr int STEP = GV_SL * 32;
+        /* item j: chunk j % nch of slot j / nch; whole steps of GV_U items,
+         * every load issued before any is used, then the rest */
+        int j = live ? sl * 32 + lane : items;
+        for (; j + (GV_U - 1) * STEP < items; j += GV_U * STEP) {
+            uint4 av[GV_U], w0[GV_U], w1[GV_U];
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                const int jj = j + u * STEP, s = jj / nch, k = (jj - s * nch) * 16;
+                const unsigned char *wr = w2 + (se[s] * K + c0) * (long)N + k;
+                w0[u] = *(const uint4 *)wr;
+                w1[u] = *(const uint4 *)(wr + N);
+                av[u] = *(const uint4 *)(aq + ((long)t * topk + s) * N + k);
+            }
+#pragma unroll
+            for (int u = 0; u < GV_U; u++) {
+                const int jj = j + u * STEP, s = jj / nch, k = (jj - s * nch) * 16;
+                const long e = se[s];
+                float af[16];
+                e4m3x16_to_f32(av[u], af);
+                const float sx = f8_ascale(as, scheme, (long)t * topk + s, k, N, bk) * sw_[s];
+                a[0] = fmaf(f8_dot16(af, w0[u]), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
+                a[1] = fmaf(f8_dot16(af, w1[u]), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk), a[1]);
+            }
+        }
+        for (; j < items; j += STEP) {
             const int s = j / nch, k = (j - s * nch) * 16;
             const long e = se[s], row = (long)t * topk + s;
             const unsigned char *wr = w2 + (e * K + c0) * (long)N + k;
