@@ -26,10 +26,14 @@ print("""/*
 template <int N> MT_DEVICE void wgmma_64xNx16(float *d, unsigned long long da, unsigned long long db);
 template <int N> MT_DEVICE void wgmma_64xNx32_e4m3(float *d, unsigned long long da, unsigned long long db, int scale_d);
 """)
-for n in NS:
+def operands(n):
+    """the accumulator count of an N-wide MMA, their asm names and constraints"""
     r = n // 2
-    regs = ", ".join("%%%d" % i for i in range(r))
-    ops = ", ".join('"+f"(d[%d])' % i for i in range(r))
+    return r, ", ".join("%%%d" % i for i in range(r)), ", ".join('"+f"(d[%d])' % i for i in range(r))
+
+
+for n in NS:
+    r, regs, ops = operands(n)
     print("template <> MT_DEVICE void wgmma_64xNx16<%d>(float *d, unsigned long long da, unsigned long long db)" % n)
     print("{")
     print('    asm volatile("wgmma.mma_async.sync.aligned.m64n%dk16.f32" MT_WGMMA_AB " {%s}, %%%d, %%%d, 1, 1, 1, 0, 0;\\n"'
@@ -38,14 +42,12 @@ for n in NS:
     print('                 : "l"(da), "l"(db));')
     print("}")
 for n in NS:
-    r = n // 2
-    regs = ", ".join("%%%%%d" % i for i in range(r))
-    ops = ", ".join('"+f"(d[%d])' % i for i in range(r))
+    r, regs, ops = operands(n)
     print("template <> MT_DEVICE void wgmma_64xNx32_e4m3<%d>(float *d, unsigned long long da, unsigned long long db, int scale_d)" % n)
     print("{")
     print('    asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (r + 2))
     print('                 "wgmma.mma_async.sync.aligned.m64n%dk32.f32.e4m3.e4m3 {%s}, %%%d, %%%d, p, 1, 1;\\n}\\n"'
-          % (n, regs.replace("%%", "%"), r, r + 1))
+          % (n, regs, r, r + 1))
     print("                 : %s" % ops)
     print('                 : "l"(da), "l"(db), "r"(scale_d));')
     print("}")
