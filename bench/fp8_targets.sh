@@ -33,7 +33,7 @@ if has ops; then
 fi
 if has check; then
   log "cuda_fp8_check --time"
-  timeout 150 stdbuf -oL .carry/bin/cuda_fp8_check --time >"$OUT/fp8_check.txt" 2>&1
+  timeout 300 stdbuf -oL .carry/bin/cuda_fp8_check --time >"$OUT/fp8_check.txt" 2>&1
   echo "rc=$?"; grep -v "| ok |$" "$OUT/fp8_check.txt" | tail -n 40
 fi
 if has peer; then
