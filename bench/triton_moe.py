@@ -147,7 +147,7 @@ def _launch(a, b, c, a_s, b_s, weights, al, num_valid, row_div, config, scale, b
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, config, fp8=False, int8_w8a8=False, int8_w8a16=False,
           per_channel=False, w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None,
-          int4_w4a16=False, down_config=None):
+          int4_w4a16=False, w1_zp=None, w2_zp=None, down_config=None):
     """down_config: the down GEMM's own (SGLang's _down files; BLOCK_SIZE_M
     the gate-up config's, one alignment for both); None: config for both"""
     if int8_w8a8 or int4_w4a16:

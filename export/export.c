@@ -262,6 +262,8 @@ int mt_vllm_file_name(char *out, size_t n, const mt_device_info *d, const mt_pro
         snprintf(nm.dtype, sizeof nm.dtype, "%s", p->dtype + 5);
     else if (!strcmp(p->dtype, "fp8_w8a8_per_channel"))
         snprintf(nm.dtype, sizeof nm.dtype, "fp8_w8a8"); /* vLLM's name does not tell it from per tensor */
+    else if (!strcmp(p->dtype, "int4_w4a16_zp"))
+        snprintf(nm.dtype, sizeof nm.dtype, "int4_w4a16"); /* nor int4 with zero points from without */
     else if (strcmp(p->dtype, "bf16") && strcmp(p->dtype, "fp16"))
         snprintf(nm.dtype, sizeof nm.dtype, "%s", strcmp(p->dtype, "fp32") == 0 ? "float32" : p->dtype);
     nm.block_n = p->block_n;
@@ -304,7 +306,7 @@ int mt_engine_file_name(char *out, size_t n, const mt_device_info *d, const mt_p
     if (strcmp(d->backend, "sglang")) return mt_vllm_file_name(out, n, d, p);
     /* SGLang names int4 files by the packed N (w2.shape[2]) */
     mt_problem q = *p;
-    if (!strcmp(p->dtype, "int4_w4a16")) q.N = p->N / 2;
+    if (!strncmp(p->dtype, "int4_w4a16", 10)) q.N = p->N / 2;
     if (mt_vllm_file_name(out, n, d, &q) != MT_OK) return MT_EINVAL;
     /* SGLang's dtype names keep int8_w8a8, and its block shape has a space */
     char *b = strstr(out, ",block_shape=[");
@@ -392,19 +394,22 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
     int64_t tid[4], tk[4], ttop[4];
-    int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tid, tk, ttop, 4);
+    char tdt[4][32];
+    int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tid, tk, ttop, tdt, 4);
     for (int i = 0; i < twins && i < 4; i++) {
         /* exporting the whole database: the first problem keeps the name */
         if (!o->problem_id && tid[i] < p->id) {
-            mt_err("%s: problem K=%lld top-%lld on %s has the same %s file name as K=%lld top-%lld, which is "
+            mt_err("%s: problem %s K=%lld top-%lld on %s has the same %s file name as %s K=%lld top-%lld, which is "
                    "written there: the engine cannot tell them apart, so this one is not written; its sweep "
                    "run again with another --out writes it there",
-                   name, (long long)p->K, (long long)p->topk, d->name, d->backend, (long long)tk[i], (long long)ttop[i]);
+                   name, p->dtype, (long long)p->K, (long long)p->topk, d->name, d->backend, tdt[i], (long long)tk[i],
+                   (long long)ttop[i]);
             return MT_EINVAL;
         }
-        mt_warn("%s: problem K=%lld top-%lld on %s has the same %s file name as this one (K=%lld top-%lld): the "
-                "engine cannot tell them apart; keep their files in separate folders",
-                name, (long long)tk[i], (long long)ttop[i], d->name, d->backend, (long long)p->K, (long long)p->topk);
+        mt_warn("%s: problem %s K=%lld top-%lld on %s has the same %s file name as this one (%s K=%lld top-%lld): "
+                "the engine cannot tell them apart; keep their files in separate folders",
+                name, tdt[i], (long long)tk[i], (long long)ttop[i], d->name, d->backend, p->dtype, (long long)p->K,
+                (long long)p->topk);
     }
     int has_triton = triton_of(hash, triton, sizeof triton);
     snprintf(dir, sizeof dir, "%s", o->out_dir);

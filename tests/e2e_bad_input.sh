@@ -121,7 +121,7 @@ expect_exit 0 "$TMP/e" "$MT" sweep --db "$TMP/q.db" --model-config "$QC/deepseek
 expect_in "$TMP/e" "tuning --dtype bf16 as asked"
 expect_in "$TMP/e" "E=256 N=256 K=7168 top-8 bf16"
 expect_exit 2 "$TMP/e" "$MT" submit --db "$TMP/q.db" --model-config "$QC/mixtral-awq.json"
-expect_in "$TMP/e" "is quantised: int4_w4a16 (awq, 4-bit weights in groups of 128)"
+expect_in "$TMP/e" "is quantised: int4_w4a16 (awq, 4-bit weights in groups of 128 with zero points)"
 [ ! -e "$TMP/q.db" ] || [ "$(sql "$TMP/q.db" "select count(*) from problems")" = 0 ] || fail "a refused sweep stored a problem"; ok
 # the current models' presets
 for m in kimi-k2 glm-4.5 glm-4.6 glm-4.5-air gpt-oss-20b llama-4-scout llama-4-maverick; do

@@ -307,10 +307,34 @@ expect_exit 0 "$TMP/i5" "$MT" sweep --engine sglang $SHAPE --budget 3 --dtype in
   --out "$TMP/i5.d"
 [ -f "$TMP/i5.d/configs/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
   fail "int4 SGLang file: $(find "$TMP/i5.d" -type f)"; ok
+# int4 with a zero point per group (AWQ's scheme): its own problem, measured
+# through the kernel's w1_zp/w2_zp path (the doubles unpack the zero points
+# as vLLM's gptq_awq kernel reads them, so a wrong packing fails the check),
+# named int4_w4a16 by both engines; with the symmetric problem in the same
+# database the shared name is said
+expect_exit 0 "$TMP/z4" "$MT" sweep --engine vllm $SHAPE --budget 3 --dtype int4_w4a16 --zero-points --group-size 64 \
+  --db "$TMP/i4.db" --out "$TMP/z4.d"
+[ "$(sql "$TMP/i4.db" "select dtype || ' ' || block_k from problems where dtype like '%zp'")" = "int4_w4a16_zp 64" ] ||
+  fail "int4 zero-point problem: $(sql "$TMP/i4.db" "select dtype, block_k from problems")"; ok
+[ "$(sql "$TMP/i4.db" "select count(*) from measurements m join problems p on p.id = m.problem_id
+  where p.dtype = 'int4_w4a16_zp' and m.status = 'ok' and m.rel_err <= m.tolerance")" -ge 2 ] ||
+  fail "no verified int4 zero-point rows: $(sql "$TMP/i4.db" "select status, reason from measurements limit 3")"; ok
+[ -f "$TMP/z4.d/E=8,N=128,device_name=CPU,dtype=int4_w4a16.json" ] || fail "int4 zp vLLM file: $(ls "$TMP/z4.d")"; ok
+expect_in "$TMP/z4" "problem int4_w4a16 K=256 top-2 on CPU has the same vllm file name as this one (int4_w4a16_zp K=256 top-2)"
+MOETUNE_DOUBLE_SGLANG_API=topk_weights MOETUNE_DOUBLE_SGLANG_VERSION=0.4.6 expect_exit 0 "$TMP/z5" "$MT" sweep \
+  --engine sglang $SHAPE --budget 3 --dtype int4_w4a16 --zero-points --group-size 64 --db "$TMP/z5.db" --out "$TMP/z5.d"
+[ -f "$TMP/z5.d/configs/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
+  fail "int4 zp SGLang file: $(find "$TMP/z5.d" -type f)"; ok
+# zero points without int4, or for moetune's own kernels, are refused
+expect_exit 2 "$TMP/z6" "$MT" sweep --engine vllm $SHAPE --dtype fp8_w8a8 --zero-points
+expect_in "$TMP/z6" "--zero-points is taken with --dtype int4_w4a16 only (got fp8_w8a8)"
+expect_exit 2 "$TMP/z7" "$MT" sweep $SHAPE --zero-points
+expect_in "$TMP/z7" "--zero-points is taken with --engine and int4_w4a16"
+# an AWQ config (zero_point true) is tuned with its zero points, and says so
 expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/mixtral-awq.json" --tp 2 \
   --dry-run --device cpu
-expect_in "$TMP/i6" "int4_w4a16, batch sizes"
-expect_in "$TMP/i6" "AWQ stores zero points, which the engine worker does not pass yet"
+expect_in "$TMP/i6" "int4_w4a16_zp, batch sizes"
+expect_in "$TMP/i6" "awq, 4-bit weights in groups of 128 with zero points; tuning vllm's kernel in int4_w4a16 with zero points"
 
 # the fleet: vLLM's files through a bucket into the pull cache, a flat folder
 # VLLM_TUNED_CONFIG_FOLDER can point at; SGLang's folders are said to stay out
@@ -381,9 +405,9 @@ expect_exit 0 "$TMP/jd" "$MT" daemon --db "$TMP/j.db" --devices cpu --until-idle
 # two problems that only vLLM's name cannot tell apart (another K): said by
 # the sweep, and a whole-database export writes the first and refuses the second
 expect_exit 0 "$TMP/t" "$MT" sweep --engine vllm $SHAPE --hidden 128 --budget 3 --db "$TMP/v.db" --out "$TMP/t.d"
-expect_in "$TMP/t" "has the same vllm file name as this one (K=128 top-2)"
+expect_in "$TMP/t" "has the same vllm file name as this one (bf16 K=128 top-2)"
 expect_exit 1 "$TMP/x" "$MT" export --db "$TMP/v.db" --out "$TMP/x.d" --format vllm
-expect_in "$TMP/x" "problem K=128 top-2 on CPU has the same vllm file name as K=256 top-2, which is written there"
+expect_in "$TMP/x" "problem bf16 K=128 top-2 on CPU has the same vllm file name as bf16 K=256 top-2, which is written there"
 [ "$(ls "$TMP/x.d")" = "E=8,N=128,device_name=CPU.json" ] || fail "export: $(ls "$TMP/x.d")"; ok
 # the file written is the first problem's (K=256): its fastest config at M=16
 "$PY" - "$TMP/v.db" "$TMP/x.d/E=8,N=128,device_name=CPU.json" <<'PYEOF' || fail "the exported file is not K=256's"

@@ -62,14 +62,14 @@ static void model_fails(const char *text, const char *needle)
  * written from the models' published config.json) */
 static void test_quant(void)
 {
-    static const struct { const char *file, *dtype; int64_t bn, bk, group, E, N; const char *about; } cases[] = {
-        {"deepseek-v3-fp8.json", "fp8_w8a8", 128, 128, 0, 256, 2048, "128x128 block scales"},
-        {"qwen3-30b-a3b-fp8.json", "fp8_w8a8", 128, 128, 0, 128, 768, "e4m3"},
-        {"mixtral-fp8-dynamic.json", "fp8_w8a8", 0, 0, 0, 8, 14336, "8-bit float (channel), activations 8-bit float"},
-        {"mixtral-fp8-static.json", "fp8_w8a8", 0, 0, 0, 8, 14336, "fp8 per tensor, static activation scales"},
-        {"qwen3-30b-a3b-w4a16.json", "int4_w4a16", 0, 0, 128, 128, 768, "activations unquantised"},
-        {"mixtral-awq.json", "int4_w4a16", 0, 0, 128, 8, 14336, "awq, 4-bit weights in groups of 128"},
-        {"gpt-oss-20b-mxfp4.json", "mxfp4", 0, 0, 0, 32, 2880, "mxfp4"},
+    static const struct { const char *file, *dtype; int64_t bn, bk, group, E, N; int zp; const char *about; } cases[] = {
+        {"deepseek-v3-fp8.json", "fp8_w8a8", 128, 128, 0, 256, 2048, 0, "128x128 block scales"},
+        {"qwen3-30b-a3b-fp8.json", "fp8_w8a8", 128, 128, 0, 128, 768, 0, "e4m3"},
+        {"mixtral-fp8-dynamic.json", "fp8_w8a8", 0, 0, 0, 8, 14336, 0, "8-bit float (channel), activations 8-bit float"},
+        {"mixtral-fp8-static.json", "fp8_w8a8", 0, 0, 0, 8, 14336, 0, "fp8 per tensor, static activation scales"},
+        {"qwen3-30b-a3b-w4a16.json", "int4_w4a16", 0, 0, 128, 128, 768, 0, "activations unquantised"},
+        {"mixtral-awq.json", "int4_w4a16", 0, 0, 128, 8, 14336, 1, "awq, 4-bit weights in groups of 128 with zero points"},
+        {"gpt-oss-20b-mxfp4.json", "mxfp4", 0, 0, 0, 32, 2880, 0, "mxfp4"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[512], err[512] = "";
@@ -82,7 +82,33 @@ static void test_quant(void)
               (long long)m.quant.block_k, (long long)m.quant.group_size);
         CHECK(strstr(m.quant.about, cases[i].about) != NULL, "%s: '%s' lacks '%s'", cases[i].file, m.quant.about,
               cases[i].about);
+        CHECK(m.quant.zero_point == cases[i].zp, "%s: zero points %d", cases[i].file, m.quant.zero_point);
         CHECK(m.experts == cases[i].E && m.intermediate == cases[i].N, "%s: the shape", cases[i].file);
+    }
+    /* zero points as vLLM's moe_wna16 reads them: GPTQ's where sym is
+     * false, AWQ's unless zero_point is false; compressed-tensors' where
+     * the int4 weights are not symmetric */
+    static const struct { const char *qc; int zp; } zps[] = {
+        {"{\"quant_method\":\"gptq\",\"bits\":4,\"group_size\":128,\"sym\":true,\"desc_act\":false}", 0},
+        {"{\"quant_method\":\"gptq\",\"bits\":4,\"group_size\":128,\"sym\":false,\"desc_act\":false}", 1},
+        {"{\"quant_method\":\"gptq\",\"bits\":8,\"group_size\":128,\"sym\":false}", 0},
+        {"{\"quant_method\":\"awq\",\"bits\":4,\"group_size\":64,\"zero_point\":false}", 0},
+        {"{\"quant_method\":\"compressed-tensors\",\"config_groups\":{\"g\":{\"weights\":{\"num_bits\":4,"
+         "\"type\":\"int\",\"strategy\":\"group\",\"group_size\":128,\"symmetric\":false}}}}",
+         1},
+    };
+    for (size_t i = 0; i < sizeof zps / sizeof zps[0]; i++) {
+        char text[512], err[256] = "";
+        mt_model_shape z;
+        snprintf(text, sizeof text,
+                 "{\"num_local_experts\":8,\"hidden_size\":64,\"intermediate_size\":64,\"num_experts_per_tok\":2,"
+                 "\"quantization_config\":%s}",
+                 zps[i].qc);
+        const char *zpath = write_tmp("zp.json", text);
+        CHECK(mt_model_config_read(zpath, &z, err, sizeof err) == MT_OK, "%s: %s", zps[i].qc, err);
+        CHECK(z.quant.zero_point == zps[i].zp && (strstr(z.quant.about, "zero points") != NULL ||
+                                                  strstr(z.quant.about, "asymmetric") != NULL) == zps[i].zp,
+              "%s: zero points %d, '%s'", zps[i].qc, z.quant.zero_point, z.quant.about);
     }
     /* a config with no quantization_config: nothing */
     mt_model_shape m;

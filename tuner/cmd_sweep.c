@@ -61,6 +61,8 @@ static const char usage[] =
     "                          1xK groups (DeepSeek-V3: 128,128); without it, per tensor\n"
     "  --group-size G          with --engine and int4_w4a16: weights in groups of G along K\n"
     "                          (default: the model config's, else 128)\n"
+    "  --zero-points           with --engine and int4_w4a16: a zero point per group, as AWQ\n"
+    "                          stores it (default: what the model config says)\n"
     "  --per-channel           with fp8_w8a8: weights scaled per output channel,\n"
     "                          activations per token (compressed-tensors' channel scheme)\n"
     "  --disable-shared-experts-fusion  with --engine sglang: tune E routed experts, as\n"
@@ -141,7 +143,7 @@ static void on_signal(int sig)
 enum {
     O_MODEL = 256, O_MODEL_CONFIG, O_EXPERTS, O_INTER, O_HIDDEN, O_TOPK, O_TP, O_EP, O_DTYPE, O_BATCH, O_LIST,
     O_MAX_TOKENS, O_KERNEL, O_ONLY, O_DRY_RUN, O_ENGINE, O_BLOCK_SHAPE, O_NO_FUSION, O_PER_CHANNEL, O_GROUP_SIZE,
-    O_DOWN
+    O_DOWN, O_ZERO_POINTS
 };
 
 static const struct option moe_opts[] = {
@@ -156,7 +158,7 @@ static const struct option moe_opts[] = {
     {"block-shape", required_argument, 0, O_BLOCK_SHAPE},
     {"disable-shared-experts-fusion", no_argument, 0, O_NO_FUSION}, {"per-channel", no_argument, 0, O_PER_CHANNEL},
     {"group-size", required_argument, 0, O_GROUP_SIZE}, {"down", no_argument, 0, O_DOWN},
-    {"help", no_argument, 0, 'h'}};
+    {"zero-points", no_argument, 0, O_ZERO_POINTS}, {"help", no_argument, 0, 'h'}};
 #define NMOE ((int)(sizeof moe_opts / sizeof moe_opts[0]))
 
 typedef struct sweep_opts {
@@ -212,6 +214,7 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         case O_BLOCK_SHAPE: o->prob.block_shape = optarg; break;
         case O_NO_FUSION: o->prob.no_shared_fusion = 1; break;
         case O_PER_CHANNEL: o->prob.per_channel = 1; break;
+        case O_ZERO_POINTS: o->prob.zero_points = 1; break;
         case O_DOWN: o->down = 1; break;
         case O_GROUP_SIZE: rc = mt_parse_int_opt(me, "--group-size", optarg, 2, 4096, &o->prob.group_size); break;
         case O_BATCH: o->prob.batch_sizes = optarg; break;

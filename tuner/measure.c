@@ -533,7 +533,7 @@ double mt_roofline_floor_quant_us(const char *dtype, int64_t E, int64_t N, int64
     double wsz, rate;
     if (!strncmp(dtype, "fp8_w8a8", 8) || !strcmp(dtype, "int8_w8a8")) wsz = 1.0, rate = 2.0;
     else if (!strcmp(dtype, "int8_w8a16")) wsz = 1.0, rate = 1.0;
-    else if (!strcmp(dtype, "int4_w4a16")) wsz = 0.5, rate = 1.0;
+    else if (!strncmp(dtype, "int4_w4a16", 10)) wsz = 0.5, rate = 1.0; /* (zero points: a byte per 2 x group) */
     else return NAN;
     if (hit <= 0) hit = E;
     double bytes = (double)hit * 3.0 * (double)N * (double)K * wsz + (double)M * (double)K * 4.0;

@@ -139,9 +139,11 @@ static void quant_compressed(const cJSON *qc, mt_model_quant *q)
     block_of(bs, &q->block_n, &q->block_k);
     q->group_size = int_of(w, "group_size");
     q->per_channel = wb == 8 && wfloat && !strcmp(strat, "channel");
-    snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s)%s%s", (long long)wb,
-             wfloat ? "float" : "int", strat[0] ? strat : "?", ab ? ", activations " : ", activations unquantised",
-             ab ? (afloat ? "8-bit float" : "8-bit int") : "");
+    const cJSON *sym = cJSON_GetObjectItemCaseSensitive(w, "symmetric");
+    q->zero_point = wb == 4 && !wfloat && cJSON_IsFalse(sym);
+    snprintf(q->about, sizeof q->about, "compressed-tensors, weights %lld-bit %s (%s%s)%s%s", (long long)wb,
+             wfloat ? "float" : "int", strat[0] ? strat : "?", q->zero_point ? ", asymmetric" : "",
+             ab ? ", activations " : ", activations unquantised", ab ? (afloat ? "8-bit float" : "8-bit int") : "");
 }
 
 /* quantization_config: what the engine would run the experts in */
@@ -168,8 +170,13 @@ static void quant_read(const cJSON *qc, mt_model_quant *q)
         int64_t bits = int_of(qc, "bits");
         snprintf(q->dtype, sizeof q->dtype, "%s", bits == 8 ? "int8_w8a16" : bits == 4 ? "int4_w4a16" : method);
         q->group_size = int_of(qc, "group_size");
-        snprintf(q->about, sizeof q->about, "%s, %lld-bit weights in groups of %lld", method, (long long)bits,
-                 (long long)q->group_size);
+        /* as vLLM's moe_wna16 reads them: AWQ's zero_point (AutoAWQ
+         * writes true), GPTQ's zero points where sym is false */
+        const cJSON *zp = cJSON_GetObjectItemCaseSensitive(qc, "zero_point");
+        const cJSON *sym = cJSON_GetObjectItemCaseSensitive(qc, "sym");
+        q->zero_point = bits == 4 && (!strncmp(method, "awq", 3) ? !cJSON_IsFalse(zp) : cJSON_IsFalse(sym));
+        snprintf(q->about, sizeof q->about, "%s, %lld-bit weights in groups of %lld%s", method, (long long)bits,
+                 (long long)q->group_size, q->zero_point ? " with zero points" : "");
     } else if (method[0]) {
         /* mxfp4 (gpt-oss), bitsandbytes, ...: no fused-MoE file name of vLLM's */
         snprintf(q->dtype, sizeof q->dtype, "%.31s", method);

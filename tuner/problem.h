@@ -16,6 +16,7 @@ typedef struct mt_model_quant {
     int64_t block_n, block_k; /* weight_block_size; 0: not in blocks */
     int64_t group_size;       /* weight-only schemes: the group; 0: none */
     int per_channel;          /* fp8 weights scaled per output channel (activations per token) */
+    int zero_point;           /* int4 weights with a zero point per group (AWQ; GPTQ with sym false) */
     char about[192];          /* what the config says, in words */
 } mt_model_quant;
 

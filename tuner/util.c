@@ -268,16 +268,22 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     int64_t bn = 0, bk = 0;
     int per_channel = o->per_channel;
     int64_t group = o->group_size;
+    int zero_points = o->zero_points;
     if (!d && q->dtype[0]) {
         d = q->dtype;
         bn = q->block_n;
         bk = q->block_k;
         per_channel = q->per_channel;
+        zero_points = q->zero_point;
         if (!group) group = q->group_size;
         char src[4200];
         fprintf(stderr, "moetune %s: %s is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
                 quant_source(o, out, src, sizeof src), q->about, o->engine, d,
-                bn > 0 ? " with its weight blocks" : per_channel ? " with per-channel weights" : "", o->engine);
+                bn > 0           ? " with its weight blocks"
+                : per_channel    ? " with per-channel weights"
+                : zero_points    ? " with zero points"
+                                 : "",
+                o->engine);
     }
     if (!d) d = "bf16";
     int known = 0;
@@ -289,6 +295,8 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
                               d, d);
     if (o->group_size && strcmp(d, "int4_w4a16"))
         return mt_usage_error(cmd, "--group-size is taken with --dtype int4_w4a16 only (got %s)", d);
+    if (zero_points && strcmp(d, "int4_w4a16"))
+        return mt_usage_error(cmd, "--zero-points is taken with --dtype int4_w4a16 only (got %s)", d);
     if (!strcmp(d, "int4_w4a16")) {
         /* vLLM's block_shape [0, group]: one scale per group of K */
         if (group < 0)
@@ -301,11 +309,10 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         if (out->model.hidden % group || out->N % group)
             return mt_usage_error(cmd, "int4_w4a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
                                   (long long)group, (long long)out->model.hidden, (long long)out->N);
-        if (!o->dtype && !strncmp(q->about, "awq", 3))
-            fprintf(stderr, "moetune %s: note: AWQ stores zero points, which the engine worker does not pass yet: "
-                            "this times the engine's int4 kernel with symmetric groups\n",
-                    cmd);
-        snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16");
+        /* with zero points its own problem: the engines' names do not tell
+         * it from the symmetric scheme, but their kernel loads w1_zp and
+         * w2_zp on that path, so it is measured on its own */
+        snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16%s", zero_points ? "_zp" : "");
         out->block_n = 0;
         out->block_k = group;
         return MT_EXIT_OK;
@@ -336,6 +343,7 @@ static int own_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_q
     int64_t bn = 0, bk = 0;
     int per_channel = o->per_channel;
     if (o->group_size) return mt_usage_error(cmd, "--group-size is taken with --engine and int4_w4a16");
+    if (o->zero_points) return mt_usage_error(cmd, "--zero-points is taken with --engine and int4_w4a16");
     if (!d && !strcmp(q->dtype, "fp8_w8a8")) {
         d = q->dtype;
         bn = q->block_n;

@@ -94,6 +94,7 @@ typedef struct mt_problem_opts {
     int no_shared_fusion;    /* --disable-shared-experts-fusion, as SGLang names it */
     int per_channel;         /* --per-channel: fp8 weights per output channel, activations per token */
     int64_t group_size;      /* --group-size: int4_w4a16's group (0: the config's, else 128) */
+    int zero_points;         /* --zero-points: int4_w4a16 with a zero point per group (AWQ's scheme) */
 } mt_problem_opts;
 
 typedef struct mt_problem_spec {

@@ -35,7 +35,7 @@ static void space_ctx(const mt_family_key *k, const int64_t *point, int cores, i
      * weight-only schemes keep them in 16 bits and pack int4 two a byte */
     int w8a8 = !strncmp(k->dtype, "fp8_w8a8", 8) || !strcmp(k->dtype, "int8_w8a8");
     x->act_bytes = w8a8 ? 1 : !strcmp(k->dtype, "fp32") ? 4 : 2;
-    x->weight_bits = !strcmp(k->dtype, "int4_w4a16") ? 4 : w8a8 || !strcmp(k->dtype, "int8_w8a16") ? 8
+    x->weight_bits = !strncmp(k->dtype, "int4_w4a16", 10) ? 4 : w8a8 || !strcmp(k->dtype, "int8_w8a16") ? 8
                      : !strcmp(k->dtype, "fp32")    ? 32
                                                     : 16;
 }

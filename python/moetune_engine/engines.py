@@ -82,7 +82,7 @@ def _kwargs_for(params, engine, version, flags):
     for k, v in flags.items():
         if k in params:
             out[k] = v
-        elif v not in (None, False):
+        elif v is not None and v is not False:  # (a tensor has no truth value)
             raise EngineError("%s %s's fused_experts has no '%s': this dtype needs a newer %s" % (engine, version, k, engine))
     return out
 
@@ -141,6 +141,9 @@ class Adapter:
             "per_channel_quant": s.act == "token",
             "w1_scale": p.w1_scale,
             "w2_scale": p.w2_scale,
+            # int4 with zero points (AWQ): the kernel's has_zp path
+            "w1_zp": p.w1_zp,
+            "w2_zp": p.w2_zp,
             "a1_scale": p.a1_scale,
             "a2_scale": p.a2_scale,
             "block_shape": list(s.block) if s.block else None,
@@ -190,10 +193,11 @@ class VllmAdapter(Adapter):
         if s.dtype == "int8_w8a16":
             return make(quant_dtype=None, weight_dtype=p.torch.int8, w1_scale=p.w1_scale, w2_scale=p.w2_scale)
         if s.dtype == "int4_w4a16":
-            # GPTQ's symmetric int4 (zero point 8, no zero-point tensor),
-            # block_shape [0, group]
+            # block_shape [0, group]; GPTQ's symmetric int4 has no
+            # zero-point tensor (the kernel takes 8), AWQ's has w1_zp, w2_zp
+            zp = _kwargs_for(_params(make), self.name, self.version, {"w1_zp": p.w1_zp, "w2_zp": p.w2_zp})
             return make(quant_dtype=None, weight_dtype="int4", block_shape=list(s.block), w1_scale=p.w1_scale,
-                        w2_scale=p.w2_scale)
+                        w2_scale=p.w2_scale, **zp)
         raise EngineError("vllm: dtype %s is not measured by moetune's vllm adapter" % s.dtype)
 
     def prepare(self, p):

@@ -2,7 +2,8 @@
 
 Weights are quantised here once per problem, the way checkpoints store them
 (fp8 e4m3 with a scale per tensor, per output channel or per 128x128 block;
-int8 with a scale per output channel). Activations are quantised by the
+int8 with a scale per output channel; int4 in groups along K, symmetric as
+GPTQ stores it or with a zero point per group as AWQ does). Activations are quantised by the
 engine inside its call; the reference (reference.py) quantises them the same
 way with the functions below, so that what is compared differs only by
 accumulation order and rounding-boundary cases.
@@ -49,17 +50,19 @@ def _scale(amax, qmax):
 
 
 def quantize_weight(w, scheme, block):
-    """w: (E, rows, cols) float. Returns (q, scale) with q's values on the
-    grid (float32) and scale shaped as vLLM's and SGLang's kernels take it:
-    per tensor (E,), per channel (E, rows, 1), blocks (E, ceil(rows/bn),
-    ceil(cols/bk)); int8 weight-only per channel (E, rows)."""
+    """w: (E, rows, cols) float. Returns (q, scale, zero) with q's values on
+    the grid (float32) and scale shaped as vLLM's and SGLang's kernels take
+    it: per tensor (E,), per channel (E, rows, 1), blocks (E, ceil(rows/bn),
+    ceil(cols/bk)); int8 weight-only per channel (E, rows); int4 per group
+    (E, rows, cols/group). zero: the int4 zero points (E, rows, cols/group)
+    for int4_group_zp, None for the symmetric schemes."""
     E, rows, cols = w.shape
     if scheme == "fp8_tensor":
         s = _scale(w.abs().amax(dim=(1, 2)), E4M3_MAX)
-        return e4m3_round(w / s[:, None, None]), s
+        return e4m3_round(w / s[:, None, None]), s, None
     if scheme == "fp8_channel":
         s = _scale(w.abs().amax(dim=2, keepdim=True), E4M3_MAX)
-        return e4m3_round(w / s), s
+        return e4m3_round(w / s), s, None
     if scheme == "fp8_block":
         bn, bk = block
         nb, kb = -(-rows // bn), -(-cols // bk)
@@ -68,35 +71,58 @@ def quantize_weight(w, scheme, block):
         blocks = pad.view(E, nb, bn, kb, bk)
         s = _scale(blocks.abs().amax(dim=(2, 4)), E4M3_MAX)
         q = e4m3_round(blocks / s[:, :, None, :, None]).view(E, nb * bn, kb * bk)[:, :rows, :cols]
-        return q.contiguous(), s
+        return q.contiguous(), s, None
     if scheme in ("int8_channel", "int8_w8a8"):
         s = _scale(w.abs().amax(dim=2), INT8_MAX)
-        return int8_round(w / s[:, :, None]), s
-    if scheme == "int4_group":
-        # GPTQ's symmetric scheme: a scale per (row, group of bk columns),
-        # values -8..7 stored with the zero point 8 added (0..15)
+        return int8_round(w / s[:, :, None]), s, None
+    if scheme in ("int4_group", "int4_group_zp"):
         g = block[1]
-        if cols % g or cols % 2:
+        if cols % g or cols % 2 or rows % 2:
             raise ValueError("int4_w4a16 needs K and N divisible by the group size %d" % g)
         v = w.float().view(E, rows, cols // g, g)
-        s = _scale(v.abs().amax(dim=3), 7.0)
-        q = torch.round(v / s[..., None]).clamp(-8, 7).view(E, rows, cols)
-        return q, s
+        if scheme == "int4_group":
+            # GPTQ's symmetric scheme: a scale per (row, group of bk
+            # columns), values -8..7 (stored with 8 added, 0..15)
+            s = _scale(v.abs().amax(dim=3), 7.0)
+            q = torch.round(v / s[..., None]).clamp(-8, 7).view(E, rows, cols)
+            return q, s, None
+        # AWQ's asymmetric scheme: the group's range [lo, hi] over the 16
+        # codes, and the code that stands for 0 (its zero point, 0..15);
+        # w = (q - zero) * scale with q in 0..15
+        lo, hi = v.amin(dim=3), v.amax(dim=3)
+        s = _scale(hi - lo, 15.0)
+        z = torch.round(-lo / s).clamp(0, 15)
+        q = (torch.round(v / s[..., None]) + z[..., None]).clamp(0, 15).view(E, rows, cols)
+        return q, s, z
     raise ValueError("no weight quantisation '%s'" % scheme)
 
 
-def pack_int4(q):
-    """(E, rows, cols) values -8..7 as the engines' int4_w4a16 kernels read
-    them: zero point 8 added, two per byte along cols, the even column in
-    the low nibble. Returns uint8 (E, rows, cols // 2)."""
-    u = (q + 8).to(torch.uint8)
+def pack_int4(q, zero_point=8):
+    """(E, rows, cols) int4 values as the engines' int4_w4a16 kernels read
+    them: two per byte along cols, the even column in the low nibble.
+    Symmetric values (-8..7) are stored with 8 added; with zero points
+    (zero_point=0) the values are the codes 0..15 themselves. Returns uint8
+    (E, rows, cols // 2)."""
+    u = (q + zero_point).to(torch.uint8)
     return (u[..., 0::2] | (u[..., 1::2] << 4)).contiguous()
 
 
-def dequantize_weight(q, s, scheme, block):
-    """The float64 weights that q and s stand for."""
+def pack_zero_points(z):
+    """(E, rows, groups) zero points 0..15 as vLLM's and SGLang's
+    fused_moe_kernel_gptq_awq read them (w1_zp, w2_zp): two per byte along
+    rows (the weights' output dimension), the even row in the low nibble.
+    Returns uint8 (E, rows // 2, groups)."""
+    u = z.to(torch.uint8)
+    return (u[:, 0::2] | (u[:, 1::2] << 4)).contiguous()
+
+
+def dequantize_weight(q, s, scheme, block, zero=None):
+    """The float64 weights that q and s (and the zero points) stand for."""
     q = q.double()
     s = s.double()
+    if scheme == "int4_group_zp":
+        z = zero.double().repeat_interleave(block[1], dim=2)[:, :, : q.shape[2]]
+        return (q - z) * s.repeat_interleave(block[1], dim=2)[:, :, : q.shape[2]]
     if scheme == "fp8_tensor":
         return q * s[:, None, None]
     if scheme == "fp8_channel":

@@ -31,7 +31,8 @@ class Scheme:
     """How a dtype of the engines' names is quantised: weight scheme,
     activation scheme (None, 'tensor', 'token', 'group'), block shape."""
 
-    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel", "int8_w8a8", "int8_w8a16", "int4_w4a16")
+    DTYPES = ("bf16", "fp16", "fp32", "fp8_w8a8", "fp8_w8a8_per_channel", "int8_w8a8", "int8_w8a16", "int4_w4a16",
+              "int4_w4a16_zp")
 
     def __init__(self, dtype, block_n=0, block_k=0, per_channel=False):
         if dtype not in self.DTYPES:
@@ -39,6 +40,12 @@ class Scheme:
         if dtype == "fp8_w8a8_per_channel":
             # moetune's problem name for fp8_w8a8 with per-channel weights
             dtype, per_channel = "fp8_w8a8", True
+        # moetune's problem name for int4_w4a16 with a zero point per group
+        # (AWQ's scheme, GPTQ's with sym false): the engines' names do not
+        # tell it from the symmetric one, their kernel takes w1_zp and w2_zp
+        self.zero_points = dtype == "int4_w4a16_zp"
+        if self.zero_points:
+            dtype = "int4_w4a16"
         self.dtype = dtype
         self.block = (int(block_n), int(block_k)) if block_n and block_k else None
         if dtype == "int4_w4a16":
@@ -61,7 +68,7 @@ class Scheme:
         elif dtype == "int8_w8a16":
             self.weight = "int8_channel"
         elif dtype == "int4_w4a16":
-            self.weight = "int4_group"
+            self.weight = "int4_group_zp" if self.zero_points else "int4_group"
         if self.block and dtype not in ("fp8_w8a8", "int4_w4a16"):
             raise ValueError("a block shape is taken with fp8_w8a8 (and a group with int4_w4a16) only")
 
@@ -90,7 +97,7 @@ class Problem:
         # shared by its batch sizes (weights is the cache's entry)
         if weights is None:
             weights = self.compile_weights(torch, device) if for_compile else self.make_weights(torch, device)
-        self.w1, self.w2, self.w1_scale, self.w2_scale, self._ref = weights
+        self.w1, self.w2, self.w1_scale, self.w2_scale, self.w1_zp, self.w2_zp, self._ref = weights
         self.weights = weights
         gx = torch.Generator(device="cpu")
         gx.manual_seed(int(seed))
@@ -139,11 +146,14 @@ class Problem:
             out.append(torch.empty((E,) + tuple(t.shape[1:]), dtype=t.dtype, device=device))
         for t in one[2:4]:
             out.append(None if t is None else torch.ones((E,) + tuple(t.shape[1:]), dtype=t.dtype, device=device))
+        for t in one[4:6]:
+            out.append(None if t is None else torch.zeros((E,) + tuple(t.shape[1:]), dtype=t.dtype, device=device))
         return tuple(out) + (None,)
 
     def make_weights(self, torch, device):
         """w1 (E, 2N, K) and w2 (E, K, N), drawn on the device from a seed of
-        the shape, quantised as the scheme stores them."""
+        the shape, quantised as the scheme stores them: (w1, w2, w1_scale,
+        w2_scale, w1_zp, w2_zp, what the reference dequantises)."""
         from . import quant
 
         g = torch.Generator(device=device)
@@ -152,20 +162,23 @@ class Problem:
         w2 = torch.randn(self.E, self.K, self.N, generator=g, device=device) / math.sqrt(self.N)
         s = self.scheme
         if not s.quantised:
-            return w1.to(self.compute_dtype), w2.to(self.compute_dtype), None, None, None
-        q1, s1 = quant.quantize_weight(w1, s.weight, s.block)
+            return w1.to(self.compute_dtype), w2.to(self.compute_dtype), None, None, None, None, None
+        q1, s1, z1 = quant.quantize_weight(w1, s.weight, s.block)
         del w1
-        q2, s2 = quant.quantize_weight(w2, s.weight, s.block)
+        q2, s2, z2 = quant.quantize_weight(w2, s.weight, s.block)
         del w2
-        ref = (q1, s1, q2, s2)
+        ref = (q1, s1, q2, s2, z1, z2)
+        if s.weight == "int4_group_zp":
+            return (quant.pack_int4(q1, 0), quant.pack_int4(q2, 0), s1.float(), s2.float(), quant.pack_zero_points(z1),
+                    quant.pack_zero_points(z2), ref)
         if s.weight == "int4_group":
-            return quant.pack_int4(q1), quant.pack_int4(q2), s1.float(), s2.float(), ref
+            return quant.pack_int4(q1), quant.pack_int4(q2), s1.float(), s2.float(), None, None, ref
         store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
         if store is None:
             # torch without float8: the values stay float32, which only a
             # test double takes
             store = torch.float32
-        return q1.to(store), q2.to(store), s1.float(), s2.float(), ref
+        return q1.to(store), q2.to(store), s1.float(), s2.float(), None, None, ref
 
     def use_routing(self, r):
         self.logits, self.topk_weights, self.topk_ids = self.routings[r]
@@ -175,16 +188,18 @@ class Problem:
             return self.w1[e].double()
         from . import quant
 
-        q1, s1 = self._ref[0], self._ref[1]
-        return quant.dequantize_weight(q1[e : e + 1], s1[e : e + 1], self.scheme.weight, self.scheme.block)[0].to(self.x.device)
+        q1, s1, z1 = self._ref[0], self._ref[1], self._ref[4]
+        return quant.dequantize_weight(q1[e : e + 1], s1[e : e + 1], self.scheme.weight, self.scheme.block,
+                                       None if z1 is None else z1[e : e + 1])[0].to(self.x.device)
 
     def w2_ref(self, e):
         if self._ref is None:
             return self.w2[e].double()
         from . import quant
 
-        q2, s2 = self._ref[2], self._ref[3]
-        return quant.dequantize_weight(q2[e : e + 1], s2[e : e + 1], self.scheme.weight, self.scheme.block)[0].to(self.x.device)
+        q2, s2, z2 = self._ref[2], self._ref[3], self._ref[5]
+        return quant.dequantize_weight(q2[e : e + 1], s2[e : e + 1], self.scheme.weight, self.scheme.block,
+                                       None if z2 is None else z2[e : e + 1])[0].to(self.x.device)
 
 
 def _is_out_of_resources(e):

@@ -141,18 +141,26 @@ def _plugged_kernel():
     return _plugged[spec]
 
 
-def _unpack_int4(w, scale, group):
-    """uint8 (E, rows, cols/2), two values per byte (even column low), zero
-    point 8; scale (E, rows, cols/group)."""
-    lo = (w & 0xF).float() - 8
-    hi = (w >> 4).float() - 8
-    v = torch.stack([lo, hi], dim=-1).reshape(w.shape[0], w.shape[1], 2 * w.shape[2])
-    return v * scale.float().repeat_interleave(group, dim=2)[:, :, : v.shape[2]]
+def _unpack_int4(w, scale, group, zp=None):
+    """uint8 (E, rows, cols/2), two codes per byte (even column low); scale
+    (E, rows, cols/group); zp None (the zero point is 8) or uint8
+    (E, rows/2, cols/group), two per byte along rows (even row low), as the
+    engines' gptq_awq kernel reads them."""
+    if zp is not None and (zp.dtype != torch.uint8 or zp.dim() != 3 or zp.shape[0] != w.shape[0]
+                           or 2 * zp.shape[1] != w.shape[1] or zp.shape[2] != scale.shape[2]):
+        raise ValueError("zero points %s %s do not fit weights %s" % (zp.dtype, tuple(zp.shape), tuple(w.shape)))
+    codes = torch.stack([(w & 0xF).float(), (w >> 4).float()], dim=-1).reshape(w.shape[0], w.shape[1], 2 * w.shape[2])
+    if zp is None:
+        z = torch.full_like(scale.float(), 8.0)
+    else:
+        z = torch.stack([(zp & 0xF).float(), (zp >> 4).float()], dim=2).reshape(scale.shape)
+    rep = lambda t: t.float().repeat_interleave(group, dim=2)[:, :, : codes.shape[2]]  # noqa: E731
+    return (codes - rep(z)) * rep(scale)
 
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8_w8a16=False, per_channel=False,
           w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False,
-          config=None, down_config=None):
+          w1_zp=None, w2_zp=None, config=None, down_config=None):
     """config: the gate-up GEMM's (None: override_config's); down_config:
     the down GEMM's where the engine resolves one of its own (SGLang's
     _down files; None: the gate-up config for both)"""
@@ -165,7 +173,7 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
         return impl(x, w1, w2, topk_weights, topk_ids, config=config, fp8=fp8, int8_w8a8=int8_w8a8,
                     int8_w8a16=int8_w8a16, per_channel=per_channel, w1_scale=w1_scale, w2_scale=w2_scale,
                     a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=int4_w4a16,
-                    down_config=down_config)
+                    w1_zp=w1_zp, w2_zp=w2_zp, down_config=down_config)
     quant = fp8 or int8_w8a8
     wrong = _check_config(config, 1 if quant else x.element_size())
     if down_config is not None:
@@ -175,6 +183,8 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
         raise ValueError("shape mismatch: x %s, w1 %s, w2 %s" % (tuple(x.shape), tuple(w1.shape), tuple(w2.shape)))
     if fp8 and not (w1.dtype == getattr(torch, "float8_e4m3fn", torch.float32)):
         raise TypeError("fp8_w8a8 needs float8_e4m3fn weights, got %s" % w1.dtype)
+    if (w1_zp is not None or w2_zp is not None) and not (int4_w4a16 and w1_zp is not None and w2_zp is not None):
+        raise TypeError("zero points are taken with int4_w4a16, for both GEMMs")
     if int4_w4a16 and (w1.dtype != torch.uint8 or not block_shape or block_shape[0] != 0):
         raise TypeError("int4_w4a16 needs packed uint8 weights and block_shape [0, group]")
     for c in (config, down_config or config):
@@ -192,8 +202,8 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
         how = "token"
     qmax = 127.0 if int8_w8a8 else 448.0
     if int4_w4a16:
-        W1 = _unpack_int4(w1, w1_scale, block_shape[1])
-        W2 = _unpack_int4(w2, w2_scale, block_shape[1])
+        W1 = _unpack_int4(w1, w1_scale, block_shape[1], w1_zp)
+        W2 = _unpack_int4(w2, w2_scale, block_shape[1], w2_zp)
     else:
         W1 = _dequant_w(w1, w1_scale, wkind, block_shape)
         W2 = _dequant_w(w2, w2_scale, wkind, block_shape)

@@ -16,6 +16,8 @@ class FusedMoEQuantConfig:
     w2_scale: Optional[torch.Tensor] = None
     a1_scale: Optional[torch.Tensor] = None
     a2_scale: Optional[torch.Tensor] = None
+    w1_zp: Optional[torch.Tensor] = None
+    w2_zp: Optional[torch.Tensor] = None
 
     @staticmethod
     def make(
@@ -44,7 +46,7 @@ class FusedMoEQuantConfig:
         assert not per_act_token_quant or block_shape is None, "illegal quantization"
         return FusedMoEQuantConfig(quant_dtype, weight_dtype if weight_dtype is not None else quant_dtype,
                                    per_act_token_quant, per_out_ch_quant, block_shape, w1_scale, w2_scale, a1_scale,
-                                   a2_scale)
+                                   a2_scale, w1_zp, w2_zp)
 
 
 FUSED_MOE_UNQUANTIZED_CONFIG = FusedMoEQuantConfig.make()

@@ -97,7 +97,7 @@ def _fused_experts_topk_output(
     return fused(hidden_states, w1, w2, topk_output.topk_weights, topk_output.topk_ids, fp8=use_fp8_w8a8,
                  int8_w8a8=use_int8_w8a8, int8_w8a16=use_int8_w8a16, per_channel=per_channel_quant,
                  w1_scale=w1_scale, w2_scale=w2_scale, a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape,
-                 int4_w4a16=use_int4_w4a16, config=config, down_config=down)
+                 int4_w4a16=use_int4_w4a16, w1_zp=w1_zp, w2_zp=w2_zp, config=config, down_config=down)
 
 
 def _fused_experts_topk_weights(
@@ -128,7 +128,7 @@ def _fused_experts_topk_weights(
     return fused(hidden_states, w1, w2, topk_weights, topk_ids, fp8=use_fp8_w8a8, int8_w8a8=use_int8_w8a8,
                  int8_w8a16=use_int8_w8a16, per_channel=per_channel_quant, w1_scale=w1_scale, w2_scale=w2_scale,
                  a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=use_int4_w4a16,
-                 config=config)
+                 w1_zp=w1_zp, w2_zp=w2_zp, config=config)
 
 
 fused_experts = (_fused_experts_topk_weights if os.environ.get("MOETUNE_DOUBLE_SGLANG_API") == "topk_weights"
