@@ -1004,6 +1004,39 @@ MT_KERNEL void __launch_bounds__(256) fp8_quant_rows(const h16 *__restrict__ in,
     }
 }
 
+/* The grouped scales of fp8_quant_rows (one per row and `group` columns,
+ * group a multiple of 16 below cols) with a warp per group, rows x cols
+ * values: the same scales and values. fp8_quant_rows gives a row one CTA
+ * and walks its groups one after another, each a load, a reduction and two
+ * barriers: a 7168-wide row in DeepSeek-V3's 1x128 groups is 56 such steps
+ * on one SM, which at decode outlasts the GEMMs. Here the groups of every
+ * row run side by side, 8 to a CTA of 256 threads, without barriers. */
+MT_KERNEL void __launch_bounds__(256) fp8_quant_groups(const h16 *__restrict__ in, int rows, int cols, int group,
+                                                       unsigned char *__restrict__ q, float *__restrict__ scales)
+{
+    const int ng = (cols + group - 1) / group, lane = threadIdx.x & 31;
+    const long w = (long)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (w >= (long)rows * ng) return; /* (a whole warp: the shuffles below see all 32 lanes) */
+    const long row = w / ng;
+    const int gi = (int)(w - row * ng), c0 = gi * group, c1 = min(cols, c0 + group);
+    const h16 *x = in + row * cols;
+    unsigned char *qr = q + row * cols;
+    /* two values a lane at a time: a group's columns are even in number */
+    float m = 0.f;
+    for (int c = c0 + 2 * lane; c < c1; c += 64) {
+        const u32 v = *(const u32 *)(x + c);
+        m = fmaxf(m, fmaxf(fabsf(h2f((h16)(v & 0xffffu))), fabsf(h2f((h16)(v >> 16)))));
+    }
+    MT_UNROLL_SHFL
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, mt_shfl_xor(m, o));
+    const float s = f8_scale_of(m);
+    if (lane == 0) scales[row * ng + gi] = s;
+    for (int c = c0 + 2 * lane; c < c1; c += 64) {
+        const u32 v = *(const u32 *)(x + c);
+        *(unsigned short *)(qr + c) = f2e4m3x2(__fdiv_rn(h2f((h16)(v & 0xffffu)), s), __fdiv_rn(h2f((h16)(v >> 16)), s));
+    }
+}
+
 /* One fp8 grouped GEMM: as gemm_args, with e4m3 operands and their scales.
  * MODE 1: A = quantised x (row of pair p is token p / a_div), W = w1,
  * C = act (bf16); MODE 2: A = quantised act (row p), W = w2, C = out2. */

@@ -83,6 +83,7 @@ int mt_cuda_moe_build(mt_cuda *c, const mt_cuda_moe_cfg *cfg, int fp16, int fp8,
         (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_fp8_gemm1" : "moe_gemm1", &v->gemm1, &v->r1)) != MT_OK ||
         (rc = mt_cuda_function(c, v->mod, fp8 ? "moe_fp8_gemm2" : "moe_gemm2", &v->gemm2, &v->r2)) != MT_OK ||
         (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_quant_rows", &v->quant, NULL)) != MT_OK) ||
+        (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_quant_groups", &v->quant_g, NULL)) != MT_OK) ||
         (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_amax", &v->amax, NULL)) != MT_OK) ||
         (fp8 && (rc = mt_cuda_function(c, v->mod, "fp8_zero", &v->zero, NULL)) != MT_OK) ||
         (rc = mt_cuda_function(c, v->mod, "moe_combine", &v->combine, NULL)) != MT_OK ||
@@ -421,7 +422,8 @@ typedef struct f8_args {
 
 /* rows x cols bf16 at in quantised into q (scales at sc): with the static
  * scale fixed, else (per tensor) the maximum of the whole, else per row
- * and group */
+ * and group: a row's groups a warp each where there are several of up to
+ * 256 columns (DeepSeek-V3's 1x128), else a CTA a row */
 static int quant_rows(mt_cuda *c, const mt_cuda_moe *v, void *stream, mt_dptr in, int rows, int cols, int group,
                       int tensor, mt_dptr fixed, mt_dptr amax, mt_dptr q, mt_dptr sc)
 {
@@ -434,6 +436,11 @@ static int quant_rows(mt_cuda *c, const mt_cuda_moe *v, void *stream, mt_dptr in
         if ((rc = mt_cuda_launch_on(c, stream, v->zero, 1, 32, 0, a_zero)) != MT_OK ||
             (rc = mt_cuda_launch_on(c, stream, v->amax, blocks, 256, 0, a_amax)) != MT_OK)
             return rc;
+    }
+    if (!tensor && group < cols && group <= 256) {
+        long warps = (long)rows * ((cols + group - 1) / group);
+        void *a_g[] = {&in, &rows, &cols, &group, &q, &sc};
+        return rows > 0 ? mt_cuda_launch_on(c, stream, v->quant_g, (unsigned)((warps + 7) / 8), 256, 0, a_g) : MT_OK;
     }
     void *a_q[] = {&in, &cols, &group, tensor && fixed ? &fixed : &none, &use_amax, &q, &sc};
     return rows > 0 ? mt_cuda_launch_on(c, stream, v->quant, (unsigned)rows, 256, 0, a_q) : MT_OK;

@@ -67,7 +67,9 @@ int mt_cuda_align_one(void);
 typedef struct mt_cuda_moe {
     mt_cuda_module *mod;
     mt_cufn align, gemm1, gemm2, combine, gemv1, gemv2;
-    mt_cufn quant, amax, zero; /* fp8: the activations' quantisation, a tensor's maximum, its reset */
+    /* fp8: the activations' quantisation (a CTA a row; a warp a group of
+     * a row), a tensor's maximum, its reset */
+    mt_cufn quant, quant_g, amax, zero;
     mt_cufn align_count, align_scan, align_scatter; /* the alignment over many blocks */
     mt_cuda_moe_cfg cfg;
     int warps_m, fp16;
