@@ -274,7 +274,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         bn = q->block_n;
         bk = q->block_k;
         per_channel = q->per_channel;
-        zero_points = q->zero_point;
+        zero_points = zero_points || q->zero_point;
         if (!group) group = q->group_size;
         char src[4200];
         fprintf(stderr, "moetune %s: %s is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
