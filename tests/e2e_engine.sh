@@ -335,6 +335,8 @@ expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures
   --dry-run --device cpu
 expect_in "$TMP/i6" "int4_w4a16_zp, batch sizes"
 expect_in "$TMP/i6" "awq, 4-bit weights in groups of 128 with zero points; tuning vllm's kernel in int4_w4a16 with zero points"
+# and which of the engine's kernels reads the file is said
+expect_in "$TMP/i6" "vllm runs GPTQ and AWQ experts on its Marlin MoE kernel where the layer's shape allows"
 
 # the fleet: vLLM's files through a bucket into the pull cache, a flat folder
 # VLLM_TUNED_CONFIG_FOLDER can point at; SGLang's folders are said to stay out

@@ -259,6 +259,19 @@ static int block_shape_parse(const char *cmd, const char *text, int64_t *bn, int
     return MT_EXIT_OK;
 }
 
+/* Weight-only int4 and int8 (GPTQ, AWQ) run on the engines' Marlin MoE
+ * kernel by default wherever it takes the layer's shape, and Marlin reads
+ * no config file: the Triton kernel this tunes runs them only with
+ * --quantization moe_wna16, or where Marlin does not take the layer. */
+static void note_marlin(const char *cmd, const char *engine, const char *dtype)
+{
+    fprintf(stderr,
+            "moetune %s: note: %s runs GPTQ and AWQ experts on its Marlin MoE kernel where the layer's shape allows, "
+            "and Marlin reads no config file; the %s file is read by its Triton kernel, which runs them with "
+            "--quantization moe_wna16 or where Marlin does not take the layer\n",
+            cmd, engine, dtype);
+}
+
 /* The dtype of an engine's kernel: --dtype in the engine's names, or the
  * quantised model config's scheme, said; with its block shape. */
 static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
@@ -315,6 +328,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16%s", zero_points ? "_zp" : "");
         out->block_n = 0;
         out->block_k = group;
+        note_marlin(cmd, o->engine, "int4_w4a16");
         return MT_EXIT_OK;
     }
     if (o->block_shape && block_shape_parse(cmd, o->block_shape, &bn, &bk)) return MT_EXIT_USAGE;
@@ -330,6 +344,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     out->block_k = bk;
     if (!strcmp(d, "fp16")) out->dtype = MT_DTYPE_FP16;
     else if (!strcmp(d, "fp32")) out->dtype = MT_DTYPE_FP32;
+    if (!strcmp(d, "int8_w8a16")) note_marlin(cmd, o->engine, d);
     return MT_EXIT_OK;
 }
 
