@@ -328,16 +328,18 @@ struct mt_db {
 sqlite3 *mt_db_sqlite(mt_db *db) { return db ? db->h : NULL; }
 
 int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, int64_t *ids, int64_t *K, int64_t *topk,
-                     char (*dtype)[32], int max)
+                     char (*dtype)[64], int max)
 {
     sqlite3_stmt *s = NULL;
     int n = 0;
     if (sqlite3_prepare_v2(db->h,
-                           "SELECT q.id, q.K, q.topk, q.dtype FROM problems p JOIN problems q ON q.kernel = p.kernel AND "
+                           "SELECT q.id, q.K, q.topk, q.dtype || CASE WHEN q.block_n = 0 AND q.block_k > 0 THEN "
+                           "' in groups of ' || q.block_k ELSE '' END FROM problems p JOIN problems q ON q.kernel = p.kernel AND "
                            "(q.dtype = p.dtype OR replace(q.dtype, '_zp', '') = replace(p.dtype, '_zp', '') OR "
                            "(?3 AND replace(q.dtype, '_per_channel', '') = replace(p.dtype, '_per_channel', ''))) AND "
-                           "q.E = p.E AND q.N = p.N AND q.block_n = p.block_n AND "
-                           "q.block_k = p.block_k AND q.id <> p.id WHERE p.id = ?1 AND EXISTS (SELECT 1 FROM "
+                           "q.E = p.E AND q.N = p.N AND ((q.block_n = p.block_n AND q.block_k = p.block_k) OR "
+                           "(NOT (q.block_n > 0 AND q.block_k > 0) AND NOT (p.block_n > 0 AND p.block_k > 0))) AND "
+                           "q.id <> p.id WHERE p.id = ?1 AND EXISTS (SELECT 1 FROM "
                            "measurements m WHERE m.problem_id = q.id AND m.device_id = ?2 AND m.status = 'ok') "
                            "ORDER BY q.id",
                            -1, &s, NULL) != SQLITE_OK)

@@ -394,21 +394,24 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
     int64_t tid[4], tk[4], ttop[4];
-    char tdt[4][32];
+    char tdt[4][64], pdt[64];
     int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tid, tk, ttop, tdt, 4);
+    snprintf(pdt, sizeof pdt, "%s", p->dtype);
+    if (p->block_n == 0 && p->block_k > 0)
+        snprintf(pdt + strlen(pdt), sizeof pdt - strlen(pdt), " in groups of %lld", (long long)p->block_k);
     for (int i = 0; i < twins && i < 4; i++) {
         /* exporting the whole database: the first problem keeps the name */
         if (!o->problem_id && tid[i] < p->id) {
             mt_err("%s: problem %s K=%lld top-%lld on %s has the same %s file name as %s K=%lld top-%lld, which is "
                    "written there: the engine cannot tell them apart, so this one is not written; its sweep "
                    "run again with another --out writes it there",
-                   name, p->dtype, (long long)p->K, (long long)p->topk, d->name, d->backend, tdt[i], (long long)tk[i],
+                   name, pdt, (long long)p->K, (long long)p->topk, d->name, d->backend, tdt[i], (long long)tk[i],
                    (long long)ttop[i]);
             return MT_EINVAL;
         }
         mt_warn("%s: problem %s K=%lld top-%lld on %s has the same %s file name as this one (%s K=%lld top-%lld): "
                 "the engine cannot tell them apart; keep their files in separate folders",
-                name, tdt[i], (long long)tk[i], (long long)ttop[i], d->name, d->backend, p->dtype, (long long)p->K,
+                name, tdt[i], (long long)tk[i], (long long)ttop[i], d->name, d->backend, pdt, (long long)p->K,
                 (long long)p->topk);
     }
     int has_triton = triton_of(hash, triton, sizeof triton);

@@ -239,7 +239,7 @@ expect_in "$TMP/u" "--block-shape is taken with --dtype fp8_w8a8 only (got bf16)
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype mxfp4 $SHAPE
 expect_in "$TMP/u" "mxfp4 is not measured yet"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --group-size 64 $SHAPE
-expect_in "$TMP/u" "--group-size is taken with --dtype int4_w4a16 only"
+expect_in "$TMP/u" "--group-size is taken with --dtype int4_w4a16 and int8_w8a16 only (got bf16)"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype int4_w4a16 --group-size 96 $SHAPE
 expect_in "$TMP/u" "needs K (256) and N (128) to be multiples of it"
 expect_exit 2 "$TMP/u" "$MT" sweep --engine vllm --dtype bf16 --block-shape 128,128 $SHAPE
@@ -320,11 +320,32 @@ expect_exit 0 "$TMP/z4" "$MT" sweep --engine vllm $SHAPE --budget 3 --dtype int4
   where p.dtype = 'int4_w4a16_zp' and m.status = 'ok' and m.rel_err <= m.tolerance")" -ge 2 ] ||
   fail "no verified int4 zero-point rows: $(sql "$TMP/i4.db" "select status, reason from measurements limit 3")"; ok
 [ -f "$TMP/z4.d/E=8,N=128,device_name=CPU,dtype=int4_w4a16.json" ] || fail "int4 zp vLLM file: $(ls "$TMP/z4.d")"; ok
-expect_in "$TMP/z4" "problem int4_w4a16 K=256 top-2 on CPU has the same vllm file name as this one (int4_w4a16_zp K=256 top-2)"
+expect_in "$TMP/z4" "problem int4_w4a16 in groups of 64 K=256 top-2 on CPU has the same vllm file name as this one (int4_w4a16_zp in groups of 64 K=256 top-2)"
+# another group size is another problem under the same name too
+expect_exit 0 "$TMP/z8" "$MT" sweep --engine vllm $SHAPE --budget 2 --dtype int4_w4a16 --group-size 128 \
+  --db "$TMP/i4.db" --out "$TMP/z8.d"
+expect_in "$TMP/z8" "problem int4_w4a16 in groups of 64 K=256 top-2 on CPU has the same vllm file name as this one (int4_w4a16 in groups of 128 K=256 top-2)"
 MOETUNE_DOUBLE_SGLANG_API=topk_weights MOETUNE_DOUBLE_SGLANG_VERSION=0.4.6 expect_exit 0 "$TMP/z5" "$MT" sweep \
   --engine sglang $SHAPE --budget 3 --dtype int4_w4a16 --zero-points --group-size 64 --db "$TMP/z5.db" --out "$TMP/z5.d"
 [ -f "$TMP/z5.d/configs/triton_3_6_0/E=8,N=64,device_name=CPU,dtype=int4_w4a16.json" ] ||
   fail "int4 zp SGLang file: $(find "$TMP/z5.d" -type f)"; ok
+# int8_w8a16 in GPTQ's groups (stored with 128 added, block_shape [0, group]):
+# its own problem beside the per-channel one, named int8_w8a16 as that;
+# a GPTQ 8-bit config gives its group
+expect_exit 0 "$TMP/g8" "$MT" sweep --engine vllm $SHAPE --budget 3 --dtype int8_w8a16 --group-size 64 --db "$TMP/g8.db" \
+  --out "$TMP/g8.d"
+[ "$(sql "$TMP/g8.db" "select dtype || ' ' || block_n || ',' || block_k from problems")" = "int8_w8a16 0,64" ] ||
+  fail "int8 group problem: $(sql "$TMP/g8.db" "select dtype, block_n, block_k from problems")"; ok
+[ "$(sql "$TMP/g8.db" "select count(*) from measurements where status = 'ok' and rel_err <= tolerance")" -ge 2 ] ||
+  fail "no verified int8 group rows: $(sql "$TMP/g8.db" "select status, reason from measurements limit 3")"; ok
+[ -f "$TMP/g8.d/E=8,N=128,device_name=CPU,dtype=int8_w8a16.json" ] || fail "int8 group vLLM file: $(ls "$TMP/g8.d")"; ok
+expect_in "$TMP/g8" "vllm runs GPTQ and AWQ experts on its Marlin MoE kernel"
+printf '%s\n' '{"num_local_experts": 8, "hidden_size": 4096, "intermediate_size": 14336, "num_experts_per_tok": 2,' \
+  ' "quantization_config": {"bits": 8, "group_size": 128, "desc_act": false, "sym": true, "quant_method": "gptq"}}' \
+  >"$TMP/gptq8.json"
+expect_exit 0 "$TMP/g9" "$MT" sweep --engine sglang --model-config "$TMP/gptq8.json" --tp 2 --dry-run --device cpu
+expect_in "$TMP/g9" "E=8 N=7168 K=4096 top-2 int8_w8a16 in groups of 128, batch sizes"
+expect_in "$TMP/g9" "gptq, 8-bit weights in groups of 128; tuning sglang's kernel in int8_w8a16"
 # zero points without int4, or for moetune's own kernels, are refused
 expect_exit 2 "$TMP/z6" "$MT" sweep --engine vllm $SHAPE --dtype fp8_w8a8 --zero-points
 expect_in "$TMP/z6" "--zero-points is taken with --dtype int4_w4a16 only (got fp8_w8a8)"
@@ -333,7 +354,7 @@ expect_in "$TMP/z7" "--zero-points is taken with --engine and int4_w4a16"
 # an AWQ config (zero_point true) is tuned with its zero points, and says so
 expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures/model-configs/mixtral-awq.json" --tp 2 \
   --dry-run --device cpu
-expect_in "$TMP/i6" "int4_w4a16_zp, batch sizes"
+expect_in "$TMP/i6" "int4_w4a16_zp in groups of 128, batch sizes"
 expect_in "$TMP/i6" "awq, 4-bit weights in groups of 128 with zero points; tuning vllm's kernel in int4_w4a16 with zero points"
 # and which of the engine's kernels reads the file is said
 expect_in "$TMP/i6" "vllm runs GPTQ and AWQ experts on its Marlin MoE kernel where the layer's shape allows"

@@ -59,8 +59,9 @@ static const char usage[] =
     "                          int4_w4a16 (vLLM's names)\n"
     "  --block-shape N,K       with fp8_w8a8: the weights' scale blocks, activations in\n"
     "                          1xK groups (DeepSeek-V3: 128,128); without it, per tensor\n"
-    "  --group-size G          with --engine and int4_w4a16: weights in groups of G along K\n"
-    "                          (default: the model config's, else 128)\n"
+    "  --group-size G          with --engine and int4_w4a16 or int8_w8a16: weights in groups\n"
+    "                          of G along K (default: the model config's; else 128 for\n"
+    "                          int4, one scale per output channel for int8)\n"
     "  --zero-points           with --engine and int4_w4a16: a zero point per group, as AWQ\n"
     "                          stores it (default: what the model config says)\n"
     "  --per-channel           with fp8_w8a8: weights scaled per output channel,\n"
@@ -695,6 +696,8 @@ int cmd_sweep(int argc, char **argv)
             char blk[48] = "";
             if (ps.block_n > 0)
                 snprintf(blk, sizeof blk, " block_shape=[%lld,%lld]", (long long)ps.block_n, (long long)ps.block_k);
+            else if (ps.block_k > 0) /* the weight-only schemes' groups */
+                snprintf(blk, sizeof blk, " in groups of %lld", (long long)ps.block_k);
             printf("%s on %s: E=%lld N=%lld K=%lld top-%lld %s%s, batch sizes %s\n"
                    "memory: about %s of weights and %s of buffers%s%s%s\n",
                    ps.model.name, gpu ? mt_backend_name(dspec.kind) : "cpu", (long long)ps.E, (long long)ps.N,

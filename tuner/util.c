@@ -306,8 +306,8 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
                                    "per channel, or with --block-shape), int8_w8a8, int8_w8a16 and int4_w4a16; %s is "
                                    "not measured yet",
                               d, d);
-    if (o->group_size && strcmp(d, "int4_w4a16"))
-        return mt_usage_error(cmd, "--group-size is taken with --dtype int4_w4a16 only (got %s)", d);
+    if (o->group_size && strcmp(d, "int4_w4a16") && strcmp(d, "int8_w8a16"))
+        return mt_usage_error(cmd, "--group-size is taken with --dtype int4_w4a16 and int8_w8a16 only (got %s)", d);
     if (zero_points && strcmp(d, "int4_w4a16"))
         return mt_usage_error(cmd, "--zero-points is taken with --dtype int4_w4a16 only (got %s)", d);
     if (!strcmp(d, "int4_w4a16")) {
@@ -329,6 +329,20 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         out->block_n = 0;
         out->block_k = group;
         note_marlin(cmd, o->engine, "int4_w4a16");
+        return MT_EXIT_OK;
+    }
+    if (!strcmp(d, "int8_w8a16") && group > 0) {
+        /* GPTQ's 8-bit groups: block_shape [0, group], the engines' gptq_awq
+         * kernel (without a group: one scale per channel, their main one) */
+        if (group < 2 || group > 4096)
+            return mt_usage_error(cmd, "--group-size %lld: expected a group of 2 to 4096", (long long)group);
+        if (out->model.hidden % group || out->N % group)
+            return mt_usage_error(cmd, "int8_w8a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
+                                  (long long)group, (long long)out->model.hidden, (long long)out->N);
+        snprintf(out->qdtype, sizeof out->qdtype, "int8_w8a16");
+        out->block_n = 0;
+        out->block_k = group;
+        note_marlin(cmd, o->engine, d);
         return MT_EXIT_OK;
     }
     if (o->block_shape && block_shape_parse(cmd, o->block_shape, &bn, &bk)) return MT_EXIT_USAGE;

@@ -191,7 +191,9 @@ class VllmAdapter(Adapter):
             return make(quant_dtype=p.torch.int8, per_act_token_quant=True, w1_scale=p.w1_scale,
                         w2_scale=p.w2_scale)
         if s.dtype == "int8_w8a16":
-            return make(quant_dtype=None, weight_dtype=p.torch.int8, w1_scale=p.w1_scale, w2_scale=p.w2_scale)
+            # per channel, or GPTQ's groups with block_shape [0, group]
+            return make(quant_dtype=None, weight_dtype=p.torch.int8, block_shape=list(s.block) if s.block else None,
+                        w1_scale=p.w1_scale, w2_scale=p.w2_scale)
         if s.dtype == "int4_w4a16":
             # block_shape [0, group]; GPTQ's symmetric int4 has no
             # zero-point tensor (the kernel takes 8), AWQ's has w1_zp, w2_zp

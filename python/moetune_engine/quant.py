@@ -2,8 +2,9 @@
 
 Weights are quantised here once per problem, the way checkpoints store them
 (fp8 e4m3 with a scale per tensor, per output channel or per 128x128 block;
-int8 with a scale per output channel; int4 in groups along K, symmetric as
-GPTQ stores it or with a zero point per group as AWQ does). Activations are quantised by the
+int8 with a scale per output channel, or per group along K as GPTQ stores
+it; int4 in groups along K, symmetric as GPTQ stores it or with a zero point
+per group as AWQ does). Activations are quantised by the
 engine inside its call; the reference (reference.py) quantises them the same
 way with the functions below, so that what is compared differs only by
 accumulation order and rounding-boundary cases.
@@ -53,8 +54,8 @@ def quantize_weight(w, scheme, block):
     """w: (E, rows, cols) float. Returns (q, scale, zero) with q's values on
     the grid (float32) and scale shaped as vLLM's and SGLang's kernels take
     it: per tensor (E,), per channel (E, rows, 1), blocks (E, ceil(rows/bn),
-    ceil(cols/bk)); int8 weight-only per channel (E, rows); int4 per group
-    (E, rows, cols/group). zero: the int4 zero points (E, rows, cols/group)
+    ceil(cols/bk)); int8 weight-only per channel (E, rows); int4 and int8
+    per group (E, rows, cols/group). zero: the int4 zero points (E, rows, cols/group)
     for int4_group_zp, None for the symmetric schemes."""
     E, rows, cols = w.shape
     if scheme == "fp8_tensor":
@@ -75,6 +76,14 @@ def quantize_weight(w, scheme, block):
     if scheme in ("int8_channel", "int8_w8a8"):
         s = _scale(w.abs().amax(dim=2), INT8_MAX)
         return int8_round(w / s[:, :, None]), s, None
+    if scheme == "int8_group":
+        # GPTQ's 8-bit groups: a scale per (row, group of bk columns)
+        g = block[1]
+        if cols % g:
+            raise ValueError("int8_w8a16 in groups needs K and N divisible by the group size %d" % g)
+        v = w.float().view(E, rows, cols // g, g)
+        s = _scale(v.abs().amax(dim=3), INT8_MAX)
+        return int8_round(v / s[..., None]).view(E, rows, cols), s, None
     if scheme in ("int4_group", "int4_group_zp"):
         g = block[1]
         if cols % g or cols % 2 or rows % 2:
@@ -133,7 +142,7 @@ def dequantize_weight(q, s, scheme, block, zero=None):
         return q * full[:, : q.shape[1], : q.shape[2]]
     if scheme in ("int8_channel", "int8_w8a8"):
         return q * s[:, :, None]
-    if scheme == "int4_group":
+    if scheme in ("int4_group", "int8_group"):
         return q * s.repeat_interleave(block[1], dim=2)[:, :, : q.shape[2]]
     raise ValueError("no weight quantisation '%s'" % scheme)
 

@@ -53,6 +53,10 @@ class Scheme:
             if not block_k:
                 raise ValueError("int4_w4a16 needs its group size (block_k)")
             self.block = (0, int(block_k))
+        elif dtype == "int8_w8a16" and block_k:
+            # GPTQ's 8-bit groups, block_shape [0, group_size] (without a
+            # group: one scale per output channel)
+            self.block = (0, int(block_k))
         self.weight = None
         self.act = None
         self.act_qmax = 448.0
@@ -66,11 +70,11 @@ class Scheme:
         elif dtype == "int8_w8a8":
             self.weight, self.act, self.act_qmax = "int8_w8a8", "token", 127.0
         elif dtype == "int8_w8a16":
-            self.weight = "int8_channel"
+            self.weight = "int8_group" if self.block else "int8_channel"
         elif dtype == "int4_w4a16":
             self.weight = "int4_group_zp" if self.zero_points else "int4_group"
-        if self.block and dtype not in ("fp8_w8a8", "int4_w4a16"):
-            raise ValueError("a block shape is taken with fp8_w8a8 (and a group with int4_w4a16) only")
+        if self.block and dtype not in ("fp8_w8a8", "int4_w4a16", "int8_w8a16"):
+            raise ValueError("a block shape is taken with fp8_w8a8 (and a group with int4_w4a16 and int8_w8a16) only")
 
     @property
     def quantised(self):
@@ -173,6 +177,9 @@ class Problem:
                     quant.pack_zero_points(z2), ref)
         if s.weight == "int4_group":
             return quant.pack_int4(q1), quant.pack_int4(q2), s1.float(), s2.float(), None, None, ref
+        if s.weight == "int8_group":
+            # stored unsigned with 128 added: the kernel's zero point
+            return ((q1 + 128).to(torch.uint8), (q2 + 128).to(torch.uint8), s1.float(), s2.float(), None, None, ref)
         store = self.fp8_dtype if s.weight.startswith("fp8") else torch.int8
         if store is None:
             # torch without float8: the values stay float32, which only a

@@ -158,6 +158,13 @@ def _unpack_int4(w, scale, group, zp=None):
     return (codes - rep(z)) * rep(scale)
 
 
+def _int8_groups(w, scale, group):
+    """uint8 (E, rows, cols), each value with 128 added (GPTQ's 8-bit
+    groups, as the engines' gptq_awq kernel reads them); scale (E, rows,
+    cols/group)."""
+    return (w.float() - 128) * scale.float().repeat_interleave(group, dim=2)[:, :, : w.shape[2]]
+
+
 def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8_w8a16=False, per_channel=False,
           w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False,
           w1_zp=None, w2_zp=None, config=None, down_config=None):
@@ -187,6 +194,12 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
         raise TypeError("zero points are taken with int4_w4a16, for both GEMMs")
     if int4_w4a16 and (w1.dtype != torch.uint8 or not block_shape or block_shape[0] != 0):
         raise TypeError("int4_w4a16 needs packed uint8 weights and block_shape [0, group]")
+    int8_groups = int8_w8a16 and block_shape is not None
+    if int8_groups and (w1.dtype != torch.uint8 or block_shape[0] != 0 or w1_scale.dim() != 3):
+        raise TypeError("int8_w8a16 with a block shape needs uint8 weights (128 added), block_shape [0, group] and "
+                        "a scale per group")
+    if int8_w8a16 and not int8_groups and w1.dtype != torch.int8:
+        raise TypeError("int8_w8a16 per channel needs int8 weights, got %s" % w1.dtype)
     for c in (config, down_config or config):
         if block_shape is not None and block_shape[0] > 0 and c["BLOCK_SIZE_K"] > block_shape[1]:
             raise ValueError("BLOCK_SIZE_K %d does not fit the block shape %s" % (c["BLOCK_SIZE_K"], block_shape))
@@ -204,6 +217,9 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
     if int4_w4a16:
         W1 = _unpack_int4(w1, w1_scale, block_shape[1], w1_zp)
         W2 = _unpack_int4(w2, w2_scale, block_shape[1], w2_zp)
+    elif int8_groups:
+        W1 = _int8_groups(w1, w1_scale, block_shape[1])
+        W2 = _int8_groups(w2, w2_scale, block_shape[1])
     else:
         W1 = _dequant_w(w1, w1_scale, wkind, block_shape)
         W2 = _dequant_w(w2, w2_scale, wkind, block_shape)
