@@ -150,8 +150,8 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, config, fp8=False, int8_w8a8=Fal
           int4_w4a16=False, w1_zp=None, w2_zp=None, down_config=None):
     """down_config: the down GEMM's own (SGLang's _down files; BLOCK_SIZE_M
     the gate-up config's, one alignment for both); None: config for both"""
-    if int8_w8a8 or int4_w4a16:
-        raise NotImplementedError("int8_w8a8 and int4_w4a16 are not in moetune's Triton stand-in")
+    if int8_w8a8 or int4_w4a16 or (int8_w8a16 and block_shape):
+        raise NotImplementedError("int8_w8a8, int4_w4a16 and int8_w8a16 in groups are not in moetune's Triton stand-in")
     M, K = x.shape
     E, N2, _ = w1.shape
     N = N2 // 2
