@@ -54,13 +54,15 @@ cfgs = [dict(BLOCK_SIZE_M=16, BLOCK_SIZE_N=64, BLOCK_SIZE_K=128, GROUP_SIZE_M=1,
 print(json.dumps({"op": "hello"}))
 for key in [dict(mix, dtype="bf16"), dict(mix, dtype="fp16"), dict(mix, dtype="fp8_w8a8"),
             dict(mix, dtype="fp8_w8a8", per_channel=1), dict(mix, dtype="int8_w8a16"),
+            dict(mix, dtype="int8_w8a16", block_k=128), dict(mix, dtype="int8_w8a8"),
+            dict(mix, dtype="int4_w4a16", block_k=128), dict(mix, dtype="int4_w4a16_zp", block_k=128),
             dict(ds, dtype="fp8_w8a8", block_n=128, block_k=128), dict(ds, dtype="bf16")]:
     for c in cfgs:
         print(json.dumps({"op": "measure", "family": "fused_moe", "key": key, "point": [64], "params": c, "seed": 11,
                           "renormalize": 1, "policy": {"warmup": 3, "min_reps": 10, "max_reps": 100, "min_time_s": 0.02,
                                                        "cold": 1, "check_rows": 32, "tolerance": 0.02, "routings": 4}}))
 PY
-timeout 300 python3 python/moetune-engine-worker --engine vllm --device cuda:0 <"$OUT/probe_requests.jsonl" \
+timeout 420 python3 python/moetune-engine-worker --engine vllm --device cuda:0 <"$OUT/probe_requests.jsonl" \
   >"$OUT/probe_replies.jsonl" 2>"$OUT/probe_stderr.txt"
 echo "rc=$?"; tail -n 3 "$OUT/probe_stderr.txt"
 python3 - "$OUT" <<'PY'
@@ -73,7 +75,8 @@ print("| key | config | status | rel_err | tolerance | median us | compile s | r
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for q, r in zip(reqs[1:], reps[1:]):
     k = q["key"]; c = q["params"]
-    ks = "E=%d N=%d K=%d %s%s%s" % (k["E"], k["N"], k["K"], k["dtype"], " block" if k.get("block_n") else "",
+    ks = "E=%d N=%d K=%d %s%s%s" % (k["E"], k["N"], k["K"], k["dtype"], " block" if k.get("block_n") else
+                                    " group %d" % k["block_k"] if k.get("block_k") else "",
                                     " per-channel" if k.get("per_channel") else "")
     cs = "%d/%d/%d g%d w%d s%d" % tuple(c[x] for x in ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
                                                         "num_warps", "num_stages"))
