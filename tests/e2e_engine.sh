@@ -356,6 +356,18 @@ expect_exit 0 "$TMP/i6" "$MT" sweep --engine vllm --model-config "$HERE/fixtures
   --dry-run --device cpu
 expect_in "$TMP/i6" "int4_w4a16_zp in groups of 128, batch sizes"
 expect_in "$TMP/i6" "awq, 4-bit weights in groups of 128 with zero points; tuning vllm's kernel in int4_w4a16 with zero points"
+# a model's group that does not divide the shard's N is halved as the
+# engines' moe_wna16 loads the layer (down to 32, else refused), and said
+printf '%s\n' '{"num_experts": 128, "hidden_size": 2048, "moe_intermediate_size": 768, "num_experts_per_tok": 8,' \
+  ' "quantization_config": {"bits": 4, "group_size": 128, "quant_method": "awq", "zero_point": true}}' >"$TMP/qawq.json"
+expect_exit 0 "$TMP/qa" "$MT" sweep --engine vllm --model-config "$TMP/qawq.json" --tp 8 --dry-run --device cpu
+expect_in "$TMP/qa" "the model's groups of 128 do not divide N (96) or K (2048): vllm's moe_wna16 loads them as groups of 32"
+expect_in "$TMP/qa" "E=128 N=96 K=2048 top-8 int4_w4a16_zp in groups of 32, batch sizes"
+expect_exit 2 "$TMP/qa" "$MT" sweep --engine vllm --model-config "$TMP/qawq.json" --tp 16 --dry-run --device cpu
+expect_in "$TMP/qa" "nor does any half of them down to 32: vllm's moe_wna16 refuses such a layer"
+# (a group given on the command line is taken as given)
+expect_exit 2 "$TMP/qa" "$MT" sweep --engine vllm --model-config "$TMP/qawq.json" --tp 8 --group-size 128 --dry-run --device cpu
+expect_in "$TMP/qa" "int4_w4a16 in groups of 128 needs K (2048) and N (96) to be multiples of it"
 # and which of the engine's kernels reads the file is said
 expect_in "$TMP/i6" "vllm runs GPTQ and AWQ experts on its Marlin MoE kernel where the layer's shape allows"
 

@@ -272,6 +272,35 @@ static void note_marlin(const char *cmd, const char *engine, const char *dtype)
             cmd, engine, dtype);
 }
 
+/* A model config's group as the engines' moe_wna16 loads the layer: halved
+ * until it divides the shard's N and K (each scale then repeated over the
+ * halves); below 32 they refuse the layer. 0 where they would. */
+static int64_t wna16_group(int64_t group, int64_t K, int64_t N)
+{
+    int64_t g = group;
+    while (K % g || N % g)
+        if ((g /= 2) < 32) return 0;
+    return g;
+}
+
+/* The config's group where the engine would load it, said where it shrinks;
+ * an exit status */
+static int config_group(const char *cmd, const mt_problem_opts *o, const char *d, int64_t K, int64_t N, int64_t *group)
+{
+    int64_t g = wna16_group(*group, K, N);
+    if (!g)
+        return mt_usage_error(cmd, "the model's %s groups of %lld do not divide both K (%lld) and N (%lld) with this "
+                                   "--tp/--ep, nor does any half of them down to 32: %s's moe_wna16 refuses such a "
+                                   "layer; give --group-size to tune another group anyway",
+                              d, (long long)*group, (long long)K, (long long)N, o->engine);
+    if (g != *group)
+        fprintf(stderr, "moetune %s: note: the model's groups of %lld do not divide N (%lld) or K (%lld): %s's "
+                        "moe_wna16 loads them as groups of %lld, and so they are tuned\n",
+                cmd, (long long)*group, (long long)N, (long long)K, o->engine, (long long)g);
+    *group = g;
+    return MT_EXIT_OK;
+}
+
 /* The dtype of an engine's kernel: --dtype in the engine's names, or the
  * quantised model config's scheme, said; with its block shape. */
 static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_model_quant *q, mt_problem_spec *out)
@@ -281,14 +310,14 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     int64_t bn = 0, bk = 0;
     int per_channel = o->per_channel;
     int64_t group = o->group_size;
-    int zero_points = o->zero_points;
+    int zero_points = o->zero_points, group_of_config = 0;
     if (!d && q->dtype[0]) {
         d = q->dtype;
         bn = q->block_n;
         bk = q->block_k;
         per_channel = q->per_channel;
         zero_points = zero_points || q->zero_point;
-        if (!group) group = q->group_size;
+        if (!group) group = q->group_size, group_of_config = group > 0;
         char src[4200];
         fprintf(stderr, "moetune %s: %s is quantised: %s; tuning %s's kernel in %s%s as %s runs it\n", cmd,
                 quant_source(o, out, src, sizeof src), q->about, o->engine, d,
@@ -317,6 +346,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
                                        "--group-size takes a group",
                                   (long long)group);
         if (!group) group = 128;
+        if (group_of_config && config_group(cmd, o, d, out->model.hidden, out->N, &group)) return MT_EXIT_USAGE;
         if (group < 2 || group > 4096 || group % 2)
             return mt_usage_error(cmd, "--group-size %lld: expected an even group of 2 to 4096", (long long)group);
         if (out->model.hidden % group || out->N % group)
@@ -334,6 +364,7 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
     if (!strcmp(d, "int8_w8a16") && group > 0) {
         /* GPTQ's 8-bit groups: block_shape [0, group], the engines' gptq_awq
          * kernel (without a group: one scale per channel, their main one) */
+        if (group_of_config && config_group(cmd, o, d, out->model.hidden, out->N, &group)) return MT_EXIT_USAGE;
         if (group < 2 || group > 4096)
             return mt_usage_error(cmd, "--group-size %lld: expected a group of 2 to 4096", (long long)group);
         if (out->model.hidden % group || out->N % group)
