@@ -327,14 +327,12 @@ struct mt_db {
 
 sqlite3 *mt_db_sqlite(mt_db *db) { return db ? db->h : NULL; }
 
-int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, int64_t *ids, int64_t *K, int64_t *topk,
-                     char (*dtype)[64], int max)
+int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, mt_problem *twins, int max)
 {
     sqlite3_stmt *s = NULL;
     int n = 0;
     if (sqlite3_prepare_v2(db->h,
-                           "SELECT q.id, q.K, q.topk, q.dtype || CASE WHEN q.block_n = 0 AND q.block_k > 0 THEN "
-                           "' in groups of ' || q.block_k ELSE '' END FROM problems p JOIN problems q ON q.kernel = p.kernel AND "
+                           "SELECT q.id, q.K, q.topk, q.dtype, q.block_n, q.block_k FROM problems p JOIN problems q ON q.kernel = p.kernel AND "
                            "(q.dtype = p.dtype OR replace(q.dtype, '_zp', '') = replace(p.dtype, '_zp', '') OR "
                            "(?3 AND replace(q.dtype, '_per_channel', '') = replace(p.dtype, '_per_channel', ''))) AND "
                            "q.E = p.E AND q.N = p.N AND ((q.block_n = p.block_n AND q.block_k = p.block_k) OR "
@@ -350,11 +348,15 @@ int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, in
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n < max) {
-            ids[n] = sqlite3_column_int64(s, 0);
-            K[n] = sqlite3_column_int64(s, 1);
-            topk[n] = sqlite3_column_int64(s, 2);
+            mt_problem *t = &twins[n];
+            memset(t, 0, sizeof *t);
+            t->id = sqlite3_column_int64(s, 0);
+            t->K = sqlite3_column_int64(s, 1);
+            t->topk = sqlite3_column_int64(s, 2);
             const unsigned char *dt = sqlite3_column_text(s, 3);
-            snprintf(dtype[n], sizeof dtype[n], "%s", dt ? (const char *)dt : "");
+            snprintf(t->dtype, sizeof t->dtype, "%s", dt ? (const char *)dt : "");
+            t->block_n = sqlite3_column_int64(s, 4);
+            t->block_k = sqlite3_column_int64(s, 5);
         }
         n++;
     }

@@ -135,10 +135,9 @@ int mt_db_latest_kernel_hash(mt_db *db, int64_t dev, int64_t prob, const char *l
  * count as one dtype, as in both engines' names; with same_fp8_name, fp8 per
  * channel and per tensor too, as in vLLM's; a block shape with a 0, the
  * weight-only schemes' [0, group], names no block, so their groups count as
- * one): up to max of them, each its id, K, top-k and dtype (with " in groups
- * of G" for those); returns how many there are, or -1 on a database error. */
-int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, int64_t *ids, int64_t *K, int64_t *topk,
-                     char (*dtype)[64], int max);
+ * one): up to max of them (id, dtype, K, top-k and block shape filled in);
+ * returns how many there are, or -1 on a database error. */
+int mt_db_name_twins(mt_db *db, int64_t dev, int64_t prob, int same_fp8_name, mt_problem *twins, int max);
 int mt_db_point_get(mt_db *db, int64_t device_id, int64_t problem_id, const int64_t point[2], int64_t config_id,
                     const char *kernel_hash, const char *timing_policy, double *median_us, int *failed);
 /* Insert and commit (unless inside mt_db_begin). */

@@ -381,6 +381,16 @@ static int export_down(mt_db *db, const mt_export_opts *o, const mt_device_info 
     return rc;
 }
 
+/* "DTYPE[ in groups of G] K=.. top-..": a problem as the engines' names
+ * cannot tell it from another */
+static const char *twin_label(const mt_problem *p, char *buf, size_t n)
+{
+    char grp[48] = "";
+    if (p->block_n == 0 && p->block_k > 0) snprintf(grp, sizeof grp, " in groups of %lld", (long long)p->block_k);
+    snprintf(buf, n, "%s%s K=%lld top-%lld", p->dtype, grp, (long long)p->K, (long long)p->topk);
+    return buf;
+}
+
 /* An engine's kernel's results, in the engine's own file: vLLM's name and
  * layout with triton_version as vLLM's tuner writes it; SGLang's name
  * (block_shape with its space) in the triton_X_Y_Z folder it looks in,
@@ -393,26 +403,23 @@ static int export_engine(mt_db *db, const mt_export_opts *o, const mt_device_inf
     if (mt_engine_file_name(name, sizeof name, d, p) != MT_OK) return MT_EINVAL;
     /* the engine's name has no K or top-k: problems that differ only there
      * share a file, and one would silently replace the other */
-    int64_t tid[4], tk[4], ttop[4];
-    char tdt[4][64], pdt[64];
-    int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tid, tk, ttop, tdt, 4);
-    snprintf(pdt, sizeof pdt, "%s", p->dtype);
-    if (p->block_n == 0 && p->block_k > 0)
-        snprintf(pdt + strlen(pdt), sizeof pdt - strlen(pdt), " in groups of %lld", (long long)p->block_k);
+    mt_problem tw[4];
+    char pl[128], tl[128];
+    int twins = mt_db_name_twins(db, d->id, p->id, !sglang, tw, 4);
+    twin_label(p, pl, sizeof pl);
     for (int i = 0; i < twins && i < 4; i++) {
+        twin_label(&tw[i], tl, sizeof tl);
         /* exporting the whole database: the first problem keeps the name */
-        if (!o->problem_id && tid[i] < p->id) {
-            mt_err("%s: problem %s K=%lld top-%lld on %s has the same %s file name as %s K=%lld top-%lld, which is "
-                   "written there: the engine cannot tell them apart, so this one is not written; its sweep "
-                   "run again with another --out writes it there",
-                   name, pdt, (long long)p->K, (long long)p->topk, d->name, d->backend, tdt[i], (long long)tk[i],
-                   (long long)ttop[i]);
+        if (!o->problem_id && tw[i].id < p->id) {
+            mt_err("%s: problem %s on %s has the same %s file name as %s, which is written there: the engine cannot "
+                   "tell them apart, so this one is not written; its sweep run again with another --out writes it "
+                   "there",
+                   name, pl, d->name, d->backend, tl);
             return MT_EINVAL;
         }
-        mt_warn("%s: problem %s K=%lld top-%lld on %s has the same %s file name as this one (%s K=%lld top-%lld): "
-                "the engine cannot tell them apart; keep their files in separate folders",
-                name, tdt[i], (long long)tk[i], (long long)ttop[i], d->name, d->backend, pdt, (long long)p->K,
-                (long long)p->topk);
+        mt_warn("%s: problem %s on %s has the same %s file name as this one (%s): the engine cannot tell them apart; "
+                "keep their files in separate folders",
+                name, tl, d->name, d->backend, pl);
     }
     int has_triton = triton_of(hash, triton, sizeof triton);
     snprintf(dir, sizeof dir, "%s", o->out_dir);

@@ -339,38 +339,28 @@ static int engine_dtype(const char *cmd, const mt_problem_opts *o, const mt_mode
         return mt_usage_error(cmd, "--group-size is taken with --dtype int4_w4a16 and int8_w8a16 only (got %s)", d);
     if (zero_points && strcmp(d, "int4_w4a16"))
         return mt_usage_error(cmd, "--zero-points is taken with --dtype int4_w4a16 only (got %s)", d);
-    if (!strcmp(d, "int4_w4a16")) {
-        /* vLLM's block_shape [0, group]: one scale per group of K */
+    int int4 = !strcmp(d, "int4_w4a16");
+    if (int4 || (!strcmp(d, "int8_w8a16") && group > 0)) {
+        /* the weight-only groups, vLLM's block_shape [0, group]: one scale
+         * per group of K, on the engines' gptq_awq kernel (int8 without a
+         * group: one scale per channel, below) */
         if (group < 0)
             return mt_usage_error(cmd, "int4_w4a16 with one scale per channel (group size %lld) is not measured yet; "
                                        "--group-size takes a group",
                                   (long long)group);
         if (!group) group = 128;
         if (group_of_config && config_group(cmd, o, d, out->model.hidden, out->N, &group)) return MT_EXIT_USAGE;
-        if (group < 2 || group > 4096 || group % 2)
-            return mt_usage_error(cmd, "--group-size %lld: expected an even group of 2 to 4096", (long long)group);
+        /* (int4 packs two values a byte along K) */
+        if (group < 2 || group > 4096 || (int4 && group % 2))
+            return mt_usage_error(cmd, "--group-size %lld: expected %s group of 2 to 4096", (long long)group,
+                                  int4 ? "an even" : "a");
         if (out->model.hidden % group || out->N % group)
-            return mt_usage_error(cmd, "int4_w4a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
+            return mt_usage_error(cmd, "%s in groups of %lld needs K (%lld) and N (%lld) to be multiples of it", d,
                                   (long long)group, (long long)out->model.hidden, (long long)out->N);
-        /* with zero points its own problem: the engines' names do not tell
-         * it from the symmetric scheme, but their kernel loads w1_zp and
-         * w2_zp on that path, so it is measured on its own */
-        snprintf(out->qdtype, sizeof out->qdtype, "int4_w4a16%s", zero_points ? "_zp" : "");
-        out->block_n = 0;
-        out->block_k = group;
-        note_marlin(cmd, o->engine, "int4_w4a16");
-        return MT_EXIT_OK;
-    }
-    if (!strcmp(d, "int8_w8a16") && group > 0) {
-        /* GPTQ's 8-bit groups: block_shape [0, group], the engines' gptq_awq
-         * kernel (without a group: one scale per channel, their main one) */
-        if (group_of_config && config_group(cmd, o, d, out->model.hidden, out->N, &group)) return MT_EXIT_USAGE;
-        if (group < 2 || group > 4096)
-            return mt_usage_error(cmd, "--group-size %lld: expected a group of 2 to 4096", (long long)group);
-        if (out->model.hidden % group || out->N % group)
-            return mt_usage_error(cmd, "int8_w8a16 in groups of %lld needs K (%lld) and N (%lld) to be multiples of it",
-                                  (long long)group, (long long)out->model.hidden, (long long)out->N);
-        snprintf(out->qdtype, sizeof out->qdtype, "int8_w8a16");
+        /* int4 with zero points is its own problem: the engines' names do
+         * not tell it from the symmetric scheme, but their kernel loads
+         * w1_zp and w2_zp on that path, so it is measured on its own */
+        snprintf(out->qdtype, sizeof out->qdtype, "%.16s%s", d, zero_points ? "_zp" : "");
         out->block_n = 0;
         out->block_k = group;
         note_marlin(cmd, o->engine, d);
