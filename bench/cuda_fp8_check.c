@@ -5,7 +5,8 @@
  * each scheme timed against the bf16 pipeline of the same tile on a
  * realistic shape, both with random weights.
  *
- * usage: cuda_fp8_check [--time]     (prints markdown tables; exit 1 on a failed check) */
+ * usage: cuda_fp8_check [--time]     (prints markdown tables; exit 1 on a failed check)
+ *   FP8_FROM=N: the checks from scheme N on (4: none); FP8_TIME_M=M: only the timing rows of batch size M */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,8 +319,11 @@ int main(int argc, char **argv)
                                                 {128, 64, 128, 1, 8, 4, 0, 0, 0},  {64, 64, 128, 1, 4, 4, 0, 0, 0},
                                                 {16, 64, 64, 1, 4, 2, 0, 0, 1}};
         printf("\n| shape | M | scheme | config | fp8 us | bf16 us | fp8 / bf16 |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        /* FP8_TIME_M=M: only the rows of that batch size (1: the GEMV path) */
+        int only_m = getenv("FP8_TIME_M") ? atoi(getenv("FP8_TIME_M")) : 0;
         for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
             struct prob p;
+            if (only_m && rows[ri].M != only_m) continue;
             if (prob_make_timing(&p, rows[ri].E, rows[ri].N, rows[ri].K, rows[ri].topk, rows[ri].M, rows[ri].sch) != MT_OK) {
                 printf("setup failed: %s\n", mt_cuda_errmsg(c));
                 return 1;

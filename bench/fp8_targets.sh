@@ -8,7 +8,9 @@
 #  3. bench/fp8_peer.py: the dense fp8 ceiling (cuBLASLt) and the peer pipeline
 #     on torch._scaled_grouped_mm at M = 1 .. 4096;
 #  4. the tuned pipelines through the tuner: per shape, an fp8 sweep in the
-#     target's scheme and a bf16 sweep of the same shape, at the same M.
+#     target's scheme and a bf16 sweep of the same shape, at the same M;
+#  ab (asked by name): the M = 1 (GEMV) timing rows of an older build
+#     (.carry/old/cuda_fp8_check) and of this one, alternately.
 # Usage (device machine, repository root): OUT=... bench/fp8_targets.sh
 #   PARTS="ops check peer sweep" (default all), BUDGET (variants per M, 10),
 #   SWEEP_TIME (seconds of proposing per sweep, 40), SHAPES (of deepseek-v3-tp8
@@ -30,6 +32,17 @@ if has ops; then
   log "test_backend_ops --device cuda:0 --configs 2"
   timeout 120 .carry/bin/test_backend_ops --device cuda:0 --configs 2 >"$OUT/backend_ops.txt" 2>&1
   echo "rc=$?"; grep -v "^  ok" "$OUT/backend_ops.txt" | tail -n 12
+fi
+# ab: the fp8 small-batch (GEMV) rows at M = 1, an older build's kernels
+# (.carry/old/cuda_fp8_check) against this one's, alternately, twice each
+if has ab && [ -x .carry/old/cuda_fp8_check ]; then
+  for i in 1 2; do
+    for b in old bin; do
+      log "cuda_fp8_check --time (M = 1 rows) .carry/$b, round $i"
+      FP8_FROM=4 FP8_TIME_M=1 timeout 120 .carry/$b/cuda_fp8_check --time >"$OUT/ab-$b-$i.txt" 2>&1
+      echo "rc=$?"; grep "^| .* | 1 |" "$OUT/ab-$b-$i.txt"
+    done
+  done
 fi
 if has check; then
   log "cuda_fp8_check --time"

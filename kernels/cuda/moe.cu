@@ -1440,6 +1440,24 @@ MT_DEVICE float f8_ascale(const float *as, int scheme, long r, int k, int cols, 
     return as[r * ((cols + bk - 1) / bk) + k / bk];
 }
 
+/* The GEMV paths take a scale as base[kb]: the row's base index, computed
+ * once per row, and the k block of the chunk (0 where the scale is the
+ * same along k). So the inner loops divide once per chunk at most, where
+ * f8_wscale and f8_ascale would divide four times per row. */
+MT_DEVICE long f8_wbase(int scheme, long e, int r, int R, int C, int bn, int bk)
+{
+    if (scheme == 0) return e;
+    if (scheme == 1) return e * R + r;
+    return (e * ((R + bn - 1) / bn) + r / bn) * ((C + bk - 1) / bk);
+}
+MT_DEVICE long f8_abase(int scheme, long r, int cols, int bk)
+{
+    if (scheme == 0) return 0;
+    if (scheme == 1) return r;
+    return r * ((cols + bk - 1) / bk);
+}
+MT_DEVICE int f8_kblock(int scheme, int k, int bk) { return scheme == 2 ? k / bk : 0; }
+
 /* act[p, n] as moe_gemv1, from quantised x (xq, xs) and w1 */
 MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *__restrict__ xq, const float *__restrict__ xs,
                                                         const unsigned char *__restrict__ w1, const float *__restrict__ w1s,
@@ -1452,9 +1470,13 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *
     const int pair = warp % GV_PW, sl = warp / GV_PW, t = p / topk;
     const long e = ids[p];
     const unsigned char *xr = xq + (long)t * K, *we = w1 + e * 2 * N * (long)K;
+    const long xb = f8_abase(scheme, t, K, bk);
     for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
         const bool live = c0 < N;
         const int rws[4] = {c0, c0 + 1, N + c0, N + c0 + 1};
+        long wb[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) wb[r] = f8_wbase(scheme, e, rws[r], 2 * N, K, bn, bk);
         float a[4] = {0.f, 0.f, 0.f, 0.f};
         constexpr int STEP = GV_SL * 32 * 16; /* bytes between a lane's chunks */
         /* as moe_gemv1: whole steps of GV_U chunks of every row, every load
@@ -1472,11 +1494,10 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *
             for (int u = 0; u < GV_U; u++) {
                 float xf[16];
                 e4m3x16_to_f32(xv[u], xf);
-                const float sx = f8_ascale(xs, scheme, t, k + u * STEP, K, bk);
+                const int kb = f8_kblock(scheme, k + u * STEP, bk);
+                const float sx = xs[xb + kb];
 #pragma unroll
-                for (int r = 0; r < 4; r++)
-                    a[r] = fmaf(f8_dot16(xf, wv[r][u]), sx * f8_wscale(w1s, scheme, e, rws[r], k + u * STEP, 2 * N, K, bn, bk),
-                                a[r]);
+                for (int r = 0; r < 4; r++) a[r] = fmaf(f8_dot16(xf, wv[r][u]), sx * w1s[wb[r] + kb], a[r]);
             }
         }
         for (; k < K; k += STEP) {
@@ -1485,10 +1506,10 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv1_fp8(const unsigned char *
 #pragma unroll
             for (int r = 0; r < 4; r++) wv[r] = *(const uint4 *)(we + (long)rws[r] * K + k);
             e4m3x16_to_f32(*(const uint4 *)(xr + k), xf);
-            const float sx = f8_ascale(xs, scheme, t, k, K, bk);
+            const int kb = f8_kblock(scheme, k, bk);
+            const float sx = xs[xb + kb];
 #pragma unroll
-            for (int r = 0; r < 4; r++)
-                a[r] = fmaf(f8_dot16(xf, wv[r]), sx * f8_wscale(w1s, scheme, e, rws[r], k, 2 * N, K, bn, bk), a[r]);
+            for (int r = 0; r < 4; r++) a[r] = fmaf(f8_dot16(xf, wv[r]), sx * w1s[wb[r] + kb], a[r]);
         }
         if (gv_reduce<4>(a, red, warp, lane) && live) store2<1>(act, p, c0, N, 1.f, a[0], a[1], a[2], a[3]);
     }
@@ -1503,19 +1524,24 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *
                                                         int scheme, int bn, int bk)
 {
     __shared__ float red[NUM_WARPS][2];
-    __shared__ long se[GV_MAX_TOPK];
+    __shared__ long se[GV_MAX_TOPK], sab[GV_MAX_TOPK], swb[GV_MAX_TOPK];
     __shared__ float sw_[GV_MAX_TOPK];
     const int t = rows_fast ? blockIdx.x : blockIdx.y, cg = rows_fast ? blockIdx.y : blockIdx.x, lane = threadIdx.x & 31,
               warp = threadIdx.x >> 5;
     const int pair = warp % GV_PW, sl = warp / GV_PW;
+    /* per slot: its expert, routing weight and scale bases (a scale base is
+     * the expert's, f8_wbase of row 0, plus the row's, f8_wbase of expert 0) */
     for (int s = threadIdx.x; s < topk; s += THREADS) {
         se[s] = ids[(long)t * topk + s];
         sw_[s] = tw[(long)t * topk + s];
+        sab[s] = f8_abase(scheme, (long)t * topk + s, N, bk);
+        swb[s] = f8_wbase(scheme, se[s], 0, K, N, bn, bk);
     }
     __syncthreads();
     const int nch = N / 16, items = topk * nch;
     for (int c0 = cg * GV_CC + 2 * pair; c0 < (cg + 1) * GV_CC; c0 += 2 * GV_PW) {
         const bool live = c0 < K;
+        const long ro0 = f8_wbase(scheme, 0, c0, K, N, bn, bk), ro1 = f8_wbase(scheme, 0, c0 + 1, K, N, bn, bk);
         float a[2] = {0.f, 0.f};
         constexpr int STEP = GV_SL * 32;
         /* item j: chunk j % nch of slot j / nch; whole steps of GV_U items,
@@ -1533,25 +1559,24 @@ MT_KERNEL void __launch_bounds__(THREADS, 1) moe_gemv2_fp8(const unsigned char *
             }
 #pragma unroll
             for (int u = 0; u < GV_U; u++) {
-                const int jj = j + u * STEP, s = jj / nch, k = (jj - s * nch) * 16;
-                const long e = se[s];
+                const int jj = j + u * STEP, s = jj / nch, kb = f8_kblock(scheme, (jj - s * nch) * 16, bk);
                 float af[16];
                 e4m3x16_to_f32(av[u], af);
-                const float sx = f8_ascale(as, scheme, (long)t * topk + s, k, N, bk) * sw_[s];
-                a[0] = fmaf(f8_dot16(af, w0[u]), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
-                a[1] = fmaf(f8_dot16(af, w1[u]), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk), a[1]);
+                const float sx = as[sab[s] + kb] * sw_[s];
+                a[0] = fmaf(f8_dot16(af, w0[u]), sx * w2s[swb[s] + ro0 + kb], a[0]);
+                a[1] = fmaf(f8_dot16(af, w1[u]), sx * w2s[swb[s] + ro1 + kb], a[1]);
             }
         }
         for (; j < items; j += STEP) {
-            const int s = j / nch, k = (j - s * nch) * 16;
+            const int s = j / nch, k = (j - s * nch) * 16, kb = f8_kblock(scheme, k, bk);
             const long e = se[s], row = (long)t * topk + s;
             const unsigned char *wr = w2 + (e * K + c0) * (long)N + k;
             const uint4 w0 = *(const uint4 *)wr, w1 = *(const uint4 *)(wr + N);
             float af[16];
             e4m3x16_to_f32(*(const uint4 *)(aq + row * N + k), af);
-            const float sx = f8_ascale(as, scheme, row, k, N, bk) * sw_[s];
-            a[0] = fmaf(f8_dot16(af, w0), sx * f8_wscale(w2s, scheme, e, c0, k, K, N, bn, bk), a[0]);
-            a[1] = fmaf(f8_dot16(af, w1), sx * f8_wscale(w2s, scheme, e, c0 + 1, k, K, N, bn, bk), a[1]);
+            const float sx = as[sab[s] + kb] * sw_[s];
+            a[0] = fmaf(f8_dot16(af, w0), sx * w2s[swb[s] + ro0 + kb], a[0]);
+            a[1] = fmaf(f8_dot16(af, w1), sx * w2s[swb[s] + ro1 + kb], a[1]);
         }
         if (gv_reduce<2>(a, red, warp, lane) && live)
             *(u32 *)(out + (long)t * K + c0) = (u32)f2h(a[0]) | ((u32)f2h(a[1]) << 16);
