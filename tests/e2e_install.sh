@@ -7,9 +7,23 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 P=$TMP/prefix
 expect_exit 0 "$TMP/inst" cmake --install "$BUILD" --prefix "$P"
 for f in include/moetune/moetune.h lib/libmoetune.a lib/pkgconfig/moetune.pc lib/cmake/moetune/moetuneConfig.cmake bin/moetune \
-         "share/moetune/configs/E=8,N=7168,device_name=NVIDIA_H100_80GB_HBM3.json"; do
+         "share/moetune/configs/E=8,N=7168,K=4096,topk=2,device_name=NVIDIA_H100_80GB_HBM3,backend=cuda,dtype=bf16.moetune.json"; do
   [ -e "$P/$f" ] || fail "not installed: $f"; ok
 done
+# the bundled configs are moetune's own files (every key of moetune's
+# kernels, GEMV and NUM_SM too), never vLLM-format files
+for f in "$P"/share/moetune/configs/*.json; do
+  case $f in *.moetune.json) ;; *) fail "a bundled config not in moetune's format: $f" ;; esac
+done; ok
+# looked up from the installed folder alone, as this build's own (not
+# foreign); --allow-stale: a kernel source newer than the files' still finds them
+expect_exit 0 "$TMP/bl" "$P/bin/moetune" lookup --device-name NVIDIA_H100_80GB_HBM3 --backend cuda --experts 8 \
+  --intermediate 7168 --hidden 4096 --topk 2 --batch 1 --bundled-dir "$P/share/moetune/configs" --config-dir '' \
+  --cache-dir '' --tuned-dir '' --allow-stale
+[ "$(py "$TMP/bl" 'j["source"]')" = bundled ] || fail "bundled lookup: $(cat "$TMP/bl")"; ok
+[ "$(py "$TMP/bl" 'j["foreign"]')" = False ] || fail "the bundled file read as foreign: $(cat "$TMP/bl")"; ok
+[ "$(py "$TMP/bl" '"GEMV" in j["config"] and "NUM_SM" in j["config"]')" = True ] ||
+  fail "the bundled config lost moetune's keys: $(cat "$TMP/bl")"; ok
 ls "$P"/lib/libmoetune.so* >/dev/null || fail "no shared library"; ok
 # pkg-config
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
