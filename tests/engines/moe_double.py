@@ -167,12 +167,21 @@ def _int8_groups(w, scale, group):
 
 def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8_w8a16=False, per_channel=False,
           w1_scale=None, w2_scale=None, a1_scale=None, a2_scale=None, block_shape=None, int4_w4a16=False,
-          w1_zp=None, w2_zp=None, config=None, down_config=None):
+          w1_zp=None, w2_zp=None, config=None, down_config=None, clamp_k=False):
     """config: the gate-up GEMM's (None: override_config's); down_config:
     the down GEMM's where the engine resolves one of its own (SGLang's
-    _down files; None: the gate-up config for both)"""
+    _down files; None: the gate-up config for both); clamp_k: vLLM's
+    invoke_fused_moe_kernel runs its w8a8 kernel with a block shape at
+    BLOCK_SIZE_K = min(BLOCK_SIZE_K, min(block_shape)), so a config's 256
+    over 128-wide scale blocks is the 128 kernel there (SGLang does not)"""
     if config is None:
         config = _config["value"]
+    if clamp_k and (fp8 or int8_w8a8) and block_shape is not None and min(block_shape) > 0:
+        lim = min(block_shape)
+        if config is not None and config["BLOCK_SIZE_K"] > lim:
+            config = dict(config, BLOCK_SIZE_K=lim)
+        if down_config is not None and down_config["BLOCK_SIZE_K"] > lim:
+            down_config = dict(down_config, BLOCK_SIZE_K=lim)
     impl = _plugged_kernel()
     if impl is not None:
         if config is None:

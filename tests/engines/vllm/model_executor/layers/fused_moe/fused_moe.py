@@ -32,7 +32,7 @@ def _fused_experts_quant_config(
                  int8_w8a16=q.quant_dtype is None and q.weight_dtype == torch.int8, per_channel=q.per_act_token_quant,
                  w1_scale=q.w1_scale, w2_scale=q.w2_scale, a1_scale=q.a1_scale, a2_scale=q.a2_scale,
                  block_shape=q.block_shape, int4_w4a16=q.quant_dtype is None and q.weight_dtype == "int4",
-                 w1_zp=q.w1_zp, w2_zp=q.w2_zp)
+                 w1_zp=q.w1_zp, w2_zp=q.w2_zp, clamp_k=True)
 
 
 def _fused_experts_flags(
@@ -65,7 +65,7 @@ def _fused_experts_flags(
     return fused(hidden_states, w1, w2, topk_weights, topk_ids, fp8=use_fp8_w8a8, int8_w8a8=use_int8_w8a8,
                  int8_w8a16=use_int8_w8a16, per_channel=per_channel_quant, w1_scale=w1_scale, w2_scale=w2_scale,
                  a1_scale=a1_scale, a2_scale=a2_scale, block_shape=block_shape, int4_w4a16=use_int4_w4a16,
-                 w1_zp=w1_zp, w2_zp=w2_zp)
+                 w1_zp=w1_zp, w2_zp=w2_zp, clamp_k=True)
 
 
 fused_experts = _fused_experts_flags if os.environ.get("MOETUNE_DOUBLE_VLLM_API") == "flags" else _fused_experts_quant_config
