@@ -176,4 +176,5 @@ expect_in "$TMP/pg" "config files (moetune format, for libmoetune; vLLM's names 
 expect_exit 1 "$TMP/tq" "$MT" sweep --db "$TMP/tq.db" --model tiny --batch-sizes 1,2,4,8 --budget 6 --time 1s --quiet --no-export
 expect_in "$TMP/tq" "--time 1 s reached"
 expect_in "$TMP/tq" "no variant was measured (--time, --only or the budget left it out)"
+expect_in "$TMP/tq" "--time ran out before they were reached, so nothing is exported for them; run the same command again"
 done_ok

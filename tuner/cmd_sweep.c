@@ -523,7 +523,7 @@ static int tune_down(const cJSON *hello, const mt_sweep_ctx *base, struct engine
         if (rc == MT_OK) rc = mt_plan_run(plan, &c, pol, &interrupted, &k, why, wn);
         epf->pin = NULL;
         int64_t miss[1][2];
-        if (rc == MT_OK && !interrupted && mt_plan_unverified(plan, &c, miss, 1) == 0) (*tuned)++;
+        if (rc == MT_OK && !interrupted && mt_plan_unverified(plan, &c, miss, 1, NULL) == 0) (*tuned)++;
         mt_plan_free(plan);
         pc->measured += k.measured;
         pc->skipped += k.skipped;
@@ -905,7 +905,8 @@ int cmd_sweep(int argc, char **argv)
     /* the batch sizes that end with no verified config: said, and the
      * sweep fails (an interrupted one is said when it ends) */
     int64_t missing[64][2];
-    int n_missing = interrupted ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
+    int n_unreached = 0;
+    int n_missing = interrupted ? 0 : mt_plan_unverified(plan, &sctx, missing, 64, &n_unreached);
     if (o.c.json) {
         printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
                "\"interrupted\":%s,\"unverified_batch_sizes\":[",
@@ -926,7 +927,15 @@ int cmd_sweep(int argc, char **argv)
         printf("\n");
         mt_report_pair(stdout, db, &dev, &prob, 0);
     }
-    if (n_missing)
+    /* the advice fits the cause: batch sizes the sweep never reached
+     * (--time ran out) are measured by running it again, failures need
+     * their cause fixed first */
+    if (n_missing && out_of_time && n_unreached == n_missing)
+        status = mt_fail("sweep", "%d batch size(s) ended with no verified config: --time ran out before they were "
+                                  "reached, so nothing is exported for them; run the same command again to go on from "
+                                  "what the database holds, with more --time",
+                         n_missing);
+    else if (n_missing)
         status = mt_fail("sweep", "%d batch size(s) ended with no verified config (reasons above): nothing is exported "
                                   "for them; fix the cause and run the same command again (--retry-failed measures "
                                   "the failed variants again)",

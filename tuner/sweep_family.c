@@ -398,7 +398,7 @@ int mt_sweep_family(const mt_family_tuning *t, int argc, char **argv)
     /* a point left with no verified config fails the sweep, as a batch
      * size does in the fused-MoE sweep */
     int64_t missing[64][2];
-    int unverified = stop || pc.out_of_time ? 0 : mt_plan_unverified(plan, &sctx, missing, 64);
+    int unverified = stop || pc.out_of_time ? 0 : mt_plan_unverified(plan, &sctx, missing, 64, NULL);
     if (o.c.json) {
         printf("{\"sweep_id\":%lld,\"measured\":%d,\"skipped\":%d,\"failed\":%d,\"aborted\":%d,\"retried\":%d,"
                "\"interrupted\":%s,\"time_limit\":%s,\"unverified_points\":[",

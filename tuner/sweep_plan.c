@@ -298,10 +298,11 @@ static int tally_failed(const mt_result_row *r, void *u)
     return 0;
 }
 
-int mt_plan_unverified(const mt_plan *p, const mt_sweep_ctx *c, int64_t (*out)[2], int max)
+int mt_plan_unverified(const mt_plan *p, const mt_sweep_ctx *c, int64_t (*out)[2], int max, int *unreached)
 {
     mt_best_list l;
     int n = 0;
+    if (unreached) *unreached = 0;
     if (mt_best_collect(c->db, c->dev->id, c->problem_id, c->kernel_hash, &l) != MT_OK) return 0;
     for (int i = 0; i < p->n; i++) {
         int found = 0;
@@ -313,8 +314,10 @@ int mt_plan_unverified(const mt_plan *p, const mt_sweep_ctx *c, int64_t (*out)[2
         mt_db_results(c->db, c->dev->id, c->problem_id, "failed", c->kernel_hash, tally_failed, &t);
         if (t.n)
             mt_err("%s: none of its %d variant(s) measured passed; the first failed with: %s", label, t.n, t.first);
-        else
+        else {
             mt_err("%s: no variant was measured (--time, --only or the budget left it out)", label);
+            if (unreached) (*unreached)++;
+        }
         if (n < max) memcpy(out[n], p->points[i], sizeof out[n]);
         n++;
     }

@@ -63,8 +63,10 @@ int mt_plan_run(mt_plan *p, const mt_sweep_ctx *c, mt_policy *pol, volatile sig_
                 char *why, size_t wn);
 /* The points left with no verified config of c's kernel source, each said
  * with its failures and the first reason; up to max of them into out
- * (point and the 2-level text "[8,512]" or "64" into text); their count. */
-int mt_plan_unverified(const mt_plan *p, const mt_sweep_ctx *c, int64_t (*out)[2], int max);
+ * (point and the 2-level text "[8,512]" or "64" into text); their count,
+ * and into unreached (where not NULL) how many of them had no variant
+ * measured at all. */
+int mt_plan_unverified(const mt_plan *p, const mt_sweep_ctx *c, int64_t (*out)[2], int max, int *unreached);
 /* A point as text: "M=64", "batch 8 ctx 512" (for messages). */
 void mt_plan_point_label(const mt_family *f, const int64_t point[2], char *out, size_t n);
 /* A daemon's job (0: none) is this sweep's: its row must exist, and the
