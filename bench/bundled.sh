@@ -6,7 +6,9 @@
 # format (every key, GEMV and NUM_SM included, and the kernel's hash):
 #   gunzip -k bundle.db.gz && moetune export --db bundle.db --format moetune --out configs
 # Usage (device machine, repository root):
-#   OUT=... [SHAPES="mixtral-tp2 qwen3-30b-a3b mixtral-tp1"] [BUDGET=5%] [TIME=70] bench/bundled.sh
+#   OUT=... [SHAPES="mixtral-tp2 qwen3-30b-a3b mixtral-tp1"] [BUDGET=5%] [TIME=70] [DB_IN=FILE] bench/bundled.sh
+# DB_IN: a database of an earlier run (carried, uncompressed) to go on from:
+# the sweeps measure only what it lacks.
 # Expects .carry/bin/moetune (built from the commit the files will name) and
 # libcjson in .carry/lib.
 set -uo pipefail
@@ -15,6 +17,7 @@ export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-
 export XDG_CACHE_HOME=/tmp/mt_cache XDG_DATA_HOME=/tmp/mt_data
 OUT=${OUT:-/tmp/mt_out}
 mkdir -p "$OUT"
+[ -n "${DB_IN:-}" ] && cp "$DB_IN" "$OUT/bundle.db"
 log() { echo "== $(date -u +%T) $*"; }
 log "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv

@@ -14,7 +14,9 @@
 #  5. (grid) the quality check against the full grid.
 # Usage (device machine, repository root):
 #   OUT=... [PARTS="probe bf16 fp8 down grid"] [DOWN_BATCHES=64,1024] [DOWN_TIME=120] [GRID_BATCHES=64,1024] [GRID_TIMEOUT=400] [BATCHES=64|all] [BUDGET=20] [TIME=150] [COMPILE_JOBS=16] [FINALISTS=0]
-#   [SWEEP_TIMEOUT=280] bench/engine_check.sh
+#   [SWEEP_TIMEOUT=280] [FP8_DB_IN=FILE] bench/engine_check.sh
+# FP8_DB_IN: the fp8 tune's database of an earlier call (carried,
+# uncompressed) to go on from, since a whole fp8 tune outlasts one call.
 # Expects .carry/bin/moetune and libcjson in .carry/lib.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +93,7 @@ fi
 for job in "bf16 --model mixtral-8x7b --tp 2" "fp8 --model deepseek-v3 --tp 8 --dtype fp8_w8a8 --block-shape 128,128"; do
   name=${job%% *}; args=${job#* }
   [[ " $PARTS " == *" $name "* ]] || continue
+  [ "$name" = fp8 ] && [ -n "${FP8_DB_IN:-}" ] && cp "$FP8_DB_IN" "$OUT/engine-fp8.db"
   # BATCHES=all: vLLM's 18 batch sizes (the sweep's default); FINALISTS=3: the sweep's default
   bs="--batch-sizes ${BATCHES:-64}"; [ "${BATCHES:-64}" = all ] && bs=""
   log "sweep --engine vllm $args $bs --budget ${BUDGET:-20} --time ${TIME:-150} --compile-jobs ${COMPILE_JOBS:-16} --finalists ${FINALISTS:-0}"
