@@ -177,11 +177,9 @@ def fused(x, w1, w2, topk_weights, topk_ids, *, fp8=False, int8_w8a8=False, int8
     if config is None:
         config = _config["value"]
     if clamp_k and (fp8 or int8_w8a8) and block_shape is not None and min(block_shape) > 0:
-        lim = min(block_shape)
-        if config is not None and config["BLOCK_SIZE_K"] > lim:
-            config = dict(config, BLOCK_SIZE_K=lim)
-        if down_config is not None and down_config["BLOCK_SIZE_K"] > lim:
-            down_config = dict(down_config, BLOCK_SIZE_K=lim)
+        def lower(c):
+            return dict(c, BLOCK_SIZE_K=min(c["BLOCK_SIZE_K"], min(block_shape))) if c is not None else None
+        config, down_config = lower(config), lower(down_config)
     impl = _plugged_kernel()
     if impl is not None:
         if config is None:
